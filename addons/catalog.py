@@ -1,0 +1,119 @@
+"""Every chart and manifest aicp installs, pinned in one place with its upstream source.
+
+Where ``../shared/ADDONS.md`` (facts gathered from the upstream release tags) disagrees
+with a pin first asked for, the version that works on managed clusters wins and the
+reason is written next to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A Helm chart at a published version. ``repo`` is an HTTP repo or an ``oci://`` prefix."""
+
+    chart: str
+    repo: str
+    version: str
+    source: str  # where the pin was read: upstream repo and tag
+    why: str = ""  # only where the pin departs from what was first asked for
+
+    @property
+    def oci(self) -> bool:
+        return self.repo.startswith("oci://")
+
+    @property
+    def ref(self) -> str:
+        """The chart argument Helm takes: ``oci://host/path/chart`` or the bare chart name."""
+        return f"{self.repo.rstrip('/')}/{self.chart}" if self.oci else self.chart
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A release manifest applied as-is (CRD bundles)."""
+
+    name: str
+    version: str
+    url: str
+    source: str
+
+
+CHARTS: dict[str, Chart] = {
+    "gpu-operator": Chart(
+        "gpu-operator", "https://helm.ngc.nvidia.com/nvidia", "v26.7.0",
+        "NVIDIA/gpu-operator@v26.7.0 (published chart version carries the v)"),
+    "dra-driver": Chart(
+        "dra-driver-nvidia-gpu", "oci://registry.k8s.io/dra-driver-nvidia/charts", "0.4.1",
+        "kubernetes-sigs/dra-driver-nvidia-gpu@v0.4.1",
+        why="25.12.0 (nvidia-dra-driver-gpu on helm.ngc.nvidia.com) was asked for, but its "
+            "controller requires a control-plane node and its kubelet plugin does not "
+            "tolerate the GPU taint, so it never runs on EKS/GKE/AKS; the driver moved to "
+            "kubernetes-sigs and 0.4.1 fixes both"),
+    "kueue": Chart(
+        "kueue", "oci://registry.k8s.io/kueue/charts", "0.19.2",
+        "kubernetes-sigs/kueue@v0.19.2 charts/kueue"),
+    "jobset": Chart(
+        "jobset", "oci://registry.k8s.io/jobset/charts", "0.12.0",
+        "kubernetes-sigs/jobset@v0.12.0", why="Kueue's JobSet integration needs the JobSet API"),
+    "istio-base": Chart(
+        "base", "https://istio-release.storage.googleapis.com/charts", "1.30.1",
+        "istio/istio@1.30.1; GAIE v1.5.0 conformance report: istio 1.30.1 passes 13/13"),
+    "istiod": Chart(
+        "istiod", "https://istio-release.storage.googleapis.com/charts", "1.30.1",
+        "istio/istio@1.30.1"),
+    "endpoint-picker": Chart(
+        "llm-d-router-gateway", "oci://ghcr.io/llm-d/charts", "v0.10.0",
+        "llm-d/llm-d-router@v0.10.0",
+        why="GAIE v1.6.0 no longer ships the endpoint picker or its chart; both moved to "
+            "llm-d/llm-d-router"),
+    "cluster-autoscaler": Chart(
+        "cluster-autoscaler", "https://kubernetes.github.io/autoscaler", "9.59.0",
+        "kubernetes/autoscaler cluster-autoscaler-chart-9.59.0"),
+    "prometheus-operator-crds": Chart(
+        "prometheus-operator-crds", "https://prometheus-community.github.io/helm-charts",
+        "31.0.1", "prometheus-community/helm-charts prometheus-operator-crds-31.0.1",
+        why="ServiceMonitor CRDs must exist before the GPU Operator reconciles, or it "
+            "silently skips the DCGM ServiceMonitor"),
+    "kube-prometheus-stack": Chart(
+        "kube-prometheus-stack", "https://prometheus-community.github.io/helm-charts",
+        "88.5.3", "prometheus-community/helm-charts kube-prometheus-stack-88.5.3"),
+    "prometheus-adapter": Chart(
+        "prometheus-adapter", "https://prometheus-community.github.io/helm-charts", "5.3.0",
+        "prometheus-community/helm-charts prometheus-adapter-5.3.0"),
+    "kuberay-operator": Chart(
+        "kuberay-operator", "https://ray-project.github.io/kuberay-helm/", "1.7.0",
+        "ray-project/kuberay@v1.7.0 helm-chart/kuberay-operator"),
+}
+
+MANIFESTS: dict[str, Manifest] = {
+    "gateway-api": Manifest(
+        "gateway-api", "v1.6.1",
+        "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.6.1/"
+        "standard-install.yaml",
+        "kubernetes-sigs/gateway-api@v1.6.1 standard channel"),
+    "inference-extension": Manifest(
+        "inference-extension", "v1.6.0",
+        "https://github.com/kubernetes-sigs/gateway-api-inference-extension/releases/download/"
+        "v1.6.0/v1-manifests.yaml",
+        "kubernetes-sigs/gateway-api-inference-extension@v1.6.0 (InferencePool "
+        "inference.networking.k8s.io/v1)"),
+}
+
+# Images whose tag a chart leaves floating, or that must follow the cluster minor.
+IMAGES: dict[str, str] = {
+    "endpoint-picker": "v0.10.0",  # the chart's default tag is `main` with pullPolicy Always
+}
+
+# Kubernetes minors aicp builds clusters for. DRA's resource.k8s.io/v1 is GA from 1.34.
+# cluster-autoscaler must run the minor of the cluster it scales.
+KUBERNETES: dict[str, dict[str, str]] = {
+    "1.34": {"cluster-autoscaler": "v1.34.5"},
+    "1.35": {"cluster-autoscaler": "v1.35.2"},
+    "1.36": {"cluster-autoscaler": "v1.36.1"},
+}
+DEFAULT_KUBERNETES = "1.35"
+
+# The CNCF AI Conformance checklist a cluster of each minor is verified against.
+CHECKLIST_FOR_MINOR = {minor: minor for minor in KUBERNETES}

@@ -1,0 +1,1 @@
+"""aicp: stand up AI-ready Kubernetes platforms and prove they are conformant."""

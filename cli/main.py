@@ -1,0 +1,27 @@
+"""The ``aicp`` command: ``aicp plan`` and ``aicp verify``.
+
+Start-up stays fast (``aicp --help`` well under half a second): command modules import
+Pulumi, its providers and the ``kubernetes`` client inside the commands, never at the top.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from aicp.plan import plan
+from aicp.verify.cli import app as verify_app
+
+app = typer.Typer(
+    name="aicp",
+    help="Stand up AI-ready Kubernetes platforms and prove they are conformant.",
+    no_args_is_help=True,
+    add_completion=False,
+    # A kubeconfig or stack config can hold tokens: never print locals in a traceback.
+    pretty_exceptions_show_locals=False,
+)
+app.command("plan")(plan)
+app.add_typer(verify_app, name="verify")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,216 @@
+"""Run a Pulumi program in-process under Pulumi's mocks and record what it declares.
+
+No Pulumi CLI, no credentials, no network: every resource registration is captured with
+its type, name, parent, provider, dependencies and inputs (secret values redacted and
+their paths recorded), together with component outputs and stack outputs. This is the
+engine behind ``aicp plan`` and the component tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aicp import fakes
+
+# How the Pulumi SDK marks a secret value on the wire (sdk/python/lib/pulumi/runtime/rpc.py).
+_SIG = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+REDACTED = "[secret]"
+
+
+@dataclass
+class Resource:
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    provider: str
+    dependencies: list[str]
+    inputs: dict[str, Any]
+    secret_paths: list[str] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)  # components' registered outputs
+
+    def export(self) -> dict[str, Any]:
+        return {"urn": self.urn, "type": self.type, "name": self.name, "custom": self.custom,
+                "parent": self.parent, "provider": self.provider,
+                "dependencies": self.dependencies, "inputs": self.inputs,
+                "secretPaths": self.secret_paths}
+
+
+@dataclass
+class Plan:
+    resources: list[Resource]
+    outputs: dict[str, Any]
+    secret_outputs: list[str]
+    invokes: list[tuple[str, dict[str, Any]]]
+
+    def of_type(self, type_token: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str, name: str | None = None) -> Resource:
+        found = [r for r in self.of_type(type_token) if name is None or r.name == name]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(type_token)]
+            raise LookupError(f"expected one {type_token} named {name!r}, found {names}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> Resource:
+        for r in self.resources:
+            if r.urn == urn:
+                return r
+        raise LookupError(urn)
+
+    def ancestors(self, resource: Resource) -> Iterator[Resource]:
+        urns = {r.urn: r for r in self.resources}
+        parent = urns.get(resource.parent)
+        while parent is not None:
+            yield parent
+            parent = urns.get(parent.parent)
+
+    def children(self, parent: Resource) -> list[Resource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+    def descendants(self, parent: Resource) -> list[Resource]:
+        out, frontier = [], [parent.urn]
+        while frontier:
+            urn = frontier.pop()
+            for r in self.resources:
+                if r.parent == urn:
+                    out.append(r)
+                    frontier.append(r.urn)
+        return out
+
+    def depends_on(self, resource: Resource, other: Resource) -> bool:
+        """True when ``resource`` waits for ``other``: directly, through a parent's
+        ``depends_on`` or through a dependency on a component that contains ``other``."""
+        urns = {r.urn: r for r in self.resources}
+        contained = {other.urn, *(a.urn for a in self.ancestors(other))}
+        seen: set[str] = set()
+        frontier = [resource, *self.ancestors(resource)]
+        while frontier:
+            r = frontier.pop()
+            for dep in r.dependencies:
+                if dep in contained:
+                    return True
+                if dep not in seen and dep in urns:
+                    seen.add(dep)
+                    frontier.append(urns[dep])
+        return False
+
+
+def _unwrap(value: Any, path: str, secrets: list[str]) -> Any:
+    if isinstance(value, dict):
+        if value.get(_SIG) == _SECRET_SIG:
+            secrets.append(path or "<root>")
+            return REDACTED
+        return {k: _unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # protobuf Structs carry every number as a double
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Make deserialised inputs JSON-able (resource references become their URN)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    urn = getattr(value, "urn", None)
+    return f"<resource {type(value).__name__}>" if urn is None else f"<resource {value!r}>"
+
+
+def run(program: Callable[[], None], config: Mapping[str, Any], *, project: str = "aicp",
+        stack: str = "plan", preview: bool = False) -> Plan:
+    """Run ``program`` under mocks with ``config`` (``ns:key`` → value) and return the plan."""
+    import pulumi
+    from google.protobuf import json_format
+    from pulumi.runtime import mocks as pmocks
+    from pulumi.runtime import rpc
+    from pulumi.runtime.config import set_all_config
+
+    resources: list[Resource] = []
+    invokes: list[tuple[str, dict[str, Any]]] = []
+
+    class Mocks(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+            state = dict(args.inputs)
+            state.update(fakes.outputs_for(args.typ, args.name, args.inputs))
+            return f"{args.name}-id", state
+
+        def call(self, args: pulumi.runtime.MockCallArgs):
+            invokes.append((args.token, _plain(args.args)))
+            return fakes.invoke(args.token, args.args)
+
+    class Monitor(pmocks.MockMonitor):
+        def RegisterResource(self, request):
+            response = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                secrets: list[str] = []
+                raw = json_format.MessageToDict(request.object)
+                inputs = _unwrap(raw, "", secrets)
+                resources.append(Resource(
+                    urn=response.urn, type=request.type, name=request.name,
+                    custom=bool(request.custom), parent=request.parent,
+                    provider=request.provider, dependencies=list(request.dependencies),
+                    inputs=inputs, secret_paths=secrets))
+            return response
+
+        def RegisterResourceOutputs(self, request):
+            outputs = _unwrap(json_format.MessageToDict(request.outputs), "", [])
+            for r in resources:
+                if r.urn == request.urn:
+                    r.outputs = outputs
+            return super().RegisterResourceOutputs(request)
+
+    del rpc  # imported for its side effect of registering serializers
+    _ensure_event_loop()
+    set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
+    mocks = Mocks()
+    pmocks.set_mocks(mocks, project=project, stack=stack, preview=preview,
+                     monitor=Monitor(mocks))
+
+    stack_outputs: dict[str, Any] = {}
+    secret_outputs: list[str] = []
+
+    @pulumi.runtime.test
+    def _program():
+        program()
+        root = pulumi.runtime.get_root_resource()
+        exported = dict(getattr(root, "outputs", {}) or {})
+
+        def collect(name: str, value: Any) -> pulumi.Output[None]:
+            out = pulumi.Output.from_input(value)
+
+            async def _record(v: Any) -> None:
+                if await out.is_secret():
+                    secret_outputs.append(name)
+                    v = REDACTED
+                stack_outputs[name] = _plain(v)
+
+            return out.apply(lambda v: asyncio.ensure_future(_record(v)))
+
+        return pulumi.Output.all(*(collect(k, v) for k, v in exported.items()))
+
+    _program()
+    return Plan(resources=resources, outputs=stack_outputs, secret_outputs=sorted(secret_outputs),
+                invokes=invokes)
+
+
+def _ensure_event_loop() -> None:
+    # After an asyncio-based test the main thread may have no (or a closed) loop; Pulumi's
+    # mock runtime needs one.
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+        if loop.is_closed():
+            raise RuntimeError
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())

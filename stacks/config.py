@@ -1,0 +1,285 @@
+"""The stack configuration (namespace ``aicp:`` in ``Pulumi.<stack>.yaml``), typed and checked.
+
+Every problem is found before any resource is declared and reported as one line naming
+the key path, the bad value and what is allowed, e.g.
+``aicp:gpuPools[1].accelerator: 'h200x' is not one of h100, h200, a100, l40s, l4 on aws``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+from pydantic.alias_generators import to_camel
+
+from aicp.addons.catalog import DEFAULT_KUBERNETES, KUBERNETES
+from aicp.components.accelerators import TARGETS, machine_types, offered
+
+NAMESPACE = "aicp"
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
+
+
+class ConfigError(ValueError):
+    """A stack configuration problem, as one line a person can act on."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=False)
+
+
+class Network(_Model):
+    vpc_cidr: StrictStr = "10.0.0.0/16"
+    # Bring your own: private subnet ids (AWS), subnetwork self-link (GCP), subnet id (Azure).
+    subnet_ids: tuple[StrictStr, ...] = ()
+
+
+class Endpoint(_Model):
+    private_access: StrictBool = True
+    public_access: StrictBool = True
+    public_access_cidrs: tuple[StrictStr, ...] = ("0.0.0.0/0",)
+
+
+class SystemPool(_Model):
+    instance_type: StrictStr | None = None
+    min_nodes: StrictInt = Field(2, ge=1)
+    max_nodes: StrictInt = Field(4, ge=1)
+
+
+class GpuPool(_Model):
+    name: StrictStr
+    accelerator: StrictStr
+    instance_type: StrictStr | None = None
+    min_nodes: StrictInt = Field(0, ge=0)
+    max_nodes: StrictInt = Field(ge=1)
+    capacity_type: Literal["on-demand", "spot"] = "on-demand"
+    capacity_reservation_id: StrictStr | None = None
+    # dra: GPUs are handed out through ResourceClaims by the NVIDIA DRA driver;
+    # device-plugin: as the nvidia.com/gpu extended resource. Never both on one node.
+    allocator: Literal["dra", "device-plugin"] = "dra"
+    # On-prem only: on the clouds it follows the instance type in the accelerator catalog.
+    gpus_per_node: StrictInt | None = Field(None, ge=1)
+
+
+class OnOff(_Model):
+    enabled: StrictBool = True
+
+
+class GpuOperator(_Model):
+    enabled: StrictBool = True
+    # host: the node image ships the driver and toolkit (EKS AL2023 NVIDIA, AKS default);
+    # operator: the GPU Operator installs them.
+    driver: Literal["host", "operator"] | None = None
+
+
+class Kueue(_Model):
+    enabled: StrictBool = True
+    wait_for_pods_ready_timeout: StrictStr = "10m"
+    namespace: StrictStr = "ai-workloads"
+
+
+class Gateway(_Model):
+    enabled: StrictBool = True
+    implementation: Literal["istio"] = "istio"
+
+
+class Autoscaler(_Model):
+    enabled: StrictBool = True
+    expander: Literal["least-waste", "priority", "random", "most-pods", "price"] = "least-waste"
+
+
+class KubeRay(_Model):
+    enabled: StrictBool = True
+    webhook: StrictBool = True
+
+
+class Addons(_Model):
+    gpu_operator: GpuOperator = GpuOperator()
+    kueue: Kueue = Kueue()
+    gateway: Gateway = Gateway()
+    inference_extension: OnOff = OnOff()
+    autoscaler: Autoscaler = Autoscaler()
+    monitoring: OnOff = OnOff()
+    kuberay: KubeRay = KubeRay()
+
+
+class PlatformConfig(_Model):
+    target: Literal["aws", "gcp", "azure", "onprem"]
+    cluster_name: StrictStr = "aicp"
+    kubernetes_version: StrictStr = DEFAULT_KUBERNETES
+    region: StrictStr | None = None
+    zones: tuple[StrictStr, ...] = ()
+    network: Network = Network()
+    endpoint: Endpoint = Endpoint()
+    system_pool: SystemPool = SystemPool()
+    gpu_pools: tuple[GpuPool, ...] = Field(min_length=1)
+    addons: Addons = Addons()
+    tags: Mapping[StrictStr, StrictStr] = Field(default_factory=dict)
+
+    @property
+    def checklist_version(self) -> str:
+        return self.kubernetes_version
+
+
+# --- error text ---------------------------------------------------------------------------
+
+def _key(loc: tuple[Any, ...]) -> str:
+    out = NAMESPACE + ":"
+    first = True
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("" if first else ".") + str(part)
+        first = False
+    return out
+
+
+def _allowed(model: type[BaseModel]) -> str:
+    return ", ".join(f.alias or n for n, f in model.model_fields.items())
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
+    model: Any = PlatformConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = next(f for n, f in model.model_fields.items() if (f.alias or n) == part)
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        model = next((a for a in (ann, *args) if isinstance(a, type)
+                      and issubclass(a, BaseModel)), model)
+    return model
+
+
+def _explain(err: dict[str, Any]) -> str:
+    loc, kind, value = tuple(err["loc"]), err["type"], err.get("input")
+    key = _key(loc)
+    if kind == "extra_forbidden":
+        return f"{key}: unknown key; allowed here: {_allowed(_model_at(loc))}"
+    if kind == "missing":
+        return f"{key}: required key is missing"
+    if kind == "literal_error":
+        expected = err["ctx"]["expected"].replace("'", "")
+        return f"{key}: {value!r} is not one of {expected.replace(' or ', ', ')}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"{key}: {value!r} is not a whole number"
+    if kind in ("string_type",):
+        return f"{key}: {value!r} is not a string (quote it in YAML: \"{value}\")"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"{key}: {value!r} is not true or false"
+    if kind in ("model_type", "dict_type"):
+        return f"{key}: expected a mapping of keys, got {value!r}"
+    if kind in ("tuple_type", "list_type"):
+        return f"{key}: expected a list, got {value!r}"
+    if kind == "too_short":
+        return f"{key}: must list at least one entry"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"{key}: {value!r} must be at least {err['ctx'].get('ge', err['ctx'].get('gt'))}"
+    return f"{key}: {err['msg']} (got {value!r})"
+
+
+def _check(cfg: PlatformConfig) -> None:
+    """Rules that span fields; the first one broken is reported."""
+    if cfg.kubernetes_version not in KUBERNETES:
+        raise ConfigError(
+            f"aicp:kubernetesVersion: {cfg.kubernetes_version!r} is not supported; use one of "
+            f"{', '.join(KUBERNETES)} (DRA's resource.k8s.io/v1 needs 1.34 or newer)")
+    if not _DNS_LABEL.match(cfg.cluster_name):
+        raise ConfigError(
+            f"aicp:clusterName: {cfg.cluster_name!r} must be a lowercase DNS label of at most "
+            "32 characters (letters, digits, '-')")
+    if cfg.target != "onprem" and not cfg.region:
+        raise ConfigError(f"aicp:region: required for target {cfg.target}")
+    if cfg.target == "aws" and not cfg.network.subnet_ids and len(cfg.zones) < 2:
+        raise ConfigError(
+            "aicp:zones: list at least two availability zones (EKS needs subnets in two), "
+            "or give aicp:network.subnetIds")
+    if cfg.system_pool.min_nodes > cfg.system_pool.max_nodes:
+        raise ConfigError(
+            f"aicp:systemPool.minNodes: {cfg.system_pool.min_nodes} is more than "
+            f"maxNodes {cfg.system_pool.max_nodes}")
+    seen: set[str] = set()
+    choices = offered(cfg.target)
+    for i, pool in enumerate(cfg.gpu_pools):
+        key = f"aicp:gpuPools[{i}]"
+        if not _DNS_LABEL.match(pool.name):
+            raise ConfigError(
+                f"{key}.name: {pool.name!r} must be a lowercase DNS label of at most 32 "
+                "characters")
+        if pool.name in seen:
+            raise ConfigError(f"{key}.name: {pool.name!r} is used by another pool")
+        seen.add(pool.name)
+        if pool.accelerator not in choices:
+            raise ConfigError(
+                f"{key}.accelerator: {pool.accelerator!r} is not one of "
+                f"{', '.join(choices)} on {cfg.target}")
+        if pool.min_nodes > pool.max_nodes:
+            raise ConfigError(
+                f"{key}.minNodes: {pool.min_nodes} is more than maxNodes {pool.max_nodes}")
+        if cfg.target == "onprem":
+            if pool.gpus_per_node is None:
+                raise ConfigError(f"{key}.gpusPerNode: required on onprem (how many GPUs a node has)")
+        else:
+            if pool.gpus_per_node is not None:
+                raise ConfigError(
+                    f"{key}.gpusPerNode: only for onprem; on {cfg.target} it follows the "
+                    "instance type")
+            types = [o.machine_type for o in machine_types(cfg.target, pool.accelerator)]
+            if pool.instance_type is not None and pool.instance_type not in types:
+                raise ConfigError(
+                    f"{key}.instanceType: {pool.instance_type!r} does not carry "
+                    f"{pool.accelerator} on {cfg.target}; use one of {', '.join(types)}")
+        if cfg.target == "aws" and pool.allocator == "dra" and pool.min_nodes == 0 \
+                and cfg.addons.autoscaler.enabled:
+            raise ConfigError(
+                f"{key}.minNodes: 0 cannot scale up for DRA claims on aws (cluster-autoscaler "
+                "has no DRA node template there); set minNodes to 1 or allocator: device-plugin")
+        if pool.capacity_reservation_id and pool.capacity_type == "spot":
+            raise ConfigError(
+                f"{key}.capacityReservationId: capacity reservations are on-demand; drop it or "
+                "set capacityType: on-demand")
+
+
+def parse(raw: Mapping[str, Any]) -> PlatformConfig:
+    """Check ``aicp:`` config (keys without the namespace) and return it, or raise ConfigError."""
+    try:
+        cfg = PlatformConfig.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc.errors(include_url=False)[0])) from None
+    _check(cfg)
+    return cfg
+
+
+def _decode(value: Any) -> Any:
+    # Pulumi hands structured config to programs as JSON text.
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def from_pulumi() -> PlatformConfig:
+    """Read every ``aicp:*`` key the running Pulumi program was given."""
+    from pulumi.runtime.config import CONFIG, get_config_env
+
+    merged = {**get_config_env(), **CONFIG.get()}
+    raw = {k.split(":", 1)[1]: _decode(v) for k, v in merged.items()
+           if k.startswith(NAMESPACE + ":")}
+    return parse(raw)
+
+
+__all__ = ["ConfigError", "GpuPool", "PlatformConfig", "TARGETS", "from_pulumi", "parse"]
