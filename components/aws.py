@@ -1,0 +1,522 @@
+"""The AWS target: an EKS cluster with a system node group and one node group per GPU pool.
+
+What it builds (raw ``pulumi_aws`` classes, so every child is visible to ``aicp plan``):
+
+- an ``aws.Provider`` for the region, so the component carries its own region and tags;
+- a VPC across the given zones: private subnets for nodes, public subnets for load
+  balancers and one NAT gateway (or nothing, when existing private subnet ids are given);
+- a KMS key (rotation on) that envelope-encrypts Kubernetes Secrets;
+- the EKS cluster: access entries only (``authentication_mode=API``), all control-plane
+  log types, the requested endpoint access;
+- the cluster's IAM OIDC provider, for IAM roles for service accounts (IRSA);
+- the VPC CNI as a managed add-on whose ``aws-node`` service account has its own IRSA role,
+  so the node role carries no network permissions;
+- a managed system node group (AL2023 standard AMI, on-demand);
+- one managed node group per GPU pool on the AL2023 NVIDIA AMI (driver and container
+  toolkit on the host), tainted and labelled from the accelerator catalog;
+- launch templates: IMDSv2 only with hop limit 1, encrypted gp3 root volumes, capacity
+  reservation targeting;
+- cluster-autoscaler node-template tags on every node group's Auto Scaling group, and an
+  IRSA role for the cluster-autoscaler service account;
+- a kubeconfig (``aws eks get-token``), kept secret, and a Kubernetes provider on it.
+
+Upstream followed: EKS user guide (access entries, secrets encryption, IRSA, VPC CNI with
+IRSA, AL2023 accelerated AMIs, launch templates for managed node groups), EKS best
+practices guide (security: IMDS), kubernetes/autoscaler cluster-autoscaler 1.35
+``cloudprovider/aws/README.md`` (auto-discovery tags, node templates, IAM policy),
+pulumi-aws 7.51 (``eks``, ``ec2``, ``iam``, ``autoscaling``).
+
+Decisions, each with its reason:
+
+- **IMDS hop limit 1.** Managed node groups default to 2 so that pods can reach the
+  instance metadata service; with 1 only host-network pods (aws-node, kube-proxy, the Pod
+  Identity agent) can, and no workload pod can pick up the node role's credentials.
+  Everything this platform runs that calls AWS uses IRSA (cluster-autoscaler, VPC CNI) and
+  gets its region from its values (the chart passes ``awsRegion`` as ``AWS_REGION``).
+  Raise ``imds_hop_limit`` to 2 if you add a controller that still reads IMDS.
+- **CNI policy via IRSA**, not on the node role (EKS user guide, "Configure the Amazon
+  VPC CNI plugin to use IRSA"): the add-on exists before any node joins.
+- **OIDC thumbprint omitted.** IAM validates the EKS issuer against its own trusted root
+  CAs and ignores configured thumbprints (pulumi-aws 7.51 ``OpenIdConnectProvider``).
+- **DRA pools need ``min_nodes >= 1``.** cluster-autoscaler's AWS provider has no DRA node
+  template (autoscaler#7799), so it cannot scale a DRA pool from zero; device-plugin pools
+  can scale from zero through the ``node-template/resources/nvidia.com/gpu`` tag.
+- **``k8s.amazonaws.com/accelerator`` only on device-plugin pools.** cluster-autoscaler
+  takes a node carrying that label but no ``nvidia.com/gpu`` allocatable as not ready yet
+  (avoids double scale-up); DRA nodes never advertise ``nvidia.com/gpu``.
+- **Existing subnets are used as they are**: tag them yourself (``kubernetes.io/role/
+  internal-elb=1``) if load balancers should find them.
+- **Capacity reservations** are targeted through the launch template (On-Demand Capacity
+  Reservations). A reservation lives in one zone: give the pool subnets in that zone.
+  Capacity Blocks for ML need ``capacity_type=CAPACITY_BLOCK`` and are not handled here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+from aicp.components.contract import (
+    CONFORMANCE_OUTPUT,
+    ClusterOutputs,
+    GpuDriver,
+    GpuPool,
+    GpuPoolRequest,
+    resolve_pool,
+)
+
+SYSTEM_POOL_LABEL = "aicp.dev/pool"
+SYSTEM_INSTANCE_TYPE = "m7i.xlarge"
+# Label cluster-autoscaler's AWS provider treats as "this node has a GPU" (GPULabel).
+AWS_ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
+CA_NAMESPACE = "kube-system"
+CA_SERVICE_ACCOUNT = "cluster-autoscaler"
+CA_TAG = "k8s.io/cluster-autoscaler"
+LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE",
+            "NoExecute": "NO_EXECUTE"}
+_ROOT_DEVICE = "/dev/xvda"  # AL2023 EKS AMIs
+
+
+@dataclass(frozen=True)
+class AwsClusterArgs:
+    """Inputs of :class:`AwsCluster`."""
+
+    cluster_name: str
+    kubernetes_version: str
+    region: str
+    gpu_pools: tuple[GpuPoolRequest, ...]
+    zones: tuple[str, ...] = ()
+    # Existing private subnets (at least two zones); when given no VPC is created.
+    subnet_ids: tuple[str, ...] = ()
+    vpc_cidr: str = "10.0.0.0/16"
+    endpoint_private_access: bool = True
+    endpoint_public_access: bool = True
+    public_access_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
+    system_instance_type: str | None = SYSTEM_INSTANCE_TYPE
+    system_min_nodes: int = 2
+    system_max_nodes: int = 4
+    system_root_volume_gib: int = 100
+    # GPU images (CUDA, PyTorch, vLLM) are 10-20 GB each, and several are cached per node.
+    gpu_root_volume_gib: int = 500
+    imds_hop_limit: int = 1
+    # IAM principals given cluster-admin through an access entry (besides the creator).
+    admin_principal_arns: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.region:
+            raise ValueError("AwsClusterArgs.region: an AWS region is required")
+        if not self.subnet_ids and len(self.zones) < 2:
+            raise ValueError("AwsClusterArgs.zones: EKS needs subnets in at least two zones; "
+                             "list two zones or give subnet_ids")
+        if self.subnet_ids and len(self.subnet_ids) < 2:
+            raise ValueError("AwsClusterArgs.subnet_ids: give subnets in at least two zones")
+        if len(self.zones) > 6 and not self.subnet_ids:
+            raise ValueError("AwsClusterArgs.zones: at most six zones")
+        if not 1 <= self.system_min_nodes <= self.system_max_nodes:
+            raise ValueError("AwsClusterArgs.system_min_nodes: must be 1..system_max_nodes")
+        names = [p.name for p in self.gpu_pools]
+        if len(set(names)) != len(names):
+            raise ValueError(f"AwsClusterArgs.gpu_pools: pool names repeat: {names}")
+        for p in self.gpu_pools:
+            if p.min_nodes > p.max_nodes:
+                raise ValueError(f"gpu pool {p.name}: min_nodes is more than max_nodes")
+            if p.allocator == "dra" and p.min_nodes < 1:
+                raise ValueError(
+                    f"gpu pool {p.name}: min_nodes must be at least 1 for DRA pools on aws "
+                    "(cluster-autoscaler cannot scale a DRA pool up from zero)")
+
+
+class AwsCluster(pulumi.ComponentResource):
+    """An EKS cluster ready for the aicp addons; ``outputs`` is the contract."""
+
+    outputs: ClusterOutputs
+
+    def __init__(self, name: str, args: AwsClusterArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aicp:aws:Cluster", name, None, opts)
+        self._name = name
+        self._args = args
+        self.provider_aws = aws.Provider(
+            f"{name}-aws", region=args.region,
+            default_tags=aws.ProviderDefaultTagsArgs(tags=self._tags()),
+            opts=pulumi.ResourceOptions(parent=self))
+        # aws, aws-cn or aws-us-gov: AWS-managed policy ARNs differ per partition.
+        self._partition = aws.get_partition_output(
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=self.provider_aws)).partition
+
+        self.private_subnet_ids = (
+            list(args.subnet_ids) if args.subnet_ids else self._network())
+        self.kms_key = self._kms_key()
+        self.cluster = self._cluster()
+        self.oidc_provider = self._oidc_provider()
+        self.cni_addon = self._vpc_cni()
+        self.node_role = self._node_role()
+
+        self.pools: tuple[GpuPool, ...] = tuple(resolve_pool("aws", p) for p in args.gpu_pools)
+        self.system_node_group = self._system_node_group()
+        self.gpu_node_groups = {
+            pool.name: self._gpu_node_group(pool, request)
+            for pool, request in zip(self.pools, args.gpu_pools, strict=True)}
+        self.autoscaler_role = self._autoscaler_role()
+
+        self.kubeconfig = self._kubeconfig()
+        self.provider = k8s.Provider(
+            f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_node_group]))
+
+        self.outputs = ClusterOutputs(
+            target="aws", name=self.cluster.name, kubernetes_version=args.kubernetes_version,
+            kubeconfig=self.kubeconfig, provider=self.provider, gpu_pools=self.pools,
+            gpu_driver=GpuDriver(
+                owner="host", root="/", toolkit_on_host=True,
+                # The AL2023 NVIDIA AMI ships the driver and the container toolkit (CDI on).
+                operator_values={"driver": {"enabled": False}, "toolkit": {"enabled": False}}),
+            autoscaler="cluster-autoscaler",
+            autoscaler_values={
+                "cloudProvider": "aws",
+                "awsRegion": args.region,
+                "autoDiscovery": {"clusterName": args.cluster_name},
+                "rbac": {"serviceAccount": {
+                    "create": True, "name": CA_SERVICE_ACCOUNT,
+                    "annotations": {"eks.amazonaws.com/role-arn": self.autoscaler_role.arn}}},
+            },
+            ready=[self.system_node_group],
+        )
+        self.register_outputs({
+            "clusterName": self.cluster.name,
+            "endpoint": self.cluster.endpoint,
+            "oidcProviderArn": self.oidc_provider.arn,
+            "autoscalerRoleArn": self.autoscaler_role.arn,
+            "kubeconfig": self.kubeconfig,
+            CONFORMANCE_OUTPUT: [],
+        })
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _opts(self, parent: pulumi.Resource | None = None, **kwargs: Any
+              ) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=parent or self, provider=self.provider_aws, **kwargs)
+
+    def _policy(self, name: str) -> pulumi.Output[str]:
+        return pulumi.Output.concat("arn:", self._partition, ":iam::aws:policy/", name)
+
+    def _tags(self) -> dict[str, str]:
+        return {**self._args.tags, "aicp.dev/cluster": self._args.cluster_name}
+
+    # --- network -----------------------------------------------------------------------
+
+    def _network(self) -> list[pulumi.Output[str]]:
+        """VPC, private subnets for nodes, public subnets + one NAT gateway for egress."""
+        a, n = self._args, self._name
+        cluster_tag = {f"kubernetes.io/cluster/{a.cluster_name}": "shared"}
+        private_cidrs, public_cidrs = split_cidr(a.vpc_cidr, len(a.zones))
+        vpc = aws.ec2.Vpc(f"{n}-vpc", cidr_block=a.vpc_cidr, enable_dns_hostnames=True,
+                          enable_dns_support=True, tags={"Name": f"{a.cluster_name}"},
+                          opts=self._opts())
+        igw = aws.ec2.InternetGateway(f"{n}-igw", vpc_id=vpc.id, opts=self._opts())
+        public_rt = aws.ec2.RouteTable(
+            f"{n}-public", vpc_id=vpc.id,
+            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
+            opts=self._opts())
+        public, private = [], []
+        for zone, pub, priv in zip(a.zones, public_cidrs, private_cidrs, strict=True):
+            subnet = aws.ec2.Subnet(
+                f"{n}-public-{zone}", vpc_id=vpc.id, availability_zone=zone, cidr_block=pub,
+                tags={**cluster_tag, "kubernetes.io/role/elb": "1",
+                      "Name": f"{a.cluster_name}-public-{zone}"},
+                opts=self._opts())
+            aws.ec2.RouteTableAssociation(f"{n}-public-{zone}", subnet_id=subnet.id,
+                                          route_table_id=public_rt.id, opts=self._opts())
+            public.append(subnet)
+            private.append(aws.ec2.Subnet(
+                f"{n}-private-{zone}", vpc_id=vpc.id, availability_zone=zone, cidr_block=priv,
+                tags={**cluster_tag, "kubernetes.io/role/internal-elb": "1",
+                      "Name": f"{a.cluster_name}-private-{zone}"},
+                opts=self._opts()))
+        # One NAT gateway keeps cost down; a zone outage cuts egress for the other zones.
+        eip = aws.ec2.Eip(f"{n}-nat", domain="vpc", opts=self._opts())
+        nat = aws.ec2.NatGateway(f"{n}-nat", allocation_id=eip.id, subnet_id=public[0].id,
+                                 opts=self._opts(depends_on=[igw]))
+        private_rt = aws.ec2.RouteTable(
+            f"{n}-private", vpc_id=vpc.id,
+            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)],
+            opts=self._opts())
+        for zone, subnet in zip(a.zones, private):
+            aws.ec2.RouteTableAssociation(f"{n}-private-{zone}", subnet_id=subnet.id,
+                                          route_table_id=private_rt.id, opts=self._opts())
+        self.vpc = vpc
+        return [s.id for s in private]
+
+    # --- encryption, IAM, cluster ------------------------------------------------------
+
+    def _kms_key(self) -> aws.kms.Key:
+        return aws.kms.Key(
+            f"{self._name}-secrets",
+            description=f"EKS {self._args.cluster_name}: envelope encryption of Secrets",
+            enable_key_rotation=True, deletion_window_in_days=30, opts=self._opts())
+
+    def _role(self, name: str, trust: pulumi.Input[str], policies: Sequence[str]
+              ) -> aws.iam.Role:
+        role = aws.iam.Role(name, assume_role_policy=trust, opts=self._opts())
+        for policy in policies:
+            aws.iam.RolePolicyAttachment(
+                f"{name}-{policy}", role=role.name, policy_arn=self._policy(policy),
+                opts=self._opts(parent=role))
+        return role
+
+    def _cluster(self) -> aws.eks.Cluster:
+        a, n = self._args, self._name
+        role = self._role(f"{n}-cluster", _service_trust("eks.amazonaws.com", tag_session=True),
+                          ["AmazonEKSClusterPolicy"])
+        # The cluster role needs to use the key; the key policy delegates to IAM.
+        key_use = aws.iam.RolePolicy(
+            f"{n}-cluster-kms", role=role.id,
+            policy=self.kms_key.arn.apply(lambda arn: json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Resource": arn, "Action": [
+                    "kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"]}]})),
+            opts=self._opts(parent=role))
+        vpc = aws.eks.ClusterVpcConfigArgs(
+            subnet_ids=self.private_subnet_ids,
+            endpoint_private_access=a.endpoint_private_access,
+            endpoint_public_access=a.endpoint_public_access,
+            public_access_cidrs=list(a.public_access_cidrs) if a.endpoint_public_access
+            else None)
+        cluster = aws.eks.Cluster(
+            f"{n}-eks", name=a.cluster_name, version=a.kubernetes_version, role_arn=role.arn,
+            vpc_config=vpc,
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True),
+            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                resources=["secrets"],
+                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=self.kms_key.arn)),
+            enabled_cluster_log_types=list(LOG_TYPES),
+            opts=self._opts(depends_on=[key_use]))
+        for i, principal in enumerate(a.admin_principal_arns):
+            entry = aws.eks.AccessEntry(
+                f"{n}-admin-{i}", cluster_name=cluster.name, principal_arn=principal,
+                type="STANDARD", opts=self._opts(parent=cluster))
+            aws.eks.AccessPolicyAssociation(
+                f"{n}-admin-{i}", cluster_name=cluster.name, principal_arn=principal,
+                policy_arn=pulumi.Output.concat(
+                    "arn:", self._partition,
+                    ":eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"),
+                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                opts=self._opts(parent=cluster, depends_on=[entry]))
+        return cluster
+
+    def _oidc_provider(self) -> aws.iam.OpenIdConnectProvider:
+        self.oidc_issuer = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        return aws.iam.OpenIdConnectProvider(
+            f"{self._name}-oidc", url=self.oidc_issuer, client_id_lists=["sts.amazonaws.com"],
+            opts=self._opts())
+
+    def _irsa_role(self, name: str, namespace: str, service_account: str,
+                   policies: Sequence[str] = ()) -> aws.iam.Role:
+        trust = pulumi.Output.all(self.oidc_provider.arn, self.oidc_issuer).apply(
+            lambda a: irsa_trust(a[0], a[1], namespace, service_account))
+        return self._role(name, trust, policies)
+
+    def _vpc_cni(self) -> aws.eks.Addon:
+        role = self._irsa_role(f"{self._name}-vpc-cni", "kube-system", "aws-node",
+                               ["AmazonEKS_CNI_Policy"])
+        return aws.eks.Addon(
+            f"{self._name}-vpc-cni", cluster_name=self.cluster.name, addon_name="vpc-cni",
+            service_account_role_arn=role.arn, resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE", opts=self._opts())
+
+    def _node_role(self) -> aws.iam.Role:
+        # No AmazonEKS_CNI_Policy: aws-node has its own IRSA role (see _vpc_cni).
+        return self._role(f"{self._name}-node", _service_trust("ec2.amazonaws.com"),
+                          ["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly"])
+
+    # --- node groups -------------------------------------------------------------------
+
+    def _launch_template(self, name: str, volume_gib: int, throughput: int,
+                         reservation: str | None = None) -> aws.ec2.LaunchTemplate:
+        reservation_spec = aws.ec2.LaunchTemplateCapacityReservationSpecificationArgs(
+            capacity_reservation_target=aws.ec2
+            .LaunchTemplateCapacityReservationSpecificationCapacityReservationTargetArgs(
+                capacity_reservation_id=reservation)) if reservation else None
+        # Managed node groups do not copy their tags to instances and volumes.
+        tag_specs = [aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=t, tags=self._tags())
+                     for t in ("instance", "volume")]
+        return aws.ec2.LaunchTemplate(
+            name, update_default_version=True,
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled", http_tokens="required",
+                http_put_response_hop_limit=self._args.imds_hop_limit),
+            block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                device_name=_ROOT_DEVICE,
+                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                    volume_size=volume_gib, volume_type="gp3", encrypted="true",
+                    throughput=throughput, delete_on_termination="true"))],
+            capacity_reservation_specification=reservation_spec,
+            tag_specifications=tag_specs, opts=self._opts())
+
+    def _node_group(self, name: str, *, ami_type: str, instance_type: str,
+                    capacity_type: str, min_size: int, max_size: int,
+                    labels: Mapping[str, str], taints: Sequence[Any],
+                    template: aws.ec2.LaunchTemplate) -> aws.eks.NodeGroup:
+        return aws.eks.NodeGroup(
+            name, cluster_name=self.cluster.name, node_role_arn=self.node_role.arn,
+            subnet_ids=self.private_subnet_ids, ami_type=ami_type,
+            instance_types=[instance_type], capacity_type=capacity_type,
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=min_size, max_size=max_size, desired_size=min_size),
+            labels=dict(labels), taints=list(taints) or None,
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)),
+            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+            # cluster-autoscaler owns the desired size once the group exists.
+            opts=self._opts(depends_on=[self.cni_addon],
+                            ignore_changes=["scalingConfig.desiredSize"]))
+
+    def _system_node_group(self) -> aws.eks.NodeGroup:
+        a, n = self._args, f"{self._name}-system"
+        labels = {SYSTEM_POOL_LABEL: "system"}
+        group = self._node_group(
+            n, ami_type="AL2023_x86_64_STANDARD",
+            instance_type=a.system_instance_type or SYSTEM_INSTANCE_TYPE, capacity_type="ON_DEMAND",
+            min_size=a.system_min_nodes, max_size=a.system_max_nodes, labels=labels, taints=(),
+            template=self._launch_template(n, a.system_root_volume_gib, throughput=125))
+        self._autoscaler_tags(n, group, autoscaler_tags(a.cluster_name, labels, (), {}))
+        return group
+
+    def _gpu_node_group(self, pool: GpuPool, request: GpuPoolRequest) -> aws.eks.NodeGroup:
+        a, n = self._args, f"{self._name}-gpu-{pool.name}"
+        labels = dict(pool.labels)
+        # What the kubelet leaves of the root volume under its default nodefs.available<10%
+        # eviction threshold; without it the template has none and pods asking for
+        # ephemeral storage never wake the pool.
+        resources = {"ephemeral-storage": f"{a.gpu_root_volume_gib * 9 // 10}Gi"}
+        if pool.allocator == "device-plugin":
+            labels[AWS_ACCELERATOR_LABEL] = pool.accelerator
+            resources["nvidia.com/gpu"] = str(pool.gpus_per_node)
+        taints = [aws.eks.NodeGroupTaintArgs(key=t.key, value=t.value, effect=_EFFECTS[t.effect])
+                  for t in pool.taints]
+        group = self._node_group(
+            n, ami_type="AL2023_x86_64_NVIDIA", instance_type=pool.machine_type,
+            capacity_type="SPOT" if pool.capacity_type == "spot" else "ON_DEMAND",
+            min_size=pool.min_nodes, max_size=pool.max_nodes, labels=labels, taints=taints,
+            # Image pulls of 10-20 GB images are bound by volume throughput.
+            template=self._launch_template(n, a.gpu_root_volume_gib, throughput=500,
+                                           reservation=request.capacity_reservation_id))
+        self._autoscaler_tags(
+            n, group, autoscaler_tags(a.cluster_name, labels, pool.taints, resources))
+        return group
+
+    # --- cluster-autoscaler ------------------------------------------------------------
+
+    def _autoscaler_tags(self, name: str, group: aws.eks.NodeGroup,
+                         tags: Mapping[str, str]) -> None:
+        """Tag the node group's Auto Scaling group: managed node group tags stop at EKS."""
+        asg = group.resources.apply(lambda r: r[0].autoscaling_groups[0].name)
+        owned = f"{CA_TAG}/{self._args.cluster_name}"
+        for key, value in tags.items():
+            suffix = "owned" if key == owned else _slug(key.removeprefix(CA_TAG + "/"))
+            aws.autoscaling.Tag(
+                f"{name}-{suffix}", autoscaling_group_name=asg,
+                tag=aws.autoscaling.TagTagArgs(key=key, value=value, propagate_at_launch=False),
+                opts=self._opts(parent=group))
+
+    def _autoscaler_role(self) -> aws.iam.Role:
+        role = self._irsa_role(f"{self._name}-cluster-autoscaler", CA_NAMESPACE,
+                               CA_SERVICE_ACCOUNT)
+        aws.iam.RolePolicy(
+            f"{self._name}-cluster-autoscaler", role=role.id,
+            policy=json.dumps(autoscaler_policy(self._args.cluster_name)),
+            opts=self._opts(parent=role))
+        return role
+
+    def _kubeconfig(self) -> pulumi.Output[str]:
+        a = self._args
+        config = pulumi.Output.all(
+            self.cluster.endpoint, self.cluster.certificate_authority.data, self.cluster.name,
+        ).apply(lambda v: kubeconfig(v[0], v[1], v[2], a.region))
+        return pulumi.Output.secret(config)
+
+
+# --- pure helpers (tested through the component) ----------------------------------------
+
+def split_cidr(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
+    """Private subnets of 1/8 of the VPC each (pod IPs come from them with the VPC CNI);
+    public subnets carved from the last eighth, 1/64 of the VPC each."""
+    net = ipaddress.ip_network(vpc_cidr)
+    eighths = list(net.subnets(prefixlen_diff=3))
+    public = list(eighths[-1].subnets(prefixlen_diff=3))
+    return [str(s) for s in eighths[:zones]], [str(s) for s in public[:zones]]
+
+
+def autoscaler_tags(cluster_name: str, labels: Mapping[str, str], taints: Sequence[Any],
+                    resources: Mapping[str, str]) -> dict[str, str]:
+    """ASG tags for auto-discovery and for the node template of a group with no nodes."""
+    tags = {f"{CA_TAG}/enabled": "true", f"{CA_TAG}/{cluster_name}": "owned"}
+    tags.update({f"{CA_TAG}/node-template/label/{k}": v for k, v in labels.items()})
+    tags.update({f"{CA_TAG}/node-template/taint/{t.key}": f"{t.value}:{t.effect}"
+                 for t in taints})
+    tags.update({f"{CA_TAG}/node-template/resources/{k}": v for k, v in resources.items()})
+    return tags
+
+
+def autoscaler_policy(cluster_name: str) -> dict[str, Any]:
+    """cluster-autoscaler's AWS README policy: read everything, scale only owned groups."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Resource": "*", "Action": [
+            "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
+            "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
+            "autoscaling:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
+            "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements",
+            "eks:DescribeNodegroup"]},
+        {"Effect": "Allow", "Resource": "*", "Action": [
+            "autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+         "Condition": {"StringEquals": {
+             f"aws:ResourceTag/{CA_TAG}/{cluster_name}": "owned"}}},
+    ]}
+
+
+def irsa_trust(oidc_arn: str, issuer: str, namespace: str, service_account: str) -> str:
+    """Trust policy letting exactly one Kubernetes service account assume the role."""
+    host = issuer.removeprefix("https://")
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Federated": oidc_arn},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {
+            f"{host}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+            f"{host}:aud": "sts.amazonaws.com"}}}]})
+
+
+def kubeconfig(endpoint: str, ca_data: str, cluster_name: str, region: str) -> str:
+    """A kubeconfig that authenticates with ``aws eks get-token`` (AWS CLI v2)."""
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": cluster_name,
+        "clusters": [{"name": cluster_name, "cluster": {
+            "server": endpoint, "certificate-authority-data": ca_data}}],
+        "contexts": [{"name": cluster_name,
+                      "context": {"cluster": cluster_name, "user": cluster_name}}],
+        "users": [{"name": cluster_name, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": "aws",
+            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region,
+                     "--output", "json"],
+            "interactiveMode": "Never"}}}],
+    }, indent=2)
+
+
+def _service_trust(service: str, *, tag_session: bool = False) -> str:
+    actions = ["sts:AssumeRole", "sts:TagSession"] if tag_session else "sts:AssumeRole"
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": service}, "Action": actions}]})
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -1,0 +1,366 @@
+"""The AWS target, as Pulumi would send it: an EKS cluster whose GPU pools scale from zero."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pytest
+from aicp import fakes, offline
+from aicp.components.contract import CONFORMANCE_OUTPUT, GpuPoolRequest
+
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+ASG_TAG = "aws:autoscaling/tag:Tag"
+ROLE = "aws:iam/role:Role"
+CA = "k8s.io/cluster-autoscaler"
+
+POOLS = (
+    GpuPoolRequest(name="h100", accelerator="h100", min_nodes=0, max_nodes=2,
+                   allocator="device-plugin", capacity_reservation_id="cr-0abc"),
+    GpuPoolRequest(name="l4", accelerator="l4", min_nodes=1, max_nodes=3, allocator="dra",
+                   capacity_type="spot"),
+)
+
+
+def _plan(**overrides) -> offline.Plan:
+    def program() -> None:
+        from aicp.components.aws import AwsCluster, AwsClusterArgs
+
+        args = {"cluster_name": "aicp", "kubernetes_version": "1.35", "region": "us-west-2",
+                    "zones": ("us-west-2a", "us-west-2b", "us-west-2c"), "gpu_pools": POOLS,
+                    "tags": {"team": "ml"}}
+        cluster = AwsCluster("c", AwsClusterArgs(**{**args, **overrides}))
+        out = cluster.outputs
+        pulumi.export("kubeconfigText", pulumi.Output.unsecret(out.kubeconfig))
+        pulumi.export("autoscalerValues", out.autoscaler_values)
+        pulumi.export("contract", {
+            "target": out.target, "name": out.name, "autoscaler": out.autoscaler,
+            "driver": {"owner": out.gpu_driver.owner, "root": out.gpu_driver.root,
+                       "values": out.gpu_driver.operator_values},
+            "pools": [p.export() for p in out.gpu_pools],
+            "ready": [r.urn for r in out.ready], "provider": out.provider.urn})
+
+    return offline.run(program, {})
+
+
+@pytest.fixture(scope="module")
+def plan() -> offline.Plan:
+    return _plan()
+
+
+@pytest.fixture(scope="module")
+def byo_plan() -> offline.Plan:
+    return _plan(zones=(), subnet_ids=("subnet-a", "subnet-b"), endpoint_public_access=False,
+                 admin_principal_arns=("arn:aws:iam::123456789012:role/platform",))
+
+
+def gpu_group(plan: offline.Plan, pool: str) -> offline.Resource:
+    return plan.one(NODE_GROUP, f"c-gpu-{pool}")
+
+
+def asg_tags(plan: offline.Plan, group: offline.Resource) -> dict[str, str]:
+    tags = [r.inputs for r in plan.children(group) if r.type == ASG_TAG]
+    assert {t["autoscalingGroupName"] for t in tags} == {f"eks-{group.name}-asg"}
+    assert not any(t["tag"]["propagateAtLaunch"] for t in tags)
+    return {t["tag"]["key"]: t["tag"]["value"] for t in tags}
+
+
+def policy(resource: offline.Resource, key: str) -> dict:
+    return json.loads(resource.inputs[key])
+
+
+# --- GPU node groups ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("pool", ["h100", "l4"])
+def test_gpu_pools_are_tainted_so_cpu_pods_stay_off(plan, pool):
+    assert gpu_group(plan, pool).inputs["taints"] == [
+        {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
+
+
+def test_system_pool_is_untainted_and_labelled_system(plan):
+    system = plan.one(NODE_GROUP, "c-system")
+    assert "taints" not in system.inputs
+    assert system.inputs["labels"] == {"aicp.dev/pool": "system"}
+    assert system.inputs["amiType"] == "AL2023_x86_64_STANDARD"
+    assert system.inputs["capacityType"] == "ON_DEMAND"
+    assert system.inputs["instanceTypes"] == ["m7i.xlarge"]
+
+
+def test_gpu_pools_are_labelled_with_pool_accelerator_allocator_and_gpu_present(plan):
+    assert gpu_group(plan, "h100").inputs["labels"] == {
+        "aicp.dev/gpu-pool": "h100", "aicp.dev/accelerator": "h100",
+        "aicp.dev/gpu-allocator": "device-plugin", "nvidia.com/gpu.present": "true",
+        "k8s.amazonaws.com/accelerator": "h100"}
+    # DRA nodes never advertise nvidia.com/gpu: no CA GPU label, device plugin switched off.
+    assert gpu_group(plan, "l4").inputs["labels"] == {
+        "aicp.dev/gpu-pool": "l4", "aicp.dev/accelerator": "l4", "aicp.dev/gpu-allocator": "dra",
+        "nvidia.com/gpu.present": "true", "nvidia.com/gpu.deploy.device-plugin": "false"}
+
+
+@pytest.mark.parametrize("pool,instance", [("h100", "p5.48xlarge"), ("l4", "g6.xlarge")])
+def test_gpu_pools_run_the_al2023_nvidia_ami_on_the_catalog_instance_type(plan, pool, instance):
+    group = gpu_group(plan, pool)
+    assert group.inputs["amiType"] == "AL2023_x86_64_NVIDIA"
+    assert group.inputs["instanceTypes"] == [instance]
+
+
+@pytest.mark.parametrize("pool,low,high", [("h100", 0, 2), ("l4", 1, 3)])
+def test_scaling_follows_the_request_and_starts_at_the_minimum(plan, pool, low, high):
+    assert gpu_group(plan, pool).inputs["scalingConfig"] == {
+        "minSize": low, "maxSize": high, "desiredSize": low}
+
+
+def test_spot_pool_asks_for_spot_capacity_and_others_for_on_demand(plan):
+    assert gpu_group(plan, "l4").inputs["capacityType"] == "SPOT"
+    assert gpu_group(plan, "h100").inputs["capacityType"] == "ON_DEMAND"
+
+
+def test_capacity_reservation_is_targeted_by_the_pool_launch_template(plan):
+    h100 = plan.one(LAUNCH_TEMPLATE, "c-gpu-h100").inputs
+    assert h100["capacityReservationSpecification"] == {
+        "capacityReservationTarget": {"capacityReservationId": "cr-0abc"}}
+    assert "capacityReservationSpecification" not in plan.one(LAUNCH_TEMPLATE, "c-gpu-l4").inputs
+
+
+@pytest.mark.parametrize("group", ["c-system", "c-gpu-h100", "c-gpu-l4"])
+def test_every_node_group_uses_a_launch_template_that_requires_imdsv2(plan, group):
+    template = plan.one(LAUNCH_TEMPLATE, group)
+    assert plan.one(NODE_GROUP, group).inputs["launchTemplate"] == {
+        "id": f"{template.name}-id", "version": "1"}
+    # Hop limit 1: only host-network pods reach IMDS, workloads cannot borrow the node role.
+    assert template.inputs["metadataOptions"] == {
+        "httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 1}
+
+
+def test_gpu_root_volume_is_encrypted_gp3_sized_for_gpu_images(plan):
+    [root] = plan.one(LAUNCH_TEMPLATE, "c-gpu-h100").inputs["blockDeviceMappings"]
+    assert root["deviceName"] == "/dev/xvda"
+    assert root["ebs"]["encrypted"] == "true"
+    assert root["ebs"]["volumeType"] == "gp3"
+    assert root["ebs"]["volumeSize"] >= 200
+
+
+# --- cluster-autoscaler --------------------------------------------------------------------
+
+def test_device_plugin_pool_asg_carries_the_node_template_to_scale_from_zero(plan):
+    tags = asg_tags(plan, gpu_group(plan, "h100"))
+    assert tags[f"{CA}/enabled"] == "true"
+    assert tags[f"{CA}/aicp"] == "owned"
+    assert tags[f"{CA}/node-template/taint/nvidia.com/gpu"] == "present:NoSchedule"
+    assert tags[f"{CA}/node-template/resources/nvidia.com/gpu"] == "8"
+    assert tags[f"{CA}/node-template/resources/ephemeral-storage"].endswith("Gi")
+    labels = gpu_group(plan, "h100").inputs["labels"]
+    assert {k: v for k, v in tags.items() if "/label/" in k} == {
+        f"{CA}/node-template/label/{k}": v for k, v in labels.items()}
+
+
+def test_dra_pool_asg_templates_labels_and_taint_but_no_gpu_resource(plan):
+    tags = asg_tags(plan, gpu_group(plan, "l4"))
+    assert tags[f"{CA}/node-template/taint/nvidia.com/gpu"] == "present:NoSchedule"
+    assert tags[f"{CA}/node-template/label/aicp.dev/gpu-allocator"] == "dra"
+    assert f"{CA}/node-template/resources/nvidia.com/gpu" not in tags
+
+
+def test_system_pool_is_auto_discovered_by_the_cluster_autoscaler(plan):
+    tags = asg_tags(plan, plan.one(NODE_GROUP, "c-system"))
+    assert tags[f"{CA}/enabled"] == "true" and tags[f"{CA}/aicp"] == "owned"
+
+
+def test_cluster_autoscaler_role_trusts_exactly_its_service_account(plan):
+    trust = policy(plan.one(ROLE, "c-cluster-autoscaler"), "assumeRolePolicy")
+    [statement] = trust["Statement"]
+    issuer = "oidc.eks.us-west-2.amazonaws.com/id/PLANC-EKS"
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"] == {
+        "Federated": f"arn:aws:iam::{fakes.ACCOUNT}:oidc-provider/{issuer}"}
+    assert statement["Condition"] == {"StringEquals": {
+        f"{issuer}:sub": "system:serviceaccount:kube-system:cluster-autoscaler",
+        f"{issuer}:aud": "sts.amazonaws.com"}}
+
+
+def test_cluster_autoscaler_may_only_scale_groups_of_this_cluster(plan):
+    statements = policy(
+        plan.one("aws:iam/rolePolicy:RolePolicy", "c-cluster-autoscaler"), "policy")["Statement"]
+    writes = [s for s in statements if "autoscaling:SetDesiredCapacity" in s["Action"]]
+    assert writes == [{
+        "Effect": "Allow", "Resource": "*",
+        "Action": ["autoscaling:SetDesiredCapacity",
+                   "autoscaling:TerminateInstanceInAutoScalingGroup"],
+        "Condition": {"StringEquals": {f"aws:ResourceTag/{CA}/aicp": "owned"}}}]
+    reads = {a for s in statements if "Condition" not in s for a in s["Action"]}
+    assert {"eks:DescribeNodegroup", "ec2:DescribeLaunchTemplateVersions",
+            "autoscaling:DescribeAutoScalingGroups"} <= reads
+    assert all(a.split(":")[1].startswith(("Describe", "Get")) for a in reads)
+
+
+def test_autoscaler_values_point_the_chart_at_this_cluster_and_role(plan):
+    assert plan.outputs["autoscalerValues"] == {
+        "cloudProvider": "aws", "awsRegion": "us-west-2",
+        "autoDiscovery": {"clusterName": "aicp"},
+        "rbac": {"serviceAccount": {"create": True, "name": "cluster-autoscaler", "annotations": {
+            "eks.amazonaws.com/role-arn":
+                f"arn:aws:iam::{fakes.ACCOUNT}:role/c-cluster-autoscaler"}}}}
+
+
+# --- control plane ------------------------------------------------------------------------
+
+def test_secrets_are_encrypted_with_a_rotating_kms_key(plan):
+    key = plan.one("aws:kms/key:Key")
+    assert key.inputs["enableKeyRotation"] is True
+    assert plan.one("aws:eks/cluster:Cluster").inputs["encryptionConfig"] == {
+        "resources": ["secrets"],
+        "provider": {"keyArn": f"arn:aws:kms:{fakes.REGION}:{fakes.ACCOUNT}:key/{key.name}"}}
+
+
+def test_cluster_authenticates_with_access_entries_only(plan):
+    assert plan.one("aws:eks/cluster:Cluster").inputs["accessConfig"] == {
+        "authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": True}
+
+
+def test_every_control_plane_log_type_is_on(plan):
+    assert plan.one("aws:eks/cluster:Cluster").inputs["enabledClusterLogTypes"] == [
+        "api", "audit", "authenticator", "controllerManager", "scheduler"]
+
+
+def test_cluster_runs_the_requested_version_and_name(plan):
+    cluster = plan.one("aws:eks/cluster:Cluster").inputs
+    assert (cluster["name"], cluster["version"]) == ("aicp", "1.35")
+
+
+def test_oidc_provider_is_created_from_the_cluster_issuer_for_sts(plan):
+    oidc = plan.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider").inputs
+    assert oidc["url"] == "https://oidc.eks.us-west-2.amazonaws.com/id/PLANC-EKS"
+    assert oidc["clientIdLists"] == ["sts.amazonaws.com"]
+
+
+def test_node_role_is_least_privilege_and_the_cni_gets_its_own_irsa_role(plan):
+    def attached(role: str) -> set[str]:
+        return {r.inputs["policyArn"].rsplit("/", 1)[1]
+                for r in plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+                if r.inputs["role"] == role}
+
+    assert attached("c-node") == {"AmazonEKSWorkerNodePolicy",
+                                  "AmazonEC2ContainerRegistryReadOnly"}
+    assert attached("c-vpc-cni") == {"AmazonEKS_CNI_Policy"}
+    addon = plan.one("aws:eks/addon:Addon", "c-vpc-cni")
+    assert addon.inputs["serviceAccountRoleArn"].endswith(":role/c-vpc-cni")
+    sub = policy(plan.one(ROLE, "c-vpc-cni"), "assumeRolePolicy")["Statement"][0]["Condition"]
+    assert "system:serviceaccount:kube-system:aws-node" in sub["StringEquals"].values()
+    for group in plan.of_type(NODE_GROUP):  # aws-node has its role before any node joins
+        assert plan.depends_on(group, addon)
+
+
+# --- network -------------------------------------------------------------------------------
+
+def test_vpc_spans_the_zones_with_subnets_tagged_for_load_balancers(plan):
+    subnets = {r.name: r.inputs for r in plan.of_type("aws:ec2/subnet:Subnet")}
+    for zone in ("us-west-2a", "us-west-2b", "us-west-2c"):
+        private, public = subnets[f"c-private-{zone}"], subnets[f"c-public-{zone}"]
+        assert private["availabilityZone"] == public["availabilityZone"] == zone
+        assert private["tags"]["kubernetes.io/role/internal-elb"] == "1"
+        assert public["tags"]["kubernetes.io/role/elb"] == "1"
+        assert private["tags"]["kubernetes.io/cluster/aicp"] == "shared"
+    cidrs = [s["cidrBlock"] for s in subnets.values()]
+    assert len(set(cidrs)) == len(cidrs)
+    assert len(plan.of_type("aws:ec2/natGateway:NatGateway")) == 1
+    private_ids = sorted(f"c-private-{z}-id" for z in ("us-west-2a", "us-west-2b", "us-west-2c"))
+    assert sorted(plan.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]["subnetIds"]) == \
+        private_ids
+    assert sorted(gpu_group(plan, "h100").inputs["subnetIds"]) == private_ids
+
+
+def test_existing_subnets_are_used_and_no_vpc_is_created(byo_plan):
+    assert not [r for r in byo_plan.resources if r.type.startswith("aws:ec2/")
+                and r.type != LAUNCH_TEMPLATE]
+    assert byo_plan.one("aws:eks/cluster:Cluster").inputs["vpcConfig"] == {
+        "subnetIds": ["subnet-a", "subnet-b"],
+        "endpointPrivateAccess": True, "endpointPublicAccess": False}
+    for group in byo_plan.of_type(NODE_GROUP):
+        assert group.inputs["subnetIds"] == ["subnet-a", "subnet-b"]
+
+
+def test_admin_principals_get_a_cluster_admin_access_entry(byo_plan):
+    principal = "arn:aws:iam::123456789012:role/platform"
+    assert byo_plan.one("aws:eks/accessEntry:AccessEntry").inputs["principalArn"] == principal
+    association = byo_plan.one("aws:eks/accessPolicyAssociation:AccessPolicyAssociation").inputs
+    assert association["policyArn"] == \
+        "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+    assert association["accessScope"] == {"type": "cluster"}
+
+
+# --- kubeconfig, provider, contract --------------------------------------------------------
+
+def test_kubeconfig_stays_secret_and_authenticates_with_aws_eks_get_token(plan):
+    provider = plan.one("pulumi:providers:kubernetes")
+    assert provider.secret_paths == ["kubeconfig"]
+    assert provider.inputs["enableServerSideApply"] == "true"
+    assert plan.one("aicp:aws:Cluster").outputs["kubeconfig"] == offline.REDACTED
+    config = json.loads(plan.outputs["kubeconfigText"])
+    [user] = config["users"]
+    assert user["user"]["exec"]["command"] == "aws"
+    assert user["user"]["exec"]["args"][:4] == ["eks", "get-token", "--cluster-name", "aicp"]
+    assert user["user"]["exec"]["args"][4:6] == ["--region", "us-west-2"]
+    assert user["user"]["exec"]["apiVersion"] == "client.authentication.k8s.io/v1"
+    assert config["clusters"][0]["cluster"]["server"].startswith("https://")
+    assert config["clusters"][0]["cluster"]["certificate-authority-data"] == fakes.FAKE_CA
+
+
+def test_kubernetes_provider_waits_for_the_system_node_group(plan):
+    provider = plan.one("pulumi:providers:kubernetes")
+    assert plan.depends_on(provider, plan.one(NODE_GROUP, "c-system"))
+    contract = plan.outputs["contract"]
+    assert contract["ready"] == [plan.one(NODE_GROUP, "c-system").urn]
+
+
+def test_contract_says_the_host_owns_the_driver_and_the_cluster_autoscaler_scales(plan):
+    contract = plan.outputs["contract"]
+    assert contract["target"] == "aws" and contract["name"] == "aicp"
+    assert contract["autoscaler"] == "cluster-autoscaler"
+    assert contract["driver"] == {"owner": "host", "root": "/", "values": {
+        "driver": {"enabled": False}, "toolkit": {"enabled": False}}}
+    assert [(p["name"], p["machineType"], p["gpusPerNode"]) for p in contract["pools"]] == [
+        ("h100", "p5.48xlarge", 8), ("l4", "g6.xlarge", 1)]
+
+
+def test_component_serves_no_conformance_requirement_on_its_own(plan):
+    outputs = plan.one("aicp:aws:Cluster").outputs
+    assert outputs[CONFORMANCE_OUTPUT] == []
+    assert outputs["clusterName"] == "aicp"
+    assert outputs["oidcProviderArn"].startswith(f"arn:aws:iam::{fakes.ACCOUNT}:oidc-provider/")
+
+
+def test_every_aws_resource_is_a_child_on_the_component_region_provider(plan):
+    component = plan.one("aicp:aws:Cluster")
+    region = plan.one("pulumi:providers:aws")
+    assert region.inputs["region"] == "us-west-2"
+    assert json.loads(region.inputs["defaultTags"])["tags"] == {
+        "team": "ml", "aicp.dev/cluster": "aicp"}
+    inside = {r.urn for r in plan.descendants(component)}
+    for r in plan.resources:
+        if r.type.startswith("aws:"):
+            assert r.urn in inside, r.name
+            assert r.provider.startswith(region.urn), r.name
+
+
+def test_every_invoke_is_answered_by_the_fakes(plan, byo_plan):
+    tokens = {token for token, _ in plan.invokes + byo_plan.invokes}
+    assert tokens <= set(fakes.INVOKES)
+
+
+# --- args ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("change,message", [
+    ({"zones": ("us-west-2a",)}, "at least two zones"),
+    ({"region": ""}, "region"),
+    ({"gpu_pools": (GpuPoolRequest(name="l4", accelerator="l4", max_nodes=2),)},
+     "cannot scale a DRA pool up from zero"),
+    ({"system_min_nodes": 5}, "system_min_nodes"),
+])
+def test_args_refuse_what_eks_or_the_autoscaler_cannot_build(change, message):
+    from aicp.components.aws import AwsClusterArgs
+
+    args = {"cluster_name": "aicp", "kubernetes_version": "1.35", "region": "us-west-2",
+                "zones": ("us-west-2a", "us-west-2b"), "gpu_pools": POOLS}
+    with pytest.raises(ValueError, match=message):
+        AwsClusterArgs(**{**args, **change})
