@@ -1,0 +1,464 @@
+"""The Azure target: an AKS cluster with a system pool and one user agent pool per GPU pool.
+
+What it builds (raw ``pulumi_azure_native`` classes, so every child is visible to
+``aicp plan``):
+
+- a resource group ``<cluster>-rg``, unless an existing one is named;
+- a virtual network with one node subnet (the first half of the address space), unless an
+  existing subnet id is given;
+- a user-assigned control-plane identity, granted Network Contributor on the node subnet
+  and Contributor on the resource groups of the capacity reservation groups pools use;
+- the AKS cluster: that identity, OIDC issuer and Microsoft Entra Workload ID,
+  Azure CNI Overlay with the Cilium dataplane, a System-mode pool that autoscales, the
+  cluster autoscaler profile, patch + node-image auto-upgrade, the requested API server
+  access (public with authorized IP ranges, or private);
+- one User-mode agent pool per GPU pool: VM size from the accelerator catalog, autoscaling
+  ``min..max`` (0 allowed), Ubuntu, tainted and labelled from the catalog, Spot or a
+  capacity reservation group where asked;
+- the kubeconfig of the cluster's user credentials, kept secret, and a Kubernetes provider
+  on it.
+
+Upstream followed: AKS docs (Azure CNI Overlay, Cilium dataplane, workload identity, GPU
+node pools and ``gpuProfile.driver``, NVIDIA GPU Operator on AKS, Spot node pools,
+capacity reservation groups, auto-upgrade channels), pulumi-azure-native 3.29
+``containerservice`` (REST API 2025-09-01), AICR ``values-aks.yaml`` for the GPU Operator
+values (see ``../shared/ADDONS.md`` §2.1, §3.3, §6.2).
+
+Decisions, each with its reason:
+
+- **User-assigned control-plane identity**, not system-assigned: AKS associates
+  capacity reservation groups only through a user-assigned identity with Contributor on
+  the group's resource group ("system-assigned managed identities don't work with this
+  feature", AKS docs, capacity reservation groups), and a custom subnet's Network
+  Contributor grant must exist before the cluster is created. Switching the identity
+  type later would restart the control plane, so every cluster gets one from the start.
+- **Default provider, explicit ``location`` on every resource.** An explicit
+  ``azure_native.Provider`` would stop reading the stack's ``azure-native:*`` config
+  (subscription, tenant, auth), which users of the Azure provider expect to work.
+- **Local accounts on, no Entra ID integration by default.** The user credentials of a
+  cluster without Entra ID are a client-certificate kubeconfig, usable by the Pulumi
+  Kubernetes provider in CI with nothing installed. With Entra ID the kubeconfig needs
+  ``kubelogin`` and an Azure login on the machine running ``pulumi up``; give
+  ``entra_admin_group_ids`` to choose that: local accounts off, Azure RBAC on, the members
+  of those groups cluster admins, kubeconfig in ``exec`` format (kubelogin on the PATH).
+- **GPU driver: AKS installs it by default** (``gpu_driver="host"``): the driver and the
+  container toolkit come with the node image, match its kernel, are supported by
+  Microsoft and follow the node-image upgrades; new GPU nodes skip a driver build, so
+  scale-from-zero is faster. The GPU Operator then runs with ``driver.enabled=false``,
+  ``toolkit.enabled=false`` and ``operator.runtimeClass=nvidia-container-runtime`` (the
+  containerd handler AKS's driver setup registers). ``gpu_driver="operator"`` sets
+  ``gpuProfile.driver=None`` on every GPU pool and lets the operator install the driver
+  and toolkit under ``/run/nvidia/driver`` with runtime class ``nvidia``. One policy for
+  all pools: the operator's values are cluster-wide.
+- **Ubuntu on every pool.** The GPU Operator does not support Azure Linux OS Guard or
+  Flatcar, and mixed node OS versions break it.
+- **No ``CriticalAddonsOnly`` taint on the system pool.** The platform's controllers
+  (GPU Operator, Kueue, Istio, Prometheus) run there, as on the other targets.
+- **GPU pools are regional** (no zones): GPU capacity is scarce per zone, and an
+  InfiniBand pool must stay in one placement group. ``zones`` apply to the system pool.
+- **Spot pools carry AKS's own taint** ``kubernetes.azure.com/scalesetpriority=spot:
+  NoSchedule`` in ``node_taints`` (AKS adds it anyway; declaring it avoids a diff on every
+  update) and it is listed in the pool's taints so addons can tolerate it.
+- **GPU pools upgrade with ``max_surge=0, max_unavailable=1``**: a surge node is one more
+  GPU VM of quota that is rarely there. Spot pools take no upgrade settings (AKS rejects
+  surge on Spot).
+- **A capacity reservation group** is associated through ``capacity_reservation_group_id``
+  (the pool request's ``capacity_reservation_id`` is the group's ARM id). Role
+  assignments can take minutes to propagate; a first ``pulumi up`` may need a retry.
+- **DRA pools keep at least one node.** Upstream cluster-autoscaler's Azure provider builds
+  a node template from the VM size (CPU, memory, ``nvidia.com/gpu``) but no DRA
+  ResourceSlices, so a ResourceClaim cannot wake a pool at zero; device-plugin pools can
+  scale from zero. (Same limit as on AWS; AKS's managed autoscaler is assumed to match
+  upstream here, not verified.)
+- **Node counts belong to the autoscaler** once a pool exists: ``count`` is ignored on
+  update.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import pulumi
+import pulumi_azure_native as azure_native
+import pulumi_kubernetes as k8s
+from aicp.components.contract import (
+    CONFORMANCE_OUTPUT,
+    ClusterOutputs,
+    GpuDriver,
+    GpuPool,
+    GpuPoolRequest,
+    Taint,
+    resolve_pool,
+)
+
+cs = azure_native.containerservice
+
+SYSTEM_POOL_LABEL = "aicp.dev/pool"
+SYSTEM_POOL_NAME = "system"
+# 8 vCPU / 32 GiB with a local disk (ephemeral OS disk): room for the platform's controllers.
+DEFAULT_SYSTEM_VM_SIZE = "Standard_D8ds_v5"
+# Azure tag names cannot contain '/', so the cluster tag is not the Kubernetes-style label.
+CLUSTER_TAG = "aicp-cluster"
+SPOT_TAINT = Taint("kubernetes.azure.com/scalesetpriority", "spot", "NoSchedule")
+# Built-in role definition ids (same in every subscription).
+NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
+# AKS's cluster autoscaler expanders (no "price" on AKS).
+EXPANDERS = ("least-waste", "most-pods", "priority", "random")
+_POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")  # AKS Linux agent pool names
+_BAD_TAG = re.compile(r"[<>%&\\?/]")
+_CRG_ID = re.compile(r"^(/subscriptions/[^/]+/resourceGroups/[^/]+)/providers/"
+                     r"Microsoft\.Compute/capacityReservationGroups/[^/]+$", re.IGNORECASE)
+
+GPU_DRIVERS: dict[str, GpuDriver] = {
+    # AKS installs driver + toolkit on GPU pools (gpuProfile.driver Install, the default).
+    "host": GpuDriver(
+        owner="host", root="/", toolkit_on_host=True,
+        operator_values={
+            "driver": {"enabled": False}, "toolkit": {"enabled": False},
+            "operator": {"runtimeClass": "nvidia-container-runtime"}}),
+    # gpuProfile.driver None: the GPU Operator installs driver + toolkit.
+    "operator": GpuDriver(
+        owner="operator", root="/run/nvidia/driver", toolkit_on_host=False,
+        operator_values={
+            "driver": {"enabled": True},
+            # Ubuntu 24.04 nodes (AKS default from 1.35) run containerd 2.x: the toolkit
+            # must read the runtime config from the file, not from the containerd CLI.
+            "toolkit": {"enabled": True,
+                        "env": [{"name": "RUNTIME_CONFIG_SOURCE", "value": "file"}]},
+            "operator": {"runtimeClass": "nvidia"}}),
+}
+
+
+@dataclass(frozen=True)
+class AksClusterArgs:
+    """Inputs of :class:`AksCluster`."""
+
+    cluster_name: str
+    kubernetes_version: str  # a minor ("1.35"): AKS picks its newest GA patch
+    location: str
+    gpu_pools: tuple[GpuPoolRequest, ...]
+    # Existing resource group; created as <cluster_name>-rg when not given.
+    resource_group: str | None = None
+    zones: tuple[str, ...] = ()  # "1", "2", "3"
+    vnet_cidr: str = "10.0.0.0/16"
+    # Existing node subnet (full ARM id); when given no virtual network is created.
+    subnet_id: str | None = None
+    # Overlay pod and service ranges: never routed in the VNet, but must not overlap it.
+    pod_cidr: str = "10.244.0.0/16"
+    service_cidr: str = "10.96.0.0/16"
+    private_cluster: bool = False
+    # Public API server: who may reach it. Empty (or 0.0.0.0/0) means everyone.
+    authorized_ip_ranges: tuple[str, ...] = ()
+    system_vm_size: str | None = None  # DEFAULT_SYSTEM_VM_SIZE
+    system_min_nodes: int = 2
+    system_max_nodes: int = 4
+    # GPU images (CUDA, PyTorch, vLLM) are 10-20 GB each, and several are cached per node.
+    gpu_os_disk_gib: int = 256
+    gpu_driver: Literal["host", "operator"] = "host"
+    autoscaler_expander: str = "least-waste"
+    sku_tier: Literal["Free", "Standard", "Premium"] = "Standard"
+    # Entra ID groups whose members are cluster admins; turns local accounts off.
+    entra_admin_group_ids: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.location:
+            raise ValueError("AksClusterArgs.location: an Azure region is required")
+        for zone in self.zones:
+            if zone not in ("1", "2", "3"):
+                raise ValueError(f"AksClusterArgs.zones: {zone!r} is not an Azure zone "
+                                 "(use \"1\", \"2\", \"3\")")
+        if not 1 <= self.system_min_nodes <= self.system_max_nodes:
+            raise ValueError("AksClusterArgs.system_min_nodes: must be 1..system_max_nodes")
+        if self.autoscaler_expander not in EXPANDERS:
+            raise ValueError(f"AksClusterArgs.autoscaler_expander: "
+                             f"{self.autoscaler_expander!r} is not one of "
+                             f"{', '.join(EXPANDERS)} on AKS")
+        if self.private_cluster and self.authorized_ip_ranges \
+                and not _everyone(self.authorized_ip_ranges):
+            raise ValueError("AksClusterArgs.authorized_ip_ranges: a private cluster has no "
+                             "public endpoint to restrict")
+        for key in self.tags:
+            if _BAD_TAG.search(key):
+                raise ValueError(f"AksClusterArgs.tags: {key!r}: Azure tag names cannot "
+                                 "contain < > % & \\ ? /")
+        ranges = {"pod_cidr": self.pod_cidr, "service_cidr": self.service_cidr}
+        if self.subnet_id is None:
+            ranges["vnet_cidr"] = self.vnet_cidr
+        nets = {k: ipaddress.ip_network(v) for k, v in ranges.items()}
+        keys = list(nets)
+        for i, a in enumerate(keys):
+            for b in keys[i + 1:]:
+                if nets[a].overlaps(nets[b]):
+                    raise ValueError(f"AksClusterArgs.{a}: {ranges[a]} overlaps "
+                                     f"{b} {ranges[b]}")
+        names = [agent_pool_name(p.name) for p in self.gpu_pools]
+        if len(set(names)) != len(names) or SYSTEM_POOL_NAME in names:
+            raise ValueError(f"AksClusterArgs.gpu_pools: AKS pool names (lowercase letters "
+                             f"and digits, at most 12) repeat: {names}")
+        for p in self.gpu_pools:
+            if p.min_nodes > p.max_nodes:
+                raise ValueError(f"gpu pool {p.name}: min_nodes is more than max_nodes")
+            if p.allocator == "dra" and p.min_nodes < 1:
+                raise ValueError(
+                    f"gpu pool {p.name}: min_nodes must be at least 1 for DRA pools on azure "
+                    "(the cluster autoscaler has no DRA node template for a pool with no "
+                    "nodes); use allocator device-plugin to scale from zero")
+            if p.capacity_type == "spot" and p.capacity_reservation_id:
+                raise ValueError(f"gpu pool {p.name}: capacity reservations are for "
+                                 "regular (not Spot) VMs")
+            if p.capacity_reservation_id:
+                reservation_resource_group(p.capacity_reservation_id)
+
+
+class AksCluster(pulumi.ComponentResource):
+    """An AKS cluster ready for the aicp addons; ``outputs`` is the contract."""
+
+    outputs: ClusterOutputs
+
+    def __init__(self, name: str, args: AksClusterArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aicp:azure:Cluster", name, None, opts)
+        self._name = name
+        self._args = args
+        self._subscription = azure_native.authorization.get_client_config_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)).subscription_id
+
+        if args.resource_group:
+            self.resource_group_name: pulumi.Input[str] = args.resource_group
+        else:
+            group = azure_native.resources.ResourceGroup(
+                f"{name}-rg", resource_group_name=f"{args.cluster_name}-rg",
+                location=args.location, tags=self._tags(), opts=self._opts())
+            self.resource_group_name = group.name
+        self.subnet_id: pulumi.Input[str] = args.subnet_id or self._network()
+
+        self.identity = azure_native.managedidentity.UserAssignedIdentity(
+            f"{name}-identity", resource_group_name=self.resource_group_name,
+            resource_name_=f"{args.cluster_name}-control-plane", location=args.location,
+            tags=self._tags(), opts=self._opts())
+        self.principal_id = self.identity.principal_id
+        self.grants = self._grants()
+        self.cluster = self._cluster()
+
+        self.gpu_driver = GPU_DRIVERS[args.gpu_driver]
+        self.pools: tuple[GpuPool, ...] = tuple(
+            _with_spot_taint(resolve_pool("azure", p)) for p in args.gpu_pools)
+        self.agent_pools = {
+            pool.name: self._gpu_pool(pool, request)
+            for pool, request in zip(self.pools, args.gpu_pools, strict=True)}
+
+        self.kubeconfig = self._kubeconfig()
+        self.provider = k8s.Provider(
+            f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster]))
+
+        self.outputs = ClusterOutputs(
+            target="azure", name=self.cluster.name, kubernetes_version=args.kubernetes_version,
+            kubeconfig=self.kubeconfig, provider=self.provider, gpu_pools=self.pools,
+            gpu_driver=self.gpu_driver,
+            # AKS runs the cluster autoscaler itself (enable_auto_scaling on each pool).
+            autoscaler="aks", autoscaler_values={},
+            # The system pool is part of the cluster resource.
+            ready=[self.cluster],
+        )
+        self.register_outputs({
+            "clusterName": self.cluster.name,
+            "resourceGroup": self.resource_group_name,
+            "fqdn": self.cluster.fqdn,
+            "oidcIssuerUrl": self.cluster.oidc_issuer_profile.apply(
+                lambda p: p.issuer_url if p else None),
+            "principalId": self.principal_id,
+            "kubeconfig": self.kubeconfig,
+            CONFORMANCE_OUTPUT: ["cluster_autoscaling"],
+        })
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _opts(self, parent: pulumi.Resource | None = None, **kwargs: Any
+              ) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=parent or self, **kwargs)
+
+    def _tags(self) -> dict[str, str]:
+        return {**self._args.tags, CLUSTER_TAG: self._args.cluster_name}
+
+    def _grants(self) -> list[azure_native.authorization.RoleAssignment]:
+        """What the control-plane identity may do, granted before the cluster exists."""
+        grants = [self._role_assignment(
+            f"{self._name}-subnet-network", NETWORK_CONTRIBUTOR, self.subnet_id)]
+        groups = dict.fromkeys(reservation_resource_group(p.capacity_reservation_id)
+                               for p in self._args.gpu_pools if p.capacity_reservation_id)
+        for i, group in enumerate(groups):
+            grants.append(self._role_assignment(
+                f"{self._name}-reservations-{i}", CONTRIBUTOR, group))
+        return grants
+
+    def _role_assignment(self, name: str, role: str, scope: pulumi.Input[str]
+                         ) -> azure_native.authorization.RoleAssignment:
+        return azure_native.authorization.RoleAssignment(
+            name, principal_id=self.principal_id, principal_type="ServicePrincipal",
+            role_definition_id=pulumi.Output.concat(
+                "/subscriptions/", self._subscription,
+                "/providers/Microsoft.Authorization/roleDefinitions/", role),
+            scope=scope, opts=self._opts(parent=self.identity))
+
+    # --- network -----------------------------------------------------------------------
+
+    def _network(self) -> pulumi.Output[str]:
+        a, n = self._args, self._name
+        vnet = azure_native.network.VirtualNetwork(
+            f"{n}-vnet", resource_group_name=self.resource_group_name,
+            virtual_network_name=f"{a.cluster_name}-vnet", location=a.location,
+            address_space=azure_native.network.AddressSpaceArgs(address_prefixes=[a.vnet_cidr]),
+            tags=self._tags(),
+            # Subnets are their own resources; the VNet must not manage them inline.
+            opts=self._opts(ignore_changes=["subnets"]))
+        subnet = azure_native.network.Subnet(
+            f"{n}-nodes", resource_group_name=self.resource_group_name,
+            virtual_network_name=vnet.name, subnet_name="nodes",
+            address_prefix=node_subnet_cidr(a.vnet_cidr), opts=self._opts(parent=vnet))
+        self.vnet = vnet
+        return subnet.id
+
+    # --- cluster -----------------------------------------------------------------------
+
+    def _cluster(self) -> cs.ManagedCluster:
+        a, n = self._args, self._name
+        system = cs.ManagedClusterAgentPoolProfileArgs(
+            name=SYSTEM_POOL_NAME, mode="System",
+            vm_size=a.system_vm_size or DEFAULT_SYSTEM_VM_SIZE, os_type="Linux",
+            os_sku="Ubuntu", type="VirtualMachineScaleSets",
+            enable_auto_scaling=True, min_count=a.system_min_nodes,
+            max_count=a.system_max_nodes, count=a.system_min_nodes,
+            availability_zones=list(a.zones) or None, vnet_subnet_id=self.subnet_id,
+            orchestrator_version=a.kubernetes_version,
+            node_labels={SYSTEM_POOL_LABEL: SYSTEM_POOL_NAME},
+            upgrade_settings=cs.AgentPoolUpgradeSettingsArgs(max_surge="33%"))
+        entra = bool(a.entra_admin_group_ids)
+        return cs.ManagedCluster(
+            f"{n}-aks", resource_group_name=self.resource_group_name,
+            resource_name_=a.cluster_name, location=a.location, dns_prefix=a.cluster_name,
+            kubernetes_version=a.kubernetes_version,
+            sku=cs.ManagedClusterSKUArgs(name="Base", tier=a.sku_tier),
+            identity=cs.ManagedClusterIdentityArgs(
+                type="UserAssigned", user_assigned_identities=[self.identity.id]),
+            enable_rbac=True,
+            disable_local_accounts=entra,
+            aad_profile=cs.ManagedClusterAADProfileArgs(
+                managed=True, enable_azure_rbac=True,
+                admin_group_object_ids=list(a.entra_admin_group_ids)) if entra else None,
+            oidc_issuer_profile=cs.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
+            security_profile=cs.ManagedClusterSecurityProfileArgs(
+                workload_identity=cs.ManagedClusterSecurityProfileWorkloadIdentityArgs(
+                    enabled=True)),
+            network_profile=cs.ContainerServiceNetworkProfileArgs(
+                network_plugin="azure", network_plugin_mode="overlay",
+                network_dataplane="cilium", network_policy="cilium",
+                pod_cidr=a.pod_cidr, service_cidr=a.service_cidr,
+                dns_service_ip=dns_service_ip(a.service_cidr),
+                load_balancer_sku="standard", outbound_type="loadBalancer"),
+            api_server_access_profile=self._api_server_access(),
+            agent_pool_profiles=[system],
+            auto_scaler_profile=cs.ManagedClusterPropertiesAutoScalerProfileArgs(
+                expander=a.autoscaler_expander),
+            # Patch upgrades within the pinned minor; node images carry the matching
+            # kernel and (host driver policy) the matching NVIDIA driver.
+            auto_upgrade_profile=cs.ManagedClusterAutoUpgradeProfileArgs(
+                upgrade_channel="patch", node_os_upgrade_channel="NodeImage"),
+            tags=self._tags(),
+            opts=self._opts(depends_on=self.grants,
+                            ignore_changes=["agentPoolProfiles[0].count"]))
+
+    def _api_server_access(self) -> cs.ManagedClusterAPIServerAccessProfileArgs | None:
+        a = self._args
+        if a.private_cluster:
+            return cs.ManagedClusterAPIServerAccessProfileArgs(enable_private_cluster=True)
+        if a.authorized_ip_ranges and not _everyone(a.authorized_ip_ranges):
+            return cs.ManagedClusterAPIServerAccessProfileArgs(
+                authorized_ip_ranges=list(a.authorized_ip_ranges))
+        return None
+
+    # --- GPU pools ---------------------------------------------------------------------
+
+    def _gpu_pool(self, pool: GpuPool, request: GpuPoolRequest) -> cs.AgentPool:
+        a = self._args
+        spot = pool.capacity_type == "spot"
+        return cs.AgentPool(
+            f"{self._name}-gpu-{pool.name}", resource_group_name=self.resource_group_name,
+            resource_name_=self.cluster.name, agent_pool_name=agent_pool_name(pool.name),
+            mode="User", vm_size=pool.machine_type, os_type="Linux", os_sku="Ubuntu",
+            type="VirtualMachineScaleSets", vnet_subnet_id=self.subnet_id,
+            orchestrator_version=a.kubernetes_version, os_disk_size_gb=a.gpu_os_disk_gib,
+            enable_auto_scaling=True, min_count=pool.min_nodes, max_count=pool.max_nodes,
+            count=pool.min_nodes,
+            node_labels=dict(pool.labels),
+            node_taints=[f"{t.key}={t.value}:{t.effect}" for t in pool.taints],
+            gpu_profile=cs.GPUProfileArgs(driver="None") if a.gpu_driver == "operator"
+            else cs.GPUProfileArgs(driver="Install"),
+            scale_set_priority="Spot" if spot else "Regular",
+            scale_set_eviction_policy="Delete" if spot else None,
+            spot_max_price=-1 if spot else None,  # pay up to the on-demand price
+            capacity_reservation_group_id=request.capacity_reservation_id,
+            upgrade_settings=None if spot else cs.AgentPoolUpgradeSettingsArgs(
+                max_surge="0", max_unavailable="1"),
+            tags=self._tags(),
+            opts=self._opts(depends_on=self.grants, ignore_changes=["count"]))
+
+    # --- kubeconfig --------------------------------------------------------------------
+
+    def _kubeconfig(self) -> pulumi.Output[str]:
+        creds = cs.list_managed_cluster_user_credentials_output(
+            resource_group_name=self.resource_group_name, resource_name=self.cluster.name,
+            # Entra ID clusters: exec format, i.e. kubelogin (non-interactive with env
+            # credentials after `kubelogin convert-kubeconfig -l azurecli` or similar).
+            format="exec" if self._args.entra_admin_group_ids else None,
+            opts=pulumi.InvokeOutputOptions(parent=self))
+        return pulumi.Output.secret(creds.kubeconfigs.apply(
+            lambda k: base64.b64decode(k[0].value).decode()))
+
+
+# --- pure helpers (tested through the component) ----------------------------------------
+
+def agent_pool_name(pool: str) -> str:
+    """AKS Linux pool names: lowercase letters and digits, at most 12, a letter first."""
+    name = re.sub(r"[^a-z0-9]", "", pool.lower())[:12]
+    if not _POOL_NAME.match(name):
+        raise ValueError(f"gpu pool {pool!r}: no valid AKS pool name can be made of it")
+    return name
+
+
+def node_subnet_cidr(vnet_cidr: str) -> str:
+    """The first half of the VNet: nodes only, since overlay pods take no VNet addresses;
+    the other half stays free for private endpoints and load balancer subnets."""
+    return str(next(ipaddress.ip_network(vnet_cidr).subnets(prefixlen_diff=1)))
+
+
+def dns_service_ip(service_cidr: str) -> str:
+    """The conventional ``.10`` of the service range (kube-dns)."""
+    return str(ipaddress.ip_network(service_cidr).network_address + 10)
+
+
+def reservation_resource_group(capacity_reservation_group_id: str) -> str:
+    """The resource group (ARM id) holding a capacity reservation group."""
+    match = _CRG_ID.match(capacity_reservation_group_id)
+    if not match:
+        raise ValueError(f"{capacity_reservation_group_id!r} is not the ARM id of a capacity "
+                         "reservation group (/subscriptions/.../resourceGroups/.../providers/"
+                         "Microsoft.Compute/capacityReservationGroups/...)")
+    return match.group(1)
+
+
+def _everyone(ranges: tuple[str, ...]) -> bool:
+    return any(ipaddress.ip_network(r).prefixlen == 0 for r in ranges)
+
+
+def _with_spot_taint(pool: GpuPool) -> GpuPool:
+    if pool.capacity_type != "spot":
+        return pool
+    return replace(pool, taints=(*pool.taints, SPOT_TAINT))
