@@ -84,7 +84,11 @@ CHARTS: dict[str, Chart] = {
         "prometheus-community/helm-charts prometheus-adapter-5.3.0"),
     "kuberay-operator": Chart(
         "kuberay-operator", "https://ray-project.github.io/kuberay-helm/", "1.7.0",
-        "ray-project/kuberay@v1.7.0 helm-chart/kuberay-operator"),
+        "ray-project/kuberay@v1.7.0 helm-chart/kuberay-operator",
+        why="the chart cannot enable the operator's webhooks (no cert volume); aicp adds "
+            "them without cert-manager: pulumi-tls CA and serving cert, a DeploymentPatch "
+            "carrying ENABLE_WEBHOOKS, port 9443 and the cert mount, its own Service and "
+            "ValidatingWebhookConfiguration (aicp.addons.kuberay)"),
 }
 
 MANIFESTS: dict[str, Manifest] = {
@@ -117,3 +121,20 @@ DEFAULT_KUBERNETES = "1.35"
 
 # The CNCF AI Conformance checklist a cluster of each minor is verified against.
 CHECKLIST_FOR_MINOR = {minor: minor for minor in KUBERNETES}
+
+# k3s (on-prem target, k3s mode): one patch per supported Kubernetes minor, newest on each
+# line as of 2026-09 (k3s-io/k3s tags; e.g. "[release-1.36] Update to v1.36.4-k3s1",
+# k3s-io/k3s#14545). The k3s minor follows aicp:kubernetesVersion.
+K3S_VERSIONS: dict[str, str] = {
+    "1.34": "v1.34.11+k3s1",
+    "1.35": "v1.35.8+k3s1",
+    "1.36": "v1.36.4+k3s1",
+}
+# install.sh is version-agnostic (INSTALL_K3S_VERSION picks the release); pinned by tag, not
+# get.k3s.io, so the script cannot change under us. It verifies the k3s binary against the
+# release's sha256sum-<arch>.txt itself. The checksum is of this exact file, identical at
+# tags v1.36.1/v1.36.2/v1.36.4 as recorded by three unrelated public repositories (not
+# recomputed here: no network); a mismatch makes the install stop before anything runs.
+K3S_INSTALLER_URL = "https://raw.githubusercontent.com/k3s-io/k3s/v1.36.4%2Bk3s1/install.sh"
+K3S_INSTALLER_SHA256 = "46177d4c99440b4c0311b67233823a8e8a2fc09693f6c89af1a7161e152fbfad"
+K3S_SOURCE = "k3s-io/k3s@v1.36.4+k3s1 install.sh; k3s-io/docs release-notes v1.3x.X"

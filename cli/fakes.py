@@ -14,7 +14,8 @@ from typing import Any
 
 ACCOUNT = "123456789012"
 REGION = "us-west-2"
-FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nplan\n-----END CERTIFICATE-----\n").decode()
+FAKE_CA = base64.b64encode(
+    b"-----BEGIN CERTIFICATE-----\nplan\n-----END CERTIFICATE-----\n").decode()
 
 Outputs = Callable[[str, dict[str, Any]], dict[str, Any]]
 
@@ -75,6 +76,114 @@ INVOKES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws",
         "reverseDnsPrefix": "com.amazonaws"},
 }
+
+
+# --- Azure (azure-native) ---------------------------------------------------------------
+AZURE_SUBSCRIPTION = "00000000-0000-0000-0000-00000000plan"
+AZURE_TENANT = "11111111-1111-1111-1111-11111111plan"
+
+
+def _aks_cluster(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    cluster = inputs.get("resourceName", name)
+    location = inputs.get("location", "eastus2")
+    return {
+        "name": cluster,
+        "fqdn": f"{cluster}-plan.hcp.{location}.azmk8s.io",
+        "identity": _aks_identity(cluster, inputs.get("identity") or {}),
+        "oidcIssuerProfile": {**inputs.get("oidcIssuerProfile", {}),
+                              "issuerURL": f"https://{location}.oic.prod-aks.azure.com/"
+                                           f"{AZURE_TENANT}/{cluster}/"},
+        "nodeResourceGroup": f"MC_{inputs.get('resourceGroupName')}_{cluster}_{location}",
+        "provisioningState": "Succeeded",
+    }
+
+
+def _aks_identity(cluster: str, identity: dict[str, Any]) -> dict[str, Any]:
+    # ARM answers user-assigned identities as a map keyed by identity id.
+    users = identity.get("userAssignedIdentities") or []
+    out = {"type": identity.get("type", "SystemAssigned"), "tenantId": AZURE_TENANT}
+    if users:
+        out["userAssignedIdentities"] = {
+            uid: {"principalId": f"{cluster}-principal", "clientId": f"{cluster}-client"}
+            for uid in users}
+    else:
+        out["principalId"] = f"{cluster}-principal"
+    return out
+
+
+def _aks_user_credentials(args: dict[str, Any]) -> dict[str, Any]:
+    cluster = args.get("resourceName", "plan")
+    config = (
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n- name: {cluster}\n  cluster:\n"
+        f"    server: https://{cluster}-plan.hcp.eastus2.azmk8s.io:443\n"
+        f"    certificate-authority-data: {FAKE_CA}\n"
+        f"contexts:\n- name: {cluster}\n  context:\n    cluster: {cluster}\n"
+        f"    user: clusterUser_{cluster}\n"
+        f"current-context: {cluster}\n"
+        f"users:\n- name: clusterUser_{cluster}\n  user:\n    token: plan\n")
+    return {"kubeconfigs": [{"name": "clusterUser",
+                             "value": base64.b64encode(config.encode()).decode()}]}
+
+
+OUTPUTS.update({
+    "azure-native:resources:ResourceGroup": lambda name, inputs: {
+        "name": inputs.get("resourceGroupName", name)},
+    "azure-native:network:VirtualNetwork": lambda name, inputs: {
+        "name": inputs.get("virtualNetworkName", name)},
+    "azure-native:network:Subnet": lambda name, inputs: {
+        "name": inputs.get("subnetName", name)},
+    "azure-native:managedidentity:UserAssignedIdentity": lambda name, inputs: {
+        "name": inputs.get("resourceName", name), "principalId": f"{name}-principal",
+        "clientId": f"{name}-client", "tenantId": AZURE_TENANT},
+    "azure-native:containerservice:ManagedCluster": _aks_cluster,
+    "azure-native:containerservice:AgentPool": lambda name, inputs: {
+        "name": inputs.get("agentPoolName", name), "provisioningState": "Succeeded"},
+})
+
+INVOKES.update({
+    "azure-native:authorization:getClientConfig": lambda args: {
+        "clientId": "plan-client", "objectId": "plan-object",
+        "subscriptionId": AZURE_SUBSCRIPTION, "tenantId": AZURE_TENANT},
+    "azure-native:containerservice:listManagedClusterUserCredentials": _aks_user_credentials,
+})
+
+
+# --- TLS (pulumi-tls: webhook CAs and serving certificates) --------------------------------
+def _pem(kind: str, name: str) -> str:
+    return f"-----BEGIN {kind}-----\nplan-{name}\n-----END {kind}-----\n"
+
+
+OUTPUTS.update({
+    "tls:index/privateKey:PrivateKey": lambda name, inputs: {
+        "privateKeyPem": _pem("PRIVATE KEY", name), "publicKeyPem": _pem("PUBLIC KEY", name)},
+    "tls:index/selfSignedCert:SelfSignedCert": lambda name, inputs: {
+        "certPem": _pem("CERTIFICATE", name)},
+    "tls:index/certRequest:CertRequest": lambda name, inputs: {
+        "certRequestPem": _pem("CERTIFICATE REQUEST", name)},
+    "tls:index/locallySignedCert:LocallySignedCert": lambda name, inputs: {
+        "certPem": _pem("CERTIFICATE", name)},
+})
+
+
+# --- remote commands (pulumi-command: on-prem k3s over SSH) --------------------------------
+def _remote_command(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """What a host would print: the join token or k3s's kubeconfig for the reader commands."""
+    create = str(inputs.get("create", ""))
+    if "/var/lib/rancher/k3s/server/node-token" in create:
+        return {"stdout": f"K10plan::server:{name}\n", "stderr": ""}
+    if "/etc/rancher/k3s/k3s.yaml" in create:
+        return {"stdout": (
+            "apiVersion: v1\nkind: Config\n"
+            f"clusters:\n- name: default\n  cluster:\n    server: https://127.0.0.1:6443\n"
+            f"    certificate-authority-data: {FAKE_CA}\n"
+            "contexts:\n- name: default\n  context:\n    cluster: default\n    user: default\n"
+            "current-context: default\n"
+            "users:\n- name: default\n  user:\n    token: plan\n"), "stderr": ""}
+    return {"stdout": "", "stderr": ""}
+
+
+OUTPUTS.update({"command:remote:Command": _remote_command})
 
 
 def outputs_for(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -86,12 +86,16 @@ class Plan:
         return out
 
     def depends_on(self, resource: Resource, other: Resource) -> bool:
-        """True when ``resource`` waits for ``other``: directly, through a parent's
-        ``depends_on`` or through a dependency on a component that contains ``other``."""
+        """True when ``resource`` waits for ``other``, directly or through what it waits for.
+
+        The SDK records a dependency on a component as dependencies on the component's
+        custom children, so waiting for any resource inside ``other`` counts. A parent's
+        ``depends_on`` does not reach its children, so ancestors of ``resource`` do not.
+        """
         urns = {r.urn: r for r in self.resources}
-        contained = {other.urn, *(a.urn for a in self.ancestors(other))}
+        contained = {other.urn, *(d.urn for d in self.descendants(other))}
         seen: set[str] = set()
-        frontier = [resource, *self.ancestors(resource)]
+        frontier = [resource]
         while frontier:
             r = frontier.pop()
             for dep in r.dependencies:

@@ -1,0 +1,93 @@
+"""NVIDIA DRA driver for GPUs: advertises the GPUs of DRA pools as ResourceSlices.
+
+Its kubelet plugin runs only on nodes labelled ``aicp.dev/gpu-allocator=dra``; those nodes
+carry ``nvidia.com/gpu.deploy.device-plugin=false`` so the GPU Operator's device plugin stays
+off them (one advertiser per node, ADDONS.md pitfall 10). ``gpuResourcesEnabledOverride`` is the
+chart's acknowledgement of exactly that (0.4.1 ``templates/validation.yaml``).
+
+With no DRA pool and no ComputeDomains the component installs nothing and serves nothing: a
+driver without a node to run on would only add a controller and DeviceClasses no claim can
+use. When the GPU Operator is installed alongside, its release owns the ``resource.nvidia.com``
+CRDs (see ``aicp.addons.gpu_operator``), so this release skips its ``crds/`` and waits for it;
+it must wait anyway where the operator installs the driver and toolkit this plugin loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+from aicp.addons.base import Addon
+from aicp.addons.catalog import CHARTS
+from aicp.addons.gpu_operator import GpuOperator
+from aicp.components.contract import LABEL_ALLOCATOR, ClusterOutputs
+
+RELEASE = "dra-driver-nvidia-gpu"
+# DeviceClass the chart creates for whole GPUs; Kueue maps it to a quota resource.
+GPU_DEVICE_CLASS = "gpu.nvidia.com"
+
+
+@dataclass(frozen=True)
+class DraDriverArgs:
+    namespace: str = "dra-driver-nvidia-gpu"
+    # Multi-node NVLink ComputeDomains (GB200/GB300 racks); runs on DRA pools only.
+    compute_domains: bool = False
+    # The GPU Operator of this cluster, if any: owner of the CRDs and the driver.
+    gpu_operator: GpuOperator | None = None
+
+
+def driver_values(cluster: ClusterOutputs, args: DraDriverArgs) -> dict[str, Any]:
+    """Chart values: GPUs on DRA pools, the contract's driver root, the GA resource API."""
+    return {
+        "nvidiaDriverRoot": cluster.gpu_driver.root,
+        "gpuResourcesEnabledOverride": True,
+        "resources": {"gpus": {"enabled": True},
+                      "computeDomains": {"enabled": args.compute_domains}},
+        # Offline renders and some API servers report the wrong resource.k8s.io versions
+        # (pitfall 13); the platform's minors (>= 1.34) all serve v1.
+        "resourceApiVersion": "resource.k8s.io/v1",
+        # The chart default already tolerates nvidia.com/gpu:NoSchedule (0.4.1).
+        "kubeletPlugin": {"nodeSelector": {LABEL_ALLOCATOR: "dra"}},
+    }
+
+
+def wanted(cluster: ClusterOutputs, args: DraDriverArgs) -> bool:
+    return args.compute_domains or any(p.allocator == "dra" for p in cluster.gpu_pools)
+
+
+class DraDriver(Addon):
+    """The DRA driver release in its own privileged namespace (kubelet plugin is privileged)."""
+
+    token = "aicp:addons:DraDriver"
+    serves = ("dra_support", "secure_accelerator_access")
+
+    def __init__(self, name: str, cluster: ClusterOutputs, args: DraDriverArgs | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(name, cluster, opts)
+        args = args or DraDriverArgs()
+        self.release: k8s.helm.v3.Release | None = None
+        if not wanted(cluster, args):
+            self.serves = ()
+            self.finish(installed=False)
+            return
+        chart = CHARTS["dra-driver"]
+        operator = [args.gpu_operator.release] if args.gpu_operator else []
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": args.namespace,
+                      "labels": {"pod-security.kubernetes.io/enforce": "privileged"}},
+            opts=self.child_opts(depends_on=cluster.ready))
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name=RELEASE,
+            chart=chart.ref,
+            version=chart.version,
+            repository_opts=None if chart.oci else k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
+            namespace=args.namespace,
+            values=driver_values(cluster, args),
+            skip_crds=bool(operator),
+            opts=self.child_opts(depends_on=[namespace, *cluster.ready, *operator]))
+        self.finish(installed=True, namespace=args.namespace, release=self.release.name,
+                    deviceClass=GPU_DEVICE_CLASS)

@@ -1,0 +1,120 @@
+"""Gateway API Inference Extension: the InferencePool API and an endpoint picker (EPP).
+
+GAIE v1.6.0 keeps only the InferencePool API (``inference.networking.k8s.io/v1``); the
+endpoint picker and its chart moved to ``llm-d/llm-d-router`` (chart
+``llm-d-router-gateway``). That chart creates the EPP, an InferencePool named after the
+release selecting the model-server pods of its namespace, Istio's DestinationRule for
+the EPP, the EPP ServiceMonitor and an HTTPRoute from the inference Gateway to the pool.
+
+Chart value keys, read at llm-d/llm-d-router (``../shared`` has no copy of this chart):
+``config/charts/README.md`` ("Value Mapping Guide", "EPP Core Configuration", "Model
+Server Configuration", "Gateway-Specific Parameters"), ``config/charts/routerlib/
+values.yaml`` (``epp.image.tag: main`` / ``pullPolicy: Always``, ``epp.resources``
+requests 8 CPU / 8Gi, ``monitoring.prometheus.enabled``, ``modelServers``),
+``config/charts/llm-d-router-gateway/values.yaml`` (``provider.name``, ``httpRoute.*``),
+``config/charts/routerlib/templates/_inferencepool.yaml`` (pool name = release name).
+The chart fails on the legacy GAIE keys (``inferenceExtension``, ``inferencePool``,
+``inferenceObjectives``, ``experimentalHttpRoute``) at top level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+from aicp.addons.base import Addon
+from aicp.addons.catalog import CHARTS, IMAGES, MANIFESTS
+from aicp.addons.gateway_api import MANAGED_FEATURE
+from aicp.addons.istio import ROUTES_LABEL, ROUTES_LABEL_VALUE
+from aicp.components.contract import ClusterOutputs
+
+
+def _default_resources() -> dict[str, Any]:
+    # Upstream asks for 8 CPU / 8Gi; that sized for heavy traffic and would not fit a
+    # small system node. Raise it with the load.
+    return {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
+
+
+@dataclass(frozen=True)
+class InferenceExtensionArgs:
+    # Where the model servers run: an InferencePool selects pods of its own namespace.
+    namespace: str = "inference"
+    pool_name: str = "vllm"
+    model_server_labels: Mapping[str, str] = field(default_factory=lambda: {"app": "vllm"})
+    model_server_port: int = 8000
+    model_server_type: Literal["vllm", "sglang", "triton-tensorrt-llm", "trtllm-serve",
+                               "triton"] = "vllm"
+    gateway_provider: Literal["istio", "gke", "none"] = "istio"
+    gateway_name: str = "inference-gateway"
+    gateway_namespace: str = "inference-gateway"
+    epp_resources: Mapping[str, Any] = field(default_factory=_default_resources)
+    # The EPP ServiceMonitor needs the prometheus-operator CRDs.
+    metrics: bool = True
+    # What the chart's objects need first: the gateway implementation (Istio's
+    # DestinationRule CRD, the Gateway) and the ServiceMonitor CRD owner.
+    after: Sequence[pulumi.Resource] = ()
+
+
+class InferenceExtension(Addon):
+    """InferencePool CRDs, then the endpoint picker and its pool for one set of model servers."""
+
+    token = "aicp:addons:InferenceExtension"
+    serves = ("advanced_inference_ingress",)
+
+    def __init__(self, name: str, cluster: ClusterOutputs,
+                 args: InferenceExtensionArgs | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(name, cluster, opts)
+        args = args or InferenceExtensionArgs()
+        ready = list(cluster.ready)
+        manifest, chart = MANIFESTS["inference-extension"], CHARTS["endpoint-picker"]
+
+        self.crds: k8s.yaml.v2.ConfigFile | None = None
+        if not cluster.features.get(MANAGED_FEATURE):  # GKE installs the GAIE CRDs too
+            self.crds = k8s.yaml.v2.ConfigFile(
+                f"{name}-crds", file=manifest.url, opts=self.child_opts(depends_on=ready))
+
+        # GPU model servers need nothing beyond baseline; the label admits the chart's
+        # HTTPRoute to the inference Gateway.
+        ns = k8s.core.v1.Namespace(
+            f"{name}-ns", metadata={"name": args.namespace, "labels": {
+                "pod-security.kubernetes.io/enforce": "baseline",
+                "pod-security.kubernetes.io/warn": "baseline",
+                ROUTES_LABEL: ROUTES_LABEL_VALUE}},
+            opts=self.child_opts(depends_on=ready))
+
+        values = {
+            "router": {
+                "epp": {
+                    "image": {"tag": IMAGES["endpoint-picker"], "pullPolicy": "IfNotPresent"},
+                    "resources": dict(args.epp_resources),
+                },
+                "modelServers": {
+                    "matchLabels": dict(args.model_server_labels),
+                    "targetPorts": [{"number": args.model_server_port}],
+                    "type": args.model_server_type,
+                },
+                "monitoring": {"prometheus": {"enabled": args.metrics}},
+            },
+            "provider": {"name": args.gateway_provider},
+            "httpRoute": {
+                "create": True,
+                "inferenceGatewayName": args.gateway_name,
+                "inferenceGatewayNamespace": args.gateway_namespace,
+            },
+        }
+        self.epp = k8s.helm.v3.Release(
+            f"{name}-epp", name=args.pool_name, chart=chart.ref, version=chart.version,
+            namespace=ns.metadata.name, values=values,
+            opts=self.child_opts(depends_on=[
+                ns, *([self.crds] if self.crds else []), *args.after, *ready]))
+
+        self.pool_name = args.pool_name
+        self.namespace = args.namespace
+        self.finish(
+            inferencePool={"name": args.pool_name, "namespace": args.namespace,
+                           "apiVersion": "inference.networking.k8s.io/v1"},
+            crdsVersion=manifest.version, endpointPickerVersion=chart.version)

@@ -1,0 +1,109 @@
+"""Istio as the Gateway API implementation, and the inference Gateway it serves.
+
+Istio is the implementation with the newest passing GAIE conformance report (GAIE v1.5.0
+Gateway profile, istio 1.30.1, 13/13) and it installs with plain Helm. Only its control
+plane runs: no sidecar injection, no mesh. istiod creates the ``istio`` GatewayClass and
+provisions a Deployment and Service for every Gateway of that class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+from aicp.addons.base import Addon
+from aicp.addons.catalog import CHARTS
+from aicp.components.contract import ClusterOutputs
+
+# Namespaces carrying this label may attach routes to the inference Gateway.
+ROUTES_LABEL = "aicp.dev/inference-gateway"
+ROUTES_LABEL_VALUE = "allowed"
+
+
+@dataclass(frozen=True)
+class IstioArgs:
+    namespace: str = "istio-system"
+    gateway_name: str = "inference-gateway"
+    gateway_namespace: str = "inference-gateway"
+    # LoadBalancer on the clouds; ClusterIP where nothing provisions load balancers.
+    service_type: Literal["LoadBalancer", "ClusterIP", "NodePort"] = "LoadBalancer"
+    # What owns the Gateway API CRDs (the GatewayApi addon; nothing on GKE, which has them).
+    gateway_api: Sequence[pulumi.Resource] = ()
+
+
+def _namespace(name: str, level: str, labels: dict[str, str] | None = None) -> dict:
+    return {"name": name, "labels": {
+        "pod-security.kubernetes.io/enforce": level,
+        "pod-security.kubernetes.io/warn": level, **(labels or {})}}
+
+
+class Istio(Addon):
+    """istiod with the inference extension on, and one HTTP Gateway for inference routes."""
+
+    token = "aicp:addons:Istio"
+    serves = ("ai_inference",)
+
+    def __init__(self, name: str, cluster: ClusterOutputs, args: IstioArgs | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(name, cluster, opts)
+        args = args or IstioArgs()
+        ready = list(cluster.ready)
+
+        # istiod runs unprivileged; baseline leaves room for the gateway proxies too.
+        ns = k8s.core.v1.Namespace(
+            f"{name}-ns", metadata=_namespace(args.namespace, "baseline"),
+            opts=self.child_opts(depends_on=ready))
+        base_chart, istiod_chart = CHARTS["istio-base"], CHARTS["istiod"]
+        # Istio's charts ship only istio.io CRDs; the Gateway API CRDs come from the
+        # GatewayApi addon, since v1.6's safe-upgrades policy rejects a second source.
+        self.base = k8s.helm.v3.Release(
+            f"{name}-base", name="istio-base", chart=base_chart.ref,
+            version=base_chart.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=base_chart.repo),
+            namespace=ns.metadata.name,
+            values={"defaultRevision": "default"},
+            opts=self.child_opts(depends_on=[ns, *ready]))
+        self.istiod = k8s.helm.v3.Release(
+            f"{name}-istiod", name="istiod", chart=istiod_chart.ref,
+            version=istiod_chart.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=istiod_chart.repo),
+            namespace=ns.metadata.name,
+            values={"pilot": {"env": {
+                # Without it istiod ignores InferencePool backendRefs (GAIE istio guide).
+                "ENABLE_GATEWAY_API_INFERENCE_EXTENSION": "true",
+                # Set by GAIE's conformance setup for Istio (conformance/scripts/istio).
+                "SUPPORT_GATEWAY_API_INFERENCE_EXTENSION": "true",
+            }}},
+            # istiod must see the Gateway API CRDs at start to run its Gateway controller.
+            opts=self.child_opts(depends_on=[self.base, *args.gateway_api, *ready]))
+
+        gw_ns = k8s.core.v1.Namespace(
+            f"{name}-gateway-ns", metadata=_namespace(args.gateway_namespace, "baseline"),
+            opts=self.child_opts(depends_on=ready))
+        annotations = {}
+        if args.service_type != "LoadBalancer":
+            annotations["networking.istio.io/service-type"] = args.service_type
+        self.gateway = k8s.apiextensions.CustomResource(
+            f"{name}-gateway", api_version="gateway.networking.k8s.io/v1", kind="Gateway",
+            metadata={"name": args.gateway_name, "namespace": gw_ns.metadata.name,
+                      **({"annotations": annotations} if annotations else {})},
+            spec={
+                "gatewayClassName": "istio",
+                "listeners": [{
+                    "name": "http", "protocol": "HTTP", "port": 80,
+                    "allowedRoutes": {"namespaces": {
+                        "from": "Selector",
+                        "selector": {"matchLabels": {ROUTES_LABEL: ROUTES_LABEL_VALUE}}}},
+                }],
+            },
+            opts=self.child_opts(depends_on=[gw_ns, self.istiod, *args.gateway_api]))
+
+        self.gateway_name = args.gateway_name
+        self.gateway_namespace = args.gateway_namespace
+        self.finish(
+            gatewayName=args.gateway_name, gatewayNamespace=args.gateway_namespace,
+            gatewayClassName="istio", routeNamespaceLabel={ROUTES_LABEL: ROUTES_LABEL_VALUE},
+            istioVersion=istiod_chart.version)

@@ -1,0 +1,181 @@
+"""Kueue: gang admission (all-or-nothing, ``waitForPodsReady``) and GPU quota per pool.
+
+The chart takes the manager's ``Configuration`` as one string and does not merge it, so the
+whole ``config.kueue.x-k8s.io/v1beta2`` document is restated here (ADDONS.md pitfall 16).
+
+Decisions, with the Kueue 0.19.2 behaviour behind them:
+
+- ``managedJobsNamespaceSelector`` is opt-in (label ``aicp.dev/kueue-managed=true``): with the
+  ``pod`` framework on, the pod webhook is ``failurePolicy: Fail`` on every selected namespace,
+  and the GPU Operator's or monitoring's pods must not depend on Kueue being up (pitfall 17).
+- Quota covers GPUs only. ``resources.quotaCheckStrategy: IgnoreUndeclared`` (feature gate
+  ``QuotaCheckStrategy``, beta and on since 0.19) admits a workload on its GPU quota without
+  cpu/memory quota, which the contract cannot size (it knows GPUs per node, not CPUs). Node
+  capacity bounds cpu/memory; the GPU taint keeps GPU-less pods off GPU nodes.
+- One ResourceFlavor per GPU pool, pinned to the pool's nodes by ``aicp.dev/gpu-pool`` and
+  tolerating its taint. Device-plugin pools quota ``nvidia.com/gpu`` (extended resource); DRA
+  pools quota ``aicp.dev/dra-gpu``, which ``resources.deviceClassMappings`` maps the driver's
+  ``gpu.nvidia.com`` DeviceClass to. Two names, two resource groups: a claim-template
+  workload can never be placed on a device-plugin pool's flavor, where no ResourceSlice
+  exists, nor the other way round.
+
+The custom resources wait for the whole release: Kueue's CRDs are in its ``templates/crd``
+and its validating webhooks (``Fail``) must be serving before they are created (pitfall 1, 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+from aicp.addons.base import Addon
+from aicp.addons.catalog import CHARTS
+from aicp.addons.dra_driver import GPU_DEVICE_CLASS
+from aicp.components.contract import LABEL_POOL, ClusterOutputs, GpuPool
+
+RELEASE = "kueue"
+API = "kueue.x-k8s.io/v1beta2"
+# Namespaces whose jobs and pods Kueue manages carry this label.
+MANAGED_LABEL = "aicp.dev/kueue-managed"
+DEVICE_PLUGIN_GPU = "nvidia.com/gpu"
+DRA_GPU = "aicp.dev/dra-gpu"
+CLUSTER_QUEUE = "gpu"
+LOCAL_QUEUE = "gpu"
+
+FRAMEWORKS = ("batch/job", "jobset.x-k8s.io/jobset", "ray.io/rayjob", "ray.io/raycluster", "pod")
+LWS_FRAMEWORK = "leaderworkerset.x-k8s.io/leaderworkerset"
+
+
+@dataclass(frozen=True)
+class KueueArgs:
+    namespace: str = "kueue-system"
+    # Where AI jobs run: labelled for Kueue's selector, holds the LocalQueue.
+    workloads_namespace: str = "ai-workloads"
+    # A gang whose pods are not all Ready in this time is evicted and requeued.
+    pods_ready_timeout: str = "10m"
+    leaderworkerset: bool = False
+    # Each device-plugin GPU is advertised this many times (GPU Operator time-slicing).
+    device_plugin_gpu_replicas: int = 1
+    # Releases serving the integrated APIs (JobSet, KubeRay): Kueue starts after them.
+    after: Sequence[pulumi.Resource] = ()
+
+
+def manager_config(args: KueueArgs, *, dra: bool) -> dict[str, Any]:
+    """The full manager Configuration: upstream 0.19.2 chart defaults plus our choices."""
+    resources: dict[str, Any] = {"quotaCheckStrategy": "IgnoreUndeclared"}
+    if dra:
+        resources["deviceClassMappings"] = [
+            {"name": DRA_GPU, "deviceClassNames": [GPU_DEVICE_CLASS]}]
+    frameworks = [*FRAMEWORKS, *([LWS_FRAMEWORK] if args.leaderworkerset else [])]
+    return {
+        "apiVersion": "config.kueue.x-k8s.io/v1beta2",
+        "kind": "Configuration",
+        "health": {"healthProbeBindAddress": ":8081"},
+        "metrics": {"bindAddress": ":8443"},
+        "webhook": {"port": 9443},
+        "leaderElection": {"leaderElect": True, "resourceName": "c1f6bfd2.kueue.x-k8s.io"},
+        "controller": {"groupKindConcurrency": {
+            "Job.batch": 5, "Pod": 5, "Workload.kueue.x-k8s.io": 10,
+            "LocalQueue.kueue.x-k8s.io": 5, "ClusterQueue.kueue.x-k8s.io": 5,
+            "ResourceFlavor.kueue.x-k8s.io": 1}},
+        "clientConnection": {"qps": 300, "burst": 500},
+        # On by default in v1beta2 (30m, non-blocking): tune, there is no `enable` (pitfall 18).
+        "waitForPodsReady": {"timeout": args.pods_ready_timeout, "blockAdmission": True},
+        "managedJobsNamespaceSelector": {"matchLabels": {MANAGED_LABEL: "true"}},
+        "integrations": {"frameworks": frameworks},
+        "resources": resources,
+    }
+
+
+def gpu_quota_resource(pool: GpuPool) -> str:
+    return DRA_GPU if pool.allocator == "dra" else DEVICE_PLUGIN_GPU
+
+
+def gpu_quota(pool: GpuPool, args: KueueArgs) -> int:
+    """GPUs the pool holds at its largest: max nodes × GPUs per node (× time-slices)."""
+    replicas = args.device_plugin_gpu_replicas if pool.allocator == "device-plugin" else 1
+    return pool.max_nodes * pool.gpus_per_node * replicas
+
+
+def resource_groups(pools: Sequence[GpuPool], args: KueueArgs) -> list[dict[str, Any]]:
+    groups = []
+    for resource in (DEVICE_PLUGIN_GPU, DRA_GPU):
+        flavors = [{"name": p.name, "resources": [
+                       {"name": resource, "nominalQuota": gpu_quota(p, args)}]}
+                   for p in pools if gpu_quota_resource(p) == resource]
+        if flavors:
+            groups.append({"coveredResources": [resource], "flavors": flavors})
+    return groups
+
+
+class Kueue(Addon):
+    """Kueue release, then per-pool ResourceFlavors, one ClusterQueue and a LocalQueue."""
+
+    token = "aicp:addons:Kueue"
+    serves = ("gang_scheduling",)
+
+    def __init__(self, name: str, cluster: ClusterOutputs, args: KueueArgs | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(name, cluster, opts)
+        args = args or KueueArgs()
+        chart = CHARTS["kueue"]
+        pools = cluster.gpu_pools
+        dra = any(p.allocator == "dra" for p in pools)
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": args.namespace,
+                      "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+            opts=self.child_opts(depends_on=cluster.ready))
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name=RELEASE,
+            chart=chart.ref,
+            version=chart.version,
+            repository_opts=None if chart.oci else k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
+            namespace=args.namespace,
+            values={"managerConfig": {"controllerManagerConfigYaml": yaml.safe_dump(
+                manager_config(args, dra=dra), sort_keys=False)}},
+            opts=self.child_opts(depends_on=[namespace, *cluster.ready, *args.after]))
+        self.workloads_namespace = k8s.core.v1.Namespace(
+            f"{name}-workloads-namespace",
+            metadata={"name": args.workloads_namespace, "labels": {
+                MANAGED_LABEL: "true",
+                "pod-security.kubernetes.io/enforce": "baseline"}},
+            opts=self.child_opts(depends_on=cluster.ready))
+
+        after_kueue = self.child_opts(depends_on=[self.release])
+        flavors = [k8s.apiextensions.CustomResource(
+            f"{name}-flavor-{pool.name}",
+            api_version=API, kind="ResourceFlavor",
+            metadata={"name": pool.name},
+            spec={"nodeLabels": {LABEL_POOL: pool.name},
+                  "tolerations": [{"key": t.key, "operator": "Equal", "value": t.value,
+                                   "effect": t.effect} for t in pool.taints]},
+            opts=after_kueue) for pool in pools]
+        cq_spec: dict[str, Any] = {
+            "namespaceSelector": {"matchLabels": {MANAGED_LABEL: "true"}},
+            "queueingStrategy": "BestEffortFIFO",
+        }
+        groups = resource_groups(pools, args)
+        if groups:
+            cq_spec["resourceGroups"] = groups
+        cluster_queue = k8s.apiextensions.CustomResource(
+            f"{name}-cluster-queue",
+            api_version=API, kind="ClusterQueue",
+            metadata={"name": CLUSTER_QUEUE},
+            spec=cq_spec,
+            opts=self.child_opts(depends_on=[self.release, *flavors]))
+        k8s.apiextensions.CustomResource(
+            f"{name}-local-queue",
+            api_version=API, kind="LocalQueue",
+            metadata={"name": LOCAL_QUEUE, "namespace": args.workloads_namespace},
+            spec={"clusterQueue": CLUSTER_QUEUE},
+            opts=self.child_opts(depends_on=[self.release, cluster_queue,
+                                             self.workloads_namespace]))
+        self.finish(namespace=args.namespace, release=self.release.name,
+                    clusterQueue=CLUSTER_QUEUE, localQueue=LOCAL_QUEUE,
+                    workloadsNamespace=args.workloads_namespace)

@@ -1,0 +1,94 @@
+"""Prometheus for accelerator and AI-service metrics: prometheus-operator CRDs, then
+kube-prometheus-stack.
+
+The CRDs are their own release, installed first and exposed as ``crds``: the GPU Operator
+must find the ServiceMonitor CRD when it reconciles or it silently skips the DCGM
+exporter's ServiceMonitor, and the endpoint picker's chart creates a ServiceMonitor too.
+kube-prometheus-stack then runs with ``crds.enabled: false`` and selects every
+ServiceMonitor/PodMonitor/rule/probe/scrape config in the cluster, not only those
+labelled ``release: <this release>`` (its default), so DCGM and workload monitors are
+scraped as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+from aicp.addons.base import Addon
+from aicp.addons.catalog import CHARTS
+from aicp.components.contract import ClusterOutputs
+
+# Release name and fullnameOverride: the chart names the Prometheus Service
+# "<fullname>-prometheus" (fullname truncated to 26 characters).
+STACK_NAME = "kube-prometheus-stack"
+PROMETHEUS_PORT = 9090
+
+# Control-plane components a managed Kubernetes service does not let anyone scrape: their
+# targets would stay down and their alerts fire forever.
+_MANAGED_CONTROL_PLANE = ("aws", "gcp", "azure")
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    namespace: str = "monitoring"
+    retention: str = "15d"
+    grafana: bool = False
+
+
+class Monitoring(Addon):
+    """prometheus-operator CRDs, then kube-prometheus-stack scraping every ServiceMonitor."""
+
+    token = "aicp:addons:Monitoring"
+    serves = ("ai_service_metrics", "accelerator_metrics")
+
+    def __init__(self, name: str, cluster: ClusterOutputs, args: MonitoringArgs | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(name, cluster, opts)
+        args = args or MonitoringArgs()
+        ready = list(cluster.ready)
+
+        # node-exporter needs the host's network, PID namespace and filesystem.
+        ns = k8s.core.v1.Namespace(
+            f"{name}-ns", metadata={"name": args.namespace, "labels": {
+                "pod-security.kubernetes.io/enforce": "privileged",
+                "pod-security.kubernetes.io/warn": "privileged"}},
+            opts=self.child_opts(depends_on=ready))
+
+        crds_chart, stack_chart = CHARTS["prometheus-operator-crds"], CHARTS[
+            "kube-prometheus-stack"]
+        self.crds = k8s.helm.v3.Release(
+            f"{name}-crds", name="prometheus-operator-crds", chart=crds_chart.ref,
+            version=crds_chart.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=crds_chart.repo),
+            namespace=ns.metadata.name,
+            opts=self.child_opts(depends_on=[ns, *ready]))
+
+        spec = {"retention": args.retention}
+        for kind in ("serviceMonitor", "podMonitor", "rule", "probe", "scrapeConfig"):
+            spec[f"{kind}SelectorNilUsesHelmValues"] = False
+        values = {
+            "fullnameOverride": STACK_NAME,
+            "crds": {"enabled": False},
+            "prometheus": {"prometheusSpec": spec},
+            "grafana": {"enabled": args.grafana},
+        }
+        if cluster.target in _MANAGED_CONTROL_PLANE:
+            for component in ("kubeControllerManager", "kubeScheduler", "kubeEtcd"):
+                values[component] = {"enabled": False}
+        self.stack = k8s.helm.v3.Release(
+            f"{name}-stack", name=STACK_NAME, chart=stack_chart.ref,
+            version=stack_chart.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=stack_chart.repo),
+            namespace=ns.metadata.name, values=values,
+            # The operator's admission-webhook certificate is made by Helm hook Jobs.
+            timeout=600,
+            opts=self.child_opts(depends_on=[self.crds, ns, *ready]))
+
+        self.namespace = args.namespace
+        self.prometheus_service = f"http://{STACK_NAME}-prometheus.{args.namespace}.svc"
+        self.prometheus_port = PROMETHEUS_PORT
+        self.prometheus_url = f"{self.prometheus_service}:{PROMETHEUS_PORT}"
+        self.finish(namespace=args.namespace, prometheusUrl=self.prometheus_url,
+                    operatorCrdsVersion=crds_chart.version, stackVersion=stack_chart.version)

@@ -1,0 +1,119 @@
+"""DRA driver: pinned chart, kubelet plugin only on DRA pools, CRDs owned once, ordering."""
+
+from __future__ import annotations
+
+from aicp import offline
+from aicp.addons.catalog import CHARTS
+from aicp.addons.dra_driver import DraDriver, DraDriverArgs
+from aicp.addons.gpu_operator import GpuOperator
+from aicp.components.contract import (
+    GPU_TAINT_KEY,
+    LABEL_ALLOCATOR,
+    LABEL_DEVICE_PLUGIN,
+    GpuPoolRequest,
+)
+
+from tests.addons.conftest import make_cluster
+from tests.addons.kube_objects import kubernetes_objects, schema_errors
+from tests.charts import unknown_value_paths, upstream_values
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+DEVICE_PLUGIN_ONLY = (GpuPoolRequest(name="h100", accelerator="h100", max_nodes=2,
+                                     allocator="device-plugin"),)
+
+
+def plan_with_operator(compute_domains: bool = False, **cluster):
+    def program():
+        c = make_cluster(**cluster)
+        operator = GpuOperator("gpu-operator", c)
+        DraDriver("dra", c, DraDriverArgs(gpu_operator=operator, compute_domains=compute_domains))
+    return offline.run(program, {})
+
+
+def dra_release(plan):
+    return plan.one(RELEASE, "dra-release")
+
+
+def test_release_is_pinned_to_the_catalog_chart():
+    release = dra_release(plan_with_operator())
+    chart = CHARTS["dra-driver"]
+    assert release.inputs["chart"] == chart.ref and chart.oci
+    assert release.inputs["version"] == chart.version == "0.4.1"
+    assert "repositoryOpts" not in release.inputs
+
+
+def test_every_value_we_set_exists_in_the_pinned_chart():
+    values = dra_release(plan_with_operator(compute_domains=True)).inputs["values"]
+    assert unknown_value_paths(values, upstream_values("dra-driver-nvidia-gpu-0.4.1")) == []
+
+
+def test_gpus_are_advertised_with_the_chart_acknowledging_one_advertiser_per_node():
+    values = dra_release(plan_with_operator()).inputs["values"]
+    assert values["resources"]["gpus"]["enabled"] is True
+    assert values["gpuResourcesEnabledOverride"] is True
+    assert values["resources"]["computeDomains"]["enabled"] is False
+    assert values["resourceApiVersion"] == "resource.k8s.io/v1"
+
+
+def test_driver_root_follows_the_contract():
+    values = dra_release(plan_with_operator(
+        driver_owner="operator", driver_root="/run/nvidia/driver")).inputs["values"]
+    assert values["nvidiaDriverRoot"] == "/run/nvidia/driver"
+
+
+def test_no_gpu_is_advertised_twice():
+    plan = offline.run(lambda: _pools_and_driver(), {})
+    selector = dra_release(plan).inputs["values"]["kubeletPlugin"]["nodeSelector"]
+    assert selector == {LABEL_ALLOCATOR: "dra"}
+    for pool in plan.outputs["pools"]:
+        runs_dra_plugin = all(pool["labels"].get(k) == v for k, v in selector.items())
+        device_plugin_off = pool["labels"].get(LABEL_DEVICE_PLUGIN) == "false"
+        assert runs_dra_plugin == device_plugin_off, pool["name"]
+
+
+def _pools_and_driver():
+    import pulumi
+    cluster = make_cluster()
+    DraDriver("dra", cluster, DraDriverArgs(gpu_operator=GpuOperator("gpu-operator", cluster)))
+    pulumi.export("pools", [p.export() for p in cluster.gpu_pools])
+
+
+def test_kubelet_plugin_tolerates_the_gpu_taint_by_chart_default():
+    values = dra_release(plan_with_operator()).inputs["values"]
+    assert "tolerations" not in values["kubeletPlugin"]  # we keep the chart's list
+    upstream = upstream_values("dra-driver-nvidia-gpu-0.4.1")["kubeletPlugin"]["tolerations"]
+    assert {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"} in upstream
+
+
+def test_waits_for_the_gpu_operator_and_leaves_its_crds_to_it():
+    plan = plan_with_operator()
+    assert plan.depends_on(dra_release(plan), plan.one(RELEASE, "gpu-operator-release"))
+    assert dra_release(plan).inputs["skipCrds"] is True
+    assert plan.one(RELEASE, "gpu-operator-release").inputs["skipCrds"] is False
+
+
+def test_installs_its_own_crds_without_a_gpu_operator():
+    plan = offline.run(lambda: DraDriver("dra", make_cluster()), {})
+    assert dra_release(plan).inputs.get("skipCrds") is False
+
+
+def test_nothing_is_installed_without_dra_pools_or_compute_domains():
+    plan = offline.run(lambda: DraDriver("dra", make_cluster(pools=DEVICE_PLUGIN_ONLY)), {})
+    driver = plan.one("aicp:addons:DraDriver")
+    assert plan.descendants(driver) == []
+    assert driver.outputs["conformance"] == []
+
+
+def test_namespace_is_privileged_and_declared_objects_validate():
+    plan = plan_with_operator()
+    namespace = plan.one("kubernetes:core/v1:Namespace", "dra-namespace")
+    assert namespace.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == \
+        "privileged"
+    assert plan.depends_on(dra_release(plan), namespace)
+    for obj in kubernetes_objects(plan):
+        assert schema_errors(obj) == [], obj.name
+
+
+def test_serves_dra_support_and_secure_access():
+    served = plan_with_operator().one("aicp:addons:DraDriver").outputs["conformance"]
+    assert set(served) == {"dra_support", "secure_accelerator_access"}

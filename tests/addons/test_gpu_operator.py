@@ -1,0 +1,143 @@
+"""GPU Operator: what Pulumi would send for the release, per driver ownership and pool mix."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import yaml
+from aicp import offline
+from aicp.addons.catalog import CHARTS
+from aicp.addons.gpu_operator import GpuOperator, GpuOperatorArgs
+from aicp.components.contract import LABEL_DEVICE_PLUGIN, GpuDriver, GpuPoolRequest
+
+from tests.addons.conftest import make_cluster
+from tests.addons.kube_objects import kubernetes_objects, schema_errors
+from tests.charts import unknown_value_paths, upstream_values
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+DRA_ONLY = (GpuPoolRequest(name="l4", accelerator="l4", max_nodes=2, allocator="dra"),)
+
+
+def plan_for(args: GpuOperatorArgs | None = None, **cluster):
+    return offline.run(lambda: GpuOperator("gpu-operator", make_cluster(**cluster), args), {})
+
+
+def values_of(plan) -> dict:
+    return plan.one(RELEASE).inputs["values"]
+
+
+def test_release_is_pinned_to_the_catalog_chart():
+    release = plan_for().one(RELEASE)
+    chart = CHARTS["gpu-operator"]
+    assert (release.inputs["chart"], release.inputs["version"]) == (chart.chart, chart.version)
+    assert release.inputs["repositoryOpts"]["repo"] == chart.repo
+    assert release.inputs.get("skipAwait") is not True
+
+
+def test_every_value_we_set_exists_in_the_pinned_chart():
+    upstream = upstream_values("gpu-operator-v26.7.0")
+    for cluster in ({}, {"driver_owner": "operator", "driver_root": "/run/nvidia/driver"}):
+        values = values_of(plan_for(GpuOperatorArgs(time_slicing_replicas=4), **cluster))
+        assert unknown_value_paths(values, upstream) == []
+
+
+def test_host_driver_leaves_driver_and_toolkit_to_the_host():
+    values = values_of(plan_for(driver_owner="host"))
+    assert values["driver"]["enabled"] is False
+    assert values["toolkit"]["enabled"] is False
+
+
+def test_operator_owned_driver_installs_where_the_dra_driver_looks_for_it():
+    values = values_of(plan_for(driver_owner="operator", driver_root="/run/nvidia/driver"))
+    assert values["driver"]["enabled"] is True
+    assert values["hostPaths"]["driverInstallDir"] == "/run/nvidia/driver"
+
+
+def test_target_specific_operator_values_are_merged_in():
+    # AKS's preinstalled driver needs the runtime class its node image registers.
+    driver = GpuDriver(owner="host", root="/",
+                       operator_values={"operator": {"runtimeClass": "nvidia-container-runtime"}})
+
+    def program():
+        GpuOperator("gpu-operator", replace(make_cluster(), gpu_driver=driver))
+
+    values = values_of(offline.run(program, {}))
+    assert values["operator"] == {"upgradeCRD": True, "runtimeClass": "nvidia-container-runtime"}
+
+
+def test_dcgm_servicemonitor_carries_the_kube_prometheus_stack_release_label():
+    monitor = values_of(plan_for(GpuOperatorArgs(prometheus_release="kps")))[
+        "dcgmExporter"]["serviceMonitor"]
+    assert monitor == {"enabled": True, "additionalLabels": {"release": "kps"}}
+
+
+def test_feature_discovery_stays_on_so_gpu_nodes_get_their_labels():
+    values = values_of(plan_for())
+    assert values["gfd"]["enabled"] is True
+    assert values["nfd"]["enabled"] is True
+
+
+def test_operator_never_deploys_its_own_dra_driver():
+    values = values_of(plan_for())
+    assert values["gpuCluster"]["deployCR"] is False
+    assert values["clusterPolicy"]["deployCR"] is True
+    assert "draDriver" not in values
+
+
+def test_dra_pools_opt_out_of_the_device_plugin_by_node_label():
+    # The device plugin runs on device-plugin pools; DRA pool nodes carry the operator's
+    # per-node switch set to false, which the operator honours rather than overwrites.
+    plan = offline.run(lambda: _record_pools(), {})
+    pools = plan.outputs["pools"]
+    for pool in pools:
+        expected = "false" if pool["allocator"] == "dra" else None
+        assert pool["labels"].get(LABEL_DEVICE_PLUGIN) == expected
+    assert values_of(plan)["devicePlugin"]["enabled"] is True
+
+
+def _record_pools():
+    import pulumi
+    cluster = make_cluster()
+    GpuOperator("gpu-operator", cluster)
+    pulumi.export("pools", [p.export() for p in cluster.gpu_pools])
+
+
+def test_no_device_plugin_at_all_when_every_pool_uses_dra():
+    plan = plan_for(pools=DRA_ONLY)
+    assert values_of(plan)["devicePlugin"]["enabled"] is False
+    operator = plan.one("aicp:addons:GpuOperator")
+    assert "secure_accelerator_access" not in operator.outputs["conformance"]
+
+
+def test_time_slicing_shares_each_gpu_in_the_device_plugin_config():
+    config = values_of(plan_for(GpuOperatorArgs(time_slicing_replicas=4)))["devicePlugin"]["config"]
+    assert config["create"] is True and config["default"] in config["data"]
+    sharing = yaml.safe_load(config["data"][config["default"]])["sharing"]
+    assert sharing["timeSlicing"]["resources"] == [{"name": "nvidia.com/gpu", "replicas": 4}]
+
+
+def test_release_owns_the_compute_domain_crds():
+    assert plan_for().one(RELEASE).inputs["skipCrds"] is False
+
+
+def test_namespace_is_privileged_for_host_access_and_release_waits_for_it():
+    plan = plan_for()
+    namespace = plan.one("kubernetes:core/v1:Namespace")
+    labels = namespace.inputs["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert plan.one(RELEASE).inputs["namespace"] == namespace.inputs["metadata"]["name"]
+    assert plan.depends_on(plan.one(RELEASE), namespace)
+
+
+def test_declared_objects_validate():
+    plan = plan_for()
+    objects = kubernetes_objects(plan)
+    assert objects
+    for obj in objects:
+        assert schema_errors(obj) == [], obj.name
+
+
+def test_serves_driver_management_and_metrics():
+    served = plan_for().one("aicp:addons:GpuOperator").outputs["conformance"]
+    assert {"driver_runtime_management", "accelerator_metrics",
+            "secure_accelerator_access"} <= set(served)
