@@ -25,3 +25,7 @@ app.add_typer(verify_app, name="verify")
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -104,6 +104,39 @@ class KubeRay(_Model):
     webhook: StrictBool = True
 
 
+class Gcp(_Model):
+    project: StrictStr
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
+    master_ipv4_cidr_block: StrictStr = "172.16.0.0/28"
+
+
+class Azure(_Model):
+    resource_group: StrictStr | None = None  # created as <clusterName>-rg when not given
+
+
+class SshHost(_Model):
+    host: StrictStr
+    user: StrictStr = "root"
+    pool: StrictStr | None = None  # agents: the GPU pool this host belongs to
+
+
+class K3s(_Model):
+    servers: tuple[SshHost, ...] = Field(min_length=1)
+    agents: tuple[SshHost, ...] = ()
+    # Name of the secret config key holding the SSH private key (pulumi config set --secret).
+    ssh_private_key_key: StrictStr = "aicp:sshPrivateKey"
+
+
+class OnPrem(_Model):
+    mode: Literal["existing", "k3s"]
+    # existing: a kubeconfig path; the secret config key aicp:kubeconfig works too.
+    kubeconfig: StrictStr | None = None
+    context: StrictStr | None = None
+    # existing: which nodes form each GPU pool (pool name → node names).
+    gpu_nodes: Mapping[StrictStr, tuple[StrictStr, ...]] = Field(default_factory=dict)
+    k3s: K3s | None = None
+
+
 class Addons(_Model):
     gpu_operator: GpuOperator = GpuOperator()
     kueue: Kueue = Kueue()
@@ -125,6 +158,9 @@ class PlatformConfig(_Model):
     system_pool: SystemPool = SystemPool()
     gpu_pools: tuple[GpuPool, ...] = Field(min_length=1)
     addons: Addons = Addons()
+    gcp: Gcp | None = None
+    azure: Azure | None = None
+    onprem: OnPrem | None = None
     tags: Mapping[StrictStr, StrictStr] = Field(default_factory=dict)
 
     @property
@@ -230,7 +266,8 @@ def _check(cfg: PlatformConfig) -> None:
                 f"{key}.minNodes: {pool.min_nodes} is more than maxNodes {pool.max_nodes}")
         if cfg.target == "onprem":
             if pool.gpus_per_node is None:
-                raise ConfigError(f"{key}.gpusPerNode: required on onprem (how many GPUs a node has)")
+                raise ConfigError(
+                    f"{key}.gpusPerNode: required on onprem (how many GPUs a node has)")
         else:
             if pool.gpus_per_node is not None:
                 raise ConfigError(
@@ -263,8 +300,9 @@ def parse(raw: Mapping[str, Any]) -> PlatformConfig:
 
 
 def _decode(value: Any) -> Any:
-    # Pulumi hands structured config to programs as JSON text.
-    if isinstance(value, str):
+    # Pulumi hands every config value to programs as text, objects and lists as JSON. Only
+    # those are decoded: "1.35" must stay the string it was written as.
+    if isinstance(value, str) and value[:1] in ("{", "["):
         try:
             return json.loads(value)
         except ValueError:

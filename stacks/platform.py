@@ -1,0 +1,137 @@
+"""The platform: config → one target → the AI addon layer, and the stack outputs.
+
+Ordering between addons is explicit because a component's ``depends_on`` does not reach
+its children (pulumi/runtime/resource.py): each addon takes what it must wait for in its
+args. The order follows ADDONS.md §6.1: CRDs before the controllers that use them,
+webhooks ready before the objects they admit, aggregated APIs last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+from aicp.addons.base import Addon
+from aicp.addons.catalog import CHARTS, MANIFESTS
+from aicp.components.contract import ClusterOutputs
+from aicp.stacks.config import ConfigError, PlatformConfig, from_pulumi
+from aicp.stacks.targets import build_cluster
+
+
+@dataclass
+class Platform:
+    config: PlatformConfig
+    cluster: ClusterOutputs
+    addons: dict[str, Addon] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)  # addon → pinned version
+    not_applicable: dict[str, str] = field(default_factory=dict)  # requirement → why
+
+
+def build(cfg: PlatformConfig) -> Platform:
+    from aicp.addons.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+    from aicp.addons.dra_driver import DraDriver, DraDriverArgs
+    from aicp.addons.gateway_api import GatewayApi
+    from aicp.addons.gpu_operator import GpuOperator, GpuOperatorArgs
+    from aicp.addons.inference_extension import InferenceExtension, InferenceExtensionArgs
+    from aicp.addons.istio import Istio, IstioArgs
+    from aicp.addons.jobset import JobSet
+    from aicp.addons.kuberay import KubeRay, KubeRayArgs
+    from aicp.addons.kueue import Kueue, KueueArgs
+    from aicp.addons.metrics_adapter import MetricsAdapter, MetricsAdapterArgs
+    from aicp.addons.monitoring import Monitoring
+
+    cluster = build_cluster(cfg)
+    p = Platform(cfg, cluster)
+    want = cfg.addons
+
+    def add(key: str, addon: Addon, version: str) -> Addon:
+        p.addons[key] = addon
+        p.versions[key] = version
+        return addon
+
+    monitoring = None
+    if want.monitoring.enabled:
+        monitoring = add("monitoring", Monitoring("monitoring", cluster),
+                         CHARTS["kube-prometheus-stack"].version)
+
+    gpu_operator = None
+    if want.gpu_operator.enabled:
+        gpu_operator = add("gpu-operator", GpuOperator("gpu-operator", cluster, GpuOperatorArgs(
+            prometheus_release="kube-prometheus-stack" if monitoring else None,
+            # The operator skips the DCGM ServiceMonitor for good when its CRD is missing.
+            depends_on=(monitoring.crds,) if monitoring else ())),
+            CHARTS["gpu-operator"].version)
+    if any(pool.allocator == "dra" for pool in cluster.gpu_pools):
+        add("dra-driver", DraDriver("dra-driver", cluster, DraDriverArgs(
+            gpu_operator=gpu_operator)), CHARTS["dra-driver"].version)
+
+    integrations: list[pulumi.Resource] = []
+    if want.kuberay.enabled:
+        kuberay = add("kuberay", KubeRay("kuberay", cluster, KubeRayArgs(
+            webhook=want.kuberay.webhook)), CHARTS["kuberay-operator"].version)
+        integrations.append(kuberay)
+    if want.kueue.enabled:
+        jobset = add("jobset", JobSet("jobset", cluster), CHARTS["jobset"].version)
+        add("kueue", Kueue("kueue", cluster, KueueArgs(
+            workloads_namespace=want.kueue.namespace,
+            pods_ready_timeout=want.kueue.wait_for_pods_ready_timeout,
+            after=(jobset, *integrations))), CHARTS["kueue"].version)
+
+    if want.gateway.enabled:
+        gateway_api = add("gateway-api", GatewayApi("gateway-api", cluster),
+                          MANIFESTS["gateway-api"].version)
+        istio = add("istio", Istio("istio", cluster, IstioArgs(gateway_api=(gateway_api,))),
+                    CHARTS["istiod"].version)
+        if want.inference_extension.enabled:
+            add("inference-extension", InferenceExtension(
+                "inference-extension", cluster, InferenceExtensionArgs(
+                    gateway_name=istio.gateway_name, gateway_namespace=istio.gateway_namespace,
+                    metrics=monitoring is not None,
+                    after=(istio, *((monitoring.crds,) if monitoring else ())))),
+                MANIFESTS["inference-extension"].version)
+
+    if cluster.autoscaler == "cluster-autoscaler" and want.autoscaler.enabled:
+        add("cluster-autoscaler", ClusterAutoscaler("cluster-autoscaler", cluster,
+                                                    ClusterAutoscalerArgs(
+                                                        expander=want.autoscaler.expander)),
+            CHARTS["cluster-autoscaler"].version)
+    elif cluster.autoscaler == "none":
+        p.not_applicable["cluster_autoscaling"] = (
+            f"the {cfg.target} target has no node autoscaler: nodes are fixed hardware")
+
+    if monitoring is not None:
+        # Last: an aggregated API whose pods are not ready breaks discovery for every
+        # other install (ADDONS.md pitfall 3).
+        others = [a for k, a in p.addons.items() if k != "monitoring"]
+        add("metrics-adapter", MetricsAdapter("metrics-adapter", cluster, MetricsAdapterArgs(
+            prometheus_url=monitoring.prometheus_service,
+            prometheus_port=monitoring.prometheus_port, namespace=monitoring.namespace,
+            after=(monitoring, *others))), CHARTS["prometheus-adapter"].version)
+    return p
+
+
+def export(p: Platform) -> None:
+    """What ``aicp verify --stack`` reads back with ``pulumi stack output``."""
+    cfg, cluster = p.config, p.cluster
+    pulumi.export("target", cfg.target)
+    pulumi.export("clusterName", cluster.name)
+    pulumi.export("kubernetesVersion", cluster.kubernetes_version)
+    pulumi.export("checklistVersion", cfg.checklist_version)
+    pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig))
+    pulumi.export("gpuPools", [pool.export() for pool in cluster.gpu_pools])
+    pulumi.export("autoscaler", cluster.autoscaler)
+    pulumi.export("addons", dict(p.versions))
+    pulumi.export("notApplicable", dict(p.not_applicable))
+
+
+def main() -> Any:
+    try:
+        cfg = from_pulumi()
+        platform = build(cfg)
+    except ConfigError as exc:
+        # RunError ends the program with the message alone: no traceback for a config typo.
+        raise pulumi.RunError(str(exc)) from None
+    export(platform)
+    return platform

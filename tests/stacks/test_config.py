@@ -1,0 +1,110 @@
+"""Stack configuration: a good stack parses; every bad one is one line naming the key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aicp.stacks.config import ConfigError, parse
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def example(stack: str = "aws") -> dict:
+    doc = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return {k.split(":", 1)[1]: v for k, v in doc.items() if k.startswith("aicp:")}
+
+
+def test_example_aws_stack_asks_for_an_h100_pool_from_zero_and_an_l4_pool():
+    cfg = parse(example("aws"))
+    h100, l4 = cfg.gpu_pools
+    assert (h100.accelerator, h100.min_nodes, h100.max_nodes) == ("h100", 0, 2)
+    assert l4.accelerator == "l4"
+    assert cfg.kubernetes_version == "1.35" and cfg.checklist_version == "1.35"
+
+
+def test_defaults_fill_in_what_a_stack_leaves_out():
+    cfg = parse({"target": "aws", "region": "eu-west-1", "zones": ["eu-west-1a", "eu-west-1b"],
+                 "gpuPools": [{"name": "a", "accelerator": "a100", "minNodes": 1,
+                               "maxNodes": 1}]})
+    assert cfg.kubernetes_version == "1.35"
+    assert cfg.gpu_pools[0].allocator == "dra"
+    assert cfg.addons.kueue.enabled and cfg.addons.kuberay.webhook
+
+
+def _set(path: str, value):
+    def change(cfg: dict) -> None:
+        node = cfg
+        parts = path.replace("]", "").replace("[", ".").split(".")
+        for part in parts[:-1]:
+            node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+        last = parts[-1]
+        if value is DELETE:
+            del node[int(last) if last.isdigit() else last]
+        elif last.isdigit():
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return change
+
+
+DELETE = object()
+
+BAD = [
+    ("unknown top-level key", _set("gpuPool", []),
+     "aicp:gpuPool: unknown key; allowed here: target,"),
+    ("unknown pool key", _set("gpuPools[0].gpus", 8),
+     "aicp:gpuPools[0].gpus: unknown key; allowed here: name, accelerator,"),
+    ("unknown addon option", _set("addons.kueue.waitForPodsReady", True),
+     "aicp:addons.kueue.waitForPodsReady: unknown key"),
+    ("wrong type for a count", _set("gpuPools[1].maxNodes", "two"),
+     "aicp:gpuPools[1].maxNodes: 'two' is not a whole number"),
+    ("unknown accelerator", _set("gpuPools[1].accelerator", "h200x"),
+     "aicp:gpuPools[1].accelerator: 'h200x' is not one of h100, h200, a100, l40s, l4 on aws"),
+    ("min above max", _set("gpuPools[0].minNodes", 3),
+     "aicp:gpuPools[0].minNodes: 3 is more than maxNodes 2"),
+    ("unsupported Kubernetes minor", _set("kubernetesVersion", "1.33"),
+     "aicp:kubernetesVersion: '1.33' is not supported; use one of 1.34, 1.35, 1.36"),
+    ("unquoted minor read as a number", _set("kubernetesVersion", 1.35),
+     "aicp:kubernetesVersion: 1.35 is not a string"),
+    ("empty pools", _set("gpuPools", []), "aicp:gpuPools: must list at least one entry"),
+    ("unknown target", _set("target", "openstack"),
+     "aicp:target: 'openstack' is not one of aws, gcp, azure, onprem"),
+    ("missing max", _set("gpuPools[0].maxNodes", DELETE),
+     "aicp:gpuPools[0].maxNodes: required key is missing"),
+    ("instance type without that GPU", _set("gpuPools[0].instanceType", "g6.xlarge"),
+     "aicp:gpuPools[0].instanceType: 'g6.xlarge' does not carry h100 on aws; use one of"),
+    ("negative minimum", _set("gpuPools[0].minNodes", -1),
+     "aicp:gpuPools[0].minNodes: -1 must be at least 0"),
+    ("duplicate pool names", _set("gpuPools[1].name", "h100"),
+     "aicp:gpuPools[1].name: 'h100' is used by another pool"),
+    ("pool name not a DNS label", _set("gpuPools[0].name", "H100_Pool"),
+     "aicp:gpuPools[0].name: 'H100_Pool' must be a lowercase DNS label"),
+    ("one zone only", _set("zones", ["us-west-2a"]),
+     "aicp:zones: list at least two availability zones"),
+    ("no region", _set("region", DELETE), "aicp:region: required for target aws"),
+    ("DRA pool from zero on EKS", _set("gpuPools[1].minNodes", 0),
+     "aicp:gpuPools[1].minNodes: 0 cannot scale up for DRA claims on aws"),
+    ("gpusPerNode on a cloud", _set("gpuPools[0].gpusPerNode", 8),
+     "aicp:gpuPools[0].gpusPerNode: only for onprem"),
+    ("unknown allocator", _set("gpuPools[0].allocator", "mig"),
+     "aicp:gpuPools[0].allocator: 'mig' is not one of dra, device-plugin"),
+    ("switch not a boolean", _set("addons.kuberay.enabled", "yes"),
+     "aicp:addons.kuberay.enabled: 'yes' is not true or false"),
+    ("pools not a list", _set("gpuPools", "h100"), "aicp:gpuPools: expected a list"),
+]
+
+
+@pytest.mark.parametrize("change,expected", [(c, e) for _, c, e in BAD],
+                         ids=[name for name, _, _ in BAD])
+def test_bad_config_is_one_line_naming_the_key(change, expected):
+    cfg = copy.deepcopy(example("aws"))
+    change(cfg)
+    with pytest.raises(ConfigError) as err:
+        parse(cfg)
+    message = str(err.value)
+    assert message.startswith(expected), message
+    assert "\n" not in message
