@@ -19,6 +19,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from aicp.addons.base import Addon
 from aicp.addons.catalog import CHARTS
 from aicp.addons.gpu_operator import GpuOperator

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from aicp.addons.base import Addon
 from aicp.addons.catalog import MANIFESTS
 from aicp.components.contract import ClusterOutputs

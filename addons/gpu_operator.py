@@ -24,6 +24,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
+
 from aicp.addons.base import Addon
 from aicp.addons.catalog import CHARTS
 from aicp.components.contract import ClusterOutputs

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from aicp.addons.base import Addon
 from aicp.addons.catalog import CHARTS, IMAGES, MANIFESTS
 from aicp.addons.gateway_api import MANAGED_FEATURE

@@ -14,6 +14,7 @@ from typing import Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from aicp.addons.base import Addon
 from aicp.addons.catalog import CHARTS
 from aicp.components.contract import ClusterOutputs

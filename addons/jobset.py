@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from aicp.addons.base import Addon
 from aicp.addons.catalog import CHARTS
 from aicp.components.contract import ClusterOutputs

@@ -32,6 +32,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
+
 from aicp.addons.base import Addon
 from aicp.addons.catalog import CHARTS
 from aicp.addons.dra_driver import GPU_DEVICE_CLASS

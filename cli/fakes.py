@@ -186,6 +186,46 @@ def _remote_command(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
 OUTPUTS.update({"command:remote:Command": _remote_command})
 
 
+# --- GCP (pulumi-gcp: GKE) -----------------------------------------------------------------
+GCP_PROJECT = "plan-project"
+
+
+def _gke_cluster(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    cluster = inputs.get("name", name)
+    location = inputs.get("location", "us-central1")
+    return {
+        "name": cluster,
+        "endpoint": "203.0.113.10",  # TEST-NET-3: recognisably not a real control plane
+        "masterAuth": {**inputs.get("masterAuth", {}), "clusterCaCertificate": FAKE_CA},
+        "selfLink": f"https://container.googleapis.com/v1/projects/{GCP_PROJECT}/locations/"
+                    f"{location}/clusters/{cluster}",
+    }
+
+
+def _gcp_self_link(kind: str) -> Outputs:
+    def outputs(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        scope = f"regions/{inputs['region']}" if "region" in inputs else "global"
+        return {"selfLink": f"https://www.googleapis.com/compute/v1/projects/{GCP_PROJECT}/"
+                            f"{scope}/{kind}/{inputs.get('name', name)}",
+                "name": inputs.get("name", name)}
+    return outputs
+
+
+def _gcp_service_account(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    email = f"{inputs.get('accountId', name)}@{GCP_PROJECT}.iam.gserviceaccount.com"
+    return {"email": email, "member": f"serviceAccount:{email}",
+            "name": f"projects/{GCP_PROJECT}/serviceAccounts/{email}"}
+
+
+OUTPUTS.update({
+    "gcp:container/cluster:Cluster": _gke_cluster,
+    "gcp:compute/network:Network": _gcp_self_link("networks"),
+    "gcp:compute/subnetwork:Subnetwork": _gcp_self_link("subnetworks"),
+    "gcp:compute/router:Router": _gcp_self_link("routers"),
+    "gcp:serviceaccount/account:Account": _gcp_service_account,
+})
+
+
 def outputs_for(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     extra = OUTPUTS.get(type_token)
     return extra(name, inputs) if extra else {}

@@ -89,10 +89,16 @@ def run_stack(raw: dict[str, Any], stack: str):
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
 
+    import pulumi
+
     from aicp import offline
     from aicp.stacks.platform import main as program
 
-    return cfg, offline.run(program, raw, stack=stack)
+    try:
+        return cfg, offline.run(program, raw, stack=stack)
+    except pulumi.RunError as exc:
+        # What the program reports while declaring resources (a missing kubeconfig file).
+        raise UsageError(str(exc)) from None
 
 
 def build_plan(raw: dict[str, Any], stack: str) -> dict[str, Any]:

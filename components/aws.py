@@ -63,6 +63,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+
 from aicp.components.contract import (
     CONFORMANCE_OUTPUT,
     ClusterOutputs,
@@ -250,7 +251,7 @@ class AwsCluster(pulumi.ComponentResource):
             f"{n}-private", vpc_id=vpc.id,
             routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)],
             opts=self._opts())
-        for zone, subnet in zip(a.zones, private):
+        for zone, subnet in zip(a.zones, private, strict=True):
             aws.ec2.RouteTableAssociation(f"{n}-private-{zone}", subnet_id=subnet.id,
                                           route_table_id=private_rt.id, opts=self._opts())
         self.vpc = vpc

@@ -86,6 +86,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_azure_native as azure_native
 import pulumi_kubernetes as k8s
+
 from aicp.components.contract import (
     CONFORMANCE_OUTPUT,
     ClusterOutputs,

@@ -100,6 +100,7 @@ def build(cfg: PlatformConfig) -> Platform:
     elif cluster.autoscaler == "none":
         p.not_applicable["cluster_autoscaling"] = (
             f"the {cfg.target} target has no node autoscaler: nodes are fixed hardware")
+    p.not_applicable.update(cluster.features.get("notApplicable") or {})
 
     if monitoring is not None:
         # Last: an aggregated API whose pods are not ready breaks discovery for every

@@ -4,7 +4,7 @@ AWS never loads the GCP or Azure SDKs."""
 from __future__ import annotations
 
 from aicp.components.contract import ClusterOutputs, GpuPoolRequest
-from aicp.stacks.config import PlatformConfig
+from aicp.stacks.config import ConfigError, PlatformConfig
 
 
 def pool_requests(cfg: PlatformConfig) -> tuple[GpuPoolRequest, ...]:
@@ -39,15 +39,72 @@ def _aws(cfg: PlatformConfig) -> ClusterOutputs:
     return AwsCluster(cfg.cluster_name, args).outputs
 
 
-BUILDERS = {"aws": _aws}
+def _azure(cfg: PlatformConfig) -> ClusterOutputs:
+    from aicp.components.azure import AksCluster, AksClusterArgs
+
+    public = cfg.endpoint.public_access
+    args = AksClusterArgs(
+        cluster_name=cfg.cluster_name,
+        kubernetes_version=cfg.kubernetes_version,
+        location=cfg.region or "",
+        resource_group=cfg.azure.resource_group if cfg.azure else None,
+        zones=cfg.zones,
+        vnet_cidr=cfg.network.vpc_cidr,
+        subnet_id=cfg.network.subnet_ids[0] if cfg.network.subnet_ids else None,
+        # AKS has one switch: the API server is private exactly when it is not public.
+        private_cluster=not public,
+        authorized_ip_ranges=cfg.endpoint.public_access_cidrs if public else (),
+        system_vm_size=cfg.system_pool.instance_type,
+        system_min_nodes=cfg.system_pool.min_nodes,
+        system_max_nodes=cfg.system_pool.max_nodes,
+        gpu_pools=pool_requests(cfg),
+        gpu_driver=cfg.addons.gpu_operator.driver or "host",
+        autoscaler_expander=cfg.addons.autoscaler.expander,
+        tags=dict(cfg.tags),
+    )
+    return AksCluster(cfg.cluster_name, args).outputs
+
+
+def _onprem(cfg: PlatformConfig) -> ClusterOutputs:
+    from aicp.addons.catalog import K3S_INSTALLER_SHA256, K3S_INSTALLER_URL, K3S_VERSIONS
+    from aicp.components.onprem import OnPremCluster, OnPremClusterArgs, check
+    from aicp.components.onprem_k3s import K3sHost, K3sRelease
+
+    on = cfg.onprem
+    if on is None:
+        raise ConfigError("aicp:onprem: required for target onprem (mode: existing or k3s)")
+    if on.mode == "k3s" and on.k3s is None:
+        raise ConfigError("aicp:onprem.k3s: required when aicp:onprem.mode is k3s")
+    k3s = on.k3s
+    version = K3S_VERSIONS.get(cfg.kubernetes_version)
+    args = OnPremClusterArgs(
+        cluster_name=cfg.cluster_name,
+        kubernetes_version=cfg.kubernetes_version,
+        gpu_pools=pool_requests(cfg),
+        mode=on.mode,
+        kubeconfig_path=on.kubeconfig,
+        context=on.context,
+        gpu_nodes=dict(on.gpu_nodes),
+        servers=tuple(K3sHost(h.host, h.user, h.pool) for h in k3s.servers) if k3s else (),
+        agents=tuple(K3sHost(h.host, h.user, h.pool) for h in k3s.agents) if k3s else (),
+        ssh_private_key_key=k3s.ssh_private_key_key if k3s else "aicp:sshPrivateKey",
+        k3s=K3sRelease(version, K3S_INSTALLER_URL, K3S_INSTALLER_SHA256) if version else None,
+        gpu_driver=cfg.addons.gpu_operator.driver or "operator",
+    )
+    try:
+        check(args)
+        return OnPremCluster(cfg.cluster_name, args).outputs
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+BUILDERS = {"aws": _aws, "azure": _azure, "onprem": _onprem}
 
 
 def build_cluster(cfg: PlatformConfig) -> ClusterOutputs:
     try:
         builder = BUILDERS[cfg.target]
     except KeyError:
-        from aicp.stacks.config import ConfigError
-
         raise ConfigError(
             f"aicp:target: {cfg.target!r} is not built yet; available: "
             f"{', '.join(BUILDERS)}") from None

@@ -45,13 +45,13 @@ def _builtin_file(api_version: str, kind: str) -> str:
     return f"{kind.lower()}-{short}.json"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _builtin_registry(minor: str) -> Registry:
     defs = json.loads((builtin_schema_dir(minor) / "_definitions.json").read_text())
     return Registry().with_resource(_DEFS_URI, Resource(defs, DRAFT202012)).crawl()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def builtin_validator(minor: str, api_version: str, kind: str) -> jsonschema.Validator | None:
     """The strict validator for a built-in kind, or None when the minor does not serve it."""
     path = builtin_schema_dir(minor) / _builtin_file(api_version, kind)
@@ -136,7 +136,7 @@ class CrdSchemas:
     def knows(self, api_version: str, kind: str) -> bool:
         return (api_version, kind) in self._schemas
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - one instance per session
+    @functools.cache  # noqa: B019 - one instance per session
     def _validators(self, api_version: str, kind: str) -> jsonschema.Validator:
         return jsonschema.Draft202012Validator(self._schemas[(api_version, kind)])
 
@@ -157,7 +157,7 @@ def load_crd_files(paths: Iterable[Path]) -> list[dict]:
     return crds
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shared_crds(crd_root: Path) -> CrdSchemas:
     """Every CRD under ``crd_root`` (``../shared/crds``), parsed once per process."""
     return CrdSchemas(load_crd_files(crd_root.rglob("*.yaml")))

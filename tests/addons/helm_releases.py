@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from aicp import offline
 from aicp.addons.catalog import CHARTS, Chart
-
 from tests.addons.kube_objects import kubernetes_objects, schema_errors
 
 RELEASE = "kubernetes:helm.sh/v3:Release"

@@ -6,7 +6,6 @@ import functools
 from typing import Any
 
 from aicp.offline import REDACTED, Plan, Resource
-
 from tests.schemas import Validator, shared_crds
 from tests.shared import CRDS, require_shared
 

@@ -9,10 +9,10 @@
 from __future__ import annotations
 
 import pytest
+
 from aicp import offline
 from aicp.addons.catalog import CHARTS, KUBERNETES
 from aicp.components.contract import CONFORMANCE_OUTPUT
-
 from tests.addons.conftest import make_cluster
 from tests.addons.helm_releases import RELEASE, release_of, unpinned_releases
 

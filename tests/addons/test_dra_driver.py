@@ -12,7 +12,6 @@ from aicp.components.contract import (
     LABEL_DEVICE_PLUGIN,
     GpuPoolRequest,
 )
-
 from tests.addons.conftest import make_cluster
 from tests.addons.kube_objects import kubernetes_objects, schema_errors
 from tests.charts import unknown_value_paths, upstream_values

@@ -10,10 +10,10 @@ import dataclasses
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from aicp import offline
 from aicp.addons.catalog import MANIFESTS
 from aicp.components.contract import CONFORMANCE_OUTPUT
-
 from tests.addons.conftest import make_cluster
 from tests.addons.helm_releases import CONFIG_FILE
 

@@ -10,10 +10,10 @@ the legacy GAIE keys the chart refuses, not a substitute for the chart's values.
 from __future__ import annotations
 
 import pytest
+
 from aicp import offline
 from aicp.addons.catalog import CHARTS, IMAGES, MANIFESTS
 from aicp.components.contract import CONFORMANCE_OUTPUT
-
 from tests.addons.conftest import make_cluster
 from tests.addons.helm_releases import (
     CONFIG_FILE,

@@ -9,10 +9,10 @@ only istio.io CRDs, and only with ``base.enableCRDTemplates``.
 from __future__ import annotations
 
 import pytest
+
 from aicp import offline
 from aicp.addons.catalog import CHARTS, MANIFESTS
 from aicp.components.contract import CONFORMANCE_OUTPUT
-
 from tests.addons.conftest import make_cluster
 from tests.addons.helm_releases import (
     CONFIG_FILE,

@@ -10,10 +10,10 @@ name.matches/as, metricsQuery).
 from __future__ import annotations
 
 import pytest
+
 from aicp import offline
 from aicp.addons.catalog import CHARTS
 from aicp.components.contract import CONFORMANCE_OUTPUT
-
 from tests.addons.conftest import make_cluster
 from tests.addons.helm_releases import declared_objects, release_of, unpinned_releases
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
+
 from aicp import offline
 from aicp.addons.catalog import CHARTS
 from aicp.components.contract import CONFORMANCE_OUTPUT
-
 from tests.addons.conftest import make_cluster
 from tests.addons.helm_releases import NAMESPACE, invalid_objects, release_of, unpinned_releases
 

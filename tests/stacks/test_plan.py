@@ -35,25 +35,56 @@ def aws_plan() -> dict:
     return build_plan(stack_config(REPO, "aws"), "aws")
 
 
-def test_aws_plan_serves_every_must_requirement_of_its_checklist(aws_plan):
-    assert aws_plan["checklistVersion"] == "1.35"
-    assert aws_plan["unservedMust"] == []
-    assert set(musts("1.35")) <= set(aws_plan["requirements"])
-    assert len(musts("1.35")) == 9
+def example_stack_config(stack: str, tmp: Path) -> dict:
+    """An example stack as a user would plan it; on-prem's kubeconfig file made to exist."""
+    raw = stack_config(REPO, stack)
+    if stack == "onprem":
+        kubeconfig = tmp / "kubeconfig"
+        kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n"
+                              "users: []\n")
+        raw["aicp:onprem"] = {**raw["aicp:onprem"], "kubeconfig": str(kubeconfig)}
+    return raw
 
 
-def test_every_object_the_aws_stack_declares_validates_against_upstream_schemas(aws_run):
-    declared = declared_objects(aws_run)
-    assert len(declared) > 10
-    assert invalid_objects(aws_run) == {}
-    patches = {f"{r.type} {r.name}": patch_errors(r) for r in aws_run.resources
+EXAMPLES = sorted(p.name.split(".")[1] for p in REPO.glob("Pulumi.*.yaml"))
+
+
+@pytest.fixture(scope="module", params=EXAMPLES)
+def example_plan(request, tmp_path_factory):
+    raw = example_stack_config(request.param, tmp_path_factory.mktemp(request.param))
+    return request.param, build_plan(raw, request.param), run_stack(raw, request.param)[1]
+
+
+def test_every_target_has_an_example_stack():
+    assert {"aws", "azure", "gcp", "onprem"} <= set(EXAMPLES)
+
+
+def test_example_stack_serves_every_must_requirement_or_says_why_not(example_plan):
+    stack, plan, _ = example_plan
+    version = plan["checklistVersion"]
+    assert plan["unservedMust"] == []
+    for rid in musts(version):
+        assert rid in plan["requirements"] or plan["notApplicable"].get(rid), rid
+    if stack == "onprem":
+        assert "cluster_autoscaling" in plan["notApplicable"]
+        assert not [r for r in plan["resources"] if r["type"] == "aicp:addons:ClusterAutoscaler"
+                    and r["requirements"]]
+
+
+def test_every_object_an_example_stack_declares_validates_against_upstream_schemas(
+        example_plan):
+    _, _, run = example_plan
+    assert len(declared_objects(run)) > 10
+    assert invalid_objects(run) == {}
+    patches = {f"{r.type} {r.name}": patch_errors(r) for r in run.resources
                if r.type.startswith("kubernetes:") and r.type.endswith("Patch")}
     assert all(errors == [] for errors in patches.values()), patches
 
 
-def test_every_helm_release_of_the_aws_stack_is_pinned_to_the_catalog(aws_run):
-    assert aws_run.of_type(RELEASE)
-    assert unpinned_releases(aws_run) == []
+def test_every_helm_release_of_an_example_stack_is_pinned_to_the_catalog(example_plan):
+    _, _, run = example_plan
+    assert run.of_type(RELEASE)
+    assert unpinned_releases(run) == []
 
 
 def test_custom_resources_wait_for_the_release_that_brings_their_crds(aws_run):
@@ -65,6 +96,13 @@ def test_custom_resources_wait_for_the_release_that_brings_their_crds(aws_run):
     gateway = aws_run.one("kubernetes:gateway.networking.k8s.io/v1:Gateway")
     crds = aws_run.one("kubernetes:yaml/v2:ConfigFile", "gateway-api-crds")
     assert aws_run.depends_on(gateway, crds)
+
+
+def test_gpu_operator_waits_for_the_servicemonitor_crd(aws_run):
+    crds = [r for r in aws_run.of_type(RELEASE)
+            if r.inputs["chart"] == "prometheus-operator-crds"]
+    operator = [r for r in aws_run.of_type(RELEASE) if r.inputs["chart"] == "gpu-operator"]
+    assert crds and operator and aws_run.depends_on(operator[0], crds[0])
 
 
 def test_plan_keeps_the_kubeconfig_secret(aws_plan):
@@ -103,9 +141,21 @@ def test_plan_table_ends_by_naming_the_served_must_requirements():
 def test_unknown_stack_is_one_line_listing_the_stacks_there():
     result = CliRunner().invoke(app, ["plan", "--stack", "nope", "--project-dir", str(REPO)])
     assert result.exit_code == 2
-    assert result.stderr.strip().splitlines() == [
-        f"error: --stack: no Pulumi.nope.yaml in {REPO}; stacks here: aws"] or \
-        result.stderr.startswith("error: --stack: no Pulumi.nope.yaml")
+    assert result.stderr.strip() == (
+        f"error: --stack: no Pulumi.nope.yaml in {REPO}; stacks here: {', '.join(EXAMPLES)}")
+
+
+def test_missing_onprem_kubeconfig_is_one_line_exit_2(tmp_path):
+    shutil.copy(REPO / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    text = (REPO / "Pulumi.onprem.yaml").read_text().replace(
+        "~/.kube/config", str(tmp_path / "absent"))
+    (tmp_path / "Pulumi.onprem.yaml").write_text(text)
+    result = CliRunner().invoke(app, ["plan", "--stack", "onprem", "--project-dir",
+                                      str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"error: aicp:onprem.kubeconfig: no file at {tmp_path / 'absent'}")
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_bad_config_is_one_line_exit_2_and_no_traceback(tmp_path):

@@ -1,0 +1,353 @@
+"""The on-prem target: a cluster you already run, or k3s bootstrapped over SSH on your hosts.
+
+Two modes (``aicp:onprem.mode``):
+
+- ``existing`` — a conformant cluster reached through a kubeconfig (a file, or the secret
+  config key ``aicp:kubeconfig``) and an optional context. Nothing is discovered at plan
+  time; the nodes named per pool in ``aicp:onprem.gpuNodes`` get the pool's labels and the
+  GPU taint through server-side-apply patches (``NodePatch``).
+- ``k3s`` — servers and agents listed in ``aicp:onprem.k3s`` are installed over SSH
+  (``pulumi_command.remote.Command``, see :mod:`aicp.components.onprem_k3s` for why k3s
+  and how re-runs stay idempotent); GPU hosts register with their pool's labels and taint.
+
+Both hand the addon layer the same contract as the clouds, with ``autoscaler="none"``:
+on-prem nodes are machines in a rack, so no cluster autoscaler runs and the stack reports
+``cluster_autoscaling`` as not applicable, with the reason.
+
+Decisions, each with its reason:
+
+- **The GPU Operator installs the driver by default** (``gpu_driver="operator"``, driver
+  root ``/run/nvidia/driver``): bare-metal hosts rarely share one driver version, and the
+  operator keeps driver, toolkit and DCGM matched. ``gpu_driver="host"`` is for hosts
+  that already carry the driver and the NVIDIA container toolkit (driver root ``/``).
+- **The node patches own ``spec.taints``** on the named GPU nodes. Taints are an atomic
+  list in the Node schema, so server-side apply cannot merge one entry: the patch is
+  forced (``pulumi.com/patchForce``) and the list becomes exactly the GPU taint. The node
+  lifecycle controller adds its own (not-ready, unreachable) taints back when it needs
+  them; other taints you set by hand on those nodes are replaced — move them to config
+  first. Labels are merged key by key, nothing else on the node is touched.
+- **Pools are their nodes**: a pool's node count must lie within ``minNodes..maxNodes``,
+  and a node belongs to one pool.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from aicp.components.contract import (
+    CONFORMANCE_OUTPUT,
+    ClusterOutputs,
+    GpuDriver,
+    GpuPool,
+    GpuPoolRequest,
+    resolve_pool,
+)
+from aicp.components.onprem_k3s import (
+    KUBECONFIG_FILE,
+    NODE_TOKEN_FILE,
+    K3sHost,
+    K3sRelease,
+    agent_flags,
+    install_script,
+    pool_of,
+    public_kubeconfig,
+    read_script,
+    server_flags,
+    uninstall_script,
+    valid_host,
+    valid_user,
+)
+
+FIELD_MANAGER = "aicp-onprem"
+KUBECONFIG_SECRET_KEY = "aicp:kubeconfig"
+DEFAULT_SSH_KEY_KEY = "aicp:sshPrivateKey"
+# What `aicp verify` prints for the cluster_autoscaling requirement on this target.
+NOT_APPLICABLE = {
+    "cluster_autoscaling": "on-prem nodes are fixed machines: no cluster autoscaler can add "
+                           "or remove them, so node autoscaling is not applicable",
+}
+
+GPU_DRIVERS: dict[str, GpuDriver] = {
+    # The GPU Operator builds and loads the driver and installs the container toolkit.
+    "operator": GpuDriver(
+        owner="operator", root="/run/nvidia/driver", toolkit_on_host=False,
+        operator_values={"driver": {"enabled": True}, "toolkit": {"enabled": True}}),
+    # Driver and NVIDIA container toolkit are already on the hosts.
+    "host": GpuDriver(
+        owner="host", root="/", toolkit_on_host=True,
+        operator_values={"driver": {"enabled": False}, "toolkit": {"enabled": False}}),
+}
+
+
+@dataclass(frozen=True)
+class OnPremClusterArgs:
+    """Inputs of :class:`OnPremCluster`."""
+
+    cluster_name: str
+    kubernetes_version: str
+    gpu_pools: tuple[GpuPoolRequest, ...]
+    mode: Literal["existing", "k3s"]
+    # existing: a kubeconfig file (``~`` expanded); None reads the secret aicp:kubeconfig.
+    kubeconfig_path: str | None = None
+    context: str | None = None
+    # existing: pool name → node names.
+    gpu_nodes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # k3s: the first server initialises etcd; agents join it.
+    servers: tuple[K3sHost, ...] = ()
+    agents: tuple[K3sHost, ...] = ()
+    ssh_private_key_key: str = DEFAULT_SSH_KEY_KEY
+    # k3s: the release for kubernetes_version, from the version catalog.
+    k3s: K3sRelease | None = None
+    gpu_driver: Literal["host", "operator"] = "operator"
+
+
+def check(args: OnPremClusterArgs) -> None:
+    """Raise ``ValueError`` naming the config key of the first problem; declares nothing."""
+    pools = {p.name: i for i, p in enumerate(args.gpu_pools)}
+    if args.gpu_driver not in GPU_DRIVERS:
+        raise ValueError(f"aicp:addons.gpuOperator.driver: {args.gpu_driver!r} is not one of "
+                         f"{', '.join(GPU_DRIVERS)}")
+    if args.mode == "existing":
+        members = {name: tuple(args.gpu_nodes.get(name, ())) for name in pools}
+        for name in args.gpu_nodes:
+            if name not in pools:
+                raise ValueError(
+                    f"aicp:onprem.gpuNodes.{name}: no GPU pool is named {name!r}; pools: "
+                    f"{', '.join(pools)}")
+        owner: dict[str, str] = {}
+        for name, nodes in members.items():
+            if not nodes:
+                raise ValueError(
+                    f"aicp:onprem.gpuNodes.{name}: list at least one node for GPU pool "
+                    f"{name!r} (aicp:gpuPools[{pools[name]}])")
+            for node in nodes:
+                if not _dns_subdomain(node):
+                    raise ValueError(
+                        f"aicp:onprem.gpuNodes.{name}: {node!r} is not a Kubernetes node name")
+                if node in owner:
+                    where = "twice in this pool" if owner[node] == name \
+                        else f"also in pool {owner[node]!r}"
+                    raise ValueError(
+                        f"aicp:onprem.gpuNodes.{name}: node {node!r} is listed {where}; a "
+                        "node belongs to one GPU pool")
+                owner[node] = name
+        counts = {name: len(nodes) for name, nodes in members.items()}
+        key = "aicp:onprem.gpuNodes.{}"
+    else:
+        if args.k3s is None:
+            raise ValueError(
+                f"aicp:kubernetesVersion: {args.kubernetes_version!r} has no pinned k3s "
+                "release in the version catalog")
+        if args.k3s.minor != args.kubernetes_version:
+            raise ValueError(
+                f"aicp:kubernetesVersion: {args.kubernetes_version!r}, but k3s "
+                f"{args.k3s.version} carries Kubernetes {args.k3s.minor}")
+        if not args.servers:
+            raise ValueError("aicp:onprem.k3s.servers: list at least one server")
+        seen: set[str] = set()
+        counts = dict.fromkeys(pools, 0)
+        for kind, hosts in (("servers", args.servers), ("agents", args.agents)):
+            for i, h in enumerate(hosts):
+                at = f"aicp:onprem.k3s.{kind}[{i}]"
+                if not valid_host(h.host):
+                    raise ValueError(f"{at}.host: {h.host!r} is not a host name or IP address")
+                if not valid_user(h.user):
+                    raise ValueError(f"{at}.user: {h.user!r} is not a Unix user name")
+                if h.host in seen:
+                    raise ValueError(f"{at}.host: {h.host!r} is listed twice")
+                seen.add(h.host)
+                if h.pool is not None:
+                    if h.pool not in pools:
+                        raise ValueError(
+                            f"{at}.pool: {h.pool!r} is not a GPU pool; pools: "
+                            f"{', '.join(pools) or '(none)'}")
+                    counts[h.pool] += 1
+        for name, n in counts.items():
+            if n == 0:
+                raise ValueError(
+                    f"aicp:gpuPools[{pools[name]}]: GPU pool {name!r} has no host; set "
+                    f"pool: {name} on a host in aicp:onprem.k3s.agents (or servers)")
+        key = "aicp:gpuPools[{}]"
+    for p in args.gpu_pools:
+        n = counts[p.name]
+        at = key.format(p.name if args.mode == "existing" else pools[p.name])
+        if not p.min_nodes <= n <= p.max_nodes:
+            raise ValueError(
+                f"{at}: {n} node(s) in GPU pool {p.name!r}, outside minNodes..maxNodes "
+                f"({p.min_nodes}..{p.max_nodes}); on-prem a pool is exactly its nodes")
+
+
+_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _dns_subdomain(name: str) -> bool:
+    return len(name) <= 253 and bool(_NODE_NAME.match(name))
+
+
+def _config_secret(full_key: str) -> pulumi.Output[str]:
+    namespace, key = full_key.split(":", 1) if ":" in full_key else ("aicp", full_key)
+    return pulumi.Config(namespace).require_secret(key)
+
+
+class OnPremCluster(pulumi.ComponentResource):
+    """An on-prem cluster ready for the aicp addons; ``outputs`` is the contract."""
+
+    outputs: ClusterOutputs
+
+    def __init__(self, name: str, args: OnPremClusterArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        check(args)
+        super().__init__("aicp:onprem:Cluster", name, None, opts)
+        self._name = name
+        self._args = args
+        self.pools: tuple[GpuPool, ...] = tuple(
+            resolve_pool("onprem", p) for p in args.gpu_pools)
+        self.node_patches: list[k8s.core.v1.NodePatch] = []
+        self.commands: dict[str, Any] = {}
+
+        if args.mode == "existing":
+            self.kubeconfig = self._existing_kubeconfig()
+            ready_on: list[pulumi.Resource] = []
+        else:
+            self.kubeconfig, ready_on = self._k3s()
+        self.provider = k8s.Provider(
+            f"{name}-k8s", kubeconfig=self.kubeconfig,
+            context=args.context if args.mode == "existing" else None,
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=ready_on or None))
+        if args.mode == "existing":
+            self.node_patches = self._label_gpu_nodes()
+        # Addons wait for the GPU labels: the DRA kubelet plugin and the operator's
+        # per-node device-plugin switch select on them.
+        ready: list[pulumi.Resource] = [*ready_on, *self.node_patches]
+
+        self.outputs = ClusterOutputs(
+            target="onprem", name=args.cluster_name,
+            kubernetes_version=args.kubernetes_version, kubeconfig=self.kubeconfig,
+            provider=self.provider, gpu_pools=self.pools,
+            gpu_driver=GPU_DRIVERS[args.gpu_driver], autoscaler="none",
+            ready=ready,
+            features={"mode": args.mode, "notApplicable": dict(NOT_APPLICABLE)})
+        self.register_outputs({
+            "mode": args.mode,
+            "kubeconfig": self.kubeconfig,
+            "gpuNodes": {p: list(n) for p, n in args.gpu_nodes.items()}
+            if args.mode == "existing" else {},
+            "notApplicable": dict(NOT_APPLICABLE),
+            CONFORMANCE_OUTPUT: [],
+        })
+
+    # --- existing ------------------------------------------------------------------------
+
+    def _existing_kubeconfig(self) -> pulumi.Output[str]:
+        a = self._args
+        if a.kubeconfig_path is None:
+            text = _config_secret(KUBECONFIG_SECRET_KEY)
+        else:
+            path = Path(os.path.expanduser(a.kubeconfig_path))
+            if not path.is_file():
+                raise ValueError(
+                    f"aicp:onprem.kubeconfig: no file at {path}; give the path of a "
+                    f"kubeconfig, or leave it out and set the secret {KUBECONFIG_SECRET_KEY}")
+            text = pulumi.Output.secret(path.read_text())
+        if a.context is None:
+            return pulumi.Output.secret(text)
+        # The exported kubeconfig must open the same context the provider uses.
+        return pulumi.Output.secret(text.apply(lambda t: _with_context(t, a.context or "")))
+
+    def _label_gpu_nodes(self) -> list[k8s.core.v1.NodePatch]:
+        patches = []
+        for pool in self.pools:
+            for node in self._args.gpu_nodes[pool.name]:
+                patches.append(k8s.core.v1.NodePatch(
+                    f"{self._name}-node-{node}",
+                    metadata=k8s.meta.v1.ObjectMetaPatchArgs(
+                        name=node,
+                        labels=dict(pool.labels),
+                        annotations={
+                            "pulumi.com/patchForce": "true",
+                            "pulumi.com/patchFieldManager": FIELD_MANAGER,
+                        }),
+                    spec=k8s.core.v1.NodeSpecPatchArgs(taints=[
+                        k8s.core.v1.TaintPatchArgs(key=t.key, value=t.value, effect=t.effect)
+                        for t in pool.taints]),
+                    opts=pulumi.ResourceOptions(parent=self, provider=self.provider)))
+        return patches
+
+    # --- k3s -----------------------------------------------------------------------------
+
+    def _k3s(self) -> tuple[pulumi.Output[str], list[pulumi.Resource]]:
+        from pulumi_command import remote
+
+        a, n = self._args, self._name
+        release = a.k3s
+        assert release is not None  # check() refused k3s mode without a release
+        pools = {p.name: p for p in self.pools}
+        key = _config_secret(a.ssh_private_key_key)
+
+        def connection(h: K3sHost) -> remote.ConnectionArgs:
+            return remote.ConnectionArgs(host=h.host, user=h.user, private_key=key)
+
+        def command(res: str, h: K3sHost, create: str, delete: str | None = None,
+                    stdin: pulumi.Input[str] | None = None,
+                    after: list[pulumi.Resource] | None = None,
+                    secret_stdout: bool = False) -> remote.Command:
+            return remote.Command(
+                res, connection=connection(h), create=create, delete=delete, stdin=stdin,
+                triggers=[h.host],
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=after or None,
+                    additional_secret_outputs=["stdout"] if secret_stdout else None,
+                    # Same-host replacement would run the uninstall after the reinstall.
+                    ignore_changes=["connection.user", "connection.privateKey"]))
+
+        first, *others = a.servers
+        init = command(
+            f"{n}-server-0", first,
+            install_script(first, release, server_flags(first, pool_of(first, pools), None),
+                           token_on_stdin=False),
+            uninstall_script(first, agent=False))
+        token_reader = command(f"{n}-token", first, read_script(first, NODE_TOKEN_FILE),
+                               after=[init], secret_stdout=True)
+        token = pulumi.Output.secret(token_reader.stdout.apply(lambda s: s.strip()))
+        servers = [init]
+        for i, h in enumerate(others, start=1):
+            servers.append(command(
+                f"{n}-server-{i}", h,
+                install_script(h, release, server_flags(h, pool_of(h, pools), first),
+                               token_on_stdin=True),
+                uninstall_script(h, agent=False), stdin=token,
+                after=[servers[-1], token_reader]))
+        agents = [command(
+            f"{n}-agent-{i}", h,
+            install_script(h, release, agent_flags(first, pool_of(h, pools)),
+                           token_on_stdin=True),
+            uninstall_script(h, agent=True), stdin=token, after=[*servers, token_reader])
+            for i, h in enumerate(a.agents)]
+        reader = command(f"{n}-kubeconfig", first, read_script(first, KUBECONFIG_FILE),
+                         after=[init], secret_stdout=True)
+        kubeconfig = pulumi.Output.secret(
+            reader.stdout.apply(lambda text: public_kubeconfig(text, first)))
+        self.commands = {"servers": servers, "agents": agents, "token": token_reader,
+                         "kubeconfig": reader}
+        return kubeconfig, [*servers, *agents]
+
+
+def _with_context(text: str, context: str) -> str:
+    import yaml
+
+    doc = yaml.safe_load(text) or {}
+    names = [c.get("name") for c in doc.get("contexts") or []]
+    if context not in names:
+        raise ValueError(f"aicp:onprem.context: {context!r} is not a context of the "
+                         f"kubeconfig; it has {', '.join(map(str, names)) or 'none'}")
+    doc["current-context"] = context
+    return yaml.safe_dump(doc, sort_keys=False)

@@ -1,0 +1,5 @@
+"""Reusable scripted controllers; scenarios compose them."""
+
+from .base import Controller, Dispatcher
+
+__all__ = ["Controller", "Dispatcher"]

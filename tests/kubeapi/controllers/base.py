@@ -1,0 +1,137 @@
+"""Scripted controllers: level-triggered reconcilers run on one worker thread.
+
+After each write the store queues an event; the worker drains the queue, calls edge
+reactors for each event, then ``sync`` once on every controller watching a resource that
+changed (or whose ``resync`` period is due). Controllers write back through the emulator
+(never holding the worker's lock), so their writes queue further events: no deadlock,
+and ``KubeAPI.settle()`` waits until the cascade has died down.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..emulator import KubeAPI
+    from ..store import Event
+
+
+class Controller:
+    """Subclass, set ``watches`` (resource refs like ``pods`` or ``jobs.batch``), and
+    implement an idempotent ``sync``: read the world, write what is missing."""
+
+    name = "controller"
+    watches: tuple[str, ...] = ()
+    resync: float | None = 0.5
+
+    def sync(self, kube: KubeAPI) -> None:
+        raise NotImplementedError
+
+
+class Dispatcher:
+    def __init__(self, kube: KubeAPI):
+        self.kube = kube
+        self.controllers: list[Controller] = []
+        self.reactors: list[tuple[str, Callable[[Event], None]]] = []
+        self.errors: list[str] = []
+        self._queue: deque[Event] = deque()
+        self._due: set[int] = set()
+        self._last: dict[int, float] = {}
+        self._cv = threading.Condition()
+        self._busy = False
+        self._stop = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="kubeapi-controllers",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def notify(self, event: Event) -> None:
+        with self._cv:
+            self._queue.append(event)
+            self._cv.notify_all()
+
+    def add(self, controller: Controller) -> Controller:
+        with self._cv:
+            self.controllers.append(controller)
+            self._due.add(id(controller))
+            self._cv.notify_all()
+        return controller
+
+    def react(self, ref: str, fn: Callable[[Event], None]) -> None:
+        with self._cv:
+            self.reactors.append((ref, fn))
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """Wait until no event is queued and no controller is running."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while self._queue or self._busy or self._due:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("controllers did not settle within "
+                                       f"{timeout} s; errors: {self.errors[-3:]}")
+                self._cv.wait(left)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not (self._queue or self._due or self._stop):
+                    self._cv.wait(self._next_resync())
+                    self._mark_resyncs()
+                if self._stop:
+                    return
+                batch = list(self._queue)
+                self._queue.clear()
+                refs = {e.resource.ref for e in batch}
+                run = [c for c in self.controllers
+                       if id(c) in self._due or refs.intersection(c.watches)]
+                reactors = list(self.reactors)
+                self._due.clear()
+                self._busy = True
+            try:
+                for event in batch:
+                    for ref, fn in reactors:
+                        if ref == event.resource.ref:
+                            self._guard(getattr(fn, "__name__", "reactor"), fn, event)
+                for controller in run:
+                    self._last[id(controller)] = time.monotonic()
+                    self._guard(controller.name, controller.sync, self.kube)
+            finally:
+                with self._cv:
+                    self._busy = False
+                    self._cv.notify_all()
+
+    def _guard(self, name: str, fn: Callable, arg) -> None:
+        try:
+            fn(arg)
+        except Exception as e:
+            from ..errors import ApiError
+            if isinstance(e, ApiError) and e.code == 409:
+                return  # a stale read; the next sync sees the newer object
+            self.errors.append(f"{name}: {traceback.format_exc()}")
+
+    def _next_resync(self) -> float:
+        now = time.monotonic()
+        waits = [self._last.get(id(c), 0) + c.resync - now for c in self.controllers if c.resync]
+        return max(0.01, min(waits, default=1.0))
+
+    def _mark_resyncs(self) -> None:
+        now = time.monotonic()
+        for c in self.controllers:
+            if c.resync and now - self._last.get(id(c), 0) >= c.resync:
+                self._due.add(id(c))

@@ -1,0 +1,170 @@
+"""A DRA allocator: claims from templates for pods, and allocations from ResourceSlices.
+
+For each pod claim naming a ResourceClaimTemplate it creates ``<pod>-<claim>-<5 chars>``
+(owned by the pod) and records it in ``status.resourceClaimStatuses``. Unallocated
+claims get devices from published ``resource.k8s.io/v1`` ResourceSlices, all requests of
+one claim on one node, reserved for the pods that use them.
+
+CEL is not evaluated. Supported selector expressions, joined with ``&&``:
+``device.driver == "x"`` and ``device.attributes["domain"].name == "x"`` (or a number or
+bool). Anything else makes the claim unallocatable and is recorded in the controller
+errors, so a test notices instead of passing on a guess.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..store import random_suffix
+from .base import Controller
+
+_DRIVER = re.compile(r'^device\.driver\s*==\s*"([^"]*)"$')
+_ATTR = re.compile(r'^device\.attributes\["([^"]+)"\]\.(\w+)\s*==\s*(.+)$')
+
+
+class UnsupportedExpression(ValueError):
+    pass
+
+
+def _literal(text: str):
+    text = text.strip()
+    if text.startswith('"') and text.endswith('"'):
+        return text[1:-1]
+    if text in ("true", "false"):
+        return text == "true"
+    return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
+def cel_matches(expression: str, driver: str, device: dict) -> bool:
+    for clause in (c.strip() for c in expression.split("&&")):
+        m = _DRIVER.match(clause)
+        if m:
+            if driver != m.group(1):
+                return False
+            continue
+        m = _ATTR.match(clause)
+        if not m:
+            raise UnsupportedExpression(f"CEL expression not emulated: {clause!r}")
+        domain, name, want = m.group(1), m.group(2), _literal(m.group(3))
+        attrs = device.get("attributes") or {}
+        attr = attrs.get(name) if domain == driver else attrs.get(f"{domain}/{name}")
+        value = next(iter((attr or {}).values()), None)
+        if value != want:
+            return False
+    return True
+
+
+def _selectors_match(selectors: list[dict], driver: str, device: dict) -> bool:
+    return all(cel_matches(s["cel"]["expression"], driver, device)
+               for s in selectors or [] if "cel" in s)
+
+
+class DraAllocator(Controller):
+    name = "dra-allocator"
+    watches = ("pods", "resourceclaims.resource.k8s.io", "resourceslices.resource.k8s.io")
+
+    def sync(self, kube) -> None:
+        pods = kube.list("pods")
+        for pod in pods:
+            if pod["spec"].get("resourceClaims") and not pod["metadata"].get("deletionTimestamp"):
+                self._claims_for(kube, pod)
+        claims = kube.list("resourceclaims.resource.k8s.io")
+        in_use = {(r["driver"], r["pool"], r["device"]) for c in claims
+                  for r in (((c.get("status") or {}).get("allocation") or {}).get("devices")
+                            or {}).get("results") or []}
+        slices = kube.list("resourceslices.resource.k8s.io")
+        for claim in claims:
+            if not (claim.get("status") or {}).get("allocation"):
+                self._allocate(kube, claim, slices, in_use)
+        self._reserve(kube, pods)
+
+    def _claims_for(self, kube, pod: dict) -> None:
+        meta = pod["metadata"]
+        ns = meta["namespace"]
+        statuses = {s["name"]: s for s in (pod.get("status") or {}).get(
+            "resourceClaimStatuses") or []}
+        added = []
+        for ref in pod["spec"]["resourceClaims"]:
+            template_name = ref.get("resourceClaimTemplateName")
+            if not template_name or ref["name"] in statuses:
+                continue
+            template = kube.find("resourceclaimtemplates.resource.k8s.io", template_name, ns)
+            if template is None:
+                continue
+            claim = kube.create({
+                "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+                "metadata": {"name": f"{meta['name']}-{ref['name']}-{random_suffix()}",
+                             "namespace": ns,
+                             "annotations": {"resource.kubernetes.io/pod-claim-name":
+                                             ref["name"]},
+                             "ownerReferences": [{
+                                 "apiVersion": "v1", "kind": "Pod", "name": meta["name"],
+                                 "uid": meta["uid"], "controller": True,
+                                 "blockOwnerDeletion": True}]},
+                "spec": template["spec"]["spec"]})
+            added.append({"name": ref["name"], "resourceClaimName": claim["metadata"]["name"]})
+        if added:
+            kube.mutate("pods", meta["name"], lambda p: p["status"].setdefault(
+                "resourceClaimStatuses", []).extend(added), ns, status=True)
+
+    def _allocate(self, kube, claim: dict, slices: list[dict], in_use: set) -> None:
+        requests = ((claim["spec"].get("devices") or {}).get("requests")) or []
+        by_node: dict[str, list[dict]] = {}
+        for s in slices:
+            by_node.setdefault(s["spec"].get("nodeName", ""), []).append(s)
+        for node in sorted(by_node):
+            taken: set = set()
+            results = []
+            for request in requests:
+                exactly = request.get("exactly") or {}
+                cls = kube.find("deviceclasses.resource.k8s.io",
+                                exactly.get("deviceClassName", ""))
+                if cls is None:
+                    return
+                want = exactly.get("count", 1) if exactly.get(
+                    "allocationMode", "ExactCount") == "ExactCount" else None
+                picked = []
+                for s in by_node[node]:
+                    driver, pool = s["spec"]["driver"], s["spec"]["pool"]["name"]
+                    for device in s["spec"].get("devices") or []:
+                        key = (driver, pool, device["name"])
+                        if key in in_use or key in taken:
+                            continue
+                        if _selectors_match(cls["spec"].get("selectors"), driver, device) \
+                                and _selectors_match(exactly.get("selectors"), driver, device):
+                            picked.append(key)
+                            taken.add(key)
+                            if want is not None and len(picked) == want:
+                                break
+                    if want is not None and len(picked) == want:
+                        break
+                if not picked or (want is not None and len(picked) < want):
+                    break
+                results += [{"request": request["name"], "driver": d, "pool": p, "device": n}
+                            for d, p, n in picked]
+            else:
+                in_use.update(taken)
+                allocation = {"devices": {"results": results}, "nodeSelector": {
+                    "nodeSelectorTerms": [{"matchFields": [{
+                        "key": "metadata.name", "operator": "In", "values": [node]}]}]}}
+                kube.mutate("resourceclaims.resource.k8s.io", claim["metadata"]["name"],
+                            lambda c, a=allocation: c.setdefault("status", {}).update(allocation=a),
+                            claim["metadata"]["namespace"], status=True)
+                return
+
+    def _reserve(self, kube, pods: list[dict]) -> None:
+        for pod in pods:
+            meta = pod["metadata"]
+            for status in (pod.get("status") or {}).get("resourceClaimStatuses") or []:
+                name = status.get("resourceClaimName")
+                claim = kube.find("resourceclaims.resource.k8s.io", name or "",
+                                  meta["namespace"])
+                st = (claim or {}).get("status") or {}
+                if not st.get("allocation"):
+                    continue
+                ref = {"resource": "pods", "name": meta["name"], "uid": meta["uid"]}
+                if ref not in (st.get("reservedFor") or []):
+                    kube.mutate("resourceclaims.resource.k8s.io", name,
+                                lambda c, r=ref: c["status"].setdefault(
+                                    "reservedFor", []).append(r),
+                                meta["namespace"], status=True)

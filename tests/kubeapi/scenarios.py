@@ -1,0 +1,160 @@
+"""Named worlds: data plus small builders, easy to vary per test.
+
+``empty``: a bare cluster (default, kube-system, kube-public, kube-node-lease; no nodes).
+``reference-platform``: H100 nodes, CPU system nodes, the addons' CRDs, DRA, Kueue,
+addon workloads in Ready state, and the controllers that make pods run.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from tests.schemas import load_crd_files
+from tests.shared import CRDS
+
+from . import objects as o
+from .controllers.autoscaler import NodeGroupAutoscaler
+from .controllers.dra import DraAllocator
+from .controllers.hpa import HorizontalPodAutoscalers, MetricFn
+from .controllers.kubelet import Kubelet, LogFn, nvidia_smi_logs
+from .controllers.kueue import KueueAdmitter
+from .controllers.scheduler import Scheduler
+from .controllers.workloads import Deployments, Jobs, ReplicaSets
+from .emulator import KubeAPI
+
+# The addons' pinned CRDs; ComputeDomain comes from the DRA driver, not the GPU operator.
+ADDON_CRDS = ("kueue-v0.19.2/*.yaml", "gateway-api-v1.6.1/*.yaml", "gaie-v1.6.0/*.yaml",
+              "kuberay-v1.7.0/*.yaml", "gpu-operator-v26.7.0/nvidia.com_*.yaml",
+              "dra-driver-nvidia-gpu-0.4.1/*.yaml")
+
+
+@functools.cache
+def addon_crds() -> tuple[dict, ...]:
+    """Parsed once per process (libyaml: ~2 s for all of them)."""
+    if not CRDS.is_dir():
+        raise FileNotFoundError(f"{CRDS} is absent: the reference-platform scenario needs "
+                                "../shared/crds (or AICP_SHARED)")
+    return tuple(load_crd_files(p for pattern in ADDON_CRDS for p in CRDS.glob(pattern)))
+
+
+def empty(minor: str = "1.35", **options) -> KubeAPI:
+    return KubeAPI(minor, **options)
+
+
+def standard_controllers(kube: KubeAPI, *, logs: LogFn = nvidia_smi_logs,
+                         metric: MetricFn | None = None, dra: bool = True,
+                         kueue: bool = True) -> KubeAPI:
+    """Scheduler, kubelet, workloads, and optionally DRA, Kueue and HPA controllers."""
+    kube.add(Scheduler(), Kubelet(logs=logs), ReplicaSets(), Deployments(), Jobs())
+    if dra:
+        kube.add(DraAllocator())
+    if kueue:
+        KueueAdmitter().install(kube)
+    if metric is not None:
+        kube.add(HorizontalPodAutoscalers(metric))
+    return kube
+
+
+def gpu_node_objects(index: int, *, gpus: int = 8, minor: str = "1.35",
+                     prefix: str = "gpu-h100", dra: bool = True) -> list[dict]:
+    name = f"{prefix}-{index}"
+    out = [o.gpu_node(name, gpus=gpus, minor=minor, ip=f"10.0.1.{index + 10}")]
+    if dra:
+        out.append(o.resource_slice(name, gpus=gpus))
+    return out
+
+
+def addon_workloads(gpu_nodes: int) -> list[dict]:
+    gpu_sel = {"nvidia.com/gpu.present": "true"}
+    tol = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    return [
+        o.ready_deployment("gpu-operator", "gpu-operator", "nvcr.io/nvidia/gpu-operator:v26.7.0"),
+        o.ready_daemonset("nvidia-dra-driver-gpu-kubelet-plugin", "nvidia-dra-driver-gpu",
+                          "nvcr.io/nvidia/k8s-dra-driver-gpu:v0.4.1", gpu_nodes, gpu_sel, tol),
+        o.ready_daemonset("nvidia-dcgm-exporter", "gpu-operator",
+                          "nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3", gpu_nodes, gpu_sel, tol),
+        o.service("nvidia-dcgm-exporter", "gpu-operator", 9400),
+        o.ready_deployment("kueue-controller-manager", "kueue-system",
+                           "registry.k8s.io/kueue/kueue:v0.19.2"),
+        o.ready_deployment("kuberay-operator", "ray-system", "quay.io/kuberay/operator:v1.7.0"),
+        o.ready_deployment("istiod", "istio-system", "docker.io/istio/pilot:1.28.0"),
+        o.ready_deployment("prometheus-server", "monitoring", "quay.io/prometheus/prometheus:v3.5"),
+        o.service("prometheus-server", "monitoring", 9090),
+        o.ready_deployment("prometheus-adapter", "monitoring",
+                           "registry.k8s.io/prometheus-adapter/prometheus-adapter:v0.12.0"),
+    ]
+
+
+def kueue_objects(gpu_quota: int, namespace: str = "ai-workloads") -> list[dict]:
+    return [
+        {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor",
+         "metadata": {"name": "h100"},
+         "spec": {"nodeLabels": {"aicp.dev/gpu-pool": "h100"}, "tolerations": [
+             {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}},
+        {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue",
+         "metadata": {"name": "aicp"},
+         "spec": {"namespaceSelector": {}, "resourceGroups": [{
+             "coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
+             "flavors": [{"name": "h100", "resources": [
+                 {"name": "cpu", "nominalQuota": 1000}, {"name": "memory",
+                                                         "nominalQuota": "8Ti"},
+                 {"name": "nvidia.com/gpu", "nominalQuota": gpu_quota}]}]}]},
+         "status": {"conditions": [{"type": "Active", "status": "True", "reason": "Ready",
+                                    "message": "Can admit new workloads",
+                                    "lastTransitionTime": "2026-01-01T00:00:00Z"}]}},
+        {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "LocalQueue",
+         "metadata": {"name": "aicp", "namespace": namespace},
+         "spec": {"clusterQueue": "aicp"}},
+    ]
+
+
+def reference_platform(minor: str = "1.35", *, gpu_nodes: int = 2, cpu_nodes: int = 2,
+                       gpus_per_node: int = 8, with_kueue: bool = True, with_dra: bool = True,
+                       with_addons: bool = True, controllers: bool = True,
+                       logs: LogFn = nvidia_smi_logs, metric: MetricFn | None = None,
+                       autoscale_gpu_nodes: int = 0, **options) -> KubeAPI:
+    kube = KubeAPI(minor, **options)
+    kube.seed(addon_crds())
+    namespaces = ["gpu-operator", "nvidia-dra-driver-gpu", "kueue-system", "ray-system",
+                  "istio-system", "monitoring", "ai-workloads"]
+    world: list[dict] = [o.namespace(n) for n in namespaces]
+    world += [o.node(f"system-{i}", labels={"node.kubernetes.io/instance-type": "m7i.2xlarge",
+                                            "aicp.dev/pool": "system"}, minor=minor,
+                     ip=f"10.0.0.{i + 10}") for i in range(cpu_nodes)]
+    for i in range(gpu_nodes):
+        world += gpu_node_objects(i, gpus=gpus_per_node, minor=minor, dra=with_dra)
+    if with_dra:
+        world.append(o.device_class())
+    if with_addons:
+        world += addon_workloads(gpu_nodes)
+        world.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+                      "metadata": {"name": "istio", "generation": 1},
+                      "spec": {"controllerName": "istio.io/gateway-controller"},
+                      "status": {"conditions": [{
+                          "type": "Accepted", "status": "True", "reason": "Accepted",
+                          "message": "Handled by Istio controller", "observedGeneration": 1,
+                          "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})
+    if with_kueue:
+        world += kueue_objects(16)
+    kube.seed(world)
+    if controllers:
+        standard_controllers(kube, logs=logs, metric=metric, dra=with_dra, kueue=with_kueue)
+    if autoscale_gpu_nodes:
+        kube.add(NodeGroupAutoscaler(
+            lambda i: gpu_node_objects(gpu_nodes + i, gpus=gpus_per_node, minor=minor,
+                                       dra=with_dra), max_nodes=autoscale_gpu_nodes))
+    return kube
+
+
+SCENARIOS: dict[str, Callable[..., KubeAPI]] = {
+    "empty": empty, "reference-platform": reference_platform}
+
+
+def build(name: str, **options) -> KubeAPI:
+    """The named scenario's emulator, not yet started."""
+    try:
+        builder = SCENARIOS[name.replace("_", "-")]
+    except KeyError:
+        raise KeyError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}") from None
+    return builder(**options)

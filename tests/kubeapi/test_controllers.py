@@ -1,0 +1,165 @@
+"""The reference platform's controllers, observed through the client."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kubernetes import client
+
+from tests.shared import require_shared
+
+from . import objects as o
+
+GPU_TOLERATION = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+pytestmark = pytest.mark.kubeapi("reference-platform")
+
+
+@pytest.fixture(autouse=True)
+def _needs_shared():
+    require_shared("crds")
+
+
+def wait_for(check, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def test_reference_platform_has_tainted_h100_nodes_and_addon_crds(kube_client):
+    core = client.CoreV1Api(kube_client)
+    gpu = core.list_node(label_selector="nvidia.com/gpu.present=true").items
+    assert [n.metadata.name for n in gpu] == ["gpu-h100-0", "gpu-h100-1"]
+    assert gpu[0].status.allocatable["nvidia.com/gpu"] == "8"
+    assert gpu[0].spec.taints[0].key == "nvidia.com/gpu"
+    groups = {g.name for g in client.ApisApi(kube_client).get_api_versions().groups}
+    assert {"kueue.x-k8s.io", "resource.nvidia.com", "inference.networking.k8s.io", "ray.io",
+            "gateway.networking.k8s.io", "nvidia.com"} <= groups
+    slices = client.ResourceV1Api(kube_client).list_resource_slice().items
+    assert len(slices) == 2 and len(slices[0].spec.devices) == 8
+
+
+def test_pod_without_toleration_stays_off_gpu_nodes(kube_client):
+    core = client.CoreV1Api(kube_client)
+    core.create_namespaced_pod("default", o.pod("cpu", requests={"cpu": "1"}))
+    pod = wait_for(lambda: core.read_namespaced_pod("cpu", "default").spec.node_name)
+    assert pod.startswith("system-")
+
+
+def test_gpu_request_larger_than_any_node_is_unschedulable_with_an_event(kube_client):
+    core = client.CoreV1Api(kube_client)
+    core.create_namespaced_pod("default", o.pod("big", limits={"nvidia.com/gpu": "9"},
+                                                tolerations=GPU_TOLERATION))
+    cond = wait_for(lambda: next((c for c in core.read_namespaced_pod("big", "default")
+                                  .status.conditions or [] if c.type == "PodScheduled"), None))
+    assert cond.reason == "Unschedulable" and "Insufficient nvidia.com/gpu" in cond.message
+    events = wait_for(lambda: core.list_namespaced_event(
+        "default", field_selector="involvedObject.name=big").items)
+    assert events[0].reason == "FailedScheduling"
+
+
+def test_dra_pod_gets_a_claim_allocated_devices_and_logs_them(kube_client):
+    core = client.CoreV1Api(kube_client)
+    dra = client.ResourceV1Api(kube_client)
+    dra.create_namespaced_resource_claim_template(
+        "ai-workloads", o.gpu_claim_template("two-gpus", "ai-workloads", count=2))
+    core.create_namespaced_pod("ai-workloads", o.pod(
+        "smi", "ai-workloads", command=["nvidia-smi", "-L"], claims={"gpu": "two-gpus"},
+        tolerations=GPU_TOLERATION))
+    pod = wait_for(lambda: (p := core.read_namespaced_pod("smi", "ai-workloads"))
+                   .status.phase == "Succeeded" and p)
+    claim_name = pod.status.resource_claim_statuses[0].resource_claim_name
+    assert claim_name.startswith("smi-gpu-")
+    claim = dra.read_namespaced_resource_claim(claim_name, "ai-workloads")
+    results = claim.status.allocation.devices.results
+    assert [(r.driver, r.pool) for r in results] == [("gpu.nvidia.com", pod.spec.node_name)] * 2
+    assert claim.status.reserved_for[0].name == "smi"
+    log = core.read_namespaced_pod_log("smi", "ai-workloads")
+    assert log.count("NVIDIA H100 80GB HBM3") == 2
+
+
+def test_deployment_creates_ready_pods_and_reports_status(kube_client):
+    apps = client.AppsV1Api(kube_client)
+    apps.create_namespaced_deployment("default", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
+    dep = wait_for(lambda: (d := apps.read_namespaced_deployment("web", "default")).status
+                   and d.status.ready_replicas == 2 and d)
+    assert dep.status.available_replicas == 2
+
+
+def test_kueue_admits_jobs_all_or_nothing_within_quota(kubeapi, kube_client):
+    batch = client.BatchV1Api(kube_client)
+    objects = client.CustomObjectsApi(kube_client)
+
+    def job(name: str, parallelism: int) -> dict:
+        return {"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": name, "labels": {"kueue.x-k8s.io/queue-name": "aicp"}},
+                "spec": {"parallelism": parallelism, "completions": parallelism,
+                         "template": {"spec": {"restartPolicy": "Never", "containers": [{
+                             "name": "w", "image": "busybox", "command": ["sleep", "1"],
+                             "resources": {"limits": {"nvidia.com/gpu": "8"}}}]}}}}
+    # Keep pods running so the quota stays taken.
+    kubeapi.controllers.controllers[1].completes = lambda pod: False
+    assert batch.create_namespaced_job("ai-workloads", job("first", 2)).spec.suspend is True
+    wait_for(lambda: batch.read_namespaced_job("first", "ai-workloads").spec.suspend is False)
+    batch.create_namespaced_job("ai-workloads", job("second", 1))
+    workloads = wait_for(lambda: [w for w in objects.list_namespaced_custom_object(
+        "kueue.x-k8s.io", "v1beta2", "ai-workloads", "workloads")["items"]
+        if w["metadata"]["name"].startswith("job-second") and w.get("status")])
+    assert workloads[0]["status"]["conditions"][0]["reason"] == "Pending"
+    assert batch.read_namespaced_job("second", "ai-workloads").spec.suspend is True
+    batch.delete_namespaced_job("first", "ai-workloads", propagation_policy="Background")
+    wait_for(lambda: batch.read_namespaced_job("second", "ai-workloads").spec.suspend is False)
+
+
+def test_job_runs_to_completion(kube_client):
+    batch = client.BatchV1Api(kube_client)
+    batch.create_namespaced_job("default", {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+            {"name": "c", "image": "busybox", "command": ["true"]}]}}}})
+    job = wait_for(lambda: (j := batch.read_namespaced_job("once", "default")).status
+                   and j.status.succeeded == 1 and j)
+    assert {c.type for c in job.status.conditions} >= {"Complete"}
+
+
+def test_hpa_scales_a_deployment_from_a_test_metric(kubeapi_factory):
+    def per_pod_load(hpa: dict, metric: dict) -> float:
+        # 200 requests/s spread over the current replicas; the target is 100 per pod.
+        return 200.0 / kube.get("deployments.apps", "srv", "default")["spec"]["replicas"]
+    kube = kubeapi_factory("reference-platform", metric=per_pod_load)
+    with kube.client() as api:
+        apps, scaling = client.AppsV1Api(api), client.AutoscalingV2Api(api)
+        apps.create_namespaced_deployment("default", {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "srv"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "srv"}},
+                     "template": {"metadata": {"labels": {"app": "srv"}},
+                                  "spec": {"containers": [{"name": "c", "image": "vllm"}]}}}})
+        scaling.create_namespaced_horizontal_pod_autoscaler("default", {
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "srv"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                        "name": "srv"}, "minReplicas": 1, "maxReplicas": 4,
+                     "metrics": [{"type": "Pods", "pods": {
+                         "metric": {"name": "requests_per_second"},
+                         "target": {"type": "AverageValue", "averageValue": "100"}}}]}})
+        wait_for(lambda: apps.read_namespaced_deployment("srv", "default").spec.replicas == 2)
+        time.sleep(0.5)  # a few more HPA syncs: it must settle at 2, not keep scaling
+        assert apps.read_namespaced_deployment("srv", "default").spec.replicas == 2
+
+
+def test_node_group_autoscaler_adds_a_gpu_node_for_unschedulable_pods(kubeapi_factory):
+    kube = kubeapi_factory("reference-platform", gpu_nodes=0, autoscale_gpu_nodes=1)
+    with kube.client() as api:
+        core = client.CoreV1Api(api)
+        core.create_namespaced_pod("default", o.pod("gpu", limits={"nvidia.com/gpu": "1"},
+                                                    tolerations=GPU_TOLERATION))
+        node = wait_for(lambda: core.read_namespaced_pod("gpu", "default").spec.node_name)
+        assert node == "gpu-h100-0"
