@@ -246,6 +246,8 @@ def _check(cfg: PlatformConfig) -> None:
         raise ConfigError(
             f"aicp:systemPool.minNodes: {cfg.system_pool.min_nodes} is more than "
             f"maxNodes {cfg.system_pool.max_nodes}")
+    if cfg.target == "azure":
+        _check_azure(cfg)
     seen: set[str] = set()
     choices = offered(cfg.target)
     for i, pool in enumerate(cfg.gpu_pools):
@@ -278,15 +280,30 @@ def _check(cfg: PlatformConfig) -> None:
                 raise ConfigError(
                     f"{key}.instanceType: {pool.instance_type!r} does not carry "
                     f"{pool.accelerator} on {cfg.target}; use one of {', '.join(types)}")
-        if cfg.target == "aws" and pool.allocator == "dra" and pool.min_nodes == 0 \
-                and cfg.addons.autoscaler.enabled:
+        if cfg.target in ("aws", "azure") and pool.allocator == "dra" and pool.min_nodes == 0:
             raise ConfigError(
-                f"{key}.minNodes: 0 cannot scale up for DRA claims on aws (cluster-autoscaler "
-                "has no DRA node template there); set minNodes to 1 or allocator: device-plugin")
+                f"{key}.minNodes: 0 cannot scale up for DRA claims on {cfg.target} (its cluster "
+                "autoscaler has no DRA node template); set minNodes to 1 or allocator: "
+                "device-plugin")
         if pool.capacity_reservation_id and pool.capacity_type == "spot":
             raise ConfigError(
                 f"{key}.capacityReservationId: capacity reservations are on-demand; drop it or "
                 "set capacityType: on-demand")
+
+
+def _check_azure(cfg: PlatformConfig) -> None:
+    for i, zone in enumerate(cfg.zones):
+        if zone not in ("1", "2", "3"):
+            raise ConfigError(f"aicp:zones[{i}]: {zone!r} is not an Azure zone; use \"1\", "
+                              "\"2\" or \"3\"")
+    if len(cfg.network.subnet_ids) > 1:
+        raise ConfigError("aicp:network.subnetIds: AKS takes one node subnet; list one id")
+    if cfg.addons.autoscaler.expander == "price":
+        raise ConfigError("aicp:addons.autoscaler.expander: 'price' is not offered by AKS; use "
+                          "least-waste, priority, random or most-pods")
+    for key in cfg.tags:
+        if any(c in key for c in '<>%&\\?/'):
+            raise ConfigError(f"aicp:tags.{key}: Azure tag names cannot contain < > % & \\ ? /")
 
 
 def parse(raw: Mapping[str, Any]) -> PlatformConfig:

@@ -108,4 +108,9 @@ def build_cluster(cfg: PlatformConfig) -> ClusterOutputs:
         raise ConfigError(
             f"aicp:target: {cfg.target!r} is not built yet; available: "
             f"{', '.join(BUILDERS)}") from None
-    return builder(cfg)
+    try:
+        return builder(cfg)
+    except ValueError as exc:
+        # The config checks catch what a user can get wrong; a target's own argument check
+        # that still fires is reported the same way, as one line.
+        raise ConfigError(f"aicp: {exc}") from None

@@ -108,3 +108,32 @@ def test_bad_config_is_one_line_naming_the_key(change, expected):
     message = str(err.value)
     assert message.startswith(expected), message
     assert "\n" not in message
+
+
+AZURE_BAD = [
+    ("zone not 1-3", _set("zones", ["eastus2-a"]),
+     "aicp:zones[0]: 'eastus2-a' is not an Azure zone"),
+    ("two node subnets", _set("network", {"subnetIds": ["/subscriptions/a", "/subscriptions/b"]}),
+     "aicp:network.subnetIds: AKS takes one node subnet"),
+    ("price expander", _set("addons.autoscaler.expander", "price"),
+     "aicp:addons.autoscaler.expander: 'price' is not offered by AKS"),
+    ("slash in a tag name", _set("tags", {"team/name": "ml"}),
+     "aicp:tags.team/name: Azure tag names cannot contain"),
+    ("l4 is not offered on azure", _set("gpuPools[0].accelerator", "l4"),
+     "aicp:gpuPools[0].accelerator: 'l4' is not one of h100, h200, a100 on azure"),
+]
+
+
+@pytest.mark.parametrize("change,expected", [(c, e) for _, c, e in AZURE_BAD],
+                         ids=[name for name, _, _ in AZURE_BAD])
+def test_bad_azure_config_is_one_line_naming_the_key(change, expected):
+    cfg = copy.deepcopy(example("azure"))
+    change(cfg)
+    with pytest.raises(ConfigError) as err:
+        parse(cfg)
+    assert str(err.value).startswith(expected), str(err.value)
+
+
+def test_every_example_stack_parses():
+    for stack in ("aws", "azure", "gcp", "onprem"):
+        assert parse(example(stack)).target == stack
