@@ -108,6 +108,9 @@ MANIFESTS: dict[str, Manifest] = {
 # Images whose tag a chart leaves floating, or that must follow the cluster minor.
 IMAGES: dict[str, str] = {
     "endpoint-picker": "v0.10.0",  # the chart's default tag is `main` with pullPolicy Always
+    # The GKE COS driver installer DaemonSet's main container (GoogleCloudPlatform/
+    # container-engine-accelerators nvidia-driver-installer/cos/daemonset-preloaded.yaml).
+    "pause": "registry.k8s.io/pause:3.10",
 }
 
 # Kubernetes minors aicp builds clusters for. DRA's resource.k8s.io/v1 is GA from 1.34.

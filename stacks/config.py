@@ -28,6 +28,8 @@ from aicp.components.accelerators import TARGETS, machine_types, offered
 
 NAMESPACE = "aicp"
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
+_GCP_LABEL = re.compile(r"^[a-z][-_a-z0-9]{0,62}$")
+_GCP_LABEL_VALUE = re.compile(r"^[-_a-z0-9]{0,63}$")
 
 
 class ConfigError(ValueError):
@@ -248,6 +250,14 @@ def _check(cfg: PlatformConfig) -> None:
             f"maxNodes {cfg.system_pool.max_nodes}")
     if cfg.target == "azure":
         _check_azure(cfg)
+    if cfg.target == "gcp":
+        if cfg.gcp is None:
+            raise ConfigError("aicp:gcp.project: required for target gcp (the GCP project id)")
+        for key, value in cfg.tags.items():
+            if not _GCP_LABEL.match(key) or not _GCP_LABEL_VALUE.match(value):
+                raise ConfigError(
+                    f"aicp:tags.{key}: GCP labels are lowercase letters, digits, '-' and '_' "
+                    "(keys start with a letter, at most 63 characters)")
     seen: set[str] = set()
     choices = offered(cfg.target)
     for i, pool in enumerate(cfg.gpu_pools):

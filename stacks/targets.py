@@ -98,7 +98,35 @@ def _onprem(cfg: PlatformConfig) -> ClusterOutputs:
         raise ConfigError(str(exc)) from None
 
 
-BUILDERS = {"aws": _aws, "azure": _azure, "onprem": _onprem}
+def _gcp(cfg: PlatformConfig) -> ClusterOutputs:
+    from aicp.addons.catalog import IMAGES
+    from aicp.components.gcp import GkeCluster, GkeClusterArgs
+
+    if cfg.gcp is None:
+        raise ConfigError("aicp:gcp.project: required for target gcp")
+    args = GkeClusterArgs(
+        cluster_name=cfg.cluster_name,
+        kubernetes_version=cfg.kubernetes_version,
+        project=cfg.gcp.project,
+        region=cfg.region or "",
+        zones=cfg.zones,
+        release_channel=cfg.gcp.release_channel,
+        master_ipv4_cidr_block=cfg.gcp.master_ipv4_cidr_block,
+        subnetwork=cfg.network.subnet_ids[0] if cfg.network.subnet_ids else None,
+        vpc_cidr=cfg.network.vpc_cidr,
+        endpoint_public_access=cfg.endpoint.public_access,
+        public_access_cidrs=cfg.endpoint.public_access_cidrs,
+        system_machine_type=cfg.system_pool.instance_type,
+        system_min_nodes=cfg.system_pool.min_nodes,
+        system_max_nodes=cfg.system_pool.max_nodes,
+        gpu_pools=pool_requests(cfg),
+        labels=dict(cfg.tags),
+        driver_installer_pause_image=IMAGES["pause"],
+    )
+    return GkeCluster(cfg.cluster_name, args).outputs
+
+
+BUILDERS = {"aws": _aws, "azure": _azure, "gcp": _gcp, "onprem": _onprem}
 
 
 def build_cluster(cfg: PlatformConfig) -> ClusterOutputs:
@@ -113,4 +141,6 @@ def build_cluster(cfg: PlatformConfig) -> ClusterOutputs:
     except ValueError as exc:
         # The config checks catch what a user can get wrong; a target's own argument check
         # that still fires is reported the same way, as one line.
-        raise ConfigError(f"aicp: {exc}") from None
+        message = str(exc)
+        raise ConfigError(message if message.startswith("aicp:") else f"aicp: {message}") \
+            from None

@@ -6,6 +6,7 @@ import json
 
 import pulumi
 import pytest
+
 from aicp import fakes, offline
 from aicp.components.contract import CONFORMANCE_OUTPUT, GpuPoolRequest
 

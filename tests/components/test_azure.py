@@ -8,6 +8,7 @@ from typing import Any
 
 import pulumi
 import pytest
+
 from aicp import fakes, offline
 from aicp.components.azure import (
     GPU_DRIVERS,

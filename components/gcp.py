@@ -1,0 +1,552 @@
+"""The GCP target: a regional GKE Standard cluster with a system node pool and one node pool
+per GPU pool.
+
+What it builds (raw ``pulumi_gcp`` classes, so every child is visible to ``aicp plan``):
+
+- a ``gcp.Provider`` for the project and region, so the component carries both;
+- a custom-mode VPC with one subnetwork (secondary ranges for pods and services, Private
+  Google Access on) and a Cloud Router + Cloud NAT for the private nodes' egress, unless an
+  existing subnetwork is given;
+- a node service account with only the roles nodes need (logging, monitoring, Artifact
+  Registry pulls) instead of the Compute Engine default account (Editor);
+- the cluster: release channel with the requested minor as floor, VPC-native, Dataplane V2,
+  private nodes, shielded nodes, Workload Identity, Gateway API (standard channel), the
+  requested control-plane access, optional Cloud KMS encryption of Secrets;
+- a system node pool and one GPU node pool per request: machine type and accelerator from
+  the catalog, tainted and labelled, GKE node-pool autoscaling ``min..max`` (0 allowed),
+  Spot or a specific reservation where asked;
+- Google's NVIDIA driver installer DaemonSet for COS (see "GPU driver" below);
+- a kubeconfig that authenticates with ``gke-gcloud-auth-plugin``, kept secret, and a
+  Kubernetes provider on it.
+
+Upstream followed: GKE docs (private clusters, VPC-native clusters, Dataplane V2, Workload
+Identity Federation for GKE, hardening: least-privilege node service account, shielded
+nodes; GPUs: manual driver installation on COS, GPU node taints; set-up-dra), the NVIDIA GPU
+Operator GKE guide and AICR ``values-gke-cos.yaml`` / ``docs/integrator/gke-gpu-setup.md``
+("bundle-installer" mode), GoogleCloudPlatform/container-engine-accelerators
+``nvidia-driver-installer/cos/daemonset-preloaded.yaml``, pulumi-gcp 10.2 ``container``,
+``compute``. See ``../shared/ADDONS.md`` §2.1, §3.2, §6.2, §6.8.
+
+Decisions, each with its reason:
+
+- **GPU driver: one policy for every GPU pool, whatever its allocator.** GKE cannot install
+  the driver on DRA pools (set-up-dra: "automatic GPU driver installation isn't supported
+  with DRA"; ADDONS pitfall 30), and GKE's own device plugin would be a second
+  ``nvidia.com/gpu`` advertiser next to the DRA driver. So every GPU pool is created with
+  ``gpu_driver_version=INSTALLATION_DISABLED`` and the node label
+  ``gke-no-default-nvidia-gpu-device-plugin=true`` (GKE's device plugin off), and this
+  component runs Google's COS driver installer (image preloaded on COS nodes, driver
+  version chosen by GKE for the node's COS release) on exactly those nodes. The driver
+  lands on the host under ``/home/kubernetes/bin/nvidia``: ``GpuDriver(owner="host")``.
+  The GPU Operator then runs with ``driver.enabled=false`` and installs the container
+  toolkit into the same directory (AICR's GKE COS values), its device plugin serves the
+  device-plugin pools and the DRA driver (``nvidiaDriverRoot`` = that directory) the DRA
+  pools, one advertiser per node as on every other target. Mixing per pool is not
+  possible safely: GKE-managed installs are finalised by the same GKE DaemonSet the
+  device-plugin opt-out label removes (AICR gke-gpu-setup: a labelled pool with a managed
+  install comes up without a driver), and the operator cannot install drivers on COS.
+  The installer's MIG ``partition-gpus`` init container is left out: MIG is not offered
+  by this platform and GKE does not support it with DRA.
+- **DRA pools carry ``cloud.google.com/gke-nvidia-gpu-dra-driver=true``**: GKE's
+  autoscaler then models the ResourceSlices a new node would publish, so a DRA pool can
+  scale up from zero (GKE set-up-dra "node pool" section, as cited by modelplane#332).
+- **The GPU taint is declared** (``nvidia.com/gpu=present:NoSchedule``) although GKE adds
+  the same one to GPU pools of clusters with non-GPU pools: declaring it makes the
+  contract's taint true whatever the pool order, and the key, value and effect are GKE's
+  own, so the node carries it once (GKE merging the identical taint is expected, not yet
+  seen on a live cluster).
+- **Autoscaling bounds are pool totals** (``total_min_node_count``/``total_max_node_count``),
+  matching ``minNodes``/``maxNodes`` on the other targets; the per-zone fields would
+  multiply them by the number of zones. GPU pools use ``location_policy=ANY`` (take GPUs in
+  whichever zone has them), the system pool ``BALANCED``.
+- **GKE's autoscaler scales the pools** (``autoscaler="gke"``): the addon layer installs no
+  cluster-autoscaler, and this component serves the ``cluster_autoscaling`` requirement.
+  Node auto-provisioning stays off (DRA does not work with it).
+- **Every node pool runs COS** (``COS_CONTAINERD``): the driver installer above is COS's.
+- **Secure Boot on every pool**: COS's NVIDIA drivers are signed by Google.
+- **GPU pools upgrade with ``max_surge=0, max_unavailable=1``**: a surge node is a GPU VM of
+  quota that is rarely there.
+- **``initial_node_count`` is ignored after creation**: changing it would replace the
+  node pool; GKE's autoscaler owns the node count.
+- **The cluster's ``node_config`` is ignored after creation**: it only shapes the default
+  pool, which is removed, and a change there would replace the cluster.
+- **Deletion protection is on by default**: a change that forces replacement (network,
+  master CIDR) must not silently delete a cluster with workloads; set
+  ``deletion_protection=False`` and ``pulumi up`` before ``pulumi destroy``.
+- **The channel moves the minor.** ``min_master_version`` is a floor: the release channel
+  upgrades the control plane and the pools past it when the channel's default moves on.
+  ``kubernetes_version`` in the contract is the floor the platform was planned for.
+- **Existing subnetworks are used as they are**: they need secondary ranges named
+  ``pods_range_name``/``services_range_name`` and their own Cloud NAT for image pulls.
+- **GPU pools are placed in ``zones``** (all the cluster's zones when none are given): list
+  zones that offer the GPU machine types, and for a reservation the reservation's zone.
+- **Private endpoint when public access is off**: ``pulumi up`` must then run from inside
+  the VPC (or through a bastion) to reach the API server.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+
+from aicp.components.accelerators import offering
+from aicp.components.contract import (
+    CONFORMANCE_OUTPUT,
+    ClusterOutputs,
+    GpuDriver,
+    GpuPool,
+    GpuPoolRequest,
+    resolve_pool,
+)
+
+SYSTEM_POOL_LABEL = "aicp.dev/pool"
+SYSTEM_MACHINE_TYPE = "e2-standard-8"
+IMAGE_TYPE = "COS_CONTAINERD"
+# Where COS GPU drivers live on the host (GKE's and Google's installer alike).
+DRIVER_ROOT = "/home/kubernetes/bin/nvidia"
+# GKE node labels: switch GKE's device plugin off; let GKE's autoscaler model DRA slices.
+NO_GKE_DEVICE_PLUGIN = "gke-no-default-nvidia-gpu-device-plugin"
+GKE_DRA_LABEL = "cloud.google.com/gke-nvidia-gpu-dra-driver"
+GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+# GKE sets it on nodes whose driver GKE installs; the installer must stay off those.
+GKE_DRIVER_VERSION_LABEL = "cloud.google.com/gke-gpu-driver-version"
+# ClusterOutputs.features key read by aicp.addons.gateway_api (GKE installs the CRDs).
+GATEWAY_CRDS_MANAGED = "gatewayApiCrdsManaged"
+NODE_ROLES = (
+    "roles/logging.logWriter",
+    "roles/monitoring.metricWriter",
+    "roles/monitoring.viewer",
+    "roles/stackdriver.resourceMetadata.writer",
+    "roles/artifactregistry.reader",
+)
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+# Preloaded by GKE on COS GPU nodes, matching the node's COS release (pulled with Never).
+COS_INSTALLER_IMAGE = "cos-nvidia-installer:fixed"
+_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE",
+            "NoExecute": "NO_EXECUTE"}
+_LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+
+
+def gke_cos_operator_values() -> dict[str, Any]:
+    """GPU Operator values for a host driver on GKE COS (AICR ``values-gke-cos.yaml``)."""
+    return {
+        "driver": {"enabled": False},
+        "hostPaths": {"driverInstallDir": DRIVER_ROOT},
+        # COS's root filesystem is read-only: the toolkit goes next to the driver, and
+        # containerd's config is read from the file GKE writes, not from its CLI.
+        "toolkit": {"installDir": DRIVER_ROOT,
+                    "env": [{"name": "RUNTIME_CONFIG_SOURCE", "value": "file"}]},
+        "cdi": {"enabled": True},
+        "gdrcopy": {"enabled": False},  # needs an operator-built driver
+    }
+
+
+@dataclass(frozen=True)
+class GkeClusterArgs:
+    """Inputs of :class:`GkeCluster`."""
+
+    cluster_name: str
+    kubernetes_version: str
+    project: str
+    region: str
+    gpu_pools: tuple[GpuPoolRequest, ...]
+    # Node locations of every pool; empty: GKE's default zones of the region.
+    zones: tuple[str, ...] = ()
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
+    master_ipv4_cidr_block: str = "172.16.0.0/28"
+    # Existing subnetwork (self-link or name); when given no network is created.
+    subnetwork: str | None = None
+    pods_range_name: str = "pods"
+    services_range_name: str = "services"
+    # Split into nodes (first /20 of a /16), services (next /20) and pods (second half).
+    vpc_cidr: str = "10.0.0.0/16"
+    endpoint_public_access: bool = True
+    public_access_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
+    system_machine_type: str | None = SYSTEM_MACHINE_TYPE
+    system_min_nodes: int = 2
+    system_max_nodes: int = 4
+    system_disk_gib: int = 100
+    # GPU images (CUDA, PyTorch, vLLM) are 10-20 GB each, and several are cached per node.
+    gpu_disk_gib: int = 500
+    # Cloud KMS key (projects/.../cryptoKeys/...) for Secrets; the GKE service agent needs
+    # roles/cloudkms.cryptoKeyEncrypterDecrypter on it.
+    database_encryption_key: str | None = None
+    deletion_protection: bool = True
+    # The installer's main container only keeps the pod running after the init container.
+    driver_installer_pause_image: str = "registry.k8s.io/pause:3.10"
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.project:
+            raise ValueError("GkeClusterArgs.project: a GCP project id is required")
+        if not self.region:
+            raise ValueError("GkeClusterArgs.region: a GCP region is required")
+        if not 1 <= self.system_min_nodes <= self.system_max_nodes:
+            raise ValueError("GkeClusterArgs.system_min_nodes: must be 1..system_max_nodes")
+        if not self.subnetwork:
+            ipaddress.ip_network(self.vpc_cidr)
+            if ipaddress.ip_network(self.vpc_cidr).prefixlen > 20:
+                raise ValueError("GkeClusterArgs.vpc_cidr: must be /20 or larger "
+                                 "(nodes, services and pods are carved from it)")
+        for key, value in self.labels.items():
+            if not _LABEL.match(key) or not _LABEL_VALUE.match(value):
+                raise ValueError(
+                    f"GkeClusterArgs.labels: {key}={value!r} is not a GCP label (lowercase "
+                    "letters, digits, '_' and '-', at most 63 characters)")
+        names = [p.name for p in self.gpu_pools]
+        if len(set(names)) != len(names):
+            raise ValueError(f"GkeClusterArgs.gpu_pools: pool names repeat: {names}")
+        for p in self.gpu_pools:
+            if p.min_nodes > p.max_nodes:
+                raise ValueError(f"gpu pool {p.name}: min_nodes is more than max_nodes")
+            if p.capacity_reservation_id and p.capacity_type == "spot":
+                raise ValueError(f"gpu pool {p.name}: reservations are for on-demand VMs")
+
+
+class GkeCluster(pulumi.ComponentResource):
+    """A GKE cluster ready for the aicp addons; ``outputs`` is the contract."""
+
+    outputs: ClusterOutputs
+
+    def __init__(self, name: str, args: GkeClusterArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aicp:gcp:Cluster", name, None, opts)
+        self._name = name
+        self._args = args
+        self.provider_gcp = gcp.Provider(
+            f"{name}-gcp", project=args.project, region=args.region,
+            default_labels={**args.labels, "aicp-cluster": args.cluster_name},
+            opts=pulumi.ResourceOptions(parent=self))
+
+        self.network: gcp.compute.Network | None = None
+        self.subnetwork = self._network_and_nat() if not args.subnetwork else None
+        self.node_service_account = self._node_service_account()
+        self.cluster = self._cluster()
+
+        self.pools: tuple[GpuPool, ...] = tuple(resolve_pool("gcp", p) for p in args.gpu_pools)
+        self.system_pool = self._system_pool()
+        self.gpu_node_pools = {
+            pool.name: self._gpu_pool(pool, request)
+            for pool, request in zip(self.pools, args.gpu_pools, strict=True)}
+
+        self.kubeconfig = self._kubeconfig()
+        self.provider = k8s.Provider(
+            f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_pool]))
+        self.driver_installer = self._driver_installer() if self.pools else None
+
+        self.outputs = ClusterOutputs(
+            target="gcp", name=self.cluster.name, kubernetes_version=args.kubernetes_version,
+            kubeconfig=self.kubeconfig, provider=self.provider, gpu_pools=self.pools,
+            gpu_driver=GpuDriver(owner="host", root=DRIVER_ROOT, toolkit_on_host=False,
+                                 operator_values=gke_cos_operator_values()),
+            autoscaler="gke", autoscaler_values={},
+            ready=[self.system_pool],
+            features={GATEWAY_CRDS_MANAGED: True},
+        )
+        self.register_outputs({
+            "clusterName": self.cluster.name,
+            "endpoint": self.cluster.endpoint,
+            "nodeServiceAccount": self.node_service_account.email,
+            "workloadPool": f"{args.project}.svc.id.goog",
+            "kubeconfig": self.kubeconfig,
+            CONFORMANCE_OUTPUT: ["cluster_autoscaling"],
+        })
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _opts(self, parent: pulumi.Resource | None = None, **kwargs: Any
+              ) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=parent or self, provider=self.provider_gcp, **kwargs)
+
+    # --- network, identity, cluster ----------------------------------------------------
+
+    def _network_and_nat(self) -> gcp.compute.Subnetwork:
+        a, n = self._args, self._name
+        nodes, services, pods = split_cidr(a.vpc_cidr)
+        self.network = gcp.compute.Network(
+            f"{n}-vpc", name=a.cluster_name, auto_create_subnetworks=False,
+            routing_mode="REGIONAL", opts=self._opts())
+        subnet = gcp.compute.Subnetwork(
+            f"{n}-nodes", name=f"{a.cluster_name}-nodes", network=self.network.id,
+            region=a.region, ip_cidr_range=nodes, private_ip_google_access=True,
+            secondary_ip_ranges=[
+                gcp.compute.SubnetworkSecondaryIpRangeArgs(
+                    range_name=a.pods_range_name, ip_cidr_range=pods),
+                gcp.compute.SubnetworkSecondaryIpRangeArgs(
+                    range_name=a.services_range_name, ip_cidr_range=services)],
+            opts=self._opts())
+        router = gcp.compute.Router(
+            f"{n}-router", name=f"{a.cluster_name}-router", network=self.network.id,
+            region=a.region, opts=self._opts())
+        # Private nodes have no external IPs: image pulls from nvcr.io, ghcr.io and
+        # registry.k8s.io go through Cloud NAT.
+        gcp.compute.RouterNat(
+            f"{n}-nat", name=f"{a.cluster_name}-nat", router=router.name, region=a.region,
+            nat_ip_allocate_option="AUTO_ONLY",
+            source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
+            log_config=gcp.compute.RouterNatLogConfigArgs(enable=True, filter="ERRORS_ONLY"),
+            opts=self._opts(parent=router))
+        return subnet
+
+    def _node_service_account(self) -> gcp.serviceaccount.Account:
+        a, n = self._args, self._name
+        account = gcp.serviceaccount.Account(
+            f"{n}-nodes", account_id=f"{a.cluster_name[:24]}-nodes",
+            display_name=f"GKE {a.cluster_name} nodes", opts=self._opts())
+        member = pulumi.Output.concat("serviceAccount:", account.email)
+        for role in NODE_ROLES:
+            gcp.projects.IAMMember(
+                f"{n}-nodes-{_slug(role.split('/')[1])}", project=a.project, role=role,
+                member=member, opts=self._opts(parent=account))
+        return account
+
+    def _node_config_common(self) -> dict[str, Any]:
+        return {
+            "image_type": IMAGE_TYPE,
+            "service_account": self.node_service_account.email,
+            "oauth_scopes": [CLOUD_PLATFORM_SCOPE],  # access is governed by the roles above
+            "shielded_instance_config": gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(
+                enable_secure_boot=True, enable_integrity_monitoring=True),
+            # Pods see the GKE metadata server: Workload Identity, no node credentials.
+            "workload_metadata_config": gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
+                mode="GKE_METADATA"),
+            "resource_labels": dict(self._args.labels) or None,
+        }
+
+    def _cluster(self) -> gcp.container.Cluster:
+        a, n = self._args, self._name
+        if a.subnetwork:
+            network, subnetwork = None, a.subnetwork
+        else:
+            assert self.network is not None and self.subnetwork is not None
+            network, subnetwork = self.network.self_link, self.subnetwork.self_link
+        authorized = gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
+            cidr_blocks=[gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                cidr_block=cidr, display_name=f"aicp-{i}")
+                for i, cidr in enumerate(a.public_access_cidrs)],
+        ) if a.endpoint_public_access else gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
+            # A private endpoint still needs authorized networks: the whole VPC we built
+            # (bastions, CI runners); on an existing subnetwork only its node range.
+            cidr_blocks=[] if a.subnetwork else [
+                gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                    cidr_block=a.vpc_cidr, display_name="aicp-vpc")])
+        encryption = gcp.container.ClusterDatabaseEncryptionArgs(
+            state="ENCRYPTED", key_name=a.database_encryption_key,
+        ) if a.database_encryption_key else None
+        return gcp.container.Cluster(
+            f"{n}-gke", name=a.cluster_name, location=a.region,
+            node_locations=list(a.zones) or None,
+            release_channel=gcp.container.ClusterReleaseChannelArgs(channel=a.release_channel),
+            min_master_version=a.kubernetes_version,
+            remove_default_node_pool=True, initial_node_count=1,
+            # The default pool lives minutes; it still must not run as the default account.
+            node_config=gcp.container.ClusterNodeConfigArgs(
+                service_account=self.node_service_account.email,
+                oauth_scopes=[CLOUD_PLATFORM_SCOPE],
+                shielded_instance_config=gcp.container.ClusterNodeConfigShieldedInstanceConfigArgs(
+                    enable_secure_boot=True, enable_integrity_monitoring=True),
+                workload_metadata_config=gcp.container
+                .ClusterNodeConfigWorkloadMetadataConfigArgs(mode="GKE_METADATA")),
+            deletion_protection=a.deletion_protection,
+            network=network, subnetwork=subnetwork, networking_mode="VPC_NATIVE",
+            ip_allocation_policy=gcp.container.ClusterIpAllocationPolicyArgs(
+                cluster_secondary_range_name=a.pods_range_name,
+                services_secondary_range_name=a.services_range_name),
+            datapath_provider="ADVANCED_DATAPATH",
+            private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
+                enable_private_nodes=True,
+                enable_private_endpoint=not a.endpoint_public_access,
+                master_ipv4_cidr_block=a.master_ipv4_cidr_block),
+            master_authorized_networks_config=authorized,
+            enable_shielded_nodes=True,
+            workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
+                workload_pool=f"{a.project}.svc.id.goog"),
+            # GKE installs and upgrades the Gateway API and Inference Extension CRDs itself
+            # (>= 1.34.0-gke.1626000; ADDONS pitfall 19).
+            gateway_api_config=gcp.container.ClusterGatewayApiConfigArgs(
+                channel="CHANNEL_STANDARD"),
+            database_encryption=encryption,
+            resource_labels=dict(a.labels) or None,
+            opts=self._opts(ignore_changes=["nodeConfig", "initialNodeCount"]))
+
+    # --- node pools --------------------------------------------------------------------
+
+    def _initial_per_zone(self, total_min: int) -> int:
+        # initial_node_count is per zone; a regional cluster defaults to three zones.
+        return math.ceil(total_min / (len(self._args.zones) or 3))
+
+    def _system_pool(self) -> gcp.container.NodePool:
+        a = self._args
+        return gcp.container.NodePool(
+            f"{self._name}-system", name="system", cluster=self.cluster.name,
+            location=a.region, node_locations=list(a.zones) or None,
+            initial_node_count=self._initial_per_zone(a.system_min_nodes),
+            autoscaling=gcp.container.NodePoolAutoscalingArgs(
+                total_min_node_count=a.system_min_nodes,
+                total_max_node_count=a.system_max_nodes, location_policy="BALANCED"),
+            management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
+            upgrade_settings=gcp.container.NodePoolUpgradeSettingsArgs(
+                max_surge=1, max_unavailable=0),
+            node_config=gcp.container.NodePoolNodeConfigArgs(
+                machine_type=a.system_machine_type or SYSTEM_MACHINE_TYPE,
+                disk_size_gb=a.system_disk_gib, disk_type="pd-balanced",
+                labels={SYSTEM_POOL_LABEL: "system"},
+                **self._node_config_common()),
+            opts=self._opts(ignore_changes=["initialNodeCount"]))
+
+    def _gpu_pool(self, pool: GpuPool, request: GpuPoolRequest) -> gcp.container.NodePool:
+        a = self._args
+        accel = offering("gcp", request.accelerator, request.instance_type)
+        reservation = gcp.container.NodePoolNodeConfigReservationAffinityArgs(
+            consume_reservation_type="SPECIFIC_RESERVATION",
+            key="compute.googleapis.com/reservation-name",
+            values=[request.capacity_reservation_id],
+        ) if request.capacity_reservation_id else None
+        return gcp.container.NodePool(
+            f"{self._name}-gpu-{pool.name}", name=f"gpu-{pool.name}", cluster=self.cluster.name,
+            location=a.region, node_locations=list(a.zones) or None,
+            initial_node_count=self._initial_per_zone(pool.min_nodes),
+            autoscaling=gcp.container.NodePoolAutoscalingArgs(
+                total_min_node_count=pool.min_nodes, total_max_node_count=pool.max_nodes,
+                location_policy="ANY"),
+            management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
+            upgrade_settings=gcp.container.NodePoolUpgradeSettingsArgs(
+                max_surge=0, max_unavailable=1),
+            node_config=gcp.container.NodePoolNodeConfigArgs(
+                machine_type=pool.machine_type,
+                disk_size_gb=a.gpu_disk_gib,
+                guest_accelerators=[gcp.container.NodePoolNodeConfigGuestAcceleratorArgs(
+                    type=accel.gke_accelerator, count=pool.gpus_per_node,
+                    gpu_driver_installation_config=gcp.container
+                    .NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(
+                        gpu_driver_version="INSTALLATION_DISABLED"))],
+                labels=gpu_node_labels(pool),
+                taints=[gcp.container.NodePoolNodeConfigTaintArgs(
+                    key=t.key, value=t.value, effect=_EFFECTS[t.effect]) for t in pool.taints],
+                spot=pool.capacity_type == "spot",
+                reservation_affinity=reservation,
+                gvnic=gcp.container.NodePoolNodeConfigGvnicArgs(enabled=True),
+                **self._node_config_common()),
+            opts=self._opts(ignore_changes=["initialNodeCount"]))
+
+    # --- driver, kubeconfig ------------------------------------------------------------
+
+    def _driver_installer(self) -> k8s.apps.v1.DaemonSet:
+        return k8s.apps.v1.DaemonSet(
+            f"{self._name}-nvidia-driver-installer",
+            metadata={"name": "nvidia-driver-installer", "namespace": "kube-system",
+                      "labels": {"k8s-app": "nvidia-driver-installer"}},
+            spec=driver_installer_spec(self._args.driver_installer_pause_image),
+            # Rollout waits for the driver build on GPU nodes already up: minutes each.
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=self.provider,
+                custom_timeouts=pulumi.CustomTimeouts(create="20m", update="20m")))
+
+    def _kubeconfig(self) -> pulumi.Output[str]:
+        a = self._args
+        config = pulumi.Output.all(
+            self.cluster.endpoint, self.cluster.master_auth.cluster_ca_certificate,
+            self.cluster.name,
+        ).apply(lambda v: kubeconfig(v[0], v[1], v[2], a.project, a.region))
+        return pulumi.Output.secret(config)
+
+
+# --- pure helpers (tested through the component) ----------------------------------------
+
+def gpu_node_labels(pool: GpuPool) -> dict[str, str]:
+    """The catalog's labels, GKE's device plugin off, DRA pools marked for GKE's autoscaler."""
+    labels = {**pool.labels, NO_GKE_DEVICE_PLUGIN: "true"}
+    if pool.allocator == "dra":
+        labels[GKE_DRA_LABEL] = "true"
+    return labels
+
+
+def split_cidr(vpc_cidr: str) -> tuple[str, str, str]:
+    """Nodes: first sixteenth; services: second sixteenth; pods: second half."""
+    net = ipaddress.ip_network(vpc_cidr)
+    sixteenths = list(net.subnets(prefixlen_diff=4))
+    halves = list(net.subnets(prefixlen_diff=1))
+    return str(sixteenths[0]), str(sixteenths[1]), str(halves[1])
+
+
+def driver_installer_spec(pause_image: str) -> dict[str, Any]:
+    """Google's COS driver installer (``daemonset-preloaded.yaml``), on our GPU pools only."""
+    host = {"dev": "/dev", "vulkan-icd-mount": f"{DRIVER_ROOT}/vulkan/icd.d",
+            "nvidia-install-dir-host": DRIVER_ROOT, "root-mount": "/",
+            "cos-tools": "/var/lib/cos-tools"}
+    env = {"NVIDIA_INSTALL_DIR_HOST": DRIVER_ROOT,
+           "NVIDIA_INSTALL_DIR_CONTAINER": "/usr/local/nvidia",
+           "VULKAN_ICD_DIR_HOST": f"{DRIVER_ROOT}/vulkan/icd.d",
+           "VULKAN_ICD_DIR_CONTAINER": "/etc/vulkan/icd.d",
+           "ROOT_MOUNT_DIR": "/root",
+           "COS_TOOLS_DIR_HOST": "/var/lib/cos-tools",
+           "COS_TOOLS_DIR_CONTAINER": "/build/cos-tools"}
+    mounts = {"nvidia-install-dir-host": "/usr/local/nvidia",
+              "vulkan-icd-mount": "/etc/vulkan/icd.d", "dev": "/dev",
+              "root-mount": "/root", "cos-tools": "/build/cos-tools"}
+    labels = {"k8s-app": "nvidia-driver-installer"}
+    return {
+        "selector": {"matchLabels": labels},
+        "updateStrategy": {"type": "RollingUpdate"},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {
+                "priorityClassName": "system-node-critical",
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [
+                        {"key": GKE_ACCELERATOR_LABEL, "operator": "Exists"},
+                        {"key": NO_GKE_DEVICE_PLUGIN, "operator": "In", "values": ["true"]},
+                        {"key": GKE_DRIVER_VERSION_LABEL, "operator": "DoesNotExist"},
+                    ]}]}}},
+                "tolerations": [{"operator": "Exists"}],
+                "hostNetwork": True,
+                "hostPID": True,
+                "volumes": [{"name": k, "hostPath": {"path": v}} for k, v in host.items()],
+                "initContainers": [{
+                    "name": "nvidia-driver-installer",
+                    "image": COS_INSTALLER_IMAGE,
+                    "imagePullPolicy": "Never",
+                    "resources": {"requests": {"cpu": "150m"}},
+                    "securityContext": {"privileged": True},
+                    "env": [{"name": k, "value": v} for k, v in env.items()],
+                    "volumeMounts": [{"name": k, "mountPath": v} for k, v in mounts.items()],
+                }],
+                "containers": [{"name": "pause", "image": pause_image,
+                                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}],
+            },
+        },
+    }
+
+
+def kubeconfig(endpoint: str, ca_data: str, cluster_name: str, project: str,
+               region: str) -> str:
+    """A kubeconfig that authenticates with ``gke-gcloud-auth-plugin`` (gcloud component)."""
+    context = f"gke_{project}_{region}_{cluster_name}"
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": context, "cluster": {
+            "server": f"https://{endpoint}", "certificate-authority-data": ca_data}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
+        "users": [{"name": context, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "gke-gcloud-auth-plugin",
+            "installHint": "Install gke-gcloud-auth-plugin: "
+                           "gcloud components install gke-gcloud-auth-plugin",
+            "provideClusterInfo": True,
+            "interactiveMode": "Never"}}}],
+    }, indent=2)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -1,0 +1,396 @@
+"""The GCP target, as Pulumi would send it: a private GKE cluster whose GPU pools get their
+driver from Google's COS installer and scale from zero with GKE's autoscaler."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pytest
+
+from aicp import fakes, offline
+from aicp.components.contract import CONFORMANCE_OUTPUT, GpuPoolRequest
+from tests.charts import unknown_value_paths, upstream_values
+from tests.schemas import Validator
+
+CLUSTER = "gcp:container/cluster:Cluster"
+NODE_POOL = "gcp:container/nodePool:NodePool"
+DAEMONSET = "kubernetes:apps/v1:DaemonSet"
+DRIVER_ROOT = "/home/kubernetes/bin/nvidia"
+TAINT = [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
+
+POOLS = (
+    GpuPoolRequest(name="h100", accelerator="h100", min_nodes=0, max_nodes=2,
+                   allocator="device-plugin", capacity_reservation_id="a3-reservation"),
+    GpuPoolRequest(name="l4", accelerator="l4", min_nodes=1, max_nodes=3, allocator="dra",
+                   capacity_type="spot"),
+)
+BASE = {"cluster_name": "aicp", "kubernetes_version": "1.35", "project": "my-proj",
+        "region": "us-central1", "zones": ("us-central1-a", "us-central1-c"),
+        "gpu_pools": POOLS, "labels": {"team": "ml"}}
+
+
+def _plan(**overrides) -> offline.Plan:
+    def program() -> None:
+        from aicp.components.gcp import GkeCluster, GkeClusterArgs
+
+        cluster = GkeCluster("c", GkeClusterArgs(**{**BASE, **overrides}))
+        out = cluster.outputs
+        pulumi.export("kubeconfigText", pulumi.Output.unsecret(out.kubeconfig))
+        pulumi.export("contract", {
+            "target": out.target, "name": out.name, "autoscaler": out.autoscaler,
+            "autoscalerValues": out.autoscaler_values, "features": out.features,
+            "kubernetesVersion": out.kubernetes_version,
+            "driver": {"owner": out.gpu_driver.owner, "root": out.gpu_driver.root,
+                       "toolkitOnHost": out.gpu_driver.toolkit_on_host,
+                       "values": out.gpu_driver.operator_values},
+            "pools": [p.export() for p in out.gpu_pools],
+            "ready": [r.urn for r in out.ready], "provider": out.provider.urn})
+
+    return offline.run(program, {})
+
+
+@pytest.fixture(scope="module")
+def plan() -> offline.Plan:
+    return _plan()
+
+
+@pytest.fixture(scope="module")
+def byo_plan() -> offline.Plan:
+    return _plan(zones=(), subnetwork="projects/net/regions/us-central1/subnetworks/shared",
+                 endpoint_public_access=False, database_encryption_key=(
+                     "projects/my-proj/locations/us-central1/keyRings/gke/cryptoKeys/secrets"),
+                 deletion_protection=False, release_channel="STABLE")
+
+
+def gpu_pool(plan: offline.Plan, pool: str) -> dict:
+    return plan.one(NODE_POOL, f"c-gpu-{pool}").inputs
+
+
+def contract(plan: offline.Plan) -> dict:
+    return plan.outputs["contract"]
+
+
+# --- GPU node pools ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("pool,machine,accelerator,count", [
+    ("h100", "a3-highgpu-8g", "nvidia-h100-80gb", 8),
+    ("l4", "g2-standard-8", "nvidia-l4", 1),
+])
+def test_gpu_pools_attach_the_catalog_accelerator_to_the_catalog_machine_type(
+        plan, pool, machine, accelerator, count):
+    config = gpu_pool(plan, pool)["nodeConfig"]
+    assert config["machineType"] == machine
+    [guest] = config["guestAccelerators"]
+    assert (guest["type"], guest["count"]) == (accelerator, count)
+    assert config["imageType"] == "COS_CONTAINERD"
+
+
+@pytest.mark.parametrize("pool", ["h100", "l4"])
+def test_gpu_pools_are_tainted_so_cpu_pods_stay_off(plan, pool):
+    assert gpu_pool(plan, pool)["nodeConfig"]["taints"] == TAINT
+
+
+def test_gpu_pools_are_labelled_from_the_catalog_with_gke_device_plugin_off(plan):
+    assert gpu_pool(plan, "h100")["nodeConfig"]["labels"] == {
+        "aicp.dev/gpu-pool": "h100", "aicp.dev/accelerator": "h100",
+        "aicp.dev/gpu-allocator": "device-plugin", "nvidia.com/gpu.present": "true",
+        "gke-no-default-nvidia-gpu-device-plugin": "true"}
+    # DRA pool: the operator's device plugin is off too, and GKE's autoscaler models DRA.
+    assert gpu_pool(plan, "l4")["nodeConfig"]["labels"] == {
+        "aicp.dev/gpu-pool": "l4", "aicp.dev/accelerator": "l4", "aicp.dev/gpu-allocator": "dra",
+        "nvidia.com/gpu.present": "true", "nvidia.com/gpu.deploy.device-plugin": "false",
+        "gke-no-default-nvidia-gpu-device-plugin": "true",
+        "cloud.google.com/gke-nvidia-gpu-dra-driver": "true"}
+
+
+def test_contract_pool_labels_are_exactly_what_the_nodes_carry_from_the_catalog(plan):
+    for pool in contract(plan)["pools"]:
+        node_labels = gpu_pool(plan, pool["name"])["nodeConfig"]["labels"]
+        assert pool["labels"].items() <= node_labels.items()
+        assert pool["taints"] == [{"key": "nvidia.com/gpu", "value": "present",
+                                   "effect": "NoSchedule"}]
+
+
+@pytest.mark.parametrize("pool,low,high,initial", [("h100", 0, 2, 0), ("l4", 1, 3, 1)])
+def test_gke_autoscales_each_gpu_pool_between_its_total_bounds_from_zero(
+        plan, pool, low, high, initial):
+    inputs = gpu_pool(plan, pool)
+    assert inputs["autoscaling"] == {
+        "totalMinNodeCount": low, "totalMaxNodeCount": high, "locationPolicy": "ANY"}
+    assert inputs["initialNodeCount"] == initial
+    assert "nodeCount" not in inputs
+
+
+def test_spot_pool_asks_for_spot_vms_and_others_for_on_demand(plan):
+    assert gpu_pool(plan, "l4")["nodeConfig"]["spot"] is True
+    assert gpu_pool(plan, "h100")["nodeConfig"]["spot"] is False
+
+
+def test_capacity_reservation_is_consumed_by_name(plan):
+    assert gpu_pool(plan, "h100")["nodeConfig"]["reservationAffinity"] == {
+        "consumeReservationType": "SPECIFIC_RESERVATION",
+        "key": "compute.googleapis.com/reservation-name", "values": ["a3-reservation"]}
+    assert "reservationAffinity" not in gpu_pool(plan, "l4")["nodeConfig"]
+
+
+@pytest.mark.parametrize("name", ["c-system", "c-gpu-h100", "c-gpu-l4"])
+def test_every_pool_is_shielded_repaired_upgraded_and_hides_node_credentials(plan, name):
+    inputs = plan.one(NODE_POOL, name).inputs
+    config = inputs["nodeConfig"]
+    assert config["shieldedInstanceConfig"] == {
+        "enableSecureBoot": True, "enableIntegrityMonitoring": True}
+    assert config["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
+    assert config["serviceAccount"] == f"aicp-nodes@{fakes.GCP_PROJECT}.iam.gserviceaccount.com"
+    assert inputs["management"] == {"autoRepair": True, "autoUpgrade": True}
+    assert inputs["nodeLocations"] == ["us-central1-a", "us-central1-c"]
+    assert inputs["cluster"] == "aicp" and inputs["location"] == "us-central1"
+
+
+def test_gpu_pools_upgrade_without_a_surge_gpu_node(plan):
+    assert gpu_pool(plan, "h100")["upgradeSettings"] == {"maxSurge": 0, "maxUnavailable": 1}
+
+
+def test_system_pool_is_untainted_labelled_system_and_autoscaled(plan):
+    system = plan.one(NODE_POOL, "c-system").inputs
+    assert "taints" not in system["nodeConfig"]
+    assert system["nodeConfig"]["labels"] == {"aicp.dev/pool": "system"}
+    assert system["nodeConfig"]["machineType"] == "e2-standard-8"
+    assert system["autoscaling"] == {
+        "totalMinNodeCount": 2, "totalMaxNodeCount": 4, "locationPolicy": "BALANCED"}
+    assert "guestAccelerators" not in system["nodeConfig"]
+
+
+# --- GPU driver ownership ----------------------------------------------------------------
+
+def test_gke_installs_no_driver_on_any_gpu_pool_whatever_its_allocator(plan):
+    for name in ("h100", "l4"):
+        [guest] = gpu_pool(plan, name)["nodeConfig"]["guestAccelerators"]
+        assert guest["gpuDriverInstallationConfig"] == {
+            "gpuDriverVersion": "INSTALLATION_DISABLED"}
+        labels = gpu_pool(plan, name)["nodeConfig"]["labels"]
+        assert labels["gke-no-default-nvidia-gpu-device-plugin"] == "true"
+
+
+def test_contract_says_the_host_driver_lives_where_the_cos_installer_puts_it(plan):
+    driver = contract(plan)["driver"]
+    assert driver["owner"] == "host" and driver["root"] == DRIVER_ROOT
+    assert driver["toolkitOnHost"] is False  # the GPU Operator installs the toolkit
+    values = driver["values"]
+    assert values["driver"] == {"enabled": False}
+    assert values["hostPaths"]["driverInstallDir"] == DRIVER_ROOT
+    assert values["toolkit"]["installDir"] == DRIVER_ROOT
+    assert {"name": "RUNTIME_CONFIG_SOURCE", "value": "file"} in values["toolkit"]["env"]
+
+
+def test_operator_values_exist_in_the_pinned_gpu_operator_chart(plan):
+    upstream = upstream_values("gpu-operator-v26.7.0")
+    assert unknown_value_paths(contract(plan)["driver"]["values"], upstream) == []
+
+
+def test_driver_installer_runs_only_on_gpu_nodes_without_a_gke_installed_driver(plan):
+    installer = plan.one(DAEMONSET).inputs
+    assert installer["metadata"]["namespace"] == "kube-system"
+    spec = installer["spec"]["template"]["spec"]
+    [term] = spec["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert term["matchExpressions"] == [
+        {"key": "cloud.google.com/gke-accelerator", "operator": "Exists"},
+        {"key": "gke-no-default-nvidia-gpu-device-plugin", "operator": "In",
+         "values": ["true"]},
+        {"key": "cloud.google.com/gke-gpu-driver-version", "operator": "DoesNotExist"}]
+    assert spec["tolerations"] == [{"operator": "Exists"}]
+    [init] = spec["initContainers"]
+    assert init["image"] == "cos-nvidia-installer:fixed"
+    assert init["imagePullPolicy"] == "Never"
+    env = {e["name"]: e["value"] for e in init["env"]}
+    host_dir = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"]}
+    assert env["NVIDIA_INSTALL_DIR_HOST"] == host_dir["nvidia-install-dir-host"] == \
+        contract(plan)["driver"]["root"]
+
+
+def test_driver_installer_validates_and_goes_through_the_cluster_provider(plan):
+    installer = plan.one(DAEMONSET)
+    assert Validator("1.35").errors(installer.inputs) == []
+    assert installer.provider.startswith(plan.one("pulumi:providers:kubernetes").urn)
+
+
+def test_no_gpu_pool_means_no_driver_installer():
+    assert _plan(gpu_pools=()).of_type(DAEMONSET) == []
+
+
+# --- control plane -------------------------------------------------------------------------
+
+def test_cluster_follows_the_release_channel_from_the_requested_minor(plan, byo_plan):
+    cluster = plan.one(CLUSTER).inputs
+    assert cluster["releaseChannel"] == {"channel": "REGULAR"}
+    assert cluster["minMasterVersion"] == "1.35"
+    assert (cluster["name"], cluster["location"]) == ("aicp", "us-central1")
+    assert byo_plan.one(CLUSTER).inputs["releaseChannel"] == {"channel": "STABLE"}
+
+
+def test_default_node_pool_is_removed_and_never_runs_as_the_default_account(plan):
+    cluster = plan.one(CLUSTER).inputs
+    assert cluster["removeDefaultNodePool"] is True and cluster["initialNodeCount"] == 1
+    assert cluster["nodeConfig"]["serviceAccount"].startswith("aicp-nodes@")
+
+
+def test_workload_identity_uses_the_project_pool(plan):
+    assert plan.one(CLUSTER).inputs["workloadIdentityConfig"] == {
+        "workloadPool": "my-proj.svc.id.goog"}
+    assert plan.one("aicp:gcp:Cluster").outputs["workloadPool"] == "my-proj.svc.id.goog"
+
+
+def test_nodes_are_private_and_shielded_on_dataplane_v2(plan):
+    cluster = plan.one(CLUSTER).inputs
+    assert cluster["privateClusterConfig"] == {
+        "enablePrivateNodes": True, "enablePrivateEndpoint": False,
+        "masterIpv4CidrBlock": "172.16.0.0/28"}
+    assert cluster["enableShieldedNodes"] is True
+    assert cluster["datapathProvider"] == "ADVANCED_DATAPATH"
+    assert cluster["networkingMode"] == "VPC_NATIVE"
+
+
+def test_public_endpoint_admits_only_the_authorized_cidrs(plan):
+    assert plan.one(CLUSTER).inputs["masterAuthorizedNetworksConfig"] == {
+        "cidrBlocks": [{"cidrBlock": "0.0.0.0/0", "displayName": "aicp-0"}]}
+
+
+def test_private_endpoint_when_public_access_is_off(byo_plan):
+    cluster = byo_plan.one(CLUSTER).inputs
+    assert cluster["privateClusterConfig"]["enablePrivateEndpoint"] is True
+    assert cluster["masterAuthorizedNetworksConfig"] == {"cidrBlocks": []}
+
+
+def test_gke_installs_the_gateway_api_crds_and_the_contract_says_so(plan):
+    assert plan.one(CLUSTER).inputs["gatewayApiConfig"] == {"channel": "CHANNEL_STANDARD"}
+    assert contract(plan)["features"] == {"gatewayApiCrdsManaged": True}
+
+
+def test_secrets_are_encrypted_with_the_given_kms_key_only_when_asked(plan, byo_plan):
+    assert "databaseEncryption" not in plan.one(CLUSTER).inputs
+    assert byo_plan.one(CLUSTER).inputs["databaseEncryption"] == {
+        "state": "ENCRYPTED",
+        "keyName": "projects/my-proj/locations/us-central1/keyRings/gke/cryptoKeys/secrets"}
+
+
+def test_deletion_protection_is_on_unless_turned_off(plan, byo_plan):
+    assert plan.one(CLUSTER).inputs["deletionProtection"] is True
+    assert byo_plan.one(CLUSTER).inputs["deletionProtection"] is False
+
+
+def test_node_service_account_has_only_the_node_roles(plan):
+    members = plan.of_type("gcp:projects/iAMMember:IAMMember")
+    email = f"aicp-nodes@{fakes.GCP_PROJECT}.iam.gserviceaccount.com"
+    assert {m.inputs["member"] for m in members} == {f"serviceAccount:{email}"}
+    assert {m.inputs["project"] for m in members} == {"my-proj"}
+    assert sorted(m.inputs["role"] for m in members) == [
+        "roles/artifactregistry.reader", "roles/logging.logWriter",
+        "roles/monitoring.metricWriter", "roles/monitoring.viewer",
+        "roles/stackdriver.resourceMetadata.writer"]
+
+
+# --- network ------------------------------------------------------------------------------
+
+def test_vpc_native_subnetwork_carries_the_pod_and_service_ranges(plan):
+    subnet = plan.one("gcp:compute/subnetwork:Subnetwork").inputs
+    assert subnet["ipCidrRange"] == "10.0.0.0/20"
+    assert subnet["privateIpGoogleAccess"] is True
+    assert subnet["secondaryIpRanges"] == [
+        {"rangeName": "pods", "ipCidrRange": "10.0.128.0/17"},
+        {"rangeName": "services", "ipCidrRange": "10.0.16.0/20"}]
+    cluster = plan.one(CLUSTER).inputs
+    assert cluster["ipAllocationPolicy"] == {
+        "clusterSecondaryRangeName": "pods", "servicesSecondaryRangeName": "services"}
+    assert cluster["subnetwork"].endswith("/regions/us-central1/subnetworks/aicp-nodes")
+    assert cluster["network"].endswith("/global/networks/aicp")
+    assert plan.one("gcp:compute/network:Network").inputs["autoCreateSubnetworks"] is False
+
+
+def test_private_nodes_reach_registries_through_cloud_nat(plan):
+    nat = plan.one("gcp:compute/routerNat:RouterNat").inputs
+    assert nat["router"] == "aicp-router" and nat["region"] == "us-central1"
+    assert nat["sourceSubnetworkIpRangesToNat"] == "ALL_SUBNETWORKS_ALL_IP_RANGES"
+
+
+def test_existing_subnetwork_is_used_and_no_network_is_created(byo_plan):
+    assert not [r for r in byo_plan.resources if r.type.startswith("gcp:compute/")]
+    cluster = byo_plan.one(CLUSTER).inputs
+    assert cluster["subnetwork"] == "projects/net/regions/us-central1/subnetworks/shared"
+    assert "network" not in cluster
+    assert "nodeLocations" not in byo_plan.one(NODE_POOL, "c-gpu-l4").inputs
+
+
+# --- kubeconfig, provider, contract --------------------------------------------------------
+
+def test_kubeconfig_stays_secret_and_authenticates_with_gke_gcloud_auth_plugin(plan):
+    provider = plan.one("pulumi:providers:kubernetes")
+    assert provider.secret_paths == ["kubeconfig"]
+    assert provider.inputs["enableServerSideApply"] == "true"
+    assert plan.one("aicp:gcp:Cluster").outputs["kubeconfig"] == offline.REDACTED
+    config = json.loads(plan.outputs["kubeconfigText"])
+    [user] = config["users"]
+    assert user["user"]["exec"]["command"] == "gke-gcloud-auth-plugin"
+    assert user["user"]["exec"]["apiVersion"] == "client.authentication.k8s.io/v1beta1"
+    assert user["user"]["exec"]["provideClusterInfo"] is True
+    [cluster] = config["clusters"]
+    assert cluster["cluster"]["server"] == "https://203.0.113.10"
+    assert cluster["cluster"]["certificate-authority-data"] == fakes.FAKE_CA
+    assert config["current-context"] == "gke_my-proj_us-central1_aicp"
+
+
+def test_kubernetes_provider_and_addons_wait_for_the_system_pool(plan):
+    system = plan.one(NODE_POOL, "c-system")
+    assert plan.depends_on(plan.one("pulumi:providers:kubernetes"), system)
+    assert contract(plan)["ready"] == [system.urn]
+
+
+def test_contract_says_gke_scales_the_pools_so_no_cluster_autoscaler_is_installed(plan):
+    c = contract(plan)
+    assert (c["target"], c["name"], c["kubernetesVersion"]) == ("gcp", "aicp", "1.35")
+    assert c["autoscaler"] == "gke" and c["autoscalerValues"] == {}
+    assert [(p["name"], p["machineType"], p["gpusPerNode"], p["minNodes"], p["maxNodes"])
+            for p in c["pools"]] == [("h100", "a3-highgpu-8g", 8, 0, 2),
+                                     ("l4", "g2-standard-8", 1, 1, 3)]
+
+
+def test_component_serves_cluster_autoscaling_through_gke(plan):
+    outputs = plan.one("aicp:gcp:Cluster").outputs
+    assert outputs[CONFORMANCE_OUTPUT] == ["cluster_autoscaling"]
+    assert outputs["clusterName"] == "aicp"
+
+
+def test_every_gcp_resource_is_a_child_on_the_component_project_provider(plan):
+    component = plan.one("aicp:gcp:Cluster")
+    provider = plan.one("pulumi:providers:gcp")
+    assert (provider.inputs["project"], provider.inputs["region"]) == ("my-proj", "us-central1")
+    assert json.loads(provider.inputs["defaultLabels"]) == {"team": "ml", "aicp-cluster": "aicp"}
+    inside = {r.urn for r in plan.descendants(component)}
+    for r in plan.resources:
+        if r.type.startswith("gcp:"):
+            assert r.urn in inside, r.name
+            assert r.provider.startswith(provider.urn), r.name
+
+
+def test_every_invoke_is_answered_by_the_fakes(plan, byo_plan):
+    tokens = {token for token, _ in plan.invokes + byo_plan.invokes}
+    assert tokens <= set(fakes.INVOKES)
+
+
+# --- args ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("change,message", [
+    ({"project": ""}, "project"),
+    ({"region": ""}, "region"),
+    ({"system_min_nodes": 5}, "system_min_nodes"),
+    ({"vpc_cidr": "10.0.0.0/24"}, "vpc_cidr"),
+    ({"labels": {"Team": "ml"}}, "not a GCP label"),
+    ({"gpu_pools": (GpuPoolRequest(name="l4", accelerator="l4", min_nodes=3, max_nodes=2),)},
+     "min_nodes is more than max_nodes"),
+    ({"gpu_pools": POOLS + (POOLS[0],)}, "pool names repeat"),
+])
+def test_args_refuse_what_gke_cannot_build(change, message):
+    from aicp.components.gcp import GkeClusterArgs
+
+    with pytest.raises(ValueError, match=message):
+        GkeClusterArgs(**{**BASE, **change})
