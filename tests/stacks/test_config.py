@@ -137,3 +137,29 @@ def test_bad_azure_config_is_one_line_naming_the_key(change, expected):
 def test_every_example_stack_parses():
     for stack in ("aws", "azure", "gcp", "onprem"):
         assert parse(example(stack)).target == stack
+
+
+OTHER_TARGETS_BAD = [
+    ("gcp", "no project", _set("gcp", DELETE),
+     "aicp:gcp.project: required for target gcp"),
+    ("gcp", "uppercase label", _set("tags", {"Team": "ml"}),
+     "aicp:tags.Team: GCP labels are lowercase"),
+    ("gcp", "l40s is not offered on gcp", _set("gpuPools[0].accelerator", "l40s"),
+     "aicp:gpuPools[0].accelerator: 'l40s' is not one of h100, h200, a100, l4 on gcp"),
+    ("onprem", "no GPU count", _set("gpuPools[0].gpusPerNode", DELETE),
+     "aicp:gpuPools[0].gpusPerNode: required on onprem"),
+    ("onprem", "unknown mode", _set("onprem.mode", "kubeadm"),
+     "aicp:onprem.mode: 'kubeadm' is not one of existing, k3s"),
+    ("onprem", "unknown key", _set("onprem.nodes", ["gpu-0"]),
+     "aicp:onprem.nodes: unknown key; allowed here: mode, kubeconfig"),
+]
+
+
+@pytest.mark.parametrize("stack,change,expected", [(s, c, e) for s, _, c, e in OTHER_TARGETS_BAD],
+                         ids=[f"{s}-{n}" for s, n, _, _ in OTHER_TARGETS_BAD])
+def test_bad_gcp_and_onprem_config_is_one_line_naming_the_key(stack, change, expected):
+    cfg = copy.deepcopy(example(stack))
+    change(cfg)
+    with pytest.raises(ConfigError) as err:
+        parse(cfg)
+    assert str(err.value).startswith(expected), str(err.value)
