@@ -1,0 +1,29 @@
+"""The benchmark scripts stay runnable (smallest sizes); their figures are not asserted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks import plan, startup
+from benchmarks.common import example_project
+
+
+def test_dependency_depth_counts_the_longest_chain_of_real_resources():
+    resources = [
+        {"urn": "c", "type": "aicp:addons:X", "parent": "", "dependsOn": []},
+        {"urn": "a", "type": "aws:iam/role:Role", "parent": "c", "dependsOn": []},
+        {"urn": "b", "type": "aws:eks/cluster:Cluster", "parent": "c", "dependsOn": ["a"]},
+        {"urn": "t", "type": "aws:autoscaling/tag:Tag", "parent": "b", "dependsOn": []},
+    ]
+    assert plan.depth(resources) == 3
+
+
+def test_plan_benchmark_measures_an_example_stack(tmp_path: Path):
+    figures = plan.measure(example_project(tmp_path), "onprem", repeat=1)
+    assert figures["resources"] > 10 and figures["depth"] >= 2
+    assert figures["unserved"] == []
+
+
+def test_startup_benchmark_prints_a_table():
+    text = startup.main(repeat=1)
+    assert "aicp verify --help" in text
