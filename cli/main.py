@@ -16,6 +16,8 @@ app = typer.Typer(
     help="Stand up AI-ready Kubernetes platforms and prove they are conformant.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain click help: rich's help renderer costs ~0.2 s of start-up (target 0.5 s).
+    rich_markup_mode=None,
     # A kubeconfig or stack config can hold tokens: never print locals in a traceback.
     pretty_exceptions_show_locals=False,
 )

@@ -10,14 +10,6 @@ from typing import Any
 
 import typer
 
-EXAMPLES = """
-Examples:
-
-  aicp plan --stack aws
-
-  aicp plan --stack aws --output json > plan.json
-"""
-
 
 class Output(StrEnum):
     table = "table"
@@ -60,10 +52,15 @@ def plan(
     project_dir: Path = typer.Option(
         Path("."), "--project-dir", help="Folder holding Pulumi.yaml."),
 ) -> None:
-    """Show every resource a stack declares, offline, and the conformance requirement it serves.
+    """Show every resource a stack declares, offline, and the requirement it serves.
 
     Runs the real stacks/ program under Pulumi's mocks: no cloud account, no Pulumi CLI,
-    no network.
+    no network. Exit codes: 0 planned; 2 usage or configuration error.
+
+    \b
+    Examples:
+      aicp plan --stack aws
+      aicp plan --stack gcp --output json > plan.json
     """
     try:
         raw = stack_config(project_dir, stack)
@@ -75,9 +72,6 @@ def plan(
         sys.stdout.write(json.dumps(result, indent=2, sort_keys=False) + "\n")
     else:
         sys.stdout.write(render_table(result))
-
-
-plan.__doc__ = (plan.__doc__ or "") + EXAMPLES
 
 
 def run_stack(raw: dict[str, Any], stack: str):

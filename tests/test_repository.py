@@ -21,3 +21,16 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text()
     command = ".venv/bin/python -m pytest -q"
     assert command in readme and ci.strip().splitlines()[-1] == command
+
+
+def test_every_package_folder_is_installed_under_aicp():
+    # A folder missing from pyproject's mapping imports in a dev checkout but is absent
+    # from a built wheel.
+    import tomllib
+
+    mapping = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {folder for folder in mapping["package-dir"].values()}
+    for top in ("cli", "stacks", "components", "addons", "verify"):
+        for init in (REPO / top).rglob("__init__.py"):
+            assert str(init.parent.relative_to(REPO)) in folders, init.parent
+    assert set(mapping["package-dir"]) == set(mapping["packages"])

@@ -1,10 +1,107 @@
-"""``aicp verify`` (placeholder until the runner lands)."""
+"""``aicp verify``: options and help only; the run itself is imported when the command runs.
+
+Start-up stays fast: this module imports typer and the standard library, never the
+``kubernetes`` client or rich's live views (``aicp.verify.session`` does, on demand).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Verify a cluster against Kubernetes AI Conformance.")
+app = typer.Typer(
+    add_completion=False,
+    # Plain click help: rich's help renderer costs ~0.2 s of start-up (target 0.5 s).
+    rich_markup_mode=None,
+    # A kubeconfig holds tokens: never print locals in a traceback.
+    pretty_exceptions_show_locals=False,
+)
 
 
 @app.callback(invoke_without_command=True)
-def verify() -> None:
-    """Verify a cluster against Kubernetes AI Conformance."""
+def verify(
+    ctx: typer.Context,
+    stack: str = typer.Option(None, "--stack", metavar="NAME",
+                              help="Pulumi stack: kubeconfig and expectations from its outputs."),
+    kubeconfig: Path = typer.Option(None, "--kubeconfig", metavar="PATH",
+                                    help="Kubeconfig file (default: $KUBECONFIG or "
+                                         "~/.kube/config)."),
+    context: str = typer.Option(None, "--context", help="Kubeconfig context to use."),
+    checklist: str = typer.Option(None, "--checklist", metavar="1.34|1.35|1.36|1.37",
+                                  help="Checklist version (default: the cluster's minor)."),
+    checklist_template: Path = typer.Option(
+        None, "--checklist-template", metavar="PATH",
+        help="The CNCF AIConformance-<version>.yaml (default: downloaded from "
+             "cncf/k8s-ai-conformance)."),
+    only: list[str] = typer.Option(None, "--only", metavar="ID",
+                                   help="Run only these requirement ids (repeatable)."),
+    skip: list[str] = typer.Option(None, "--skip", metavar="ID",
+                                   help="Do not run these requirement ids (repeatable)."),
+    read_only: bool = typer.Option(False, "--read-only",
+                                   help="Run only probes that create nothing."),
+    long: bool = typer.Option(False, "--long",
+                              help="Also run long probes (node scale-up and scale-down)."),
+    concurrency: int = typer.Option(4, "--concurrency", help="Probes running at once."),
+    timeout: float = typer.Option(3600, "--timeout", metavar="SECONDS",
+                                  help="Global timeout for the run."),
+    probe_timeout: float = typer.Option(600, "--probe-timeout", metavar="SECONDS",
+                                        help="Timeout for each probe."),
+    output: list[str] = typer.Option(None, "--output", metavar="json|junit|checklist",
+                                     help="Reports to write (repeatable)."),
+    output_dir: Path = typer.Option(Path("aicp-verify-results"), "--output-dir",
+                                    metavar="PATH", help="Where reports and evidence go."),
+    metadata: Path = typer.Option(None, "--metadata", metavar="FILE",
+                                  help="YAML with the checklist's metadata (vendor, product)."),
+    registry_mirror: str = typer.Option(None, "--registry-mirror", metavar="HOST[/PATH]",
+                                        help="Pull probe images from this mirror."),
+    run_id: str = typer.Option(None, "--run-id", help="Label value for this run's objects "
+                                                      "(default: random)."),
+) -> None:
+    """Verify a cluster against Kubernetes AI Conformance, one probe per requirement.
+
+    Prints the effective settings, runs the probes and deletes what it created.
+    Exit codes: 0 every MUST passed; 1 a MUST failed or could not be decided;
+    2 usage or configuration error; 130 interrupted (after cleanup).
+
+    \b
+    Examples:
+      aicp verify --kubeconfig kubeconfig.yaml
+      aicp verify --checklist-template AIConformance-1.35.yaml --output json
+      aicp verify --stack dev --output checklist --metadata product.yaml
+      aicp verify --context emulator --read-only --only dra_support
+      aicp verify --skip cluster_autoscaling --registry-mirror mirror.local/hub
+      aicp verify cleanup --kubeconfig kubeconfig.yaml
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from aicp.verify import session
+
+    opts = session.Options(
+        stack=stack, kubeconfig=kubeconfig, context=context, checklist=checklist,
+        checklist_template=checklist_template, only=only or [], skip=skip or [],
+        read_only=read_only, long=long, concurrency=concurrency, timeout=timeout,
+        probe_timeout=probe_timeout, output=output or [], output_dir=output_dir,
+        metadata=metadata, registry_mirror=registry_mirror, run_id=run_id)
+    raise typer.Exit(session.run(opts))
+
+
+@app.command("cleanup")
+def cleanup(
+    stack: str = typer.Option(None, "--stack", metavar="NAME", help="Pulumi stack to clean."),
+    kubeconfig: Path = typer.Option(None, "--kubeconfig", metavar="PATH",
+                                    help="Kubeconfig file."),
+    context: str = typer.Option(None, "--context", help="Kubeconfig context to use."),
+    run_id: str = typer.Option(None, "--run-id", help="Only this run's leftovers."),
+) -> None:
+    """Delete what earlier runs left behind (objects labelled aicp.dev/verify-run).
+
+    \b
+    Examples:
+      aicp verify cleanup --kubeconfig kubeconfig.yaml
+      aicp verify cleanup --stack dev --run-id 3f9a1c
+    """
+    from aicp.verify import session
+
+    raise typer.Exit(session.cleanup(session.Options(stack=stack, kubeconfig=kubeconfig,
+                                                     context=context, run_id=run_id)))

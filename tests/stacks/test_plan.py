@@ -169,3 +169,14 @@ def test_bad_config_is_one_line_exit_2_and_no_traceback(tmp_path):
         "error: aicp:gpuPools[1].accelerator: 'l5' is not one of h100, h200, a100, l40s, l4 "
         "on aws")
     assert run.stdout == ""
+
+
+def test_every_example_in_plan_help_runs(tmp_path):
+    help_text = CliRunner().invoke(app, ["plan", "--help"]).stdout
+    examples = [line.strip() for line in help_text.split("Examples:")[1].splitlines()
+                if line.strip().startswith("aicp plan")]
+    assert len(examples) == 2
+    for example in examples:
+        argv = example.split(">")[0].split()[1:]
+        result = CliRunner().invoke(app, [*argv, "--project-dir", str(REPO)])
+        assert result.exit_code == 0, (example, result.output)

@@ -18,10 +18,20 @@ from .base import Controller
 LogFn = Callable[[dict, str, object], str]
 
 
-def allocated_gpus(kube, pod: dict) -> list[dict]:
-    """The devices this pod holds: DRA allocation results, or device-plugin GPU count."""
+def allocated_gpus(kube, pod: dict, container: str | None = None) -> list[dict]:
+    """The devices a container holds (the whole pod's when ``container`` is None).
+
+    As with a real DRA driver, a container sees a claim's devices only when it lists the
+    claim in ``resources.claims``; with the device plugin, only its own nvidia.com/gpu.
+    """
+    containers = [c for c in pod["spec"].get("containers") or []
+                  if container is None or c["name"] == container]
+    wanted = {ref["name"] for c in containers
+              for ref in ((c.get("resources") or {}).get("claims") or [])}
     devices = []
     for status in (pod.get("status") or {}).get("resourceClaimStatuses") or []:
+        if status.get("name") not in wanted:
+            continue
         claim = kube.find("resourceclaims.resource.k8s.io", status.get("resourceClaimName", ""),
                           pod["metadata"]["namespace"])
         results = (((claim or {}).get("status") or {}).get("allocation") or {}).get(
@@ -36,7 +46,7 @@ def allocated_gpus(kube, pod: dict) -> list[dict]:
     if devices:
         return devices
     count = 0
-    for c in pod["spec"].get("containers") or []:
+    for c in containers:
         res = c.get("resources") or {}
         count += int({**(res.get("limits") or {}), **(res.get("requests") or {})}.get(
             "nvidia.com/gpu", 0))
@@ -53,7 +63,7 @@ def nvidia_smi_logs(pod: dict, container: str, kube) -> str:
     if "nvidia-smi" not in command:
         return ""
     lines = []
-    for i, d in enumerate(allocated_gpus(kube, pod)):
+    for i, d in enumerate(allocated_gpus(kube, pod, container)):
         attrs = d.get("attributes") or {}
         product = (attrs.get("productName") or {}).get("string", "GPU")
         uuid = (attrs.get("uuid") or {}).get("string", f"GPU-{i}")

@@ -1,0 +1,67 @@
+"""The probe registry and the image catalog."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from aicp.verify import images
+from aicp.verify.registry import UsageError, discover, plan
+from aicp.verify.result import Verdict
+from tests.verify.conftest import VERSIONS, passing_probe, template
+
+
+def test_every_image_is_pinned_by_digest():
+    for ref in images.CATALOG.values():
+        assert re.fullmatch(r"[a-z0-9./-]+/[a-z0-9._/-]+:[\w.-]+@sha256:[0-9a-f]{64}", ref)
+
+
+def test_a_mirror_replaces_the_registry_and_keeps_path_and_digest():
+    ref = images.mirrored(images.CATALOG["busybox"], "https://registry.local:5000/hub/")
+    assert ref.startswith("registry.local:5000/hub/library/busybox:1.36.1@sha256:")
+    assert images.catalog(None) == images.CATALOG
+    with pytest.raises(images.MirrorError):
+        images.mirrored(images.CATALOG["curl"], "bad mirror")
+
+
+def test_each_probe_module_registers_the_probe_named_after_its_id():
+    for rid, cls in discover().items():
+        assert cls.id == rid and cls.__module__ == f"aicp.verify.probes.{rid}"
+        assert cls.category
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_declared_probe_levels_agree_with_the_templates(version):
+    tmpl = template(version)
+    levels = {r.id: r.level for r in tmpl.requirements}
+    for rid, cls in discover().items():
+        if version in cls.levels:
+            assert levels.get(rid) == cls.levels[version]
+
+
+def test_the_template_decides_what_runs_and_what_is_manual():
+    dra = passing_probe("dra_support")
+    stray = passing_probe("not_in_any_checklist")
+    planned = plan(template("1.36"), {"dra_support": dra, "not_in_any_checklist": stray})
+    assert "dra_support" not in [p.requirement.id for p in planned]
+    assert {p.verdict for p in planned} == {Verdict.MANUAL}
+    planned = plan(template("1.35"), {"dra_support": dra}, only=["dra_support"])
+    assert [(p.requirement.id, p.runs) for p in planned if p.verdict is None] == [
+        ("dra_support", True)]
+
+
+def test_read_only_and_long_leave_probes_out_with_the_reason():
+    ro = passing_probe("dra_support", mutating=False)
+    mut = passing_probe("gang_scheduling")
+    planned = {p.requirement.id: p for p in plan(
+        template("1.35"), {"dra_support": ro, "gang_scheduling": mut}, read_only=True)}
+    assert planned["dra_support"].runs
+    assert (planned["gang_scheduling"].verdict, planned["gang_scheduling"].reason) == (
+        Verdict.NOT_RUN, "creates objects, left out by --read-only")
+
+
+def test_unknown_ids_in_only_or_skip_name_the_valid_ones():
+    with pytest.raises(UsageError, match=r"--skip gpu_sharing: not a requirement of checklist "
+                                         r"1\.34; valid ids: dra_support, ai_inference"):
+        plan(template("1.34"), {}, skip=["gpu_sharing"])

@@ -1,0 +1,116 @@
+"""The cluster side against the emulator: retries, permissions, cleanup of earlier runs."""
+
+from __future__ import annotations
+
+import kubernetes.client
+import pytest
+
+from aicp.verify.kube import Forbidden, cleanup, connect
+from aicp.verify.probe import RUN_LABEL
+from aicp.verify.result import Verdict
+from aicp.verify.runner import Runner
+from tests.verify.conftest import planned, probe, settings
+
+
+@pytest.fixture
+def kube(kubeconfig):
+    retries: list[str] = []
+    k = connect(kubeconfig, on_retry=retries.append)
+    k.retries = retries
+    yield k
+    k.close()
+
+
+def test_throttling_and_unavailable_are_retried_until_the_call_succeeds(kubeapi, kube):
+    kubeapi.faults.throttle(verbs=["list"], resource="nodes", times=2, retry_after=0)
+    kubeapi.faults.error(503, verbs=["list"], resource="nodes", times=1)
+    nodes = kube.api(kubernetes.client.CoreV1Api).list_node()
+    assert nodes.items == []
+    assert [r.split(",")[0] for r in kube.retries] == ["list_node: HTTP 429"] * 2 + [
+        "list_node: HTTP 503"]
+
+
+def test_a_dropped_connection_is_retried(kubeapi, kube):
+    kubeapi.faults.drop(path="/api/v1/namespaces$", times=1)
+    kube.create_namespace("aicp-verify-r1-x", {RUN_LABEL: "r1"})
+    assert kube.request("GET", "/api/v1/namespaces/aicp-verify-r1-x")["metadata"]["name"]
+
+
+def test_forbidden_names_verb_resource_and_namespace(kubeapi, kube):
+    kubeapi.faults.forbid(verbs=["create"], resource="pods", namespace="team")
+    body = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    with pytest.raises(Forbidden, match="missing permission: create pods in namespace team"):
+        kube.api(kubernetes.client.CoreV1Api).create_namespaced_pod("team", body)
+
+
+def test_a_probe_hitting_403_is_error_naming_the_permission(kubeapi, kube):
+    kubeapi.faults.forbid(verbs=["create"], resource="namespaces")
+
+    def body(ctx):
+        ctx.namespace()
+
+    report = Runner(kube, settings()).run(planned(probe("dra_support", body)))
+    result = report.outcomes[0].result
+    assert (result.verdict, result.reason) == (
+        Verdict.ERROR, "missing permission: create namespaces (cluster-wide)")
+
+
+def run_creating(kube, body_after_create):
+    def body(ctx):
+        ns = ctx.namespace()
+        core = ctx.kube.api(kubernetes.client.CoreV1Api)
+        cm = core.create_namespaced_config_map(ns, {"metadata": {"name": "cm",
+                                                                  "labels": ctx.labels}})
+        ctx.track(cm, kind="ConfigMap")
+        return body_after_create(ctx)
+    return Runner(kube, settings("r2"), kube=kube, cleanup_timeout=10).run(
+        planned(probe("secure_accelerator_access", body)))
+
+
+def labelled(kube):
+    return kube.request("GET", "/api/v1/namespaces",
+                        query={"labelSelector": RUN_LABEL})["items"]
+
+
+def test_an_exception_mid_probe_leaves_nothing_behind(kube):
+    report = run_creating(kube, lambda ctx: 1 / 0)
+    assert report.outcomes[0].result.verdict is Verdict.ERROR
+    assert labelled(kube) == [] and report.leftovers == []
+
+
+def test_a_run_under_injected_faults_still_cleans_up(kubeapi, kube):
+    kubeapi.faults.error(503, verbs=["delete"], times=2)
+    kubeapi.faults.throttle(verbs=["create"], times=2, retry_after=0)
+
+    def passes(ctx):
+        ctx.check("config map created", True)
+        return ctx.passed("ok")
+
+    report = run_creating(kube, passes)
+    assert report.outcomes[0].result.verdict is Verdict.PASS
+    assert labelled(kube) == []
+
+
+def test_cleanup_deletes_leftover_namespaces_and_cluster_scoped_objects(kubeapi, kube):
+    kube.create_namespace("aicp-verify-old-a", {RUN_LABEL: "old"})
+    kube.create_namespace("aicp-verify-new-a", {RUN_LABEL: "new"})
+    kube.request("POST", "/apis/scheduling.k8s.io/v1/priorityclasses", body={
+        "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "value": 10,
+        "metadata": {"name": "aicp-verify-old", "labels": {RUN_LABEL: "old"}}})
+    deleted, left = cleanup(kube, "old", timeout=10)
+    assert sorted(deleted) == ["Namespace aicp-verify-old-a", "PriorityClass aicp-verify-old"]
+    assert left == []
+    assert [n["metadata"]["name"] for n in labelled(kube)] == ["aicp-verify-new-a"]
+    deleted, _ = cleanup(kube, timeout=10)
+    assert deleted == ["Namespace aicp-verify-new-a"]
+
+
+def test_needs_are_read_from_the_cluster(kubeapi_factory, tmp_path):
+    platform = kubeapi_factory("reference-platform")
+    k = connect(platform.write_kubeconfig(tmp_path / "kc.yaml"))
+    assert k.unmet("gpu_nodes") is None
+    assert k.unmet("api:resource.k8s.io/v1") is None
+    assert k.unmet("addon:kueue") is None
+    assert "volcano not detected" in k.unmet("addon:volcano")
+    empty = connect(kubeapi_factory("empty").write_kubeconfig(tmp_path / "e.yaml"))
+    assert "no node advertises an accelerator" in empty.unmet("gpu_nodes")

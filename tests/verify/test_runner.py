@@ -1,0 +1,195 @@
+"""The runner's verdict rules, limits, timeouts and cleanup, with probes in memory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+from aicp.verify.kube import Forbidden
+from aicp.verify.registry import Planned
+from aicp.verify.result import Verdict
+from aicp.verify.runner import Runner
+from tests.verify.conftest import planned, probe, settings
+
+
+def run(cluster, *probes, level="MUST", **options):
+    return Runner(cluster, settings(), **options).run(planned(*probes, level=level))
+
+
+def verdicts(report):
+    return {o.requirement.id: (o.result.verdict, o.result.reason) for o in report.outcomes}
+
+
+def passing(ctx):
+    with ctx.step("look"):
+        ctx.check("something observed", True, "3 nodes")
+    return ctx.passed("all good")
+
+
+def test_a_probe_that_checks_and_passes_is_pass_and_exit_code_0(cluster):
+    report = run(cluster, probe("a", passing))
+    assert verdicts(report) == {"a": (Verdict.PASS, "all good")}
+    assert report.exit_code == 0
+
+
+def test_zero_checks_is_never_a_pass(cluster):
+    report = run(cluster, probe("a", lambda ctx: ctx.passed("nothing to see")))
+    verdict, reason = verdicts(report)["a"]
+    assert verdict is Verdict.ERROR and "zero checks" in reason
+    assert report.exit_code == 1
+
+
+def test_a_pass_with_a_failed_check_is_a_fail(cluster):
+    def body(ctx):
+        ctx.check("pod without claim sees no GPU", False, "saw GPU-0")
+        return ctx.passed("looks fine")
+
+    assert verdicts(run(cluster, probe("a", body)))["a"][0] is Verdict.FAIL
+
+
+def test_an_exception_is_error_with_its_message_and_the_traceback_kept_aside(cluster):
+    def body(ctx):
+        with ctx.step("create pod"):
+            raise RuntimeError("boom\nsecond line")
+
+    report = run(cluster, probe("a", body))
+    result = report.outcomes[0].result
+    assert (result.verdict, result.reason) == (Verdict.ERROR, "RuntimeError: boom")
+    assert "Traceback" in result.traceback
+    assert result.evidence.steps[0].error.startswith("RuntimeError")
+
+
+def test_forbidden_is_error_naming_the_missing_permission(cluster):
+    def body(ctx):
+        raise Forbidden("create", "pods", "ns1")
+
+    assert verdicts(run(cluster, probe("a", body)))["a"] == (
+        Verdict.ERROR, "missing permission: create pods in namespace ns1")
+
+
+def test_a_timed_out_probe_is_error_naming_the_step_and_its_objects_are_deleted(cluster):
+    def body(ctx):
+        ns = ctx.namespace()
+        ctx.track({"kind": "Pod", "metadata": {"name": "p", "namespace": ns}})
+        with ctx.step("wait for pod Running"):
+            ctx.sleep(30)
+        return ctx.passed("never")
+
+    start = time.monotonic()
+    report = run(cluster, probe("slow_probe", body), probe_timeout=0.3)
+    assert time.monotonic() - start < 5
+    assert verdicts(report)["slow_probe"] == (
+        Verdict.ERROR, "timed out after 0.3s at step wait for pod Running")
+    assert cluster.deleted == ["Pod p", "Namespace aicp-verify-t1-slow-probe"]
+    assert cluster.namespaces == set()
+
+
+def test_global_timeout_errors_running_and_unstarted_probes(cluster):
+    def body(ctx):
+        with ctx.step("sleep"):
+            ctx.sleep(30)
+
+    report = run(cluster, probe("a", body), probe("b", body), concurrency=1,
+                 global_timeout=0.3)
+    got = verdicts(report)
+    assert got["a"] == (Verdict.ERROR, "global timeout 0.3s reached at step sleep")
+    assert got["b"] == (Verdict.ERROR, "not started: global timeout 0.3s reached")
+
+
+def test_concurrency_limit_is_respected(cluster):
+    lock, state = threading.Lock(), {"now": 0, "max": 0}
+
+    def body(ctx):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        ctx.sleep(0.1)
+        with lock:
+            state["now"] -= 1
+        ctx.check("ran", True)
+        return ctx.passed("ok")
+
+    report = run(cluster, *(probe(f"p{i}", body) for i in range(7)), concurrency=2)
+    assert state["max"] == 2
+    assert {o.result.verdict for o in report.outcomes} == {Verdict.PASS}
+
+
+def test_cleanup_deletes_in_reverse_order_of_creation_then_waits_for_namespaces(cluster):
+    def body(ctx):
+        ns = ctx.namespace()
+        ctx.track({"kind": "ResourceClaimTemplate", "metadata": {"name": "rct",
+                                                                 "namespace": ns}})
+        ctx.track({"kind": "Pod", "metadata": {"name": "pod", "namespace": ns}})
+        ctx.track({"kind": "DeviceClass", "metadata": {"name": "dc"}})
+        ctx.check("made", True)
+        return ctx.failed("the pod without a claim saw /dev/nvidia0")
+
+    report = run(cluster, probe("a", body))
+    assert cluster.deleted == ["DeviceClass dc", "Pod pod", "ResourceClaimTemplate rct",
+                               "Namespace aicp-verify-t1-a"]
+    assert cluster.waited == [["aicp-verify-t1-a"]]
+    assert report.leftovers == [] and report.exit_code == 1
+
+
+def test_a_failed_delete_is_reported_and_the_rest_still_deleted(cluster):
+    def body(ctx):
+        ctx.track({"kind": "Pod", "metadata": {"name": "first", "namespace": "x"}})
+        ctx.track({"kind": "Pod", "metadata": {"name": "stuck", "namespace": "x"}},
+                  delete=lambda: (_ for _ in ()).throw(RuntimeError("finalizer")))
+        ctx.check("made", True)
+        return ctx.passed("ok")
+
+    report = run(cluster, probe("a", body))
+    assert cluster.deleted == ["Pod first"]
+    assert report.cleanup_errors == ["could not delete Pod x/stuck: RuntimeError: finalizer"]
+
+
+def test_ctrl_c_cleans_up_then_exit_code_130(cluster):
+    started = threading.Event()
+
+    def body(ctx):
+        ns = ctx.namespace()
+        ctx.track({"kind": "Pod", "metadata": {"name": "p", "namespace": ns}})
+        started.set()
+        with ctx.step("wait for logs"):
+            ctx.sleep(30)
+
+    def interrupt(ctx):
+        started.wait(5)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives in the main thread
+        ctx.sleep(30)
+
+    report = run(cluster, probe("a", body), probe("b", interrupt), probe("c", passing),
+                 concurrency=2, grace=2)
+    got = verdicts(report)
+    assert got["a"] == (Verdict.ERROR, "interrupted (Ctrl-C) at step wait for logs")
+    assert got["c"] == (Verdict.NOT_RUN, "interrupted before it started")
+    assert report.exit_code == 130
+    assert "Pod p" in cluster.deleted and cluster.namespaces == set()
+
+
+def test_an_unmet_need_is_skip_with_the_reason(cluster):
+    cluster.needs = {"gpu_nodes": "no node advertises an accelerator"}
+    report = run(cluster, probe("a", passing, needs=["gpu_nodes"]))
+    assert verdicts(report)["a"] == (Verdict.SKIP,
+                                     "not applicable: no node advertises an accelerator")
+    assert report.exit_code == 0
+
+
+def test_requirements_not_run_are_reported_with_their_reason(cluster):
+    item = planned(probe("a", passing))[0]
+    manual = Planned(item.requirement, None, Verdict.MANUAL, "manual check")
+    report = Runner(cluster, settings()).run([manual])
+    assert verdicts(report) == {"a": (Verdict.MANUAL, "manual check")}
+    assert report.exit_code == 0
+
+
+def test_only_a_must_failure_fails_the_run(cluster):
+    def failing(ctx):
+        ctx.check("x", False)
+        return ctx.failed("x is broken")
+
+    assert run(cluster, probe("a", failing), level="SHOULD").exit_code == 0
+    assert run(cluster, probe("a", failing), level="MUST").exit_code == 1

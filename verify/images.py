@@ -1,0 +1,51 @@
+"""The images probes run, pinned by digest, and their rewriting to a mirror registry.
+
+Digests are the multi-arch index digests of the upstream tags, as published on Docker Hub
+and cited by several independent public repositories (checked when this catalog was
+written, not re-resolved here: there is no registry access from the build). Bump a tag and
+its digest together, e.g. ``crane digest docker.io/library/busybox:1.36.1``.
+"""
+
+from __future__ import annotations
+
+import re
+
+CATALOG: dict[str, str] = {
+    # nvidia-smi -L lists the GPUs a container can see (secure_accelerator_access, DRA).
+    "cuda": "docker.io/nvidia/cuda:12.4.1-base-ubuntu22.04"
+            "@sha256:0f6bfcbf267e65123bcc2287e2153dedfc0f24772fb5ce84afe16ac4b2fada95",
+    # sleep/sh for pods that only need to be scheduled (gang scheduling, autoscaling).
+    "busybox": "docker.io/library/busybox:1.36.1"
+               "@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662",
+    # HTTP requests from inside the cluster (metrics endpoints, Gateway routes).
+    "curl": "docker.io/curlimages/curl:8.11.1"
+            "@sha256:c1fe1679c34d9784c1b0d1e5f62ac0a79fca01fb6377cdd33e90473c6f9f9a69",
+}
+
+_MIRROR = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$")
+
+
+class MirrorError(ValueError):
+    """A ``--registry-mirror`` that is not ``host[:port][/path]``."""
+
+
+def mirrored(image: str, mirror: str | None) -> str:
+    """``image`` served from ``mirror``: the registry host replaced, path and digest kept.
+
+    ``docker.io/library/busybox:1.36.1@sha256:…`` with ``registry.local:5000/hub`` becomes
+    ``registry.local:5000/hub/library/busybox:1.36.1@sha256:…``; the digest guarantees the
+    mirror serves the same bytes.
+    """
+    if not mirror:
+        return image
+    mirror = mirror.removeprefix("https://").removeprefix("http://").rstrip("/")
+    if not _MIRROR.match(mirror):
+        raise MirrorError(f"--registry-mirror {mirror!r} is not host[:port][/path], "
+                          "e.g. registry.local:5000/dockerhub")
+    _, _, path = image.partition("/")
+    return f"{mirror}/{path}"
+
+
+def catalog(mirror: str | None = None) -> dict[str, str]:
+    """Every probe image, rewritten to ``mirror`` when one is given."""
+    return {name: mirrored(image, mirror) for name, image in CATALOG.items()}

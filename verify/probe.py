@@ -1,0 +1,304 @@
+"""The Probe base class and the Context a probe runs in.
+
+A probe module ``verify/probes/<requirement id>.py`` defines one ``Probe`` subclass whose
+``id`` is the module name; the registry finds it there. The checklist template, not the
+probe, says which ids a version has and at which level.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from aicp.verify.result import Check, CreatedObject, Evidence, Result, Step, Verdict
+
+RUN_LABEL = "aicp.dev/verify-run"
+PROBE_LABEL = "aicp.dev/verify-probe"
+
+
+class Cancelled(Exception):
+    """Raised inside a probe at its next checkpoint once the runner gave up on it."""
+
+
+class ProbeError(Exception):
+    """An environment problem that stops a probe; its message is the ERROR reason as is.
+
+    ``kube.Forbidden`` is one ("missing permission: create pods in namespace X").
+    """
+
+
+class Cluster(Protocol):
+    """What the runner and Context need from a cluster (``kube.Kube``, or a fake in tests)."""
+
+    def create_namespace(self, name: str, labels: dict[str, str]) -> None: ...
+    def delete(self, obj: CreatedObject) -> None: ...
+    def wait_namespaces_gone(self, names: list[str], timeout: float) -> list[str]: ...
+    def unmet(self, need: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run-wide settings a probe may read (never the kubeconfig)."""
+
+    run_id: str
+    checklist_version: str
+    images: dict[str, str] = field(default_factory=dict)
+    long: bool = False
+    # From a Pulumi stack: gpuPools, addons, autoscaler, target (empty without --stack).
+    expectations: dict[str, Any] = field(default_factory=dict)
+
+
+class Probe:
+    """One conformance requirement, checked against a live cluster.
+
+    Class attributes are the declaration: ``id`` (the checklist requirement id, also the
+    module name), ``category`` (the checklist's spec section), ``levels`` (MUST/SHOULD per
+    checklist version, informational: the template decides at run time), ``needs``
+    (preconditions such as ``gpu_nodes``, ``addon:kueue``, ``api:resource.k8s.io/v1``;
+    an unmet one makes the requirement not applicable, SKIP), ``mutating`` (creates
+    objects; left out by ``--read-only``) and ``long`` (runs only with ``--long``).
+    """
+
+    id: ClassVar[str]
+    category: ClassVar[str]
+    levels: ClassVar[dict[str, str]] = {}
+    needs: ClassVar[tuple[str, ...]] = ()
+    mutating: ClassVar[bool] = True
+    long: ClassVar[bool] = False
+    title: ClassVar[str] = ""
+
+    def run(self, ctx: Context) -> Result:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Context:
+    """What a probe gets: the cluster, namespaces, tracking for cleanup, evidence helpers.
+
+    Every helper is a checkpoint: once the runner cancels the probe (timeout, Ctrl-C) the
+    next ``step``, ``sleep`` or ``wait_for`` raises ``Cancelled``.
+    """
+
+    def __init__(self, probe_id: str, settings: Settings, cluster: Cluster, *,
+                 deadline: float, kube: Any = None, cleanup: CleanupStack | None = None):
+        self.probe_id = probe_id
+        self.settings = settings
+        self.cluster = cluster
+        # kube.Kube: ``ctx.kube.api(kubernetes.client.CoreV1Api)`` gives a retried API.
+        self.kube = kube
+        self.deadline = deadline
+        self.evidence = Evidence()
+        self.cancelled = threading.Event()
+        self.current_step = "start"
+        self.cleanup = cleanup if cleanup is not None else CleanupStack(cluster)
+        self.namespaces: list[str] = []
+
+    # Identity ---------------------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        return self.settings.run_id
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Labels every created object carries, so ``aicp verify cleanup`` finds it."""
+        return {RUN_LABEL: self.run_id, PROBE_LABEL: self.probe_id.replace("_", "-")}
+
+    def image(self, name: str) -> str:
+        """The (mirrored) image reference for a catalog name, as printed at start."""
+        return self.settings.images[name]
+
+    # Lifetime ---------------------------------------------------------------------------
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def checkpoint(self) -> None:
+        if self.cancelled.is_set() or time.monotonic() >= self.deadline:
+            raise Cancelled(f"cancelled at step {self.current_step}")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, unless cancelled or past the deadline first (then raise ``Cancelled``)."""
+        self.checkpoint()
+        self.cancelled.wait(min(seconds, self.remaining()))
+        self.checkpoint()
+
+    def wait_for(self, what: str, predicate: Callable[[], Any], *, timeout: float,
+                 interval: float = 1.0) -> Any:
+        """Poll ``predicate`` until it returns something truthy; None after ``timeout``."""
+        end = time.monotonic() + min(timeout, self.remaining())
+        while True:
+            self.checkpoint()
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= end:
+                self.log(f"gave up waiting for {what} after {timeout:g}s")
+                return None
+            self.sleep(min(interval, max(0.0, end - time.monotonic())))
+
+    # Objects ----------------------------------------------------------------------------
+    def namespace(self, suffix: str = "") -> str:
+        """Create a namespace for this run and probe; the runner deletes it and waits."""
+        self.checkpoint()
+        base = f"aicp-verify-{self.run_id}-{self.probe_id.replace('_', '-')}"
+        name = f"{base}-{suffix}" if suffix else base
+        name = name[:63].rstrip("-")
+        self.cleanup.add_namespace(name)
+        self.cluster.create_namespace(name, self.labels)
+        self.namespaces.append(name)
+        self.evidence.objects.append(CreatedObject("Namespace", name))
+        return name
+
+    def track(self, obj: Any, *, kind: str | None = None, namespace: str | None = None,
+              api_version: str | None = None,
+              delete: Callable[[], None] | None = None) -> Any:
+        """Record an object this probe created; it is deleted in reverse order of creation.
+
+        ``obj`` is a kubernetes model or a dict; ``delete`` overrides how it is deleted
+        (the default asks the cluster to delete it by apiVersion/kind/name).
+        """
+        meta = _get(obj, "metadata")
+        created = CreatedObject(
+            kind=kind or _get(obj, "kind") or type(obj).__name__.removeprefix("V1"),
+            name=_get(meta, "name"),
+            namespace=namespace if namespace is not None else _get(meta, "namespace"),
+            api_version=api_version or _get(obj, "api_version") or _get(obj, "apiVersion")
+            or "v1")
+        self.evidence.objects.append(created)
+        self.cleanup.add(created, delete)
+        return obj
+
+    # Evidence ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[Step]:
+        """Time a named step; a timeout report names the step the probe was in."""
+        self.checkpoint()
+        self.current_step = name
+        step = Step(name, time.time())
+        self.evidence.steps.append(step)
+        start = time.monotonic()
+        try:
+            yield step
+        except BaseException as exc:
+            step.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            raise
+        finally:
+            step.duration = time.monotonic() - start
+
+    def check(self, name: str, passed: bool, observed: Any = "") -> bool:
+        """Record one assertion and what was observed; returns ``passed``."""
+        self.evidence.checks.append(Check(name, bool(passed), str(observed)))
+        self.log(f"{'ok' if passed else 'FAILED'}: {name}" + (f" ({observed})" if observed else ""))
+        return bool(passed)
+
+    def observe(self, key: str, value: Any) -> None:
+        self.evidence.observations[key] = value
+
+    def artifact(self, name: str, content: str) -> str:
+        """Keep an object dump or log in the evidence bundle (``evidence/<id>/<name>``)."""
+        self.evidence.artifacts[name] = content
+        return f"evidence/{self.probe_id}/{name}"
+
+    def log(self, message: str) -> None:
+        self.evidence.log.append(f"{time.strftime('%H:%M:%S')} [{self.current_step}] {message}")
+
+    # Verdicts ---------------------------------------------------------------------------
+    def passed(self, reason: str) -> Result:
+        return Result(Verdict.PASS, reason, self.evidence)
+
+    def failed(self, reason: str, *, partial: bool = False) -> Result:
+        return Result(Verdict.FAIL, reason, self.evidence, partial=partial)
+
+    def skip(self, reason: str) -> Result:
+        return Result(Verdict.SKIP, reason, self.evidence)
+
+    def error(self, reason: str) -> Result:
+        return Result(Verdict.ERROR, reason, self.evidence)
+
+
+class CleanupStack:
+    """Objects and namespaces to delete, shared by every probe of a run (thread-safe)."""
+
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+        self._lock = threading.Lock()
+        self._objects: list[tuple[CreatedObject, Callable[[], None] | None]] = []
+        self.namespaces: list[str] = []
+        self.errors: list[str] = []
+        self._deleted_namespaces: set[str] = set()
+
+    def add(self, obj: CreatedObject, delete: Callable[[], None] | None = None) -> None:
+        with self._lock:
+            self._objects.append((obj, delete))
+
+    def add_namespace(self, name: str) -> None:
+        with self._lock:
+            if name not in self.namespaces:
+                self.namespaces.append(name)
+
+    def delete_namespace(self, name: str) -> None:
+        """Ask for the namespace's deletion once; the runner waits for all at the end."""
+        with self._lock:
+            if name in self._deleted_namespaces:
+                return
+            self._deleted_namespaces.add(name)
+        try:
+            self.cluster.delete(CreatedObject("Namespace", name))
+        except Exception as exc:  # noqa: BLE001 - keep deleting the rest
+            with self._lock:
+                self._deleted_namespaces.discard(name)
+            self.errors.append(f"could not delete namespace {name}: {one_line(exc)}")
+
+    def pending(self) -> list[CreatedObject]:
+        with self._lock:
+            return [obj for obj, _ in self._objects]
+
+    def unwind(self, only: list[CreatedObject] | None = None) -> list[CreatedObject]:
+        """Delete tracked objects in reverse order of creation; returns what was deleted.
+
+        A failed delete is recorded in ``errors`` and does not stop the others.
+        """
+        done = []
+        while True:
+            with self._lock:
+                candidates = [i for i, (o, _) in enumerate(self._objects)
+                              if only is None or any(o is x for x in only)]
+                if not candidates:
+                    return done
+                obj, delete = self._objects.pop(candidates[-1])
+            try:
+                (delete or (lambda o=obj: self.cluster.delete(o)))()
+                done.append(obj)
+            except Exception as exc:  # noqa: BLE001 - keep deleting the rest
+                self.errors.append(f"could not delete {obj}: {one_line(exc)}")
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for a person: kubernetes ApiExceptions carry status+body."""
+    status = getattr(exc, "status", None)
+    if status is not None and hasattr(exc, "body"):
+        message = _status_message(getattr(exc, "body", None)) or getattr(exc, "reason", "")
+        return f"HTTP {status}: {message}".strip()
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _status_message(body: Any) -> str:
+    import json
+
+    if not body:
+        return ""
+    try:
+        return str(json.loads(body).get("message", ""))
+    except (ValueError, AttributeError, TypeError):
+        return str(body).splitlines()[0][:200]
+
+
+def _get(obj: Any, key: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(key)
+    return getattr(obj, key, None)

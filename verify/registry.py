@@ -1,0 +1,88 @@
+"""Which probe implements which requirement id, and what a run will do with each id.
+
+One module per requirement id in ``verify/probes/``; the module's ``Probe`` subclass whose
+``id`` equals the module name registers it. The template decides what a version contains:
+a probe for an id the template lacks is not run; an id with no probe is a manual check.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+
+from aicp.verify.checklist import Requirement, Template
+from aicp.verify.probe import Probe
+from aicp.verify.result import Verdict
+
+PROBES_PACKAGE = "aicp.verify.probes"
+
+MANUAL_REMEDIATION = (
+    "manual check, no aicp probe for {id}: verify it by hand and record the status, "
+    "evidence (documentation URL or test output path) and notes in the checklist")
+
+
+class UsageError(Exception):
+    """A command-line mistake, one line naming the fix (exit code 2)."""
+
+
+def discover(package: str = PROBES_PACKAGE) -> dict[str, type[Probe]]:
+    """Import every module of the probes package; return requirement id → Probe class."""
+    pkg = importlib.import_module(package)
+    found: dict[str, type[Probe]] = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{package}.{info.name}")
+        classes = [obj for obj in vars(module).values()
+                   if isinstance(obj, type) and issubclass(obj, Probe) and obj is not Probe
+                   and obj.__module__ == module.__name__ and getattr(obj, "id", None)]
+        matching = [cls for cls in classes if cls.id == info.name]
+        if len(matching) != 1:
+            raise RuntimeError(f"{module.__name__} must define exactly one Probe with "
+                               f"id = {info.name!r} (found {[c.id for c in classes]})")
+        found[info.name] = matching[0]
+    return found
+
+
+@dataclass
+class Planned:
+    """A requirement and what the run does with it: run ``probe``, or report ``verdict``."""
+
+    requirement: Requirement
+    probe: type[Probe] | None
+    verdict: Verdict | None = None  # MANUAL or NOT_RUN when nothing runs
+    reason: str = ""
+
+    @property
+    def runs(self) -> bool:
+        return self.probe is not None and self.verdict is None
+
+
+def plan(template: Template, probes: dict[str, type[Probe]], *, only: list[str] = (),
+         skip: list[str] = (), read_only: bool = False, long: bool = False) -> list[Planned]:
+    """Every requirement of the template, in its order, with what the run does with it."""
+    valid = template.ids
+    for flag, ids in (("--only", only), ("--skip", skip)):
+        for rid in ids:
+            if rid not in valid:
+                raise UsageError(f"{flag} {rid}: not a requirement of checklist "
+                                 f"{template.version}; valid ids: {', '.join(valid)}")
+    planned = []
+    for req in template.requirements:
+        probe = probes.get(req.id)
+        if only and req.id not in only:
+            item = Planned(req, probe, Verdict.NOT_RUN, "not selected (--only)")
+        elif req.id in skip:
+            item = Planned(req, probe, Verdict.NOT_RUN, "skipped by --skip")
+        elif probe is None:
+            item = Planned(req, None, Verdict.MANUAL, MANUAL_REMEDIATION.format(id=req.id))
+        elif read_only and probe.mutating:
+            item = Planned(req, probe, Verdict.NOT_RUN,
+                           "creates objects, left out by --read-only")
+        elif probe.long and not long:
+            item = Planned(req, probe, Verdict.NOT_RUN, "long-running probe: pass --long")
+        else:
+            item = Planned(req, probe)
+        planned.append(item)
+    return planned

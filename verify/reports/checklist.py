@@ -1,0 +1,133 @@
+"""The CNCF checklist filled from a run: the template's text with status, evidence, notes.
+
+The template's lines are kept (header comments, category order, descriptions verbatim);
+only ``metadata`` values and each requirement's ``status``/``evidence``/``notes`` lines are
+replaced. The result must parse to the template's data with those fields changed; if the
+text edit cannot guarantee that (an unusual template layout), the file is re-emitted with
+``yaml.safe_dump`` under the template's header comments instead.
+
+Status mapping (never "Implemented" without a PASS):
+  PASS → Implemented; FAIL → Not Implemented (Partially Implemented when the probe says
+  some parts passed); SKIP → N/A with the reason as notes; ERROR, MANUAL, NOT_RUN → status
+  left empty and no evidence, with notes saying why: nothing was decided, so a person
+  decides (the CNCF validator then reports a MUST as incomplete, which it is).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from aicp.verify.checklist import Template
+from aicp.verify.reports import testcase_name
+from aicp.verify.reports.bundle import evidence_files
+from aicp.verify.result import Verdict
+
+_KEY = re.compile(r"^(?P<indent>\s*)(?:- )?(?P<key>[A-Za-z_][\w-]*):(?P<rest>.*)$")
+_ID = re.compile(r"^(?P<indent>\s*)- id:\s*(?P<id>[\"']?[\w-]+[\"']?)\s*(#.*)?$")
+_FIELDS = ("status", "evidence", "notes")
+
+
+def entry(outcome) -> dict:
+    """status, evidence and notes for one requirement's outcome."""
+    r, rid = outcome.result, outcome.requirement.id
+    evidence = [f"file://results/junit.xml#{testcase_name(rid)}", "results/e2e.log",
+                *evidence_files(outcome)]
+    if r.verdict is Verdict.PASS:
+        return {"status": "Implemented", "evidence": evidence, "notes": r.reason}
+    if r.verdict is Verdict.FAIL:
+        status = "Partially Implemented" if r.partial else "Not Implemented"
+        return {"status": status, "evidence": evidence, "notes": r.reason}
+    if r.verdict is Verdict.SKIP:
+        return {"status": "N/A", "evidence": evidence,
+                "notes": r.reason or "not applicable to this platform"}
+    if r.verdict is Verdict.ERROR:
+        return {"status": "", "evidence": [],
+                "notes": f"Not decided automatically (ERROR): {r.reason}. See results/e2e.log; "
+                         "re-run or verify by hand."}
+    if r.verdict is Verdict.MANUAL:
+        return {"status": "", "evidence": [], "notes": r.reason}
+    return {"status": "", "evidence": [], "notes": f"Not verified in this run: {r.reason}."}
+
+
+def filled(template: Template, entries: dict[str, dict], metadata: dict | None) -> dict:
+    """The data the checklist file must parse to."""
+    data = copy.deepcopy(template.data)
+    if metadata:
+        data["metadata"] = {**(data.get("metadata") or {}), **metadata}
+    for items in data["spec"].values():
+        for item in items or []:
+            if item["id"] in entries:
+                item.update(entries[item["id"]])
+    return data
+
+
+def render(template: Template, entries: dict[str, dict], metadata: dict | None = None) -> str:
+    """The checklist text; round-trips through ``yaml.safe_load`` to ``filled(...)``."""
+    expected = filled(template, entries, metadata)
+    try:
+        text = _edit(template.text, entries, metadata or {})
+        if yaml.safe_load(text) == expected:
+            return text
+    except (yaml.YAMLError, ValueError):
+        pass
+    header = "".join(line for line in template.text.splitlines(keepends=True)
+                     if line.startswith("#"))
+    return header + "\n" + yaml.safe_dump(expected, sort_keys=False, allow_unicode=True,
+                                          width=1000)
+
+
+def _scalar(value) -> str:
+    # JSON strings and lists are valid YAML flow scalars/sequences.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _edit(text: str, entries: dict[str, dict], metadata: dict) -> str:
+    out: list[str] = []
+    section, current, key_indent = None, None, -1
+    skip_deeper_than: int | None = None
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\n")
+        indent = len(body) - len(body.lstrip())
+        if skip_deeper_than is not None:
+            if body.strip() and (indent > skip_deeper_than or body.lstrip().startswith("- ")
+                                 and indent == skip_deeper_than):
+                continue  # the old value's continuation lines (a block list)
+            skip_deeper_than = None
+        if indent == 0 and body and not body.startswith("#"):
+            section = body.split(":")[0].strip()
+            current = None
+        match_id = _ID.match(body)
+        if section == "spec" and match_id:
+            current = match_id["id"].strip("\"'")
+            key_indent = len(match_id["indent"]) + 2
+            out.append(line)
+            continue
+        found = _KEY.match(body)
+        if found and section == "metadata" and indent > 0 and found["key"] in metadata:
+            out.append(f"{found['indent']}{found['key']}: {_scalar(metadata[found['key']])}\n")
+            skip_deeper_than = indent
+            continue
+        if (found and section == "spec" and current in entries and indent == key_indent
+                and found["key"] in _FIELDS):
+            rest = found["rest"]
+            comment = re.search(r"(\s+#[^\"']*)$", rest)
+            keep = comment.group(1) if comment and rest.split("#")[0].strip() in (
+                '""', "''", "[]", "") else ""
+            value = _scalar(entries[current][found["key"]])
+            out.append(f"{found['indent']}{found['key']}: {value}{keep}\n")
+            skip_deeper_than = indent
+            continue
+        out.append(line)
+    return "".join(out)
+
+
+def write(report, template: Template, path: Path, metadata: dict | None = None) -> Path:
+    entries = {o.requirement.id: entry(o) for o in report.outcomes}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(template, entries, metadata), encoding="utf-8")
+    return path

@@ -1,0 +1,259 @@
+"""Runs the planned probes: a concurrency limit, timeouts, verdict rules, cleanup always.
+
+Python threads cannot be killed, so a probe that overruns its timeout is reported ERROR at
+once and cancelled: its next checkpoint (``ctx.step``/``sleep``/``wait_for``) raises.
+Whatever it created is tracked in the shared ``CleanupStack`` and deleted at the end of the
+run on every path: success, failure, timeout, exception and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aicp.verify.checklist import Requirement
+from aicp.verify.probe import (
+    Cancelled,
+    CleanupStack,
+    Cluster,
+    Context,
+    Probe,
+    ProbeError,
+    Settings,
+    one_line,
+)
+from aicp.verify.registry import Planned
+from aicp.verify.result import PROBE_VERDICTS, Result, Verdict
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass
+class Outcome:
+    requirement: Requirement
+    result: Result
+    probe: type[Probe] | None = None
+
+
+@dataclass
+class RunReport:
+    """A finished run: one outcome per checklist requirement, in the template's order."""
+
+    settings: Settings
+    outcomes: list[Outcome] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    duration: float = 0.0
+    interrupted: bool = False
+    cleanup_errors: list[str] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)
+    # Printed and reported context: cluster server, kubeconfig context, images.
+    info: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """130 after Ctrl-C; 1 when a MUST failed or could not be decided; else 0.
+
+        MANUAL, NOT_RUN and SKIP (not applicable) never fail a run: nothing was violated.
+        """
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        for o in self.outcomes:
+            if o.requirement.level == "MUST" and o.result.verdict in (Verdict.FAIL,
+                                                                      Verdict.ERROR):
+                return EXIT_FAILED
+        return EXIT_OK
+
+
+@dataclass
+class _Worker:
+    planned: Planned
+    ctx: Context
+    deadline: float
+    thread: threading.Thread | None = None
+    result: Result | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+class Runner:
+    """Runs probes in threads; ``on_start``/``on_done`` feed the live terminal view."""
+
+    def __init__(self, cluster: Cluster, settings: Settings, *, kube=None, concurrency: int = 4,
+                 probe_timeout: float = 600.0, global_timeout: float = 3600.0,
+                 cleanup_timeout: float = 300.0, grace: float = 5.0,
+                 on_start: Callable[[Planned], None] | None = None,
+                 on_done: Callable[[Planned, Result], None] | None = None):
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.cluster = cluster
+        self.settings = settings
+        self.kube = kube
+        self.concurrency = concurrency
+        self.probe_timeout = probe_timeout
+        self.global_timeout = global_timeout
+        self.cleanup_timeout = cleanup_timeout
+        self.grace = grace
+        self.on_start = on_start or (lambda planned: None)
+        self.on_done = on_done or (lambda planned, result: None)
+        self.cleanup = CleanupStack(cluster)
+
+    def run(self, planned: list[Planned]) -> RunReport:
+        report = RunReport(self.settings)
+        results: dict[str, Result] = {}
+        for item in planned:
+            if not item.runs:
+                results[item.requirement.id] = Result(item.verdict, item.reason, duration=0.0)
+        pending = deque(item for item in planned if item.runs)
+        running: dict[str, _Worker] = {}
+        workers: list[_Worker] = []
+        finished: queue.Queue[str] = queue.Queue()
+        start = time.monotonic()
+        global_end = start + self.global_timeout
+
+        def settle(worker: _Worker, result: Result) -> None:
+            rid = worker.planned.requirement.id
+            result.duration = time.monotonic() - worker.started
+            results[rid] = result
+            self.on_done(worker.planned, result)
+
+        try:
+            while pending or running:
+                while (pending and len(running) < self.concurrency
+                       and time.monotonic() < global_end):
+                    worker = self._worker(pending.popleft(), global_end)
+                    running[worker.planned.requirement.id] = worker
+                    workers.append(worker)
+                    self._launch(worker, finished)
+                now = time.monotonic()
+                wait = min([w.deadline for w in running.values()] + [global_end]) - now
+                try:
+                    rid = finished.get(timeout=max(0.01, min(wait, 0.5)))
+                except queue.Empty:
+                    rid = None
+                if rid is not None and rid in running:
+                    worker = running.pop(rid)
+                    if worker.result is None and time.monotonic() >= worker.deadline:
+                        # Cancelled by its own deadline just before the runner noticed.
+                        settle(worker, Result(Verdict.ERROR, self._timeout(worker, global_end),
+                                              worker.ctx.evidence))
+                    else:
+                        settle(worker, _judge(worker))
+                now = time.monotonic()
+                for rid, worker in list(running.items()):
+                    if now >= worker.deadline:
+                        worker.ctx.cancelled.set()
+                        running.pop(rid)
+                        settle(worker, Result(Verdict.ERROR, self._timeout(worker, global_end),
+                                              worker.ctx.evidence))
+                if now >= global_end:
+                    while pending:
+                        item = pending.popleft()
+                        results[item.requirement.id] = Result(
+                            Verdict.ERROR, f"not started: global timeout "
+                            f"{self.global_timeout:g}s reached")
+                        self.on_done(item, results[item.requirement.id])
+        except KeyboardInterrupt:
+            report.interrupted = True
+            for worker in running.values():
+                worker.ctx.cancelled.set()
+                settle(worker, Result(Verdict.ERROR, "interrupted (Ctrl-C) at step "
+                                      f"{worker.ctx.current_step}", worker.ctx.evidence))
+            for item in pending:
+                results[item.requirement.id] = Result(Verdict.NOT_RUN,
+                                                      "interrupted before it started")
+        finally:
+            for worker in workers:
+                worker.ctx.cancelled.set()
+            self._clean(workers, report)
+        report.duration = time.monotonic() - start
+        # A Ctrl-C between two statements of the loop may leave an id unsettled.
+        report.outcomes = [Outcome(p.requirement, results.get(p.requirement.id) or Result(
+            Verdict.ERROR, "interrupted (Ctrl-C)"), p.probe) for p in planned]
+        return report
+
+    def _timeout(self, worker: _Worker, global_end: float) -> str:
+        step = worker.ctx.current_step
+        if worker.deadline >= global_end:
+            return f"global timeout {self.global_timeout:g}s reached at step {step}"
+        return f"timed out after {self.probe_timeout:g}s at step {step}"
+
+    def _worker(self, item: Planned, global_end: float) -> _Worker:
+        deadline = min(time.monotonic() + self.probe_timeout, global_end)
+        ctx = Context(item.requirement.id, self.settings, self.cluster, deadline=deadline,
+                      kube=self.kube, cleanup=self.cleanup)
+        return _Worker(item, ctx, deadline)
+
+    def _launch(self, worker: _Worker, finished: queue.Queue) -> None:
+        self.on_start(worker.planned)
+        worker.thread = threading.Thread(target=self._work, args=(worker, finished),
+                                         name=f"probe-{worker.planned.requirement.id}",
+                                         daemon=True)
+        worker.thread.start()
+
+    def _work(self, worker: _Worker, finished: queue.Queue) -> None:
+        ctx = worker.ctx
+        try:
+            unmet = [u for u in (self.cluster.unmet(n) for n in worker.planned.probe.needs) if u]
+            if unmet:
+                worker.result = ctx.skip(f"not applicable: {'; '.join(unmet)}")
+            else:
+                worker.result = worker.planned.probe().run(ctx)
+        except Cancelled:
+            worker.result = None  # the runner has already reported why it gave up
+        except ProbeError as exc:
+            worker.result = ctx.error(str(exc))
+        except Exception as exc:  # noqa: BLE001 - an exception in a probe is ERROR, not a crash
+            worker.result = ctx.error(one_line(exc))
+            worker.result.traceback = traceback.format_exc()
+        finally:
+            # Report first (evidence is complete), then delete what this probe created.
+            finished.put(worker.planned.requirement.id)
+            mine = [o for o in ctx.evidence.objects if o.kind != "Namespace"]
+            self.cleanup.unwind(only=mine)
+            for name in ctx.namespaces:
+                self.cleanup.delete_namespace(name)
+
+    def _clean(self, workers: list[_Worker], report: RunReport) -> None:
+        """Delete everything the run created, then wait (bounded) until namespaces are gone."""
+        try:
+            # Let cancelled probes reach a checkpoint so what they were creating is tracked.
+            end = time.monotonic() + self.grace
+            for worker in workers:
+                if worker.thread is not None:
+                    worker.thread.join(timeout=max(0.0, end - time.monotonic()))
+            self.cleanup.unwind()
+            namespaces = list(self.cleanup.namespaces)
+            for name in namespaces:
+                self.cleanup.delete_namespace(name)
+            if namespaces:
+                report.leftovers = self.cluster.wait_namespaces_gone(namespaces,
+                                                                     self.cleanup_timeout)
+        except KeyboardInterrupt:
+            report.interrupted = True
+            report.leftovers = list(self.cleanup.namespaces) or ["(cleanup interrupted)"]
+        report.cleanup_errors = list(self.cleanup.errors)
+
+
+def _judge(worker: _Worker) -> Result:
+    """Apply the verdict rules to what the probe returned."""
+    result = worker.result
+    evidence = worker.ctx.evidence
+    if result is None:
+        return Result(Verdict.ERROR, "the probe returned no result", evidence)
+    if not isinstance(result, Result) or result.verdict not in PROBE_VERDICTS:
+        return Result(Verdict.ERROR, f"the probe returned {result!r}, not a verdict", evidence)
+    if result.verdict is Verdict.PASS:
+        checks = result.evidence.checks
+        failed = [c for c in checks if not c.passed]
+        if not checks:
+            return Result(Verdict.ERROR, "the probe claimed PASS with zero checks run; "
+                          "zero checks is never a PASS", result.evidence)
+        if failed:
+            return Result(Verdict.FAIL, f"check failed: {failed[0].name} "
+                          f"(observed: {failed[0].observed})", result.evidence,
+                          )
+    return result

@@ -1,0 +1,192 @@
+"""One ``aicp verify`` run, from options to exit code; imported only when the command runs."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from aicp.verify import checklist, images, registry, stack
+from aicp.verify.kube import ConfigError, Kube, connect, from_dict
+from aicp.verify.probe import Settings
+from aicp.verify.reports import FORMATS
+from aicp.verify.runner import EXIT_INTERRUPTED, EXIT_USAGE, Runner
+
+SUPPORTED = ("1.34", "1.35", "1.36", "1.37")
+RUN_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$")
+
+
+@dataclass
+class Options:
+    stack: str | None = None
+    kubeconfig: Path | None = None
+    context: str | None = None
+    checklist: str | None = None
+    checklist_template: Path | None = None
+    only: list[str] = field(default_factory=list)
+    skip: list[str] = field(default_factory=list)
+    read_only: bool = False
+    long: bool = False
+    concurrency: int = 4
+    timeout: float = 3600.0
+    probe_timeout: float = 600.0
+    output: list[str] = field(default_factory=list)
+    output_dir: Path = Path("aicp-verify-results")
+    metadata: Path | None = None
+    registry_mirror: str | None = None
+    run_id: str | None = None
+
+
+class UsageError(Exception):
+    """Bad options, one line (exit code 2)."""
+
+
+def split(values: list[str] | None) -> list[str]:
+    """Repeatable options also accept comma-separated values."""
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def err(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def run(opts: Options, console: Console | None = None) -> int:
+    """Run ``aicp verify``; returns the exit code. Foreseeable problems are one line."""
+    try:
+        return _run(opts, console or Console(highlight=False))
+    except (UsageError, registry.UsageError, ConfigError, checklist.ChecklistError,
+            images.MirrorError) as exc:
+        err(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err("interrupted before any probe started; nothing was created")
+        return EXIT_INTERRUPTED
+
+
+def validate(opts: Options) -> None:
+    opts.only, opts.skip = split(opts.only), split(opts.skip)
+    opts.output = split(opts.output)
+    for fmt in opts.output:
+        if fmt not in FORMATS:
+            raise UsageError(f"--output {fmt}: choose from {', '.join(FORMATS)}")
+    if opts.checklist is not None and opts.checklist not in SUPPORTED:
+        raise UsageError(f"--checklist {opts.checklist}: supported versions are "
+                         f"{', '.join(SUPPORTED)}")
+    if opts.stack and opts.kubeconfig:
+        raise UsageError("pass either --stack NAME or --kubeconfig PATH, not both")
+    if opts.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if opts.timeout <= 0 or opts.probe_timeout <= 0:
+        raise UsageError("--timeout and --probe-timeout must be positive seconds")
+    if opts.run_id is not None and not RUN_ID.match(opts.run_id):
+        raise UsageError(f"--run-id {opts.run_id!r}: use up to 20 lowercase letters, digits "
+                         "and dashes (it becomes a label value and a namespace name)")
+    both = set(opts.only) & set(opts.skip)
+    if both:
+        raise UsageError(f"{sorted(both)[0]} is in both --only and --skip")
+
+
+def cluster(opts: Options, on_retry=None) -> tuple[Kube, stack.StackOutputs | None]:
+    if opts.stack:
+        outputs = stack.read(opts.stack)
+        kube = from_dict(outputs.kubeconfig, opts.context, source=f"stack {opts.stack}",
+                         on_retry=on_retry, expectations=outputs.expectations)
+        return kube, outputs
+    return connect(opts.kubeconfig, opts.context, on_retry=on_retry), None
+
+
+def _run(opts: Options, console: Console) -> int:
+    from aicp.verify.reports import write
+    from aicp.verify.reports.terminal import TerminalView
+
+    validate(opts)
+    image_refs = images.catalog(opts.registry_mirror)
+    metadata_template = None
+    view = TerminalView(console)
+    kube, outputs = cluster(opts, on_retry=view.retry)
+    info = kube.version()
+    minor = f"{info.get('major', '1')}.{re.sub(r'[^0-9]', '', str(info.get('minor', '')))}"
+    if opts.checklist_template:
+        template = checklist.load(opts.checklist_template)
+        if opts.checklist and template.version != opts.checklist:
+            raise UsageError(f"--checklist {opts.checklist} but the template "
+                             f"{opts.checklist_template} is for {template.version}")
+    else:
+        version = opts.checklist or (outputs.checklist_version if outputs else None) or minor
+        if version not in SUPPORTED:
+            raise UsageError(f"the cluster runs Kubernetes {minor}, which has no AI "
+                             f"conformance checklist here: pass --checklist "
+                             f"{'|'.join(SUPPORTED)}")
+        template = checklist.download(version)
+    metadata = checklist.load_metadata(opts.metadata, template) if opts.metadata else None
+    metadata_template = metadata or {k: str(v) for k, v in template.metadata.items()}
+    planned = registry.plan(template, registry.discover(), only=opts.only, skip=opts.skip,
+                            read_only=opts.read_only, long=opts.long)
+    run_id = opts.run_id or secrets.token_hex(3)
+    settings = Settings(run_id, template.version, image_refs, opts.long,
+                        outputs.expectations if outputs else {})
+    runs = [p for p in planned if p.runs]
+    shown = {
+        "cluster": kube.server,
+        "context": kube.context or "(current)",
+        "kubeconfig": kube.source,
+        "kubernetes": str(info.get("gitVersion", minor)),
+        "checklist": f"{template.version} ({template.source})",
+        "run id": f"{run_id} (label aicp.dev/verify-run={run_id})",
+        **{f"image {name}": ref for name, ref in image_refs.items()},
+        "probes": f"{len(runs)} to run, {sum(p.verdict is not None for p in planned)} "
+                  "manual or not run",
+    }
+    view.settings(shown)
+    if outputs:
+        nodes = kube.request("GET", "/api/v1/nodes").get("items", [])
+        for problem in stack.unmet_expectations(outputs.expectations, nodes):
+            console.print(f"[yellow]stack {outputs.name}:[/] {problem}", soft_wrap=True)
+    if "checklist" in opts.output:
+        left = checklist.placeholders(metadata_template)
+        if left:
+            console.print(f"[yellow]warning:[/] checklist metadata still has placeholders "
+                          f"({', '.join(left)}): pass --metadata FILE", soft_wrap=True)
+    runner = Runner(kube, settings, kube=kube, concurrency=opts.concurrency,
+                    probe_timeout=opts.probe_timeout, global_timeout=opts.timeout,
+                    on_start=view.on_start, on_done=view.on_done)
+    with view:
+        report = runner.run(planned)
+    report.info = {k: v for k, v in shown.items() if k != "probes"}
+    view.summary(report)
+    if opts.output:
+        written = write(report, template, opts.output, opts.output_dir, metadata)
+        console.print(f"reports: {opts.output_dir} ({len(written)} files)", soft_wrap=True)
+    if report.interrupted:
+        err(f"interrupted; cleaned up run {run_id}"
+            + (f" except {', '.join(report.leftovers)}" if report.leftovers else ""))
+    kube.close()
+    return report.exit_code
+
+
+def cleanup(opts: Options, console: Console | None = None) -> int:
+    """``aicp verify cleanup``: delete leftovers of earlier runs (or of ``--run-id``)."""
+    from aicp.verify.kube import cleanup as sweep
+
+    console = console or Console(highlight=False)
+    try:
+        if opts.run_id is not None and not RUN_ID.match(opts.run_id):
+            raise UsageError(f"--run-id {opts.run_id!r} is not a run id")
+        kube, _ = cluster(opts)
+        kube.version()
+        console.print(f"cluster: {kube.server} (context {kube.context or '(current)'})",
+                      soft_wrap=True)
+        deleted, left = sweep(kube, opts.run_id, log=console.print)
+    except (UsageError, ConfigError) as exc:
+        err(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err("cleanup interrupted: run it again")
+        return EXIT_INTERRUPTED
+    console.print(f"deleted {len(deleted)} objects" + (f"; still terminating: "
+                                                      f"{', '.join(left)}" if left else ""))
+    return 1 if left else 0
