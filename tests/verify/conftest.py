@@ -1,7 +1,7 @@
 """Worlds for aicp verify: fake clusters and probes in memory, the emulator over HTTP.
 
-The emulator fixtures (``kubeapi``, ``kubeconfig``...) come from tests/kubeapi; they are
-imported here because pytest only honours ``pytest_plugins`` in the root conftest.
+The emulator fixtures (``kubeapi``, ``kubeconfig``...) come from tests/kubeapi through the
+root conftest's ``pytest_plugins``.
 """
 
 from __future__ import annotations
@@ -16,13 +16,6 @@ from aicp.verify.checklist import Requirement
 from aicp.verify.probe import Probe, Settings
 from aicp.verify.registry import Planned
 from aicp.verify.result import CreatedObject
-from tests.kubeapi.fixtures import (  # noqa: F401 - fixtures and marker registration
-    kube_client,
-    kubeapi,
-    kubeapi_factory,
-    kubeconfig,
-    pytest_configure,
-)
 from tests.shared import require_shared
 
 VERSIONS = ("1.34", "1.35", "1.36", "1.37")
