@@ -27,3 +27,22 @@ def test_plan_benchmark_measures_an_example_stack(tmp_path: Path):
 def test_startup_benchmark_prints_a_table():
     text = startup.main(repeat=1)
     assert "aicp verify --help" in text
+
+
+def test_emulator_benchmark_pages_through_a_small_cluster():
+    from benchmarks import emulator
+    from tests.shared import require_shared
+
+    require_shared("crds")
+    assert "typed page of 500 pods" in emulator.main(nodes=10, pods_per_node=2, pages=1)
+
+
+def test_verify_benchmark_runs_read_only_on_a_small_cluster(tmp_path: Path):
+    from benchmarks import verify
+    from tests.shared import require_shared
+
+    require_shared("conformance")
+    require_shared("crds")
+    figures = verify.run_verify(10, 2, read_only=True, workdir=tmp_path)
+    assert figures["requests"] >= 1 and figures["peak_mib"] > 0
+    assert set(figures["verdicts"]) >= {"dra_support", "gang_scheduling"}

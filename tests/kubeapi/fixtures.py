@@ -14,6 +14,8 @@ from pathlib import Path
 import kubernetes.client
 import pytest
 
+from tests.shared import require_shared
+
 from . import scenarios
 from .emulator import KubeAPI
 
@@ -28,6 +30,9 @@ def kubeapi_factory() -> Iterator[Callable[..., KubeAPI]]:
     started: list[KubeAPI] = []
 
     def start(scenario: str = "empty", **options) -> KubeAPI:
+        if scenario.replace("_", "-") != "empty":
+            # The platform scenarios install the addons' real CRDs from ../shared.
+            require_shared("crds")
         kube = scenarios.build(scenario, **options).start()
         started.append(kube)
         return kube
