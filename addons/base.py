@@ -1,13 +1,18 @@
-"""What every addon component shares: the cluster it installs into and what it serves."""
+"""What every addon component shares: the cluster it installs into, what it serves, and
+how it declares its namespace and its pinned Helm releases."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import pulumi
+import pulumi_kubernetes as k8s
 
+from aicp.addons.catalog import Chart
 from aicp.components.contract import CONFORMANCE_OUTPUT, ClusterOutputs
+
+PodSecurity = Literal["privileged", "baseline", "restricted"]
 
 
 class Addon(pulumi.ComponentResource):
@@ -27,9 +32,35 @@ class Addon(pulumi.ComponentResource):
 
     def child_opts(self, *, depends_on: Sequence[pulumi.Resource] = (),
                    **kwargs: Any) -> pulumi.ResourceOptions:
-        """Options for a child: parented here, on the cluster's Kubernetes provider."""
+        """Options for a child: parented here, on the cluster's Kubernetes provider, after
+        what the cluster says addons must wait for (a parent's depends_on does not reach
+        its children)."""
         return pulumi.ResourceOptions(
-            parent=self, provider=self.cluster.provider, depends_on=list(depends_on), **kwargs)
+            parent=self, provider=self.cluster.provider,
+            depends_on=[*self.cluster.ready, *depends_on], **kwargs)
+
+    def create_namespace(self, resource_name: str, name: pulumi.Input[str],
+                         pod_security: PodSecurity,
+                         labels: Mapping[str, str] | None = None) -> k8s.core.v1.Namespace:
+        """A namespace enforcing (and warning at) a Pod Security level."""
+        return k8s.core.v1.Namespace(
+            resource_name,
+            metadata={"name": name, "labels": {
+                "pod-security.kubernetes.io/enforce": pod_security,
+                "pod-security.kubernetes.io/warn": pod_security, **(labels or {})}},
+            opts=self.child_opts())
+
+    def helm_release(self, resource_name: str, chart: Chart, *, name: str,
+                     namespace: pulumi.Input[str], values: Mapping[str, Any],
+                     depends_on: Sequence[pulumi.Resource] = (),
+                     **kwargs: Any) -> k8s.helm.v3.Release:
+        """A Helm release of a catalog chart, at exactly the catalog's version and repo."""
+        return k8s.helm.v3.Release(
+            resource_name, name=name, chart=chart.ref, version=chart.version,
+            repository_opts=None if chart.oci else k8s.helm.v3.RepositoryOptsArgs(
+                repo=chart.repo),
+            namespace=namespace, values=dict(values),
+            opts=self.child_opts(depends_on=depends_on), **kwargs)
 
     def finish(self, **outputs: Any) -> None:
         self.register_outputs({**outputs, CONFORMANCE_OUTPUT: list(self.serves)})

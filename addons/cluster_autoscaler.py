@@ -80,11 +80,8 @@ class ClusterAutoscaler(Addon):
             "resources": {"requests": {"cpu": "100m", "memory": "300Mi"},
                           "limits": {"memory": "600Mi"}},
         }
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release", name="cluster-autoscaler", chart=chart.ref,
-            version=chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
-            namespace=NAMESPACE, values=deep_merge(ours, cluster.autoscaler_values),
-            opts=self.child_opts(depends_on=cluster.ready))
+        self.release = self.helm_release(
+            f"{name}-release", chart, name="cluster-autoscaler", namespace=NAMESPACE,
+            values=deep_merge(ours, cluster.autoscaler_values))
         self.finish(installed=True, autoscaler=cluster.autoscaler, imageTag=image_tag,
                     expander=args.expander)

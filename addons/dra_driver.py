@@ -73,22 +73,11 @@ class DraDriver(Addon):
             self.serves = ()
             self.finish(installed=False)
             return
-        chart = CHARTS["dra-driver"]
         operator = [args.gpu_operator.release] if args.gpu_operator else []
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={"name": args.namespace,
-                      "labels": {"pod-security.kubernetes.io/enforce": "privileged"}},
-            opts=self.child_opts(depends_on=cluster.ready))
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name=RELEASE,
-            chart=chart.ref,
-            version=chart.version,
-            repository_opts=None if chart.oci else k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
-            namespace=args.namespace,
-            values=driver_values(cluster, args),
-            skip_crds=bool(operator),
-            opts=self.child_opts(depends_on=[namespace, *cluster.ready, *operator]))
+        namespace = self.create_namespace(f"{name}-namespace", args.namespace, "privileged")
+        self.release = self.helm_release(
+            f"{name}-release", CHARTS["dra-driver"], name=RELEASE, namespace=args.namespace,
+            values=driver_values(cluster, args), skip_crds=bool(operator),
+            depends_on=[namespace, *operator])
         self.finish(installed=True, namespace=args.namespace, release=self.release.name,
                     deviceClass=GPU_DEVICE_CLASS)

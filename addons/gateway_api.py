@@ -43,5 +43,5 @@ class GatewayApi(Addon):
             # A remote component: one opaque resource under mocks, real CRDs on `pulumi up`.
             self.crds = k8s.yaml.v2.ConfigFile(
                 f"{name}-crds", file=manifest.url,
-                opts=self.child_opts(depends_on=cluster.ready))
+                opts=self.child_opts())
         self.finish(version=manifest.version, managedByPlatform=self.managed)

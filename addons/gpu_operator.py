@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 import yaml
 
 from aicp.addons.base import Addon
@@ -114,21 +113,11 @@ class GpuOperator(Addon):
         if any(p.allocator == "device-plugin" for p in cluster.gpu_pools):
             # The device plugin hands a container only the GPUs it was allocated.
             self.serves = (*type(self).serves, "secure_accelerator_access")
-        chart = CHARTS["gpu-operator"]
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={"name": args.namespace, "labels": {
-                # Driver, toolkit and device plugin pods mount host paths and run privileged.
-                "pod-security.kubernetes.io/enforce": "privileged"}},
-            opts=self.child_opts(depends_on=cluster.ready))
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name=RELEASE,
-            chart=chart.ref,
-            version=chart.version,
-            repository_opts=None if chart.oci else k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
-            namespace=args.namespace,
+        # Driver, toolkit and device plugin pods mount host paths and run privileged.
+        namespace = self.create_namespace(f"{name}-namespace", args.namespace, "privileged")
+        self.release = self.helm_release(
+            f"{name}-release", CHARTS["gpu-operator"], name=RELEASE, namespace=args.namespace,
             values=operator_values(cluster, args),
             skip_crds=False,  # owns ClusterPolicy and the ComputeDomain CRDs (see module doc)
-            opts=self.child_opts(depends_on=[self.namespace, *cluster.ready, *args.depends_on]))
+            depends_on=[namespace, *args.depends_on])
         self.finish(namespace=args.namespace, release=self.release.name)

@@ -70,22 +70,17 @@ class InferenceExtension(Addon):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, cluster, opts)
         args = args or InferenceExtensionArgs()
-        ready = list(cluster.ready)
         manifest, chart = MANIFESTS["inference-extension"], CHARTS["endpoint-picker"]
 
         self.crds: k8s.yaml.v2.ConfigFile | None = None
         if not cluster.features.get(MANAGED_FEATURE):  # GKE installs the GAIE CRDs too
             self.crds = k8s.yaml.v2.ConfigFile(
-                f"{name}-crds", file=manifest.url, opts=self.child_opts(depends_on=ready))
+                f"{name}-crds", file=manifest.url, opts=self.child_opts())
 
         # GPU model servers need nothing beyond baseline; the label admits the chart's
         # HTTPRoute to the inference Gateway.
-        ns = k8s.core.v1.Namespace(
-            f"{name}-ns", metadata={"name": args.namespace, "labels": {
-                "pod-security.kubernetes.io/enforce": "baseline",
-                "pod-security.kubernetes.io/warn": "baseline",
-                ROUTES_LABEL: ROUTES_LABEL_VALUE}},
-            opts=self.child_opts(depends_on=ready))
+        ns = self.create_namespace(f"{name}-ns", args.namespace, "baseline",
+                                   {ROUTES_LABEL: ROUTES_LABEL_VALUE})
 
         values = {
             "router": {
@@ -107,11 +102,9 @@ class InferenceExtension(Addon):
                 "inferenceGatewayNamespace": args.gateway_namespace,
             },
         }
-        self.epp = k8s.helm.v3.Release(
-            f"{name}-epp", name=args.pool_name, chart=chart.ref, version=chart.version,
-            namespace=ns.metadata.name, values=values,
-            opts=self.child_opts(depends_on=[
-                ns, *([self.crds] if self.crds else []), *args.after, *ready]))
+        self.epp = self.helm_release(
+            f"{name}-epp", chart, name=args.pool_name, namespace=ns.metadata.name,
+            values=values, depends_on=[ns, *([self.crds] if self.crds else []), *args.after])
 
         self.pool_name = args.pool_name
         self.namespace = args.namespace

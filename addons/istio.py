@@ -35,12 +35,6 @@ class IstioArgs:
     gateway_api: Sequence[pulumi.Resource] = ()
 
 
-def _namespace(name: str, level: str, labels: dict[str, str] | None = None) -> dict:
-    return {"name": name, "labels": {
-        "pod-security.kubernetes.io/enforce": level,
-        "pod-security.kubernetes.io/warn": level, **(labels or {})}}
-
-
 class Istio(Addon):
     """istiod with the inference extension on, and one HTTP Gateway for inference routes."""
 
@@ -51,27 +45,16 @@ class Istio(Addon):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, cluster, opts)
         args = args or IstioArgs()
-        ready = list(cluster.ready)
-
         # istiod runs unprivileged; baseline leaves room for the gateway proxies too.
-        ns = k8s.core.v1.Namespace(
-            f"{name}-ns", metadata=_namespace(args.namespace, "baseline"),
-            opts=self.child_opts(depends_on=ready))
+        ns = self.create_namespace(f"{name}-ns", args.namespace, "baseline")
         base_chart, istiod_chart = CHARTS["istio-base"], CHARTS["istiod"]
         # Istio's charts ship only istio.io CRDs; the Gateway API CRDs come from the
         # GatewayApi addon, since v1.6's safe-upgrades policy rejects a second source.
-        self.base = k8s.helm.v3.Release(
-            f"{name}-base", name="istio-base", chart=base_chart.ref,
-            version=base_chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=base_chart.repo),
-            namespace=ns.metadata.name,
-            values={"defaultRevision": "default"},
-            opts=self.child_opts(depends_on=[ns, *ready]))
-        self.istiod = k8s.helm.v3.Release(
-            f"{name}-istiod", name="istiod", chart=istiod_chart.ref,
-            version=istiod_chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=istiod_chart.repo),
-            namespace=ns.metadata.name,
+        self.base = self.helm_release(
+            f"{name}-base", base_chart, name="istio-base", namespace=ns.metadata.name,
+            values={"defaultRevision": "default"}, depends_on=[ns])
+        self.istiod = self.helm_release(
+            f"{name}-istiod", istiod_chart, name="istiod", namespace=ns.metadata.name,
             values={"pilot": {"env": {
                 # Without it istiod ignores InferencePool backendRefs (GAIE istio guide).
                 "ENABLE_GATEWAY_API_INFERENCE_EXTENSION": "true",
@@ -79,11 +62,9 @@ class Istio(Addon):
                 "SUPPORT_GATEWAY_API_INFERENCE_EXTENSION": "true",
             }}},
             # istiod must see the Gateway API CRDs at start to run its Gateway controller.
-            opts=self.child_opts(depends_on=[self.base, *args.gateway_api, *ready]))
+            depends_on=[self.base, *args.gateway_api])
 
-        gw_ns = k8s.core.v1.Namespace(
-            f"{name}-gateway-ns", metadata=_namespace(args.gateway_namespace, "baseline"),
-            opts=self.child_opts(depends_on=ready))
+        gw_ns = self.create_namespace(f"{name}-gateway-ns", args.gateway_namespace, "baseline")
         annotations = {}
         if args.service_type != "LoadBalancer":
             annotations["networking.istio.io/service-type"] = args.service_type

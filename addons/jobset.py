@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from aicp.addons.base import Addon
 from aicp.addons.catalog import CHARTS
@@ -33,19 +32,8 @@ class JobSet(Addon):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, cluster, opts)
         args = args or JobSetArgs()
-        chart = CHARTS["jobset"]
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={"name": args.namespace,
-                      "labels": {"pod-security.kubernetes.io/enforce": "baseline"}},
-            opts=self.child_opts(depends_on=cluster.ready))
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name=RELEASE,
-            chart=chart.ref,
-            version=chart.version,
-            repository_opts=None if chart.oci else k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
-            namespace=args.namespace,
-            values={},
-            opts=self.child_opts(depends_on=[namespace, *cluster.ready]))
+        namespace = self.create_namespace(f"{name}-namespace", args.namespace, "baseline")
+        self.release = self.helm_release(
+            f"{name}-release", CHARTS["jobset"], name=RELEASE, namespace=args.namespace,
+            values={}, depends_on=[namespace])
         self.finish(namespace=args.namespace, release=self.release.name)

@@ -64,22 +64,11 @@ class KubeRay(Addon):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, cluster, opts)
         args = args or KubeRayArgs()
-        chart = CHARTS["kuberay-operator"]
         ns = args.namespace
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={"name": ns,
-                      "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
-            opts=self.child_opts(depends_on=cluster.ready))
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name=RELEASE,
-            chart=chart.ref,
-            version=chart.version,
-            repository_opts=None if chart.oci else k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
-            namespace=ns,
-            values={"fullnameOverride": FULLNAME},
-            opts=self.child_opts(depends_on=[namespace, *cluster.ready]))
+        namespace = self.create_namespace(f"{name}-namespace", ns, "restricted")
+        self.release = self.helm_release(
+            f"{name}-release", CHARTS["kuberay-operator"], name=RELEASE, namespace=ns,
+            values={"fullnameOverride": FULLNAME}, depends_on=[namespace])
         if not args.webhook:
             self.finish(namespace=ns, release=self.release.name, webhook=False)
             return

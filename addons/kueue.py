@@ -123,30 +123,17 @@ class Kueue(Addon):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, cluster, opts)
         args = args or KueueArgs()
-        chart = CHARTS["kueue"]
         pools = cluster.gpu_pools
         dra = any(p.allocator == "dra" for p in pools)
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={"name": args.namespace,
-                      "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
-            opts=self.child_opts(depends_on=cluster.ready))
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name=RELEASE,
-            chart=chart.ref,
-            version=chart.version,
-            repository_opts=None if chart.oci else k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
-            namespace=args.namespace,
+        namespace = self.create_namespace(f"{name}-namespace", args.namespace, "restricted")
+        self.release = self.helm_release(
+            f"{name}-release", CHARTS["kueue"], name=RELEASE, namespace=args.namespace,
             values={"managerConfig": {"controllerManagerConfigYaml": yaml.safe_dump(
                 manager_config(args, dra=dra), sort_keys=False)}},
-            opts=self.child_opts(depends_on=[namespace, *cluster.ready, *args.after]))
-        self.workloads_namespace = k8s.core.v1.Namespace(
-            f"{name}-workloads-namespace",
-            metadata={"name": args.workloads_namespace, "labels": {
-                MANAGED_LABEL: "true",
-                "pod-security.kubernetes.io/enforce": "baseline"}},
-            opts=self.child_opts(depends_on=cluster.ready))
+            depends_on=[namespace, *args.after])
+        self.workloads_namespace = self.create_namespace(
+            f"{name}-workloads-namespace", args.workloads_namespace, "baseline",
+            {MANAGED_LABEL: "true"})
 
         after_kueue = self.child_opts(depends_on=[self.release])
         flavors = [k8s.apiextensions.CustomResource(

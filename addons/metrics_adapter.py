@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from aicp.addons.base import Addon
 from aicp.addons.catalog import CHARTS
@@ -66,10 +65,7 @@ class MetricsAdapter(Addon):
             "prometheus": {"url": args.prometheus_url, "port": args.prometheus_port},
             "rules": {"custom": [gpu_utilization_rule(args.honor_labels)]},
         }
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release", name="prometheus-adapter", chart=chart.ref,
-            version=chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
-            namespace=args.namespace, values=values,
-            opts=self.child_opts(depends_on=[*args.after, *cluster.ready]))
+        self.release = self.helm_release(
+            f"{name}-release", chart, name="prometheus-adapter", namespace=args.namespace,
+            values=values, depends_on=args.after)
         self.finish(customMetrics=[GPU_METRIC], apiService="v1beta1.custom.metrics.k8s.io")

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from aicp.addons.base import Addon
 from aicp.addons.catalog import CHARTS
@@ -48,23 +47,14 @@ class Monitoring(Addon):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, cluster, opts)
         args = args or MonitoringArgs()
-        ready = list(cluster.ready)
-
         # node-exporter needs the host's network, PID namespace and filesystem.
-        ns = k8s.core.v1.Namespace(
-            f"{name}-ns", metadata={"name": args.namespace, "labels": {
-                "pod-security.kubernetes.io/enforce": "privileged",
-                "pod-security.kubernetes.io/warn": "privileged"}},
-            opts=self.child_opts(depends_on=ready))
+        ns = self.create_namespace(f"{name}-ns", args.namespace, "privileged")
 
         crds_chart, stack_chart = CHARTS["prometheus-operator-crds"], CHARTS[
             "kube-prometheus-stack"]
-        self.crds = k8s.helm.v3.Release(
-            f"{name}-crds", name="prometheus-operator-crds", chart=crds_chart.ref,
-            version=crds_chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=crds_chart.repo),
-            namespace=ns.metadata.name,
-            opts=self.child_opts(depends_on=[ns, *ready]))
+        self.crds = self.helm_release(
+            f"{name}-crds", crds_chart, name="prometheus-operator-crds",
+            namespace=ns.metadata.name, values={}, depends_on=[ns])
 
         spec = {"retention": args.retention}
         for kind in ("serviceMonitor", "podMonitor", "rule", "probe", "scrapeConfig"):
@@ -78,14 +68,11 @@ class Monitoring(Addon):
         if cluster.target in _MANAGED_CONTROL_PLANE:
             for component in ("kubeControllerManager", "kubeScheduler", "kubeEtcd"):
                 values[component] = {"enabled": False}
-        self.stack = k8s.helm.v3.Release(
-            f"{name}-stack", name=STACK_NAME, chart=stack_chart.ref,
-            version=stack_chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=stack_chart.repo),
-            namespace=ns.metadata.name, values=values,
+        self.stack = self.helm_release(
+            f"{name}-stack", stack_chart, name=STACK_NAME, namespace=ns.metadata.name,
+            values=values,
             # The operator's admission-webhook certificate is made by Helm hook Jobs.
-            timeout=600,
-            opts=self.child_opts(depends_on=[self.crds, ns, *ready]))
+            timeout=600, depends_on=[self.crds, ns])
 
         self.namespace = args.namespace
         self.prometheus_service = f"http://{STACK_NAME}-prometheus.{args.namespace}.svc"
