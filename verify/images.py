@@ -20,6 +20,11 @@ CATALOG: dict[str, str] = {
     # HTTP requests from inside the cluster (metrics endpoints, Gateway routes).
     "curl": "docker.io/curlimages/curl:8.11.1"
             "@sha256:c1fe1679c34d9784c1b0d1e5f62ac0a79fca01fb6377cdd33e90473c6f9f9a69",
+    # A Ray head for the RayCluster robust_controller reconciles. One public source only
+    # for this digest: a kubelet-reported imageID (the multi-arch index a tag resolves to)
+    # of a pod running docker.io/rayproject/ray:2.46.0; re-check it with crane.
+    "ray": "docker.io/rayproject/ray:2.46.0"
+           "@sha256:764d7d4bf276143fac2fe322fe41593bb36bbd4dbe7fe9a2d94b67acb736eae3",
 }
 
 _MIRROR = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$")

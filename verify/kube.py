@@ -316,9 +316,18 @@ class Kube:
             nodes = self.request("GET", "/api/v1/nodes").get("items", [])
             for node in nodes:
                 allocatable = (node.get("status") or {}).get("allocatable") or {}
-                if any(_quantity(allocatable.get(r)) > 0 for r in GPU_RESOURCES):
+                labels = (node.get("metadata") or {}).get("labels") or {}
+                if any(_quantity(allocatable.get(r)) > 0 for r in GPU_RESOURCES) or \
+                        labels.get("nvidia.com/gpu.present") == "true":
                     return None
-            return (f"no node advertises an accelerator ({', '.join(GPU_RESOURCES)}) among "
+            # A DRA-only pool advertises no extended resource: its GPUs are ResourceSlices.
+            if self.resources("resource.k8s.io/v1") and any(
+                    (s.get("spec") or {}).get("driver", "").startswith("gpu.")
+                    for s in self.request(
+                        "GET", "/apis/resource.k8s.io/v1/resourceslices").get("items", [])):
+                return None
+            return (f"no node advertises an accelerator ({', '.join(GPU_RESOURCES)}, the "
+                    f"nvidia.com/gpu.present label or GPU ResourceSlices) among "
                     f"{len(nodes)} nodes")
         if need.startswith("api:"):
             group_version = need.removeprefix("api:")

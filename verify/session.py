@@ -14,6 +14,7 @@ from aicp.verify import checklist, images, registry, stack
 from aicp.verify.kube import ConfigError, Kube, connect, from_dict
 from aicp.verify.probe import Settings
 from aicp.verify.reports import FORMATS
+from aicp.verify.result import Verdict
 from aicp.verify.runner import EXIT_INTERRUPTED, EXIT_USAGE, Runner
 
 SUPPORTED = ("1.34", "1.35", "1.36", "1.37")
@@ -126,6 +127,11 @@ def _run(opts: Options, console: Console) -> int:
     metadata_template = metadata or {k: str(v) for k, v in template.metadata.items()}
     planned = registry.plan(template, registry.discover(), only=opts.only, skip=opts.skip,
                             read_only=opts.read_only, long=opts.long)
+    if outputs:
+        planned = [registry.Planned(p.requirement, p.probe, Verdict.SKIP,
+                                    f"not applicable (stack {outputs.name}): "
+                                    f"{outputs.not_applicable[p.requirement.id]}")
+                   if p.requirement.id in outputs.not_applicable else p for p in planned]
     run_id = opts.run_id or secrets.token_hex(3)
     settings = Settings(run_id, template.version, image_refs, opts.long,
                         outputs.expectations if outputs else {})
@@ -142,10 +148,13 @@ def _run(opts: Options, console: Console) -> int:
                   "manual or not run",
     }
     view.settings(shown)
-    if outputs:
-        nodes = kube.request("GET", "/api/v1/nodes").get("items", [])
-        for problem in stack.unmet_expectations(outputs.expectations, nodes):
-            console.print(f"[yellow]stack {outputs.name}:[/] {problem}", soft_wrap=True)
+    found = stack.check(outputs.expectations, kube) if outputs else None
+    if found:
+        for problem in found.problems:
+            console.print(f"[yellow]stack {outputs.name}: problem:[/] {problem}",
+                          soft_wrap=True)
+        for note in found.notes:
+            console.print(f"stack {outputs.name}: note: {note}", soft_wrap=True)
     if "checklist" in opts.output:
         left = checklist.placeholders(metadata_template)
         if left:
@@ -157,6 +166,10 @@ def _run(opts: Options, console: Console) -> int:
     with view:
         report = runner.run(planned)
     report.info = {k: v for k, v in shown.items() if k != "probes"}
+    if found:
+        report.info["stack"] = "; ".join(
+            [f"{outputs.name}: {len(found.problems)} problems"]
+            + [f"problem: {p}" for p in found.problems] + [f"note: {n}" for n in found.notes])
     view.summary(report)
     if opts.output:
         written = write(report, template, opts.output, opts.output_dir, metadata)

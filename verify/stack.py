@@ -17,6 +17,20 @@ import yaml
 from aicp.verify.kube import ConfigError
 
 EXPECTATION_KEYS = ("gpuPools", "addons", "autoscaler", "target")
+# What each addon key of the ``addons`` output serves once installed (stacks/platform.py
+# keys); an addon without an API of its own (cluster-autoscaler) is only noted.
+ADDON_APIS: dict[str, tuple[str, ...]] = {
+    "monitoring": ("monitoring.coreos.com/v1",),
+    "gpu-operator": ("nvidia.com/v1",),
+    "dra-driver": ("resource.k8s.io/v1", "resource.nvidia.com/v1beta1"),
+    "kuberay": ("ray.io/v1",),
+    "jobset": ("jobset.x-k8s.io/v1alpha2",),
+    "kueue": ("kueue.x-k8s.io/v1beta2",),
+    "gateway-api": ("gateway.networking.k8s.io/v1",),
+    "istio": ("networking.istio.io/v1",),
+    "inference-extension": ("inference.networking.k8s.io/v1",),
+    "metrics-adapter": ("custom.metrics.k8s.io/v1beta1",),
+}
 
 
 @dataclass
@@ -25,6 +39,17 @@ class StackOutputs:
     kubeconfig: dict = field(repr=False)
     checklist_version: str | None = None
     expectations: dict[str, Any] = field(default_factory=dict)
+    # requirement id → why the stack says it does not apply (reported N/A).
+    not_applicable: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StackCheck:
+    """What the cluster shows against the stack: ``problems`` are mismatches, ``notes``
+    are expected absences (pools scaled to zero, addons without an API)."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def read(name: str, *, timeout: float = 120.0) -> StackOutputs:
@@ -66,31 +91,81 @@ def parse(name: str, outputs: Any) -> StackOutputs:
     if not isinstance(raw, dict):
         raise ConfigError(f"stack {name}: the 'kubeconfig' output is not a kubeconfig")
     version = outputs.get("checklistVersion")
+    not_applicable = outputs.get("notApplicable") or {}
+    if not isinstance(not_applicable, dict):
+        raise ConfigError(f"stack {name}: the 'notApplicable' output is not a mapping")
     return StackOutputs(name, raw, str(version) if version else None,
-                        {k: outputs[k] for k in EXPECTATION_KEYS if k in outputs})
+                        {k: outputs[k] for k in EXPECTATION_KEYS if k in outputs},
+                        {str(k): str(v) for k, v in not_applicable.items()})
 
 
-def unmet_expectations(expectations: dict[str, Any], nodes: list[dict]) -> list[str]:
-    """What the stack asked for that the cluster does not show (one sentence each).
+def check(expectations: dict[str, Any], kube) -> StackCheck:
+    """Every GPU pool's accelerator is visible and every addon's API is served."""
+    nodes = kube.request("GET", "/api/v1/nodes").get("items", [])
+    slices = []
+    if any(isinstance(p, dict) and p.get("allocator") != "device-plugin"
+           for p in expectations.get("gpuPools") or []) and kube.resources("resource.k8s.io/v1"):
+        slices = kube.request("GET", "/apis/resource.k8s.io/v1/resourceslices").get("items", [])
+    result = StackCheck()
+    pools = unmet_expectations(expectations, nodes, slices)
+    result.problems += pools.problems
+    result.notes += pools.notes
+    for addon, version in sorted((expectations.get("addons") or {}).items()):
+        apis = ADDON_APIS.get(addon)
+        if not apis:
+            result.notes.append(f"addon {addon} {version}: serves no API of its own, "
+                                "not checked")
+            continue
+        missing = [api for api in apis if not kube.resources(api)]
+        if missing:
+            result.problems.append(f"addon {addon} {version}: {', '.join(missing)} "
+                                   "not served")
+    return result
 
-    A GPU pool with ``minNodes`` > 0 must have a node carrying its labels and advertising
-    its GPUs; pools that scale from zero are not expected to be visible.
+
+def unmet_expectations(expectations: dict[str, Any], nodes: list[dict],
+                       slices: list[dict] = ()) -> StackCheck:
+    """GPU pools the cluster does not show (one sentence each).
+
+    A pool's nodes carry its labels (``aicp.dev/gpu-pool``, ``aicp.dev/accelerator``...);
+    one of them must advertise GPUs the way the pool's allocator does: DRA pools through
+    ResourceSlices on the node, device-plugin pools as allocatable ``nvidia.com/gpu``
+    (either counts when the allocator is unknown). A pool with ``minNodes`` 0 and no node
+    has scaled to zero: a note, not a problem.
     """
     from aicp.verify.kube import GPU_RESOURCES, _quantity
 
-    problems = []
+    with_slices = {(s.get("spec") or {}).get("nodeName") for s in slices
+                   if (s.get("spec") or {}).get("devices")}
+    result = StackCheck()
     for pool in expectations.get("gpuPools") or []:
-        if not isinstance(pool, dict) or int(pool.get("minNodes") or 0) <= 0:
+        if not isinstance(pool, dict):
             continue
-        labels = pool.get("labels") or {}
+        name, accel = pool.get("name"), pool.get("accelerator")
+        min_nodes = int(pool.get("minNodes") or 0)
+        labels = dict(pool.get("labels") or {"aicp.dev/gpu-pool": name})
         matching = [n for n in nodes
                     if all((n.get("metadata", {}).get("labels") or {}).get(k) == v
                            for k, v in labels.items())]
-        with_gpus = [n for n in matching
-                     if any(_quantity(((n.get("status") or {}).get("allocatable") or {}).get(r))
-                            > 0 for r in GPU_RESOURCES)]
-        if not with_gpus:
-            problems.append(f"GPU pool {pool.get('name')} ({pool.get('accelerator')}, "
-                            f"minNodes {pool.get('minNodes')}): no node with labels {labels} "
-                            f"advertises GPUs ({len(matching)} nodes carry the labels)")
-    return problems
+        allocator = pool.get("allocator")
+
+        def advertises(node: dict, allocator=allocator) -> bool:
+            allocatable = (node.get("status") or {}).get("allocatable") or {}
+            plugin = any(_quantity(allocatable.get(r)) > 0 for r in GPU_RESOURCES)
+            dra = node["metadata"]["name"] in with_slices
+            return {"dra": dra, "device-plugin": plugin}.get(allocator, dra or plugin)
+
+        visible = [n for n in matching if advertises(n)]
+        what = f"GPU pool {name} ({accel}, {allocator or 'any'} allocator, minNodes {min_nodes})"
+        if not matching and min_nodes <= 0:
+            result.notes.append(f"{what}: no node now; the pool scales from zero")
+        elif not visible:
+            how = {"dra": "publishes DRA ResourceSlices",
+                   "device-plugin": f"advertises {'/'.join(GPU_RESOURCES[:1])}"}.get(
+                allocator, "advertises GPUs")
+            result.problems.append(f"{what}: no node with labels {labels} {how} "
+                                   f"({len(matching)} nodes carry the labels)")
+        elif len(matching) < min_nodes:
+            result.notes.append(f"{what}: {len(matching)} nodes carry the labels, fewer "
+                                "than minNodes (still joining?)")
+    return result

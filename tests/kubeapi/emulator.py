@@ -41,6 +41,8 @@ class KubeAPI:
         self.logs: dict[tuple[str, str, str], str] = {}
         self.bookmark_interval = 1.0
         self._proxies: dict[tuple[str, str, str, str | None], ProxyHandler] = {}
+        # API group -> handler of an aggregated API server (an APIService's backend).
+        self.aggregated: dict[str, ProxyHandler] = {}
         self.controllers = Dispatcher(self)
         self.store.listeners.append(self.controllers.notify)
         self._server: Server | None = None
@@ -244,6 +246,10 @@ class KubeAPI:
         plural = {"service": "services", "pod": "pods"}.get(kind, kind)
         self._proxies[(plural, namespace, name, str(port) if port is not None else None)] = \
             handler
+
+    def aggregate(self, group: str, handler: ProxyHandler) -> None:
+        """Serve ``/apis/<group>/...`` with ``handler``, as kube-aggregator would."""
+        self.aggregated[group] = handler
 
     def proxy_request(self, plural: str, namespace: str, target: str, method: str, path: str,
                       query: dict, body: bytes) -> tuple[int, dict, bytes | str]:

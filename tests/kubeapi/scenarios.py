@@ -16,8 +16,10 @@ from tests.shared import CRDS
 from . import objects as o
 from .controllers.autoscaler import NodeGroupAutoscaler
 from .controllers.dra import DraAllocator
+from .controllers.gateway import Gateways
 from .controllers.hpa import HorizontalPodAutoscalers, MetricFn
 from .controllers.kubelet import Kubelet, LogFn, nvidia_smi_logs
+from .controllers.kuberay import KubeRay
 from .controllers.kueue import KueueAdmitter
 from .controllers.scheduler import Scheduler
 from .controllers.workloads import Deployments, Jobs, ReplicaSets
@@ -113,7 +115,8 @@ def reference_platform(minor: str = "1.35", *, gpu_nodes: int = 2, cpu_nodes: in
                        gpus_per_node: int = 8, with_kueue: bool = True, with_dra: bool = True,
                        with_addons: bool = True, controllers: bool = True,
                        logs: LogFn = nvidia_smi_logs, metric: MetricFn | None = None,
-                       autoscale_gpu_nodes: int = 0, **options) -> KubeAPI:
+                       autoscale_gpu_nodes: int = 0, kuberay: KubeRay | bool = True,
+                       gateways: Gateways | bool = True, **options) -> KubeAPI:
     kube = KubeAPI(minor, **options)
     kube.seed(addon_crds())
     namespaces = ["gpu-operator", "nvidia-dra-driver-gpu", "kueue-system", "ray-system",
@@ -140,6 +143,10 @@ def reference_platform(minor: str = "1.35", *, gpu_nodes: int = 2, cpu_nodes: in
     kube.seed(world)
     if controllers:
         standard_controllers(kube, logs=logs, metric=metric, dra=with_dra, kueue=with_kueue)
+        if with_addons and kuberay:
+            (kuberay if isinstance(kuberay, KubeRay) else KubeRay()).install(kube)
+        if with_addons and gateways:  # Istio for the seeded GatewayClass
+            kube.add(gateways if isinstance(gateways, Gateways) else Gateways())
     if autoscale_gpu_nodes:
         kube.add(NodeGroupAutoscaler(
             lambda i: gpu_node_objects(gpu_nodes + i, gpus=gpus_per_node, minor=minor,

@@ -82,6 +82,11 @@ class Handler(BaseHTTPRequestHandler):
         self._start, self._path, self._query = start, path, query
         route = self._route_seen = Route("")
         try:
+            segs = path.strip("/").split("/")
+            if segs[0] == "apis" and len(segs) > 1 and segs[1] in kube.aggregated:
+                code, headers, body = kube.aggregated[segs[1]](self.command, path, query, raw)
+                return self._send(code, body if isinstance(body, bytes) else str(body).encode(),
+                                  headers.get("Content-Type", "application/json"))
             route = self._route_seen = self._route(path, query)
             ref = route.res.ref if route.res else ""
             fault = kube.faults.fire(self.command, route.verb, path, ref, route.namespace)

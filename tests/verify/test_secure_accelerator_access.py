@@ -55,4 +55,39 @@ def test_a_second_container_seeing_the_claimed_gpu_fails_the_requirement(kubecon
 def test_without_gpu_nodes_the_requirement_is_not_applicable(kubeconfig):
     _, result, _ = run(kubeconfig)
     assert result.verdict is Verdict.SKIP
-    assert "no node advertises an accelerator" in result.reason
+    assert "no GPU node among 0 nodes" in result.reason
+
+
+DEVICE_PLUGIN_CHECKS = {"a container requesting nvidia.com/gpu: 1 sees exactly one GPU": True,
+                        "the requesting pod's second container sees no GPU": True,
+                        "a pod without a request on the same GPU node sees no GPU": True}
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, with_dra=False)
+def test_with_the_device_plugin_only_the_requesting_container_sees_a_gpu(kubeconfig):
+    kube, result, report = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert {c.name: c.passed for c in result.evidence.checks} == DEVICE_PLUGIN_CHECKS
+    assert result.reason.startswith("only the container requesting nvidia.com/gpu saw a GPU")
+    assert result.evidence.observations["devicePluginNode"] == "gpu-h100-0"
+    assert report.leftovers == []
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, with_dra=False, logs=leaky_runtime)
+def test_a_device_plugin_gpu_leaking_to_a_second_container_fails(kubeconfig):
+    _, result, report = run(kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert result.reason == ("accelerator access is not isolated: expected that the requesting "
+                             "pod's second container sees no GPU, observed GPU 0: NVIDIA H100 "
+                             "80GB HBM3 (UUID: GPU-leak-0)")
+    assert report.leftovers == []
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_a_cluster_with_dra_and_device_plugin_nodes_is_checked_on_both(kubeapi, kubeconfig):
+    kubeapi.delete("resourceslices.resource.k8s.io", "gpu-h100-1-gpu.nvidia.com")
+    _, result, report = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert len(result.evidence.checks) == 6
+    assert result.evidence.observations["devicePluginNode"] == "gpu-h100-1"
+    assert report.leftovers == []

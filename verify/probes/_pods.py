@@ -73,3 +73,24 @@ def claim_template(ctx: Context, ns: str, name: str, device_class_name: str) -> 
         "spec": {"spec": {"devices": {"requests": [{
             "name": "gpu", "exactly": {"deviceClassName": device_class_name,
                                        "allocationMode": "ExactCount", "count": 1}}]}}}}, ns)
+
+
+def pinned_gpu_pod(ctx: Context, ns: str, name: str, containers: list[dict],
+                   nodes: list[str]) -> dict:
+    """A run-once ``nvidia-smi -L`` pod that may only run on the named ``nodes``.
+
+    ``containers`` as for ``gpu_pod``; a container's ``resources`` may hold
+    ``limits: {"nvidia.com/gpu": 1}`` (device plugin).
+    """
+    spec = {"restartPolicy": "Never", "tolerations": [{"operator": "Exists"}],
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchFields": [{
+                    "key": "metadata.name", "operator": "In",
+                    "values": sorted(nodes)}]}]}}},
+            "containers": [{"name": c["name"], "image": ctx.image("cuda"),
+                            "command": ["nvidia-smi", "-L"],
+                            **({"resources": c["resources"]} if c.get("resources") else {})}
+                           for c in containers]}
+    return create(ctx, f"/api/v1/namespaces/{ns}/pods",
+                  {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec},
+                  ns)

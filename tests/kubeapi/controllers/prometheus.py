@@ -1,0 +1,135 @@
+"""A Prometheus run by prometheus-operator, played as a proxy handler for its HTTP API.
+
+The prometheus-operator CRDs are not in ../shared/crds: ``monitoring_crds()`` gives
+minimal stand-ins (real group, kinds, names and scope; spec schema left open). The
+handler answers ``/api/v1/query`` (instant vector selectors ``name{l="v",...}`` only) and
+``/api/v1/targets`` by doing what Prometheus does with ServiceMonitors: the Prometheus
+object's ``serviceMonitorSelector``/``serviceMonitorNamespaceSelector`` (null selects
+none / only its own namespace, ``{}`` selects all), each ServiceMonitor's Services and
+endpoint ports, the Ready pods behind them scraped through ``httpd.serve``.
+``discovers=False`` plays a Prometheus whose operator never picks ServiceMonitors up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from ..selectors import matches_label_selector
+from . import httpd
+
+MON = "monitoring.coreos.com"
+_SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(\{(.*)\})?\s+(\S+)")
+_PAIR = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def monitoring_crds() -> list[dict]:
+    def crd(kind: str, plural: str) -> dict:
+        return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": f"{plural}.{MON}"},
+                "spec": {"group": MON, "scope": "Namespaced",
+                         "names": {"kind": kind, "plural": plural, "singular": kind.lower(),
+                                   "listKind": f"{kind}List"},
+                         "versions": [{"name": "v1", "served": True, "storage": True,
+                                       "subresources": {"status": {}},
+                                       "schema": {"openAPIV3Schema": {
+                                           "type": "object",
+                                           "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    return [crd("ServiceMonitor", "servicemonitors"), crd("Prometheus", "prometheuses")]
+
+
+class Prometheus:
+    """``kube.proxy("service", svc, Prometheus(kube, "monitoring", "kps"), ...)``."""
+
+    def __init__(self, kube, namespace: str, name: str, *, discovers: bool = True):
+        self.kube, self.namespace, self.name, self.discovers = kube, namespace, name, discovers
+
+    def __call__(self, method: str, path: str, query: dict, body: bytes):
+        if path == "/api/v1/query":
+            result = [{"metric": labels, "value": [time.time(), value]}
+                      for labels, value in self.select(query.get("query", ""))]
+            return _json({"status": "success",
+                          "data": {"resultType": "vector", "result": result}})
+        if path == "/api/v1/targets":
+            return _json({"status": "success", "data": {"activeTargets": [
+                {"labels": t["labels"], "scrapeUrl": t["url"], "health": t["health"],
+                 "lastError": t["error"]} for t in self.targets()], "droppedTargets": []}})
+        return 404, {"Content-Type": "text/plain"}, "404 page not found\n"
+
+    def select(self, expr: str) -> list[tuple[dict, str]]:
+        match = re.fullmatch(r"\s*([a-zA-Z_:][\w:]*)\s*(\{(.*)\})?\s*", expr)
+        if not match:
+            return []
+        want = dict(_PAIR.findall(match.group(3) or ""))
+        out = []
+        for target in self.targets():
+            for line in target["body"].splitlines():
+                sample = _SAMPLE.match(line.strip())
+                if not sample or line.startswith("#") or sample.group(1) != match.group(1):
+                    continue
+                labels = {**target["labels"], **dict(_PAIR.findall(sample.group(3) or "")),
+                          "__name__": sample.group(1)}
+                if all(labels.get(k) == v for k, v in want.items()):
+                    out.append((labels, sample.group(4)))
+        return out
+
+    def targets(self) -> list[dict]:
+        kube = self.kube
+        prom = kube.find(f"prometheuses.{MON}", self.name, self.namespace)
+        if prom is None or not self.discovers:
+            return []
+        spec = prom.get("spec") or {}
+        selector, ns_selector = spec.get("serviceMonitorSelector"), spec.get(
+            "serviceMonitorNamespaceSelector")
+        namespaces = {n["metadata"]["name"]: n["metadata"].get("labels") or {}
+                      for n in kube.list("namespaces")}
+        out = []
+        for sm in kube.list(f"servicemonitors.{MON}"):
+            sm_ns = sm["metadata"]["namespace"]
+            if not (sm_ns == self.namespace if ns_selector is None else
+                    matches_label_selector(ns_selector, namespaces.get(sm_ns, {}))):
+                continue
+            if not matches_label_selector(selector, sm["metadata"].get("labels") or {}):
+                continue
+            out += self._scrape(sm)
+        return out
+
+    def _scrape(self, sm: dict) -> list[dict]:
+        kube, spec = self.kube, sm.get("spec") or {}
+        which = spec.get("namespaceSelector") or {}
+        names = which.get("matchNames") or ([None] if which.get("any") else
+                                            [sm["metadata"]["namespace"]])
+        out = []
+        for ns in names:
+            for svc in kube.list("services", ns):
+                if not matches_label_selector(spec.get("selector") or {},
+                                              svc["metadata"].get("labels") or {}):
+                    continue
+                for endpoint in spec.get("endpoints") or []:
+                    port = next((p for p in svc["spec"].get("ports") or []
+                                 if p.get("name") == endpoint.get("port")), None)
+                    if port is None:
+                        continue
+                    for pod, number in httpd.service_endpoints(
+                            kube, svc["metadata"]["namespace"], svc["metadata"]["name"],
+                            port["port"]):
+                        path = endpoint.get("path", "/metrics")
+                        code, body = httpd.serve(kube, pod, number, path)
+                        ip = (pod.get("status") or {}).get("podIP", "")
+                        out.append({
+                            "labels": {"job": svc["metadata"]["name"],
+                                       "namespace": svc["metadata"]["namespace"],
+                                       "service": svc["metadata"]["name"],
+                                       "pod": pod["metadata"]["name"],
+                                       "endpoint": endpoint.get("port"),
+                                       "instance": f"{ip}:{number}"},
+                            "url": f"http://{ip}:{number}{path}",
+                            "health": "up" if code == 200 else "down",
+                            "error": "" if code == 200 else f"server returned HTTP status {code}",
+                            "body": body if code == 200 else ""})
+        return out
+
+
+def _json(data: dict):
+    return 200, {"Content-Type": "application/json"}, json.dumps(data)

@@ -1,0 +1,126 @@
+"""accelerator_metrics against the emulated reference platform, its DCGM exporters played
+by proxy handlers serving dcgm-exporter's real exposition."""
+
+from __future__ import annotations
+
+import pytest
+
+from aicp.verify import images
+from aicp.verify.kube import connect
+from aicp.verify.probe import Settings
+from aicp.verify.probes import _prom
+from aicp.verify.probes.accelerator_metrics import AcceleratorMetrics
+from aicp.verify.result import Verdict
+from aicp.verify.runner import Runner
+from tests.verify.conftest import planned
+
+NS = "gpu-operator"
+
+
+def dcgm_text(node: str, gpus: int = 8, memory: bool = True) -> str:
+    """What dcgm-exporter 4.x serves with its default counters (default-counters.csv)."""
+    metrics = [("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).", "37"),
+               ("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C).", "41"),
+               ("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W).", "118.625")]
+    if memory:
+        metrics += [("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB).",
+                     "80562"),
+                    ("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", "517")]
+    lines = []
+    for name, kind, help_text, value in metrics:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        lines += [f'{name}{{gpu="{i}",UUID="GPU-{node}-{i:02d}",pci_bus_id="00000000:{i:02X}:00.0",'
+                  f'device="nvidia{i}",modelName="NVIDIA H100 80GB HBM3",Hostname="{node}",'
+                  f'DCGM_FI_DRIVER_VERSION="580.65.06"}} {value}' for i in range(gpus)]
+    return "\n".join(lines) + "\n"
+
+
+def exporters(kubeapi, nodes: list[str], text=dcgm_text) -> None:
+    """One exporter pod per node, labelled as the GPU Operator labels them."""
+    for node in nodes:
+        name = f"nvidia-dcgm-exporter-{node}"
+        kubeapi.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": name, "namespace": NS, "labels": {"app": "nvidia-dcgm-exporter"}},
+            "spec": {"nodeName": node, "tolerations": [{"operator": "Exists"}],
+                     "containers": [{"name": "nvidia-dcgm-exporter",
+                                     "image": "nvcr.io/nvidia/k8s/dcgm-exporter:4.6.0-4.8.3",
+                                     "ports": [{"name": "metrics", "containerPort": 9400}]}]}})
+        body = text(node)
+        kubeapi.proxy("pod", name, lambda *_, b=body: (200, {"Content-Type": "text/plain"}, b),
+                      namespace=NS, port=9400)
+    kubeapi.settle()
+
+
+def run(kubeconfig):
+    kube = connect(kubeconfig)
+    report = Runner(kube, Settings("am1", "1.35", images.catalog()), kube=kube,
+                    cleanup_timeout=5).run(planned(AcceleratorMetrics))
+    return report.outcomes[0].result, report
+
+
+def test_the_parser_reads_labels_escapes_and_special_values():
+    parsed = _prom.parse('# HELP x y\nx{a="1",b="q\\"uote\\\\"} 3 1700000000\n'
+                         'y NaN\nz{} +Inf\nbad{a=1} 2\n')
+    assert [(s.name, s.labels) for s in parsed.samples] == [
+        ("x", {"a": "1", "b": 'q"uote\\'}), ("y", {}), ("z", {})]
+    assert parsed.samples[0].value == 3 and parsed.samples[2].value == float("inf")
+    assert len(parsed.errors) == 1 and "bad label" in parsed.errors[0]
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_every_gpu_node_serving_utilisation_and_memory_per_device_passes(kubeapi, kubeconfig):
+    exporters(kubeapi, ["gpu-h100-0", "gpu-h100-1"])
+    result, report = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    checks = {c.name: c for c in result.evidence.checks}
+    util = checks["gpu-h100-1 exports utilisation DCGM_FI_DEV_GPU_UTIL per device for all 8 GPUs"]
+    assert util.passed and util.observed.startswith("8 device(s): GPU-gpu-h100-1-00")
+    assert len(checks) == 2 * 4  # pod Ready + utilisation + two memory metrics, per node
+    assert result.evidence.observations["gpu-h100-0.power"][0] == "GPU-gpu-h100-0-00"
+    assert set(result.evidence.artifacts) == {"metrics-gpu-h100-0.txt", "metrics-gpu-h100-1.txt"}
+    assert report.leftovers == [] and result.evidence.objects == []
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_a_node_whose_exporter_lacks_memory_metrics_fails_naming_it(kubeapi, kubeconfig):
+    exporters(kubeapi, ["gpu-h100-0", "gpu-h100-1"],
+              text=lambda node: dcgm_text(node, memory=node != "gpu-h100-1"))
+    result, _ = run(kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert "gpu-h100-1 exports memory DCGM_FI_DEV_FB_USED" in result.reason
+    assert "metric absent" in result.reason
+    failed = {c.name for c in result.evidence.checks if not c.passed}
+    assert all(name.startswith("gpu-h100-1") for name in failed)
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_an_exporter_missing_on_one_gpu_node_fails(kubeapi, kubeconfig):
+    exporters(kubeapi, ["gpu-h100-0"])
+    result, _ = run(kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert "gpu-h100-1 runs a Ready DCGM exporter pod (observed: none)" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_without_any_exporter_pod_the_probe_cannot_decide(kubeconfig):
+    result, _ = run(kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert "no DCGM exporter pod found" in result.reason
+    assert "different accelerator metrics exporter" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_an_exporter_the_api_server_cannot_reach_is_an_error(kubeapi, kubeconfig, monkeypatch):
+    monkeypatch.setattr("aicp.verify.kube._backoff", lambda *_: 0.0)  # 503s are retried
+    exporters(kubeapi, ["gpu-h100-0"])
+    kubeapi.faults.error(503, r"/proxy/metrics$")
+    result, _ = run(kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert "could not read the DCGM exporter" in result.reason
+
+
+@pytest.mark.kubeapi("empty")
+def test_without_gpu_nodes_the_requirement_is_not_applicable(kubeconfig):
+    result, _ = run(kubeconfig)
+    assert result.verdict is Verdict.SKIP
+    assert "no GPU node" in result.reason

@@ -1,0 +1,108 @@
+"""ai_service_metrics against the emulated reference platform plus prometheus-operator:
+its CRDs are minimal stand-ins (``tests/kubeapi/controllers/prometheus.py``: not in
+../shared/crds) and Prometheus' HTTP API is a proxy handler that discovers targets
+through ServiceMonitors and scrapes the probe's workload."""
+
+from __future__ import annotations
+
+import pytest
+
+from aicp.verify import images
+from aicp.verify.kube import connect
+from aicp.verify.probe import RUN_LABEL, Settings
+from aicp.verify.probes import ai_service_metrics
+from aicp.verify.probes.ai_service_metrics import AiServiceMetrics
+from aicp.verify.result import Verdict
+from aicp.verify.runner import Runner
+from tests.kubeapi import objects as o
+from tests.kubeapi.controllers.prometheus import MON, Prometheus, monitoring_crds
+from tests.verify.conftest import planned
+
+KPS = "kube-prometheus-stack"
+
+
+@pytest.fixture(autouse=True)
+def fast(monkeypatch):
+    monkeypatch.setattr(ai_service_metrics, "INTERVAL", 0.05)
+    monkeypatch.setattr(ai_service_metrics, "SERIES_TIMEOUT", 1.0)
+    monkeypatch.setattr(ai_service_metrics, "POD_TIMEOUT", 5.0)
+
+
+def monitoring(kubeapi, *, selector=None, ns_selector=None, discovers=True,
+               prometheus=True) -> None:
+    """kube-prometheus-stack as our platform installs it: selectors {} (nil-uses-helm off)."""
+    kubeapi.seed(monitoring_crds())
+    if not prometheus:
+        return
+    spec = {"serviceMonitorSelector": {} if selector is None else selector}
+    if ns_selector is not False:
+        spec["serviceMonitorNamespaceSelector"] = ns_selector or {}
+    kubeapi.create({"apiVersion": f"{MON}/v1", "kind": "Prometheus",
+                    "metadata": {"name": f"{KPS}-prometheus", "namespace": "monitoring"},
+                    "spec": spec})
+    kubeapi.create(o.service(f"{KPS}-prometheus", "monitoring", 9090))
+    kubeapi.proxy("service", f"{KPS}-prometheus",
+                  Prometheus(kubeapi, "monitoring", f"{KPS}-prometheus", discovers=discovers),
+                  namespace="monitoring", port=9090)
+
+
+def run(kubeapi, kubeconfig):
+    kube = connect(kubeconfig)
+    report = Runner(kube, Settings("sm1", "1.35", images.catalog()), kube=kube,
+                    cleanup_timeout=5).run(planned(AiServiceMetrics))
+    assert kube.request("GET", "/api/v1/namespaces",
+                        query={"labelSelector": RUN_LABEL})["items"] == []
+    assert report.leftovers == []
+    if kubeapi.find("customresourcedefinitions.apiextensions.k8s.io",
+                    f"servicemonitors.{MON}"):
+        assert kubeapi.list(f"servicemonitors.{MON}") == []
+    return report.outcomes[0].result
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_workload_series_discovered_through_a_service_monitor_passes(kubeapi, kubeconfig):
+    monitoring(kubeapi)
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    check = result.evidence.checks[-1]
+    assert check.passed and '"run": "sm1"' in check.observed
+    assert '"namespace": "aicp-verify-sm1-ai-service-metrics"' in check.observed
+    assert result.evidence.observations["serviceMonitor"].startswith(
+        "aicp-verify-sm1-ai-service-metrics/")
+    assert "via service kube-prometheus-stack-prometheus" in \
+        result.evidence.observations["prometheus"]
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_helm_default_selectors_get_the_release_label_and_the_prometheus_namespace(
+        kubeapi, kubeconfig):
+    """kps defaults: ServiceMonitors need ``release: <release>``; a null namespace
+    selector means only Prometheus' own namespace."""
+    monitoring(kubeapi, selector={"matchLabels": {"release": KPS}}, ns_selector=False)
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["serviceMonitor"].startswith("monitoring/aicp-verify")
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_series_never_collected_from_a_ready_workload_fails(kubeapi, kubeconfig):
+    monitoring(kubeapi, discovers=False)
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert 'did not collect aicp_verify_probe_up{run="sm1"}' in result.reason
+    assert "scrape target: not discovered" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_without_the_service_monitor_api_the_mechanism_is_unknown(kubeconfig, kubeapi):
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert "no ServiceMonitor API" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_without_a_prometheus_the_probe_cannot_decide(kubeapi, kubeconfig):
+    monitoring(kubeapi, prometheus=False)
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert "Prometheus not found" in result.reason

@@ -1,0 +1,129 @@
+"""cluster_autoscaling against the emulated reference platform (node-group autoscaler)."""
+
+from __future__ import annotations
+
+import pytest
+
+from aicp.verify import images
+from aicp.verify.kube import connect
+from aicp.verify.probe import RUN_LABEL, Settings
+from aicp.verify.probes import cluster_autoscaling
+from aicp.verify.probes.cluster_autoscaling import ClusterAutoscaling
+from aicp.verify.result import Verdict
+from aicp.verify.runner import Runner
+from tests.verify.conftest import planned
+
+H100_POOL = {"name": "h100", "accelerator": "h100", "gpusPerNode": 8, "minNodes": 1,
+             "maxNodes": 3, "allocator": "device-plugin", "labels": {"aicp.dev/gpu-pool": "h100"}}
+
+
+@pytest.fixture(autouse=True)
+def fast(monkeypatch):
+    for name, value in (("SCALE_UP_TIMEOUT", 3.0), ("SCALE_DOWN_TIMEOUT", 1.0), ("POLL", 0.05)):
+        monkeypatch.setattr(cluster_autoscaling, name, value)
+
+
+def status_configmap(kubeapi) -> None:
+    """What cluster-autoscaler writes in kube-system while it runs."""
+    kubeapi.seed([{"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "cluster-autoscaler-status", "namespace": "kube-system"},
+                   "data": {"status": "time: 2026-01-01 00:00:00\nautoscalerStatus: Running\n"}}])
+
+
+def run(kubeconfig, *, long=False, **expectations):
+    kube = connect(kubeconfig)
+    settings = Settings("ca1", "1.35", images.catalog(), long=long, expectations=expectations)
+    report = Runner(kube, settings, kube=kube, cleanup_timeout=10).run(
+        planned(ClusterAutoscaling))
+    assert report.leftovers == []
+    assert kube.request("GET", "/api/v1/namespaces",
+                        query={"labelSelector": RUN_LABEL})["items"] == []
+    return report.outcomes[0].result
+
+
+def checks(result) -> dict[str, tuple[bool, str]]:
+    return {c.name: (c.passed, c.observed) for c in result.evidence.checks}
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, autoscale_gpu_nodes=1)
+def test_a_pending_gpu_pod_grows_its_pool_and_runs_on_the_new_node(kubeapi, kubeconfig):
+    status_configmap(kubeapi)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert checks(result) == {
+        "pool h100 gains a node for the pending GPU pod": (True, "1 -> 2 nodes"),
+        "the pod runs on the added node": (True, "phase Running, node gpu-h100-1")}
+    obs = result.evidence.observations
+    assert obs["autoscalerSignals"] == ["ConfigMap kube-system/cluster-autoscaler-status"]
+    assert obs["nodesAfter"] == ["gpu-h100-0", "gpu-h100-1"]
+    assert obs["scaleDown"] == "not waited for (pass --long)"
+    assert "scale-down was not waited for" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, autoscale_gpu_nodes=1)
+def test_the_stacks_pools_and_autoscaler_drive_the_probe(kubeconfig):
+    result = run(kubeconfig, autoscaler="cluster-autoscaler", gpuPools=[H100_POOL])
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["autoscalerSignals"] == [
+        "stack autoscaler: cluster-autoscaler"]
+    assert result.evidence.observations["pool"]["maxNodes"] == 3
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_an_autoscaler_that_never_adds_a_node_fails_the_requirement(kubeapi, kubeconfig,
+                                                                   monkeypatch):
+    monkeypatch.setattr(cluster_autoscaling, "SCALE_UP_TIMEOUT", 1.0)
+    status_configmap(kubeapi)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert result.reason.startswith("no node was added to GPU pool h100 within 1s for a "
+                                    "pending pod requesting nvidia.com/gpu")
+    assert "didn't match Pod's node affinity" in result.reason  # the scheduler's event
+    assert checks(result)["pool h100 gains a node for the pending GPU pod"] == (
+        False, "1 -> 1 nodes")
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, autoscale_gpu_nodes=1)
+def test_with_long_a_node_that_is_never_removed_fails_scale_down(kubeapi, kubeconfig):
+    status_configmap(kubeapi)
+    result = run(kubeconfig, long=True)  # the emulated autoscaler never scales down
+    assert result.verdict is Verdict.FAIL and result.partial
+    assert "did not remove gpu-h100-1" in result.reason
+    assert checks(result)["pool h100 removes the node once it is unneeded"][0] is False
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, autoscale_gpu_nodes=1)
+def test_with_long_the_added_node_removed_after_the_pod_passes(kubeapi, kubeconfig):
+    status_configmap(kubeapi)
+
+    def scale_down(event):
+        if event.type == "DELETED" and event.obj["metadata"]["name"] == "scale-up":
+            kubeapi.delete("nodes", event.obj["spec"]["nodeName"])
+    kubeapi.on("pods", scale_down)
+    result = run(kubeconfig, long=True)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert checks(result)["pool h100 removes the node once it is unneeded"] == (
+        True, "gpu-h100-0")
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_an_onprem_stack_without_autoscaler_is_not_applicable(kubeconfig):
+    result = run(kubeconfig, autoscaler="none")
+    assert result.verdict is Verdict.SKIP
+    assert "autoscaler: none" in result.reason
+    assert result.evidence.objects == []
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_a_cluster_with_no_autoscaler_signal_is_not_applicable(kubeconfig):
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.SKIP
+    assert result.reason.startswith("no node autoscaler found")
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=3, autoscale_gpu_nodes=1)
+def test_every_pool_at_its_maximum_cannot_decide(kubeconfig):
+    result = run(kubeconfig, autoscaler="cluster-autoscaler", gpuPools=[H100_POOL])
+    assert result.verdict is Verdict.ERROR
+    assert result.reason == "every GPU pool is at its maximum node count: h100 (3/3)"
+    assert result.evidence.objects == []

@@ -1,0 +1,117 @@
+"""dra_support against the emulated reference platform."""
+
+from __future__ import annotations
+
+import pytest
+
+from aicp.verify import images
+from aicp.verify.kube import connect
+from aicp.verify.probe import RUN_LABEL, Settings
+from aicp.verify.probes import dra_support
+from aicp.verify.probes.dra_support import DraSupport
+from aicp.verify.result import Verdict
+from aicp.verify.runner import Runner
+from tests.kubeapi import objects as o
+from tests.kubeapi.scenarios import standard_controllers
+from tests.verify.conftest import planned
+
+
+@pytest.fixture(autouse=True)
+def fast(monkeypatch):
+    monkeypatch.setattr(dra_support, "CLAIM_TIMEOUT", 1.5)
+    monkeypatch.setattr(dra_support, "POLL", 0.1)
+
+
+def run(kubeconfig, expectations=None):
+    kube = connect(kubeconfig)
+    settings = Settings("dra1", "1.35", images.catalog(), expectations=expectations or {})
+    report = Runner(kube, settings, kube=kube, cleanup_timeout=10).run(planned(DraSupport))
+    result = report.outcomes[0].result
+    assert report.leftovers == []
+    assert kube.request("GET", "/api/v1/namespaces",
+                        query={"labelSelector": RUN_LABEL})["items"] == []
+    return result
+
+
+def checks(result):
+    return {c.name: (c.passed, c.observed) for c in result.evidence.checks}
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_a_claim_is_allocated_a_published_device_and_the_pod_sees_exactly_it(kubeconfig):
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["devicesPerNode"] == {"gpu-h100-0": 8, "gpu-h100-1": 8}
+    allocation = result.evidence.observations["allocation"]
+    assert len(allocation) == 1 and allocation[0].startswith("gpu.nvidia.com/gpu-h100-")
+    assert checks(result)["the pod sees exactly its 1 allocated device(s)"][0]
+    assert "DeviceClass gpu.nvidia.com got gpu.nvidia.com/gpu-h100-" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_a_gpu_node_without_resource_slices_fails(kubeapi, kubeconfig):
+    kubeapi.delete("resourceslices.resource.k8s.io", "gpu-h100-1-gpu.nvidia.com")
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert result.partial
+    assert "1 of 2 GPU nodes publish no DRA devices: gpu-h100-1" in result.reason
+    assert checks(result)["every DRA GPU node publishes devices in a ResourceSlice"] == (
+        False, "gpu-h100-0: 8; gpu-h100-1: 0")
+    assert result.evidence.objects == []  # nothing was created
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, with_dra=False)
+def test_gpus_only_through_the_device_plugin_do_not_implement_dra(kubeconfig):
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert "no DeviceClass exists although resource.k8s.io/v1 is served" in result.reason
+    assert checks(result)["a DeviceClass exists"] == (False, "none")
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_device_class_selecting_nothing_leaves_the_claim_unallocated(kubeapi, kubeconfig):
+    kubeapi.delete("deviceclasses.resource.k8s.io", "gpu.nvidia.com")
+    kubeapi.create(o.device_class(driver="tpu.example.com"))
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert "was not allocated within 1.5s although 8 GPU devices are free" in result.reason
+    assert "waiting for resource claim allocation" in result.reason
+    assert any(name == "pod-dra.json" for name in result.evidence.artifacts)
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, controllers=False)
+def test_without_a_dra_allocator_the_claim_is_never_allocated(kubeapi, kubeconfig):
+    standard_controllers(kubeapi, dra=False)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert "no scheduler allocates claims" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_every_device_already_allocated_is_an_environment_problem(kubeapi, kubeconfig):
+    kubeapi.create(o.namespace("busy"))
+    kubeapi.create(o.gpu_claim_template("eight", "busy", count=8))
+    kubeapi.create(o.pod("hog", "busy", command=["sleep", "inf"], restart_policy="Always",
+                         claims={"gpu": "eight"},
+                         tolerations=[{"operator": "Exists"}]))
+    kubeapi.settle()
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert "every one of the 8 published GPU devices is already allocated" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_nodes_of_a_device_plugin_pool_need_no_slices(kubeapi, kubeconfig):
+    kubeapi.delete("resourceslices.resource.k8s.io", "gpu-h100-1-gpu.nvidia.com")
+    kubeapi.mutate("nodes", "gpu-h100-1", lambda n: n["metadata"]["labels"].update(
+        {"aicp.dev/gpu-allocator": "device-plugin"}))
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["devicePluginPoolNodes"] == ["gpu-h100-1"]
+
+
+@pytest.mark.kubeapi("empty")
+def test_without_gpu_nodes_the_requirement_is_not_applicable(kubeconfig):
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.SKIP
+    assert "no GPU node among 0 nodes" in result.reason

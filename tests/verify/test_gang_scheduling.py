@@ -1,0 +1,128 @@
+"""gang_scheduling against the emulated reference platform (Kueue admitter)."""
+
+from __future__ import annotations
+
+import pytest
+
+from aicp.verify import images
+from aicp.verify.kube import connect
+from aicp.verify.probe import RUN_LABEL, Settings
+from aicp.verify.probes import gang_scheduling
+from aicp.verify.probes.gang_scheduling import GangScheduling
+from aicp.verify.result import Verdict
+from aicp.verify.runner import Runner
+from tests.kubeapi.controllers.kubelet import Kubelet
+from tests.kubeapi.controllers.kueue import KueueAdmitter
+from tests.kubeapi.scenarios import kueue_objects
+from tests.verify.conftest import planned
+
+
+@pytest.fixture(autouse=True)
+def fast(monkeypatch):
+    for name, value in (("ADMIT_TIMEOUT", 5.0), ("OVER_QUOTA_WAIT", 0.6),
+                        ("RELEASE_TIMEOUT", 5.0), ("POLL", 0.05)):
+        monkeypatch.setattr(gang_scheduling, name, value)
+
+
+def sleeps_forever(kubeapi) -> None:
+    """``sleep 3600`` outlives the test; the emulator's kubelet would end Never pods at once."""
+    for controller in kubeapi.controllers.controllers:
+        if isinstance(controller, Kubelet):
+            controller.completes = lambda pod: "sleep" not in pod["spec"]["containers"][0].get(
+                "command", [])
+
+
+def run(kubeconfig):
+    kube = connect(kubeconfig)
+    report = Runner(kube, Settings("gs1", "1.35", images.catalog()), kube=kube,
+                    cleanup_timeout=10).run(planned(GangScheduling))
+    result = report.outcomes[0].result
+    assert report.leftovers == []
+    assert kube.request("GET", "/api/v1/namespaces",
+                        query={"labelSelector": RUN_LABEL})["items"] == []
+    return result
+
+
+def checks(result) -> dict[str, tuple[bool, str]]:
+    return {c.name: (c.passed, c.observed) for c in result.evidence.checks}
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_kueue_admits_a_gang_whole_holds_an_over_quota_job_and_releases_quota(kubeapi,
+                                                                             kubeconfig):
+    sleeps_forever(kubeapi)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    seen = checks(result)
+    assert seen["a 4-pod job within quota is admitted with all pods Running together"][0]
+    assert seen["a job exceeding the free quota starts none of its pods"] == (
+        True, "0 of 4 pods started")
+    assert "insufficient quota" in seen[
+        "its Workload is not admitted while the gang holds the quota"][1]
+    assert seen["deleting the gang releases its quota: the waiting job is admitted"][0]
+    assert result.evidence.observations["clusterQueue"]["name"] == "aicp"
+    assert result.evidence.observations["namespaceLabels"]["aicp.dev/kueue-managed"] == "true"
+    kinds = {o.kind for o in result.evidence.objects}
+    assert {"Namespace", "LocalQueue", "Job"} <= kinds
+
+
+class QuotaBlindAdmitter(KueueAdmitter):
+    """Admits every queued Job at once, ignoring quota: the violation the probe exists for."""
+
+    name = "quota-blind-kueue"
+
+    def _try_admit(self, kube, job, wl, usage):
+        local = kube.find("localqueues.kueue.x-k8s.io", wl["spec"]["queueName"],
+                          job["metadata"]["namespace"])
+        cq = kube.get("clusterqueues.kueue.x-k8s.io", local["spec"]["clusterQueue"])
+        self._admit(kube, job, wl, cq, "h100", self._needs(wl))
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2, with_kueue=False)
+def test_pods_of_an_over_quota_job_starting_fail_the_requirement(kubeapi, kubeconfig):
+    kubeapi.seed(kueue_objects(16))
+    sleeps_forever(kubeapi)
+    QuotaBlindAdmitter().install(kubeapi)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.FAIL, result.reason
+    # 16 GPUs on two nodes, the gang holds 4: three of the over-quota job's 4-GPU pods fit.
+    assert result.reason == ("3 of 4 pods started for a job exceeding the quota of "
+                             "ClusterQueue aicp (no all-or-nothing)")
+    passed, observed = checks(result)["a job exceeding the free quota starts none of its pods"]
+    assert (passed, observed) == (False, "3 of 4 pods started")
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2, with_kueue=False)
+def test_kueue_without_a_cluster_queue_cannot_decide(kubeconfig):
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert result.reason == ("Kueue is installed but no ClusterQueue exists: create one with "
+                             "GPU quota")
+
+
+@pytest.mark.kubeapi("empty")
+def test_without_kueue_or_volcano_there_is_no_gang_scheduler(kubeconfig):
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert "neither Kueue (kueue.x-k8s.io) nor Volcano" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_gang_pods_that_exit_early_are_an_environment_problem(kubeconfig, monkeypatch):
+    monkeypatch.setattr(gang_scheduling, "ADMIT_TIMEOUT", 60.0)  # not waited for
+    result = run(kubeconfig)  # the emulator's kubelet ends Never pods at once
+    assert result.verdict is Verdict.ERROR
+    assert result.reason.startswith("pods of the gang ended before all 4 ran together")
+    assert result.duration < 10
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_gang_that_cannot_be_scheduled_is_an_environment_problem(kubeapi, kubeconfig,
+                                                                    monkeypatch):
+    monkeypatch.setattr(gang_scheduling, "ADMIT_TIMEOUT", 1.0)
+    # Quota for 16 GPUs, but the only GPU node is cordoned: admitted, never Running.
+    sleeps_forever(kubeapi)
+    kubeapi.mutate("nodes", "gpu-h100-0", lambda n: n["spec"].update(unschedulable=True))
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert "had 0 of 4 pods Running" in result.reason

@@ -1,0 +1,94 @@
+"""high_performance_networking: read-only discovery of DRA/Multus/RDMA network resources."""
+
+from __future__ import annotations
+
+import pytest
+
+from aicp.verify.kube import connect
+from aicp.verify.probe import Settings
+from aicp.verify.probes.high_performance_networking import HighPerformanceNetworking
+from aicp.verify.result import Verdict
+from aicp.verify.runner import Runner
+from tests.kubeapi import objects as o
+from tests.verify.conftest import planned
+
+
+def run(kubeapi, kubeconfig):
+    kubeapi.requests.clear()
+    kube = connect(kubeconfig)
+    report = Runner(kube, Settings("hpn1", "1.36"), kube=kube).run(
+        planned(HighPerformanceNetworking, level="SHOULD"))
+    writes = [r for r in kubeapi.requests.requests if r.method != "GET"]
+    assert writes == [] and report.leftovers == []
+    return report.outcomes[0].result
+
+
+def dranet_slice(node: str) -> dict:
+    """DRANET publishes each NIC as a device with ``dra.net/*`` attributes."""
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+            "metadata": {"name": f"{node}-dra.net"},
+            "spec": {"driver": "dra.net", "nodeName": node,
+                     "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
+                     "devices": [{"name": f"eth{i}", "attributes": {
+                         "dra.net/ifName": {"string": f"eth{i}"},
+                         "dra.net/rdma": {"bool": True},
+                         "dra.net/pciVendor": {"string": "Mellanox Technologies"}}}
+                         for i in range(1, 3)]}}
+
+
+def nad_crd() -> dict:
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "network-attachment-definitions.k8s.cni.cncf.io"},
+            "spec": {"group": "k8s.cni.cncf.io", "scope": "Namespaced",
+                     "names": {"plural": "network-attachment-definitions",
+                               "singular": "network-attachment-definition",
+                               "kind": "NetworkAttachmentDefinition",
+                               "listKind": "NetworkAttachmentDefinitionList",
+                               "shortNames": ["net-attach-def"]},
+                     "versions": [{"name": "v1", "served": True, "storage": True,
+                                   "schema": {"openAPIV3Schema": {
+                                       "type": "object",
+                                       "x-kubernetes-preserve-unknown-fields": True}}}]}}
+
+
+@pytest.mark.kubeapi("reference-platform", minor="1.36", gpu_nodes=1)
+def test_gpu_slices_alone_are_not_high_performance_networking(kubeapi, kubeconfig):
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert result.reason.startswith("not implemented: no network DRA driver ResourceSlices")
+    assert result.evidence.observations["network DRA drivers"] == {}
+
+
+@pytest.mark.kubeapi("reference-platform", minor="1.36", gpu_nodes=2)
+def test_dranet_devices_published_through_dra_pass(kubeapi, kubeconfig):
+    kubeapi.seed([dranet_slice("gpu-h100-0"), dranet_slice("gpu-h100-1"),
+                  o.device_class("compute-domain-default-channel.nvidia.com",
+                                 "compute-domain.nvidia.com")])
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["network DRA drivers"] == {"dra.net": 4}
+    check = result.evidence.checks[0]
+    assert check.name == "network devices are published through DRA"
+    assert "dra.net: 4 devices" in check.observed
+    assert "compute-domain-default-channel.nvidia.com" in check.observed
+
+
+@pytest.mark.kubeapi("reference-platform", minor="1.36", gpu_nodes=1)
+def test_multus_attachments_and_rdma_resources_pass(kubeapi, kubeconfig):
+    kubeapi.create(nad_crd())
+    kubeapi.create({"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+                    "metadata": {"name": "rdma-net", "namespace": "default"},
+                    "spec": {"config": '{"cniVersion": "0.3.1", "type": "macvlan"}'}})
+    kubeapi.seed([o.node("rdma-0", extended={"rdma/rdma_shared_device_a": "63"})])
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert {c.name: c.observed for c in result.evidence.checks} == {
+        "pods can attach extra interfaces (Multus)": "default/rdma-net",
+        "nodes advertise RDMA resources": "rdma/rdma_shared_device_a on 1 nodes"}
+
+
+@pytest.mark.kubeapi("empty", minor="1.36")
+def test_a_bare_cluster_is_not_implemented_not_an_error(kubeapi, kubeconfig):
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert "not implemented" in result.reason

@@ -1,0 +1,150 @@
+"""robust_controller against the emulated reference platform (KubeRay-like operator)."""
+
+from __future__ import annotations
+
+import pytest
+
+from aicp.verify import images
+from aicp.verify.kube import connect
+from aicp.verify.probe import RUN_LABEL, Settings
+from aicp.verify.probes import robust_controller
+from aicp.verify.probes.robust_controller import RobustController
+from aicp.verify.result import Verdict
+from aicp.verify.runner import Runner
+from tests.kubeapi import errors
+from tests.kubeapi.controllers.kuberay import KubeRay
+from tests.verify.conftest import planned
+
+
+@pytest.fixture(autouse=True)
+def fast(monkeypatch):
+    monkeypatch.setattr(robust_controller, "POLL", 0.05)
+    monkeypatch.setattr(robust_controller, "RECONCILE_TIMEOUT", 3.0)
+    monkeypatch.setattr(robust_controller, "DELETE_TIMEOUT", 3.0)
+
+
+def run(kubeconfig, kubeapi=None):
+    if kubeapi is not None:
+        kubeapi.settle()  # the operator's pods exist before the run, as on a real cluster
+    kube = connect(kubeconfig)
+    report = Runner(kube, Settings("rc1", "1.35", images.catalog()), kube=kube,
+                    cleanup_timeout=10).run(planned(RobustController))
+    return report.outcomes[0].result, report
+
+
+def no_leftovers(kubeapi, report):
+    assert report.leftovers == []
+    assert kubeapi.list("namespaces", labels=RUN_LABEL) == []
+    if "ray.io" in {r.group for r in kubeapi.discovery.by_ref.values()}:
+        assert kubeapi.list("rayclusters.ray.io") == []
+    assert kubeapi.list("pods", labels="ray.io/cluster") == []
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_operator_ready_webhook_denies_and_a_raycluster_reconciles(kubeapi, kubeconfig):
+    result, report = run(kubeconfig, kubeapi)
+    assert result.verdict is Verdict.PASS, result.reason
+    checks = {c.name: c for c in result.evidence.checks}
+    assert all(c.passed for c in checks.values())
+    denial = checks["the webhook denies an invalid RayCluster (dry run)"].observed
+    assert denial.startswith('HTTP 422: admission webhook "vraycluster.kb.io" denied the request')
+    assert "worker group names must be unique" in denial
+    assert "no more than 53 characters" in denial
+    assert "state=ready" in checks["a RayCluster reconciles to ready"].observed
+    assert "raycluster.json" in result.evidence.artifacts
+    assert result.evidence.observations["webhooks covering rayclusters"] == [
+        "kuberay-validating-webhook-configuration/vraycluster.kb.io"]
+    # The dry run persisted nothing: the only RayCluster ever created was the valid one.
+    creates = kubeapi.requests.matching(method="POST", resource="rayclusters.ray.io")
+    assert [r.query.get("dryRun") for r in creates] == ["All", None]
+    assert [r.status for r in creates] == [422, 201]
+    no_leftovers(kubeapi, report)
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, kuberay=KubeRay(admit_all=True))
+def test_a_webhook_that_admits_invalid_objects_fails(kubeapi, kubeconfig):
+    result, report = run(kubeconfig, kubeapi)
+    assert result.verdict is Verdict.FAIL
+    assert result.partial  # pods and reconcile passed
+    assert "the webhook denies an invalid RayCluster (dry run)" in result.reason
+    assert "admitted" in result.reason
+    no_leftovers(kubeapi, report)
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, kuberay=KubeRay(webhook=False))
+def test_no_webhook_for_rayclusters_fails_the_webhooks_operational_part(kubeapi, kubeconfig):
+    result, report = run(kubeconfig, kubeapi)
+    assert result.verdict is Verdict.FAIL
+    assert "a ValidatingWebhookConfiguration covers ray.io rayclusters: observed none" \
+        in result.reason
+    assert kubeapi.requests.count(method="POST", resource="rayclusters.ray.io") == 1
+    no_leftovers(kubeapi, report)
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, kuberay=KubeRay(reconcile=False))
+def test_a_raycluster_nobody_reconciles_fails(kubeapi, kubeconfig):
+    result, report = run(kubeconfig, kubeapi)
+    assert result.verdict is Verdict.FAIL
+    assert "the operator did not reconcile it" in result.reason
+    no_leftovers(kubeapi, report)
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, kuberay=KubeRay(webhook=False))
+def test_a_schema_rejection_is_not_mistaken_for_the_webhook(kubeapi, kubeconfig):
+    def schema(res, obj, old):
+        if res.key == ("ray.io", "rayclusters") and len(obj["metadata"]["name"]) > 53:
+            raise errors.invalid("ray.io", "RayCluster", obj["metadata"]["name"], [{
+                "field": "spec.workerGroupSpecs[1]", "reason": "FieldValueDuplicate",
+                "message": 'Duplicate value: {"groupName":"workers"}'}])
+    kubeapi.seed([{"apiVersion": "admissionregistration.k8s.io/v1",
+                   "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "other"},
+                   "webhooks": [{"name": "vraycluster.example.com", "sideEffects": "None",
+                                 "admissionReviewVersions": ["v1"],
+                                 "clientConfig": {"url": "https://example.com"},
+                                 "rules": [{"apiGroups": ["*"], "apiVersions": ["*"],
+                                            "operations": ["*"], "resources": ["*"]}]}]}])
+    kubeapi.admit(schema)
+    result, report = run(kubeconfig, kubeapi)
+    assert result.verdict is Verdict.ERROR
+    assert "schema validation before any webhook was asked" in result.reason
+    no_leftovers(kubeapi, report)
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_webhook_that_cannot_be_reached_fails(kubeapi, kubeconfig, monkeypatch):
+    monkeypatch.setattr("aicp.verify.kube.time.sleep", lambda s: None)
+    monkeypatch.setattr("aicp.verify.kube._backoff", lambda *a: 0.0)
+
+    def down(res, obj, old):
+        if res.key == ("ray.io", "rayclusters") and len(obj["metadata"]["name"]) > 53:
+            raise errors.internal('failed calling webhook "vraycluster.kb.io": failed to call '
+                                  "webhook: Post \"https://kuberay-webhook-service.ray-system"
+                                  '.svc:443/validate-ray-io-v1-raycluster": connection refused')
+    kubeapi.store.admission.insert(0, down)
+    result, report = run(kubeconfig, kubeapi)
+    assert result.verdict is Verdict.FAIL
+    assert "the webhook did not answer: HTTP 500" in result.reason
+    no_leftovers(kubeapi, report)
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_operator_pods_not_ready_fail(kubeapi, kubeconfig):
+    kubeapi.settle()
+    kubeapi.mutate("deployments.apps", "kuberay-operator",
+                   lambda d: d["status"].update(readyReplicas=0, availableReplicas=0),
+                   "ray-system", status=True)
+    kubeapi.controllers.controllers[:] = [c for c in kubeapi.controllers.controllers
+                                          if c.name != "deployments"]
+    result, report = run(kubeconfig, kubeapi)
+    assert result.verdict is Verdict.FAIL
+    assert "kuberay-operator Deployment is available" in result.reason
+    assert "ray-system/kuberay-operator 0/1 ready" in result.reason
+    no_leftovers(kubeapi, report)
+
+
+@pytest.mark.kubeapi("empty")
+def test_without_kuberay_it_cannot_decide(kubeapi, kubeconfig):
+    result, report = run(kubeconfig, kubeapi)
+    assert result.verdict is Verdict.ERROR
+    assert "no KubeRay found: ray.io/v1 rayclusters is not served" in result.reason
+    no_leftovers(kubeapi, report)

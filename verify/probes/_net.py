@@ -1,0 +1,130 @@
+"""Helpers for probes that run small web servers and call them (not a probe).
+
+Web servers are busybox ``httpd`` serving files from a ConfigMap (a pinned image, no
+build); callers are run-once ``curl`` pods whose logs are parsed.
+"""
+
+from __future__ import annotations
+
+from aicp.verify.probe import Context
+from aicp.verify.probes import _pods
+
+GW = "gateway.networking.k8s.io/v1"
+WEB_PORT = 8080
+# Restricted Pod Security: our pods must run in any namespace policy.
+SECURITY = {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": 65534,
+            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def condition(obj: dict | None, type_: str) -> dict | None:
+    return next((c for c in ((obj or {}).get("status") or {}).get("conditions") or []
+                 if c.get("type") == type_), None)
+
+
+def is_true(obj: dict | None, type_: str) -> bool:
+    return (condition(obj, type_) or {}).get("status") == "True"
+
+
+def conditions_text(conditions: list[dict] | None) -> str:
+    return ", ".join(f"{c.get('type')}={c.get('status')} ({c.get('reason')})"
+                     for c in conditions or []) or "no conditions"
+
+
+def web_server(ctx: Context, ns: str, name: str, files: dict[str, str], *,
+               labels: dict[str, str] | None = None, ready_path: str = "/",
+               service_port: int | None = 80, service_labels: dict[str, str] | None = None,
+               ) -> None:
+    """ConfigMap ``files`` served by ``httpd`` on :8080 from a Deployment (and a Service)."""
+    pod_labels = {"app": name, **(labels or {})}
+    _pods.create(ctx, f"/api/v1/namespaces/{ns}/configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": files}, ns)
+    container = {
+        "name": "httpd", "image": ctx.image("busybox"),
+        "command": ["httpd", "-f", "-p", str(WEB_PORT), "-h", "/www"],
+        "ports": [{"name": "http", "containerPort": WEB_PORT}],
+        "readinessProbe": {"httpGet": {"path": ready_path, "port": WEB_PORT},
+                           "periodSeconds": 2},
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
+                      "limits": {"memory": "32Mi"}},
+        "securityContext": SECURITY,
+        "volumeMounts": [{"name": "www", "mountPath": "/www", "readOnly": True}]}
+    _pods.create(ctx, f"/apis/apps/v1/namespaces/{ns}/deployments", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {**pod_labels, **ctx.labels}},
+                              "spec": {"containers": [container],
+                                       "volumes": [{"name": "www",
+                                                    "configMap": {"name": name}}]}}}}, ns)
+    if service_port is not None:
+        _pods.create(ctx, f"/api/v1/namespaces/{ns}/services", {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "labels": dict(service_labels or {})},
+            "spec": {"selector": {"app": name}, "ports": [
+                {"name": "http", "port": service_port, "targetPort": WEB_PORT,
+                 "protocol": "TCP"}]}}, ns)
+
+
+def wait_available(ctx: Context, ns: str, name: str, timeout: float,
+                   interval: float) -> dict | None:
+    def ready():
+        dep = ctx.kube.request("GET", f"/apis/apps/v1/namespaces/{ns}/deployments/{name}")
+        return dep if (dep.get("status") or {}).get("availableReplicas", 0) >= 1 else None
+    return ctx.wait_for(f"deployment {name} available", ready, timeout=timeout,
+                        interval=interval)
+
+
+def curl_pod(ctx: Context, ns: str, name: str, calls: dict[str, list[str]],
+             warm_up: str | None = None) -> dict:
+    """A run-once pod with one ``curl`` container per entry of ``calls`` (its arguments).
+
+    ``warm_up``: a URL retried first (init container) until it answers, so a data plane
+    still loading its configuration does not count as wrong answers.
+    """
+    def container(cname: str, args: list[str]) -> dict:
+        return {"name": cname, "image": ctx.image("curl"), "command": ["curl", *args],
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
+                              "limits": {"memory": "64Mi"}},
+                "securityContext": {**SECURITY, "runAsUser": 100}}
+    spec: dict = {"restartPolicy": "Never",
+                  "containers": [container(c, args) for c, args in calls.items()]}
+    if warm_up:
+        spec["initContainers"] = [container("warm-up", [
+            "-sS", "-o", "/dev/null", "--fail", "--retry", "30", "--retry-delay", "2",
+            "--retry-all-errors", "--max-time", "5", warm_up])]
+    return _pods.create(ctx, f"/api/v1/namespaces/{ns}/pods", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}, ns)
+
+
+def wait_pod_finished(ctx: Context, ns: str, name: str, timeout: float,
+                      interval: float) -> dict | None:
+    def finished():
+        pod = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods/{name}")
+        return pod if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") else None
+    return ctx.wait_for(f"pod {name} to finish", finished, timeout=timeout, interval=interval)
+
+
+def answers(text: str) -> list[tuple[str, str]]:
+    """(body, status) per request from curl output written with ``-w ' %{http_code}\\n'``."""
+    out = []
+    for line in text.splitlines():
+        body, _, code = line.strip().rpartition(" ")
+        if len(code) == 3 and code.isdigit():
+            out.append((body.strip(), code))
+    return out
+
+
+def gateway_address(ctx: Context, gw: dict, port: int) -> str:
+    """An in-cluster URL for a Gateway: its Service (found by the gateway-name label),
+    else its first status address."""
+    ns, name = gw["metadata"]["namespace"], gw["metadata"]["name"]
+    services = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/services", query={
+        "labelSelector": f"gateway.networking.k8s.io/gateway-name={name}"}).get("items", [])
+    if services:
+        svc = services[0]
+        ports = [p["port"] for p in svc["spec"].get("ports") or []]
+        use = port if port in ports or not ports else ports[0]
+        return f"http://{svc['metadata']['name']}.{ns}.svc.cluster.local:{use}"
+    addresses = (gw.get("status") or {}).get("addresses") or []
+    if addresses:
+        return f"http://{addresses[0]['value']}:{port}"
+    return ""

@@ -1,0 +1,161 @@
+"""dra_support: the platform's accelerators are requested through DRA, and it works.
+
+Read first: ``resource.k8s.io/v1`` is served, a DeviceClass exists, and every GPU node
+(see ``_gpus``) publishes a ResourceSlice with devices, except nodes whose aicp GPU pool
+says ``aicp.dev/gpu-allocator=device-plugin`` (recorded, not required). Then a pod with a
+ResourceClaimTemplate for one device: its claim must be allocated
+(``status.allocation.devices.results`` naming driver/pool/device of a published device),
+the pod must run, and ``nvidia-smi -L`` in it must list exactly the allocated devices.
+
+Verdicts: no GPU node → SKIP. An API that is not served, no DeviceClass, or GPU nodes
+without slices → FAIL: serving the API while the GPUs are only device-plugin extended
+resources does not implement DRA for the accelerators. A claim never allocated while
+free devices are published → FAIL; every published device already allocated → ERROR
+(busy cluster); a pod that never finishes → ERROR (image pull, node trouble).
+"""
+
+from __future__ import annotations
+
+import json
+
+from aicp.verify.probe import Context, Probe
+from aicp.verify.probes import _gpus, _pods
+from aicp.verify.result import Result
+
+CLAIM_TIMEOUT = 120.0
+POD_TIMEOUT = 300.0
+POLL = 1.0
+
+
+class DraSupport(Probe):
+    id = "dra_support"
+    category = "accelerators"
+    levels = {"1.34": "MUST", "1.35": "MUST"}
+    mutating = True
+    title = "Accelerators are allocated through Dynamic Resource Allocation"
+
+    def run(self, ctx: Context) -> Result:
+        with ctx.step("find GPU nodes"):
+            served = ctx.check(f"{_gpus.DRA} is served", _gpus.served(ctx, _gpus.DRA),
+                               ", ".join(sorted(r["name"] for r in ctx.kube.resources(
+                                   _gpus.DRA))) or "not served")
+            slices = _gpus.resource_slices(ctx) if served else None
+            all_nodes = _gpus.nodes(ctx)
+            gpu_nodes = _gpus.gpu_nodes(ctx, all_nodes, slices)
+            if not gpu_nodes:
+                return ctx.skip(f"not applicable: {_gpus.no_gpu_nodes(len(all_nodes))}")
+            if not served:
+                return ctx.failed(f"{_gpus.DRA} is not served: the cluster has "
+                                  f"{len(gpu_nodes)} GPU nodes but no DRA API")
+        with ctx.step("read DeviceClasses and ResourceSlices"):
+            classes = [_gpus.name(c) for c in _gpus.device_classes(ctx)]
+            ctx.observe("deviceClasses", classes)
+            published = _gpus.devices_by_node(slices)
+            counts = {n: len(published.get(n, [])) for n in sorted(gpu_nodes)}
+            ctx.observe("devicesPerNode", counts)
+            exempt = sorted(n for n, node in gpu_nodes.items()
+                            if _gpus.labels(node).get(_gpus.ALLOCATOR_LABEL) == "device-plugin")
+            if exempt:
+                ctx.observe("devicePluginPoolNodes", exempt)
+            required = [n for n in sorted(gpu_nodes) if n not in exempt]
+            missing = [n for n in required if not counts[n]]
+            ok = [ctx.check("a DeviceClass exists", bool(classes), ", ".join(classes) or "none"),
+                  ctx.check("every DRA GPU node publishes devices in a ResourceSlice",
+                            bool(required) and not missing,
+                            "; ".join(f"{n}: {counts[n]}" for n in required)
+                            or f"every GPU node is in a device-plugin pool: {', '.join(exempt)}")]
+            if not ok[0]:
+                return ctx.failed(
+                    f"no DeviceClass exists although {_gpus.DRA} is served: the "
+                    f"{len(gpu_nodes)} GPU nodes are not exposed through DRA (device plugin "
+                    "only?); install the accelerator's DRA driver")
+            if not required:
+                return ctx.failed("every GPU node belongs to a device-plugin pool "
+                                  f"({', '.join(exempt)}): no accelerator is allocated "
+                                  "through DRA")
+            if missing:
+                return ctx.failed(
+                    f"{len(missing)} of {len(required)} GPU nodes publish no DRA devices: "
+                    f"{', '.join(missing)} (no ResourceSlice with devices for the node; is "
+                    "the DRA driver's kubelet plugin running there?)",
+                    partial=len(missing) < len(required))
+            device_class = _pods.device_class(ctx)
+        with ctx.step("create a claim template and a pod"):
+            ns = ctx.namespace()
+            _pods.claim_template(ctx, ns, "one-gpu", device_class)
+            _pods.gpu_pod(ctx, ns, "dra", [
+                {"name": "main", "resources": {"claims": [{"name": "gpu"}]}}],
+                claims=[{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}])
+        with ctx.step("wait for the claim's allocation"):
+            claim = ctx.wait_for("the claim to be allocated",
+                                 lambda: _allocated_claim(ctx, ns, "dra"),
+                                 timeout=CLAIM_TIMEOUT, interval=POLL)
+            if claim is None:
+                return self._unallocated(ctx, ns, device_class, slices)
+            results = claim["status"]["allocation"]["devices"]["results"]
+            named = [f"{r['driver']}/{r['pool']}/{r['device']}" for r in results]
+            ctx.observe("allocation", named)
+            known = {(s["spec"]["driver"], s["spec"]["pool"]["name"], d["name"])
+                     for s in slices or [] for d in s["spec"].get("devices") or []}
+            ctx.check("the claim is allocated devices that ResourceSlices publish",
+                      all((r["driver"], r["pool"], r["device"]) in known for r in results),
+                      ", ".join(named))
+        with ctx.step("wait for the pod to finish"):
+            pod = _pods.wait_finished(ctx, ns, "dra", POD_TIMEOUT)
+            if pod is None:
+                return ctx.error(f"pod dra did not finish within {POD_TIMEOUT:g}s although its "
+                                 "claim was allocated (image pull or node problem)")
+            phase = pod["status"]["phase"]
+            ctx.observe("podNode", pod["spec"].get("nodeName"))
+        with ctx.step("read nvidia-smi -L"):
+            seen = _pods.gpus_seen(_pods.logs(ctx, ns, "dra", "main"))
+        ok = [ctx.check("the pod with the claim ran to completion", phase == "Succeeded", phase),
+              ctx.check(f"the pod sees exactly its {len(results)} allocated device(s)",
+                        len(seen) == len(results), "; ".join(seen) or "no GPU")]
+        if all(c.passed for c in ctx.evidence.checks) and all(ok):
+            return ctx.passed(f"{len(required)} GPU nodes publish DRA devices "
+                              f"({sum(counts[n] for n in required)} in all); a claim on "
+                              f"DeviceClass {device_class} got {', '.join(named)} and the pod "
+                              f"saw {seen[0]}")
+        failed = next(c for c in ctx.evidence.checks if not c.passed)
+        return ctx.failed(f"DRA allocation did not work end to end: expected that "
+                          f"{failed.name}, observed {failed.observed}")
+
+    def _unallocated(self, ctx: Context, ns: str, device_class: str,
+                     slices: list[dict] | None) -> Result:
+        pod = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods/dra")
+        ctx.artifact("pod-dra.json", json.dumps(pod, indent=2))
+        why = next((c.get("message", "") for c in (pod.get("status") or {}).get(
+            "conditions") or [] if c.get("type") == "PodScheduled"), "")
+        claims = _gpus.list_or_none(ctx, f"/apis/{_gpus.DRA}/resourceclaims") or []
+        in_use = {(r["driver"], r["pool"], r["device"]) for c in claims
+                  for r in (((c.get("status") or {}).get("allocation") or {}).get(
+                      "devices") or {}).get("results") or []}
+        total = {(s["spec"]["driver"], s["spec"]["pool"]["name"], d["name"])
+                 for s in slices or [] if _gpus.is_gpu_driver(s["spec"].get("driver", ""))
+                 for d in s["spec"].get("devices") or []}
+        free = total - in_use
+        ctx.check("the claim is allocated", False,
+                  f"not allocated after {CLAIM_TIMEOUT:g}s; {len(free)} of {len(total)} "
+                  f"published GPU devices free" + (f"; scheduler: {why}" if why else ""))
+        if total and not free:
+            return ctx.error(f"every one of the {len(total)} published GPU devices is already "
+                             "allocated to other claims: free one and re-run")
+        return ctx.failed(f"a claim on DeviceClass {device_class} was not allocated within "
+                          f"{CLAIM_TIMEOUT:g}s although {len(free)} GPU devices are free "
+                          "(the DeviceClass selects no published device, or no scheduler "
+                          "allocates claims)" + (f"; scheduler says: {why}" if why else ""))
+
+
+def _allocated_claim(ctx: Context, ns: str, pod_name: str) -> dict | None:
+    pod = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods/{pod_name}")
+    for status in (pod.get("status") or {}).get("resourceClaimStatuses") or []:
+        claim_name = status.get("resourceClaimName")
+        if not claim_name:
+            continue
+        claim = ctx.kube.request(
+            "GET", f"/apis/{_gpus.DRA}/namespaces/{ns}/resourceclaims/{claim_name}")
+        if (((claim.get("status") or {}).get("allocation") or {}).get("devices") or {}).get(
+                "results"):
+            return claim
+    return None

@@ -1,0 +1,109 @@
+"""high_performance_networking: specialised network resources are managed and discoverable.
+
+Read-only. Evidence looked for, DRA first (the requirement's preferred mechanism):
+
+- ResourceSlices published by a network DRA driver (DRANET ``dra.net``, NVIDIA's
+  ComputeDomain driver ``compute-domain.nvidia.com``, or any driver whose name or
+  devices' attributes say RDMA/NIC), or the ComputeDomain channel DeviceClass
+  ``compute-domain-default-channel.nvidia.com``;
+- Multus ``k8s.cni.cncf.io/v1`` NetworkAttachmentDefinitions (pods attach extra interfaces);
+- ``rdma/*`` extended resources in node allocatable (RDMA shared device plugin).
+
+PASS when at least one mechanism exposes devices (the observed ones are the evidence).
+Nothing found is FAIL with a reason starting "not implemented": the checklist writes a FAIL
+as "Not Implemented" (verify/reports/checklist.py), and a SHOULD never changes the exit code.
+The requirement begins "If high performance pod-to-pod communication is needed": a platform
+that needs none may change that status to N/A by hand, with its own note.
+"""
+
+from __future__ import annotations
+
+from kubernetes.client.exceptions import ApiException
+
+from aicp.verify.probe import Context, Probe
+from aicp.verify.result import Result
+
+DRA = "resource.k8s.io/v1"
+NETWORK_DRIVERS = ("dra.net", "compute-domain.nvidia.com")
+NETWORK_DEVICE_CLASSES = ("compute-domain-default-channel.nvidia.com",)
+_NETWORK_HINTS = ("rdma", "nic", "net", "ib", "roce")
+
+
+class HighPerformanceNetworking(Probe):
+    id = "high_performance_networking"
+    category = "networking"
+    levels = {"1.36": "SHOULD", "1.37": "SHOULD"}
+    mutating = False
+    title = "Specialised network resources are discoverable (DRA, Multus, RDMA)"
+
+    def run(self, ctx: Context) -> Result:
+        kube = ctx.kube
+        found: list[str] = []
+        with ctx.step("DRA network devices"):
+            slices = _items(ctx, f"/apis/{DRA}/resourceslices") if kube.resources(DRA) else []
+            by_driver: dict[str, int] = {}
+            for s in slices:
+                spec = s.get("spec") or {}
+                driver = spec.get("driver", "")
+                if driver in NETWORK_DRIVERS or _network_devices(spec.get("devices") or []):
+                    by_driver[driver] = by_driver.get(driver, 0) + len(spec.get("devices") or [])
+            classes = [c["metadata"]["name"] for c in
+                       (_items(ctx, f"/apis/{DRA}/deviceclasses") if kube.resources(DRA) else [])
+                       if c["metadata"]["name"] in NETWORK_DEVICE_CLASSES]
+            observed = ", ".join(f"{d}: {n} devices" for d, n in sorted(by_driver.items()))
+            ctx.observe("network DRA drivers", by_driver)
+            ctx.observe("network DeviceClasses", classes)
+            if by_driver or classes:
+                found.append("DRA " + "; ".join(filter(None, [observed, ", ".join(classes)])))
+                ctx.check("network devices are published through DRA", True,
+                          "; ".join(filter(None, [observed, ", ".join(classes)])))
+        with ctx.step("Multus NetworkAttachmentDefinitions"):
+            if kube.resources("k8s.cni.cncf.io/v1"):
+                nads = _items(ctx, "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions")
+                names = [f"{n['metadata'].get('namespace')}/{n['metadata']['name']}"
+                         for n in nads]
+                ctx.observe("NetworkAttachmentDefinitions", names)
+                if names:
+                    found.append(f"Multus ({len(names)} NetworkAttachmentDefinitions)")
+                    ctx.check("pods can attach extra interfaces (Multus)", True,
+                              ", ".join(names[:5]))
+        with ctx.step("RDMA extended resources"):
+            rdma: dict[str, list[str]] = {}
+            for node in _items(ctx, "/api/v1/nodes"):
+                for res, qty in ((node.get("status") or {}).get("allocatable") or {}).items():
+                    if res.startswith("rdma/") and str(qty) not in ("0", ""):
+                        rdma.setdefault(res, []).append(node["metadata"]["name"])
+            ctx.observe("rdma resources", rdma)
+            if rdma:
+                found.append("RDMA device plugin " + ", ".join(sorted(rdma)))
+                ctx.check("nodes advertise RDMA resources", True,
+                          "; ".join(f"{r} on {len(n)} nodes" for r, n in sorted(rdma.items())))
+        if found:
+            return ctx.passed("specialised network resources are discoverable: "
+                              + "; ".join(found))
+        return ctx.failed("not implemented: no network DRA driver ResourceSlices "
+                        f"({', '.join(NETWORK_DRIVERS)}), no ComputeDomain channel DeviceClass, "
+                        "no Multus NetworkAttachmentDefinitions and no rdma/* node resources; "
+                        "the requirement applies only where high performance pod-to-pod "
+                        "communication is needed")
+
+
+def _items(ctx: Context, path: str) -> list[dict]:
+    try:
+        return ctx.kube.request("GET", path).get("items", [])
+    except ApiException as exc:
+        if exc.status == 404:
+            return []
+        raise
+
+
+def _network_devices(devices: list[dict]) -> bool:
+    """Devices whose attribute names or type say they are NICs/RDMA (DRANET's ``dra.net/*``
+    attributes: ``rdma``, ``ifName``, ``pciVendor``...)."""
+    for device in devices:
+        attrs = device.get("attributes") or {}
+        keys = " ".join(attrs).lower()
+        kind = str(((attrs.get("type") or {}).get("string")) or "").lower()
+        if "rdma" in keys or "ifname" in keys or kind in _NETWORK_HINTS:
+            return True
+    return False
