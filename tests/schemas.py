@@ -27,6 +27,9 @@ _SCHEMA_ROOT = Path(kubernetes_validate.__file__).parent / "kubernetes-json-sche
 _DEFS_URI = "/api/_definitions.json"
 
 
+_COMBINATORS = ("oneOf", "anyOf", "allOf", "not")
+
+
 class SchemaNotFound(LookupError):
     """No built-in schema and no CRD describe this apiVersion/kind."""
 
@@ -68,17 +71,19 @@ def builtin_validator(minor: str, api_version: str, kind: str) -> jsonschema.Val
     return jsonschema.Draft202012Validator(schema, registry=_builtin_registry(minor))
 
 
-def crd_to_jsonschema(node: Any) -> Any:
+def crd_to_jsonschema(node: Any, *, branch: bool = False) -> Any:
     """Turn a CRD ``openAPIV3Schema`` into JSON Schema with the API server's strictness.
 
     Structural schemas prune unknown fields; the API server's strict field validation
     (the default for kubectl and client-side create since 1.27) rejects them. We reject.
     """
     if isinstance(node, list):
-        return [crd_to_jsonschema(n) for n in node]
+        return [crd_to_jsonschema(n, branch=branch) for n in node]
     if not isinstance(node, dict):
         return node
-    out = {k: crd_to_jsonschema(v) for k, v in node.items()
+    # oneOf/anyOf/allOf/not branches only add constraints to the fields their parent
+    # declares (structural schemas forbid new properties there): never close them.
+    out = {k: crd_to_jsonschema(v, branch=k in _COMBINATORS) for k, v in node.items()
            if not k.startswith("x-kubernetes-") and k != "nullable"}
     if node.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
@@ -87,7 +92,7 @@ def crd_to_jsonschema(node: Any) -> Any:
         out["type"] = [out["type"], "null"]
     if node.get("x-kubernetes-preserve-unknown-fields"):
         out.pop("additionalProperties", None) if out.get("additionalProperties") is False else None
-    elif "properties" in out and "additionalProperties" not in out:
+    elif "properties" in out and "additionalProperties" not in out and not branch:
         out["additionalProperties"] = False
     if node.get("x-kubernetes-embedded-resource"):
         # Embedded objects carry apiVersion/kind/metadata even where the schema omits them.
