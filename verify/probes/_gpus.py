@@ -130,3 +130,13 @@ def list_or_none(ctx: Context, path: str) -> list[dict] | None:
         if exc.status == 404:
             return None
         raise
+
+
+def survey(ctx: Context) -> tuple[list[dict] | None, dict[str, dict], str | None]:
+    """ResourceSlices, GPU nodes by name, and why the requirement is not applicable when
+    the cluster has no GPU node (None when it has)."""
+    slices = resource_slices(ctx)
+    all_nodes = nodes(ctx)
+    found = gpu_nodes(ctx, all_nodes, slices)
+    why = None if found else f"not applicable: {no_gpu_nodes(len(all_nodes))}"
+    return slices, found, why

@@ -82,11 +82,9 @@ class GpuSharing(Probe):
 
     def run(self, ctx: Context) -> Result:
         with ctx.step("find GPU nodes"):
-            slices = _gpus.resource_slices(ctx)
-            all_nodes = _gpus.nodes(ctx)
-            gpu_nodes = _gpus.gpu_nodes(ctx, all_nodes, slices)
-            if not gpu_nodes:
-                return ctx.skip(f"not applicable: {_gpus.no_gpu_nodes(len(all_nodes))}")
+            slices, gpu_nodes, not_applicable = _gpus.survey(ctx)
+            if not_applicable:
+                return ctx.skip(not_applicable)
         with ctx.step("look for sharing on each GPU node"):
             published = _gpus.devices_by_node(slices)
             found = {}

@@ -30,11 +30,9 @@ class SecureAcceleratorAccess(Probe):
 
     def run(self, ctx: Context) -> Result:
         with ctx.step("find GPU nodes"):
-            slices = _gpus.resource_slices(ctx)
-            all_nodes = _gpus.nodes(ctx)
-            gpu_nodes = _gpus.gpu_nodes(ctx, all_nodes, slices)
-            if not gpu_nodes:
-                return ctx.skip(f"not applicable: {_gpus.no_gpu_nodes(len(all_nodes))}")
+            slices, gpu_nodes, not_applicable = _gpus.survey(ctx)
+            if not_applicable:
+                return ctx.skip(not_applicable)
             published = _gpus.devices_by_node(slices)
             plugin_nodes = sorted(n for n, node in gpu_nodes.items() if n not in published
                                   and _gpus.allocatable(node).get("nvidia.com/gpu", 0) > 0)

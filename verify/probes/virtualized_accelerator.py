@@ -34,11 +34,9 @@ class VirtualizedAccelerator(Probe):
 
     def run(self, ctx: Context) -> Result:
         with ctx.step("find GPU nodes"):
-            slices = _gpus.resource_slices(ctx)
-            all_nodes = _gpus.nodes(ctx)
-            gpu_nodes = _gpus.gpu_nodes(ctx, all_nodes, slices)
-            if not gpu_nodes:
-                return ctx.skip(f"not applicable: {_gpus.no_gpu_nodes(len(all_nodes))}")
+            slices, gpu_nodes, not_applicable = _gpus.survey(ctx)
+            if not_applicable:
+                return ctx.skip(not_applicable)
         with ctx.step("look for vGPU and passthrough devices"):
             published = _gpus.devices_by_node(slices, gpu_only=False)
             classes = [_gpus.name(c) for c in _gpus.device_classes(ctx)]
