@@ -97,11 +97,16 @@ def run_stack(raw: dict[str, Any], stack: str):
 
 def build_plan(raw: dict[str, Any], stack: str) -> dict[str, Any]:
     """The plan document: every resource with the requirement ids it serves."""
+    cfg, result = run_stack(raw, stack)
+    return describe(cfg, result, stack)
+
+
+def describe(cfg: Any, result: Any, stack: str) -> dict[str, Any]:
+    """The plan document of a program already run offline (``run_stack``)."""
     from aicp import offline
     from aicp.components.contract import CONFORMANCE_OUTPUT
     from aicp.conformance import LEVELS, musts
 
-    cfg, result = run_stack(raw, stack)
     by_urn = {r.urn: r for r in result.resources}
 
     def served_by(resource: offline.Resource) -> list[str]:

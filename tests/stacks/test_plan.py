@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from aicp.conformance import musts
 from aicp.main import app
-from aicp.plan import build_plan, run_stack, stack_config
+from aicp.plan import describe, run_stack, stack_config
 from tests.addons.helm_releases import (
     RELEASE,
     declared_objects,
@@ -26,13 +26,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def aws_run():
-    return run_stack(stack_config(REPO, "aws"), "aws")[1]
+def aws_stack():
+    cfg, run = run_stack(stack_config(REPO, "aws"), "aws")
+    return run, describe(cfg, run, "aws")
 
 
 @pytest.fixture(scope="module")
-def aws_plan() -> dict:
-    return build_plan(stack_config(REPO, "aws"), "aws")
+def aws_run(aws_stack):
+    return aws_stack[0]
+
+
+@pytest.fixture(scope="module")
+def aws_plan(aws_stack) -> dict:
+    return aws_stack[1]
 
 
 def example_stack_config(stack: str, tmp: Path) -> dict:
@@ -52,7 +58,8 @@ EXAMPLES = sorted(p.name.split(".")[1] for p in REPO.glob("Pulumi.*.yaml"))
 @pytest.fixture(scope="module", params=EXAMPLES)
 def example_plan(request, tmp_path_factory):
     raw = example_stack_config(request.param, tmp_path_factory.mktemp(request.param))
-    return request.param, build_plan(raw, request.param), run_stack(raw, request.param)[1]
+    cfg, run = run_stack(raw, request.param)
+    return request.param, describe(cfg, run, request.param), run
 
 
 def test_every_target_has_an_example_stack():
