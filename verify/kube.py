@@ -13,7 +13,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,9 @@ from kubernetes.client.exceptions import ApiException
 from aicp.verify.probe import RUN_LABEL, ProbeError, one_line
 from aicp.verify.result import CreatedObject
 
+# Items per list request, as kubectl's --chunk-size: a 5,000-node or 100,000-pod cluster is
+# read in pages, so memory holds one page, not the whole collection.
+PAGE = 500
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CONNECTION_ERRORS = (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915", "gpu.intel.com/xe")
@@ -161,6 +164,16 @@ class _RetryingApi:
         return read(name=obj_name, **extra)
 
 
+def _expired_continue(exc: ApiException) -> str | None:
+    """The continue token a 410 ResourceExpired offers to list on inconsistently."""
+    if exc.status != 410:
+        return None
+    try:
+        return (json.loads(exc.body or "{}").get("metadata") or {}).get("continue") or None
+    except (ValueError, AttributeError):
+        return None
+
+
 def default_kubeconfig() -> Path:
     env = os.environ.get("KUBECONFIG")
     if env:
@@ -209,6 +222,36 @@ class Kube:
                 return data.decode("utf-8", "replace")
             return json.loads(data) if data else None
         return with_retry(call, describe=f"{method.lower()} {path}", on_retry=self.on_retry)
+
+    def items(self, path: str, *, query: dict | None = None, page: int = PAGE
+              ) -> Iterator[dict]:
+        """Every item of the list at ``path``, fetched ``page`` at a time (limit/continue).
+
+        Callers keep what they need while iterating, so memory is one page whatever the
+        cluster's size. When the server expires the list's snapshot mid-way (410), the
+        listing goes on from the inconsistent continue token the 410 carries, as the API
+        documents; without one it cannot resume without repeating items, so it fails.
+        """
+        token = None
+        while True:
+            params = {**(query or {}), "limit": str(page)}
+            if token:
+                params["continue"] = token
+            try:
+                doc = self.request("GET", path, query=params)
+            except ApiException as exc:
+                resume = _expired_continue(exc) if token else None
+                if not resume:
+                    if exc.status == 410:
+                        raise ProbeError(f"list {path}: the server expired the listing after "
+                                         "some pages and offered no way on: rerun") from None
+                    raise
+                token = resume
+                continue
+            yield from doc.get("items") or []
+            token = ((doc or {}).get("metadata") or {}).get("continue")
+            if not token:
+                return
 
     def version(self, timeout: float = 10.0) -> dict:
         """The server's /version; an unreachable cluster is a one-line ConfigError."""
@@ -313,8 +356,9 @@ class Kube:
 
     def _unmet(self, need: str) -> str | None:
         if need == "gpu_nodes":
-            nodes = self.request("GET", "/api/v1/nodes").get("items", [])
-            for node in nodes:
+            count = 0
+            for node in self.items("/api/v1/nodes"):
+                count += 1
                 allocatable = (node.get("status") or {}).get("allocatable") or {}
                 labels = (node.get("metadata") or {}).get("labels") or {}
                 if any(_quantity(allocatable.get(r)) > 0 for r in GPU_RESOURCES) or \
@@ -323,12 +367,11 @@ class Kube:
             # A DRA-only pool advertises no extended resource: its GPUs are ResourceSlices.
             if self.resources("resource.k8s.io/v1") and any(
                     (s.get("spec") or {}).get("driver", "").startswith("gpu.")
-                    for s in self.request(
-                        "GET", "/apis/resource.k8s.io/v1/resourceslices").get("items", [])):
+                    for s in self.items("/apis/resource.k8s.io/v1/resourceslices")):
                 return None
             return (f"no node advertises an accelerator ({', '.join(GPU_RESOURCES)}, the "
                     f"nvidia.com/gpu.present label or GPU ResourceSlices) among "
-                    f"{len(nodes)} nodes")
+                    f"{count} nodes")
         if need.startswith("api:"):
             group_version = need.removeprefix("api:")
             return None if self.resources(group_version) else f"{group_version} is not served"

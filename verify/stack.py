@@ -101,11 +101,14 @@ def parse(name: str, outputs: Any) -> StackOutputs:
 
 def check(expectations: dict[str, Any], kube) -> StackCheck:
     """Every GPU pool's accelerator is visible and every addon's API is served."""
-    nodes = kube.request("GET", "/api/v1/nodes").get("items", [])
+    pools = [p for p in expectations.get("gpuPools") or [] if isinstance(p, dict)]
+    # Only the pools' nodes are kept: a 5,000-node cluster is read a page at a time.
+    nodes = [n for n in kube.items("/api/v1/nodes")
+             if any(_carries(n, _pool_labels(p)) for p in pools)]
     slices = []
     if any(isinstance(p, dict) and p.get("allocator") != "device-plugin"
            for p in expectations.get("gpuPools") or []) and kube.resources("resource.k8s.io/v1"):
-        slices = kube.request("GET", "/apis/resource.k8s.io/v1/resourceslices").get("items", [])
+        slices = list(kube.items("/apis/resource.k8s.io/v1/resourceslices"))
     result = StackCheck()
     pools = unmet_expectations(expectations, nodes, slices)
     result.problems += pools.problems
@@ -143,10 +146,8 @@ def unmet_expectations(expectations: dict[str, Any], nodes: list[dict],
             continue
         name, accel = pool.get("name"), pool.get("accelerator")
         min_nodes = int(pool.get("minNodes") or 0)
-        labels = dict(pool.get("labels") or {"aicp.dev/gpu-pool": name})
-        matching = [n for n in nodes
-                    if all((n.get("metadata", {}).get("labels") or {}).get(k) == v
-                           for k, v in labels.items())]
+        labels = _pool_labels(pool)
+        matching = [n for n in nodes if _carries(n, labels)]
         allocator = pool.get("allocator")
 
         def advertises(node: dict, allocator=allocator) -> bool:
@@ -169,3 +170,12 @@ def unmet_expectations(expectations: dict[str, Any], nodes: list[dict],
             result.notes.append(f"{what}: {len(matching)} nodes carry the labels, fewer "
                                 "than minNodes (still joining?)")
     return result
+
+
+def _pool_labels(pool: dict[str, Any]) -> dict[str, str]:
+    return dict(pool.get("labels") or {"aicp.dev/gpu-pool": pool.get("name")})
+
+
+def _carries(node: dict, labels: dict[str, str]) -> bool:
+    have = node.get("metadata", {}).get("labels") or {}
+    return all(have.get(k) == v for k, v in labels.items())

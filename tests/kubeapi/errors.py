@@ -9,14 +9,17 @@ class ApiError(Exception):
     """A failed request; ``status()`` is the body the real API server would send."""
 
     def __init__(self, code: int, reason: str, message: str,
-                 details: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
+                 details: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+                 metadata: dict[str, Any] | None = None):
         super().__init__(message)
         self.code, self.reason, self.message = code, reason, message
         self.details = details
         self.headers = headers or {}
+        self.metadata = metadata or {}
 
     def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
+        out: dict[str, Any] = {"kind": "Status", "apiVersion": "v1",
+                               "metadata": dict(self.metadata),
                                "status": "Failure", "message": self.message,
                                "reason": self.reason}
         if self.details is not None:
@@ -107,6 +110,19 @@ def forbidden(user: str, verb: str, group: str, plural: str, namespace: str | No
 
 def expired(requested: int, oldest: int) -> ApiError:
     return ApiError(410, "Expired", f"too old resource version: {requested} ({oldest})")
+
+
+def expired_continue(token: str) -> ApiError:
+    """A continue token older than the compacted history (etcd3 store, k8s 1.35 wording):
+    the Status carries a token that lists on inconsistently."""
+    return ApiError(
+        410, "Expired",
+        "The provided continue parameter is too old to display a consistent list result. You "
+        "can start a new list without the continue parameter, or use the continue token in "
+        "this response to retrieve the remainder of the results. Continuing with the provided "
+        "token results in an inconsistent list - objects that were created, modified, or "
+        "deleted between the time the first chunk was returned and now may show up in the "
+        "list.", metadata={"continue": token})
 
 
 def too_many_requests(retry_after: int) -> ApiError:

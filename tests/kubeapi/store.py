@@ -138,8 +138,13 @@ class Store:
                 try:
                     token = json.loads(base64.urlsafe_b64decode(continue_.encode()))
                     start = tuple(token["start"])
+                    listed_at = int(token["rv"])
                 except (ValueError, KeyError, TypeError):
                     raise errors.bad_request("continue key is not valid") from None
+                if listed_at < self.compacted:
+                    # The snapshot the first page came from is gone: offer the rest as of now.
+                    raise errors.expired_continue(base64.urlsafe_b64encode(json.dumps(
+                        {"rv": rv, "start": list(start)}).encode()).decode())
                 lo = max(lo, bisect.bisect_right(keys, start))
             items: list[Stored] = []
             i = lo

@@ -166,3 +166,20 @@ def test_owner_references_garbage_collect_dependents(core):
     core.create_namespaced_pod("default", dep)
     core.delete_namespaced_config_map("owner", "default")
     assert not core.list_namespaced_pod("default").items
+
+
+def test_a_continue_token_older_than_the_history_is_410_with_a_token_to_go_on(
+        kubeapi_factory):
+    kube = kubeapi_factory("empty", history=10)
+    core = client.CoreV1Api(kube.client())
+    for i in range(5):
+        core.create_namespaced_pod("default", pod(f"p{i}"))
+    page = core.list_namespaced_pod("default", limit=2)
+    for i in range(30):
+        core.create_namespaced_config_map("default", {"metadata": {"name": f"c{i}"}})
+    with pytest.raises(client.ApiException) as err:
+        core.list_namespaced_pod("default", limit=2, _continue=page.metadata._continue)
+    status = json.loads(err.value.body)
+    assert (err.value.status, status["reason"]) == (410, "Expired")
+    rest = core.list_namespaced_pod("default", limit=10, _continue=status["metadata"]["continue"])
+    assert [p.metadata.name for p in rest.items] == ["p2", "p3", "p4"]

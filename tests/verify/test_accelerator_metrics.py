@@ -35,12 +35,14 @@ def dcgm_text(node: str, gpus: int = 8, memory: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def exporters(kubeapi, nodes: list[str], text=dcgm_text) -> None:
+def exporters(kubeapi, nodes: list[str], text=dcgm_text,
+              labels: dict | None = None) -> None:
     """One exporter pod per node, labelled as the GPU Operator labels them."""
     for node in nodes:
         name = f"nvidia-dcgm-exporter-{node}"
         kubeapi.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
-            "name": name, "namespace": NS, "labels": {"app": "nvidia-dcgm-exporter"}},
+            "name": name, "namespace": NS,
+            "labels": labels or {"app": "nvidia-dcgm-exporter"}},
             "spec": {"nodeName": node, "tolerations": [{"operator": "Exists"}],
                      "containers": [{"name": "nvidia-dcgm-exporter",
                                      "image": "nvcr.io/nvidia/k8s/dcgm-exporter:4.6.0-4.8.3",
@@ -79,6 +81,20 @@ def test_every_gpu_node_serving_utilisation_and_memory_per_device_passes(kubeapi
     assert result.evidence.observations["gpu-h100-0.power"][0] == "GPU-gpu-h100-0-00"
     assert set(result.evidence.artifacts) == {"metrics-gpu-h100-0.txt", "metrics-gpu-h100-1.txt"}
     assert report.leftovers == [] and result.evidence.objects == []
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_exporters_labelled_otherwise_are_found_through_their_daemonset(kubeapi, kubeconfig):
+    # The reference platform's exporter DaemonSet selects app.kubernetes.io/name only.
+    exporters(kubeapi, ["gpu-h100-0", "gpu-h100-1"],
+              labels={"app.kubernetes.io/name": "nvidia-dcgm-exporter"})
+    kubeapi.requests.clear()
+    result, _ = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    # Found by selectors: never a read of every pod in the cluster.
+    pod_lists = kubeapi.requests.matching(verb="list", resource="pods")
+    assert pod_lists and all("labelSelector" in r.query for r in pod_lists)
+    assert any(r.path == f"/api/v1/namespaces/{NS}/pods" for r in pod_lists)
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=2)

@@ -27,10 +27,6 @@ ALLOCATOR_LABEL = "aicp.dev/gpu-allocator"
 NVIDIA_DRIVER = "gpu.nvidia.com"
 
 
-def nodes(ctx: Context) -> list[dict]:
-    return ctx.kube.request("GET", "/api/v1/nodes").get("items", [])
-
-
 def labels(node: dict) -> dict[str, str]:
     return (node.get("metadata") or {}).get("labels") or {}
 
@@ -52,13 +48,13 @@ def resource_slices(ctx: Context) -> list[dict] | None:
     """Every ResourceSlice, or None when ``resource.k8s.io/v1`` is not served."""
     if not served(ctx, DRA):
         return None
-    return ctx.kube.request("GET", f"/apis/{DRA}/resourceslices").get("items", [])
+    return list(ctx.kube.items(f"/apis/{DRA}/resourceslices"))
 
 
 def device_classes(ctx: Context) -> list[dict]:
     if not served(ctx, DRA):
         return []
-    return ctx.kube.request("GET", f"/apis/{DRA}/deviceclasses").get("items", [])
+    return list(ctx.kube.items(f"/apis/{DRA}/deviceclasses"))
 
 
 def is_gpu_driver(driver: str) -> bool:
@@ -98,14 +94,15 @@ def pool_matches(pool: dict, node: dict) -> bool:
     return bool(want) and all(have.get(k) == v for k, v in want.items())
 
 
-def gpu_nodes(ctx: Context, all_nodes: list[dict] | None = None,
-              slices: list[dict] | None = None) -> dict[str, dict]:
-    """Node name → node for every node something calls a GPU node (see module doc)."""
-    all_nodes = nodes(ctx) if all_nodes is None else all_nodes
+def gpu_nodes(ctx: Context, slices: list[dict] | None = None) -> tuple[dict[str, dict], int]:
+    """Node name → node for every node something calls a GPU node (see module doc), and
+    how many nodes the cluster has. Nodes are read a page at a time; only GPU nodes are
+    kept, so a 5,000-node cluster with 16 GPU nodes holds 16 nodes in memory."""
     pools = [p for p in ctx.settings.expectations.get("gpuPools") or [] if isinstance(p, dict)]
     published = devices_by_node(slices)
-    found = {}
-    for node in all_nodes:
+    found, count = {}, 0
+    for node in ctx.kube.items("/api/v1/nodes"):
+        count += 1
         alloc = allocatable(node)
         if (labels(node).get(GPU_PRESENT) == "true"
                 or any(alloc.get(r, 0) > 0 for r in GPU_RESOURCES)
@@ -113,7 +110,7 @@ def gpu_nodes(ctx: Context, all_nodes: list[dict] | None = None,
                 or name(node) in published):
             found[name(node)] = node
     ctx.observe("gpuNodes", sorted(found))
-    return found
+    return found, count
 
 
 def no_gpu_nodes(count: int) -> str:
@@ -125,7 +122,7 @@ def no_gpu_nodes(count: int) -> str:
 def list_or_none(ctx: Context, path: str) -> list[dict] | None:
     """The items at ``path``; None when the resource is not served (404)."""
     try:
-        return ctx.kube.request("GET", path).get("items", [])
+        return list(ctx.kube.items(path))
     except ApiException as exc:
         if exc.status == 404:
             return None
@@ -136,7 +133,6 @@ def survey(ctx: Context) -> tuple[list[dict] | None, dict[str, dict], str | None
     """ResourceSlices, GPU nodes by name, and why the requirement is not applicable when
     the cluster has no GPU node (None when it has)."""
     slices = resource_slices(ctx)
-    all_nodes = nodes(ctx)
-    found = gpu_nodes(ctx, all_nodes, slices)
-    why = None if found else f"not applicable: {no_gpu_nodes(len(all_nodes))}"
+    found, count = gpu_nodes(ctx, slices)
+    why = None if found else f"not applicable: {no_gpu_nodes(count)}"
     return slices, found, why

@@ -2,7 +2,8 @@
 utilisation and memory in Prometheus format.
 
 Read-only. Finds the DCGM exporter pods (label ``app=nvidia-dcgm-exporter``, as the GPU
-Operator labels them, or a container image named ``dcgm-exporter``), reads each GPU
+Operator labels them, or the pods of a DaemonSet running an image named
+``dcgm-exporter``), reads each GPU
 node's exporter through the API server's pod proxy (``pods/<pod>:9400/proxy/metrics``)
 and parses the exposition: ``DCGM_FI_DEV_GPU_UTIL`` and ``DCGM_FI_DEV_FB_USED`` /
 ``DCGM_FI_DEV_FB_FREE`` must be there for every GPU of the node, labelled per device
@@ -10,6 +11,8 @@ and parses the exposition: ``DCGM_FI_DEV_GPU_UTIL`` and ``DCGM_FI_DEV_FB_USED`` 
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from kubernetes.client.exceptions import ApiException
 
@@ -39,22 +42,21 @@ class AcceleratorMetrics(Probe):
 
     def run(self, ctx: Context) -> Result:
         with ctx.step("find GPU nodes"):
-            gpus = gpu_nodes(ctx.kube.request("GET", "/api/v1/nodes").get("items", []))
+            gpus = gpu_nodes(ctx.kube.items("/api/v1/nodes"))
             ctx.observe("gpuNodes", gpus)
             if not gpus:
                 return ctx.skip("not applicable: no GPU node (no nvidia.com/gpu allocatable, "
                                 "no nvidia.com/gpu.present=true label)")
         with ctx.step("find DCGM exporter pods"):
-            pods = [p for p in ctx.kube.request("GET", "/api/v1/pods").get("items", [])
-                    if is_exporter(p)]
+            pods = exporter_pods(ctx)
             ctx.observe("exporterPods", [f"{p['metadata']['namespace']}/{p['metadata']['name']}"
                                          f" on {p['spec'].get('nodeName')}" for p in pods])
             if not pods:
                 return ctx.error(
-                    "no DCGM exporter pod found (label app=nvidia-dcgm-exporter or image "
-                    "dcgm-exporter): install the GPU Operator's DCGM exporter, or the platform "
-                    "uses a different accelerator metrics exporter that this probe does not "
-                    "know: verify it by hand")
+                    "no DCGM exporter pod found (label app=nvidia-dcgm-exporter, or a DaemonSet "
+                    "running a dcgm-exporter image): install the GPU Operator's DCGM "
+                    "exporter, or the platform uses a different accelerator metrics exporter "
+                    "that this probe does not know: verify it by hand")
         unreachable: list[str] = []
         for node, expected in sorted(gpus.items()):
             with ctx.step(f"read the exporter on {node}"):
@@ -111,7 +113,7 @@ def _devices(samples: list[_prom.Sample]) -> set[str]:
             if s.labels.get("UUID") or s.labels.get("gpu")}
 
 
-def gpu_nodes(nodes: list[dict]) -> dict[str, int | None]:
+def gpu_nodes(nodes: Iterable[dict]) -> dict[str, int | None]:
     """GPU node name → expected GPU count (None when only a label says it has GPUs)."""
     out: dict[str, int | None] = {}
     for node in nodes:
@@ -121,6 +123,42 @@ def gpu_nodes(nodes: list[dict]) -> dict[str, int | None]:
         if count or labels.get("nvidia.com/gpu.present") == "true":
             out[node["metadata"]["name"]] = count or None
     return out
+
+
+def exporter_pods(ctx: Context) -> list[dict]:
+    """The DCGM exporter pods: those labelled as the GPU Operator and dcgm-exporter's chart
+    label them; failing that, the pods of DaemonSets running a dcgm-exporter image.
+
+    Selectors, never a scan of every pod: 100,000 pods would cost 200 pages.
+    """
+    found: dict[str, dict] = {}
+    for key, value in EXPORTER_LABELS.items():
+        for pod in ctx.kube.items("/api/v1/pods", query={"labelSelector": f"{key}={value}"}):
+            found[pod["metadata"]["uid"]] = pod
+    if not found:
+        for ds in ctx.kube.items("/apis/apps/v1/daemonsets"):
+            template = ((ds.get("spec") or {}).get("template") or {}).get("spec") or {}
+            if not any(EXPORTER_IMAGE in c.get("image", "")
+                       for c in template.get("containers") or []):
+                continue
+            selector = _selector((ds.get("spec") or {}).get("selector") or {})
+            if not selector:
+                continue
+            path = f"/api/v1/namespaces/{ds['metadata']['namespace']}/pods"
+            for pod in ctx.kube.items(path, query={"labelSelector": selector}):
+                found[pod["metadata"]["uid"]] = pod
+    return [p for p in found.values() if is_exporter(p)]
+
+
+def _selector(selector: dict) -> str:
+    """A LabelSelector object as the ``labelSelector`` query string."""
+    terms = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        terms.append({"In": f"{key} in ({','.join(values)})",
+                      "NotIn": f"{key} notin ({','.join(values)})",
+                      "Exists": key, "DoesNotExist": f"!{key}"}.get(op, ""))
+    return ",".join(t for t in terms if t)
 
 
 def is_exporter(pod: dict) -> bool:

@@ -73,7 +73,7 @@ class ClusterAutoscaling(Probe):
                 return (state["pod"].get("status") or {}).get("phase") == "Running"
             ran = ctx.wait_for("the GPU pod to run on a new node", running,
                                timeout=SCALE_UP_TIMEOUT, interval=POLL)
-            after = _pool_nodes(_nodes(ctx), pool["labels"])
+            after = _pool_members(ctx, pool["labels"])
             added = [n for n in after if n not in before]
             events = _events(ctx, ns, name)
             ctx.observe("nodesAfter", after)
@@ -110,11 +110,11 @@ class ClusterAutoscaling(Probe):
             ctx.cleanup.unwind(only=[o for o in ctx.cleanup.pending()
                                      if o.kind == "Pod" and o.name == name])
             gone = ctx.wait_for("the added node to be removed",
-                                lambda: not set(added) & set(_pool_nodes(_nodes(ctx),
-                                                                         pool["labels"])),
+                                lambda: not set(added) & set(_pool_members(ctx,
+                                                                           pool["labels"])),
                                 timeout=SCALE_DOWN_TIMEOUT, interval=POLL)
             if not ctx.check(f"pool {pool['name']} removes the node once it is unneeded",
-                             bool(gone), ", ".join(_pool_nodes(_nodes(ctx), pool["labels"]))):
+                             bool(gone), ", ".join(_pool_members(ctx, pool["labels"]))):
                 return ctx.failed(f"GPU pool {pool['name']} scaled up but did not remove "
                                   f"{', '.join(added)} within {SCALE_DOWN_TIMEOUT:g}s of the "
                                   "pod's deletion", partial=True)
@@ -123,7 +123,14 @@ class ClusterAutoscaling(Probe):
 
 
 def _nodes(ctx: Context) -> list[dict]:
-    return ctx.kube.request("GET", "/api/v1/nodes").get("items", [])
+    return list(ctx.kube.items("/api/v1/nodes"))
+
+
+def _pool_members(ctx: Context, labels: dict[str, str]) -> list[str]:
+    """The pool's nodes by label selector: a poll reads the pool, not the whole cluster."""
+    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    return sorted(n["metadata"]["name"]
+                  for n in ctx.kube.items("/api/v1/nodes", query={"labelSelector": selector}))
 
 
 def _labels(node: dict) -> dict:

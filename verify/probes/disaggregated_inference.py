@@ -89,7 +89,7 @@ class DisaggregatedInference(Probe):
 
 def _items(ctx: Context, path: str, query: dict | None = None) -> list[dict]:
     try:
-        return ctx.kube.request("GET", path, query=query).get("items", [])
+        return list(ctx.kube.items(path, query=query))
     except ApiException as exc:
         if exc.status == 404:
             return []

@@ -40,10 +40,9 @@ class DraSupport(Probe):
                                ", ".join(sorted(r["name"] for r in ctx.kube.resources(
                                    _gpus.DRA))) or "not served")
             slices = _gpus.resource_slices(ctx) if served else None
-            all_nodes = _gpus.nodes(ctx)
-            gpu_nodes = _gpus.gpu_nodes(ctx, all_nodes, slices)
+            gpu_nodes, count = _gpus.gpu_nodes(ctx, slices)
             if not gpu_nodes:
-                return ctx.skip(f"not applicable: {_gpus.no_gpu_nodes(len(all_nodes))}")
+                return ctx.skip(f"not applicable: {_gpus.no_gpu_nodes(count)}")
             if not served:
                 return ctx.failed(f"{_gpus.DRA} is not served: the cluster has "
                                   f"{len(gpu_nodes)} GPU nodes but no DRA API")

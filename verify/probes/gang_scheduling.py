@@ -246,9 +246,9 @@ def _max_gpus_per_node(ctx: Context, resource: str, device_class: str | None) ->
     """The most ``resource`` one node offers (1 for DRA-quota'd GPUs: one device a claim)."""
     if device_class:
         return 1
-    nodes = ctx.kube.request("GET", "/api/v1/nodes").get("items", [])
     return max((int(parse_quantity(((n.get("status") or {}).get("allocatable") or {})
-                                   .get(resource, 0))) for n in nodes), default=0)
+                                   .get(resource, 0))) for n in ctx.kube.items("/api/v1/nodes")),
+               default=0)
 
 
 def _label_namespace(ctx: Context, ns: str, cq: dict, config: dict) -> None:

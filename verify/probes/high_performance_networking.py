@@ -90,7 +90,7 @@ class HighPerformanceNetworking(Probe):
 
 def _items(ctx: Context, path: str) -> list[dict]:
     try:
-        return ctx.kube.request("GET", path).get("items", [])
+        return list(ctx.kube.items(path))
     except ApiException as exc:
         if exc.status == 404:
             return []

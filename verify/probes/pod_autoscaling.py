@@ -140,7 +140,7 @@ def _custom_metrics(ctx: Context) -> tuple[str, list[str]] | str:
 
 
 def _gpu_resource(ctx: Context) -> str | None:
-    for node in ctx.kube.request("GET", "/api/v1/nodes").get("items", []):
+    for node in ctx.kube.items("/api/v1/nodes"):
         allocatable = (node.get("status") or {}).get("allocatable") or {}
         for resource in GPU_RESOURCES:
             if parse_quantity(allocatable.get(resource, 0)) > 0:
