@@ -116,6 +116,21 @@ def test_gang_pods_that_exit_early_are_an_environment_problem(kubeconfig, monkey
     assert result.duration < 10
 
 
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_a_gang_ending_while_the_over_quota_job_waits_is_not_a_verdict(kubeapi, kubeconfig,
+                                                                      monkeypatch):
+    monkeypatch.setattr(gang_scheduling, "OVER_QUOTA_WAIT", 2.0)
+    # The gang's pods run until the over-quota job appears, then exit: Kueue gets the quota
+    # back and admits the over-quota job, which says nothing about all-or-nothing admission.
+    for controller in kubeapi.controllers.controllers:
+        if isinstance(controller, Kubelet):
+            controller.completes = lambda pod: kubeapi.find(
+                "jobs.batch", "over", pod["metadata"]["namespace"]) is not None
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.ERROR, result.reason
+    assert result.reason.startswith("pods of the gang ended while the over-quota job waited")
+
+
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
 def test_a_gang_that_cannot_be_scheduled_is_an_environment_problem(kubeapi, kubeconfig,
                                                                     monkeypatch):

@@ -118,6 +118,12 @@ class GangScheduling(Probe):
                          timeout=OVER_QUOTA_WAIT, interval=POLL)
             wl_over = _workload(ctx, api, ns, over)
             ctx.observe("overQuotaPending", _pending_reason(wl_over))
+            ended = _ended(ctx, ns, "gang")
+            if ended:
+                # A finished gang gives its quota back: what (b) saw proves nothing.
+                return ctx.error(f"pods of the gang ended while the over-quota job waited "
+                                 f"({', '.join(ended)}), releasing its quota: `sleep 3600` in "
+                                 f"{ctx.image('busybox')} should keep running")
             if wl_over is not None:
                 ctx.artifact("workload-over.json", json.dumps(wl_over, indent=2))
             started, total = most["started"], over_pods
