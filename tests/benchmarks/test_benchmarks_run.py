@@ -19,8 +19,11 @@ def test_dependency_depth_counts_the_longest_chain_of_real_resources():
 
 
 def test_plan_benchmark_measures_an_example_stack(tmp_path: Path):
-    figures = plan.measure(example_project(tmp_path), "onprem", repeat=1)
+    (tmp_path / "empty").mkdir()
+    figures = plan.measure(example_project(tmp_path), "onprem", repeat=1,
+                           empty_cache=tmp_path / "empty")
     assert figures["resources"] > 10 and figures["depth"] >= 2
+    assert not list((tmp_path / "empty").iterdir())  # the cold run wrote no bytecode
     assert figures["unserved"] == []
 
 

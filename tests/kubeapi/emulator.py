@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -15,6 +14,7 @@ from . import errors
 from .controllers.base import Controller, Dispatcher
 from .discovery import Discovery, Resource
 from .faults import Faults, RequestLog
+from .json_tree import clone
 from .patch import MERGE_PATCH
 from .selectors import field_selector, label_selector
 from .server import Server
@@ -130,14 +130,14 @@ class KubeAPI:
 
     def create(self, obj: dict, *, validate: bool = True) -> dict:
         obj_ns = (obj.get("metadata") or {}).get("namespace")
-        return copy.deepcopy(self.store.create(self._res(obj), obj, obj_ns, validate=validate))
+        return clone(self.store.create(self._res(obj), obj, obj_ns, validate=validate))
 
     def get(self, ref: str, name: str, namespace: str | None = None) -> dict:
-        return copy.deepcopy(self.store.get(self.resolve(ref), namespace, name))
+        return clone(self.store.get(self.resolve(ref), namespace, name))
 
     def find(self, ref: str, name: str, namespace: str | None = None) -> dict | None:
         stored = self.store.lookup(self.resolve(ref), namespace, name)
-        return copy.deepcopy(stored.obj) if stored else None
+        return clone(stored.obj) if stored else None
 
     def list(self, ref: str, namespace: str | None = None, *, labels: str | None = None,
              fields: str | None = None) -> list[dict]:
@@ -146,11 +146,26 @@ class KubeAPI:
         match = (lambda o: (lsel is None or lsel(o)) and (fsel is None or fsel(o))) \
             if lsel or fsel else None
         items, *_ = self.store.list(res, namespace, match)
-        return [copy.deepcopy(s.obj) for s in items]
+        return [clone(s.obj) for s in items]
+
+    def view(self, ref: str, namespace: str | None = None, *, labels: str | None = None,
+             fields: str | None = None) -> list[dict]:
+        """As ``list``, but the stored objects themselves: for controllers that only read.
+
+        Never modify what it returns (write through ``mutate``/``update``). The store
+        replaces an object on every write, so a view stays a consistent snapshot; skipping
+        the copies is what lets a controller scan 100,000 pods on each sync.
+        """
+        res = self.resolve(ref)
+        lsel, fsel = label_selector(labels), field_selector(fields, res.ref)
+        match = (lambda o: (lsel is None or lsel(o)) and (fsel is None or fsel(o))) \
+            if lsel or fsel else None
+        items, *_ = self.store.list(res, namespace, match)
+        return [s.obj for s in items]
 
     def update(self, obj: dict, *, status: bool = False) -> dict:
         meta = obj["metadata"]
-        return copy.deepcopy(self.store.update(self._res(obj), obj, meta.get("namespace"),
+        return clone(self.store.update(self._res(obj), obj, meta.get("namespace"),
                                                meta["name"],
                                                subresource="status" if status else None))
 
@@ -158,7 +173,7 @@ class KubeAPI:
               patch_type: str = MERGE_PATCH, status: bool = False) -> dict:
         obj, _ = self.store.patch(self.resolve(ref), namespace, name, patch_type, patch,
                                   subresource="status" if status else None)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def mutate(self, ref: str, name: str, fn: Callable[[dict], Any],
                namespace: str | None = None, *, status: bool = False) -> dict | None:
@@ -168,15 +183,15 @@ class KubeAPI:
             stored = self.store.lookup(res, namespace, name)
             if stored is None:
                 return None
-            obj = copy.deepcopy(stored.obj)
+            obj = clone(stored.obj)
             fn(obj)
-            return copy.deepcopy(self.store.update(res, obj, namespace, name,
+            return clone(self.store.update(res, obj, namespace, name,
                                                    subresource="status" if status else None))
 
     def delete(self, ref: str, name: str, namespace: str | None = None, *,
                propagation: str | None = "Background") -> dict | None:
         try:
-            return copy.deepcopy(self.store.delete(self.resolve(ref), namespace, name,
+            return clone(self.store.delete(self.resolve(ref), namespace, name,
                                                    propagation=propagation))
         except errors.ApiError as e:
             if e.code == 404:
@@ -205,7 +220,7 @@ class KubeAPI:
         """What ``pods/binding`` does: set nodeName and mark the pod scheduled."""
         res = self.resolve("pods")
         with self.store.lock:
-            pod = copy.deepcopy(self.store.get(res, namespace, name))
+            pod = clone(self.store.get(res, namespace, name))
             if pod["spec"].get("nodeName"):
                 raise errors.conflict("", "pods", name,
                                       f"pod {name} is already assigned to node "
@@ -285,7 +300,7 @@ class KubeAPI:
         spec_path = (res.scale_paths or (".spec.replicas", ""))[0]
         parts = spec_path.strip(".").split(".")
         with self.store.lock:
-            obj = copy.deepcopy(self.store.get(res, namespace, name))
+            obj = clone(self.store.get(res, namespace, name))
             cur = obj
             for part in parts[:-1]:
                 cur = cur.setdefault(part, {})
@@ -294,7 +309,7 @@ class KubeAPI:
 
     def review(self, res: Resource, body: dict) -> dict:
         """Answer create-only review kinds (access reviews, token reviews) without storing."""
-        out = copy.deepcopy(body)
+        out = clone(body)
         out.setdefault("apiVersion", res.api_version)
         out.setdefault("kind", res.kind)
         out.setdefault("metadata", {})

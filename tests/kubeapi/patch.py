@@ -9,7 +9,6 @@ between managers (``force`` is accepted and ignored).
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from tests.schemas import builtin_schema_dir
 
 from .errors import ApiError, bad_request
+from .json_tree import clone
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -85,7 +85,7 @@ def crd_schema(crd: dict, version: str) -> Schema:
 # JSON merge patch (RFC 7386) --------------------------------------------------------------
 def merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     out = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -186,7 +186,7 @@ def _walk(doc: Any, parts: list[str]) -> Any:
 
 
 def json_patch(target: dict, ops: list[dict]) -> dict:
-    doc = copy.deepcopy(target)
+    doc = clone(target)
     if not isinstance(ops, list):
         raise bad_request("json patch must be a list of operations")
     for op in ops:
@@ -207,28 +207,28 @@ def _apply_op(doc: Any, op: dict) -> Any:
             raise ValueError("test failed")
         return doc
     if kind in ("move", "copy"):
-        value = copy.deepcopy(_walk(doc, _pointer(op["from"])))
+        value = clone(_walk(doc, _pointer(op["from"])))
         if kind == "move":
             doc = _apply_op(doc, {"op": "remove", "path": op["from"]})
         return _apply_op(doc, {"op": "add", "path": op["path"], "value": value})
     if not parts:
-        return copy.deepcopy(op["value"]) if kind in ("add", "replace") else {}
+        return clone(op["value"]) if kind in ("add", "replace") else {}
     parent = _walk(doc, parts[:-1])
     last = parts[-1]
     if isinstance(parent, list):
         if kind == "add":
-            parent.insert(len(parent) if last == "-" else int(last), copy.deepcopy(op["value"]))
+            parent.insert(len(parent) if last == "-" else int(last), clone(op["value"]))
         elif kind == "remove":
             parent.pop(int(last))
         elif kind == "replace":
-            parent[int(last)] = copy.deepcopy(op["value"])
+            parent[int(last)] = clone(op["value"])
         return doc
     if kind in ("remove", "replace") and last not in parent:
         raise KeyError(last)
     if kind == "remove":
         del parent[last]
     else:
-        parent[last] = copy.deepcopy(op["value"])
+        parent[last] = clone(op["value"])
     return doc
 
 
@@ -262,7 +262,7 @@ def apply_merge(live: Any, applied: Any, previous: Any, schema: Schema) -> Any:
             if schema.get("x-kubernetes-list-type") == "set":
                 gone = [p for p in (previous or []) if p not in applied]
                 return [x for x in live if x not in gone] + [a for a in applied if a not in live]
-            return copy.deepcopy(applied)
+            return clone(applied)
         prev = {_item_key(p, keys): p for p in previous or []} if isinstance(previous,
                                                                             list) else {}
         wanted = {_item_key(a, keys): a for a in applied}
@@ -273,5 +273,5 @@ def apply_merge(live: Any, applied: Any, previous: Any, schema: Schema) -> Any:
                 out.append(apply_merge(item, wanted.pop(k), prev.get(k), schema.items()))
             elif k not in prev:
                 out.append(item)
-        return out + [copy.deepcopy(a) for a in applied if _item_key(a, keys) in wanted]
-    return copy.deepcopy(applied)
+        return out + [clone(a) for a in applied if _item_key(a, keys) in wanted]
+    return clone(applied)

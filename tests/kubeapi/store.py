@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import bisect
-import copy
 import json
 import random
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 
 from . import defaults, errors
 from .discovery import Discovery, Resource
+from .json_tree import clone
 from .patch import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -222,7 +222,7 @@ class Store:
 
     def create(self, res: Resource, obj: dict, namespace: str | None = None, *,
                validate: bool = True, dry_run: bool = False, keep_status: bool = False) -> dict:
-        obj = copy.deepcopy(obj)
+        obj = clone(obj)
         self._check_kind(res, obj)
         meta = obj.setdefault("metadata", {})
         with self.lock:
@@ -284,7 +284,7 @@ class Store:
     def update(self, res: Resource, obj: dict, namespace: str | None, name: str, *,
                subresource: str | None = None, validate: bool = True,
                dry_run: bool = False) -> dict:
-        obj = copy.deepcopy(obj)
+        obj = clone(obj)
         self._check_kind(res, obj)
         meta = obj.setdefault("metadata", {})
         if meta.get("name", name) != name:
@@ -433,7 +433,7 @@ class Store:
             refs = stored.obj["metadata"].get("ownerReferences") or []
             rest = [r for r in refs if r.get("uid") != uid]
             if policy == "Orphan" or rest:
-                new = copy.deepcopy(stored.obj)
+                new = clone(stored.obj)
                 new["metadata"]["ownerReferences"] = rest
                 if not rest:
                     del new["metadata"]["ownerReferences"]
@@ -457,7 +457,7 @@ class Store:
         meta = ns_obj["metadata"]
         name = meta["name"]
         if not meta.get("deletionTimestamp"):
-            new = copy.deepcopy(ns_obj)
+            new = clone(ns_obj)
             new["metadata"].update(deletionTimestamp=now(), deletionGracePeriodSeconds=0,
                                    resourceVersion=self._next_rv())
             new["status"] = {"phase": "Terminating"}
@@ -479,7 +479,7 @@ class Store:
         for key, bucket in self._data.items():
             if key != ns_res.key and any(k[0] == name for k in bucket):
                 return
-        obj = copy.deepcopy(stored.obj)
+        obj = clone(stored.obj)
         obj["spec"] = {}
         self._remove(ns_res, obj, "Background")
 

@@ -27,7 +27,7 @@ class NodeGroupAutoscaler(Controller):
             return
         template = self.make(len(self.added))
         node = next(o for o in template if o["kind"] == "Node")
-        for pod in kube.list("pods"):
+        for pod in kube.view("pods"):
             conds = (pod.get("status") or {}).get("conditions") or []
             stuck = any(c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable"
                         for c in conds) and not pod["spec"].get("nodeName")

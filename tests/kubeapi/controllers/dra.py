@@ -64,7 +64,7 @@ class DraAllocator(Controller):
     watches = ("pods", "resourceclaims.resource.k8s.io", "resourceslices.resource.k8s.io")
 
     def sync(self, kube) -> None:
-        pods = kube.list("pods")
+        pods = kube.view("pods")
         for pod in pods:
             if pod["spec"].get("resourceClaims") and not pod["metadata"].get("deletionTimestamp"):
                 self._claims_for(kube, pod)

@@ -85,7 +85,7 @@ class Kubelet(Controller):
         self.logs, self.completes, self.exit_code = logs, completes, exit_code
 
     def sync(self, kube) -> None:
-        for pod in kube.list("pods"):
+        for pod in kube.view("pods"):
             spec, meta = pod["spec"], pod["metadata"]
             phase = (pod.get("status") or {}).get("phase", "Pending")
             if not spec.get("nodeName") or meta.get("deletionTimestamp"):

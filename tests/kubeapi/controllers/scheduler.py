@@ -114,8 +114,8 @@ class Scheduler(Controller):
         self._reported: dict[str, str] = {}
 
     def sync(self, kube) -> None:
-        pods = kube.list("pods")
-        nodes = kube.list("nodes")
+        pods = kube.view("pods")
+        nodes = kube.view("nodes")
         used = usage_by_node(pods)
         for pod in pods:
             spec, meta = pod["spec"], pod["metadata"]

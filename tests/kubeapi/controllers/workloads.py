@@ -7,10 +7,10 @@ rolling update); Jobs run ``parallelism`` pods at a time until ``completions`` s
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 
+from ..json_tree import clone
 from ..selectors import matches_label_selector
 from ..store import now, random_suffix
 from .base import Controller
@@ -22,13 +22,22 @@ def owner_ref(obj: dict) -> dict:
             "controller": True, "blockOwnerDeletion": True}
 
 
+def by_owner(objs: list[dict]) -> dict[str, list[dict]]:
+    """Objects grouped by the uid of each owner they name (one pass, not one per owner)."""
+    found: dict[str, list[dict]] = {}
+    for obj in objs:
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            found.setdefault(ref.get("uid"), []).append(obj)
+    return found
+
+
 def owned_by(obj: dict, owner: dict) -> bool:
     return any(r.get("uid") == owner["metadata"]["uid"]
                for r in obj["metadata"].get("ownerReferences") or [])
 
 
 def pod_from_template(owner: dict, name: str, template: dict) -> dict:
-    template = copy.deepcopy(template)
+    template = clone(template)
     meta = template.get("metadata") or {}
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": owner["metadata"]["namespace"],
@@ -53,10 +62,11 @@ class ReplicaSets(Controller):
     watches = ("replicasets.apps", "pods")
 
     def sync(self, kube) -> None:
-        pods = kube.list("pods")
+        pods = by_owner(kube.view("pods"))
         for rs in kube.list("replicasets.apps"):
             ns = rs["metadata"]["namespace"]
-            mine = [p for p in pods if p["metadata"]["namespace"] == ns and owned_by(p, rs)
+            mine = [p for p in pods.get(rs["metadata"]["uid"], [])
+                    if p["metadata"]["namespace"] == ns
                     and not p["metadata"].get("deletionTimestamp")
                     and _phase(p) not in ("Succeeded", "Failed")]
             want = rs["spec"].get("replicas", 1)
@@ -91,7 +101,7 @@ class Deployments(Controller):
             if rs is None:
                 labels = {**(template.get("metadata") or {}).get("labels", {}),
                           "pod-template-hash": digest}
-                tpl = copy.deepcopy(template)
+                tpl = clone(template)
                 tpl.setdefault("metadata", {})["labels"] = labels
                 rs = kube.create({
                     "apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -131,16 +141,17 @@ class Jobs(Controller):
     watches = ("jobs.batch", "pods")
 
     def sync(self, kube) -> None:
-        pods = kube.list("pods")
+        pods = by_owner(kube.view("pods"))
         for job in kube.list("jobs.batch"):
             ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
             spec = job["spec"]
-            status = copy.deepcopy(job.get("status") or {})
+            status = clone(job.get("status") or {})
             conditions = status.get("conditions") or []
             if any(c["type"] in ("Complete", "Failed") and c["status"] == "True"
                    for c in conditions):
                 continue
-            mine = [p for p in pods if p["metadata"]["namespace"] == ns and owned_by(p, job)]
+            mine = [p for p in pods.get(job["metadata"]["uid"], [])
+                    if p["metadata"]["namespace"] == ns]
             active = [p for p in mine if _phase(p) not in ("Succeeded", "Failed")
                       and not p["metadata"].get("deletionTimestamp")]
             succeeded = sum(_phase(p) == "Succeeded" for p in mine)
