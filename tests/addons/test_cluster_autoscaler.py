@@ -14,7 +14,7 @@ from aicp import offline
 from aicp.addons.catalog import CHARTS, KUBERNETES
 from aicp.components.contract import CONFORMANCE_OUTPUT
 from tests.addons.conftest import make_cluster
-from tests.addons.helm_releases import RELEASE, release_of, unpinned_releases
+from tests.addons.plan_checks import RELEASE, release_of, unpinned_releases
 
 TOKEN = "aicp:addons:ClusterAutoscaler"
 CA = CHARTS["cluster-autoscaler"]

@@ -13,7 +13,7 @@ from aicp.components.contract import (
     GpuPoolRequest,
 )
 from tests.addons.conftest import make_cluster
-from tests.addons.kube_objects import kubernetes_objects, schema_errors
+from tests.addons.plan_checks import kubernetes_objects, schema_errors
 from tests.charts import unknown_value_paths, upstream_values
 
 RELEASE = "kubernetes:helm.sh/v3:Release"

@@ -15,7 +15,7 @@ from aicp import offline
 from aicp.addons.catalog import MANIFESTS
 from aicp.components.contract import CONFORMANCE_OUTPUT
 from tests.addons.conftest import make_cluster
-from tests.addons.helm_releases import CONFIG_FILE
+from tests.addons.plan_checks import CONFIG_FILE
 
 TOKEN = "aicp:addons:GatewayApi"
 

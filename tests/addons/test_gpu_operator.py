@@ -11,7 +11,7 @@ from aicp.addons.catalog import CHARTS
 from aicp.addons.gpu_operator import GpuOperator, GpuOperatorArgs
 from aicp.components.contract import LABEL_DEVICE_PLUGIN, GpuDriver, GpuPoolRequest
 from tests.addons.conftest import make_cluster
-from tests.addons.kube_objects import kubernetes_objects, schema_errors
+from tests.addons.plan_checks import kubernetes_objects, schema_errors
 from tests.charts import unknown_value_paths, upstream_values
 
 RELEASE = "kubernetes:helm.sh/v3:Release"

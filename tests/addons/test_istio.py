@@ -14,7 +14,7 @@ from aicp import offline
 from aicp.addons.catalog import CHARTS, MANIFESTS
 from aicp.components.contract import CONFORMANCE_OUTPUT
 from tests.addons.conftest import make_cluster
-from tests.addons.helm_releases import (
+from tests.addons.plan_checks import (
     CONFIG_FILE,
     NAMESPACE,
     RELEASE,

@@ -8,7 +8,7 @@ from aicp import offline
 from aicp.addons.catalog import CHARTS
 from aicp.addons.kuberay import KubeRay, KubeRayArgs
 from tests.addons.conftest import make_cluster
-from tests.addons.kube_objects import kubernetes_objects, patch_errors, schema_errors
+from tests.addons.plan_checks import kubernetes_objects, patch_errors, schema_errors
 from tests.charts import unknown_value_paths, upstream_values
 
 RELEASE = "kubernetes:helm.sh/v3:Release"

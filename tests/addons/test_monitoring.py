@@ -17,7 +17,7 @@ from aicp import offline
 from aicp.addons.catalog import CHARTS
 from aicp.components.contract import CONFORMANCE_OUTPUT
 from tests.addons.conftest import make_cluster
-from tests.addons.helm_releases import NAMESPACE, invalid_objects, release_of, unpinned_releases
+from tests.addons.plan_checks import NAMESPACE, invalid_objects, release_of, unpinned_releases
 
 TOKEN = "aicp:addons:Monitoring"
 CRDS, STACK = CHARTS["prometheus-operator-crds"], CHARTS["kube-prometheus-stack"]

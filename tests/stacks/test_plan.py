@@ -14,13 +14,13 @@ from typer.testing import CliRunner
 from aicp.conformance import musts
 from aicp.main import app
 from aicp.plan import describe, run_stack, stack_config
-from tests.addons.helm_releases import (
+from tests.addons.plan_checks import (
     RELEASE,
     declared_objects,
     invalid_objects,
+    patch_errors,
     unpinned_releases,
 )
-from tests.addons.kube_objects import patch_errors
 
 REPO = Path(__file__).resolve().parents[2]
 
