@@ -60,7 +60,9 @@ class Probe:
     checklist version, informational: the template decides at run time), ``needs``
     (preconditions such as ``gpu_nodes``, ``addon:kueue``, ``api:resource.k8s.io/v1``;
     an unmet one makes the requirement not applicable, SKIP), ``mutating`` (creates
-    objects; left out by ``--read-only``) and ``long`` (runs only with ``--long``).
+    objects; left out by ``--read-only``), ``long`` (runs only with ``--long``) and
+    ``exclusive`` (changes what other probes observe cluster-wide, e.g. adds a node: the
+    runner runs it alone, after every other probe).
     """
 
     id: ClassVar[str]
@@ -69,6 +71,7 @@ class Probe:
     needs: ClassVar[tuple[str, ...]] = ()
     mutating: ClassVar[bool] = True
     long: ClassVar[bool] = False
+    exclusive: ClassVar[bool] = False
     title: ClassVar[str] = ""
 
     def run(self, ctx: Context) -> Result:  # pragma: no cover - abstract

@@ -107,7 +107,9 @@ class Runner:
         for item in planned:
             if not item.runs:
                 results[item.requirement.id] = Result(item.verdict, item.reason, duration=0.0)
-        pending = deque(item for item in planned if item.runs)
+        # Exclusive probes go last: a node one of them adds mid-run (still joining, no
+        # exporter yet) must not be judged by a probe that surveys every GPU node.
+        pending = deque(sorted((item for item in planned if item.runs), key=_exclusive))
         running: dict[str, _Worker] = {}
         workers: list[_Worker] = []
         finished: queue.Queue[str] = queue.Queue()
@@ -123,7 +125,9 @@ class Runner:
         try:
             while pending or running:
                 while (pending and len(running) < self.concurrency
-                       and time.monotonic() < global_end):
+                       and time.monotonic() < global_end
+                       and not (running and _exclusive(pending[0]))
+                       and not any(_exclusive(w.planned) for w in running.values())):
                     worker = self._worker(pending.popleft(), global_end)
                     running[worker.planned.requirement.id] = worker
                     workers.append(worker)
@@ -236,6 +240,10 @@ class Runner:
             report.interrupted = True
             report.leftovers = list(self.cleanup.namespaces) or ["(cleanup interrupted)"]
         report.cleanup_errors = list(self.cleanup.errors)
+
+
+def _exclusive(item: Planned) -> bool:
+    return bool(item.probe and item.probe.exclusive)
 
 
 def _judge(worker: _Worker) -> Result:

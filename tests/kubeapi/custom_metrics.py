@@ -4,6 +4,7 @@
 (``pods/<metric>`` in v1beta2 and v1beta1) and ``MetricValueList``s for pods, where
 ``fn(pod) -> float | None`` gives a pod's value (None: no sample). With ``hpa=True`` the
 ``HorizontalPodAutoscalers`` controller reads Pods metrics from the same functions.
+``gpu_util`` is such a function: DCGM's utilisation of a busy GPU pod.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ PodValue = Callable[[dict], "float | None"]
 
 def _quantity(value: float) -> str:
     return str(int(value)) if value == int(value) else f"{int(value * 1000)}m"
+
+
+def gpu_util(pod: dict) -> float | None:
+    """DCGM's utilisation for a pod holding a GPU and running: a busy 85 %."""
+    holds = any("nvidia.com/gpu" in ((c.get("resources") or {}).get("limits") or {})
+                for c in pod["spec"]["containers"])
+    return 85.0 if holds and (pod.get("status") or {}).get("phase") == "Running" else None
 
 
 class CustomMetrics:

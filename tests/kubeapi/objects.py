@@ -96,6 +96,27 @@ def resource_slice(node_name: str, *, gpus: int = 8, driver: str = "gpu.nvidia.c
                      "devices": devices}}
 
 
+def dranet_slice(node_name: str, nics: int = 2) -> dict:
+    """DRANET publishes each RDMA NIC of a node as a device with ``dra.net/*`` attributes."""
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+            "metadata": {"name": f"{node_name}-dra.net"},
+            "spec": {"driver": "dra.net", "nodeName": node_name,
+                     "pool": {"name": node_name, "generation": 1, "resourceSliceCount": 1},
+                     "devices": [{"name": f"eth{i}", "attributes": {
+                         "dra.net/ifName": {"string": f"eth{i}"},
+                         "dra.net/rdma": {"bool": True},
+                         "dra.net/pciVendor": {"string": "Mellanox Technologies"}}}
+                         for i in range(1, nics + 1)]}}
+
+
+def runtime_class(name: str, handler: str, scheduling: dict | None = None) -> dict:
+    rc = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+          "metadata": {"name": name}, "handler": handler}
+    if scheduling:
+        rc["scheduling"] = scheduling
+    return rc
+
+
 def _template(name: str, image: str, labels: dict, node_selector: dict | None,
               tolerations: list | None) -> dict:
     spec: dict[str, Any] = {"containers": [{"name": name, "image": image}]}

@@ -3,6 +3,8 @@
 ``empty``: a bare cluster (default, kube-system, kube-public, kube-node-lease; no nodes).
 ``reference-platform``: H100 nodes, CPU system nodes, the addons' CRDs, DRA, Kueue,
 addon workloads in Ready state, and the controllers that make pods run.
+``conformant-platform``: the reference platform plus what every probe of ``aicp verify``
+needs to PASS on it (see ``conformant_platform``).
 """
 
 from __future__ import annotations
@@ -14,16 +16,20 @@ from tests.schemas import load_crd_files
 from tests.shared import CRDS
 
 from . import objects as o
-from .controllers.autoscaler import NodeGroupAutoscaler
+from .controllers.autoscaler import NodeGroupAutoscaler, status_configmap
+from .controllers.dcgm import DcgmExporters
 from .controllers.dra import DraAllocator
-from .controllers.gateway import Gateways
+from .controllers.gateway import Gateways, curl_logs
 from .controllers.hpa import HorizontalPodAutoscalers, MetricFn
-from .controllers.kubelet import Kubelet, LogFn, nvidia_smi_logs
+from .controllers.kubelet import Kubelet, LogFn, nvidia_smi_logs, sandbox_kernel, sleeps_forever
 from .controllers.kuberay import KubeRay
 from .controllers.kueue import KueueAdmitter
+from .controllers.prometheus import monitoring
 from .controllers.scheduler import Scheduler
 from .controllers.workloads import Deployments, Jobs, ReplicaSets
+from .custom_metrics import CustomMetrics, gpu_util
 from .emulator import KubeAPI
+from .inference import inference_platform, server
 
 # The addons' pinned CRDs; ComputeDomain comes from the DRA driver, not the GPU operator.
 ADDON_CRDS = ("kueue-v0.19.2/*.yaml", "gateway-api-v1.6.1/*.yaml", "gaie-v1.6.0/*.yaml",
@@ -154,8 +160,50 @@ def reference_platform(minor: str = "1.35", *, gpu_nodes: int = 2, cpu_nodes: in
     return kube
 
 
+def platform_logs(pod: dict, container: str, kube) -> str:
+    """``curl`` prints what the gateway answered, ``uname -r`` the (sandbox's) kernel,
+    ``nvidia-smi -L`` the container's GPUs."""
+    spec = next(c for c in pod["spec"]["containers"] if c["name"] == container)
+    if (spec.get("command") or [""])[0] == "uname":
+        return sandbox_kernel(pod, container, kube)
+    return curl_logs(pod, container, kube)
+
+
+def conformant_platform(minor: str = "1.35", *, gpu_nodes: int = 2, cpu_nodes: int = 2,
+                        gpus_per_node: int = 8, **options) -> KubeAPI:
+    """The reference platform plus what the probes look for: cluster-autoscaler (able to
+    add one node to the H100 pool), a DCGM exporter on every GPU node, kube-prometheus-stack,
+    a custom metrics adapter serving DCGM utilisation, an InferencePool behind the Istio
+    gateway, llm-d prefill/decode servers, DRANET NICs, a gVisor RuntimeClass, and a kubelet
+    that keeps ``sleep`` running and answers ``curl``, ``uname -r`` and ``nvidia-smi -L``.
+
+    No GPU sharing and no virtualized GPUs: the H100 pool is whole bare-metal GPUs.
+    ``options`` go to ``reference_platform``.
+    """
+    options.setdefault("logs", platform_logs)
+    options.setdefault("autoscale_gpu_nodes", 1)
+    kube = reference_platform(minor, gpu_nodes=gpu_nodes, cpu_nodes=cpu_nodes,
+                              gpus_per_node=gpus_per_node, with_kueue=False, **options)
+    # Kueue gets half the pool's GPUs, the rest is for GPU pods outside its queues (the
+    # probes' own): an admitted job never waits for the autoscaler to add a node.
+    kube.seed(kueue_objects(gpu_nodes * gpus_per_node // 2))
+    KueueAdmitter().install(kube)
+    sleeps_forever(kube)
+    kube.add(DcgmExporters())
+    status_configmap(kube)
+    monitoring(kube)
+    CustomMetrics({"DCGM_FI_DEV_GPU_UTIL": gpu_util}).install(kube)
+    inference_platform(kube)
+    for role in ("prefill", "decode"):
+        kube.create(server(f"llama-{role}", "llm-d.ai/role", role))
+    kube.seed([o.dranet_slice(f"gpu-h100-{i}") for i in range(gpu_nodes)])
+    kube.create(o.runtime_class("gvisor", "runsc"))
+    return kube
+
+
 SCENARIOS: dict[str, Callable[..., KubeAPI]] = {
-    "empty": empty, "reference-platform": reference_platform}
+    "empty": empty, "reference-platform": reference_platform,
+    "conformant-platform": conformant_platform}
 
 
 def build(name: str, **options) -> KubeAPI:

@@ -10,6 +10,7 @@ from kubernetes import client
 from tests.shared import require_shared
 
 from . import objects as o
+from .controllers.scheduler import Scheduler
 
 GPU_TOLERATION = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 pytestmark = pytest.mark.kubeapi("reference-platform")
@@ -163,3 +164,37 @@ def test_node_group_autoscaler_adds_a_gpu_node_for_unschedulable_pods(kubeapi_fa
                                                     tolerations=GPU_TOLERATION))
         node = wait_for(lambda: core.read_namespaced_pod("gpu", "default").spec.node_name)
         assert node == "gpu-h100-0"
+
+
+def test_a_pod_waiting_for_its_claims_to_be_allocated_adds_no_node(kubeapi_factory):
+    kube = kubeapi_factory("reference-platform", gpu_nodes=1, autoscale_gpu_nodes=1,
+                           controllers=False)
+    kube.add(Scheduler())  # and no DRA allocator: the claim stays unallocated
+    kube.create(o.gpu_claim_template("one", "default"))
+    kube.create(o.pod("claims", claims={"gpu": "one"}, tolerations=GPU_TOLERATION))
+    kube.settle()
+    scheduled = kube.get("pods", "claims", "default")["status"]["conditions"][-1]
+    assert scheduled["message"] == "waiting for resource claim allocation"
+    assert [n["metadata"]["name"] for n in kube.list("nodes")] == [
+        "gpu-h100-0", "system-0", "system-1"]
+
+
+def test_every_gpu_node_of_the_conformant_platform_serves_dcgm_metrics_added_ones_too(
+        kubeapi_factory):
+    kube = kubeapi_factory("conformant-platform", gpu_nodes=1)
+    away = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{
+            "key": "kubernetes.io/hostname", "operator": "NotIn", "values": ["gpu-h100-0"]}]}]}}}
+    kube.create({**(pod := o.pod("grow", limits={"nvidia.com/gpu": "1"},
+                                 tolerations=GPU_TOLERATION)),
+                 "spec": {**pod["spec"], "affinity": away}})
+    with kube.client() as api:
+        core = client.CoreV1Api(api)
+        wait_for(lambda: core.read_namespaced_pod("grow", "default").spec.node_name)
+        for node in ("gpu-h100-0", "gpu-h100-1"):
+            exporter = wait_for(lambda n=node: core.list_namespaced_pod(
+                "gpu-operator", field_selector=f"spec.nodeName={n}",
+                label_selector="app=nvidia-dcgm-exporter").items)[0]
+            text = core.connect_get_namespaced_pod_proxy_with_path(
+                f"{exporter.metadata.name}:9400", "gpu-operator", "metrics")
+            assert f'DCGM_FI_DEV_GPU_UTIL{{gpu="7",UUID="GPU-{node}-07"' in text

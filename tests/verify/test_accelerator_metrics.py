@@ -1,5 +1,5 @@
 """accelerator_metrics against the emulated reference platform, its DCGM exporters played
-by proxy handlers serving dcgm-exporter's real exposition."""
+by proxy handlers serving dcgm-exporter's real exposition (tests/kubeapi/controllers/dcgm.py)."""
 
 from __future__ import annotations
 
@@ -12,45 +12,9 @@ from aicp.verify.probes import _prom
 from aicp.verify.probes.accelerator_metrics import AcceleratorMetrics
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
+from tests.kubeapi.controllers.dcgm import NAMESPACE as NS
+from tests.kubeapi.controllers.dcgm import dcgm_text, exporters
 from tests.verify.conftest import planned
-
-NS = "gpu-operator"
-
-
-def dcgm_text(node: str, gpus: int = 8, memory: bool = True) -> str:
-    """What dcgm-exporter 4.x serves with its default counters (default-counters.csv)."""
-    metrics = [("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).", "37"),
-               ("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C).", "41"),
-               ("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W).", "118.625")]
-    if memory:
-        metrics += [("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB).",
-                     "80562"),
-                    ("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", "517")]
-    lines = []
-    for name, kind, help_text, value in metrics:
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        lines += [f'{name}{{gpu="{i}",UUID="GPU-{node}-{i:02d}",pci_bus_id="00000000:{i:02X}:00.0",'
-                  f'device="nvidia{i}",modelName="NVIDIA H100 80GB HBM3",Hostname="{node}",'
-                  f'DCGM_FI_DRIVER_VERSION="580.65.06"}} {value}' for i in range(gpus)]
-    return "\n".join(lines) + "\n"
-
-
-def exporters(kubeapi, nodes: list[str], text=dcgm_text,
-              labels: dict | None = None) -> None:
-    """One exporter pod per node, labelled as the GPU Operator labels them."""
-    for node in nodes:
-        name = f"nvidia-dcgm-exporter-{node}"
-        kubeapi.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
-            "name": name, "namespace": NS,
-            "labels": labels or {"app": "nvidia-dcgm-exporter"}},
-            "spec": {"nodeName": node, "tolerations": [{"operator": "Exists"}],
-                     "containers": [{"name": "nvidia-dcgm-exporter",
-                                     "image": "nvcr.io/nvidia/k8s/dcgm-exporter:4.6.0-4.8.3",
-                                     "ports": [{"name": "metrics", "containerPort": 9400}]}]}})
-        body = text(node)
-        kubeapi.proxy("pod", name, lambda *_, b=body: (200, {"Content-Type": "text/plain"}, b),
-                      namespace=NS, port=9400)
-    kubeapi.settle()
 
 
 def run(kubeconfig):
@@ -81,6 +45,27 @@ def test_every_gpu_node_serving_utilisation_and_memory_per_device_passes(kubeapi
     assert result.evidence.observations["gpu-h100-0.power"][0] == "GPU-gpu-h100-0-00"
     assert set(result.evidence.artifacts) == {"metrics-gpu-h100-0.txt", "metrics-gpu-h100-1.txt"}
     assert report.leftovers == [] and result.evidence.objects == []
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+@pytest.mark.parametrize("count_label", [True, False], ids=["gpu.count", "replicas"])
+def test_a_time_sliced_node_is_judged_on_its_physical_gpus(kubeapi, kubeconfig, count_label):
+    # GPU Operator time-slicing, 4 replicas: 32 allocatable, DCGM still sees 8 GPUs.
+    def sliced(node: dict) -> None:
+        labels = node["metadata"]["labels"]
+        labels.update({"nvidia.com/gpu.replicas": "4",
+                       "nvidia.com/gpu.sharing-strategy": "time-slicing"})
+        if not count_label:
+            labels.pop("nvidia.com/gpu.count", None)
+        for key in ("allocatable", "capacity"):
+            node["status"][key]["nvidia.com/gpu"] = "32"
+
+    kubeapi.mutate("nodes", "gpu-h100-0", sliced)
+    kubeapi.mutate("nodes", "gpu-h100-0", sliced, status=True)
+    exporters(kubeapi, ["gpu-h100-0"])
+    result, _ = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert any(c.name.endswith("per device for all 8 GPUs") for c in result.evidence.checks)
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=2)

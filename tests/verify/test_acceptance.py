@@ -26,11 +26,12 @@ VERSION = "1.37"  # the template with the most requirement ids
 SCOUT_TIMEOUT = 6.0
 
 
-def verify(kubeconfig: Path, out: Path, **options) -> tuple[int, dict]:
+def verify(kubeconfig: Path, out: Path, *, version: str = VERSION,
+           **options) -> tuple[int, dict]:
     opts = session.Options(
         kubeconfig=kubeconfig, output=["json"], output_dir=out, run_id=options.pop(
             "run_id", "acc"),
-        checklist_template=require_shared("conformance", f"AIConformance-{VERSION}.yaml"),
+        checklist_template=require_shared("conformance", f"AIConformance-{version}.yaml"),
         **options)
     code = session.run(opts, Console(file=open(out.parent / f"{out.name}.log", "w"),
                                      width=200))

@@ -1,10 +1,9 @@
 """advanced_inference_ingress against the emulated reference platform: the GAIE CRDs are
-served; the platform's pool (as llm-d-router-gateway installs it) is seeded by the test
-and routed by the emulated Istio, its endpoint picker played as a random pick."""
+served; the platform's pool (as llm-d-router-gateway installs it, tests/kubeapi/inference.py)
+is added by the test and routed by the emulated Istio, its endpoint picker played as a random
+pick."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
@@ -15,63 +14,15 @@ from aicp.verify.probes import advanced_inference_ingress
 from aicp.verify.probes.advanced_inference_ingress import AdvancedInferenceIngress
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
-from tests.kubeapi import objects as o
 from tests.kubeapi.controllers.gateway import curl_logs
+from tests.kubeapi.inference import inference_platform
 from tests.verify.conftest import planned
-
-GW = "gateway.networking.k8s.io/v1"
-MODELS = {"object": "list", "data": [{"id": "Qwen/Qwen3-0.6B", "object": "model",
-                                      "owned_by": "vllm", "max_model_len": 40960}]}
 
 
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
     monkeypatch.setattr(advanced_inference_ingress, "INTERVAL", 0.05)
     monkeypatch.setattr(advanced_inference_ingress, "POD_TIMEOUT", 5.0)
-
-
-def inference_platform(kubeapi, *, epp: bool = True) -> None:
-    """What the InferenceExtension addon deploys, plus a model server answering /v1/models."""
-    kubeapi.seed([o.namespace("inference"), o.namespace("inference-gateway")])
-    if epp:
-        kubeapi.create(o.service("vllm-epp", "inference", 9002))
-    kubeapi.create({"apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": {"name": "models", "namespace": "inference"},
-                    "data": {"models.json": json.dumps(MODELS)}})
-    labels = {"app": "vllm"}
-    kubeapi.create({"apiVersion": "apps/v1", "kind": "Deployment",
-                    "metadata": {"name": "vllm", "namespace": "inference"},
-                    "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": {
-                        "metadata": {"labels": labels}, "spec": {
-                            "containers": [{"name": "server", "image": "busybox",
-                                            "command": ["httpd", "-f", "-p", "8000", "-h",
-                                                        "/www"],
-                                            "volumeMounts": [{"name": "www",
-                                                              "mountPath": "/www"}]}],
-                            "volumes": [{"name": "www", "configMap": {
-                                "name": "models",
-                                "items": [{"key": "models.json", "path": "v1/models"}]}}]}}}})
-    kubeapi.create({"apiVersion": "inference.networking.k8s.io/v1", "kind": "InferencePool",
-                    "metadata": {"name": "vllm", "namespace": "inference"},
-                    "spec": {"selector": {"matchLabels": labels},
-                             "targetPorts": [{"number": 8000}],
-                             "endpointPickerRef": {"name": "vllm-epp",
-                                                   "port": {"number": 9002}}}})
-    kubeapi.create({"apiVersion": GW, "kind": "Gateway", "metadata": {
-        "name": "inference-gateway", "namespace": "inference-gateway"},
-        "spec": {"gatewayClassName": "istio", "listeners": [{
-            "name": "http", "protocol": "HTTP", "port": 80,
-            "allowedRoutes": {"namespaces": {"from": "All"}}}]}})
-    kubeapi.create({"apiVersion": GW, "kind": "HTTPRoute",
-                    "metadata": {"name": "vllm", "namespace": "inference"},
-                    "spec": {"parentRefs": [{"name": "inference-gateway",
-                                             "namespace": "inference-gateway"}],
-                             "rules": [{"matches": [{"path": {"type": "PathPrefix",
-                                                              "value": "/"}}],
-                                        "backendRefs": [{
-                                            "group": "inference.networking.k8s.io",
-                                            "kind": "InferencePool", "name": "vllm"}]}]}})
-    kubeapi.settle()
 
 
 def run(kubeconfig, version="1.36"):
@@ -87,6 +38,7 @@ def run(kubeconfig, version="1.36"):
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1, logs=curl_logs)
 def test_a_pool_accepted_by_its_gateway_routes_to_a_model_server(kubeapi, kubeconfig):
     inference_platform(kubeapi)
+    kubeapi.settle()
     result, report = run(kubeconfig)
     assert result.verdict is Verdict.PASS, result.reason
     checks = {c.name: c for c in result.evidence.checks}
@@ -102,6 +54,7 @@ def test_a_pool_accepted_by_its_gateway_routes_to_a_model_server(kubeapi, kubeco
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1, logs=curl_logs)
 def test_a_pool_whose_endpoint_picker_is_missing_fails(kubeapi, kubeconfig):
     inference_platform(kubeapi, epp=False)
+    kubeapi.settle()
     result, _ = run(kubeconfig)
     assert result.verdict is Verdict.FAIL
     assert "ResolvedRefs=False (InvalidExtensionRef)" in result.reason

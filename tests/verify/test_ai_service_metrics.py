@@ -14,11 +14,8 @@ from aicp.verify.probes import ai_service_metrics
 from aicp.verify.probes.ai_service_metrics import AiServiceMetrics
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
-from tests.kubeapi import objects as o
-from tests.kubeapi.controllers.prometheus import MON, Prometheus, monitoring_crds
+from tests.kubeapi.controllers.prometheus import KPS, MON, monitoring
 from tests.verify.conftest import planned
-
-KPS = "kube-prometheus-stack"
 
 
 @pytest.fixture(autouse=True)
@@ -26,24 +23,6 @@ def fast(monkeypatch):
     monkeypatch.setattr(ai_service_metrics, "INTERVAL", 0.05)
     monkeypatch.setattr(ai_service_metrics, "SERIES_TIMEOUT", 1.0)
     monkeypatch.setattr(ai_service_metrics, "POD_TIMEOUT", 5.0)
-
-
-def monitoring(kubeapi, *, selector=None, ns_selector=None, discovers=True,
-               prometheus=True) -> None:
-    """kube-prometheus-stack as our platform installs it: selectors {} (nil-uses-helm off)."""
-    kubeapi.seed(monitoring_crds())
-    if not prometheus:
-        return
-    spec = {"serviceMonitorSelector": {} if selector is None else selector}
-    if ns_selector is not False:
-        spec["serviceMonitorNamespaceSelector"] = ns_selector or {}
-    kubeapi.create({"apiVersion": f"{MON}/v1", "kind": "Prometheus",
-                    "metadata": {"name": f"{KPS}-prometheus", "namespace": "monitoring"},
-                    "spec": spec})
-    kubeapi.create(o.service(f"{KPS}-prometheus", "monitoring", 9090))
-    kubeapi.proxy("service", f"{KPS}-prometheus",
-                  Prometheus(kubeapi, "monitoring", f"{KPS}-prometheus", discovers=discovers),
-                  namespace="monitoring", port=9090)
 
 
 def run(kubeapi, kubeconfig):

@@ -11,6 +11,7 @@ from aicp.verify.probes import cluster_autoscaling
 from aicp.verify.probes.cluster_autoscaling import ClusterAutoscaling
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
+from tests.kubeapi.controllers.autoscaler import status_configmap
 from tests.verify.conftest import planned
 
 H100_POOL = {"name": "h100", "accelerator": "h100", "gpusPerNode": 8, "minNodes": 1,
@@ -21,13 +22,6 @@ H100_POOL = {"name": "h100", "accelerator": "h100", "gpusPerNode": 8, "minNodes"
 def fast(monkeypatch):
     for name, value in (("SCALE_UP_TIMEOUT", 3.0), ("SCALE_DOWN_TIMEOUT", 1.0), ("POLL", 0.05)):
         monkeypatch.setattr(cluster_autoscaling, name, value)
-
-
-def status_configmap(kubeapi) -> None:
-    """What cluster-autoscaler writes in kube-system while it runs."""
-    kubeapi.seed([{"apiVersion": "v1", "kind": "ConfigMap",
-                   "metadata": {"name": "cluster-autoscaler-status", "namespace": "kube-system"},
-                   "data": {"status": "time: 2026-01-01 00:00:00\nautoscalerStatus: Running\n"}}])
 
 
 def run(kubeconfig, *, long=False, **expectations):

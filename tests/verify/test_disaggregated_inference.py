@@ -9,6 +9,7 @@ from aicp.verify.probe import Settings
 from aicp.verify.probes.disaggregated_inference import DisaggregatedInference
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
+from tests.kubeapi.inference import server
 from tests.verify.conftest import planned
 
 
@@ -21,17 +22,6 @@ def run(kubeapi, kubeconfig):
     assert [r for r in kubeapi.requests.requests if r.method != "GET"] == []
     assert report.leftovers == []
     return report.outcomes[0].result
-
-
-def server(name: str, label: str, role: str, node_selector: dict | None = None) -> dict:
-    labels = {"app": name, label: role}
-    spec = {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"}]}
-    if node_selector:
-        spec["nodeSelector"] = node_selector
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": "ai-workloads", "labels": labels},
-            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels}, "spec": spec}}}
 
 
 @pytest.mark.kubeapi("reference-platform", minor="1.36", gpu_nodes=1)

@@ -11,7 +11,7 @@ from aicp.verify.probes import gang_scheduling
 from aicp.verify.probes.gang_scheduling import GangScheduling
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
-from tests.kubeapi.controllers.kubelet import Kubelet
+from tests.kubeapi.controllers.kubelet import Kubelet, sleeps_forever
 from tests.kubeapi.controllers.kueue import KueueAdmitter
 from tests.kubeapi.scenarios import kueue_objects
 from tests.verify.conftest import planned
@@ -22,14 +22,6 @@ def fast(monkeypatch):
     for name, value in (("ADMIT_TIMEOUT", 5.0), ("OVER_QUOTA_WAIT", 0.6),
                         ("RELEASE_TIMEOUT", 5.0), ("POLL", 0.05)):
         monkeypatch.setattr(gang_scheduling, name, value)
-
-
-def sleeps_forever(kubeapi) -> None:
-    """``sleep 3600`` outlives the test; the emulator's kubelet would end Never pods at once."""
-    for controller in kubeapi.controllers.controllers:
-        if isinstance(controller, Kubelet):
-            controller.completes = lambda pod: "sleep" not in pod["spec"]["containers"][0].get(
-                "command", [])
 
 
 def run(kubeconfig):

@@ -23,19 +23,6 @@ def run(kubeapi, kubeconfig):
     return report.outcomes[0].result
 
 
-def dranet_slice(node: str) -> dict:
-    """DRANET publishes each NIC as a device with ``dra.net/*`` attributes."""
-    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
-            "metadata": {"name": f"{node}-dra.net"},
-            "spec": {"driver": "dra.net", "nodeName": node,
-                     "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
-                     "devices": [{"name": f"eth{i}", "attributes": {
-                         "dra.net/ifName": {"string": f"eth{i}"},
-                         "dra.net/rdma": {"bool": True},
-                         "dra.net/pciVendor": {"string": "Mellanox Technologies"}}}
-                         for i in range(1, 3)]}}
-
-
 def nad_crd() -> dict:
     return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
             "metadata": {"name": "network-attachment-definitions.k8s.cni.cncf.io"},
@@ -61,7 +48,7 @@ def test_gpu_slices_alone_are_not_high_performance_networking(kubeapi, kubeconfi
 
 @pytest.mark.kubeapi("reference-platform", minor="1.36", gpu_nodes=2)
 def test_dranet_devices_published_through_dra_pass(kubeapi, kubeconfig):
-    kubeapi.seed([dranet_slice("gpu-h100-0"), dranet_slice("gpu-h100-1"),
+    kubeapi.seed([o.dranet_slice("gpu-h100-0"), o.dranet_slice("gpu-h100-1"),
                   o.device_class("compute-domain-default-channel.nvidia.com",
                                  "compute-domain.nvidia.com")])
     result = run(kubeapi, kubeconfig)

@@ -11,7 +11,7 @@ from aicp.verify.probes import pod_autoscaling
 from aicp.verify.probes.pod_autoscaling import PodAutoscaling
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
-from tests.kubeapi.custom_metrics import CustomMetrics
+from tests.kubeapi.custom_metrics import CustomMetrics, gpu_util
 from tests.verify.conftest import planned
 
 
@@ -20,13 +20,6 @@ def fast(monkeypatch):
     for name, value in (("POD_TIMEOUT", 3.0), ("METRIC_TIMEOUT", 1.0),
                         ("SCALE_TIMEOUT", 2.0), ("POLL", 0.05)):
         monkeypatch.setattr(pod_autoscaling, name, value)
-
-
-def gpu_util(pod: dict) -> float | None:
-    """DCGM's utilisation for a pod holding a GPU and running: a busy 85 %."""
-    holds = any("nvidia.com/gpu" in ((c.get("resources") or {}).get("limits") or {})
-                for c in pod["spec"]["containers"])
-    return 85.0 if holds and (pod.get("status") or {}).get("phase") == "Running" else None
 
 
 def idle(pod: dict) -> float | None:

@@ -116,6 +116,30 @@ def test_concurrency_limit_is_respected(cluster):
     assert {o.result.verdict for o in report.outcomes} == {Verdict.PASS}
 
 
+def test_an_exclusive_probe_runs_alone_after_every_other_probe(cluster):
+    lock, log, state = threading.Lock(), [], {"now": 0}
+
+    def body(name):
+        def run_(ctx):
+            with lock:
+                state["now"] += 1
+                log.append((name, state["now"]))
+            ctx.sleep(0.05)
+            with lock:
+                state["now"] -= 1
+            ctx.check("ran", True)
+            return ctx.passed("ok")
+        return run_
+
+    adds_a_node = probe("adds_a_node", body("adds_a_node"))
+    adds_a_node.exclusive = True
+    report = run(cluster, probe("a", body("a")), adds_a_node,
+                 *(probe(f"p{i}", body(f"p{i}")) for i in range(4)), concurrency=4)
+    assert log[-1] == ("adds_a_node", 1)  # last, and nothing else running beside it
+    assert max(n for _, n in log[:-1]) > 1  # the others still ran side by side
+    assert [o.requirement.id for o in report.outcomes][:2] == ["a", "adds_a_node"]
+
+
 def test_cleanup_deletes_in_reverse_order_of_creation_then_waits_for_namespaces(cluster):
     def body(ctx):
         ns = ctx.namespace()

@@ -10,24 +10,10 @@ from aicp.verify.probe import RUN_LABEL, Settings
 from aicp.verify.probes.workload_sandboxing import WorkloadSandboxing
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
-from tests.kubeapi.controllers.kubelet import Kubelet
+from tests.kubeapi.controllers.kubelet import Kubelet, sandbox_kernel
 from tests.kubeapi.controllers.scheduler import Scheduler
+from tests.kubeapi.objects import runtime_class
 from tests.verify.conftest import planned
-
-HOST_KERNEL = "6.8.0"  # tests.kubeapi.objects.node's nodeInfo.kernelVersion
-
-
-def sandbox_kernel(pod, container, kube) -> str:
-    """gVisor's Sentry reports its own kernel release; runc shares the host's."""
-    return "4.4.0\n" if pod["spec"].get("runtimeClassName") == "gvisor" else HOST_KERNEL + "\n"
-
-
-def runtime_class(name, handler, scheduling=None):
-    rc = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
-          "metadata": {"name": name}, "handler": handler}
-    if scheduling:
-        rc["scheduling"] = scheduling
-    return rc
 
 
 def run(kubeconfig):

@@ -114,12 +114,19 @@ def _devices(samples: list[_prom.Sample]) -> set[str]:
 
 
 def gpu_nodes(nodes: Iterable[dict]) -> dict[str, int | None]:
-    """GPU node name → expected GPU count (None when only a label says it has GPUs)."""
+    """GPU node name → expected GPU count (None when only a label says it has GPUs).
+
+    The physical count comes first: GPU Feature Discovery's ``nvidia.com/gpu.count``. With
+    time-slicing or MPS, allocatable ``nvidia.com/gpu`` is that count times
+    ``nvidia.com/gpu.replicas``, and DCGM still reports one series per physical GPU.
+    """
     out: dict[str, int | None] = {}
     for node in nodes:
         labels = node["metadata"].get("labels") or {}
         allocatable = (node.get("status") or {}).get("allocatable") or {}
-        count = _int(allocatable.get(GPU_RESOURCE)) or _int(labels.get("nvidia.com/gpu.count"))
+        replicas = max(1, _int(labels.get("nvidia.com/gpu.replicas")) or 1)
+        count = _int(labels.get("nvidia.com/gpu.count")) or \
+            (_int(allocatable.get(GPU_RESOURCE)) // replicas)
         if count or labels.get("nvidia.com/gpu.present") == "true":
             out[node["metadata"]["name"]] = count or None
     return out

@@ -3,9 +3,10 @@
 A pod bound to a node becomes Running with every condition and container status a real
 kubelet reports (the v37 client's models require them). ``logs(pod, container, kube)``
 returns what a container prints; the default prints the allocated GPUs for a command
-containing ``nvidia-smi -L`` and nothing otherwise. ``completes(pod)`` decides whether the
-pod's command ends (default: pods with restartPolicy Never/OnFailure); ``exit_code(pod)``
-its exit code. ``finish(ns, name, exit_code)`` ends a pod on demand.
+containing ``nvidia-smi -L`` and nothing otherwise (``sandbox_kernel`` plays ``uname -r``).
+``completes(pod)`` decides whether the pod's command ends (default: pods with restartPolicy
+Never/OnFailure; ``sleeps_forever`` keeps ``sleep`` running); ``exit_code(pod)`` its exit
+code. ``finish(ns, name, exit_code)`` ends a pod on demand.
 """
 
 from __future__ import annotations
@@ -71,8 +72,28 @@ def nvidia_smi_logs(pod: dict, container: str, kube) -> str:
     return "".join(lines) or "No devices were found\n"
 
 
+def sandbox_kernel(pod: dict, container: str, kube) -> str:
+    """``uname -r``: gVisor's Sentry reports its own kernel release; runc shares the node's."""
+    if pod["spec"].get("runtimeClassName") == "gvisor":
+        return "4.4.0\n"
+    node = kube.find("nodes", pod["spec"].get("nodeName", "")) or {}
+    return ((node.get("status") or {}).get("nodeInfo") or {}).get("kernelVersion", "") + "\n"
+
+
 def _restartable_ends(pod: dict) -> bool:
     return pod["spec"].get("restartPolicy", "Always") != "Always"
+
+
+def _ends_unless_sleeping(pod: dict) -> bool:
+    return _restartable_ends(pod) and "sleep" not in (
+        pod["spec"]["containers"][0].get("command") or [])
+
+
+def sleeps_forever(kube) -> None:
+    """``sleep 3600`` outlives any test: the kubelet would end Never pods at once."""
+    for controller in kube.controllers.controllers:
+        if isinstance(controller, Kubelet):
+            controller.completes = _ends_unless_sleeping
 
 
 class Kubelet(Controller):

@@ -8,6 +8,7 @@ object's ``serviceMonitorSelector``/``serviceMonitorNamespaceSelector`` (null se
 none / only its own namespace, ``{}`` selects all), each ServiceMonitor's Services and
 endpoint ports, the Ready pods behind them scraped through ``httpd.serve``.
 ``discovers=False`` plays a Prometheus whose operator never picks ServiceMonitors up.
+``monitoring(kube)`` installs it all as kube-prometheus-stack would.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import json
 import re
 import time
 
+from .. import objects as o
 from ..selectors import matches_label_selector
 from . import httpd
 
 MON = "monitoring.coreos.com"
+KPS = "kube-prometheus-stack"
 _SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(\{(.*)\})?\s+(\S+)")
 _PAIR = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
 
@@ -37,6 +40,28 @@ def monitoring_crds() -> list[dict]:
                                            "type": "object",
                                            "x-kubernetes-preserve-unknown-fields": True}}}]}}
     return [crd("ServiceMonitor", "servicemonitors"), crd("Prometheus", "prometheuses")]
+
+
+def monitoring(kube, *, selector=None, ns_selector=None, discovers=True,
+               prometheus=True) -> None:
+    """kube-prometheus-stack as our platform installs it: selectors {} (nil-uses-helm off).
+
+    ``selector``/``ns_selector`` replace the Prometheus' ServiceMonitor selectors
+    (``ns_selector=False`` leaves it null); ``prometheus=False`` installs the CRDs only.
+    """
+    kube.seed(monitoring_crds())
+    if not prometheus:
+        return
+    spec = {"serviceMonitorSelector": {} if selector is None else selector}
+    if ns_selector is not False:
+        spec["serviceMonitorNamespaceSelector"] = ns_selector or {}
+    kube.create({"apiVersion": f"{MON}/v1", "kind": "Prometheus",
+                 "metadata": {"name": f"{KPS}-prometheus", "namespace": "monitoring"},
+                 "spec": spec})
+    kube.create(o.service(f"{KPS}-prometheus", "monitoring", 9090))
+    kube.proxy("service", f"{KPS}-prometheus",
+               Prometheus(kube, "monitoring", f"{KPS}-prometheus", discovers=discovers),
+               namespace="monitoring", port=9090)
 
 
 class Prometheus:
