@@ -141,12 +141,7 @@ class KubeAPI:
 
     def list(self, ref: str, namespace: str | None = None, *, labels: str | None = None,
              fields: str | None = None) -> list[dict]:
-        res = self.resolve(ref)
-        lsel, fsel = label_selector(labels), field_selector(fields, res.ref)
-        match = (lambda o: (lsel is None or lsel(o)) and (fsel is None or fsel(o))) \
-            if lsel or fsel else None
-        items, *_ = self.store.list(res, namespace, match)
-        return [clone(s.obj) for s in items]
+        return [clone(obj) for obj in self.view(ref, namespace, labels=labels, fields=fields)]
 
     def view(self, ref: str, namespace: str | None = None, *, labels: str | None = None,
              fields: str | None = None) -> list[dict]:
