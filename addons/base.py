@@ -9,8 +9,8 @@ from typing import Any, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from aicp.addons.catalog import Chart
-from aicp.components.contract import CONFORMANCE_OUTPUT, ClusterOutputs
+from ..components.contract import CONFORMANCE_OUTPUT, ClusterOutputs
+from .catalog import Chart
 
 PodSecurity = Literal["privileged", "baseline", "restricted"]
 

@@ -20,9 +20,9 @@ from typing import Any, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from aicp.addons.base import Addon
-from aicp.addons.catalog import CHARTS, KUBERNETES
-from aicp.components.contract import ClusterOutputs
+from ..components.contract import ClusterOutputs
+from .base import Addon
+from .catalog import CHARTS, KUBERNETES
 
 # The target's workload identity (IRSA on EKS) trusts this namespace's service account.
 NAMESPACE = "kube-system"

@@ -20,10 +20,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from aicp.addons.base import Addon
-from aicp.addons.catalog import CHARTS
-from aicp.addons.gpu_operator import GpuOperator
-from aicp.components.contract import LABEL_ALLOCATOR, ClusterOutputs
+from ..components.contract import LABEL_ALLOCATOR, ClusterOutputs
+from .base import Addon
+from .catalog import CHARTS
+from .gpu_operator import GpuOperator
 
 RELEASE = "dra-driver-nvidia-gpu"
 # DeviceClass the chart creates for whole GPUs; Kueue maps it to a quota resource.

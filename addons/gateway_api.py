@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from aicp.addons.base import Addon
-from aicp.addons.catalog import MANIFESTS
-from aicp.components.contract import ClusterOutputs
+from ..components.contract import ClusterOutputs
+from .base import Addon
+from .catalog import MANIFESTS
 
 # ClusterOutputs.features key: the platform installs the Gateway API (and GAIE) CRDs itself.
 # GKE >= 1.34.0-gke.1626000 does, and ours would fight its reconciler.

@@ -24,9 +24,9 @@ from typing import Any
 import pulumi
 import yaml
 
-from aicp.addons.base import Addon
-from aicp.addons.catalog import CHARTS
-from aicp.components.contract import ClusterOutputs
+from ..components.contract import ClusterOutputs
+from .base import Addon
+from .catalog import CHARTS
 
 # The Helm release name: the chart names its objects after it.
 RELEASE = "gpu-operator"

@@ -26,11 +26,11 @@ from typing import Any, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from aicp.addons.base import Addon
-from aicp.addons.catalog import CHARTS, IMAGES, MANIFESTS
-from aicp.addons.gateway_api import MANAGED_FEATURE
-from aicp.addons.istio import ROUTES_LABEL, ROUTES_LABEL_VALUE
-from aicp.components.contract import ClusterOutputs
+from ..components.contract import ClusterOutputs
+from .base import Addon
+from .catalog import CHARTS, IMAGES, MANIFESTS
+from .gateway_api import MANAGED_FEATURE
+from .istio import ROUTES_LABEL, ROUTES_LABEL_VALUE
 
 
 def _default_resources() -> dict[str, Any]:

@@ -15,9 +15,9 @@ from typing import Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from aicp.addons.base import Addon
-from aicp.addons.catalog import CHARTS
-from aicp.components.contract import ClusterOutputs
+from ..components.contract import ClusterOutputs
+from .base import Addon
+from .catalog import CHARTS
 
 # Namespaces carrying this label may attach routes to the inference Gateway.
 ROUTES_LABEL = "aicp.dev/inference-gateway"

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import pulumi
 
-from aicp.addons.base import Addon
-from aicp.addons.catalog import CHARTS
-from aicp.components.contract import ClusterOutputs
+from ..components.contract import ClusterOutputs
+from .base import Addon
+from .catalog import CHARTS
 
 RELEASE = "jobset"
 

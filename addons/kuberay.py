@@ -28,9 +28,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
-from aicp.addons.base import Addon
-from aicp.addons.catalog import CHARTS
-from aicp.components.contract import ClusterOutputs
+from ..components.contract import ClusterOutputs
+from .base import Addon
+from .catalog import CHARTS
 
 RELEASE = "kuberay-operator"
 # Deployment, Service account and the operator's container are named after these.

@@ -33,10 +33,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from aicp.addons.base import Addon
-from aicp.addons.catalog import CHARTS
-from aicp.addons.dra_driver import GPU_DEVICE_CLASS
-from aicp.components.contract import LABEL_POOL, ClusterOutputs, GpuPool
+from ..components.contract import LABEL_POOL, ClusterOutputs, GpuPool
+from .base import Addon
+from .catalog import CHARTS
+from .dra_driver import GPU_DEVICE_CLASS
 
 RELEASE = "kueue"
 API = "kueue.x-k8s.io/v1beta2"

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import pulumi
 
-from aicp.addons.base import Addon
-from aicp.addons.catalog import CHARTS
-from aicp.components.contract import ClusterOutputs
+from ..components.contract import ClusterOutputs
+from .base import Addon
+from .catalog import CHARTS
 
 GPU_METRIC = "gpu_utilization"
 DCGM_GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"

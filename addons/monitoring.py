@@ -13,12 +13,13 @@ scraped as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
-from aicp.addons.base import Addon
-from aicp.addons.catalog import CHARTS
-from aicp.components.contract import ClusterOutputs
+from ..components.contract import ClusterOutputs
+from .base import Addon
+from .catalog import CHARTS
 
 # Release name and fullnameOverride: the chart names the Prometheus Service
 # "<fullname>-prometheus" (fullname truncated to 26 characters).
@@ -56,7 +57,7 @@ class Monitoring(Addon):
             f"{name}-crds", crds_chart, name="prometheus-operator-crds",
             namespace=ns.metadata.name, values={}, depends_on=[ns])
 
-        spec = {"retention": args.retention}
+        spec: dict[str, Any] = {"retention": args.retention}
         for kind in ("serviceMonitor", "podMonitor", "rule", "probe", "scrapeConfig"):
             spec[f"{kind}SelectorNilUsesHelmValues"] = False
         values = {

@@ -237,5 +237,6 @@ class UnknownInvoke(LookupError):
 
 def invoke(token: str, args: dict[str, Any]) -> dict[str, Any]:
     if token not in INVOKES:
-        raise UnknownInvoke(f"no planned answer for invoke {token}; add one to aicp.fakes.INVOKES")
+        raise UnknownInvoke(f"no planned answer for invoke {token}; add one to "
+                            "cli/fakes.py INVOKES")
     return INVOKES[token](args)

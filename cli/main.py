@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from aicp.plan import plan
-from aicp.verify.cli import app as verify_app
+from ..verify.cli import app as verify_app
+from .plan import plan
 
 app = typer.Typer(
     name="aicp",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aicp import fakes
+from . import fakes
 
 # How the Pulumi SDK marks a secret value on the wire (sdk/python/lib/pulumi/runtime/rpc.py).
 _SIG = "4dabf18193072939515e22adb298388d"
@@ -152,7 +152,8 @@ def run(program: Callable[[], None], config: Mapping[str, Any], *, project: str 
 
         def call(self, args: pulumi.runtime.MockCallArgs):
             invokes.append((args.token, _plain(args.args)))
-            return fakes.invoke(args.token, args.args)
+            # (result, check failures): the mock monitor iterates the failures.
+            return fakes.invoke(args.token, args.args), []
 
     class Monitor(pmocks.MockMonitor):
         def RegisterResource(self, request):

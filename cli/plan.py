@@ -76,7 +76,7 @@ def plan(
 
 def run_stack(raw: dict[str, Any], stack: str):
     """Validate the config, then run the real program offline: ``(config, offline.Plan)``."""
-    from aicp.stacks.config import ConfigError, parse
+    from ..stacks.config import ConfigError, parse
 
     try:
         cfg = parse({k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("aicp:")})
@@ -85,8 +85,8 @@ def run_stack(raw: dict[str, Any], stack: str):
 
     import pulumi
 
-    from aicp import offline
-    from aicp.stacks.platform import main as program
+    from ..stacks.program import main as program
+    from . import offline
 
     try:
         return cfg, offline.run(program, raw, stack=stack)
@@ -103,9 +103,9 @@ def build_plan(raw: dict[str, Any], stack: str) -> dict[str, Any]:
 
 def describe(cfg: Any, result: Any, stack: str) -> dict[str, Any]:
     """The plan document of a program already run offline (``run_stack``)."""
-    from aicp import offline
-    from aicp.components.contract import CONFORMANCE_OUTPUT
-    from aicp.conformance import LEVELS, musts
+    from ..components.contract import CONFORMANCE_OUTPUT
+    from . import offline
+    from .conformance import LEVELS, musts
 
     by_urn = {r.urn: r for r in result.resources}
 
@@ -165,7 +165,7 @@ def render_table(result: dict[str, Any]) -> str:
         lines.append(f"{top['type']}  {top['name']}{tag}")
         walk(top["urn"], 1, reqs)
         lines.append("")
-    from aicp.conformance import musts
+    from .conformance import musts
 
     version = result["checklistVersion"]
     for rid, why in result["notApplicable"].items():

@@ -64,7 +64,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from aicp.components.contract import (
+from .contract import (
     CONFORMANCE_OUTPUT,
     ClusterOutputs,
     GpuDriver,
@@ -316,7 +316,7 @@ class AwsCluster(pulumi.ComponentResource):
         return cluster
 
     def _oidc_provider(self) -> aws.iam.OpenIdConnectProvider:
-        self.oidc_issuer = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        self.oidc_issuer = self.cluster.identities.apply(lambda ids: (ids[0].oidcs or [])[0].issuer)
         return aws.iam.OpenIdConnectProvider(
             f"{self._name}-oidc", url=self.oidc_issuer, client_id_lists=["sts.amazonaws.com"],
             opts=self._opts())
@@ -421,7 +421,7 @@ class AwsCluster(pulumi.ComponentResource):
     def _autoscaler_tags(self, name: str, group: aws.eks.NodeGroup,
                          tags: Mapping[str, str]) -> None:
         """Tag the node group's Auto Scaling group: managed node group tags stop at EKS."""
-        asg = group.resources.apply(lambda r: r[0].autoscaling_groups[0].name)
+        asg = group.resources.apply(lambda r: (r[0].autoscaling_groups or [])[0].name)
         owned = f"{CA_TAG}/{self._args.cluster_name}"
         for key, value in tags.items():
             suffix = "owned" if key == owned else _slug(key.removeprefix(CA_TAG + "/"))

@@ -87,7 +87,7 @@ import pulumi
 import pulumi_azure_native as azure_native
 import pulumi_kubernetes as k8s
 
-from aicp.components.contract import (
+from .contract import (
     CONFORMANCE_OUTPUT,
     ClusterOutputs,
     GpuDriver,
@@ -348,7 +348,8 @@ class AksCluster(pulumi.ComponentResource):
             kubernetes_version=a.kubernetes_version,
             sku=cs.ManagedClusterSKUArgs(name="Base", tier=a.sku_tier),
             identity=cs.ManagedClusterIdentityArgs(
-                type="UserAssigned", user_assigned_identities=[self.identity.id]),
+                type=cs.ResourceIdentityType.USER_ASSIGNED,
+                user_assigned_identities=[self.identity.id]),
             enable_rbac=True,
             disable_local_accounts=entra,
             aad_profile=cs.ManagedClusterAADProfileArgs(

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import pulumi
 
-from aicp.components.accelerators import ACCELERATORS, offering
+from .accelerators import ACCELERATORS, offering
 
 # Nodes of GPU pools carry this taint so that pods which ask for no GPU stay off them.
 GPU_TAINT_KEY = "nvidia.com/gpu"

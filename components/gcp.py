@@ -98,8 +98,8 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from aicp.components.accelerators import offering
-from aicp.components.contract import (
+from .accelerators import offering
+from .contract import (
     CONFORMANCE_OUTPUT,
     ClusterOutputs,
     GpuDriver,
@@ -408,6 +408,9 @@ class GkeCluster(pulumi.ComponentResource):
     def _gpu_pool(self, pool: GpuPool, request: GpuPoolRequest) -> gcp.container.NodePool:
         a = self._args
         accel = offering("gcp", request.accelerator, request.instance_type)
+        if not accel.gke_accelerator:  # the catalog's GKE offerings all name one
+            raise ValueError(f"{request.accelerator} on {request.instance_type}: the catalog "
+                             "names no GKE accelerator type")
         reservation = gcp.container.NodePoolNodeConfigReservationAffinityArgs(
             consume_reservation_type="SPECIFIC_RESERVATION",
             key="compute.googleapis.com/reservation-name",
@@ -480,7 +483,7 @@ def split_cidr(vpc_cidr: str) -> tuple[str, str, str]:
     return str(sixteenths[0]), str(sixteenths[1]), str(halves[1])
 
 
-def driver_installer_spec(pause_image: str) -> dict[str, Any]:
+def driver_installer_spec(pause_image: str) -> Any:  # a manifest dict: any Input accepts one
     """Google's COS driver installer (``daemonset-preloaded.yaml``), on our GPU pools only."""
     host = {"dev": "/dev", "vulkan-icd-mount": f"{DRIVER_ROOT}/vulkan/icd.d",
             "nvidia-install-dir-host": DRIVER_ROOT, "root-mount": "/",

@@ -42,7 +42,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from aicp.components.contract import (
+from .contract import (
     CONFORMANCE_OUTPUT,
     ClusterOutputs,
     GpuDriver,
@@ -50,7 +50,7 @@ from aicp.components.contract import (
     GpuPoolRequest,
     resolve_pool,
 )
-from aicp.components.onprem_k3s import (
+from .onprem_k3s import (
     KUBECONFIG_FILE,
     NODE_TOKEN_FILE,
     K3sHost,

@@ -44,7 +44,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aicp.components.contract import GpuPool
+from .contract import GpuPool
 
 STATE_FILE = "/etc/rancher/k3s/aicp-install"
 TOKEN_FILE = "/etc/rancher/k3s/aicp-token"

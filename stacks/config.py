@@ -23,8 +23,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from aicp.addons.catalog import DEFAULT_KUBERNETES, KUBERNETES
-from aicp.components.accelerators import TARGETS, machine_types, offered
+from ..addons.catalog import DEFAULT_KUBERNETES, KUBERNETES
+from ..components.accelerators import TARGETS, machine_types, offered
 
 NAMESPACE = "aicp"
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
@@ -55,15 +55,15 @@ class Endpoint(_Model):
 
 class SystemPool(_Model):
     instance_type: StrictStr | None = None
-    min_nodes: StrictInt = Field(2, ge=1)
-    max_nodes: StrictInt = Field(4, ge=1)
+    min_nodes: StrictInt = Field(default=2, ge=1)
+    max_nodes: StrictInt = Field(default=4, ge=1)
 
 
 class GpuPool(_Model):
     name: StrictStr
     accelerator: StrictStr
     instance_type: StrictStr | None = None
-    min_nodes: StrictInt = Field(0, ge=0)
+    min_nodes: StrictInt = Field(default=0, ge=0)
     max_nodes: StrictInt = Field(ge=1)
     capacity_type: Literal["on-demand", "spot"] = "on-demand"
     capacity_reservation_id: StrictStr | None = None
@@ -71,7 +71,7 @@ class GpuPool(_Model):
     # device-plugin: as the nvidia.com/gpu extended resource. Never both on one node.
     allocator: Literal["dra", "device-plugin"] = "dra"
     # On-prem only: on the clouds it follows the instance type in the accelerator catalog.
-    gpus_per_node: StrictInt | None = Field(None, ge=1)
+    gpus_per_node: StrictInt | None = Field(default=None, ge=1)
 
 
 class OnOff(_Model):
@@ -201,7 +201,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
     return model
 
 
-def _explain(err: dict[str, Any]) -> str:
+def _explain(err: Mapping[str, Any]) -> str:
     loc, kind, value = tuple(err["loc"]), err["type"], err.get("input")
     key = _key(loc)
     if kind == "extra_forbidden":

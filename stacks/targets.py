@@ -3,8 +3,8 @@ AWS never loads the GCP or Azure SDKs."""
 
 from __future__ import annotations
 
-from aicp.components.contract import ClusterOutputs, GpuPoolRequest
-from aicp.stacks.config import ConfigError, PlatformConfig
+from ..components.contract import ClusterOutputs, GpuPoolRequest
+from .config import ConfigError, PlatformConfig
 
 
 def pool_requests(cfg: PlatformConfig) -> tuple[GpuPoolRequest, ...]:
@@ -18,7 +18,7 @@ def pool_requests(cfg: PlatformConfig) -> tuple[GpuPoolRequest, ...]:
 
 
 def _aws(cfg: PlatformConfig) -> ClusterOutputs:
-    from aicp.components.aws import AwsCluster, AwsClusterArgs
+    from ..components.aws import AwsCluster, AwsClusterArgs
 
     args = AwsClusterArgs(
         cluster_name=cfg.cluster_name,
@@ -40,7 +40,7 @@ def _aws(cfg: PlatformConfig) -> ClusterOutputs:
 
 
 def _azure(cfg: PlatformConfig) -> ClusterOutputs:
-    from aicp.components.azure import AksCluster, AksClusterArgs
+    from ..components.azure import AksCluster, AksClusterArgs
 
     public = cfg.endpoint.public_access
     args = AksClusterArgs(
@@ -66,9 +66,9 @@ def _azure(cfg: PlatformConfig) -> ClusterOutputs:
 
 
 def _onprem(cfg: PlatformConfig) -> ClusterOutputs:
-    from aicp.addons.catalog import K3S_INSTALLER_SHA256, K3S_INSTALLER_URL, K3S_VERSIONS
-    from aicp.components.onprem import OnPremCluster, OnPremClusterArgs, check
-    from aicp.components.onprem_k3s import K3sHost, K3sRelease
+    from ..addons.catalog import K3S_INSTALLER_SHA256, K3S_INSTALLER_URL, K3S_VERSIONS
+    from ..components.onprem import OnPremCluster, OnPremClusterArgs, check
+    from ..components.onprem_k3s import K3sHost, K3sRelease
 
     on = cfg.onprem
     if on is None:
@@ -99,8 +99,8 @@ def _onprem(cfg: PlatformConfig) -> ClusterOutputs:
 
 
 def _gcp(cfg: PlatformConfig) -> ClusterOutputs:
-    from aicp.addons.catalog import IMAGES
-    from aicp.components.gcp import GkeCluster, GkeClusterArgs
+    from ..addons.catalog import IMAGES
+    from ..components.gcp import GkeCluster, GkeClusterArgs
 
     if cfg.gcp is None:
         raise ConfigError("aicp:gcp.project: required for target gcp")

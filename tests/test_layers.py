@@ -1,59 +1,63 @@
-"""Layers are enforced, not only drawn: data flows config → components → addons, and
+"""Layers are enforced, not only drawn: data flows stacks → addons → components, and
 ``verify`` needs only a kubeconfig.
 
-import-linter cannot see this tree (its folders are mapped into the ``aicp`` package by
-setuptools, and grimp walks only the root package's folder), so the contracts are
-checked here from the source: every import statement, top-level or inside a function.
+The contracts live in ``pyproject.toml`` (``[tool.importlinter]``). import-linter can
+follow this tree because every internal import is relative: ``from ..components.contract``
+in ``stacks/program.py`` is ``aicp.components.contract`` to Python and
+``components/contract.py`` to a tool that reads the folders.
 """
 
 from __future__ import annotations
 
-import ast
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
-PULUMI = ("pulumi", "pulumi_kubernetes", "pulumi_aws", "pulumi_gcp", "pulumi_azure_native",
-          "pulumi_command", "pulumi_tls")
-
-# folder → modules it must never import
-FORBIDDEN = {
-    "verify": ("aicp.components", "aicp.addons", "aicp.stacks", "aicp.plan", "aicp.offline",
-               *PULUMI),
-    "components": ("aicp.addons", "aicp.stacks", "aicp.verify"),
-    "addons": ("aicp.stacks", "aicp.verify"),
-    "stacks": ("aicp.verify",),
-}
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
-def imports(path: Path) -> list[tuple[int, str]]:
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found += [(node.lineno, a.name) for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.lineno, node.module))
-    return found
+def lint(cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=cwd, capture_output=True,
+                          text=True, env={"PATH": "/usr/bin:/bin", **env}, timeout=120)
 
 
-def breaks(module: str, forbidden: tuple[str, ...]) -> bool:
-    return any(module == f or module.startswith(f + ".") for f in forbidden)
+def test_the_layer_contracts_hold():
+    run = lint(REPO)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "3 kept, 0 broken" in run.stdout
 
 
-@pytest.mark.parametrize("folder", sorted(FORBIDDEN))
-def test_layer_imports_only_what_lies_below_it(folder):
-    violations = [
-        f"{path.relative_to(REPO)}:{line} imports {module}"
-        for path in sorted((REPO / folder).rglob("*.py"))
-        for line, module in imports(path)
-        if breaks(module, FORBIDDEN[folder])
+def test_every_product_import_of_a_sibling_is_relative():
+    # One name per module: `aicp.verify.kube` and `.kube` in the same tree would be
+    # two ways to reach one file (Pulumi's entry, run as a script, is the exception).
+    absolute = [
+        f"{path.relative_to(REPO)}:{n}"
+        for top in ("cli", "components", "addons", "stacks", "verify")
+        for path in sorted((REPO / top).rglob("*.py")) if path.name != "__main__.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if line.lstrip().startswith(("from aicp", "import aicp"))
     ]
-    assert violations == []
+    assert absolute == []
 
 
-def test_the_contract_check_catches_a_forbidden_import(tmp_path):
-    bad = tmp_path / "probe.py"
-    bad.write_text("def run():\n    from aicp.components.aws import AwsCluster\n")
-    assert [m for _, m in imports(bad) if breaks(m, FORBIDDEN["verify"])] == [
-        "aicp.components.aws"]
+def test_a_relative_import_across_layers_breaks_the_build(tmp_path):
+    # The same shape as the product: a namespace whose folders are packages, and the
+    # repository's own contracts, which must see through a relative import.
+    for folder in ("verify", "components", "stacks", "addons", "cli"):
+        (tmp_path / "aicp" / folder).mkdir(parents=True)
+        (tmp_path / "aicp" / folder / "__init__.py").write_text("")
+    (tmp_path / "aicp" / "components" / "aws.py").write_text("X = 1\n")
+    (tmp_path / "aicp" / "verify" / "probe.py").write_text(textwrap.dedent("""\
+        def run():
+            from ..components.aws import X
+            return X
+        """))
+    text = (REPO / "pyproject.toml").read_text()
+    contracts = text.split("[tool.importlinter]", 1)[1].split("\n# pyright", 1)[0]
+    (tmp_path / "pyproject.toml").write_text("[tool.importlinter]" + contracts)
+    run = lint(tmp_path, PYTHONPATH=str(tmp_path))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "verify never imports the provisioning layers" in run.stdout
+    assert "aicp.verify.probe -> aicp.components.aws" in run.stdout

@@ -75,7 +75,7 @@ def verify(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from aicp.verify import session
+    from . import session
 
     opts = session.Options(
         stack=stack, kubeconfig=kubeconfig, context=context, checklist=checklist,
@@ -101,7 +101,7 @@ def cleanup(
       aicp verify cleanup --kubeconfig kubeconfig.yaml
       aicp verify cleanup --stack dev --run-id 3f9a1c
     """
-    from aicp.verify import session
+    from . import session
 
     raise typer.Exit(session.cleanup(session.Options(stack=stack, kubeconfig=kubeconfig,
                                                      context=context, run_id=run_id)))

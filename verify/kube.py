@@ -23,8 +23,8 @@ import urllib3
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from aicp.verify.probe import RUN_LABEL, ProbeError, one_line
-from aicp.verify.result import CreatedObject
+from .probe import RUN_LABEL, ProbeError, one_line
+from .result import CreatedObject
 
 # Items per list request, as kubectl's --chunk-size: a 5,000-node or 100,000-pod cluster is
 # read in pages, so memory holds one page, not the whole collection.
@@ -157,8 +157,8 @@ class _RetryingApi:
 
     def _read_back(self, name: str, args: tuple, kwargs: dict) -> Any:
         body = kwargs.get("body", args[-1] if args else None)
-        meta = body.get("metadata") if isinstance(body, dict) else body.metadata
-        obj_name = meta.get("name") if isinstance(meta, dict) else meta.name
+        meta = body.get("metadata") if isinstance(body, dict) else getattr(body, "metadata", None)
+        obj_name = meta.get("name") if isinstance(meta, dict) else getattr(meta, "name", None)
         read = getattr(self._api, "read_" + name.removeprefix("create_"))
         extra = {"namespace": kwargs["namespace"]} if "namespace" in kwargs else {}
         return read(name=obj_name, **extra)
@@ -434,8 +434,10 @@ def from_dict(data: Any, context: str | None = None, *, source: str = "kubeconfi
     """Build the client from a parsed kubeconfig (a file's, or a Pulumi stack output's)."""
     if not isinstance(data, dict) or not data.get("contexts"):
         raise ConfigError(f"kubeconfig {source} has no contexts")
-    names = [c.get("name") for c in data["contexts"] if isinstance(c, dict)]
-    chosen = context or data.get("current-context") or names[0]
+    names = [str(c["name"]) for c in data["contexts"] if isinstance(c, dict) and c.get("name")]
+    if not names:
+        raise ConfigError(f"kubeconfig {source}: no context has a name")
+    chosen = str(context or data.get("current-context") or names[0])
     if chosen not in names:
         raise ConfigError(f"context {chosen!r} is not in kubeconfig {source} "
                           f"(contexts: {', '.join(map(str, names))})")

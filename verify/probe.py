@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from aicp.verify.result import Check, CreatedObject, Evidence, Result, Step, Verdict
+from .result import Check, CreatedObject, Evidence, Result, Step, Verdict
 
 RUN_LABEL = "aicp.dev/verify-run"
 PROBE_LABEL = "aicp.dev/verify-probe"

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aicp.verify.checklist import Requirement, Template
-from aicp.verify.probe import Probe
-from aicp.verify.result import Verdict
+from .checklist import Requirement, Template
+from .probe import Probe
+from .result import Verdict
 
-PROBES_PACKAGE = "aicp.verify.probes"
+# The probes package, named from this module's own place (``aicp.verify.probes`` installed).
+PROBES_PACKAGE = f"{__package__}.probes"
 
 MANUAL_REMEDIATION = (
     "manual check, no aicp probe for {id}: verify it by hand and record the status, "
@@ -59,8 +61,8 @@ class Planned:
         return self.probe is not None and self.verdict is None
 
 
-def plan(template: Template, probes: dict[str, type[Probe]], *, only: list[str] = (),
-         skip: list[str] = (), read_only: bool = False, long: bool = False) -> list[Planned]:
+def plan(template: Template, probes: dict[str, type[Probe]], *, only: Sequence[str] = (),
+         skip: Sequence[str] = (), read_only: bool = False, long: bool = False) -> list[Planned]:
     """Every requirement of the template, in its order, with what the run does with it."""
     valid = template.ids
     for flag, ids in (("--only", only), ("--skip", skip)):

@@ -16,8 +16,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aicp.verify.checklist import Requirement
-from aicp.verify.probe import (
+from .checklist import Requirement
+from .probe import (
     Cancelled,
     CleanupStack,
     Cluster,
@@ -27,8 +27,8 @@ from aicp.verify.probe import (
     Settings,
     one_line,
 )
-from aicp.verify.registry import Planned
-from aicp.verify.result import PROBE_VERDICTS, Result, Verdict
+from .registry import Planned
+from .result import PROBE_VERDICTS, Result, Verdict
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -106,7 +106,8 @@ class Runner:
         results: dict[str, Result] = {}
         for item in planned:
             if not item.runs:
-                results[item.requirement.id] = Result(item.verdict, item.reason, duration=0.0)
+                results[item.requirement.id] = Result(item.verdict or Verdict.MANUAL, item.reason,
+                                                      duration=0.0)
         # Exclusive probes go last: a node one of them adds mid-run (still joining, no
         # exporter yet) must not be judged by a probe that surveys every GPU node.
         pending = deque(sorted((item for item in planned if item.runs), key=_exclusive))
@@ -199,13 +200,15 @@ class Runner:
         worker.thread.start()
 
     def _work(self, worker: _Worker, finished: queue.Queue) -> None:
-        ctx = worker.ctx
+        ctx, probe = worker.ctx, worker.planned.probe
         try:
-            unmet = [u for u in (self.cluster.unmet(n) for n in worker.planned.probe.needs) if u]
+            if probe is None:  # _start takes only items that run (Planned.runs)
+                raise ProbeError(f"{worker.planned.requirement.id} has no probe to run")
+            unmet = [u for u in (self.cluster.unmet(n) for n in probe.needs) if u]
             if unmet:
                 worker.result = ctx.skip(f"not applicable: {'; '.join(unmet)}")
             else:
-                worker.result = worker.planned.probe().run(ctx)
+                worker.result = probe().run(ctx)
         except Cancelled:
             worker.result = None  # the runner has already reported why it gave up
         except ProbeError as exc:

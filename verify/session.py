@@ -10,12 +10,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from aicp.verify import checklist, images, registry, stack
-from aicp.verify.kube import ConfigError, Kube, connect, from_dict
-from aicp.verify.probe import Settings
-from aicp.verify.reports import FORMATS
-from aicp.verify.result import Verdict
-from aicp.verify.runner import EXIT_INTERRUPTED, EXIT_USAGE, Runner
+from . import checklist, images, registry, stack
+from .kube import ConfigError, Kube, connect, from_dict
+from .probe import Settings
+from .reports import FORMATS
+from .result import Verdict
+from .runner import EXIT_INTERRUPTED, EXIT_USAGE, Runner
 
 SUPPORTED = ("1.34", "1.35", "1.36", "1.37")
 RUN_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$")
@@ -101,8 +101,8 @@ def cluster(opts: Options, on_retry=None) -> tuple[Kube, stack.StackOutputs | No
 
 
 def _run(opts: Options, console: Console) -> int:
-    from aicp.verify.reports import write
-    from aicp.verify.reports.terminal import TerminalView
+    from .reports import write
+    from .reports.terminal import TerminalView
 
     validate(opts)
     image_refs = images.catalog(opts.registry_mirror)
@@ -149,12 +149,13 @@ def _run(opts: Options, console: Console) -> int:
     }
     view.settings(shown)
     found = stack.check(outputs.expectations, kube) if outputs else None
+    stack_name = outputs.name if outputs else ""
     if found:
         for problem in found.problems:
-            console.print(f"[yellow]stack {outputs.name}: problem:[/] {problem}",
+            console.print(f"[yellow]stack {stack_name}: problem:[/] {problem}",
                           soft_wrap=True)
         for note in found.notes:
-            console.print(f"stack {outputs.name}: note: {note}", soft_wrap=True)
+            console.print(f"stack {stack_name}: note: {note}", soft_wrap=True)
     if "checklist" in opts.output:
         left = checklist.placeholders(metadata_template)
         if left:
@@ -168,7 +169,7 @@ def _run(opts: Options, console: Console) -> int:
     report.info = {k: v for k, v in shown.items() if k != "probes"}
     if found:
         report.info["stack"] = "; ".join(
-            [f"{outputs.name}: {len(found.problems)} problems"]
+            [f"{stack_name}: {len(found.problems)} problems"]
             + [f"problem: {p}" for p in found.problems] + [f"note: {n}" for n in found.notes])
     view.summary(report)
     if opts.output:
@@ -183,7 +184,7 @@ def _run(opts: Options, console: Console) -> int:
 
 def cleanup(opts: Options, console: Console | None = None) -> int:
     """``aicp verify cleanup``: delete leftovers of earlier runs (or of ``--run-id``)."""
-    from aicp.verify.kube import cleanup as sweep
+    from .kube import cleanup as sweep
 
     console = console or Console(highlight=False)
     try:

@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from aicp.verify.kube import ConfigError
+from .kube import ConfigError
 
 EXPECTATION_KEYS = ("gpuPools", "addons", "autoscaler", "target")
-# What each addon key of the ``addons`` output serves once installed (stacks/platform.py
+# What each addon key of the ``addons`` output serves once installed (stacks/program.py
 # keys); an addon without an API of its own (cluster-autoscaler) is only noted.
 ADDON_APIS: dict[str, tuple[str, ...]] = {
     "monitoring": ("monitoring.coreos.com/v1",),
@@ -127,7 +128,7 @@ def check(expectations: dict[str, Any], kube) -> StackCheck:
 
 
 def unmet_expectations(expectations: dict[str, Any], nodes: list[dict],
-                       slices: list[dict] = ()) -> StackCheck:
+                       slices: Sequence[dict] = ()) -> StackCheck:
     """GPU pools the cluster does not show (one sentence each).
 
     A pool's nodes carry its labels (``aicp.dev/gpu-pool``, ``aicp.dev/accelerator``...);
@@ -136,7 +137,7 @@ def unmet_expectations(expectations: dict[str, Any], nodes: list[dict],
     (either counts when the allocator is unknown). A pool with ``minNodes`` 0 and no node
     has scaled to zero: a note, not a problem.
     """
-    from aicp.verify.kube import GPU_RESOURCES, _quantity
+    from .kube import GPU_RESOURCES, _quantity
 
     with_slices = {(s.get("spec") or {}).get("nodeName") for s in slices
                    if (s.get("spec") or {}).get("devices")}
@@ -148,7 +149,7 @@ def unmet_expectations(expectations: dict[str, Any], nodes: list[dict],
         min_nodes = int(pool.get("minNodes") or 0)
         labels = _pool_labels(pool)
         matching = [n for n in nodes if _carries(n, labels)]
-        allocator = pool.get("allocator")
+        allocator = str(pool.get("allocator") or "")
 
         def advertises(node: dict, allocator=allocator) -> bool:
             allocatable = (node.get("status") or {}).get("allocatable") or {}
@@ -173,7 +174,8 @@ def unmet_expectations(expectations: dict[str, Any], nodes: list[dict],
 
 
 def _pool_labels(pool: dict[str, Any]) -> dict[str, str]:
-    return dict(pool.get("labels") or {"aicp.dev/gpu-pool": pool.get("name")})
+    return {str(k): str(v) for k, v in
+            (pool.get("labels") or {"aicp.dev/gpu-pool": pool.get("name")}).items()}
 
 
 def _carries(node: dict, labels: dict[str, str]) -> bool:

@@ -7,7 +7,7 @@ import functools
 from typing import Any
 
 from aicp.addons.catalog import CHARTS, Chart
-from aicp.offline import REDACTED, Plan, Resource
+from aicp.cli.offline import REDACTED, Plan, Resource
 from tests.schemas import Validator, shared_crds
 from tests.shared import CRDS, require_shared
 

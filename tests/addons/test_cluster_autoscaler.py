@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from aicp import offline
 from aicp.addons.catalog import CHARTS, KUBERNETES
+from aicp.cli import offline
 from aicp.components.contract import CONFORMANCE_OUTPUT
 from tests.addons.conftest import make_cluster
 from tests.addons.plan_checks import RELEASE, release_of, unpinned_releases

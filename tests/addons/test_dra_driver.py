@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from aicp import offline
 from aicp.addons.catalog import CHARTS
 from aicp.addons.dra_driver import DraDriver, DraDriverArgs
 from aicp.addons.gpu_operator import GpuOperator
+from aicp.cli import offline
 from aicp.components.contract import (
     GPU_TAINT_KEY,
     LABEL_ALLOCATOR,

@@ -11,8 +11,8 @@ import dataclasses
 import pulumi
 import pulumi_kubernetes as k8s
 
-from aicp import offline
 from aicp.addons.catalog import MANIFESTS
+from aicp.cli import offline
 from aicp.components.contract import CONFORMANCE_OUTPUT
 from tests.addons.conftest import make_cluster
 from tests.addons.plan_checks import CONFIG_FILE

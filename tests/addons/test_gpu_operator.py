@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import yaml
 
-from aicp import offline
 from aicp.addons.catalog import CHARTS
 from aicp.addons.gpu_operator import GpuOperator, GpuOperatorArgs
+from aicp.cli import offline
 from aicp.components.contract import LABEL_DEVICE_PLUGIN, GpuDriver, GpuPoolRequest
 from tests.addons.conftest import make_cluster
 from tests.addons.plan_checks import kubernetes_objects, schema_errors

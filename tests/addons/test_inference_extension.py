@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from aicp import offline
 from aicp.addons.catalog import CHARTS, IMAGES, MANIFESTS
+from aicp.cli import offline
 from aicp.components.contract import CONFORMANCE_OUTPUT
 from tests.addons.conftest import make_cluster
 from tests.addons.plan_checks import (

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 
-from aicp import offline
 from aicp.addons.catalog import CHARTS
 from aicp.addons.kuberay import KubeRay, KubeRayArgs
+from aicp.cli import offline
 from tests.addons.conftest import make_cluster
 from tests.addons.plan_checks import kubernetes_objects, patch_errors, schema_errors
 from tests.charts import unknown_value_paths, upstream_values

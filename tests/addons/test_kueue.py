@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import yaml
 
-from aicp import offline
 from aicp.addons.catalog import CHARTS
 from aicp.addons.dra_driver import GPU_DEVICE_CLASS
 from aicp.addons.jobset import JobSet
 from aicp.addons.kueue import Kueue, KueueArgs
+from aicp.cli import offline
 from aicp.components.contract import GPU_TAINT_KEY, LABEL_POOL, GpuPoolRequest
 from tests.addons.conftest import make_cluster
 from tests.addons.plan_checks import kubernetes_objects, schema_errors

@@ -13,8 +13,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from aicp import offline
 from aicp.addons.catalog import CHARTS
+from aicp.cli import offline
 from aicp.components.contract import CONFORMANCE_OUTPUT
 from tests.addons.conftest import make_cluster
 from tests.addons.plan_checks import NAMESPACE, invalid_objects, release_of, unpinned_releases

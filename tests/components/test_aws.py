@@ -7,7 +7,7 @@ import json
 import pulumi
 import pytest
 
-from aicp import fakes, offline
+from aicp.cli import fakes, offline
 from aicp.components.contract import CONFORMANCE_OUTPUT, GpuPoolRequest
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"

@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from aicp import fakes, offline
+from aicp.cli import fakes, offline
 from aicp.components.azure import (
     GPU_DRIVERS,
     SPOT_TAINT,
@@ -376,7 +376,7 @@ def test_aks_pool_names_are_short_lowercase_alphanumerics():
 
 
 def test_the_example_azure_stack_config_is_valid():
-    from aicp.plan import stack_config
+    from aicp.cli.plan import stack_config
     from aicp.stacks.config import parse
 
     raw = stack_config(REPO, "azure")

@@ -9,7 +9,7 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from aicp import offline
+from aicp.cli import offline
 from aicp.components.contract import (
     GPU_TAINT,
     LABEL_ACCELERATOR,

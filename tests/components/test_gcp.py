@@ -8,7 +8,7 @@ import json
 import pulumi
 import pytest
 
-from aicp import fakes, offline
+from aicp.cli import fakes, offline
 from aicp.components.contract import CONFORMANCE_OUTPUT, GpuPoolRequest
 from tests.charts import unknown_value_paths, upstream_values
 from tests.schemas import Validator

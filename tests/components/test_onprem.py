@@ -11,8 +11,8 @@ import pulumi
 import pytest
 import yaml
 
-from aicp import offline
 from aicp.addons.catalog import K3S_INSTALLER_SHA256, K3S_INSTALLER_URL, K3S_VERSIONS
+from aicp.cli import offline
 from aicp.components.contract import (
     CONFORMANCE_OUTPUT,
     LABEL_ALLOCATOR,

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from aicp.conformance import musts
-from aicp.main import app
-from aicp.plan import describe, run_stack, stack_config
+from aicp.cli.conformance import musts
+from aicp.cli.main import app
+from aicp.cli.plan import describe, run_stack, stack_config
 from tests.addons.plan_checks import (
     RELEASE,
     declared_objects,
@@ -169,7 +169,7 @@ def test_bad_config_is_one_line_exit_2_and_no_traceback(tmp_path):
     shutil.copy(REPO / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
     text = (REPO / "Pulumi.aws.yaml").read_text().replace("accelerator: l4", "accelerator: l5")
     (tmp_path / "Pulumi.aws.yaml").write_text(text)
-    run = subprocess.run([sys.executable, "-m", "aicp.main", "plan", "--stack", "aws",
+    run = subprocess.run([sys.executable, "-m", "aicp.cli.main", "plan", "--stack", "aws",
                           "--project-dir", str(tmp_path)], capture_output=True, text=True)
     assert run.returncode == 2
     assert run.stderr.strip() == (

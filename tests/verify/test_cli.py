@@ -13,7 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from aicp.main import app
+from aicp.cli.main import app
 from aicp.verify import cli
 from tests.shared import SHARED
 from tests.verify.conftest import require_shared
@@ -31,7 +31,7 @@ def invoke(args, **env):
 
 
 def test_starting_the_cli_imports_neither_kubernetes_nor_the_runner():
-    code = ("import sys, aicp.main; print(sorted(m for m in sys.modules if m.split('.')[0] == "
+    code = ("import sys, aicp.cli.main; print(sorted(m for m in sys.modules if m.split('.')[0] == "
             "'kubernetes' or m in ('aicp.verify.runner', 'aicp.verify.session', "
             "'rich.progress', 'rich.live')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

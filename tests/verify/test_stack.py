@@ -1,6 +1,6 @@
 """``aicp verify --stack``: the stack's GPU pools and addons checked against the cluster.
 
-A fake ``pulumi`` on PATH prints what ``stacks/platform.py`` exports (pools exported by the
+A fake ``pulumi`` on PATH prints what ``stacks/program.py`` exports (pools exported by the
 contract's ``GpuPool.export``), so the shape is the real one.
 """
 

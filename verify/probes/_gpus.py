@@ -18,8 +18,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from aicp.verify.kube import GPU_RESOURCES, _quantity
-from aicp.verify.probe import Context
+from ..kube import GPU_RESOURCES, _quantity
+from ..probe import Context
 
 DRA = "resource.k8s.io/v1"
 GPU_PRESENT = "nvidia.com/gpu.present"

@@ -6,8 +6,8 @@ build); callers are run-once ``curl`` pods whose logs are parsed.
 
 from __future__ import annotations
 
-from aicp.verify.probe import Context
-from aicp.verify.probes import _pods
+from ..probe import Context
+from . import _pods
 
 GW = "gateway.networking.k8s.io/v1"
 WEB_PORT = 8080

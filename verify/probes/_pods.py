@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from aicp.verify.probe import Context
+from ..probe import Context
 
 DRA = "resource.k8s.io/v1"
 

@@ -16,9 +16,9 @@ from collections.abc import Iterable
 
 from kubernetes.client.exceptions import ApiException
 
-from aicp.verify.probe import Context, Probe, one_line
-from aicp.verify.probes import _prom
-from aicp.verify.result import Result
+from ..probe import Context, Probe, one_line
+from ..result import Result
+from . import _prom
 
 EXPORTER_PORT = 9400
 EXPORTER_LABELS = {"app": "nvidia-dcgm-exporter",
@@ -63,7 +63,7 @@ class AcceleratorMetrics(Probe):
                 pod = next((p for p in pods if p["spec"].get("nodeName") == node and _ready(p)),
                            None)
                 if not ctx.check(f"{node} runs a Ready DCGM exporter pod", pod is not None,
-                                 "none" if pod is None else pod["metadata"]["name"]):
+                                 "none" if pod is None else pod["metadata"]["name"]) or pod is None:
                     continue
                 ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
                 port = _metrics_port(pod)

@@ -21,9 +21,9 @@ import json
 
 from kubernetes.client.exceptions import ApiException
 
-from aicp.verify.probe import Context, Probe
-from aicp.verify.probes import _net, _pods
-from aicp.verify.result import Result
+from ..probe import Context, Probe
+from ..result import Result
+from . import _net, _pods
 
 POOLS = "inference.networking.k8s.io/v1"
 POD_TIMEOUT = 300.0

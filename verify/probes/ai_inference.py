@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from aicp.verify.probe import Context, Probe
-from aicp.verify.probes import _net, _pods
-from aicp.verify.result import Result
+from ..probe import Context, Probe
+from ..result import Result
+from . import _net, _pods
 
 GATEWAY_TIMEOUT = 300.0   # a cloud load balancer can take minutes
 POD_TIMEOUT = 300.0

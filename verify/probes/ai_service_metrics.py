@@ -17,9 +17,9 @@ import json
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
-from aicp.verify.probe import Context, Probe, one_line
-from aicp.verify.probes import _net, _pods
-from aicp.verify.result import Result
+from ..probe import Context, Probe, one_line
+from ..result import Result
+from . import _net, _pods
 
 MON = "monitoring.coreos.com/v1"
 METRIC = "aicp_verify_probe_up"

@@ -15,10 +15,10 @@ import json
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
-from aicp.verify.kube import GPU_RESOURCES
-from aicp.verify.probe import Context, Probe, ProbeError
-from aicp.verify.probes import _pods
-from aicp.verify.result import Result
+from ..kube import GPU_RESOURCES
+from ..probe import Context, Probe, ProbeError
+from ..result import Result
+from . import _pods
 
 STATUS_CONFIGMAP = "cluster-autoscaler-status"
 KARPENTER = "karpenter.sh/v1"

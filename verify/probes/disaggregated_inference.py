@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from kubernetes.client.exceptions import ApiException
 
-from aicp.verify.probe import Context, Probe
-from aicp.verify.result import Result
+from ..probe import Context, Probe
+from ..result import Result
 
 ROLE_LABELS = ("llm-d.ai/role", "nvidia.com/dynamo-sub-component-type")
 PHASES = ("prefill", "decode")

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 
-from aicp.verify.probe import Context, Probe
-from aicp.verify.probes import _gpus, _pods
-from aicp.verify.result import Result
+from ..probe import Context, Probe
+from ..result import Result
+from . import _gpus, _pods
 
 CLAIM_TIMEOUT = 120.0
 POD_TIMEOUT = 300.0
@@ -79,6 +79,9 @@ class DraSupport(Probe):
                     "the DRA driver's kubelet plugin running there?)",
                     partial=len(missing) < len(required))
             device_class = _pods.device_class(ctx)
+            if device_class is None:
+                return ctx.failed("GPU nodes publish DRA devices but the cluster serves no "
+                                  "DeviceClass: no ResourceClaim can ask for them")
         with ctx.step("create a claim template and a pod"):
             ns = ctx.namespace()
             _pods.claim_template(ctx, ns, "one-gpu", device_class)

@@ -19,9 +19,9 @@ version (no DRA attributes, no GFD labels).
 
 from __future__ import annotations
 
-from aicp.verify.probe import Context, Probe
-from aicp.verify.probes import _gpus
-from aicp.verify.result import Result
+from ..probe import Context, Probe
+from ..result import Result
+from . import _gpus
 
 POLICIES = "/apis/nvidia.com/v1/clusterpolicies"
 

@@ -17,10 +17,10 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
-from aicp.verify.kube import GPU_RESOURCES
-from aicp.verify.probe import Context, Probe, ProbeError
-from aicp.verify.probes import _pods
-from aicp.verify.result import Result
+from ..kube import GPU_RESOURCES
+from ..probe import Context, Probe, ProbeError
+from ..result import Result
+from . import _pods
 
 KUEUE = "kueue.x-k8s.io"
 VOLCANO = "scheduling.volcano.sh"
@@ -105,7 +105,8 @@ class GangScheduling(Probe):
                                  f"after {ADMIT_TIMEOUT:g}s: not enough schedulable GPU nodes "
                                  "for the quota")
             ctx.check(f"a {n}-pod job within quota is admitted with all pods Running together",
-                      True, f"{running}/{n} Running, Workload {wl['metadata']['name']} admitted")
+                      True, f"{running}/{n} Running, Workload "
+                      f"{wl['metadata']['name'] if wl else '(gone since)'} admitted")
         with ctx.step("(b) submit a job exceeding the free quota"):
             over = _job(ctx, ns, "over", over_pods, resource, per_pod, device_class)
             most = {"started": 0, "admitted": False}

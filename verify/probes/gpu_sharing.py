@@ -19,9 +19,9 @@ GPU node at all.
 
 from __future__ import annotations
 
-from aicp.verify.probe import Context, Probe
-from aicp.verify.probes import _gpus
-from aicp.verify.result import Result
+from ..probe import Context, Probe
+from ..result import Result
+from . import _gpus
 
 SHARING = "nvidia.com/gpu.sharing-strategy"
 REPLICAS = "nvidia.com/gpu.replicas"

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from kubernetes.client.exceptions import ApiException
 
-from aicp.verify.probe import Context, Probe
-from aicp.verify.result import Result
+from ..probe import Context, Probe
+from ..result import Result
 
 DRA = "resource.k8s.io/v1"
 NETWORK_DRIVERS = ("dra.net", "compute-domain.nvidia.com")

@@ -16,10 +16,10 @@ import re
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
-from aicp.verify.kube import GPU_RESOURCES
-from aicp.verify.probe import Context, Probe
-from aicp.verify.probes import _pods
-from aicp.verify.result import Result
+from ..kube import GPU_RESOURCES
+from ..probe import Context, Probe
+from ..result import Result
+from . import _pods
 
 GROUP = "custom.metrics.k8s.io"
 VERSIONS = ("v1beta2", "v1beta1")

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
 from kubernetes.client.exceptions import ApiException
 
-from aicp.verify.probe import Context, Probe, one_line
-from aicp.verify.result import Result
+from ..probe import Context, Probe, one_line
+from ..result import Result
 
 RAY = "ray.io/v1"
 OPERATOR_LABEL = "app.kubernetes.io/name=kuberay-operator"
@@ -127,7 +128,7 @@ class RobustController(Probe):
                 ctx.observe("denied by", message.split('"')[1] if '"' in message else "")
                 return ctx.check("the webhook denies an invalid RayCluster (dry run)", True,
                                  f"HTTP {exc.status}: {message}")
-            if "failed calling webhook" in message or exc.status >= 500:
+            if "failed calling webhook" in message or (exc.status or 0) >= 500:
                 return ctx.check("the webhook denies an invalid RayCluster (dry run)", False,
                                  f"the webhook did not answer: HTTP {exc.status}: {message}")
             if exc.status == 422:
@@ -190,7 +191,7 @@ class RobustController(Probe):
                          "gone" if deleted else f"still present after {DELETE_TIMEOUT:g}s") and ok
 
 
-def _ray_cluster(ctx: Context, name: str, workers: list[str] = ()) -> dict:
+def _ray_cluster(ctx: Context, name: str, workers: Sequence[str] = ()) -> dict:
     """A head-only RayCluster (plus ``workers`` groups of zero replicas), Pod Security
     "restricted"-compatible, small resources."""
     container = {

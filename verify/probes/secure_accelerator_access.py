@@ -14,9 +14,9 @@ both kinds of GPU nodes gets both paths.
 
 from __future__ import annotations
 
-from aicp.verify.probe import Context, Probe
-from aicp.verify.probes import _gpus, _pods
-from aicp.verify.result import Result
+from ..probe import Context, Probe
+from ..result import Result
+from . import _gpus, _pods
 
 POD_TIMEOUT = 300.0
 

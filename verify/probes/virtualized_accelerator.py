@@ -17,9 +17,9 @@ the cluster has no GPU node (see ``gpu_sharing`` for the same rule).
 
 from __future__ import annotations
 
-from aicp.verify.probe import Context, Probe
-from aicp.verify.probes import _gpus
-from aicp.verify.result import Result
+from ..probe import Context, Probe
+from ..result import Result
+from . import _gpus
 
 VGPU_PRESENT = "nvidia.com/vgpu.present"
 WORKLOAD_CONFIG = "nvidia.com/gpu.workload.config"

@@ -16,9 +16,9 @@ cluster can offer a sandbox.
 
 from __future__ import annotations
 
-from aicp.verify.probe import Context, Probe
-from aicp.verify.probes import _pods
-from aicp.verify.result import Result
+from ..probe import Context, Probe
+from ..result import Result
+from . import _pods
 
 POD_TIMEOUT = 180.0
 

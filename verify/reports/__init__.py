@@ -24,7 +24,7 @@ def testcase_name(requirement_id: str) -> str:
 def write(report, template, formats: list[str], output_dir: Path,
           metadata: dict[str, str] | None = None) -> list[Path]:
     """Write the chosen formats plus the evidence bundle; returns the files written."""
-    from aicp.verify.reports import bundle, checklist, json, junit
+    from . import bundle, checklist, json, junit
 
     output_dir = Path(output_dir)
     written = bundle.write(report, output_dir)

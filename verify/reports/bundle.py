@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aicp.verify.reports import testcase_name
-from aicp.verify.result import Verdict
+from ..result import Verdict
+from . import testcase_name
 
 RAN = (Verdict.PASS, Verdict.FAIL, Verdict.SKIP, Verdict.ERROR)
 

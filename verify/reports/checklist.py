@@ -22,10 +22,10 @@ from pathlib import Path
 
 import yaml
 
-from aicp.verify.checklist import Template
-from aicp.verify.reports import testcase_name
-from aicp.verify.reports.bundle import evidence_files
-from aicp.verify.result import Verdict
+from ..checklist import Template
+from ..result import Verdict
+from . import testcase_name
+from .bundle import evidence_files
 
 _KEY = re.compile(r"^(?P<indent>\s*)(?:- )?(?P<key>[A-Za-z_][\w-]*):(?P<rest>.*)$")
 _ID = re.compile(r"^(?P<indent>\s*)- id:\s*(?P<id>[\"']?[\w-]+[\"']?)\s*(#.*)?$")

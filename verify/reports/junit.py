@@ -9,8 +9,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from aicp.verify.reports import testcase_name
-from aicp.verify.result import Verdict
+from ..result import Verdict
+from . import testcase_name
 
 
 def document(report) -> ET.ElementTree:

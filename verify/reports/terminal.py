@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from aicp.verify.result import Verdict
+from ..result import Verdict
 
 STYLE = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.ERROR: "magenta",
          Verdict.SKIP: "yellow", Verdict.MANUAL: "cyan", Verdict.NOT_RUN: "dim"}
@@ -19,7 +19,7 @@ class TerminalView:
         self.console = console or Console(highlight=False)
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
                                  TimeElapsedColumn(), console=self.console, transient=True)
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
 
     def settings(self, lines: dict[str, str]) -> None:
         for key, value in lines.items():

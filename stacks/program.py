@@ -9,15 +9,17 @@ webhooks ready before the objects they admit, aggregated APIs last.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 
-from aicp.addons.base import Addon
-from aicp.addons.catalog import CHARTS, MANIFESTS
-from aicp.components.contract import ClusterOutputs
-from aicp.stacks.config import ConfigError, PlatformConfig, from_pulumi
-from aicp.stacks.targets import build_cluster
+from ..addons.base import Addon
+from ..addons.catalog import CHARTS, MANIFESTS
+from ..components.contract import ClusterOutputs
+from .config import ConfigError, PlatformConfig, from_pulumi
+from .targets import build_cluster
+
+A = TypeVar("A", bound=Addon)
 
 
 @dataclass
@@ -30,23 +32,23 @@ class Platform:
 
 
 def build(cfg: PlatformConfig) -> Platform:
-    from aicp.addons.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
-    from aicp.addons.dra_driver import DraDriver, DraDriverArgs
-    from aicp.addons.gateway_api import GatewayApi
-    from aicp.addons.gpu_operator import GpuOperator, GpuOperatorArgs
-    from aicp.addons.inference_extension import InferenceExtension, InferenceExtensionArgs
-    from aicp.addons.istio import Istio, IstioArgs
-    from aicp.addons.jobset import JobSet
-    from aicp.addons.kuberay import KubeRay, KubeRayArgs
-    from aicp.addons.kueue import Kueue, KueueArgs
-    from aicp.addons.metrics_adapter import MetricsAdapter, MetricsAdapterArgs
-    from aicp.addons.monitoring import Monitoring
+    from ..addons.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+    from ..addons.dra_driver import DraDriver, DraDriverArgs
+    from ..addons.gateway_api import GatewayApi
+    from ..addons.gpu_operator import GpuOperator, GpuOperatorArgs
+    from ..addons.inference_extension import InferenceExtension, InferenceExtensionArgs
+    from ..addons.istio import Istio, IstioArgs
+    from ..addons.jobset import JobSet
+    from ..addons.kuberay import KubeRay, KubeRayArgs
+    from ..addons.kueue import Kueue, KueueArgs
+    from ..addons.metrics_adapter import MetricsAdapter, MetricsAdapterArgs
+    from ..addons.monitoring import Monitoring
 
     cluster = build_cluster(cfg)
     p = Platform(cfg, cluster)
     want = cfg.addons
 
-    def add(key: str, addon: Addon, version: str) -> Addon:
+    def add(key: str, addon: A, version: str) -> A:
         p.addons[key] = addon
         p.versions[key] = version
         return addon
