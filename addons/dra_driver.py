@@ -20,7 +20,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from ..components.contract import LABEL_ALLOCATOR, ClusterOutputs
+from ..components.contract import LABEL_ALLOCATOR, LABEL_DRA_KUBELET_PLUGIN, ClusterOutputs
 from .base import Addon
 from .catalog import CHARTS
 from .gpu_operator import GpuOperator
@@ -49,8 +49,11 @@ def driver_values(cluster: ClusterOutputs, args: DraDriverArgs) -> dict[str, Any
         # Offline renders and some API servers report the wrong resource.k8s.io versions
         # (pitfall 13); the platform's minors (>= 1.34) all serve v1.
         "resourceApiVersion": "resource.k8s.io/v1",
-        # The chart default already tolerates nvidia.com/gpu:NoSchedule (0.4.1).
-        "kubeletPlugin": {"nodeSelector": {LABEL_ALLOCATOR: "dra"}},
+        # The chart default already tolerates nvidia.com/gpu:NoSchedule (0.4.1). The second
+        # label is the one the GPU Operator's driver manager flips to evict the plugin
+        # before a driver reload (see aicp.addons.gpu_operator DRIVER_MANAGER_DRA_ENV).
+        "kubeletPlugin": {"nodeSelector": {LABEL_ALLOCATOR: "dra",
+                                           LABEL_DRA_KUBELET_PLUGIN: "true"}},
     }
 
 
@@ -74,10 +77,13 @@ class DraDriver(Addon):
             self.finish(installed=False)
             return
         operator = [args.gpu_operator.release] if args.gpu_operator else []
-        namespace = self.create_namespace(f"{name}-namespace", args.namespace, "privileged")
+        # The controller runs at system-cluster-critical, the kubelet plugins at
+        # system-node-critical (chart 0.4.1 values.yaml).
+        namespace = self.create_namespace(f"{name}-namespace", args.namespace, "privileged",
+                                          critical_pods=True)
         self.release = self.helm_release(
             f"{name}-release", CHARTS["dra-driver"], name=RELEASE, namespace=args.namespace,
             values=driver_values(cluster, args), skip_crds=bool(operator),
-            depends_on=[namespace, *operator])
+            depends_on=[*self.namespace_ready(namespace), *operator])
         self.finish(installed=True, namespace=args.namespace, release=self.release.name,
                     deviceClass=GPU_DEVICE_CLASS)

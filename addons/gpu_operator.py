@@ -22,15 +22,38 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 import yaml
 
-from ..components.contract import ClusterOutputs
+from ..components.contract import LABEL_DRA_KUBELET_PLUGIN, ClusterOutputs
 from .base import Addon
 from .catalog import CHARTS
 
 # The Helm release name: the chart names its objects after it.
 RELEASE = "gpu-operator"
 TIME_SLICING_CONFIG = "time-slicing"
+# The exporter's service account under ClusterPolicy (gpu-operator v26.7.0
+# assets/state-dcgm-exporter/0100_service_account.yaml).
+DCGM_EXPORTER_SERVICE_ACCOUNT = "nvidia-dcgm-exporter"
+# DRA pod attribution: the kubelet reports DRA devices as (pool, device), which the exporter
+# resolves through a ResourceSlice informer only with this set. ClusterPolicy's DaemonSet
+# sets neither it nor the RBAC ("TODO: Add resourceSlices permissions",
+# assets/state-dcgm-exporter/0210_clusterrole.yaml); the GPUCluster manifests do both
+# (manifests/state-dcgm-exporter/0700_daemonset.yaml, 0210_clusterrole.yaml), at v26.7.0.
+DCGM_DRA_ENV = {"name": "KUBERNETES_ENABLE_DRA", "value": "true"}
+# The driver manager evicts the DRA kubelet plugin before a driver reload by flipping this
+# node label (NVIDIA/k8s-driver-manager cmd/driver-manager/main.go, NODE_LABEL_FOR_GPU_POD_
+# EVICTION; GPU Operator "DRA Driver for NVIDIA GPUs" known issue: pass the DRA nodes'
+# label in driver.manager.env).
+DRIVER_MANAGER_DRA_ENV = {"name": "NODE_LABEL_FOR_GPU_POD_EVICTION",
+                          "value": LABEL_DRA_KUBELET_PLUGIN}
+# Unprivileged containers must not pick GPUs by setting NVIDIA_VISIBLE_DEVICES themselves
+# (nvidia-container-toolkit v1.20.0 cmd/nvidia-ctk-installer/toolkit/toolkit.go, env
+# ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED; NVIDIA's hardening of AKS). The
+# device plugin hands devices over by CDI annotations (cdi.enabled, the v26.7.0 default;
+# controllers/object_controls.go transformDevicePluginCtrForCDI), so nothing else needs it.
+TOOLKIT_HARDENING_ENV = {"name": "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED",
+                         "value": "false"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +80,17 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def with_env(values: dict[str, Any], path: Sequence[str], *env: Mapping[str, str]
+             ) -> None:
+    """Add ``env`` entries to the list at ``path`` (``toolkit.env``), replacing same names."""
+    node = values
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    names = {e["name"] for e in env}
+    kept = [e for e in node.get(path[-1]) or [] if e.get("name") not in names]
+    node[path[-1]] = [*kept, *(dict(e) for e in env)]
 
 
 def time_slicing_config(replicas: int) -> str:
@@ -94,6 +128,13 @@ def operator_values(cluster: ClusterOutputs, args: GpuOperatorArgs) -> dict[str,
         # The DRA driver's nvidiaDriverRoot is the contract's root: keep both equal (pitfall 9).
         values["hostPaths"] = {"driverInstallDir": driver.root}
     values = deep_merge(values, driver.operator_values)
+    dra = any(p.allocator == "dra" for p in cluster.gpu_pools)
+    if dra:
+        with_env(values, ("dcgmExporter", "env"), DCGM_DRA_ENV)
+        if driver.owner == "operator":
+            with_env(values, ("driver", "manager", "env"), DRIVER_MANAGER_DRA_ENV)
+    if values["toolkit"].get("enabled"):
+        with_env(values, ("toolkit", "env"), TOOLKIT_HARDENING_ENV)
     # The standalone DRA driver serves DRA pools; the operator's experimental GPUCluster
     # (bundled DRA driver) would be a second advertiser and excludes ClusterPolicy.
     values["gpuCluster"] = {"deployCR": False}
@@ -113,11 +154,35 @@ class GpuOperator(Addon):
         if any(p.allocator == "device-plugin" for p in cluster.gpu_pools):
             # The device plugin hands a container only the GPUs it was allocated.
             self.serves = (*type(self).serves, "secure_accelerator_access")
-        # Driver, toolkit and device plugin pods mount host paths and run privileged.
-        namespace = self.create_namespace(f"{name}-namespace", args.namespace, "privileged")
+        # Driver, toolkit and device plugin pods mount host paths and run privileged; the
+        # operator and its operands run at system-node-critical (chart values.yaml).
+        namespace = self.create_namespace(f"{name}-namespace", args.namespace, "privileged",
+                                          critical_pods=True)
+        if any(p.allocator == "dra" for p in cluster.gpu_pools):
+            self._dcgm_exporter_reads_resource_slices(name, namespace, args.namespace)
         self.release = self.helm_release(
             f"{name}-release", CHARTS["gpu-operator"], name=RELEASE, namespace=args.namespace,
             values=operator_values(cluster, args),
             skip_crds=False,  # owns ClusterPolicy and the ComputeDomain CRDs (see module doc)
-            depends_on=[namespace, *args.depends_on])
+            depends_on=[*self.namespace_ready(namespace), *args.depends_on])
         self.finish(namespace=args.namespace, release=self.release.name)
+
+    def _dcgm_exporter_reads_resource_slices(self, name: str, namespace: pulumi.Resource,
+                                             ns: str) -> None:
+        """The rule ClusterPolicy leaves out (see DCGM_DRA_ENV), bound to the exporter."""
+        role = k8s.rbac.v1.ClusterRole(
+            f"{name}-dcgm-exporter-dra",
+            metadata={"name": "aicp-dcgm-exporter-dra"},
+            rules=[k8s.rbac.v1.PolicyRuleArgs(
+                api_groups=["resource.k8s.io"], resources=["resourceslices"],
+                verbs=["get", "list", "watch"])],
+            opts=self.child_opts())
+        k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-dcgm-exporter-dra",
+            metadata={"name": "aicp-dcgm-exporter-dra"},
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole",
+                name="aicp-dcgm-exporter-dra"),
+            subjects=[k8s.rbac.v1.SubjectArgs(
+                kind="ServiceAccount", name=DCGM_EXPORTER_SERVICE_ACCOUNT, namespace=ns)],
+            opts=self.child_opts(depends_on=[role, namespace]))

@@ -217,6 +217,17 @@ def _gcp_service_account(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
             "name": f"projects/{GCP_PROJECT}/serviceAccounts/{email}"}
 
 
+def _gcp_subnetwork(args: dict[str, Any]) -> dict[str, Any]:
+    link = str(args.get("selfLink") or args.get("name") or "plan-subnet")
+    return {"selfLink": link, "name": link.rsplit("/", 1)[-1],
+            "network": f"https://www.googleapis.com/compute/v1/projects/{GCP_PROJECT}/global/"
+                       "networks/plan-network",
+            "region": args.get("region", "us-central1"), "project": GCP_PROJECT,
+            "id": link, "ipCidrRange": "10.0.0.0/20", "secondaryIpRanges": []}
+
+
+INVOKES.update({"gcp:compute/getSubnetwork:getSubnetwork": _gcp_subnetwork})
+
 OUTPUTS.update({
     "gcp:container/cluster:Cluster": _gke_cluster,
     "gcp:compute/network:Network": _gcp_self_link("networks"),

@@ -25,6 +25,12 @@ LABEL_ALLOCATOR = "aicp.dev/gpu-allocator"
 LABEL_GPU_PRESENT = "nvidia.com/gpu.present"
 # GPU Operator per-node switch: the DRA driver, not the device plugin, advertises these GPUs.
 LABEL_DEVICE_PLUGIN = "nvidia.com/gpu.deploy.device-plugin"
+# "true" on DRA nodes; the DRA kubelet plugin selects on it. The GPU Operator's driver manager
+# flips it to "paused-for-driver-upgrade" to evict the plugin before a driver reload, when its
+# NODE_LABEL_FOR_GPU_POD_EVICTION names it (NVIDIA/k8s-driver-manager@bd62ca7, 2026-08-19,
+# cmd/driver-manager/main.go "node-label-for-gpu-pod-eviction"; GPU Operator DRA install docs,
+# known issue: "label the nodes ... and pass the node label in driver.manager.env").
+LABEL_DRA_KUBELET_PLUGIN = "aicp.dev/dra-kubelet-plugin"
 
 # Component outputs key listing the conformance requirement ids a component serves.
 CONFORMANCE_OUTPUT = "conformance"
@@ -104,6 +110,7 @@ def resolve_pool(target: str, request: GpuPoolRequest) -> GpuPool:
     }
     if request.allocator == "dra":
         labels[LABEL_DEVICE_PLUGIN] = "false"
+        labels[LABEL_DRA_KUBELET_PLUGIN] = "true"
     return GpuPool(
         name=request.name, accelerator=request.accelerator, product=accel.product,
         machine_type=machine, gpus_per_node=gpus, gpu_memory_gib=memory,
@@ -143,3 +150,9 @@ class ClusterOutputs:
     ready: Sequence[pulumi.Resource] = ()
     # Target-specific facts addons may honour, e.g. {"gatewayApiCrdsManaged": True} on GKE.
     features: Mapping[str, Any] = field(default_factory=dict)
+
+
+# ClusterOutputs.features key: the cluster admits pods of the system-node-critical and
+# system-cluster-critical PriorityClasses outside kube-system only in namespaces holding a
+# ResourceQuota scoped to them (GKE; NVIDIA/aicr#915, NVIDIA/gpu-operator#660).
+CRITICAL_PODS_NEED_QUOTA = "criticalPodsNeedQuota"

@@ -88,7 +88,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -101,6 +100,7 @@ import pulumi_kubernetes as k8s
 from .accelerators import offering
 from .contract import (
     CONFORMANCE_OUTPUT,
+    CRITICAL_PODS_NEED_QUOTA,
     ClusterOutputs,
     GpuDriver,
     GpuPool,
@@ -129,6 +129,20 @@ NODE_ROLES = (
     "roles/artifactregistry.reader",
 )
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+# Project APIs the stack calls: GKE, Compute Engine (VPC, NAT, firewall, VMs), IAM (the node
+# service account). A project that lacks one fails `pulumi up` minutes in with a 403
+# "... API has not been used in project"; enabling them is idempotent.
+PROJECT_APIS = ("container.googleapis.com", "compute.googleapis.com", "iam.googleapis.com")
+# A private cluster's control plane reaches nodes on 443 and 10250 only (GKE docs, private
+# clusters, "Adding firewall rules for specific use cases"). Admission webhooks and aggregated
+# APIs the addon layer installs listen elsewhere: Kueue, JobSet and KubeRay webhooks 9443
+# (kueue v0.19.2 chart values webhook port; aicp.addons.kuberay WEBHOOK_PORT), Kueue's
+# visibility API 8082, prometheus-adapter 6443, Istio's sidecar injector/validation 15017
+# (Istio docs, platform setup for GKE private clusters).
+WEBHOOK_PORTS = ("6443", "8082", "9443", "15017")
+# A3 Ultra VMs boot only from Hyperdisk (Compute Engine docs, GPU machine types, "A3 Ultra":
+# supported disk types are Hyperdisk Balanced/Extreme/ML/Throughput); pd-* is rejected.
+HYPERDISK_ONLY = ("a3-ultragpu-",)
 # Preloaded by GKE on COS GPU nodes, matching the node's COS release (pulled with Never).
 COS_INSTALLER_IMAGE = "cos-nvidia-installer:fixed"
 _EFFECTS = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE",
@@ -228,10 +242,18 @@ class GkeCluster(pulumi.ComponentResource):
             default_labels={**args.labels, "aicp-cluster": args.cluster_name},
             opts=pulumi.ResourceOptions(parent=self))
 
+        self.project_apis = [gcp.projects.Service(
+            f"{name}-api-{api.split('.')[0]}", project=args.project, service=api,
+            # Other workloads in the project may use the API: never switch it off.
+            disable_on_destroy=False, disable_dependent_services=False,
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider_gcp))
+            for api in PROJECT_APIS]
+
         self.network: gcp.compute.Network | None = None
         self.subnetwork = self._network_and_nat() if not args.subnetwork else None
         self.node_service_account = self._node_service_account()
         self.cluster = self._cluster()
+        self.webhook_firewall = self._webhook_firewall()
 
         self.pools: tuple[GpuPool, ...] = tuple(resolve_pool("gcp", p) for p in args.gpu_pools)
         self.system_pool = self._system_pool()
@@ -251,8 +273,9 @@ class GkeCluster(pulumi.ComponentResource):
             gpu_driver=GpuDriver(owner="host", root=DRIVER_ROOT, toolkit_on_host=False,
                                  operator_values=gke_cos_operator_values()),
             autoscaler="gke", autoscaler_values={},
-            ready=[self.system_pool],
-            features={GATEWAY_CRDS_MANAGED: True},
+            # Webhooks must be reachable before an addon creates what they admit.
+            ready=[self.system_pool, self.webhook_firewall],
+            features={GATEWAY_CRDS_MANAGED: True, CRITICAL_PODS_NEED_QUOTA: True},
         )
         self.register_outputs({
             "clusterName": self.cluster.name,
@@ -267,7 +290,28 @@ class GkeCluster(pulumi.ComponentResource):
 
     def _opts(self, parent: pulumi.Resource | None = None, **kwargs: Any
               ) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=parent or self, provider=self.provider_gcp, **kwargs)
+        # Every project resource waits for the project's APIs (see PROJECT_APIS).
+        depends_on = [*self.project_apis, *(kwargs.pop("depends_on", None) or [])]
+        return pulumi.ResourceOptions(parent=parent or self, provider=self.provider_gcp,
+                                      depends_on=depends_on, **kwargs)
+
+    def _webhook_firewall(self) -> gcp.compute.Firewall:
+        """Control plane → nodes on the addon layer's webhook and aggregated-API ports."""
+        a = self._args
+        if self.network is not None:
+            network: pulumi.Input[str] = self.network.self_link
+        else:
+            network = gcp.compute.get_subnetwork_output(
+                self_link=a.subnetwork, opts=pulumi.InvokeOutputOptions(
+                    parent=self, provider=self.provider_gcp)).network
+        return gcp.compute.Firewall(
+            f"{self._name}-master-webhooks", name=f"{a.cluster_name}-master-webhooks",
+            network=network, direction="INGRESS", priority=1000,
+            source_ranges=[a.master_ipv4_cidr_block],
+            allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=list(WEBHOOK_PORTS))],
+            # Exactly this cluster's nodes: they all run as the node service account.
+            target_service_accounts=[self.node_service_account.email],
+            opts=self._opts())
 
     # --- network, identity, cluster ----------------------------------------------------
 
@@ -382,16 +426,21 @@ class GkeCluster(pulumi.ComponentResource):
 
     # --- node pools --------------------------------------------------------------------
 
-    def _initial_per_zone(self, total_min: int) -> int:
-        # initial_node_count is per zone; a regional cluster defaults to three zones.
-        return math.ceil(total_min / (len(self._args.zones) or 3))
+    def _initial_per_zone(self, total_min: int, *, at_least_one: bool = False) -> int:
+        # initial_node_count is per zone (pulumi-gcp 10.2 container.NodePool: "the number of
+        # nodes per zone"); a regional cluster defaults to three zones. Rounded down, so a
+        # GPU pool never starts above its minimum (min 1 over two zones would start two GPU
+        # VMs of quota); GKE's autoscaler adds GPU nodes when claims or pods wait. The
+        # system pool needs a node per zone at once: the addons wait for it.
+        zones = len(self._args.zones) or 3
+        return max(1, -(-total_min // zones)) if at_least_one else total_min // zones
 
     def _system_pool(self) -> gcp.container.NodePool:
         a = self._args
         return gcp.container.NodePool(
             f"{self._name}-system", name="system", cluster=self.cluster.name,
             location=a.region, node_locations=list(a.zones) or None,
-            initial_node_count=self._initial_per_zone(a.system_min_nodes),
+            initial_node_count=self._initial_per_zone(a.system_min_nodes, at_least_one=True),
             autoscaling=gcp.container.NodePoolAutoscalingArgs(
                 total_min_node_count=a.system_min_nodes,
                 total_max_node_count=a.system_max_nodes, location_policy="BALANCED"),
@@ -428,7 +477,7 @@ class GkeCluster(pulumi.ComponentResource):
                 max_surge=0, max_unavailable=1),
             node_config=gcp.container.NodePoolNodeConfigArgs(
                 machine_type=pool.machine_type,
-                disk_size_gb=a.gpu_disk_gib,
+                disk_size_gb=a.gpu_disk_gib, disk_type=gpu_boot_disk_type(pool.machine_type),
                 guest_accelerators=[gcp.container.NodePoolNodeConfigGuestAcceleratorArgs(
                     type=accel.gke_accelerator, count=pool.gpus_per_node,
                     gpu_driver_installation_config=gcp.container
@@ -466,6 +515,13 @@ class GkeCluster(pulumi.ComponentResource):
 
 
 # --- pure helpers (tested through the component) ----------------------------------------
+
+def gpu_boot_disk_type(machine_type: str) -> str:
+    """Hyperdisk where the machine family boots only from it, else pd-balanced."""
+    if machine_type.startswith(HYPERDISK_ONLY):
+        return "hyperdisk-balanced"
+    return "pd-balanced"
+
 
 def gpu_node_labels(pool: GpuPool) -> dict[str, str]:
     """The catalog's labels, GKE's device plugin off, DRA pools marked for GKE's autoscaler."""

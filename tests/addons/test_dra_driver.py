@@ -63,7 +63,7 @@ def test_driver_root_follows_the_contract():
 def test_no_gpu_is_advertised_twice():
     plan = offline.run(lambda: _pools_and_driver(), {})
     selector = dra_release(plan).inputs["values"]["kubeletPlugin"]["nodeSelector"]
-    assert selector == {LABEL_ALLOCATOR: "dra"}
+    assert selector[LABEL_ALLOCATOR] == "dra"
     for pool in plan.outputs["pools"]:
         runs_dra_plugin = all(pool["labels"].get(k) == v for k, v in selector.items())
         device_plugin_off = pool["labels"].get(LABEL_DEVICE_PLUGIN) == "false"
@@ -116,3 +116,17 @@ def test_namespace_is_privileged_and_declared_objects_validate():
 def test_serves_dra_support_and_secure_access():
     served = plan_with_operator().one("aicp:addons:DraDriver").outputs["conformance"]
     assert set(served) == {"dra_support", "secure_accelerator_access"}
+
+
+def test_on_gke_the_driver_namespace_admits_its_critical_pods():
+    # Controller at system-cluster-critical, kubelet plugins at system-node-critical (chart
+    # 0.4.1 values.yaml); GKE needs a ResourceQuota scoped to them (NVIDIA/aicr#915).
+    from aicp.components.contract import CRITICAL_PODS_NEED_QUOTA
+
+    plan = offline.run(lambda: DraDriver("dra", make_cluster(
+        target="gcp", features={CRITICAL_PODS_NEED_QUOTA: True})), {})
+    quota = plan.one("kubernetes:core/v1:ResourceQuota")
+    assert quota.inputs["metadata"]["namespace"] == "dra-driver-nvidia-gpu"
+    assert plan.depends_on(dra_release(plan), quota)
+    plain = offline.run(lambda: DraDriver("dra", make_cluster()), {})
+    assert plain.of_type("kubernetes:core/v1:ResourceQuota") == []

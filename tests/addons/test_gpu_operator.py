@@ -141,3 +141,108 @@ def test_serves_driver_management_and_metrics():
     served = plan_for().one("aicp:addons:GpuOperator").outputs["conformance"]
     assert {"driver_runtime_management", "accelerator_metrics",
             "secure_accelerator_access"} <= set(served)
+
+
+# --- issue 14: what real clusters reject or leave unhealthy ----------------------------------
+
+def test_on_gke_critical_pods_get_the_scoped_quota_the_release_waits_for():
+    # GKE admits system-node-critical / system-cluster-critical pods outside kube-system only
+    # under a ResourceQuota scoped to those classes (NVIDIA/aicr#915: "insufficient quota to
+    # match these scopes"; NVIDIA/gpu-operator#660 quotes NVIDIA's GKE guide).
+    from aicp.components.contract import CRITICAL_PODS_NEED_QUOTA
+
+    plan = plan_for(target="gcp", features={CRITICAL_PODS_NEED_QUOTA: True})
+    quota = plan.one("kubernetes:core/v1:ResourceQuota")
+    namespace = plan.one("kubernetes:core/v1:Namespace")
+    assert quota.inputs["metadata"]["namespace"] == namespace.inputs["metadata"]["name"]
+    assert quota.inputs["spec"]["scopeSelector"] == {"matchExpressions": [{
+        "scopeName": "PriorityClass", "operator": "In",
+        "values": ["system-node-critical", "system-cluster-critical"]}]}
+    assert plan.depends_on(plan.one(RELEASE), quota)
+    assert schema_errors(quota) == []
+
+
+def test_clusters_without_the_quota_rule_get_no_quota():
+    assert plan_for().of_type("kubernetes:core/v1:ResourceQuota") == []
+
+
+def _binding_subject_rules(plan):
+    roles = {r.inputs["metadata"]["name"]: r for r in plan.of_type(
+        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")}
+    out = []
+    for b in plan.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"):
+        role = roles[b.inputs["roleRef"]["name"]]
+        for subject in b.inputs["subjects"]:
+            out.append(((subject["namespace"], subject["name"]), role.inputs["rules"]))
+    return out
+
+
+def test_dcgm_exporter_attributes_dra_gpus_to_pods():
+    # ClusterPolicy's exporter has neither KUBERNETES_ENABLE_DRA nor ResourceSlice RBAC; the
+    # GPUCluster manifests show both (gpu-operator v26.7.0 manifests/state-dcgm-exporter/
+    # 0700_daemonset.yaml, 0210_clusterrole.yaml; assets/... 0210_clusterrole.yaml "TODO").
+    plan = plan_for()  # the default world has a DRA pool
+    env = values_of(plan)["dcgmExporter"]["env"]
+    assert {"name": "KUBERNETES_ENABLE_DRA", "value": "true"} in env
+    grants = _binding_subject_rules(plan)
+    assert any(subject == ("gpu-operator", "nvidia-dcgm-exporter") and any(
+        "resourceslices" in r["resources"] and "resource.k8s.io" in r["apiGroups"]
+        and {"list", "watch"} <= set(r["verbs"]) for r in rules)
+        for subject, rules in grants)
+    for obj in kubernetes_objects(plan):
+        assert schema_errors(obj) == [], obj.name
+
+
+def test_without_dra_pools_the_exporter_is_left_as_upstream_ships_it():
+    plan = plan_for(pools=(GpuPoolRequest(name="h100", accelerator="h100", max_nodes=2,
+                                          allocator="device-plugin"),))
+    assert "env" not in values_of(plan)["dcgmExporter"]
+    assert _binding_subject_rules(plan) == []
+
+
+def test_operator_driver_manager_evicts_the_dra_kubelet_plugin_by_its_node_label():
+    # Known issue in NVIDIA's "DRA Driver for NVIDIA GPUs" install guide: pass the DRA nodes'
+    # label in driver.manager.env; k8s-driver-manager reads NODE_LABEL_FOR_GPU_POD_EVICTION
+    # and flips that label to evict the pods selecting on it.
+    from aicp.addons.dra_driver import DraDriver, DraDriverArgs
+
+    def program():
+        import pulumi
+        cluster = make_cluster(driver_owner="operator", driver_root="/run/nvidia/driver")
+        op = GpuOperator("gpu-operator", cluster)
+        DraDriver("dra", cluster, DraDriverArgs(gpu_operator=op))
+        pulumi.export("pools", [p.export() for p in cluster.gpu_pools])
+
+    plan = offline.run(program, {})
+    operator = next(r for r in plan.of_type(RELEASE) if r.inputs["chart"] == "gpu-operator")
+    dra = next(r for r in plan.of_type(RELEASE) if r.inputs["chart"] != "gpu-operator")
+    env = operator.inputs["values"]["driver"]["manager"]["env"]
+    (label,) = [e["value"] for e in env if e["name"] == "NODE_LABEL_FOR_GPU_POD_EVICTION"]
+    assert dra.inputs["values"]["kubeletPlugin"]["nodeSelector"][label] == "true"
+    for pool in plan.outputs["pools"]:
+        assert (pool["labels"].get(label) == "true") == (pool["allocator"] == "dra")
+
+
+def test_host_drivers_have_no_driver_manager_to_configure():
+    assert "manager" not in values_of(plan_for(driver_owner="host"))["driver"]
+
+
+def test_operator_installed_toolkit_refuses_gpu_selection_by_unprivileged_env():
+    # nvidia-container-toolkit v1.20.0 cmd/nvidia-ctk-installer/toolkit/toolkit.go:
+    # ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED; without "false" any pod that
+    # tolerates the taint sets NVIDIA_VISIBLE_DEVICES=all and sees every GPU.
+    driver = GpuDriver(owner="operator", root="/run/nvidia/driver", toolkit_on_host=False,
+                       operator_values={"toolkit": {"env": [
+                           {"name": "RUNTIME_CONFIG_SOURCE", "value": "file"}]}})
+
+    def program():
+        GpuOperator("gpu-operator", replace(make_cluster(), gpu_driver=driver))
+
+    env = values_of(offline.run(program, {}))["toolkit"]["env"]
+    assert {"name": "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED",
+            "value": "false"} in env
+    assert {"name": "RUNTIME_CONFIG_SOURCE", "value": "file"} in env  # target's kept
+
+
+def test_host_toolkit_is_not_configured_by_the_operator():
+    assert "env" not in values_of(plan_for(driver_owner="host"))["toolkit"]

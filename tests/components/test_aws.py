@@ -96,7 +96,9 @@ def test_gpu_pools_are_labelled_with_pool_accelerator_allocator_and_gpu_present(
     # DRA nodes never advertise nvidia.com/gpu: no CA GPU label, device plugin switched off.
     assert gpu_group(plan, "l4").inputs["labels"] == {
         "aicp.dev/gpu-pool": "l4", "aicp.dev/accelerator": "l4", "aicp.dev/gpu-allocator": "dra",
-        "nvidia.com/gpu.present": "true", "nvidia.com/gpu.deploy.device-plugin": "false"}
+        "nvidia.com/gpu.present": "true", "nvidia.com/gpu.deploy.device-plugin": "false",
+        # What the GPU Operator's driver manager flips to evict the DRA kubelet plugin.
+        "aicp.dev/dra-kubelet-plugin": "true"}
 
 
 @pytest.mark.parametrize("pool,instance", [("h100", "p5.48xlarge"), ("l4", "g6.xlarge")])
