@@ -14,6 +14,15 @@ CATALOG: dict[str, str] = {
     # nvidia-smi -L lists the GPUs a container can see (secure_accelerator_access, DRA).
     "cuda": "docker.io/nvidia/cuda:12.4.1-base-ubuntu22.04"
             "@sha256:0f6bfcbf267e65123bcc2287e2153dedfc0f24772fb5ce84afe16ac4b2fada95",
+    # A real CUDA compute load for pod_autoscaling: the CUDA samples' n-body (``nbody`` on the
+    # PATH). Digest of the ``nbody`` tag, two sources: NVIDIA's EFLOW User's Guide s1.5
+    # (docs.nvidia.com/cuda/eflow-users-guide, ``docker pull`` prints "Digest: sha256:5926...")
+    # and a kubelet-reported Image ID of a pod running the tag (``kubectl describe pod``
+    # capture of 2026-01-09 in a public GitHub markdown file). Caveat: the tag's arm64 entry
+    # is reported to carry an x86-64 binary (NVIDIA/NemoClaw, "cuda-sample:nbody packs an
+    # x86-64 binary in its arm64 tag", #4565): on arm64 GPU nodes mirror a rebuilt image.
+    "cuda-nbody": "nvcr.io/nvidia/k8s/cuda-sample:nbody"
+                  "@sha256:59261e419d6d48a772aad5bb213f9f1588fcdb042b115ceb7166c89a51f03363",
     # sleep/sh for pods that only need to be scheduled (gang scheduling, autoscaling).
     "busybox": "docker.io/library/busybox:1.36.1"
                "@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662",
@@ -49,6 +58,18 @@ def mirrored(image: str, mirror: str | None) -> str:
                           "e.g. registry.local:5000/dockerhub")
     _, _, path = image.partition("/")
     return f"{mirror}/{path}"
+
+
+_VERSION = re.compile(r"^\d+(\.\d+)*")
+
+
+def tag_version(image: str) -> str:
+    """The release a tag names, from the tag alone: ``2.46.0`` for
+    ``host:5000/hub/rayproject/ray:2.46.0-py311@sha256:…`` (a mirror's port is no tag)."""
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    _, _, tag = name.partition(":")
+    match = _VERSION.match(tag)
+    return match.group(0) if match else ""
 
 
 def catalog(mirror: str | None = None) -> dict[str, str]:

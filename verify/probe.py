@@ -74,6 +74,12 @@ class Probe:
     exclusive: ClassVar[bool] = False
     title: ClassVar[str] = ""
 
+    @classmethod
+    def budget(cls, settings: Settings) -> float | None:
+        """Seconds the probe's own waits can take, derived from its timeouts (None: no
+        claim). The runner gives the probe at least this, whatever ``--probe-timeout``."""
+        return None
+
     def run(self, ctx: Context) -> Result:  # pragma: no cover - abstract
         raise NotImplementedError
 

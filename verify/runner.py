@@ -74,6 +74,7 @@ class _Worker:
     planned: Planned
     ctx: Context
     deadline: float
+    timeout: float = 0.0
     thread: threading.Thread | None = None
     result: Result | None = None
     started: float = field(default_factory=time.monotonic)
@@ -184,13 +185,16 @@ class Runner:
         step = worker.ctx.current_step
         if worker.deadline >= global_end:
             return f"global timeout {self.global_timeout:g}s reached at step {step}"
-        return f"timed out after {self.probe_timeout:g}s at step {step}"
+        return f"timed out after {worker.timeout:g}s at step {step}"
 
     def _worker(self, item: Planned, global_end: float) -> _Worker:
-        deadline = min(time.monotonic() + self.probe_timeout, global_end)
+        # A probe whose own waits need longer than --probe-timeout (a cold GPU node) says so.
+        own = item.probe.budget(self.settings) if item.probe is not None else None
+        timeout = max(self.probe_timeout, own or 0.0)
+        deadline = min(time.monotonic() + timeout, global_end)
         ctx = Context(item.requirement.id, self.settings, self.cluster, deadline=deadline,
                       kube=self.kube, cleanup=self.cleanup)
-        return _Worker(item, ctx, deadline)
+        return _Worker(item, ctx, deadline, timeout)
 
     def _launch(self, worker: _Worker, finished: queue.Queue) -> None:
         self.on_start(worker.planned)

@@ -1,4 +1,8 @@
-"""pod_autoscaling against the emulated platform with an aggregated custom metrics API."""
+"""pod_autoscaling against the emulated platform with aggregated custom/external metrics APIs.
+
+The emulated DCGM utilisation follows the real rule (tests/kubeapi/custom_metrics.py
+``gpu_util``): 0 for a GPU pod that runs no CUDA kernel, busy while n-body runs.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +15,16 @@ from aicp.verify.probes import pod_autoscaling
 from aicp.verify.probes.pod_autoscaling import PodAutoscaling
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
-from tests.kubeapi.custom_metrics import CustomMetrics, gpu_util
+from tests.kubeapi.controllers.hpa import HorizontalPodAutoscalers
+from tests.kubeapi.custom_metrics import CustomMetrics, gpu_util, runs_compute
 from tests.verify.conftest import planned
 
 
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
     for name, value in (("POD_TIMEOUT", 3.0), ("METRIC_TIMEOUT", 1.0),
-                        ("SCALE_TIMEOUT", 2.0), ("POLL", 0.05)):
+                        ("SCALE_TIMEOUT", 2.0), ("SCALE_DOWN_TIMEOUT", 2.0), ("POLL", 0.05)):
         monkeypatch.setattr(pod_autoscaling, name, value)
-
-
-def idle(pod: dict) -> float | None:
-    return 0.0
 
 
 def run(kubeconfig):
@@ -40,23 +41,90 @@ def checks(result) -> dict[str, tuple[bool, str]]:
     return {c.name: (c.passed, c.observed) for c in result.evidence.checks}
 
 
+def queue_length(pod: dict) -> float | None:
+    """A serving queue that fills while the pod computes (a metric named neither gpu nor
+    dcgm)."""
+    if (pod.get("status") or {}).get("phase") != "Running":
+        return None
+    return 12.0 if runs_compute(pod) else 0.0
+
+
+def pod(command: list[str], args: list[str] | None = None) -> dict:
+    return {"spec": {"containers": [{"name": "c", "command": command, "args": args or [],
+                                     "resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
+            "status": {"phase": "Running"}}
+
+
+def test_the_emulated_gpu_reads_zero_unless_a_cuda_compute_binary_runs():
+    # The old probe's load: nvidia-smi queries run no kernel, so NVML utilisation stays 0.
+    assert gpu_util(pod(["sh", "-c", "while true; do nvidia-smi -q; sleep 1; done"])) == 0.0
+    assert gpu_util(pod(["sleep", "infinity"])) == 0.0
+    assert gpu_util(pod(["nbody"], ["-benchmark", "-i=2000000"])) == 85.0
+    assert gpu_util(pod(["/usr/bin/dcgmproftester12", "--no-dcgm-validation"])) == 85.0
+    assert gpu_util({**pod(["nbody"]), "status": {"phase": "Pending"}}) is None
+
+
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
-def test_the_hpa_scales_a_gpu_deployment_on_a_dcgm_metric(kubeapi, kubeconfig):
+def test_an_nbody_load_raises_dcgm_utilisation_and_the_hpa_scales_up_and_back_down(
+        kubeapi, kubeconfig):
     CustomMetrics({"DCGM_FI_DEV_GPU_TEMP": lambda pod: 40.0,
-                   "DCGM_FI_DEV_GPU_UTIL": gpu_util,
-                   "http_requests": lambda pod: 3.0}).install(kubeapi)
+                   "DCGM_FI_DEV_GPU_UTIL": gpu_util}).install(kubeapi)
     result = run(kubeconfig)
     assert result.verdict is Verdict.PASS, result.reason
     obs = result.evidence.observations
-    assert obs["customMetrics"] == {"version": "v1beta2", "gpuPodMetrics": [
-        "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_GPU_UTIL"]}
-    # Utilisation preferred over temperature; the target is half of what the pod reports.
-    assert obs["hpaMetric"] == {"name": "DCGM_FI_DEV_GPU_UTIL", "observed": "85.0",
-                                "target": "42500m"}
-    passed, observed = checks(result)[
-        "the HPA scales the GPU Deployment on DCGM_FI_DEV_GPU_UTIL above its target"]
-    assert passed and "replicas 2" in observed
-    assert "to 2 replicas on custom metric DCGM_FI_DEV_GPU_UTIL" in result.reason
+    assert obs["idle"] == {"custom/DCGM_FI_DEV_GPU_TEMP": "40", "custom/DCGM_FI_DEV_GPU_UTIL": "0"}
+    assert obs["loaded"] == {"custom/DCGM_FI_DEV_GPU_TEMP": "40",
+                             "custom/DCGM_FI_DEV_GPU_UTIL": "85"}
+    # Temperature did not move with the load; utilisation did, and the target is half of it.
+    assert obs["hpaMetric"] == {"api": "custom", "name": "DCGM_FI_DEV_GPU_UTIL", "idle": "0.0",
+                                "loaded": "85.0", "target": "42500m"}
+    assert [name for name, (passed, _) in checks(result).items() if passed] == [
+        "a metric rises under the GPU load",
+        "the HPA scales the GPU Deployment up on DCGM_FI_DEV_GPU_UTIL",
+        "the HPA scales the GPU Deployment back down on DCGM_FI_DEV_GPU_UTIL"]
+    assert "1 -> 2 -> 1 on custom metric DCGM_FI_DEV_GPU_UTIL" in result.reason
+    # Nothing but n-body moves the emulated utilisation: the PASS shows the probe ran it.
+    assert images.CATALOG["cuda-nbody"].startswith("nvcr.io/nvidia/k8s/cuda-sample:nbody@sha256:")
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_a_metric_of_any_name_that_follows_the_load_is_scaled_on(kubeapi, kubeconfig):
+    CustomMetrics({"inference_queue_length": queue_length,
+                   "http_requests": lambda pod: 3.0}).install(kubeapi)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["hpaMetric"]["name"] == "inference_queue_length"
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_the_external_metrics_api_alone_is_enough(kubeapi, kubeconfig):
+    CustomMetrics(external={"dcgm_gpu_utilization": gpu_util}).install(kubeapi)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["metricsApis"] == {
+        "external.metrics.k8s.io/v1beta1": ["dcgm_gpu_utilization"]}
+    assert result.evidence.observations["hpaMetric"]["api"] == "external"
+    assert "on external metric dcgm_gpu_utilization" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_gpu_metric_that_stays_idle_under_the_load_cannot_decide(kubeapi, kubeconfig):
+    # A pipeline that serves DCGM utilisation but never sees the pod's kernels.
+    CustomMetrics({"DCGM_FI_DEV_GPU_UTIL": lambda pod: 0.0}).install(kubeapi)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert result.reason.startswith("no metric the metrics APIs serve for the GPU pod rose "
+                                    "under an n-body compute load within 1s "
+                                    "(DCGM_FI_DEV_GPU_UTIL 0 -> 0)")
+    assert checks(result)["a metric rises under the GPU load"][0] is False
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_constant_metric_is_not_taken_for_gpu_load(kubeapi, kubeconfig):
+    CustomMetrics({"http_requests": lambda pod: 3.0}).install(kubeapi)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert "(http_requests 3 -> 3)" in result.reason
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
@@ -65,31 +133,32 @@ def test_an_hpa_that_never_scales_on_a_high_metric_fails(kubeapi, kubeconfig):
     result = run(kubeconfig)
     assert result.verdict is Verdict.FAIL
     assert result.reason.startswith("the HPA did not scale the GPU Deployment within 2s while "
-                                    "gpu_utilization was 85 per pod against a target of 42500m")
-    assert checks(result)["the HPA scales the GPU Deployment on gpu_utilization above its "
-                          "target"][0] is False
+                                    "gpu_utilization was 85 against a target of 42500m")
+    assert checks(result)["the HPA scales the GPU Deployment up on gpu_utilization"][0] is False
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_an_hpa_that_scales_up_but_never_back_down_fails_in_part(kubeapi, kubeconfig):
+    CustomMetrics({"gpu_utilization": gpu_util}).install(kubeapi, hpa=False)
+    kubeapi.add(HorizontalPodAutoscalers(lambda hpa, spec: 85.0))  # a stale, high reading
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.FAIL and result.partial
+    assert result.reason.startswith("the HPA scaled the GPU Deployment up to 2 on "
+                                    "gpu_utilization but not back to 1 within 2s")
+    assert checks(result)["the HPA scales the GPU Deployment up on gpu_utilization"][0] is True
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
-def test_without_the_custom_metrics_api_it_cannot_decide(kubeconfig):
+def test_without_a_metrics_api_it_cannot_decide(kubeconfig):
     result = run(kubeconfig)
     assert result.verdict is Verdict.ERROR
-    assert result.reason.startswith("the custom metrics API (custom.metrics.k8s.io) is not "
-                                    "served")
+    assert result.reason.startswith("neither the custom metrics API (custom.metrics.k8s.io) "
+                                    "nor the external metrics API (external.metrics.k8s.io) "
+                                    "is served")
     assert result.evidence.objects == []
 
 
-@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
-def test_a_custom_metrics_api_without_gpu_metrics_cannot_decide(kubeapi, kubeconfig):
-    CustomMetrics({"http_requests": lambda pod: 3.0}).install(kubeapi)
-    result = run(kubeconfig)
-    assert result.verdict is Verdict.ERROR
-    assert "serves no GPU metric for pods" in result.reason
-
-
-@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
-def test_a_gpu_metric_reading_zero_cannot_be_scaled_on(kubeapi, kubeconfig):
-    CustomMetrics({"DCGM_FI_DEV_GPU_UTIL": idle}).install(kubeapi)
-    result = run(kubeconfig)
-    assert result.verdict is Verdict.ERROR
-    assert "(all read 0)" in result.reason
+def test_its_default_waits_need_more_than_the_default_probe_timeout_and_say_so(monkeypatch):
+    monkeypatch.undo()  # the module's own defaults, not the fast ones
+    # Two pod starts (300 s), two metric waits (180 s), scale-up (180 s), scale-down (300 s).
+    assert PodAutoscaling.budget(Settings("pa1", "1.35")) == 1500.0 > 600.0

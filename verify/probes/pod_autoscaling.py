@@ -1,11 +1,23 @@
-"""pod_autoscaling: an HPA scales a GPU Deployment on a custom GPU metric.
+"""pod_autoscaling: an HPA scales GPU pods up on a metric a real GPU load drives, and back down.
 
-The custom metrics API (``custom.metrics.k8s.io``, e.g. prometheus-adapter over DCGM)
-must serve a GPU metric for pods. A one-replica Deployment holding a GPU gets an
-``autoscaling/v2`` HPA with a ``Pods`` metric on it, targeting half the value the pod
-reports: the HPA must then ask for more than one replica. The probe ships no GPU load
-generator, so the target is set below the observed value (the metric is "high" relative
-to it); a metric reading 0 for the pod cannot be scaled on and is skipped for another.
+The WG test's shape (kubernetes-sigs/ai-conformance KAR-0057 "Test Plan", HEAD af907ca):
+pods that each hold an accelerator, an HPA on a custom metric, load drives the metric
+above the target (scale-up), the load is removed (scale-down after the stabilization
+window). Here:
+
+1. A one-replica GPU Deployment starts idle; the metrics the custom metrics API
+   (``custom.metrics.k8s.io``, per pod) and the external metrics API
+   (``external.metrics.k8s.io``, per namespace) serve for it are read: the baseline.
+2. The Deployment switches to a real CUDA load, the CUDA samples' n-body in benchmark
+   mode. NVML utilisation is the share of time a kernel ran, so an idle GPU reads 0
+   (``../shared/fixtures/dcgm-exporter-metrics.txt``); a loop of ``nvidia-smi`` runs no
+   kernel and never moves it.
+3. The metric that rose above its baseline under the load is the one to scale on,
+   whatever its name (GPU utilisation preferred, then any GPU metric, then any other, e.g.
+   a serving queue length); the HPA targets half the loaded value and must ask for a second
+   replica.
+4. The load is switched off again; with the HPA's scale-down stabilization window set to 0
+   the Deployment must come back to one replica.
 """
 
 from __future__ import annotations
@@ -17,22 +29,32 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
 from ..kube import GPU_RESOURCES
-from ..probe import Context, Probe
+from ..probe import Context, Probe, ProbeError, Settings
 from ..result import Result
 from . import _pods
 
-GROUP = "custom.metrics.k8s.io"
-VERSIONS = ("v1beta2", "v1beta1")
-# Pod metrics that describe a GPU, utilisation first (DCGM exporter and common adapter names).
+CUSTOM = "custom.metrics.k8s.io"
+CUSTOM_VERSIONS = ("v1beta2", "v1beta1")
+EXTERNAL = "external.metrics.k8s.io"
+EXTERNAL_VERSION = "v1beta1"
+# Ranking only, never a filter: a metric of any name may be the one that follows the load.
 GPU_METRIC = re.compile(r"gpu|dcgm", re.I)
 PREFERRED = re.compile(r"util", re.I)
 APP_LABEL = "aicp.dev/verify-app"
-LOAD_COMMAND = ["sh", "-c", "while true; do nvidia-smi -q >/dev/null 2>&1; sleep 1; done"]
+LOAD_LABEL = "aicp.dev/verify-load"
+# n-body in benchmark mode runs ``-i`` iterations back to back with no idle gap
+# (NVIDIA/cuda-samples@2e41896 Samples/5_Domain_Specific/nbody/nbody.cpp: ``-benchmark``,
+# ``-i=<iterations>``, default 10; default body count fills every SM). 2,000,000
+# iterations outlast any run; the Deployment restarts it should it end.
+LOAD = {"command": ["nbody"], "args": ["-benchmark", "-i=2000000"]}
+IDLE = {"command": ["sleep", "infinity"], "args": []}
 
-POD_TIMEOUT = 300.0     # the GPU pod Running
-METRIC_TIMEOUT = 180.0  # a first sample for the pod (scrape + adapter relist intervals)
-SCALE_TIMEOUT = 180.0   # HPA sync period is 15 s; metrics lag a scrape interval
+POD_TIMEOUT = 300.0          # a GPU pod Running: image pull (the n-body image is ~300 MB)
+METRIC_TIMEOUT = 180.0       # a sample after a change: DCGM scrape 30 s + adapter relist 60 s
+SCALE_TIMEOUT = 180.0        # HPA sync period 15 s (kube-controller-manager default)
+SCALE_DOWN_TIMEOUT = 300.0   # metrics lag plus the rollout back to idle; window set to 0
 POLL = 5.0
+MARGIN = 60.0                # requests and cleanup between the waits
 
 
 class PodAutoscaling(Probe):
@@ -41,102 +63,151 @@ class PodAutoscaling(Probe):
     levels = {"1.34": "MUST", "1.35": "MUST", "1.36": "MUST", "1.37": "MUST"}
     needs = ("api:autoscaling/v2",)
     mutating = True
-    title = "HorizontalPodAutoscaler scales GPU pods on a custom GPU metric"
+    title = "HorizontalPodAutoscaler scales GPU pods up and down on a metric a GPU load drives"
+
+    @classmethod
+    def budget(cls, settings: Settings) -> float:
+        """Every wait in turn: two pod starts, two metric waits, scale-up and scale-down."""
+        return (2 * POD_TIMEOUT + 2 * METRIC_TIMEOUT + SCALE_TIMEOUT + SCALE_DOWN_TIMEOUT
+                + MARGIN)
 
     def run(self, ctx: Context) -> Result:
-        with ctx.step("find a GPU metric in the custom metrics API"):
-            found = _custom_metrics(ctx)
+        with ctx.step("find the metrics APIs"):
+            found = _metric_apis(ctx)
             if isinstance(found, str):
                 return ctx.error(found)
-            version, metrics = found
-            ctx.observe("customMetrics", {"version": version, "gpuPodMetrics": metrics})
-            if not metrics:
-                return ctx.error(f"{GROUP}/{version} serves no GPU metric for pods (no pods/* "
-                                 "resource matching gpu or DCGM): configure the adapter to "
-                                 "expose DCGM metrics")
+            apis = found
+            ctx.observe("metricsApis", {a.group + "/" + a.version: a.names for a in apis})
+            if not any(a.names for a in apis):
+                return ctx.error(f"{', '.join(a.group + '/' + a.version for a in apis)} "
+                                 "serve no metric (no pods/* custom metric, no external "
+                                 "metric): configure the adapter to expose DCGM metrics")
         with ctx.step("find how to request a GPU"):
             resource = _gpu_resource(ctx)
             device_class = None if resource else _pods.device_class(ctx)
             if not resource and not device_class:
                 return ctx.error("no node advertises a GPU and no DeviceClass exists")
-        with ctx.step("start a one-replica GPU Deployment"):
+        with ctx.step("start a one-replica GPU Deployment, idle"):
             ns = ctx.namespace()
             if device_class:
                 _pods.claim_template(ctx, ns, "one-gpu", device_class)
             _deployment(ctx, ns, resource)
-            pod = ctx.wait_for("the GPU pod Running", lambda: _running_pod(ctx, ns),
-                               timeout=POD_TIMEOUT, interval=POLL)
-            if not pod:
+            if not ctx.wait_for("the idle GPU pod Running", lambda: _running(ctx, ns, "off"),
+                                timeout=POD_TIMEOUT, interval=POLL):
                 return ctx.error(f"the GPU Deployment's pod was not Running within "
                                  f"{POD_TIMEOUT:g}s (no schedulable GPU node, or the image "
                                  "cannot be pulled)")
-        with ctx.step("read the pod's GPU metrics"):
-            values: dict[str, float] = {}
+        with ctx.step("read the metrics of the idle GPU pod"):
+            baseline: dict[tuple[str, str], float] = {}
 
             def sampled() -> bool:
-                values.update(_values(ctx, version, ns, metrics))
-                return any(v > 0 for v in values.values())
-            ctx.wait_for("a non-zero GPU metric for the pod", sampled,
-                         timeout=METRIC_TIMEOUT, interval=POLL)
-            ctx.observe("metricValues", {k: str(v) for k, v in values.items()})
-            usable = sorted((m for m, v in values.items() if v > 0),
-                            key=lambda m: (not PREFERRED.search(m), metrics.index(m)))
-            if not usable:
-                return ctx.error(f"the custom metrics API served no non-zero value of "
-                                 f"{', '.join(metrics)} for the GPU pod within "
-                                 f"{METRIC_TIMEOUT:g}s "
-                                 f"({'all read 0' if values else 'no samples'})")
-            metric, value = usable[0], values[usable[0]]
+                baseline.update(_sample(ctx, apis, ns, "off"))
+                return bool(baseline)
+            ctx.wait_for("a first sample of the idle pod", sampled, timeout=METRIC_TIMEOUT,
+                         interval=POLL)
+            ctx.observe("idle", _shown(baseline))
+        with ctx.step("run a CUDA compute load (n-body) and wait for a metric to rise"):
+            _switch(ctx, ns, "on")
+            if not ctx.wait_for("the loaded GPU pod Running", lambda: _running(ctx, ns, "on"),
+                                timeout=POD_TIMEOUT, interval=POLL):
+                return ctx.error(f"the n-body GPU pod was not Running within {POD_TIMEOUT:g}s "
+                                 f"(image {ctx.image('cuda-nbody')} not pulled, or no GPU free)")
+            loaded: dict[tuple[str, str], float] = {}
+
+            def rose() -> bool:
+                loaded.update(_sample(ctx, apis, ns, "on"))
+                return bool(_risen(baseline, loaded))
+            ctx.wait_for("a metric above its idle value", rose, timeout=METRIC_TIMEOUT,
+                         interval=POLL)
+            ctx.observe("loaded", _shown(loaded))
+            risen = _risen(baseline, loaded)
+            if not ctx.check("a metric rises under the GPU load", bool(risen),
+                             _compare(baseline, loaded)):
+                return ctx.error(f"no metric the metrics APIs serve for the GPU pod rose under "
+                                 f"an n-body compute load within {METRIC_TIMEOUT:g}s "
+                                 f"({_compare(baseline, loaded) or 'no samples'}): the "
+                                 "metrics pipeline does not follow GPU load")
+            (api_name, metric), value = risen[0], loaded[risen[0]]
             target = _half(value)
         with ctx.step("create the HPA and wait for a scale-up"):
-            _pods.create(ctx, f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers", {
-                "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-                "metadata": {"name": "gpu-load"},
-                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
-                                            "name": "gpu-load"},
-                         "minReplicas": 1, "maxReplicas": 2,
-                         "metrics": [{"type": "Pods", "pods": {
-                             "metric": {"name": metric},
-                             "target": {"type": "AverageValue", "averageValue": target}}}]}},
-                ns)
-            ctx.observe("hpaMetric", {"name": metric, "observed": str(value), "target": target})
+            _pods.create(ctx, f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
+                         _hpa(api_name, metric, target), ns)
+            ctx.observe("hpaMetric", {"api": api_name, "name": metric,
+                                      "idle": str(baseline.get((api_name, metric), 0.0)),
+                                      "loaded": str(value), "target": target})
             scaled = ctx.wait_for("the Deployment scaled above 1 replica",
                                   lambda: _replicas(ctx, ns) > 1, timeout=SCALE_TIMEOUT,
                                   interval=POLL)
-            hpa = ctx.kube.request(
-                "GET", f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/gpu-load")
-            ctx.artifact("hpa.json", json.dumps(hpa, indent=2))
+            hpa = _read_hpa(ctx, ns)
             replicas = _replicas(ctx, ns)
-            if ctx.check(f"the HPA scales the GPU Deployment on {metric} above its target",
-                         bool(scaled), f"{metric}={value:g} vs target {target}; "
-                                       f"replicas {replicas}; {_conditions(hpa)}"):
-                return ctx.passed(f"the HPA scaled the GPU Deployment to {replicas} replicas "
-                                  f"on custom metric {metric} ({value:g} per pod, target "
-                                  f"{target})")
-            now = _values(ctx, version, ns, [metric]).get(metric, 0.0)
-            if now <= float(parse_quantity(target)):
-                return ctx.error(f"{metric} fell to {now:g}, not above the target {target}, "
-                                 "before the HPA acted: cannot decide")
-            return ctx.failed(f"the HPA did not scale the GPU Deployment within "
-                              f"{SCALE_TIMEOUT:g}s while {metric} was {now:g} per pod against "
-                              f"a target of {target} ({_conditions(hpa)})")
+            if not ctx.check(f"the HPA scales the GPU Deployment up on {metric}", bool(scaled),
+                             f"{metric}={value:g} vs target {target}; replicas {replicas}; "
+                             f"{_conditions(hpa)}"):
+                now = _sample(ctx, apis, ns, "on").get((api_name, metric), 0.0)
+                if now <= float(parse_quantity(target)):
+                    return ctx.error(f"{metric} fell to {now:g}, not above the target "
+                                     f"{target}, before the HPA acted: cannot decide")
+                return ctx.failed(f"the HPA did not scale the GPU Deployment within "
+                                  f"{SCALE_TIMEOUT:g}s while {metric} was {now:g} against a "
+                                  f"target of {target} ({_conditions(hpa)})")
+        with ctx.step("remove the load and wait for a scale-down"):
+            _switch(ctx, ns, "off")
+            down = ctx.wait_for("the Deployment back to 1 replica",
+                                lambda: _replicas(ctx, ns) == 1, timeout=SCALE_DOWN_TIMEOUT,
+                                interval=POLL)
+            hpa = _read_hpa(ctx, ns)
+            ctx.artifact("hpa.json", json.dumps(hpa, indent=2))
+            after = _replicas(ctx, ns)
+            if not ctx.check(f"the HPA scales the GPU Deployment back down on {metric}",
+                             bool(down), f"replicas {after}; {_conditions(hpa)}"):
+                return ctx.failed(f"the HPA scaled the GPU Deployment up to {replicas} on "
+                                  f"{metric} but not back to 1 within {SCALE_DOWN_TIMEOUT:g}s "
+                                  f"of the load's end (replicas {after}; {_conditions(hpa)})",
+                                  partial=True)
+        return ctx.passed(f"the HPA scaled the GPU Deployment 1 -> {replicas} -> 1 on "
+                          f"{api_name} metric {metric} (idle "
+                          f"{baseline.get((api_name, metric), 0.0):g}, n-body load {value:g}, "
+                          f"target {target})")
 
 
-def _custom_metrics(ctx: Context) -> tuple[str, list[str]] | str:
-    """(served version, GPU pod metric names) or why the API cannot be used."""
-    for version in VERSIONS:
-        try:
-            doc = ctx.kube.request("GET", f"/apis/{GROUP}/{version}")
-        except ApiException as exc:
-            if exc.status == 404:
-                continue
-            return (f"{GROUP}/{version} is registered but not answering (HTTP {exc.status}): "
-                    "check the APIService and the metrics adapter")
-        names = [r["name"].removeprefix("pods/") for r in doc.get("resources") or []
-                 if r.get("name", "").startswith("pods/")]
-        return version, [n for n in names if GPU_METRIC.search(n)]
-    return (f"the custom metrics API ({GROUP}) is not served: install a metrics adapter "
-            "(e.g. prometheus-adapter) exposing GPU metrics")
+class _Api:
+    """A served metrics API version and the metric names it lists."""
+
+    def __init__(self, group: str, version: str, names: list[str]):
+        self.group, self.version, self.names = group, version, names
+
+    @property
+    def kind(self) -> str:
+        return "custom" if self.group == CUSTOM else "external"
+
+
+def _metric_apis(ctx: Context) -> list[_Api] | str:
+    """The served metrics APIs with their metric names (ranked), or why none can be used."""
+    apis: list[_Api] = []
+    for group, versions, prefix in ((CUSTOM, CUSTOM_VERSIONS, "pods/"),
+                                    (EXTERNAL, (EXTERNAL_VERSION,), "")):
+        for version in versions:
+            try:
+                doc = ctx.kube.request("GET", f"/apis/{group}/{version}")
+            except ApiException as exc:
+                if exc.status == 404:
+                    continue
+                return (f"{group}/{version} is registered but not answering (HTTP "
+                        f"{exc.status}): check the APIService and the metrics adapter")
+            names = [r["name"].removeprefix(prefix) for r in doc.get("resources") or []
+                     if r.get("name", "").startswith(prefix) and "/" not in
+                     r["name"].removeprefix(prefix)]
+            apis.append(_Api(group, version, sorted(names, key=_rank)))
+            break
+    if not apis:
+        return (f"neither the custom metrics API ({CUSTOM}) nor the external metrics API "
+                f"({EXTERNAL}) is served: install a metrics adapter (e.g. prometheus-adapter) "
+                "exposing GPU metrics")
+    return apis
+
+
+def _rank(name: str) -> tuple[bool, bool, str]:
+    return (not GPU_METRIC.search(name), not PREFERRED.search(name), name)
 
 
 def _gpu_resource(ctx: Context) -> str | None:
@@ -149,7 +220,7 @@ def _gpu_resource(ctx: Context) -> str | None:
 
 
 def _deployment(ctx: Context, ns: str, resource: str | None) -> dict:
-    container: dict = {"name": "load", "image": ctx.image("cuda"), "command": LOAD_COMMAND}
+    container: dict = {"name": "load", "image": ctx.image("cuda-nbody"), **IDLE}
     spec: dict = {"terminationGracePeriodSeconds": 0, "tolerations": [{"operator": "Exists"}],
                   "containers": [container]}
     if resource:
@@ -160,28 +231,98 @@ def _deployment(ctx: Context, ns: str, resource: str | None) -> dict:
     return _pods.create(ctx, f"/apis/apps/v1/namespaces/{ns}/deployments", {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "gpu-load"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {APP_LABEL: "gpu-load"}},
-                 "template": {"metadata": {"labels": {**ctx.labels, APP_LABEL: "gpu-load"}},
+                 "template": {"metadata": {"labels": {**ctx.labels, APP_LABEL: "gpu-load",
+                                                      LOAD_LABEL: "off"}},
                               "spec": spec}}}, ns)
 
 
-def _running_pod(ctx: Context, ns: str) -> dict | None:
-    pods = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods",
-                            query={"labelSelector": f"{APP_LABEL}=gpu-load"}).get("items", [])
-    return next((p for p in pods if (p.get("status") or {}).get("phase") == "Running"), None)
-
-
-def _values(ctx: Context, version: str, ns: str, metrics: list[str]) -> dict[str, float]:
-    out = {}
-    for metric in metrics:
+def _switch(ctx: Context, ns: str, load: str) -> None:
+    """Roll the Deployment's pods to the load (``on``) or to idle (``off``); a PUT of what
+    was read, so a concurrent HPA write of ``replicas`` is a 409 retried, never lost."""
+    path = f"/apis/apps/v1/namespaces/{ns}/deployments/gpu-load"
+    for _ in range(5):
+        dep = ctx.kube.request("GET", path)
+        template = dep["spec"]["template"]
+        template["metadata"]["labels"][LOAD_LABEL] = load
+        template["spec"]["containers"][0].update(LOAD if load == "on" else IDLE)
         try:
-            doc = ctx.kube.request("GET", f"/apis/{GROUP}/{version}/namespaces/{ns}/pods/*/"
-                                   f"{metric}", query={"labelSelector": f"{APP_LABEL}=gpu-load"})
-        except ApiException:
-            continue
-        values = [float(parse_quantity(i["value"])) for i in doc.get("items") or []]
-        if values:
-            out[metric] = sum(values) / len(values)
+            ctx.kube.request("PUT", path, body=dep)
+            return
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    raise ProbeError(f"could not switch the GPU Deployment's load {load}: five conflicting "
+                     "writes in a row")
+
+
+def _selector(load: str) -> str:
+    return f"{APP_LABEL}=gpu-load,{LOAD_LABEL}={load}"
+
+
+def _running(ctx: Context, ns: str, load: str) -> bool:
+    pods = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods",
+                            query={"labelSelector": _selector(load)}).get("items", [])
+    return any((p.get("status") or {}).get("phase") == "Running" for p in pods)
+
+
+def _sample(ctx: Context, apis: list[_Api], ns: str, load: str
+            ) -> dict[tuple[str, str], float]:
+    """(api kind, metric) -> the value for the pods in state ``load`` (custom: their
+    average) or for the namespace (external: the sum of its series, as the HPA's
+    AverageValue target divides it by the replicas)."""
+    out: dict[tuple[str, str], float] = {}
+    for api in apis:
+        for metric in api.names:
+            if api.group == CUSTOM:
+                path = f"/apis/{CUSTOM}/{api.version}/namespaces/{ns}/pods/*/{metric}"
+                query = {"labelSelector": _selector(load)}
+            else:
+                path = f"/apis/{EXTERNAL}/{api.version}/namespaces/{ns}/{metric}"
+                query = {}
+            try:
+                doc = ctx.kube.request("GET", path, query=query)
+            except ApiException:
+                continue
+            values = [float(parse_quantity(i["value"])) for i in doc.get("items") or []]
+            if values:
+                out[(api.kind, metric)] = (sum(values) / len(values) if api.group == CUSTOM
+                                           else sum(values))
     return out
+
+
+def _risen(idle: dict[tuple[str, str], float], loaded: dict[tuple[str, str], float]
+           ) -> list[tuple[str, str]]:
+    """Metrics above their idle value (none read counts as 0), best ranked first."""
+    up = [k for k, v in loaded.items() if v > 0 and v > idle.get(k, 0.0)]
+    return sorted(up, key=lambda k: (k[0] != "custom", _rank(k[1])))
+
+
+def _shown(values: dict[tuple[str, str], float]) -> dict[str, str]:
+    return {f"{kind}/{metric}": f"{v:g}" for (kind, metric), v in sorted(values.items())}
+
+
+def _compare(idle: dict[tuple[str, str], float], loaded: dict[tuple[str, str], float]) -> str:
+    keys = sorted(set(idle) | set(loaded))
+    return ", ".join(f"{m} {idle.get((k, m), 0.0):g} -> {loaded.get((k, m), 0.0):g}"
+                     for k, m in keys)
+
+
+def _hpa(kind: str, metric: str, target: str) -> dict:
+    if kind == "custom":
+        spec = {"type": "Pods", "pods": {"metric": {"name": metric}, "target": {
+            "type": "AverageValue", "averageValue": target}}}
+    else:
+        spec = {"type": "External", "external": {"metric": {"name": metric}, "target": {
+            "type": "AverageValue", "averageValue": target}}}
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "gpu-load"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                        "name": "gpu-load"},
+                     "minReplicas": 1, "maxReplicas": 2, "metrics": [spec],
+                     # The default scale-down stabilization window is 300 s (kubernetes
+                     # pkg/controller/podautoscaler, --horizontal-pod-autoscaler-downscale-
+                     # stabilization); 0 lets the probe see the scale-down at once.
+                     "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}}}
 
 
 def _half(value: float) -> str:
@@ -191,6 +332,11 @@ def _half(value: float) -> str:
 def _replicas(ctx: Context, ns: str) -> int:
     dep = ctx.kube.request("GET", f"/apis/apps/v1/namespaces/{ns}/deployments/gpu-load")
     return int((dep.get("spec") or {}).get("replicas") or 0)
+
+
+def _read_hpa(ctx: Context, ns: str) -> dict:
+    return ctx.kube.request(
+        "GET", f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/gpu-load")
 
 
 def _conditions(hpa: dict) -> str:

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 from kubernetes.client.exceptions import ApiException
 
+from ..images import tag_version
 from ..probe import Context, Probe, one_line
 from ..result import Result
 
@@ -201,7 +202,7 @@ def _ray_cluster(ctx: Context, name: str, workers: Sequence[str] = ()) -> dict:
         "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True,
                             "runAsUser": 1000, "capabilities": {"drop": ["ALL"]},
                             "seccompProfile": {"type": "RuntimeDefault"}}}
-    spec: dict = {"rayVersion": ctx.image("ray").split(":")[1].split("@")[0],
+    spec: dict = {"rayVersion": tag_version(ctx.image("ray")),
                   "headGroupSpec": {"rayStartParams": {}, "template": {
                       "metadata": {"labels": dict(ctx.labels)},
                       "spec": {"containers": [container]}}}}

@@ -1,7 +1,8 @@
 """Deployment, ReplicaSet and Job controllers: pods from templates, and status back.
 
-Simplified: one ReplicaSet per Deployment (template changes update it in place, no
-rolling update); Jobs run ``parallelism`` pods at a time until ``completions`` succeed or
+Simplified: a template change replaces the Deployment's pods at once (a new ReplicaSet
+for the new ``pod-template-hash``, the old ones scaled to 0, as the ``Recreate`` strategy
+does; no rolling surge); Jobs run ``parallelism`` pods at a time until ``completions`` succeed or
 ``backoffLimit`` failures, and delete their active pods when suspended.
 """
 
@@ -95,9 +96,15 @@ class Deployments(Controller):
             ns, name = dep["metadata"]["namespace"], dep["metadata"]["name"]
             template = dep["spec"]["template"]
             digest = hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
-            rs = next((r for r in sets if r["metadata"]["namespace"] == ns and owned_by(r, dep)),
+            owned = [r for r in sets if r["metadata"]["namespace"] == ns and owned_by(r, dep)]
+            rs = next((r for r in owned
+                       if (r["metadata"].get("labels") or {}).get("pod-template-hash") == digest),
                       None)
             replicas = dep["spec"].get("replicas", 1)
+            for stale in owned:
+                if stale is not rs and stale["spec"].get("replicas") != 0:
+                    kube.mutate("replicasets.apps", stale["metadata"]["name"],
+                                lambda o: o["spec"].update(replicas=0), ns)
             if rs is None:
                 labels = {**(template.get("metadata") or {}).get("labels", {}),
                           "pod-template-hash": digest}
