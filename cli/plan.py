@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +21,35 @@ class UsageError(Exception):
     """A problem with the command line or the stack file, as one line."""
 
 
+class DuplicateKey(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _loader() -> type:
+    """A safe YAML loader that refuses a key given twice in one mapping, as Pulumi does
+    (its go-yaml v3 reads "mapping key ... already defined"); PyYAML keeps the last."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise DuplicateKey(line, f"key {key!r} is given twice (first at line "
+                                         f"{seen[key]}); keep one")
+            seen[key] = line
+        return loader.construct_mapping(node)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return Loader
+
+
 def stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
     """The ``config:`` map of ``Pulumi.<stack>.yaml`` (``ns:key`` → value)."""
     import yaml
@@ -30,19 +60,48 @@ def stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
                        for p in project_dir.glob("Pulumi.*.yaml"))
         hint = f"; stacks here: {', '.join(found)}" if found else ""
         raise UsageError(f"--stack: no {path.name} in {project_dir}{hint}")
+    data = path.read_bytes()
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UsageError(f"{path.name} line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; "
+                         "save the file as UTF-8") from None
+    try:
+        doc = yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
+    except DuplicateKey as exc:
+        raise UsageError(f"{path.name} line {exc.line}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise UsageError(f"{path.name}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") \
             from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise UsageError(f"{path.name}: expected a mapping with a config: section at the top, "
+                         f"got a {_kind(doc)}")
     config = doc.get("config") or {}
     if not isinstance(config, dict):
         raise UsageError(f"{path.name}: 'config' must be a mapping of keys")
+    for key in config:
+        # Pulumi config keys are <namespace>:<name> (pulumi/pulumi
+        # sdk/go/common/resource/config/key.go, ParseKey); pulumi refuses the file otherwise.
+        if not isinstance(key, str) or key.count(":") != 1 or key.startswith(":") \
+                or key.endswith(":"):
+            raise UsageError(f"{path.name}: config key {key!r} is not <namespace>:<name>; "
+                             f"write it as aicp:{str(key).strip(':')}")
     # Encrypted values ({secure: ...}) cannot be read offline; plan with a placeholder.
-    return {k: ("[secret]" if isinstance(v, dict) and set(v) == {"secure"} else v)
+    return {k: (SECRET if isinstance(v, dict) and set(v) == {"secure"} else v)
             for k, v in config.items()}
+
+
+SECRET = "[secret]"
+
+
+def _kind(value: Any) -> str:
+    return {list: "list", str: "string", int: "number", float: "number",
+            bool: "boolean"}.get(type(value), type(value).__name__)
 
 
 def plan(
@@ -62,24 +121,64 @@ def plan(
       aicp plan --stack aws
       aicp plan --stack gcp --output json > plan.json
     """
+    notes: list[str] = []
     try:
         raw = stack_config(project_dir, stack)
-        result = build_plan(raw, stack)
+        cfg, run = run_stack(raw, stack, notes)
+        result = describe(cfg, run, stack)
     except UsageError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
     if output is Output.json:
         sys.stdout.write(json.dumps(result, indent=2, sort_keys=False) + "\n")
     else:
         sys.stdout.write(render_table(result))
 
 
-def run_stack(raw: dict[str, Any], stack: str):
-    """Validate the config, then run the real program offline: ``(config, offline.Plan)``."""
+def offline_kubeconfig(raw: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """``raw`` with a stand-in kubeconfig where an on-prem one cannot be read here.
+
+    Planning declares what ``pulumi up`` would, and needs no cluster: a kubeconfig file
+    that is not on this machine, or one held as an encrypted secret, is replaced by one
+    that reaches nothing, and ``notes`` says so. A file that is here is read and checked.
+    """
+    from ..stacks.kubeconfig import stand_in
+
+    onprem = raw.get("aicp:onprem")
+    if raw.get("aicp:target") != "onprem" or not isinstance(onprem, dict) \
+            or onprem.get("mode") != "existing":
+        return raw
+    context = onprem.get("context") if isinstance(onprem.get("context"), str) else None
+    path = onprem.get("kubeconfig")
+    if isinstance(path, str) and path and "aicp:kubeconfig" not in raw:
+        file = Path(os.path.expanduser(path))
+        if file.is_file():
+            return raw
+        notes.append(f"aicp:onprem.kubeconfig: no file at {file}; planned with a stand-in "
+                     "kubeconfig (pulumi up needs the real one)")
+        rest = {k: v for k, v in onprem.items() if k != "kubeconfig"}
+        return {**raw, "aicp:onprem": rest, "aicp:kubeconfig": stand_in(context)}
+    if raw.get("aicp:kubeconfig") == SECRET and path is None:
+        notes.append("aicp:kubeconfig is an encrypted secret; planned with a stand-in "
+                     "kubeconfig (pulumi up decrypts the real one)")
+        return {**raw, "aicp:kubeconfig": stand_in(context)}
+    return raw
+
+
+def run_stack(raw: dict[str, Any], stack: str, notes: list[str] | None = None):
+    """Validate the config, then run the real program offline: ``(config, offline.Plan)``.
+
+    What was planned differently from ``pulumi up`` (a stand-in kubeconfig) is added to
+    ``notes``.
+    """
     from ..stacks.config import ConfigError, parse
 
+    raw = offline_kubeconfig(raw, notes if notes is not None else [])
     try:
-        cfg = parse({k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("aicp:")})
+        cfg = parse({k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("aicp:")},
+                    other_keys=[k for k in raw if not k.startswith("aicp:")])
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
 
@@ -91,8 +190,8 @@ def run_stack(raw: dict[str, Any], stack: str):
     try:
         return cfg, offline.run(program, raw, stack=stack)
     except pulumi.RunError as exc:
-        # What the program reports while declaring resources (a missing kubeconfig file).
-        raise UsageError(str(exc)) from None
+        # What the program reports while declaring resources, as one line.
+        raise UsageError(" ".join(str(exc).split())) from None
 
 
 def build_plan(raw: dict[str, Any], stack: str) -> dict[str, Any]:

@@ -7,9 +7,10 @@ the key path, the bad value and what is allowed, e.g.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 from pydantic import (
@@ -21,10 +22,12 @@ from pydantic import (
     StrictStr,
     ValidationError,
 )
-from pydantic.alias_generators import to_camel
 
 from ..addons.catalog import DEFAULT_KUBERNETES, KUBERNETES
 from ..components.accelerators import TARGETS, machine_types, offered
+from . import cloud_rules
+from .errors import ConfigError
+from .kubeconfig import check_kubeconfig
 
 NAMESPACE = "aicp"
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
@@ -32,13 +35,24 @@ _GCP_LABEL = re.compile(r"^[a-z][-_a-z0-9]{0,62}$")
 _GCP_LABEL_VALUE = re.compile(r"^[-_a-z0-9]{0,63}$")
 
 
-class ConfigError(ValueError):
-    """A stack configuration problem, as one line a person can act on."""
+# Secret keys (what `pulumi config set --secret` writes), read for their presence and
+# checked, never kept in the model: the kubeconfig of an existing cluster and the SSH key
+# k3s hosts are reached with (components/onprem.py KUBECONFIG_SECRET_KEY,
+# DEFAULT_SSH_KEY_KEY).
+KUBECONFIG_SECRET = "kubeconfig"
+SSH_KEY_SECRET = "sshPrivateKey"
+_CONFIG_KEY = re.compile(r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+$")
+
+
+def _camel(name: str) -> str:
+    # pydantic's to_camel also capitalises after a digit: k3s became k3S.
+    first, *rest = name.split("_")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=False)
+        extra="forbid", frozen=True, alias_generator=_camel, populate_by_name=False)
 
 
 class Network(_Model):
@@ -205,9 +219,17 @@ def _explain(err: Mapping[str, Any]) -> str:
     loc, kind, value = tuple(err["loc"]), err["type"], err.get("input")
     key = _key(loc)
     if kind == "extra_forbidden":
-        return f"{key}: unknown key; allowed here: {_allowed(_model_at(loc))}"
+        model = _model_at(loc)
+        names = [f.alias or n for n, f in model.model_fields.items()]
+        close = difflib.get_close_matches(str(loc[-1]).lower(), [n.lower() for n in names],
+                                          n=1, cutoff=0.8)
+        hint = f"did you mean {names[[n.lower() for n in names].index(close[0])]}? " \
+            if close else ""
+        return f"{key}: unknown key; {hint}allowed here: {_allowed(model)}"
     if kind == "missing":
         return f"{key}: required key is missing"
+    if value is None:
+        return f"{key}: has no value (an empty key in YAML); give a value or leave the key out"
     if kind == "literal_error":
         expected = err["ctx"]["expected"].replace("'", "")
         return f"{key}: {value!r} is not one of {expected.replace(' or ', ', ')}"
@@ -226,6 +248,12 @@ def _explain(err: Mapping[str, Any]) -> str:
     if kind in ("greater_than_equal", "greater_than"):
         return f"{key}: {value!r} must be at least {err['ctx'].get('ge', err['ctx'].get('gt'))}"
     return f"{key}: {err['msg']} (got {value!r})"
+
+
+def _first(errors: list[Any]) -> Any:
+    # An unknown key first: a typo (maxNode) also makes its intended key (maxNodes)
+    # missing, and the typo is the thing to fix.
+    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
 
 
 def _check(cfg: PlatformConfig) -> None:
@@ -299,6 +327,7 @@ def _check(cfg: PlatformConfig) -> None:
             raise ConfigError(
                 f"{key}.capacityReservationId: capacity reservations are on-demand; drop it or "
                 "set capacityType: on-demand")
+    cloud_rules.check(cfg)
 
 
 def _check_azure(cfg: PlatformConfig) -> None:
@@ -316,13 +345,75 @@ def _check_azure(cfg: PlatformConfig) -> None:
             raise ConfigError(f"aicp:tags.{key}: Azure tag names cannot contain < > % & \\ ? /")
 
 
-def parse(raw: Mapping[str, Any]) -> PlatformConfig:
-    """Check ``aicp:`` config (keys without the namespace) and return it, or raise ConfigError."""
+def _ssh_key_name(raw: Mapping[str, Any]) -> str:
+    """The full config key that holds the SSH key, as the stack names it (or the default)."""
+    onprem = raw.get("onprem")
+    k3s = onprem.get("k3s") if isinstance(onprem, Mapping) else None
+    name = k3s.get("sshPrivateKeyKey") if isinstance(k3s, Mapping) else None
+    return name if isinstance(name, str) else f"{NAMESPACE}:{SSH_KEY_SECRET}"
+
+
+def _take_secrets(raw: dict[str, Any]) -> dict[str, Any]:
+    names = {KUBECONFIG_SECRET, SSH_KEY_SECRET}
+    ssh = _ssh_key_name(raw)
+    if ssh.startswith(NAMESPACE + ":"):
+        names.add(ssh.split(":", 1)[1])
+    return {name: raw.pop(name) for name in sorted(names) if name in raw}
+
+
+def _check_secrets(cfg: PlatformConfig, secrets: Mapping[str, Any],
+                   other_keys: Collection[str]) -> None:
+    for name, value in secrets.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"aicp:{name}: empty; set it with pulumi config set --secret "
+                              f"aicp:{name} ... or leave it out")
+    on = cfg.onprem
+    if cfg.target != "onprem" or on is None:
+        for name in secrets:
+            raise ConfigError(f"aicp:{name}: only read on target onprem; drop the key")
+        return
+    if on.mode == "existing":
+        if on.kubeconfig is not None and KUBECONFIG_SECRET in secrets:
+            raise ConfigError(
+                "aicp:onprem.kubeconfig: give a kubeconfig file or the secret "
+                f"aicp:{KUBECONFIG_SECRET}, not both")
+        if on.kubeconfig is None:
+            if KUBECONFIG_SECRET not in secrets:
+                raise ConfigError(
+                    f"aicp:{KUBECONFIG_SECRET}: required when aicp:onprem.kubeconfig is not "
+                    f"given; set it with: pulumi config set --secret aicp:{KUBECONFIG_SECRET} "
+                    "\"$(cat kubeconfig)\", or give aicp:onprem.kubeconfig: <path>")
+            check_kubeconfig(secrets[KUBECONFIG_SECRET], on.context,
+                             f"aicp:{KUBECONFIG_SECRET}")
+        return
+    if on.k3s is None:
+        raise ConfigError("aicp:onprem.k3s: required when aicp:onprem.mode is k3s")
+    ssh = on.k3s.ssh_private_key_key
+    if not _CONFIG_KEY.match(ssh):
+        raise ConfigError(f"aicp:onprem.k3s.sshPrivateKeyKey: {ssh!r} is not a config key "
+                          "(namespace:name, like aicp:sshPrivateKey)")
+    present = ssh.split(":", 1)[1] in secrets if ssh.startswith(NAMESPACE + ":") \
+        else ssh in other_keys
+    if not present:
+        raise ConfigError(
+            f"{ssh}: required for aicp:onprem.mode k3s (the SSH private key of the hosts); "
+            f"set it with: pulumi config set --secret {ssh} < ~/.ssh/id_ed25519")
+
+
+def parse(raw: Mapping[str, Any], other_keys: Collection[str] = ()) -> PlatformConfig:
+    """Check ``aicp:`` config (keys without the namespace) and return it, or raise ConfigError.
+
+    ``other_keys`` are the full keys of the stack's other namespaces (a k3s SSH key may
+    live in one).
+    """
+    values = dict(raw)
+    secrets = _take_secrets(values)
     try:
-        cfg = PlatformConfig.model_validate(dict(raw))
+        cfg = PlatformConfig.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc.errors(include_url=False)[0])) from None
+        raise ConfigError(_explain(_first(exc.errors(include_url=False)))) from None
     _check(cfg)
+    _check_secrets(cfg, secrets, other_keys)
     return cfg
 
 
@@ -342,9 +433,11 @@ def from_pulumi() -> PlatformConfig:
     from pulumi.runtime.config import CONFIG, get_config_env
 
     merged = {**get_config_env(), **CONFIG.get()}
-    raw = {k.split(":", 1)[1]: _decode(v) for k, v in merged.items()
-           if k.startswith(NAMESPACE + ":")}
-    return parse(raw)
+    # Secrets stay as written: a kubeconfig may be JSON.
+    raw = {name: v if name in (KUBECONFIG_SECRET, SSH_KEY_SECRET) else _decode(v)
+           for name, v in ((k.split(":", 1)[1], v) for k, v in merged.items()
+                           if k.startswith(NAMESPACE + ":"))}
+    return parse(raw, other_keys=[k for k in merged if not k.startswith(NAMESPACE + ":")])
 
 
 __all__ = ["ConfigError", "GpuPool", "PlatformConfig", "TARGETS", "from_pulumi", "parse"]

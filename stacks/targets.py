@@ -3,8 +3,11 @@ AWS never loads the GCP or Azure SDKs."""
 
 from __future__ import annotations
 
+import re
+
 from ..components.contract import ClusterOutputs, GpuPoolRequest
 from .config import ConfigError, PlatformConfig
+from .kubeconfig import read_kubeconfig
 
 
 def pool_requests(cfg: PlatformConfig) -> tuple[GpuPoolRequest, ...]:
@@ -58,7 +61,9 @@ def _azure(cfg: PlatformConfig) -> ClusterOutputs:
         system_min_nodes=cfg.system_pool.min_nodes,
         system_max_nodes=cfg.system_pool.max_nodes,
         gpu_pools=pool_requests(cfg),
-        gpu_driver=cfg.addons.gpu_operator.driver or "host",
+        # AKS's own driver install leaves the toolkit accepting NVIDIA_VISIBLE_DEVICES from
+        # unprivileged pods; the operator's is hardened (components/azure.py GPU_DRIVERS).
+        gpu_driver=cfg.addons.gpu_operator.driver or "operator",
         autoscaler_expander=cfg.addons.autoscaler.expander,
         tags=dict(cfg.tags),
     )
@@ -75,6 +80,10 @@ def _onprem(cfg: PlatformConfig) -> ClusterOutputs:
         raise ConfigError("aicp:onprem: required for target onprem (mode: existing or k3s)")
     if on.mode == "k3s" and on.k3s is None:
         raise ConfigError("aicp:onprem.k3s: required when aicp:onprem.mode is k3s")
+    if on.mode == "existing" and on.kubeconfig is not None:
+        # A file that is there must be a kubeconfig; one that is not is the component's to
+        # report (``aicp plan`` stands one in first).
+        read_kubeconfig(on.kubeconfig, on.context)
     k3s = on.k3s
     version = K3S_VERSIONS.get(cfg.kubernetes_version)
     args = OnPremClusterArgs(
@@ -140,7 +149,47 @@ def build_cluster(cfg: PlatformConfig) -> ClusterOutputs:
         return builder(cfg)
     except ValueError as exc:
         # The config checks catch what a user can get wrong; a target's own argument check
-        # that still fires is reported the same way, as one line.
-        message = str(exc)
-        raise ConfigError(message if message.startswith("aicp:") else f"aicp: {message}") \
-            from None
+        # that still fires is reported the same way, as one line naming the config key.
+        raise ConfigError(config_message(str(exc), cfg)) from None
+
+
+# Component argument → the config key a person sets (stacks/targets.py builds the args).
+ARG_KEYS = {
+    "region": "aicp:region", "location": "aicp:region", "zones": "aicp:zones",
+    "subnet_ids": "aicp:network.subnetIds", "subnet_id": "aicp:network.subnetIds",
+    "subnetwork": "aicp:network.subnetIds", "vpc_cidr": "aicp:network.vpcCidr",
+    "vnet_cidr": "aicp:network.vpcCidr", "pod_cidr": "aicp:network.vpcCidr",
+    "service_cidr": "aicp:network.vpcCidr", "project": "aicp:gcp.project",
+    "master_ipv4_cidr_block": "aicp:gcp.masterIpv4CidrBlock",
+    "system_min_nodes": "aicp:systemPool.minNodes",
+    "system_max_nodes": "aicp:systemPool.maxNodes", "gpu_pools": "aicp:gpuPools",
+    "labels": "aicp:tags", "tags": "aicp:tags",
+    "autoscaler_expander": "aicp:addons.autoscaler.expander",
+    "authorized_ip_ranges": "aicp:endpoint.publicAccessCidrs",
+    "public_access_cidrs": "aicp:endpoint.publicAccessCidrs",
+    "min_nodes": "minNodes", "max_nodes": "maxNodes",
+}
+_ARG_ERROR = re.compile(r"^\w+Args\.(\w+): (.*)$", re.DOTALL)
+_POOL_ERROR = re.compile(r"^gpu pool '?([^':]+)'?: (.*)$", re.DOTALL)
+_SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
+
+
+def config_message(message: str, cfg: PlatformConfig) -> str:
+    """A component's ValueError as one line that names config keys, never its classes."""
+    def words(text: str) -> str:
+        text = _SNAKE.sub(lambda m: ARG_KEYS.get(m.group(0), m.group(0)), text)
+        return " ".join(text.split())
+
+    if message.startswith("aicp:"):
+        return words(message)
+    match = _ARG_ERROR.match(message)
+    if match:
+        arg, body = match.groups()
+        return f"{ARG_KEYS.get(arg, 'aicp')}: {words(body)}"
+    match = _POOL_ERROR.match(message)
+    if match:
+        name, body = match.groups()
+        index = next((i for i, p in enumerate(cfg.gpu_pools) if p.name == name), None)
+        key = f"aicp:gpuPools[{index}]" if index is not None else "aicp:gpuPools"
+        return f"{key}: {words(body)}"
+    return f"aicp: {words(message)}"

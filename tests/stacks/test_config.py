@@ -18,12 +18,36 @@ def example(stack: str = "aws") -> dict:
     return {k.split(":", 1)[1]: v for k, v in doc.items() if k.startswith("aicp:")}
 
 
-def test_example_aws_stack_asks_for_an_h100_pool_from_zero_and_an_l4_pool():
-    cfg = parse(example("aws"))
+# The mistakes below are made to one fixed EKS stack, not to the example files, which
+# change as the examples do: an H100 pool from zero on the device plugin, an L4 pool on DRA.
+AWS = {
+    "target": "aws", "clusterName": "aicp-aws", "kubernetesVersion": "1.35",
+    "region": "us-west-2", "zones": ["us-west-2a", "us-west-2b"],
+    "endpoint": {"privateAccess": True, "publicAccess": True},
+    "systemPool": {"minNodes": 2, "maxNodes": 4},
+    "gpuPools": [
+        {"name": "h100", "accelerator": "h100", "minNodes": 0, "maxNodes": 2,
+         "allocator": "device-plugin"},
+        {"name": "l4", "accelerator": "l4", "minNodes": 1, "maxNodes": 2, "allocator": "dra"}],
+    "addons": {"kueue": {"waitForPodsReadyTimeout": "10m"},
+               "autoscaler": {"expander": "least-waste"}},
+}
+
+
+def test_an_eks_stack_asks_for_an_h100_pool_from_zero_and_an_l4_pool():
+    cfg = parse(copy.deepcopy(AWS))
     h100, l4 = cfg.gpu_pools
     assert (h100.accelerator, h100.min_nodes, h100.max_nodes) == ("h100", 0, 2)
     assert l4.accelerator == "l4"
     assert cfg.kubernetes_version == "1.35" and cfg.checklist_version == "1.35"
+
+
+def test_example_stacks_parse_into_the_pools_they_list():
+    for stack in ("aws", "azure", "gcp", "onprem"):
+        raw = example(stack)
+        cfg = parse(raw)
+        assert [(p.name, p.accelerator, p.max_nodes) for p in cfg.gpu_pools] == [
+            (p["name"], p["accelerator"], p["maxNodes"]) for p in raw["gpuPools"]]
 
 
 def test_defaults_fill_in_what_a_stack_leaves_out():
@@ -54,8 +78,9 @@ def _set(path: str, value):
 DELETE = object()
 
 BAD = [
+    # A near miss is named: the key one letter away is what was meant.
     ("unknown top-level key", _set("gpuPool", []),
-     "aicp:gpuPool: unknown key; allowed here: target,"),
+     "aicp:gpuPool: unknown key; did you mean gpuPools? allowed here: target,"),
     ("unknown pool key", _set("gpuPools[0].gpus", 8),
      "aicp:gpuPools[0].gpus: unknown key; allowed here: name, accelerator,"),
     ("unknown addon option", _set("addons.kueue.waitForPodsReady", True),
@@ -141,7 +166,7 @@ CASES = ([("aws", *case) for case in BAD] + [("azure", *case) for case in AZURE_
 @pytest.mark.parametrize("stack,change,expected", [(s, c, e) for s, _, c, e in CASES],
                          ids=[f"{s}-{n}" for s, n, _, _ in CASES])
 def test_bad_config_is_one_line_naming_the_key(stack, change, expected):
-    cfg = copy.deepcopy(example(stack))
+    cfg = copy.deepcopy(AWS if stack == "aws" else example(stack))
     change(cfg)
     with pytest.raises(ConfigError) as err:
         parse(cfg)

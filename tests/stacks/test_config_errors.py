@@ -1,0 +1,314 @@
+"""`aicp plan` under bad stack files: each is one exact line on stderr, exit 2, no traceback.
+
+Every case is an example stack (``Pulumi.<target>.yaml``) with one mistake, written to a
+fresh project folder and planned through the real CLI entry. Cases the clouds would refuse
+at create time (issue 15) must not plan cleanly; the rule each one breaks is cited beside
+its check in stacks/cloud_rules.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from aicp.cli.main import app
+
+REPO = Path(__file__).resolve().parents[2]
+
+Change = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    stack: str
+    expected: str  # the whole of stderr, one line
+    config: Change | None = None  # applied to the example's config: map
+    text: Callable[[str], str] | None = None  # applied to the example's text
+    raw: bytes | None = None  # the file, as written
+    kubeconfig: str | None = None  # on-prem: a kubeconfig file with this text
+
+
+def at(path: str, value: Any) -> Change:
+    """Set ``aicp:<path>`` (dots and [i]) to ``value``; ``DROP`` deletes it."""
+    def change(config: dict[str, Any]) -> None:
+        parts = path.replace("]", "").replace("[", ".").split(".")
+        node: Any = config
+        first = f"aicp:{parts[0]}"
+        if len(parts) == 1:
+            if value is DROP:
+                del config[first]
+            else:
+                config[first] = value
+            return
+        node = config.setdefault(first, {})
+        for part in parts[1:-1]:
+            node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+        last: Any = int(parts[-1]) if parts[-1].isdigit() else parts[-1]
+        if value is DROP:
+            del node[last]
+        else:
+            node[last] = value
+    return change
+
+
+def rename(path: str, old: str, new: str) -> Change:
+    def change(config: dict[str, Any]) -> None:
+        parts = path.replace("]", "").replace("[", ".").split(".")
+        node: Any = config[f"aicp:{parts[0]}"]
+        for part in parts[1:]:
+            node = node[int(part)] if part.isdigit() else node[part]
+        node[new] = node.pop(old)
+    return change
+
+
+DROP = object()
+
+K3S = {"mode": "k3s", "k3s": {
+    "servers": [{"host": "10.0.0.10", "user": "ubuntu"}],
+    "agents": [{"host": "10.0.0.20", "pool": "a100"}, {"host": "10.0.0.21", "pool": "a100"}]}}
+SECURE = {"secure": "v1:AAAAAAAAAAAAAAAA:BBBBBBBBBBBBBBBBBBBBBBBBBBBB"}  # as pulumi writes it
+
+
+def both(config: dict[str, Any], first: Change, second: Change) -> None:
+    first(config)
+    second(config)
+
+
+def k3s(config: dict[str, Any]) -> None:
+    config["aicp:onprem"] = dict(K3S)
+
+
+def k3s_with_key(config: dict[str, Any]) -> None:
+    k3s(config)
+    config["aicp:sshPrivateKey"] = SECURE
+
+
+def secret_kubeconfig_only(config: dict[str, Any]) -> None:
+    del config["aicp:onprem"]["kubeconfig"]
+
+
+CASES = [
+    # --- the file itself -----------------------------------------------------------------
+    Case("stack file is a YAML list", "aws",
+         "error: Pulumi.aws.yaml: expected a mapping with a config: section at the top, "
+         "got a list",
+         raw=b"- config:\n    aicp:target: aws\n"),
+    Case("non-UTF-8 bytes", "aws",
+         "error: Pulumi.aws.yaml line 2: byte 0xe9 is not UTF-8; save the file as UTF-8",
+         raw=b"config:\n  aicp:clusterName: caf\xe9\n  aicp:target: aws\n"),
+    Case("duplicate YAML key", "aws",
+         "error: Pulumi.aws.yaml line 4: key 'aicp:region' is given twice (first at line 3); "
+         "keep one",
+         raw=b"config:\n  aicp:target: aws\n  aicp:region: us-west-2\n"
+             b"  aicp:region: us-east-1\n"),
+    Case("duplicate key inside a pool", "aws",
+         "error: Pulumi.aws.yaml line 6: key 'maxNodes' is given twice (first at line 5); "
+         "keep one",
+         raw=b"config:\n  aicp:target: aws\n  aicp:gpuPools:\n    - name: l4\n"
+             b"      maxNodes: 2\n      maxNodes: 20\n"),
+    Case("key without the aicp: namespace", "aws",
+         "error: Pulumi.aws.yaml: config key 'target' is not <namespace>:<name>; write it as "
+         "aicp:target",
+         text=lambda t: t.replace("  aicp:target: aws", "  target: aws")),
+    # --- keys and values -----------------------------------------------------------------
+    Case("typo maxNode", "aws",
+         "error: aicp:gpuPools[0].maxNode: unknown key; did you mean maxNodes? allowed here: "
+         "name, accelerator, instanceType, minNodes, maxNodes, capacityType, "
+         "capacityReservationId, allocator, gpusPerNode",
+         config=rename("gpuPools[0]", "maxNodes", "maxNode")),
+    Case("empty clusterName", "aws",
+         "error: aicp:clusterName: has no value (an empty key in YAML); give a value or leave "
+         "the key out",
+         text=lambda t: t.replace("aicp:clusterName: aicp-aws", "aicp:clusterName:")),
+    Case("vpcCidr /33", "aws",
+         "error: aicp:network.vpcCidr: '10.0.0.0/33' is not an IPv4 CIDR block (like "
+         "10.0.0.0/16)",
+         config=at("network.vpcCidr", "10.0.0.0/33")),
+    Case("GKE VPC too small (was GkeClusterArgs.vpc_cidr)", "gcp",
+         "error: aicp:network.vpcCidr: '10.0.0.0/24' is too small on gcp: give /20 or larger "
+         "(nodes, services and pods are carved from it)",
+         config=at("network.vpcCidr", "10.0.0.0/24")),
+    Case("AKS pool named system (was AksClusterArgs.gpu_pools ... repeat)", "azure",
+         "error: aicp:gpuPools[0].name: 'system' is the name of the AKS system pool; pick "
+         "another name",
+         config=at("gpuPools[0].name", "system")),
+    Case("AKS pool names that collide once shortened", "azure",
+         "error: aicp:gpuPools[1].name: 'a100-pool-one-a-2' and aicp:gpuPools[0].name "
+         "'a100-pool-one-a' both become AKS pool name 'a100poolonea' (letters and digits, at "
+         "most 12); rename one",
+         config=at("gpuPools", [
+             {"name": "a100-pool-one-a", "accelerator": "a100", "minNodes": 1, "maxNodes": 2},
+             {"name": "a100-pool-one-a-2", "accelerator": "a100", "minNodes": 1,
+              "maxNodes": 2}])),
+    # --- what the clouds refuse ----------------------------------------------------------
+    Case("maxNodes 1000000 on aws", "aws",
+         "error: aicp:gpuPools[0].maxNodes: 1000000 is more than aws allows: 450 nodes per "
+         "managed node group (EKS quota)",
+         config=at("gpuPools[0].maxNodes", 1000000)),
+    Case("maxNodes 1000000 on gcp", "gcp",
+         "error: aicp:gpuPools[0].maxNodes: 1000000 is more than gcp allows: 2000 nodes per "
+         "node pool in 2 zone(s) (1000 per zone)",
+         config=lambda c: both(c, at("zones", ["us-central1-a", "us-central1-c"]),
+                               at("gpuPools[0].maxNodes", 1000000))),
+    Case("maxNodes 1000000 on azure", "azure",
+         "error: aicp:systemPool.maxNodes: 1000000 is more than azure allows: 1000 nodes per "
+         "node pool",
+         config=at("systemPool.maxNodes", 1000000)),
+    Case("region display name", "aws",
+         "error: aicp:region: 'US West (Oregon)' is not a aws region code (like us-west-2)",
+         config=at("region", "US West (Oregon)")),
+    Case("gcp region display name", "gcp",
+         "error: aicp:region: 'Iowa' is not a gcp region code (like us-central1)",
+         config=at("region", "Iowa")),
+    Case("azure region display name", "azure",
+         "error: aicp:region: 'East US 2' is not a azure region code (like eastus2)",
+         config=at("region", "East US 2")),
+    Case("aws zone outside the region", "aws",
+         "error: aicp:zones[1]: 'us-east-1b' is not a zone of region us-west-2 (like "
+         "us-west-2a)",
+         config=at("zones", ["us-west-2a", "us-east-1b"])),
+    Case("gcp zone outside the region", "gcp",
+         "error: aicp:zones[0]: 'europe-west4-a' is not a zone of region us-central1 (like "
+         "us-central1-a)",
+         config=at("zones", ["europe-west4-a", "us-central1-c"])),
+    Case("zone repeated", "aws",
+         "error: aicp:zones[1]: 'us-west-2a' is listed twice (also aicp:zones[0])",
+         config=at("zones", ["us-west-2a", "us-west-2a"])),
+    Case("azure zone repeated", "azure",
+         "error: aicp:zones[2]: '1' is listed twice (also aicp:zones[0])",
+         config=at("zones", ["1", "2", "1"])),
+    Case("publicAccessCidrs banana", "aws",
+         "error: aicp:endpoint.publicAccessCidrs[0]: 'banana' is not an IPv4 CIDR block (like "
+         "203.0.113.0/24)",
+         config=at("endpoint.publicAccessCidrs", ["banana"])),
+    Case("EKS with both endpoints off", "aws",
+         "error: aicp:endpoint: privateAccess and publicAccess are both false; EKS needs at "
+         "least one of them on",
+         config=at("endpoint", {"privateAccess": False, "publicAccess": False})),
+    Case("GKE master CIDR not /28", "gcp",
+         "error: aicp:gcp.masterIpv4CidrBlock: '172.16.0.0/24' is a /24; GKE's control plane "
+         "range must be a /28 (like 172.16.0.0/28)",
+         config=at("gcp.masterIpv4CidrBlock", "172.16.0.0/24")),
+    Case("waitForPodsReadyTimeout in words", "aws",
+         "error: aicp:addons.kueue.waitForPodsReadyTimeout: 'ten minutes' is not a duration; "
+         "write it like 10m, 90s or 1h30m",
+         config=at("addons.kueue.waitForPodsReadyTimeout", "ten minutes")),
+    Case("capacityReservationId on onprem", "onprem",
+         "error: aicp:gpuPools[0].capacityReservationId: onprem has no capacity reservations "
+         "(its nodes are your own machines); drop the key",
+         config=at("gpuPools[0].capacityReservationId", "cr-0123456789abcdef0")),
+    Case("capacityReservationId of another cloud", "aws",
+         "error: aicp:gpuPools[0].capacityReservationId: 'my-reservation' is not a aws "
+         "capacity reservation id (like cr-0123456789abcdef0)",
+         config=at("gpuPools[0].capacityReservationId", "my-reservation")),
+    # --- on-prem: kubeconfig and secrets -------------------------------------------------
+    Case("on-prem kubeconfig that is not YAML", "onprem",
+         "error: aicp:onprem.kubeconfig ({kubeconfig}): not a kubeconfig: not valid YAML at "
+         "line 2 (expected the node content, but found '<stream end>')",
+         kubeconfig="clusters: [\n"),
+    Case("on-prem kubeconfig that is a list", "onprem",
+         "error: aicp:onprem.kubeconfig ({kubeconfig}): not a kubeconfig: expected a mapping "
+         "with clusters, contexts and users, got list",
+         kubeconfig="- a\n- b\n"),
+    Case("k3s without its SSH key secret", "onprem",
+         "error: aicp:sshPrivateKey: required for aicp:onprem.mode k3s (the SSH private key "
+         "of the hosts); set it with: pulumi config set --secret aicp:sshPrivateKey < "
+         "~/.ssh/id_ed25519",
+         config=k3s),
+    Case("existing without a kubeconfig file or secret", "onprem",
+         "error: aicp:kubeconfig: required when aicp:onprem.kubeconfig is not given; set it "
+         "with: pulumi config set --secret aicp:kubeconfig \"$(cat kubeconfig)\", or give "
+         "aicp:onprem.kubeconfig: <path>",
+         config=secret_kubeconfig_only),
+    Case("kubeconfig secret on a cloud", "aws",
+         "error: aicp:kubeconfig: only read on target onprem; drop the key",
+         config=at("kubeconfig", SECURE)),
+]
+
+
+def write_project(tmp: Path, case: Case) -> Path:
+    shutil.copy(REPO / "Pulumi.yaml", tmp / "Pulumi.yaml")
+    target = tmp / f"Pulumi.{case.stack}.yaml"
+    text = (REPO / f"Pulumi.{case.stack}.yaml").read_text()
+    if case.raw is not None:
+        target.write_bytes(case.raw)
+        return target
+    if case.kubeconfig is not None:
+        kubeconfig = tmp / "kubeconfig"
+        kubeconfig.write_text(case.kubeconfig)
+        text = text.replace("~/.kube/config", str(kubeconfig))
+    if case.config is not None:
+        doc = yaml.safe_load(text)
+        case.config(doc["config"])
+        text = yaml.safe_dump(doc, sort_keys=False)
+    if case.text is not None:
+        text = case.text(text)
+    target.write_bytes(text.encode("utf-8", "surrogateescape"))
+    return target
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_stack_is_one_exact_line_exit_2(case: Case, tmp_path: Path):
+    write_project(tmp_path, case)
+    result = CliRunner().invoke(app, ["plan", "--stack", case.stack, "--project-dir",
+                                      str(tmp_path)])
+    assert isinstance(result.exception, SystemExit), result.exception  # no traceback
+    assert "Traceback" not in result.output
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr == case.expected.format(kubeconfig=tmp_path / "kubeconfig") + "\n"
+
+
+def test_a_bad_stack_prints_no_traceback_from_the_installed_entry(tmp_path: Path):
+    case = next(c for c in CASES if c.name == "on-prem kubeconfig that is not YAML")
+    write_project(tmp_path, case)
+    run = subprocess.run([sys.executable, "-m", "aicp.cli.main", "plan", "--stack", "onprem",
+                          "--project-dir", str(tmp_path)], capture_output=True, text=True,
+                         timeout=120)
+    assert (run.returncode, run.stdout) == (2, "")
+    assert run.stderr == case.expected.format(kubeconfig=tmp_path / "kubeconfig") + "\n"
+
+
+# --- what must plan: k3s, secrets, no kubeconfig on this machine --------------------------
+
+GOOD = [
+    Case("k3s with its SSH key as a secret", "onprem", "", config=k3s_with_key),
+    Case("existing with the kubeconfig as a secret", "onprem",
+         "note: aicp:kubeconfig is an encrypted secret; planned with a stand-in kubeconfig "
+         "(pulumi up decrypts the real one)",
+         config=lambda c: both(c, secret_kubeconfig_only, at("kubeconfig", SECURE))),
+]
+
+
+@pytest.mark.parametrize("case", GOOD, ids=[c.name for c in GOOD])
+def test_documented_onprem_routes_plan(case: Case, tmp_path: Path):
+    write_project(tmp_path, case)
+    result = CliRunner().invoke(app, ["plan", "--stack", case.stack, "--project-dir",
+                                      str(tmp_path), "--output", "json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (case.expected + "\n" if case.expected else "")
+    assert '"target": "onprem"' in result.stdout
+
+
+def test_plan_onprem_needs_no_kubeconfig_on_this_machine(tmp_path: Path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-m", "aicp.cli.main", "plan", "--stack", "onprem",
+                          "--project-dir", str(REPO)], capture_output=True, text=True,
+                         timeout=300, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stderr == (f"note: aicp:onprem.kubeconfig: no file at {home}/.kube/config; "
+                          "planned with a stand-in kubeconfig (pulumi up needs the real one)\n")
+    assert run.stdout.strip().splitlines()[-1].startswith("Every MUST requirement")
+    assert list(home.iterdir()) == []  # nothing written to the empty home
