@@ -60,7 +60,10 @@ def stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
                        for p in project_dir.glob("Pulumi.*.yaml"))
         hint = f"; stacks here: {', '.join(found)}" if found else ""
         raise UsageError(f"--stack: no {path.name} in {project_dir}{hint}")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path.name}: cannot read it: {exc.strerror}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -211,6 +211,14 @@ CASES = [
          "error: aicp:gpuPools[0].capacityReservationId: 'my-reservation' is not a aws "
          "capacity reservation id (like cr-0123456789abcdef0)",
          config=at("gpuPools[0].capacityReservationId", "my-reservation")),
+    Case("AKS VNet over the pod range", "azure",
+         "error: aicp:network.vpcCidr: '10.244.0.0/14' overlaps the AKS pod range "
+         "10.244.0.0/16; pick a range outside 10.244.0.0/16 and 10.96.0.0/16",
+         config=at("network.vpcCidr", "10.244.0.0/14")),
+    # A target's own argument check that no config rule covers: named by its config key.
+    Case("seven zones on aws (was AwsClusterArgs.zones)", "aws",
+         "error: aicp:zones: at most six zones",
+         config=at("zones", [f"us-west-2{z}" for z in "abcdefg"])),
     # --- on-prem: kubeconfig and secrets -------------------------------------------------
     Case("on-prem kubeconfig that is not YAML", "onprem",
          "error: aicp:onprem.kubeconfig ({kubeconfig}): not a kubeconfig: not valid YAML at "
