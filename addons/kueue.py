@@ -56,8 +56,10 @@ class KueueArgs:
     namespace: str = "kueue-system"
     # Where AI jobs run: labelled for Kueue's selector, holds the LocalQueue.
     workloads_namespace: str = "ai-workloads"
-    # A gang whose pods are not all Ready in this time is evicted and requeued.
-    pods_ready_timeout: str = "10m"
+    # A gang whose pods are not all Ready in this time is evicted and requeued. The clock
+    # starts at admission, so it must cover a cold GPU pool: scale-up from zero plus a
+    # 10-20 GB image pull. 30m is Kueue's default (v0.19.2 apis/config/v1beta2/defaults.go).
+    pods_ready_timeout: str = "30m"
     leaderworkerset: bool = False
     # Each device-plugin GPU is advertised this many times (GPU Operator time-slicing).
     device_plugin_gpu_replicas: int = 1
@@ -85,7 +87,9 @@ def manager_config(args: KueueArgs, *, dra: bool) -> dict[str, Any]:
             "ResourceFlavor.kueue.x-k8s.io": 1}},
         "clientConnection": {"qps": 300, "burst": 500},
         # On by default in v1beta2 (30m, non-blocking): tune, there is no `enable` (pitfall 18).
-        "waitForPodsReady": {"timeout": args.pods_ready_timeout, "blockAdmission": True},
+        # Non-blocking as upstream: blockAdmission would hold every other workload of the
+        # queue while one gang waits for a cold pool, stalling the queue for the timeout.
+        "waitForPodsReady": {"timeout": args.pods_ready_timeout, "blockAdmission": False},
         "managedJobsNamespaceSelector": {"matchLabels": {MANAGED_LABEL: "true"}},
         "integrations": {"frameworks": frameworks},
         "resources": resources,

@@ -41,15 +41,19 @@ Decisions, each with its reason:
   ``kubelogin`` and an Azure login on the machine running ``pulumi up``; give
   ``entra_admin_group_ids`` to choose that: local accounts off, Azure RBAC on, the members
   of those groups cluster admins, kubeconfig in ``exec`` format (kubelogin on the PATH).
-- **GPU driver: AKS installs it by default** (``gpu_driver="host"``): the driver and the
-  container toolkit come with the node image, match its kernel, are supported by
-  Microsoft and follow the node-image upgrades; new GPU nodes skip a driver build, so
-  scale-from-zero is faster. The GPU Operator then runs with ``driver.enabled=false``,
+- **GPU driver: the GPU Operator installs it by default** (``gpu_driver="operator"``):
+  every GPU pool gets ``gpuProfile.driver=None`` and the operator installs driver and
+  toolkit under ``/run/nvidia/driver`` with runtime class ``nvidia``, its toolkit set to
+  refuse ``NVIDIA_VISIBLE_DEVICES`` from unprivileged containers
+  (``accept-nvidia-visible-devices-envvar-when-unprivileged = false``; see
+  ``aicp.addons.gpu_operator`` TOOLKIT_HARDENING_ENV). AKS's own install
+  (``gpu_driver="host"``) leaves its toolkit at the upstream default, which accepts that
+  variable, so any CUDA image that tolerates the GPU taint sees every GPU of the node and
+  ``secure_accelerator_access`` fails; it remains for clusters that accept this (faster
+  scale-from-zero: no driver build), with ``driver.enabled=false``,
   ``toolkit.enabled=false`` and ``operator.runtimeClass=nvidia-container-runtime`` (the
-  containerd handler AKS's driver setup registers). ``gpu_driver="operator"`` sets
-  ``gpuProfile.driver=None`` on every GPU pool and lets the operator install the driver
-  and toolkit under ``/run/nvidia/driver`` with runtime class ``nvidia``. One policy for
-  all pools: the operator's values are cluster-wide.
+  containerd handler AKS's driver setup registers). One policy for all pools: the
+  operator's values are cluster-wide.
 - **Ubuntu on every pool.** The GPU Operator does not support Azure Linux OS Guard or
   Flatcar, and mixed node OS versions break it.
 - **No ``CriticalAddonsOnly`` taint on the system pool.** The platform's controllers
@@ -161,7 +165,7 @@ class AksClusterArgs:
     system_max_nodes: int = 4
     # GPU images (CUDA, PyTorch, vLLM) are 10-20 GB each, and several are cached per node.
     gpu_os_disk_gib: int = 256
-    gpu_driver: Literal["host", "operator"] = "host"
+    gpu_driver: Literal["host", "operator"] = "operator"
     autoscaler_expander: str = "least-waste"
     sku_tier: Literal["Free", "Standard", "Premium"] = "Standard"
     # Entra ID groups whose members are cluster admins; turns local accounts off.

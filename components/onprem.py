@@ -87,6 +87,34 @@ GPU_DRIVERS: dict[str, GpuDriver] = {
 }
 
 
+# k3s runs its own containerd: config rendered from a template under its data dir, socket
+# under /run/k3s. Without these the operator's toolkit edits /etc/containerd/config.toml
+# and talks to /run/containerd/containerd.sock, and the nvidia runtime never registers
+# (NVIDIA GPU Operator "Getting Started", RKE2/k3s: toolkit.env CONTAINERD_CONFIG,
+# CONTAINERD_SOCKET, CONTAINERD_RUNTIME_CLASS, CONTAINERD_SET_AS_DEFAULT; k3s docs,
+# "Advanced: Configuring containerd", config.toml.tmpl).
+K3S_TOOLKIT_ENV = (
+    {"name": "CONTAINERD_CONFIG",
+     "value": "/var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl"},
+    {"name": "CONTAINERD_SOCKET", "value": "/run/k3s/containerd/containerd.sock"},
+    {"name": "CONTAINERD_RUNTIME_CLASS", "value": "nvidia"},
+    {"name": "CONTAINERD_SET_AS_DEFAULT", "value": "true"},
+)
+
+
+def gpu_driver(mode: str, owner: str) -> GpuDriver:
+    """The driver policy, with k3s's containerd paths when the operator installs the toolkit."""
+    driver = GPU_DRIVERS[owner]
+    if mode != "k3s" or driver.toolkit_on_host:
+        return driver
+    values = {**driver.operator_values,
+              "toolkit": {**driver.operator_values.get("toolkit", {}),
+                          "env": [dict(e) for e in K3S_TOOLKIT_ENV]},
+              "operator": {"runtimeClass": "nvidia"}}
+    return GpuDriver(owner=driver.owner, root=driver.root,
+                     toolkit_on_host=driver.toolkit_on_host, operator_values=values)
+
+
 @dataclass(frozen=True)
 class OnPremClusterArgs:
     """Inputs of :class:`OnPremCluster`."""
@@ -233,7 +261,7 @@ class OnPremCluster(pulumi.ComponentResource):
             target="onprem", name=args.cluster_name,
             kubernetes_version=args.kubernetes_version, kubeconfig=self.kubeconfig,
             provider=self.provider, gpu_pools=self.pools,
-            gpu_driver=GPU_DRIVERS[args.gpu_driver], autoscaler="none",
+            gpu_driver=gpu_driver(args.mode, args.gpu_driver), autoscaler="none",
             ready=ready,
             features={"mode": args.mode, "notApplicable": dict(NOT_APPLICABLE)})
         self.register_outputs({

@@ -94,20 +94,27 @@ class OnOff(_Model):
 
 class GpuOperator(_Model):
     enabled: StrictBool = True
-    # host: the node image ships the driver and toolkit (EKS AL2023 NVIDIA, AKS default);
-    # operator: the GPU Operator installs them.
+    # host: the node image ships the driver and toolkit (EKS AL2023 NVIDIA, AKS's install);
+    # operator: the GPU Operator installs them (default on AKS and on-prem).
     driver: Literal["host", "operator"] | None = None
+    # The operator's bundled Node Feature Discovery; false where the cluster already runs NFD.
+    nfd: StrictBool = True
 
 
 class Kueue(_Model):
     enabled: StrictBool = True
-    wait_for_pods_ready_timeout: StrictStr = "10m"
+    # From admission to all pods Ready, so it covers a cold GPU pool: scale-up from zero and
+    # a 10-20 GB image pull. Kueue's own default (v0.19.2 apis/config/v1beta2/defaults.go).
+    wait_for_pods_ready_timeout: StrictStr = "30m"
     namespace: StrictStr = "ai-workloads"
 
 
 class Gateway(_Model):
     enabled: StrictBool = True
     implementation: Literal["istio"] = "istio"
+    # How the inference Gateway gets an address: LoadBalancer on the clouds; NodePort or
+    # ClusterIP on clusters that provision no load balancers.
+    service_type: Literal["LoadBalancer", "NodePort", "ClusterIP"] = "LoadBalancer"
 
 
 class Autoscaler(_Model):

@@ -31,6 +31,27 @@ class Platform:
     not_applicable: dict[str, str] = field(default_factory=dict)  # requirement → why
 
 
+def check_one_allocator(cfg: PlatformConfig) -> None:
+    """Under the GPU Operator every GPU pool uses the same allocator.
+
+    The operator's validator checks on every GPU node that ``nvidia.com/gpu`` is
+    advertised and crash-loops where it never is (gpu-operator v26.7.0
+    ``cmd/nvidia-validator/main.go`` ``validateGPUResource``); it drops that check only when
+    the device plugin is off cluster-wide (``controllers/object_controls.go``
+    ``TransformValidator``, case "plugin"), not per node. On DRA nodes beside device-plugin
+    pools the ClusterPolicy would never report ready.
+    """
+    if not cfg.addons.gpu_operator.enabled:
+        return
+    allocators = [p.allocator for p in cfg.gpu_pools]
+    if len(set(allocators)) > 1:
+        i = allocators.index("device-plugin")
+        raise ConfigError(
+            f"aicp:gpuPools[{i}].allocator: 'device-plugin' beside 'dra' pools leaves the GPU "
+            "Operator never ready (its validator waits for nvidia.com/gpu on every GPU node "
+            "unless the device plugin is off cluster-wide); use one allocator for every pool")
+
+
 def build(cfg: PlatformConfig) -> Platform:
     from ..addons.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
     from ..addons.dra_driver import DraDriver, DraDriverArgs
@@ -44,6 +65,7 @@ def build(cfg: PlatformConfig) -> Platform:
     from ..addons.metrics_adapter import MetricsAdapter, MetricsAdapterArgs
     from ..addons.monitoring import Monitoring
 
+    check_one_allocator(cfg)
     cluster = build_cluster(cfg)
     p = Platform(cfg, cluster)
     want = cfg.addons
@@ -62,6 +84,7 @@ def build(cfg: PlatformConfig) -> Platform:
     if want.gpu_operator.enabled:
         gpu_operator = add("gpu-operator", GpuOperator("gpu-operator", cluster, GpuOperatorArgs(
             prometheus_release="kube-prometheus-stack" if monitoring else None,
+            deploy_nfd=want.gpu_operator.nfd,
             # The operator skips the DCGM ServiceMonitor for good when its CRD is missing.
             depends_on=(monitoring.crds,) if monitoring else ())),
             CHARTS["gpu-operator"].version)
@@ -84,7 +107,8 @@ def build(cfg: PlatformConfig) -> Platform:
     if want.gateway.enabled:
         gateway_api = add("gateway-api", GatewayApi("gateway-api", cluster),
                           MANIFESTS["gateway-api"].version)
-        istio = add("istio", Istio("istio", cluster, IstioArgs(gateway_api=(gateway_api,))),
+        istio = add("istio", Istio("istio", cluster, IstioArgs(
+            gateway_api=(gateway_api,), service_type=want.gateway.service_type)),
                     CHARTS["istiod"].version)
         if want.inference_extension.enabled:
             add("inference-extension", InferenceExtension(

@@ -62,9 +62,28 @@ def test_manager_config_restates_every_upstream_default_it_does_not_change():
     assert ours["apiVersion"] == "config.kueue.x-k8s.io/v1beta2"
 
 
-def test_gangs_wait_for_all_pods_ready_and_block_admission_meanwhile():
+def test_gangs_wait_for_all_pods_ready_without_blocking_the_queue():
+    # Issue 14 (7): blockAdmission held the whole queue while one gang waited for a cold
+    # pool. Upstream's default is non-blocking (kueue v0.19.2 apis/config/v1beta2/
+    # defaults.go: blockAdmission false, timeout 30m).
     config = manager_config(plan_for(KueueArgs(pods_ready_timeout="7m")))
-    assert config["waitForPodsReady"] == {"timeout": "7m", "blockAdmission": True}
+    assert config["waitForPodsReady"] == {"timeout": "7m", "blockAdmission": False}
+
+
+def test_default_timeout_covers_a_cold_gpu_pool():
+    # The timeout runs from admission: scale-from-zero (GPU VM boot, driver, join: ~5-10
+    # min) plus a 10-20 GB image pull (~5-10 min). 10m evicted such gangs; Kueue's own
+    # default is 30m.
+    config = manager_config(plan_for())
+    assert config["waitForPodsReady"]["timeout"] == "30m"
+
+
+def test_stack_config_defaults_to_the_same_timeout():
+    from aicp.stacks.config import parse
+    cfg = parse({"target": "aws", "region": "us-west-2", "zones": ["us-west-2a", "us-west-2b"],
+                 "gpuPools": [{"name": "l4", "accelerator": "l4", "minNodes": 1,
+                               "maxNodes": 1}]})
+    assert cfg.addons.kueue.wait_for_pods_ready_timeout == "30m"
 
 
 def test_integrations_cover_jobs_jobsets_ray_and_pod_groups():

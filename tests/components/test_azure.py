@@ -116,18 +116,11 @@ def test_regular_gpu_pools_upgrade_without_a_surge_gpu_vm(plan):
 
 # --- driver ownership ------------------------------------------------------------------
 
-def test_by_default_aks_installs_the_driver_and_the_operator_leaves_it_alone(planned):
+def test_by_default_the_operator_installs_a_hardened_driver_stack(planned):
+    # Issue 14 (6): AKS's own install leaves the toolkit accepting NVIDIA_VISIBLE_DEVICES
+    # from unprivileged containers (secure_accelerator_access fails), so the default is now
+    # the operator, whose toolkit refuses it (aicp.addons.gpu_operator TOOLKIT_HARDENING_ENV).
     plan, seen = planned
-    assert {pool(plan, n)["gpuProfile"]["driver"] for n in ("h100", "a100")} == {"Install"}
-    driver = seen["outputs"].gpu_driver
-    assert (driver.owner, driver.root, driver.toolkit_on_host) == ("host", "/", True)
-    assert driver.operator_values == {
-        "driver": {"enabled": False}, "toolkit": {"enabled": False},
-        "operator": {"runtimeClass": "nvidia-container-runtime"}}
-
-
-def test_operator_owned_driver_skips_the_aks_driver_on_every_gpu_pool():
-    plan, seen = build(dataclasses.replace(ARGS, gpu_driver="operator"))
     assert {pool(plan, n)["gpuProfile"]["driver"] for n in ("h100", "a100")} == {"None"}
     driver = seen["outputs"].gpu_driver
     assert (driver.owner, driver.root, driver.toolkit_on_host) == \
@@ -135,6 +128,16 @@ def test_operator_owned_driver_skips_the_aks_driver_on_every_gpu_pool():
     assert driver.operator_values["driver"] == {"enabled": True}
     assert driver.operator_values["toolkit"]["enabled"] is True
     assert driver.operator_values["operator"] == {"runtimeClass": "nvidia"}
+
+
+def test_host_driver_is_aks_install_and_the_operator_leaves_it_alone():
+    plan, seen = build(dataclasses.replace(ARGS, gpu_driver="host"))
+    assert {pool(plan, n)["gpuProfile"]["driver"] for n in ("h100", "a100")} == {"Install"}
+    driver = seen["outputs"].gpu_driver
+    assert (driver.owner, driver.root, driver.toolkit_on_host) == ("host", "/", True)
+    assert driver.operator_values == {
+        "driver": {"enabled": False}, "toolkit": {"enabled": False},
+        "operator": {"runtimeClass": "nvidia-container-runtime"}}
 
 
 def test_driver_root_is_where_the_operator_would_install_it():
@@ -383,7 +386,8 @@ def test_the_example_azure_stack_config_is_valid():
     cfg = parse({k.split(":", 1)[1]: v for k, v in raw.items()})
     assert cfg.target == "azure" and cfg.kubernetes_version == "1.35"
     pools = {p.name: p for p in cfg.gpu_pools}
-    assert (pools["h100"].min_nodes, pools["h100"].max_nodes) == (0, 2)
+    # Both DRA (one allocator under the GPU Operator, issue 14), so both keep a node.
+    assert (pools["h100"].min_nodes, pools["h100"].max_nodes) == (1, 2)
     assert (pools["a100"].min_nodes, pools["a100"].max_nodes) == (1, 2)
     AksClusterArgs(cluster_name=cfg.cluster_name, kubernetes_version=cfg.kubernetes_version,
                    location=cfg.region or "", zones=cfg.zones,

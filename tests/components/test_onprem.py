@@ -522,3 +522,34 @@ def test_a_version_bump_reinstalls_in_place(k3s, tmp_path):
     log = _run_on_fake_host(command(newer, "server-0").inputs["create"], tmp_path)
     assert log.count("install server --cluster-init") == 2
     assert (tmp_path / "installed").read_text().strip() == "v1.36.4+k3s1"
+
+
+# --- issue 14: the NVIDIA runtime must register with k3s's own containerd ------------------
+
+def test_on_k3s_the_operator_toolkit_edits_k3s_containerd_not_the_system_one(k3s):
+    # NVIDIA GPU Operator getting started (RKE2/k3s): toolkit.env CONTAINERD_CONFIG and
+    # CONTAINERD_SOCKET point at k3s's template and socket; k3s docs "Configuring containerd".
+    env = {e["name"]: e["value"]
+           for e in k3s[1]["outputs"].gpu_driver.operator_values["toolkit"]["env"]}
+    assert env["CONTAINERD_CONFIG"] == \
+        "/var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl"
+    assert env["CONTAINERD_SOCKET"] == "/run/k3s/containerd/containerd.sock"
+    assert env["CONTAINERD_RUNTIME_CLASS"] == "nvidia"
+    assert k3s[1]["outputs"].gpu_driver.operator_values["operator"]["runtimeClass"] == "nvidia"
+
+
+def test_k3s_toolkit_values_exist_in_the_pinned_gpu_operator_chart(k3s):
+    from tests.charts import unknown_value_paths, upstream_values
+    values = k3s[1]["outputs"].gpu_driver.operator_values
+    assert unknown_value_paths(values, upstream_values("gpu-operator-v26.7.0")) == []
+
+
+def test_an_existing_cluster_keeps_the_toolkit_defaults(existing):
+    toolkit = existing[1]["outputs"].gpu_driver.operator_values["toolkit"]
+    assert "env" not in toolkit  # kubeadm-style hosts: /etc/containerd, /run/containerd
+
+
+def test_k3s_hosts_with_their_own_toolkit_get_no_toolkit_env():
+    _, seen = build(dataclasses.replace(K3S, gpu_driver="host"),
+                    {"aicp:sshPrivateKey": SSH_KEY})
+    assert seen["outputs"].gpu_driver.operator_values["toolkit"] == {"enabled": False}

@@ -123,7 +123,9 @@ def test_stack_exports_what_verify_needs(aws_plan):
     out = aws_plan["outputs"]
     assert out["checklistVersion"] == "1.35"
     pools = {p["name"]: p for p in out["gpuPools"]}
-    assert pools["h100"]["gpusPerNode"] == 8 and pools["h100"]["minNodes"] == 0
+    # One allocator for every pool under the GPU Operator (issue 14): h100 is a DRA pool
+    # too, which keeps a node on EKS.
+    assert pools["h100"]["gpusPerNode"] == 8 and pools["h100"]["minNodes"] == 1
     assert pools["l4"]["allocator"] == "dra"
     assert out["addons"]["kueue"] == "0.19.2"
 

@@ -1,0 +1,74 @@
+"""The program's own decisions across target and addons (issue 14): what the stack config
+turns into, under the offline engine's mocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from aicp.cli import offline
+from aicp.cli.plan import stack_config
+from aicp.stacks.program import main as program
+
+REPO = Path(__file__).resolve().parents[2]
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def gcp_config(**addons) -> dict:
+    raw = stack_config(REPO, "gcp")
+    raw["aicp:addons"] = {**raw.get("aicp:addons", {}), **addons}
+    return raw
+
+
+def release(plan: offline.Plan, chart: str) -> offline.Resource:
+    return next(r for r in plan.of_type(RELEASE) if r.inputs["chart"] == chart)
+
+
+def test_mixed_allocators_under_the_gpu_operator_fail_in_one_line():
+    # gpu-operator v26.7.0: the validator's plugin check (cmd/nvidia-validator/main.go
+    # validateGPUResource) waits for nvidia.com/gpu on every GPU node, and is removed only
+    # when the device plugin is off cluster-wide (controllers/object_controls.go, "plugin").
+    raw = gcp_config()
+    pools = raw["aicp:gpuPools"]
+    raw["aicp:gpuPools"] = [{**pools[0], "allocator": "device-plugin"}, *pools[1:]]
+    with pytest.raises(pulumi.RunError) as err:
+        offline.run(program, raw, stack="gcp")
+    message = str(err.value)
+    assert message.startswith("aicp:gpuPools[0].allocator: 'device-plugin' beside 'dra'")
+    assert "\n" not in message
+
+
+def test_mixed_allocators_are_allowed_without_the_gpu_operator():
+    raw = gcp_config(gpuOperator={"enabled": False})
+    pools = raw["aicp:gpuPools"]
+    raw["aicp:gpuPools"] = [{**pools[0], "allocator": "device-plugin"}, *pools[1:]]
+    plan = offline.run(program, raw, stack="gcp")
+    assert {p["allocator"] for p in plan.outputs["gpuPools"]} == {"device-plugin", "dra"}
+
+
+@pytest.mark.parametrize("stack", ["aws", "gcp", "azure"])
+def test_every_example_uses_one_allocator(stack):
+    pools = stack_config(REPO, stack)["aicp:gpuPools"]
+    assert len({p.get("allocator", "dra") for p in pools}) == 1
+
+
+def test_nfd_can_be_switched_off_for_clusters_that_run_it():
+    on = offline.run(program, gcp_config(), stack="gcp")
+    off = offline.run(program, gcp_config(gpuOperator={"nfd": False}), stack="gcp")
+    assert release(on, "gpu-operator").inputs["values"]["nfd"] == {"enabled": True}
+    assert release(off, "gpu-operator").inputs["values"]["nfd"] == {"enabled": False}
+
+
+def test_gateway_service_type_reaches_istio_for_clusters_without_load_balancers():
+    # Istio's gateway deployment controller reads the Service type from the Gateway's
+    # annotation networking.istio.io/service-type (Istio docs, "Automated deployment").
+    plan = offline.run(program, gcp_config(gateway={"serviceType": "NodePort"}), stack="gcp")
+    gateway = next(r for r in plan.of_type(
+        "kubernetes:gateway.networking.k8s.io/v1:Gateway"))
+    assert gateway.inputs["metadata"]["annotations"] == {
+        "networking.istio.io/service-type": "NodePort"}
+    default = offline.run(program, gcp_config(), stack="gcp")
+    gateway = next(r for r in default.of_type("kubernetes:gateway.networking.k8s.io/v1:Gateway"))
+    assert "annotations" not in gateway.inputs["metadata"]
