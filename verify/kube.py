@@ -9,13 +9,15 @@ becomes ``Forbidden`` naming the missing permission; everything a run creates ca
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import re
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import kubernetes.client
 import kubernetes.config
@@ -31,6 +33,11 @@ from .result import CreatedObject
 PAGE = 500
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CONNECTION_ERRORS = (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
+# A running ``aicp verify`` refreshes this annotation on its namespaces every
+# runner.HEARTBEAT_SECONDS; ``aicp verify cleanup`` leaves a run alone while its newest
+# heartbeat is younger than ALIVE_SECONDS (a few missed beats, not one slow request).
+HEARTBEAT = "aicp.dev/verify-heartbeat"
+ALIVE_SECONDS = 60.0
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915", "gpu.intel.com/xe")
 # An addon counts as present when its API group is served (no stack says otherwise).
 ADDON_APIS = {
@@ -45,6 +52,14 @@ ADDON_APIS = {
 
 class ConfigError(Exception):
     """A kubeconfig or cluster problem, one line for a person (exit code 2)."""
+
+
+class Lost(ProbeError):
+    """The cluster stopped answering (connection refused, reset or timed out) after retries."""
+
+
+class NotJson(ProbeError):
+    """The server answered something other than JSON: a proxy's or VPN's login page."""
 
 
 class Forbidden(ProbeError):
@@ -129,8 +144,9 @@ def _backoff(attempt: int, base: float, cap: float) -> float:
 class _RetryingApi:
     """A generated API class (``CoreV1Api``...) whose every method is retried."""
 
-    def __init__(self, api: Any, on_retry: Callable[[str], None] | None):
-        self._api, self._on_retry = api, on_retry
+    def __init__(self, api: Any, on_retry: Callable[[str], None] | None,
+                 kube: Kube | None = None):
+        self._api, self._on_retry, self._kube = api, on_retry, kube
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self._api, name)
@@ -146,6 +162,9 @@ class _RetryingApi:
                     self._on_retry(message)
 
             try:
+                if self._kube is not None:
+                    return self._kube.retry(lambda: target(*args, **kwargs), describe=name,
+                                            namespace=kwargs.get("namespace"), on_retry=note)
                 return with_retry(lambda: target(*args, **kwargs), describe=name,
                                   namespace=kwargs.get("namespace"), on_retry=note)
             except ApiException as exc:
@@ -194,6 +213,9 @@ class Kube:
         self.expectations = expectations or {}
         self._resources: dict[str, list[dict]] = {}
         self._needs: dict[str, str | None] = {}
+        # Set once a request ran out of retries on a dead connection: later requests try
+        # once, so cleanup against a cluster that went away takes seconds, not minutes.
+        self.lost: str | None = None
 
     @property
     def server(self) -> str:
@@ -201,7 +223,21 @@ class Kube:
 
     def api(self, cls: type) -> Any:
         """``ctx.kube.api(kubernetes.client.CoreV1Api)``: that API with retries and 403s."""
-        return _RetryingApi(cls(self.client), self.on_retry)
+        return _RetryingApi(cls(self.client), self.on_retry, self)
+
+    def retry(self, call: Callable[[], Any], *, describe: str = "",
+              namespace: str | None = None,
+              on_retry: Callable[[str], None] | None = None) -> Any:
+        """``with_retry`` that remembers a lost cluster; a dead connection raises ``Lost``."""
+        try:
+            result = with_retry(call, describe=describe, namespace=namespace,
+                                attempts=1 if self.lost else 6, on_retry=on_retry)
+        except CONNECTION_ERRORS as exc:
+            self.lost = _reason(exc)
+            raise Lost(f"lost the connection to the cluster {self.server} ({self.lost}) "
+                       f"during {describe or 'a request'}") from None
+        self.lost = None
+        return result
 
     # Raw requests ---------------------------------------------------------------------
     def request(self, method: str, path: str, *, query: dict | None = None,
@@ -220,8 +256,8 @@ class Kube:
                 raise ApiException(http_resp=response, body=data.decode("utf-8", "replace"))
             if text:
                 return data.decode("utf-8", "replace")
-            return json.loads(data) if data else None
-        return with_retry(call, describe=f"{method.lower()} {path}", on_retry=self.on_retry)
+            return _json(data, response, f"{method} {path}", self.server) if data else None
+        return self.retry(call, describe=f"{method.lower()} {path}", on_retry=self.on_retry)
 
     def items(self, path: str, *, query: dict | None = None, page: int = PAGE
               ) -> Iterator[dict]:
@@ -267,6 +303,8 @@ class Kube:
                               f"{one_line(exc)}") from None
         except Forbidden:
             return {}
+        except NotJson as exc:
+            raise ConfigError(str(exc)) from None
         except CONNECTION_ERRORS as exc:
             raise ConfigError(f"cannot reach cluster {self.server} ({_reason(exc)}): check "
                               "--kubeconfig/--context and the network") from None
@@ -279,7 +317,7 @@ class Kube:
         data = response.read()
         if not 200 <= response.status < 300:
             raise ApiException(http_resp=response, body=data.decode("utf-8", "replace"))
-        return json.loads(data)
+        return _json(data, response, "GET /version", self.server)
 
     def minor(self) -> str:
         info = self.version()
@@ -313,7 +351,8 @@ class Kube:
     # probe.Cluster --------------------------------------------------------------------
     def create_namespace(self, name: str, labels: dict[str, str]) -> None:
         body = {"apiVersion": "v1", "kind": "Namespace",
-                "metadata": {"name": name, "labels": labels}}
+                "metadata": {"name": name, "labels": labels,
+                             "annotations": {HEARTBEAT: _now()}}}
         try:
             self.request("POST", "/api/v1/namespaces", body=body)
         except ApiException as exc:
@@ -329,19 +368,52 @@ class Kube:
             if exc.status != 404:
                 raise
 
+    def heartbeat(self, names: list[str]) -> None:
+        """Tell ``aicp verify cleanup`` these namespaces belong to a run that is alive."""
+        patch = {"metadata": {"annotations": {HEARTBEAT: _now()}}}
+        for name in names:
+            try:
+                self.client.call_api(*self.client.param_serialize(
+                    "PATCH", f"/api/v1/namespaces/{name}",
+                    header_params={"Content-Type": "application/merge-patch+json",
+                                   "Accept": "application/json"},
+                    body=patch, auth_settings=["BearerToken"])[:4],
+                    _request_timeout=10).read()
+            except (*CONNECTION_ERRORS, ApiException):
+                return  # one beat missed; the next one tries again
+
+    def namespace_state(self, name: str) -> str:
+        """"active", "terminating" or "gone" (404)."""
+        try:
+            ns = self.request("GET", f"/api/v1/namespaces/{name}")
+        except ApiException as exc:
+            if exc.status == 404:
+                return "gone"
+            raise
+        meta, status = ns.get("metadata") or {}, ns.get("status") or {}
+        if meta.get("deletionTimestamp") or status.get("phase") == "Terminating":
+            return "terminating"
+        return "active"
+
     def wait_namespaces_gone(self, names: list[str], timeout: float) -> list[str]:
-        """Wait until each namespace answers 404; returns those still there at ``timeout``."""
+        """Wait until each namespace answers 404; returns those still there at ``timeout``.
+
+        A cluster that stopped answering ends the wait at once: every namespace not seen
+        gone is returned (it may be left).
+        """
         end = time.monotonic() + timeout
         left = list(names)
         while left:
             still = []
-            for name in left:
+            for i, name in enumerate(left):
                 try:
                     self.request("GET", f"/api/v1/namespaces/{name}")
                     still.append(name)
                 except ApiException as exc:
                     if exc.status != 404:
                         still.append(name)
+                except Lost:
+                    return still + left[i:]
             left = still
             if not left or time.monotonic() >= end:
                 break
@@ -401,6 +473,23 @@ def _quantity(value: Any) -> float:
         return 0.0
 
 
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json(data: bytes, response: Any, what: str, server: str) -> Any:
+    """The decoded body; HTML or other text (a proxy's login page) is a one-line NotJson."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        kind = (response.getheader("Content-Type") if hasattr(response, "getheader")
+                else None) or "not JSON"
+        start = data[:60].decode("utf-8", "replace").split("\n")[0].strip()
+        raise NotJson(f"cluster {server} answered {what} with {kind.split(';')[0]}, not the "
+                      f"Kubernetes API ({start!r}...): a proxy or VPN login page? check the "
+                      "kubeconfig's server and log in to the proxy") from None
+
+
 def _reason(exc: BaseException) -> str:
     text = str(getattr(exc, "reason", None) or exc)
     for marker in ("Connection refused", "Name or service not known", "timed out",
@@ -442,6 +531,13 @@ def from_dict(data: Any, context: str | None = None, *, source: str = "kubeconfi
         raise ConfigError(f"context {chosen!r} is not in kubeconfig {source} "
                           f"(contexts: {', '.join(map(str, names))})")
     configuration = kubernetes.client.Configuration()
+    # The loader logs an exec credential plugin's failure on the root logger and goes on
+    # without credentials (kubernetes/config/kube_config.py, _load_from_exec_plugin, v37):
+    # catch the record instead, so the run stops with one line instead of going on
+    # unauthenticated after a raw "ERROR:root:exec" line.
+    failures = _Collect()
+    root = logging.getLogger()
+    root.addHandler(failures)
     try:
         kubernetes.config.load_kube_config_from_dict(
             data, context=chosen, client_configuration=configuration, persist_config=False)
@@ -449,26 +545,70 @@ def from_dict(data: Any, context: str | None = None, *, source: str = "kubeconfi
         raise ConfigError(f"kubeconfig {source}, context {chosen}: "
                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                           ) from None
+    finally:
+        root.removeHandler(failures)
+    plugin = _exec_command(data, chosen)
+    if plugin is not None and failures.messages:
+        first = failures.messages[0].removeprefix("exec: ").splitlines()[0][:200]
+        raise ConfigError(f"kubeconfig {source}, context {chosen}: the exec credential plugin "
+                          f"{plugin!r} failed ({first}): fix it or log in again (e.g. "
+                          f"`{plugin} ...` by hand)")
     # Our retry wrapper owns retries; urllib3's own would multiply them.
     configuration.retries = False
     return Kube(kubernetes.client.ApiClient(configuration), context=chosen, source=source,
                 on_retry=on_retry, expectations=expectations)
 
 
+class _Collect(logging.Handler):
+    """Keeps the messages of ERROR records (and stops them reaching stderr raw)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _exec_command(data: dict, context: str) -> str | None:
+    """The exec credential plugin's command of ``context``'s user, if it has one."""
+    ctx = next((c.get("context") or {} for c in data.get("contexts") or []
+                if isinstance(c, dict) and c.get("name") == context), {})
+    user = next((u.get("user") or {} for u in data.get("users") or []
+                 if isinstance(u, dict) and u.get("name") == ctx.get("user")), {})
+    plugin = user.get("exec") if isinstance(user, dict) else None
+    return str(plugin.get("command") or "?") if isinstance(plugin, dict) else None
+
+
 # Cleanup of earlier runs ---------------------------------------------------------------
-def cleanup(kube: Kube, run_id: str | None = None, *, timeout: float = 300.0,
-            log: Callable[[str], None] = lambda line: None) -> tuple[list[str], list[str]]:
+class Sweep(NamedTuple):
+    """What ``cleanup`` did: "Kind name" deleted, still present, and live runs left alone."""
+
+    deleted: list[str]
+    left: list[str]
+    alive: dict[str, float]  # run id → seconds since its newest heartbeat
+
+
+def cleanup(kube: Kube, run_id: str | None = None, *, force: bool = False,
+            timeout: float = 300.0, log: Callable[[str], None] = lambda line: None) -> Sweep:
     """Delete namespaces and cluster-scoped objects labelled ``aicp.dev/verify-run``.
 
-    Returns (deleted, still present after ``timeout``) as "Kind name" strings.
+    Without ``run_id``, a run whose namespaces carry a heartbeat younger than
+    ALIVE_SECONDS is still going: its objects are left alone (``alive``) unless ``force``.
+    Naming the run with ``run_id`` is the user's own decision, so no liveness check.
     """
     selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
+    found = kube.request("GET", "/api/v1/namespaces",
+                         query={"labelSelector": selector}).get("items", [])
+    alive = {} if run_id or force else _alive(found)
     deleted: list[str] = []
     for base, resource in _cluster_scoped(kube):
         items = kube.request("GET", f"{base}/{resource['name']}",
                              query={"labelSelector": selector}).get("items", [])
         for item in items:
             name = item["metadata"]["name"]
+            if _run_of(item) in alive:
+                continue
             try:
                 kube.request("DELETE", f"{base}/{resource['name']}/{name}",
                              query={"propagationPolicy": "Background"})
@@ -477,14 +617,34 @@ def cleanup(kube: Kube, run_id: str | None = None, *, timeout: float = 300.0,
                     raise
             deleted.append(f"{resource['kind']} {name}")
             log(f"deleted {resource['kind']} {name}")
-    namespaces = [n["metadata"]["name"] for n in kube.request(
-        "GET", "/api/v1/namespaces", query={"labelSelector": selector}).get("items", [])]
+    namespaces = [n["metadata"]["name"] for n in found if _run_of(n) not in alive]
     for name in namespaces:
         kube.delete(CreatedObject("Namespace", name))
         deleted.append(f"Namespace {name}")
         log(f"deleting Namespace {name}")
     left = kube.wait_namespaces_gone(namespaces, timeout) if namespaces else []
-    return deleted, [f"Namespace {n}" for n in left]
+    return Sweep(deleted, [f"Namespace {n}" for n in left], alive)
+
+
+def _run_of(obj: dict) -> str:
+    return str(((obj.get("metadata") or {}).get("labels") or {}).get(RUN_LABEL, ""))
+
+
+def _alive(namespaces: list[dict]) -> dict[str, float]:
+    """Run id → age of its newest heartbeat, for runs whose heartbeat is fresh."""
+    now = datetime.now(UTC)
+    ages: dict[str, float] = {}
+    for ns in namespaces:
+        stamp = ((ns.get("metadata") or {}).get("annotations") or {}).get(HEARTBEAT)
+        try:
+            beat = datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            continue  # no heartbeat: a run from before heartbeats, or not ours to judge
+        age = max(0.0, (now - beat).total_seconds())
+        run = _run_of(ns)
+        if age < ALIVE_SECONDS and (run not in ages or age < ages[run]):
+            ages[run] = age
+    return ages
 
 
 def _cluster_scoped(kube: Kube) -> list[tuple[str, dict]]:

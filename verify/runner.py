@@ -3,7 +3,10 @@
 Python threads cannot be killed, so a probe that overruns its timeout is reported ERROR at
 once and cancelled: its next checkpoint (``ctx.step``/``sleep``/``wait_for``) raises.
 Whatever it created is tracked in the shared ``CleanupStack`` and deleted at the end of the
-run on every path: success, failure, timeout, exception and Ctrl-C.
+run on every path: success, failure, timeout, exception, Ctrl-C, SIGTERM and SIGHUP (the
+session turns those into ``KeyboardInterrupt``), and a cluster that stops answering (what
+could not be deleted is named in ``leftovers``, never raised). While probes run, their
+namespaces carry a heartbeat so ``aicp verify cleanup`` leaves a live run alone.
 """
 
 from __future__ import annotations
@@ -29,8 +32,15 @@ from .probe import (
 )
 from .registry import Planned
 from .result import PROBE_VERDICTS, Result, Verdict
+from .signals import describe, name_of
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# 3: no MUST failed, but not every MUST ran (--only, --skip, --read-only, a manual check):
+# not a conformance result. 130: interrupted by SIGINT, SIGTERM or SIGHUP, after reports and
+# cleanup (a process killed outright by TERM or HUP exits 143 or 129 instead).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+# Verdicts of a requirement that was exercised (SKIP: decided not applicable).
+DECIDED = frozenset({Verdict.PASS, Verdict.FAIL, Verdict.ERROR, Verdict.SKIP})
+HEARTBEAT_SECONDS = 10.0
 
 
 @dataclass
@@ -49,6 +59,7 @@ class RunReport:
     started: float = field(default_factory=time.time)
     duration: float = 0.0
     interrupted: bool = False
+    signal: str = ""  # SIGINT, SIGTERM or SIGHUP when interrupted
     cleanup_errors: list[str] = field(default_factory=list)
     leftovers: list[str] = field(default_factory=list)
     # Printed and reported context: cluster server, kubeconfig context, images.
@@ -56,17 +67,34 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        """130 after Ctrl-C; 1 when a MUST failed or could not be decided; else 0.
+        """130 interrupted; 1 a MUST failed or could not be decided; 3 a MUST did not run;
+        else 0.
 
         MANUAL, NOT_RUN and SKIP (not applicable) never fail a run: nothing was violated.
+        But a MUST that was not exercised (MANUAL, NOT_RUN) leaves the run short of a
+        conformance result, so it cannot be 0.
         """
         if self.interrupted:
             return EXIT_INTERRUPTED
-        for o in self.outcomes:
-            if o.requirement.level == "MUST" and o.result.verdict in (Verdict.FAIL,
-                                                                      Verdict.ERROR):
-                return EXIT_FAILED
+        musts = [o for o in self.outcomes if o.requirement.level == "MUST"]
+        if any(o.result.verdict in (Verdict.FAIL, Verdict.ERROR) for o in musts):
+            return EXIT_FAILED
+        if any(o.result.verdict not in DECIDED for o in musts):
+            return EXIT_INCOMPLETE
         return EXIT_OK
+
+    def count(self, level: str) -> dict[str, int]:
+        """Verdict → how many requirements of ``level`` got it (only verdicts that occur)."""
+        found: dict[str, int] = {}
+        for o in self.outcomes:
+            if o.requirement.level == level:
+                found[o.result.verdict.value] = found.get(o.result.verdict.value, 0) + 1
+        return found
+
+    def ran(self, level: str = "MUST") -> tuple[int, int]:
+        """(requirements of ``level`` that were exercised, requirements of ``level``)."""
+        of_level = [o for o in self.outcomes if o.requirement.level == level]
+        return sum(o.result.verdict in DECIDED for o in of_level), len(of_level)
 
 
 @dataclass
@@ -78,6 +106,7 @@ class _Worker:
     thread: threading.Thread | None = None
     result: Result | None = None
     started: float = field(default_factory=time.monotonic)
+    wall_started: float = field(default_factory=time.time)
 
 
 class Runner:
@@ -86,6 +115,7 @@ class Runner:
     def __init__(self, cluster: Cluster, settings: Settings, *, kube=None, concurrency: int = 4,
                  probe_timeout: float = 600.0, global_timeout: float = 3600.0,
                  cleanup_timeout: float = 300.0, grace: float = 5.0,
+                 heartbeat: float = HEARTBEAT_SECONDS,
                  on_start: Callable[[Planned], None] | None = None,
                  on_done: Callable[[Planned, Result], None] | None = None):
         if concurrency < 1:
@@ -98,6 +128,7 @@ class Runner:
         self.global_timeout = global_timeout
         self.cleanup_timeout = cleanup_timeout
         self.grace = grace
+        self.heartbeat = heartbeat
         self.on_start = on_start or (lambda planned: None)
         self.on_done = on_done or (lambda planned, result: None)
         self.cleanup = CleanupStack(cluster)
@@ -120,10 +151,15 @@ class Runner:
 
         def settle(worker: _Worker, result: Result) -> None:
             rid = worker.planned.requirement.id
+            result.started = worker.wall_started
             result.duration = time.monotonic() - worker.started
             results[rid] = result
             self.on_done(worker.planned, result)
 
+        beating = threading.Event()
+        heart = threading.Thread(target=self._beat, args=(beating,), name="verify-heartbeat",
+                                 daemon=True)
+        heart.start()
         try:
             while pending or running:
                 while (pending and len(running) < self.concurrency
@@ -162,24 +198,39 @@ class Runner:
                             Verdict.ERROR, f"not started: global timeout "
                             f"{self.global_timeout:g}s reached")
                         self.on_done(item, results[item.requirement.id])
-        except KeyboardInterrupt:
-            report.interrupted = True
-            for worker in running.values():
+        except KeyboardInterrupt as exc:
+            report.interrupted, report.signal = True, name_of(exc)
+            for worker in list(running.values()):
                 worker.ctx.cancelled.set()
-                settle(worker, Result(Verdict.ERROR, "interrupted (Ctrl-C) at step "
-                                      f"{worker.ctx.current_step}", worker.ctx.evidence))
+                settle(worker, Result(Verdict.ERROR, f"interrupted ({describe(report.signal)})"
+                                      f" at step {worker.ctx.current_step}",
+                                      worker.ctx.evidence))
             for item in pending:
                 results[item.requirement.id] = Result(Verdict.NOT_RUN,
                                                       "interrupted before it started")
         finally:
+            beating.set()
             for worker in workers:
                 worker.ctx.cancelled.set()
             self._clean(workers, report)
         report.duration = time.monotonic() - start
-        # A Ctrl-C between two statements of the loop may leave an id unsettled.
+        # A signal between two statements of the loop may leave an id unsettled.
+        why = f"interrupted ({describe(report.signal or 'SIGINT')})"
         report.outcomes = [Outcome(p.requirement, results.get(p.requirement.id) or Result(
-            Verdict.ERROR, "interrupted (Ctrl-C)"), p.probe) for p in planned]
+            Verdict.ERROR, why), p.probe) for p in planned]
         return report
+
+    def _beat(self, stop: threading.Event) -> None:
+        """Refresh the heartbeat on the run's namespaces until the probes are over."""
+        beat = getattr(self.cluster, "heartbeat", None)
+        if beat is None:
+            return
+        while not stop.wait(self.heartbeat):
+            if self.cleanup.namespaces:
+                try:
+                    beat(list(self.cleanup.namespaces))
+                except Exception:  # noqa: BLE001 - a lost heartbeat only ages; probes go on
+                    pass
 
     def _timeout(self, worker: _Worker, global_end: float) -> str:
         step = worker.ctx.current_step
@@ -206,20 +257,30 @@ class Runner:
     def _work(self, worker: _Worker, finished: queue.Queue) -> None:
         ctx, probe = worker.ctx, worker.planned.probe
         try:
-            if probe is None:  # _start takes only items that run (Planned.runs)
-                raise ProbeError(f"{worker.planned.requirement.id} has no probe to run")
-            unmet = [u for u in (self.cluster.unmet(n) for n in probe.needs) if u]
-            if unmet:
-                worker.result = ctx.skip(f"not applicable: {'; '.join(unmet)}")
-            else:
-                worker.result = probe().run(ctx)
-        except Cancelled:
-            worker.result = None  # the runner has already reported why it gave up
-        except ProbeError as exc:
-            worker.result = ctx.error(str(exc))
-        except Exception as exc:  # noqa: BLE001 - an exception in a probe is ERROR, not a crash
-            worker.result = ctx.error(one_line(exc))
-            worker.result.traceback = traceback.format_exc()
+            try:
+                if probe is None:  # _start takes only items that run (Planned.runs)
+                    raise ProbeError(f"{worker.planned.requirement.id} has no probe to run")
+                unmet = [u for u in (self.cluster.unmet(n) for n in probe.needs) if u]
+                if unmet:
+                    worker.result = ctx.skip(f"not applicable: {'; '.join(unmet)}")
+                else:
+                    worker.result = probe().run(ctx)
+            except Cancelled:
+                worker.result = None  # the runner has already reported why it gave up
+            except ProbeError as exc:
+                worker.result = ctx.error(str(exc))
+            except Exception as exc:  # noqa: BLE001 - an exception in a probe is ERROR
+                worker.result = ctx.error(one_line(exc))
+                worker.result.traceback = traceback.format_exc()
+            # Someone deleted the probe's namespace under it (a forced cleanup, kubectl):
+            # a FAIL or ERROR then says that, not something about the platform.
+            if (isinstance(worker.result, Result) and ctx.namespaces
+                    and worker.result.verdict in (Verdict.FAIL, Verdict.ERROR)):
+                vanished = self._vanished(ctx.namespaces)
+                if vanished:
+                    worker.result = Result(Verdict.ERROR, vanished, ctx.evidence)
+        except Exception:  # noqa: BLE001 - the namespace check is a courtesy
+            pass
         finally:
             # Report first (evidence is complete), then delete what this probe created.
             finished.put(worker.planned.requirement.id)
@@ -228,8 +289,25 @@ class Runner:
             for name in ctx.namespaces:
                 self.cleanup.delete_namespace(name)
 
+    def _vanished(self, namespaces: list[str]) -> str | None:
+        state = getattr(self.cluster, "namespace_state", None)
+        if state is None:
+            return None
+        for name in namespaces:
+            found = state(name)
+            if found in ("gone", "terminating"):
+                return (f"namespace {name} was deleted while the probe ran, not by this run "
+                        f"({'already gone' if found == 'gone' else 'terminating'}): nothing "
+                        "was decided about the platform (a forced `aicp verify cleanup`?)")
+        return None
+
     def _clean(self, workers: list[_Worker], report: RunReport) -> None:
-        """Delete everything the run created, then wait (bounded) until namespaces are gone."""
+        """Delete everything the run created, then wait (bounded) until namespaces are gone.
+
+        Never raises for the cluster's sake: a failure is recorded, and the namespaces not
+        seen gone are ``leftovers`` (the session names the cleanup command).
+        """
+        namespaces: list[str] = []
         try:
             # Let cancelled probes reach a checkpoint so what they were creating is tracked.
             end = time.monotonic() + self.grace
@@ -243,9 +321,13 @@ class Runner:
             if namespaces:
                 report.leftovers = self.cluster.wait_namespaces_gone(namespaces,
                                                                      self.cleanup_timeout)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             report.interrupted = True
+            report.signal = report.signal or name_of(exc)
             report.leftovers = list(self.cleanup.namespaces) or ["(cleanup interrupted)"]
+        except Exception as exc:  # noqa: BLE001 - results must survive a failed cleanup
+            self.cleanup.errors.append(f"cleanup stopped: {one_line(exc)}")
+            report.leftovers = namespaces or list(self.cleanup.namespaces)
         report.cleanup_errors = list(self.cleanup.errors)
 
 

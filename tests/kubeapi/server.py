@@ -71,6 +71,12 @@ class Handler(BaseHTTPRequestHandler):
     # Plumbing ---------------------------------------------------------------------------
     def _handle(self) -> None:
         kube = self.server.kube
+        if self.server.stopping:
+            # A stopped server answers nothing, also on kept-alive connections: a client
+            # sees the cluster go away as it would at a VPN drop or control-plane restart.
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         start = time.monotonic()
         url = urlsplit(self.path)
         path, query = unquote(url.path), dict(parse_qsl(url.query, keep_blank_values=True))

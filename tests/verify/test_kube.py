@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
+
 import kubernetes.client
 import pytest
 
-from aicp.verify.kube import Forbidden, cleanup, connect
+from aicp.verify.kube import ALIVE_SECONDS, HEARTBEAT, Forbidden, Lost, cleanup, connect
 from aicp.verify.probe import RUN_LABEL, ProbeError
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
+from tests.kubeapi import objects as o
 from tests.verify.conftest import planned, probe, settings
 
 
@@ -93,16 +97,108 @@ def test_a_run_under_injected_faults_still_cleans_up(kubeapi, kube):
 
 def test_cleanup_deletes_leftover_namespaces_and_cluster_scoped_objects(kubeapi, kube):
     kube.create_namespace("aicp-verify-old-a", {RUN_LABEL: "old"})
-    kube.create_namespace("aicp-verify-new-a", {RUN_LABEL: "new"})
+    # An earlier run's namespace without a heartbeat (from before heartbeats existed).
+    kubeapi.seed([o.namespace("aicp-verify-new-a", labels={RUN_LABEL: "new"})])
     kube.request("POST", "/apis/scheduling.k8s.io/v1/priorityclasses", body={
         "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "value": 10,
         "metadata": {"name": "aicp-verify-old", "labels": {RUN_LABEL: "old"}}})
-    deleted, left = cleanup(kube, "old", timeout=10)
+    deleted, left, alive = cleanup(kube, "old", timeout=10)
     assert sorted(deleted) == ["Namespace aicp-verify-old-a", "PriorityClass aicp-verify-old"]
-    assert left == []
+    assert left == [] and alive == {}
     assert [n["metadata"]["name"] for n in labelled(kube)] == ["aicp-verify-new-a"]
-    deleted, _ = cleanup(kube, timeout=10)
+    deleted, _, _ = cleanup(kube, timeout=10)
     assert deleted == ["Namespace aicp-verify-new-a"]
+
+
+def beat(kubeapi, name: str, seconds_ago: float) -> None:
+    stamp = (datetime.now(UTC) - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    kubeapi.patch("namespaces", name, {"metadata": {"annotations": {HEARTBEAT: stamp}}})
+
+
+def test_cleanup_without_a_run_id_leaves_a_live_run_alone_unless_forced(kubeapi, kube):
+    kube.create_namespace("aicp-verify-live-a", {RUN_LABEL: "live"})
+    kube.create_namespace("aicp-verify-live-b", {RUN_LABEL: "live"})
+    kube.create_namespace("aicp-verify-dead-a", {RUN_LABEL: "dead"})
+    kube.request("POST", "/apis/scheduling.k8s.io/v1/priorityclasses", body={
+        "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "value": 10,
+        "metadata": {"name": "aicp-verify-live", "labels": {RUN_LABEL: "live"}}})
+    beat(kubeapi, "aicp-verify-live-a", ALIVE_SECONDS + 30)  # one namespace's beat is old,
+    beat(kubeapi, "aicp-verify-live-b", 2)                    # the run's newest is fresh
+    beat(kubeapi, "aicp-verify-dead-a", ALIVE_SECONDS + 30)   # a run that died
+
+    deleted, left, alive = cleanup(kube, timeout=10)
+    assert deleted == ["Namespace aicp-verify-dead-a"] and left == []
+    assert list(alive) == ["live"] and 0 <= alive["live"] < 10
+    assert sorted(n["metadata"]["name"] for n in labelled(kube)) == [
+        "aicp-verify-live-a", "aicp-verify-live-b"]
+    assert kubeapi.find("priorityclasses.scheduling.k8s.io", "aicp-verify-live") is not None
+
+    deleted, _, alive = cleanup(kube, force=True, timeout=10)
+    assert alive == {} and sorted(deleted) == [
+        "Namespace aicp-verify-live-a", "Namespace aicp-verify-live-b",
+        "PriorityClass aicp-verify-live"]
+    assert labelled(kube) == []
+
+
+def test_a_runs_heartbeat_is_refreshed_while_its_probes_run(kubeapi, kube):
+    seen = []
+
+    def body(ctx):
+        ns = ctx.namespace()
+        beat(kubeapi, ns, ALIVE_SECONDS + 30)  # as if the run had been going a while
+        ctx.sleep(0.6)
+        seen.append(kubeapi.get("namespaces", ns)["metadata"]["annotations"][HEARTBEAT])
+        ctx.check("looked", True)
+        return ctx.passed("ok")
+
+    report = Runner(kube, settings(), heartbeat=0.2, cleanup_timeout=10).run(
+        planned(probe("beats", body)))
+    assert report.outcomes[0].result.verdict is Verdict.PASS
+    age = datetime.now(UTC) - datetime.strptime(seen[0], "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=UTC)
+    assert age.total_seconds() < 5
+
+
+def test_a_probe_whose_namespace_is_deleted_under_it_is_error_saying_so(kubeapi, kube):
+    def body(ctx):
+        ns = ctx.namespace()
+        kubeapi.delete("namespaces", ns)  # a forced cleanup from another terminal
+        ctx.check("the gang ran together", False, "0 of 4 pods started")
+        return ctx.failed("the gang never started")
+
+    def unrelated(ctx):
+        ctx.namespace()
+        ctx.check("the gang ran together", False, "0 of 4 pods started")
+        return ctx.failed("the gang never started")
+
+    report = Runner(kube, settings(), cleanup_timeout=10).run(
+        planned(probe("vanished", body), probe("kept", unrelated)))
+    got = {o.requirement.id: o.result for o in report.outcomes}
+    assert got["vanished"].verdict is Verdict.ERROR
+    assert got["vanished"].reason.startswith(
+        "namespace aicp-verify-t1-vanished was deleted while the probe ran, not by this run")
+    assert (got["kept"].verdict, got["kept"].reason) == (Verdict.FAIL, "the gang never started")
+
+
+def test_a_server_answering_html_is_one_line_naming_the_login_page(kubeapi, kube):
+    kubeapi.aggregate("html.example", lambda *a: (200, {"Content-Type": "text/html"},
+                                                  b"<html><body>Sign in</body></html>"))
+    with pytest.raises(ProbeError, match=r"answered GET /apis/html.example/v1 with "
+                                         r"text/html, not the Kubernetes API \('<html>"):
+        kube.request("GET", "/apis/html.example/v1")
+
+
+def test_a_cluster_that_went_away_is_lost_and_later_requests_fail_fast(kubeapi, kube):
+    kubeapi.stop()
+    start = time.monotonic()
+    with pytest.raises(Lost, match=r"lost the connection to the cluster http://127.0.0.1:\d+ "
+                                   r"\(Connection refused\) during get /api/v1/namespaces"):
+        kube.request("GET", "/api/v1/namespaces")
+    assert kube.lost == "Connection refused"
+    first = time.monotonic() - start
+    start = time.monotonic()
+    assert kube.wait_namespaces_gone(["a", "b"], timeout=60) == ["a", "b"]
+    assert time.monotonic() - start < min(1.0, first)
 
 
 def test_needs_are_read_from_the_cluster(kubeapi_factory, tmp_path):

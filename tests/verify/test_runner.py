@@ -7,10 +7,13 @@ import signal
 import threading
 import time
 
+import pytest
+
 from aicp.verify.kube import Forbidden
 from aicp.verify.registry import Planned
 from aicp.verify.result import Verdict
-from aicp.verify.runner import Runner
+from aicp.verify.runner import EXIT_INCOMPLETE, EXIT_INTERRUPTED, Runner
+from aicp.verify.signals import interrupts
 from tests.verify.conftest import planned, probe, settings
 
 
@@ -207,7 +210,65 @@ def test_requirements_not_run_are_reported_with_their_reason(cluster):
     manual = Planned(item.requirement, None, Verdict.MANUAL, "manual check")
     report = Runner(cluster, settings()).run([manual])
     assert verdicts(report) == {"a": (Verdict.MANUAL, "manual check")}
-    assert report.exit_code == 0
+    # Nothing failed, but a MUST nobody exercised is no conformance result (issue 15).
+    assert report.exit_code == EXIT_INCOMPLETE
+
+
+def test_a_run_that_left_a_must_out_exits_3_and_says_how_many_ran(cluster):
+    one, two = planned(probe("a", passing), probe("b", passing))
+    left_out = Planned(two.requirement, two.probe, Verdict.NOT_RUN, "not selected (--only)")
+    report = Runner(cluster, settings()).run([one, left_out])
+    assert report.exit_code == EXIT_INCOMPLETE
+    assert report.ran("MUST") == (1, 2)
+    should = planned(probe("c", passing), level="SHOULD")[0]
+    not_run_should = Planned(should.requirement, None, Verdict.NOT_RUN, "skipped by --skip")
+    full = Runner(cluster, settings()).run(planned(probe("a", passing)) + [not_run_should])
+    assert full.exit_code == 0 and full.ran("MUST") == (1, 1)  # SHOULDs never hold it back
+
+
+@pytest.mark.parametrize("sig, said", [(signal.SIGTERM, "SIGTERM"), (signal.SIGHUP, "SIGHUP"),
+                                       (signal.SIGINT, "Ctrl-C")])
+def test_term_and_hup_end_a_run_as_ctrl_c_does(cluster, sig, said):
+    started = threading.Event()
+
+    def body(ctx):
+        ns = ctx.namespace()
+        ctx.track({"kind": "Pod", "metadata": {"name": "p", "namespace": ns}})
+        started.set()
+        with ctx.step("wait for logs"):
+            ctx.sleep(30)
+
+    def signaller(ctx):
+        started.wait(5)
+        os.kill(os.getpid(), sig)
+        ctx.sleep(30)
+
+    with interrupts():
+        report = run(cluster, probe("a", body), probe("b", signaller), probe("c", passing),
+                     concurrency=2, grace=2)
+    got = verdicts(report)
+    assert got["a"] == (Verdict.ERROR, f"interrupted ({said}) at step wait for logs")
+    assert got["c"] == (Verdict.NOT_RUN, "interrupted before it started")
+    assert report.exit_code == EXIT_INTERRUPTED and report.signal == signal.Signals(sig).name
+    assert "Pod p" in cluster.deleted and cluster.namespaces == set()
+
+
+def test_a_cluster_failing_during_cleanup_never_raises_and_names_the_leftovers(cluster):
+    def wait_fails(names, timeout):
+        raise ConnectionRefusedError("Connection refused")
+
+    cluster.wait_namespaces_gone = wait_fails
+
+    def body(ctx):
+        ctx.namespace()
+        ctx.check("x", True)
+        return ctx.passed("ok")
+
+    report = run(cluster, probe("a", body))
+    assert verdicts(report)["a"] == (Verdict.PASS, "ok")
+    assert report.leftovers == ["aicp-verify-t1-a"]
+    assert report.cleanup_errors == [
+        "cleanup stopped: ConnectionRefusedError: Connection refused"]
 
 
 def test_only_a_must_failure_fails_the_run(cluster):

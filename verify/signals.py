@@ -1,0 +1,72 @@
+"""SIGTERM and SIGHUP end a run the way Ctrl-C does: probes stop, reports, cleanup, exit 130.
+
+CI cancelling a job, ``timeout``, a dropped SSH session and a Job being deleted all send
+SIGTERM or SIGHUP; left to Python's defaults they kill the process at once and the run's
+namespaces (GPU pods, Jobs, an HPA) stay. Each of the three signals raises ``Interrupted``
+(a ``KeyboardInterrupt``) in the main thread, where the runner already handles Ctrl-C.
+Once the probes are over, ``defer`` holds further signals back so the reports are written
+whole; the signal is then only remembered.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A handled signal; ``name`` is SIGINT, SIGTERM or SIGHUP."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+def describe(name: str) -> str:
+    """How a reason names the signal: Ctrl-C for SIGINT (what a person pressed)."""
+    return "Ctrl-C" if name == "SIGINT" else name
+
+
+def name_of(exc: BaseException) -> str:
+    return exc.name if isinstance(exc, Interrupted) else "SIGINT"
+
+
+class Guard:
+    """The installed handlers; ``received`` is the first signal that arrived."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self.deferred = False
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        self.received = self.received or name
+        if not self.deferred:
+            raise Interrupted(name)
+
+    def defer(self) -> None:
+        """From now on a signal is remembered, not raised (the reports are being written)."""
+        self.deferred = True
+
+
+@contextmanager
+def interrupts() -> Iterator[Guard]:
+    """Turn SIGINT, SIGTERM and SIGHUP into ``Interrupted`` while the block runs."""
+    guard = Guard()
+    if threading.current_thread() is not threading.main_thread():
+        # Signal handlers can only be set from the main thread (a test's worker thread).
+        yield guard
+        return
+    previous = {sig: signal.getsignal(sig) for sig in HANDLED}
+    for sig in HANDLED:
+        signal.signal(sig, guard.handle)
+    try:
+        yield guard
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
