@@ -84,6 +84,10 @@ AKS_POD_CIDR = "10.244.0.0/16"
 AKS_SERVICE_CIDR = "10.96.0.0/16"
 
 
+CLOUD = {"aws": "AWS", "gcp": "GCP", "azure": "Azure"}
+AN_CLOUD = {"aws": "an AWS", "gcp": "a GCP", "azure": "an Azure"}
+
+
 def _cidr(key: str, value: str, example: str) -> ipaddress.IPv4Network:
     try:
         net = ipaddress.ip_network(value)
@@ -116,8 +120,8 @@ def check(cfg: PlatformConfig) -> None:
             pattern, example = _RESERVATION[target]
             if not pattern.match(pool.capacity_reservation_id):
                 raise ConfigError(
-                    f"{key}.capacityReservationId: {pool.capacity_reservation_id!r} is not a "
-                    f"{target} capacity reservation id (like {example})")
+                    f"{key}.capacityReservationId: {pool.capacity_reservation_id!r} is not "
+                    f"{AN_CLOUD[target]} capacity reservation id (like {example})")
     if target == "onprem":
         return
     _nodes(cfg)
@@ -175,7 +179,8 @@ def _zones(cfg: PlatformConfig) -> None:
         pattern, example = REGION[target]
         if not pattern.match(cfg.region):
             raise ConfigError(
-                f"aicp:region: {cfg.region!r} is not a {target} region code (like {example})")
+                f"aicp:region: {cfg.region!r} is not {AN_CLOUD[target]} region code "
+                f"(like {example})")
     first: dict[str, int] = {}
     for i, zone in enumerate(cfg.zones):
         if zone in first:
@@ -202,7 +207,8 @@ def _nodes(cfg: PlatformConfig) -> None:
     for key, n in pools:
         if n > limit:
             raise ConfigError(
-                f"{key}.maxNodes: {n} is more than {cfg.target} allows: {limit} nodes {where}")
+                f"{key}.maxNodes: {n} is more than {CLOUD[cfg.target]} allows: {limit} nodes "
+                f"{where}")
 
 
 def _aks_pool_names(cfg: PlatformConfig) -> None:

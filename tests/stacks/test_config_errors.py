@@ -152,26 +152,26 @@ CASES = [
               "maxNodes": 2}])),
     # --- what the clouds refuse ----------------------------------------------------------
     Case("maxNodes 1000000 on aws", "aws",
-         "error: aicp:gpuPools[0].maxNodes: 1000000 is more than aws allows: 450 nodes per "
+         "error: aicp:gpuPools[0].maxNodes: 1000000 is more than AWS allows: 450 nodes per "
          "managed node group (EKS quota)",
          config=at("gpuPools[0].maxNodes", 1000000)),
     Case("maxNodes 1000000 on gcp", "gcp",
-         "error: aicp:gpuPools[0].maxNodes: 1000000 is more than gcp allows: 2000 nodes per "
+         "error: aicp:gpuPools[0].maxNodes: 1000000 is more than GCP allows: 2000 nodes per "
          "node pool in 2 zone(s) (1000 per zone)",
          config=lambda c: both(c, at("zones", ["us-central1-a", "us-central1-c"]),
                                at("gpuPools[0].maxNodes", 1000000))),
     Case("maxNodes 1000000 on azure", "azure",
-         "error: aicp:systemPool.maxNodes: 1000000 is more than azure allows: 1000 nodes per "
+         "error: aicp:systemPool.maxNodes: 1000000 is more than Azure allows: 1000 nodes per "
          "node pool",
          config=at("systemPool.maxNodes", 1000000)),
     Case("region display name", "aws",
-         "error: aicp:region: 'US West (Oregon)' is not a aws region code (like us-west-2)",
+         "error: aicp:region: 'US West (Oregon)' is not an AWS region code (like us-west-2)",
          config=at("region", "US West (Oregon)")),
     Case("gcp region display name", "gcp",
-         "error: aicp:region: 'Iowa' is not a gcp region code (like us-central1)",
+         "error: aicp:region: 'Iowa' is not a GCP region code (like us-central1)",
          config=at("region", "Iowa")),
     Case("azure region display name", "azure",
-         "error: aicp:region: 'East US 2' is not a azure region code (like eastus2)",
+         "error: aicp:region: 'East US 2' is not an Azure region code (like eastus2)",
          config=at("region", "East US 2")),
     Case("aws zone outside the region", "aws",
          "error: aicp:zones[1]: 'us-east-1b' is not a zone of region us-west-2 (like "
@@ -208,7 +208,7 @@ CASES = [
          "(its nodes are your own machines); drop the key",
          config=at("gpuPools[0].capacityReservationId", "cr-0123456789abcdef0")),
     Case("capacityReservationId of another cloud", "aws",
-         "error: aicp:gpuPools[0].capacityReservationId: 'my-reservation' is not a aws "
+         "error: aicp:gpuPools[0].capacityReservationId: 'my-reservation' is not an AWS "
          "capacity reservation id (like cr-0123456789abcdef0)",
          config=at("gpuPools[0].capacityReservationId", "my-reservation")),
     Case("AKS VNet over the pod range", "azure",
