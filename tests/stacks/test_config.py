@@ -173,3 +173,52 @@ def test_bad_config_is_one_line_naming_the_key(stack, change, expected):
     message = str(err.value)
     assert message.startswith(expected), message
     assert "\n" not in message
+
+
+# --- what the clouds accept must still parse (stacks/cloud_rules.py) ----------------------
+
+GOOD = [
+    ("aws", _set("region", "us-gov-west-1"),
+     _set("zones", ["us-gov-west-1a", "us-gov-west-1b"])),
+    ("aws", _set("gpuPools[0].maxNodes", 450), _set("systemPool.maxNodes", 450)),
+    ("aws", _set("gpuPools[0].capacityReservationId", "cr-0123456789abcdef0"),
+     _set("endpoint.publicAccessCidrs", ["203.0.113.0/24", "198.51.100.7/32"])),
+    ("aws", _set("endpoint", {"privateAccess": True, "publicAccess": False}),
+     _set("addons.kueue.waitForPodsReadyTimeout", "1h30m")),
+    ("aws", _set("network", {"vpcCidr": "10.8.0.0/22"}),
+     _set("addons.kueue.waitForPodsReadyTimeout", "90s")),
+    ("gcp", _set("region", "northamerica-northeast1"),
+     _set("zones", ["northamerica-northeast1-a", "northamerica-northeast1-b"])),
+    ("gcp", _set("gcp.masterIpv4CidrBlock", "172.16.0.16/28"),
+     _set("gpuPools[0].capacityReservationId", "projects/my-project/reservations/a3-res")),
+    ("gcp", _set("zones", []), _set("gpuPools[0].maxNodes", 4000)),
+    ("azure", _set("region", "westeurope"), _set("gpuPools[0].maxNodes", 1000)),
+    ("azure", _set("gpuPools[0].capacityReservationId",
+                   "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Compute/"
+                   "capacityReservationGroups/h100-crg"),
+     _set("network", {"vpcCidr": "10.0.0.0/16"})),
+]
+
+
+@pytest.mark.parametrize("stack,first,second", GOOD, ids=[f"{s}-{i}" for i, (s, _, _) in
+                                                          enumerate(GOOD)])
+def test_what_the_cloud_accepts_parses(stack, first, second):
+    cfg = copy.deepcopy(AWS if stack == "aws" else example(stack))
+    first(cfg)
+    second(cfg)
+    assert parse(cfg).target == stack
+
+
+def test_the_aks_rules_follow_the_component():
+    from aicp.components import azure
+    from aicp.stacks import cloud_rules
+
+    args = azure.AksClusterArgs.__dataclass_fields__
+    assert cloud_rules.AKS_POD_CIDR == args["pod_cidr"].default
+    assert cloud_rules.AKS_SERVICE_CIDR == args["service_cidr"].default
+    assert cloud_rules.AKS_SYSTEM_POOL == azure.SYSTEM_POOL_NAME
+    with pytest.raises(ConfigError, match=r"both become AKS pool name 'gpupoolnumbe'"):
+        parse({**example("azure"), "gpuPools": [
+            {"name": n, "accelerator": "a100", "minNodes": 1, "maxNodes": 1}
+            for n in ("gpu-pool-number-1", "gpu-pool-number-2")]})
+    assert azure.agent_pool_name("gpu-pool-number-1") == "gpupoolnumbe"
