@@ -111,7 +111,27 @@ def download(version: str, *, timeout: float = 15.0, url: str | None = None) -> 
 
 
 # Metadata ---------------------------------------------------------------------------------
+# The keys and rules of cncf/k8s-ai-conformance scripts/validate.go (main @ b2c8969,
+# 2026-08-19, ``metadataFields``): every key but repoUrl is required, for every version,
+# including k8sConformanceUrl, which the 1.34, 1.36 and 1.37 templates leave out.
+METADATA_KEYS = ("kubernetesVersion", "platformName", "platformVersion", "vendorName",
+                 "websiteUrl", "repoUrl", "documentationUrl", "productLogoUrl", "description",
+                 "contactEmailAddress", "k8sConformanceUrl")
 OPTIONAL_METADATA = frozenset({"repoUrl"})
+# validate.go ``k8sConformanceURLPattern``.
+K8S_CONFORMANCE_URL = re.compile(
+    r"^https://github\.com/cncf/k8s-conformance/tree/(master|main)/v\d+\.\d+/[^/]+/?$")
+# validate.go fetches every value starting with "http"; these keys are meant to be URLs
+# (instructions.md, "PRODUCT.yaml" table).
+URL_KEYS = ("websiteUrl", "repoUrl", "documentationUrl", "productLogoUrl")
+_URL = re.compile(r"^https?://[^/\s:]+\.[^/\s]+(/\S*)?$")
+# The PR template (.github/PULL_REQUEST_TEMPLATE.md) and instructions.md: "the product/
+# project logo in SVG, EPS or AI format -- not a PNG".
+LOGO_EXTENSIONS = (".svg", ".eps", ".ai")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+NOT_CHECKED_OFFLINE = ("not checked offline (the CNCF validator checks them when you open the "
+                       "pull request): vendorName must be a CNCF member's exact name "
+                       "(https://landscape.cncf.io/members), and every http(s) URL must answer")
 
 
 def _camel(key: str) -> str:
@@ -119,11 +139,49 @@ def _camel(key: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def load_metadata(path: Path, template: Template) -> dict[str, str]:
-    """Read ``--metadata FILE``: the template's metadata keys (camelCase or snake_case).
+def _placeholder(value: str) -> bool:
+    # validate.go: a value that starts with "[" and ends with "]"; any "[...]" left from the
+    # template is as much a placeholder.
+    return bool(PLACEHOLDER.search(value)) or (value.startswith("[") and value.endswith("]"))
 
-    Unknown keys and missing required keys are one-line errors; the template's own
-    non-placeholder values (``kubernetesVersion``) count as given.
+
+def metadata_problem(key: str, value: str, version: str) -> str | None:
+    """What the CNCF validator would reject in one metadata value, or None.
+
+    Only the rules that need no network: vendorName membership and URLs answering are
+    checked when the submission is opened (``NOT_CHECKED_OFFLINE``).
+    """
+    if not value.strip():
+        return None if key in OPTIONAL_METADATA else f"{key} is empty: fill it in"
+    if _placeholder(value):
+        return f"{key} still holds the placeholder {value!r}: replace it"
+    if key == "kubernetesVersion":
+        if value.strip().removeprefix("v") != version:
+            return (f"kubernetesVersion {value!r} is not the checklist's version: "
+                    f"write v{version}")
+    elif key == "k8sConformanceUrl":
+        if not K8S_CONFORMANCE_URL.match(value.strip()):
+            return (f"k8sConformanceUrl {value!r} is not a cncf/k8s-conformance submission: "
+                    "write https://github.com/cncf/k8s-conformance/tree/master/v1.XX/<product>")
+    elif key in URL_KEYS:
+        if not _URL.match(value.strip()):
+            return f"{key} {value!r} is not an http(s) URL: write https://..."
+        if key == "productLogoUrl" and not value.strip().split("?")[0].lower().endswith(
+                LOGO_EXTENSIONS):
+            return (f"productLogoUrl {value!r} is not an SVG, EPS or AI file: the CNCF takes "
+                    "logos only in those formats")
+    elif key == "contactEmailAddress" and not _EMAIL.match(value.strip()):
+        return f"contactEmailAddress {value!r} is not an email address"
+    return None
+
+
+def load_metadata(path: Path, template: Template) -> dict[str, str]:
+    """Read ``--metadata FILE``: the CNCF metadata keys (camelCase or snake_case).
+
+    Unknown keys, missing required keys and values the CNCF validator would reject are
+    one-line errors naming the key; the template's ``kubernetesVersion`` counts as given.
+    An optional key left out (repoUrl) is written empty, as the validator accepts, never
+    as the template's placeholder.
     """
     try:
         given = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -136,7 +194,7 @@ def load_metadata(path: Path, template: Template) -> dict[str, str]:
         given = given["metadata"]
     if not isinstance(given, dict):
         raise ChecklistError(f"metadata file {path} must be a mapping of metadata keys")
-    known = template.metadata
+    known = [*template.metadata, *(k for k in METADATA_KEYS if k not in template.metadata)]
     values = {_camel(str(k)): v for k, v in given.items()}
     unknown = sorted(set(values) - set(known))
     if unknown:
@@ -145,15 +203,47 @@ def load_metadata(path: Path, template: Template) -> dict[str, str]:
     bad = [k for k, v in values.items() if not isinstance(v, str | int | float)]
     if bad:
         raise ChecklistError(f"metadata file {path}: {bad[0]} must be a string")
-    merged = {k: str(v) for k, v in known.items()}
+    merged = {k: str(template.metadata.get(k, "")) for k in known}
     merged.update({k: str(v) for k, v in values.items()})
+    for key in OPTIONAL_METADATA:
+        if key not in values:
+            merged[key] = ""
     missing = [k for k in known if k not in OPTIONAL_METADATA and k not in values
-               and (not merged[k] or PLACEHOLDER.search(merged[k]))]
+               and (not merged[k] or _placeholder(merged[k]))]
     if missing:
         raise ChecklistError(f"metadata file {path}: missing {', '.join(missing)}")
+    for key in known:
+        problem = metadata_problem(key, merged[key], template.version)
+        if problem:
+            raise ChecklistError(f"metadata file {path}: {problem}")
+    merged["kubernetesVersion"] = f"v{template.version}"
     return merged
 
 
 def placeholders(metadata: dict[str, str]) -> list[str]:
     """Metadata keys still holding a ``[placeholder]`` (the CNCF validator rejects them)."""
-    return [k for k, v in metadata.items() if PLACEHOLDER.search(str(v))]
+    return [k for k, v in metadata.items() if _placeholder(str(v))]
+
+
+# Submission -------------------------------------------------------------------------------
+def _minor(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def submission_problem(template: Template, cluster_minor: str, supported: tuple[str, ...], *,
+                       submission: bool) -> str | None:
+    """Why ``template`` cannot be filled for this cluster, or None.
+
+    A template outside ``supported`` is refused as ``--checklist`` refuses it; a checklist
+    newer than the cluster's minor cannot describe it (its requirements assume APIs the
+    cluster does not serve), so a ``submission`` (``--output checklist``) for it is refused.
+    """
+    if template.version not in supported:
+        return (f"checklist template {template.source} is for {template.version}: supported "
+                f"versions are {', '.join(supported)}")
+    if (submission and VERSION.match(cluster_minor)
+            and _minor(template.version) > _minor(cluster_minor)):
+        return (f"checklist {template.version} is newer than the cluster's Kubernetes "
+                f"{cluster_minor}: a submission must use the cluster's version or older "
+                f"(pass --checklist {cluster_minor})")
+    return None

@@ -174,7 +174,8 @@ class Context:
             name=_get(meta, "name"),
             namespace=namespace if namespace is not None else _get(meta, "namespace"),
             api_version=api_version or _get(obj, "api_version") or _get(obj, "apiVersion")
-            or "v1")
+            or "v1",
+            images=tuple(images_of(obj)))
         self.evidence.objects.append(created)
         self.cleanup.add(created, delete)
         return obj
@@ -303,6 +304,33 @@ def _status_message(body: Any) -> str:
         return str(json.loads(body).get("message", ""))
     except (ValueError, AttributeError, TypeError):
         return str(body).splitlines()[0][:200]
+
+
+_CONTAINER_LISTS = ("containers", "initContainers", "init_containers", "ephemeralContainers",
+                    "ephemeral_containers")
+
+
+def images_of(obj: Any) -> list[str]:
+    """Every container image in an object's spec, at any depth (a Pod, a Deployment's or
+    Job's template, a JobSet's or RayCluster's groups), in order, without repeats."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _CONTAINER_LISTS and isinstance(value, list):
+                    for container in value:
+                        image = container.get("image") if isinstance(container, dict) else None
+                        if isinstance(image, str) and image not in found:
+                            found.append(image)
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    to_dict = getattr(obj, "to_dict", None)  # a kubernetes client model
+    walk(to_dict() if callable(to_dict) and not isinstance(obj, dict) else obj)
+    return found
 
 
 def _get(obj: Any, key: str) -> Any:

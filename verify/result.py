@@ -62,6 +62,8 @@ class CreatedObject:
     name: str
     namespace: str | None = None
     api_version: str = "v1"
+    # Container images its spec runs (by digest where the catalog pins one): evidence pages.
+    images: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         where = f"{self.namespace}/" if self.namespace else ""
@@ -69,7 +71,8 @@ class CreatedObject:
 
     def to_dict(self) -> dict[str, Any]:
         return {"apiVersion": self.api_version, "kind": self.kind, "name": self.name,
-                "namespace": self.namespace}
+                "namespace": self.namespace, **({"images": list(self.images)}
+                                                if self.images else {})}
 
 
 @dataclass

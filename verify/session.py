@@ -123,6 +123,10 @@ def _run(opts: Options, console: Console) -> int:
                              f"conformance checklist here: pass --checklist "
                              f"{'|'.join(SUPPORTED)}")
         template = checklist.download(version)
+    problem = checklist.submission_problem(template, minor, SUPPORTED,
+                                           submission="checklist" in opts.output)
+    if problem:
+        raise UsageError(problem)
     metadata = checklist.load_metadata(opts.metadata, template) if opts.metadata else None
     metadata_template = metadata or {k: str(v) for k, v in template.metadata.items()}
     planned = registry.plan(template, registry.discover(), only=opts.only, skip=opts.skip,
@@ -161,6 +165,8 @@ def _run(opts: Options, console: Console) -> int:
         if left:
             console.print(f"[yellow]warning:[/] checklist metadata still has placeholders "
                           f"({', '.join(left)}): pass --metadata FILE", soft_wrap=True)
+        if metadata:
+            console.print(f"metadata: {checklist.NOT_CHECKED_OFFLINE}", soft_wrap=True)
     runner = Runner(kube, settings, kube=kube, concurrency=opts.concurrency,
                     probe_timeout=opts.probe_timeout, global_timeout=opts.timeout,
                     on_start=view.on_start, on_done=view.on_done)
@@ -173,7 +179,8 @@ def _run(opts: Options, console: Console) -> int:
             + [f"problem: {p}" for p in found.problems] + [f"note: {n}" for n in found.notes])
     view.summary(report)
     if opts.output:
-        written = write(report, template, opts.output, opts.output_dir, metadata)
+        written = write(report, template, opts.output, opts.output_dir, metadata,
+                        note=lambda line: console.print(line, soft_wrap=True))
         console.print(f"reports: {opts.output_dir} ({len(written)} files)", soft_wrap=True)
     if report.interrupted:
         err(f"interrupted; cleaned up run {run_id}"

@@ -58,8 +58,14 @@ def world(tmp_path, kubeapi_factory, monkeypatch):
     (tmp_path / "AIConformance-1.35.yaml").write_text(
         (conformance / "AIConformance-1.35.yaml").read_text())
     tmpl = yaml.safe_load((conformance / "AIConformance-1.35.yaml").read_text())
+    # Values the CNCF validator accepts offline (URLs, an SVG logo, an email address).
     (tmp_path / "product.yaml").write_text(yaml.safe_dump(
-        {k: f"Example {k}" for k in tmpl["metadata"] if k != "kubernetesVersion"}))
+        {**{k: f"Example {k}" for k in tmpl["metadata"] if k != "kubernetesVersion"},
+         **{k: f"https://example.org/{k}" for k in ("websiteUrl", "repoUrl",
+                                                    "documentationUrl")},
+         "productLogoUrl": "https://example.org/logo.svg",
+         "contactEmailAddress": "ai@example.org",
+         "k8sConformanceUrl": "https://github.com/cncf/k8s-conformance/tree/master/v1.35/x"}))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     outputs = {"kubeconfig": kubeconfig.read_text(), "checklistVersion": "1.35",

@@ -6,6 +6,8 @@ Every written report lives under ``--output-dir``::
     results/results.json      ``--output json``
     results/junit.xml         ``--output junit`` (and always with the checklist: its evidence)
     results/e2e.log           the run log, Go-test style
+    evidence/<id>/README.md   the evidence page a reviewer reads (what was created, observed,
+                              checked, and the verdict)
     evidence/<id>/            result.json, object dumps and logs a probe kept, traceback.log
 """
 
@@ -13,20 +15,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .outcome import testcase_name
+
 FORMATS = ("json", "junit", "checklist")
-
-
-def testcase_name(requirement_id: str) -> str:
-    """``secure_accelerator_access`` → ``TestSecureAcceleratorAccess`` (JUnit, anchors)."""
-    return "Test" + "".join(part.capitalize() for part in requirement_id.split("_"))
+__all__ = ["FORMATS", "testcase_name", "write"]
 
 
 def write(report, template, formats: list[str], output_dir: Path,
-          metadata: dict[str, str] | None = None) -> list[Path]:
-    """Write the chosen formats plus the evidence bundle; returns the files written."""
+          metadata: dict[str, str] | None = None, note=None) -> list[Path]:
+    """Write the chosen formats plus the evidence bundle; returns the files written.
+
+    A previous run's reports in ``output_dir`` are moved aside first (``note`` is told
+    where), so a submission folder never mixes two runs' evidence.
+    """
     from . import bundle, checklist, json, junit
 
     output_dir = Path(output_dir)
+    moved = bundle.move_aside(output_dir)
+    if moved and note:
+        note(f"reports: the previous run's reports in {output_dir} were moved to {moved}")
     written = bundle.write(report, output_dir)
     if "json" in formats:
         written.append(json.write(report, output_dir / "results" / "results.json"))

@@ -6,11 +6,17 @@ replaced. The result must parse to the template's data with those fields changed
 text edit cannot guarantee that (an unusual template layout), the file is re-emitted with
 ``yaml.safe_dump`` under the template's header comments instead.
 
-Status mapping (never "Implemented" without a PASS):
+Status mapping (never "Implemented" without a PASS, see ``outcome.status``):
   PASS → Implemented; FAIL → Not Implemented (Partially Implemented when the probe says
   some parts passed); SKIP → N/A with the reason as notes; ERROR, MANUAL, NOT_RUN → status
   left empty and no evidence, with notes saying why: nothing was decided, so a person
   decides (the CNCF validator then reports a MUST as incomplete, which it is).
+
+Evidence entries are plain paths relative to PRODUCT.yaml, the requirement's evidence page
+first, then the test artifacts and the bundle's files: the legacy CNCF validator
+``os.Stat``s each entry as a literal path (a ``file://`` prefix or ``#fragment`` would be a
+missing file), and the hybrid one finds the mapped test in junit.xml and e2e.log by the
+requirement alone (``outcome.UPSTREAM_NAMES``).
 """
 
 from __future__ import annotations
@@ -24,27 +30,26 @@ import yaml
 
 from ..checklist import Template
 from ..result import Verdict
-from . import testcase_name
+from . import outcome as meaning
 from .bundle import evidence_files
 
 _KEY = re.compile(r"^(?P<indent>\s*)(?:- )?(?P<key>[A-Za-z_][\w-]*):(?P<rest>.*)$")
 _ID = re.compile(r"^(?P<indent>\s*)- id:\s*(?P<id>[\"']?[\w-]+[\"']?)\s*(#.*)?$")
 _FIELDS = ("status", "evidence", "notes")
+ARTIFACTS = ("results/junit.xml", "results/e2e.log")
 
 
 def entry(outcome) -> dict:
     """status, evidence and notes for one requirement's outcome."""
-    r, rid = outcome.result, outcome.requirement.id
-    evidence = [f"file://results/junit.xml#{testcase_name(rid)}", "results/e2e.log",
-                *evidence_files(outcome)]
-    if r.verdict is Verdict.PASS:
-        return {"status": "Implemented", "evidence": evidence, "notes": r.reason}
-    if r.verdict is Verdict.FAIL:
-        status = "Partially Implemented" if r.partial else "Not Implemented"
-        return {"status": status, "evidence": evidence, "notes": r.reason}
+    r = outcome.result
+    page, *files = evidence_files(outcome)
+    evidence = [page, *ARTIFACTS, *files]
+    status = meaning.status(outcome)
     if r.verdict is Verdict.SKIP:
-        return {"status": "N/A", "evidence": evidence,
+        return {"status": status, "evidence": evidence,
                 "notes": r.reason or "not applicable to this platform"}
+    if status:
+        return {"status": status, "evidence": evidence, "notes": r.reason}
     if r.verdict is Verdict.ERROR:
         return {"status": "", "evidence": [],
                 "notes": f"Not decided automatically (ERROR): {r.reason}. See results/e2e.log; "
@@ -90,6 +95,10 @@ def _edit(text: str, entries: dict[str, dict], metadata: dict) -> str:
     out: list[str] = []
     section, current, key_indent = None, None, -1
     skip_deeper_than: int | None = None
+    # Metadata keys the template lacks (the 1.36 and 1.37 templates have no
+    # k8sConformanceUrl, which the validator requires) go after its last metadata key.
+    seen: set[str] = set()
+    meta_indent, insert_at = "  ", 0
     for line in text.splitlines(keepends=True):
         body = line.rstrip("\n")
         indent = len(body) - len(body.lstrip())
@@ -99,6 +108,10 @@ def _edit(text: str, entries: dict[str, dict], metadata: dict) -> str:
                 continue  # the old value's continuation lines (a block list)
             skip_deeper_than = None
         if indent == 0 and body and not body.startswith("#"):
+            if section == "metadata":
+                out[insert_at:insert_at] = [f"{meta_indent}{key}: {_scalar(value)}\n"
+                                            for key, value in metadata.items()
+                                            if key not in seen]
             section = body.split(":")[0].strip()
             current = None
         match_id = _ID.match(body)
@@ -108,6 +121,9 @@ def _edit(text: str, entries: dict[str, dict], metadata: dict) -> str:
             out.append(line)
             continue
         found = _KEY.match(body)
+        if found and section == "metadata" and indent > 0:
+            seen.add(found["key"])
+            meta_indent, insert_at = found["indent"], len(out) + 1
         if found and section == "metadata" and indent > 0 and found["key"] in metadata:
             out.append(f"{found['indent']}{found['key']}: {_scalar(metadata[found['key']])}\n")
             skip_deeper_than = indent
