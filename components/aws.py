@@ -20,6 +20,15 @@ What it builds (raw ``pulumi_aws`` classes, so every child is visible to ``aicp 
   IRSA role for the cluster-autoscaler service account;
 - a kubeconfig (``aws eks get-token``), kept secret, and a Kubernetes provider on it.
 
+Credentials: an explicit provider reads none of the stack's ``aws:*`` settings, so the
+ones that choose an identity (``aws:profile``, ``aws:assumeRoles``/``aws:assumeRole``,
+``aws:sharedCredentialsFiles``, ``aws:sharedConfigFiles``) are passed through to it, and the
+kubeconfig's ``aws eks get-token`` runs as the same identity: ``AWS_PROFILE`` in its
+environment and ``--role-arn`` of the last role assumed, as pulumi-eks's
+``providerCredentialOpts`` (``profileName``, ``roleArn``) writes it
+(pulumi/pulumi-eks ``nodejs/eks/cluster.ts`` generateKubeconfig). Without it the cluster is
+created by the assumed role and every Kubernetes call is made as the caller: Unauthorized.
+
 Upstream followed: EKS user guide (access entries, secrets encryption, IRSA, VPC CNI with
 IRSA, AL2023 accelerated AMIs, launch templates for managed node groups), EKS best
 practices guide (security: IMDS), kubernetes/autoscaler cluster-autoscaler 1.35
@@ -146,9 +155,18 @@ class AwsCluster(pulumi.ComponentResource):
         super().__init__("aicp:aws:Cluster", name, None, opts)
         self._name = name
         self._args = args
+        self.attachments: dict[str, list[aws.iam.RolePolicyAttachment]] = {}
+        self.credentials = stack_credentials()
         self.provider_aws = aws.Provider(
             f"{name}-aws", region=args.region,
             default_tags=aws.ProviderDefaultTagsArgs(tags=self._tags()),
+            profile=self.credentials.profile,
+            assume_roles=[aws.ProviderAssumeRoleArgs(
+                role_arn=r.get("roleArn"), session_name=r.get("sessionName"),
+                external_id=r.get("externalId"), duration=r.get("duration"))
+                for r in self.credentials.assume_roles] or None,
+            shared_credentials_files=list(self.credentials.shared_credentials_files) or None,
+            shared_config_files=list(self.credentials.shared_config_files) or None,
             opts=pulumi.ResourceOptions(parent=self))
         # aws, aws-cn or aws-us-gov: AWS-managed policy ARNs differ per partition.
         self._partition = aws.get_partition_output(
@@ -268,10 +286,14 @@ class AwsCluster(pulumi.ComponentResource):
     def _role(self, name: str, trust: pulumi.Input[str], policies: Sequence[str]
               ) -> aws.iam.Role:
         role = aws.iam.Role(name, assume_role_policy=trust, opts=self._opts())
-        for policy in policies:
-            aws.iam.RolePolicyAttachment(
-                f"{name}-{policy}", role=role.name, policy_arn=self._policy(policy),
-                opts=self._opts(parent=role))
+        # Whatever runs as the role waits for these (and is destroyed before them): EKS
+        # deletes the security groups and ENIs of a cluster or node group with the role's
+        # permissions, and leaks them when the attachment is gone first (pulumi-aws / the
+        # Terraform AWS provider aws_eks_cluster and aws_eks_node_group docs: "Ensure that
+        # IAM Role permissions are created before and deleted after").
+        self.attachments[name] = [aws.iam.RolePolicyAttachment(
+            f"{name}-{policy}", role=role.name, policy_arn=self._policy(policy),
+            opts=self._opts(parent=role)) for policy in policies]
         return role
 
     def _cluster(self) -> aws.eks.Cluster:
@@ -301,7 +323,7 @@ class AwsCluster(pulumi.ComponentResource):
                 resources=["secrets"],
                 provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=self.kms_key.arn)),
             enabled_cluster_log_types=list(LOG_TYPES),
-            opts=self._opts(depends_on=[key_use]))
+            opts=self._opts(depends_on=[key_use, *self.attachments[f"{n}-cluster"]]))
         for i, principal in enumerate(a.admin_principal_arns):
             entry = aws.eks.AccessEntry(
                 f"{n}-admin-{i}", cluster_name=cluster.name, principal_arn=principal,
@@ -333,7 +355,9 @@ class AwsCluster(pulumi.ComponentResource):
         return aws.eks.Addon(
             f"{self._name}-vpc-cni", cluster_name=self.cluster.name, addon_name="vpc-cni",
             service_account_role_arn=role.arn, resolve_conflicts_on_create="OVERWRITE",
-            resolve_conflicts_on_update="OVERWRITE", opts=self._opts())
+            resolve_conflicts_on_update="OVERWRITE",
+            # aws-node frees pod ENIs with this role's policy on destroy, too.
+            opts=self._opts(depends_on=self.attachments[f"{self._name}-vpc-cni"]))
 
     def _node_role(self) -> aws.iam.Role:
         # No AmazonEKS_CNI_Policy: aws-node has its own IRSA role (see _vpc_cni).
@@ -379,7 +403,8 @@ class AwsCluster(pulumi.ComponentResource):
                 id=template.id, version=template.latest_version.apply(str)),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
             # cluster-autoscaler owns the desired size once the group exists.
-            opts=self._opts(depends_on=[self.cni_addon],
+            opts=self._opts(depends_on=[self.cni_addon,
+                                        *self.attachments[f"{self._name}-node"]],
                             ignore_changes=["scalingConfig.desiredSize"]))
 
     def _system_node_group(self) -> aws.eks.NodeGroup:
@@ -440,10 +465,12 @@ class AwsCluster(pulumi.ComponentResource):
         return role
 
     def _kubeconfig(self) -> pulumi.Output[str]:
-        a = self._args
+        a, creds = self._args, self.credentials
+        role = creds.assume_roles[-1].get("roleArn") if creds.assume_roles else None
         config = pulumi.Output.all(
             self.cluster.endpoint, self.cluster.certificate_authority.data, self.cluster.name,
-        ).apply(lambda v: kubeconfig(v[0], v[1], v[2], a.region))
+        ).apply(lambda v: kubeconfig(v[0], v[1], v[2], a.region, profile=creds.profile,
+                                     role_arn=role))
         return pulumi.Output.secret(config)
 
 
@@ -496,20 +523,55 @@ def irsa_trust(oidc_arn: str, issuer: str, namespace: str, service_account: str)
             f"{host}:aud": "sts.amazonaws.com"}}}]})
 
 
-def kubeconfig(endpoint: str, ca_data: str, cluster_name: str, region: str) -> str:
-    """A kubeconfig that authenticates with ``aws eks get-token`` (AWS CLI v2)."""
+@dataclass(frozen=True)
+class StackCredentials:
+    """The stack's ``aws:*`` settings that choose the identity resources are made as."""
+
+    profile: str | None = None
+    assume_roles: tuple[Mapping[str, Any], ...] = ()
+    shared_credentials_files: tuple[str, ...] = ()
+    shared_config_files: tuple[str, ...] = ()
+
+
+def stack_credentials() -> StackCredentials:
+    """Read them from the running stack's config (values arrive as text, lists as JSON)."""
+    config = pulumi.Config("aws")
+
+    def listed(key: str) -> list[Any]:
+        value = config.get_object(key)
+        if value is None:
+            return []
+        return list(value) if isinstance(value, list) else [value]
+
+    # pulumi-aws 7: aws:assumeRoles (a list); aws:assumeRole, the single-object form.
+    roles = listed("assumeRoles") or listed("assumeRole")
+    return StackCredentials(
+        profile=config.get("profile"),
+        assume_roles=tuple(r for r in roles if isinstance(r, Mapping)),
+        shared_credentials_files=tuple(str(f) for f in listed("sharedCredentialsFiles")),
+        shared_config_files=tuple(str(f) for f in listed("sharedConfigFiles")))
+
+
+def kubeconfig(endpoint: str, ca_data: str, cluster_name: str, region: str, *,
+               profile: str | None = None, role_arn: str | None = None) -> str:
+    """A kubeconfig that authenticates with ``aws eks get-token`` (AWS CLI v2), as the
+    identity the stack's provider uses (``AWS_PROFILE``, ``--role-arn``)."""
+    args = ["eks", "get-token", "--cluster-name", cluster_name, "--region", region,
+            "--output", "json"]
+    if role_arn:
+        args += ["--role-arn", role_arn]
+    exec_: dict[str, Any] = {
+        "apiVersion": "client.authentication.k8s.io/v1", "command": "aws", "args": args,
+        "interactiveMode": "Never"}
+    if profile:
+        exec_["env"] = [{"name": "AWS_PROFILE", "value": profile}]
     return json.dumps({
         "apiVersion": "v1", "kind": "Config", "current-context": cluster_name,
         "clusters": [{"name": cluster_name, "cluster": {
             "server": endpoint, "certificate-authority-data": ca_data}}],
         "contexts": [{"name": cluster_name,
                       "context": {"cluster": cluster_name, "user": cluster_name}}],
-        "users": [{"name": cluster_name, "user": {"exec": {
-            "apiVersion": "client.authentication.k8s.io/v1",
-            "command": "aws",
-            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region,
-                     "--output", "json"],
-            "interactiveMode": "Never"}}}],
+        "users": [{"name": cluster_name, "user": {"exec": exec_}}],
     }, indent=2)
 
 

@@ -237,9 +237,16 @@ class GkeCluster(pulumi.ComponentResource):
         super().__init__("aicp:gcp:Cluster", name, None, opts)
         self._name = name
         self._args = args
+        # An explicit provider reads none of the stack's gcp:* settings: the ones that choose
+        # the identity are passed through, or resources are made as the caller.
+        stack = pulumi.Config("gcp")
+        self.impersonate = stack.get("impersonateServiceAccount")
         self.provider_gcp = gcp.Provider(
             f"{name}-gcp", project=args.project, region=args.region,
             default_labels={**args.labels, "aicp-cluster": args.cluster_name},
+            impersonate_service_account=self.impersonate,
+            credentials=stack.get_secret("credentials"),
+            access_token=stack.get_secret("accessToken"),
             opts=pulumi.ResourceOptions(parent=self))
 
         self.project_apis = [gcp.projects.Service(
@@ -510,7 +517,8 @@ class GkeCluster(pulumi.ComponentResource):
         config = pulumi.Output.all(
             self.cluster.endpoint, self.cluster.master_auth.cluster_ca_certificate,
             self.cluster.name,
-        ).apply(lambda v: kubeconfig(v[0], v[1], v[2], a.project, a.region))
+        ).apply(lambda v: kubeconfig(v[0], v[1], v[2], a.project, a.region,
+                                     impersonate=self.impersonate))
         return pulumi.Output.secret(config)
 
 
@@ -589,9 +597,14 @@ def driver_installer_spec(pause_image: str) -> Any:  # a manifest dict: any Inpu
 
 
 def kubeconfig(endpoint: str, ca_data: str, cluster_name: str, project: str,
-               region: str) -> str:
-    """A kubeconfig that authenticates with ``gke-gcloud-auth-plugin`` (gcloud component)."""
+               region: str, *, impersonate: str | None = None) -> str:
+    """A kubeconfig that authenticates with ``gke-gcloud-auth-plugin`` (gcloud component),
+    impersonating the stack's service account where the provider does: gcloud reads every
+    property from ``CLOUDSDK_<SECTION>_<PROPERTY>`` (``gcloud topic configurations``), here
+    ``auth/impersonate_service_account``."""
     context = f"gke_{project}_{region}_{cluster_name}"
+    env = [{"name": "CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT", "value": impersonate}] \
+        if impersonate else None
     return json.dumps({
         "apiVersion": "v1", "kind": "Config", "current-context": context,
         "clusters": [{"name": context, "cluster": {
@@ -603,7 +616,7 @@ def kubeconfig(endpoint: str, ca_data: str, cluster_name: str, project: str,
             "installHint": "Install gke-gcloud-auth-plugin: "
                            "gcloud components install gke-gcloud-auth-plugin",
             "provideClusterInfo": True,
-            "interactiveMode": "Never"}}}],
+            "interactiveMode": "Never", **({"env": env} if env else {})}}}],
     }, indent=2)
 
 

@@ -367,3 +367,62 @@ def test_args_refuse_what_eks_or_the_autoscaler_cannot_build(change, message):
                 "zones": ("us-west-2a", "us-west-2b"), "gpu_pools": POOLS}
     with pytest.raises(ValueError, match=message):
         AwsClusterArgs(**{**args, **change})
+
+
+# --- issue 14: identity and teardown order that mocks never check ---------------------------
+
+def _plan_with(config: dict) -> offline.Plan:
+    def program() -> None:
+        from aicp.components.aws import AwsCluster, AwsClusterArgs
+
+        cluster = AwsCluster("c", AwsClusterArgs(
+            cluster_name="aicp", kubernetes_version="1.35", region="us-west-2",
+            zones=("us-west-2a", "us-west-2b"), gpu_pools=POOLS))
+        pulumi.export("kubeconfigText", pulumi.Output.unsecret(cluster.outputs.kubeconfig))
+
+    return offline.run(program, config)
+
+
+def test_the_stack_aws_identity_settings_reach_the_explicit_provider():
+    # An explicit aws.Provider reads none of the stack's aws:* config; profile and assumed
+    # roles are passed through (else resources land under the caller's identity).
+    role = "arn:aws:iam::123456789012:role/platform-deployer"
+    plan = _plan_with({"aws:profile": "ml-prod",
+                       "aws:assumeRoles": [{"roleArn": role, "sessionName": "aicp"}]})
+    provider = plan.one("pulumi:providers:aws").inputs
+    assert provider["profile"] == "ml-prod"
+    # Provider config reaches the engine as JSON text (non-string provider inputs are).
+    assert json.loads(provider["assumeRoles"]) == [{"roleArn": role, "sessionName": "aicp"}]
+
+
+def test_kubeconfig_gets_its_token_as_the_same_identity():
+    # pulumi-eks providerCredentialOpts: profileName → AWS_PROFILE, roleArn → --role-arn.
+    role = "arn:aws:iam::123456789012:role/platform-deployer"
+    plan = _plan_with({"aws:profile": "ml-prod", "aws:assumeRoles": [{"roleArn": role}]})
+    user = json.loads(plan.outputs["kubeconfigText"])["users"][0]["user"]["exec"]
+    assert user["args"][-2:] == ["--role-arn", role]
+    assert user["env"] == [{"name": "AWS_PROFILE", "value": "ml-prod"}]
+
+
+def test_without_identity_settings_the_kubeconfig_uses_the_default_chain():
+    plan = _plan_with({})
+    user = json.loads(plan.outputs["kubeconfigText"])["users"][0]["user"]["exec"]
+    assert "--role-arn" not in user["args"] and "env" not in user
+    assert "profile" not in plan.one("pulumi:providers:aws").inputs
+
+
+def test_cluster_and_node_groups_wait_for_their_role_policy_attachments(plan):
+    # Destroy order is the reverse: EKS removes its security groups and ENIs while the
+    # roles still carry their policies (Terraform AWS provider aws_eks_cluster docs).
+    attachments = plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    cluster = plan.one("aws:eks/cluster:Cluster")
+    cluster_attachments = [a for a in attachments if a.name.startswith("c-cluster-")]
+    node_attachments = [a for a in attachments if a.name.startswith("c-node-")]
+    assert cluster_attachments and node_attachments
+    for a in cluster_attachments:
+        assert a.urn in cluster.dependencies
+    for group in plan.of_type("aws:eks/nodeGroup:NodeGroup"):
+        for a in node_attachments:
+            assert a.urn in group.dependencies, (group.name, a.name)
+    cni = plan.one("aws:eks/addon:Addon")
+    assert any(a.urn in cni.dependencies for a in attachments if "vpc-cni" in a.name)

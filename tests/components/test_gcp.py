@@ -453,3 +453,25 @@ def test_h200_pools_boot_from_hyperdisk_others_from_pd_balanced():
 def test_contract_tells_addons_that_critical_pods_need_a_scoped_quota(plan):
     from aicp.components.contract import CRITICAL_PODS_NEED_QUOTA
     assert contract(plan)["features"][CRITICAL_PODS_NEED_QUOTA] is True
+
+
+def test_stack_impersonation_reaches_the_provider_and_the_kubeconfig():
+    # An explicit gcp.Provider ignores gcp:impersonateServiceAccount unless passed through;
+    # the auth plugin runs gcloud, which reads CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT.
+    sa = "deployer@my-proj.iam.gserviceaccount.com"
+
+    def program() -> None:
+        from aicp.components.gcp import GkeCluster, GkeClusterArgs
+        cluster = GkeCluster("c", GkeClusterArgs(**BASE))
+        pulumi.export("kubeconfigText", pulumi.Output.unsecret(cluster.outputs.kubeconfig))
+
+    plan = offline.run(program, {"gcp:impersonateServiceAccount": sa})
+    assert plan.one("pulumi:providers:gcp").inputs["impersonateServiceAccount"] == sa
+    user = json.loads(plan.outputs["kubeconfigText"])["users"][0]["user"]["exec"]
+    assert user["env"] == [{"name": "CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT", "value": sa}]
+
+
+def test_without_impersonation_the_caller_credentials_are_used(plan):
+    assert "impersonateServiceAccount" not in plan.one("pulumi:providers:gcp").inputs
+    user = json.loads(plan.outputs["kubeconfigText"])["users"][0]["user"]["exec"]
+    assert "env" not in user
