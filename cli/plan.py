@@ -21,7 +21,9 @@ class UsageError(Exception):
     """A problem with the command line or the stack file, as one line."""
 
 
-class DuplicateKey(Exception):
+class BadKey(Exception):
+    """A mapping key Pulumi would refuse: given twice, or not a plain name."""
+
     def __init__(self, line: int, message: str) -> None:
         super().__init__(message)
         self.line = line
@@ -29,7 +31,8 @@ class DuplicateKey(Exception):
 
 def _loader() -> type:
     """A safe YAML loader that refuses a key given twice in one mapping, as Pulumi does
-    (its go-yaml v3 reads "mapping key ... already defined"); PyYAML keeps the last."""
+    (its go-yaml v3 reads "mapping key ... already defined"; PyYAML keeps the last), and a
+    key that is a list or mapping."""
     import yaml
 
     class Loader(yaml.SafeLoader):
@@ -38,10 +41,12 @@ def _loader() -> type:
     def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = loader.construct_object(key_node)
+            key = loader.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise BadKey(line, f"a key must be a plain name, not {key!r}")
             if key in seen:
-                raise DuplicateKey(line, f"key {key!r} is given twice (first at line "
+                raise BadKey(line, f"key {key!r} is given twice (first at line "
                                          f"{seen[key]}); keep one")
             seen[key] = line
         return loader.construct_mapping(node)
@@ -72,7 +77,7 @@ def stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
                          "save the file as UTF-8") from None
     try:
         doc = yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
-    except DuplicateKey as exc:
+    except BadKey as exc:
         raise UsageError(f"{path.name} line {exc.line}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -84,7 +89,9 @@ def stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise UsageError(f"{path.name}: expected a mapping with a config: section at the top, "
                          f"got a {_kind(doc)}")
-    config = doc.get("config") or {}
+    config = doc.get("config")
+    if config is None:
+        config = {}
     if not isinstance(config, dict):
         raise UsageError(f"{path.name}: 'config' must be a mapping of keys")
     for key in config:

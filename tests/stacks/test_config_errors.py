@@ -116,6 +116,12 @@ CASES = [
          "keep one",
          raw=b"config:\n  aicp:target: aws\n  aicp:gpuPools:\n    - name: l4\n"
              b"      maxNodes: 2\n      maxNodes: 20\n"),
+    Case("a key that is a list", "aws",
+         "error: Pulumi.aws.yaml line 3: a key must be a plain name, not ['a']",
+         raw=b"config:\n  aicp:target: aws\n  ? [a]\n  : b\n"),
+    Case("config that is a list", "aws",
+         "error: Pulumi.aws.yaml: 'config' must be a mapping of keys",
+         raw=b"config: []\n"),
     Case("key without the aicp: namespace", "aws",
          "error: Pulumi.aws.yaml: config key 'target' is not <namespace>:<name>; write it as "
          "aicp:target",
