@@ -30,9 +30,13 @@ class BadKey(Exception):
 
 
 def _loader() -> type:
-    """A safe YAML loader that refuses a key given twice in one mapping, as Pulumi does
-    (its go-yaml v3 reads "mapping key ... already defined"; PyYAML keeps the last), and a
-    key that is a list or mapping."""
+    """A safe YAML loader that refuses a key given twice in one mapping, and a key that is a
+    list or mapping.
+
+    PyYAML keeps the last of two equal keys without a word, so one value would win unseen;
+    go-yaml v3 refuses the file ("mapping key %#v already defined at line %d", yaml/go-yaml
+    v3 decode.go), and so does this.
+    """
     import yaml
 
     class Loader(yaml.SafeLoader):
