@@ -160,8 +160,8 @@ def check(cfg: PlatformConfig) -> None:
                 f"aicp:endpoint.publicAccessCidrs: {len(cfg.endpoint.public_access_cidrs)} "
                 f"ranges; EKS takes at most {EKS_MAX_PUBLIC_CIDRS} per cluster")
     if target == "gcp" and cfg.gcp is not None:
-        # The control plane range of a private cluster is a /28: gcloud's
-        # --master-ipv4-cidr "must be a /28"
+        # The control plane range of a private cluster (gcloud --master-ipv4-cidr) is a /28:
+        # "Creating a private cluster", its rules around IP address ranges
         # (https://cloud.google.com/kubernetes-engine/docs/how-to/legacy/network-isolation).
         block = cfg.gcp.master_ipv4_cidr_block
         net = _cidr("aicp:gcp.masterIpv4CidrBlock", block, "172.16.0.0/28")
