@@ -225,6 +225,13 @@ def placeholders(metadata: dict[str, str]) -> list[str]:
     return [k for k, v in metadata.items() if _placeholder(str(v))]
 
 
+def unfilled(metadata: dict[str, str]) -> list[str]:
+    """Placeholders, and required keys the template left out (k8sConformanceUrl in 1.34,
+    1.36 and 1.37): what a person still has to fill before submitting."""
+    return placeholders(metadata) + [k for k in METADATA_KEYS if k not in OPTIONAL_METADATA
+                                     and k not in metadata]
+
+
 # Submission -------------------------------------------------------------------------------
 def _minor(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))

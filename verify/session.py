@@ -161,9 +161,9 @@ def _run(opts: Options, console: Console) -> int:
         for note in found.notes:
             console.print(f"stack {stack_name}: note: {note}", soft_wrap=True)
     if "checklist" in opts.output:
-        left = checklist.placeholders(metadata_template)
+        left = checklist.unfilled(metadata_template)
         if left:
-            console.print(f"[yellow]warning:[/] checklist metadata still has placeholders "
+            console.print(f"[yellow]warning:[/] checklist metadata is not filled in "
                           f"({', '.join(left)}): pass --metadata FILE", soft_wrap=True)
         if metadata:
             console.print(f"metadata: {checklist.NOT_CHECKED_OFFLINE}", soft_wrap=True)

@@ -161,6 +161,16 @@ def test_a_checklist_newer_than_the_cluster_is_refused_for_a_submission_only(
     assert code in (0, 1) and (tmp_path / "json" / "results" / "results.json").is_file()
 
 
+def test_without_metadata_the_run_warns_of_every_field_left_to_fill(kubeapi_factory,
+                                                                    tmp_path):
+    kube = kubeapi_factory("empty", minor="1.37")
+    _, log = submit(kube.write_kubeconfig(tmp_path / "kc.yaml"), tmp_path / "v1.37" / "x",
+                    "1.37", None, read_only=True)
+    warning = next(line for line in log.splitlines() if "not filled in" in line)
+    # The template's placeholders, and k8sConformanceUrl that the 1.37 template lacks.
+    assert "platformName" in warning and "k8sConformanceUrl" in warning
+
+
 def test_a_template_outside_the_supported_versions_is_refused_like_checklist(
         kubeapi_factory, tmp_path, capsys):
     kube = kubeapi_factory("empty", minor="1.35")
