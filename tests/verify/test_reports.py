@@ -325,6 +325,7 @@ def test_evidence_page_names_objects_images_timings_checks_and_verdict(tmp_path)
 
     tmpl = template("1.35")
     report = report_for(tmpl, [Verdict.PASS] * len(tmpl.ids))
+    report.info["kubeconfig"] = "/home/someone/.kube/config"
     ev = report.outcomes[0].result.evidence
     image = "docker.io/library/busybox:1.36.1@sha256:" + "7" * 64
     ev.objects.append(CreatedObject("Job", "gang", "ns", "batch/v1", images=(image,)))
@@ -341,6 +342,7 @@ def test_evidence_page_names_objects_images_timings_checks_and_verdict(tmp_path)
                  "- Checklist status: Implemented", "dra_support said why",
                  "[nvidia-smi.log](nvidia-smi.log)"):
         assert text in page
+    assert "- cluster: https://k:6443" in page and "/home/someone" not in page
     skipped = next(o for o in report_for(tmpl).outcomes if o.result.verdict is Verdict.SKIP)
     from aicp.verify.reports.bundle import evidence_page
     assert "Nothing: this probe only read the cluster." in evidence_page(report, skipped)

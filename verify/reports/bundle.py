@@ -177,8 +177,9 @@ def evidence_page(report, outcome) -> str:
              "the kubernetes-sigs/ai-conformance suite.", ""]
     if report.info:
         lines += ["## Cluster", ""]
+        # Images are listed per object below; a local kubeconfig path is nobody's business.
         lines += [f"- {key}: {_cell(value)}" for key, value in report.info.items()
-                  if not key.startswith("image ")]
+                  if not key.startswith("image ") and key != "kubeconfig"]
         lines.append("")
     lines += ["## What was created", ""]
     if ev.objects:
