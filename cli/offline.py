@@ -34,6 +34,9 @@ class Resource:
     inputs: dict[str, Any]
     secret_paths: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)  # components' registered outputs
+    # Resource options the engine acts on at update and destroy time.
+    ignore_changes: list[str] = field(default_factory=list)
+    retain_on_delete: bool = False
 
     def export(self) -> dict[str, Any]:
         return {"urn": self.urn, "type": self.type, "name": self.name, "custom": self.custom,
@@ -166,7 +169,9 @@ def run(program: Callable[[], None], config: Mapping[str, Any], *, project: str 
                     urn=response.urn, type=request.type, name=request.name,
                     custom=bool(request.custom), parent=request.parent,
                     provider=request.provider, dependencies=list(request.dependencies),
-                    inputs=inputs, secret_paths=secrets))
+                    inputs=inputs, secret_paths=secrets,
+                    ignore_changes=list(request.ignoreChanges),
+                    retain_on_delete=bool(request.retainOnDelete)))
             return response
 
         def RegisterResourceOutputs(self, request):

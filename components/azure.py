@@ -76,6 +76,15 @@ Decisions, each with its reason:
   upstream here, not verified.)
 - **Node counts belong to the autoscaler** once a pool exists: ``count`` is ignored on
   update.
+- **The system pool is updated as its own AgentPool** (pulumi-azure-native#2719). AKS needs
+  one pool inline at creation, but any later ManagedCluster update sends
+  ``agentPoolProfiles`` in the same PUT, and AKS refuses pool changes there ("Adding agent
+  pools to an existing cluster is not allowed through managed cluster operations. For
+  agent pool specific change, please use per agent pool operations"). So the cluster
+  ignores ``agentPoolProfiles`` after creation, and an ``AgentPool`` named ``system``
+  (the inline pool's name, so it adopts it) carries every system-pool setting through the
+  per-pool API; it is retained on delete (AKS refuses to delete the last System pool; the
+  cluster's deletion removes it).
 """
 
 from __future__ import annotations
@@ -251,6 +260,7 @@ class AksCluster(pulumi.ComponentResource):
         self.principal_id = self.identity.principal_id
         self.grants = self._grants()
         self.cluster = self._cluster()
+        self.system_pool = self._system_pool()
 
         self.gpu_driver = GPU_DRIVERS[args.gpu_driver]
         self.pools: tuple[GpuPool, ...] = tuple(
@@ -271,7 +281,7 @@ class AksCluster(pulumi.ComponentResource):
             # AKS runs the cluster autoscaler itself (enable_auto_scaling on each pool).
             autoscaler="aks", autoscaler_values={},
             # The system pool is part of the cluster resource.
-            ready=[self.cluster],
+            ready=[self.cluster, self.system_pool],
         )
         self.register_outputs({
             "clusterName": self.cluster.name,
@@ -333,18 +343,32 @@ class AksCluster(pulumi.ComponentResource):
 
     # --- cluster -----------------------------------------------------------------------
 
-    def _cluster(self) -> cs.ManagedCluster:
-        a, n = self._args, self._name
-        system = cs.ManagedClusterAgentPoolProfileArgs(
-            name=SYSTEM_POOL_NAME, mode="System",
-            vm_size=a.system_vm_size or DEFAULT_SYSTEM_VM_SIZE, os_type="Linux",
-            os_sku="Ubuntu", type="VirtualMachineScaleSets",
+    def _system_pool_settings(self) -> dict[str, Any]:
+        """The system pool, as both the inline profile and the AgentPool take it."""
+        a = self._args
+        return dict(
+            mode="System", vm_size=a.system_vm_size or DEFAULT_SYSTEM_VM_SIZE,
+            os_type="Linux", os_sku="Ubuntu", type="VirtualMachineScaleSets",
             enable_auto_scaling=True, min_count=a.system_min_nodes,
             max_count=a.system_max_nodes, count=a.system_min_nodes,
             availability_zones=list(a.zones) or None, vnet_subnet_id=self.subnet_id,
             orchestrator_version=a.kubernetes_version,
             node_labels={SYSTEM_POOL_LABEL: SYSTEM_POOL_NAME},
             upgrade_settings=cs.AgentPoolUpgradeSettingsArgs(max_surge="33%"))
+
+    def _system_pool(self) -> cs.AgentPool:
+        """Later system-pool changes go through the per-pool API (see module doc)."""
+        return cs.AgentPool(
+            f"{self._name}-system", resource_group_name=self.resource_group_name,
+            resource_name_=self.cluster.name, agent_pool_name=SYSTEM_POOL_NAME,
+            **self._system_pool_settings(),
+            opts=self._opts(depends_on=[self.cluster], retain_on_delete=True,
+                            ignore_changes=["count"]))
+
+    def _cluster(self) -> cs.ManagedCluster:
+        a, n = self._args, self._name
+        system = cs.ManagedClusterAgentPoolProfileArgs(
+            name=SYSTEM_POOL_NAME, **self._system_pool_settings())
         entra = bool(a.entra_admin_group_ids)
         return cs.ManagedCluster(
             f"{n}-aks", resource_group_name=self.resource_group_name,
@@ -378,8 +402,8 @@ class AksCluster(pulumi.ComponentResource):
             auto_upgrade_profile=cs.ManagedClusterAutoUpgradeProfileArgs(
                 upgrade_channel="patch", node_os_upgrade_channel="NodeImage"),
             tags=self._tags(),
-            opts=self._opts(depends_on=self.grants,
-                            ignore_changes=["agentPoolProfiles[0].count"]))
+            # Pools change through AgentPool resources only (pulumi-azure-native#2719).
+            opts=self._opts(depends_on=self.grants, ignore_changes=["agentPoolProfiles"]))
 
     def _api_server_access(self) -> cs.ManagedClusterAPIServerAccessProfileArgs | None:
         a = self._args
@@ -414,7 +438,9 @@ class AksCluster(pulumi.ComponentResource):
             upgrade_settings=None if spot else cs.AgentPoolUpgradeSettingsArgs(
                 max_surge="0", max_unavailable="1"),
             tags=self._tags(),
-            opts=self._opts(depends_on=self.grants, ignore_changes=["count"]))
+            # One pool operation at a time on a new cluster: after the system pool's.
+            opts=self._opts(depends_on=[*self.grants, self.system_pool],
+                            ignore_changes=["count"]))
 
     # --- kubeconfig --------------------------------------------------------------------
 

@@ -317,7 +317,7 @@ def test_outputs_are_the_contract_with_the_aks_autoscaler(planned):
     assert out.kubernetes_version == "1.35"
     assert [p.name for p in out.gpu_pools] == ["h100", "a100"]
     assert out.gpu_pools[0].machine_type == pool(plan, "h100")["vmSize"]
-    assert len(out.ready) == 1
+    assert len(out.ready) == 2  # the cluster and its system AgentPool
     component = plan.one("aicp:azure:Cluster")
     assert component.outputs[CONFORMANCE_OUTPUT] == ["cluster_autoscaling"]
 
@@ -396,3 +396,32 @@ def test_the_example_azure_stack_config_is_valid():
                                                   max_nodes=p.max_nodes,
                                                   allocator=p.allocator)
                                    for p in cfg.gpu_pools))
+
+
+# --- issue 14: a ManagedCluster update must not carry pool changes (pulumi-azure-native#2719) --
+
+def test_cluster_updates_never_carry_agent_pool_changes(plan):
+    # AKS refuses pool changes in a ManagedCluster PUT ("Adding agent pools to an existing
+    # cluster is not allowed through managed cluster operations", pulumi-azure-native#2719,
+    # #579): after creation the inline profile is ignored.
+    mc = plan.one("azure-native:containerservice:ManagedCluster")
+    assert mc.ignore_changes == ["agentPoolProfiles"]
+    assert [p["name"] for p in mc.inputs["agentPoolProfiles"]] == ["system"]
+
+
+def test_system_pool_changes_go_through_the_per_pool_api(plan):
+    system = plan.one(POOL, "aicp-system")
+    inline = plan.one("azure-native:containerservice:ManagedCluster").inputs[
+        "agentPoolProfiles"][0]
+    assert system.inputs["agentPoolName"] == inline["name"] == "system"
+    for key in ("mode", "vmSize", "minCount", "maxCount", "orchestratorVersion", "nodeLabels"):
+        assert system.inputs[key] == inline[key], key
+    # AKS will not delete the last System pool; the cluster's deletion removes it.
+    assert system.retain_on_delete is True
+    assert "count" in system.ignore_changes
+
+
+def test_gpu_pools_are_created_after_the_system_pool_operation(plan):
+    system = plan.one(POOL, "aicp-system")
+    for name in ("h100", "a100"):
+        assert plan.depends_on(plan.one(POOL, f"aicp-gpu-{name}"), system)
