@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 #   (https://learn.microsoft.com/cli/azure/account#az-account-list-locations): eastus2,
 #   westeurope; lowercase, no spaces.
 REGION = {
-    "aws": (re.compile(r"^[a-z]{2,4}(-gov|-iso[a-z]?)?-[a-z]+-\d+$"), "us-west-2"),
+    "aws": (re.compile(r"^[a-z]{2,4}(-[a-z]+)?-[a-z]+-\d+$"), "us-west-2"),
     "gcp": (re.compile(r"^[a-z]+-[a-z]+\d+$"), "us-central1"),
     "azure": (re.compile(r"^[a-z][a-z0-9]*$"), "eastus2"),
 }
