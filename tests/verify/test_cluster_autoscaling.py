@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from aicp.verify import images
@@ -11,7 +13,13 @@ from aicp.verify.probes import cluster_autoscaling
 from aicp.verify.probes.cluster_autoscaling import ClusterAutoscaling
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
-from tests.kubeapi.controllers.autoscaler import status_configmap
+from tests.kubeapi.controllers.autoscaler import (
+    NodeGroupAutoscaler,
+    fixture_status,
+    status_configmap,
+)
+from tests.kubeapi.scenarios import gpu_node_objects
+from tests.kubeapi.worlds_workloads import helm_autoscaler, karpenter, pool_at_max_status
 from tests.verify.conftest import planned
 
 H100_POOL = {"name": "h100", "accelerator": "h100", "gpusPerNode": 8, "minNodes": 1,
@@ -20,7 +28,8 @@ H100_POOL = {"name": "h100", "accelerator": "h100", "gpusPerNode": 8, "minNodes"
 
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
-    for name, value in (("SCALE_UP_TIMEOUT", 3.0), ("SCALE_DOWN_TIMEOUT", 1.0), ("POLL", 0.05)):
+    for name, value in (("SCALE_UP_TIMEOUT", 3.0), ("SCALE_DOWN_TIMEOUT", 1.0),
+                        ("UNSCHEDULABLE_TIMEOUT", 2.0), ("POLL", 0.05)):
         monkeypatch.setattr(cluster_autoscaling, name, value)
 
 
@@ -44,9 +53,13 @@ def test_a_pending_gpu_pod_grows_its_pool_and_runs_on_the_new_node(kubeapi, kube
     status_configmap(kubeapi)
     result = run(kubeconfig)
     assert result.verdict is Verdict.PASS, result.reason
-    assert checks(result) == {
-        "pool h100 gains a node for the pending GPU pod": (True, "1 -> 2 nodes"),
-        "the pod runs on the added node": (True, "phase Running, node gpu-h100-1")}
+    # The WG test's shape: first Unschedulable, then Running on a node with a new UID.
+    passed, observed = checks(result)["the GPU pod is first Unschedulable"]
+    assert passed and observed.startswith("FailedScheduling: 0/")
+    assert checks(result)["pool h100 gains a node for the pending GPU pod"] == (
+        True, "1 -> 2 nodes; TriggeredScaleUp: pod triggered scale-up: [{gpu 0->1 (max: 1)}]")
+    assert checks(result)["the pod runs on the added node (a new node UID)"] == (
+        True, "phase Running, node gpu-h100-1")
     obs = result.evidence.observations
     assert obs["autoscalerSignals"] == ["ConfigMap kube-system/cluster-autoscaler-status"]
     assert obs["nodesAfter"] == ["gpu-h100-0", "gpu-h100-1"]
@@ -83,7 +96,7 @@ def test_with_long_a_node_that_is_never_removed_fails_scale_down(kubeapi, kubeco
     result = run(kubeconfig, long=True)  # the emulated autoscaler never scales down
     assert result.verdict is Verdict.FAIL and result.partial
     assert "did not remove gpu-h100-1" in result.reason
-    assert checks(result)["pool h100 removes the node once it is unneeded"][0] is False
+    assert checks(result)["pool h100 returns to its 1 baseline nodes"][0] is False
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1, autoscale_gpu_nodes=1)
@@ -96,8 +109,7 @@ def test_with_long_the_added_node_removed_after_the_pod_passes(kubeapi, kubeconf
     kubeapi.on("pods", scale_down)
     result = run(kubeconfig, long=True)
     assert result.verdict is Verdict.PASS, result.reason
-    assert checks(result)["pool h100 removes the node once it is unneeded"] == (
-        True, "gpu-h100-0")
+    assert checks(result)["pool h100 returns to its 1 baseline nodes"] == (True, "gpu-h100-0")
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
@@ -119,5 +131,90 @@ def test_a_cluster_with_no_autoscaler_signal_is_not_applicable(kubeconfig):
 def test_every_pool_at_its_maximum_cannot_decide(kubeconfig):
     result = run(kubeconfig, autoscaler="cluster-autoscaler", gpuPools=[H100_POOL])
     assert result.verdict is Verdict.ERROR
-    assert result.reason == "every GPU pool is at its maximum node count: h100 (3/3)"
+    assert result.reason == ("every GPU pool is at its maximum node count: h100 (3/3 nodes); "
+                             "remove the nodes a previous run left or raise the maximum")
     assert result.evidence.objects == []
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+@pytest.mark.parametrize("status", ["yaml", "legacy"])
+def test_a_helm_autoscaler_in_its_release_namespace_is_found_and_scales(kubeapi, kubeconfig,
+                                                                        status):
+    # Before: only kube-system was looked at, so this was a false "not applicable".
+    helm_autoscaler(kubeapi, status=status)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["autoscalerSignals"] == [
+        "Deployment cluster-autoscaler/cluster-autoscaler-aws-cluster-autoscaler",
+        "ConfigMap cluster-autoscaler/cluster-autoscaler-status"]
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_the_status_config_map_name_flag_is_followed(kubeapi, kubeconfig):
+    helm_autoscaler(kubeapi, configmap="ca-status")
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert "ConfigMap cluster-autoscaler/ca-status" in result.evidence.observations[
+        "autoscalerSignals"]
+
+
+def test_both_status_formats_parse():
+    from aicp.verify.probes.cluster_autoscaling import node_groups
+    assert node_groups(fixture_status("yaml")) == [
+        {"name": "sample-node-group", "target": 8, "minSize": 2, "maxSize": 12}]
+    # The legacy capture is trimmed before its node groups: nothing to misread.
+    assert node_groups(fixture_status("legacy")) == []
+    assert node_groups("") == []
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_forbidden_to_look_in_kube_system_is_not_not_applicable(kubeapi, kubeconfig):
+    kubeapi.faults.forbid({"get", "list"}, "configmaps", namespace="kube-system")
+    kubeapi.faults.forbid({"list"}, "deployments")
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert result.reason.startswith("could not look for a node autoscaler: missing permission")
+    assert "grant read access" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_pool_the_status_shows_at_its_maximum_is_error_at_once(kubeapi, kubeconfig):
+    helm_autoscaler(kubeapi)
+    status_configmap(kubeapi, "cluster-autoscaler", "cluster-autoscaler-status",
+                     pool_at_max_status("h100"))
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert result.reason.startswith("every GPU pool is at its maximum node count: h100 "
+                                    "(node group eks-h100-20260101 at 12/12)")
+    assert result.evidence.objects == []  # no pod waited 20 minutes for nothing
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_an_autoscaler_saying_max_node_group_size_reached_is_error_at_once(
+        kubeapi, kubeconfig, monkeypatch):
+    monkeypatch.setattr(cluster_autoscaling, "SCALE_UP_TIMEOUT", 60.0)
+    status_configmap(kubeapi)
+    kubeapi.add(NodeGroupAutoscaler(lambda i: gpu_node_objects(1 + i), max_nodes=0))
+    started = time.monotonic()
+    result = run(kubeconfig)
+    assert time.monotonic() - started < 10.0  # not the 60 s scale-up wait
+    assert result.verdict is Verdict.ERROR
+    assert result.reason == ("pool h100 is at its maximum size, the autoscaler will not add a "
+                             "node: NotTriggerScaleUp: pod didn't trigger scale-up: 1 max node "
+                             "group size reached")
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_karpenter_nodepools_grow_their_gpu_pool(kubeapi, kubeconfig):
+    karpenter(kubeapi)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["autoscalerSignals"] == ["Karpenter NodePool gpu"]
+    assert result.evidence.observations["pool"]["labels"] == {"karpenter.sh/nodepool": "gpu"}
+
+
+def test_its_default_waits_follow_real_clouds_and_set_its_timeout(monkeypatch):
+    monkeypatch.undo()
+    # 2 min Unschedulable + 20 min scale-up (WG) + 1 min; --long adds 25 min scale-down.
+    assert ClusterAutoscaling.budget(Settings("ca1", "1.35")) == 1380.0
+    assert ClusterAutoscaling.budget(Settings("ca1", "1.35", long=True)) == 2880.0

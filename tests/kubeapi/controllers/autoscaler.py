@@ -2,8 +2,13 @@
 
 ``make(index) -> list[objects]`` builds the next node (and anything that comes with it,
 e.g. its ResourceSlice). A node is added when a pod is ``Unschedulable`` and would fit
-the template node; at most ``max_nodes`` are added. No scale-down. ``status_configmap``
-is the sign of it that cluster-autoscaler leaves in kube-system.
+the template node; at most ``max_nodes`` are added. No scale-down. The pod gets the events
+cluster-autoscaler emits (kubernetes/autoscaler FAQ.md: ``TriggeredScaleUp``, and
+``NotTriggerScaleUp`` "max node group size reached" once the group is full).
+
+``status_configmap`` is the status ConfigMap cluster-autoscaler writes; ``fixture_status``
+takes its body from the real captures in ``../shared/fixtures`` (legacy text or YAML).
+``helm_deployment`` is the Deployment the upstream chart renders in its release namespace.
 """
 
 from __future__ import annotations
@@ -11,15 +16,44 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+import yaml
+
+from ...shared import require_shared
+from ..objects import ready_deployment
+from ..store import now
 from .base import Controller
 from .scheduler import claim_node_selectors, why_not
 
+IMAGE = "registry.k8s.io/autoscaling/cluster-autoscaler:v1.34.1"
 
-def status_configmap(kube) -> None:
-    """What cluster-autoscaler writes in kube-system while it runs."""
+
+def fixture_status(name: str) -> str:
+    """``data.status`` of ``../shared/fixtures/cluster-autoscaler-status-<name>.yaml``."""
+    path = require_shared("fixtures", f"cluster-autoscaler-status-{name}.yaml")
+    return yaml.safe_load(path.read_text())["data"]["status"]
+
+
+def status_configmap(kube, namespace: str = "kube-system",
+                     name: str = "cluster-autoscaler-status",
+                     status: str = "time: 2026-01-01 00:00:00\nautoscalerStatus: Running\n"
+                     ) -> None:
+    """What cluster-autoscaler writes in its ``--namespace`` while it runs."""
     kube.seed([{"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "cluster-autoscaler-status", "namespace": "kube-system"},
-                "data": {"status": "time: 2026-01-01 00:00:00\nautoscalerStatus: Running\n"}}])
+                "metadata": {"name": name, "namespace": namespace},
+                "data": {"status": status}}])
+
+
+def helm_deployment(namespace: str, args: list[str] | None = None) -> dict:
+    """The chart's Deployment, Ready: ``--namespace={{ .Release.Namespace }}`` among its
+    args (kubernetes/autoscaler@55c37cd5 charts/cluster-autoscaler/templates/deployment.yaml
+    L66-72, cited in ../shared/fixtures/cluster-autoscaler-status-legacy.yaml)."""
+    dep = ready_deployment("cluster-autoscaler-aws-cluster-autoscaler", namespace, IMAGE,
+                           labels={"app.kubernetes.io/name": "aws-cluster-autoscaler",
+                                   "app.kubernetes.io/instance": "cluster-autoscaler"})
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = ["./cluster-autoscaler", "--cloud-provider=aws",
+                            f"--namespace={namespace}", *(args or [])]
+    return dep
 
 
 class NodeGroupAutoscaler(Controller):
@@ -30,11 +64,11 @@ class NodeGroupAutoscaler(Controller):
     def __init__(self, make: Callable[[int], list[dict]], max_nodes: int = 3):
         self.make, self.max_nodes = make, max_nodes
         self.added: list[str] = []
+        self.reported: set[tuple[str, str]] = set()
 
     def sync(self, kube) -> None:
-        if len(self.added) >= self.max_nodes:
-            return
-        template = self.make(len(self.added))
+        full = len(self.added) >= self.max_nodes
+        template = self.make(len(self.added) if not full else 0)
         node = next(o for o in template if o["kind"] == "Node")
         for pod in kube.view("pods"):
             conds = (pod.get("status") or {}).get("conditions") or []
@@ -50,6 +84,28 @@ class NodeGroupAutoscaler(Controller):
                 if claims is None:
                     continue
             if why_not(pod, node, Counter(), claims) is None:
+                if full:
+                    self._event(kube, pod, "NotTriggerScaleUp", "pod didn't trigger scale-up: "
+                                "1 max node group size reached")
+                    continue
                 kube.seed(template)  # at once: no reader sees the node without its slice
                 self.added.append(node["metadata"]["name"])
+                self._event(kube, pod, "TriggeredScaleUp", "pod triggered scale-up: "
+                            f"[{{gpu {len(self.added) - 1}->{len(self.added)} "
+                            f"(max: {self.max_nodes})}}]")
                 return
+
+    def _event(self, kube, pod: dict, reason: str, message: str) -> None:
+        meta = pod["metadata"]
+        if (meta["uid"], reason) in self.reported:
+            return
+        self.reported.add((meta["uid"], reason))
+        kube.create({"apiVersion": "v1", "kind": "Event",
+                     "metadata": {"generateName": meta["name"] + ".",
+                                  "namespace": meta["namespace"]},
+                     "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"],
+                                        "namespace": meta["namespace"], "uid": meta["uid"]},
+                     "reason": reason, "message": message, "type": "Normal",
+                     "source": {"component": "cluster-autoscaler"},
+                     "reportingComponent": "cluster-autoscaler", "count": 1,
+                     "firstTimestamp": now(), "lastTimestamp": now()})

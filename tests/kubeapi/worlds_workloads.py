@@ -1,0 +1,100 @@
+"""Worlds shaped like real platforms for the workload probes (autoscaling, operators, gangs).
+
+Each builder changes a started ``reference-platform`` emulator into one platform. Where a
+real sample exists it comes from ``../shared/fixtures`` (the test skips without it); CRDs
+absent from ``../shared/crds`` are declared minimally here, each with the upstream file
+and version it stands for (names, group, version, scope; the schema keeps unknown fields).
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from . import objects as o
+from .controllers.autoscaler import (
+    NodeGroupAutoscaler,
+    fixture_status,
+    helm_deployment,
+    status_configmap,
+)
+from .scenarios import gpu_node_objects
+
+
+def minimal_crd(group: str, version: str, kind: str, plural: str, *,
+                namespaced: bool = True, status: bool = True) -> dict:
+    """A CRD whose schema keeps unknown fields: enough for discovery and CRUD."""
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{plural}.{group}"},
+            "spec": {"group": group, "scope": "Namespaced" if namespaced else "Cluster",
+                     "names": {"kind": kind, "plural": plural, "singular": kind.lower(),
+                               "listKind": f"{kind}List"},
+                     "versions": [{"name": version, "served": True, "storage": True,
+                                   **({"subresources": {"status": {}}} if status else {}),
+                                   "schema": {"openAPIV3Schema": {
+                                       "type": "object",
+                                       "x-kubernetes-preserve-unknown-fields": True}}}]},
+            "status": {"conditions": [{"type": "Established", "status": "True",
+                                       "reason": "InitialNamesAccepted", "message": "",
+                                       "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                       "acceptedNames": {"kind": kind, "plural": plural}}}
+
+
+# --- cluster autoscaling ------------------------------------------------------------------
+
+def helm_autoscaler(kube, *, status: str = "yaml", namespace: str = "cluster-autoscaler",
+                    configmap: str = "cluster-autoscaler-status", max_nodes: int = 1) -> None:
+    """cluster-autoscaler installed by its Helm chart in its own release namespace, writing
+    its status there (``status``: which fixture format), nothing in kube-system."""
+    args = [] if configmap == "cluster-autoscaler-status" else [
+        f"--status-config-map-name={configmap}"]
+    kube.seed([o.namespace(namespace), helm_deployment(namespace, args)])
+    status_configmap(kube, namespace, configmap, fixture_status(status))
+    _grow_h100(kube, max_nodes)
+
+
+def pool_at_max_status(pool: str = "h100") -> str:
+    """The YAML status fixture with its node group named after ``pool`` and at maxSize
+    (a previous run's node still there)."""
+    doc = yaml.safe_load(fixture_status("yaml"))
+    group = doc["nodeGroups"][0]
+    group["name"] = f"eks-{pool}-20260101"
+    group["health"]["cloudProviderTarget"] = group["health"]["maxSize"]
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _grow_h100(kube, max_nodes: int) -> None:
+    existing = len(kube.list("nodes", labels="nvidia.com/gpu.present=true"))
+    kube.add(NodeGroupAutoscaler(lambda i: gpu_node_objects(existing + i), max_nodes=max_nodes))
+
+
+# karpenter.sh/v1 NodePool, cluster-scoped (kubernetes-sigs/karpenter@3171ecac
+# pkg/apis/crds/karpenter.sh_nodepools.yaml).
+KARPENTER_NODEPOOL = minimal_crd("karpenter.sh", "v1", "NodePool", "nodepools",
+                                 namespaced=False)
+KARPENTER_POOL_LABEL = "karpenter.sh/nodepool"  # the label Karpenter puts on its nodes
+
+
+def karpenter(kube, pool: str = "gpu") -> None:
+    """Karpenter instead of cluster-autoscaler: a NodePool, GPU nodes labelled with it (and
+    no aicp pool label), new nodes made for pending pods."""
+    kube.seed([KARPENTER_NODEPOOL])
+    kube.seed([{"apiVersion": "karpenter.sh/v1", "kind": "NodePool",
+                "metadata": {"name": pool},
+                "spec": {"template": {"spec": {"requirements": [
+                    {"key": "karpenter.k8s.aws/instance-gpu-manufacturer", "operator": "In",
+                     "values": ["nvidia"]}]}}, "limits": {"nvidia.com/gpu": "64"}}}])
+    for node in kube.list("nodes", labels="nvidia.com/gpu.present=true"):
+        def relabel(n: dict) -> None:
+            n["metadata"]["labels"].pop("aicp.dev/gpu-pool", None)
+            n["metadata"]["labels"][KARPENTER_POOL_LABEL] = pool
+        kube.mutate("nodes", node["metadata"]["name"], relabel)
+    existing = len(kube.list("nodes", labels="nvidia.com/gpu.present=true"))
+
+    def make(i: int) -> list[dict]:
+        objs = gpu_node_objects(existing + i, prefix="gpu-karpenter")
+        for obj in objs:
+            if obj["kind"] == "Node":
+                obj["metadata"]["labels"].pop("aicp.dev/gpu-pool", None)
+                obj["metadata"]["labels"][KARPENTER_POOL_LABEL] = pool
+        return objs
+    kube.add(NodeGroupAutoscaler(make, max_nodes=1))
