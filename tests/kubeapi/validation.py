@@ -8,6 +8,7 @@ import jsonschema
 
 from tests.schemas import CrdSchemas, SchemaNotFound, Validator, _path
 
+from . import pod_validation
 from .errors import invalid
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -86,6 +87,8 @@ class ObjectValidator:
         found = sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
         for error in found:
             causes.extend(_cause(error))
+        if not found:  # beyond the schema: what pkg/apis/core/validation refuses
+            causes.extend(pod_validation.causes(obj))
         return causes
 
     def check(self, obj: dict, group: str) -> None:

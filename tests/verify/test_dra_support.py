@@ -111,7 +111,9 @@ def test_nodes_of_a_device_plugin_pool_need_no_slices(kubeapi, kubeconfig):
 
 
 @pytest.mark.kubeapi("empty")
-def test_without_gpu_nodes_the_requirement_is_not_applicable(kubeconfig):
+def test_without_gpu_nodes_the_must_is_an_error_not_not_applicable(kubeconfig):
+    # issue 11: a MUST that could not be exercised is not "not applicable".
     result = run(kubeconfig)
-    assert result.verdict is Verdict.SKIP
+    assert result.verdict is Verdict.ERROR
+    assert result.reason.startswith("no GPU node to exercise: scale a pool up (or run with --long)")
     assert "no GPU node among 0 nodes" in result.reason

@@ -11,6 +11,7 @@ from aicp.verify.probes.driver_runtime_management import DriverRuntimeManagement
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
 from tests.kubeapi import objects as o
+from tests.kubeapi.controllers.kubelet import GpuRuntime
 from tests.verify.conftest import planned
 
 GFD_580 = {"nvidia.com/cuda.driver-version.full": "580.65.06",
@@ -24,7 +25,10 @@ def run(kubeconfig):
     kube = connect(kubeconfig)
     report = Runner(kube, Settings("drm1", "1.35", images.catalog()), kube=kube,
                     cleanup_timeout=10).run(planned(DriverRuntimeManagement, level="SHOULD"))
-    assert report.leftovers == [] and report.outcomes[0].result.evidence.objects == []
+    # The WG suite's plain-image pod is the only thing created, and it is cleaned up.
+    assert report.leftovers == []
+    created = {o.kind for o in report.outcomes[0].result.evidence.objects}
+    assert created <= {"Namespace", "ResourceClaimTemplate", "Pod"}
     return report.outcomes[0].result
 
 
@@ -44,7 +48,9 @@ def test_one_driver_version_from_dra_attributes_passes_and_names_the_source(kube
     result = run(kubeconfig)
     assert result.verdict is Verdict.PASS, result.reason
     assert result.reason == ("all 2 GPU nodes run driver 580.65.0 "
-                             "(source: DRA ResourceSlice attributes)")
+                             "(source: DRA ResourceSlice attributes); a plain-image pod with one "
+                             "GPU on gpu-h100-0: 1 device, nvidia-smi at /usr/bin/nvidia-smi, "
+                             "driver 580.65.0 (advertised 580.65.0)")
     assert result.evidence.observations["containerRuntimes"] == ["containerd://2.1.0"]
 
 
@@ -66,8 +72,9 @@ def test_gfd_labels_are_the_fallback_and_compare_numerically(kubeapi, kubeconfig
     relabel(kubeapi, "gpu-h100-1", legacy)
     result = run(kubeconfig)
     assert result.verdict is Verdict.PASS, result.reason
-    assert result.reason == ("all 2 GPU nodes run driver 580.65.06, CUDA 13.0 "
-                             "(source: GPU Feature Discovery labels)")
+    assert result.reason.startswith("all 2 GPU nodes run driver 580.65.06, CUDA 13.0 "
+                                    "(source: GPU Feature Discovery labels); a plain-image pod "
+                                    "with one GPU on gpu-h100-0: 1 device")
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=2, with_dra=False)
@@ -98,3 +105,17 @@ def test_without_any_version_source_the_probe_cannot_decide(kubeconfig):
 @pytest.mark.kubeapi("empty")
 def test_without_gpu_nodes_the_requirement_is_not_applicable(kubeconfig):
     assert run(kubeconfig).verdict is Verdict.SKIP
+
+
+def no_smi(kube, pod, container):
+    return []
+
+
+# Belief 6 (the WG suite's pod): a runtime that gives the device but injects no nvidia-smi.
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1,
+                     logs=GpuRuntime(tools=no_smi))
+def test_a_plain_image_pod_without_injected_nvidia_smi_fails(kubeconfig):
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert result.reason == ("a plain-image pod given one GPU did not get a working driver: "
+                             "nvidia-smi was not injected into the container")

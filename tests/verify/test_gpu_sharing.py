@@ -11,6 +11,7 @@ from aicp.verify.probes.gpu_sharing import GpuSharing
 from aicp.verify.reports.checklist import entry
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
+from tests.kubeapi.controllers.dcgm import exporters
 from tests.verify.conftest import planned
 
 
@@ -63,12 +64,24 @@ def test_allocatable_above_the_physical_count_is_oversubscription(kubeapi, kubec
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1, with_dra=False)
 def test_mig_resources_of_the_mixed_strategy_pass(kubeapi, kubeconfig):
+    # Under MIG, GFD's gpu.count is no physical count (single: MIG devices, fixture doc 2a;
+    # mixed: unpartitioned GPUs): the physical GPUs are the UUIDs the exporter reports.
     edit_node(kubeapi, "gpu-h100-0", {"nvidia.com/mig.strategy": "mixed"},
               {"nvidia.com/gpu": "0", "nvidia.com/mig-1g.10gb": "56"})
+    exporters(kubeapi, ["gpu-h100-0"])
     result = run(kubeconfig)
     assert result.verdict is Verdict.PASS, result.reason
     assert "MIG mixed strategy (nvidia.com/mig-1g.10gb=56)" in result.reason
     assert "(56) than physical GPUs (8)" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, with_dra=False)
+def test_mig_without_a_physical_count_is_an_error_not_a_guess(kubeapi, kubeconfig):
+    edit_node(kubeapi, "gpu-h100-0", {"nvidia.com/mig.strategy": "mixed"},
+              {"nvidia.com/gpu": "0", "nvidia.com/mig-1g.10gb": "56"})
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert "the physical GPU count of gpu-h100-0 is unknown" in result.reason
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)

@@ -57,7 +57,20 @@ def test_dranet_devices_published_through_dra_pass(kubeapi, kubeconfig):
     check = result.evidence.checks[0]
     assert check.name == "network devices are published through DRA"
     assert "dra.net: 4 devices" in check.observed
-    assert "compute-domain-default-channel.nvidia.com" in check.observed
+    # The ComputeDomain channel class is installed by the NVIDIA DRA chart on any GPU
+    # cluster, NVLink or not (dra-driver-nvidia-gpu#438): recorded, never evidence.
+    assert "compute-domain-default-channel.nvidia.com" not in check.observed
+    assert result.evidence.observations["computeDomainDeviceClasses (not counted)"] == [
+        "compute-domain-default-channel.nvidia.com"]
+
+
+@pytest.mark.kubeapi("reference-platform", minor="1.36", gpu_nodes=1)
+def test_the_compute_domain_channel_class_alone_is_not_implemented(kubeapi, kubeconfig):
+    kubeapi.seed([o.device_class("compute-domain-default-channel.nvidia.com",
+                                 "compute-domain.nvidia.com")])
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert "ComputeDomain devices and DeviceClasses alone do not count" in result.reason
 
 
 @pytest.mark.kubeapi("reference-platform", minor="1.36", gpu_nodes=1)

@@ -1,4 +1,10 @@
-"""secure_accelerator_access against the emulated reference platform."""
+"""secure_accelerator_access on the emulated reference platform and on GPU worlds built from
+upstream captures (tests/kubeapi/worlds_accelerators.py).
+
+The container runtime is played by ``GpuRuntime``; a broken one is a runtime whose
+``devices`` (the ``/dev/nvidia*`` nodes) or ``tools`` (what ``nvidia-smi`` lists) reach
+further than what the container was given.
+"""
 
 from __future__ import annotations
 
@@ -7,87 +13,194 @@ import pytest
 from aicp.verify import images
 from aicp.verify.kube import connect
 from aicp.verify.probe import RUN_LABEL, Settings
+from aicp.verify.probes import secure_accelerator_access
 from aicp.verify.probes.secure_accelerator_access import SecureAcceleratorAccess
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
-from tests.kubeapi.controllers.kubelet import allocated_gpus
+from tests.kubeapi import objects as o
+from tests.kubeapi import worlds_accelerators as w
+from tests.kubeapi.controllers.kubelet import GpuRuntime, all_node_gpus, allocated_gpus
+from tests.shared import require_shared
 from tests.verify.conftest import planned
+
+DRA_CHECKS = {"a container with a claim sees exactly one GPU": True,
+              "the holding pod's second container, without a claim, sees no GPU": True,
+              "a pod without a claim on the same node (gpu-h100-0) sees no GPU": True,
+              "a second pod with a claim sees exactly one GPU": True,
+              "two pods holding a GPU at the same time see different GPUs": True}
+
+
+@pytest.fixture(autouse=True)
+def fast(monkeypatch):
+    monkeypatch.setattr(secure_accelerator_access, "HOLD", 2)
+    monkeypatch.setattr(secure_accelerator_access, "POD_TIMEOUT", 20.0)
 
 
 def run(kubeconfig):
     kube = connect(kubeconfig)
     report = Runner(kube, Settings("sa1", "1.35", images.catalog()), kube=kube,
                     cleanup_timeout=10).run(planned(SecureAcceleratorAccess))
-    return kube, report.outcomes[0].result, report
+    assert report.leftovers == []
+    assert kube.request("GET", "/api/v1/namespaces",
+                        query={"labelSelector": RUN_LABEL})["items"] == []
+    return kube, report.outcomes[0].result
+
+
+def world(kubeapi_factory, tmp_path, name, runtime=None, extra=None):
+    require_shared("fixtures")
+    kube = w.world(name, runtime=runtime, extra=extra).start()
+    return kube, kube.write_kubeconfig(tmp_path / "kubeconfig.yaml")
+
+
+def checks(result):
+    return {c.name: c.passed for c in result.evidence.checks}
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
-def test_claiming_container_sees_its_gpu_and_nothing_else_does(kubeconfig):
-    kube, result, report = run(kubeconfig)
+def test_only_the_container_holding_a_claim_sees_a_gpu(kubeconfig):
+    _, result = run(kubeconfig)
     assert result.verdict is Verdict.PASS, result.reason
-    checks = {c.name: c.passed for c in result.evidence.checks}
-    assert checks == {"a container with a claim sees exactly its one GPU": True,
-                      "the claiming pod's second container sees no GPU": True,
-                      "a pod without a claim sees no GPU": True}
-    assert any(name.endswith("claiming-with-claim.log") for name in result.evidence.artifacts)
-    assert kube.request("GET", "/api/v1/namespaces",
-                        query={"labelSelector": RUN_LABEL})["items"] == []
-    assert report.leftovers == []
+    assert checks(result) == DRA_CHECKS
+    assert result.reason.startswith("only containers given a GPU reach one: DRA (DeviceClass "
+                                    "gpu.nvidia.com): GPU 0: NVIDIA H100 80GB HBM3")
+    assert any(name.endswith("dra-holding-with-gpu.log") for name in result.evidence.artifacts)
 
 
-def leaky_runtime(pod: dict, container: str, kube) -> str:
-    """A node whose runtime hands a pod's GPUs to every container (NVIDIA_VISIBLE_DEVICES
-    honoured for unprivileged containers): the violation the upstream test exists for."""
-    devices = allocated_gpus(kube, pod)
-    return "".join(f"GPU {i}: NVIDIA H100 80GB HBM3 (UUID: GPU-leak-{i})\n"
-                   for i, _ in enumerate(devices)) or "No devices were found\n"
+def pod_wide(kube, pod, container):
+    """A runtime handing a pod's GPUs to every container of it (NVIDIA_VISIBLE_DEVICES
+    honoured for unrequested containers): the violation the upstream test exists for."""
+    return allocated_gpus(kube, pod)
 
 
-@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, logs=leaky_runtime)
-def test_a_second_container_seeing_the_claimed_gpu_fails_the_requirement(kubeconfig):
-    _, result, report = run(kubeconfig)
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1,
+                     logs=GpuRuntime(devices=pod_wide, tools=pod_wide))
+def test_a_second_container_seeing_the_claimed_gpu_fails(kubeconfig):
+    _, result = run(kubeconfig)
     assert result.verdict is Verdict.FAIL
-    assert "second container sees no GPU" in result.reason
-    assert report.leftovers == []
+    assert ("expected that the holding pod's second container, without a claim, sees no GPU, "
+            "observed 1 /dev/nvidia[0-9]* device node(s); nvidia-smi: GPU 0:") in result.reason
+
+
+# Belief 3: the runtime leaves /dev/nvidia* in every container on the node but injects
+# nvidia-smi only where a GPU was given: nvidia-smi -L alone called this isolated.
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, logs=GpuRuntime(devices=all_node_gpus))
+def test_device_nodes_leaking_without_nvidia_smi_fail(kubeconfig):
+    _, result = run(kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    second = next(c for c in result.evidence.checks if c.name.startswith("the holding pod's"))
+    assert not second.passed
+    assert second.observed == "8 /dev/nvidia[0-9]* device node(s); nvidia-smi: no GPU"
+
+
+def leaks_to_bare_pods(kube, pod, container):
+    """A runtime that exposes a GPU node's devices to pods that asked for none."""
+    if allocated_gpus(kube, pod):
+        return allocated_gpus(kube, pod, container)
+    return all_node_gpus(kube, pod, container)
+
+
+# Belief 3: the pod without a GPU must run where the GPU pod ran, not on a CPU node where
+# "sees nothing" proves nothing. cpu-a sorts first, so an unpinned pod lands there.
+def test_the_pod_without_a_gpu_is_pinned_to_the_gpu_pods_node(kubeapi_factory, tmp_path):
+    kube, kubeconfig = world(kubeapi_factory, tmp_path, "stock-dra",
+                             runtime=GpuRuntime(devices=leaks_to_bare_pods,
+                                                tools=leaks_to_bare_pods),
+                             extra=[o.node("cpu-a", ip="10.0.0.9")])
+    try:
+        _, result = run(kubeconfig)
+    finally:
+        kube.stop()
+    assert result.verdict is Verdict.FAIL
+    node = result.evidence.observations["draNode"]
+    assert f"a pod without a claim on the same node ({node}) sees no GPU" in result.reason
+
+
+def gpu_zero(kube, pod, container):
+    """A runtime that gives every GPU container the node's first GPU."""
+    return all_node_gpus(kube, pod, container)[:1] if allocated_gpus(kube, pod, container) else []
+
+
+# Belief 3: two pods holding a GPU at the same time must see different devices.
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1,
+                     logs=GpuRuntime(devices=gpu_zero, tools=gpu_zero))
+def test_two_gpu_pods_given_the_same_device_fail(kubeconfig):
+    _, result = run(kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert "expected that two pods holding a GPU at the same time see different GPUs" in \
+        result.reason
+    uuids = result.evidence.observations["draUuids"]
+    assert uuids["concurrent"] is True and uuids["first"] == uuids["second"]
+
+
+# Belief 3: pods mounting /dev/nvidia* from the host reach every GPU of their node.
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_pods_mounting_host_gpu_devices_are_reported(kubeapi, kubeconfig):
+    body = o.pod("debugger", "default", command=["sleep", "3600"])
+    body["spec"].update(nodeName="gpu-h100-0", volumes=[
+        {"name": "dev", "hostPath": {"path": "/dev/nvidia0"}}])
+    kubeapi.create(body)
+    clean = o.pod("clean", "default", command=["sleep", "3600"])
+    clean["spec"]["nodeName"] = "gpu-h100-0"
+    kubeapi.create(clean)
+    _, result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["hostPathGpuDevices"] == ["default/debugger: /dev/nvidia0"]
+    assert "1 pod(s) mount /dev/nvidia* from the host" in result.reason
 
 
 @pytest.mark.kubeapi("empty")
-def test_without_gpu_nodes_the_requirement_is_not_applicable(kubeconfig):
-    _, result, _ = run(kubeconfig)
-    assert result.verdict is Verdict.SKIP
+def test_without_gpu_nodes_the_must_is_an_error_not_not_applicable(kubeconfig):
+    # issue 11: a MUST that could not be exercised is not "not applicable".
+    _, result = run(kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert result.reason.startswith("no GPU node to exercise: scale a pool up (or run with --long)")
     assert "no GPU node among 0 nodes" in result.reason
 
 
-DEVICE_PLUGIN_CHECKS = {"a container requesting nvidia.com/gpu: 1 sees exactly one GPU": True,
-                        "the requesting pod's second container sees no GPU": True,
-                        "a pod without a request on the same GPU node sees no GPU": True}
+DEVICE_PLUGIN_CHECKS = {
+    "a container with a request sees exactly one GPU": True,
+    "the holding pod's second container, without a request, sees no GPU": True,
+    "a pod without a request on the same node (gpu-h100-0) sees no GPU": True,
+    "a second pod with a request sees exactly one GPU": True,
+    "two pods holding a GPU at the same time see different GPUs": True}
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1, with_dra=False)
 def test_with_the_device_plugin_only_the_requesting_container_sees_a_gpu(kubeconfig):
-    kube, result, report = run(kubeconfig)
+    _, result = run(kubeconfig)
     assert result.verdict is Verdict.PASS, result.reason
-    assert {c.name: c.passed for c in result.evidence.checks} == DEVICE_PLUGIN_CHECKS
-    assert result.reason.startswith("only the container requesting nvidia.com/gpu saw a GPU")
-    assert result.evidence.observations["devicePluginNode"] == "gpu-h100-0"
-    assert report.leftovers == []
+    assert checks(result) == DEVICE_PLUGIN_CHECKS
+    assert "device plugin (nvidia.com/gpu)" in result.reason
+    assert result.evidence.observations["dpNode"] == "gpu-h100-0"
 
 
-@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, with_dra=False, logs=leaky_runtime)
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, with_dra=False,
+                     logs=GpuRuntime(devices=pod_wide, tools=pod_wide))
 def test_a_device_plugin_gpu_leaking_to_a_second_container_fails(kubeconfig):
-    _, result, report = run(kubeconfig)
+    _, result = run(kubeconfig)
     assert result.verdict is Verdict.FAIL
-    assert result.reason == ("accelerator access is not isolated: expected that the requesting "
-                             "pod's second container sees no GPU, observed GPU 0: NVIDIA H100 "
-                             "80GB HBM3 (UUID: GPU-leak-0)")
-    assert report.leftovers == []
+    assert ("expected that the holding pod's second container, without a request, sees no "
+            "GPU") in result.reason
+
+
+# Belief 2: two device-plugin GPU nodes; the pinned pods carry one field-selector value
+# per term (a two-value matchFields is refused with 422 by the API server).
+def test_two_device_plugin_nodes_are_pinned_with_one_value_per_term(kubeapi_factory, tmp_path):
+    kube, kubeconfig = world(kubeapi_factory, tmp_path, "device-plugin-only")
+    try:
+        _, result = run(kubeconfig)
+        refused = kube.requests.count(verb="create", resource="pods", status=422)
+        created = kube.requests.count(verb="create", resource="pods", status=201)
+    finally:
+        kube.stop()
+    assert result.verdict is Verdict.PASS, result.reason
+    assert (refused, created) == (0, 3)
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
 def test_a_cluster_with_dra_and_device_plugin_nodes_is_checked_on_both(kubeapi, kubeconfig):
     kubeapi.delete("resourceslices.resource.k8s.io", "gpu-h100-1-gpu.nvidia.com")
-    _, result, report = run(kubeconfig)
+    _, result = run(kubeconfig)
     assert result.verdict is Verdict.PASS, result.reason
-    assert len(result.evidence.checks) == 6
-    assert result.evidence.observations["devicePluginNode"] == "gpu-h100-1"
-    assert report.leftovers == []
+    assert len(result.evidence.checks) == 10
+    assert result.evidence.observations["dpNode"] == "gpu-h100-1"

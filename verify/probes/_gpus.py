@@ -10,10 +10,25 @@ switched off by ``nvidia.com/gpu.deploy.device-plugin=false``) would look GPU-le
 Device attribute names are the NVIDIA DRA driver's (kubernetes-sigs/dra-driver-nvidia-gpu
 0.4.x ``cmd/gpu-kubelet-plugin/deviceinfo.go``): ``type`` (``gpu``, ``mig``, ``vfio``),
 ``uuid``, ``productName``, ``driverVersion`` and ``cudaDriverVersion`` (versions).
+
+GPU resource names (``is_gpu_resource``): the vendors' whole-GPU resources, the NVIDIA
+device plugin's MIG mixed-strategy resources ``nvidia.com/mig-<profile>`` (allocatable
+``nvidia.com/gpu`` is 0 there) and its renamed sharing resource ``nvidia.com/gpu.shared``
+(k8s-device-plugin ``renameByDefault``; labels keyed ``nvidia.com/gpu.shared.*``, see
+../shared/fixtures/gfd-node-labels.yaml doc 2c). Every probe asking "does this node offer
+GPUs" asks here.
+
+Container-GPU nodes: the GPU Operator labels VM hosts ``nvidia.com/gpu.present=true`` too,
+with ``nvidia.com/gpu.workload.config`` ``vm-passthrough`` or ``vm-vgpu``, and deploys no
+device plugin, GFD, DCGM exporter or container driver there (NVIDIA/gpu-operator
+controllers/state_manager.go gpuStateLabels; ../shared/fixtures/
+gpu-operator-dcgm-exporter-pods.yaml). ``survey`` leaves them out of the container-GPU
+probes and says so.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -25,6 +40,28 @@ DRA = "resource.k8s.io/v1"
 GPU_PRESENT = "nvidia.com/gpu.present"
 ALLOCATOR_LABEL = "aicp.dev/gpu-allocator"
 NVIDIA_DRIVER = "gpu.nvidia.com"
+WORKLOAD_CONFIG = "nvidia.com/gpu.workload.config"
+VM_WORKLOADS = ("vm-passthrough", "vm-vgpu")
+MIG_PREFIX = "nvidia.com/mig-"
+SHARED_GPU = "nvidia.com/gpu.shared"
+NO_GPU_TO_EXERCISE = "no GPU node to exercise: scale a pool up (or run with --long)"
+
+
+def is_gpu_resource(resource: str) -> bool:
+    """Whole GPUs, MIG mixed-strategy instances and renamed shared GPUs (module doc)."""
+    return resource in GPU_RESOURCES or resource == SHARED_GPU or resource.startswith(
+        MIG_PREFIX)
+
+
+def gpu_resources(node: dict) -> dict[str, float]:
+    """The node's allocatable GPU resources above zero, by name."""
+    return {r: q for r, q in allocatable(node).items() if q > 0 and is_gpu_resource(r)}
+
+
+def vm_workload(node: dict) -> str | None:
+    """``vm-passthrough``/``vm-vgpu`` when the GPU Operator runs this node's GPUs for VMs."""
+    value = labels(node).get(WORKLOAD_CONFIG)
+    return value if value in VM_WORKLOADS else None
 
 
 def labels(node: dict) -> dict[str, str]:
@@ -105,7 +142,7 @@ def gpu_nodes(ctx: Context, slices: list[dict] | None = None) -> tuple[dict[str,
         count += 1
         alloc = allocatable(node)
         if (labels(node).get(GPU_PRESENT) == "true"
-                or any(alloc.get(r, 0) > 0 for r in GPU_RESOURCES)
+                or any(q > 0 and is_gpu_resource(r) for r, q in alloc.items())
                 or any(pool_matches(p, node) for p in pools)
                 or name(node) in published):
             found[name(node)] = node
@@ -115,8 +152,8 @@ def gpu_nodes(ctx: Context, slices: list[dict] | None = None) -> tuple[dict[str,
 
 def no_gpu_nodes(count: int) -> str:
     return (f"no GPU node among {count} nodes (none labelled {GPU_PRESENT}=true, advertising "
-            f"{', '.join(GPU_RESOURCES)}, matching a GPU pool of the stack or publishing DRA "
-            "GPU devices)")
+            f"{', '.join(GPU_RESOURCES)}, {SHARED_GPU} or {MIG_PREFIX}*, matching a GPU pool "
+            "of the stack or publishing DRA GPU devices)")
 
 
 def list_or_none(ctx: Context, path: str) -> list[dict] | None:
@@ -129,10 +166,89 @@ def list_or_none(ctx: Context, path: str) -> list[dict] | None:
         raise
 
 
-def survey(ctx: Context) -> tuple[list[dict] | None, dict[str, dict], str | None]:
-    """ResourceSlices, GPU nodes by name, and why the requirement is not applicable when
-    the cluster has no GPU node (None when it has)."""
+def survey(ctx: Context, *, containers_only: bool = True
+           ) -> tuple[list[dict] | None, dict[str, dict], str | None]:
+    """ResourceSlices, GPU nodes by name, and why the requirement cannot be judged (None
+    when it can): no GPU node at all, or (``containers_only``) only VM GPU hosts.
+
+    With ``containers_only`` the VM hosts are left out and recorded (``vmGpuNodesLeftOut``),
+    since no container workload gets their GPUs (module doc).
+    """
     slices = resource_slices(ctx)
     found, count = gpu_nodes(ctx, slices)
-    why = None if found else f"not applicable: {no_gpu_nodes(count)}"
-    return slices, found, why
+    if not found:
+        return slices, found, no_gpu_nodes(count)
+    if containers_only:
+        vms = {n: w for n, node in found.items() if (w := vm_workload(node))}
+        if vms:
+            ctx.observe("vmGpuNodesLeftOut", {
+                n: f"{WORKLOAD_CONFIG}={w}: GPUs are passed to VMs, no container gets them"
+                for n, w in sorted(vms.items())})
+            found = {n: node for n, node in found.items() if n not in vms}
+            if not found:
+                return slices, found, (f"every GPU node ({', '.join(sorted(vms))}) hosts VM "
+                                       f"GPUs ({WORKLOAD_CONFIG}); none runs container GPUs")
+    return slices, found, None
+
+
+def left_out(ctx: Context) -> str:
+    """"; left out: ..." naming the VM GPU hosts a survey skipped, for a verdict's reason."""
+    vms = ctx.evidence.observations.get("vmGpuNodesLeftOut") or {}
+    return (f"; left out {len(vms)} VM GPU host(s) ({', '.join(vms)}: {WORKLOAD_CONFIG} "
+            "vm-passthrough/vm-vgpu)") if vms else ""
+
+
+def must_error(why: str) -> str:
+    """An accelerator MUST's ERROR reason when ``survey`` found nothing to exercise: a
+    requirement that could not be exercised is not "not applicable" (issue 11)."""
+    if why.startswith("no GPU node"):
+        return f"{NO_GPU_TO_EXERCISE} ({why})"
+    return f"{why}: the requirement cannot be exercised on container GPUs"
+
+
+# DeviceClass selectors are CEL. The probe evaluates the conjunctions of equality tests
+# that vendors' classes use (the NVIDIA chart's, ../shared/fixtures/
+# nvidia-dra-deviceclasses.yaml: ``device.driver == 'gpu.nvidia.com' &&
+# device.attributes['gpu.nvidia.com'].type == 'gpu'``); anything else is "cannot tell".
+_CEL_DRIVER = re.compile(r"""^device\.driver\s*==\s*(['"])([^'"]*)\1$""")
+_CEL_ATTR = re.compile(r"""^device\.attributes\[(['"])([^'"]+)\1\]\.(\w+)\s*==\s*(.+)$""")
+
+
+def _cel_literal(text: str) -> Any:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def cel_selects(expression: str, driver: str, device: dict) -> bool | None:
+    """Whether ``expression`` selects ``device`` of ``driver``; None when it uses more CEL
+    than equality tests joined by ``&&``."""
+    for clause in (c.strip() for c in expression.split("&&")):
+        if m := _CEL_DRIVER.match(clause):
+            if driver != m.group(2):
+                return False
+            continue
+        m = _CEL_ATTR.match(clause)
+        if not m:
+            return None
+        domain, key, want = m.group(2), m.group(3), _cel_literal(m.group(4))
+        attrs = device.get("attributes") or {}
+        value = attrs.get(key) if domain == driver else attrs.get(f"{domain}/{key}")
+        if not isinstance(value, dict) or next(iter(value.values()), None) != want:
+            return False
+    return True
+
+
+def class_selects(device_class: dict, driver: str, device: dict) -> bool | None:
+    """Whether every CEL selector of the class selects the device (None: cannot tell)."""
+    verdicts = [cel_selects(s["cel"]["expression"], driver, device)
+                for s in (device_class.get("spec") or {}).get("selectors") or [] if "cel" in s]
+    if any(v is False for v in verdicts):
+        return False
+    return None if any(v is None for v in verdicts) else True

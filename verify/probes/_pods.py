@@ -1,12 +1,29 @@
-"""Helpers shared by probes that run short pods and read their logs (not a probe)."""
+"""Helpers shared by probes that run short pods and read their logs (not a probe).
+
+A GPU probe container runs ``PROBE_SCRIPT``: it counts the accelerator device nodes it can
+open, as the WG suite does (kubernetes-sigs/ai-conformance test/util_test.go
+``acceleratorProbeCommand``, NVIDIA ``DevicePattern: /dev/nvidia[0-9]*``), then runs
+``nvidia-smi -L``. Both matter: the NVIDIA container toolkit injects ``nvidia-smi`` only
+into containers given a GPU (../shared/fixtures/nvidia-smi-L.txt header), so a runtime
+that leaks ``/dev/nvidia*`` without the utilities would look isolated to ``nvidia-smi``
+alone.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 
 from ..probe import Context
+from . import _gpus
 
 DRA = "resource.k8s.io/v1"
+DEVICE_GLOB = "/dev/nvidia[0-9]*"
+COUNT_PREFIX = "RESULT: ACCELERATOR_COUNT="
+PROBE_SCRIPT = (f'count=0; for device in {DEVICE_GLOB}; do [ -e "$device" ] || continue; '
+                f'count=$((count + 1)); done; echo "{COUNT_PREFIX}$count"; '
+                "nvidia-smi -L 2>&1 || true")
+_COUNT = re.compile(rf"^{re.escape(COUNT_PREFIX)}(\d+)$", re.M)
 
 
 def create(ctx: Context, path: str, body: dict, namespace: str | None = None) -> dict:
@@ -17,16 +34,32 @@ def create(ctx: Context, path: str, body: dict, namespace: str | None = None) ->
     return created
 
 
+def node_affinity(nodes: list[str]) -> dict:
+    """Required node affinity for any of ``nodes``: one term per node, since a node field
+    selector takes exactly one value (kubernetes pkg/apis/core/validation
+    ``ValidateNodeFieldSelectorRequirement``: "must be only one value when `operator` is
+    'In' or 'NotIn' for node field selector"); terms are ORed."""
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In",
+                                                "values": [n]}]} for n in sorted(nodes)]}}}
+
+
 def gpu_pod(ctx: Context, ns: str, name: str, containers: list[dict],
-            claims: list[dict] | None = None) -> dict:
-    """A run-once pod of ``nvidia-smi -L`` containers, tolerating accelerator taints."""
-    spec = {"restartPolicy": "Never", "tolerations": [{"operator": "Exists"}],
-            "containers": [{"name": c["name"], "image": ctx.image("cuda"),
-                            "command": ["nvidia-smi", "-L"],
-                            **({"resources": c["resources"]} if c.get("resources") else {})}
-                           for c in containers]}
+            claims: list[dict] | None = None, nodes: list[str] | None = None,
+            image: str = "cuda", script: str = PROBE_SCRIPT) -> dict:
+    """A run-once pod of ``PROBE_SCRIPT`` containers, tolerating accelerator taints, on
+    one of ``nodes`` when given. A container's ``resources`` may hold a claim reference or
+    ``limits`` of a device-plugin resource."""
+    spec: dict = {"restartPolicy": "Never", "tolerations": [{"operator": "Exists"}],
+                  "containers": [{"name": c["name"], "image": ctx.image(image),
+                                  "command": ["sh", "-c", script],
+                                  **({"resources": c["resources"]} if c.get("resources")
+                                     else {})}
+                                 for c in containers]}
     if claims:
         spec["resourceClaims"] = claims
+    if nodes:
+        spec["affinity"] = node_affinity(nodes)
     return create(ctx, f"/api/v1/namespaces/{ns}/pods",
                   {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec},
                   ns)
@@ -55,16 +88,62 @@ def logs(ctx: Context, ns: str, pod: str, container: str) -> str:
 
 
 def gpus_seen(text: str) -> list[str]:
-    """``nvidia-smi -L`` lines naming a GPU ("GPU 0: NVIDIA H100 ... (UUID: GPU-...)")."""
-    return [line.strip() for line in text.splitlines() if line.strip().startswith("GPU ")]
+    """``nvidia-smi -L`` lines naming a GPU ("GPU 0: NVIDIA H100 ... (UUID: GPU-...)");
+    MIG devices are indented lines under their parent GPU's and are not counted."""
+    return [line.strip() for line in text.splitlines() if line.startswith("GPU ")]
 
 
-def device_class(ctx: Context) -> str | None:
-    """The DeviceClass to claim a GPU with: NVIDIA's when present, else the first."""
+def device_nodes(text: str) -> int | None:
+    """How many ``/dev/nvidia[0-9]*`` device nodes ``PROBE_SCRIPT`` counted (None: no
+    count line, e.g. the container never ran the script)."""
+    m = _COUNT.search(text)
+    return int(m.group(1)) if m else None
+
+
+def _whole(device: dict) -> bool:
+    return _gpus.attribute(device, "type") in (None, "gpu")
+
+
+def device_class(ctx: Context, slices: list[dict] | None = None) -> str | None:
+    """The DeviceClass to claim one GPU with: the class whose CEL selectors select the
+    whole-GPU devices GPU drivers publish (MIG devices when there are no whole GPUs).
+
+    Picking by name fails stock installs: the NVIDIA chart lists
+    ``compute-domain-daemon.nvidia.com`` first (../shared/fixtures/
+    nvidia-dra-deviceclasses.yaml), EKS adds a NIC class. Where selectors use more CEL
+    than the probe evaluates, the class named after the GPU driver is taken (for NVIDIA
+    ``gpu.nvidia.com``, the WG suite's choice: kubernetes-sigs/ai-conformance
+    test/util_test.go ``acceleratorConfigs``). The choice and why are in the evidence.
+    ``slices`` are read when not given.
+    """
     items = ctx.kube.request("GET", f"/apis/{DRA}/deviceclasses").get("items", [])
-    names = [i["metadata"]["name"] for i in items]
-    ctx.observe("deviceClasses", names)
-    return next((n for n in names if "nvidia" in n), names[0] if names else None)
+    ctx.observe("deviceClasses", [i["metadata"]["name"] for i in items])
+    if slices is None:
+        slices = _gpus.resource_slices(ctx)
+    devices = [(s["spec"]["driver"], d) for s in slices or []
+               if _gpus.is_gpu_driver((s.get("spec") or {}).get("driver", ""))
+               for d in s["spec"].get("devices") or []]
+    for kind, group in (("whole-GPU", [(r, d) for r, d in devices if _whole(d)]),
+                        ("MIG", [(r, d) for r, d in devices
+                                 if _gpus.attribute(d, "type") == "mig"])):
+        for item in items:
+            selected = [(r, d) for r, d in group if _gpus.class_selects(item, r, d)]
+            if selected:
+                name = item["metadata"]["name"]
+                drivers = sorted({r for r, _ in selected})
+                ctx.observe("deviceClass", name)
+                ctx.observe("deviceClassWhy", f"its selectors select {len(selected)} published "
+                                              f"{kind} devices of {', '.join(drivers)}")
+                return name
+    names = {i["metadata"]["name"] for i in items}
+    drivers = sorted({r for r, _ in devices} & names)
+    if drivers:
+        ctx.observe("deviceClass", drivers[0])
+        ctx.observe("deviceClassWhy", "named after the GPU driver publishing devices (its "
+                                      "selectors use CEL the probe does not evaluate)")
+        return drivers[0]
+    ctx.observe("deviceClassWhy", "none of the DeviceClasses selects a published GPU device")
+    return None
 
 
 def claim_template(ctx: Context, ns: str, name: str, device_class_name: str) -> dict:
@@ -75,22 +154,19 @@ def claim_template(ctx: Context, ns: str, name: str, device_class_name: str) -> 
                                        "allocationMode": "ExactCount", "count": 1}}]}}}}, ns)
 
 
-def pinned_gpu_pod(ctx: Context, ns: str, name: str, containers: list[dict],
-                   nodes: list[str]) -> dict:
-    """A run-once ``nvidia-smi -L`` pod that may only run on the named ``nodes``.
-
-    ``containers`` as for ``gpu_pod``; a container's ``resources`` may hold
-    ``limits: {"nvidia.com/gpu": 1}`` (device plugin).
-    """
-    spec = {"restartPolicy": "Never", "tolerations": [{"operator": "Exists"}],
-            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [{"matchFields": [{
-                    "key": "metadata.name", "operator": "In",
-                    "values": sorted(nodes)}]}]}}},
-            "containers": [{"name": c["name"], "image": ctx.image("cuda"),
-                            "command": ["nvidia-smi", "-L"],
-                            **({"resources": c["resources"]} if c.get("resources") else {})}
-                           for c in containers]}
-    return create(ctx, f"/api/v1/namespaces/{ns}/pods",
-                  {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec},
-                  ns)
+def device_uuids(text: str) -> list[str]:
+    """The UUIDs of the devices ``nvidia-smi -L`` lists: a MIG device's own UUID (its line
+    is indented under the parent GPU's, ../shared/fixtures/nvidia-smi-L.txt), else the
+    GPU's; two MIG instances of one GPU share the parent's."""
+    lines = text.splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        m = re.search(r"\(UUID: ([^)]+)\)", line)
+        if not m:
+            continue
+        if line.startswith("GPU "):
+            if not (i + 1 < len(lines) and lines[i + 1].lstrip().startswith("MIG ")):
+                found.append(m.group(1))
+        elif line.lstrip().startswith("MIG "):
+            found.append(m.group(1))
+    return found

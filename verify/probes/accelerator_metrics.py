@@ -1,31 +1,46 @@
 """accelerator_metrics: every GPU node runs a metrics exporter serving per-device
 utilisation and memory in Prometheus format.
 
-Read-only. Finds the DCGM exporter pods (label ``app=nvidia-dcgm-exporter``, as the GPU
-Operator labels them, or the pods of a DaemonSet running an image named
-``dcgm-exporter``), reads each GPU
-node's exporter through the API server's pod proxy (``pods/<pod>:9400/proxy/metrics``)
-and parses the exposition: ``DCGM_FI_DEV_GPU_UTIL`` and ``DCGM_FI_DEV_FB_USED`` /
-``DCGM_FI_DEV_FB_FREE`` must be there for every GPU of the node, labelled per device
-(``gpu``/``UUID``). Temperature and power are recorded when present, not required.
+Read-only. Finds the DCGM exporter pods (labels ``app=nvidia-dcgm-exporter``, and
+``app=nvidia-dcgm-exporter-dra`` in the GPU Operator's DRA mode, and the standalone chart's
+``app.kubernetes.io/name=dcgm-exporter``: ../shared/fixtures/
+gpu-operator-dcgm-exporter-pods.yaml; for GPU nodes none of those cover, the pods of a
+DaemonSet running an image named ``dcgm-exporter``), reads each container-GPU node's
+exporter through the API server's pod proxy (``pods/<pod>:9400/proxy/metrics``) and parses
+the exposition. Every device needs a utilisation and a memory series (one memory metric
+suffices, as in the WG suite: kubernetes-sigs/ai-conformance
+test/accelerator_metrics_test.go), labelled per device (``UUID``/``gpu``, plus
+``GPU_I_ID`` for a MIG instance), and the node's physical GPUs must all be there.
+
+Utilisation is ``DCGM_FI_DEV_GPU_UTIL``, which DCGM does not report for MIG instances;
+for them ``DCGM_FI_PROF_GR_ENGINE_ACTIVE`` is the metric (NVIDIA/dcgm-exporter#216 and
+#430, maintainers' answers; ../shared/fixtures/dcgm-exporter-metrics.txt part 2: MIG
+series carry the parent GPU's UUID and ``GPU_I_ID``). The physical count comes from a
+source that stays physical: DRA devices (whole GPUs, MIG parents), else GFD's
+``nvidia.com/gpu.count`` (``nvidia.com/gpu.shared.count`` when renamed) unless the node
+runs MIG, where GFD counts MIG devices under ``mig.strategy=single`` (fixture
+gfd-node-labels.yaml doc 2a): there the UUIDs the exporter reports are counted and no
+label is trusted. Temperature and power are recorded when present, not required.
+
+No container-GPU node: ERROR (a MUST that could not be exercised is not "not
+applicable"); VM GPU hosts are left out (they run no exporter), named in the evidence.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from kubernetes.client.exceptions import ApiException
 
 from ..probe import Context, Probe, one_line
 from ..result import Result
-from . import _prom
+from . import _gpus, _prom
 
 EXPORTER_PORT = 9400
-EXPORTER_LABELS = {"app": "nvidia-dcgm-exporter",
-                   "app.kubernetes.io/name": "dcgm-exporter"}
+EXPORTER_LABELS = (("app", "nvidia-dcgm-exporter"), ("app", "nvidia-dcgm-exporter-dra"),
+                   ("app.kubernetes.io/name", "dcgm-exporter"))
 EXPORTER_IMAGE = "dcgm-exporter"
 GPU_RESOURCE = "nvidia.com/gpu"
 UTILISATION = "DCGM_FI_DEV_GPU_UTIL"
+MIG_UTILISATION = "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
 MEMORY = ("DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE")
 OPTIONAL = {"temperature": "DCGM_FI_DEV_GPU_TEMP", "power": "DCGM_FI_DEV_POWER_USAGE"}
 
@@ -42,21 +57,23 @@ class AcceleratorMetrics(Probe):
 
     def run(self, ctx: Context) -> Result:
         with ctx.step("find GPU nodes"):
-            gpus = gpu_nodes(ctx.kube.items("/api/v1/nodes"))
-            ctx.observe("gpuNodes", gpus)
-            if not gpus:
-                return ctx.skip("not applicable: no GPU node (no nvidia.com/gpu allocatable, "
-                                "no nvidia.com/gpu.present=true label)")
+            slices, nodes, why = _gpus.survey(ctx)
+            if why:
+                return ctx.error(_gpus.must_error(why))
+            published = _gpus.devices_by_node(slices)
+            gpus = {n: physical_gpus(node, published.get(n, [])) for n, node in nodes.items()}
+            ctx.observe("physicalGpus", gpus)
         with ctx.step("find DCGM exporter pods"):
-            pods = exporter_pods(ctx)
+            pods = exporter_pods(ctx, set(gpus))
             ctx.observe("exporterPods", [f"{p['metadata']['namespace']}/{p['metadata']['name']}"
                                          f" on {p['spec'].get('nodeName')}" for p in pods])
             if not pods:
                 return ctx.error(
-                    "no DCGM exporter pod found (label app=nvidia-dcgm-exporter, or a DaemonSet "
-                    "running a dcgm-exporter image): install the GPU Operator's DCGM "
-                    "exporter, or the platform uses a different accelerator metrics exporter "
-                    "that this probe does not know: verify it by hand")
+                    "no DCGM exporter pod found (labels app=nvidia-dcgm-exporter, "
+                    "app=nvidia-dcgm-exporter-dra, app.kubernetes.io/name=dcgm-exporter, or "
+                    "a DaemonSet running a dcgm-exporter image): install the GPU Operator's "
+                    "DCGM exporter, or the platform uses a different accelerator metrics "
+                    "exporter that this probe does not know: verify it by hand")
         unreachable: list[str] = []
         for node, expected in sorted(gpus.items()):
             with ctx.step(f"read the exporter on {node}"):
@@ -85,64 +102,109 @@ class AcceleratorMetrics(Probe):
                              "proxy on " + "; ".join(unreachable) + ": the control plane may "
                              f"not reach pod port {EXPORTER_PORT} (firewall); verify by hand")
         return ctx.passed(f"the DCGM exporter on each of {len(gpus)} GPU node(s) serves "
-                          "per-device utilisation and framebuffer memory metrics")
+                          "per-device utilisation and framebuffer memory metrics"
+                          + _gpus.left_out(ctx))
 
 
 def _judge_node(ctx: Context, node: str, expected: int | None, exposition: _prom.Exposition,
                 ) -> None:
-    devices = {metric: _devices(exposition.series(metric)) for metric in (UTILISATION, *MEMORY)}
+    util = _devices(exposition.series(UTILISATION))
+    mig_util = _devices(exposition.series(MIG_UTILISATION))
+    memory = set().union(*(_devices(exposition.series(m)) for m in MEMORY))
     for key, metric in OPTIONAL.items():
-        ctx.observe(f"{node}.{key}", sorted(_devices(exposition.series(metric))))
+        ctx.observe(f"{node}.{key}", sorted(u for u, _ in _devices(exposition.series(metric))))
     ctx.observe(f"{node}.models", sorted({s.labels.get("modelName", "") for s in
-                                          exposition.series(UTILISATION)} - {""}))
+                                          exposition.series(UTILISATION)
+                                          + exposition.series(MIG_UTILISATION)} - {""}))
     if exposition.errors:
         ctx.observe(f"{node}.parseErrors", exposition.errors[:5])
+    migs = {d for d in util | mig_util | memory if d[1]}
+    if migs:
+        ctx.observe(f"{node}.migInstances", sorted(f"{u} GPU_I_ID={i}" for u, i in migs))
+    # A MIG instance's utilisation is the profiling metric; a whole GPU's either.
+    covered = {d for d in util if not d[1]} | mig_util
+    devices = covered | memory
+    physical = {u for u, _ in devices}
     want = f" for all {expected} GPUs" if expected else ""
-    for label, metrics in (("utilisation", (UTILISATION,)), ("memory", MEMORY)):
-        for metric in metrics:
-            seen = devices[metric]
-            ok = bool(seen) and (not expected or len(seen) >= expected)
-            ctx.check(f"{node} exports {label} {metric} per device{want}", ok,
-                      f"{len(seen)} device(s)" + (f": {', '.join(sorted(seen)[:8])}"
-                                                  if seen else " (metric absent)"))
+    ok = bool(devices) and (not expected or len(physical) >= expected)
+    ctx.check(f"{node} exports utilisation {UTILISATION} per device{want}"
+              + (f" ({MIG_UTILISATION} for MIG instances)" if migs else ""),
+              ok and bool(covered) and devices <= covered,
+              _describe(covered, devices - covered, "utilisation", len(physical)))
+    ctx.check(f"{node} exports memory {'/'.join(MEMORY)} per device{want}",
+              ok and bool(memory) and devices <= memory,
+              _describe(memory, devices - memory, "memory", len(physical)))
 
 
-def _devices(samples: list[_prom.Sample]) -> set[str]:
-    """Distinct devices among samples labelled per device (UUID, else gpu index)."""
-    return {s.labels.get("UUID") or f"gpu {s.labels['gpu']}" for s in samples
-            if s.labels.get("UUID") or s.labels.get("gpu")}
+def _name(device: tuple[str, str]) -> str:
+    return device[0] + (f" GPU_I_ID={device[1]}" if device[1] else "")
 
 
-def gpu_nodes(nodes: Iterable[dict]) -> dict[str, int | None]:
-    """GPU node name → expected GPU count (None when only a label says it has GPUs).
+def _describe(seen: set, missing: set, what: str, physical: int) -> str:
+    if not seen:
+        return "0 device(s) (metric absent)"
+    text = (f"{len(seen)} device(s) on {physical} GPU(s): "
+            + ", ".join(sorted(map(_name, seen))[:8]))
+    if missing:
+        text += f"; no {what} for " + ", ".join(sorted(map(_name, missing))[:8])
+    return text
 
-    The physical count comes first: GPU Feature Discovery's ``nvidia.com/gpu.count``. With
-    time-slicing or MPS, allocatable ``nvidia.com/gpu`` is that count times
-    ``nvidia.com/gpu.replicas``, and DCGM still reports one series per physical GPU.
-    """
-    out: dict[str, int | None] = {}
-    for node in nodes:
-        labels = node["metadata"].get("labels") or {}
-        allocatable = (node.get("status") or {}).get("allocatable") or {}
-        replicas = max(1, _int(labels.get("nvidia.com/gpu.replicas")) or 1)
-        count = _int(labels.get("nvidia.com/gpu.count")) or \
-            (_int(allocatable.get(GPU_RESOURCE)) // replicas)
-        if count or labels.get("nvidia.com/gpu.present") == "true":
-            out[node["metadata"]["name"]] = count or None
+
+def _devices(samples: list[_prom.Sample]) -> set[tuple[str, str]]:
+    """Distinct (GPU, MIG instance) among samples labelled per device: the GPU by UUID
+    (``uuid`` with ``--use-old-namespace``), else its index; the instance by ``GPU_I_ID``
+    ("" for a whole GPU)."""
+    out = set()
+    for s in samples:
+        gpu = s.labels.get("UUID") or s.labels.get("uuid") or (
+            f"gpu {s.labels['gpu']}" if s.labels.get("gpu") else "")
+        if gpu:
+            out.add((gpu, s.labels.get("GPU_I_ID", "")))
     return out
 
 
-def exporter_pods(ctx: Context) -> list[dict]:
-    """The DCGM exporter pods: those labelled as the GPU Operator and dcgm-exporter's chart
-    label them; failing that, the pods of DaemonSets running a dcgm-exporter image.
+def _is_mig(node: dict) -> bool:
+    labels = _gpus.labels(node)
+    return (labels.get("nvidia.com/mig.strategy") in ("single", "mixed")
+            or any(r.startswith(_gpus.MIG_PREFIX) for r in _gpus.gpu_resources(node)))
+
+
+def physical_gpus(node: dict, devices: list[tuple[str, dict]]) -> int | None:
+    """The node's physical GPU count from a source that stays physical (module doc); None
+    when only the exporter can tell (MIG without DRA devices, or only a label)."""
+    dra = ({_gpus.attribute(d, "uuid") for _, d in devices
+            if _gpus.attribute(d, "type") in (None, "gpu")}
+           | {_gpus.attribute(d, "parentUUID") for _, d in devices
+              if _gpus.attribute(d, "type") == "mig"}) - {None}
+    if dra:
+        return len(dra)
+    if _is_mig(node):
+        return None
+    labels = _gpus.labels(node)
+    alloc = _gpus.allocatable(node)
+    for resource in (GPU_RESOURCE, _gpus.SHARED_GPU):
+        count = _int(labels.get(f"{resource}.count"))
+        if count:
+            return count
+        replicas = max(1, _int(labels.get(f"{resource}.replicas")) or 1)
+        if alloc.get(resource):
+            return int(alloc[resource]) // replicas or None
+    return None
+
+
+def exporter_pods(ctx: Context, nodes: set[str] | None = None) -> list[dict]:
+    """The DCGM exporter pods: those labelled as the GPU Operator (both modes) and
+    dcgm-exporter's chart label them; for ``nodes`` none of those cover, also the pods of
+    DaemonSets running a dcgm-exporter image (a cluster may run both kinds).
 
     Selectors, never a scan of every pod: 100,000 pods would cost 200 pages.
     """
     found: dict[str, dict] = {}
-    for key, value in EXPORTER_LABELS.items():
+    for key, value in EXPORTER_LABELS:
         for pod in ctx.kube.items("/api/v1/pods", query={"labelSelector": f"{key}={value}"}):
             found[pod["metadata"]["uid"]] = pod
-    if not found:
+    covered = {p["spec"].get("nodeName") for p in found.values()}
+    if not found or (nodes is not None and nodes - covered):
         for ds in ctx.kube.items("/apis/apps/v1/daemonsets"):
             template = ((ds.get("spec") or {}).get("template") or {}).get("spec") or {}
             if not any(EXPORTER_IMAGE in c.get("image", "")
@@ -170,7 +232,7 @@ def _selector(selector: dict) -> str:
 
 def is_exporter(pod: dict) -> bool:
     labels = pod["metadata"].get("labels") or {}
-    if any(labels.get(k) == v for k, v in EXPORTER_LABELS.items()):
+    if any(labels.get(k) == v for k, v in EXPORTER_LABELS):
         return True
     return any(EXPORTER_IMAGE in c.get("image", "") for c in pod["spec"].get("containers") or [])
 

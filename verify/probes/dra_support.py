@@ -5,9 +5,13 @@ Read first: ``resource.k8s.io/v1`` is served, a DeviceClass exists, and every GP
 says ``aicp.dev/gpu-allocator=device-plugin`` (recorded, not required). Then a pod with a
 ResourceClaimTemplate for one device: its claim must be allocated
 (``status.allocation.devices.results`` naming driver/pool/device of a published device),
-the pod must run, and ``nvidia-smi -L`` in it must list exactly the allocated devices.
+the pod must run, and it must see exactly the allocated devices: as many
+``/dev/nvidia[0-9]*`` device nodes and ``nvidia-smi -L`` GPUs (see ``_pods``). The
+DeviceClass is the one whose selectors select the published GPUs (``_pods.device_class``).
 
-Verdicts: no GPU node → SKIP. An API that is not served, no DeviceClass, or GPU nodes
+Verdicts: no GPU node → ERROR ("no GPU node to exercise": a MUST that could not be
+exercised is not "not applicable"); VM GPU hosts are left out, named in the evidence.
+An API that is not served, no DeviceClass, or GPU nodes
 without slices → FAIL: serving the API while the GPUs are only device-plugin extended
 resources does not implement DRA for the accelerators. A claim never allocated while
 free devices are published → FAIL; every published device already allocated → ERROR
@@ -39,10 +43,9 @@ class DraSupport(Probe):
             served = ctx.check(f"{_gpus.DRA} is served", _gpus.served(ctx, _gpus.DRA),
                                ", ".join(sorted(r["name"] for r in ctx.kube.resources(
                                    _gpus.DRA))) or "not served")
-            slices = _gpus.resource_slices(ctx) if served else None
-            gpu_nodes, count = _gpus.gpu_nodes(ctx, slices)
-            if not gpu_nodes:
-                return ctx.skip(f"not applicable: {_gpus.no_gpu_nodes(count)}")
+            slices, gpu_nodes, why = _gpus.survey(ctx)
+            if why:
+                return ctx.error(_gpus.must_error(why))
             if not served:
                 return ctx.failed(f"{_gpus.DRA} is not served: the cluster has "
                                   f"{len(gpu_nodes)} GPU nodes but no DRA API")
@@ -78,10 +81,11 @@ class DraSupport(Probe):
                     f"{', '.join(missing)} (no ResourceSlice with devices for the node; is "
                     "the DRA driver's kubelet plugin running there?)",
                     partial=len(missing) < len(required))
-            device_class = _pods.device_class(ctx)
+            device_class = _pods.device_class(ctx, slices)
             if device_class is None:
-                return ctx.failed("GPU nodes publish DRA devices but the cluster serves no "
-                                  "DeviceClass: no ResourceClaim can ask for them")
+                return ctx.failed(
+                    f"GPU nodes publish DRA devices but no DeviceClass selects them "
+                    f"(classes: {', '.join(classes)}): no ResourceClaim can ask for a GPU")
         with ctx.step("create a claim template and a pod"):
             ns = ctx.namespace()
             _pods.claim_template(ctx, ns, "one-gpu", device_class)
@@ -109,16 +113,21 @@ class DraSupport(Probe):
                                  "claim was allocated (image pull or node problem)")
             phase = pod["status"]["phase"]
             ctx.observe("podNode", pod["spec"].get("nodeName"))
-        with ctx.step("read nvidia-smi -L"):
-            seen = _pods.gpus_seen(_pods.logs(ctx, ns, "dra", "main"))
+        with ctx.step("read the device nodes and nvidia-smi -L"):
+            text = _pods.logs(ctx, ns, "dra", "main")
+            seen, nodes = _pods.gpus_seen(text), _pods.device_nodes(text)
         ok = [ctx.check("the pod with the claim ran to completion", phase == "Succeeded", phase),
               ctx.check(f"the pod sees exactly its {len(results)} allocated device(s)",
-                        len(seen) == len(results), "; ".join(seen) or "no GPU")]
+                        len(seen) == len(results) and nodes == len(results),
+                        f"{nodes} {_pods.DEVICE_GLOB} device node(s); nvidia-smi: "
+                        + ("; ".join(seen) or "no GPU"))]
         if all(c.passed for c in ctx.evidence.checks) and all(ok):
             return ctx.passed(f"{len(required)} GPU nodes publish DRA devices "
                               f"({sum(counts[n] for n in required)} in all); a claim on "
                               f"DeviceClass {device_class} got {', '.join(named)} and the pod "
-                              f"saw {seen[0]}")
+                              f"saw {seen[0]} (class chosen: "
+                              f"{ctx.evidence.observations['deviceClassWhy']})"
+                              + _gpus.left_out(ctx))
         failed = next(c for c in ctx.evidence.checks if not c.passed)
         return ctx.failed(f"DRA allocation did not work end to end: expected that "
                           f"{failed.name}, observed {failed.observed}")
@@ -130,9 +139,13 @@ class DraSupport(Probe):
         why = next((c.get("message", "") for c in (pod.get("status") or {}).get(
             "conditions") or [] if c.get("type") == "PodScheduled"), "")
         claims = _gpus.list_or_none(ctx, f"/apis/{_gpus.DRA}/resourceclaims") or []
+        # adminAccess allocations (the DRA-mode DCGM exporter holds one on every GPU of its
+        # node: ../shared/fixtures/gpu-operator-dcgm-exporter-pods.yaml) monitor a device
+        # without taking it: the scheduler still hands it out (KEP-5018, resource.k8s.io/v1
+        # DeviceRequestAllocationResult.adminAccess).
         in_use = {(r["driver"], r["pool"], r["device"]) for c in claims
                   for r in (((c.get("status") or {}).get("allocation") or {}).get(
-                      "devices") or {}).get("results") or []}
+                      "devices") or {}).get("results") or [] if not r.get("adminAccess")}
         total = {(s["spec"]["driver"], s["spec"]["pool"]["name"], d["name"])
                  for s in slices or [] if _gpus.is_gpu_driver(s["spec"].get("driver", ""))
                  for d in s["spec"].get("devices") or []}

@@ -6,31 +6,68 @@ the requirement asks once DRA exposes them; NVIDIA DRA driver 0.4.x publishes bo
 from GPU Feature Discovery's node labels ``nvidia.com/cuda.driver-version.full`` /
 ``nvidia.com/cuda.runtime-version.full`` (or their parts, and the deprecated
 ``nvidia.com/cuda.driver.major/minor/rev`` and ``nvidia.com/cuda.runtime.major/minor``).
-Versions compare numerically (``580.65.06`` from a label equals ``580.65.6`` from DRA's
-semver). A GPU Operator ``ClusterPolicy`` (nvidia.com/v1), when present, must be
+Versions compare numerically at the precision they share, as the WG suite's
+``versionsCompatible`` does (kubernetes-sigs/ai-conformance
+test/driver_runtime_management_test.go): ``580.65.06`` from a label equals ``580.65.6``
+from DRA's semver, and the DRA driver's ``cudaDriverVersion`` ``12.8.0`` equals GFD's
+``12.8`` (../shared/fixtures/nvidia-dra-resourceslice.yaml doc 1, gfd-node-labels.yaml doc
+2d), so a cluster with a DRA pool and a device-plugin pool is not called inconsistent.
+
+Then what the WG suite runs (same file, ``DriverAndRuntimeCompatibility``): one pod from a
+plain image without CUDA (``busybox``; the suite uses ``ubuntu:22.04``) given one GPU (a
+DRA claim, else the device-plugin resource), placed by the scheduler, must see exactly one
+``/dev/nvidia[0-9]*`` device, find ``nvidia-smi`` injected by the container runtime
+configuration (CDI or the runtime hook) and report through it the driver version its node
+advertises. VM GPU hosts are left out (no container driver there), named in the
+evidence. A GPU Operator ``ClusterPolicy`` (nvidia.com/v1), when present, must be
 ``status.state: ready`` (driver and container toolkit validated on the nodes); the nodes'
 container runtimes are recorded.
 
-PASS: every GPU node reports the same driver (and CUDA) version and the source is named.
-FAIL: versions differ (nodes and versions named), some nodes report none while others
-do, or the ClusterPolicy is not ready. SKIP: no GPU node. ERROR: no source reports any
-version (no DRA attributes, no GFD labels).
+PASS: every GPU node reports the same driver (and CUDA) version, the source is named, and
+the plain-image pod saw its GPU and the advertised driver. FAIL: versions differ (nodes and
+versions named), some nodes report none while others do, the ClusterPolicy is not ready,
+or the pod saw no GPU, no injected ``nvidia-smi`` or another driver. SKIP: no GPU node.
+ERROR: no source reports any version (no DRA attributes, no GFD labels), or the pod never
+finished.
 """
 
 from __future__ import annotations
 
+import re
+
 from ..probe import Context, Probe
 from ..result import Result
-from . import _gpus
+from . import _gpus, _pods
 
 POLICIES = "/apis/nvidia.com/v1/clusterpolicies"
+POD_TIMEOUT = 300.0
+RESULT = re.compile(r"^RESULT: (\w+)=(.*)$", re.M)
+# The WG suite's NVIDIA driver probe, cut to what is judged here: nvidia-smi present only
+# where the runtime injected it, and the driver version NVML reports through it.
+DRIVER_SCRIPT = (_pods.PROBE_SCRIPT.split("; nvidia-smi")[0] + "; "
+                 "if command -v nvidia-smi >/dev/null 2>&1; then "
+                 "echo \"RESULT: NVIDIA_SMI=$(command -v nvidia-smi)\"; "
+                 "echo \"RESULT: ACTUAL_DRIVER_VERSION=$(nvidia-smi --query-gpu=driver_version "
+                 "--format=csv,noheader,nounits | head -n 1)\"; "
+                 "else echo \"RESULT: NVIDIA_SMI=\"; fi")
 
 
-def _normal(version: str) -> tuple:
-    parts = []
-    for p in str(version).strip().lstrip("v").split("."):
-        parts.append(int(p) if p.isdigit() else p)
-    return tuple(parts)
+def _parts(version: str) -> tuple[int, ...] | None:
+    v = re.split(r"[-+]", str(version).strip().removeprefix("v"), maxsplit=1)[0]
+    try:
+        return tuple(int(p) for p in v.split("."))
+    except ValueError:
+        return None
+
+
+def compatible(a: str, b: str) -> bool:
+    """Equal at the precision both share (module doc); non-numeric versions must be
+    equal ignoring case."""
+    pa, pb = _parts(a), _parts(b)
+    if pa is None or pb is None:
+        return bool(a.strip()) and a.strip().lower() == b.strip().lower()
+    n = min(len(pa), len(pb))
+    return pa[:n] == pb[:n]
 
 
 def _from_labels(labels: dict[str, str], kind: str) -> str | None:
@@ -52,14 +89,14 @@ class DriverRuntimeManagement(Probe):
     id = "driver_runtime_management"
     category = "accelerators"
     levels = {"1.35": "SHOULD", "1.36": "SHOULD", "1.37": "SHOULD"}
-    mutating = False
+    mutating = True  # the plain-image pod (module doc)
     title = "Accelerator driver and runtime versions are verifiable and consistent"
 
     def run(self, ctx: Context) -> Result:
         with ctx.step("find GPU nodes"):
-            slices, gpu_nodes, not_applicable = _gpus.survey(ctx)
-            if not_applicable:
-                return ctx.skip(not_applicable)
+            slices, gpu_nodes, why = _gpus.survey(ctx)
+            if why:
+                return ctx.skip(f"not applicable: {why}")
         with ctx.step("read driver versions"):
             published = _gpus.devices_by_node(slices)
             report: dict[str, dict] = {}
@@ -96,12 +133,20 @@ class DriverRuntimeManagement(Probe):
         runtimes = sorted({r["containerRuntime"] for r in report.values()
                            if r.get("containerRuntime")})
         ctx.observe("containerRuntimes", runtimes)
+        pod = self._plain_pod(ctx, slices, gpu_nodes, report)
+        if isinstance(pod, Result):
+            return pod
+        ok.append(pod)
         if all(ok):
             driver = next(iter(drivers))
             cuda = f", CUDA {next(iter(cudas))}" if cudas else ""
             policy = (f"; ClusterPolicy {', '.join(live)} ready" if live else "")
             return ctx.passed(f"all {len(report)} GPU nodes run driver {driver}{cuda} "
-                              f"(source: {', '.join(sources)}){policy}")
+                              f"(source: {', '.join(sources)}){policy}; "
+                              f"{ctx.evidence.observations['plainPod']}" + _gpus.left_out(ctx))
+        if not pod:
+            return ctx.failed(f"a plain-image pod given one GPU did not get a working driver: "
+                              f"{ctx.evidence.checks[-1].observed}")
         if len(drivers) > 1:
             return ctx.failed(f"GPU nodes run different driver versions: {_describe(drivers)}")
         if len(cudas) > 1:
@@ -113,6 +158,58 @@ class DriverRuntimeManagement(Probe):
                               partial=True)
         return ctx.failed("the GPU Operator ClusterPolicy is not ready: "
                           + ", ".join(f"{n}: {s}" for n, s in states.items()), partial=True)
+
+    @staticmethod
+    def _plain_pod(ctx: Context, slices: list[dict] | None, gpu_nodes: dict[str, dict],
+                   report: dict[str, dict]) -> bool | Result:
+        """The WG suite's pod (module doc): True/False as its check, or an ERROR."""
+        published = _gpus.devices_by_node(slices)
+        with ctx.step("run a plain-image pod with one GPU"):
+            dc = _pods.device_class(ctx, slices) if any(
+                published.get(n) for n in gpu_nodes) else None
+            resources = sorted({r for n, node in gpu_nodes.items() if not published.get(n)
+                                for r in _gpus.gpu_resources(node)},
+                               key=lambda r: (r != "nvidia.com/gpu", r))
+            if dc is None and not resources:
+                return ctx.error("no DeviceClass selects the published GPUs and no node "
+                                 "advertises a device-plugin GPU resource: no pod can be "
+                                 "given a GPU")
+            ns = ctx.namespace()
+            if dc is not None:
+                _pods.claim_template(ctx, ns, "one-gpu", dc)
+                holder: dict = {"resources": {"claims": [{"name": "gpu"}]}}
+                claims = [{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}]
+            else:
+                holder, claims = {"resources": {"limits": {resources[0]: 1}}}, None
+            _pods.gpu_pod(ctx, ns, "plain", [{"name": "prober", **holder}], claims=claims,
+                          image="busybox", script=DRIVER_SCRIPT)
+            pod = _pods.wait_finished(ctx, ns, "plain", POD_TIMEOUT)
+            if pod is None:
+                return ctx.error(f"the plain-image pod with one GPU did not finish within "
+                                 f"{POD_TIMEOUT:g}s (no free GPU, or the image cannot be "
+                                 "pulled)")
+            text = _pods.logs(ctx, ns, "plain", "prober")
+        node = pod["spec"].get("nodeName", "")
+        results = dict(RESULT.findall(text))
+        count = _pods.device_nodes(text)
+        smi, seen = results.get("NVIDIA_SMI", "").strip(), results.get(
+            "ACTUAL_DRIVER_VERSION", "").strip()
+        advertised = (report.get(node) or {}).get("driver") or ""
+        problems = []
+        if count != 1:
+            problems.append(f"{count} {_pods.DEVICE_GLOB} device(s), expected 1")
+        if not smi:
+            problems.append("nvidia-smi was not injected into the container")
+        elif not seen:
+            problems.append("nvidia-smi reported no driver version")
+        elif advertised and not any(compatible(v, seen) for v in advertised.split(", ")):
+            problems.append(f"driver {seen} while {node} advertises {advertised}")
+        observed = "; ".join(problems) or (
+            f"on {node}: 1 device, nvidia-smi at {smi}, driver {seen}"
+            + (f" (advertised {advertised})" if advertised else ""))
+        ctx.observe("plainPod", f"a plain-image pod with one GPU {observed}")
+        return ctx.check("a plain-image pod given one GPU sees it, gets nvidia-smi injected "
+                         "and the advertised driver", not problems, observed)
 
     @staticmethod
     def _versions(node: dict, devices: list[tuple[str, dict]]) -> dict:
@@ -133,14 +230,15 @@ class DriverRuntimeManagement(Probe):
 
 
 def _group(report: dict[str, dict], key: str) -> dict[str, list[str]]:
-    """Version (as first seen) → nodes, versions equal when numerically equal."""
-    groups: dict[tuple, tuple[str, list[str]]] = {}
+    """Version (as first seen) → nodes, versions equal when ``compatible``."""
+    groups: dict[str, list[str]] = {}
     for node_name, r in sorted(report.items()):
         for version in r[key].split(", "):
-            shown, names = groups.setdefault(_normal(version), (version, []))
+            shown = next((g for g in groups if compatible(g, version)), version)
+            names = groups.setdefault(shown, [])
             if node_name not in names:
                 names.append(node_name)
-    return {shown: names for shown, names in groups.values()}
+    return groups
 
 
 def _describe(groups: dict[str, list[str]]) -> str:

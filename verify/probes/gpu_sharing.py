@@ -3,13 +3,23 @@
 Read-only. Per GPU node it looks for:
 
 * software sharing through the device plugin (time-slicing or MPS): GPU Feature
-  Discovery's ``nvidia.com/gpu.sharing-strategy`` (``time-slicing``/``mps``) with
-  ``nvidia.com/gpu.replicas`` > 1, or allocatable ``nvidia.com/gpu`` above the physical
-  count in ``nvidia.com/gpu.count`` (GFD, aicp pools);
+  Discovery's ``<resource>.sharing-strategy`` (``time-slicing``/``mps``) with
+  ``<resource>.replicas`` > 1, or allocatable ``<resource>`` above the physical count in
+  ``<resource>.count``, for ``nvidia.com/gpu`` and the renamed ``nvidia.com/gpu.shared``
+  (GFD keys its labels by the resource name: k8s-device-plugin internal/lm/resource.go;
+  ../shared/fixtures/gfd-node-labels.yaml docs 2b, 2c);
 * MIG through the device plugin: ``nvidia.com/mig-<profile>`` resources in allocatable
-  (mixed strategy), or ``nvidia.com/mig.strategy=single`` with a ``-MIG-`` product label;
+  (mixed strategy, ``nvidia.com/gpu`` 0), or ``nvidia.com/mig.strategy=single`` with a
+  ``-MIG-`` product label, where ``nvidia.com/gpu`` and ``nvidia.com/gpu.count`` count MIG
+  devices, not GPUs (fixture doc 2a);
 * MIG through DRA: ResourceSlice devices with attribute ``type: mig`` (the NVIDIA DRA
   driver's MIG devices, claimed with DeviceClass ``mig.nvidia.com``).
+
+Physical GPUs come from a source that stays physical: DRA devices (whole GPUs and MIG
+parents' UUIDs), GFD's count label on a node without MIG, and on a MIG node without DRA
+the distinct GPU UUIDs its DCGM exporter reports (MIG series carry the parent's UUID,
+../shared/fixtures/dcgm-exporter-metrics.txt part 2). A node whose physical count no source
+gives is named; if only such nodes share, the verdict is ERROR, not a guess.
 
 PASS names the mechanism and "N schedulable units on M physical GPUs". A SHOULD the
 platform simply lacks is FAIL with the reason (the checklist reports FAIL as "Not
@@ -19,13 +29,16 @@ GPU node at all.
 
 from __future__ import annotations
 
-from ..probe import Context, Probe
+from kubernetes.client.exceptions import ApiException
+
+from ..probe import Context, Probe, one_line
 from ..result import Result
-from . import _gpus
+from . import _gpus, _prom, accelerator_metrics
 
 SHARING = "nvidia.com/gpu.sharing-strategy"
 REPLICAS = "nvidia.com/gpu.replicas"
 COUNT = "nvidia.com/gpu.count"
+SHARED_RESOURCES = ("nvidia.com/gpu", _gpus.SHARED_GPU)
 
 
 def _int(value) -> int:
@@ -35,33 +48,42 @@ def _int(value) -> int:
         return 0
 
 
-def sharing(node: dict, devices: list[tuple[str, dict]]) -> tuple[list[str], int, int]:
-    """(mechanisms found, schedulable units, physical GPUs) for one node."""
+def sharing(node: dict, devices: list[tuple[str, dict]]) -> tuple[list[str], int, int | None]:
+    """(mechanisms found, schedulable units, physical GPUs or None when unknown)."""
     labels, alloc = _gpus.labels(node), _gpus.allocatable(node)
     mechanisms: list[str] = []
-    gpus = int(alloc.get("nvidia.com/gpu", 0))
+    units = 0
     dra_gpus = [d for _, d in devices if _gpus.attribute(d, "type") == "gpu"]
     dra_migs = [d for _, d in devices if _gpus.attribute(d, "type") == "mig"]
-    mig_resources = {k: int(v) for k, v in alloc.items() if k.startswith("nvidia.com/mig-") and v}
+    mig_resources = {k: int(v) for k, v in alloc.items() if k.startswith(_gpus.MIG_PREFIX) and v}
     mig_single = (labels.get("nvidia.com/mig.strategy") == "single"
                   and "-MIG-" in labels.get("nvidia.com/gpu.product", ""))
     uuids = ({_gpus.attribute(d, "uuid") for d in dra_gpus}
              | {_gpus.attribute(d, "parentUUID") for d in dra_migs}) - {None}
-    physical = (len(uuids) or len(dra_gpus)
-                or (0 if mig_single else _int(labels.get(COUNT))) or gpus)
-    units = 0
-    strategy, replicas = labels.get(SHARING, ""), _int(labels.get(REPLICAS))
-    if (strategy in ("time-slicing", "mps") and replicas > 1) or (
-            not mig_single and _int(labels.get(COUNT)) and gpus > _int(labels.get(COUNT))):
-        mechanisms.append(f"{strategy or 'time-slicing'} (replicas "
-                          f"{replicas or gpus // max(1, _int(labels.get(COUNT)))}: {gpus} "
-                          f"nvidia.com/gpu on {_int(labels.get(COUNT)) or physical} GPUs)")
-        units += gpus
+    physical: int | None = len(uuids) or None
+    for resource in SHARED_RESOURCES:
+        have = int(alloc.get(resource, 0))
+        count = _int(labels.get(f"{resource}.count"))
+        strategy = labels.get(f"{resource}.sharing-strategy", "")
+        replicas = _int(labels.get(f"{resource}.replicas"))
+        if resource == "nvidia.com/gpu" and mig_single:
+            continue  # these are MIG devices, counted below
+        if physical is None and count:
+            physical = count
+        elif physical is None and have and replicas > 1:
+            physical = have // replicas
+        if have and ((strategy in ("time-slicing", "mps") and replicas > 1)
+                     or (count and have > count)):
+            mechanisms.append(f"{strategy or 'time-slicing'} (replicas "
+                              f"{replicas or have // max(1, count)}: {have} {resource} on "
+                              f"{count or physical} GPUs)")
+            units += have
     if mig_resources:
         mechanisms.append("MIG mixed strategy ("
                           + ", ".join(f"{k}={v}" for k, v in sorted(mig_resources.items())) + ")")
         units += sum(mig_resources.values())
     if mig_single:
+        gpus = int(alloc.get("nvidia.com/gpu", 0))
         mechanisms.append(f"MIG single strategy ({gpus} nvidia.com/gpu are "
                           f"{labels.get('nvidia.com/gpu.product')} instances)")
         units += gpus
@@ -70,7 +92,29 @@ def sharing(node: dict, devices: list[tuple[str, dict]]) -> tuple[list[str], int
         mechanisms.append(f"DRA MIG devices ({len(dra_migs)}: {', '.join(profiles[:4])}"
                           + (", ..." if len(profiles) > 4 else "") + ")")
         units += len(dra_migs)
+    if (mig_single or mig_resources) and not uuids:
+        physical = None  # GFD's counts describe MIG devices here
     return mechanisms, units, physical
+
+
+def exporter_gpus(ctx: Context, node: str) -> int | None:
+    """Distinct GPU UUIDs the node's DCGM exporter reports (None when it cannot be read)."""
+    pods = [p for p in accelerator_metrics.exporter_pods(ctx, {node})
+            if p["spec"].get("nodeName") == node]
+    for pod in pods:
+        meta = pod["metadata"]
+        path = (f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}:"
+                f"{accelerator_metrics.EXPORTER_PORT}/proxy/metrics")
+        try:
+            text = ctx.kube.request("GET", path, text=True)
+        except ApiException as exc:
+            ctx.log(f"cannot read {path}: {one_line(exc)}")
+            continue
+        found = {s.labels.get("UUID") or s.labels.get("uuid") for s in _prom.parse(text).samples}
+        found -= {None, ""}
+        if found:
+            return len(found)
+    return None
 
 
 class GpuSharing(Probe):
@@ -82,33 +126,44 @@ class GpuSharing(Probe):
 
     def run(self, ctx: Context) -> Result:
         with ctx.step("find GPU nodes"):
-            slices, gpu_nodes, not_applicable = _gpus.survey(ctx)
-            if not_applicable:
-                return ctx.skip(not_applicable)
+            slices, gpu_nodes, why = _gpus.survey(ctx)
+            if why:
+                return ctx.skip(f"not applicable: {why}")
         with ctx.step("look for sharing on each GPU node"):
             published = _gpus.devices_by_node(slices)
-            found = {}
+            found: dict[str, tuple[list[str], int, int | None]] = {}
             for node_name, node in sorted(gpu_nodes.items()):
                 mechanisms, units, physical = sharing(node, published.get(node_name, []))
+                if mechanisms and physical is None:
+                    physical = exporter_gpus(ctx, node_name)
                 if mechanisms:
                     found[node_name] = (mechanisms, units, physical)
             ctx.observe("sharing", {n: {"mechanisms": m, "units": u, "physicalGpus": p}
                                     for n, (m, u, p) in found.items()})
             classes = [_gpus.name(c) for c in _gpus.device_classes(ctx)]
             ctx.observe("deviceClasses", classes)
-        units = sum(u for _, u, _ in found.values())
-        physical = sum(p for _, _, p in found.values())
+        known = {n: (m, u, p) for n, (m, u, p) in found.items() if p is not None}
+        unknown = sorted(set(found) - set(known))
+        units = sum(u for _, u, _ in known.values())
+        physical = sum(p or 0 for _, _, p in known.values())
         detail = "; ".join(f"{n}: {', '.join(m)}" for n, (m, _, _) in found.items())
+        shared = bool(known) and units > physical
+        if not shared and unknown:
+            return ctx.error(
+                f"GPU sharing is configured ({detail}) but the physical GPU count of "
+                f"{', '.join(unknown)} is unknown (MIG without DRA devices, and no readable "
+                "DCGM exporter): compare by hand")
         if not ctx.check("a GPU node offers more schedulable GPU units than physical GPUs",
-                         bool(found) and units > physical,
-                         detail or f"no sharing on {len(gpu_nodes)} GPU nodes"):
+                         shared, detail or f"no sharing on {len(gpu_nodes)} GPU nodes"):
             if found:
                 return ctx.failed(f"sharing is configured ({detail}) but offers {units} "
                                   f"schedulable units for {physical} physical GPUs")
             return ctx.failed(
                 f"no GPU sharing strategy is configured on the {len(gpu_nodes)} GPU nodes: no "
-                f"time-slicing/MPS ({SHARING}, {REPLICAS}, nvidia.com/gpu above {COUNT}), no "
-                "MIG resources nvidia.com/mig-*, no DRA MIG devices (configure the device "
-                "plugin's sharing config or a MIG profile to implement it)")
+                f"time-slicing/MPS ({SHARING}, {REPLICAS}, nvidia.com/gpu above {COUNT}, or "
+                f"the renamed {_gpus.SHARED_GPU}), no MIG resources nvidia.com/mig-*, no DRA "
+                "MIG devices (configure the device plugin's sharing config or a MIG profile "
+                "to implement it)")
         return ctx.passed(f"more schedulable units ({units}) than physical GPUs ({physical}) "
-                          f"on {len(found)} of {len(gpu_nodes)} GPU nodes: {detail}")
+                          f"on {len(known)} of {len(gpu_nodes)} GPU nodes: {detail}"
+                          + _gpus.left_out(ctx))

@@ -2,12 +2,20 @@
 
 Read-only. Evidence looked for, DRA first (the requirement's preferred mechanism):
 
-- ResourceSlices published by a network DRA driver (DRANET ``dra.net``, NVIDIA's
-  ComputeDomain driver ``compute-domain.nvidia.com``, or any driver whose name or
-  devices' attributes say RDMA/NIC), or the ComputeDomain channel DeviceClass
-  ``compute-domain-default-channel.nvidia.com``;
+- ResourceSlices published by a network DRA driver (DRANET ``dra.net``, or any driver
+  whose devices' attributes say RDMA/NIC);
 - Multus ``k8s.cni.cncf.io/v1`` NetworkAttachmentDefinitions (pods attach extra interfaces);
-- ``rdma/*`` extended resources in node allocatable (RDMA shared device plugin).
+- ``rdma/*`` extended resources in node allocatable (RDMA shared device plugin), and
+  ``vpc.amazonaws.com/efa`` (the EKS EFA device plugin advertises EFA devices as that
+  extended resource: docs.aws.amazon.com/eks/latest/userguide/device-management-efa.html,
+  "Integer count of vpc.amazonaws.com/efa extended resources").
+
+NVIDIA's ComputeDomain driver (``compute-domain.nvidia.com``) and its DeviceClasses are
+recorded but are not evidence: its kubelet plugin publishes devices on every GPU node with
+the chart's default values, NVLink or not (kubernetes-sigs/dra-driver-nvidia-gpu#438: a
+single RTX 3090 lists ``compute-domain-daemon.nvidia.com`` and
+``compute-domain-default-channel.nvidia.com``), so its presence says nothing about a
+high-performance network.
 
 PASS when at least one mechanism exposes devices (the observed ones are the evidence).
 Nothing found is FAIL with a reason starting "not implemented": the checklist writes a FAIL
@@ -24,8 +32,9 @@ from ..probe import Context, Probe
 from ..result import Result
 
 DRA = "resource.k8s.io/v1"
-NETWORK_DRIVERS = ("dra.net", "compute-domain.nvidia.com")
-NETWORK_DEVICE_CLASSES = ("compute-domain-default-channel.nvidia.com",)
+NETWORK_DRIVERS = ("dra.net",)
+COMPUTE_DOMAIN = "compute-domain.nvidia.com"
+NETWORK_RESOURCES = ("rdma/", "vpc.amazonaws.com/efa")
 _NETWORK_HINTS = ("rdma", "nic", "net", "ib", "roce")
 
 
@@ -42,21 +51,28 @@ class HighPerformanceNetworking(Probe):
         with ctx.step("DRA network devices"):
             slices = _items(ctx, f"/apis/{DRA}/resourceslices") if kube.resources(DRA) else []
             by_driver: dict[str, int] = {}
+            compute_domain = 0
             for s in slices:
                 spec = s.get("spec") or {}
                 driver = spec.get("driver", "")
-                if driver in NETWORK_DRIVERS or _network_devices(spec.get("devices") or []):
+                if driver == COMPUTE_DOMAIN:
+                    compute_domain += len(spec.get("devices") or [])
+                elif driver in NETWORK_DRIVERS or _network_devices(spec.get("devices") or []):
                     by_driver[driver] = by_driver.get(driver, 0) + len(spec.get("devices") or [])
-            classes = [c["metadata"]["name"] for c in
-                       (_items(ctx, f"/apis/{DRA}/deviceclasses") if kube.resources(DRA) else [])
-                       if c["metadata"]["name"] in NETWORK_DEVICE_CLASSES]
+            domain_classes = [c["metadata"]["name"] for c in (
+                _items(ctx, f"/apis/{DRA}/deviceclasses") if kube.resources(DRA) else [])
+                if c["metadata"]["name"].startswith("compute-domain")
+                and c["metadata"]["name"].endswith(".nvidia.com")]
+            if domain_classes:
+                ctx.observe("computeDomainDeviceClasses (not counted)", domain_classes)
             observed = ", ".join(f"{d}: {n} devices" for d, n in sorted(by_driver.items()))
             ctx.observe("network DRA drivers", by_driver)
-            ctx.observe("network DeviceClasses", classes)
-            if by_driver or classes:
-                found.append("DRA " + "; ".join(filter(None, [observed, ", ".join(classes)])))
-                ctx.check("network devices are published through DRA", True,
-                          "; ".join(filter(None, [observed, ", ".join(classes)])))
+            if compute_domain:
+                ctx.observe("computeDomainDevices (not counted: published on every GPU node, "
+                            "NVLink or not; dra-driver-nvidia-gpu#438)", compute_domain)
+            if by_driver:
+                found.append("DRA " + observed)
+                ctx.check("network devices are published through DRA", True, observed)
         with ctx.step("Multus NetworkAttachmentDefinitions"):
             if kube.resources("k8s.cni.cncf.io/v1"):
                 nads = _items(ctx, "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions")
@@ -67,25 +83,28 @@ class HighPerformanceNetworking(Probe):
                     found.append(f"Multus ({len(names)} NetworkAttachmentDefinitions)")
                     ctx.check("pods can attach extra interfaces (Multus)", True,
                               ", ".join(names[:5]))
-        with ctx.step("RDMA extended resources"):
+        with ctx.step("RDMA and EFA extended resources"):
             rdma: dict[str, list[str]] = {}
             for node in _items(ctx, "/api/v1/nodes"):
                 for res, qty in ((node.get("status") or {}).get("allocatable") or {}).items():
-                    if res.startswith("rdma/") and str(qty) not in ("0", ""):
+                    if res.startswith(NETWORK_RESOURCES) and str(qty) not in ("0", ""):
                         rdma.setdefault(res, []).append(node["metadata"]["name"])
             ctx.observe("rdma resources", rdma)
             if rdma:
-                found.append("RDMA device plugin " + ", ".join(sorted(rdma)))
+                found.append("network device plugin " + ", ".join(sorted(rdma)))
                 ctx.check("nodes advertise RDMA resources", True,
                           "; ".join(f"{r} on {len(n)} nodes" for r, n in sorted(rdma.items())))
         if found:
             return ctx.passed("specialised network resources are discoverable: "
                               + "; ".join(found))
+        domain = (" (ComputeDomain devices and DeviceClasses alone do not count: the NVIDIA "
+                  "DRA driver installs and publishes them on every GPU node, NVLink or not)"
+                  ) if compute_domain or domain_classes else ""
         return ctx.failed("not implemented: no network DRA driver ResourceSlices "
-                        f"({', '.join(NETWORK_DRIVERS)}), no ComputeDomain channel DeviceClass, "
-                        "no Multus NetworkAttachmentDefinitions and no rdma/* node resources; "
-                        "the requirement applies only where high performance pod-to-pod "
-                        "communication is needed")
+                          f"({', '.join(NETWORK_DRIVERS)} or RDMA/NIC devices), no Multus "
+                          "NetworkAttachmentDefinitions and no rdma/* or vpc.amazonaws.com/efa "
+                          f"node resources{domain}; the requirement applies only where high "
+                          "performance pod-to-pod communication is needed")
 
 
 def _items(ctx: Context, path: str) -> list[dict]:

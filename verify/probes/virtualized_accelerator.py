@@ -22,7 +22,7 @@ from ..result import Result
 from . import _gpus
 
 VGPU_PRESENT = "nvidia.com/vgpu.present"
-WORKLOAD_CONFIG = "nvidia.com/gpu.workload.config"
+WORKLOAD_CONFIG = _gpus.WORKLOAD_CONFIG
 
 
 class VirtualizedAccelerator(Probe):
@@ -34,9 +34,9 @@ class VirtualizedAccelerator(Probe):
 
     def run(self, ctx: Context) -> Result:
         with ctx.step("find GPU nodes"):
-            slices, gpu_nodes, not_applicable = _gpus.survey(ctx)
-            if not_applicable:
-                return ctx.skip(not_applicable)
+            slices, gpu_nodes, why = _gpus.survey(ctx, containers_only=False)
+            if why:
+                return ctx.skip(f"not applicable: {why}")
         with ctx.step("look for vGPU and passthrough devices"):
             published = _gpus.devices_by_node(slices, gpu_only=False)
             classes = [_gpus.name(c) for c in _gpus.device_classes(ctx)]

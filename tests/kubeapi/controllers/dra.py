@@ -7,7 +7,10 @@ one claim on one node, reserved for the pods that use them.
 
 CEL is not evaluated. Supported selector expressions, joined with ``&&``:
 ``device.driver == "x"`` and ``device.attributes["domain"].name == "x"`` (or a number or
-bool). Anything else makes the claim unallocatable and is recorded in the controller
+bool), with either quote (the NVIDIA chart's classes use single quotes:
+../shared/fixtures/nvidia-dra-deviceclasses.yaml). Results of ``adminAccess`` requests
+do not take the device: others may still be allocated it (KEP-5018). Anything else
+makes the claim unallocatable and is recorded in the controller
 errors, so a test notices instead of passing on a guess.
 """
 
@@ -18,8 +21,8 @@ import re
 from ..store import random_suffix
 from .base import Controller
 
-_DRIVER = re.compile(r'^device\.driver\s*==\s*"([^"]*)"$')
-_ATTR = re.compile(r'^device\.attributes\["([^"]+)"\]\.(\w+)\s*==\s*(.+)$')
+_DRIVER = re.compile(r"""^device\.driver\s*==\s*(['"])([^'"]*)\1$""")
+_ATTR = re.compile(r"""^device\.attributes\[(['"])([^'"]+)\1\]\.(\w+)\s*==\s*(.+)$""")
 
 
 class UnsupportedExpression(ValueError):
@@ -28,7 +31,7 @@ class UnsupportedExpression(ValueError):
 
 def _literal(text: str):
     text = text.strip()
-    if text.startswith('"') and text.endswith('"'):
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
     if text in ("true", "false"):
         return text == "true"
@@ -39,13 +42,13 @@ def cel_matches(expression: str, driver: str, device: dict) -> bool:
     for clause in (c.strip() for c in expression.split("&&")):
         m = _DRIVER.match(clause)
         if m:
-            if driver != m.group(1):
+            if driver != m.group(2):
                 return False
             continue
         m = _ATTR.match(clause)
         if not m:
             raise UnsupportedExpression(f"CEL expression not emulated: {clause!r}")
-        domain, name, want = m.group(1), m.group(2), _literal(m.group(3))
+        domain, name, want = m.group(2), m.group(3), _literal(m.group(4))
         attrs = device.get("attributes") or {}
         attr = attrs.get(name) if domain == driver else attrs.get(f"{domain}/{name}")
         value = next(iter((attr or {}).values()), None)
@@ -71,7 +74,7 @@ class DraAllocator(Controller):
         claims = kube.list("resourceclaims.resource.k8s.io")
         in_use = {(r["driver"], r["pool"], r["device"]) for c in claims
                   for r in (((c.get("status") or {}).get("allocation") or {}).get("devices")
-                            or {}).get("results") or []}
+                            or {}).get("results") or [] if not r.get("adminAccess")}
         slices = kube.list("resourceslices.resource.k8s.io")
         for claim in claims:
             if not (claim.get("status") or {}).get("allocation"):
@@ -123,12 +126,13 @@ class DraAllocator(Controller):
                     return
                 want = exactly.get("count", 1) if exactly.get(
                     "allocationMode", "ExactCount") == "ExactCount" else None
+                admin = bool(exactly.get("adminAccess"))
                 picked = []
                 for s in by_node[node]:
                     driver, pool = s["spec"]["driver"], s["spec"]["pool"]["name"]
                     for device in s["spec"].get("devices") or []:
                         key = (driver, pool, device["name"])
-                        if key in in_use or key in taken:
+                        if (key in in_use and not admin) or key in taken:
                             continue
                         if _selectors_match(cls["spec"].get("selectors"), driver, device) \
                                 and _selectors_match(exactly.get("selectors"), driver, device):
@@ -140,8 +144,11 @@ class DraAllocator(Controller):
                         break
                 if not picked or (want is not None and len(picked) < want):
                     break
-                results += [{"request": request["name"], "driver": d, "pool": p, "device": n}
+                results += [{"request": request["name"], "driver": d, "pool": p, "device": n,
+                             **({"adminAccess": True} if admin else {})}
                             for d, p, n in picked]
+                if admin:
+                    taken -= set(picked)
             else:
                 in_use.update(taken)
                 allocation = {"devices": {"results": results}, "nodeSelector": {

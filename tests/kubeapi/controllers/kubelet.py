@@ -2,8 +2,18 @@
 
 A pod bound to a node becomes Running with every condition and container status a real
 kubelet reports (the v37 client's models require them). ``logs(pod, container, kube)``
-returns what a container prints; the default prints the allocated GPUs for a command
-containing ``nvidia-smi -L`` and nothing otherwise (``sandbox_kernel`` plays ``uname -r``).
+returns what a container prints. The default, ``nvidia_smi_logs`` (a ``GpuRuntime``),
+plays the NVIDIA container runtime for the GPU probes' shell: ``/dev/nvidia[0-9]*`` device
+nodes counted (``RESULT: ACCELERATOR_COUNT=N``), ``nvidia-smi -L``, ``command -v
+nvidia-smi`` and ``nvidia-smi --query-gpu=driver_version``; ``nvidia-smi`` exists only in
+containers given a GPU (injected by the toolkit/CDI: ../shared/fixtures/nvidia-smi-L.txt
+header), MIG devices print under their parent GPU as in that fixture. Other commands print
+through ``COMMAND_LOGS`` (``(predicate(argv), fn(pod, container, kube))`` pairs, first
+match wins), so a controller or test adds a command without touching the dispatch.
+``sandbox_kernel`` plays ``uname -r``.
+
+Device-plugin GPUs are assigned per node, lowest free index first, and held while the pod
+runs (``device_plugin_gpus``): the DCGM emulation reads the same assignment.
 ``completes(pod)`` decides whether the pod's command ends (default: pods with restartPolicy
 Never/OnFailure; ``sleeps_forever`` keeps ``sleep`` running); ``exit_code(pod)`` its exit
 code. ``finish(ns, name, exit_code)`` ends a pod on demand.
@@ -11,19 +21,109 @@ code. ``finish(ns, name, exit_code)`` ends a pod on demand.
 
 from __future__ import annotations
 
+import hashlib
+import re
+import time
 from collections.abc import Callable
 
 from ..store import now
 from .base import Controller
 
 LogFn = Callable[[dict, str, object], str]
+GPU_RESOURCE = "nvidia.com/gpu"
+SHARED_GPU = "nvidia.com/gpu.shared"
+MIG_PREFIX = "nvidia.com/mig-"
+ACTIVE = ("Pending", "Running", "Unknown")
+COMMAND_LOGS: list[tuple[Callable[[list[str]], bool], LogFn]] = []
+
+
+def gpu_uuid(node: str, index: int) -> str:
+    """GPU ``index`` of ``node``: the UUID ``objects.resource_slice`` and
+    ``upstream.gpu_slice`` give it, so DRA, device plugin and DCGM agree."""
+    h = hashlib.sha1(f"{node}-{index}".encode()).hexdigest()
+    return f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def argv(pod: dict, container: str) -> list[str]:
+    spec = next(c for c in pod["spec"]["containers"] if c["name"] == container)
+    return list(spec.get("command") or []) + list(spec.get("args") or [])
+
+
+def _wanted(container: dict) -> dict[str, int]:
+    res = container.get("resources") or {}
+    merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
+    return {k: int(v) for k, v in merged.items()
+            if k in (GPU_RESOURCE, SHARED_GPU) or k.startswith(MIG_PREFIX)}
+
+
+def _node_slots(node: dict, resource: str) -> int:
+    alloc = (node.get("status") or {}).get("allocatable") or {}
+    try:
+        return int(str(alloc.get(resource, 0)))
+    except ValueError:
+        return 0
+
+
+def device_plugin_gpus(kube, pod: dict, container: str | None = None) -> list[tuple[str, int]]:
+    """(resource, slot) the device plugin gave the pod's containers (one's when named);
+    slots are assigned at first ask, lowest free first, and freed when the pod ends."""
+    node_name = pod["spec"].get("nodeName") or ""
+    table = kube.__dict__.setdefault("gpu_assignments", {})
+    held = table.setdefault(node_name, {})
+    live = {p["metadata"]["uid"] for p in kube.view("pods", fields=f"spec.nodeName={node_name}")
+            if (p.get("status") or {}).get("phase", "Pending") in ACTIVE}
+    for uid in list(held):
+        if uid not in live:
+            del held[uid]
+    uid = pod["metadata"]["uid"]
+    if uid not in held:
+        node = kube.find("nodes", node_name) or {}
+        mine: dict[str, list[tuple[str, int]]] = {}
+        for c in pod["spec"].get("containers") or []:
+            for resource, count in _wanted(c).items():
+                taken = {s for other in held.values() for cs in other.values()
+                         for r, s in cs if r == resource} | {
+                    s for cs in mine.values() for r, s in cs if r == resource}
+                free = [s for s in range(_node_slots(node, resource)) if s not in taken]
+                mine.setdefault(c["name"], []).extend((resource, s) for s in free[:count])
+        held[uid] = mine
+    return [g for name, gs in held[uid].items() if container in (None, name) for g in gs]
+
+
+def _plugin_device(node: dict, resource: str, slot: int) -> dict:
+    """What a device-plugin slot is: a whole GPU, a time-sliced replica of one, a MIG
+    instance (GFD labels say how many replicas; MIG instances sit on GPU 0 upward)."""
+    labels = node["metadata"].get("labels") or {}
+    name = node["metadata"]["name"]
+    product = (labels.get(f"{resource}.product") or labels.get("nvidia.com/gpu.product")
+               or "GPU").replace("-", " ")
+    driver = labels.get("nvidia.com/cuda.driver-version.full", "580.65.06")
+    product_label = labels.get("nvidia.com/gpu.product", "")
+    if resource == GPU_RESOURCE and labels.get("nvidia.com/mig.strategy") == "single" \
+            and "-MIG-" in product_label:
+        # Under mig.strategy=single nvidia.com/gpu are MIG devices (GFD fixture doc 2a).
+        resource = MIG_PREFIX + product_label.split("-MIG-", 1)[1]
+        product = product_label.split("-MIG-", 1)[0].replace("-", " ")
+    if resource.startswith(MIG_PREFIX):
+        profile = resource.removeprefix(MIG_PREFIX)
+        parent = slot // 2
+        return {"name": f"gpu-{parent}-mig-{profile}-{slot}", "attributes": {
+            "type": {"string": "mig"}, "profile": {"string": profile},
+            "parentUUID": {"string": gpu_uuid(name, parent)}, "index": {"int": parent},
+            "uuid": {"string": f"MIG-{gpu_uuid(name, 1000 + slot)[4:]}"},
+            "productName": {"string": product}, "driverVersion": {"version": driver}}}
+    replicas = max(1, int(labels.get(f"{resource}.replicas", "1") or 1))
+    index = slot // replicas
+    return {"name": f"gpu-{index}", "attributes": {
+        "type": {"string": "gpu"}, "productName": {"string": product}, "index": {"int": index},
+        "uuid": {"string": gpu_uuid(name, index)}, "driverVersion": {"version": driver}}}
 
 
 def allocated_gpus(kube, pod: dict, container: str | None = None) -> list[dict]:
     """The devices a container holds (the whole pod's when ``container`` is None).
 
     As with a real DRA driver, a container sees a claim's devices only when it lists the
-    claim in ``resources.claims``; with the device plugin, only its own nvidia.com/gpu.
+    claim in ``resources.claims``; with the device plugin, only its own GPU resources.
     """
     containers = [c for c in pod["spec"].get("containers") or []
                   if container is None or c["name"] == container]
@@ -46,30 +146,91 @@ def allocated_gpus(kube, pod: dict, container: str | None = None) -> list[dict]:
                         devices.append(d)
     if devices:
         return devices
-    count = 0
-    for c in containers:
-        res = c.get("resources") or {}
-        count += int({**(res.get("limits") or {}), **(res.get("requests") or {})}.get(
-            "nvidia.com/gpu", 0))
-    node = kube.find("nodes", pod["spec"].get("nodeName", "")) or {"metadata": {}}
-    product = (node["metadata"].get("labels") or {}).get("nvidia.com/gpu.product", "GPU")
-    return [{"name": f"gpu-{i}", "attributes": {
-        "productName": {"string": product.replace("-", " ")}, "index": {"int": i},
-        "uuid": {"string": f"GPU-{pod['metadata']['uid'][:8]}-{i:04d}"}}} for i in range(count)]
+    node = kube.find("nodes", pod["spec"].get("nodeName", "")) or {"metadata": {"name": ""}}
+    return [_plugin_device(node, resource, slot)
+            for resource, slot in device_plugin_gpus(kube, pod, container)]
 
 
-def nvidia_smi_logs(pod: dict, container: str, kube) -> str:
-    command = " ".join(next((c.get("command") or []) + (c.get("args") or [])
-                            for c in pod["spec"]["containers"] if c["name"] == container))
-    if "nvidia-smi" not in command:
-        return ""
-    lines = []
-    for i, d in enumerate(allocated_gpus(kube, pod, container)):
-        attrs = d.get("attributes") or {}
-        product = (attrs.get("productName") or {}).get("string", "GPU")
-        uuid = (attrs.get("uuid") or {}).get("string", f"GPU-{i}")
-        lines.append(f"GPU {i}: {product} (UUID: {uuid})\n")
-    return "".join(lines) or "No devices were found\n"
+def _attr(device: dict, key: str):
+    value = (device.get("attributes") or {}).get(key) or {}
+    return next(iter(value.values()), None) if isinstance(value, dict) else None
+
+
+def smi_lines(devices: list[dict]) -> list[str]:
+    """``nvidia-smi -L`` for these devices, MIG instances under their parent GPU."""
+    lines: list[str] = []
+    parents: dict[str, int] = {}
+    for d in devices:
+        if _attr(d, "type") == "mig":
+            parent = str(_attr(d, "parentUUID"))
+            if parent not in parents:
+                parents[parent] = len(parents)
+                lines.append(f"GPU {parents[parent]}: {_attr(d, 'productName') or 'GPU'} "
+                             f"(UUID: {parent})")
+            lines.append(f"  MIG {_attr(d, 'profile')} Device 0: (UUID: {_attr(d, 'uuid')})")
+        else:
+            uuid = str(_attr(d, "uuid"))
+            parents[uuid] = len(parents)
+            lines.append(f"GPU {parents[uuid]}: {_attr(d, 'productName') or 'GPU'} "
+                         f"(UUID: {uuid})")
+    return lines
+
+
+def all_node_gpus(kube, pod: dict, container: str) -> list[dict]:
+    """A broken runtime: every container on the node sees all its GPUs (the CUDA image's
+    ``NVIDIA_VISIBLE_DEVICES=all`` honoured for unrequested containers)."""
+    node = kube.find("nodes", pod["spec"].get("nodeName", "")) or {"metadata": {"name": ""}}
+    slices = kube.list("resourceslices.resource.k8s.io",
+                       fields=f"spec.nodeName={node['metadata']['name']}")
+    devices = [d for s in slices for d in s["spec"].get("devices") or []
+               if s["spec"]["driver"] == "gpu.nvidia.com"]
+    if devices:
+        return devices
+    count = max(_node_slots(node, GPU_RESOURCE), 0)
+    return [_plugin_device(node, GPU_RESOURCE, i) for i in range(count)]
+
+
+class GpuRuntime:
+    """The NVIDIA container runtime as the GPU probes' commands see it (module doc).
+
+    ``devices(kube, pod, container)`` is what the container's device nodes expose (default:
+    what it was given); ``tools(kube, pod, container)`` what ``nvidia-smi`` reports
+    (default: the same). A runtime that leaks ``/dev/nvidia*`` but injects no utilities is
+    ``GpuRuntime(devices=all_node_gpus)``; one that leaks everything also sets ``tools``.
+    """
+
+    def __init__(self, devices: Callable | None = None, tools: Callable | None = None):
+        self.devices = devices or (lambda kube, pod, c: allocated_gpus(kube, pod, c))
+        self.tools = tools or (lambda kube, pod, c: allocated_gpus(kube, pod, c))
+
+    def __call__(self, pod: dict, container: str, kube) -> str:
+        words = argv(pod, container)
+        for matches, fn in COMMAND_LOGS:
+            if matches(words):
+                return fn(pod, container, kube)
+        text = " ".join(words)
+        if "nvidia" not in text:
+            return ""
+        out: list[str] = []
+        if "/dev/nvidia[0-9]*" in text:
+            # One device node per physical GPU (a MIG instance opens its parent's).
+            nodes = {_attr(d, "parentUUID") or _attr(d, "uuid")
+                     for d in self.devices(kube, pod, container)}
+            out.append(f"RESULT: ACCELERATOR_COUNT={len(nodes)}")
+        given = self.tools(kube, pod, container)
+        if "command -v nvidia-smi" in text:
+            if given:
+                driver = _attr(given[0], "driverVersion") or "580.65.06"
+                out += ["RESULT: NVIDIA_SMI=/usr/bin/nvidia-smi",
+                        f"RESULT: ACTUAL_DRIVER_VERSION={driver}"]
+            else:
+                out.append("RESULT: NVIDIA_SMI=")
+        elif "nvidia-smi" in text:
+            out += smi_lines(given) if given else ["sh: nvidia-smi: not found"]
+        return "".join(line + "\n" for line in out)
+
+
+nvidia_smi_logs = GpuRuntime()
 
 
 def sandbox_kernel(pod: dict, container: str, kube) -> str:
@@ -78,6 +239,18 @@ def sandbox_kernel(pod: dict, container: str, kube) -> str:
         return "4.4.0\n"
     node = kube.find("nodes", pod["spec"].get("nodeName", "")) or {}
     return ((node.get("status") or {}).get("nodeInfo") or {}).get("kernelVersion", "") + "\n"
+
+
+_TRAILING_SLEEP = re.compile(r"(?:^|;|&&|\n)\s*sleep\s+(\d+)\s*$")
+
+
+def trailing_sleep(pod: dict) -> int:
+    """Seconds a ``sh -c '...; sleep N'`` script of the pod's first container sleeps last:
+    the kubelet keeps such a run-once pod Running that long, as a real node would."""
+    words = argv(pod, pod["spec"]["containers"][0]["name"]) if pod["spec"].get(
+        "containers") else []
+    m = _TRAILING_SLEEP.search(words[-1]) if len(words) >= 3 and words[1] == "-c" else None
+    return int(m.group(1)) if m else 0
 
 
 def _restartable_ends(pod: dict) -> bool:
@@ -104,6 +277,7 @@ class Kubelet(Controller):
                  completes: Callable[[dict], bool] = _restartable_ends,
                  exit_code: Callable[[dict], int] = lambda pod: 0):
         self.logs, self.completes, self.exit_code = logs, completes, exit_code
+        self._running_since: dict[str, float] = {}
 
     def sync(self, kube) -> None:
         for pod in kube.view("pods"):
@@ -114,10 +288,15 @@ class Kubelet(Controller):
             if phase == "Pending":
                 self._start(kube, pod)
             elif phase == "Running" and self.completes(pod):
+                since = self._running_since.setdefault(meta["uid"], time.monotonic())
+                if time.monotonic() - since < trailing_sleep(pod):
+                    continue
+                self._running_since.pop(meta["uid"], None)
                 self.finish(kube, meta["namespace"], meta["name"], self.exit_code(pod))
 
     def _start(self, kube, pod: dict) -> None:
         meta = pod["metadata"]
+        self._running_since[meta["uid"]] = time.monotonic()
         for c in pod["spec"]["containers"]:
             kube.logs[(meta["namespace"], meta["name"], c["name"])] = self.logs(
                 pod, c["name"], kube)

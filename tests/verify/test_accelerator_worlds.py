@@ -1,0 +1,155 @@
+"""The verdict every accelerator probe owes each GPU world built from upstream captures
+(tests/kubeapi/worlds_accelerators.py, ../shared/fixtures). One row per world; a new
+real-world layout is a new world and a new row.
+
+Columns: dra_support, secure_accelerator_access, accelerator_metrics (MUSTs), gpu_sharing,
+driver_runtime_management, virtualized_accelerator, high_performance_networking
+(SHOULDs). Each cell is (verdict, a fragment of the reason that says why). The numbers in
+the comments are issue 12's beliefs a row proves (it failed before the fix).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from aicp.verify import images
+from aicp.verify.kube import connect
+from aicp.verify.probe import Settings
+from aicp.verify.probes.accelerator_metrics import AcceleratorMetrics
+from aicp.verify.probes.dra_support import DraSupport
+from aicp.verify.probes.driver_runtime_management import DriverRuntimeManagement
+from aicp.verify.probes.gpu_sharing import GpuSharing
+from aicp.verify.probes.high_performance_networking import HighPerformanceNetworking
+from aicp.verify.probes.secure_accelerator_access import SecureAcceleratorAccess
+from aicp.verify.probes.virtualized_accelerator import VirtualizedAccelerator
+from aicp.verify.result import Verdict
+from aicp.verify.runner import Runner
+from tests.kubeapi import worlds_accelerators as w
+from tests.kubeapi.emulator import KubeAPI
+from tests.shared import require_shared
+from tests.verify.conftest import planned
+
+PROBES = (DraSupport, SecureAcceleratorAccess, AcceleratorMetrics, GpuSharing,
+          DriverRuntimeManagement, VirtualizedAccelerator, HighPerformanceNetworking)
+P, F, S, E = Verdict.PASS, Verdict.FAIL, Verdict.SKIP, Verdict.ERROR
+NOT_SHARED = (F, "no GPU sharing strategy is configured")
+NO_VM = (F, "no virtualized accelerator is exposed")
+NO_HPN = (F, "not implemented: no network DRA driver")
+NO_DRA = (F, "no DeviceClass exists although resource.k8s.io/v1 is served")
+
+TABLE: dict[str, tuple[tuple[Verdict, str], ...]] = {
+    # 1: the chart lists compute-domain-daemon.nvidia.com first; 4: its channel class
+    # is no network.
+    "stock-dra": (
+        (P, "DeviceClass gpu.nvidia.com got gpu.nvidia.com/gpu-dra-"),
+        (P, "DRA (DeviceClass gpu.nvidia.com)"),
+        (P, "on each of 2 GPU node(s)"), NOT_SHARED,
+        (P, "run driver 580.126.20, CUDA 13.0.0 (source: DRA ResourceSlice attributes)"),
+        (F, "DeviceClasses vfio.gpu.nvidia.com exist but publish no device"),
+        (F, "ComputeDomain devices and DeviceClasses alone do not count")),
+    # 2: two device-plugin nodes, one field-selector value per term.
+    "device-plugin-only": (
+        NO_DRA, (P, "device plugin (nvidia.com/gpu)"), (P, "on each of 2 GPU node(s)"),
+        NOT_SHARED, (P, "run driver 580.65.06, CUDA 13.0 (source: GPU Feature Discovery"),
+        NO_VM, NO_HPN),
+    # 6: 12.8.0 (DRA) and 12.8 (GFD) are one CUDA version.
+    "mixed": (
+        (P, "1 GPU nodes publish DRA devices"), (P, "device plugin (nvidia.com/gpu)"),
+        (P, "on each of 2 GPU node(s)"), NOT_SHARED,
+        (P, "run driver 570.124.06, CUDA 12.8 (source: DRA ResourceSlice attributes, GPU "
+            "Feature Discovery labels)"), NO_VM, NO_HPN),
+    # 5: no GPU_UTIL for MIG, gpu.count counts MIG devices.
+    "mig-single": (
+        NO_DRA, (P, "device plugin (nvidia.com/gpu)"), (P, "on each of 1 GPU node(s)"),
+        (P, "more schedulable units (4) than physical GPUs (2)"),
+        (P, "run driver 580.65.06"), NO_VM, NO_HPN),
+    # 5: nvidia.com/mig-<profile> is a GPU resource (allocatable nvidia.com/gpu 0).
+    "mig-mixed": (
+        NO_DRA, (P, "device plugin (nvidia.com/mig-1g.5gb)"), (P, "on each of 1 GPU node(s)"),
+        (P, "MIG mixed strategy (nvidia.com/mig-1g.5gb=4)"), (P, "run driver 580.65.06"),
+        NO_VM, NO_HPN),
+    "time-slicing": (
+        NO_DRA, (P, "device plugin (nvidia.com/gpu)"), (P, "on each of 1 GPU node(s)"),
+        (P, "more schedulable units (32) than physical GPUs (8)"), (P, "run driver 580.65.06"),
+        NO_VM, NO_HPN),
+    # 5: the renamed nvidia.com/gpu.shared and its nvidia.com/gpu.shared.* labels.
+    "time-slicing-renamed": (
+        NO_DRA, (P, "device plugin (nvidia.com/gpu.shared)"), (P, "on each of 1 GPU node(s)"),
+        (P, "32 nvidia.com/gpu.shared on 8 GPUs"), (P, "run driver 580.65.06"), NO_VM, NO_HPN),
+    # 4: EFA's device plugin resource.
+    "eks-efa": (
+        NO_DRA, (P, "device plugin (nvidia.com/gpu)"), (P, "on each of 1 GPU node(s)"),
+        NOT_SHARED, (P, "run driver 580.65.06"), NO_VM,
+        (P, "network device plugin vpc.amazonaws.com/efa")),
+    # 7: VM hosts carry gpu.present but no exporter, GFD or driver.
+    "vm-hosts": (
+        (P, "left out 1 VM GPU host(s) (gpu-vm-0"), (P, "left out 1 VM GPU host(s)"),
+        (P, "on each of 1 GPU node(s)"), NOT_SHARED, (P, "all 1 GPU nodes run driver"),
+        (P, "gpu-vm-0: nvidia.com/gpu.workload.config=vm-passthrough"), NO_HPN),
+    # 8: app=nvidia-dcgm-exporter-dra beside app=nvidia-dcgm-exporter.
+    "exporters-both-modes": (
+        (P, "2 GPU nodes publish DRA devices"), (P, "DRA (DeviceClass gpu.nvidia.com)"),
+        (P, "on each of 2 GPU node(s)"), NOT_SHARED, (P, "all 2 GPU nodes run driver"),
+        (F, "DeviceClasses vfio.gpu.nvidia.com exist"), NO_HPN),
+}
+# issue 11: a cluster at rest with no GPU node cannot exercise the accelerator MUSTs.
+NO_GPU = ((E, "no GPU node to exercise: scale a pool up (or run with --long)"),) * 3 + (
+    (S, "not applicable: no GPU node"),) * 3 + (NO_HPN,)
+
+
+@pytest.fixture(autouse=True)
+def fast(monkeypatch):
+    for probe in PROBES:
+        module = sys.modules[probe.__module__]
+        for name in dir(module):
+            if name.endswith("TIMEOUT"):
+                monkeypatch.setattr(module, name, 10.0)
+            elif name in ("POLL", "INTERVAL"):
+                monkeypatch.setattr(module, name, 0.05)
+            elif name == "HOLD":
+                monkeypatch.setattr(module, name, 2)
+
+
+def verdicts(kube: KubeAPI) -> list[tuple[Verdict, str]]:
+    client = connect(kube.write_kubeconfig(kube.__dict__["kubeconfig_path"]))
+    out = []
+    for probe in PROBES:  # one at a time: each gets the cluster's GPUs to itself
+        report = Runner(client, Settings("w1", "1.37", images.catalog()), kube=client,
+                        cleanup_timeout=10).run(planned(probe))
+        assert report.leftovers == [], probe.id
+        result = report.outcomes[0].result
+        out.append((result.verdict, result.reason))
+    return out
+
+
+def started(kube: KubeAPI, tmp_path) -> KubeAPI:
+    kube.__dict__["kubeconfig_path"] = tmp_path / "kubeconfig.yaml"
+    kube.start()
+    w.start_exporters(kube)
+    return kube
+
+
+@pytest.mark.parametrize("name", list(TABLE))
+def test_every_accelerator_probe_owes_each_world_its_verdict(name, tmp_path):
+    require_shared("fixtures")
+    kube = started(w.world(name, minor="1.35"), tmp_path)
+    try:
+        got = verdicts(kube)
+    finally:
+        kube.stop()
+    for probe, (verdict, reason), (want, fragment) in zip(PROBES, got, TABLE[name],
+                                                          strict=True):
+        assert (verdict, fragment in reason) == (want, True), f"{probe.id}: {verdict} {reason}"
+
+
+def test_a_cluster_without_gpu_nodes(tmp_path):
+    require_shared("fixtures")
+    kube = started(w.build([], classes=True), tmp_path)
+    try:
+        got = verdicts(kube)
+    finally:
+        kube.stop()
+    for probe, (verdict, reason), (want, fragment) in zip(PROBES, got, NO_GPU, strict=True):
+        assert (verdict, fragment in reason) == (want, True), f"{probe.id}: {verdict} {reason}"
