@@ -98,3 +98,45 @@ def karpenter(kube, pool: str = "gpu") -> None:
                 obj["metadata"]["labels"][KARPENTER_POOL_LABEL] = pool
         return objs
     kube.add(NodeGroupAutoscaler(make, max_nodes=1))
+
+
+# --- operators ----------------------------------------------------------------------------
+
+KUBERAY_IMAGE = "quay.io/kuberay/operator:v1.7.0"
+# The operator Deployment's labels per install (../shared/fixtures/
+# kuberay-operator-install-labels.yaml, ray-project/kuberay@feeaf72f v1.7.0).
+KUBERAY_HELM_LABELS = {"app.kubernetes.io/name": "kuberay-operator",
+                       "app.kubernetes.io/instance": "kuberay-operator"}
+KUBERAY_KUSTOMIZE_LABELS = {"app.kubernetes.io/name": "kuberay",
+                            "app.kubernetes.io/component": "kuberay-operator"}
+
+
+def _operator(kube, name: str, namespace: str, image: str, labels: dict) -> None:
+    for old in kube.list("deployments.apps", namespace):
+        if old["metadata"]["name"] == name:
+            kube.delete("deployments.apps", name, namespace)
+    kube.seed([o.ready_deployment(name, namespace, image, labels=labels)])
+
+
+def kuberay_helm(kube) -> None:
+    """KubeRay by its Helm chart: the chart's labels, no webhook (the chart has none)."""
+    from .controllers.kuberay import KubeRay
+    _operator(kube, "kuberay-operator", "ray-system", KUBERAY_IMAGE, KUBERAY_HELM_LABELS)
+    KubeRay(webhook=False).install(kube)
+
+
+def kuberay_kustomize(kube, *, ca_bundle: bool = True, endpoints: int = 1) -> None:
+    """KubeRay by kustomize (config/default-with-webhooks): its labels, and the webhook
+    ``vraycluster.kb.io`` of config/webhook/manifests.yaml behind ``webhook-service``."""
+    from .controllers.kuberay import CA_BUNDLE, KubeRay, webhook_configuration
+    _operator(kube, "kuberay-operator", "ray-system", KUBERAY_IMAGE, KUBERAY_KUSTOMIZE_LABELS)
+    config = webhook_configuration("ray-system", "validating-webhook-configuration",
+                                   "webhook-service", CA_BUNDLE if ca_bundle else "")
+    KubeRay(configuration=config, endpoints=endpoints).install(kube)
+
+
+def kubeflow_trainer(kube, *, outcome: str = "Complete") -> None:
+    """Kubeflow Trainer instead of KubeRay (ray.io not served): the WG test's operator."""
+    from .controllers.trainer import install
+    kube.delete("customresourcedefinitions.apiextensions.k8s.io", "rayclusters.ray.io")
+    install(kube, outcome=outcome)

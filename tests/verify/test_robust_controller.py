@@ -13,7 +13,12 @@ from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
 from tests.kubeapi import errors
 from tests.kubeapi.controllers.kuberay import KubeRay
+from tests.kubeapi.worlds_workloads import kubeflow_trainer, kuberay_helm, kuberay_kustomize
 from tests.verify.conftest import planned
+
+
+def checks(result) -> dict[str, tuple[bool, str]]:
+    return {c.name: (c.passed, c.observed) for c in result.evidence.checks}
 
 
 @pytest.fixture(autouse=True)
@@ -71,14 +76,69 @@ def test_a_webhook_that_admits_invalid_objects_fails(kubeapi, kubeconfig):
     no_leftovers(kubeapi, report)
 
 
-@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, kuberay=KubeRay(webhook=False))
-def test_no_webhook_for_rayclusters_fails_the_webhooks_operational_part(kubeapi, kubeconfig):
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, kuberay=False)
+def test_kuberay_by_helm_ships_no_webhook_and_is_judged_on_the_rest(kubeapi, kubeconfig):
+    # Before: found only by the Helm label, then FAIL for the webhook the chart never ships.
+    kuberay_helm(kubeapi)
+    result, report = run(kubeconfig, kubeapi)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert "it ships no admission webhook for rayclusters, judged without one" in result.reason
+    passed, observed = checks(result)[
+        "the API server refuses an invalid RayCluster (schema validation, dry run)"]
+    assert passed and observed.startswith("HTTP 422")
+    no_leftovers(kubeapi, report)
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, kuberay=False)
+def test_kuberay_by_kustomize_is_found_by_its_labels_and_its_webhook_denies(kubeapi,
+                                                                          kubeconfig):
+    # Before: app.kubernetes.io/name=kuberay-operator matched nothing: ERROR.
+    kuberay_kustomize(kubeapi)
+    result, report = run(kubeconfig, kubeapi)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["webhooks covering rayclusters"] == [
+        "validating-webhook-configuration/vraycluster.kb.io"]
+    assert checks(result)["webhook vraycluster.kb.io's Service ray-system/webhook-service has "
+                          "ready endpoints"] == (True, "1 ready endpoints")
+    no_leftovers(kubeapi, report)
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, kuberay=False)
+def test_a_webhook_without_a_ca_bundle_fails(kubeapi, kubeconfig):
+    kuberay_kustomize(kubeapi, ca_bundle=False)
+    result, report = run(kubeconfig, kubeapi)
+    assert result.verdict is Verdict.FAIL and result.partial
+    assert "webhook vraycluster.kb.io has a caBundle: observed empty" in result.reason
+    no_leftovers(kubeapi, report)
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, kuberay=False)
+def test_a_webhook_service_without_endpoints_fails(kubeapi, kubeconfig):
+    kuberay_kustomize(kubeapi, endpoints=0)
     result, report = run(kubeconfig, kubeapi)
     assert result.verdict is Verdict.FAIL
-    assert "a ValidatingWebhookConfiguration covers ray.io rayclusters: observed none" \
-        in result.reason
-    assert kubeapi.requests.count(method="POST", resource="rayclusters.ray.io") == 1
+    assert "has ready endpoints: observed 0 ready endpoints" in result.reason
     no_leftovers(kubeapi, report)
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, kuberay=False)
+def test_kubeflow_trainer_is_exercised_where_ray_is_not_served(kubeapi, kubeconfig):
+    kubeflow_trainer(kubeapi)
+    result, report = run(kubeconfig, kubeapi)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["operator"] == "Kubeflow Trainer"
+    assert result.evidence.observations["denied by"] == "validator.trainjob.trainer.kubeflow.org"
+    assert checks(result)["a TrainJob reconciles to Complete"][0] is True
+    assert checks(result)["CRD trainjobs.trainer.kubeflow.org is Established"][0] is True
+    assert report.leftovers == []
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, kuberay=False)
+def test_a_trainjob_that_fails_fails_the_reconcile_part(kubeapi, kubeconfig):
+    kubeflow_trainer(kubeapi, outcome="Failed")
+    result, report = run(kubeconfig, kubeapi)
+    assert result.verdict is Verdict.FAIL and result.partial
+    assert "a TrainJob reconciles to Complete: observed Failed: JobsFailed" in result.reason
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1, kuberay=KubeRay(reconcile=False))
@@ -146,5 +206,7 @@ def test_operator_pods_not_ready_fail(kubeapi, kubeconfig):
 def test_without_kuberay_it_cannot_decide(kubeapi, kubeconfig):
     result, report = run(kubeconfig, kubeapi)
     assert result.verdict is Verdict.ERROR
-    assert "no KubeRay found: ray.io/v1 rayclusters is not served" in result.reason
+    assert result.reason.startswith(
+        "no supported AI operator found: neither ray.io/v1 rayclusters (KubeRay) nor "
+        "trainer.kubeflow.org/v1alpha1 trainjobs (Kubeflow Trainer) is served")
     no_leftovers(kubeapi, report)

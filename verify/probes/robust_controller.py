@@ -1,30 +1,37 @@
-"""robust_controller: an AI operator with CRDs runs, its webhook answers, its CRs reconcile.
+"""robust_controller: an AI operator with CRDs runs, validates and reconciles its objects.
 
-The operator exercised is KubeRay (``ray.io/v1``), the one aicp installs; Kubeflow Trainer
-(``trainer.kubeflow.org``) is only detected and named in the reason when KubeRay is absent.
-Three parts, each a check:
+Operators are found by what they are, not by one install method's label: the CRD served
+and Established, the Deployment running the operator (its image, or any of the labels its
+installs set), and the ValidatingWebhookConfigurations whose rules cover the CRD. Supported:
+KubeRay (``ray.io/v1`` rayclusters, the one aicp installs) and Kubeflow Trainer
+(``trainer.kubeflow.org/v1alpha1`` trainjobs, the WG suite's choice:
+kubernetes-sigs/ai-conformance@3d8edfa test/crd_controller_test.go), the first served one
+is exercised. The checks, after the WG test (OperatorPodsRunning, CRDRegistered,
+WebhookOperational, WebhookRejectsInvalidCR, ControllerReconcilesCR):
 
-1. the ``kuberay-operator`` Deployment (label ``app.kubernetes.io/name=kuberay-operator``,
-   any namespace) is available and its pods are Ready;
-2. a ``ValidatingWebhookConfiguration`` covers ``ray.io`` rayclusters, and a server-side
-   dry-run (``dryRun=All``) create of a RayCluster that only the webhook can reject is
-   denied *by the webhook*: the API server's message starts ``admission webhook "<name>"
-   denied the request``. The object has two faults KubeRay's ``validateRayCluster``
-   reports and the v1 CRD schema cannot (ray-operator/pkg/webhooks/v1/raycluster_webhook.go;
-   ``utils.ValidateRayClusterMetadata``): a 54-character name (``MaxRayClusterNameLength``
-   is 53) and two worker groups with the same ``groupName`` (a plain array in the CRD, no
-   list-map key). A 422 without "admission webhook" came from schema validation: the
-   webhook was never asked, so that is ERROR, not PASS. No webhook at all is FAIL: the
-   requirement asks for operational webhooks, and KubeRay ships them (``ENABLE_WEBHOOKS``);
-3. a minimal head-only RayCluster reconciles to ``status.state == "ready"`` (or the
-   ``HeadPodReady`` condition KubeRay 1.7 sets) and is deleted again.
+1. the operator Deployment is available and its pods are Ready;
+2. its CRD is Established;
+3. with a webhook covering the CRD: it has a caBundle, its Service has ready endpoints, and
+   a server-side dry-run (``dryRun=All``) create of an object only the webhook can reject
+   is denied *by the webhook* (the message starts ``admission webhook "<name>" denied the
+   request``; a 422 without it came from schema validation, so ERROR). KubeRay's object
+   has two faults ``validateRayCluster`` reports and the v1 CRD schema cannot
+   (ray-operator/pkg/webhooks/v1/raycluster_webhook.go: a 54-character name,
+   ``MaxRayClusterNameLength`` is 53, and duplicate worker group names); Trainer's names a
+   runtime that does not exist (the WG test's ``buildInvalidTrainJob``).
+   Without one (KubeRay's Helm chart ships none: ../shared/fixtures/
+   kuberay-operator-install-labels.yaml) the operator is judged on the rest, the reason says
+   so, and an object the CRD schema forbids must be refused by the API server;
+4. a valid object reconciles (RayCluster ``status.state == "ready"`` or ``HeadPodReady``;
+   TrainJob ``Complete=True``, ``Failed=True`` is terminal) and is deleted again.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from kubernetes.client.exceptions import ApiException
 
@@ -33,163 +40,45 @@ from ..probe import Context, Probe, one_line
 from ..result import Result
 
 RAY = "ray.io/v1"
-OPERATOR_LABEL = "app.kubernetes.io/name=kuberay-operator"
-RECONCILE_TIMEOUT = 300.0
+TRAINER = "trainer.kubeflow.org/v1alpha1"
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
+RECONCILE_TIMEOUT = 300.0  # the WG test allows 3 min to reconcile; a Ray head image pull more
 DELETE_TIMEOUT = 60.0
 POLL = 2.0
 # A name one longer than KubeRay's MaxRayClusterNameLength (53); valid for the API server.
 INVALID_NAME = "aicp-invalid-" + "x" * 41
+# The WG test's default ClusterTrainingRuntime and its invalid reference.
+TRAINER_RUNTIME = "torch-distributed"
+MISSING_RUNTIME = "does-not-exist-runtime"
 
 
-class RobustController(Probe):
-    id = "robust_controller"
-    category = "operator"
-    levels = {"1.34": "MUST", "1.35": "MUST", "1.36": "MUST", "1.37": "MUST"}
-    mutating = True
-    title = "An AI operator with CRDs runs, validates and reconciles"
+@dataclass(frozen=True)
+class Operator:
+    """What identifies one supported operator and how to exercise it."""
 
-    def run(self, ctx: Context) -> Result:
-        kube = ctx.kube
-        with ctx.step("find an AI operator"):
-            served = {r["name"] for r in kube.resources(RAY)}
-            ctx.observe("ray.io/v1 resources", sorted(served))
-            if "rayclusters" not in served:
-                others = [g for g in ("trainer.kubeflow.org/v1alpha1",)
-                          if kube.resources(g)]
-                extra = (f" ({', '.join(others)} is served, which this probe does not "
-                         "exercise)") if others else ""
-                return ctx.error(f"no KubeRay found: {RAY} rayclusters is not served{extra}; "
-                                 "install the KubeRay operator")
-            deployments = kube.request("GET", "/apis/apps/v1/deployments",
-                                       query={"labelSelector": OPERATOR_LABEL}).get("items", [])
-            if not deployments:
-                return ctx.error(f"{RAY} is served but no Deployment labelled "
-                                 f"{OPERATOR_LABEL} exists in any namespace")
-        with ctx.step("operator pods are Ready"):
-            self._operator_ready(ctx, deployments)
-        with ctx.step("webhook denies an invalid RayCluster (dry run)"):
-            ns = ctx.namespace()
-            webhook = self._webhook(ctx, ns)
-            if isinstance(webhook, Result):
-                return webhook
-        with ctx.step("a RayCluster reconciles to ready"):
-            reconciled = self._reconcile(ctx, ns)
-            if isinstance(reconciled, Result):
-                return reconciled
-        checks = ctx.evidence.checks
-        failed = [c for c in checks if not c.passed]
-        if not failed:
-            seen = ctx.evidence.observations
-            return ctx.passed(f"KubeRay operator Ready; webhook {seen.get('denied by')} denied "
-                              "an invalid RayCluster; a RayCluster reconciled to ready in "
-                              f"{seen.get('ready after s')}s and was deleted")
-        return ctx.failed("; ".join(f"{c.name}: observed {c.observed}" for c in failed),
-                          partial=len(failed) < len(checks))
+    name: str
+    group_version: str
+    plural: str
+    kind: str
+    images: tuple[str, ...]            # operator image repositories
+    labels: tuple[dict[str, str], ...]  # label sets its installs put on the Deployment
+    invalid: Callable[[Context, str], dict]         # only the webhook refuses it
+    schema_invalid: Callable[[Context, str], dict]  # the CRD schema refuses it
+    valid: Callable[[Context, str], dict]
+    ready: Callable[[dict], bool | str]  # True, False, or why it failed for good
+    fault: str                           # what is wrong with ``invalid``, for people
 
-    # 1 --------------------------------------------------------------------------------
-    def _operator_ready(self, ctx: Context, deployments: list[dict]) -> bool:
-        described, ready_pods, all_pods = [], 0, 0
-        available = False
-        for d in deployments:
-            meta, spec, status = d["metadata"], d.get("spec") or {}, d.get("status") or {}
-            want, ready = spec.get("replicas", 1), status.get("readyReplicas", 0) or 0
-            described.append(f"{meta['namespace']}/{meta['name']} {ready}/{want} ready")
-            available = available or (want >= 1 and ready >= want)
-            selector = ",".join(f"{k}={v}" for k, v in
-                                ((spec.get("selector") or {}).get("matchLabels") or {}).items())
-            pods = ctx.kube.request("GET", f"/api/v1/namespaces/{meta['namespace']}/pods",
-                                    query={"labelSelector": selector} if selector else None
-                                    ).get("items", [])
-            all_pods += len(pods)
-            ready_pods += sum(_pod_ready(p) for p in pods)
-        ctx.observe("operator deployments", described)
-        return ctx.check("the kuberay-operator Deployment is available with Ready pods",
-                         available and ready_pods > 0,
-                         f"{'; '.join(described)}; {ready_pods}/{all_pods} pods Ready")
+    @property
+    def group(self) -> str:
+        return self.group_version.split("/")[0]
 
-    # 2 --------------------------------------------------------------------------------
-    def _webhook(self, ctx: Context, ns: str) -> bool | Result:
-        configs = ctx.kube.request(
-            "GET", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
-        ).get("items", [])
-        covering = [f"{c['metadata']['name']}/{w['name']}" for c in configs
-                    for w in c.get("webhooks") or [] if _covers_rayclusters(w)]
-        ctx.observe("webhooks covering rayclusters", covering)
-        if not ctx.check("a ValidatingWebhookConfiguration covers ray.io rayclusters",
-                         bool(covering), ", ".join(covering) or "none"):
-            return False
-        body = _ray_cluster(ctx, INVALID_NAME, workers=["workers", "workers"])
-        try:
-            created = ctx.kube.request("POST", f"/apis/{RAY}/namespaces/{ns}/rayclusters",
-                                       query={"dryRun": "All"}, body=body)
-        except ApiException as exc:
-            message = _message(exc)
-            ctx.observe("dry-run answer", f"HTTP {exc.status}: {message}")
-            if "admission webhook" in message and "denied the request" in message:
-                ctx.observe("denied by", message.split('"')[1] if '"' in message else "")
-                return ctx.check("the webhook denies an invalid RayCluster (dry run)", True,
-                                 f"HTTP {exc.status}: {message}")
-            if "failed calling webhook" in message or (exc.status or 0) >= 500:
-                return ctx.check("the webhook denies an invalid RayCluster (dry run)", False,
-                                 f"the webhook did not answer: HTTP {exc.status}: {message}")
-            if exc.status == 422:
-                return ctx.error("the invalid RayCluster was rejected by the API server's "
-                                 "schema validation before any webhook was asked "
-                                 f"(HTTP 422: {message}); cannot tell whether the webhook "
-                                 "works")
-            return ctx.error(f"dry-run create of a RayCluster: {one_line(exc)}")
-        ctx.artifact("admitted-invalid-raycluster.json", json.dumps(created, indent=2))
-        return ctx.check("the webhook denies an invalid RayCluster (dry run)", False,
-                         "admitted: a 54-character name and duplicate worker group names")
+    @property
+    def crd(self) -> str:
+        return f"{self.plural}.{self.group}"
 
-    # 3 --------------------------------------------------------------------------------
-    def _reconcile(self, ctx: Context, ns: str) -> bool | Result:
-        path = f"/apis/{RAY}/namespaces/{ns}/rayclusters"
-        created = ctx.kube.request("POST", path, body=_ray_cluster(ctx, "probe"))
-        ctx.track(created, namespace=ns, api_version=RAY)
-        last: dict = {}
-        started = time.monotonic()
-
-        def ready():
-            last["rc"] = ctx.kube.request("GET", f"{path}/probe")
-            return _cluster_ready(last["rc"])
-
-        done = ctx.wait_for("RayCluster probe to be ready", ready, timeout=RECONCILE_TIMEOUT,
-                            interval=POLL)
-        rc = last.get("rc") or created
-        ctx.artifact("raycluster.json", json.dumps(rc, indent=2))
-        status = rc.get("status") or {}
-        if not done:
-            pods = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods",
-                                    query={"labelSelector": "ray.io/cluster=probe"}
-                                    ).get("items", [])
-            if pods:
-                ctx.artifact("head-pod.json", json.dumps(pods[0], indent=2))
-                return ctx.error(f"the operator created head pod {pods[0]['metadata']['name']} "
-                                 f"but it was not Ready within {RECONCILE_TIMEOUT:g}s "
-                                 f"({_pod_state(pods[0])}): check node capacity and that "
-                                 f"{ctx.image('ray')} can be pulled")
-            return ctx.check("a RayCluster reconciles to ready", False,
-                             f"no head pod and status {json.dumps(status) or '{}'} after "
-                             f"{RECONCILE_TIMEOUT:g}s: the operator did not reconcile it")
-        ctx.observe("ready after s", round(time.monotonic() - started, 1))
-        ok = ctx.check("a RayCluster reconciles to ready", True,
-                       f"state={status.get('state')}, conditions="
-                       + ",".join(f"{c['type']}={c['status']}"
-                                  for c in status.get("conditions") or []))
-        ctx.kube.request("DELETE", f"{path}/probe", query={"propagationPolicy": "Background"})
-
-        def gone():
-            try:
-                ctx.kube.request("GET", f"{path}/probe")
-            except ApiException as exc:
-                return exc.status == 404
-            return False
-
-        deleted = ctx.wait_for("RayCluster probe to be deleted", gone, timeout=DELETE_TIMEOUT,
-                               interval=POLL)
-        return ctx.check("the RayCluster is deleted (finalizers processed)", bool(deleted),
-                         "gone" if deleted else f"still present after {DELETE_TIMEOUT:g}s") and ok
+    def path(self, ns: str) -> str:
+        return f"/apis/{self.group_version}/namespaces/{ns}/{self.plural}"
 
 
 def _ray_cluster(ctx: Context, name: str, workers: Sequence[str] = ()) -> dict:
@@ -215,22 +104,298 @@ def _ray_cluster(ctx: Context, name: str, workers: Sequence[str] = ()) -> dict:
             "metadata": {"name": name, "labels": dict(ctx.labels)}, "spec": spec}
 
 
-def _covers_rayclusters(webhook: dict) -> bool:
-    for rule in webhook.get("rules") or []:
-        groups, resources = rule.get("apiGroups") or [], rule.get("resources") or []
-        ops = rule.get("operations") or []
-        if (set(groups) & {"ray.io", "*"} and set(resources) & {"rayclusters", "*", "*/*"}
-                and set(ops) & {"CREATE", "*"}):
-            return True
-    return False
+def _ray_schema_invalid(ctx: Context, name: str) -> dict:
+    # spec.headGroupSpec is required by the v1 CRD schema (ray.io_rayclusters.yaml, v1.7.0).
+    return {"apiVersion": RAY, "kind": "RayCluster",
+            "metadata": {"name": name, "labels": dict(ctx.labels)},
+            "spec": {"rayVersion": tag_version(ctx.image("ray"))}}
 
 
-def _cluster_ready(rc: dict) -> bool:
+def _train_job(ctx: Context, name: str, runtime: str = TRAINER_RUNTIME) -> dict:
+    return {"apiVersion": TRAINER, "kind": "TrainJob",
+            "metadata": {"name": name, "labels": dict(ctx.labels)},
+            "spec": {"runtimeRef": {"name": runtime, "apiGroup": "trainer.kubeflow.org",
+                                    "kind": "ClusterTrainingRuntime"}}}
+
+
+def _train_schema_invalid(ctx: Context, name: str) -> dict:
+    # spec.runtimeRef is required (kubeflow/trainer trainer.kubeflow.org_trainjobs.yaml).
+    return {"apiVersion": TRAINER, "kind": "TrainJob",
+            "metadata": {"name": name, "labels": dict(ctx.labels)}, "spec": {}}
+
+
+def _cluster_ready(rc: dict) -> bool | str:
     status = rc.get("status") or {}
     if status.get("state") == "ready":
         return True
     return any(c.get("type") == "HeadPodReady" and c.get("status") == "True"
                for c in status.get("conditions") or [])
+
+
+def _job_complete(job: dict) -> bool | str:
+    conds = (job.get("status") or {}).get("conditions") or []
+    failed = [c for c in conds if c.get("type") == "Failed" and c.get("status") == "True"]
+    if failed:
+        return f"Failed: {failed[0].get('reason', '')} {failed[0].get('message', '')}".strip()
+    return any(c.get("type") == "Complete" and c.get("status") == "True" for c in conds)
+
+
+OPERATORS = (
+    # Image: kuberay-operator chart values image.repository (v1.7.0); labels: Helm and
+    # kustomize installs (../shared/fixtures/kuberay-operator-install-labels.yaml).
+    Operator("KubeRay", RAY, "rayclusters", "RayCluster", ("quay.io/kuberay/operator",),
+             ({"app.kubernetes.io/name": "kuberay-operator"},
+              {"app.kubernetes.io/name": "kuberay",
+               "app.kubernetes.io/component": "kuberay-operator"}),
+             lambda ctx, name: _ray_cluster(ctx, name, workers=["workers", "workers"]),
+             _ray_schema_invalid, lambda ctx, name: _ray_cluster(ctx, name), _cluster_ready,
+             "a 54-character name and duplicate worker group names"),
+    # Label and namespace kubeflow-system: the WG test's operatorDef for kubeflow-trainer.
+    Operator("Kubeflow Trainer", TRAINER, "trainjobs", "TrainJob", (),
+             ({"app.kubernetes.io/name": "kubeflow-trainer"},),
+             lambda ctx, name: _train_job(ctx, name, MISSING_RUNTIME), _train_schema_invalid,
+             lambda ctx, name: _train_job(ctx, name), _job_complete,
+             f"a runtimeRef to ClusterTrainingRuntime {MISSING_RUNTIME}"),
+)
+
+
+class RobustController(Probe):
+    id = "robust_controller"
+    category = "operator"
+    levels = {"1.34": "MUST", "1.35": "MUST", "1.36": "MUST", "1.37": "MUST"}
+    mutating = True
+    title = "An AI operator with CRDs runs, validates and reconciles"
+
+    def run(self, ctx: Context) -> Result:
+        with ctx.step("find an AI operator"):
+            op = next((o for o in OPERATORS
+                       if o.plural in {r["name"] for r in ctx.kube.resources(o.group_version)}),
+                      None)
+            if op is None:
+                return ctx.error("no supported AI operator found: neither "
+                                 + " nor ".join(f"{o.group_version} {o.plural} ({o.name})"
+                                                for o in OPERATORS)
+                                 + " is served; install KubeRay or Kubeflow Trainer")
+            ctx.observe("operator", op.name)
+            deployments = _operator_deployments(ctx, op)
+            if not deployments:
+                return ctx.error(f"{op.group_version} {op.plural} is served but no Deployment "
+                                 f"runs the {op.name} operator (image "
+                                 f"{', '.join(op.images) or 'n/a'} or labels "
+                                 f"{' / '.join(_selector(x) for x in op.labels)}) in any "
+                                 "namespace")
+        with ctx.step("operator pods are Ready and the CRD Established"):
+            _operator_ready(ctx, op, deployments)
+            _crd_established(ctx, op)
+        with ctx.step("the admission webhook refuses an invalid object (dry run)"):
+            ns = ctx.namespace()
+            webhook = _webhook(ctx, op, ns)
+            if isinstance(webhook, Result):
+                return webhook
+        with ctx.step(f"a {op.kind} reconciles"):
+            reconciled = _reconcile(ctx, op, ns)
+            if isinstance(reconciled, Result):
+                return reconciled
+        checks = ctx.evidence.checks
+        failed = [c for c in checks if not c.passed]
+        if not failed:
+            seen = ctx.evidence.observations
+            hook = (f"webhook {seen.get('denied by')} denied an invalid {op.kind}"
+                    if seen.get("denied by") else
+                    f"it ships no admission webhook for {op.plural}, judged without one "
+                    f"(the API server's schema refused an invalid {op.kind})")
+            return ctx.passed(f"{op.name} operator Ready, CRD {op.crd} Established; {hook}; a "
+                              f"{op.kind} reconciled in {seen.get('ready after s')}s and was "
+                              "deleted")
+        return ctx.failed("; ".join(f"{c.name}: observed {c.observed}" for c in failed),
+                          partial=len(failed) < len(checks))
+
+
+def _selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in labels.items())
+
+
+def _operator_deployments(ctx: Context, op: Operator) -> list[dict]:
+    found = []
+    for d in ctx.kube.items("/apis/apps/v1/deployments"):
+        labels = d["metadata"].get("labels") or {}
+        images = [c.get("image", "") for c in ((d.get("spec") or {}).get("template") or {})
+                  .get("spec", {}).get("containers") or []]
+        if (any(i.split("@")[0].rsplit(":", 1)[0].endswith(repo)
+                for i in images for repo in op.images)
+                or any(all(labels.get(k) == v for k, v in sel.items()) for sel in op.labels)):
+            found.append(d)
+    return found
+
+
+# 1 ------------------------------------------------------------------------------------
+def _operator_ready(ctx: Context, op: Operator, deployments: list[dict]) -> bool:
+    described, ready_pods, all_pods = [], 0, 0
+    available = False
+    for d in deployments:
+        meta, spec, status = d["metadata"], d.get("spec") or {}, d.get("status") or {}
+        want, ready = spec.get("replicas", 1), status.get("readyReplicas", 0) or 0
+        described.append(f"{meta['namespace']}/{meta['name']} {ready}/{want} ready")
+        available = available or (want >= 1 and ready >= want)
+        selector = _selector((spec.get("selector") or {}).get("matchLabels") or {})
+        pods = ctx.kube.request("GET", f"/api/v1/namespaces/{meta['namespace']}/pods",
+                                query={"labelSelector": selector} if selector else None
+                                ).get("items", [])
+        all_pods += len(pods)
+        ready_pods += sum(_pod_ready(p) for p in pods)
+    ctx.observe("operator deployments", described)
+    name = "kuberay-operator" if op.group_version == RAY else "kubeflow-trainer"
+    return ctx.check(f"the {name} Deployment is available with Ready pods",
+                     available and ready_pods > 0,
+                     f"{'; '.join(described)}; {ready_pods}/{all_pods} pods Ready")
+
+
+# 2 ------------------------------------------------------------------------------------
+def _crd_established(ctx: Context, op: Operator) -> bool:
+    try:
+        crd = ctx.kube.request("GET", f"{CRDS}/{op.crd}")
+    except ApiException as exc:
+        return ctx.check(f"CRD {op.crd} is Established", False, f"HTTP {exc.status}")
+    conds = (crd.get("status") or {}).get("conditions") or []
+    established = any(c.get("type") == "Established" and c.get("status") == "True"
+                      for c in conds)
+    return ctx.check(f"CRD {op.crd} is Established", established,
+                     ", ".join(f"{c.get('type')}={c.get('status')}" for c in conds) or
+                     "no conditions")
+
+
+# 3 ------------------------------------------------------------------------------------
+def _webhook(ctx: Context, op: Operator, ns: str) -> bool | Result:
+    configs = ctx.kube.request("GET", WEBHOOKS).get("items", [])
+    covering = [(c, w) for c in configs for w in c.get("webhooks") or []
+                if _covers(w, op.group, op.plural)]
+    ctx.observe(f"webhooks covering {op.plural}",
+                [f"{c['metadata']['name']}/{w['name']}" for c, w in covering])
+    if not covering:
+        ctx.log(f"no ValidatingWebhookConfiguration covers {op.group} {op.plural}: the "
+                "operator ships no admission webhook, judged on the rest")
+        return _schema_refuses(ctx, op, ns)
+    for _, w in covering:
+        ctx.check(f"webhook {w['name']} has a caBundle",  # the WG test's check
+                  bool((w.get("clientConfig") or {}).get("caBundle")),
+                  "set" if (w.get("clientConfig") or {}).get("caBundle") else "empty")
+        service = (w.get("clientConfig") or {}).get("service")
+        if service:
+            ready = _ready_endpoints(ctx, service.get("namespace", ""), service.get("name", ""))
+            ctx.check(f"webhook {w['name']}'s Service {service.get('namespace')}/"
+                      f"{service.get('name')} has ready endpoints", ready > 0,
+                      f"{ready} ready endpoints")
+    try:
+        created = ctx.kube.request("POST", op.path(ns), query={"dryRun": "All"},
+                                   body=op.invalid(ctx, INVALID_NAME))
+    except ApiException as exc:
+        message = _message(exc)
+        ctx.observe("dry-run answer", f"HTTP {exc.status}: {message}")
+        check = f"the webhook denies an invalid {op.kind} (dry run)"
+        if "admission webhook" in message and "denied the request" in message:
+            ctx.observe("denied by", message.split('"')[1] if '"' in message else "")
+            return ctx.check(check, True, f"HTTP {exc.status}: {message}")
+        if "failed calling webhook" in message or (exc.status or 0) >= 500:
+            return ctx.check(check, False,
+                             f"the webhook did not answer: HTTP {exc.status}: {message}")
+        if exc.status == 422:
+            return ctx.error(f"the invalid {op.kind} was rejected by the API server's schema "
+                             f"validation before any webhook was asked (HTTP 422: {message}); "
+                             "cannot tell whether the webhook works")
+        return ctx.error(f"dry-run create of a {op.kind}: {one_line(exc)}")
+    ctx.artifact(f"admitted-invalid-{op.kind.lower()}.json", json.dumps(created, indent=2))
+    return ctx.check(f"the webhook denies an invalid {op.kind} (dry run)", False,
+                     f"admitted: {op.fault}")
+
+
+def _schema_refuses(ctx: Context, op: Operator, ns: str) -> bool | Result:
+    check = f"the API server refuses an invalid {op.kind} (schema validation, dry run)"
+    try:
+        created = ctx.kube.request("POST", op.path(ns), query={"dryRun": "All"},
+                                   body=op.schema_invalid(ctx, "aicp-schema-invalid"))
+    except ApiException as exc:
+        message = _message(exc)
+        ctx.observe("dry-run answer", f"HTTP {exc.status}: {message}")
+        if exc.status == 422:
+            return ctx.check(check, True, f"HTTP 422: {message}")
+        return ctx.error(f"dry-run create of a {op.kind}: {one_line(exc)}")
+    ctx.artifact(f"admitted-invalid-{op.kind.lower()}.json", json.dumps(created, indent=2))
+    return ctx.check(check, False, "admitted an object its CRD schema forbids")
+
+
+def _ready_endpoints(ctx: Context, ns: str, service: str) -> int:
+    try:
+        slices = ctx.kube.request("GET", f"/apis/discovery.k8s.io/v1/namespaces/{ns}/"
+                                  "endpointslices",
+                                  query={"labelSelector": f"kubernetes.io/service-name={service}"})
+    except ApiException:
+        return 0
+    return sum(1 for s in slices.get("items") or [] for e in s.get("endpoints") or []
+               if (e.get("conditions") or {}).get("ready", True))
+
+
+# 4 ------------------------------------------------------------------------------------
+def _reconcile(ctx: Context, op: Operator, ns: str) -> bool | Result:
+    path = op.path(ns)
+    created = ctx.kube.request("POST", path, body=op.valid(ctx, "probe"))
+    ctx.track(created, namespace=ns, api_version=op.group_version)
+    last: dict = {}
+    started = time.monotonic()
+    word = "ready" if op.group_version == RAY else "Complete"
+
+    def ready():
+        last["obj"] = ctx.kube.request("GET", f"{path}/probe")
+        return op.ready(last["obj"])
+
+    done = ctx.wait_for(f"{op.kind} probe to be {word}", ready, timeout=RECONCILE_TIMEOUT,
+                        interval=POLL)
+    obj = last.get("obj") or created
+    ctx.artifact(f"{op.kind.lower()}.json", json.dumps(obj, indent=2))
+    status = obj.get("status") or {}
+    if isinstance(done, str):
+        return ctx.check(f"a {op.kind} reconciles to {word}", False, done)
+    if not done:
+        if op.group_version == RAY:
+            pods = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods",
+                                    query={"labelSelector": "ray.io/cluster=probe"}
+                                    ).get("items", [])
+            if pods:
+                ctx.artifact("head-pod.json", json.dumps(pods[0], indent=2))
+                return ctx.error(f"the operator created head pod {pods[0]['metadata']['name']} "
+                                 f"but it was not Ready within {RECONCILE_TIMEOUT:g}s "
+                                 f"({_pod_state(pods[0])}): check node capacity and that "
+                                 f"{ctx.image('ray')} can be pulled")
+        return ctx.check(f"a {op.kind} reconciles to {word}", False,
+                         f"status {json.dumps(status) or '{}'} after {RECONCILE_TIMEOUT:g}s: "
+                         "the operator did not reconcile it")
+    ctx.observe("ready after s", round(time.monotonic() - started, 1))
+    ok = ctx.check(f"a {op.kind} reconciles to {word}", True,
+                   f"state={status.get('state')}, conditions="
+                   + ",".join(f"{c['type']}={c['status']}"
+                              for c in status.get("conditions") or []))
+    ctx.kube.request("DELETE", f"{path}/probe", query={"propagationPolicy": "Background"})
+
+    def gone():
+        try:
+            ctx.kube.request("GET", f"{path}/probe")
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    deleted = ctx.wait_for(f"{op.kind} probe to be deleted", gone, timeout=DELETE_TIMEOUT,
+                           interval=POLL)
+    return ctx.check(f"the {op.kind} is deleted (finalizers processed)", bool(deleted),
+                     "gone" if deleted else f"still present after {DELETE_TIMEOUT:g}s") and ok
+
+
+def _covers(webhook: dict, group: str, plural: str) -> bool:
+    for rule in webhook.get("rules") or []:
+        groups, resources = rule.get("apiGroups") or [], rule.get("resources") or []
+        ops = rule.get("operations") or []
+        if (set(groups) & {group, "*"} and set(resources) & {plural, "*", "*/*"}
+                and set(ops) & {"CREATE", "*"}):
+            return True
+    return False
 
 
 def _pod_ready(pod: dict) -> bool:
@@ -253,5 +418,3 @@ def _message(exc: ApiException) -> str:
         return str(json.loads(exc.body or "{}").get("message", "")) or str(exc.reason)
     except ValueError:
         return str(exc.body or exc.reason)
-
-

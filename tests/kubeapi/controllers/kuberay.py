@@ -46,21 +46,40 @@ def invalid_fields(obj: dict) -> list[str]:
     return out
 
 
-def webhook_configuration(namespace: str = "ray-system") -> dict:
+# A PEM bundle as cert-manager's CA injector writes it (base64 of "-----BEGIN CERTIFICATE").
+CA_BUNDLE = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="
+
+
+def webhook_configuration(namespace: str = "ray-system",
+                          name: str = "kuberay-validating-webhook-configuration",
+                          service: str = "kuberay-webhook-service",
+                          ca_bundle: str = CA_BUNDLE) -> dict:
     return {"apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": "kuberay-validating-webhook-configuration"},
+            "metadata": {"name": name},
             "webhooks": [{
                 "name": WEBHOOK, "admissionReviewVersions": ["v1"],
-                "clientConfig": {"service": {"name": "kuberay-webhook-service",
+                "clientConfig": {"service": {"name": service,
                                              "namespace": namespace,
                                              "path": "/validate-ray-io-v1-raycluster",
-                                             "port": 443}},
+                                             "port": 443},
+                                 **({"caBundle": ca_bundle} if ca_bundle else {})},
                 "failurePolicy": "Fail", "sideEffects": "None", "timeoutSeconds": 10,
                 "matchPolicy": "Equivalent", "namespaceSelector": {}, "objectSelector": {},
                 "rules": [{"apiGroups": ["ray.io"], "apiVersions": ["v1"],
                            "operations": ["CREATE", "UPDATE"], "resources": ["rayclusters"],
                            "scope": "*"}]}]}
+
+
+def webhook_service(namespace: str, name: str, endpoints: int = 1) -> list[dict] | dict:
+    """The webhook's Service and the EndpointSlice naming its ready operator pods."""
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"{name}-abcde", "namespace": namespace,
+                         "labels": {"kubernetes.io/service-name": name}},
+            "addressType": "IPv4",
+            "ports": [{"name": "", "port": 9443, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [f"10.244.9.{i + 10}"], "conditions": {"ready": True}}
+                          for i in range(endpoints)]}
 
 
 class KubeRay(Controller):
@@ -71,13 +90,18 @@ class KubeRay(Controller):
     watches = ("rayclusters.ray.io", "pods")
 
     def __init__(self, *, webhook: bool = True, admit_all: bool = False,
-                 reconcile: bool = True, namespace: str = "ray-system"):
+                 reconcile: bool = True, namespace: str = "ray-system",
+                 configuration: dict | None = None, endpoints: int = 1):
         self.webhook, self.admit_all = webhook, admit_all
         self.reconcile, self.namespace = reconcile, namespace
+        self.configuration = configuration or webhook_configuration(namespace)
+        self.endpoints = endpoints
 
     def install(self, kube) -> KubeRay:
         if self.webhook:
-            kube.seed([webhook_configuration(self.namespace)])
+            service = self.configuration["webhooks"][0]["clientConfig"]["service"]
+            kube.seed([self.configuration,
+                       webhook_service(service["namespace"], service["name"], self.endpoints)])
             kube.admit(self.admit)
         if self.reconcile:
             kube.add(self)
