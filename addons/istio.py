@@ -22,6 +22,11 @@ from .catalog import CHARTS
 # Namespaces carrying this label may attach routes to the inference Gateway.
 ROUTES_LABEL = "aicp.dev/inference-gateway"
 ROUTES_LABEL_VALUE = "allowed"
+GATEWAY_CLASS = "istio"
+# Label istiod selects a Gateway's pods by (istio 1.30.3 manifests/charts/istio-control/
+# istio-discovery/files/kube-gateway.yaml, Service selector).
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+HTTP_PORT = 80
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class Istio(Addon):
             depends_on=[self.base, *args.gateway_api])
 
         gw_ns = self.create_namespace(f"{name}-gateway-ns", args.gateway_namespace, "baseline")
+        self.service = self._gateway_service(name, args, gw_ns)
         annotations = {}
         if args.service_type != "LoadBalancer":
             annotations["networking.istio.io/service-type"] = args.service_type
@@ -73,19 +79,63 @@ class Istio(Addon):
             metadata={"name": args.gateway_name, "namespace": gw_ns.metadata.name,
                       **({"annotations": annotations} if annotations else {})},
             spec={
-                "gatewayClassName": "istio",
+                "gatewayClassName": GATEWAY_CLASS,
                 "listeners": [{
-                    "name": "http", "protocol": "HTTP", "port": 80,
+                    "name": "http", "protocol": "HTTP", "port": HTTP_PORT,
                     "allowedRoutes": {"namespaces": {
                         "from": "Selector",
                         "selector": {"matchLabels": {ROUTES_LABEL: ROUTES_LABEL_VALUE}}}},
                 }],
             },
-            opts=self.child_opts(depends_on=[gw_ns, self.istiod, *args.gateway_api]))
+            # After its Service, so destroy deletes the Gateway first, then the Service.
+            opts=self.child_opts(depends_on=[gw_ns, self.istiod, self.service,
+                                             *args.gateway_api]))
 
         self.gateway_name = args.gateway_name
+        self.service_name = gateway_service_name(args.gateway_name)
         self.gateway_namespace = args.gateway_namespace
         self.finish(
+            gatewayService=self.service_name,
             gatewayName=args.gateway_name, gatewayNamespace=args.gateway_namespace,
-            gatewayClassName="istio", routeNamespaceLabel={ROUTES_LABEL: ROUTES_LABEL_VALUE},
+            gatewayClassName=GATEWAY_CLASS, routeNamespaceLabel={ROUTES_LABEL: ROUTES_LABEL_VALUE},
             istioVersion=istiod_chart.version)
+
+    def _gateway_service(self, name: str, args: IstioArgs, namespace: pulumi.Resource
+                         ) -> k8s.core.v1.Service:
+        """The Gateway's Service, declared so that ``pulumi destroy`` waits for it.
+
+        istiod owns it through an ownerReference without ``blockOwnerDeletion`` (istio
+        1.30.3 kube-gateway.yaml), so deleting the Gateway returns before the Service, and
+        its cloud load balancer, are gone; the network under it (VPC, subnets) would then
+        be deleted with the load balancer's interfaces still in it. Declared here, the
+        Service is deleted after the Gateway and Pulumi waits until it is gone, which the
+        cloud's ``service.kubernetes.io/load-balancer-cleanup`` finalizer holds until the
+        load balancer is deleted. istiod applies the same fields into it.
+        """
+        return k8s.core.v1.Service(
+            f"{name}-gateway-service",
+            metadata={"name": gateway_service_name(args.gateway_name),
+                      "namespace": args.gateway_namespace,
+                      "labels": {GATEWAY_NAME_LABEL: args.gateway_name}},
+            spec=_gateway_service_spec(args),
+            opts=self.child_opts(depends_on=[namespace]))
+
+
+def gateway_service_name(gateway: str) -> str:
+    """The Service istiod provisions for a Gateway: ``<gateway>-<class>`` (istio 1.30.3
+    pilot/pkg/config/kube/gatewaycommon/gateway_utils.go ``GetDefaultName``)."""
+    return f"{gateway}-{GATEWAY_CLASS}"
+
+
+def _gateway_service_spec(args: IstioArgs) -> k8s.core.v1.ServiceSpecArgs:
+    # Exactly what istiod applies (gatewaycommon/deploymentcontroller.go
+    # extractServicePorts: status-port 15021 first, then one port per listener, appProtocol
+    # the listener's protocol lowercased), so both field managers own equal values and
+    # neither server-side apply conflicts with the other.
+    return k8s.core.v1.ServiceSpecArgs(
+        type=args.service_type,
+        selector={GATEWAY_NAME_LABEL: args.gateway_name},
+        ports=[
+            k8s.core.v1.ServicePortArgs(name="status-port", port=15021, app_protocol="tcp"),
+            k8s.core.v1.ServicePortArgs(name="http", port=HTTP_PORT, app_protocol="http"),
+        ])

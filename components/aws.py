@@ -172,6 +172,7 @@ class AwsCluster(pulumi.ComponentResource):
         self._partition = aws.get_partition_output(
             opts=pulumi.InvokeOutputOptions(parent=self, provider=self.provider_aws)).partition
 
+        self.network_resources: list[pulumi.Resource] = []
         self.private_subnet_ids = (
             list(args.subnet_ids) if args.subnet_ids else self._network())
         self.kms_key = self._kms_key()
@@ -208,7 +209,7 @@ class AwsCluster(pulumi.ComponentResource):
                     "create": True, "name": CA_SERVICE_ACCOUNT,
                     "annotations": {"eks.amazonaws.com/role-arn": self.autoscaler_role.arn}}},
             },
-            ready=[self.system_node_group],
+            ready=[self.system_node_group, *self.network_resources],
         )
         self.register_outputs({
             "clusterName": self.cluster.name,
@@ -247,14 +248,16 @@ class AwsCluster(pulumi.ComponentResource):
             routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
             opts=self._opts())
         public, private = [], []
+        public_associations: list[pulumi.Resource] = []
         for zone, pub, priv in zip(a.zones, public_cidrs, private_cidrs, strict=True):
             subnet = aws.ec2.Subnet(
                 f"{n}-public-{zone}", vpc_id=vpc.id, availability_zone=zone, cidr_block=pub,
                 tags={**cluster_tag, "kubernetes.io/role/elb": "1",
                       "Name": f"{a.cluster_name}-public-{zone}"},
                 opts=self._opts())
-            aws.ec2.RouteTableAssociation(f"{n}-public-{zone}", subnet_id=subnet.id,
-                                          route_table_id=public_rt.id, opts=self._opts())
+            public_associations.append(aws.ec2.RouteTableAssociation(
+                f"{n}-public-{zone}", subnet_id=subnet.id, route_table_id=public_rt.id,
+                opts=self._opts()))
             public.append(subnet)
             private.append(aws.ec2.Subnet(
                 f"{n}-private-{zone}", vpc_id=vpc.id, availability_zone=zone, cidr_block=priv,
@@ -269,10 +272,17 @@ class AwsCluster(pulumi.ComponentResource):
             f"{n}-private", vpc_id=vpc.id,
             routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)],
             opts=self._opts())
-        for zone, subnet in zip(a.zones, private, strict=True):
+        associations = [
             aws.ec2.RouteTableAssociation(f"{n}-private-{zone}", subnet_id=subnet.id,
                                           route_table_id=private_rt.id, opts=self._opts())
+            for zone, subnet in zip(a.zones, private, strict=True)]
         self.vpc = vpc
+        # What a LoadBalancer Service's ELB sits in and routes through (public subnets,
+        # internet gateway, NAT): addons wait for all of it, so `pulumi destroy` deletes
+        # their load balancers before any of it (else: DependencyViolation on the VPC).
+        self.network_resources = [
+            vpc, igw, public_rt, *public, *public_associations, *private, eip, nat,
+            private_rt, *associations]
         return [s.id for s in private]
 
     # --- encryption, IAM, cluster ------------------------------------------------------

@@ -133,3 +133,40 @@ def test_every_declared_object_validates_against_kubernetes_1_35_and_gateway_api
 
 def test_istio_serves_ai_inference(plan):
     assert plan.one(TOKEN).outputs[CONFORMANCE_OUTPUT] == ["ai_inference"]
+
+
+# --- issue 14: the Gateway's load balancer is gone before the network under it --------------
+
+SERVICE = "kubernetes:core/v1:Service"
+
+
+def test_the_gateway_service_is_declared_under_the_name_istiod_gives_it(plan):
+    # istio 1.30.3 gatewaycommon/gateway_utils.go GetDefaultName: "<gateway>-<class>".
+    service = plan.one(SERVICE)
+    assert service.inputs["metadata"]["name"] == "inference-gateway-istio"
+    assert service.inputs["metadata"]["namespace"] == \
+        gateway(plan).inputs["metadata"]["namespace"]
+    assert invalid_objects(plan) == {}
+
+
+def test_the_service_carries_exactly_what_istiod_applies(plan):
+    # deploymentcontroller.go extractServicePorts and kube-gateway.yaml's selector: equal
+    # values, so neither field manager's server-side apply conflicts with the other's.
+    spec = plan.one(SERVICE).inputs["spec"]
+    assert spec["selector"] == {"gateway.networking.k8s.io/gateway-name": "inference-gateway"}
+    assert spec["ports"] == [
+        {"name": "status-port", "port": 15021, "appProtocol": "tcp"},
+        {"name": "http", "port": 80, "appProtocol": "http"}]
+    listener_ports = [li["port"] for li in gateway(plan).inputs["spec"]["listeners"]]
+    assert [p["port"] for p in spec["ports"][1:]] == listener_ports
+    assert spec["type"] == "LoadBalancer"
+
+
+def test_destroy_deletes_the_gateway_before_its_service(plan):
+    # Destroy runs in reverse dependency order: the Gateway (no blockOwnerDeletion on its
+    # Service, kube-gateway.yaml) first, then the Service, which Pulumi waits out.
+    assert plan.depends_on(gateway(plan), plan.one(SERVICE))
+
+
+def test_service_type_follows_the_option_where_nothing_provisions_load_balancers():
+    assert _plan(service_type="NodePort").one(SERVICE).inputs["spec"]["type"] == "NodePort"

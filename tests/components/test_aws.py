@@ -313,7 +313,18 @@ def test_kubernetes_provider_waits_for_the_system_node_group(plan):
     provider = plan.one("pulumi:providers:kubernetes")
     assert plan.depends_on(provider, plan.one(NODE_GROUP, "c-system"))
     contract = plan.outputs["contract"]
-    assert contract["ready"] == [plan.one(NODE_GROUP, "c-system").urn]
+    assert contract["ready"][0] == plan.one(NODE_GROUP, "c-system").urn
+
+
+def test_addons_wait_for_the_whole_network_so_their_load_balancers_go_first(plan):
+    # An internet-facing ELB of a LoadBalancer Service sits in the public subnets and needs
+    # the internet gateway; deleting either first fails with DependencyViolation.
+    ready = set(plan.outputs["contract"]["ready"])
+    for kind in ("aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet",
+                 "aws:ec2/internetGateway:InternetGateway", "aws:ec2/natGateway:NatGateway",
+                 "aws:ec2/routeTableAssociation:RouteTableAssociation"):
+        resources = plan.of_type(kind)
+        assert resources and {r.urn for r in resources} <= ready, kind
 
 
 def test_contract_says_the_host_owns_the_driver_and_the_cluster_autoscaler_scales(plan):

@@ -72,3 +72,15 @@ def test_gateway_service_type_reaches_istio_for_clusters_without_load_balancers(
     default = offline.run(program, gcp_config(), stack="gcp")
     gateway = next(r for r in default.of_type("kubernetes:gateway.networking.k8s.io/v1:Gateway"))
     assert "annotations" not in gateway.inputs["metadata"]
+
+
+def test_on_aws_the_gateway_load_balancer_goes_before_the_vpc():
+    # Destroy order is the reverse of dependencies: the Gateway's Service (its NLB/ELB,
+    # whose interfaces sit in the VPC's subnets) must wait for the VPC to be created, so
+    # that it is deleted, and Pulumi waits for it, before the VPC.
+    plan = offline.run(program, stack_config(REPO, "aws"), stack="aws")
+    service = plan.one("kubernetes:core/v1:Service", "istio-gateway-service")
+    assert service.inputs["spec"]["type"] == "LoadBalancer"
+    assert plan.depends_on(service, plan.one("aws:ec2/vpc:Vpc"))
+    for subnet in plan.of_type("aws:ec2/subnet:Subnet"):
+        assert plan.depends_on(service, subnet)
