@@ -116,7 +116,13 @@ class Istio(Addon):
             f"{name}-gateway-service",
             metadata={"name": gateway_service_name(args.gateway_name),
                       "namespace": args.gateway_namespace,
-                      "labels": {GATEWAY_NAME_LABEL: args.gateway_name}},
+                      "labels": {GATEWAY_NAME_LABEL: args.gateway_name},
+                      # Created before the Gateway whose pods it selects: waiting for
+                      # endpoints would deadlock. For a Service skipAwait skips only the
+                      # create/update waits; delete still waits until it is gone
+                      # (pulumi-kubernetes 94977969d provider/pkg/metadata/overrides.go
+                      # DeletedCondition, allowsSkipAwaitWithDelete).
+                      "annotations": {"pulumi.com/skipAwait": "true"}},
             spec=_gateway_service_spec(args),
             opts=self.child_opts(depends_on=[namespace]))
 

@@ -162,6 +162,13 @@ def test_the_service_carries_exactly_what_istiod_applies(plan):
     assert spec["type"] == "LoadBalancer"
 
 
+def test_service_creation_does_not_wait_for_pods_the_gateway_brings(plan):
+    # Its pods exist only once the Gateway (which waits for it) is there; for a Service,
+    # skipAwait leaves the delete wait in place (pulumi-kubernetes metadata/overrides.go).
+    annotations = plan.one(SERVICE).inputs["metadata"]["annotations"]
+    assert annotations == {"pulumi.com/skipAwait": "true"}
+
+
 def test_destroy_deletes_the_gateway_before_its_service(plan):
     # Destroy runs in reverse dependency order: the Gateway (no blockOwnerDeletion on its
     # Service, kube-gateway.yaml) first, then the Service, which Pulumi waits out.
