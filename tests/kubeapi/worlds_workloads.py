@@ -140,3 +140,52 @@ def kubeflow_trainer(kube, *, outcome: str = "Complete") -> None:
     from .controllers.trainer import install
     kube.delete("customresourcedefinitions.apiextensions.k8s.io", "rayclusters.ray.io")
     install(kube, outcome=outcome)
+
+
+# --- gang schedulers -----------------------------------------------------------------------
+
+# PodGroup CRDs: KAI scheduler's scheduling.run.ai/v2alpha2 (NVIDIA/KAI-Scheduler
+# deployments/kai-scheduler/crds/scheduling.run.ai_podgroups.yaml) and Volcano's
+# scheduling.volcano.sh/v1beta1 (volcano-sh/volcano config/crd/volcano/bases/
+# scheduling.volcano.sh_podgroups.yaml); both namespaced, spec.minMember and spec.queue.
+KAI_PODGROUP = minimal_crd("scheduling.run.ai", "v2alpha2", "PodGroup", "podgroups")
+VOLCANO_PODGROUP = minimal_crd("scheduling.volcano.sh", "v1beta1", "PodGroup", "podgroups")
+
+
+def without_kueue(kube) -> None:
+    """Kueue's CRDs gone (the reference platform seeds them): another gang scheduler."""
+    for crd in kube.list("customresourcedefinitions.apiextensions.k8s.io"):
+        if crd["spec"]["group"] == "kueue.x-k8s.io":
+            kube.delete("customresourcedefinitions.apiextensions.k8s.io", crd["metadata"]["name"])
+
+
+def kai_scheduler(kube, *, all_or_nothing: bool = True) -> None:
+    from .controllers.podgroups import PodGroupScheduler
+    without_kueue(kube)
+    kube.seed([KAI_PODGROUP])
+    kube.add(PodGroupScheduler("kai-scheduler", "podgroups.scheduling.run.ai",
+                               "pod-group-name", all_or_nothing=all_or_nothing))
+
+
+def volcano(kube, *, all_or_nothing: bool = True) -> None:
+    from .controllers.podgroups import PodGroupScheduler
+    without_kueue(kube)
+    kube.seed([VOLCANO_PODGROUP])
+    kube.add(PodGroupScheduler("volcano", "podgroups.scheduling.volcano.sh",
+                               "scheduling.k8s.io/group-name", all_or_nothing=all_or_nothing))
+
+
+def kueue_cpu_quota(kube, cpu: int = 16) -> None:
+    """Kueue whose only ClusterQueue has CPU quota (no GPU resource covered)."""
+    kube.mutate("clusterqueues.kueue.x-k8s.io", "aicp", lambda cq: cq["spec"].update(
+        resourceGroups=[{"coveredResources": ["cpu", "memory"], "flavors": [
+            {"name": "h100", "resources": [{"name": "cpu", "nominalQuota": cpu},
+                                           {"name": "memory", "nominalQuota": "64Gi"}]}]}]))
+
+
+def kueue_pinned_namespaces(kube) -> None:
+    """A ClusterQueue admitting only namespaces named in kubernetes.io/metadata.name."""
+    kube.mutate("clusterqueues.kueue.x-k8s.io", "aicp", lambda cq: cq["spec"].update(
+        namespaceSelector={"matchExpressions": [{"key": "kubernetes.io/metadata.name",
+                                                 "operator": "In",
+                                                 "values": ["ai-workloads"]}]}))

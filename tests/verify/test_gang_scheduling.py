@@ -14,6 +14,12 @@ from aicp.verify.runner import Runner
 from tests.kubeapi.controllers.kubelet import Kubelet, sleeps_forever
 from tests.kubeapi.controllers.kueue import KueueAdmitter
 from tests.kubeapi.scenarios import kueue_objects
+from tests.kubeapi.worlds_workloads import (
+    kai_scheduler,
+    kueue_cpu_quota,
+    kueue_pinned_namespaces,
+    volcano,
+)
 from tests.verify.conftest import planned
 
 
@@ -89,14 +95,15 @@ def test_kueue_without_a_cluster_queue_cannot_decide(kubeconfig):
     result = run(kubeconfig)
     assert result.verdict is Verdict.ERROR
     assert result.reason == ("Kueue is installed but no ClusterQueue exists: create one with "
-                             "GPU quota")
+                             "quota")
 
 
 @pytest.mark.kubeapi("empty")
 def test_without_kueue_or_volcano_there_is_no_gang_scheduler(kubeconfig):
     result = run(kubeconfig)
     assert result.verdict is Verdict.ERROR
-    assert "neither Kueue (kueue.x-k8s.io) nor Volcano" in result.reason
+    assert ("neither Kueue (kueue.x-k8s.io), KAI (scheduling.run.ai) nor Volcano "
+            "(scheduling.volcano.sh) is served") in result.reason
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
@@ -133,3 +140,64 @@ def test_a_gang_that_cannot_be_scheduled_is_an_environment_problem(kubeapi, kube
     result = run(kubeconfig)
     assert result.verdict is Verdict.ERROR
     assert "had 0 of 4 pods Running" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+@pytest.mark.parametrize("scheduler, install", [("KAI scheduler", kai_scheduler),
+                                                ("Volcano", volcano)])
+def test_a_podgroup_scheduler_runs_a_full_group_and_none_of_a_short_one(kubeapi, kubeconfig,
+                                                                        scheduler, install):
+    # Before: Volcano was ERROR ("check by hand"), KAI "no gang scheduler found".
+    sleeps_forever(kubeapi)
+    install(kubeapi)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.reason.startswith(f"{scheduler}: a PodGroup of 2 pods ran together")
+    assert checks(result)["a PodGroup with minMember 3 and 2 pods starts none of them"] == (
+        True, "0 of 2 pods started")
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+@pytest.mark.parametrize("install", [kai_scheduler, volcano])
+def test_a_podgroup_scheduler_that_starts_part_of_a_group_fails(kubeapi, kubeconfig, install):
+    sleeps_forever(kubeapi)
+    install(kubeapi, all_or_nothing=False)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert "2 of 2 pods of a PodGroup needing 3 started" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_kueue_with_cpu_quota_only_gangs_cpu_pods(kubeapi, kubeconfig):
+    # Before: "no usable ClusterQueue with GPU quota" (ERROR).
+    sleeps_forever(kubeapi)
+    kueue_cpu_quota(kubeapi, cpu=16)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["clusterQueue"]["resource"] == "cpu"
+    # 4 pods of 1 CPU run; the waiting job's 2 pods of 7 CPU (14 > 12 left) start none.
+    assert result.evidence.observations["jobs"] == {"gang": "4 pods x 1 cpu",
+                                                    "overQuota": "2 pods x 7 cpu"}
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, gpus_per_node=1)
+def test_a_one_gpu_cluster_gangs_cpu_pods_on_the_queues_cpu_quota(kubeapi, kubeconfig):
+    # Before: "ClusterQueue aicp has 1 free nvidia.com/gpu: a gang needs at least 2" (ERROR).
+    sleeps_forever(kubeapi)
+    kubeapi.mutate("clusterqueues.kueue.x-k8s.io", "aicp", lambda cq: cq["spec"][
+        "resourceGroups"][0]["flavors"][0]["resources"][2].update(nominalQuota=1))
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["clusterQueue"]["resource"] == "cpu"
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_a_cluster_queue_pinning_namespace_names_is_error_at_once(kubeapi, kubeconfig):
+    kueue_pinned_namespaces(kubeapi)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert result.reason.startswith("ClusterQueue aicp selects namespaces by "
+                                    "kubernetes.io/metadata.name (kubernetes.io/metadata.name "
+                                    "In ['ai-workloads']): the probe's own namespace can never "
+                                    "match it")
+    assert result.evidence.objects == []

@@ -1,10 +1,19 @@
-"""gang_scheduling: a job's pods start all together or not at all (Kueue).
+"""gang_scheduling: a job's pods start all together or not at all.
 
-Against a ClusterQueue with GPU quota, from a LocalQueue in the probe's own namespace:
-(a) a Job of N one-GPU pods that fits the free quota is admitted and all N pods run at
-once; (b) while (a) holds its quota, a Job whose total exceeds what is left starts none of
-its pods and its Workload stays unadmitted; (c) deleting (a) releases the quota: (b) is
-then admitted. Volcano clusters are recognised but not driven (ERROR, check by hand).
+With Kueue (its strong semantic check), against a ClusterQueue's quota from a LocalQueue in
+the probe's own namespace: (a) a Job of N pods that fits the free quota is admitted and all
+N pods run at once; (b) while (a) holds its quota, a Job whose total exceeds what is left
+starts none of its pods and its Workload stays unadmitted; (c) deleting (a) releases the
+quota: (b) is then admitted. The quota is GPU quota where two GPUs are free, else CPU quota
+(a CPU gang: a queue without GPU quota, or a one-GPU cluster). A ClusterQueue whose
+``namespaceSelector`` names namespaces by ``kubernetes.io/metadata.name`` cannot admit the
+probe's namespace (the API server sets that label; no relabelling meets it): ERROR at once.
+
+With a PodGroup scheduler instead (KAI ``scheduling.run.ai/v2alpha2``, Volcano
+``scheduling.volcano.sh/v1beta1``), the WG test's shape on CPU pods
+(kubernetes-sigs/ai-conformance KAR-0053 "Automated Tests"): a PodGroup with
+``minMember: 2`` and its 2 pods all run; a PodGroup with ``minMember: 3`` and only 2 pods
+starts none of them within the wait.
 """
 
 from __future__ import annotations
@@ -24,6 +33,22 @@ from . import _pods
 
 KUEUE = "kueue.x-k8s.io"
 VOLCANO = "scheduling.volcano.sh"
+METADATA_NAME = "kubernetes.io/metadata.name"
+# PodGroup schedulers: (name, API, schedulerName, how a pod joins its group, queue).
+# KAI: NVIDIA/aicr@bc05c6b validators/conformance/gang_scheduling_check.go (PodGroup
+# minMember/queue "default-queue", schedulerName kai-scheduler, pod labels
+# pod-group.scheduling.run.ai/name) and KAI's docs (annotation pod-group-name, label
+# kai.scheduler/queue). Volcano: annotation scheduling.k8s.io/group-name, schedulerName volcano,
+# queue "default" (volcano-sh/volcano docs).
+PODGROUP_SCHEDULERS = (
+    ("KAI scheduler", "scheduling.run.ai/v2alpha2", "kai-scheduler", "default-queue",
+     lambda pg, queue: ({"pod-group.scheduling.run.ai/name": pg,
+                         "pod-group.scheduling.run.ai/group-id": pg,
+                         "kai.scheduler/queue": queue}, {"pod-group-name": pg})),
+    ("Volcano", "scheduling.volcano.sh/v1beta1", "volcano", "default",
+     lambda pg, queue: ({}, {"scheduling.k8s.io/group-name": pg})),
+)
+PODGROUP_MEMBERS = 2
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 GANG_LABEL = "aicp.dev/verify-gang"
 # Namespaces aicp's Kueue manages carry this label (addons/kueue.py, managedJobsNamespaceSelector).
@@ -49,13 +74,14 @@ class GangScheduling(Probe):
             version = _served_version(ctx, KUEUE, ("v1beta2", "v1beta1"))
             ctx.observe("kueueVersion", version)
             if version is None:
-                if _served_version(ctx, VOLCANO, ("v1beta1",)):
-                    return ctx.error("Volcano (scheduling.volcano.sh) is served but this probe "
-                                     "drives Kueue only: check gang scheduling by hand")
-                return ctx.error("no gang scheduler found: neither Kueue (kueue.x-k8s.io) "
-                                 "nor Volcano (scheduling.volcano.sh) is served")
+                for sched in PODGROUP_SCHEDULERS:
+                    if "podgroups" in {r["name"] for r in ctx.kube.resources(sched[1])}:
+                        return _podgroup_gang(ctx, *sched)
+                return ctx.error("no gang scheduler found: neither Kueue (kueue.x-k8s.io), "
+                                 "KAI (scheduling.run.ai) nor Volcano (scheduling.volcano.sh) "
+                                 "is served")
             api = f"{KUEUE}/{version}"
-        with ctx.step("find a ClusterQueue with GPU quota"):
+        with ctx.step("find a ClusterQueue with quota"):
             config = _manager_config(ctx)
             queue = _pick_cluster_queue(ctx, api, config)
             if isinstance(queue, str):
@@ -64,12 +90,24 @@ class GangScheduling(Probe):
             name = cq["metadata"]["name"]
             ctx.observe("clusterQueue", {"name": name, "resource": resource,
                                          "quota": str(flavor_quota), "free": str(free)})
+            pinned = _names_namespaces(cq)
+            if pinned:
+                return ctx.error(f"ClusterQueue {name} selects namespaces by {METADATA_NAME} "
+                                 f"({pinned}): the probe's own namespace can never match it "
+                                 "(the API server sets that label to the namespace's name); "
+                                 "select namespaces by another label, or add a ClusterQueue "
+                                 "for verification")
             if free < 2:
                 return ctx.error(f"ClusterQueue {name} has {free} free {resource} of "
                                  f"{flavor_quota}: a gang needs at least 2")
         n = int(min(GANG_PODS, free))
-        per_pod = min(n, _max_gpus_per_node(ctx, resource, device_class) or 1)
-        over_pods = int(free // per_pod)  # total in (free - n, free]: fits only without (a)
+        if resource == "cpu":
+            # A CPU gang: n pods of 1 CPU; the waiting job's 2 pods total just more than is
+            # left while (a) runs, and fit once it is gone.
+            per_pod, over_pods = -(-(int(free) - n + 1) // 2), 2
+        else:
+            per_pod = min(n, _max_gpus_per_node(ctx, resource, device_class) or 1)
+            over_pods = int(free // per_pod)  # total in (free - n, free]: fits only without (a)
         ctx.observe("jobs", {"gang": f"{n} pods x 1 {resource}",
                              "overQuota": f"{over_pods} pods x {per_pod} {resource}"})
         with ctx.step("create namespace and LocalQueue"):
@@ -162,6 +200,88 @@ class GangScheduling(Probe):
                           "gang's quota was released, then was admitted")
 
 
+# PodGroup schedulers ------------------------------------------------------------------
+def _podgroup_gang(ctx: Context, scheduler: str, api: str, scheduler_name: str,
+                   default_queue: str, membership) -> Result:
+    """The WG test on CPU pods: a full PodGroup runs together, a short one not at all."""
+    ctx.observe("scheduler", scheduler)
+    ns = ctx.namespace()
+    queue = _podgroup_queue(ctx, api, default_queue)
+    with ctx.step(f"({scheduler}) a PodGroup of {PODGROUP_MEMBERS} pods runs together"):
+        _podgroup(ctx, api, ns, "gang", PODGROUP_MEMBERS, queue)
+        for i in range(PODGROUP_MEMBERS):
+            _member(ctx, ns, "gang", i, scheduler_name, queue, membership)
+        together = ctx.wait_for("every pod of the PodGroup Running",
+                                lambda: _running(ctx, ns, "gang") >= PODGROUP_MEMBERS,
+                                timeout=ADMIT_TIMEOUT, interval=POLL)
+        running = _running(ctx, ns, "gang")
+        if not together:
+            return ctx.error(f"a {PODGROUP_MEMBERS}-pod PodGroup (minMember "
+                             f"{PODGROUP_MEMBERS}) had {running} of {PODGROUP_MEMBERS} pods "
+                             f"Running after {ADMIT_TIMEOUT:g}s with {scheduler}: cannot "
+                             "decide (no room for two small CPU pods?)")
+        ctx.check(f"a PodGroup with minMember {PODGROUP_MEMBERS} and its pods runs together",
+                  True, f"{running}/{PODGROUP_MEMBERS} Running")
+    short = PODGROUP_MEMBERS + 1
+    with ctx.step(f"({scheduler}) a PodGroup short of its minMember starts no pod"):
+        _podgroup(ctx, api, ns, "short", short, queue)
+        for i in range(PODGROUP_MEMBERS):
+            _member(ctx, ns, "short", i, scheduler_name, queue, membership)
+        most = {"started": 0}
+
+        def observe() -> bool:
+            most["started"] = max(most["started"], _started(ctx, ns, "short"))
+            return False
+        ctx.wait_for("pods of the short PodGroup (expecting none)", observe,
+                     timeout=OVER_QUOTA_WAIT, interval=POLL)
+        if not ctx.check(f"a PodGroup with minMember {short} and {PODGROUP_MEMBERS} pods starts "
+                         "none of them", most["started"] == 0,
+                         f"{most['started']} of {PODGROUP_MEMBERS} pods started"):
+            return ctx.failed(f"{most['started']} of {PODGROUP_MEMBERS} pods of a PodGroup "
+                              f"needing {short} started with {scheduler} (no all-or-nothing)",
+                              partial=True)
+    return ctx.passed(f"{scheduler}: a PodGroup of {PODGROUP_MEMBERS} pods ran together; one "
+                      f"with minMember {short} and {PODGROUP_MEMBERS} pods started none within "
+                      f"{OVER_QUOTA_WAIT:g}s")
+
+
+def _podgroup_queue(ctx: Context, api: str, default: str) -> str:
+    group = api.split("/")[0]
+    try:
+        names = [q["metadata"]["name"] for q in ctx.kube.request(
+            "GET", f"/apis/{api}/queues").get("items", [])]
+    except (ApiException, ProbeError):
+        names = []
+    if not names and group == "scheduling.run.ai":  # KAI's Queue may be served in v2
+        try:
+            names = [q["metadata"]["name"] for q in ctx.kube.request(
+                "GET", f"/apis/{group}/v2/queues").get("items", [])]
+        except (ApiException, ProbeError):
+            names = []
+    return default if default in names or not names else names[0]
+
+
+def _podgroup(ctx: Context, api: str, ns: str, name: str, members: int, queue: str) -> None:
+    _pods.create(ctx, f"/apis/{api}/namespaces/{ns}/podgroups", {
+        "apiVersion": api, "kind": "PodGroup", "metadata": {"name": name},
+        "spec": {"minMember": members, "queue": queue}}, ns)
+
+
+def _member(ctx: Context, ns: str, group: str, index: int, scheduler_name: str, queue: str,
+            membership) -> None:
+    labels, annotations = membership(group, queue)
+    _pods.create(ctx, f"/api/v1/namespaces/{ns}/pods", {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"{group}-{index}",
+                     "labels": {**labels, GANG_LABEL: group}, "annotations": annotations},
+        "spec": {"schedulerName": scheduler_name, "restartPolicy": "Never",
+                 "terminationGracePeriodSeconds": 0, "tolerations": [{"operator": "Exists"}],
+                 "containers": [{"name": "main", "image": ctx.image("busybox"),
+                                 "command": ["sleep", "3600"],
+                                 "resources": {"requests": {"cpu": "10m",
+                                                            "memory": "16Mi"}}}]}}, ns)
+
+
 # Discovery ----------------------------------------------------------------------------
 def _served_version(ctx: Context, group: str, versions: tuple[str, ...]) -> str | None:
     for version in versions:
@@ -195,7 +315,8 @@ def _pick_cluster_queue(ctx: Context, api: str, config: dict):
     queues = ctx.kube.request("GET", f"/apis/{api}/clusterqueues").get("items", [])
     mapped = {m.get("name"): (m.get("deviceClassNames") or [None])[0]
               for m in (config.get("resources") or {}).get("deviceClassMappings") or []}
-    seen = []
+    seen: list[str] = []
+    cpu = None
     for cq in queues:
         name = cq["metadata"]["name"]
         if (cq.get("spec") or {}).get("stopPolicy", "None") != "None":
@@ -206,9 +327,11 @@ def _pick_cluster_queue(ctx: Context, api: str, config: dict):
         if active and active[0].get("status") != "True":
             seen.append(f"{name}: not Active ({active[0].get('message', '')})")
             continue
+        gpu_free = None
         for group in (cq.get("spec") or {}).get("resourceGroups") or []:
             for resource in group.get("coveredResources") or []:
-                if resource not in GPU_RESOURCES and resource not in mapped:
+                gpu = resource in GPU_RESOURCES or resource in mapped
+                if not gpu and resource != "cpu":
                     continue
                 for flavor in group.get("flavors") or []:
                     quota = sum((parse_quantity(r.get("nominalQuota", 0))
@@ -216,13 +339,34 @@ def _pick_cluster_queue(ctx: Context, api: str, config: dict):
                                  if r.get("name") == resource), Decimal(0))
                     if quota <= 0:
                         continue
-                    used = _reserved(cq, flavor["name"], resource)
-                    return cq, resource, quota, int(quota - used), mapped.get(resource)
-        seen.append(f"{name}: no GPU quota")
+                    free = int(quota - _reserved(cq, flavor["name"], resource))
+                    found = (cq, resource, quota, free, mapped.get(resource))
+                    if gpu and free >= 2:
+                        return found
+                    if gpu:
+                        gpu_free = free
+                    elif cpu is None and free >= 2:
+                        cpu = found
+        seen.append(f"{name}: " + ("no GPU quota" if gpu_free is None
+                                   else f"{gpu_free} free GPU (a GPU gang needs 2)"))
     ctx.observe("clusterQueues", seen)
+    if cpu is not None:
+        ctx.log("no ClusterQueue has 2 free GPUs: the gang is of CPU pods on CPU quota")
+        return cpu
     if not queues:
-        return "Kueue is installed but no ClusterQueue exists: create one with GPU quota"
-    return f"no usable ClusterQueue with GPU quota ({'; '.join(seen)})"
+        return "Kueue is installed but no ClusterQueue exists: create one with quota"
+    return f"no usable ClusterQueue with GPU or CPU quota ({'; '.join(seen)})"
+
+
+def _names_namespaces(cq: dict) -> str:
+    """How the ClusterQueue's namespaceSelector pins kubernetes.io/metadata.name, if it does."""
+    selector = (cq.get("spec") or {}).get("namespaceSelector") or {}
+    pinned = [f"{METADATA_NAME}={v}" for k, v in (selector.get("matchLabels") or {}).items()
+              if k == METADATA_NAME]
+    pinned += [f"{METADATA_NAME} {e.get('operator')} {e.get('values') or []}"
+               for e in selector.get("matchExpressions") or []
+               if e.get("key") == METADATA_NAME and e.get("operator") in ("In", "NotIn")]
+    return ", ".join(pinned)
 
 
 def _reserved(cq: dict, flavor: str, resource: str) -> Decimal:
