@@ -11,7 +11,8 @@ from pathlib import Path
 import typer
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=False,  # completion is installed from the top-level ``aicp`` command
+    context_settings={"help_option_names": ["-h", "--help"]},
     # Plain click help: rich's help renderer costs ~0.2 s of start-up (target 0.5 s).
     rich_markup_mode=None,
     # A kubeconfig holds tokens: never print locals in a traceback.
@@ -60,16 +61,25 @@ def verify(
 ) -> None:
     """Verify a cluster against Kubernetes AI Conformance, one probe per requirement.
 
-    Prints the effective settings, runs the probes and deletes what it created.
-    Exit codes: 0 every MUST passed; 1 a MUST failed or could not be decided;
-    2 usage or configuration error; 130 interrupted (after cleanup).
+    Prints the effective settings, runs the probes and deletes what it created; the
+    last line says how many MUSTs ran and passed, the exit code and where the reports are.
+
+    \b
+    Exit codes:
+      0    every MUST ran and passed (SHOULDs never change the code)
+      1    a MUST failed or could not be decided (ERROR)
+      2    usage or configuration error, found before any probe ran
+      3    no MUST failed, but not every MUST ran (--only, --skip, --read-only):
+           not a conformance result
+      130  interrupted by Ctrl-C, SIGTERM or SIGHUP: reports of finished probes
+           written, the run's objects deleted
 
     \b
     Examples:
       aicp verify --kubeconfig kubeconfig.yaml
       aicp verify --checklist-template AIConformance-1.35.yaml --output json
       aicp verify --stack dev --output checklist --metadata product.yaml
-      aicp verify --context emulator --read-only --only dra_support
+      aicp verify --context emulator --read-only --only accelerator_metrics
       aicp verify --skip cluster_autoscaling --registry-mirror mirror.local/hub
       aicp verify cleanup --kubeconfig kubeconfig.yaml
     """
@@ -93,8 +103,15 @@ def cleanup(
                                     help="Kubeconfig file."),
     context: str = typer.Option(None, "--context", help="Kubeconfig context to use."),
     run_id: str = typer.Option(None, "--run-id", help="Only this run's leftovers."),
+    force: bool = typer.Option(False, "--force",
+                               help="Also delete runs that are still going (fresh heartbeat)."),
 ) -> None:
     """Delete what earlier runs left behind (objects labelled aicp.dev/verify-run).
+
+    Without --run-id, a run still in progress (its namespaces' heartbeat is under a
+    minute old) is skipped and named; --force deletes it too.
+    Exit codes: 0 done; 1 something is still terminating or the cluster stopped
+    answering; 2 usage or configuration error; 130 interrupted.
 
     \b
     Examples:
@@ -104,4 +121,5 @@ def cleanup(
     from . import session
 
     raise typer.Exit(session.cleanup(session.Options(stack=stack, kubeconfig=kubeconfig,
-                                                     context=context, run_id=run_id)))
+                                                     context=context, run_id=run_id,
+                                                     force=force)))

@@ -551,8 +551,7 @@ def from_dict(data: Any, context: str | None = None, *, source: str = "kubeconfi
     if plugin is not None and failures.messages:
         first = failures.messages[0].removeprefix("exec: ").splitlines()[0][:200]
         raise ConfigError(f"kubeconfig {source}, context {chosen}: the exec credential plugin "
-                          f"{plugin!r} failed ({first}): fix it or log in again (e.g. "
-                          f"`{plugin} ...` by hand)")
+                          f"{plugin!r} failed ({first}): fix it or log in again")
     # Our retry wrapper owns retries; urllib3's own would multiply them.
     configuration.retries = False
     return Kube(kubernetes.client.ApiClient(configuration), context=chosen, source=source,

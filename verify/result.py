@@ -5,7 +5,21 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+
+def iso(timestamp: float | None) -> str | None:
+    """Epoch seconds as the one time format of every report: ISO 8601 UTC, milliseconds."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def seconds(duration: float | None) -> float | None:
+    """A duration as every report names it (``durationSeconds``), to the millisecond."""
+    return None if duration is None else round(duration, 3)
 
 
 class Verdict(enum.StrEnum):
@@ -37,9 +51,8 @@ class Step:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "started": round(self.started, 3),
-                "duration_s": None if self.duration is None else round(self.duration, 3),
-                "error": self.error}
+        return {"name": self.name, "started": iso(self.started),
+                "durationSeconds": seconds(self.duration), "error": self.error}
 
 
 @dataclass
@@ -115,5 +128,5 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         return {"verdict": self.verdict.value, "reason": self.reason, "partial": self.partial,
-                "started": round(self.started, 3), "duration_s": round(self.duration, 3),
+                "started": iso(self.started), "durationSeconds": seconds(self.duration),
                 **self.evidence.to_dict()}

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import re
 import secrets
+import shlex
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
-from . import checklist, images, registry, stack
+from . import checklist, images, registry, signals, stack
 from .kube import ConfigError, Kube, connect, from_dict
-from .probe import Settings
+from .probe import ProbeError, Settings, one_line
 from .reports import FORMATS
 from .result import Verdict
-from .runner import EXIT_INTERRUPTED, EXIT_USAGE, Runner
+from .runner import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Runner
+from .version import VERSION
 
 SUPPORTED = ("1.34", "1.35", "1.36", "1.37")
 RUN_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$")
@@ -40,6 +43,7 @@ class Options:
     metadata: Path | None = None
     registry_mirror: str | None = None
     run_id: str | None = None
+    force: bool = False  # cleanup: also runs that are alive
 
 
 class UsageError(Exception):
@@ -56,16 +60,53 @@ def err(message: str) -> None:
 
 
 def run(opts: Options, console: Console | None = None) -> int:
-    """Run ``aicp verify``; returns the exit code. Foreseeable problems are one line."""
+    """Run ``aicp verify``; returns the exit code. Foreseeable problems are one line.
+
+    SIGINT, SIGTERM and SIGHUP all interrupt the run the same way (``signals``).
+    """
+    with signals.interrupts() as guard:
+        try:
+            return _run(opts, console or Console(highlight=False), guard)
+        except (UsageError, registry.UsageError, ConfigError, checklist.ChecklistError,
+                images.MirrorError) as exc:
+            err(str(exc))
+            return EXIT_USAGE
+        except KeyboardInterrupt as exc:
+            err(f"interrupted ({signals.describe(signals.name_of(exc))}) before any probe "
+                "started; nothing was created")
+            return EXIT_INTERRUPTED
+
+
+def check_output_dir(path: Path) -> None:
+    """Fail before the first probe when the reports could not be written.
+
+    Tries a file where the reports would go (the folder, or its nearest existing parent),
+    so a read-only mount or a file in the way is found now, and nothing is created.
+    """
+    where = Path(path).expanduser().absolute()
+    existing = next(p for p in (where, *where.parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"--output-dir {path}: {existing} is a file, not a directory: "
+                         "choose another --output-dir")
     try:
-        return _run(opts, console or Console(highlight=False))
-    except (UsageError, registry.UsageError, ConfigError, checklist.ChecklistError,
-            images.MirrorError) as exc:
-        err(str(exc))
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        err("interrupted before any probe started; nothing was created")
-        return EXIT_INTERRUPTED
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--output-dir {path}: cannot write in {existing} "
+                         f"({exc.strerror or type(exc).__name__}): choose a writable "
+                         "--output-dir") from None
+
+
+def cleanup_command(opts: Options, run_id: str) -> str:
+    """The exact ``aicp verify cleanup`` that targets this run's cluster."""
+    words = ["aicp", "verify", "cleanup", "--run-id", run_id]
+    if opts.stack:
+        words += ["--stack", opts.stack]
+    if opts.kubeconfig:
+        words += ["--kubeconfig", str(Path(opts.kubeconfig).expanduser().absolute())]
+    if opts.context:
+        words += ["--context", opts.context]
+    return shlex.join(words)
 
 
 def validate(opts: Options) -> None:
@@ -100,11 +141,13 @@ def cluster(opts: Options, on_retry=None) -> tuple[Kube, stack.StackOutputs | No
     return connect(opts.kubeconfig, opts.context, on_retry=on_retry), None
 
 
-def _run(opts: Options, console: Console) -> int:
+def _run(opts: Options, console: Console, guard: signals.Guard) -> int:
     from .reports import write
-    from .reports.terminal import TerminalView
+    from .reports.terminal import TerminalView, closing_line
 
     validate(opts)
+    if opts.output:
+        check_output_dir(opts.output_dir)
     image_refs = images.catalog(opts.registry_mirror)
     metadata_template = None
     view = TerminalView(console)
@@ -141,6 +184,7 @@ def _run(opts: Options, console: Console) -> int:
                         outputs.expectations if outputs else {})
     runs = [p for p in planned if p.runs]
     shown = {
+        "aicp": VERSION,
         "cluster": kube.server,
         "context": kube.context or "(current)",
         "kubeconfig": kube.source,
@@ -172,21 +216,39 @@ def _run(opts: Options, console: Console) -> int:
                     on_start=view.on_start, on_done=view.on_done)
     with view:
         report = runner.run(planned)
+    # The probes are over: a late signal must not cut the reports short.
+    guard.defer()
     report.info = {k: v for k, v in shown.items() if k != "probes"}
     if found:
         report.info["stack"] = "; ".join(
             [f"{stack_name}: {len(found.problems)} problems"]
             + [f"problem: {p}" for p in found.problems] + [f"note: {n}" for n in found.notes])
     view.summary(report)
+    # Reports first: whatever happened to the cluster, the results are kept.
+    reports = None
+    code = report.exit_code
     if opts.output:
-        written = write(report, template, opts.output, opts.output_dir, metadata,
-                        note=lambda line: console.print(line, soft_wrap=True))
-        console.print(f"reports: {opts.output_dir} ({len(written)} files)", soft_wrap=True)
-    if report.interrupted:
-        err(f"interrupted; cleaned up run {run_id}"
-            + (f" except {', '.join(report.leftovers)}" if report.leftovers else ""))
-    kube.close()
-    return report.exit_code
+        try:
+            written = write(report, template, opts.output, opts.output_dir, metadata,
+                            note=lambda line: console.print(line, soft_wrap=True))
+            reports = Path(opts.output_dir).expanduser().absolute()
+            console.print(f"reports: {reports} ({len(written)} files)", soft_wrap=True)
+        except OSError as exc:
+            err(f"could not write the reports to {opts.output_dir}: {one_line(exc)}")
+            code = max(code, EXIT_FAILED)
+    if report.leftovers or report.cleanup_errors:
+        lost = f" (the cluster stopped answering: {kube.lost})" if kube.lost else ""
+        may = ", ".join(report.leftovers) or "objects named above"
+        console.print(f"[red]cleanup:[/] not finished{lost}; may be left: {may}; "
+                      f"run: {cleanup_command(opts, run_id)}", soft_wrap=True)
+    elif report.interrupted:
+        console.print(f"cleanup: deleted what run {run_id} created", soft_wrap=True)
+    try:
+        kube.close()
+    except Exception:  # noqa: BLE001 - closing a dead connection pool changes nothing
+        pass
+    console.print(closing_line(report, code, reports), soft_wrap=True)
+    return code
 
 
 def cleanup(opts: Options, console: Console | None = None) -> int:
@@ -201,13 +263,22 @@ def cleanup(opts: Options, console: Console | None = None) -> int:
         kube.version()
         console.print(f"cluster: {kube.server} (context {kube.context or '(current)'})",
                       soft_wrap=True)
-        deleted, left = sweep(kube, opts.run_id, log=console.print)
+        with signals.interrupts():
+            deleted, left, alive = sweep(kube, opts.run_id, force=opts.force,
+                                         log=console.print)
     except (UsageError, ConfigError) as exc:
         err(str(exc))
         return EXIT_USAGE
+    except ProbeError as exc:
+        err(f"cleanup stopped: {exc}: run it again")
+        return EXIT_FAILED
     except KeyboardInterrupt:
         err("cleanup interrupted: run it again")
         return EXIT_INTERRUPTED
+    for run_id, age in sorted(alive.items()):
+        console.print(f"skipped run {run_id}: still running (heartbeat {age:.0f}s ago); "
+                      f"pass --force to delete it anyway, or --run-id {run_id}",
+                      soft_wrap=True)
     console.print(f"deleted {len(deleted)} objects" + (f"; still terminating: "
                                                       f"{', '.join(left)}" if left else ""))
     return 1 if left else 0

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from datetime import datetime
 
 import pytest
 import yaml
@@ -15,6 +19,7 @@ from typer.testing import CliRunner
 
 from aicp.cli.main import app
 from aicp.verify import cli
+from aicp.verify.version import VERSION
 from tests.shared import SHARED
 from tests.verify.conftest import require_shared
 
@@ -91,8 +96,12 @@ def fake_pulumi(bin_dir, body: str) -> None:
                          ids=" ".join)
 def test_each_help_example_runs_against_an_emulated_cluster(world, args):
     result = invoke(args)
-    # 0 or 1 depends on the probes' verdicts on the emulator; 2 would be a usage error.
-    assert result.exit_code in (0, 1), result.output
+    if "--read-only" in args or "--only" in args:
+        # Not every MUST ran: never 0, which would read as conformant (issue 15).
+        assert result.exit_code in (1, 3), result.output
+    else:
+        # 0 or 1 depends on the probes' verdicts on the emulator; 2 is a usage error.
+        assert result.exit_code in (0, 1), result.output
     assert re.search(r"cluster: http://127\.0\.0\.1:\d+", result.output)
     assert "error:" not in result.output
 
@@ -171,3 +180,214 @@ def test_no_network_for_the_template_is_one_line_naming_the_option(world, monkey
     monkeypatch.setenv("AICP_CHECKLIST_URL", "file:///nonexistent/AIConformance-{version}.yaml")
     one_line_error(invoke(["verify"]),
                    r"cannot download the checklist template .* pass --checklist-template PATH")
+
+
+def test_read_only_exits_3_and_the_last_line_says_how_many_musts_ran(world, kubeapi_factory):
+    # The conformant platform: the read-only probes pass, so only "not every MUST ran"
+    # keeps the run from 0 (before issue 15 it exited 0, as if conformant).
+    kube = kubeapi_factory("conformant-platform", minor="1.35")
+    kube.settle()
+    kubeconfig = kube.write_kubeconfig(world / "conformant.yaml")
+    result = invoke(["verify", "--kubeconfig", str(kubeconfig), "--read-only", "--output",
+                     "json"])
+    assert result.exit_code == 3, result.output
+    reports = world / "aicp-verify-results"
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("1/9 MUST ran (1 passed), 8 not run: not a conformance result, ")
+    assert last.endswith(f" SHOULD not implemented — exit 3; reports: {reports}"), last
+    doc = json.loads((reports / "results" / "results.json").read_text())
+    assert doc["exitCode"] == 3
+    assert doc["musts"] == {"total": 9, "ran": 1, "passed": 1, "conformanceResult": False}
+    assert doc["summary"]["MUST"] == {"NOT_RUN": 8, "PASS": 1}
+    assert doc["summary"]["SHOULD"]["FAIL"] == 2  # the platform's two unimplemented SHOULDs
+
+
+def iso_time(value) -> bool:
+    return isinstance(value, str) and re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", value) is not None
+
+
+def test_results_json_has_one_time_format_one_duration_name_and_plain_keys(world):
+    before = time.time()
+    result = invoke(["verify", "--only", "accelerator_metrics,gpu_sharing", "--output", "json"])
+    assert result.exit_code in (1, 3), result.output
+    doc = json.loads((world / "aicp-verify-results" / "results" / "results.json").read_text())
+    assert doc["aicpVersion"] == VERSION
+    assert iso_time(doc["started"]) and iso_time(doc["finished"])
+    started = datetime.fromisoformat(doc["started"]).timestamp()
+    assert before <= started <= datetime.fromisoformat(doc["finished"]).timestamp()
+    keys: set[str] = set()
+
+    def walk(node):
+        # Keys under these are data (settings, a probe's observations, verdict counts).
+        if isinstance(node, dict):
+            for key, value in node.items():
+                keys.add(key)
+                if key == "started":
+                    assert value is None or iso_time(value), (key, value)
+                if key not in ("cluster", "observations", "summary"):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(doc)
+    assert all(re.fullmatch(r"[a-z][A-Za-z]*", key) for key in keys), sorted(keys)
+    assert not {"duration", "duration_s", "time"} & keys and "durationSeconds" in keys
+    ran = [r for r in doc["requirements"] if r["verdict"] not in ("NOT_RUN", "MANUAL")]
+    for r in ran:  # a probe's start is before its end, not its end
+        begun = datetime.fromisoformat(r["started"]).timestamp()
+        assert started <= begun and begun + r["durationSeconds"] <= datetime.fromisoformat(
+            doc["finished"]).timestamp() + 0.01
+    assert set(doc["summary"]) == {"MUST", "SHOULD"}
+    assert sum(doc["summary"]["MUST"].values()) == doc["musts"]["total"] == 9
+
+
+def test_version_short_help_and_shell_completion():
+    result = invoke(["--version"])
+    assert (result.exit_code, result.output) == (0, f"aicp {VERSION}\n")
+    for args in (["-h"], ["verify", "-h"], ["verify", "cleanup", "-h"], ["plan", "-h"]):
+        result = invoke(args)
+        assert result.exit_code == 0 and "Usage: aicp" in result.output, args
+    assert "--install-completion" in invoke(["-h"]).output
+    completion = invoke(["--show-completion", "bash"])
+    assert completion.exit_code == 0 and "_AICP_COMPLETE" in completion.output
+    verify_help = invoke(["verify", "-h"]).output
+    for code in ("0    every MUST ran and passed", "3    no MUST failed, but not every MUST",
+                 "130  interrupted by Ctrl-C, SIGTERM or SIGHUP"):
+        assert code in verify_help
+
+
+def test_the_version_is_in_the_settings_and_every_report(world):
+    result = invoke(["verify", "--only", "accelerator_metrics", "--output", "json,junit"])
+    assert f"aicp: {VERSION}" in result.output
+    junit = (world / "aicp-verify-results" / "results" / "junit.xml").read_text()
+    assert f'<property name="aicp" value="{VERSION}"' in junit
+    doc = json.loads((world / "aicp-verify-results" / "results" / "results.json").read_text())
+    assert doc["cluster"]["aicp"] == VERSION
+
+
+def exact_error(result, line: str, code: int = 2) -> None:
+    out = result.output
+    assert result.exit_code == code, out
+    assert [x for x in out.splitlines() if x.startswith("error:")] == [line], out
+    assert "Traceback" not in out and "ERROR:root" not in out
+
+
+def kubeconfig_for(path, server: str, user: dict) -> None:
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": server}}],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+
+
+class HtmlLogin:
+    """A proxy that answers every request with its login page (HTTP 200, text/html)."""
+
+    def __enter__(self):
+        import http.server
+
+        class Page(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                body = b"<!DOCTYPE html><html><title>Sign in - Corp VPN</title></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def bad_kubeconfigs(world):
+    """name → (kubeconfig path, exact error line) for kubeconfigs that must stop the run."""
+    cases = {}
+    (world / "list.yaml").write_text("- just\n- a list\n")
+    cases["a YAML list"] = ("list.yaml", "error: kubeconfig list.yaml has no contexts")
+    (world / "latin1.yaml").write_bytes(b"clusters: [{name: caf\xe9}]\n")
+    cases["non-UTF-8 bytes"] = ("latin1.yaml", "error: kubeconfig latin1.yaml is not readable "
+                                "YAML ('utf-8' codec can't decode byte 0xe9 in position 21: "
+                                "invalid continuation byte)")
+    kubeconfig_for(world / "exec.yaml", "https://127.0.0.1:1", {"exec": {
+        "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "sh",
+        "args": ["-c", "echo 'token expired: run aws sso login' >&2; exit 1"]}})
+    cases["a failing exec plugin"] = (
+        "exec.yaml", "error: kubeconfig exec.yaml, context c: the exec credential plugin 'sh' "
+        "failed (process returned 1. token expired: run aws sso login): fix it or log in "
+        "again")
+    kubeconfig_for(world / "noexec.yaml", "https://127.0.0.1:1", {"exec": {
+        "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws-iam-nope"}})
+    cases["a missing exec plugin"] = (
+        "noexec.yaml", "error: kubeconfig noexec.yaml, context c: the exec credential plugin "
+        "'aws-iam-nope' failed ([Errno 2] No such file or directory: 'aws-iam-nope'): fix it "
+        "or log in again")
+    return cases
+
+
+@pytest.mark.parametrize("case", ["a YAML list", "non-UTF-8 bytes", "a failing exec plugin",
+                                  "a missing exec plugin"])
+def test_bad_kubeconfigs_are_one_exact_line_and_exit_2(world, case):
+    path, line = bad_kubeconfigs(world)[case]
+    for args in (["verify", "--kubeconfig", path, "--output", "json"],
+                 ["verify", "cleanup", "--kubeconfig", path]):
+        exact_error(invoke(args), line)
+    assert not (world / "aicp-verify-results").exists()  # nothing half-done
+
+
+def test_a_server_answering_a_login_page_is_one_line_and_exit_2(world):
+    with HtmlLogin() as server:
+        kubeconfig_for(world / "proxy.yaml", server, {"token": "t"})
+        line = (f"error: cluster {server} answered GET /version with text/html, not the "
+                "Kubernetes API ('<!DOCTYPE html><html><title>Sign in - Corp VPN</title></html'"
+                "...): a proxy or VPN login page? check the kubeconfig's server and log in to "
+                "the proxy")
+        exact_error(invoke(["verify", "--kubeconfig", "proxy.yaml"]), line)
+        exact_error(invoke(["verify", "cleanup", "--kubeconfig", "proxy.yaml"]), line)
+
+
+@pytest.mark.parametrize("output_dir, line", [
+    ("kubeconfig.yaml/out", "error: --output-dir kubeconfig.yaml/out: {world}/kubeconfig.yaml "
+                            "is a file, not a directory: choose another --output-dir"),
+    ("kubeconfig.yaml", "error: --output-dir kubeconfig.yaml: {world}/kubeconfig.yaml is a "
+                        "file, not a directory: choose another --output-dir"),
+    ("/sys/aicp-results", "error: --output-dir /sys/aicp-results: cannot write in /sys "
+                          "(Permission denied): choose a writable --output-dir"),
+])
+def test_an_unwritable_output_dir_is_found_before_any_probe(world, kubeapi_factory, output_dir,
+                                                             line):
+    if output_dir.startswith("/sys") and os.access("/sys", os.W_OK) and os.getuid() != 0:
+        pytest.skip("/sys is writable here")
+    requests = world / "kubeconfig.yaml"
+    result = invoke(["verify", "--output", "json", "--output-dir", output_dir])
+    exact_error(result, line.format(world=world))
+    assert "cluster:" not in result.output  # stopped before connecting, let alone probing
+    assert requests.is_file()
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--concurrency", "0"], "error: --concurrency must be at least 1"),
+    (["--timeout", "-1"], "error: --timeout and --probe-timeout must be positive seconds"),
+    (["--only", "dra_support", "--skip", "dra_support"],
+     "error: dra_support is in both --only and --skip"),
+    (["--output", "html"], "error: --output html: choose from json, junit, checklist"),
+    (["--run-id", "Not_Valid"], "error: --run-id 'Not_Valid': use up to 20 lowercase letters, "
+                                "digits and dashes (it becomes a label value and a namespace "
+                                "name)"),
+])
+def test_bad_options_are_one_exact_line_and_exit_2(world, args, line):
+    exact_error(invoke(["verify", *args]), line)
+
+
+def test_cleanup_with_a_bad_run_id_is_one_line(world):
+    exact_error(invoke(["verify", "cleanup", "--run-id", "A B"]),
+                "error: --run-id 'A B' is not a run id")

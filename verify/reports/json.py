@@ -1,23 +1,37 @@
-"""``results/results.json``: the whole run, machine-readable."""
+"""``results/results.json``: the whole run, machine-readable.
+
+One time format (ISO 8601 UTC, ``result.iso``) and one duration name (``durationSeconds``)
+everywhere; ``started`` is when a run or probe began. ``summary`` splits verdicts by level,
+and ``musts`` says whether this is a conformance result at all (every MUST ran).
+"""
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
+
+from ..result import iso, seconds
+from ..version import VERSION
 
 
 def document(report) -> dict:
     s = report.settings
+    ran, total = report.ran("MUST")
     return {
+        "aicpVersion": VERSION,
         "runId": s.run_id,
         "checklistVersion": s.checklist_version,
         "cluster": report.info,
-        "started": round(report.started, 3),
-        "durationSeconds": round(report.duration, 3),
+        "started": iso(report.started),
+        "finished": iso(report.started + report.duration),
+        "durationSeconds": seconds(report.duration),
         "interrupted": report.interrupted,
+        "signal": report.signal or None,
         "exitCode": report.exit_code,
-        "summary": dict(Counter(o.result.verdict.value for o in report.outcomes)),
+        "musts": {"total": total, "ran": ran,
+                  "passed": report.count("MUST").get("PASS", 0),
+                  "conformanceResult": ran == total},
+        "summary": {level: report.count(level) for level in ("MUST", "SHOULD")},
         "requirements": [
             {"id": o.requirement.id, "category": o.requirement.category,
              "level": o.requirement.level, **o.result.to_dict()}

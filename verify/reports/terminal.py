@@ -1,6 +1,15 @@
-"""The terminal: effective settings first, live progress while probes run, a summary."""
+"""The terminal: effective settings first, live progress while probes run, a summary.
+
+When output is not a terminal (CI logs, a pipe) the spinner shows nothing, so each probe
+running longer than ``heartbeat`` seconds gets a line every ``heartbeat`` seconds. The last
+line of a run is ``closing_line``: MUSTs passed and run, SHOULDs, exit code, reports.
+"""
 
 from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
@@ -15,11 +24,15 @@ STYLE = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.ERROR: "magenta",
 class TerminalView:
     """Feeds on the runner's ``on_start``/``on_done``; everything goes to one console."""
 
-    def __init__(self, console: Console | None = None):
+    def __init__(self, console: Console | None = None, heartbeat: float = 30.0):
         self.console = console or Console(highlight=False)
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
                                  TimeElapsedColumn(), console=self.console, transient=True)
         self._tasks: dict[str, TaskID] = {}
+        self.heartbeat = heartbeat
+        self._running: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
 
     def settings(self, lines: dict[str, str]) -> None:
         for key, value in lines.items():
@@ -27,16 +40,32 @@ class TerminalView:
 
     def __enter__(self) -> TerminalView:
         self.progress.start()
+        if not self.console.is_terminal:
+            self._stop.clear()
+            self._beat = threading.Thread(target=self._beats, name="verify-progress",
+                                          daemon=True)
+            self._beat.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stop.set()
         self.progress.stop()
 
+    def _beats(self) -> None:
+        while not self._stop.wait(self.heartbeat):
+            now = time.monotonic()
+            for rid, since in sorted(self._running.copy().items()):
+                if now - since >= self.heartbeat:
+                    self.console.print(f"…     {rid} still running ({now - since:.0f}s)",
+                                       soft_wrap=True)
+
     def on_start(self, planned) -> None:
+        self._running[planned.requirement.id] = time.monotonic()
         self._tasks[planned.requirement.id] = self.progress.add_task(
             f"{planned.requirement.id} running", total=None)
 
     def on_done(self, planned, result) -> None:
+        self._running.pop(planned.requirement.id, None)
         task = self._tasks.pop(planned.requirement.id, None)
         if task is not None:
             self.progress.remove_task(task)
@@ -50,8 +79,13 @@ class TerminalView:
     def summary(self, report) -> None:
         table = Table(title=f"Kubernetes AI Conformance {report.settings.checklist_version}",
                       show_lines=False)
-        for column in ("Requirement", "Level", "Verdict", "Time", "Reason"):
-            table.add_column(column, overflow="fold")
+        # Ids are never broken (a reader greps for them); the reason takes what is left.
+        longest = max((len(o.requirement.id) for o in report.outcomes), default=11)
+        table.add_column("Requirement", no_wrap=True, min_width=longest)
+        table.add_column("Level", no_wrap=True)
+        table.add_column("Verdict", no_wrap=True)
+        table.add_column("Time", no_wrap=True, justify="right")
+        table.add_column("Reason", overflow="fold", ratio=1)
         for o in report.outcomes:
             r = o.result
             table.add_row(o.requirement.id, o.requirement.level,
@@ -60,9 +94,36 @@ class TerminalView:
                                                                     Verdict.NOT_RUN) else "",
                           r.reason)
         self.console.print(table)
-        if report.leftovers:
-            self.console.print(f"[red]cleanup:[/] still present: {', '.join(report.leftovers)}"
-                               f"; run: aicp verify cleanup --run-id {report.settings.run_id}",
-                               soft_wrap=True)
         for error in report.cleanup_errors:
             self.console.print(f"[red]cleanup:[/] {error}", soft_wrap=True)
+
+
+def closing_line(report, code: int, reports: Path | None) -> str:
+    """``9/9 MUST passed, 2 SHOULD not implemented — exit 0; reports: /abs/path``.
+
+    Says how many MUSTs ran whenever not all did: such a run is no conformance result.
+    """
+    musts = report.count("MUST")
+    ran, total = report.ran("MUST")
+    passed = musts.get("PASS", 0)
+    rest = ([f"{musts['FAIL']} failed"] if musts.get("FAIL") else []) + (
+        [f"{musts['ERROR']} undecided (ERROR)"] if musts.get("ERROR") else []) + (
+        [f"{musts['SKIP']} not applicable"] if musts.get("SKIP") else [])
+    if ran == total:
+        parts = [f"{passed}/{total} MUST passed", *rest]
+    else:
+        parts = [f"{ran}/{total} MUST ran ({', '.join([f'{passed} passed', *rest])})",
+                 f"{total - ran} not run: not a conformance result"]
+    words = {"PASS": "passed", "FAIL": "not implemented", "ERROR": "undecided",
+             "SKIP": "not applicable", "MANUAL": "manual", "NOT_RUN": "not run"}
+    parts += [f"{n} SHOULD {words[v]}" for v, n in report.count("SHOULD").items() if n]
+    text = ", ".join(parts)
+    if report.interrupted:
+        text = f"interrupted ({_said(report.signal)}): {text}"
+    return text + f" — exit {code}; " + (
+        f"reports: {reports}" if reports
+        else "no reports written (pass --output json|junit|checklist)")
+
+
+def _said(signal: str) -> str:
+    return "Ctrl-C" if signal in ("", "SIGINT") else signal

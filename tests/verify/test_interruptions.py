@@ -1,0 +1,203 @@
+"""``aicp verify`` run as a user runs it (a subprocess) when the run is cut short (issue 15).
+
+SIGTERM, SIGHUP and SIGINT mid-run; the API server going away mid-run; a second terminal
+running ``aicp verify cleanup`` while a run is in progress. The emulator serves the
+reference platform in this process, so the test sees every object the run left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from aicp.verify.probe import RUN_LABEL
+from aicp.verify.runner import EXIT_FAILED, EXIT_INTERRUPTED
+from tests.shared import REPO
+from tests.verify.conftest import require_shared
+
+VERSION = "1.37"
+VERDICT_LINE = re.compile(r"^(PASS|FAIL|ERROR|SKIP)\s+(\w+) \(")
+
+
+class Run:
+    """``aicp verify`` in a subprocess; stdout collected line by line as it comes."""
+
+    def __init__(self, args: list[str], cwd: Path):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "aicp.cli.main", *args], cwd=cwd, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ,
+                                                                  "COLUMNS": "200"})
+        self.lines: list[str] = []
+        self.err = ""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def finished_probes(self) -> list[str]:
+        return [m[2] for m in map(VERDICT_LINE.match, list(self.lines)) if m]
+
+    def wait(self, timeout: float = 120) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        assert self.proc.stderr is not None
+        self.err = self.proc.stderr.read()
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+
+
+def until(condition, timeout: float = 60, what: str = "") -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def labelled(kube, run_id: str) -> list[str]:
+    """Every object, namespaced or not, labelled with the run id."""
+    found = []
+    for res in {r.key: r for r in kube.discovery.by_ref.values()}.values():
+        if "list" not in res.verbs:
+            continue
+        ref = f"{res.plural}.{res.group}" if res.group else res.plural
+        found += [f"{res.kind} {x['metadata'].get('namespace') or ''}/{x['metadata']['name']}"
+                  for x in kube.list(ref, labels=f"{RUN_LABEL}={run_id}")]
+    return found
+
+
+def run_namespaces(kube, run_id: str) -> list[str]:
+    return [n["metadata"]["name"] for n in kube.list("namespaces",
+                                                     labels=f"{RUN_LABEL}={run_id}")]
+
+
+@pytest.fixture
+def platform(kubeapi_factory, tmp_path):
+    kube = kubeapi_factory("reference-platform", minor=VERSION, gpu_nodes=2)
+    kube.settle()
+    # Creating pods is slow, so mutating probes are mid-step when the run is cut short.
+    kube.faults.slow(1.0, resource="pods", verbs={"create"})
+    return kube, kube.write_kubeconfig(tmp_path / "kubeconfig.yaml")
+
+
+def start(kubeconfig: Path, tmp_path: Path, run_id: str, *extra: str) -> Run:
+    template = require_shared("conformance", f"AIConformance-{VERSION}.yaml")
+    return Run(["verify", "--kubeconfig", str(kubeconfig), "--checklist-template",
+                str(template), "--output", "json", "--output-dir", str(tmp_path / "out"),
+                "--run-id", run_id, "--probe-timeout", "60", *extra], REPO)
+
+
+def mid_run(kube, run: Run, run_id: str) -> None:
+    """Wait until a probe has finished and another one has objects on the cluster."""
+    until(lambda: run.finished_probes() and run_namespaces(kube, run_id)
+          or run.proc.poll() is not None, what="a finished probe and a live namespace")
+    assert run.proc.poll() is None, "\n".join(run.lines)
+
+
+@pytest.mark.parametrize("sig, said", [(signal.SIGTERM, "SIGTERM"), (signal.SIGHUP, "SIGHUP"),
+                                       (signal.SIGINT, "Ctrl-C")],
+                         ids=["TERM", "HUP", "INT"])
+def test_a_signal_mid_run_writes_finished_reports_cleans_up_and_exits_130(
+        platform, tmp_path, sig, said):
+    kube, kubeconfig = platform
+    run_id = f"sig-{signal.Signals(sig).name.lower()}"
+    run = start(kubeconfig, tmp_path, run_id)
+    try:
+        mid_run(kube, run, run_id)
+        finished = run.finished_probes()
+        run.proc.send_signal(sig)
+        code = run.wait()
+    finally:
+        run.kill()
+    assert code == EXIT_INTERRUPTED, "\n".join(run.lines) + run.err
+    assert "Traceback" not in run.err and "Traceback" not in "\n".join(run.lines)
+    assert labelled(kube, run_id) == []
+
+    doc = json.loads((tmp_path / "out" / "results" / "results.json").read_text())
+    assert doc["interrupted"] is True and doc["signal"] == signal.Signals(sig).name
+    assert doc["exitCode"] == EXIT_INTERRUPTED
+    assert doc["cleanup"] == {"leftovers": [], "errors": []}
+    got = {r["id"]: r for r in doc["requirements"]}
+    for rid in finished:  # what finished before the signal is reported with its evidence
+        assert got[rid]["verdict"] in ("PASS", "FAIL", "ERROR", "SKIP")
+        assert not got[rid]["reason"].startswith("interrupted"), got[rid]
+    cut = [r for r in doc["requirements"] if r["reason"].startswith(f"interrupted ({said})")]
+    assert cut, [(r["id"], r["reason"]) for r in doc["requirements"]]
+    last = run.lines[-1]
+    assert last.startswith(f"interrupted ({said}): ") and " MUST ran (" in last, last
+    assert last.endswith(f"— exit 130; reports: {tmp_path / 'out'}"), last
+
+
+def test_the_api_server_lost_mid_run_keeps_the_results_and_names_the_cleanup(
+        platform, tmp_path):
+    kube, kubeconfig = platform
+    run = start(kubeconfig, tmp_path, "lost")
+    try:
+        mid_run(kube, run, "lost")
+        present = run_namespaces(kube, "lost")
+        port = kube.port
+        kube.stop()  # the VPN drops: nothing answers any more
+        code = run.wait(timeout=180)
+    finally:
+        run.kill()
+    out = "\n".join(run.lines)
+    assert code == EXIT_FAILED, out + run.err
+    assert "Traceback" not in run.err and "Traceback" not in out
+    doc = json.loads((tmp_path / "out" / "results" / "results.json").read_text())
+    lost = [r for r in doc["requirements"] if "lost the connection to the cluster" in r["reason"]]
+    assert lost and all(r["verdict"] == "ERROR" for r in lost)
+    assert set(present) <= set(doc["cleanup"]["leftovers"]), doc["cleanup"]
+    advice = [line for line in run.lines if line.startswith("cleanup: not finished")]
+    assert len(advice) == 1, out
+    assert "the cluster stopped answering: Connection refused" in advice[0]
+    command = advice[0].split("; run: ", 1)[1]
+    assert command == shlex.join(["aicp", "verify", "cleanup", "--run-id", "lost",
+                                  "--kubeconfig", str(kubeconfig)])
+    assert run.lines[-1].endswith(f"— exit 1; reports: {tmp_path / 'out'}")
+
+    # The cluster comes back; the command the run printed removes what it left.
+    kube.start(port=port)
+    assert labelled(kube, "lost")
+    cleanup = Run(shlex.split(command)[1:], REPO)
+    assert cleanup.wait() == 0, "\n".join(cleanup.lines) + cleanup.err
+    assert labelled(kube, "lost") == []
+
+
+def test_a_concurrent_cleanup_leaves_a_live_run_untouched(platform, tmp_path):
+    kube, kubeconfig = platform
+    run = start(kubeconfig, tmp_path, "live")
+    try:
+        mid_run(kube, run, "live")
+        assert run_namespaces(kube, "live")
+        other = Run(["verify", "cleanup", "--kubeconfig", str(kubeconfig)], REPO)
+        assert other.wait() == 0, "\n".join(other.lines) + other.err
+        assert any(line.startswith("skipped run live: still running (heartbeat ")
+                   and "pass --force to delete it anyway" in line for line in other.lines), \
+            other.lines
+        assert other.lines[-1] == "deleted 0 objects", other.lines
+        assert run.proc.poll() is None
+        run.proc.send_signal(signal.SIGTERM)
+        code = run.wait()
+    finally:
+        run.kill()
+    assert code == EXIT_INTERRUPTED
+    doc = json.loads((tmp_path / "out" / "results" / "results.json").read_text())
+    assert not [r for r in doc["requirements"] if "was deleted while the probe ran"
+                in r["reason"]]
+    assert labelled(kube, "live") == []
