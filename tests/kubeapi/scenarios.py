@@ -25,6 +25,7 @@ from .controllers.kubelet import Kubelet, LogFn, nvidia_smi_logs, sandbox_kernel
 from .controllers.kuberay import KubeRay
 from .controllers.kueue import KueueAdmitter
 from .controllers.prometheus import monitoring
+from .controllers.sandbox import probe_logs, runs_probe
 from .controllers.scheduler import Scheduler
 from .controllers.workloads import Deployments, Jobs, ReplicaSets
 from .custom_metrics import CustomMetrics, gpu_util
@@ -164,6 +165,8 @@ def platform_logs(pod: dict, container: str, kube) -> str:
     """``curl`` prints what the gateway answered, ``uname -r`` the (sandbox's) kernel,
     ``nvidia-smi -L`` the container's GPUs."""
     spec = next(c for c in pod["spec"]["containers"] if c["name"] == container)
+    if runs_probe(pod, container):  # workload_sandboxing's isolation script
+        return probe_logs(pod, container, kube)
     if (spec.get("command") or [""])[0] == "uname":
         return sandbox_kernel(pod, container, kube)
     return curl_logs(pod, container, kube)
