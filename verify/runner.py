@@ -116,6 +116,7 @@ class Runner:
                  probe_timeout: float = 600.0, global_timeout: float = 3600.0,
                  cleanup_timeout: float = 300.0, grace: float = 5.0,
                  heartbeat: float = HEARTBEAT_SECONDS,
+                 on_finish: Callable[[], None] | None = None,
                  on_start: Callable[[Planned], None] | None = None,
                  on_done: Callable[[Planned, Result], None] | None = None):
         if concurrency < 1:
@@ -129,6 +130,8 @@ class Runner:
         self.cleanup_timeout = cleanup_timeout
         self.grace = grace
         self.heartbeat = heartbeat
+        # Called once cleanup is over: the session stops signals from cutting the reports.
+        self.on_finish = on_finish or (lambda: None)
         self.on_start = on_start or (lambda planned: None)
         self.on_done = on_done or (lambda planned, result: None)
         self.cleanup = CleanupStack(cluster)
@@ -213,6 +216,7 @@ class Runner:
             for worker in workers:
                 worker.ctx.cancelled.set()
             self._clean(workers, report)
+            self.on_finish()
         report.duration = time.monotonic() - start
         # A signal between two statements of the loop may leave an id unsettled.
         why = f"interrupted ({describe(report.signal or 'SIGINT')})"
@@ -290,6 +294,10 @@ class Runner:
                 self.cleanup.delete_namespace(name)
 
     def _vanished(self, namespaces: list[str]) -> str | None:
+        # A namespace being deleted has status.phase Terminating and refuses creates with a
+        # 403 "unable to create new content in namespace X because it is being terminated"
+        # (kubernetes/kubernetes staging/src/k8s.io/apiserver/pkg/admission/plugin/namespace/
+        # lifecycle/admission.go): a probe would read that as a missing permission.
         state = getattr(self.cluster, "namespace_state", None)
         if state is None:
             return None

@@ -72,8 +72,12 @@ def run(opts: Options, console: Console | None = None) -> int:
             err(str(exc))
             return EXIT_USAGE
         except KeyboardInterrupt as exc:
-            err(f"interrupted ({signals.describe(signals.name_of(exc))}) before any probe "
-                "started; nothing was created")
+            said = signals.describe(signals.name_of(exc))
+            if guard.run_id:  # between two steps of the runner's own handling: rare
+                err(f"interrupted ({said}) while run {guard.run_id} was finishing; run: "
+                    f"{cleanup_command(opts, guard.run_id)}")
+            else:
+                err(f"interrupted ({said}) before any probe started; nothing was created")
             return EXIT_INTERRUPTED
 
 
@@ -213,11 +217,12 @@ def _run(opts: Options, console: Console, guard: signals.Guard) -> int:
             console.print(f"metadata: {checklist.NOT_CHECKED_OFFLINE}", soft_wrap=True)
     runner = Runner(kube, settings, kube=kube, concurrency=opts.concurrency,
                     probe_timeout=opts.probe_timeout, global_timeout=opts.timeout,
-                    on_start=view.on_start, on_done=view.on_done)
+                    on_start=view.on_start, on_done=view.on_done,
+                    # Probes and cleanup are over: a late signal must not cut the reports.
+                    on_finish=guard.defer)
+    guard.run_id = run_id
     with view:
         report = runner.run(planned)
-    # The probes are over: a late signal must not cut the reports short.
-    guard.defer()
     report.info = {k: v for k, v in shown.items() if k != "probes"}
     if found:
         report.info["stack"] = "; ".join(

@@ -42,6 +42,7 @@ class Guard:
     def __init__(self) -> None:
         self.received: str | None = None
         self.deferred = False
+        self.run_id = ""  # set once probes may have created something
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name

@@ -201,3 +201,19 @@ def test_a_concurrent_cleanup_leaves_a_live_run_untouched(platform, tmp_path):
     assert not [r for r in doc["requirements"] if "was deleted while the probe ran"
                 in r["reason"]]
     assert labelled(kube, "live") == []
+
+
+def test_a_signal_before_any_probe_started_says_nothing_was_created(platform, tmp_path):
+    kube, kubeconfig = platform
+    kube.faults.slow(30.0, path=r"^/version$")  # the run hangs while connecting
+    run = start(kubeconfig, tmp_path, "early")
+    try:
+        until(lambda: kube.faults.rules[-1].hits, what="the run to ask for /version")
+        run.proc.send_signal(signal.SIGTERM)
+        code = run.wait()
+    finally:
+        run.kill()
+    assert code == EXIT_INTERRUPTED
+    assert run.err.strip().splitlines() == [
+        "error: interrupted (SIGTERM) before any probe started; nothing was created"]
+    assert labelled(kube, "early") == [] and not (tmp_path / "out").exists()
