@@ -69,14 +69,16 @@ def test_gpus_only_through_the_device_plugin_do_not_implement_dra(kubeconfig):
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
-def test_a_device_class_selecting_nothing_leaves_the_claim_unallocated(kubeapi, kubeconfig):
+def test_a_device_class_selecting_nothing_fails_before_any_claim(kubeapi, kubeconfig):
+    # Belief 1: the class is chosen by what its selectors select, never by its name alone
+    # (this one is named gpu.nvidia.com but selects another driver's devices).
     kubeapi.delete("deviceclasses.resource.k8s.io", "gpu.nvidia.com")
     kubeapi.create(o.device_class(driver="tpu.example.com"))
     result = run(kubeconfig)
     assert result.verdict is Verdict.FAIL
-    assert "was not allocated within 1.5s although 8 GPU devices are free" in result.reason
-    assert "waiting for resource claim allocation" in result.reason
-    assert any(name == "pod-dra.json" for name in result.evidence.artifacts)
+    assert result.reason == ("GPU nodes publish DRA devices but no DeviceClass selects them "
+                             "(classes: gpu.nvidia.com): no ResourceClaim can ask for a GPU")
+    assert result.evidence.objects == []
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1, controllers=False)
@@ -85,6 +87,30 @@ def test_without_a_dra_allocator_the_claim_is_never_allocated(kubeapi, kubeconfi
     result = run(kubeconfig)
     assert result.verdict is Verdict.FAIL
     assert "no scheduler allocates claims" in result.reason
+
+
+def admin_claim(node: str, devices: int) -> dict:
+    """The DRA-mode DCGM exporter's claim: adminAccess on every GPU of its node
+    (../shared/fixtures/gpu-operator-dcgm-exporter-pods.yaml), as the scheduler records it."""
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+            "metadata": {"name": f"nvidia-dcgm-exporter-{node}-admin-gpus",
+                         "namespace": "gpu-operator"},
+            "spec": {"devices": {"requests": [{"name": "admin-gpus", "exactly": {
+                "deviceClassName": "gpu.nvidia.com", "allocationMode": "All",
+                "adminAccess": True}}]}},
+            "status": {"allocation": {"devices": {"results": [
+                {"request": "admin-gpus", "driver": "gpu.nvidia.com", "pool": node,
+                 "device": f"gpu-{i}", "adminAccess": True} for i in range(devices)]}}}}
+
+
+# Belief 8: adminAccess allocations monitor devices without taking them.
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, controllers=False)
+def test_admin_access_allocations_are_not_devices_in_use(kubeapi, kubeconfig):
+    standard_controllers(kubeapi, dra=False)
+    kubeapi.seed([admin_claim("gpu-h100-0", 8)])
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert "although 8 GPU devices are free" in result.reason
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)

@@ -135,7 +135,9 @@ def device_class(ctx: Context, slices: list[dict] | None = None) -> str | None:
                 ctx.observe("deviceClassWhy", f"its selectors select {len(selected)} published "
                                               f"{kind} devices of {', '.join(drivers)}")
                 return name
-    names = {i["metadata"]["name"] for i in items}
+    # Only a class whose selectors the probe cannot evaluate may be taken by its name.
+    names = {i["metadata"]["name"] for i in items
+             if any(_gpus.class_selects(i, r, d) is None for r, d in devices)}
     drivers = sorted({r for r, _ in devices} & names)
     if drivers:
         ctx.observe("deviceClass", drivers[0])
