@@ -237,6 +237,76 @@ OUTPUTS.update({
 })
 
 
+# --- preflight lookups (aicp.stacks.preflight), answered from the accelerator catalog ------
+# Canned: every machine type is offered in every zone asked about, carries the catalog's GPUs,
+# and the quota is ample. Tests swap single entries to see each failure.
+CANNED_VCPUS = 192  # one figure for every type: the checks compare, they do not price
+CANNED_QUOTA = 100_000.0
+
+
+def _catalog_gpus(target: str, machine: str) -> int:
+    from ..components.accelerators import OFFERINGS
+
+    return next((o.gpus for o in OFFERINGS if o.target == target and o.machine_type == machine),
+                0)
+
+
+def _ec2_offerings(args: dict[str, Any]) -> dict[str, Any]:
+    filters = {f["name"]: f["values"] for f in args.get("filters") or []}
+    types = filters.get("instance-type", [])
+    zones = filters.get("location", [])
+    pairs = [(t, z) for t in types for z in zones]
+    return {"id": REGION, "filters": args.get("filters"), "locationType": args.get(
+        "locationType"), "instanceTypes": [t for t, _ in pairs],
+        "locations": [z for _, z in pairs], "locationTypes": ["availability-zone"] * len(pairs),
+        "region": args.get("region", REGION)}
+
+
+def _ec2_instance_type(args: dict[str, Any]) -> dict[str, Any]:
+    machine = args.get("instanceType", "")
+    gpus = _catalog_gpus("aws", machine)
+    return {"id": machine, "instanceType": machine, "defaultVcpus": CANNED_VCPUS,
+            "region": args.get("region", REGION),
+            "gpuses": [{"count": gpus, "manufacturer": "NVIDIA", "memorySize": 0,
+                        "name": "canned"}] if gpus else []}
+
+
+def _service_quota(args: dict[str, Any]) -> dict[str, Any]:
+    code = args.get("quotaCode", "")
+    return {"id": code, "quotaCode": code, "quotaName": code, "serviceCode": "ec2",
+            "serviceName": "Amazon Elastic Compute Cloud (Amazon EC2)", "value": CANNED_QUOTA,
+            "defaultValue": 0.0, "adjustable": True, "globalQuota": False,
+            "arn": f"arn:aws:servicequotas:{REGION}:{ACCOUNT}:ec2/{code}",
+            "region": args.get("region", REGION), "usageMetrics": []}
+
+
+def _gce_machine_types(args: dict[str, Any]) -> dict[str, Any]:
+    machine = str(args.get("filter", "")).removeprefix("name = ").strip()
+    gpus = _catalog_gpus("gcp", machine)
+    zone = args.get("zone", "us-central1-a")
+    return {"id": f"{zone}/{machine}", "filter": args.get("filter"), "zone": zone,
+            "project": args.get("project", GCP_PROJECT), "machineTypes": [{
+                "name": machine, "description": "canned", "guestCpus": CANNED_VCPUS,
+                "memoryMb": 0, "architecture": "X86_64", "isSharedCpus": False,
+                "maximumPersistentDisks": 0, "maximumPersistentDisksSizeGb": 0,
+                "selfLink": f"zones/{zone}/machineTypes/{machine}", "bundledLocalSsds": [],
+                "deprecateds": [],
+                "accelerators": [{"guestAcceleratorCount": gpus,
+                                  "guestAcceleratorType": "canned"}] if gpus else []}]}
+
+
+INVOKES.update({
+    "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": _ec2_offerings,
+    "aws:ec2/getInstanceType:getInstanceType": _ec2_instance_type,
+    "aws:servicequotas/getServiceQuota:getServiceQuota": _service_quota,
+    "gcp:compute/getMachineTypes:getMachineTypes": _gce_machine_types,
+})
+PREFLIGHT_TOKENS = ("aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings",
+                    "aws:ec2/getInstanceType:getInstanceType",
+                    "aws:servicequotas/getServiceQuota:getServiceQuota",
+                    "gcp:compute/getMachineTypes:getMachineTypes")
+
+
 def outputs_for(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     extra = OUTPUTS.get(type_token)
     return extra(name, inputs) if extra else {}

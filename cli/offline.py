@@ -155,8 +155,16 @@ def run(program: Callable[[], None], config: Mapping[str, Any], *, project: str 
 
         def call(self, args: pulumi.runtime.MockCallArgs):
             invokes.append((args.token, _plain(args.args)))
-            # (result, check failures): the mock monitor iterates the failures.
-            return fakes.invoke(args.token, args.args), []
+            # (result, check failures): the mock monitor iterates the failures. A canned
+            # answer that raises is the provider's error (AccessDenied, NotFound): the engine
+            # hands it to the program as a failed invoke the program may catch, not as a
+            # crash of the run (pulumi/runtime/invoke.py), and so does this.
+            try:
+                return fakes.invoke(args.token, args.args), []
+            except fakes.UnknownInvoke:
+                raise
+            except Exception as exc:  # what a provider reports, as text
+                return {}, [("", str(exc))]
 
     class Monitor(pmocks.MockMonitor):
         def RegisterResource(self, request):

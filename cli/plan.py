@@ -202,10 +202,18 @@ def run_stack(raw: dict[str, Any], stack: str, notes: list[str] | None = None):
     from . import offline
 
     try:
-        return cfg, offline.run(program, raw, stack=stack)
+        planned = offline.run(program, raw, stack=stack)
     except pulumi.RunError as exc:
         # What the program reports while declaring resources, as one line.
         raise UsageError(" ".join(str(exc).split())) from None
+    from .fakes import PREFLIGHT_TOKENS
+
+    # The program's preflight (stacks/preflight.py) asked the cloud; offline, fakes answered.
+    asked = sum(1 for token, _ in planned.invokes if token in PREFLIGHT_TOKENS)
+    if asked and notes is not None:
+        notes.append(f"preflight: {asked} read-only lookups answered from canned data "
+                     "(cli/fakes.py), not by the cloud; pulumi up asks the cloud")
+    return cfg, planned
 
 
 def build_plan(raw: dict[str, Any], stack: str) -> dict[str, Any]:

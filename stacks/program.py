@@ -29,6 +29,7 @@ class Platform:
     addons: dict[str, Addon] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)  # addon → pinned version
     not_applicable: dict[str, str] = field(default_factory=dict)  # requirement → why
+    preflight: dict[str, Any] = field(default_factory=dict)  # what the clouds said first
 
 
 def check_one_allocator(cfg: PlatformConfig) -> None:
@@ -64,10 +65,13 @@ def build(cfg: PlatformConfig) -> Platform:
     from ..addons.kueue import Kueue, KueueArgs
     from ..addons.metrics_adapter import MetricsAdapter, MetricsAdapterArgs
     from ..addons.monitoring import Monitoring
+    from . import preflight
 
     check_one_allocator(cfg)
+    # Before the first resource: what the cloud says about the GPU pools (read-only).
+    report = preflight.run(cfg)
     cluster = build_cluster(cfg)
-    p = Platform(cfg, cluster)
+    p = Platform(cfg, cluster, preflight=report.export())
     want = cfg.addons
 
     def add(key: str, addon: A, version: str) -> A:
@@ -151,6 +155,7 @@ def export(p: Platform) -> None:
     pulumi.export("autoscaler", cluster.autoscaler)
     pulumi.export("addons", dict(p.versions))
     pulumi.export("notApplicable", dict(p.not_applicable))
+    pulumi.export("preflight", dict(p.preflight))
 
 
 def main() -> Any:
