@@ -85,3 +85,36 @@ def test_without_a_prometheus_the_probe_cannot_decide(kubeapi, kubeconfig):
     result = run(kubeapi, kubeconfig)
     assert result.verdict is Verdict.ERROR
     assert "Prometheus not found" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_ignore_namespace_selectors_puts_the_workload_beside_its_service_monitor(kubeapi,
+                                                                               kubeconfig):
+    # Before: the ServiceMonitor in Prometheus' namespace pointed at the probe's namespace,
+    # which ignoreNamespaceSelectors makes invisible: a false FAIL.
+    monitoring(kubeapi, selector={"matchLabels": {"release": KPS}}, ns_selector=False,
+               ignoreNamespaceSelectors=True)
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["settings"]["workload"] == "monitoring"
+    assert kubeapi.list("deployments.apps", "monitoring", labels=RUN_LABEL) == []
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_an_enforced_namespace_label_is_the_service_monitors_namespace(kubeapi, kubeconfig):
+    monitoring(kubeapi, selector={"matchLabels": {"release": KPS}}, ns_selector=False,
+               enforcedNamespaceLabel="namespace")
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["enforcedNamespaceLabel"] == {
+        "namespace": "monitoring", "serviceMonitorNamespace": "monitoring"}
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_ignore_namespace_selectors_with_a_prometheus_that_never_scrapes_fails(kubeapi,
+                                                                             kubeconfig):
+    monitoring(kubeapi, selector={"matchLabels": {"release": KPS}}, ns_selector=False,
+               ignoreNamespaceSelectors=True, discovers=False)
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.FAIL
+    assert "scrape target: not discovered" in result.reason

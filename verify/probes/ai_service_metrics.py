@@ -8,6 +8,15 @@ Prometheus object's ``serviceMonitorSelector``/``serviceMonitorNamespaceSelector
 (null namespace selector: the ServiceMonitor goes into Prometheus' namespace, tracked
 and deleted), then queries Prometheus' HTTP API through the API server's service proxy
 until the series appears.
+
+Two Prometheus settings change where things must go (prometheus-operator
+pkg/apis/monitoring/v1/prometheus_types.go, CommonPrometheusFields):
+``ignoreNamespaceSelectors`` makes every ServiceMonitor discover endpoints only in its own
+namespace (its ``namespaceSelector`` is ignored), so with a null
+``serviceMonitorNamespaceSelector`` the workload itself runs in Prometheus' namespace
+(tracked and deleted); ``enforcedNamespaceLabel`` sets that label on every scraped series to
+the ServiceMonitor's namespace, so a series is looked up by its ``run`` label only and its
+target by either namespace.
 """
 
 from __future__ import annotations
@@ -62,12 +71,19 @@ class AiServiceMetrics(Probe):
             ns = ctx.namespace()
             spec = prom.get("spec") or {}
             ns_selector = spec.get("serviceMonitorNamespaceSelector")
+            ignore = bool(spec.get("ignoreNamespaceSelectors"))
+            enforced = str(spec.get("enforcedNamespaceLabel") or "")
             sm_ns = pns if ns_selector is None else ns
             if ns_selector:
                 _label_namespace(ctx, ns, ns_selector)
+            if ignore and sm_ns != ns:
+                ns = sm_ns  # the ServiceMonitor only finds endpoints beside itself
+            name = "metrics" if ns != pns else f"aicp-verify-metrics-{ctx.run_id}"[:63]
+            ctx.observe("settings", {"ignoreNamespaceSelectors": ignore,
+                                     "enforcedNamespaceLabel": enforced, "workload": ns})
             text = (f"# HELP {METRIC} Set to 1 by the aicp verify ai_service_metrics probe.\n"
                     f"# TYPE {METRIC} gauge\n{METRIC}{{run=\"{ctx.run_id}\"}} 1\n")
-            _net.web_server(ctx, ns, "metrics", {METRICS_PATH.lstrip("/"): text},
+            _net.web_server(ctx, ns, name, {METRICS_PATH.lstrip("/"): text},
                             ready_path=METRICS_PATH, service_port=8080,
                             service_labels={SERVICE_LABEL: ctx.run_id})
             monitor = {
@@ -80,7 +96,7 @@ class AiServiceMetrics(Probe):
                                         "interval": SCRAPE_INTERVAL}]}}
             _pods.create(ctx, f"/apis/{MON}/namespaces/{sm_ns}/servicemonitors", monitor, sm_ns)
             ctx.observe("serviceMonitor", f"{sm_ns}/{monitor['metadata']['name']}")
-            if _net.wait_available(ctx, ns, "metrics", POD_TIMEOUT, INTERVAL) is None:
+            if _net.wait_available(ctx, ns, name, POD_TIMEOUT, INTERVAL) is None:
                 return ctx.error(f"the metrics workload did not become Ready within "
                                  f"{POD_TIMEOUT:g}s (image pull or scheduling problem)")
         with ctx.step("query Prometheus for the workload's series"):
@@ -103,13 +119,16 @@ class AiServiceMetrics(Probe):
             labels = found[0].get("metric") or {}
             ctx.check("the workload's series is queryable in Prometheus", True,
                       json.dumps(labels, sort_keys=True))
+            if enforced:
+                ctx.observe("enforcedNamespaceLabel", {enforced: labels.get(enforced),
+                                                       "serviceMonitorNamespace": sm_ns})
             return ctx.passed(f"Prometheus {pns}/{service} discovered the workload through a "
                               f"ServiceMonitor and returned {expr} (job "
                               f"{labels.get('job', '?')}, pod {labels.get('pod', '?')})")
         if problems and len(problems) >= 2 and not _answered(ctx, base):
             return ctx.error(f"cannot query Prometheus through the API server proxy ({base}): "
                              f"{problems[-1]}")
-        target = _target(ctx, base, ns)
+        target = _target(ctx, base, {ns, sm_ns})
         ctx.check("the workload's series is queryable in Prometheus", False,
                   f"absent after {SERIES_TIMEOUT:g}s; scrape target: {target}")
         return ctx.failed(f"Prometheus did not collect {expr} within {SERIES_TIMEOUT:g}s while "
@@ -161,13 +180,13 @@ def _answered(ctx: Context, base: str) -> bool:
         return False
 
 
-def _target(ctx: Context, base: str, ns: str) -> str:
+def _target(ctx: Context, base: str, namespaces: set[str]) -> str:
     try:
         data = ctx.kube.request("GET", f"{base}/api/v1/targets", query={"state": "active"})
     except ApiException as exc:
         return f"unknown ({one_line(exc)})"
     mine = [t for t in (data.get("data") or {}).get("activeTargets") or []
-            if (t.get("labels") or {}).get("namespace") == ns]
+            if (t.get("labels") or {}).get("namespace") in namespaces]
     ctx.artifact("targets.json", json.dumps(mine, indent=2))
     if not mine:
         return "not discovered"

@@ -43,7 +43,7 @@ def monitoring_crds() -> list[dict]:
 
 
 def monitoring(kube, *, selector=None, ns_selector=None, discovers=True,
-               prometheus=True) -> None:
+               prometheus=True, **spec_extra) -> None:
     """kube-prometheus-stack as our platform installs it: selectors {} (nil-uses-helm off).
 
     ``selector``/``ns_selector`` replace the Prometheus' ServiceMonitor selectors
@@ -52,7 +52,8 @@ def monitoring(kube, *, selector=None, ns_selector=None, discovers=True,
     kube.seed(monitoring_crds())
     if not prometheus:
         return
-    spec = {"serviceMonitorSelector": {} if selector is None else selector}
+    # spec_extra: e.g. ignoreNamespaceSelectors=True, enforcedNamespaceLabel="namespace".
+    spec = {"serviceMonitorSelector": {} if selector is None else selector, **spec_extra}
     if ns_selector is not False:
         spec["serviceMonitorNamespaceSelector"] = ns_selector or {}
     kube.create({"apiVersion": f"{MON}/v1", "kind": "Prometheus",
@@ -117,14 +118,17 @@ class Prometheus:
                 continue
             if not matches_label_selector(selector, sm["metadata"].get("labels") or {}):
                 continue
-            out += self._scrape(sm)
+            out += self._scrape(sm, spec)
         return out
 
-    def _scrape(self, sm: dict) -> list[dict]:
+    def _scrape(self, sm: dict, prom: dict) -> list[dict]:
         kube, spec = self.kube, sm.get("spec") or {}
         which = spec.get("namespaceSelector") or {}
         names = which.get("matchNames") or ([None] if which.get("any") else
                                             [sm["metadata"]["namespace"]])
+        if prom.get("ignoreNamespaceSelectors"):  # only endpoints beside the ServiceMonitor
+            names = [sm["metadata"]["namespace"]]
+        enforced = prom.get("enforcedNamespaceLabel")
         out = []
         for ns in names:
             for svc in kube.list("services", ns):
@@ -148,7 +152,10 @@ class Prometheus:
                                        "service": svc["metadata"]["name"],
                                        "pod": pod["metadata"]["name"],
                                        "endpoint": endpoint.get("port"),
-                                       "instance": f"{ip}:{number}"},
+                                       "instance": f"{ip}:{number}",
+                                       # the operator's relabelling: the monitor's namespace
+                                       **({enforced: sm["metadata"]["namespace"]}
+                                          if enforced else {})},
                             "url": f"http://{ip}:{number}{path}",
                             "health": "up" if code == 200 else "down",
                             "error": "" if code == 200 else f"server returned HTTP status {code}",
