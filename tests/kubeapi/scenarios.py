@@ -209,6 +209,20 @@ SCENARIOS: dict[str, Callable[..., KubeAPI]] = {
     "conformant-platform": conformant_platform}
 
 
+def _accelerator_world(name: str) -> Callable[..., KubeAPI]:
+    def build_world(minor: str = "1.35", **options) -> KubeAPI:
+        from . import worlds_accelerators  # it builds on standard_controllers above
+        return worlds_accelerators.world(name, minor=minor, **options)
+    return build_world
+
+
+# GPU clusters composed from ../shared/fixtures (tests/kubeapi/worlds_accelerators.py):
+# "gpu-stock-dra", "gpu-mig-single", ... one per layout of worlds_accelerators.WORLDS.
+SCENARIOS.update({f"gpu-{name}": _accelerator_world(name) for name in (
+    "stock-dra", "device-plugin-only", "mixed", "mig-single", "mig-mixed", "time-slicing",
+    "time-slicing-renamed", "eks-efa", "vm-hosts", "exporters-both-modes")})
+
+
 def build(name: str, **options) -> KubeAPI:
     """The named scenario's emulator, not yet started."""
     try:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from . import objects as o
 from . import upstream
 from .controllers import dcgm
+from .controllers.base import Controller
 from .controllers.kubelet import GpuRuntime, gpu_uuid
 from .emulator import KubeAPI
 from .scenarios import standard_controllers
@@ -101,21 +102,37 @@ def build(nodes: list[GpuNode], *, minor: str = "1.35", classes: bool = True,
         world += upstream.device_classes()
     kube.seed(world + list(extra or []))
     standard_controllers(kube, logs=runtime or GpuRuntime(), dra=True, kueue=False)
-    exporters = {s.name: s for s in nodes if s.exporter}
+    exporters = [s for s in nodes if s.exporter]
     if exporters:
-        kube.__dict__["world_exporters"] = exporters
+        kube.add(WorldExporters(exporters))
     return kube
 
 
+class WorldExporters(Controller):
+    """The world's DCGM exporter pods, labelled as the GPU Operator labels them in each
+    mode (fixture gpu-operator-dcgm-exporter-pods.yaml), serving the node's series."""
+
+    name = "world-dcgm-exporters"
+    watches = ("nodes",)
+    resync = None
+
+    def __init__(self, specs: list[GpuNode]):
+        self.specs = specs
+
+    def sync(self, kube) -> None:
+        labels = upstream.exporter_pod_labels()
+        for spec in self.specs:
+            if kube.find("pods", dcgm.pod_name(spec.name), dcgm.NAMESPACE) is not None:
+                continue
+            text: Callable[[str], str] = (
+                (lambda n, g=spec.gpus: mig_series(n, g)) if spec.series == "mig"
+                else (lambda n, g=spec.gpus: full_series(n, g)))
+            dcgm.exporter(kube, spec.name, text,
+                          labels=dict(labels[spec.exporter or "device-plugin"]))
+
+
 def start_exporters(kube: KubeAPI) -> None:
-    """The DCGM exporter pods of a started world, labelled as the GPU Operator labels them
-    in each mode (fixture gpu-operator-dcgm-exporter-pods.yaml)."""
-    labels = upstream.exporter_pod_labels()
-    for name, spec in (kube.__dict__.get("world_exporters") or {}).items():
-        text: Callable[[str], str] = (
-            (lambda n, g=spec.gpus: mig_series(n, g)) if spec.series == "mig"
-            else (lambda n, g=spec.gpus: full_series(n, g)))
-        dcgm.exporter(kube, name, text, labels=dict(labels[spec.exporter or "device-plugin"]))
+    """Waits until a started world's exporters run (``WorldExporters`` starts them)."""
     kube.settle()
 
 

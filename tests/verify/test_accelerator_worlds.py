@@ -157,3 +157,19 @@ def test_a_cluster_without_gpu_nodes(tmp_path):
     finally:
         kube.stop()
     assert mismatches(got, NO_GPU) == []
+
+
+def test_every_world_is_a_named_scenario():
+    # The scenarios registry lists the worlds by hand (it cannot import them at load):
+    # a world added here without a scenario name is caught.
+    from tests.kubeapi.scenarios import SCENARIOS
+    assert {f"gpu-{name}" for name in w.WORLDS} <= set(SCENARIOS)
+    assert set(TABLE) == set(w.WORLDS)
+
+
+@pytest.mark.kubeapi("gpu-mig-single")
+def test_a_world_runs_as_a_scenario_with_its_exporters(kubeapi):
+    require_shared("fixtures")
+    kubeapi.settle()
+    exporter = kubeapi.find("pods", "nvidia-dcgm-exporter-gpu-mig-0", "gpu-operator")
+    assert exporter is not None and exporter["status"]["phase"] == "Running"

@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 from ..store import now
 from .base import Controller
+from .scheduler import node_selector_matches
 
 LogFn = Callable[[dict, str, object], str]
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -286,6 +287,8 @@ class Kubelet(Controller):
             if not spec.get("nodeName") or meta.get("deletionTimestamp"):
                 continue
             if phase == "Pending":
+                if not self._admits(kube, pod):
+                    continue
                 self._start(kube, pod)
             elif phase == "Running" and self.completes(pod):
                 since = self._running_since.setdefault(meta["uid"], time.monotonic())
@@ -293,6 +296,27 @@ class Kubelet(Controller):
                     continue
                 self._running_since.pop(meta["uid"], None)
                 self.finish(kube, meta["namespace"], meta["name"], self.exit_code(pod))
+
+    def _admits(self, kube, pod: dict) -> bool:
+        """The kubelet's admission of a pod placed by ``nodeName`` (the API server takes a
+        nodeName that contradicts the pod's nodeSelector or required node affinity): it
+        fails the pod with reason NodeAffinity (kubernetes pkg/kubelet/lifecycle
+        predicate.go, ``generalFilter`` -> "Predicate NodeAffinity failed")."""
+        spec = pod["spec"]
+        node = kube.find("nodes", spec["nodeName"]) or {"metadata": {"name": spec["nodeName"]}}
+        labels = node["metadata"].get("labels") or {}
+        required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution")
+        if all(labels.get(k) == v for k, v in (spec.get("nodeSelector") or {}).items()) and (
+                not required or node_selector_matches(required, node)):
+            return True
+        message = "Pod was rejected: Predicate NodeAffinity failed"
+
+        def reject(p: dict) -> None:
+            p["status"].update(phase="Failed", reason="NodeAffinity", message=message)
+        kube.mutate("pods", pod["metadata"]["name"], reject, pod["metadata"]["namespace"],
+                    status=True)
+        return False
 
     def _start(self, kube, pod: dict) -> None:
         meta = pod["metadata"]
