@@ -35,7 +35,9 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CONNECTION_ERRORS = (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
 # A running ``aicp verify`` refreshes this annotation on its namespaces every
 # runner.HEARTBEAT_SECONDS; ``aicp verify cleanup`` leaves a run alone while its newest
-# heartbeat is younger than ALIVE_SECONDS (a few missed beats, not one slow request).
+# heartbeat is younger than ALIVE_SECONDS (a few missed beats, not one slow request). Both
+# ends read their own clock: machines more than a minute apart misjudge, hence --force and
+# --run-id.
 HEARTBEAT = "aicp.dev/verify-heartbeat"
 ALIVE_SECONDS = 60.0
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915", "gpu.intel.com/xe")
