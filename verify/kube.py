@@ -381,7 +381,9 @@ class Kube:
                                    "Accept": "application/json"},
                     body=patch, auth_settings=["BearerToken"])[:4],
                     _request_timeout=10).read()
-            except (*CONNECTION_ERRORS, ApiException):
+            except ApiException:
+                continue  # that namespace is gone already; beat the others
+            except CONNECTION_ERRORS:
                 return  # one beat missed; the next one tries again
 
     def namespace_state(self, name: str) -> str:
