@@ -189,3 +189,37 @@ def kueue_pinned_namespaces(kube) -> None:
         namespaceSelector={"matchExpressions": [{"key": "kubernetes.io/metadata.name",
                                                  "operator": "In",
                                                  "values": ["ai-workloads"]}]}))
+
+
+# --- GPU resource names beyond nvidia.com/gpu ------------------------------------------------
+
+MIG_1G = "nvidia.com/mig-1g.10gb"  # MIG mixed strategy (k8s-device-plugin, A100 40GB profile)
+
+
+def mig_node(index: int, *, pool: str = "a100-mig") -> dict:
+    """A GPU node of the MIG mixed strategy: only ``nvidia.com/mig-<profile>`` allocatable."""
+    n = o.gpu_node(f"gpu-{pool}-{index}", gpus=0, accelerator="a100", pool=pool,
+                   device_plugin=False, ip=f"10.0.2.{index + 10}")
+    for part in ("capacity", "allocatable"):
+        n["status"][part][MIG_1G] = "7"
+    n["metadata"]["labels"]["nvidia.com/mig.strategy"] = "mixed"
+    return n
+
+
+def mig_pool(kube, *, nodes: int = 1, autoscale: int = 1) -> None:
+    """GPU nodes replaced by a MIG-mixed pool that an autoscaler can grow."""
+    for n in kube.list("nodes", labels="nvidia.com/gpu.present=true"):
+        kube.delete("nodes", n["metadata"]["name"])
+    kube.seed([mig_node(i) for i in range(nodes)])
+    if autoscale:
+        kube.add(NodeGroupAutoscaler(lambda i: [mig_node(nodes + i)], max_nodes=autoscale))
+
+
+def kueue_mig_quota(kube, quota: int = 7) -> None:
+    kube.mutate("clusterqueues.kueue.x-k8s.io", "aicp", lambda cq: cq["spec"].update(
+        resourceGroups=[{"coveredResources": ["cpu", "memory", MIG_1G], "flavors": [
+            {"name": "h100", "resources": [{"name": "cpu", "nominalQuota": 64},
+                                           {"name": "memory", "nominalQuota": "256Gi"},
+                                           {"name": MIG_1G, "nominalQuota": quota}]}]}]))
+    kube.mutate("resourceflavors.kueue.x-k8s.io", "h100", lambda f: f["spec"].update(
+        nodeLabels={"aicp.dev/gpu-pool": "a100-mig"}))

@@ -19,7 +19,7 @@ from tests.kubeapi.controllers.autoscaler import (
     status_configmap,
 )
 from tests.kubeapi.scenarios import gpu_node_objects
-from tests.kubeapi.worlds_workloads import helm_autoscaler, karpenter, pool_at_max_status
+from tests.kubeapi.worlds_workloads import helm_autoscaler, karpenter, mig_pool, pool_at_max_status
 from tests.verify.conftest import planned
 
 H100_POOL = {"name": "h100", "accelerator": "h100", "gpusPerNode": 8, "minNodes": 1,
@@ -218,3 +218,13 @@ def test_its_default_waits_follow_real_clouds_and_set_its_timeout(monkeypatch):
     # 2 min Unschedulable + 20 min scale-up (WG) + 1 min; --long adds 25 min scale-down.
     assert ClusterAutoscaling.budget(Settings("ca1", "1.35")) == 1380.0
     assert ClusterAutoscaling.budget(Settings("ca1", "1.35", long=True)) == 2880.0
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_mig_mixed_pool_is_a_gpu_pool_too(kubeapi, kubeconfig):
+    # Before: only nvidia.com/gpu counted, so "no GPU pool to scale" (ERROR).
+    mig_pool(kubeapi)
+    status_configmap(kubeapi)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["pool"]["resource"] == "nvidia.com/mig-1g.10gb"

@@ -17,7 +17,9 @@ from tests.kubeapi.scenarios import kueue_objects
 from tests.kubeapi.worlds_workloads import (
     kai_scheduler,
     kueue_cpu_quota,
+    kueue_mig_quota,
     kueue_pinned_namespaces,
+    mig_pool,
     volcano,
 )
 from tests.verify.conftest import planned
@@ -201,3 +203,14 @@ def test_a_cluster_queue_pinning_namespace_names_is_error_at_once(kubeapi, kubec
                                     "In ['ai-workloads']): the probe's own namespace can never "
                                     "match it")
     assert result.evidence.objects == []
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_kueue_quota_on_mig_instances_gangs_gpu_pods(kubeapi, kubeconfig):
+    # Before: a ClusterQueue covering only nvidia.com/mig-* had "no GPU quota".
+    sleeps_forever(kubeapi)
+    mig_pool(kubeapi, autoscale=0)
+    kueue_mig_quota(kubeapi)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["clusterQueue"]["resource"] == "nvidia.com/mig-1g.10gb"

@@ -29,11 +29,11 @@ import re
 
 import yaml
 from kubernetes.client.exceptions import ApiException
-from kubernetes.utils import parse_quantity
 
 from ..kube import GPU_RESOURCES, Forbidden
 from ..probe import Context, Probe, ProbeError, Settings
 from ..result import Result
+from . import _gpus as _gpu_survey
 from . import _pods
 
 STATUS_CONFIGMAP = "cluster-autoscaler-status"  # --status-config-map-name default (main.go)
@@ -328,12 +328,12 @@ def node_groups(status: str) -> list[dict]:
 
 
 def _gpus(node: dict) -> tuple[str, int] | None:
-    allocatable = (node.get("status") or {}).get("allocatable") or {}
-    for resource in GPU_RESOURCES:
-        count = int(parse_quantity(allocatable.get(resource, 0)))
-        if count > 0:
-            return resource, count
-    return None
+    """The node's GPU resource (whole GPUs first; MIG instances, shared GPUs) and count."""
+    found = _gpu_survey.gpu_resources(node)
+    if not found:
+        return None
+    resource = min(found, key=lambda r: (r not in GPU_RESOURCES, r))
+    return resource, int(found[resource])
 
 
 def _group_at_max(pool: str, groups: list[dict]) -> dict | None:

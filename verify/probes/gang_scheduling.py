@@ -26,10 +26,9 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
-from ..kube import GPU_RESOURCES
 from ..probe import Context, Probe, ProbeError
 from ..result import Result
-from . import _pods
+from . import _gpus, _pods
 
 KUEUE = "kueue.x-k8s.io"
 VOLCANO = "scheduling.volcano.sh"
@@ -330,7 +329,7 @@ def _pick_cluster_queue(ctx: Context, api: str, config: dict):
         gpu_free = None
         for group in (cq.get("spec") or {}).get("resourceGroups") or []:
             for resource in group.get("coveredResources") or []:
-                gpu = resource in GPU_RESOURCES or resource in mapped
+                gpu = _gpus.is_gpu_resource(resource) or resource in mapped
                 if not gpu and resource != "cpu":
                     continue
                 for flavor in group.get("flavors") or []:

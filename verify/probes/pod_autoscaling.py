@@ -31,7 +31,7 @@ from kubernetes.utils import parse_quantity
 from ..kube import GPU_RESOURCES
 from ..probe import Context, Probe, ProbeError, Settings
 from ..result import Result
-from . import _pods
+from . import _gpus, _pods
 
 CUSTOM = "custom.metrics.k8s.io"
 CUSTOM_VERSIONS = ("v1beta2", "v1beta1")
@@ -211,11 +211,12 @@ def _rank(name: str) -> tuple[bool, bool, str]:
 
 
 def _gpu_resource(ctx: Context) -> str | None:
+    """A GPU extended resource some node offers: whole GPUs first, then MIG instances or
+    renamed shared GPUs (``_gpus.is_gpu_resource``)."""
     for node in ctx.kube.items("/api/v1/nodes"):
-        allocatable = (node.get("status") or {}).get("allocatable") or {}
-        for resource in GPU_RESOURCES:
-            if parse_quantity(allocatable.get(resource, 0)) > 0:
-                return resource
+        found = _gpus.gpu_resources(node)
+        if found:
+            return min(found, key=lambda r: (r not in GPU_RESOURCES, r))
     return None
 
 
