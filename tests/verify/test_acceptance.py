@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import _thread
 import json
+import re
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from aicp.verify import registry, session
+from aicp.verify.kube import HEARTBEAT
 from aicp.verify.probe import RUN_LABEL, Context
 from aicp.verify.runner import EXIT_INTERRUPTED
 from tests.kubeapi import objects as o
@@ -160,4 +163,26 @@ def test_cleanup_removes_what_an_earlier_run_left(platform, tmp_path):
 
     assert session.cleanup(session.Options(kubeconfig=kubeconfig),
                            Console(file=open(tmp_path / "c2.log", "w"))) == 0
+    assert labelled(kube) == []
+
+
+def test_cleanup_names_a_live_run_it_skips_and_force_deletes_it(platform, tmp_path):
+    kube, kubeconfig = platform
+    fresh = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ns = o.namespace("aicp-verify-busy-x", labels={RUN_LABEL: "busy"})
+    ns["metadata"]["annotations"] = {HEARTBEAT: fresh}
+    kube.seed([ns, o.pod("gpu", "aicp-verify-busy-x", labels={RUN_LABEL: "busy"})])
+
+    log = tmp_path / "c.log"
+    assert session.cleanup(session.Options(kubeconfig=kubeconfig),
+                           Console(file=open(log, "w"), width=200)) == 0
+    lines = log.read_text().splitlines()
+    assert re.fullmatch(r"skipped run busy: still running \(heartbeat \d+s ago\); pass --force "
+                        r"to delete it anyway, or --run-id busy", lines[-2]), lines
+    assert lines[-1] == "deleted 0 objects"
+    assert kube.find("pods", "gpu", "aicp-verify-busy-x") is not None
+
+    assert session.cleanup(session.Options(kubeconfig=kubeconfig, force=True),
+                           Console(file=open(log, "w"), width=200)) == 0
+    assert log.read_text().splitlines()[-1] == "deleted 1 objects"
     assert labelled(kube) == []
