@@ -219,13 +219,13 @@ def test_results_json_has_one_time_format_one_duration_name_and_plain_keys(world
     keys: set[str] = set()
 
     def walk(node):
-        # Keys under these are data (settings, a probe's observations, verdict counts).
+        # Keys under these are data (image names, a probe's observations, verdict counts).
         if isinstance(node, dict):
             for key, value in node.items():
                 keys.add(key)
                 if key == "started":
                     assert value is None or iso_time(value), (key, value)
-                if key not in ("cluster", "observations", "summary"):
+                if key not in ("images", "observations", "summary"):
                     walk(value)
         elif isinstance(node, list):
             for item in node:
@@ -265,6 +265,8 @@ def test_the_version_is_in_the_settings_and_every_report(world):
     assert f'<property name="aicp" value="{VERSION}"' in junit
     doc = json.loads((world / "aicp-verify-results" / "results" / "results.json").read_text())
     assert doc["cluster"]["aicp"] == VERSION
+    assert doc["cluster"]["runId"].startswith(doc["runId"])
+    assert "busybox" in doc["cluster"]["images"]
 
 
 def exact_error(result, line: str, code: int = 2) -> None:

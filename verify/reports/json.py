@@ -21,7 +21,7 @@ def document(report) -> dict:
         "aicpVersion": VERSION,
         "runId": s.run_id,
         "checklistVersion": s.checklist_version,
-        "cluster": report.info,
+        "cluster": plain(report.info),
         "started": iso(report.started),
         "finished": iso(report.started + report.duration),
         "durationSeconds": seconds(report.duration),
@@ -38,6 +38,18 @@ def document(report) -> dict:
             for o in report.outcomes],
         "cleanup": {"leftovers": report.leftovers, "errors": report.cleanup_errors},
     }
+
+
+def plain(info: dict[str, str]) -> dict:
+    """The printed settings with machine keys: "run id" → runId, "image cuda" → images.cuda."""
+    out: dict = {}
+    for key, value in info.items():
+        if key.startswith("image "):
+            out.setdefault("images", {})[key.removeprefix("image ")] = value
+            continue
+        first, *rest = key.split()
+        out[first + "".join(word.capitalize() for word in rest)] = value
+    return out
 
 
 def write(report, path: Path) -> Path:
