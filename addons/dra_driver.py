@@ -8,8 +8,8 @@ chart's acknowledgement of exactly that (0.4.1 ``templates/validation.yaml``).
 With no DRA pool and no ComputeDomains the component installs nothing and serves nothing: a
 driver without a node to run on would only add a controller and DeviceClasses no claim can
 use. When the GPU Operator is installed alongside, its release owns the ``resource.nvidia.com``
-CRDs (see ``aicp.addons.gpu_operator``), so this release skips its ``crds/`` and waits for it;
-it must wait anyway where the operator installs the driver and toolkit this plugin loads.
+CRDs (see ``aicp.addons.gpu_operator``), so this release skips its ``crds/``; it waits for the
+operator only where the operator installs the driver and toolkit this plugin loads.
 """
 
 from __future__ import annotations
@@ -77,6 +77,11 @@ class DraDriver(Addon):
             self.finish(installed=False)
             return
         operator = [args.gpu_operator.release] if args.gpu_operator else []
+        # Wait for the operator only where it installs the driver this plugin loads. With a
+        # host driver the two start together (one Helm wait fewer on the stand-up path);
+        # the operator's release still brings the ComputeDomain CRDs, from its crds/, which
+        # Helm applies before any template (helm v3.21.4 pkg/action/install.go).
+        wait = operator if cluster.gpu_driver.owner == "operator" else []
         # The controller runs at system-cluster-critical, the kubelet plugins at
         # system-node-critical (chart 0.4.1 values.yaml).
         namespace = self.create_namespace(f"{name}-namespace", args.namespace, "privileged",
@@ -84,6 +89,6 @@ class DraDriver(Addon):
         self.release = self.helm_release(
             f"{name}-release", CHARTS["dra-driver"], name=RELEASE, namespace=args.namespace,
             values=driver_values(cluster, args), skip_crds=bool(operator),
-            depends_on=[*self.namespace_ready(namespace), *operator])
+            depends_on=[*self.namespace_ready(namespace), *wait])
         self.finish(installed=True, namespace=args.namespace, release=self.release.name,
                     deviceClass=GPU_DEVICE_CLASS)

@@ -1,8 +1,10 @@
 """prometheus-adapter: Prometheus series as ``custom.metrics.k8s.io`` for the HPA.
 
 It registers the aggregated APIService ``v1beta1.custom.metrics.k8s.io``. While its pod is
-not Ready, API discovery fails for every client, which breaks other Helm installs: install
-it last, after the Prometheus it reads (pass every other addon in ``after``).
+not Ready, discovery reports that group as failed; Helm (v3.21.4 ``pkg/action/action.go``)
+and pulumi-kubernetes (``provider/pkg/clients/clients.go``) warn and go on with the groups
+that answered, so it installs beside the other addons, after the Prometheus it reads
+(``after``).
 
 GPU utilisation per pod comes from the DCGM exporter. The GPU Operator's ServiceMonitor
 keeps ``honorLabels: false``, so Prometheus renames the exporter's ``pod``/``namespace``

@@ -133,13 +133,14 @@ def build(cfg: PlatformConfig) -> Platform:
     p.not_applicable.update(cluster.features.get("notApplicable") or {})
 
     if monitoring is not None:
-        # Last: an aggregated API whose pods are not ready breaks discovery for every
-        # other install (ADDONS.md pitfall 3).
-        others = [a for k, a in p.addons.items() if k != "monitoring"]
+        # After the Prometheus it reads, beside the rest: while its aggregated API is not
+        # ready, discovery reports that group failed (ADDONS.md pitfall 3), and both Helm
+        # (v3.21.4 pkg/action/action.go getCapabilities: "orphaned API service" warning)
+        # and pulumi-kubernetes (provider/pkg/clients/clients.go) go on with the rest.
         add("metrics-adapter", MetricsAdapter("metrics-adapter", cluster, MetricsAdapterArgs(
             prometheus_url=monitoring.prometheus_service,
             prometheus_port=monitoring.prometheus_port, namespace=monitoring.namespace,
-            after=(monitoring, *others))), CHARTS["prometheus-adapter"].version)
+            after=(monitoring,))), CHARTS["prometheus-adapter"].version)
     return p
 
 

@@ -84,11 +84,19 @@ def test_kubelet_plugin_tolerates_the_gpu_taint_by_chart_default():
     assert {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"} in upstream
 
 
-def test_waits_for_the_gpu_operator_and_leaves_its_crds_to_it():
-    plan = plan_with_operator()
+def test_waits_for_an_operator_that_installs_the_driver_and_leaves_its_crds_to_it():
+    plan = plan_with_operator(driver_owner="operator", driver_root="/run/nvidia/driver")
     assert plan.depends_on(dra_release(plan), plan.one(RELEASE, "gpu-operator-release"))
     assert dra_release(plan).inputs["skipCrds"] is True
     assert plan.one(RELEASE, "gpu-operator-release").inputs["skipCrds"] is False
+
+
+def test_with_a_host_driver_it_starts_beside_the_gpu_operator():
+    # Issue 14 (stand-up time): nothing this release needs comes from the operator's pods
+    # when the host carries the driver; the CRDs still come from the operator's crds/ only.
+    plan = plan_with_operator(driver_owner="host")
+    assert not plan.depends_on(dra_release(plan), plan.one(RELEASE, "gpu-operator-release"))
+    assert dra_release(plan).inputs["skipCrds"] is True
 
 
 def test_installs_its_own_crds_without_a_gpu_operator():

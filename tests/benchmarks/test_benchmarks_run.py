@@ -49,3 +49,24 @@ def test_verify_benchmark_runs_read_only_on_a_small_cluster(tmp_path: Path):
     figures = verify.run_verify(10, 2, read_only=True, workdir=tmp_path)
     assert figures["requests"] >= 1 and figures["peak_mib"] > 0
     assert set(figures["verdicts"]) >= {"dra_support", "gang_scheduling"}
+
+
+def test_stand_up_estimate_weighs_the_chain_and_counts_helm_waits_after_nodes():
+    from benchmarks.plan import critical_path, helm_waits_after_nodes
+
+    def r(urn, type_, deps=(), chart=""):
+        return {"urn": urn, "type": type_, "dependsOn": list(deps), "parent": "",
+                "name": urn, "inputs": {"chart": chart} if chart else {}}
+
+    resources = [
+        r("eks", "aws:eks/cluster:Cluster"),
+        r("ng", "aws:eks/nodeGroup:NodeGroup", ["eks"]),
+        r("crds", "kubernetes:helm.sh/v3:Release", ["ng"], chart="base"),
+        r("istiod", "kubernetes:helm.sh/v3:Release", ["crds"], chart="istiod"),
+        r("epp", "kubernetes:helm.sh/v3:Release", ["istiod"], chart="epp"),
+        r("short", "kubernetes:helm.sh/v3:Release", ["ng"], chart="kueue"),
+    ]
+    minutes, path = critical_path(resources)
+    assert [p["urn"] for p in path] == ["eks", "ng", "crds", "istiod", "epp"]
+    assert minutes == 15.0 + 3.0 + 0.3 + 3.5 + 3.5
+    assert helm_waits_after_nodes(path) == 2  # the CRD-only release waits on no workload
