@@ -84,3 +84,16 @@ def test_on_aws_the_gateway_load_balancer_goes_before_the_vpc():
     assert plan.depends_on(service, plan.one("aws:ec2/vpc:Vpc"))
     for subnet in plan.of_type("aws:ec2/subnet:Subnet"):
         assert plan.depends_on(service, subnet)
+
+
+@pytest.mark.parametrize("stack", ["aws", "gcp", "azure", "onprem"])
+def test_at_most_two_helm_waits_follow_the_node_group(stack):
+    # Issue 14: addons that need only the cluster start together; what was four Helm waits
+    # deep (Istio base > istiod > Gateway > EPP > prometheus-adapter, or monitoring CRDs >
+    # GPU Operator > DRA driver > prometheus-adapter) is at most two.
+    from aicp.cli.plan import build_plan
+    from benchmarks.plan import critical_path, helm_waits_after_nodes
+
+    doc = build_plan(stack_config(REPO, stack), stack)
+    _, path = critical_path(doc["resources"])
+    assert helm_waits_after_nodes(path) <= 2, [r["name"] for r in path]
