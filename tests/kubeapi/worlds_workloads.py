@@ -88,6 +88,9 @@ def karpenter(kube, pool: str = "gpu") -> None:
             n["metadata"]["labels"].pop("aicp.dev/gpu-pool", None)
             n["metadata"]["labels"][KARPENTER_POOL_LABEL] = pool
         kube.mutate("nodes", node["metadata"]["name"], relabel)
+    if kube.find("resourceflavors.kueue.x-k8s.io", "h100") is not None:
+        kube.mutate("resourceflavors.kueue.x-k8s.io", "h100", lambda f: f["spec"].update(
+            nodeLabels={KARPENTER_POOL_LABEL: pool}))
     existing = len(kube.list("nodes", labels="nvidia.com/gpu.present=true"))
 
     def make(i: int) -> list[dict]:
