@@ -35,6 +35,8 @@ METRIC = "aicp_verify_probe_up"
 METRICS_PATH = "/metrics.txt"
 PROMETHEUS_PORT = 9090
 SCRAPE_INTERVAL = "10s"
+# aicr waits AIServiceMetricsWaitTimeout 2 min for a series (NVIDIA/aicr@bc05c6b
+# pkg/defaults/timeouts.go); here a new ServiceMonitor must first be picked up too.
 SERIES_TIMEOUT = 180.0    # service discovery refresh + a few scrape intervals
 POD_TIMEOUT = 300.0
 INTERVAL = 5.0

@@ -51,7 +51,9 @@ IDLE = {"command": ["sleep", "infinity"], "args": []}
 
 POD_TIMEOUT = 300.0          # a GPU pod Running: image pull (the n-body image is ~300 MB)
 METRIC_TIMEOUT = 180.0       # a sample after a change: DCGM scrape 30 s + adapter relist 60 s
-SCALE_TIMEOUT = 180.0        # HPA sync period 15 s (kube-controller-manager default)
+# aicr: HPAScaleTimeout 3 min (NVIDIA/aicr@bc05c6b pkg/defaults/timeouts.go); the HPA's
+# sync period is 15 s (kube-controller-manager --horizontal-pod-autoscaler-sync-period).
+SCALE_TIMEOUT = 180.0
 SCALE_DOWN_TIMEOUT = 300.0   # metrics lag plus the rollout back to idle; window set to 0
 POLL = 5.0
 MARGIN = 60.0                # requests and cleanup between the waits
