@@ -2,8 +2,13 @@
 
 Digests are the multi-arch index digests of the upstream tags, as published on Docker Hub
 and cited by several independent public repositories (checked when this catalog was
-written, not re-resolved here: there is no registry access from the build). Bump a tag and
-its digest together, e.g. ``crane digest docker.io/library/busybox:1.36.1``.
+written, not re-resolved here: there is no registry access from the build); each entry names
+its sources, and the exceptions (Ray: single-arch tags) say so. Bump a tag and its digest
+together and re-check both properties with a registry client:
+
+    crane digest docker.io/library/busybox:1.36.1          # the index digest pinned here
+    crane manifest docker.io/library/busybox:1.36.1 | jq '.manifests[].platform'
+                                                             # amd64 and arm64 both listed
 """
 
 from __future__ import annotations
@@ -29,12 +34,18 @@ CATALOG: dict[str, str] = {
     # HTTP requests from inside the cluster (metrics endpoints, Gateway routes).
     "curl": "docker.io/curlimages/curl:8.11.1"
             "@sha256:c1fe1679c34d9784c1b0d1e5f62ac0a79fca01fb6377cdd33e90473c6f9f9a69",
-    # A Ray head for the RayCluster robust_controller reconciles. One public source only
-    # for this digest: a kubelet-reported imageID (the multi-arch index a tag resolves to)
-    # of a pod running docker.io/rayproject/ray:2.46.0; re-check it with crane.
+    # A Ray head for the RayCluster robust_controller reconciles. Not a multi-arch index:
+    # rayproject/ray publishes arm64 as separate "-aarch64" tags and no combined manifest
+    # (ray-project/ray#31966, #39364 and #41727 open, #52475 closed as their duplicate), so
+    # robust_controller keeps the head on amd64 nodes (RAY_ARCH). One public source only
+    # for this digest: a kubelet-reported imageID of a pod running the tag; re-check it
+    # with crane before relying on it.
     "ray": "docker.io/rayproject/ray:2.46.0"
            "@sha256:764d7d4bf276143fac2fe322fe41593bb36bbd4dbe7fe9a2d94b67acb736eae3",
 }
+
+# The only architecture rayproject/ray's plain tags are built for (see CATALOG["ray"]).
+RAY_ARCH = "amd64"
 
 _MIRROR = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$")
 

@@ -65,3 +65,17 @@ def test_unknown_ids_in_only_or_skip_name_the_valid_ones():
     with pytest.raises(UsageError, match=r"--skip gpu_sharing: not a requirement of checklist "
                                          r"1\.34; valid ids: dra_support, ai_inference"):
         plan(template("1.34"), {}, skip=["gpu_sharing"])
+
+
+def test_ray_version_comes_from_the_tag_even_behind_a_mirror_with_a_port():
+    # Before: split(":")[1] read "5000/hub/rayproject/ray" behind host:5000/hub.
+    ray = images.mirrored(images.CATALOG["ray"], "registry.local:5000/hub")
+    assert ray.startswith("registry.local:5000/hub/rayproject/ray:2.46.0@sha256:")
+    assert images.tag_version(ray) == "2.46.0"
+    assert images.tag_version("rayproject/ray:2.46.0-py311-cpu") == "2.46.0"
+    assert images.tag_version("registry.local:5000/ray") == ""  # no tag, no version
+
+
+def test_the_gpu_load_image_runs_cuda_samples_n_body():
+    assert images.CATALOG["cuda-nbody"].startswith(
+        "nvcr.io/nvidia/k8s/cuda-sample:nbody@sha256:59261e419d6d48a772aad5bb213f9f1588fcdb042b1")

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from kubernetes.client.exceptions import ApiException
 
-from ..images import tag_version
+from ..images import RAY_ARCH, tag_version
 from ..probe import Context, Probe, one_line
 from ..result import Result
 
@@ -94,7 +94,10 @@ def _ray_cluster(ctx: Context, name: str, workers: Sequence[str] = ()) -> dict:
     spec: dict = {"rayVersion": tag_version(ctx.image("ray")),
                   "headGroupSpec": {"rayStartParams": {}, "template": {
                       "metadata": {"labels": dict(ctx.labels)},
-                      "spec": {"containers": [container]}}}}
+                      # The Ray image is amd64 only: an arm64 node would fail it with
+                      # "exec format error", a false verdict on the operator.
+                      "spec": {"nodeSelector": {"kubernetes.io/arch": RAY_ARCH},
+                               "containers": [container]}}}}
     if workers:
         spec["workerGroupSpecs"] = [{
             "groupName": g, "replicas": 0, "minReplicas": 0, "maxReplicas": 1,
