@@ -112,9 +112,10 @@ class Kueue(_Model):
 class Gateway(_Model):
     enabled: StrictBool = True
     implementation: Literal["istio"] = "istio"
-    # How the inference Gateway gets an address: LoadBalancer on the clouds; NodePort or
-    # ClusterIP on clusters that provision no load balancers.
-    service_type: Literal["LoadBalancer", "NodePort", "ClusterIP"] = "LoadBalancer"
+    # How the inference Gateway gets an address: LoadBalancer on the clouds and on k3s
+    # (ServiceLB); NodePort or ClusterIP where nothing provisions load balancers. Unset:
+    # LoadBalancer, but NodePort on an existing on-prem cluster.
+    service_type: Literal["LoadBalancer", "NodePort", "ClusterIP"] | None = None
 
 
 class Autoscaler(_Model):

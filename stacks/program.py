@@ -9,7 +9,7 @@ webhooks ready before the objects they admit, aggregated APIs last.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pulumi
 
@@ -51,6 +51,21 @@ def check_one_allocator(cfg: PlatformConfig) -> None:
             f"aicp:gpuPools[{i}].allocator: 'device-plugin' beside 'dra' pools leaves the GPU "
             "Operator never ready (its validator waits for nvidia.com/gpu on every GPU node "
             "unless the device plugin is off cluster-wide); use one allocator for every pool")
+
+
+def gateway_service_type(cfg: PlatformConfig) -> Literal[
+        "LoadBalancer", "NodePort", "ClusterIP"]:
+    """The inference Gateway's Service type: as configured, else what gets it an address.
+
+    An existing on-prem cluster often has no load-balancer controller: a LoadBalancer
+    Service would stay pending and the Gateway without an address, so it gets a NodePort
+    (reachable on every node). k3s brings ServiceLB, the clouds their load balancers.
+    """
+    if cfg.addons.gateway.service_type is not None:
+        return cfg.addons.gateway.service_type
+    existing = cfg.target == "onprem" and cfg.onprem is not None \
+        and cfg.onprem.mode == "existing"
+    return "NodePort" if existing else "LoadBalancer"
 
 
 def build(cfg: PlatformConfig) -> Platform:
@@ -112,7 +127,7 @@ def build(cfg: PlatformConfig) -> Platform:
         gateway_api = add("gateway-api", GatewayApi("gateway-api", cluster),
                           MANIFESTS["gateway-api"].version)
         istio = add("istio", Istio("istio", cluster, IstioArgs(
-            gateway_api=(gateway_api,), service_type=want.gateway.service_type)),
+            gateway_api=(gateway_api,), service_type=gateway_service_type(cfg))),
                     CHARTS["istiod"].version)
         if want.inference_extension.enabled:
             add("inference-extension", InferenceExtension(

@@ -97,3 +97,18 @@ def test_at_most_two_helm_waits_follow_the_node_group(stack):
     doc = build_plan(stack_config(REPO, stack), stack)
     _, path = critical_path(doc["resources"])
     assert helm_waits_after_nodes(path) <= 2, [r["name"] for r in path]
+
+
+def test_an_existing_onprem_cluster_gets_a_gateway_address_without_a_load_balancer():
+    from aicp.stacks.config import parse
+    from aicp.stacks.program import gateway_service_type
+
+    def cfg(stack: str, **gateway):
+        raw = stack_config(REPO, stack)
+        if gateway:
+            raw["aicp:addons"] = {**raw.get("aicp:addons", {}), "gateway": gateway}
+        return parse({k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("aicp:")})
+
+    assert gateway_service_type(cfg("onprem")) == "NodePort"
+    assert gateway_service_type(cfg("onprem", serviceType="LoadBalancer")) == "LoadBalancer"
+    assert gateway_service_type(cfg("aws")) == "LoadBalancer"
