@@ -233,7 +233,10 @@ def _deployment(ctx: Context, ns: str, resource: str | None) -> dict:
         spec["resourceClaims"] = [{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}]
     return _pods.create(ctx, f"/apis/apps/v1/namespaces/{ns}/deployments", {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "gpu-load"},
+        # Recreate, not RollingUpdate: a surge pod would wait for a GPU the old pod holds
+        # (one-GPU clusters), leaving the load running and the metric high.
         "spec": {"replicas": 1, "selector": {"matchLabels": {APP_LABEL: "gpu-load"}},
+                 "strategy": {"type": "Recreate"},
                  "template": {"metadata": {"labels": {**ctx.labels, APP_LABEL: "gpu-load",
                                                       LOAD_LABEL: "off"}},
                               "spec": spec}}}, ns)
