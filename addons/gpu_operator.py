@@ -131,6 +131,11 @@ def operator_values(cluster: ClusterOutputs, args: GpuOperatorArgs) -> dict[str,
     dra = any(p.allocator == "dra" for p in cluster.gpu_pools)
     if dra:
         with_env(values, ("dcgmExporter", "env"), DCGM_DRA_ENV)
+        # The ResourceSlice informer needs the service account token, which ClusterPolicy
+        # mounts only when pod metadata is on (v26.7.0 controllers/object_controls.go:
+        # "Override the base asset's automountServiceAccountToken=false when the
+        # configuration reads from the Kubernetes API"); the pod UID is the smallest of it.
+        values["dcgmExporter"]["enablePodUID"] = True
         if driver.owner == "operator":
             with_env(values, ("driver", "manager", "env"), DRIVER_MANAGER_DRA_ENV)
     if values["toolkit"].get("enabled"):

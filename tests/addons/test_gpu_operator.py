@@ -184,6 +184,9 @@ def test_dcgm_exporter_attributes_dra_gpus_to_pods():
     plan = plan_for()  # the default world has a DRA pool
     env = values_of(plan)["dcgmExporter"]["env"]
     assert {"name": "KUBERNETES_ENABLE_DRA", "value": "true"} in env
+    # Without pod metadata ClusterPolicy mounts no API token into the exporter
+    # (object_controls.go, automountServiceAccountToken), and the informer cannot list.
+    assert values_of(plan)["dcgmExporter"]["enablePodUID"] is True
     grants = _binding_subject_rules(plan)
     assert any(subject == ("gpu-operator", "nvidia-dcgm-exporter") and any(
         "resourceslices" in r["resources"] and "resource.k8s.io" in r["apiGroups"]
@@ -197,6 +200,7 @@ def test_without_dra_pools_the_exporter_is_left_as_upstream_ships_it():
     plan = plan_for(pools=(GpuPoolRequest(name="h100", accelerator="h100", max_nodes=2,
                                           allocator="device-plugin"),))
     assert "env" not in values_of(plan)["dcgmExporter"]
+    assert "enablePodUID" not in values_of(plan)["dcgmExporter"]
     assert _binding_subject_rules(plan) == []
 
 
