@@ -91,11 +91,13 @@ GPU_DRIVERS: dict[str, GpuDriver] = {
 # under /run/k3s. Without these the operator's toolkit edits /etc/containerd/config.toml
 # and talks to /run/containerd/containerd.sock, and the nvidia runtime never registers
 # (NVIDIA GPU Operator "Getting Started", RKE2/k3s: toolkit.env CONTAINERD_CONFIG,
-# CONTAINERD_SOCKET, CONTAINERD_RUNTIME_CLASS, CONTAINERD_SET_AS_DEFAULT; k3s docs,
-# "Advanced: Configuring containerd", config.toml.tmpl).
+# CONTAINERD_SOCKET, CONTAINERD_RUNTIME_CLASS, CONTAINERD_SET_AS_DEFAULT). The template is
+# config-v3.toml.tmpl: the pinned k3s releases (1.34-1.36) run containerd 2 and read that
+# file first, config.toml.tmpl only as the version-2 fallback (k3s-io/k3s
+# pkg/agent/containerd/config.go templateGenerations, commit 06ea261).
 K3S_TOOLKIT_ENV = (
     {"name": "CONTAINERD_CONFIG",
-     "value": "/var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl"},
+     "value": "/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl"},
     {"name": "CONTAINERD_SOCKET", "value": "/run/k3s/containerd/containerd.sock"},
     {"name": "CONTAINERD_RUNTIME_CLASS", "value": "nvidia"},
     {"name": "CONTAINERD_SET_AS_DEFAULT", "value": "true"},

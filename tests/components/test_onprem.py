@@ -528,11 +528,12 @@ def test_a_version_bump_reinstalls_in_place(k3s, tmp_path):
 
 def test_on_k3s_the_operator_toolkit_edits_k3s_containerd_not_the_system_one(k3s):
     # NVIDIA GPU Operator getting started (RKE2/k3s): toolkit.env CONTAINERD_CONFIG and
-    # CONTAINERD_SOCKET point at k3s's template and socket; k3s docs "Configuring containerd".
+    # CONTAINERD_SOCKET point at k3s's template and socket; with containerd 2 k3s reads
+    # config-v3.toml.tmpl (k3s-io/k3s pkg/agent/containerd/config.go).
     env = {e["name"]: e["value"]
            for e in k3s[1]["outputs"].gpu_driver.operator_values["toolkit"]["env"]}
     assert env["CONTAINERD_CONFIG"] == \
-        "/var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl"
+        "/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl"
     assert env["CONTAINERD_SOCKET"] == "/run/k3s/containerd/containerd.sock"
     assert env["CONTAINERD_RUNTIME_CLASS"] == "nvidia"
     assert k3s[1]["outputs"].gpu_driver.operator_values["operator"]["runtimeClass"] == "nvidia"
