@@ -74,6 +74,7 @@ def _ca_in_kube_system(kube) -> None:
 
 
 def _one_gpu(kube) -> None:
+    _loaded_dcgm(kube)
     kube.mutate("clusterqueues.kueue.x-k8s.io", "aicp", lambda cq: cq["spec"][
         "resourceGroups"][0]["flavors"][0]["resources"][2].update(nominalQuota=1))
 
@@ -123,7 +124,9 @@ WORLDS: dict[str, tuple[Callable, dict, tuple[tuple[Verdict, str], ...]]] = {
         gs=(P, "Kueue ClusterQueue aicp: a 4-pod gang ran together, a job exceeding the "
                "free quota started 0 of 2 pods"))),
     # before: ERROR ("a gang needs at least 2").
+    # The HPA's second replica waits for a GPU; scale-up is the HPA's ask, not its pod.
     "one-gpu": (_one_gpu, {"gpu_nodes": 1, "gpus_per_node": 1}, cells(
+        pa=(P, "1 -> 2 -> 1 on custom metric DCGM_FI_DEV_GPU_UTIL"),
         gs=(P, "a job exceeding the free quota started 0 of 2 pods"))),
     "kueue-pinned-namespaces": (w.kueue_pinned_namespaces, {}, cells(
         gs=(E, "selects namespaces by kubernetes.io/metadata.name"))),
