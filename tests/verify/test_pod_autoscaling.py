@@ -162,3 +162,14 @@ def test_its_default_waits_need_more_than_the_default_probe_timeout_and_say_so(m
     monkeypatch.undo()  # the module's own defaults, not the fast ones
     # Two pod starts (300 s), two metric waits (180 s), scale-up (180 s), scale-down (300 s).
     assert PodAutoscaling.budget(Settings("pa1", "1.35")) == 1500.0 > 600.0
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_many_served_metrics_are_read_gpu_ones_first_and_capped(kubeapi, kubeconfig):
+    # prometheus-adapter's default rules serve every container_* series as a pod metric.
+    noise = {f"container_metric_{i:02d}": (lambda pod: 1.0) for i in range(40)}
+    CustomMetrics({**noise, "DCGM_FI_DEV_GPU_UTIL": gpu_util}).install(kubeapi)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    listed = result.evidence.observations["metricsApis"]["custom.metrics.k8s.io/v1beta2"]
+    assert listed[0] == "DCGM_FI_DEV_GPU_UTIL" and len(listed) == pod_autoscaling.MAX_METRICS
