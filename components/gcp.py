@@ -137,8 +137,9 @@ PROJECT_APIS = ("container.googleapis.com", "compute.googleapis.com", "iam.googl
 # clusters, "Adding firewall rules for specific use cases"). Admission webhooks and aggregated
 # APIs the addon layer installs listen elsewhere: Kueue, JobSet and KubeRay webhooks 9443
 # (kueue v0.19.2 chart values webhook port; aicp.addons.kuberay WEBHOOK_PORT), Kueue's
-# visibility API 8082, prometheus-adapter 6443, Istio's sidecar injector/validation 15017
-# (Istio docs, platform setup for GKE private clusters).
+# visibility API 8082 (kueue charts/kueue/templates/visibility/service.yaml targetPort),
+# prometheus-adapter 6443 (its chart's listenPort), Istio's sidecar injector/validation
+# 15017 (Istio docs, platform setup for GKE private clusters).
 WEBHOOK_PORTS = ("6443", "8082", "9443", "15017")
 # A3 Ultra VMs boot only from Hyperdisk (Compute Engine docs, GPU machine types, "A3 Ultra":
 # supported disk types are Hyperdisk Balanced/Extreme/ML/Throughput); pd-* is rejected.
