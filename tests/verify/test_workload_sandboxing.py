@@ -34,12 +34,12 @@ def checks(result) -> dict[str, tuple[bool, str]]:
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
-def test_without_a_sandbox_runtime_class_it_is_not_implemented_and_skipped(kubeapi,
-                                                                          kubeconfig):
-    # Before: FAIL. The WG test skips; a platform without a sandbox has not implemented it.
+def test_without_a_sandbox_runtime_class_it_is_not_implemented(kubeapi, kubeconfig):
+    # Not N/A: a SHOULD left out is FAIL "not implemented" (checklist Not Implemented,
+    # JUnit skipped, exit code untouched), as the WG test skips it.
     kubeapi.create(runtime_class("nvidia", "nvidia"))
     result = run(kubeconfig)
-    assert result.verdict is Verdict.SKIP
+    assert result.verdict is Verdict.FAIL and not result.partial
     assert result.reason.startswith("not implemented: no sandbox RuntimeClass")
     assert "RuntimeClasses nvidia (nvidia)" in result.reason
     assert result.evidence.objects == []

@@ -47,7 +47,7 @@ KUBERAY = (P, "KubeRay operator Ready, CRD rayclusters.ray.io Established; webho
               "vraycluster.kb.io denied")
 NO_AUTOSCALER = (S, "no node autoscaler found")
 KUEUE_GPU = (P, "Kueue ClusterQueue aicp: a 4-pod gang ran together")
-NO_SANDBOX = (S, "not implemented: no sandbox RuntimeClass")
+NO_SANDBOX = (F, "not implemented: no sandbox RuntimeClass")  # a SHOULD left out
 NO_MONITORING = (E, "no ServiceMonitor API")
 
 

@@ -13,8 +13,10 @@ show no host daemons (kubelet, containerd, dockerd, crio, systemd-journal) and n
 (nodeSelector, tolerations) is copied onto the sandboxed pod, as the RuntimeClass admission
 plugin would.
 
-No sandbox RuntimeClass: Not Implemented, skipped (the WG test skips; a SHOULD). FAIL: the
-sandboxed pod fails, shares the host's kernel identity, sees host processes or paths.
+No sandbox RuntimeClass: Not Implemented (the WG test skips there): FAIL with a reason
+starting "not implemented", which the checklist reports as Not Implemented and JUnit as
+skipped, never N/A (every cluster can offer a sandbox) and never a failed run (a SHOULD).
+FAIL also: the sandboxed pod fails, shares the host's kernel identity, sees host processes or paths.
 ERROR: a pod does not finish in time, or the script does not complete.
 """
 
@@ -101,7 +103,10 @@ class WorkloadSandboxing(Probe):
             if not sandboxes:
                 known = ", ".join(f"{c['metadata']['name']} ({c.get('handler')})"
                                   for c in classes) or "none"
-                return ctx.skip("not implemented: no sandbox RuntimeClass (name or handler "
+                # A SHOULD left out: FAIL reads "Not Implemented" in the checklist and
+                # "skipped" in JUnit (reports/outcome.py); SKIP would say N/A, and sandboxing
+                # applies to every cluster.
+                return ctx.failed("not implemented: no sandbox RuntimeClass (name or handler "
                                 f"{'/'.join(KEYWORDS)}): RuntimeClasses {known}; install "
                                 "gVisor or Kata Containers and a RuntimeClass for it")
             chosen = sandboxes[0]
