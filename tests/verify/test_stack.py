@@ -37,8 +37,7 @@ def h100(allocator="dra", min_nodes=1, name="h100", accelerator="h100"):
 def world(tmp_path, kubeapi_factory, monkeypatch):
     kube = kubeapi_factory("reference-platform", gpu_nodes=2)
     for node in ("gpu-h100-0", "gpu-h100-1"):  # what the onprem target labels its nodes with
-        kube.mutate("nodes", node, lambda n: n["metadata"]["labels"].update(
-            {ALLOCATOR: "dra", "nvidia.com/gpu.deploy.device-plugin": "false"}))
+        kube.mutate("nodes", node, lambda n: n["metadata"]["labels"].update(h100().labels))
     kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig.yaml")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
