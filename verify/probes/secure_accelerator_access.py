@@ -31,6 +31,9 @@ from . import _gpus, _pods
 
 POD_TIMEOUT = 300.0
 HOLD = 20  # seconds the first pod keeps its GPU while the pinned pods run
+# GPU nodes whose pods are read for hostPath mounts (one list call each, by field
+# selector, never every pod of the cluster); how many more were not read is recorded.
+MOUNT_SCAN_NODES = 32
 # Preference when a node offers several device-plugin GPU resources: whole GPUs first.
 _RESOURCE_ORDER = ("nvidia.com/gpu", _gpus.SHARED_GPU)
 
@@ -80,7 +83,11 @@ class SecureAcceleratorAccess(Probe):
             ctx.observe("draGpuNodes", dra_nodes)
             ctx.observe("devicePluginNodes", dict(sorted(plugin.items())))
         with ctx.step("look for pods mounting /dev/nvidia* from the host"):
-            mounts = self._host_device_mounts(ctx, sorted(gpu_nodes))
+            scanned = sorted(gpu_nodes)[:MOUNT_SCAN_NODES]
+            if len(gpu_nodes) > len(scanned):
+                ctx.observe("hostPathNotRead", f"{len(gpu_nodes) - len(scanned)} GPU nodes "
+                                               f"beyond the first {MOUNT_SCAN_NODES}")
+            mounts = self._host_device_mounts(ctx, scanned)
             ctx.observe("hostPathGpuDevices", mounts)
         with ctx.step("find a DeviceClass"):
             dc = _pods.device_class(ctx, slices) if dra_nodes else None
