@@ -86,6 +86,22 @@ def _node(spec: GpuNode, minor: str, index: int) -> dict:
                   ip=f"10.0.2.{index + 10}")
 
 
+def _admin_claim(node: str, slice_: dict) -> dict:
+    """The DRA-mode exporter's claim as the scheduler allocated it: adminAccess on every
+    gpu.nvidia.com device of its node (fixture gpu-operator-dcgm-exporter-pods.yaml, its
+    ResourceClaimTemplate nvidia-dcgm-exporter-admin)."""
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+            "metadata": {"name": f"nvidia-dcgm-exporter-dra-{node}-admin-gpus",
+                         "namespace": "gpu-operator"},
+            "spec": {"devices": {"requests": [{"name": "admin-gpus", "exactly": {
+                "deviceClassName": "gpu.nvidia.com", "allocationMode": "All",
+                "adminAccess": True}}]}},
+            "status": {"allocation": {"devices": {"results": [
+                {"request": "admin-gpus", "driver": slice_["spec"]["driver"], "pool": node,
+                 "device": d["name"], "adminAccess": True}
+                for d in slice_["spec"]["devices"]]}}}}
+
+
 def build(nodes: list[GpuNode], *, minor: str = "1.35", classes: bool = True,
           runtime: GpuRuntime | None = None, extra: list[dict] | None = None) -> KubeAPI:
     """A cluster of one CPU node and ``nodes``; ``classes``: the DRA chart's DeviceClasses
@@ -98,6 +114,8 @@ def build(nodes: list[GpuNode], *, minor: str = "1.35", classes: bool = True,
         if spec.dra:
             world.append(upstream.gpu_slice(spec.name, spec.gpus, migs_per_gpu=spec.migs_per_gpu,
                                             attributes=spec.dra_attributes))
+        if spec.dra and spec.exporter == "dra":
+            world.append(_admin_claim(spec.name, world[-1]))
     if classes:
         world += upstream.device_classes()
     kube.seed(world + list(extra or []))
@@ -218,8 +236,9 @@ def vm_hosts() -> list[GpuNode]:
 
 
 def exporters_both_modes() -> list[GpuNode]:
-    """One node's exporter in GPU Operator DRA mode (app: nvidia-dcgm-exporter-dra), the
-    other's in ClusterPolicy mode (app: nvidia-dcgm-exporter)."""
+    """One node's exporter in GPU Operator DRA mode (app: nvidia-dcgm-exporter-dra, holding
+    an adminAccess claim on all the node's GPUs), the other's in ClusterPolicy mode (app:
+    nvidia-dcgm-exporter)."""
     return [GpuNode("gpu-dra-0", dra=True, exporter="dra"),
             GpuNode("gpu-dra-1", dra=True, exporter="device-plugin")]
 
