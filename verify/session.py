@@ -9,6 +9,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, cast
 
 from rich.console import Console
 
@@ -56,7 +57,13 @@ def split(values: list[str] | None) -> list[str]:
 
 
 def err(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {message}", file=_tolerant(sys.stderr))
+
+
+def _tolerant(stream: IO[str]) -> IO[str]:
+    from .reports.terminal import Tolerant
+
+    return cast(IO[str], Tolerant(stream))
 
 
 def run(opts: Options, console: Console | None = None) -> int:
@@ -66,7 +73,8 @@ def run(opts: Options, console: Console | None = None) -> int:
     """
     with signals.interrupts() as guard:
         try:
-            return _run(opts, console or Console(highlight=False), guard)
+            return _run(opts, console or Console(highlight=False,
+                                                  file=_tolerant(sys.stdout)), guard)
         except (UsageError, registry.UsageError, ConfigError, checklist.ChecklistError,
                 images.MirrorError) as exc:
             err(str(exc))
@@ -260,7 +268,7 @@ def cleanup(opts: Options, console: Console | None = None) -> int:
     """``aicp verify cleanup``: delete leftovers of earlier runs (or of ``--run-id``)."""
     from .kube import cleanup as sweep
 
-    console = console or Console(highlight=False)
+    console = console or Console(highlight=False, file=_tolerant(sys.stdout))
     try:
         if opts.run_id is not None and not RUN_ID.match(opts.run_id):
             raise UsageError(f"--run-id {opts.run_id!r} is not a run id")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shlex
 import signal
 import subprocess
@@ -39,13 +40,34 @@ class Run:
                                                                   "COLUMNS": "200"})
         self.lines: list[str] = []
         self.err = ""
+        self._hang_up = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        fd, rest = self.proc.stdout.fileno(), b""
+        while True:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if self._hang_up.is_set():
+                # The terminal goes away: nobody reads stdout or stderr any more.
+                self.proc.stdout.close()
+                self.proc.stderr.close()
+                return
+            if not ready:
+                continue
+            data = os.read(fd, 65536)
+            if not data:
+                break
+            *done, rest = (rest + data).split(b"\n")
+            self.lines += [line.decode() for line in done]
+        if rest:
+            self.lines.append(rest.decode())
+
+    def hang_up(self) -> None:
+        """Close the reading end of stdout and stderr, as a dropped SSH session does."""
+        self._hang_up.set()
+        self._reader.join(5)
 
     def finished_probes(self) -> list[str]:
         return [m[2] for m in map(VERDICT_LINE.match, list(self.lines)) if m]
@@ -54,7 +76,8 @@ class Run:
         code = self.proc.wait(timeout)
         self._reader.join(5)
         assert self.proc.stderr is not None
-        self.err = self.proc.stderr.read()
+        if not self._hang_up.is_set():
+            self.err = self.proc.stderr.read()
         return code
 
     def kill(self) -> None:
@@ -217,3 +240,23 @@ def test_a_signal_before_any_probe_started_says_nothing_was_created(platform, tm
     assert run.err.strip().splitlines() == [
         "error: interrupted (SIGTERM) before any probe started; nothing was created"]
     assert labelled(kube, "early") == [] and not (tmp_path / "out").exists()
+
+
+def test_a_dropped_ssh_session_sighup_with_nobody_reading_still_reports_and_cleans_up(
+        platform, tmp_path):
+    kube, kubeconfig = platform
+    run = start(kubeconfig, tmp_path, "hup")
+    try:
+        mid_run(kube, run, "hup")
+        finished = run.finished_probes()
+        run.hang_up()  # every later write to stdout or stderr fails (EPIPE)
+        run.proc.send_signal(signal.SIGHUP)
+        code = run.wait()
+    finally:
+        run.kill()
+    assert code == EXIT_INTERRUPTED
+    assert labelled(kube, "hup") == []
+    doc = json.loads((tmp_path / "out" / "results" / "results.json").read_text())
+    assert doc["signal"] == "SIGHUP" and doc["cleanup"] == {"leftovers": [], "errors": []}
+    got = {r["id"]: r["verdict"] for r in doc["requirements"]}
+    assert all(got[rid] in ("PASS", "FAIL", "ERROR", "SKIP") for rid in finished)

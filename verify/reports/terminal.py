@@ -7,6 +7,8 @@ line of a run is ``closing_line``: MUSTs passed and run, SHOULDs, exit code, rep
 
 from __future__ import annotations
 
+import io
+import os
 import threading
 import time
 from pathlib import Path
@@ -16,6 +18,51 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from ..result import Verdict
+
+
+class Tolerant(io.TextIOBase):
+    """A stream that outlives its reader: an SSH session dropped (the SIGHUP case), a CI log
+    collector gone, ``| head`` closed. The first failed write sends the rest, and Python's
+    own flush at exit, to /dev/null, so the run still writes its reports and cleans up."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except OSError:
+                self._lose()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except OSError:
+                self._lose()
+
+    def isatty(self) -> bool:
+        return not self.gone and self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+    def _lose(self) -> None:
+        self.gone = True
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.stream.fileno())
+            os.close(null)
+        except (OSError, ValueError):
+            pass  # not a real file descriptor (a test's capture): nothing flushes it at exit
+
 
 STYLE = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.ERROR: "magenta",
          Verdict.SKIP: "yellow", Verdict.MANUAL: "cyan", Verdict.NOT_RUN: "dim"}
