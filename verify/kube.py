@@ -229,22 +229,29 @@ class Kube:
 
     def retry(self, call: Callable[[], Any], *, describe: str = "",
               namespace: str | None = None,
-              on_retry: Callable[[str], None] | None = None) -> Any:
-        """``with_retry`` that remembers a lost cluster; a dead connection raises ``Lost``."""
+              on_retry: Callable[[str], None] | None = None, once: bool = False) -> Any:
+        """``with_retry`` that remembers a lost cluster; a dead connection raises ``Lost``.
+
+        ``once``: a single attempt, for requests whose repetition would change what they
+        measure (a counted request that may have reached its server before failing)."""
         try:
             result = with_retry(call, describe=describe, namespace=namespace,
-                                attempts=1 if self.lost else 6, on_retry=on_retry)
+                                attempts=1 if self.lost or once else 6, on_retry=on_retry)
         except CONNECTION_ERRORS as exc:
-            self.lost = _reason(exc)
-            raise Lost(f"lost the connection to the cluster {self.server} ({self.lost}) "
+            reason = _reason(exc)
+            if not once:  # one untried connection error says little about the cluster
+                self.lost = reason
+            raise Lost(f"lost the connection to the cluster {self.server} ({reason}) "
                        f"during {describe or 'a request'}") from None
         self.lost = None
         return result
 
     # Raw requests ---------------------------------------------------------------------
     def request(self, method: str, path: str, *, query: dict | None = None,
-                body: Any = None, timeout: float = 30.0, text: bool = False) -> Any:
-        """A JSON request to ``path`` with retries; the decoded body (``text``: as str)."""
+                body: Any = None, timeout: float = 30.0, text: bool = False,
+                once: bool = False) -> Any:
+        """A JSON request to ``path`` with retries (``once``: none); the decoded body
+        (``text``: as str)."""
         def call() -> Any:
             url_method, url, headers, payload, _ = self.client.param_serialize(
                 method, path, query_params=list((query or {}).items()),
@@ -259,7 +266,8 @@ class Kube:
             if text:
                 return data.decode("utf-8", "replace")
             return _json(data, response, f"{method} {path}", self.server) if data else None
-        return self.retry(call, describe=f"{method.lower()} {path}", on_retry=self.on_retry)
+        return self.retry(call, describe=f"{method.lower()} {path}", on_retry=self.on_retry,
+                          once=once)
 
     def items(self, path: str, *, query: dict | None = None, page: int = PAGE
               ) -> Iterator[dict]:

@@ -270,6 +270,11 @@ class KubeAPI:
         handler = self._proxies.get((plural, namespace, name, port)) or self._proxies.get(
             (plural, namespace, name, None))
         self.store.get(self.resolve(plural), namespace, name)  # 404 when it does not exist
+        if handler is None and plural in ("services", "pods"):
+            from .controllers import httpd  # the pods' own servers answer what they serve
+            answer = httpd.proxied(self, plural, namespace, name, port, method, path, query)
+            if answer is not None:
+                return answer
         if handler is None:
             raise errors.internal(f'no endpoints available for service "{name}"'
                                   if plural == "services" else

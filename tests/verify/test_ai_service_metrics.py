@@ -22,6 +22,7 @@ from tests.verify.conftest import planned
 def fast(monkeypatch):
     monkeypatch.setattr(ai_service_metrics, "INTERVAL", 0.05)
     monkeypatch.setattr(ai_service_metrics, "SERIES_TIMEOUT", 1.0)
+    monkeypatch.setattr(ai_service_metrics, "COUNT_TIMEOUT", 1.0)
     monkeypatch.setattr(ai_service_metrics, "POD_TIMEOUT", 5.0)
 
 
@@ -43,7 +44,8 @@ def test_a_workload_series_discovered_through_a_service_monitor_passes(kubeapi, 
     monitoring(kubeapi)
     result = run(kubeapi, kubeconfig)
     assert result.verdict is Verdict.PASS, result.reason
-    check = result.evidence.checks[-1]
+    check = next(c for c in result.evidence.checks
+                 if c.name == "the workload's series is queryable in Prometheus")
     assert check.passed and '"run": "sm1"' in check.observed
     assert '"namespace": "aicp-verify-sm1-ai-service-metrics"' in check.observed
     assert result.evidence.observations["serviceMonitor"].startswith(
@@ -118,3 +120,81 @@ def test_ignore_namespace_selectors_with_a_prometheus_that_never_scrapes_fails(k
     result = run(kubeapi, kubeconfig)
     assert result.verdict is Verdict.FAIL
     assert "scrape target: not discovered" in result.reason
+
+
+# Issue 13 point 6: the WG test's check (kubernetes-sigs/ai-conformance
+# test/ai_service_metrics_test.go): a known number of requests, and Prometheus must show
+# that count. Before, any series passed, whatever Prometheus made of the workload's traffic.
+WORKLOAD_NS = "aicp-verify-sm1-ai-service-metrics"
+COUNT = 'aicp_verify_requests_total{run="sm1"}'
+
+
+def count_check(result):
+    return next(c for c in result.evidence.checks if c.name.startswith("Prometheus counts"))
+
+
+def proxied_requests(kubeapi) -> int:
+    return kubeapi.requests.count(method="GET",
+                                  path=r"/services/metrics:http/proxy/cgi-bin/infer$")
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_the_requests_sent_are_the_count_prometheus_shows(kubeapi, kubeconfig):
+    # Scrapes 0.3 s apart: the first one (before any request) saw 0; PASS needs a later one.
+    monitoring(kubeapi, scrape_every=0.3)
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert count_check(result).passed
+    assert count_check(result).observed == f"{COUNT} = 10"
+    assert "counted the 10 requests" in result.reason
+    assert proxied_requests(kubeapi) == ai_service_metrics.REQUESTS
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_count_that_stays_below_the_requests_sent_fails_with_both_figures(kubeapi,
+                                                                          kubeconfig):
+    # The only scrape is the one that found the series before any request: 0 stays 0.
+    monitoring(kubeapi, scrape_every=3600)
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.FAIL, result.reason
+    assert "expected 10, observed 0 after 1s" in result.reason
+    assert not count_check(result).passed
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_requests_answered_without_reaching_the_pod_are_not_counted(kubeapi, kubeconfig):
+    # Something in front of the Service answers 'ok' itself: the pod counts nothing.
+    monitoring(kubeapi)
+    kubeapi.proxy("service", "metrics", lambda *a: (200, {"Content-Type": "text/plain"},
+                                                     "ok\n"), namespace=WORKLOAD_NS)
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.FAIL, result.reason
+    assert "expected 10, observed 0" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_more_requests_counted_than_sent_fails_at_once(kubeapi, kubeconfig):
+    # A proxy that delivers every request twice: 20 counted, and waiting cannot fix it.
+    from tests.kubeapi.controllers import httpd
+    monitoring(kubeapi)
+
+    def twice(method, path, query, body):
+        httpd.proxied(kubeapi, "services", WORKLOAD_NS, "metrics", "http", method, path, query)
+        return httpd.proxied(kubeapi, "services", WORKLOAD_NS, "metrics", "http", method,
+                             path, query)
+    kubeapi.proxy("service", "metrics", twice, namespace=WORKLOAD_NS)
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.FAIL, result.reason
+    assert "expected 10, observed 20 (more than were sent)" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_failed_request_leaves_the_count_unknown_and_is_not_retried(kubeapi, kubeconfig):
+    monitoring(kubeapi)
+    kubeapi.proxy("service", "metrics", lambda *a: (502, {"Content-Type": "text/plain"},
+                                                     "bad gateway"), namespace=WORKLOAD_NS)
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.ERROR, result.reason
+    assert "request 1/10" in result.reason and "count Prometheus should show is unknown" in \
+        result.reason
+    assert proxied_requests(kubeapi) == 1  # a retry could have been counted twice

@@ -1,13 +1,23 @@
-"""ai_service_metrics: the monitoring system discovers a workload's Prometheus metrics.
+"""ai_service_metrics: the monitoring system discovers and collects a workload's metrics.
 
-Deploys a tiny workload serving ``aicp_verify_probe_up{run="<run id>"} 1`` in Prometheus
-text format (busybox httpd, a ConfigMap file served as ``text/plain``: Prometheus 3
-rejects scrapes without a valid Content-Type), asks prometheus-operator to scrape it
-with a ``monitoring.coreos.com/v1`` ServiceMonitor labelled and placed the way the
-Prometheus object's ``serviceMonitorSelector``/``serviceMonitorNamespaceSelector`` want
-(null namespace selector: the ServiceMonitor goes into Prometheus' namespace, tracked
-and deleted), then queries Prometheus' HTTP API through the API server's service proxy
-until the series appears.
+The WG suite's check (kubernetes-sigs/ai-conformance test/ai_service_metrics_test.go,
+TestAIServiceMetrics): a workload counting the requests it serves, scraped through a
+ServiceMonitor, gets exactly ``metricsRequestCount`` (10) requests through the API
+server's service proxy, and Prometheus must then return that count; a count above it
+fails at once (counters only grow), one that stays below it fails after the wait.
+
+The workload is busybox httpd (the pinned ``busybox`` image) with two CGI scripts from a
+ConfigMap (mode 0755; busybox httpd runs ``/cgi-bin/*``, mirror/busybox
+networking/httpd.c): ``/cgi-bin/infer`` adds one to a count kept in an emptyDir and
+answers ``ok``; ``/cgi-bin/metrics`` serves, as ``text/plain; version=0.0.4`` (Prometheus
+3 rejects scrapes without a valid Content-Type), ``aicp_verify_probe_up{run="<run id>"}
+1`` and the counter ``aicp_verify_requests_total{run="<run id>"}``. Readiness reads a
+static file, so only the probe's requests are counted. prometheus-operator is asked to
+scrape it with a ``monitoring.coreos.com/v1`` ServiceMonitor labelled and placed the way
+the Prometheus object's ``serviceMonitorSelector``/``serviceMonitorNamespaceSelector``
+want (null namespace selector: the ServiceMonitor goes into Prometheus' namespace,
+tracked and deleted). The probe waits for the series (count 0) before it sends anything,
+so discovery and collection are judged apart and the count is seen to change.
 
 Two Prometheus settings change where things must go (prometheus-operator
 pkg/apis/monitoring/v1/prometheus_types.go, CommonPrometheusFields):
@@ -26,19 +36,32 @@ import json
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
+from ..kube import Lost
 from ..probe import Context, Probe, one_line
 from ..result import Result
 from . import _net, _pods
 
 MON = "monitoring.coreos.com/v1"
 METRIC = "aicp_verify_probe_up"
-METRICS_PATH = "/metrics.txt"
+COUNTER = "aicp_verify_requests_total"
+METRICS_PATH = "/cgi-bin/metrics"
+INFER_PATH = "/cgi-bin/infer"
+READY_PATH = "/healthz.txt"
+COUNT_FILE = "/data/requests"   # in the emptyDir mounted at /data
 PROMETHEUS_PORT = 9090
+WEB_PORT = 8080
 SCRAPE_INTERVAL = "10s"
+# The WG test sends metricsRequestCount = 10 (test/ai_service_metrics_test.go).
+REQUESTS = 10
 # aicr waits AIServiceMetricsWaitTimeout 2 min for a series (NVIDIA/aicr@bc05c6b
 # pkg/defaults/timeouts.go); here a new ServiceMonitor must first be picked up too.
 SERIES_TIMEOUT = 180.0    # service discovery refresh + a few scrape intervals
+# The WG test allows -service-metrics-collection-timeout (default 5 min) from the first
+# request to the right count, discovery included; here discovery is already done, so the
+# count needs a few scrape intervals (10 s) more.
+COUNT_TIMEOUT = 120.0
 POD_TIMEOUT = 300.0
+REQUEST_TIMEOUT = 30.0
 INTERVAL = 5.0
 SERVICE_LABEL = "aicp.dev/verify-metrics"
 
@@ -50,6 +73,11 @@ class AiServiceMetrics(Probe):
     needs = ()
     mutating = True
     title = "Workload metrics in Prometheus format are discovered and collected"
+
+    @classmethod
+    def budget(cls, settings) -> float:
+        return (POD_TIMEOUT + SERIES_TIMEOUT + COUNT_TIMEOUT + REQUESTS * REQUEST_TIMEOUT
+                + 60.0)
 
     def run(self, ctx: Context) -> Result:
         with ctx.step("find Prometheus"):
@@ -83,11 +111,7 @@ class AiServiceMetrics(Probe):
             name = "metrics" if ns != pns else f"aicp-verify-metrics-{ctx.run_id}"[:63]
             ctx.observe("settings", {"ignoreNamespaceSelectors": ignore,
                                      "enforcedNamespaceLabel": enforced, "workload": ns})
-            text = (f"# HELP {METRIC} Set to 1 by the aicp verify ai_service_metrics probe.\n"
-                    f"# TYPE {METRIC} gauge\n{METRIC}{{run=\"{ctx.run_id}\"}} 1\n")
-            _net.web_server(ctx, ns, name, {METRICS_PATH.lstrip("/"): text},
-                            ready_path=METRICS_PATH, service_port=8080,
-                            service_labels={SERVICE_LABEL: ctx.run_id})
+            _counting_server(ctx, ns, name)
             monitor = {
                 "apiVersion": MON, "kind": "ServiceMonitor",
                 "metadata": {"name": f"aicp-verify-{ctx.run_id}"[:63],
@@ -101,40 +125,164 @@ class AiServiceMetrics(Probe):
             if _net.wait_available(ctx, ns, name, POD_TIMEOUT, INTERVAL) is None:
                 return ctx.error(f"the metrics workload did not become Ready within "
                                  f"{POD_TIMEOUT:g}s (image pull or scheduling problem)")
+        base = f"/api/v1/namespaces/{pns}/services/{service}:{PROMETHEUS_PORT}/proxy"
+        problems: list[str] = []
+
+        def query(expr: str) -> list[dict] | None:
+            try:
+                answer = ctx.kube.request("GET", f"{base}/api/v1/query", query={"query": expr})
+            except ApiException as exc:
+                problems.append(one_line(exc))
+                return None
+            return (answer.get("data") or {}).get("result") or None
+
         with ctx.step("query Prometheus for the workload's series"):
-            base = f"/api/v1/namespaces/{pns}/services/{service}:{PROMETHEUS_PORT}/proxy"
             expr = f'{METRIC}{{run="{ctx.run_id}"}}'
             ctx.observe("query", expr)
-            problems: list[str] = []
-
-            def series():
+            found = ctx.wait_for("the series in Prometheus", lambda: query(expr),
+                                 timeout=SERIES_TIMEOUT, interval=INTERVAL)
+        if not found:
+            if problems and len(problems) >= 2 and not _answered(ctx, base):
+                return ctx.error(f"cannot query Prometheus through the API server proxy "
+                                 f"({base}): {problems[-1]}")
+            target = _target(ctx, base, {ns, sm_ns})
+            ctx.check("the workload's series is queryable in Prometheus", False,
+                      f"absent after {SERIES_TIMEOUT:g}s; scrape target: {target}")
+            return ctx.failed(f"Prometheus did not collect {expr} within {SERIES_TIMEOUT:g}s "
+                              f"while the workload was Ready (scrape target: {target})")
+        labels = found[0].get("metric") or {}
+        ctx.check("the workload's series is queryable in Prometheus", True,
+                  json.dumps(labels, sort_keys=True))
+        if enforced:
+            ctx.observe("enforcedNamespaceLabel", {enforced: labels.get(enforced),
+                                                   "serviceMonitorNamespace": sm_ns})
+        with ctx.step(f"send {REQUESTS} requests through the API server's service proxy"):
+            pods_before = _workload_pods(ctx, ns, name)
+            proxy = f"/api/v1/namespaces/{ns}/services/{name}:http/proxy{INFER_PATH}"
+            for i in range(1, REQUESTS + 1):
                 try:
-                    answer = ctx.kube.request("GET", f"{base}/api/v1/query",
-                                              query={"query": expr})
-                except ApiException as exc:
-                    problems.append(one_line(exc))
-                    return None
-                return (answer.get("data") or {}).get("result") or None
-            found = ctx.wait_for("the series in Prometheus", series, timeout=SERIES_TIMEOUT,
-                                 interval=INTERVAL)
-        if found:
-            labels = found[0].get("metric") or {}
-            ctx.check("the workload's series is queryable in Prometheus", True,
-                      json.dumps(labels, sort_keys=True))
-            if enforced:
-                ctx.observe("enforcedNamespaceLabel", {enforced: labels.get(enforced),
-                                                       "serviceMonitorNamespace": sm_ns})
+                    # One attempt each: a retried request may have been counted already.
+                    answer = ctx.kube.request("GET", proxy, text=True, once=True,
+                                              timeout=REQUEST_TIMEOUT)
+                except (ApiException, Lost) as exc:
+                    return ctx.error(f"request {i}/{REQUESTS} to {proxy} failed, so the count "
+                                     f"Prometheus should show is unknown: {one_line(exc)}")
+                if (answer or "").strip() != "ok":
+                    return ctx.error(f"request {i}/{REQUESTS} to {proxy} answered "
+                                     f"{(answer or '')[:80]!r}, not the workload's 'ok'")
+            ctx.observe("requests", {"sent": REQUESTS, "via": proxy})
+        with ctx.step("wait for Prometheus to show the request count"):
+            count_expr = f'{COUNTER}{{run="{ctx.run_id}"}}'
+            ctx.observe("countQuery", count_expr)
+            seen: list[float | None] = []
+
+            def counted():
+                result = query(count_expr)
+                # max(), as the WG test does: a target discovered twice is not counted twice
+                value = max((float(r["value"][1]) for r in result or []), default=None)
+                seen.append(value)
+                return value if value is not None and value >= REQUESTS else None
+            value = ctx.wait_for(f"{count_expr} = {REQUESTS}", counted,
+                                 timeout=COUNT_TIMEOUT, interval=INTERVAL)
+        observed = value if value is not None else next(
+            (v for v in reversed(seen) if v is not None), None)
+        if value == REQUESTS:
+            ctx.check(f"Prometheus counts the {REQUESTS} requests sent", True,
+                      f"{count_expr} = {value:g}")
             return ctx.passed(f"Prometheus {pns}/{service} discovered the workload through a "
-                              f"ServiceMonitor and returned {expr} (job "
-                              f"{labels.get('job', '?')}, pod {labels.get('pod', '?')})")
-        if problems and len(problems) >= 2 and not _answered(ctx, base):
+                              f"ServiceMonitor ({expr}: job {labels.get('job', '?')}, pod "
+                              f"{labels.get('pod', '?')}) and counted the {REQUESTS} requests "
+                              f"sent to it ({count_expr} = {value:g})")
+        if value is None and not any(v is not None for v in seen) and problems and \
+                not _answered(ctx, base):
             return ctx.error(f"cannot query Prometheus through the API server proxy ({base}): "
                              f"{problems[-1]}")
-        target = _target(ctx, base, {ns, sm_ns})
-        ctx.check("the workload's series is queryable in Prometheus", False,
-                  f"absent after {SERIES_TIMEOUT:g}s; scrape target: {target}")
-        return ctx.failed(f"Prometheus did not collect {expr} within {SERIES_TIMEOUT:g}s while "
-                          f"the workload was Ready (scrape target: {target})")
+        restarted = _restarted(pods_before, _workload_pods(ctx, ns, name))
+        if restarted and (value is None or value < REQUESTS):
+            return ctx.error(f"the metrics workload {restarted}, which resets its counter: the "
+                             f"count Prometheus shows ({observed}) cannot be judged")
+        shown = "absent" if observed is None else f"{observed:g}"
+        if value is not None:  # above the count: more requests reached it than were sent
+            detail = f"expected {REQUESTS}, observed {shown} (more than were sent)"
+        else:
+            detail = (f"expected {REQUESTS}, observed {shown} after {COUNT_TIMEOUT:g}s "
+                      f"(scrape interval {SCRAPE_INTERVAL})")
+        ctx.check(f"Prometheus counts the {REQUESTS} requests sent", False, detail)
+        return ctx.failed(f"Prometheus {pns}/{service} collects the workload's series but not "
+                          f"its request count: {count_expr} {detail}")
+
+
+def _counting_server(ctx: Context, ns: str, name: str) -> None:
+    """One busybox httpd replica (the service proxy's requests all reach the same counter)
+    with the CGI scripts, and its Service labelled for the ServiceMonitor."""
+    run = ctx.run_id
+    metrics = (
+        "#!/bin/sh\n"
+        f"n=$(cat {COUNT_FILE} 2>/dev/null || echo 0)\n"
+        "printf 'Content-Type: text/plain; version=0.0.4; charset=utf-8\\r\\n\\r\\n'\n"
+        f"echo '# HELP {METRIC} Set to 1 by the aicp verify ai_service_metrics probe.'\n"
+        f"echo '# TYPE {METRIC} gauge'\n"
+        f"echo '{METRIC}{{run=\"{run}\"}} 1'\n"
+        f"echo '# HELP {COUNTER} Requests served by {INFER_PATH}.'\n"
+        f"echo '# TYPE {COUNTER} counter'\n"
+        f"echo \"{COUNTER}{{run=\\\"{run}\\\"}} $n\"\n")
+    # The new count is written beside the file and renamed over it: a scrape never reads a
+    # half-written number. Requests come one at a time (the probe waits for each answer).
+    infer = (
+        "#!/bin/sh\n"
+        f"n=$(cat {COUNT_FILE} 2>/dev/null || echo 0)\n"
+        f"echo $((n + 1)) > {COUNT_FILE}.new && mv {COUNT_FILE}.new {COUNT_FILE}\n"
+        "printf 'Content-Type: text/plain\\r\\n\\r\\nok\\n'\n")
+    _pods.create(ctx, f"/api/v1/namespaces/{ns}/configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+        "data": {"metrics": metrics, "infer": infer, "healthz": "ok\n"}}, ns)
+    container = {
+        "name": "httpd", "image": ctx.image("busybox"),
+        "command": ["httpd", "-f", "-p", str(WEB_PORT), "-h", "/www"],
+        "ports": [{"name": "http", "containerPort": WEB_PORT}],
+        "readinessProbe": {"httpGet": {"path": READY_PATH, "port": WEB_PORT},
+                           "periodSeconds": 2},
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
+                      "limits": {"memory": "32Mi"}},
+        "securityContext": _net.SECURITY,
+        "volumeMounts": [{"name": "www", "mountPath": "/www", "readOnly": True},
+                         {"name": "data", "mountPath": COUNT_FILE.rsplit("/", 1)[0]}]}
+    www = {"name": name, "items": [
+        {"key": "healthz", "path": READY_PATH.lstrip("/")},
+        {"key": "metrics", "path": METRICS_PATH.lstrip("/"), "mode": 0o755},
+        {"key": "infer", "path": INFER_PATH.lstrip("/"), "mode": 0o755}]}
+    _pods.create(ctx, f"/apis/apps/v1/namespaces/{ns}/deployments", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name, **ctx.labels}},
+                              "spec": {"containers": [container], "volumes": [
+                                  {"name": "www", "configMap": www},
+                                  {"name": "data", "emptyDir": {"sizeLimit": "1Mi"}}]}}}}, ns)
+    _pods.create(ctx, f"/api/v1/namespaces/{ns}/services", {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "labels": {SERVICE_LABEL: run}},
+        "spec": {"selector": {"app": name}, "ports": [
+            {"name": "http", "port": WEB_PORT, "targetPort": WEB_PORT, "protocol": "TCP"}]}}, ns)
+
+
+def _workload_pods(ctx: Context, ns: str, name: str) -> dict[str, int]:
+    """uid -> restarts of the workload's pods (a new uid or restart: its counter reset)."""
+    try:
+        pods = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods",
+                                query={"labelSelector": f"app={name}"}).get("items", [])
+    except ApiException:
+        return {}
+    return {p["metadata"]["uid"]: sum(c.get("restartCount", 0) for c in
+                                      (p.get("status") or {}).get("containerStatuses") or [])
+            for p in pods if not p["metadata"].get("deletionTimestamp")}
+
+
+def _restarted(before: dict[str, int], after: dict[str, int]) -> str:
+    if before and after and set(after) - set(before):
+        return "was replaced by a new pod"
+    if any(after.get(uid, n) > n for uid, n in before.items()):
+        return "restarted"
+    return ""
 
 
 def _choose_prometheus(ctx: Context) -> dict | None:

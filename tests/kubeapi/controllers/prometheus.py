@@ -8,6 +8,9 @@ object's ``serviceMonitorSelector``/``serviceMonitorNamespaceSelector`` (null se
 none / only its own namespace, ``{}`` selects all), each ServiceMonitor's Services and
 endpoint ports, the Ready pods behind them scraped through ``httpd.serve``.
 ``discovers=False`` plays a Prometheus whose operator never picks ServiceMonitors up.
+``scrape_every``: seconds between two scrapes of a target (None: every query scrapes
+afresh); a query answers the latest scrape, as Prometheus' instant queries do, so a long
+interval plays a Prometheus whose data lags behind what the pod serves.
 ``monitoring(kube)`` installs it all as kube-prometheus-stack would.
 """
 
@@ -43,7 +46,7 @@ def monitoring_crds() -> list[dict]:
 
 
 def monitoring(kube, *, selector=None, ns_selector=None, discovers=True,
-               prometheus=True, **spec_extra) -> None:
+               prometheus=True, scrape_every: float | None = None, **spec_extra) -> None:
     """kube-prometheus-stack as our platform installs it: selectors {} (nil-uses-helm off).
 
     ``selector``/``ns_selector`` replace the Prometheus' ServiceMonitor selectors
@@ -61,15 +64,19 @@ def monitoring(kube, *, selector=None, ns_selector=None, discovers=True,
                  "spec": spec})
     kube.create(o.service(f"{KPS}-prometheus", "monitoring", 9090))
     kube.proxy("service", f"{KPS}-prometheus",
-               Prometheus(kube, "monitoring", f"{KPS}-prometheus", discovers=discovers),
+               Prometheus(kube, "monitoring", f"{KPS}-prometheus", discovers=discovers,
+                          scrape_every=scrape_every),
                namespace="monitoring", port=9090)
 
 
 class Prometheus:
     """``kube.proxy("service", svc, Prometheus(kube, "monitoring", "kps"), ...)``."""
 
-    def __init__(self, kube, namespace: str, name: str, *, discovers: bool = True):
+    def __init__(self, kube, namespace: str, name: str, *, discovers: bool = True,
+                 scrape_every: float | None = None):
         self.kube, self.namespace, self.name, self.discovers = kube, namespace, name, discovers
+        self.scrape_every = scrape_every
+        self._scraped: dict[str, tuple[float, int, str]] = {}  # url -> (when, code, body)
 
     def __call__(self, method: str, path: str, query: dict, body: bytes):
         if path == "/api/v1/query":
@@ -144,7 +151,7 @@ class Prometheus:
                             kube, svc["metadata"]["namespace"], svc["metadata"]["name"],
                             port["port"]):
                         path = endpoint.get("path", "/metrics")
-                        code, body = httpd.serve(kube, pod, number, path)
+                        code, body = self._scrape_one(kube, pod, number, path)
                         ip = (pod.get("status") or {}).get("podIP", "")
                         out.append({
                             "labels": {"job": svc["metadata"]["name"],
@@ -158,9 +165,42 @@ class Prometheus:
                                           if enforced else {})},
                             "url": f"http://{ip}:{number}{path}",
                             "health": "up" if code == 200 else "down",
-                            "error": "" if code == 200 else f"server returned HTTP status {code}",
+                            "error": "" if code == 200 else (
+                                body if code == 0 else f"server returned HTTP status {code}"),
                             "body": body if code == 200 else ""})
         return out
+
+    def _scrape_one(self, kube, pod: dict, port: int, path: str) -> tuple[int, str]:
+        key = f"{pod['metadata'].get('uid')}:{port}{path}"
+        last = self._scraped.get(key)
+        if last and self.scrape_every is not None and time.time() - last[0] < self.scrape_every:
+            return last[1], last[2]
+        code, headers, body = httpd.respond(kube, pod, port, path)
+        if code == 200:
+            problem = _content_type_problem(headers.get("Content-Type", ""))
+            if problem:
+                code, body = 0, problem
+        self._scraped[key] = (time.time(), code, body)
+        return code, body
+
+
+# Prometheus 3 fails a scrape whose Content-Type is blank or not an exposition format,
+# unless fallback_scrape_protocol is set (prometheus.io/docs/prometheus/latest/migration/
+# #scrape-protocols; the media types of prometheus.io/docs/instrumenting/
+# content_negotiation). The error texts are the scrape manager's (scrape.go), as quoted in
+# photoprism/photoprism#5042.
+_EXPOSITION = ("text/plain", "application/openmetrics-text", "application/vnd.google.protobuf")
+
+
+def _content_type_problem(ctype: str) -> str:
+    media = ctype.split(";", 1)[0].strip().lower()
+    if not media:
+        return ("non-compliant scrape target sending blank Content-Type and no "
+                "fallback_scrape_protocol specified for target")
+    if media not in _EXPOSITION:
+        return (f"received unsupported Content-Type {ctype!r} and no "
+                "fallback_scrape_protocol specified for target")
+    return ""
 
 
 def _json(data: dict):
