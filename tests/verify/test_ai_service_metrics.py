@@ -198,3 +198,24 @@ def test_a_failed_request_leaves_the_count_unknown_and_is_not_retried(kubeapi, k
     assert "request 1/10" in result.reason and "count Prometheus should show is unknown" in \
         result.reason
     assert proxied_requests(kubeapi) == 1  # a retry could have been counted twice
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_workload_replaced_after_the_requests_cannot_be_judged(kubeapi, kubeconfig):
+    # The pod that counted the requests goes away; its replacement starts from 0.
+    from tests.kubeapi.controllers import httpd
+    monitoring(kubeapi)
+    served = []
+
+    def then_evicted(method, path, query, body):
+        answer = httpd.proxied(kubeapi, "services", WORKLOAD_NS, "metrics", "http", method,
+                               path, query)
+        served.append(answer)
+        if len(served) == ai_service_metrics.REQUESTS:
+            for pod in kubeapi.list("pods", WORKLOAD_NS, labels="app=metrics"):
+                kubeapi.delete("pods", pod["metadata"]["name"], WORKLOAD_NS)
+        return answer
+    kubeapi.proxy("service", "metrics", then_evicted, namespace=WORKLOAD_NS)
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.ERROR, result.reason
+    assert "was replaced by a new pod, which resets its counter" in result.reason

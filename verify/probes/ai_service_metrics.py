@@ -8,7 +8,9 @@ fails at once (counters only grow), one that stays below it fails after the wait
 
 The workload is busybox httpd (the pinned ``busybox`` image) with two CGI scripts from a
 ConfigMap (mode 0755; busybox httpd runs ``/cgi-bin/*``, mirror/busybox
-networking/httpd.c): ``/cgi-bin/infer`` adds one to a count kept in an emptyDir and
+networking/httpd.c, FEATURE_HTTPD_CGI defaults to y, and the official image is built from
+``make defconfig`` with ``/bin/sh`` and ``mv`` installed as applets, docker-library/busybox
+Dockerfile-builder.template): ``/cgi-bin/infer`` adds one to a count kept in an emptyDir and
 answers ``ok``; ``/cgi-bin/metrics`` serves, as ``text/plain; version=0.0.4`` (Prometheus
 3 rejects scrapes without a valid Content-Type), ``aicp_verify_probe_up{run="<run id>"}
 1`` and the counter ``aicp_verify_requests_total{run="<run id>"}``. Readiness reads a
@@ -278,8 +280,8 @@ def _workload_pods(ctx: Context, ns: str, name: str) -> dict[str, int]:
 
 
 def _restarted(before: dict[str, int], after: dict[str, int]) -> str:
-    if before and after and set(after) - set(before):
-        return "was replaced by a new pod"
+    if before and set(before) - set(after):
+        return "was replaced by a new pod" if after else "has no pod any more"
     if any(after.get(uid, n) > n for uid, n in before.items()):
         return "restarted"
     return ""
