@@ -219,3 +219,23 @@ def test_a_workload_replaced_after_the_requests_cannot_be_judged(kubeapi, kubeco
     result = run(kubeapi, kubeconfig)
     assert result.verdict is Verdict.ERROR, result.reason
     assert "was replaced by a new pod, which resets its counter" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_prometheus_that_stops_answering_before_the_count_is_error_not_fail(kubeapi,
+                                                                            kubeconfig):
+    from tests.kubeapi.controllers.prometheus import Prometheus
+    monitoring(kubeapi)
+    prometheus = Prometheus(kubeapi, "monitoring", f"{KPS}-prometheus")
+
+    def until_the_count(method, path, query, body):
+        if "aicp_verify_requests_total" in query.get("query", "") or \
+                query.get("query") == "vector(1)":
+            return 503, {"Content-Type": "text/plain"}, "no healthy upstream"
+        return prometheus(method, path, query, body)
+    kubeapi.proxy("service", f"{KPS}-prometheus", until_the_count, namespace="monitoring",
+                  port=9090)
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.ERROR, result.reason
+    assert "cannot query Prometheus through the API server proxy" in result.reason
+    assert "HTTP 503" in result.reason
