@@ -10,8 +10,6 @@ the comments are issue 12's beliefs a row proves (it failed before the fix).
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from aicp.verify import images
@@ -29,7 +27,7 @@ from aicp.verify.runner import Runner
 from tests.kubeapi import worlds_accelerators as w
 from tests.kubeapi.emulator import KubeAPI
 from tests.shared import require_shared
-from tests.verify.conftest import planned
+from tests.verify.conftest import planned, speed_up
 
 PROBES = (DraSupport, SecureAcceleratorAccess, AcceleratorMetrics, GpuSharing,
           DriverRuntimeManagement, VirtualizedAccelerator, HighPerformanceNetworking)
@@ -101,15 +99,7 @@ NO_GPU = ((E, "no GPU node to exercise: scale a pool up (or run with --long)"),)
 
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
-    for probe in PROBES:
-        module = sys.modules[probe.__module__]
-        for name in dir(module):
-            if name.endswith("TIMEOUT"):
-                monkeypatch.setattr(module, name, 10.0)
-            elif name in ("POLL", "INTERVAL"):
-                monkeypatch.setattr(module, name, 0.05)
-            elif name == "HOLD":
-                monkeypatch.setattr(module, name, 2)
+    speed_up(monkeypatch, PROBES, timeout=10.0, HOLD=2)
 
 
 def verdicts(kube: KubeAPI) -> list[tuple[Verdict, str]]:

@@ -15,12 +15,10 @@ runner runs it alone after the rest, and no probe judging every GPU node
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from aicp.verify import registry
-from tests.verify.conftest import template
+from tests.verify.conftest import speed_up, template
 from tests.verify.test_acceptance import labelled, verdicts, verify
 
 NOT_IMPLEMENTED = {
@@ -30,18 +28,8 @@ NOT_IMPLEMENTED = {
 
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
-    """Every probe polls often and gives up early: the emulator answers in milliseconds."""
-    for probe in registry.discover().values():
-        module = sys.modules[probe.__module__]
-        for name in dir(module):
-            if name.endswith("TIMEOUT"):
-                monkeypatch.setattr(module, name, 10.0)
-            elif name in ("POLL", "INTERVAL"):
-                monkeypatch.setattr(module, name, 0.05)
-            elif name == "HOLD":  # secure_accelerator_access's GPU pods hold their GPU
-                monkeypatch.setattr(module, name, 2)
-            elif name == "OVER_QUOTA_WAIT":  # gang_scheduling waits this long in a PASS
-                monkeypatch.setattr(module, name, 1.0)
+    # HOLD: GPU pods hold their GPU; OVER_QUOTA_WAIT: gang_scheduling waits this long in a PASS.
+    speed_up(monkeypatch, registry.discover().values(), timeout=10.0, HOLD=2, OVER_QUOTA_WAIT=1.0)
 
 
 @pytest.mark.parametrize("version", ["1.35", "1.37"])

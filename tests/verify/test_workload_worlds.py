@@ -11,7 +11,6 @@ got another verdict before issue 13's fixes.
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 
 import pytest
@@ -37,7 +36,7 @@ from tests.kubeapi.custom_metrics import CustomMetrics, gpu_util
 from tests.kubeapi.emulator import KubeAPI
 from tests.kubeapi.scenarios import reference_platform
 from tests.shared import require_shared
-from tests.verify.conftest import planned
+from tests.verify.conftest import planned, speed_up
 
 PROBES = (PodAutoscaling, RobustController, ClusterAutoscaling, GangScheduling,
           WorkloadSandboxing, AiServiceMetrics)
@@ -150,15 +149,7 @@ def _logs(pod: dict, container: str, kube) -> str:
 
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
-    for probe in PROBES:
-        module = sys.modules[probe.__module__]
-        for name in dir(module):
-            if name.endswith("TIMEOUT"):
-                monkeypatch.setattr(module, name, 3.0)
-            elif name in ("POLL", "INTERVAL"):
-                monkeypatch.setattr(module, name, 0.05)
-            elif name == "OVER_QUOTA_WAIT":
-                monkeypatch.setattr(module, name, 0.6)
+    speed_up(monkeypatch, PROBES, timeout=3.0, OVER_QUOTA_WAIT=0.6)
 
 
 def verdicts(kube: KubeAPI, tmp_path) -> list[tuple[Verdict, str]]:
