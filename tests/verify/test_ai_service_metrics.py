@@ -239,3 +239,16 @@ def test_a_prometheus_that_stops_answering_before_the_count_is_error_not_fail(ku
     assert result.verdict is Verdict.ERROR, result.reason
     assert "cannot query Prometheus through the API server proxy" in result.reason
     assert "HTTP 503" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform")
+def test_a_single_attempt_request_is_not_repeated_and_does_not_mark_the_cluster_lost(
+        kubeapi, kubeconfig):
+    from aicp.verify.kube import Lost
+    kube = connect(kubeconfig)
+    kubeapi.faults.drop(r"/api/v1/namespaces/default/services/x:http/proxy/count$")
+    with pytest.raises(Lost):
+        kube.request("GET", "/api/v1/namespaces/default/services/x:http/proxy/count",
+                     text=True, once=True)
+    assert kubeapi.requests.count(path=r"/services/x:http/proxy/count$") == 1
+    assert kube.lost is None  # later requests still get their retries
