@@ -63,7 +63,7 @@ SERIES_TIMEOUT = 180.0    # service discovery refresh + a few scrape intervals
 # count needs a few scrape intervals (10 s) more.
 COUNT_TIMEOUT = 120.0
 POD_TIMEOUT = 300.0
-REQUEST_TIMEOUT = 30.0
+REQUEST_TIMEOUT = 30.0    # one request, as any other API call here (Kube.request)
 INTERVAL = 5.0
 SERVICE_LABEL = "aicp.dev/verify-metrics"
 
@@ -199,11 +199,11 @@ class AiServiceMetrics(Probe):
                 not _answered(ctx, base):
             return ctx.error(f"cannot query Prometheus through the API server proxy ({base}): "
                              f"{problems[-1]}")
+        shown = "absent" if observed is None else f"{observed:g}"
         restarted = _restarted(pods_before, _workload_pods(ctx, ns, name))
         if restarted and (value is None or value < REQUESTS):
             return ctx.error(f"the metrics workload {restarted}, which resets its counter: the "
-                             f"count Prometheus shows ({observed}) cannot be judged")
-        shown = "absent" if observed is None else f"{observed:g}"
+                             f"count Prometheus shows ({shown}) cannot be judged")
         if value is not None:  # above the count: more requests reached it than were sent
             detail = f"expected {REQUESTS}, observed {shown} (more than were sent)"
         else:
