@@ -39,6 +39,14 @@ def speed_up(monkeypatch, probes, *, timeout: float, **constants: float) -> None
                 monkeypatch.setattr(module, name, constants[name])
 
 
+def mismatches(probes, got, row) -> list[str]:
+    """Every cell of a verdict-table row that differs, so one run shows all of a world's
+    wrong verdicts: ``got`` and ``row`` hold ``(verdict, reason)`` and ``(owed, fragment)``."""
+    return [f"{probe.id}: {verdict.value} {reason} (owed {want.value} ...{fragment}...)"
+            for probe, (verdict, reason), (want, fragment) in zip(probes, got, row, strict=True)
+            if verdict is not want or fragment not in reason]
+
+
 def template(version: str) -> checklist.Template:
     return checklist.load(require_shared("conformance", f"AIConformance-{version}.yaml"))
 

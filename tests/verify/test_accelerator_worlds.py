@@ -27,7 +27,7 @@ from aicp.verify.runner import Runner
 from tests.kubeapi import worlds_accelerators as w
 from tests.kubeapi.emulator import KubeAPI
 from tests.shared import require_shared
-from tests.verify.conftest import planned, speed_up
+from tests.verify.conftest import mismatches, planned, speed_up
 
 PROBES = (DraSupport, SecureAcceleratorAccess, AcceleratorMetrics, GpuSharing,
           DriverRuntimeManagement, VirtualizedAccelerator, HighPerformanceNetworking)
@@ -114,13 +114,6 @@ def verdicts(kube: KubeAPI) -> list[tuple[Verdict, str]]:
     return out
 
 
-def mismatches(got, row) -> list[str]:
-    """Every cell that differs, so one run shows all of a world's wrong verdicts."""
-    return [f"{probe.id}: {verdict.value} {reason} (owed {want.value} ...{fragment}...)"
-            for probe, (verdict, reason), (want, fragment) in zip(PROBES, got, row, strict=True)
-            if verdict is not want or fragment not in reason]
-
-
 def started(kube: KubeAPI, tmp_path) -> KubeAPI:
     kube.__dict__["kubeconfig_path"] = tmp_path / "kubeconfig.yaml"
     kube.start()
@@ -136,7 +129,7 @@ def test_every_accelerator_probe_owes_each_world_its_verdict(name, tmp_path):
         got = verdicts(kube)
     finally:
         kube.stop()
-    assert mismatches(got, TABLE[name]) == []
+    assert mismatches(PROBES, got, TABLE[name]) == []
 
 
 def test_a_cluster_without_gpu_nodes(tmp_path):
@@ -146,7 +139,7 @@ def test_a_cluster_without_gpu_nodes(tmp_path):
         got = verdicts(kube)
     finally:
         kube.stop()
-    assert mismatches(got, NO_GPU) == []
+    assert mismatches(PROBES, got, NO_GPU) == []
 
 
 def test_every_world_is_a_named_scenario():

@@ -36,7 +36,7 @@ from tests.kubeapi.custom_metrics import CustomMetrics, gpu_util
 from tests.kubeapi.emulator import KubeAPI
 from tests.kubeapi.scenarios import reference_platform
 from tests.shared import require_shared
-from tests.verify.conftest import planned, speed_up
+from tests.verify.conftest import mismatches, planned, speed_up
 
 PROBES = (PodAutoscaling, RobustController, ClusterAutoscaling, GangScheduling,
           WorkloadSandboxing, AiServiceMetrics)
@@ -165,13 +165,6 @@ def verdicts(kube: KubeAPI, tmp_path) -> list[tuple[Verdict, str]]:
     return out
 
 
-def mismatches(got, row) -> list[str]:
-    """Every cell that differs, so one run shows all of a world's wrong verdicts."""
-    return [f"{probe.id}: {verdict.value} {reason} (owed {want.value} ...{fragment}...)"
-            for probe, (verdict, reason), (want, fragment) in zip(PROBES, got, row, strict=True)
-            if verdict is not want or fragment not in reason]
-
-
 @pytest.mark.parametrize("name", list(WORLDS))
 def test_every_workload_probe_owes_each_platform_world_its_verdict(name, tmp_path):
     require_shared("fixtures")
@@ -187,7 +180,7 @@ def test_every_workload_probe_owes_each_platform_world_its_verdict(name, tmp_pat
         got = verdicts(kube, tmp_path)
     finally:
         kube.stop()
-    assert mismatches(got, row) == []
+    assert mismatches(PROBES, got, row) == []
 
 
 def test_the_runner_gives_a_probe_the_budget_its_own_timeouts_need(kubeapi_factory, tmp_path):

@@ -30,15 +30,9 @@ def conditions_text(conditions: list[dict] | None) -> str:
                      for c in conditions or []) or "no conditions"
 
 
-def web_server(ctx: Context, ns: str, name: str, files: dict[str, str], *,
-               labels: dict[str, str] | None = None, ready_path: str = "/",
-               service_port: int | None = 80, service_labels: dict[str, str] | None = None,
-               ) -> None:
-    """ConfigMap ``files`` served by ``httpd`` on :8080 from a Deployment (and a Service)."""
-    pod_labels = {"app": name, **(labels or {})}
-    _pods.create(ctx, f"/api/v1/namespaces/{ns}/configmaps", {
-        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": files}, ns)
-    container = {
+def httpd_container(ctx: Context, ready_path: str, mounts: list[dict] | None = None) -> dict:
+    """busybox ``httpd`` serving the volume ``www`` (mounted at /www) on :8080, restricted."""
+    return {
         "name": "httpd", "image": ctx.image("busybox"),
         "command": ["httpd", "-f", "-p", str(WEB_PORT), "-h", "/www"],
         "ports": [{"name": "http", "containerPort": WEB_PORT}],
@@ -47,7 +41,19 @@ def web_server(ctx: Context, ns: str, name: str, files: dict[str, str], *,
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
                       "limits": {"memory": "32Mi"}},
         "securityContext": SECURITY,
-        "volumeMounts": [{"name": "www", "mountPath": "/www", "readOnly": True}]}
+        "volumeMounts": [{"name": "www", "mountPath": "/www", "readOnly": True},
+                         *(mounts or [])]}
+
+
+def web_server(ctx: Context, ns: str, name: str, files: dict[str, str], *,
+               labels: dict[str, str] | None = None, ready_path: str = "/",
+               service_port: int | None = 80, service_labels: dict[str, str] | None = None,
+               ) -> None:
+    """ConfigMap ``files`` served by ``httpd`` on :8080 from a Deployment (and a Service)."""
+    pod_labels = {"app": name, **(labels or {})}
+    _pods.create(ctx, f"/api/v1/namespaces/{ns}/configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": files}, ns)
+    container = httpd_container(ctx, ready_path)
     _pods.create(ctx, f"/apis/apps/v1/namespaces/{ns}/deployments", {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},

@@ -51,7 +51,7 @@ INFER_PATH = "/cgi-bin/infer"
 READY_PATH = "/healthz.txt"
 COUNT_FILE = "/data/requests"   # in the emptyDir mounted at /data
 PROMETHEUS_PORT = 9090
-WEB_PORT = 8080
+WEB_PORT = _net.WEB_PORT  # the port httpd_container serves on
 SCRAPE_INTERVAL = "10s"
 # The WG test sends metricsRequestCount = 10 (test/ai_service_metrics_test.go).
 REQUESTS = 10
@@ -238,17 +238,8 @@ def _counting_server(ctx: Context, ns: str, name: str) -> None:
     _pods.create(ctx, f"/api/v1/namespaces/{ns}/configmaps", {
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
         "data": {"metrics": metrics, "infer": infer, "healthz": "ok\n"}}, ns)
-    container = {
-        "name": "httpd", "image": ctx.image("busybox"),
-        "command": ["httpd", "-f", "-p", str(WEB_PORT), "-h", "/www"],
-        "ports": [{"name": "http", "containerPort": WEB_PORT}],
-        "readinessProbe": {"httpGet": {"path": READY_PATH, "port": WEB_PORT},
-                           "periodSeconds": 2},
-        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
-                      "limits": {"memory": "32Mi"}},
-        "securityContext": _net.SECURITY,
-        "volumeMounts": [{"name": "www", "mountPath": "/www", "readOnly": True},
-                         {"name": "data", "mountPath": COUNT_FILE.rsplit("/", 1)[0]}]}
+    container = _net.httpd_container(
+        ctx, READY_PATH, [{"name": "data", "mountPath": COUNT_FILE.rsplit("/", 1)[0]}])
     www = {"name": name, "items": [
         {"key": "healthz", "path": READY_PATH.lstrip("/")},
         {"key": "metrics", "path": METRICS_PATH.lstrip("/"), "mode": 0o755},
