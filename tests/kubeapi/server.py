@@ -98,9 +98,12 @@ class Handler(BaseHTTPRequestHandler):
             fault = kube.faults.fire(self.command, route.verb, path, ref, route.namespace)
             if fault is not None:
                 if fault.action == "drop":
+                    # Logged before the connection goes, as answers are before their last
+                    # bytes: a client that saw the drop sees it in the log.
+                    self._status = 0
+                    self._log()
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
-                    self._status = 0
                     return
                 if fault.action == "slow":
                     time.sleep(fault.seconds)
