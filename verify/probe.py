@@ -134,9 +134,16 @@ class Context:
         self.checkpoint()
 
     def wait_for(self, what: str, predicate: Callable[[], Any], *, timeout: float,
-                 interval: float = 1.0) -> Any:
-        """Poll ``predicate`` until it returns something truthy; None after ``timeout``."""
+                 interval: float = 1.0, first: float | None = None) -> Any:
+        """Poll ``predicate`` until it returns something truthy; None after ``timeout``.
+
+        With ``first``, the polls start ``first`` seconds apart and the gap doubles up to
+        ``interval``: a wait that can last minutes on a cloud (a node joining) still
+        notices within a second or two a cluster that answers at once, and costs few
+        requests when it does not.
+        """
         end = time.monotonic() + min(timeout, self.remaining())
+        gap = interval if first is None else min(first, interval)
         while True:
             self.checkpoint()
             value = predicate()
@@ -145,7 +152,8 @@ class Context:
             if time.monotonic() >= end:
                 self.log(f"gave up waiting for {what} after {timeout:g}s")
                 return None
-            self.sleep(min(interval, max(0.0, end - time.monotonic())))
+            self.sleep(min(gap, max(0.0, end - time.monotonic())))
+            gap = min(gap * 2, interval)
 
     # Objects ----------------------------------------------------------------------------
     def namespace(self, suffix: str = "") -> str:

@@ -26,7 +26,8 @@ def speed_up(monkeypatch, probes, *, timeout: float, **constants: float) -> None
     """Every probe polls often and gives up early: the emulator answers in milliseconds.
 
     A probe module's ``*TIMEOUT`` constants become ``timeout``, ``POLL``/``INTERVAL`` 0.05 s,
-    and each name in ``constants`` its value (``HOLD=2``: GPU pods hold their GPU 2 s).
+    and each name in ``constants`` its value (``OVER_QUOTA_WAIT=1.0``: gang_scheduling
+    watches the over-quota job 1 s).
     """
     for probe in probes:
         module = sys.modules[probe.__module__]

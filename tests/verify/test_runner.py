@@ -278,3 +278,19 @@ def test_only_a_must_failure_fails_the_run(cluster):
 
     assert run(cluster, probe("a", failing), level="SHOULD").exit_code == 0
     assert run(cluster, probe("a", failing), level="MUST").exit_code == 1
+
+
+def test_a_backed_off_wait_polls_soon_then_doubles_up_to_its_interval(cluster):
+    polls: list[float] = []
+
+    def body(ctx):
+        started = time.monotonic()
+        ctx.wait_for("never", lambda: polls.append(time.monotonic() - started), timeout=1.6,
+                     interval=0.8, first=0.1)
+        ctx.check("waited", True)
+        return ctx.passed("ok")
+
+    run(cluster, probe("a", body))
+    gaps = [b - a for a, b in zip(polls, polls[1:], strict=False)]
+    # 0.1, 0.2, 0.4, then the interval (0.8) until the timeout.
+    assert gaps[:4] == pytest.approx([0.1, 0.2, 0.4, 0.8], abs=0.09), gaps

@@ -56,14 +56,16 @@ LEGACY_GROUP = re.compile(r"Name:\s+(\S+)\s*\n\s*Health:\s+\w+\s+\(.*?cloudProvi
                           r"\s+\(minSize=(\d+),\s*maxSize=(\d+)\)", re.S)
 
 UNSCHEDULABLE_TIMEOUT = 120.0  # the scheduler marks the pod Unschedulable (seconds at most)
-# The WG suite allows 20 minutes for the scale-up (aicp issue 13, quoting the WG
-# cluster-autoscaling test; not in the stored test/ tree at af907ca): cold GPU nodes with a
-# driver install take 10-15 min on real clouds.
+# 20 minutes for the scale-up, as kOps' AI-conformance test allows (kubernetes/kops@268927e
+# tests/e2e/scenarios/ai-conformance/validators/scheduling-orchestration/clusterautoscaling/
+# clusterautoscaling_test.go: "40 * 30s = 20 minutes"; the WG's KAR-0055 names no figure):
+# cold GPU nodes with a driver install take 10-15 min on real clouds.
 SCALE_UP_TIMEOUT = 1200.0
 # scale-down-delay-after-add 10 min + scale-down-unneeded-time 10 min (cluster-autoscaler
-# FAQ.md defaults), plus the node's drain and deletion.
+# FAQ.md defaults), plus the node's drain and deletion; kOps allows 20 min (same file).
 SCALE_DOWN_TIMEOUT = 1500.0
-POLL = 10.0
+POLL = 10.0        # kOps polls every 30 s; here every 10 s once the wait has gone on,
+FIRST_POLL = 1.0   # after polls 1, 2, 4 and 8 s apart, so a fast autoscaler is seen at once
 MARGIN = 60.0  # requests, events and cleanup between the waits
 
 
@@ -131,7 +133,7 @@ class ClusterAutoscaling(Probe):
                 verdict = poll()
                 return verdict or state["unschedulable"] or _phase(state["pod"]) == "Running"
             ctx.wait_for("the GPU pod Unschedulable", pending, timeout=UNSCHEDULABLE_TIMEOUT,
-                         interval=POLL)
+                         interval=POLL, first=FIRST_POLL)
             at_max = _at_max(state)
             if at_max:
                 return ctx.error(f"pool {pool['name']} is at its maximum size, the autoscaler "
@@ -154,7 +156,7 @@ class ClusterAutoscaling(Probe):
                 state["node"] = (node, uid)
                 return uid is not None and uid not in before
             ran = ctx.wait_for("the GPU pod to run on a new node", on_new_node,
-                               timeout=SCALE_UP_TIMEOUT, interval=POLL)
+                               timeout=SCALE_UP_TIMEOUT, interval=POLL, first=FIRST_POLL)
             at_max = _at_max(state)
             if at_max:
                 return ctx.error(f"pool {pool['name']} is at its maximum size, the autoscaler "
@@ -196,7 +198,7 @@ class ClusterAutoscaling(Probe):
                 left["uids"] = _pool_uids(ctx, pool["labels"])
                 return set(left["uids"]) <= set(before)
             gone = ctx.wait_for("the pool back to its baseline", baseline,
-                                timeout=SCALE_DOWN_TIMEOUT, interval=POLL)
+                                timeout=SCALE_DOWN_TIMEOUT, interval=POLL, first=FIRST_POLL)
             if not ctx.check(f"pool {pool['name']} returns to its {len(before)} baseline nodes",
                              bool(gone), ", ".join(sorted(left["uids"].values()))):
                 return ctx.failed(f"GPU pool {pool['name']} scaled up but did not remove "

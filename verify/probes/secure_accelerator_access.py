@@ -12,9 +12,11 @@ nodes the container can open and ``nvidia-smi -L`` (see ``_pods``):
 4. a second one-GPU pod on that node, running while the first holds its GPU, sees a
    different device (UUID) than the first.
 
-Both GPU pods hold their GPU for ``HOLD`` seconds so that 3 and 4 run beside the first. Case 4 is
-judged only when both pods' containers ran at the same time (their status timestamps
-overlap): a GPU handed on after the first pod ended is no leak. DRA GPUs and
+The GPU pods hold their GPU after their checks until the probe has seen both holding in one
+pod list (or the second cannot be scheduled beside the first: then the first is deleted and
+the second runs alone), so the overlap is observed, not hoped for from a fixed sleep that a
+slow image pull outlasts. Case 4 is judged only when both pods held their GPU at the same
+time: a GPU handed on after the first pod ended is no leak. DRA GPUs and
 device-plugin-only nodes (GPU resources in allocatable, no DRA devices) each get all four
 cases; a cluster with both gets both. Pods that mount ``/dev/nvidia*`` from the host
 (``hostPath``) on GPU nodes are reported: such a pod reaches every GPU of its node
@@ -25,12 +27,20 @@ No GPU node: ERROR (a MUST that could not be exercised is not "not applicable").
 
 from __future__ import annotations
 
+import json
+
 from ..probe import Context, Probe
 from ..result import Result
 from . import _gpus, _pods
 
 POD_TIMEOUT = 300.0
-HOLD = 20  # seconds the first pod keeps its GPU while the pinned pods run
+HOLDING = "RESULT: HOLDING"  # a GPU pod has printed what it saw and now holds its GPU
+# At most this long, should the probe die before deleting it. ``sh`` as PID 1 ignores TERM
+# unless it traps it (the kernel sends PID 1 only signals it handles), hence the trap: a
+# deleted pod ends at once instead of after its grace period.
+HOLD_LIMIT = 600
+HOLD_SCRIPT = (f"trap 'exit 0' TERM; {_pods.PROBE_SCRIPT}; echo \"{HOLDING}\"; "
+               f"sleep {HOLD_LIMIT} & wait $!")
 # GPU nodes whose pods are read for hostPath mounts (one list call each, by field
 # selector, never every pod of the cluster); how many more were not read is recorded.
 MOUNT_SCAN_NODES = 32
@@ -136,12 +146,11 @@ class SecureAcceleratorAccess(Probe):
         """The four cases for one mechanism; ``holder`` is what a GPU container adds; the
         different-GPU case only where a unit is a whole device (``exclusive``)."""
         label = "a claim" if kind == "dra" else "a request"
-        hold = f"{_pods.PROBE_SCRIPT}; sleep {HOLD}"
         first, second, bare = f"{kind}-holding", f"{kind}-second", f"{kind}-without"
         with ctx.step(f"start a pod holding one GPU ({kind})"):
             _pods.gpu_pod(ctx, ns, first, [{"name": "with-gpu", **holder},
                                            {"name": "without-gpu"}],
-                          claims=claims, nodes=nodes, script=hold)
+                          claims=claims, nodes=nodes, script=HOLD_SCRIPT)
             pod = ctx.wait_for(f"pod {first} to be scheduled",
                                lambda: self._scheduled(ctx, ns, first),
                                timeout=POD_TIMEOUT, interval=1.0)
@@ -152,20 +161,23 @@ class SecureAcceleratorAccess(Probe):
             ctx.observe(f"{kind}Node", node)
         with ctx.step(f"start a second GPU pod and a pod without a GPU on {node}"):
             _pods.gpu_pod(ctx, ns, second, [{"name": "with-gpu", **holder}],
-                          claims=claims, nodes=[node], script=hold)
+                          claims=claims, nodes=[node], script=HOLD_SCRIPT)
             _pods.gpu_pod(ctx, ns, bare, [{"name": "main"}], nodes=[node])
-        finished = {}
-        with ctx.step("wait for the pods to finish"):
-            for name in (first, second, bare):
-                finished[name] = _pods.wait_finished(ctx, ns, name, POD_TIMEOUT)
-                if finished[name] is None:
-                    return ctx.error(f"pod {name} did not finish within {POD_TIMEOUT:g}s on "
-                                     f"node {node} (image pull or node problem)")
-        with ctx.step("read what each container saw"):
-            seen = {key: _pods.logs(ctx, ns, pod_name, container)
-                    for key, (pod_name, container) in {
-                        "holder": (first, "with-gpu"), "second container": (first, "without-gpu"),
-                        "second pod": (second, "with-gpu"), "bare pod": (bare, "main")}.items()}
+        with ctx.step("wait until every container has run its script"):
+            watch = _Holders(ctx, ns, {first: ("with-gpu", "without-gpu"),
+                                       second: ("with-gpu",), bare: ("main",)})
+            if not ctx.wait_for("the GPU pods holding and the bare pod finished", watch.settled,
+                                timeout=POD_TIMEOUT, interval=1.0):
+                late = next(n for n in (first, second, bare) if watch.state.get(n) not in
+                            ("holding", "done", "released"))
+                watch.release()
+                return ctx.error(f"pod {late} did not run its script within {POD_TIMEOUT:g}s "
+                                 f"on node {node} ({watch.state.get(late, 'not found')}: image "
+                                 "pull or node problem)")
+            watch.release()
+        seen = {key: watch.logs[(pod_name, container)] for key, (pod_name, container) in {
+            "holder": (first, "with-gpu"), "second container": (first, "without-gpu"),
+            "second pod": (second, "with-gpu"), "bare pod": (bare, "main")}.items()}
         gpus = {k: _pods.gpus_seen(v) for k, v in seen.items()}
         devs = {k: _pods.device_nodes(v) for k, v in seen.items()}
 
@@ -185,7 +197,8 @@ class SecureAcceleratorAccess(Probe):
                   observed("second pod"))
         mine, theirs = (_pods.device_uuids(seen["holder"]),
                         _pods.device_uuids(seen["second pod"]))
-        together = _overlap(finished[first] or {}, finished[second] or {})
+        together = watch.together or _overlap(watch.pods.get(first) or {},
+                                              watch.pods.get(second) or {})
         ctx.observe(f"{kind}Uuids", {"first": mine, "second": theirs, "concurrent": together})
         if together and exclusive:
             ctx.check("two pods holding a GPU at the same time see different GPUs",
@@ -219,3 +232,77 @@ class SecureAcceleratorAccess(Probe):
                         meta = pod["metadata"]
                         found.append(f"{meta.get('namespace')}/{meta['name']}: {path}")
         return sorted(found)
+
+
+class _Holders:
+    """The probe's pods as one list of its namespace shows them, polled by ``settled``.
+
+    A pod is ``holding`` once it runs and each container has printed ``HOLDING`` (its logs
+    are read then, while it runs), ``done`` once it ended (logs read then), ``unschedulable``
+    when the scheduler found no room for it, else ``pending``/``starting``. Two GPU pods seen
+    holding in the same list held their GPUs at the same time (``together``). A second GPU
+    pod that cannot be scheduled while the first holds (one GPU on the node) has the first
+    released, so it runs after it.
+    """
+
+    def __init__(self, ctx: Context, ns: str, containers: dict[str, tuple[str, ...]]):
+        self.ctx, self.ns, self.containers = ctx, ns, containers
+        self.first, self.second = list(containers)[:2]
+        self.state: dict[str, str] = {}
+        self.pods: dict[str, dict] = {}
+        self.logs: dict[tuple[str, str], str] = {}
+        self.together = False
+        self.released: set[str] = set()
+
+    def settled(self) -> bool:
+        listed = {p["metadata"]["name"]: p for p in self.ctx.kube.request(
+            "GET", f"/api/v1/namespaces/{self.ns}/pods").get("items", [])}
+        for name in self.containers:
+            if name not in self.released and name in listed:
+                self.pods[name] = listed[name]
+                self.state[name] = self._state(name, listed[name])
+        if self.state.get(self.first) == self.state.get(self.second) == "holding":
+            self.together = True
+        if (self.state.get(self.second) == "unschedulable"
+                and self.state.get(self.first) == "holding"):
+            self.ctx.log(f"pod {self.second} cannot be scheduled while {self.first} holds its "
+                         f"GPU: releasing {self.first}")
+            self.release([self.first])
+        return all(self.state.get(n) in ("holding", "done", "released") for n in self.containers)
+
+    def _state(self, name: str, pod: dict) -> str:
+        status = pod.get("status") or {}
+        phase = status.get("phase", "Pending")
+        if phase in ("Succeeded", "Failed"):
+            for container in self.containers[name]:
+                if (name, container) not in self.logs:
+                    self.logs[(name, container)] = _pods.logs(self.ctx, self.ns, name,
+                                                              container)
+            return "done"
+        if phase == "Running" and all(
+                "running" in (cs.get("state") or {})
+                for cs in status.get("containerStatuses") or [{}]):
+            if name not in (self.first, self.second):
+                return "starting"  # the bare pod never holds: it is done when it ends
+            for container in self.containers[name]:
+                if HOLDING not in self.logs.get((name, container), ""):
+                    self.logs[(name, container)] = _pods.logs(self.ctx, self.ns, name,
+                                                              container)
+            ready = all(HOLDING in self.logs[(name, c)] for c in self.containers[name])
+            return "holding" if ready else "starting"
+        if any(c.get("type") == "PodScheduled" and c.get("status") == "False"
+               and c.get("reason") == "Unschedulable" for c in status.get("conditions") or []):
+            return "unschedulable"
+        return "pending"
+
+    def release(self, names: list[str] | None = None) -> None:
+        """Delete the holding GPU pods (all still holding when ``names`` is None)."""
+        names = [n for n in (names or [self.first, self.second])
+                 if self.state.get(n) != "done" and n not in self.released]
+        for name in names:
+            if name in self.pods:
+                self.ctx.artifact(f"pod-{name}.json", json.dumps(self.pods[name], indent=2))
+        self.released.update(names)
+        self.state.update({n: "released" for n in names})
+        self.ctx.cleanup.unwind(only=[o for o in self.ctx.cleanup.pending()
+                                      if o.kind == "Pod" and o.name in names])

@@ -228,9 +228,15 @@ class GpuRuntime:
                 out.append("RESULT: NVIDIA_SMI=")
         elif "nvidia-smi" in text:
             out += smi_lines(given) if given else ["sh: nvidia-smi: not found"]
+        # Literal ``echo "..."`` run unconditionally after the checks (secure_accelerator_
+        # access's HOLDING line); one inside an if/else branch is not emulated.
+        tail = text.rsplit("nvidia-smi", 1)[-1]
+        if not re.search(r"\b(if|else|fi)\b", tail):
+            out += _LITERAL_ECHO.findall(tail)
         return "".join(line + "\n" for line in out)
 
 
+_LITERAL_ECHO = re.compile(r'echo "([^"$]*)"')
 nvidia_smi_logs = GpuRuntime()
 
 
@@ -242,7 +248,10 @@ def sandbox_kernel(pod: dict, container: str, kube) -> str:
     return ((node.get("status") or {}).get("nodeInfo") or {}).get("kernelVersion", "") + "\n"
 
 
-_TRAILING_SLEEP = re.compile(r"(?:^|;|&&|\n)\s*sleep\s+(\d+)\s*$")
+# ``sleep N`` last, or ``sleep N & wait $!`` (a script that traps TERM sleeps in the
+# background so the trap runs at once).
+_TRAILING_SLEEP = re.compile(r"(?:^|;|&&|\n)\s*sleep\s+(\d+)"
+                            r"(?:\s*&\s*wait(?:\s+\$!)?)?\s*$")
 
 
 def trailing_sleep(pod: dict) -> int:
