@@ -215,7 +215,7 @@ def test_karpenter_nodepools_grow_their_gpu_pool(kubeapi, kubeconfig):
 
 def test_its_default_waits_follow_real_clouds_and_set_its_timeout(monkeypatch):
     monkeypatch.undo()
-    # 2 min Unschedulable + 20 min scale-up (WG) + 1 min; --long adds 25 min scale-down.
+    # 2 min Unschedulable + 20 min scale-up (kOps) + 1 min; --long adds 25 min scale-down.
     assert ClusterAutoscaling.budget(Settings("ca1", "1.35")) == 1380.0
     assert ClusterAutoscaling.budget(Settings("ca1", "1.35", long=True)) == 2880.0
 
