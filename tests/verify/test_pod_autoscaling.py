@@ -15,6 +15,7 @@ from aicp.verify.probes import pod_autoscaling
 from aicp.verify.probes.pod_autoscaling import PodAutoscaling
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
+from tests.kubeapi.controllers.base import Controller
 from tests.kubeapi.controllers.hpa import HorizontalPodAutoscalers
 from tests.kubeapi.custom_metrics import CustomMetrics, gpu_util, runs_compute
 from tests.verify.conftest import planned
@@ -117,6 +118,50 @@ def test_a_gpu_metric_that_stays_idle_under_the_load_cannot_decide(kubeapi, kube
                                     "under an n-body compute load within 1s "
                                     "(DCGM_FI_DEV_GPU_UTIL 0 -> 0)")
     assert checks(result)["a metric rises under the GPU load"][0] is False
+
+
+class LoadCannotStart(Controller):
+    """containerd's answer to a binary of the wrong architecture: the loaded container never
+    starts (runc's execve fails: StartError, exit code 128) and the kubelet backs off."""
+
+    name, watches = "load-cannot-start", ("pods",)
+
+    def sync(self, kube) -> None:
+        for found in kube.list("pods", labels=f"{pod_autoscaling.LOAD_LABEL}=on"):
+            statuses = (found.get("status") or {}).get("containerStatuses") or []
+            if found["status"].get("phase") != "Running" or "waiting" in statuses[0]["state"]:
+                continue
+
+            def crash(p: dict) -> None:
+                cs = p["status"]["containerStatuses"][0]
+                cs.update(ready=False, started=False, restartCount=3, state={"waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": "back-off 40s restarting failed container"}},
+                    lastState={"terminated": {
+                        "exitCode": 128, "reason": "StartError",
+                        "message": "failed to create containerd task: exec: \"nbody\": exec "
+                                   "format error"}})
+            kube.mutate("pods", found["metadata"]["name"], crash,
+                        found["metadata"]["namespace"], status=True)
+
+
+# A load that never runs is not the metrics pipeline's fault: ERROR with the kubelet's words,
+# and on an arm64 node the reported n-body arm64 caveat; amd64 GPU nodes are preferred.
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_load_that_cannot_start_is_an_error_naming_why_not_a_metrics_fault(kubeapi,
+                                                                              kubeconfig):
+    CustomMetrics({"DCGM_FI_DEV_GPU_UTIL": gpu_util}).install(kubeapi)
+    for node in kubeapi.list("nodes"):
+        kubeapi.mutate("nodes", node["metadata"]["name"],
+                       lambda n: n["metadata"]["labels"].update({"kubernetes.io/arch": "arm64"}))
+    kubeapi.add(LoadCannotStart())
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert result.reason.startswith("the n-body load did not run (pod gpu-load-"), result.reason
+    assert "CrashLoopBackOff, exit code 128, StartError, failed to create containerd task" in \
+        result.reason
+    assert "the node is arm64" in result.reason
+    assert "metrics pipeline" not in result.reason
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)

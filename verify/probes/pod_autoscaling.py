@@ -119,11 +119,22 @@ class PodAutoscaling(Probe):
                                  f"(image {ctx.image('cuda-nbody')} not pulled, or no GPU free)")
             loaded: dict[tuple[str, str], float] = {}
 
+            broken: dict[str, str] = {}
+
             def rose() -> bool:
+                failure = _load_failure(ctx, ns)
+                if failure:
+                    broken["why"] = failure
+                    return True
                 loaded.update(_sample(ctx, apis, ns, "on"))
                 return bool(_risen(baseline, loaded))
             ctx.wait_for("a metric above its idle value", rose, timeout=METRIC_TIMEOUT,
                          interval=POLL)
+            if broken:
+                # Not the metrics pipeline's fault: the load never ran, so nothing could rise.
+                return ctx.error(f"the n-body load did not run ({broken['why']}): "
+                                 f"{ctx.image('cuda-nbody')} could not run a CUDA load there, "
+                                 "so no metric could follow it")
             ctx.observe("loaded", _shown(loaded))
             risen = _risen(baseline, loaded)
             if not ctx.check("a metric rises under the GPU load", bool(risen),
@@ -228,7 +239,13 @@ def _gpu_resource(ctx: Context) -> str | None:
 def _deployment(ctx: Context, ns: str, resource: str | None) -> dict:
     container: dict = {"name": "load", "image": ctx.image("cuda-nbody"), **IDLE}
     spec: dict = {"terminationGracePeriodSeconds": 0, "tolerations": [{"operator": "Exists"}],
-                  "containers": [container]}
+                  "containers": [container],
+                  # amd64 first where there is a choice: see ARM64_NOTE.
+                  "affinity": {"nodeAffinity": {
+                      "preferredDuringSchedulingIgnoredDuringExecution": [{
+                          "weight": 100, "preference": {"matchExpressions": [{
+                              "key": "kubernetes.io/arch", "operator": "In",
+                              "values": ["amd64"]}]}}]}}}
     if resource:
         container["resources"] = {"limits": {resource: "1"}}
     else:
@@ -266,6 +283,49 @@ def _switch(ctx: Context, ns: str, load: str) -> None:
 
 def _selector(load: str) -> str:
     return f"{APP_LABEL}=gpu-load,{LOAD_LABEL}={load}"
+
+
+# Why a container is not running its command, as the kubelet words it in
+# containerStatuses[].state.waiting.reason (kubernetes pkg/kubelet/container/sync_result.go:
+# CrashLoopBackOff, RunContainerError; pkg/kubelet/images/types.go: ErrImagePull,
+# ImagePullBackOff, InvalidImageName; kuberuntime: CreateContainerError,
+# CreateContainerConfigError) or containerd's terminated reason StartError.
+BROKEN = ("CrashLoopBackOff", "StartError", "RunContainerError", "CreateContainerError",
+          "CreateContainerConfigError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName")
+# n-body's arm64 manifest entry is reported to carry an x86-64 binary (images.py).
+ARM64_NOTE = ("; the node is arm64, where the n-body tag's arm64 entry is reported to hold an "
+              "x86-64 binary (see verify/images.py): an amd64 GPU node is preferred when the "
+              "cluster has one")
+
+
+def _load_failure(ctx: Context, ns: str) -> str | None:
+    """What the kubelet says is wrong with a loaded pod's container, when it crashed, could
+    not start or could not be pulled; a clean exit (n-body finished) is no failure."""
+    pods = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods",
+                            query={"labelSelector": _selector("on")}).get("items", [])
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            ended = ((cs.get("state") or {}).get("terminated")
+                     or (cs.get("lastState") or {}).get("terminated") or {})
+            if waiting.get("reason") not in BROKEN and ended.get("exitCode") in (0, None):
+                continue
+            words = [waiting.get("reason"),
+                     f"exit code {ended['exitCode']}" if ended.get("exitCode") else None,
+                     ended.get("reason"), ended.get("message") or waiting.get("message")]
+            node = (pod.get("spec") or {}).get("nodeName") or "no node"
+            arch = _arch(ctx, node)
+            return (f"pod {pod['metadata']['name']} on {node}: "
+                    + ", ".join(w for w in words if w) + (ARM64_NOTE if arch == "arm64" else ""))
+    return None
+
+
+def _arch(ctx: Context, node: str) -> str:
+    try:
+        found = ctx.kube.request("GET", f"/api/v1/nodes/{node}")
+    except ApiException:
+        return ""
+    return ((found.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/arch", "")
 
 
 def _running(ctx: Context, ns: str, load: str) -> bool:
