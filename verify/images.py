@@ -1,10 +1,10 @@
 """The images probes run, pinned by digest, and their rewriting to a mirror registry.
 
-Digests are the multi-arch index digests of the upstream tags, as published on Docker Hub
-and cited by several independent public repositories (checked when this catalog was
-written, not re-resolved here: there is no registry access from the build); each entry names
-its sources, and the exceptions (Ray: single-arch tags) say so. Bump a tag and its digest
-together and re-check both properties with a registry client:
+Every entry is the multi-arch index digest of its upstream tag (amd64 and arm64 both in the
+index, so no probe pins a pod to one architecture), and its comment names two independent
+public sources for that digest. The digests were checked when this catalog was written, not
+re-resolved here: there is no registry access from the build. Bump a tag and its digest
+together, and re-check both properties with a registry client:
 
     crane digest docker.io/library/busybox:1.36.1          # the index digest pinned here
     crane manifest docker.io/library/busybox:1.36.1 | jq '.manifests[].platform'
@@ -17,6 +17,8 @@ import re
 
 CATALOG: dict[str, str] = {
     # nvidia-smi -L lists the GPUs a container can see (secure_accelerator_access, DRA).
+    # Sources: a ``docker pull`` log printing "Digest: sha256:0f6b..." for the tag, and a
+    # run report naming it the tag's repository digest (public GitHub files).
     "cuda": "docker.io/nvidia/cuda:12.4.1-base-ubuntu22.04"
             "@sha256:0f6bfcbf267e65123bcc2287e2153dedfc0f24772fb5ce84afe16ac4b2fada95",
     # A real CUDA compute load for pod_autoscaling: the CUDA samples' n-body (``nbody`` on the
@@ -28,24 +30,18 @@ CATALOG: dict[str, str] = {
     # x86-64 binary in its arm64 tag", #4565): on arm64 GPU nodes mirror a rebuilt image.
     "cuda-nbody": "nvcr.io/nvidia/k8s/cuda-sample:nbody"
                   "@sha256:59261e419d6d48a772aad5bb213f9f1588fcdb042b115ceb7166c89a51f03363",
-    # sleep/sh for pods that only need to be scheduled (gang scheduling, autoscaling).
+    # sleep/sh for pods that only need to be scheduled (gang scheduling, autoscaling) or
+    # only need to run (robust_controller's Ray head). Sources: a ``crane digest`` capture
+    # after ``crane copy busybox:1.36`` in a public ops log, and public scripts pinning
+    # ``docker.io/library/busybox:1.36.1@sha256:73aa...``.
     "busybox": "docker.io/library/busybox:1.36.1"
                "@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662",
-    # HTTP requests from inside the cluster (metrics endpoints, Gateway routes).
+    # HTTP requests from inside the cluster (metrics endpoints, Gateway routes). Sources: a
+    # ``docker images --digests`` listing of ``curlimages/curl:8.11.1`` and public scripts
+    # pinning ``curlimages/curl:8.11.1@sha256:c1fe...``.
     "curl": "docker.io/curlimages/curl:8.11.1"
             "@sha256:c1fe1679c34d9784c1b0d1e5f62ac0a79fca01fb6377cdd33e90473c6f9f9a69",
-    # A Ray head for the RayCluster robust_controller reconciles. Not a multi-arch index:
-    # rayproject/ray publishes arm64 as separate "-aarch64" tags and no combined manifest
-    # (ray-project/ray#31966, #39364 and #41727 open, #52475 closed as their duplicate), so
-    # robust_controller keeps the head on amd64 nodes (RAY_ARCH). One public source only
-    # for this digest: a kubelet-reported imageID of a pod running the tag; re-check it
-    # with crane before relying on it.
-    "ray": "docker.io/rayproject/ray:2.46.0"
-           "@sha256:764d7d4bf276143fac2fe322fe41593bb36bbd4dbe7fe9a2d94b67acb736eae3",
 }
-
-# The only architecture rayproject/ray's plain tags are built for (see CATALOG["ray"]).
-RAY_ARCH = "amd64"
 
 _MIRROR = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$")
 
@@ -69,18 +65,6 @@ def mirrored(image: str, mirror: str | None) -> str:
                           "e.g. registry.local:5000/dockerhub")
     _, _, path = image.partition("/")
     return f"{mirror}/{path}"
-
-
-_VERSION = re.compile(r"^\d+(\.\d+)*")
-
-
-def tag_version(image: str) -> str:
-    """The release a tag names, from the tag alone: ``2.46.0`` for
-    ``host:5000/hub/rayproject/ray:2.46.0-py311@sha256:…`` (a mirror's port is no tag)."""
-    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
-    _, _, tag = name.partition(":")
-    match = _VERSION.match(tag)
-    return match.group(0) if match else ""
 
 
 def catalog(mirror: str | None = None) -> dict[str, str]:

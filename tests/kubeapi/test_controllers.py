@@ -198,3 +198,89 @@ def test_every_gpu_node_of_the_conformant_platform_serves_dcgm_metrics_added_one
             text = core.connect_get_namespaced_pod_proxy_with_path(
                 f"{exporter.metadata.name}:9400", "gpu-operator", "metrics")
             assert f'DCGM_FI_DEV_GPU_UTIL{{gpu="7",UUID="GPU-{node}-07"' in text
+
+
+# KubeRay v1.7.0 ray-operator/controllers/ray/common/pod.go: BuildPod replaces the head's
+# command unless ray.io/overwrite-container-cmd is "true" or it already runs "ray start";
+# initLivenessAndReadinessProbe injects Ray health probes where the container has none.
+BUSYBOX = "docker.io/library/busybox:1.36.1@sha256:" + "7" * 64
+RAY_IMAGE = "registry.local:5000/hub/rayproject/ray:2.46.0@sha256:" + "7" * 64
+
+
+def ray_cluster(name: str, image: str = BUSYBOX, *, overwrite: str | None = None,
+                probes: bool = False) -> dict:
+    container: dict = {"name": "ray-head", "image": image,
+                       "command": ["sh", "-c", "sleep 3600"]}
+    if probes:
+        container |= {"readinessProbe": {"exec": {"command": ["true"]}},
+                      "livenessProbe": {"exec": {"command": ["true"]}}}
+    meta: dict = {"name": name, "namespace": "default"}
+    if overwrite is not None:
+        meta["annotations"] = {"ray.io/overwrite-container-cmd": overwrite}
+    return {"apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": meta,
+            "spec": {"headGroupSpec": {"rayStartParams": {}, "template": {
+                "spec": {"containers": [container]}}}}}
+
+
+def reconciled(kubeapi, name: str) -> tuple[dict, dict]:
+    """The RayCluster and its head pod once the emulated KubeRay and kubelet are done."""
+    pod = wait_for(lambda: next(iter(kubeapi.list("pods", "default",
+                                                  labels=f"ray.io/cluster={name}")), None))
+    wait_for(lambda: (kubeapi.find("pods", pod["metadata"]["name"], "default")
+                      .get("status") or {}).get("phase") == "Running")
+    kubeapi.settle()
+    time.sleep(0.6)  # a resync of every controller
+    kubeapi.settle()
+    return (kubeapi.find("rayclusters.ray.io", name, "default"),
+            kubeapi.find("pods", pod["metadata"]["name"], "default"))
+
+
+def ready_condition(pod: dict) -> str:
+    return next(c["status"] for c in pod["status"]["conditions"] if c["type"] == "Ready")
+
+
+def test_kuberay_replaces_a_busybox_heads_command_and_it_never_becomes_ready(kubeapi):
+    kubeapi.create(ray_cluster("plain", probes=True))
+    rc, pod = reconciled(kubeapi, "plain")
+    [container] = pod["spec"]["containers"]
+    assert container["command"] == ["/bin/bash", "-c", "--"]
+    assert container["args"][0].startswith(" sh  -c  sleep 3600  && ulimit -n "
+                                           "${RAY_START_ULIMIT_OPEN_FILES:-65536}; ray start "
+                                           "--head  --block ")
+    [status] = pod["status"]["containerStatuses"]
+    assert status["state"]["waiting"]["reason"] == "CrashLoopBackOff" and not status["ready"]
+    assert ready_condition(pod) == "False"
+    assert (rc.get("status") or {}).get("state") != "ready"
+
+
+def test_an_overwritten_command_without_its_own_probes_gets_rays_and_stays_unready(kubeapi):
+    kubeapi.create(ray_cluster("noprobe", overwrite="TRUE"))  # case-insensitive
+    rc, pod = reconciled(kubeapi, "noprobe")
+    [container] = pod["spec"]["containers"]
+    assert container["command"] == ["sh", "-c", "sleep 3600"]
+    assert container["readinessProbe"]["exec"]["command"][:2] == ["bash", "-c"]
+    assert "api/gcs_healthz" in container["readinessProbe"]["exec"]["command"][2]
+    assert ready_condition(pod) == "False"
+    assert "running" in pod["status"]["containerStatuses"][0]["state"]  # only the probe fails
+    assert (rc.get("status") or {}).get("state") != "ready"
+
+
+def test_an_overwritten_command_with_its_own_probes_runs_busybox_to_ready(kubeapi):
+    kubeapi.create(ray_cluster("busybox", overwrite="true", probes=True))
+    rc, pod = reconciled(kubeapi, "busybox")
+    assert pod["spec"]["containers"][0]["command"] == ["sh", "-c", "sleep 3600"]
+    assert pod["metadata"]["annotations"]["ray.io/overwrite-container-cmd"] == "true"
+    assert ready_condition(pod) == "True"
+    assert rc["status"]["state"] == "ready"
+    assert {c["type"]: c["status"] for c in rc["status"]["conditions"]} == {
+        "HeadPodReady": "True", "RayClusterProvisioned": "True"}
+
+
+def test_a_ray_image_runs_the_generated_command_and_injected_probes_to_ready(kubeapi):
+    kubeapi.create(ray_cluster("ray", RAY_IMAGE))
+    rc, pod = reconciled(kubeapi, "ray")
+    [container] = pod["spec"]["containers"]
+    assert container["command"] == ["/bin/bash", "-c", "--"]
+    assert container["livenessProbe"]["exec"]["command"][0] == "bash"
+    assert ready_condition(pod) == "True"
+    assert rc["status"]["state"] == "ready"

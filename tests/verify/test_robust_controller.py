@@ -66,6 +66,62 @@ def test_operator_ready_webhook_denies_and_a_raycluster_reconciles(kubeapi, kube
     no_leftovers(kubeapi, report)
 
 
+def arm64_only(kubeapi) -> None:
+    """Every node arm64: rayproject/ray's plain tags (amd64 only) could run on none."""
+    for node in kubeapi.list("nodes"):
+        def relabel(n: dict) -> None:
+            n["metadata"]["labels"]["kubernetes.io/arch"] = "arm64"
+            n["status"]["nodeInfo"]["architecture"] = "arm64"
+        kubeapi.mutate("nodes", node["metadata"]["name"], relabel)
+
+
+def head_pods(kubeapi) -> dict[str, dict]:
+    """The head pods the emulated KubeRay creates from now on, by name, as last written."""
+    seen: dict[str, dict] = {}
+
+    def record(event) -> None:
+        if (event.obj["metadata"].get("labels") or {}).get("ray.io/node-type") == "head":
+            seen[event.obj["metadata"]["name"]] = event.obj
+    kubeapi.on("pods", record)
+    return seen
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_the_head_runs_on_arm64_only_nodes_where_kuberay_keeps_its_command(kubeapi,
+                                                                         kubeconfig):
+    # Before: the head was the amd64-only Ray image pinned to amd64 nodes; here it could not
+    # be scheduled (ERROR). The emulated KubeRay replaces a command without the
+    # ray.io/overwrite-container-cmd annotation and injects Ray health probes where none
+    # are set (pod.go BuildPod, v1.7.0): busybox becomes ready only with both avoided.
+    arm64_only(kubeapi)
+    heads = head_pods(kubeapi)
+    result, report = run(kubeconfig, kubeapi)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert "state=ready" in checks(result)["a RayCluster reconciles to ready"][1]
+    [head] = heads.values()
+    node = kubeapi.find("nodes", head["spec"]["nodeName"])
+    assert node["metadata"]["labels"]["kubernetes.io/arch"] == "arm64"
+    [container] = head["spec"]["containers"]
+    assert container["image"] == images.CATALOG["busybox"]
+    assert container["command"] == ["sh", "-c", "sleep 3600"]  # not /bin/bash ... ray start
+    assert "nodeSelector" not in head["spec"]
+    no_leftovers(kubeapi, report)
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_head_whose_command_kuberay_replaces_is_an_error_naming_the_image(kubeapi,
+                                                                            kubeconfig,
+                                                                            monkeypatch):
+    # Without the annotation KubeRay runs "/bin/bash -c -- ...; ray start --head": busybox
+    # has neither, the head backs off, and the reason names the image to check.
+    monkeypatch.setattr(robust_controller, "OVERWRITE_CMD", "example.com/not-kuberays")
+    result, report = run(kubeconfig, kubeapi)
+    assert result.verdict is Verdict.ERROR
+    assert "CrashLoopBackOff" in result.reason
+    assert result.reason.endswith(f"that {images.CATALOG['busybox']} can be pulled")
+    no_leftovers(kubeapi, report)
+
+
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1, kuberay=KubeRay(admit_all=True))
 def test_a_webhook_that_admits_invalid_objects_fails(kubeapi, kubeconfig):
     result, report = run(kubeconfig, kubeapi)
