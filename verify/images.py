@@ -27,12 +27,15 @@ CATALOG: dict[str, str] = {
     # and a kubelet-reported Image ID of a pod running the tag (``kubectl describe pod``
     # capture of 2026-01-09 in a public GitHub markdown file). Caveat: the tag's arm64 entry
     # is reported to carry an x86-64 binary (NVIDIA/NemoClaw, "cuda-sample:nbody packs an
-    # x86-64 binary in its arm64 tag", #4565): on arm64 GPU nodes mirror a rebuilt image.
+    # x86-64 binary in its arm64 tag", #4565), so pod_autoscaling prefers amd64 GPU nodes and,
+    # on an arm64 node where the load cannot start, says so in its ERROR.
     "cuda-nbody": "nvcr.io/nvidia/k8s/cuda-sample:nbody"
                   "@sha256:59261e419d6d48a772aad5bb213f9f1588fcdb042b115ceb7166c89a51f03363",
     # sleep/sh for pods that only need to be scheduled (gang scheduling, autoscaling) or
     # only need to run (robust_controller's Ray head). Sources: a ``crane digest`` capture
-    # after ``crane copy busybox:1.36`` in a public ops log, and public scripts pinning
+    # after ``crane copy busybox:1.36`` in a public ops log, a kubelet-reported Image ID
+    # ``docker.io/library/busybox@sha256:73aa...`` of a containerd pod running
+    # ``busybox:1.36`` (``kubectl describe pod`` capture), and public scripts pinning
     # ``docker.io/library/busybox:1.36.1@sha256:73aa...``.
     "busybox": "docker.io/library/busybox:1.36.1"
                "@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662",
