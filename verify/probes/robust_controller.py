@@ -96,7 +96,9 @@ def _ray_cluster(ctx: Context, name: str, workers: Sequence[str] = ()) -> dict:
     """A head-only RayCluster (plus ``workers`` groups of zero replicas) whose head runs
     busybox (module doc), Pod Security "restricted"-compatible, small resources."""
     container = {
-        "name": "ray-head", "image": ctx.image("busybox"), "command": ["sh", "-c", "sleep 3600"],
+        # sh as PID 1 ignores TERM unless it traps it: a deleted head ends at once.
+        "name": "ray-head", "image": ctx.image("busybox"),
+        "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait $!"],
         "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 2},
         "livenessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 10},
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
