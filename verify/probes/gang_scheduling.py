@@ -56,7 +56,10 @@ KUEUE_NAMESPACES = ("kueue-system", "kueue")
 
 GANG_PODS = 4            # pods of job (a), one GPU each (fewer when the free quota is smaller)
 # aicr (NVIDIA/aicr@bc05c6b pkg/defaults/timeouts.go) gives gang pods GangTestPodTimeout
-# 5 min to complete; the WG test (KAR-0053) leaves the negative case's wait configurable.
+# 5 min to complete, each pulling a CUDA image; kOps waits 300 s for its Kueue job to
+# complete (kubernetes/kops@268927e tests/e2e/scenarios/ai-conformance/validators/
+# scheduling-orchestration/gangscheduling/gangscheduling_test.go). These pods are busybox,
+# so 2 min. The WG test (KAR-0053) leaves the negative case's wait configurable.
 ADMIT_TIMEOUT = 120.0    # (a) admitted and all of its pods Running (small pods, free quota)
 OVER_QUOTA_WAIT = 30.0   # (b) watched for pods starting
 RELEASE_TIMEOUT = 120.0  # (c) (b) admitted once (a) is gone
