@@ -80,6 +80,13 @@ def wait_finished(ctx: Context, ns: str, name: str, timeout: float) -> dict | No
     return pod
 
 
+def unschedulable(pod: dict) -> bool:
+    """The scheduler found no node for the pod (PodScheduled False, reason Unschedulable)."""
+    return any(c.get("type") == "PodScheduled" and c.get("status") == "False"
+               and c.get("reason") == "Unschedulable"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
 def logs(ctx: Context, ns: str, pod: str, container: str) -> str:
     text = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods/{pod}/log",
                             query={"container": container}, text=True)

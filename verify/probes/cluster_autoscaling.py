@@ -124,7 +124,7 @@ class ClusterAutoscaling(Probe):
                 if any(AT_MAX.search(e) for e in state["events"]):
                     return "at max"
                 failed = [e for e in state["events"] if e.startswith("FailedScheduling")]
-                if not state["unschedulable"] and (_unschedulable(state["pod"]) or failed):
+                if not state["unschedulable"] and (_pods.unschedulable(state["pod"]) or failed):
                     state["unschedulable"] = True
                     state["why"] = failed[0] if failed else _pod_state(state["pod"])
                 return False
@@ -413,12 +413,6 @@ def _pending_pod(ctx: Context, ns: str, pool: dict, existing: list[str]) -> dict
 
 def _phase(pod: dict) -> str:
     return (pod.get("status") or {}).get("phase", "Pending")
-
-
-def _unschedulable(pod: dict) -> bool:
-    return any(c.get("type") == "PodScheduled" and c.get("status") == "False"
-               and c.get("reason") == "Unschedulable"
-               for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 def _pod_state(pod: dict) -> str:

@@ -330,7 +330,7 @@ def _arch(ctx: Context, node: str) -> str:
         found = ctx.kube.request("GET", f"/api/v1/nodes/{node}")
     except ApiException:
         return ""
-    return ((found.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/arch", "")
+    return _gpus.labels(found).get("kubernetes.io/arch", "")
 
 
 def _running(ctx: Context, ns: str, load: str) -> bool:

@@ -168,8 +168,8 @@ class SecureAcceleratorAccess(Probe):
                                        second: ("with-gpu",), bare: ("main",)})
             if not ctx.wait_for("the GPU pods holding and the bare pod finished", watch.settled,
                                 timeout=POD_TIMEOUT, interval=1.0):
-                late = next(n for n in (first, second, bare) if watch.state.get(n) not in
-                            ("holding", "done", "released"))
+                late = next(n for n in (first, second, bare)
+                            if watch.state.get(n) not in _Holders.SETTLED)
                 watch.release()
                 return ctx.error(f"pod {late} did not run its script within {POD_TIMEOUT:g}s "
                                  f"on node {node} ({watch.state.get(late, 'not found')}: image "
@@ -245,6 +245,8 @@ class _Holders:
     released, so it runs after it.
     """
 
+    SETTLED = ("holding", "done", "released")  # what each pod must be before the checks
+
     def __init__(self, ctx: Context, ns: str, containers: dict[str, tuple[str, ...]]):
         self.ctx, self.ns, self.containers = ctx, ns, containers
         self.first, self.second = list(containers)[:2]
@@ -252,13 +254,12 @@ class _Holders:
         self.pods: dict[str, dict] = {}
         self.logs: dict[tuple[str, str], str] = {}
         self.together = False
-        self.released: set[str] = set()
 
     def settled(self) -> bool:
         listed = {p["metadata"]["name"]: p for p in self.ctx.kube.request(
             "GET", f"/api/v1/namespaces/{self.ns}/pods").get("items", [])}
         for name in self.containers:
-            if name not in self.released and name in listed:
+            if self.state.get(name) != "released" and name in listed:
                 self.pods[name] = listed[name]
                 self.state[name] = self._state(name, listed[name])
         if self.state.get(self.first) == self.state.get(self.second) == "holding":
@@ -268,7 +269,7 @@ class _Holders:
             self.ctx.log(f"pod {self.second} cannot be scheduled while {self.first} holds its "
                          f"GPU: releasing {self.first}")
             self.release([self.first])
-        return all(self.state.get(n) in ("holding", "done", "released") for n in self.containers)
+        return all(self.state.get(n) in self.SETTLED for n in self.containers)
 
     def _state(self, name: str, pod: dict) -> str:
         status = pod.get("status") or {}
@@ -290,19 +291,17 @@ class _Holders:
                                                               container)
             ready = all(HOLDING in self.logs[(name, c)] for c in self.containers[name])
             return "holding" if ready else "starting"
-        if any(c.get("type") == "PodScheduled" and c.get("status") == "False"
-               and c.get("reason") == "Unschedulable" for c in status.get("conditions") or []):
+        if _pods.unschedulable(pod):
             return "unschedulable"
         return "pending"
 
     def release(self, names: list[str] | None = None) -> None:
         """Delete the holding GPU pods (all still holding when ``names`` is None)."""
         names = [n for n in (names or [self.first, self.second])
-                 if self.state.get(n) != "done" and n not in self.released]
+                 if self.state.get(n) not in ("done", "released")]
         for name in names:
             if name in self.pods:
                 self.ctx.artifact(f"pod-{name}.json", json.dumps(self.pods[name], indent=2))
-        self.released.update(names)
         self.state.update({n: "released" for n in names})
         self.ctx.cleanup.unwind(only=[o for o in self.ctx.cleanup.pending()
                                       if o.kind == "Pod" and o.name in names])

@@ -191,6 +191,9 @@ def all_node_gpus(kube, pod: dict, container: str) -> list[dict]:
     return [_plugin_device(node, GPU_RESOURCE, i) for i in range(count)]
 
 
+_LITERAL_ECHO = re.compile(r'echo "([^"$]*)"')
+
+
 class GpuRuntime:
     """The NVIDIA container runtime as the GPU probes' commands see it (module doc).
 
@@ -236,7 +239,6 @@ class GpuRuntime:
         return "".join(line + "\n" for line in out)
 
 
-_LITERAL_ECHO = re.compile(r'echo "([^"$]*)"')
 nvidia_smi_logs = GpuRuntime()
 
 
