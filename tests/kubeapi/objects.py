@@ -109,6 +109,30 @@ def dranet_slice(node_name: str, nics: int = 2) -> dict:
                          for i in range(1, nics + 1)]}}
 
 
+def crd(group: str, version: str, kind: str, plural: str, *, namespaced: bool = True,
+        status: bool = True, spec_schema: dict | None = None) -> dict:
+    """An Established CRD of one served version. Its schema keeps unknown fields (enough
+    for discovery and CRUD); ``spec_schema`` makes ``spec`` stricter where a probe relies
+    on the API server refusing an object."""
+    schema: dict = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    if spec_schema is not None:
+        schema = {"type": "object", "properties": {
+            "spec": spec_schema,
+            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{plural}.{group}"},
+            "spec": {"group": group, "scope": "Namespaced" if namespaced else "Cluster",
+                     "names": {"kind": kind, "plural": plural, "singular": kind.lower(),
+                               "listKind": f"{kind}List"},
+                     "versions": [{"name": version, "served": True, "storage": True,
+                                   **({"subresources": {"status": {}}} if status else {}),
+                                   "schema": {"openAPIV3Schema": schema}}]},
+            "status": {"conditions": [{"type": "Established", "status": "True",
+                                       "reason": "InitialNamesAccepted", "message": "",
+                                       "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                       "acceptedNames": {"kind": kind, "plural": plural}}}
+
+
 def runtime_class(name: str, handler: str, scheduling: dict | None = None) -> dict:
     rc = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
           "metadata": {"name": name}, "handler": handler}

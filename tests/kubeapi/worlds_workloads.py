@@ -19,26 +19,6 @@ from .controllers.autoscaler import (
 )
 from .scenarios import gpu_node_objects
 
-
-def minimal_crd(group: str, version: str, kind: str, plural: str, *,
-                namespaced: bool = True, status: bool = True) -> dict:
-    """A CRD whose schema keeps unknown fields: enough for discovery and CRUD."""
-    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"{plural}.{group}"},
-            "spec": {"group": group, "scope": "Namespaced" if namespaced else "Cluster",
-                     "names": {"kind": kind, "plural": plural, "singular": kind.lower(),
-                               "listKind": f"{kind}List"},
-                     "versions": [{"name": version, "served": True, "storage": True,
-                                   **({"subresources": {"status": {}}} if status else {}),
-                                   "schema": {"openAPIV3Schema": {
-                                       "type": "object",
-                                       "x-kubernetes-preserve-unknown-fields": True}}}]},
-            "status": {"conditions": [{"type": "Established", "status": "True",
-                                       "reason": "InitialNamesAccepted", "message": "",
-                                       "lastTransitionTime": "2026-01-01T00:00:00Z"}],
-                       "acceptedNames": {"kind": kind, "plural": plural}}}
-
-
 # --- cluster autoscaling ------------------------------------------------------------------
 
 def helm_autoscaler(kube, *, status: str = "yaml", namespace: str = "cluster-autoscaler",
@@ -69,7 +49,7 @@ def _grow_h100(kube, max_nodes: int) -> None:
 
 # karpenter.sh/v1 NodePool, cluster-scoped (kubernetes-sigs/karpenter@3171ecac
 # pkg/apis/crds/karpenter.sh_nodepools.yaml).
-KARPENTER_NODEPOOL = minimal_crd("karpenter.sh", "v1", "NodePool", "nodepools",
+KARPENTER_NODEPOOL = o.crd("karpenter.sh", "v1", "NodePool", "nodepools",
                                  namespaced=False)
 KARPENTER_POOL_LABEL = "karpenter.sh/nodepool"  # the label Karpenter puts on its nodes
 
@@ -151,8 +131,8 @@ def kubeflow_trainer(kube, *, outcome: str = "Complete") -> None:
 # deployments/kai-scheduler/crds/scheduling.run.ai_podgroups.yaml) and Volcano's
 # scheduling.volcano.sh/v1beta1 (volcano-sh/volcano config/crd/volcano/bases/
 # scheduling.volcano.sh_podgroups.yaml); both namespaced, spec.minMember and spec.queue.
-KAI_PODGROUP = minimal_crd("scheduling.run.ai", "v2alpha2", "PodGroup", "podgroups")
-VOLCANO_PODGROUP = minimal_crd("scheduling.volcano.sh", "v1beta1", "PodGroup", "podgroups")
+KAI_PODGROUP = o.crd("scheduling.run.ai", "v2alpha2", "PodGroup", "podgroups")
+VOLCANO_PODGROUP = o.crd("scheduling.volcano.sh", "v1beta1", "PodGroup", "podgroups")
 
 
 def without_kueue(kube) -> None:

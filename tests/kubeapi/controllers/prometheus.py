@@ -31,18 +31,8 @@ _PAIR = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
 
 
 def monitoring_crds() -> list[dict]:
-    def crd(kind: str, plural: str) -> dict:
-        return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-                "metadata": {"name": f"{plural}.{MON}"},
-                "spec": {"group": MON, "scope": "Namespaced",
-                         "names": {"kind": kind, "plural": plural, "singular": kind.lower(),
-                                   "listKind": f"{kind}List"},
-                         "versions": [{"name": "v1", "served": True, "storage": True,
-                                       "subresources": {"status": {}},
-                                       "schema": {"openAPIV3Schema": {
-                                           "type": "object",
-                                           "x-kubernetes-preserve-unknown-fields": True}}}]}}
-    return [crd("ServiceMonitor", "servicemonitors"), crd("Prometheus", "prometheuses")]
+    return [o.crd(MON, "v1", "ServiceMonitor", "servicemonitors"),
+            o.crd(MON, "v1", "Prometheus", "prometheuses")]
 
 
 def monitoring(kube, *, selector=None, ns_selector=None, discovers=True,

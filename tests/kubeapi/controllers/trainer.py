@@ -27,35 +27,14 @@ CONFIGURATION = "validator.trainer.kubeflow.org"
 IMAGE = "ghcr.io/kubeflow/trainer/trainer-controller-manager:v2.1.0"
 
 
-def _crd(kind: str, plural: str, namespaced: bool, spec_schema: dict) -> dict:
-    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"{plural}.trainer.kubeflow.org"},
-            "spec": {"group": "trainer.kubeflow.org",
-                     "scope": "Namespaced" if namespaced else "Cluster",
-                     "names": {"kind": kind, "plural": plural, "singular": kind.lower(),
-                               "listKind": f"{kind}List"},
-                     "versions": [{"name": "v1alpha1", "served": True, "storage": True,
-                                   "subresources": {"status": {}},
-                                   "schema": {"openAPIV3Schema": {
-                                       "type": "object",
-                                       "properties": {"spec": spec_schema,
-                                                      "status": {
-                                                          "type": "object",
-                                                          "x-kubernetes-preserve-unknown-fields":
-                                                              True}}}}}]},
-            "status": {"conditions": [{"type": "Established", "status": "True",
-                                       "reason": "InitialNamesAccepted", "message": "",
-                                       "lastTransitionTime": "2026-01-01T00:00:00Z"}],
-                       "acceptedNames": {"kind": kind, "plural": plural}}}
-
-
-TRAINJOBS = _crd("TrainJob", "trainjobs", True, {
+TRAINJOBS = o.crd("trainer.kubeflow.org", "v1alpha1", "TrainJob", "trainjobs", spec_schema={
     "type": "object", "required": ["runtimeRef"], "x-kubernetes-preserve-unknown-fields": True,
     "properties": {"runtimeRef": {"type": "object", "required": ["name"],
                                   "x-kubernetes-preserve-unknown-fields": True,
                                   "properties": {"name": {"type": "string"}}}}})
-RUNTIMES = _crd("ClusterTrainingRuntime", "clustertrainingruntimes", False,
-                {"type": "object", "x-kubernetes-preserve-unknown-fields": True})
+RUNTIMES = o.crd("trainer.kubeflow.org", "v1alpha1", "ClusterTrainingRuntime",
+                 "clustertrainingruntimes", namespaced=False, spec_schema={
+                     "type": "object", "x-kubernetes-preserve-unknown-fields": True})
 
 
 def webhook_configuration() -> dict:
