@@ -8,6 +8,8 @@ further than what the container was given.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from aicp.verify import images
@@ -19,7 +21,12 @@ from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
 from tests.kubeapi import objects as o
 from tests.kubeapi import worlds_accelerators as w
-from tests.kubeapi.controllers.kubelet import GpuRuntime, all_node_gpus, allocated_gpus
+from tests.kubeapi.controllers.kubelet import (
+    GpuRuntime,
+    Kubelet,
+    all_node_gpus,
+    allocated_gpus,
+)
 from tests.shared import require_shared
 from tests.verify.conftest import planned
 
@@ -139,6 +146,30 @@ def test_both_gpu_pods_are_seen_holding_at_once_then_released(kubeconfig):
     assert result.verdict is Verdict.PASS, result.reason
     assert result.evidence.observations["draUuids"]["concurrent"] is True
     assert result.duration < 10  # released when seen, not after HOLD_LIMIT (600 s)
+
+
+def slow_pull(kube, name: str, seconds: float) -> None:
+    """The kubelet starts pod ``name`` only ``seconds`` after it was bound: an image pull."""
+    kubelet = next(c for c in kube.controllers.controllers if isinstance(c, Kubelet))
+    start, bound = kubelet._start, {}
+
+    def delayed(kube, pod):
+        first_seen = bound.setdefault(pod["metadata"]["uid"], time.monotonic())
+        if pod["metadata"]["name"] == name and time.monotonic() - first_seen < seconds:
+            return  # still pulling: Pending, retried on the next resync
+        start(kube, pod)
+    kubelet._start = delayed
+
+
+# The second GPU pod's image pull outlasting the first pod's checks must not leave case 4
+# unjudged: with a fixed hold (20 s; 2 s here before) the first pod had ended by then.
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_slow_second_pod_still_runs_beside_the_first(kubeapi, kubeconfig):
+    slow_pull(kubeapi, "dra-second", 4.0)
+    _, result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["draUuids"]["concurrent"] is True
+    assert checks(result)["two pods holding a GPU at the same time see different GPUs"] is True
 
 
 # One GPU on the node: the second GPU pod cannot be scheduled beside the first, so the first
