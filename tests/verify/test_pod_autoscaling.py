@@ -122,7 +122,9 @@ def test_a_gpu_metric_that_stays_idle_under_the_load_cannot_decide(kubeapi, kube
 
 class LoadCannotStart(Controller):
     """containerd's answer to a binary of the wrong architecture: the loaded container never
-    starts (runc's execve fails: StartError, exit code 128) and the kubelet backs off."""
+    starts (runc's execve fails; containerd's CRI records ``errorStartReason`` "StartError"
+    and ``errorStartExitCode`` 128, containerd internal/cri/server/helpers.go) and the kubelet
+    backs off (``ErrCrashLoopBackOff``, kubernetes pkg/kubelet/container/sync_result.go)."""
 
     name, watches = "load-cannot-start", ("pods",)
 

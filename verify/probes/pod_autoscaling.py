@@ -294,7 +294,8 @@ def _selector(load: str) -> str:
 # containerStatuses[].state.waiting.reason (kubernetes pkg/kubelet/container/sync_result.go:
 # CrashLoopBackOff, RunContainerError; pkg/kubelet/images/types.go: ErrImagePull,
 # ImagePullBackOff, InvalidImageName; kuberuntime: CreateContainerError,
-# CreateContainerConfigError) or containerd's terminated reason StartError.
+# CreateContainerConfigError) or containerd's terminated reason StartError (CRI
+# ``errorStartReason``, exit code 128).
 BROKEN = ("CrashLoopBackOff", "StartError", "RunContainerError", "CreateContainerError",
           "CreateContainerConfigError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName")
 # n-body's arm64 manifest entry is reported to carry an x86-64 binary (images.py).
