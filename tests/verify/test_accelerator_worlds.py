@@ -99,7 +99,7 @@ NO_GPU = ((E, "no GPU node to exercise: scale a pool up (or run with --long)"),)
 
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
-    speed_up(monkeypatch, PROBES, timeout=10.0)
+    speed_up(monkeypatch, PROBES, timeout=10.0, UNSCHEDULABLE_GRACE=2.0)
 
 
 def verdicts(kube: KubeAPI) -> list[tuple[Verdict, str]]:

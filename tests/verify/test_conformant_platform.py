@@ -29,7 +29,8 @@ NOT_IMPLEMENTED = {
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
     # OVER_QUOTA_WAIT: gang_scheduling waits this long in a PASS.
-    speed_up(monkeypatch, registry.discover().values(), timeout=10.0, OVER_QUOTA_WAIT=1.0)
+    speed_up(monkeypatch, registry.discover().values(), timeout=10.0, OVER_QUOTA_WAIT=1.0,
+             UNSCHEDULABLE_GRACE=2.0)
 
 
 @pytest.mark.parametrize("version", ["1.35", "1.37"])

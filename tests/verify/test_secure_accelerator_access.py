@@ -21,6 +21,7 @@ from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
 from tests.kubeapi import objects as o
 from tests.kubeapi import worlds_accelerators as w
+from tests.kubeapi.controllers import scheduler
 from tests.kubeapi.controllers.kubelet import (
     GpuRuntime,
     Kubelet,
@@ -40,6 +41,7 @@ DRA_CHECKS = {"a container with a claim sees exactly one GPU": True,
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
     monkeypatch.setattr(secure_accelerator_access, "POD_TIMEOUT", 20.0)
+    monkeypatch.setattr(secure_accelerator_access, "UNSCHEDULABLE_GRACE", 2.0)
 
 
 def run(kubeconfig):
@@ -170,6 +172,34 @@ def test_a_slow_second_pod_still_runs_beside_the_first(kubeapi, kubeconfig):
     assert result.verdict is Verdict.PASS, result.reason
     assert result.evidence.observations["draUuids"]["concurrent"] is True
     assert checks(result)["two pods holding a GPU at the same time see different GPUs"] is True
+
+
+def unschedulable_at_first(monkeypatch, name: str, seconds: float) -> None:
+    """The scheduler reports pod ``name`` Unschedulable for its first ``seconds`` (its claim
+    not allocated yet), then binds it: a scheduler retrying a pod on the next cluster event."""
+    selectors, created = scheduler.claim_node_selectors, {}
+
+    def late(kube, pod):
+        first_seen = created.setdefault(pod["metadata"]["uid"], time.monotonic())
+        if pod["metadata"]["name"] == name and time.monotonic() - first_seen < seconds:
+            return None
+        return selectors(kube, pod)
+    monkeypatch.setattr(scheduler, "claim_node_selectors", late)
+
+
+# A second GPU pod reported Unschedulable for a moment and bound after it is no one-GPU node:
+# releasing the first at once (as the probe did) let the same-GPU leak below pass unjudged.
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1,
+                     logs=GpuRuntime(devices=gpu_zero, tools=gpu_zero))
+def test_a_second_pod_unschedulable_for_a_moment_does_not_release_the_first(
+        monkeypatch, kubeconfig):
+    unschedulable_at_first(monkeypatch, "dra-second", 1.0)
+    _, result = run(kubeconfig)
+    assert result.verdict is Verdict.FAIL, result.reason
+    assert "expected that two pods holding a GPU at the same time see different GPUs" in \
+        result.reason
+    assert result.evidence.observations["draUuids"]["concurrent"] is True
+    assert not any("releasing" in line for line in result.evidence.log), result.evidence.log
 
 
 # One GPU on the node: the second GPU pod cannot be scheduled beside the first, so the first

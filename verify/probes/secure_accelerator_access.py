@@ -13,8 +13,8 @@ nodes the container can open and ``nvidia-smi -L`` (see ``_pods``):
    different device (UUID) than the first.
 
 The GPU pods hold their GPU after their checks until the probe has seen both holding in one
-pod list (or the second cannot be scheduled beside the first: then the first is deleted and
-the second runs alone), so the overlap is observed, not hoped for from a fixed sleep that a
+pod list (or the second stays Unschedulable beside the first for ``UNSCHEDULABLE_GRACE``:
+then the first is deleted and the second runs alone), so the overlap is observed, not hoped for from a fixed sleep that a
 slow image pull outlasts. Case 4 is judged only when both pods held their GPU at the same
 time: a GPU handed on after the first pod ended is no leak. DRA GPUs and
 device-plugin-only nodes (GPU resources in allocatable, no DRA devices) each get all four
@@ -28,6 +28,7 @@ No GPU node: ERROR (a MUST that could not be exercised is not "not applicable").
 from __future__ import annotations
 
 import json
+import time
 
 from ..probe import Context, Probe
 from ..result import Result
@@ -41,6 +42,12 @@ HOLDING = "RESULT: HOLDING"  # a GPU pod has printed what it saw and now holds i
 HOLD_LIMIT = 600
 HOLD_SCRIPT = (f"trap 'exit 0' TERM; {_pods.PROBE_SCRIPT}; echo \"{HOLDING}\"; "
                f"sleep {HOLD_LIMIT} & wait $!")
+# The second GPU pod must stay Unschedulable this long before the first is released for it.
+# The scheduler retries a pod on cluster events, so a pod can be reported Unschedulable and
+# bound moments later (its claim allocated after the first attempt, a GPU freed by a pod that
+# is ending); releasing the first at the first sight of it left case 4 unjudged on nodes with
+# a GPU to spare.
+UNSCHEDULABLE_GRACE = 10.0
 # GPU nodes whose pods are read for hostPath mounts (one list call each, by field
 # selector, never every pod of the cluster); how many more were not read is recorded.
 MOUNT_SCAN_NODES = 32
@@ -241,8 +248,8 @@ class _Holders:
     are read then, while it runs), ``done`` once it ended (logs read then), ``unschedulable``
     when the scheduler found no room for it, else ``pending``/``starting``. Two GPU pods seen
     holding in the same list held their GPUs at the same time (``together``). A second GPU
-    pod that cannot be scheduled while the first holds (one GPU on the node) has the first
-    released, so it runs after it.
+    pod that stays unschedulable for ``UNSCHEDULABLE_GRACE`` while the first holds (one GPU
+    on the node) has the first released, so it runs after it.
     """
 
     SETTLED = ("holding", "done", "released")  # what each pod must be before the checks
@@ -254,6 +261,7 @@ class _Holders:
         self.pods: dict[str, dict] = {}
         self.logs: dict[tuple[str, str], str] = {}
         self.together = False
+        self._unschedulable_since: float | None = None
 
     def settled(self) -> bool:
         listed = {p["metadata"]["name"]: p for p in self.ctx.kube.request(
@@ -264,10 +272,15 @@ class _Holders:
                 self.state[name] = self._state(name, listed[name])
         if self.state.get(self.first) == self.state.get(self.second) == "holding":
             self.together = True
-        if (self.state.get(self.second) == "unschedulable"
-                and self.state.get(self.first) == "holding"):
+        if self.state.get(self.second) != "unschedulable":
+            self._unschedulable_since = None
+        elif self._unschedulable_since is None:
+            self._unschedulable_since = time.monotonic()
+        if (self._unschedulable_since is not None and self.state.get(self.first) == "holding"
+                and time.monotonic() - self._unschedulable_since >= UNSCHEDULABLE_GRACE):
             self.ctx.log(f"pod {self.second} cannot be scheduled while {self.first} holds its "
-                         f"GPU: releasing {self.first}")
+                         f"GPU (Unschedulable for {UNSCHEDULABLE_GRACE:g}s): releasing "
+                         f"{self.first}")
             self.release([self.first])
         return all(self.state.get(n) in self.SETTLED for n in self.containers)
 
