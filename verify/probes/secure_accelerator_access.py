@@ -14,13 +14,13 @@ nodes the container can open and ``nvidia-smi -L`` (see ``_pods``):
 
 The GPU pods hold their GPU after their checks until the probe has seen both holding in one
 pod list (or the second stays Unschedulable beside the first for ``UNSCHEDULABLE_GRACE``:
-then the first is deleted and the second runs alone), so the overlap is observed, not hoped for from a fixed sleep that a
-slow image pull outlasts. Case 4 is judged only when both pods held their GPU at the same
-time: a GPU handed on after the first pod ended is no leak. DRA GPUs and
-device-plugin-only nodes (GPU resources in allocatable, no DRA devices) each get all four
-cases; a cluster with both gets both. Pods that mount ``/dev/nvidia*`` from the host
-(``hostPath``) on GPU nodes are reported: such a pod reaches every GPU of its node
-whatever it requested.
+then the first is deleted and the second runs alone), so the overlap is observed, not hoped
+for from a fixed sleep that a slow image pull outlasts. Case 4 is judged only when both pods
+held their GPU at the same time: a GPU handed on after the first pod ended is no leak. DRA
+GPUs and device-plugin-only nodes (GPU resources in allocatable, no DRA devices) each get all
+four cases; a cluster with both gets both. Pods that mount ``/dev/nvidia*`` from the host
+(``hostPath``) on GPU nodes are reported: such a pod reaches every GPU of its node whatever
+it requested.
 
 No GPU node: ERROR (a MUST that could not be exercised is not "not applicable").
 """
