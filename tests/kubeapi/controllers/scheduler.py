@@ -5,6 +5,14 @@ nodeSelector, required node affinity (In/NotIn/Exists/DoesNotExist), NoSchedule/
 taints against tolerations, unschedulable nodes and DRA: a pod with ``resourceClaims``
 waits until every claim is allocated, then goes to the node the allocation names.
 Unschedulable pods get ``PodScheduled=False, reason Unschedulable`` and an Event.
+
+A pod whose claims are not allocated yet is reported Unschedulable ("waiting for resource
+claim allocation") until the separate ``DraAllocator`` has run. That is this emulator's own
+transient: a real kube-scheduler allocates claims in its scheduling cycle and leaves a pod
+whose claim is not visible yet plain Pending (kubernetes/enhancements
+keps/sig-scheduling/5501, "Reflect PreEnqueue rejections in Pod status": today "the Pod
+simply remains Pending"). Probes must not act on a first sight of Unschedulable anyway: a
+real scheduler retries a pod on cluster events and may bind it a moment after reporting it.
 """
 
 from __future__ import annotations
