@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable
 
 from .controllers.hpa import HorizontalPodAutoscalers
+from .controllers.kubelet import container_running
 from .selectors import label_selector, matches_label_selector
 from .store import now
 
@@ -52,9 +53,10 @@ def holds_gpu(pod: dict) -> bool:
 
 
 def runs_compute(pod: dict) -> bool:
-    """A container's command or args runs a CUDA compute binary (``nbody -benchmark``)."""
+    """A running container's command or args run a CUDA compute binary (``nbody
+    -benchmark``); one that never started (CrashLoopBackOff) launches no kernel."""
     return any(COMPUTE.search(" ".join((c.get("command") or []) + (c.get("args") or [])))
-               for c in pod["spec"]["containers"])
+               and container_running(pod, c["name"]) for c in pod["spec"]["containers"])
 
 
 def gpu_util(pod: dict) -> float | None:

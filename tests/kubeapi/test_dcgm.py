@@ -62,6 +62,18 @@ def test_nbody_on_a_gpu_makes_it_busy_and_only_that_gpu(kube):
     assert utilisation(kube) == {"0": 0.0, "1": 0.0}
 
 
+def test_an_nbody_container_waiting_in_crash_loop_back_off_runs_no_kernel(kube):
+    pod = gpu_pod(kube, "nbody", ["nbody", "-benchmark"])
+
+    def crash(p: dict) -> None:
+        p["status"]["containerStatuses"][0]["state"] = {
+            "waiting": {"reason": "CrashLoopBackOff"}}
+    pod = kube.mutate("pods", "nbody", crash, "default", status=True)
+    assert pod["status"]["phase"] == "Running"
+    assert utilisation(kube) == {"0": 0.0, "1": 0.0}
+    assert pod_gpu_util(kube, pod) == 0.0
+
+
 def test_an_nvidia_smi_loop_runs_no_kernel(kube):
     pod = gpu_pod(kube, "smi", ["sh", "-c", "while true; do nvidia-smi -q; sleep 1; done"])
     assert utilisation(kube) == {"0": 0.0, "1": 0.0}

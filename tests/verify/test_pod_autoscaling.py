@@ -6,6 +6,8 @@ The emulated DCGM utilisation follows the real rule (tests/kubeapi/custom_metric
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from aicp.verify import images
@@ -15,9 +17,10 @@ from aicp.verify.probes import pod_autoscaling
 from aicp.verify.probes.pod_autoscaling import PodAutoscaling
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
-from tests.kubeapi.controllers.base import Controller
 from tests.kubeapi.controllers.hpa import HorizontalPodAutoscalers
+from tests.kubeapi.controllers.kubelet import Kubelet
 from tests.kubeapi.custom_metrics import CustomMetrics, gpu_util, runs_compute
+from tests.kubeapi.store import now
 from tests.verify.conftest import planned
 
 
@@ -53,7 +56,8 @@ def queue_length(pod: dict) -> float | None:
 def pod(command: list[str], args: list[str] | None = None) -> dict:
     return {"spec": {"containers": [{"name": "c", "command": command, "args": args or [],
                                      "resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
-            "status": {"phase": "Running"}}
+            "status": {"phase": "Running",
+                       "containerStatuses": [{"name": "c", "state": {"running": {}}}]}}
 
 
 def test_the_emulated_gpu_reads_zero_unless_a_cuda_compute_binary_runs():
@@ -63,6 +67,9 @@ def test_the_emulated_gpu_reads_zero_unless_a_cuda_compute_binary_runs():
     assert gpu_util(pod(["nbody"], ["-benchmark", "-i=2000000"])) == 85.0
     assert gpu_util(pod(["/usr/bin/dcgmproftester12", "--no-dcgm-validation"])) == 85.0
     assert gpu_util({**pod(["nbody"]), "status": {"phase": "Pending"}}) is None
+    # A Running pod whose n-body container waits in CrashLoopBackOff launches no kernel.
+    assert gpu_util({**pod(["nbody"]), "status": {"phase": "Running", "containerStatuses": [
+        {"name": "c", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}) == 0.0
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
@@ -120,31 +127,61 @@ def test_a_gpu_metric_that_stays_idle_under_the_load_cannot_decide(kubeapi, kube
     assert checks(result)["a metric rises under the GPU load"][0] is False
 
 
-class LoadCannotStart(Controller):
-    """containerd's answer to a binary of the wrong architecture: the loaded container never
-    starts (runc's execve fails; containerd's CRI records ``errorStartReason`` "StartError"
-    and ``errorStartExitCode`` 128, containerd internal/cri/server/helpers.go) and the kubelet
-    backs off (``ErrCrashLoopBackOff``, kubernetes pkg/kubelet/container/sync_result.go)."""
+def image_id(image: str) -> str:
+    """``repo@sha256:...`` of a pinned ``repo:tag@sha256:...``, as containerd reports it."""
+    name, _, digest = image.partition("@")
+    repo, _, tag = name.rpartition(":")
+    if not repo or "/" in tag:  # no tag: the colon was a registry's port
+        repo = name
+    return f"{repo}@{digest}"
 
-    name, watches = "load-cannot-start", ("pods",)
 
-    def sync(self, kube) -> None:
-        for found in kube.list("pods", labels=f"{pod_autoscaling.LOAD_LABEL}=on"):
-            statuses = (found.get("status") or {}).get("containerStatuses") or []
-            if found["status"].get("phase") != "Running" or "waiting" in statuses[0]["state"]:
-                continue
+def instead_of_starting_the_load(kube, status: Callable[[dict], dict]) -> None:
+    """The kubelet writes ``status(container)`` for each container of the loaded pod (and the
+    pod's ``phase``, given as the status's ``phase``) in place of starting it: the load is
+    never seen running, so no metric can rise on it."""
+    kubelet = next(c for c in kube.controllers.controllers if isinstance(c, Kubelet))
+    start = kubelet._start
 
-            def crash(p: dict) -> None:
-                cs = p["status"]["containerStatuses"][0]
-                cs.update(ready=False, started=False, restartCount=3, state={"waiting": {
-                    "reason": "CrashLoopBackOff",
-                    "message": "back-off 40s restarting failed container"}},
-                    lastState={"terminated": {
-                        "exitCode": 128, "reason": "StartError",
-                        "message": "failed to create containerd task: exec: \"nbody\": exec "
-                                   "format error"}})
-            kube.mutate("pods", found["metadata"]["name"], crash,
-                        found["metadata"]["namespace"], status=True)
+    def failing(kube, pod: dict) -> None:
+        if (pod["metadata"].get("labels") or {}).get(pod_autoscaling.LOAD_LABEL) != "on":
+            return start(kube, pod)
+        if (pod.get("status") or {}).get("containerStatuses"):
+            return  # written once; the kubelet retries a Pending pod on every sync
+
+        def write(p: dict) -> None:
+            written = [{"name": c["name"], "image": c["image"], "ready": False,
+                        "started": False, **status(c)} for c in p["spec"]["containers"]]
+            phases = {cs.pop("phase") for cs in written}
+            p["status"].update(phase=phases.pop(), startTime=now(), containerStatuses=written)
+        kube.mutate("pods", pod["metadata"]["name"], write, pod["metadata"]["namespace"],
+                    status=True)
+    kubelet._start = failing
+
+
+def start_error(container: dict) -> dict:
+    """containerd's answer to a binary of the wrong architecture: runc's execve fails;
+    containerd's CRI records ``errorStartReason`` "StartError" and ``errorStartExitCode`` 128
+    (containerd internal/cri/server/helpers.go) and the kubelet backs off
+    (``ErrCrashLoopBackOff``, kubernetes pkg/kubelet/container/sync_result.go). The pod is
+    Running: kubelet_pods.go ``getPhase`` counts a waiting container with a last termination
+    as stopped, and a restartable pod of stopped containers as Running."""
+    return {"phase": "Running", "imageID": image_id(container["image"]), "restartCount": 3,
+            "state": {"waiting": {"reason": "CrashLoopBackOff",
+                                  "message": "back-off 40s restarting failed container"}},
+            "lastState": {"terminated": {
+                "exitCode": 128, "reason": "StartError",
+                "message": "failed to create containerd task: exec: \"nbody\": exec format "
+                           "error"}}}
+
+
+def pull_back_off(container: dict) -> dict:
+    """An image that cannot be pulled: the container waits in ImagePullBackOff with no image
+    ID, and the pod stays Pending (pkg/kubelet/images/types.go ``ErrImagePullBackOff``;
+    image_manager.go's "Back-off pulling image" event message)."""
+    return {"phase": "Pending", "imageID": "", "restartCount": 0,
+            "state": {"waiting": {"reason": "ImagePullBackOff",
+                                  "message": f'Back-off pulling image "{container["image"]}"'}}}
 
 
 # A load that never runs is not the metrics pipeline's fault: ERROR with the kubelet's words,
@@ -156,7 +193,7 @@ def test_a_load_that_cannot_start_is_an_error_naming_why_not_a_metrics_fault(kub
     for node in kubeapi.list("nodes"):
         kubeapi.mutate("nodes", node["metadata"]["name"],
                        lambda n: n["metadata"]["labels"].update({"kubernetes.io/arch": "arm64"}))
-    kubeapi.add(LoadCannotStart())
+    instead_of_starting_the_load(kubeapi, start_error)
     result = run(kubeconfig)
     assert result.verdict is Verdict.ERROR
     assert result.reason.startswith("the n-body load did not run (pod gpu-load-"), result.reason
@@ -164,6 +201,21 @@ def test_a_load_that_cannot_start_is_an_error_naming_why_not_a_metrics_fault(kub
         result.reason
     assert "the node is arm64" in result.reason
     assert "metrics pipeline" not in result.reason
+
+
+# A load image that cannot be pulled leaves the pod Pending: ERROR at once in the kubelet's
+# words, not after the whole pod timeout as "not Running".
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
+def test_a_load_image_that_cannot_be_pulled_is_named_at_once(monkeypatch, kubeapi, kubeconfig):
+    monkeypatch.setattr(pod_autoscaling, "POD_TIMEOUT", 30.0)
+    CustomMetrics({"DCGM_FI_DEV_GPU_UTIL": gpu_util}).install(kubeapi)
+    instead_of_starting_the_load(kubeapi, pull_back_off)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.ERROR
+    assert result.reason.startswith("the n-body load did not run (pod gpu-load-"), result.reason
+    assert "ImagePullBackOff, Back-off pulling image" in result.reason
+    assert "the node is arm64" not in result.reason
+    assert result.duration < 15  # not the 30 s pod timeout
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)

@@ -11,7 +11,9 @@ window). Here:
 2. The Deployment switches to a real CUDA load, the CUDA samples' n-body in benchmark
    mode. NVML utilisation is the share of time a kernel ran, so an idle GPU reads 0
    (``../shared/fixtures/dcgm-exporter-metrics.txt``); a loop of ``nvidia-smi`` runs no
-   kernel and never moves it.
+   kernel and never moves it. A load the kubelet cannot pull or start (ImagePullBackOff,
+   CrashLoopBackOff, StartError, ...) is ERROR at once in the kubelet's words: no metric
+   could follow a load that never ran, so it is no verdict on the metrics pipeline.
 3. The metric that rose above its baseline under the load is the one to scale on,
    whatever its name (GPU utilisation preferred, then any GPU metric, then any other, e.g.
    a serving queue length); the HPA targets half the loaded value and must ask for a second
@@ -118,24 +120,27 @@ class PodAutoscaling(Probe):
             ctx.observe("idle", _shown(baseline))
         with ctx.step("run a CUDA compute load (n-body) and wait for a metric to rise"):
             _switch(ctx, ns, "on")
-            if not ctx.wait_for("the loaded GPU pod Running", lambda: _running(ctx, ns, "on"),
+            broken: dict[str, str] = {}
+
+            def failed() -> bool:
+                broken["why"] = _load_failure(ctx, ns) or ""
+                return bool(broken["why"])
+            # A pull that fails leaves the pod Pending: say so now, in the kubelet's words.
+            if not ctx.wait_for("the loaded GPU pod Running",
+                                lambda: failed() or _running(ctx, ns, "on"),
                                 timeout=POD_TIMEOUT, interval=POLL):
                 return ctx.error(f"the n-body GPU pod was not Running within {POD_TIMEOUT:g}s "
                                  f"(image {ctx.image('cuda-nbody')} not pulled, or no GPU free)")
             loaded: dict[tuple[str, str], float] = {}
 
-            broken: dict[str, str] = {}
-
             def rose() -> bool:
-                failure = _load_failure(ctx, ns)
-                if failure:
-                    broken["why"] = failure
+                if broken["why"] or failed():
                     return True
                 loaded.update(_sample(ctx, apis, ns, "on"))
                 return bool(_risen(baseline, loaded))
             ctx.wait_for("a metric above its idle value", rose, timeout=METRIC_TIMEOUT,
                          interval=POLL)
-            if broken:
+            if broken["why"]:
                 # Not the metrics pipeline's fault: the load never ran, so nothing could rise.
                 return ctx.error(f"the n-body load did not run ({broken['why']}): "
                                  f"{ctx.image('cuda-nbody')} could not run a CUDA load there, "

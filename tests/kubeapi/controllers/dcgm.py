@@ -10,11 +10,12 @@ Utilisation follows NVML's definition: ``nvmlUtilization_t.gpu`` is the "percent
 over the past sample period during which one or more kernels was executing on the GPU"
 (NVML API reference, ``nvmlDeviceGetUtilizationRates``), so an idle GPU reports 0
 (../shared/fixtures/dcgm-exporter-metrics.txt part 1: an idle L40S, ``DCGM_FI_DEV_GPU_UTIL``
-0 and ``DCGM_FI_DEV_FB_USED`` 0). A GPU is busy only while a Running container holding it
+0 and ``DCGM_FI_DEV_FB_USED`` 0). A GPU is busy only while a running container holding it
 runs a CUDA compute binary (``COMPUTE_BINARIES``: the CUDA samples' ``nbody``, e.g.
-``nbody -benchmark``, or DCGM's ``dcgmproftester``); ``nvidia-smi`` loops and everything
-else launch no kernel and leave it at 0. ``pod_gpu_util(kube, pod)`` is the same rule for
-one pod (what a metrics adapter serves per pod).
+``nbody -benchmark``, or DCGM's ``dcgmproftester``); ``nvidia-smi`` loops, everything else
+and a container waiting in CrashLoopBackOff launch no kernel and leave it at 0.
+``pod_gpu_util(kube, pod)`` is the same rule for one pod (what a metrics adapter serves per
+pod).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import re
 from collections.abc import Callable
 
 from .base import Controller
-from .kubelet import allocated_gpus, argv
+from .kubelet import allocated_gpus, argv, container_running
 
 NAMESPACE = "gpu-operator"
 PORT = 9400
@@ -52,7 +53,7 @@ def _compute_containers(kube, pod: dict) -> list[str]:
     if (pod.get("status") or {}).get("phase") != "Running":
         return []
     return [c["name"] for c in pod["spec"].get("containers") or []
-            if runs_compute(argv(pod, c["name"]))]
+            if runs_compute(argv(pod, c["name"])) and container_running(pod, c["name"])]
 
 
 def busy_gpus(kube, node: str) -> set[int]:

@@ -45,6 +45,15 @@ def gpu_uuid(node: str, index: int) -> str:
     return f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
+def container_running(pod: dict, container: str) -> bool:
+    """The container's status is ``running``: a pod can be Running while a container waits
+    in CrashLoopBackOff, and such a container runs nothing (kubernetes pkg/kubelet
+    kubelet_pods.go ``getPhase`` counts a waiting container with a last termination as
+    stopped, and a restartable pod of stopped containers as Running)."""
+    return any(cs.get("name") == container and "running" in (cs.get("state") or {})
+               for cs in (pod.get("status") or {}).get("containerStatuses") or [])
+
+
 def argv(pod: dict, container: str) -> list[str]:
     spec = next(c for c in pod["spec"]["containers"] if c["name"] == container)
     return list(spec.get("command") or []) + list(spec.get("args") or [])
