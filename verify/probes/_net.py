@@ -30,9 +30,25 @@ def conditions_text(conditions: list[dict] | None) -> str:
                      for c in conditions or []) or "no conditions"
 
 
-def httpd_container(ctx: Context, ready_path: str, mounts: list[dict] | None = None) -> dict:
-    """busybox ``httpd`` serving the volume ``www`` (mounted at /www) on :8080, restricted."""
-    return {
+def web_server(ctx: Context, ns: str, name: str, files: dict[str, str], *,
+               labels: dict[str, str] | None = None, ready_path: str = "/",
+               service_port: int | None = 80, service_labels: dict[str, str] | None = None,
+               executable: frozenset[str] = frozenset(), scratch: str | None = None) -> None:
+    """ConfigMap ``files`` (path under /www -> text) served by ``httpd`` on :8080 from a
+    Deployment (and a Service). Paths in ``executable`` get mode 0755 (busybox httpd runs
+    ``/cgi-bin/*`` as CGI); ``scratch`` mounts a small emptyDir there, for state a CGI
+    script keeps."""
+    pod_labels = {"app": name, **(labels or {})}
+    # ConfigMap keys cannot hold "/": each file gets a key and its path as an item.
+    keys = {path: path.strip("/").replace("/", "-") for path in files}
+    _pods.create(ctx, f"/api/v1/namespaces/{ns}/configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+        "data": {keys[path]: text for path, text in files.items()}}, ns)
+    www = {"name": name, "items": [
+        {"key": keys[path], "path": path.strip("/"),
+         **({"mode": 0o755} if path in executable else {})} for path in files]}
+    volumes: list[dict] = [{"name": "www", "configMap": www}]
+    container = {
         "name": "httpd", "image": ctx.image("busybox"),
         "command": ["httpd", "-f", "-p", str(WEB_PORT), "-h", "/www"],
         "ports": [{"name": "http", "containerPort": WEB_PORT}],
@@ -41,26 +57,15 @@ def httpd_container(ctx: Context, ready_path: str, mounts: list[dict] | None = N
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
                       "limits": {"memory": "32Mi"}},
         "securityContext": SECURITY,
-        "volumeMounts": [{"name": "www", "mountPath": "/www", "readOnly": True},
-                         *(mounts or [])]}
-
-
-def web_server(ctx: Context, ns: str, name: str, files: dict[str, str], *,
-               labels: dict[str, str] | None = None, ready_path: str = "/",
-               service_port: int | None = 80, service_labels: dict[str, str] | None = None,
-               ) -> None:
-    """ConfigMap ``files`` served by ``httpd`` on :8080 from a Deployment (and a Service)."""
-    pod_labels = {"app": name, **(labels or {})}
-    _pods.create(ctx, f"/api/v1/namespaces/{ns}/configmaps", {
-        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": files}, ns)
-    container = httpd_container(ctx, ready_path)
+        "volumeMounts": [{"name": "www", "mountPath": "/www", "readOnly": True}]}
+    if scratch is not None:
+        volumes.append({"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}})
+        container["volumeMounts"].append({"name": "scratch", "mountPath": scratch})
     _pods.create(ctx, f"/apis/apps/v1/namespaces/{ns}/deployments", {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
                  "template": {"metadata": {"labels": {**pod_labels, **ctx.labels}},
-                              "spec": {"containers": [container],
-                                       "volumes": [{"name": "www",
-                                                    "configMap": {"name": name}}]}}}}, ns)
+                              "spec": {"containers": [container], "volumes": volumes}}}}, ns)
     if service_port is not None:
         _pods.create(ctx, f"/api/v1/namespaces/{ns}/services", {
             "apiVersion": "v1", "kind": "Service",

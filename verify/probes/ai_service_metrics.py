@@ -51,7 +51,7 @@ INFER_PATH = "/cgi-bin/infer"
 READY_PATH = "/healthz.txt"
 COUNT_FILE = "/data/requests"   # in the emptyDir mounted at /data
 PROMETHEUS_PORT = 9090
-WEB_PORT = _net.WEB_PORT  # the port httpd_container serves on
+WEB_PORT = _net.WEB_PORT  # the port web_server's httpd serves on
 SCRAPE_INTERVAL = "10s"
 # The WG test sends metricsRequestCount = 10 (test/ai_service_metrics_test.go).
 REQUESTS = 10
@@ -235,27 +235,12 @@ def _counting_server(ctx: Context, ns: str, name: str) -> None:
         f"n=$(cat {COUNT_FILE} 2>/dev/null || echo 0)\n"
         f"echo $((n + 1)) > {COUNT_FILE}.new && mv {COUNT_FILE}.new {COUNT_FILE}\n"
         "printf 'Content-Type: text/plain\\r\\n\\r\\nok\\n'\n")
-    _pods.create(ctx, f"/api/v1/namespaces/{ns}/configmaps", {
-        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
-        "data": {"metrics": metrics, "infer": infer, "healthz": "ok\n"}}, ns)
-    container = _net.httpd_container(
-        ctx, READY_PATH, [{"name": "data", "mountPath": COUNT_FILE.rsplit("/", 1)[0]}])
-    www = {"name": name, "items": [
-        {"key": "healthz", "path": READY_PATH.lstrip("/")},
-        {"key": "metrics", "path": METRICS_PATH.lstrip("/"), "mode": 0o755},
-        {"key": "infer", "path": INFER_PATH.lstrip("/"), "mode": 0o755}]}
-    _pods.create(ctx, f"/apis/apps/v1/namespaces/{ns}/deployments", {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                 "template": {"metadata": {"labels": {"app": name, **ctx.labels}},
-                              "spec": {"containers": [container], "volumes": [
-                                  {"name": "www", "configMap": www},
-                                  {"name": "data", "emptyDir": {"sizeLimit": "1Mi"}}]}}}}, ns)
-    _pods.create(ctx, f"/api/v1/namespaces/{ns}/services", {
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "labels": {SERVICE_LABEL: run}},
-        "spec": {"selector": {"app": name}, "ports": [
-            {"name": "http", "port": WEB_PORT, "targetPort": WEB_PORT, "protocol": "TCP"}]}}, ns)
+    _net.web_server(ctx, ns, name, {READY_PATH: "ok\n", METRICS_PATH: metrics,
+                                    INFER_PATH: infer},
+                    ready_path=READY_PATH, service_port=WEB_PORT,
+                    service_labels={SERVICE_LABEL: run},
+                    executable=frozenset({METRICS_PATH, INFER_PATH}),
+                    scratch=COUNT_FILE.rsplit("/", 1)[0])
 
 
 def _workload_pods(ctx: Context, ns: str, name: str) -> dict[str, int]:
