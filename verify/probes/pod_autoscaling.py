@@ -104,7 +104,8 @@ class PodAutoscaling(Probe):
             if device_class:
                 _pods.claim_template(ctx, ns, "one-gpu", device_class)
             _deployment(ctx, ns, resource)
-            if not ctx.wait_for("the idle GPU pod Running", lambda: _running(ctx, ns, "off"),
+            if not ctx.wait_for("the idle GPU pod Running",
+                                lambda: _running(_load_pods(ctx, ns, "off")),
                                 timeout=POD_TIMEOUT, interval=POLL):
                 return ctx.error(f"the GPU Deployment's pod was not Running within "
                                  f"{POD_TIMEOUT:g}s (no schedulable GPU node, or the image "
@@ -120,29 +121,33 @@ class PodAutoscaling(Probe):
             ctx.observe("idle", _shown(baseline))
         with ctx.step("run a CUDA compute load (n-body) and wait for a metric to rise"):
             _switch(ctx, ns, "on")
-            broken: dict[str, str] = {}
+            broken = ""  # what the kubelet says is wrong with the load, once it says so
 
-            def failed() -> bool:
-                broken["why"] = _load_failure(ctx, ns) or ""
-                return bool(broken["why"])
+            def started() -> bool:
+                nonlocal broken
+                pods = _load_pods(ctx, ns, "on")
+                broken = _load_failure(ctx, pods) or ""
+                return bool(broken) or _running(pods)
             # A pull that fails leaves the pod Pending: say so now, in the kubelet's words.
-            if not ctx.wait_for("the loaded GPU pod Running",
-                                lambda: failed() or _running(ctx, ns, "on"),
+            if not ctx.wait_for("the loaded GPU pod Running", started,
                                 timeout=POD_TIMEOUT, interval=POLL):
                 return ctx.error(f"the n-body GPU pod was not Running within {POD_TIMEOUT:g}s "
                                  f"(image {ctx.image('cuda-nbody')} not pulled, or no GPU free)")
             loaded: dict[tuple[str, str], float] = {}
 
             def rose() -> bool:
-                if broken["why"] or failed():
+                nonlocal broken
+                broken = _load_failure(ctx, _load_pods(ctx, ns, "on")) or ""
+                if broken:
                     return True
                 loaded.update(_sample(ctx, apis, ns, "on"))
                 return bool(_risen(baseline, loaded))
-            ctx.wait_for("a metric above its idle value", rose, timeout=METRIC_TIMEOUT,
-                         interval=POLL)
-            if broken["why"]:
+            if not broken:
+                ctx.wait_for("a metric above its idle value", rose, timeout=METRIC_TIMEOUT,
+                             interval=POLL)
+            if broken:
                 # Not the metrics pipeline's fault: the load never ran, so nothing could rise.
-                return ctx.error(f"the n-body load did not run ({broken['why']}): "
+                return ctx.error(f"the n-body load did not run ({broken}): "
                                  f"{ctx.image('cuda-nbody')} could not run a CUDA load there, "
                                  "so no metric could follow it")
             ctx.observe("loaded", _shown(loaded))
@@ -309,11 +314,9 @@ ARM64_NOTE = ("; the node is arm64, where the n-body tag's arm64 entry is report
               "cluster has one")
 
 
-def _load_failure(ctx: Context, ns: str) -> str | None:
+def _load_failure(ctx: Context, pods: list[dict]) -> str | None:
     """What the kubelet says is wrong with a loaded pod's container, when it crashed, could
     not start or could not be pulled; a clean exit (n-body finished) is no failure."""
-    pods = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods",
-                            query={"labelSelector": _selector("on")}).get("items", [])
     for pod in pods:
         for cs in (pod.get("status") or {}).get("containerStatuses") or []:
             waiting = (cs.get("state") or {}).get("waiting") or {}
@@ -339,9 +342,13 @@ def _arch(ctx: Context, node: str) -> str:
     return _gpus.labels(found).get("kubernetes.io/arch", "")
 
 
-def _running(ctx: Context, ns: str, load: str) -> bool:
-    pods = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods",
+def _load_pods(ctx: Context, ns: str, load: str) -> list[dict]:
+    """The Deployment's pods in state ``load`` (one list call)."""
+    return ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods",
                             query={"labelSelector": _selector(load)}).get("items", [])
+
+
+def _running(pods: list[dict]) -> bool:
     return any((p.get("status") or {}).get("phase") == "Running" for p in pods)
 
 
