@@ -10,6 +10,7 @@ from kubernetes import client
 from tests.shared import require_shared
 
 from . import objects as o
+from .controllers.kubelet import kubelet
 from .controllers.scheduler import Scheduler
 
 GPU_TOLERATION = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
@@ -284,3 +285,35 @@ def test_a_ray_image_runs_the_generated_command_and_injected_probes_to_ready(kub
     assert container["livenessProbe"]["exec"]["command"][0] == "bash"
     assert ready_condition(pod) == "True"
     assert rc["status"]["state"] == "ready"
+
+
+# The kubelet's getPhase (kubernetes pkg/kubelet/kubelet_pods.go): a container that never ran
+# keeps the pod Pending; one whose start failed is stopped, and a restartPolicy Always pod of
+# stopped containers is Running. Neither is Ready, and a container that can start later does.
+@pytest.mark.parametrize(("fields", "phase"), [
+    ({"state": {"waiting": {"reason": "ImagePullBackOff"}}}, "Pending"),
+    ({"state": {"waiting": {"reason": "CrashLoopBackOff"}},
+      "lastState": {"terminated": {"exitCode": 128, "reason": "StartError"}}}, "Running")])
+def test_a_container_the_kubelet_holds_back_sets_the_phase_getphase_gives(
+        kubeapi_factory, fields, phase):
+    kube = kubeapi_factory("reference-platform", gpu_nodes=0)
+    held = {"on": True}
+    kubelet(kube).waiting = lambda pod, container: fields if held["on"] else None
+    kube.create(o.pod("held", restart_policy="Always"))
+    kube.settle()
+    pod = kube.get("pods", "held", "default")
+    [status] = pod["status"]["containerStatuses"]
+    assert pod["status"]["phase"] == phase
+    assert status["state"] == fields["state"] and not status["ready"]
+    assert bool(status["imageID"]) is (phase == "Running")  # known once pulled
+    assert not any(c["type"] == "Ready" and c["status"] == "True"
+                   for c in pod["status"]["conditions"])
+    held["on"] = False
+
+    def state() -> dict:
+        return kube.get("pods", "held", "default")["status"]["containerStatuses"][0]["state"]
+    if phase == "Pending":  # a pull that succeeds at last: the container starts (a resync)
+        assert wait_for(lambda: "running" in state())
+    else:  # the kubelet keeps backing off a pod that is no longer Pending
+        time.sleep(0.6)  # a resync of every controller
+        assert state() == fields["state"]

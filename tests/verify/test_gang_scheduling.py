@@ -11,7 +11,7 @@ from aicp.verify.probes import gang_scheduling
 from aicp.verify.probes.gang_scheduling import GangScheduling
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
-from tests.kubeapi.controllers.kubelet import Kubelet, sleeps_forever
+from tests.kubeapi.controllers.kubelet import kubelet, sleeps_forever
 from tests.kubeapi.controllers.kueue import KueueAdmitter
 from tests.kubeapi.scenarios import kueue_objects
 from tests.kubeapi.worlds_workloads import (
@@ -123,10 +123,8 @@ def test_a_gang_ending_while_the_over_quota_job_waits_is_not_a_verdict(kubeapi, 
     monkeypatch.setattr(gang_scheduling, "OVER_QUOTA_WAIT", 2.0)
     # The gang's pods run until the over-quota job appears, then exit: Kueue gets the quota
     # back and admits the over-quota job, which says nothing about all-or-nothing admission.
-    for controller in kubeapi.controllers.controllers:
-        if isinstance(controller, Kubelet):
-            controller.completes = lambda pod: kubeapi.find(
-                "jobs.batch", "over", pod["metadata"]["namespace"]) is not None
+    kubelet(kubeapi).completes = lambda pod: kubeapi.find(
+        "jobs.batch", "over", pod["metadata"]["namespace"]) is not None
     result = run(kubeconfig)
     assert result.verdict is Verdict.ERROR, result.reason
     assert result.reason.startswith("pods of the gang ended while the over-quota job waited")

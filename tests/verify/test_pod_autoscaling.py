@@ -6,8 +6,6 @@ The emulated DCGM utilisation follows the real rule (tests/kubeapi/custom_metric
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from aicp.verify import images
@@ -18,9 +16,8 @@ from aicp.verify.probes.pod_autoscaling import PodAutoscaling
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
 from tests.kubeapi.controllers.hpa import HorizontalPodAutoscalers
-from tests.kubeapi.controllers.kubelet import Kubelet
+from tests.kubeapi.controllers.kubelet import kubelet
 from tests.kubeapi.custom_metrics import CustomMetrics, gpu_util, runs_compute
-from tests.kubeapi.store import now
 from tests.verify.conftest import planned
 
 
@@ -127,46 +124,21 @@ def test_a_gpu_metric_that_stays_idle_under_the_load_cannot_decide(kubeapi, kube
     assert checks(result)["a metric rises under the GPU load"][0] is False
 
 
-def image_id(image: str) -> str:
-    """``repo@sha256:...`` of a pinned ``repo:tag@sha256:...``, as containerd reports it."""
-    name, _, digest = image.partition("@")
-    repo, _, tag = name.rpartition(":")
-    if not repo or "/" in tag:  # no tag: the colon was a registry's port
-        repo = name
-    return f"{repo}@{digest}"
-
-
-def instead_of_starting_the_load(kube, status: Callable[[dict], dict]) -> None:
-    """The kubelet writes ``status(container)`` for each container of the loaded pod (and the
-    pod's ``phase``, given as the status's ``phase``) in place of starting it: the load is
-    never seen running, so no metric can rise on it."""
-    kubelet = next(c for c in kube.controllers.controllers if isinstance(c, Kubelet))
-    start = kubelet._start
-
-    def failing(kube, pod: dict) -> None:
+def load_only(waiting):
+    """``waiting`` for the loaded pod's containers; every other pod starts."""
+    def hook(pod: dict, container: str) -> dict | None:
         if (pod["metadata"].get("labels") or {}).get(pod_autoscaling.LOAD_LABEL) != "on":
-            return start(kube, pod)
-        if (pod.get("status") or {}).get("containerStatuses"):
-            return  # written once; the kubelet retries a Pending pod on every sync
-
-        def write(p: dict) -> None:
-            written = [{"name": c["name"], "image": c["image"], "ready": False,
-                        "started": False, **status(c)} for c in p["spec"]["containers"]]
-            phases = {cs.pop("phase") for cs in written}
-            p["status"].update(phase=phases.pop(), startTime=now(), containerStatuses=written)
-        kube.mutate("pods", pod["metadata"]["name"], write, pod["metadata"]["namespace"],
-                    status=True)
-    kubelet._start = failing
+            return None
+        return waiting(pod, container)
+    return hook
 
 
-def start_error(container: dict) -> dict:
+def start_error(pod: dict, container: str) -> dict:
     """containerd's answer to a binary of the wrong architecture: runc's execve fails;
     containerd's CRI records ``errorStartReason`` "StartError" and ``errorStartExitCode`` 128
     (containerd internal/cri/server/helpers.go) and the kubelet backs off
-    (``ErrCrashLoopBackOff``, kubernetes pkg/kubelet/container/sync_result.go). The pod is
-    Running: kubelet_pods.go ``getPhase`` counts a waiting container with a last termination
-    as stopped, and a restartable pod of stopped containers as Running."""
-    return {"phase": "Running", "imageID": image_id(container["image"]), "restartCount": 3,
+    (``ErrCrashLoopBackOff``, kubernetes pkg/kubelet/container/sync_result.go)."""
+    return {"restartCount": 3,
             "state": {"waiting": {"reason": "CrashLoopBackOff",
                                   "message": "back-off 40s restarting failed container"}},
             "lastState": {"terminated": {
@@ -175,13 +147,13 @@ def start_error(container: dict) -> dict:
                            "error"}}}
 
 
-def pull_back_off(container: dict) -> dict:
-    """An image that cannot be pulled: the container waits in ImagePullBackOff with no image
-    ID, and the pod stays Pending (pkg/kubelet/images/types.go ``ErrImagePullBackOff``;
-    image_manager.go's "Back-off pulling image" event message)."""
-    return {"phase": "Pending", "imageID": "", "restartCount": 0,
-            "state": {"waiting": {"reason": "ImagePullBackOff",
-                                  "message": f'Back-off pulling image "{container["image"]}"'}}}
+def pull_back_off(pod: dict, container: str) -> dict:
+    """An image that cannot be pulled: the container waits in ImagePullBackOff and the pod
+    stays Pending (pkg/kubelet/images/types.go ``ErrImagePullBackOff``; image_manager.go's
+    "Back-off pulling image" event message)."""
+    image = next(c["image"] for c in pod["spec"]["containers"] if c["name"] == container)
+    return {"state": {"waiting": {"reason": "ImagePullBackOff",
+                                  "message": f'Back-off pulling image "{image}"'}}}
 
 
 # A load that never runs is not the metrics pipeline's fault: ERROR with the kubelet's words,
@@ -193,7 +165,7 @@ def test_a_load_that_cannot_start_is_an_error_naming_why_not_a_metrics_fault(kub
     for node in kubeapi.list("nodes"):
         kubeapi.mutate("nodes", node["metadata"]["name"],
                        lambda n: n["metadata"]["labels"].update({"kubernetes.io/arch": "arm64"}))
-    instead_of_starting_the_load(kubeapi, start_error)
+    kubelet(kubeapi).waiting = load_only(start_error)
     result = run(kubeconfig)
     assert result.verdict is Verdict.ERROR
     assert result.reason.startswith("the n-body load did not run (pod gpu-load-"), result.reason
@@ -209,7 +181,7 @@ def test_a_load_that_cannot_start_is_an_error_naming_why_not_a_metrics_fault(kub
 def test_a_load_image_that_cannot_be_pulled_is_named_at_once(monkeypatch, kubeapi, kubeconfig):
     monkeypatch.setattr(pod_autoscaling, "POD_TIMEOUT", 30.0)
     CustomMetrics({"DCGM_FI_DEV_GPU_UTIL": gpu_util}).install(kubeapi)
-    instead_of_starting_the_load(kubeapi, pull_back_off)
+    kubelet(kubeapi).waiting = load_only(pull_back_off)
     result = run(kubeconfig)
     assert result.verdict is Verdict.ERROR
     assert result.reason.startswith("the n-body load did not run (pod gpu-load-"), result.reason

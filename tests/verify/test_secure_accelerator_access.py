@@ -24,9 +24,9 @@ from tests.kubeapi import worlds_accelerators as w
 from tests.kubeapi.controllers import scheduler
 from tests.kubeapi.controllers.kubelet import (
     GpuRuntime,
-    Kubelet,
     all_node_gpus,
     allocated_gpus,
+    kubelet,
 )
 from tests.shared import require_shared
 from tests.verify.conftest import planned
@@ -152,15 +152,14 @@ def test_both_gpu_pods_are_seen_holding_at_once_then_released(kubeconfig):
 
 def slow_pull(kube, name: str, seconds: float) -> None:
     """The kubelet starts pod ``name`` only ``seconds`` after it was bound: an image pull."""
-    kubelet = next(c for c in kube.controllers.controllers if isinstance(c, Kubelet))
-    start, bound = kubelet._start, {}
+    bound: dict[str, float] = {}
 
-    def delayed(kube, pod):
+    def pulling(pod: dict, container: str) -> dict | None:
         first_seen = bound.setdefault(pod["metadata"]["uid"], time.monotonic())
         if pod["metadata"]["name"] == name and time.monotonic() - first_seen < seconds:
-            return  # still pulling: Pending, retried on the next resync
-        start(kube, pod)
-    kubelet._start = delayed
+            return {"state": {"waiting": {"reason": "ContainerCreating"}}}
+        return None
+    kubelet(kube).waiting = pulling
 
 
 # The second GPU pod's image pull outlasting the first pod's checks must not leave case 4

@@ -29,7 +29,7 @@ from aicp.verify.runner import Runner
 from tests.kubeapi import objects as o
 from tests.kubeapi import worlds_workloads as w
 from tests.kubeapi.controllers.autoscaler import status_configmap
-from tests.kubeapi.controllers.kubelet import Kubelet, _ends_unless_sleeping
+from tests.kubeapi.controllers.kubelet import sleeps_forever
 from tests.kubeapi.controllers.prometheus import KPS, monitoring
 from tests.kubeapi.controllers.sandbox import probe_logs, runs_probe
 from tests.kubeapi.custom_metrics import CustomMetrics, gpu_util
@@ -170,9 +170,7 @@ def test_every_workload_probe_owes_each_platform_world_its_verdict(name, tmp_pat
     require_shared("fixtures")
     build, options, row = WORLDS[name]
     kube = reference_platform("1.35", logs=_logs, **{"gpu_nodes": 2, **options})
-    for controller in kube.controllers.controllers:
-        if isinstance(controller, Kubelet):
-            controller.completes = _ends_unless_sleeping  # sleep keeps running
+    sleeps_forever(kube)
     kube.start()
     try:
         build(kube)

@@ -16,7 +16,10 @@ Device-plugin GPUs are assigned per node, lowest free index first, and held whil
 runs (``device_plugin_gpus``): the DCGM emulation reads the same assignment.
 ``completes(pod)`` decides whether the pod's command ends (default: pods with restartPolicy
 Never/OnFailure; ``sleeps_forever`` keeps ``sleep`` running); ``exit_code(pod)`` its exit
-code. ``finish(ns, name, exit_code)`` ends a pod on demand.
+code. ``finish(ns, name, exit_code)`` ends a pod on demand. ``waiting(pod, container)``
+keeps a container from running: it returns the container's ``state.waiting`` (and, after a
+failed start, ``lastState``) fields, or None once it can start (default: always None); see
+``Kubelet._hold``. ``kubelet(kube)`` is the scenario's kubelet, for a test to set its hooks.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from .base import Controller
 from .scheduler import node_selector_matches
 
 LogFn = Callable[[dict, str, object], str]
+WaitingFn = Callable[[dict, str], "dict | None"]
 GPU_RESOURCE = "nvidia.com/gpu"
 SHARED_GPU = "nvidia.com/gpu.shared"
 MIG_PREFIX = "nvidia.com/mig-"
@@ -52,6 +56,10 @@ def container_running(pod: dict, container: str) -> bool:
     stopped, and a restartable pod of stopped containers as Running)."""
     return any(cs.get("name") == container and "running" in (cs.get("state") or {})
                for cs in (pod.get("status") or {}).get("containerStatuses") or [])
+
+
+def _image_id(image: str) -> str:
+    return f"docker.io/library/{image}@sha256:{'0' * 64}"
 
 
 def argv(pod: dict, container: str) -> list[str]:
@@ -283,11 +291,14 @@ def _ends_unless_sleeping(pod: dict) -> bool:
         pod["spec"]["containers"][0].get("command") or [])
 
 
+def kubelet(kube) -> Kubelet:
+    """The scenario's kubelet (each scenario adds one), for a test to set its hooks."""
+    return next(c for c in kube.controllers.controllers if isinstance(c, Kubelet))
+
+
 def sleeps_forever(kube) -> None:
     """``sleep 3600`` outlives any test: the kubelet would end Never pods at once."""
-    for controller in kube.controllers.controllers:
-        if isinstance(controller, Kubelet):
-            controller.completes = _ends_unless_sleeping
+    kubelet(kube).completes = _ends_unless_sleeping
 
 
 class Kubelet(Controller):
@@ -296,8 +307,10 @@ class Kubelet(Controller):
 
     def __init__(self, logs: LogFn = nvidia_smi_logs,
                  completes: Callable[[dict], bool] = _restartable_ends,
-                 exit_code: Callable[[dict], int] = lambda pod: 0):
+                 exit_code: Callable[[dict], int] = lambda pod: 0,
+                 waiting: WaitingFn = lambda pod, container: None):
         self.logs, self.completes, self.exit_code = logs, completes, exit_code
+        self.waiting = waiting
         self._running_since: dict[str, float] = {}
 
     def sync(self, kube) -> None:
@@ -308,6 +321,11 @@ class Kubelet(Controller):
                 continue
             if phase == "Pending":
                 if not self._admits(kube, pod):
+                    continue
+                held = {c["name"]: w for c in spec["containers"]
+                        if (w := self.waiting(pod, c["name"])) is not None}
+                if held:
+                    self._hold(kube, pod, held)
                     continue
                 self._start(kube, pod)
             elif phase == "Running" and self.completes(pod):
@@ -338,6 +356,44 @@ class Kubelet(Controller):
                     status=True)
         return False
 
+    def _hold(self, kube, pod: dict, held: dict[str, dict]) -> None:
+        """Write the status of a pod whose ``held`` containers cannot run (none of its
+        containers starts): each held one waits with the fields ``waiting`` gave, the others
+        wait in ContainerCreating. The phase is ``getPhase``'s (kubernetes
+        pkg/kubelet/kubelet_pods.go): a waiting container that never ran keeps the pod
+        Pending (an image pull); one with a last termination (a failed start, then
+        CrashLoopBackOff) counts as stopped, and a restartPolicy Always pod whose containers
+        all stopped is Running. The status is written again only when it changes."""
+        statuses = []
+        for c in pod["spec"]["containers"]:
+            fields = held.get(c["name"]) or {"state": {"waiting": {
+                "reason": "ContainerCreating"}}}
+            ran = "terminated" in (fields.get("lastState") or {})
+            statuses.append({
+                "name": c["name"], "image": c["image"],
+                # The image ID is known once pulled: a start can only fail after the pull.
+                "imageID": _image_id(c["image"]) if ran else "",
+                "ready": False, "started": False, "restartCount": 0, **fields})
+        stopped = all("terminated" in (cs.get("lastState") or {}) for cs in statuses)
+        phase = ("Running" if stopped and pod["spec"].get("restartPolicy", "Always")
+                 == "Always" else "Pending")
+        status = pod.get("status") or {}
+        if status.get("phase") == phase and status.get("containerStatuses") == statuses:
+            return
+        stamp = now()
+
+        def write(p: dict) -> None:
+            p["status"].update(phase=phase, containerStatuses=statuses, startTime=stamp)
+            p["status"]["conditions"] = [
+                {"type": t, "status": "True" if t in ("PodScheduled", "Initialized")
+                 else "False", "lastTransitionTime": stamp, "lastProbeTime": None,
+                 **({} if t in ("PodScheduled", "Initialized") else {
+                     "reason": "ContainersNotReady",
+                     "message": f"containers with unready status: [{', '.join(held)}]"})}
+                for t in ("PodScheduled", "Initialized", "Ready", "ContainersReady")]
+        kube.mutate("pods", pod["metadata"]["name"], write, pod["metadata"]["namespace"],
+                    status=True)
+
     def _start(self, kube, pod: dict) -> None:
         meta = pod["metadata"]
         self._running_since[meta["uid"]] = time.monotonic()
@@ -361,7 +417,7 @@ class Kubelet(Controller):
                           "PodScheduled")]
             status["containerStatuses"] = [{
                 "name": c["name"], "image": c["image"],
-                "imageID": f"docker.io/library/{c['image']}@sha256:{'0' * 64}",
+                "imageID": _image_id(c["image"]),
                 "containerID": f"containerd://{meta['uid'].replace('-', '')}{i}",
                 "ready": True, "started": True, "restartCount": 0,
                 "state": {"running": {"startedAt": started}}}
