@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -29,6 +29,49 @@ class ProbeError(Exception):
 
     ``kube.Forbidden`` is one ("missing permission: create pods in namespace X").
     """
+
+
+class Fail(Exception):
+    """The cluster violates the requirement: the probe stops with FAIL and this reason.
+
+    ``partial``: some of the requirement held (a checklist may say Partially Implemented).
+    """
+
+    def __init__(self, reason: str, *, partial: bool = False):
+        super().__init__(reason)
+        self.partial = partial
+
+
+class Skip(Exception):
+    """The requirement does not apply to this cluster: the probe stops with SKIP (N/A)."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long a probe waits, from settings rather than module globals.
+
+    A probe declares its waits in ``Probe.timeouts`` (name → seconds, each with its
+    upstream source beside it). A run uses them as declared; a test (or a user's
+    ``Settings``) replaces them here: ``timeout`` every name ending in ``timeout``,
+    ``poll`` every name that is ``poll``, ``interval`` or ends in ``_poll``/``_interval``,
+    and ``overrides`` single names (``{"over_quota_wait": 1.0}``) or one probe's
+    (``{"gang_scheduling.over_quota_wait": 1.0}``), which win over both.
+    """
+
+    timeout: float | None = None
+    poll: float | None = None
+    overrides: Mapping[str, float] = field(default_factory=dict)
+
+    def resolve(self, probe_id: str, name: str, declared: float) -> float:
+        for key in (f"{probe_id}.{name}", name):
+            if key in self.overrides:
+                return float(self.overrides[key])
+        if self.timeout is not None and name.endswith("timeout"):
+            return self.timeout
+        if self.poll is not None and (name in ("poll", "interval")
+                                      or name.endswith(("_poll", "_interval"))):
+            return self.poll
+        return declared
 
 
 class Cluster(Protocol):
@@ -50,6 +93,8 @@ class Settings:
     long: bool = False
     # From a Pulumi stack: gpuPools, addons, autoscaler, target (empty without --stack).
     expectations: dict[str, Any] = field(default_factory=dict)
+    # The probes' waits as declared, or replaced (tests): see ``Timing``.
+    timing: Timing = field(default_factory=Timing)
 
 
 class Probe:
@@ -73,6 +118,14 @@ class Probe:
     long: ClassVar[bool] = False
     exclusive: ClassVar[bool] = False
     title: ClassVar[str] = ""
+    # The probe's waits in seconds, by name (``scale_up_timeout``, ``poll``...), each with
+    # its upstream source beside it; read with ``ctx.timeout(name)`` or ``cls.timeout``.
+    timeouts: ClassVar[Mapping[str, float]] = {}
+
+    @classmethod
+    def timeout(cls, settings: Settings, name: str) -> float:
+        """One declared wait, as this run's settings have it (``Timing``)."""
+        return settings.timing.resolve(cls.id, name, cls.timeouts[name])
 
     @classmethod
     def budget(cls, settings: Settings) -> float | None:
@@ -80,7 +133,24 @@ class Probe:
         claim). The runner gives the probe at least this, whatever ``--probe-timeout``."""
         return None
 
-    def run(self, ctx: Context) -> Result:  # pragma: no cover - abstract
+    def run(self, ctx: Context) -> Result:
+        """The runner's entry: the probe's named cases in order, then PASS.
+
+        A case stops the probe one way, by raising: ``Fail`` (FAIL), ``Skip`` (N/A),
+        ``ProbeError`` (ERROR; the runner reports it), ``Cancelled`` (the runner's).
+        """
+        ctx.timeouts = self.timeouts
+        try:
+            reason = self.cases(ctx)
+        except Fail as exc:
+            return ctx.failed(str(exc), partial=exc.partial)
+        except Skip as exc:
+            return ctx.skip(str(exc))
+        return ctx.passed(reason)
+
+    def cases(self, ctx: Context) -> str:  # pragma: no cover - abstract
+        """Run the requirement's cases, one named function each, in the order the
+        module docstring gives them; return the PASS reason, or raise to stop."""
         raise NotImplementedError
 
 
@@ -104,6 +174,8 @@ class Context:
         self.current_step = "start"
         self.cleanup = cleanup if cleanup is not None else CleanupStack(cluster)
         self.namespaces: list[str] = []
+        # The running probe's declared waits (``Probe.run`` sets them).
+        self.timeouts: Mapping[str, float] = {}
 
     # Identity ---------------------------------------------------------------------------
     @property
@@ -114,6 +186,10 @@ class Context:
     def labels(self) -> dict[str, str]:
         """Labels every created object carries, so ``aicp verify cleanup`` finds it."""
         return {RUN_LABEL: self.run_id, PROBE_LABEL: self.probe_id.replace("_", "-")}
+
+    def timeout(self, name: str) -> float:
+        """One of the probe's declared waits (``Probe.timeouts``), as the settings have it."""
+        return self.settings.timing.resolve(self.probe_id, name, self.timeouts[name])
 
     def image(self, name: str) -> str:
         """The (mirrored) image reference for a catalog name, as printed at start."""
