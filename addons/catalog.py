@@ -1,8 +1,8 @@
 """Every chart and manifest aicp installs, pinned in one place with its upstream source.
 
-Where ``../shared/ADDONS.md`` (facts gathered from the upstream release tags) disagrees
-with a pin first asked for, the version that works on managed clusters wins and the
-reason is written next to it.
+Each pin names the upstream release tag it was read at. Where that tag disagrees with a pin
+first asked for, the version that works on managed clusters wins and the reason is written
+next to it.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Its kubelet plugin runs only on nodes labelled ``aicp.dev/gpu-allocator=dra``; those nodes
 carry ``nvidia.com/gpu.deploy.device-plugin=false`` so the GPU Operator's device plugin stays
-off them (one advertiser per node, ADDONS.md pitfall 10). ``gpuResourcesEnabledOverride`` is the
-chart's acknowledgement of exactly that (0.4.1 ``templates/validation.yaml``).
+off them: one advertiser per node, since the chart refuses ``resources.gpus.enabled`` beside the
+operator's device plugin unless ``gpuResourcesEnabledOverride`` acknowledges exactly that
+(kubernetes-sigs/dra-driver-nvidia-gpu chart 0.4.1 ``templates/validation.yaml``).
 
 With no DRA pool and no ComputeDomains the component installs nothing and serves nothing: a
 driver without a node to run on would only add a controller and DeviceClasses no claim can
@@ -47,7 +48,9 @@ def driver_values(cluster: ClusterOutputs, args: DraDriverArgs) -> dict[str, Any
         "resources": {"gpus": {"enabled": True},
                       "computeDomains": {"enabled": args.compute_domains}},
         # Offline renders and some API servers report the wrong resource.k8s.io versions
-        # (pitfall 13); the platform's minors (>= 1.34) all serve v1.
+        # (the chart picks the DeviceClass apiVersion from .Capabilities unless resourceApiVersion
+        # is set: dra-driver-nvidia-gpu 0.4.1 templates/_helpers.tpl L188-189); the platform's
+        # minors (>= 1.34) all serve v1.
         "resourceApiVersion": "resource.k8s.io/v1",
         # The chart default already tolerates nvidia.com/gpu:NoSchedule (0.4.1). The second
         # label is the one the GPU Operator's driver manager flips to evict the plugin

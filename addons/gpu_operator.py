@@ -10,7 +10,9 @@ where it is missing and honours a value already set (gpu-operator v26.7.0
 Helm semantics matter here (``helm.v3.Release``): ``operator.upgradeCRD`` is a pre-upgrade hook
 Job that re-applies the ClusterPolicy/NVIDIADriver CRDs, which Helm itself never upgrades from
 ``crds/``. This release also owns the ``resource.nvidia.com`` ComputeDomain CRDs that both this
-chart and the DRA driver chart ship in ``crds/`` (ADDONS.md pitfall 11): ``skip_crds`` would
+chart and the DRA driver chart ship in ``crds/`` (Helm v3 creates ``crds/`` objects only when
+absent and never upgrades them, helm.sh/docs/chart_best_practices/custom_resource_definitions):
+``skip_crds`` would
 drop ClusterPolicy with them, so the DRA driver release skips its copy instead.
 """
 
@@ -67,7 +69,8 @@ class GpuOperatorArgs:
     # gpu_sharing: advertise each device-plugin GPU this many times (time-slicing); None = off.
     time_slicing_replicas: int | None = None
     # Resources to wait for, e.g. the prometheus-operator CRDs: the operator skips the DCGM
-    # ServiceMonitor for good if its CRD is missing when it reconciles (pitfall 4).
+    # ServiceMonitor for good if its CRD is missing when it reconciles (NVIDIA/gpu-operator
+    # v26.7.0 controllers/object_controls.go, the ServiceMonitor step logs and returns Ready).
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -125,7 +128,9 @@ def operator_values(cluster: ClusterOutputs, args: GpuOperatorArgs) -> dict[str,
         "clusterPolicy": {"deployCR": True},
     }
     if driver.owner == "operator":
-        # The DRA driver's nvidiaDriverRoot is the contract's root: keep both equal (pitfall 9).
+        # The DRA driver's nvidiaDriverRoot is the contract's root: keep both equal (the DRA
+        # kubelet plugin mounts the driver from nvidiaDriverRoot, which must be where the
+        # operator installs it: gpu-operator v26.7.0 values.yaml hostPaths.driverInstallDir).
         values["hostPaths"] = {"driverInstallDir": driver.root}
     values = deep_merge(values, driver.operator_values)
     dra = any(p.allocator == "dra" for p in cluster.gpu_pools)

@@ -6,7 +6,7 @@ endpoint picker and its chart moved to ``llm-d/llm-d-router`` (chart
 release selecting the model-server pods of its namespace, Istio's DestinationRule for
 the EPP, the EPP ServiceMonitor and an HTTPRoute from the inference Gateway to the pool.
 
-Chart value keys, read at llm-d/llm-d-router (``../shared`` has no copy of this chart):
+Chart value keys, read at llm-d/llm-d-router:
 ``config/charts/README.md`` ("Value Mapping Guide", "EPP Core Configuration", "Model
 Server Configuration", "Gateway-Specific Parameters"), ``config/charts/routerlib/
 values.yaml`` (``epp.image.tag: main`` / ``pullPolicy: Always``, ``epp.resources``

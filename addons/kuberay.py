@@ -1,6 +1,8 @@
 """KubeRay operator with its validating webhooks, without cert-manager.
 
-Chart 1.7.0 has no webhook support (ADDONS.md §2.12, pitfall 27): the operator registers
+Chart 1.7.0 has no webhook support (ray-project/kuberay v1.7.0 ``helm-chart/kuberay-operator/
+templates/deployment.yaml`` renders volumes only for logging and config; the webhooks live in
+the kustomize overlay ``ray-operator/config/default-with-webhooks``): the operator registers
 ``/validate-ray-io-v1-{raycluster,rayjob,rayservice}`` only with ``ENABLE_WEBHOOKS=true`` and then
 serves TLS on 9443 from ``/tmp/k8s-webhook-server/serving-certs``, a volume the chart cannot
 mount. So, after the release:

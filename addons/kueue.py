@@ -1,13 +1,15 @@
 """Kueue: gang admission (all-or-nothing, ``waitForPodsReady``) and GPU quota per pool.
 
 The chart takes the manager's ``Configuration`` as one string and does not merge it, so the
-whole ``config.kueue.x-k8s.io/v1beta2`` document is restated here (ADDONS.md pitfall 16).
+whole ``config.kueue.x-k8s.io/v1beta2`` document is restated here (kubernetes-sigs/kueue v0.19.2
+``charts/kueue/values.yaml`` ``managerConfig.controllerManagerConfigYaml``, one string).
 
 Decisions, with the Kueue 0.19.2 behaviour behind them:
 
 - ``managedJobsNamespaceSelector`` is opt-in (label ``aicp.dev/kueue-managed=true``): with the
   ``pod`` framework on, the pod webhook is ``failurePolicy: Fail`` on every selected namespace,
-  and the GPU Operator's or monitoring's pods must not depend on Kueue being up (pitfall 17).
+  and the GPU Operator's or monitoring's pods must not depend on Kueue being up (kueue v0.19.2
+  ``charts/kueue/templates/webhook/manifests.yaml``, the ``mpod.kb.io`` webhook).
 - Quota covers GPUs only. ``resources.quotaCheckStrategy: IgnoreUndeclared`` (feature gate
   ``QuotaCheckStrategy``, beta and on since 0.19) admits a workload on its GPU quota without
   cpu/memory quota, which the contract cannot size (it knows GPUs per node, not CPUs). Node
@@ -20,7 +22,9 @@ Decisions, with the Kueue 0.19.2 behaviour behind them:
   exists, nor the other way round.
 
 The custom resources wait for the whole release: Kueue's CRDs are in its ``templates/crd``
-and its validating webhooks (``Fail``) must be serving before they are created (pitfall 1, 2).
+and its validating webhooks (``Fail``) must be serving before they are created (kueue v0.19.2
+``charts/kueue/templates/webhook/manifests.yaml``: a create before the webhook Service has
+endpoints is refused with "no endpoints available for service").
 """
 
 from __future__ import annotations
@@ -86,7 +90,8 @@ def manager_config(args: KueueArgs, *, dra: bool) -> dict[str, Any]:
             "LocalQueue.kueue.x-k8s.io": 5, "ClusterQueue.kueue.x-k8s.io": 5,
             "ResourceFlavor.kueue.x-k8s.io": 1}},
         "clientConnection": {"qps": 300, "burst": 500},
-        # On by default in v1beta2 (30m, non-blocking): tune, there is no `enable` (pitfall 18).
+        # On by default in v1beta2 (30m, non-blocking): tune, there is no `enable` (kueue v0.19.2
+        # apis/config/v1beta2/defaults.go, WaitForPodsReady defaults).
         # Non-blocking as upstream: blockAdmission would hold every other workload of the
         # queue while one gang waits for a cold pool, stalling the queue for the timeout.
         "waitForPodsReady": {"timeout": args.pods_ready_timeout, "blockAdmission": False},
