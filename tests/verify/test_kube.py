@@ -67,7 +67,7 @@ def run_creating(kube, body_after_create):
                                                                   "labels": ctx.labels}})
         ctx.track(cm, kind="ConfigMap")
         return body_after_create(ctx)
-    return Runner(kube, settings("r2"), kube=kube, cleanup_timeout=10).run(
+    return Runner(kube, settings("r2"), cleanup_timeout=10).run(
         planned(probe("secure_accelerator_access", body)))
 
 
