@@ -1,4 +1,5 @@
-"""The cluster side against the emulator: retries, permissions, cleanup of earlier runs."""
+"""What a run leaves and how it is found: cleanup after a probe, ``aicp verify cleanup`` of
+earlier runs, the heartbeat that keeps a live run's namespaces safe (verify/kube/sweep.py)."""
 
 from __future__ import annotations
 
@@ -6,57 +7,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import kubernetes.client
-import pytest
 
-from aicp.verify.kube import ALIVE_SECONDS, HEARTBEAT, Forbidden, Lost, cleanup, connect
-from aicp.verify.probe import RUN_LABEL, ProbeError
+from aicp.verify.kube import ALIVE_SECONDS, HEARTBEAT, cleanup
+from aicp.verify.probe import RUN_LABEL
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
 from tests.kubeapi import objects as o
 from tests.verify.conftest import planned, probe, settings
-
-
-@pytest.fixture
-def kube(kubeconfig):
-    retries: list[str] = []
-    k = connect(kubeconfig, on_retry=retries.append)
-    k.retries = retries
-    yield k
-    k.close()
-
-
-def test_throttling_and_unavailable_are_retried_until_the_call_succeeds(kubeapi, kube):
-    kubeapi.faults.throttle(verbs=["list"], resource="nodes", times=2, retry_after=0)
-    kubeapi.faults.error(503, verbs=["list"], resource="nodes", times=1)
-    nodes = kube.api(kubernetes.client.CoreV1Api).list_node()
-    assert nodes.items == []
-    assert [r.split(",")[0] for r in kube.retries] == ["list_node: HTTP 429"] * 2 + [
-        "list_node: HTTP 503"]
-
-
-def test_a_dropped_connection_is_retried(kubeapi, kube):
-    kubeapi.faults.drop(path="/api/v1/namespaces$", times=1)
-    kube.create_namespace("aicp-verify-r1-x", {RUN_LABEL: "r1"})
-    assert kube.request("GET", "/api/v1/namespaces/aicp-verify-r1-x")["metadata"]["name"]
-
-
-def test_forbidden_names_verb_resource_and_namespace(kubeapi, kube):
-    kubeapi.faults.forbid(verbs=["create"], resource="pods", namespace="team")
-    body = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
-    with pytest.raises(Forbidden, match="missing permission: create pods in namespace team"):
-        kube.api(kubernetes.client.CoreV1Api).create_namespaced_pod("team", body)
-
-
-def test_a_probe_hitting_403_is_error_naming_the_permission(kubeapi, kube):
-    kubeapi.faults.forbid(verbs=["create"], resource="namespaces")
-
-    def body(ctx):
-        ctx.namespace()
-
-    report = Runner(kube, settings()).run(planned(probe("dra_support", body)))
-    result = report.outcomes[0].result
-    assert (result.verdict, result.reason) == (
-        Verdict.ERROR, "missing permission: create namespaces (cluster-wide)")
 
 
 def run_creating(kube, body_after_create):
@@ -189,92 +146,3 @@ def test_a_probe_whose_namespace_is_deleted_under_it_is_error_saying_so(kubeapi,
     assert got["vanished"].reason.startswith(
         "namespace aicp-verify-t1-vanished was deleted while the probe ran, not by this run")
     assert (got["kept"].verdict, got["kept"].reason) == (Verdict.FAIL, "the gang never started")
-
-
-def test_a_server_answering_html_is_one_line_naming_the_login_page(kubeapi, kube):
-    kubeapi.aggregate("html.example", lambda *a: (200, {"Content-Type": "text/html"},
-                                                  b"<html><body>Sign in</body></html>"))
-    with pytest.raises(ProbeError, match=r"answered GET /apis/html.example/v1 with "
-                                         r"text/html, not the Kubernetes API \('<html>"):
-        kube.request("GET", "/apis/html.example/v1")
-
-
-def test_a_cluster_that_went_away_is_lost_and_later_requests_fail_fast(kubeapi, kube):
-    kubeapi.stop()
-    start = time.monotonic()
-    with pytest.raises(Lost, match=r"lost the connection to the cluster http://127.0.0.1:\d+ "
-                                   r"\(Connection refused\) during get /api/v1/namespaces"):
-        kube.request("GET", "/api/v1/namespaces")
-    assert kube.lost == "Connection refused"
-    first = time.monotonic() - start
-    start = time.monotonic()
-    assert kube.wait_namespaces_gone(["a", "b"], timeout=60) == ["a", "b"]
-    assert time.monotonic() - start < min(1.0, first)
-
-
-def test_needs_are_read_from_the_cluster(kubeapi_factory, tmp_path):
-    platform = kubeapi_factory("reference-platform")
-    k = connect(platform.write_kubeconfig(tmp_path / "kc.yaml"))
-    assert k.unmet("gpu_nodes") is None
-    assert k.unmet("api:resource.k8s.io/v1") is None
-    assert k.unmet("addon:kueue") is None
-    assert "volcano not detected" in k.unmet("addon:volcano")
-    empty = connect(kubeapi_factory("empty").write_kubeconfig(tmp_path / "e.yaml"))
-    assert "no node advertises an accelerator" in empty.unmet("gpu_nodes")
-
-
-def test_a_dra_only_gpu_pool_counts_as_gpu_nodes(kubeapi_factory, tmp_path):
-    platform = kubeapi_factory("reference-platform", gpu_nodes=1)
-
-    def dra_only(node: dict) -> None:
-        # The aicp DRA pool: device plugin off, so no extended resource; no GFD label yet.
-        node["metadata"]["labels"].pop("nvidia.com/gpu.present", None)
-        node["status"]["allocatable"].pop("nvidia.com/gpu", None)
-        node["status"]["capacity"].pop("nvidia.com/gpu", None)
-
-    platform.mutate("nodes", "gpu-h100-0", dra_only)
-    platform.mutate("nodes", "gpu-h100-0", dra_only, status=True)
-    node = platform.find("nodes", "gpu-h100-0")
-    assert "nvidia.com/gpu" not in node["status"]["allocatable"]
-    assert "nvidia.com/gpu.present" not in node["metadata"]["labels"]
-    k = connect(platform.write_kubeconfig(tmp_path / "kc.yaml"))
-    assert k.unmet("gpu_nodes") is None
-
-
-def _config_maps(kubeapi, count: int, prefix: str = "c") -> list[str]:
-    names = [f"{prefix}{i:04d}" for i in range(count)]
-    kubeapi.seed({"apiVersion": "v1", "kind": "ConfigMap",
-                  "metadata": {"name": n, "namespace": "default"}} for n in names)
-    return names
-
-
-def test_lists_are_read_a_page_at_a_time_and_walk_every_item(kubeapi, kube):
-    names = _config_maps(kubeapi, 1_203)
-    kubeapi.requests.clear()
-    listed = [c["metadata"]["name"] for c in kube.items("/api/v1/namespaces/default/configmaps")]
-    assert listed == names
-    pages = kubeapi.requests.matching(verb="list", resource="configmaps")
-    assert [r.query.get("limit") for r in pages] == ["500"] * 3
-    assert [bool(r.query.get("continue")) for r in pages] == [False, True, True]
-
-
-def test_a_listing_whose_snapshot_expired_goes_on_from_the_token_the_410_offers(
-        kubeapi_factory, tmp_path):
-    kubeapi = kubeapi_factory("empty", history=10)
-    names = _config_maps(kubeapi, 9)
-    k = connect(kubeapi.write_kubeconfig(tmp_path / "kc.yaml"))
-    listing = k.items("/api/v1/namespaces/default/configmaps", page=3)
-    seen = [next(listing)["metadata"]["name"] for _ in range(3)]
-    _config_maps(kubeapi, 30, prefix="later")  # compacts the history the first page came from
-    seen += [c["metadata"]["name"] for c in listing]
-    assert kubeapi.requests.count(verb="list", status=410) == 1
-    assert seen[:9] == names and len(seen) == len(set(seen))  # on from where it stopped
-
-
-def test_an_expired_listing_without_a_way_on_is_one_clear_error(kubeapi, kube):
-    _config_maps(kubeapi, 4)
-    listing = kube.items("/api/v1/namespaces/default/configmaps", page=2)
-    next(listing)
-    kubeapi.faults.error(410, verbs=["list"], resource="configmaps")
-    with pytest.raises(ProbeError, match="expired the listing after some pages"):
-        list(listing)
