@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .transport import Kube
 
-# Extended resources the vendors' device plugins advertise on a node's allocatable.
+# Extended resources the vendors' device plugins advertise on a node's allocatable:
+# NVIDIA/k8s-device-plugin (nvidia.com/gpu), ROCm/k8s-device-plugin (amd.com/gpu),
+# intel/intel-device-plugins-for-kubernetes cmd/gpu_plugin (gpu.intel.com/i915, /xe).
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915", "gpu.intel.com/xe")
 # An addon counts as present when its API group is served (no stack says otherwise).
 ADDON_GROUPS = {
