@@ -12,9 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .result import Check, CreatedObject, Evidence, Result, Step, Verdict
+
+if TYPE_CHECKING:  # kube raises ProbeError and labels with RUN_LABEL, both from here
+    from .kube import Kube
 
 RUN_LABEL = "aicp.dev/verify-run"
 PROBE_LABEL = "aicp.dev/verify-probe"
@@ -72,15 +75,6 @@ class Timing:
                                       or name.endswith(("_poll", "_interval"))):
             return self.poll
         return declared
-
-
-class Cluster(Protocol):
-    """What the runner and Context need from a cluster (``kube.Kube``, or a fake in tests)."""
-
-    def create_namespace(self, name: str, labels: dict[str, str]) -> None: ...
-    def delete(self, obj: CreatedObject) -> None: ...
-    def wait_namespaces_gone(self, names: list[str], timeout: float) -> list[str]: ...
-    def unmet(self, need: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -161,18 +155,18 @@ class Context:
     next ``step``, ``sleep`` or ``wait_for`` raises ``Cancelled``.
     """
 
-    def __init__(self, probe_id: str, settings: Settings, cluster: Cluster, *,
-                 deadline: float, kube: Any = None, cleanup: CleanupStack | None = None):
+    def __init__(self, probe_id: str, settings: Settings, kube: Kube, *,
+                 deadline: float, cleanup: CleanupStack | None = None):
         self.probe_id = probe_id
         self.settings = settings
-        self.cluster = cluster
-        # kube.Kube: ``ctx.kube.api(kubernetes.client.CoreV1Api)`` gives a retried API.
+        # The cluster: ``ctx.kube.request``/``items``/``resources``, or
+        # ``ctx.kube.api(kubernetes.client.CoreV1Api)`` for a retried generated API.
         self.kube = kube
         self.deadline = deadline
         self.evidence = Evidence()
         self.cancelled = threading.Event()
         self.current_step = "start"
-        self.cleanup = cleanup if cleanup is not None else CleanupStack(cluster)
+        self.cleanup = cleanup if cleanup is not None else CleanupStack(kube)
         self.namespaces: list[str] = []
         # The running probe's declared waits (``Probe.run`` sets them).
         self.timeouts: Mapping[str, float] = {}
@@ -239,7 +233,7 @@ class Context:
         name = f"{base}-{suffix}" if suffix else base
         name = name[:63].rstrip("-")
         self.cleanup.add_namespace(name)
-        self.cluster.create_namespace(name, self.labels)
+        self.kube.create_namespace(name, self.labels)
         self.namespaces.append(name)
         self.evidence.objects.append(CreatedObject("Namespace", name))
         return name
@@ -315,8 +309,8 @@ class Context:
 class CleanupStack:
     """Objects and namespaces to delete, shared by every probe of a run (thread-safe)."""
 
-    def __init__(self, cluster: Cluster):
-        self.cluster = cluster
+    def __init__(self, kube: Kube):
+        self.kube = kube
         self._lock = threading.Lock()
         self._objects: list[tuple[CreatedObject, Callable[[], None] | None]] = []
         self.namespaces: list[str] = []
@@ -339,7 +333,7 @@ class CleanupStack:
                 return
             self._deleted_namespaces.add(name)
         try:
-            self.cluster.delete(CreatedObject("Namespace", name))
+            self.kube.delete(CreatedObject("Namespace", name))
         except Exception as exc:  # noqa: BLE001 - keep deleting the rest
             with self._lock:
                 self._deleted_namespaces.discard(name)
@@ -363,7 +357,7 @@ class CleanupStack:
                     return done
                 obj, delete = self._objects.pop(candidates[-1])
             try:
-                (delete or (lambda o=obj: self.cluster.delete(o)))()
+                (delete or (lambda o=obj: self.kube.delete(o)))()
                 done.append(obj)
             except Exception as exc:  # noqa: BLE001 - keep deleting the rest
                 self.errors.append(f"could not delete {obj}: {one_line(exc)}")

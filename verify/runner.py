@@ -20,10 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .checklist import Requirement
+from .kube import Kube
 from .probe import (
     Cancelled,
     CleanupStack,
-    Cluster,
     Context,
     Probe,
     ProbeError,
@@ -112,7 +112,7 @@ class _Worker:
 class Runner:
     """Runs probes in threads; ``on_start``/``on_done`` feed the live terminal view."""
 
-    def __init__(self, cluster: Cluster, settings: Settings, *, kube=None, concurrency: int = 4,
+    def __init__(self, cluster: Kube, settings: Settings, *, concurrency: int = 4,
                  probe_timeout: float = 600.0, global_timeout: float = 3600.0,
                  cleanup_timeout: float = 300.0, grace: float = 5.0,
                  heartbeat: float = HEARTBEAT_SECONDS,
@@ -123,7 +123,6 @@ class Runner:
             raise ValueError("concurrency must be at least 1")
         self.cluster = cluster
         self.settings = settings
-        self.kube = kube
         self.concurrency = concurrency
         self.probe_timeout = probe_timeout
         self.global_timeout = global_timeout
@@ -248,7 +247,7 @@ class Runner:
         timeout = max(self.probe_timeout, own or 0.0)
         deadline = min(time.monotonic() + timeout, global_end)
         ctx = Context(item.requirement.id, self.settings, self.cluster, deadline=deadline,
-                      kube=self.kube, cleanup=self.cleanup)
+                      cleanup=self.cleanup)
         return _Worker(item, ctx, deadline, timeout)
 
     def _launch(self, worker: _Worker, finished: queue.Queue) -> None:

@@ -223,7 +223,7 @@ def _run(opts: Options, console: Console, guard: signals.Guard) -> int:
                           f"({', '.join(left)}): pass --metadata FILE", soft_wrap=True)
         if metadata:
             console.print(f"metadata: {checklist.NOT_CHECKED_OFFLINE}", soft_wrap=True)
-    runner = Runner(kube, settings, kube=kube, concurrency=opts.concurrency,
+    runner = Runner(kube, settings, concurrency=opts.concurrency,
                     probe_timeout=opts.probe_timeout, global_timeout=opts.timeout,
                     on_start=view.on_start, on_done=view.on_done,
                     # Probes and cleanup are over: a late signal must not cut the reports.

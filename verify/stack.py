@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .kube import ConfigError
+from .kube import GPU_RESOURCES, ConfigError, Kube, quantity
 
 EXPECTATION_KEYS = ("gpuPools", "addons", "autoscaler", "target")
 # What each addon key of the ``addons`` output serves once installed (stacks/program.py
@@ -100,7 +100,7 @@ def parse(name: str, outputs: Any) -> StackOutputs:
                         {str(k): str(v) for k, v in not_applicable.items()})
 
 
-def check(expectations: dict[str, Any], kube) -> StackCheck:
+def check(expectations: dict[str, Any], kube: Kube) -> StackCheck:
     """Every GPU pool's accelerator is visible and every addon's API is served."""
     pools = [p for p in expectations.get("gpuPools") or [] if isinstance(p, dict)]
     # Only the pools' nodes are kept: a 5,000-node cluster is read a page at a time.
@@ -137,8 +137,6 @@ def unmet_expectations(expectations: dict[str, Any], nodes: list[dict],
     (either counts when the allocator is unknown). A pool with ``minNodes`` 0 and no node
     has scaled to zero: a note, not a problem.
     """
-    from .kube import GPU_RESOURCES, _quantity
-
     with_slices = {(s.get("spec") or {}).get("nodeName") for s in slices
                    if (s.get("spec") or {}).get("devices")}
     result = StackCheck()
@@ -153,7 +151,7 @@ def unmet_expectations(expectations: dict[str, Any], nodes: list[dict],
 
         def advertises(node: dict, allocator=allocator) -> bool:
             allocatable = (node.get("status") or {}).get("allocatable") or {}
-            plugin = any(_quantity(allocatable.get(r)) > 0 for r in GPU_RESOURCES)
+            plugin = any(quantity(allocatable.get(r)) > 0 for r in GPU_RESOURCES)
             dra = node["metadata"]["name"] in with_slices
             return {"dra": dra, "device-plugin": plugin}.get(allocator, dra or plugin)
 

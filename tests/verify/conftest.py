@@ -53,7 +53,10 @@ def template(version: str) -> checklist.Template:
 
 
 class FakeCluster:
-    """A cluster in memory: records namespaces and deletions in order."""
+    """A cluster in memory: records namespaces and deletions in order.
+
+    Stands in for ``kube.Kube`` where a test needs only what the runner asks of it
+    (namespaces, deletes, the wait for them, needs)."""
 
     def __init__(self, needs: dict[str, str | None] | None = None):
         self.lock = threading.Lock()

@@ -19,7 +19,7 @@ from tests.verify.conftest import planned
 
 def run(kubeconfig):
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("am1", "1.35", images.catalog()), kube=kube,
+    report = Runner(kube, Settings("am1", "1.35", images.catalog()),
                     cleanup_timeout=5).run(planned(AcceleratorMetrics))
     return report.outcomes[0].result, report
 
@@ -114,7 +114,7 @@ def test_without_any_exporter_pod_the_probe_cannot_decide(kubeconfig):
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
 def test_an_exporter_the_api_server_cannot_reach_is_an_error(kubeapi, kubeconfig, monkeypatch):
-    monkeypatch.setattr("aicp.verify.kube._backoff", lambda *_: 0.0)  # 503s are retried
+    monkeypatch.setattr("aicp.verify.kube.retry._backoff", lambda *_: 0.0)  # 503s are retried
     exporters(kubeapi, ["gpu-h100-0"])
     kubeapi.faults.error(503, r"/proxy/metrics$")
     result, _ = run(kubeconfig)

@@ -106,7 +106,7 @@ def verdicts(kube: KubeAPI) -> list[tuple[Verdict, str]]:
     client = connect(kube.write_kubeconfig(kube.__dict__["kubeconfig_path"]))
     out = []
     for probe in PROBES:  # one at a time: each gets the cluster's GPUs to itself
-        report = Runner(client, Settings("w1", "1.37", images.catalog()), kube=client,
+        report = Runner(client, Settings("w1", "1.37", images.catalog()),
                         cleanup_timeout=10).run(planned(probe))
         assert report.leftovers == [], probe.id
         result = report.outcomes[0].result

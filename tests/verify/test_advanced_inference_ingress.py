@@ -27,7 +27,7 @@ def fast(monkeypatch):
 
 def run(kubeconfig, version="1.36"):
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("gi1", version, images.catalog()), kube=kube,
+    report = Runner(kube, Settings("gi1", version, images.catalog()),
                     cleanup_timeout=5).run(planned(AdvancedInferenceIngress, level="SHOULD"))
     assert kube.request("GET", "/api/v1/namespaces",
                         query={"labelSelector": RUN_LABEL})["items"] == []

@@ -26,7 +26,7 @@ def fast(monkeypatch):
 
 def run(kubeconfig):
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("ai1", "1.35", images.catalog()), kube=kube,
+    report = Runner(kube, Settings("ai1", "1.35", images.catalog()),
                     cleanup_timeout=5).run(planned(AiInference))
     assert kube.request("GET", "/api/v1/namespaces",
                         query={"labelSelector": RUN_LABEL})["items"] == []

@@ -28,7 +28,7 @@ def fast(monkeypatch):
 
 def run(kubeapi, kubeconfig):
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("sm1", "1.35", images.catalog()), kube=kube,
+    report = Runner(kube, Settings("sm1", "1.35", images.catalog()),
                     cleanup_timeout=5).run(planned(AiServiceMetrics))
     assert kube.request("GET", "/api/v1/namespaces",
                         query={"labelSelector": RUN_LABEL})["items"] == []

@@ -36,7 +36,7 @@ def fast(monkeypatch):
 def run(kubeconfig, *, long=False, **expectations):
     kube = connect(kubeconfig)
     settings = Settings("ca1", "1.35", images.catalog(), long=long, expectations=expectations)
-    report = Runner(kube, settings, kube=kube, cleanup_timeout=10).run(
+    report = Runner(kube, settings, cleanup_timeout=10).run(
         planned(ClusterAutoscaling))
     assert report.leftovers == []
     assert kube.request("GET", "/api/v1/namespaces",

@@ -17,7 +17,7 @@ def run(kubeapi, kubeconfig):
     kubeapi.settle()
     kubeapi.requests.clear()
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("di1", "1.36"), kube=kube).run(
+    report = Runner(kube, Settings("di1", "1.36")).run(
         planned(DisaggregatedInference, level="SHOULD"))
     assert [r for r in kubeapi.requests.requests if r.method != "GET"] == []
     assert report.leftovers == []

@@ -25,7 +25,7 @@ def fast(monkeypatch):
 def run(kubeconfig, expectations=None):
     kube = connect(kubeconfig)
     settings = Settings("dra1", "1.35", images.catalog(), expectations=expectations or {})
-    report = Runner(kube, settings, kube=kube, cleanup_timeout=10).run(planned(DraSupport))
+    report = Runner(kube, settings, cleanup_timeout=10).run(planned(DraSupport))
     result = report.outcomes[0].result
     assert report.leftovers == []
     assert kube.request("GET", "/api/v1/namespaces",

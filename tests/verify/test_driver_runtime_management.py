@@ -23,7 +23,7 @@ GFD_580 = {"nvidia.com/cuda.driver-version.full": "580.65.06",
 
 def run(kubeconfig):
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("drm1", "1.35", images.catalog()), kube=kube,
+    report = Runner(kube, Settings("drm1", "1.35", images.catalog()),
                     cleanup_timeout=10).run(planned(DriverRuntimeManagement, level="SHOULD"))
     # The WG suite's plain-image pod is the only thing created, and it is cleaned up.
     assert report.leftovers == []

@@ -34,7 +34,7 @@ def fast(monkeypatch):
 
 def run(kubeconfig):
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("gs1", "1.35", images.catalog()), kube=kube,
+    report = Runner(kube, Settings("gs1", "1.35", images.catalog()),
                     cleanup_timeout=10).run(planned(GangScheduling))
     result = report.outcomes[0].result
     assert report.leftovers == []

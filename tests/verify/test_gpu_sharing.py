@@ -17,7 +17,7 @@ from tests.verify.conftest import planned
 
 def run(kubeconfig):
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("gs1", "1.35", images.catalog()), kube=kube,
+    report = Runner(kube, Settings("gs1", "1.35", images.catalog()),
                     cleanup_timeout=10).run(planned(GpuSharing, level="SHOULD"))
     assert report.leftovers == [] and report.outcomes[0].result.evidence.objects == []
     assert report.exit_code == 0  # a SHOULD never fails the run

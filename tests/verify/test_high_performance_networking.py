@@ -16,7 +16,7 @@ from tests.verify.conftest import planned
 def run(kubeapi, kubeconfig):
     kubeapi.requests.clear()
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("hpn1", "1.36"), kube=kube).run(
+    report = Runner(kube, Settings("hpn1", "1.36")).run(
         planned(HighPerformanceNetworking, level="SHOULD"))
     writes = [r for r in kubeapi.requests.requests if r.method != "GET"]
     assert writes == [] and report.leftovers == []

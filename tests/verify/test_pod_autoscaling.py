@@ -30,7 +30,7 @@ def fast(monkeypatch):
 
 def run(kubeconfig):
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("pa1", "1.35", images.catalog()), kube=kube,
+    report = Runner(kube, Settings("pa1", "1.35", images.catalog()),
                     cleanup_timeout=10).run(planned(PodAutoscaling))
     assert report.leftovers == []
     assert kube.request("GET", "/api/v1/namespaces",

@@ -32,7 +32,7 @@ def run(kubeconfig, kubeapi=None):
     if kubeapi is not None:
         kubeapi.settle()  # the operator's pods exist before the run, as on a real cluster
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("rc1", "1.35", images.catalog()), kube=kube,
+    report = Runner(kube, Settings("rc1", "1.35", images.catalog()),
                     cleanup_timeout=10).run(planned(RobustController))
     return report.outcomes[0].result, report
 
@@ -229,8 +229,8 @@ def test_a_schema_rejection_is_not_mistaken_for_the_webhook(kubeapi, kubeconfig)
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
 def test_a_webhook_that_cannot_be_reached_fails(kubeapi, kubeconfig, monkeypatch):
-    monkeypatch.setattr("aicp.verify.kube.time.sleep", lambda s: None)
-    monkeypatch.setattr("aicp.verify.kube._backoff", lambda *a: 0.0)
+    monkeypatch.setattr("aicp.verify.kube.sweep.time.sleep", lambda s: None)
+    monkeypatch.setattr("aicp.verify.kube.retry._backoff", lambda *a: 0.0)
 
     def down(res, obj, old):
         if res.key == ("ray.io", "rayclusters") and len(obj["metadata"]["name"]) > 53:

@@ -46,7 +46,7 @@ def fast(monkeypatch):
 
 def run(kubeconfig):
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("sa1", "1.35", images.catalog()), kube=kube,
+    report = Runner(kube, Settings("sa1", "1.35", images.catalog()),
                     cleanup_timeout=10).run(planned(SecureAcceleratorAccess))
     assert report.leftovers == []
     assert kube.request("GET", "/api/v1/namespaces",

@@ -16,7 +16,7 @@ from tests.verify.conftest import planned
 
 def run(kubeconfig):
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("va1", "1.35", images.catalog()), kube=kube,
+    report = Runner(kube, Settings("va1", "1.35", images.catalog()),
                     cleanup_timeout=10).run(planned(VirtualizedAccelerator, level="SHOULD"))
     assert report.leftovers == [] and report.outcomes[0].result.evidence.objects == []
     return report.outcomes[0].result

@@ -21,7 +21,7 @@ from tests.verify.conftest import planned
 
 def run(kubeconfig):
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("ws1", "1.37", images.catalog()), kube=kube,
+    report = Runner(kube, Settings("ws1", "1.37", images.catalog()),
                     cleanup_timeout=10).run(planned(WorkloadSandboxing, level="SHOULD"))
     assert report.leftovers == []
     assert kube.request("GET", "/api/v1/namespaces",

@@ -157,7 +157,7 @@ def verdicts(kube: KubeAPI, tmp_path) -> list[tuple[Verdict, str]]:
     out = []
     for probe in PROBES:  # one at a time, as the runner runs exclusive probes
         level = "SHOULD" if probe is WorkloadSandboxing else "MUST"
-        report = Runner(client, Settings("ww1", "1.37", images.catalog()), kube=client,
+        report = Runner(client, Settings("ww1", "1.37", images.catalog()),
                         cleanup_timeout=10).run(planned(probe, level=level))
         assert report.leftovers == [], probe.id
         result = report.outcomes[0].result
@@ -199,6 +199,6 @@ def test_the_runner_gives_a_probe_the_budget_its_own_timeouts_need(kubeapi_facto
 
     kube = kubeapi_factory("empty")
     client = connect(kube.write_kubeconfig(tmp_path / "kubeconfig.yaml"))
-    report = Runner(client, Settings("rb1", "1.35"), kube=client, probe_timeout=0.2,
+    report = Runner(client, Settings("rb1", "1.35"), probe_timeout=0.2,
                     cleanup_timeout=5).run(planned(Slow))
     assert report.outcomes[0].result.verdict is P, report.outcomes[0].result.reason

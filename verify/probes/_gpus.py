@@ -33,7 +33,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from ..kube import GPU_RESOURCES, _quantity
+from ..kube import GPU_RESOURCES, quantity
 from ..probe import Context
 
 DRA = "resource.k8s.io/v1"
@@ -73,7 +73,7 @@ def name(obj: dict) -> str:
 
 
 def allocatable(node: dict) -> dict[str, float]:
-    return {k: _quantity(v)
+    return {k: quantity(v)
             for k, v in ((node.get("status") or {}).get("allocatable") or {}).items()}
 
 

@@ -1,0 +1,148 @@
+"""What a run leaves and how it is found: cleanup after a probe, ``aicp verify cleanup`` of
+earlier runs, the heartbeat that keeps a live run's namespaces safe (verify/kube/sweep.py)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import kubernetes.client
+
+from aicp.verify.kube import ALIVE_SECONDS, HEARTBEAT, cleanup
+from aicp.verify.probe import RUN_LABEL
+from aicp.verify.result import Verdict
+from aicp.verify.runner import Runner
+from tests.kubeapi import objects as o
+from tests.verify.conftest import planned, probe, settings
+
+
+def run_creating(kube, body_after_create):
+    def body(ctx):
+        ns = ctx.namespace()
+        core = ctx.kube.api(kubernetes.client.CoreV1Api)
+        cm = core.create_namespaced_config_map(ns, {"metadata": {"name": "cm",
+                                                                  "labels": ctx.labels}})
+        ctx.track(cm, kind="ConfigMap")
+        return body_after_create(ctx)
+    return Runner(kube, settings("r2"), cleanup_timeout=10).run(
+        planned(probe("secure_accelerator_access", body)))
+
+
+def labelled(kube):
+    return kube.request("GET", "/api/v1/namespaces",
+                        query={"labelSelector": RUN_LABEL})["items"]
+
+
+def test_an_exception_mid_probe_leaves_nothing_behind(kube):
+    report = run_creating(kube, lambda ctx: 1 / 0)
+    assert report.outcomes[0].result.verdict is Verdict.ERROR
+    assert labelled(kube) == [] and report.leftovers == []
+
+
+def test_a_run_under_injected_faults_still_cleans_up(kubeapi, kube):
+    kubeapi.faults.error(503, verbs=["delete"], times=2)
+    kubeapi.faults.throttle(verbs=["create"], times=2, retry_after=0)
+
+    def passes(ctx):
+        ctx.check("config map created", True)
+        return ctx.passed("ok")
+
+    report = run_creating(kube, passes)
+    assert report.outcomes[0].result.verdict is Verdict.PASS
+    assert labelled(kube) == []
+
+
+def test_cleanup_deletes_leftover_namespaces_and_cluster_scoped_objects(kubeapi, kube):
+    kube.create_namespace("aicp-verify-old-a", {RUN_LABEL: "old"})
+    # An earlier run's namespace without a heartbeat (from before heartbeats existed).
+    kubeapi.seed([o.namespace("aicp-verify-new-a", labels={RUN_LABEL: "new"})])
+    kube.request("POST", "/apis/scheduling.k8s.io/v1/priorityclasses", body={
+        "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "value": 10,
+        "metadata": {"name": "aicp-verify-old", "labels": {RUN_LABEL: "old"}}})
+    deleted, left, alive = cleanup(kube, "old", timeout=10)
+    assert sorted(deleted) == ["Namespace aicp-verify-old-a", "PriorityClass aicp-verify-old"]
+    assert left == [] and alive == {}
+    assert [n["metadata"]["name"] for n in labelled(kube)] == ["aicp-verify-new-a"]
+    deleted, _, _ = cleanup(kube, timeout=10)
+    assert deleted == ["Namespace aicp-verify-new-a"]
+
+
+def beat(kubeapi, name: str, seconds_ago: float) -> None:
+    stamp = (datetime.now(UTC) - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    kubeapi.patch("namespaces", name, {"metadata": {"annotations": {HEARTBEAT: stamp}}})
+
+
+def test_cleanup_without_a_run_id_leaves_a_live_run_alone_unless_forced(kubeapi, kube):
+    kube.create_namespace("aicp-verify-live-a", {RUN_LABEL: "live"})
+    kube.create_namespace("aicp-verify-live-b", {RUN_LABEL: "live"})
+    kube.create_namespace("aicp-verify-dead-a", {RUN_LABEL: "dead"})
+    kube.request("POST", "/apis/scheduling.k8s.io/v1/priorityclasses", body={
+        "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "value": 10,
+        "metadata": {"name": "aicp-verify-live", "labels": {RUN_LABEL: "live"}}})
+    beat(kubeapi, "aicp-verify-live-a", ALIVE_SECONDS + 30)  # one namespace's beat is old,
+    beat(kubeapi, "aicp-verify-live-b", 2)                    # the run's newest is fresh
+    beat(kubeapi, "aicp-verify-dead-a", ALIVE_SECONDS + 30)   # a run that died
+
+    deleted, left, alive = cleanup(kube, timeout=10)
+    assert deleted == ["Namespace aicp-verify-dead-a"] and left == []
+    assert list(alive) == ["live"] and 0 <= alive["live"] < 10
+    assert sorted(n["metadata"]["name"] for n in labelled(kube)) == [
+        "aicp-verify-live-a", "aicp-verify-live-b"]
+    assert kubeapi.find("priorityclasses.scheduling.k8s.io", "aicp-verify-live") is not None
+
+    deleted, _, alive = cleanup(kube, force=True, timeout=10)
+    assert alive == {} and sorted(deleted) == [
+        "Namespace aicp-verify-live-a", "Namespace aicp-verify-live-b",
+        "PriorityClass aicp-verify-live"]
+    assert labelled(kube) == []
+
+
+def test_a_runs_heartbeat_is_refreshed_while_its_probes_run(kubeapi, kube):
+    seen = []
+
+    def body(ctx):
+        ns = ctx.namespace()
+        beat(kubeapi, ns, ALIVE_SECONDS + 30)  # as if the run had been going a while
+        ctx.sleep(0.3)
+        until_gone = time.monotonic() + 5
+        while kubeapi.find("namespaces", "aicp-verify-t1-quick") and \
+                time.monotonic() < until_gone:
+            ctx.sleep(0.05)
+        beat(kubeapi, ns, ALIVE_SECONDS + 30)
+        ctx.sleep(0.6)
+        seen.append(kubeapi.get("namespaces", ns)["metadata"]["annotations"][HEARTBEAT])
+        ctx.check("looked", True)
+        return ctx.passed("ok")
+
+    def quick(ctx):  # done first: its namespace is gone while the other probe still runs
+        ctx.namespace()
+        ctx.check("looked", True)
+        return ctx.passed("ok")
+
+    report = Runner(kube, settings(), heartbeat=0.2, cleanup_timeout=10).run(
+        planned(probe("quick", quick), probe("beats", body)))
+    assert [o.result.verdict for o in report.outcomes] == [Verdict.PASS, Verdict.PASS]
+    age = datetime.now(UTC) - datetime.strptime(seen[0], "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=UTC)
+    assert age.total_seconds() < 5
+
+
+def test_a_probe_whose_namespace_is_deleted_under_it_is_error_saying_so(kubeapi, kube):
+    def body(ctx):
+        ns = ctx.namespace()
+        kubeapi.delete("namespaces", ns)  # a forced cleanup from another terminal
+        ctx.check("the gang ran together", False, "0 of 4 pods started")
+        return ctx.failed("the gang never started")
+
+    def unrelated(ctx):
+        ctx.namespace()
+        ctx.check("the gang ran together", False, "0 of 4 pods started")
+        return ctx.failed("the gang never started")
+
+    report = Runner(kube, settings(), cleanup_timeout=10).run(
+        planned(probe("vanished", body), probe("kept", unrelated)))
+    got = {o.requirement.id: o.result for o in report.outcomes}
+    assert got["vanished"].verdict is Verdict.ERROR
+    assert got["vanished"].reason.startswith(
+        "namespace aicp-verify-t1-vanished was deleted while the probe ran, not by this run")
+    assert (got["kept"].verdict, got["kept"].reason) == (Verdict.FAIL, "the gang never started")
