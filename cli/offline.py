@@ -38,7 +38,10 @@ class Resource:
     ignore_changes: list[str] = field(default_factory=list)
     retain_on_delete: bool = False
     # The aliases as the SDK sends them (alias specs, pulumi/proto/pulumi/alias.proto):
-    # {"spec": {"parentUrn": ...}}, {"spec": {"name": ...}}, or {"urn": ...}.
+    # {"spec": {"parentUrn": ...}}, {"spec": {"name": ...}}, or {"urn": ...}. The Python SDK
+    # (pulumi 3.272, pulumi/runtime/resource.py create_alias_spec) sends Alias(parent=r) as
+    # parentUrn=<r's URN>, a parent left out as parentUrn "" (the current parent), and
+    # Alias(parent=None) as noParent; the engine turns specs into old URNs.
     aliases: list[dict[str, Any]] = field(default_factory=list)
 
     def export(self) -> dict[str, Any]:

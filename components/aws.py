@@ -13,7 +13,8 @@ What it builds (raw ``pulumi_aws`` classes, so every child is visible to ``aicp 
   so the node role carries no network permissions;
 - a managed system node group (AL2023 standard AMI, on-demand);
 - one managed node group per GPU pool on the AL2023 NVIDIA AMI (driver and container
-  toolkit on the host), tainted and labelled from the accelerator catalog;
+  toolkit on the host), tainted and labelled from the accelerator catalog; each pool is a
+  ``GpuNodeGroup`` component holding its launch template, node group and ASG tags;
 - launch templates: IMDSv2 only with hop limit 1, encrypted gp3 root volumes, capacity
   reservation targeting;
 - cluster-autoscaler node-template tags on every node group's Auto Scaling group, and an
@@ -462,10 +463,12 @@ class GpuNodeGroup(pulumi.ComponentResource):
     ``aws.eks.NodeGroup``).
 
     Until this component existed its children were children of the cluster component that
-    is its parent: each carries ``Alias(parent=<that parent>)``, so a stack created then
-    keeps them (update in place, no replacement). The engine derives the autoscaler tags'
-    old URNs from the node group's alias (pulumi/pulumi ``pkg/resource/deploy/
-    step_generator.go``, ``generateAliases``: "multiply out any aliases our parent had").
+    is its parent: each carries ``Alias(parent=<that parent>)`` (the SDK sends it as the
+    old parent's URN, pulumi 3.272 ``pulumi/runtime/resource.py`` ``create_alias_spec``), so
+    a stack created then keeps them (update in place, no replacement). The engine derives
+    the autoscaler tags' old URNs from the node group's alias (pulumi/pulumi
+    ``pkg/resource/deploy/step_generator.go``, ``generateAliases``: "multiply out any
+    aliases our parent had").
     """
 
     node_group: aws.eks.NodeGroup

@@ -14,7 +14,7 @@ What it builds (raw ``pulumi_azure_native`` classes, so every child is visible t
   access (public with authorized IP ranges, or private);
 - one User-mode agent pool per GPU pool: VM size from the accelerator catalog, autoscaling
   ``min..max`` (0 allowed), Ubuntu, tainted and labelled from the catalog, Spot or a
-  capacity reservation group where asked;
+  capacity reservation group where asked; each in its own ``AksGpuPool`` component;
 - the kubeconfig of the cluster's user credentials, kept secret, and a Kubernetes provider
   on it.
 

@@ -14,7 +14,7 @@ What it builds (raw ``pulumi_gcp`` classes, so every child is visible to ``aicp 
   requested control-plane access, optional Cloud KMS encryption of Secrets;
 - a system node pool and one GPU node pool per request: machine type and accelerator from
   the catalog, tainted and labelled, GKE node-pool autoscaling ``min..max`` (0 allowed),
-  Spot or a specific reservation where asked;
+  Spot or a specific reservation where asked; each GPU pool is a ``GkeGpuPool`` component;
 - Google's NVIDIA driver installer DaemonSet for COS (see "GPU driver" below);
 - a kubeconfig that authenticates with ``gke-gcloud-auth-plugin``, kept secret, and a
   Kubernetes provider on it.
