@@ -37,6 +37,12 @@ class Resource:
     # Resource options the engine acts on at update and destroy time.
     ignore_changes: list[str] = field(default_factory=list)
     retain_on_delete: bool = False
+    # The aliases as the SDK sends them (alias specs, pulumi/proto/pulumi/alias.proto):
+    # {"spec": {"parentUrn": ...}}, {"spec": {"name": ...}}, or {"urn": ...}. The Python SDK
+    # (pulumi 3.272, pulumi/runtime/resource.py create_alias_spec) sends Alias(parent=r) as
+    # parentUrn=<r's URN>, a parent left out as parentUrn "" (the current parent), and
+    # Alias(parent=None) as noParent; the engine turns specs into old URNs.
+    aliases: list[dict[str, Any]] = field(default_factory=list)
 
     def export(self) -> dict[str, Any]:
         return {"urn": self.urn, "type": self.type, "name": self.name, "custom": self.custom,
@@ -88,6 +94,52 @@ class Plan:
                     frontier.append(r.urn)
         return out
 
+    def former_urns(self, resource: Resource) -> list[str]:
+        """The URNs under which ``pulumi up`` finds ``resource`` in a stack's state: its own
+        URN first, then what its aliases and its parents' aliases make of it, as the engine
+        computes them (pulumi/pulumi ``pkg/resource/deploy/step_generator.go``:
+        ``generateAliases``, ``collapseAliasToUrn``, ``inheritedChildAlias``).
+
+        Where the engine takes the one alias of a parent that matched the old state, this
+        takes every alias of it: a state written by any earlier layout is found.
+        """
+        urns = {r.urn: r for r in self.resources}
+        found = [resource.urn]
+
+        def add(urn: str) -> None:
+            if urn not in found:
+                found.append(urn)
+
+        parent = urns.get(resource.parent)
+        parent_aliases = self.former_urns(parent)[1:] if parent is not None else []
+        own: list[str] = []
+        for alias in resource.aliases:
+            if "urn" in alias:
+                own.append(alias["urn"])
+                continue
+            spec = alias.get("spec", {})
+            name, type_ = spec.get("name") or resource.name, spec.get("type") or resource.type
+            if spec.get("noParent"):
+                own.append(_urn(resource.urn, "", type_, name))
+                continue
+            old_parent = spec.get("parentUrn") or resource.parent
+            # An aliased parent's old URN is this resource's old parent, too.
+            candidates = [old_parent]
+            if spec.get("parentUrn") and old_parent in urns:
+                candidates = self.former_urns(urns[old_parent])
+            for p in candidates:
+                own.append(_urn(resource.urn, p, type_, name))
+        for urn in own:
+            add(urn)
+        # "Now multiply out any aliases our parent had."
+        if parent is not None:
+            for parent_alias in parent_aliases:
+                add(_inherited(resource.type, resource.name, parent.name, parent_alias))
+                for urn in own:
+                    type_, name = _type_and_name(urn)
+                    add(_inherited(type_, name, parent.name, parent_alias))
+        return found
+
     def depends_on(self, resource: Resource, other: Resource) -> bool:
         """True when ``resource`` waits for ``other``, directly or through what it waits for.
 
@@ -108,6 +160,31 @@ class Plan:
                     seen.add(dep)
                     frontier.append(urns[dep])
         return False
+
+
+def _urn(like: str, parent: str, type_: str, name: str) -> str:
+    """A URN as the engine makes it: the stack and project of ``like``, the whole type chain
+    of ``parent`` (none for the root stack), then ``type_`` and ``name`` (pulumi/pulumi
+    ``pkg/resource/deploy/deployment.go`` ``generateURN``, ``resource.NewURN``)."""
+    stack_project = like.split("::")[:2]
+    parent_type = parent.split("::")[2] if parent else ""
+    if parent_type == "pulumi:pulumi:Stack":
+        parent_type = ""
+    qualified = f"{parent_type}${type_}" if parent_type else type_
+    return "::".join([*stack_project, qualified, name])
+
+
+def _type_and_name(urn: str) -> tuple[str, str]:
+    _, _, qualified, name = urn.split("::", 3)
+    return qualified.split("$")[-1], name
+
+
+def _inherited(type_: str, name: str, parent_name: str, parent_alias: str) -> str:
+    """The engine's ``inheritedChildAlias``: a child named after its parent follows the
+    parent's old name."""
+    if name.startswith(parent_name):
+        name = parent_alias.split("::", 3)[3] + name[len(parent_name):]
+    return _urn(parent_alias, parent_alias, type_, name)
 
 
 def _unwrap(value: Any, path: str, secrets: list[str]) -> Any:
@@ -167,6 +244,12 @@ def run(program: Callable[[], None], config: Mapping[str, Any], *, project: str 
                 return {}, [("", str(exc))]
 
     class Monitor(pmocks.MockMonitor):
+        def make_urn(self, parent: str, type_: str, name: str) -> str:
+            # The engine's URN: the parent's whole type chain (the mock keeps only its
+            # last type), so a resource that moves to another parent changes URN here as it
+            # does in a stack.
+            return _urn(f"urn:pulumi:{stack}::{project}", parent, type_, name)
+
         def RegisterResource(self, request):
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
@@ -179,7 +262,8 @@ def run(program: Callable[[], None], config: Mapping[str, Any], *, project: str 
                     provider=request.provider, dependencies=list(request.dependencies),
                     inputs=inputs, secret_paths=secrets,
                     ignore_changes=list(request.ignoreChanges),
-                    retain_on_delete=bool(request.retainOnDelete)))
+                    retain_on_delete=bool(request.retainOnDelete),
+                    aliases=[json_format.MessageToDict(a) for a in request.aliases]))
             return response
 
         def RegisterResourceOutputs(self, request):

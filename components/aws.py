@@ -13,7 +13,8 @@ What it builds (raw ``pulumi_aws`` classes, so every child is visible to ``aicp 
   so the node role carries no network permissions;
 - a managed system node group (AL2023 standard AMI, on-demand);
 - one managed node group per GPU pool on the AL2023 NVIDIA AMI (driver and container
-  toolkit on the host), tainted and labelled from the accelerator catalog;
+  toolkit on the host), tainted and labelled from the accelerator catalog; each pool is a
+  ``GpuNodeGroup`` component holding its launch template, node group and ASG tags;
 - launch templates: IMDSv2 only with hop limit 1, encrypted gp3 root volumes, capacity
   reservation targeting;
 - cluster-autoscaler node-template tags on every node group's Auto Scaling group, and an
@@ -183,7 +184,7 @@ class AwsCluster(pulumi.ComponentResource):
 
         self.pools: tuple[GpuPool, ...] = tuple(resolve_pool("aws", p) for p in args.gpu_pools)
         self.system_node_group = self._system_node_group()
-        self.gpu_node_groups = {
+        self.gpu_node_groups: dict[str, GpuNodeGroup] = {
             pool.name: self._gpu_node_group(pool, request)
             for pool, request in zip(self.pools, args.gpu_pools, strict=True)}
         self.autoscaler_role = self._autoscaler_role()
@@ -376,94 +377,37 @@ class AwsCluster(pulumi.ComponentResource):
 
     # --- node groups -------------------------------------------------------------------
 
-    def _launch_template(self, name: str, volume_gib: int, throughput: int,
-                         reservation: str | None = None) -> aws.ec2.LaunchTemplate:
-        reservation_spec = aws.ec2.LaunchTemplateCapacityReservationSpecificationArgs(
-            capacity_reservation_target=aws.ec2
-            .LaunchTemplateCapacityReservationSpecificationCapacityReservationTargetArgs(
-                capacity_reservation_id=reservation)) if reservation else None
-        # Managed node groups do not copy their tags to instances and volumes.
-        tag_specs = [aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=t, tags=self._tags())
-                     for t in ("instance", "volume")]
-        return aws.ec2.LaunchTemplate(
-            name, update_default_version=True,
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled", http_tokens="required",
-                http_put_response_hop_limit=self._args.imds_hop_limit),
-            block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                device_name=_ROOT_DEVICE,
-                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                    volume_size=volume_gib, volume_type="gp3", encrypted="true",
-                    throughput=throughput, delete_on_termination="true"))],
-            capacity_reservation_specification=reservation_spec,
-            tag_specifications=tag_specs, opts=self._opts())
-
-    def _node_group(self, name: str, *, ami_type: str, instance_type: str,
-                    capacity_type: str, min_size: int, max_size: int,
-                    labels: Mapping[str, str], taints: Sequence[Any],
-                    template: aws.ec2.LaunchTemplate) -> aws.eks.NodeGroup:
-        return aws.eks.NodeGroup(
-            name, cluster_name=self.cluster.name, node_role_arn=self.node_role.arn,
-            subnet_ids=self.private_subnet_ids, ami_type=ami_type,
-            instance_types=[instance_type], capacity_type=capacity_type,
-            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                min_size=min_size, max_size=max_size, desired_size=min_size),
-            labels=dict(labels), taints=list(taints) or None,
-            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
-                id=template.id, version=template.latest_version.apply(str)),
-            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
-            # cluster-autoscaler owns the desired size once the group exists.
-            opts=self._opts(depends_on=[self.cni_addon,
-                                        *self.attachments[f"{self._name}-node"]],
-                            ignore_changes=["scalingConfig.desiredSize"]))
+    def _node_group_cluster(self) -> NodeGroupCluster:
+        return NodeGroupCluster(
+            cluster_name=self._args.cluster_name, eks_cluster_name=self.cluster.name,
+            node_role_arn=self.node_role.arn, subnet_ids=tuple(self.private_subnet_ids),
+            imds_hop_limit=self._args.imds_hop_limit, tags=self._tags(),
+            provider=self.provider_aws,
+            depends_on=(self.cni_addon, *self.attachments[f"{self._name}-node"]))
 
     def _system_node_group(self) -> aws.eks.NodeGroup:
         a, n = self._args, f"{self._name}-system"
+        on = self._node_group_cluster()
         labels = {SYSTEM_POOL_LABEL: "system"}
-        group = self._node_group(
-            n, ami_type="AL2023_x86_64_STANDARD",
+        group = node_group(
+            n, on, ami_type="AL2023_x86_64_STANDARD",
             instance_type=a.system_instance_type or SYSTEM_INSTANCE_TYPE, capacity_type="ON_DEMAND",
             min_size=a.system_min_nodes, max_size=a.system_max_nodes, labels=labels, taints=(),
-            template=self._launch_template(n, a.system_root_volume_gib, throughput=125))
-        self._autoscaler_tags(n, group, autoscaler_tags(a.cluster_name, labels, (), {}))
+            template=launch_template(n, on, a.system_root_volume_gib, throughput=125,
+                                     parent=self),
+            parent=self)
+        tag_auto_scaling_group(n, group, autoscaler_tags(a.cluster_name, labels, (), {}), on)
         return group
 
-    def _gpu_node_group(self, pool: GpuPool, request: GpuPoolRequest) -> aws.eks.NodeGroup:
-        a, n = self._args, f"{self._name}-gpu-{pool.name}"
-        labels = dict(pool.labels)
-        # What the kubelet leaves of the root volume under its default nodefs.available<10%
-        # eviction threshold; without it the template has none and pods asking for
-        # ephemeral storage never wake the pool.
-        resources = {"ephemeral-storage": f"{a.gpu_root_volume_gib * 9 // 10}Gi"}
-        if pool.allocator == "device-plugin":
-            labels[AWS_ACCELERATOR_LABEL] = pool.accelerator
-            resources["nvidia.com/gpu"] = str(pool.gpus_per_node)
-        taints = [aws.eks.NodeGroupTaintArgs(key=t.key, value=t.value, effect=_EFFECTS[t.effect])
-                  for t in pool.taints]
-        group = self._node_group(
-            n, ami_type="AL2023_x86_64_NVIDIA", instance_type=pool.machine_type,
-            capacity_type="SPOT" if pool.capacity_type == "spot" else "ON_DEMAND",
-            min_size=pool.min_nodes, max_size=pool.max_nodes, labels=labels, taints=taints,
-            # Image pulls of 10-20 GB images are bound by volume throughput.
-            template=self._launch_template(n, a.gpu_root_volume_gib, throughput=500,
-                                           reservation=request.capacity_reservation_id))
-        self._autoscaler_tags(
-            n, group, autoscaler_tags(a.cluster_name, labels, pool.taints, resources))
-        return group
+    def _gpu_node_group(self, pool: GpuPool, request: GpuPoolRequest) -> GpuNodeGroup:
+        n = f"{self._name}-gpu-{pool.name}"
+        return GpuNodeGroup(n, GpuNodeGroupArgs(
+            pool=pool, cluster=self._node_group_cluster(),
+            root_volume_gib=self._args.gpu_root_volume_gib,
+            capacity_reservation_id=request.capacity_reservation_id),
+            opts=pulumi.ResourceOptions(parent=self))
 
     # --- cluster-autoscaler ------------------------------------------------------------
-
-    def _autoscaler_tags(self, name: str, group: aws.eks.NodeGroup,
-                         tags: Mapping[str, str]) -> None:
-        """Tag the node group's Auto Scaling group: managed node group tags stop at EKS."""
-        asg = group.resources.apply(lambda r: (r[0].autoscaling_groups or [])[0].name)
-        owned = f"{CA_TAG}/{self._args.cluster_name}"
-        for key, value in tags.items():
-            suffix = "owned" if key == owned else _slug(key.removeprefix(CA_TAG + "/"))
-            aws.autoscaling.Tag(
-                f"{name}-{suffix}", autoscaling_group_name=asg,
-                tag=aws.autoscaling.TagTagArgs(key=key, value=value, propagate_at_launch=False),
-                opts=self._opts(parent=group))
 
     def _autoscaler_role(self) -> aws.iam.Role:
         role = self._irsa_role(f"{self._name}-cluster-autoscaler", CA_NAMESPACE,
@@ -482,6 +426,155 @@ class AwsCluster(pulumi.ComponentResource):
         ).apply(lambda v: kubeconfig(v[0], v[1], v[2], a.region, profile=creds.profile,
                                      role_arn=role))
         return pulumi.Output.secret(config)
+
+
+# --- node groups --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NodeGroupCluster:
+    """What every managed node group takes from its EKS cluster."""
+
+    cluster_name: str  # as in AwsClusterArgs: owns the cluster-autoscaler tags
+    eks_cluster_name: pulumi.Input[str]  # the aws.eks.Cluster's name output
+    node_role_arn: pulumi.Input[str]
+    subnet_ids: tuple[pulumi.Input[str], ...]
+    imds_hop_limit: int
+    tags: Mapping[str, str]  # on instances and volumes (the launch template's)
+    provider: aws.Provider
+    # What nodes need before they join: the VPC CNI add-on and the node role's policies.
+    depends_on: tuple[pulumi.Resource, ...] = ()
+
+
+@dataclass(frozen=True)
+class GpuNodeGroupArgs:
+    """Inputs of :class:`GpuNodeGroup`."""
+
+    pool: GpuPool
+    cluster: NodeGroupCluster
+    # GPU images (CUDA, PyTorch, vLLM) are 10-20 GB each, and several are cached per node.
+    root_volume_gib: int = 500
+    capacity_reservation_id: str | None = None
+
+
+class GpuNodeGroup(pulumi.ComponentResource):
+    """One GPU pool of an EKS cluster: its launch template, its managed node group on the
+    AL2023 NVIDIA AMI, and the cluster-autoscaler tags of the group's Auto Scaling group
+    (one component per group, as pulumi/pulumi-eks ``ManagedNodeGroup`` wraps its
+    ``aws.eks.NodeGroup``).
+
+    Until this component existed its children were children of the cluster component that
+    is its parent: each carries ``Alias(parent=<that parent>)`` (the SDK sends it as the
+    old parent's URN, pulumi 3.272 ``pulumi/runtime/resource.py`` ``create_alias_spec``), so
+    a stack created then keeps them (update in place, no replacement). The engine derives
+    the autoscaler tags' old URNs from the node group's alias (pulumi/pulumi
+    ``pkg/resource/deploy/step_generator.go``, ``generateAliases``: "multiply out any
+    aliases our parent had").
+    """
+
+    node_group: aws.eks.NodeGroup
+    launch_template: aws.ec2.LaunchTemplate
+
+    def __init__(self, name: str, args: GpuNodeGroupArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aicp:aws:GpuNodeGroup", name, None, opts)
+        pool, on = args.pool, args.cluster
+        moved = _moved_from(opts)
+        labels = dict(pool.labels)
+        # What the kubelet leaves of the root volume under its default nodefs.available<10%
+        # eviction threshold; without it the template has none and pods asking for
+        # ephemeral storage never wake the pool.
+        resources = {"ephemeral-storage": f"{args.root_volume_gib * 9 // 10}Gi"}
+        if pool.allocator == "device-plugin":
+            labels[AWS_ACCELERATOR_LABEL] = pool.accelerator
+            resources["nvidia.com/gpu"] = str(pool.gpus_per_node)
+        taints = [aws.eks.NodeGroupTaintArgs(key=t.key, value=t.value, effect=_EFFECTS[t.effect])
+                  for t in pool.taints]
+        # Image pulls of 10-20 GB images are bound by volume throughput.
+        self.launch_template = launch_template(
+            name, on, args.root_volume_gib, throughput=500,
+            reservation=args.capacity_reservation_id, parent=self, aliases=moved)
+        self.node_group = node_group(
+            name, on, ami_type="AL2023_x86_64_NVIDIA", instance_type=pool.machine_type,
+            capacity_type="SPOT" if pool.capacity_type == "spot" else "ON_DEMAND",
+            min_size=pool.min_nodes, max_size=pool.max_nodes, labels=labels, taints=taints,
+            template=self.launch_template, parent=self, aliases=moved)
+        tag_auto_scaling_group(
+            name, self.node_group,
+            autoscaler_tags(on.cluster_name, labels, pool.taints, resources), on)
+        self.register_outputs({
+            "pool": pool.name,
+            "nodeGroupArn": self.node_group.arn,
+            "launchTemplateId": self.launch_template.id,
+        })
+
+
+def _moved_from(opts: pulumi.ResourceOptions | None) -> list[pulumi.Alias]:
+    """The alias of a child that used to be a child of this component's parent."""
+    parent = opts.parent if opts is not None else None
+    return [pulumi.Alias(parent=parent)] if parent is not None else []
+
+
+def launch_template(name: str, on: NodeGroupCluster, volume_gib: int, throughput: int, *,
+                    parent: pulumi.Resource, reservation: str | None = None,
+                    aliases: Sequence[pulumi.Alias] = ()) -> aws.ec2.LaunchTemplate:
+    """IMDSv2 only, an encrypted gp3 root volume, and the capacity reservation to target."""
+    reservation_spec = aws.ec2.LaunchTemplateCapacityReservationSpecificationArgs(
+        capacity_reservation_target=aws.ec2
+        .LaunchTemplateCapacityReservationSpecificationCapacityReservationTargetArgs(
+            capacity_reservation_id=reservation)) if reservation else None
+    # Managed node groups do not copy their tags to instances and volumes.
+    tag_specs = [aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=t, tags=dict(on.tags))
+                 for t in ("instance", "volume")]
+    return aws.ec2.LaunchTemplate(
+        name, update_default_version=True,
+        metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+            http_endpoint="enabled", http_tokens="required",
+            http_put_response_hop_limit=on.imds_hop_limit),
+        block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+            device_name=_ROOT_DEVICE,
+            ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                volume_size=volume_gib, volume_type="gp3", encrypted="true",
+                throughput=throughput, delete_on_termination="true"))],
+        capacity_reservation_specification=reservation_spec,
+        tag_specifications=tag_specs,
+        opts=pulumi.ResourceOptions(parent=parent, provider=on.provider,
+                                    aliases=list(aliases) or None))
+
+
+def node_group(name: str, on: NodeGroupCluster, *, ami_type: str, instance_type: str,
+               capacity_type: str, min_size: int, max_size: int,
+               labels: Mapping[str, str], taints: Sequence[Any],
+               template: aws.ec2.LaunchTemplate, parent: pulumi.Resource,
+               aliases: Sequence[pulumi.Alias] = ()) -> aws.eks.NodeGroup:
+    """A managed node group on ``template``, whose size cluster-autoscaler owns."""
+    return aws.eks.NodeGroup(
+        name, cluster_name=on.eks_cluster_name, node_role_arn=on.node_role_arn,
+        subnet_ids=list(on.subnet_ids), ami_type=ami_type,
+        instance_types=[instance_type], capacity_type=capacity_type,
+        scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+            min_size=min_size, max_size=max_size, desired_size=min_size),
+        labels=dict(labels), taints=list(taints) or None,
+        launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+            id=template.id, version=template.latest_version.apply(str)),
+        update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+        # cluster-autoscaler owns the desired size once the group exists.
+        opts=pulumi.ResourceOptions(parent=parent, provider=on.provider,
+                                    depends_on=list(on.depends_on),
+                                    ignore_changes=["scalingConfig.desiredSize"],
+                                    aliases=list(aliases) or None))
+
+
+def tag_auto_scaling_group(name: str, group: aws.eks.NodeGroup, tags: Mapping[str, str],
+                           on: NodeGroupCluster) -> None:
+    """Tag the node group's Auto Scaling group: managed node group tags stop at EKS."""
+    asg = group.resources.apply(lambda r: (r[0].autoscaling_groups or [])[0].name)
+    owned = f"{CA_TAG}/{on.cluster_name}"
+    for key, value in tags.items():
+        suffix = "owned" if key == owned else _slug(key.removeprefix(CA_TAG + "/"))
+        aws.autoscaling.Tag(
+            f"{name}-{suffix}", autoscaling_group_name=asg,
+            tag=aws.autoscaling.TagTagArgs(key=key, value=value, propagate_at_launch=False),
+            opts=pulumi.ResourceOptions(parent=group, provider=on.provider))
 
 
 # --- pure helpers (tested through the component) ----------------------------------------

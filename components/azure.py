@@ -14,7 +14,7 @@ What it builds (raw ``pulumi_azure_native`` classes, so every child is visible t
   access (public with authorized IP ranges, or private);
 - one User-mode agent pool per GPU pool: VM size from the accelerator catalog, autoscaling
   ``min..max`` (0 allowed), Ubuntu, tainted and labelled from the catalog, Spot or a
-  capacity reservation group where asked;
+  capacity reservation group where asked; each in its own ``AksGpuPool`` component;
 - the kubeconfig of the cluster's user credentials, kept secret, and a Kubernetes provider
   on it.
 
@@ -265,7 +265,7 @@ class AksCluster(pulumi.ComponentResource):
         self.gpu_driver = GPU_DRIVERS[args.gpu_driver]
         self.pools: tuple[GpuPool, ...] = tuple(
             _with_spot_taint(resolve_pool("azure", p)) for p in args.gpu_pools)
-        self.agent_pools = {
+        self.agent_pools: dict[str, AksGpuPool] = {
             pool.name: self._gpu_pool(pool, request)
             for pool, request in zip(self.pools, args.gpu_pools, strict=True)}
 
@@ -416,31 +416,17 @@ class AksCluster(pulumi.ComponentResource):
 
     # --- GPU pools ---------------------------------------------------------------------
 
-    def _gpu_pool(self, pool: GpuPool, request: GpuPoolRequest) -> cs.AgentPool:
+    def _gpu_pool(self, pool: GpuPool, request: GpuPoolRequest) -> AksGpuPool:
         a = self._args
-        spot = pool.capacity_type == "spot"
-        return cs.AgentPool(
-            f"{self._name}-gpu-{pool.name}", resource_group_name=self.resource_group_name,
-            resource_name_=self.cluster.name, agent_pool_name=agent_pool_name(pool.name),
-            mode="User", vm_size=pool.machine_type, os_type="Linux", os_sku="Ubuntu",
-            type="VirtualMachineScaleSets", vnet_subnet_id=self.subnet_id,
-            orchestrator_version=a.kubernetes_version, os_disk_size_gb=a.gpu_os_disk_gib,
-            enable_auto_scaling=True, min_count=pool.min_nodes, max_count=pool.max_nodes,
-            count=pool.min_nodes,
-            node_labels=dict(pool.labels),
-            node_taints=[f"{t.key}={t.value}:{t.effect}" for t in pool.taints],
-            gpu_profile=cs.GPUProfileArgs(driver="None") if a.gpu_driver == "operator"
-            else cs.GPUProfileArgs(driver="Install"),
-            scale_set_priority="Spot" if spot else "Regular",
-            scale_set_eviction_policy="Delete" if spot else None,
-            spot_max_price=-1 if spot else None,  # pay up to the on-demand price
+        return AksGpuPool(f"{self._name}-gpu-{pool.name}", AksGpuPoolArgs(
+            pool=pool, agent_pool_name=agent_pool_name(pool.name),
+            resource_group_name=self.resource_group_name, cluster_name=self.cluster.name,
+            subnet_id=self.subnet_id, kubernetes_version=a.kubernetes_version,
+            os_disk_gib=a.gpu_os_disk_gib, gpu_driver=a.gpu_driver, tags=self._tags(),
             capacity_reservation_group_id=request.capacity_reservation_id,
-            upgrade_settings=None if spot else cs.AgentPoolUpgradeSettingsArgs(
-                max_surge="0", max_unavailable="1"),
-            tags=self._tags(),
             # One pool operation at a time on a new cluster: after the system pool's.
-            opts=self._opts(depends_on=[*self.grants, self.system_pool],
-                            ignore_changes=["count"]))
+            depends_on=(*self.grants, self.system_pool)),
+            opts=pulumi.ResourceOptions(parent=self))
 
     # --- kubeconfig --------------------------------------------------------------------
 
@@ -453,6 +439,69 @@ class AksCluster(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self))
         return pulumi.Output.secret(creds.kubeconfigs.apply(
             lambda k: base64.b64decode(k[0].value).decode()))
+
+
+# --- GPU pools ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AksGpuPoolArgs:
+    """Inputs of :class:`AksGpuPool`."""
+
+    pool: GpuPool
+    agent_pool_name: str  # AKS's name for it (see agent_pool_name)
+    resource_group_name: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]  # the ManagedCluster's name output
+    subnet_id: pulumi.Input[str]
+    kubernetes_version: str
+    os_disk_gib: int
+    gpu_driver: Literal["host", "operator"]  # who installs the driver (AksClusterArgs)
+    tags: Mapping[str, str]
+    capacity_reservation_group_id: str | None = None
+    depends_on: tuple[pulumi.Resource, ...] = ()
+
+
+class AksGpuPool(pulumi.ComponentResource):
+    """One GPU pool of an AKS cluster: its autoscaled User-mode agent pool with the pool's
+    VM size, taint and labels, Spot or a capacity reservation group where asked (one
+    component per pool, as pulumi/pulumi-eks ``ManagedNodeGroup`` wraps its node group).
+
+    Until this component existed the agent pool was a child of the cluster component that
+    is its parent: it carries ``Alias(parent=<that parent>)``, so a stack created then
+    keeps it (update in place, no replacement; pulumi/pulumi ``pkg/resource/deploy/
+    step_generator.go``, ``generateAliases``).
+    """
+
+    agent_pool: cs.AgentPool
+
+    def __init__(self, name: str, args: AksGpuPoolArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aicp:azure:GpuPool", name, None, opts)
+        pool = args.pool
+        parent = opts.parent if opts is not None else None
+        moved = [pulumi.Alias(parent=parent)] if parent is not None else None
+        spot = pool.capacity_type == "spot"
+        self.agent_pool = cs.AgentPool(
+            name, resource_group_name=args.resource_group_name,
+            resource_name_=args.cluster_name, agent_pool_name=args.agent_pool_name,
+            mode="User", vm_size=pool.machine_type, os_type="Linux", os_sku="Ubuntu",
+            type="VirtualMachineScaleSets", vnet_subnet_id=args.subnet_id,
+            orchestrator_version=args.kubernetes_version, os_disk_size_gb=args.os_disk_gib,
+            enable_auto_scaling=True, min_count=pool.min_nodes, max_count=pool.max_nodes,
+            count=pool.min_nodes,
+            node_labels=dict(pool.labels),
+            node_taints=[f"{t.key}={t.value}:{t.effect}" for t in pool.taints],
+            gpu_profile=cs.GPUProfileArgs(driver="None") if args.gpu_driver == "operator"
+            else cs.GPUProfileArgs(driver="Install"),
+            scale_set_priority="Spot" if spot else "Regular",
+            scale_set_eviction_policy="Delete" if spot else None,
+            spot_max_price=-1 if spot else None,  # pay up to the on-demand price
+            capacity_reservation_group_id=args.capacity_reservation_group_id,
+            upgrade_settings=None if spot else cs.AgentPoolUpgradeSettingsArgs(
+                max_surge="0", max_unavailable="1"),
+            tags=dict(args.tags),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on),
+                                        ignore_changes=["count"], aliases=moved))
+        self.register_outputs({"pool": pool.name, "agentPool": self.agent_pool.name})
 
 
 # --- pure helpers (tested through the component) ----------------------------------------

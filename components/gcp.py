@@ -14,7 +14,7 @@ What it builds (raw ``pulumi_gcp`` classes, so every child is visible to ``aicp 
   requested control-plane access, optional Cloud KMS encryption of Secrets;
 - a system node pool and one GPU node pool per request: machine type and accelerator from
   the catalog, tainted and labelled, GKE node-pool autoscaling ``min..max`` (0 allowed),
-  Spot or a specific reservation where asked;
+  Spot or a specific reservation where asked; each GPU pool is a ``GkeGpuPool`` component;
 - Google's NVIDIA driver installer DaemonSet for COS (see "GPU driver" below);
 - a kubeconfig that authenticates with ``gke-gcloud-auth-plugin``, kept secret, and a
   Kubernetes provider on it.
@@ -265,7 +265,7 @@ class GkeCluster(pulumi.ComponentResource):
 
         self.pools: tuple[GpuPool, ...] = tuple(resolve_pool("gcp", p) for p in args.gpu_pools)
         self.system_pool = self._system_pool()
-        self.gpu_node_pools = {
+        self.gpu_node_pools: dict[str, GkeGpuPool] = {
             pool.name: self._gpu_pool(pool, request)
             for pool, request in zip(self.pools, args.gpu_pools, strict=True)}
 
@@ -462,7 +462,7 @@ class GkeCluster(pulumi.ComponentResource):
                 **self._node_config_common()),
             opts=self._opts(ignore_changes=["initialNodeCount"]))
 
-    def _gpu_pool(self, pool: GpuPool, request: GpuPoolRequest) -> gcp.container.NodePool:
+    def _gpu_pool(self, pool: GpuPool, request: GpuPoolRequest) -> GkeGpuPool:
         a = self._args
         accel = offering("gcp", request.accelerator, request.instance_type)
         if not accel.gke_accelerator:  # the catalog's GKE offerings all name one
@@ -473,32 +473,13 @@ class GkeCluster(pulumi.ComponentResource):
             key="compute.googleapis.com/reservation-name",
             values=[request.capacity_reservation_id],
         ) if request.capacity_reservation_id else None
-        return gcp.container.NodePool(
-            f"{self._name}-gpu-{pool.name}", name=f"gpu-{pool.name}", cluster=self.cluster.name,
-            location=a.region, node_locations=list(a.zones) or None,
-            initial_node_count=self._initial_per_zone(pool.min_nodes),
-            autoscaling=gcp.container.NodePoolAutoscalingArgs(
-                total_min_node_count=pool.min_nodes, total_max_node_count=pool.max_nodes,
-                location_policy="ANY"),
-            management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
-            upgrade_settings=gcp.container.NodePoolUpgradeSettingsArgs(
-                max_surge=0, max_unavailable=1),
-            node_config=gcp.container.NodePoolNodeConfigArgs(
-                machine_type=pool.machine_type,
-                disk_size_gb=a.gpu_disk_gib, disk_type=gpu_boot_disk_type(pool.machine_type),
-                guest_accelerators=[gcp.container.NodePoolNodeConfigGuestAcceleratorArgs(
-                    type=accel.gke_accelerator, count=pool.gpus_per_node,
-                    gpu_driver_installation_config=gcp.container
-                    .NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(
-                        gpu_driver_version="INSTALLATION_DISABLED"))],
-                labels=gpu_node_labels(pool),
-                taints=[gcp.container.NodePoolNodeConfigTaintArgs(
-                    key=t.key, value=t.value, effect=_EFFECTS[t.effect]) for t in pool.taints],
-                spot=pool.capacity_type == "spot",
-                reservation_affinity=reservation,
-                gvnic=gcp.container.NodePoolNodeConfigGvnicArgs(enabled=True),
-                **self._node_config_common()),
-            opts=self._opts(ignore_changes=["initialNodeCount"]))
+        return GkeGpuPool(f"{self._name}-gpu-{pool.name}", GkeGpuPoolArgs(
+            pool=pool, cluster_name=self.cluster.name, location=a.region,
+            node_locations=tuple(a.zones), initial_node_count=self._initial_per_zone(
+                pool.min_nodes), accelerator_type=accel.gke_accelerator, disk_gib=a.gpu_disk_gib,
+            node_config=self._node_config_common(), reservation=reservation,
+            provider=self.provider_gcp, depends_on=tuple(self.project_apis)),
+            opts=pulumi.ResourceOptions(parent=self))
 
     # --- driver, kubeconfig ------------------------------------------------------------
 
@@ -521,6 +502,78 @@ class GkeCluster(pulumi.ComponentResource):
         ).apply(lambda v: kubeconfig(v[0], v[1], v[2], a.project, a.region,
                                      impersonate=self.impersonate))
         return pulumi.Output.secret(config)
+
+
+# --- GPU node pools -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GkeGpuPoolArgs:
+    """Inputs of :class:`GkeGpuPool`."""
+
+    pool: GpuPool
+    cluster_name: pulumi.Input[str]  # the container.Cluster's name output
+    location: str  # the cluster's region
+    node_locations: tuple[str, ...]  # () for the region's default zones
+    initial_node_count: int  # per zone
+    accelerator_type: str  # GKE's name for the pool's GPU (nvidia-h100-80gb, ...)
+    disk_gib: int
+    # What every node pool of the cluster shares: image, service account, shielded VM,
+    # GKE metadata server, resource labels.
+    node_config: Mapping[str, Any]
+    provider: gcp.Provider
+    reservation: gcp.container.NodePoolNodeConfigReservationAffinityArgs | None = None
+    # What every project resource waits for: the project's APIs.
+    depends_on: tuple[pulumi.Resource, ...] = ()
+
+
+class GkeGpuPool(pulumi.ComponentResource):
+    """One GPU pool of a GKE cluster: its autoscaled node pool with the pool's accelerators,
+    taint and labels, GKE's driver install and device plugin off (one component per pool,
+    as pulumi/pulumi-eks ``ManagedNodeGroup`` wraps its node group).
+
+    Until this component existed the node pool was a child of the cluster component that is
+    its parent: it carries ``Alias(parent=<that parent>)``, so a stack created then keeps
+    it (update in place, no replacement; pulumi/pulumi ``pkg/resource/deploy/
+    step_generator.go``, ``generateAliases``).
+    """
+
+    node_pool: gcp.container.NodePool
+
+    def __init__(self, name: str, args: GkeGpuPoolArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aicp:gcp:GpuPool", name, None, opts)
+        pool = args.pool
+        parent = opts.parent if opts is not None else None
+        moved = [pulumi.Alias(parent=parent)] if parent is not None else None
+        self.node_pool = gcp.container.NodePool(
+            name, name=f"gpu-{pool.name}", cluster=args.cluster_name,
+            location=args.location, node_locations=list(args.node_locations) or None,
+            initial_node_count=args.initial_node_count,
+            autoscaling=gcp.container.NodePoolAutoscalingArgs(
+                total_min_node_count=pool.min_nodes, total_max_node_count=pool.max_nodes,
+                location_policy="ANY"),
+            management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
+            upgrade_settings=gcp.container.NodePoolUpgradeSettingsArgs(
+                max_surge=0, max_unavailable=1),
+            node_config=gcp.container.NodePoolNodeConfigArgs(
+                machine_type=pool.machine_type,
+                disk_size_gb=args.disk_gib, disk_type=gpu_boot_disk_type(pool.machine_type),
+                guest_accelerators=[gcp.container.NodePoolNodeConfigGuestAcceleratorArgs(
+                    type=args.accelerator_type, count=pool.gpus_per_node,
+                    gpu_driver_installation_config=gcp.container
+                    .NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(
+                        gpu_driver_version="INSTALLATION_DISABLED"))],
+                labels=gpu_node_labels(pool),
+                taints=[gcp.container.NodePoolNodeConfigTaintArgs(
+                    key=t.key, value=t.value, effect=_EFFECTS[t.effect]) for t in pool.taints],
+                spot=pool.capacity_type == "spot",
+                reservation_affinity=args.reservation,
+                gvnic=gcp.container.NodePoolNodeConfigGvnicArgs(enabled=True),
+                **args.node_config),
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.provider, depends_on=list(args.depends_on),
+                ignore_changes=["initialNodeCount"], aliases=moved))
+        self.register_outputs({"pool": pool.name, "nodePool": self.node_pool.name})
 
 
 # --- pure helpers (tested through the component) ----------------------------------------

@@ -315,7 +315,16 @@ class OnPremCluster(pulumi.ComponentResource):
     # --- k3s -----------------------------------------------------------------------------
 
     def _k3s(self) -> tuple[pulumi.Output[str], list[pulumi.Resource]]:
-        from pulumi_command import remote
+        import warnings
+
+        with warnings.catch_warnings():
+            # Only Command is used here, but loading pulumi_command.remote warns that
+            # CopyFile is deprecated (pulumi-command 1.2.1: remote/__init__.py imports
+            # copy_file.py, which calls warnings.warn at module level and in its class
+            # body). The package loads it lazily, on the first name taken from it: here.
+            warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                    module=r"pulumi_command\.remote\.copy_file")
+            from pulumi_command.remote import Command, ConnectionArgs
 
         a, n = self._args, self._name
         release = a.k3s
@@ -323,14 +332,14 @@ class OnPremCluster(pulumi.ComponentResource):
         pools = {p.name: p for p in self.pools}
         key = _config_secret(a.ssh_private_key_key)
 
-        def connection(h: K3sHost) -> remote.ConnectionArgs:
-            return remote.ConnectionArgs(host=h.host, user=h.user, private_key=key)
+        def connection(h: K3sHost) -> ConnectionArgs:
+            return ConnectionArgs(host=h.host, user=h.user, private_key=key)
 
         def command(res: str, h: K3sHost, create: str, delete: str | None = None,
                     stdin: pulumi.Input[str] | None = None,
                     after: list[pulumi.Resource] | None = None,
-                    secret_stdout: bool = False) -> remote.Command:
-            return remote.Command(
+                    secret_stdout: bool = False) -> Command:
+            return Command(
                 res, connection=connection(h), create=create, delete=delete, stdin=stdin,
                 triggers=[h.host],
                 opts=pulumi.ResourceOptions(

@@ -13,6 +13,7 @@ from aicp.components.contract import CONFORMANCE_OUTPUT, GpuPoolRequest
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 ASG_TAG = "aws:autoscaling/tag:Tag"
+GPU_NODE_GROUP = "aicp:aws:GpuNodeGroup"
 ROLE = "aws:iam/role:Role"
 CA = "k8s.io/cluster-autoscaler"
 
@@ -142,6 +143,50 @@ def test_gpu_root_volume_is_encrypted_gp3_sized_for_gpu_images(plan):
     assert root["ebs"]["encrypted"] == "true"
     assert root["ebs"]["volumeType"] == "gp3"
     assert root["ebs"]["volumeSize"] >= 200
+
+
+# --- one component per GPU pool ------------------------------------------------------------
+
+@pytest.mark.parametrize("pool", ["h100", "l4"])
+def test_each_gpu_pool_is_one_component_holding_its_template_node_group_and_tags(plan, pool):
+    component = plan.one(GPU_NODE_GROUP, f"c-gpu-{pool}")
+    assert component.parent == plan.one("aicp:aws:Cluster").urn
+    group = gpu_group(plan, pool)
+    assert {(r.type, r.name) for r in plan.children(component)} == {
+        (LAUNCH_TEMPLATE, f"c-gpu-{pool}"), (NODE_GROUP, f"c-gpu-{pool}")}
+    tags = plan.children(group)
+    assert tags and {r.type for r in tags} == {ASG_TAG}
+    assert plan.depends_on(group, plan.one(LAUNCH_TEMPLATE, f"c-gpu-{pool}"))
+
+
+def test_a_gpu_pool_adds_one_child_to_the_cluster(plan):
+    one_pool = _plan(gpu_pools=POOLS[:1])
+    assert len(plan.children(plan.one("aicp:aws:Cluster"))) == \
+        len(one_pool.children(one_pool.one("aicp:aws:Cluster"))) + 1
+
+
+@pytest.mark.parametrize("pool", ["h100", "l4"])
+def test_pool_resources_keep_the_urns_they_had_as_children_of_the_cluster(plan, pool):
+    # Stacks made before the pool component existed update them in place, not replace them.
+    cluster = plan.one("aicp:aws:Cluster")
+    template, group = plan.one(LAUNCH_TEMPLATE, f"c-gpu-{pool}"), gpu_group(plan, pool)
+    for moved in (template, group):  # what the SDK sends the engine
+        assert moved.aliases == [{"spec": {"parentUrn": cluster.urn}}]
+    before = "urn:pulumi:plan::aicp::aicp:aws:Cluster$"
+    assert f"{before}{LAUNCH_TEMPLATE}::c-gpu-{pool}" in plan.former_urns(template)
+    assert f"{before}{NODE_GROUP}::c-gpu-{pool}" in plan.former_urns(group)
+    for tag in plan.children(group):  # through the node group's alias
+        assert f"{before}{NODE_GROUP}${ASG_TAG}::{tag.name}" in plan.former_urns(tag)
+
+
+def test_every_resource_is_found_where_it_was_before_pools_were_components(plan, byo_plan):
+    for p in (plan, byo_plan):
+        for r in p.resources:
+            if r.type != GPU_NODE_GROUP:
+                assert r.urn.replace(f"{GPU_NODE_GROUP}$", "") in p.former_urns(r), r.name
+    # What did not move declares no alias.
+    assert plan.one(NODE_GROUP, "c-system").aliases == []
+    assert plan.one(LAUNCH_TEMPLATE, "c-system").aliases == []
 
 
 # --- cluster-autoscaler --------------------------------------------------------------------

@@ -22,6 +22,7 @@ from aicp.components.contract import CONFORMANCE_OUTPUT, GpuPoolRequest, resolve
 REPO = Path(__file__).resolve().parents[2]
 MC = "azure-native:containerservice:ManagedCluster"
 POOL = "azure-native:containerservice:AgentPool"
+GPU_POOL = "aicp:azure:GpuPool"
 ROLE = "azure-native:authorization:RoleAssignment"
 CRG = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/gpu/providers/"
        "Microsoft.Compute/capacityReservationGroups/h100-crg")
@@ -112,6 +113,32 @@ def test_gpu_pools_follow_the_cluster_minor_and_join_the_node_subnet(plan):
 def test_regular_gpu_pools_upgrade_without_a_surge_gpu_vm(plan):
     assert pool(plan, "h100")["scaleSetPriority"] == "Regular"
     assert pool(plan, "h100")["upgradeSettings"] == {"maxSurge": "0", "maxUnavailable": "1"}
+
+
+# --- one component per GPU pool --------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["h100", "a100"])
+def test_each_gpu_pool_is_one_component_holding_its_agent_pool(plan, name):
+    component = plan.one(GPU_POOL, f"aicp-gpu-{name}")
+    assert component.parent == plan.one("aicp:azure:Cluster").urn
+    assert plan.children(component) == [plan.one(POOL, f"aicp-gpu-{name}")]
+
+
+@pytest.mark.parametrize("name", ["h100", "a100"])
+def test_agent_pools_keep_the_urns_they_had_as_children_of_the_cluster(plan, name):
+    # Stacks made before the pool component existed update them in place, not replace them.
+    agent_pool = plan.one(POOL, f"aicp-gpu-{name}")
+    # Besides the aliases pulumi-azure-native declares for each of its API versions' types.
+    assert {"spec": {"parentUrn": plan.one("aicp:azure:Cluster").urn}} in agent_pool.aliases
+    assert f"urn:pulumi:plan::aicp::aicp:azure:Cluster${POOL}::aicp-gpu-{name}" in \
+        plan.former_urns(agent_pool)
+
+
+def test_every_resource_is_found_where_it_was_before_pools_were_components(plan):
+    for r in plan.resources:
+        if r.type != GPU_POOL:
+            assert r.urn.replace(f"{GPU_POOL}$", "") in plan.former_urns(r), r.name
+    assert not [a for a in plan.one(POOL, "aicp-system").aliases if a["spec"]["parentUrn"]]
 
 
 # --- driver ownership ------------------------------------------------------------------

@@ -15,6 +15,7 @@ from tests.schemas import Validator
 
 CLUSTER = "gcp:container/cluster:Cluster"
 NODE_POOL = "gcp:container/nodePool:NodePool"
+GPU_POOL = "aicp:gcp:GpuPool"
 DAEMONSET = "kubernetes:apps/v1:DaemonSet"
 DRIVER_ROOT = "/home/kubernetes/bin/nvidia"
 TAINT = [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
@@ -161,6 +162,32 @@ def test_system_pool_is_untainted_labelled_system_and_autoscaled(plan):
     assert system["autoscaling"] == {
         "totalMinNodeCount": 2, "totalMaxNodeCount": 4, "locationPolicy": "BALANCED"}
     assert "guestAccelerators" not in system["nodeConfig"]
+
+
+# --- one component per GPU pool ------------------------------------------------------------
+
+@pytest.mark.parametrize("pool", ["h100", "l4"])
+def test_each_gpu_pool_is_one_component_holding_its_node_pool(plan, pool):
+    component = plan.one(GPU_POOL, f"c-gpu-{pool}")
+    assert component.parent == plan.one("aicp:gcp:Cluster").urn
+    assert plan.children(component) == [plan.one(NODE_POOL, f"c-gpu-{pool}")]
+
+
+@pytest.mark.parametrize("pool", ["h100", "l4"])
+def test_pool_node_pools_keep_the_urns_they_had_as_children_of_the_cluster(plan, pool):
+    # Stacks made before the pool component existed update them in place, not replace them.
+    node_pool = plan.one(NODE_POOL, f"c-gpu-{pool}")
+    assert node_pool.aliases == [{"spec": {"parentUrn": plan.one("aicp:gcp:Cluster").urn}}]
+    assert f"urn:pulumi:plan::aicp::aicp:gcp:Cluster${NODE_POOL}::c-gpu-{pool}" in \
+        plan.former_urns(node_pool)
+
+
+def test_every_resource_is_found_where_it_was_before_pools_were_components(plan, byo_plan):
+    for p in (plan, byo_plan):
+        for r in p.resources:
+            if r.type != GPU_POOL:
+                assert r.urn.replace(f"{GPU_POOL}$", "") in p.former_urns(r), r.name
+    assert plan.one(NODE_POOL, "c-system").aliases == []
 
 
 # --- GPU driver ownership ----------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -554,3 +555,15 @@ def test_k3s_hosts_with_their_own_toolkit_get_no_toolkit_env():
     _, seen = build(dataclasses.replace(K3S, gpu_driver="host"),
                     {"aicp:sshPrivateKey": SSH_KEY})
     assert seen["outputs"].gpu_driver.operator_values["toolkit"] == {"enabled": False}
+
+
+def test_bootstrapping_k3s_raises_no_deprecation_warning_of_pulumi_command():
+    # pulumi-command 1.2.1 warns about its deprecated CopyFile as soon as pulumi_command.remote
+    # is imported, which happens once per process: a fresh one, where that warning fails.
+    script = ("from tests.components.test_onprem import K3S, SSH_KEY, build\n"
+              "plan, _ = build(K3S, {'aicp:sshPrivateKey': SSH_KEY})\n"
+              "assert plan.of_type('command:remote:Command')\n")
+    done = subprocess.run(
+        [sys.executable, "-W", "error::DeprecationWarning:pulumi_command.remote.copy_file",
+         "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
