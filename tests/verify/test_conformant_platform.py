@@ -35,8 +35,7 @@ FAST = Timing(timeout=10.0, poll=0.05, overrides={"over_quota_wait": 1.0,
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
     # The same waits for the probes that still keep them in module constants.
-    speed_up(monkeypatch, registry.discover().values(), timeout=10.0, OVER_QUOTA_WAIT=1.0,
-             UNSCHEDULABLE_GRACE=2.0)
+    speed_up(monkeypatch, registry.discover().values(), timeout=10.0, UNSCHEDULABLE_GRACE=2.0)
 
 
 @pytest.mark.parametrize("version", ["1.35", "1.37"])

@@ -153,7 +153,7 @@ FAST = Timing(timeout=3.0, poll=0.05, overrides={"over_quota_wait": 0.6})
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
     # The same waits for the probes that still keep them in module constants.
-    speed_up(monkeypatch, PROBES, timeout=3.0, OVER_QUOTA_WAIT=0.6)
+    speed_up(monkeypatch, PROBES, timeout=3.0)
 
 
 def verdicts(kube: KubeAPI, tmp_path) -> list[tuple[Verdict, str]]:
