@@ -8,8 +8,7 @@ import pytest
 
 from aicp.verify import images
 from aicp.verify.kube import connect
-from aicp.verify.probe import RUN_LABEL, Settings
-from aicp.verify.probes import cluster_autoscaling
+from aicp.verify.probe import RUN_LABEL, Settings, Timing
 from aicp.verify.probes.cluster_autoscaling import ClusterAutoscaling
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
@@ -26,16 +25,16 @@ H100_POOL = {"name": "h100", "accelerator": "h100", "gpusPerNode": 8, "minNodes"
              "maxNodes": 3, "allocator": "device-plugin", "labels": {"aicp.dev/gpu-pool": "h100"}}
 
 
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    for name, value in (("SCALE_UP_TIMEOUT", 3.0), ("SCALE_DOWN_TIMEOUT", 1.0),
-                        ("UNSCHEDULABLE_TIMEOUT", 2.0), ("POLL", 0.05)):
-        monkeypatch.setattr(cluster_autoscaling, name, value)
+# The probe's waits, short: the emulator answers in milliseconds.
+FAST = {"scale_up_timeout": 3.0, "scale_down_timeout": 1.0, "unschedulable_timeout": 2.0,
+        "poll": 0.05}
 
 
-def run(kubeconfig, *, long=False, **expectations):
+def run(kubeconfig, *, long=False, waits: dict[str, float] | None = None, **expectations):
+    """One run of the probe; ``waits`` replace FAST's by name (``scale_up_timeout``)."""
     kube = connect(kubeconfig)
-    settings = Settings("ca1", "1.35", images.catalog(), long=long, expectations=expectations)
+    settings = Settings("ca1", "1.35", images.catalog(), long=long, expectations=expectations,
+                        timing=Timing(overrides={**FAST, **(waits or {})}))
     report = Runner(kube, settings, cleanup_timeout=10).run(
         planned(ClusterAutoscaling))
     assert report.leftovers == []
@@ -77,11 +76,9 @@ def test_the_stacks_pools_and_autoscaler_drive_the_probe(kubeconfig):
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
-def test_an_autoscaler_that_never_adds_a_node_fails_the_requirement(kubeapi, kubeconfig,
-                                                                   monkeypatch):
-    monkeypatch.setattr(cluster_autoscaling, "SCALE_UP_TIMEOUT", 1.0)
+def test_an_autoscaler_that_never_adds_a_node_fails_the_requirement(kubeapi, kubeconfig):
     status_configmap(kubeapi)
-    result = run(kubeconfig)
+    result = run(kubeconfig, waits={"scale_up_timeout": 1.0})
     assert result.verdict is Verdict.FAIL
     assert result.reason.startswith("no node was added to GPU pool h100 within 1s for a "
                                     "pending pod requesting nvidia.com/gpu")
@@ -190,13 +187,11 @@ def test_a_pool_the_status_shows_at_its_maximum_is_error_at_once(kubeapi, kubeco
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
-def test_an_autoscaler_saying_max_node_group_size_reached_is_error_at_once(
-        kubeapi, kubeconfig, monkeypatch):
-    monkeypatch.setattr(cluster_autoscaling, "SCALE_UP_TIMEOUT", 60.0)
+def test_an_autoscaler_saying_max_node_group_size_reached_is_error_at_once(kubeapi, kubeconfig):
     status_configmap(kubeapi)
     kubeapi.add(NodeGroupAutoscaler(lambda i: gpu_node_objects(1 + i), max_nodes=0))
     started = time.monotonic()
-    result = run(kubeconfig)
+    result = run(kubeconfig, waits={"scale_up_timeout": 60.0})
     assert time.monotonic() - started < 10.0  # not the 60 s scale-up wait
     assert result.verdict is Verdict.ERROR
     assert result.reason == ("pool h100 is at its maximum size, the autoscaler will not add a "
@@ -213,8 +208,7 @@ def test_karpenter_nodepools_grow_their_gpu_pool(kubeapi, kubeconfig):
     assert result.evidence.observations["pool"]["labels"] == {"karpenter.sh/nodepool": "gpu"}
 
 
-def test_its_default_waits_follow_real_clouds_and_set_its_timeout(monkeypatch):
-    monkeypatch.undo()
+def test_its_default_waits_follow_real_clouds_and_set_its_timeout():
     # 2 min Unschedulable + 20 min scale-up (kOps) + 1 min; --long adds 25 min scale-down.
     assert ClusterAutoscaling.budget(Settings("ca1", "1.35")) == 1380.0
     assert ClusterAutoscaling.budget(Settings("ca1", "1.35", long=True)) == 2880.0

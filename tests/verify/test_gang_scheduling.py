@@ -6,8 +6,7 @@ import pytest
 
 from aicp.verify import images
 from aicp.verify.kube import connect
-from aicp.verify.probe import RUN_LABEL, Settings
-from aicp.verify.probes import gang_scheduling
+from aicp.verify.probe import RUN_LABEL, Settings, Timing
 from aicp.verify.probes.gang_scheduling import GangScheduling
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
@@ -24,18 +23,16 @@ from tests.kubeapi.worlds_workloads import (
 )
 from tests.verify.conftest import planned
 
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    for name, value in (("ADMIT_TIMEOUT", 5.0), ("OVER_QUOTA_WAIT", 0.6),
-                        ("RELEASE_TIMEOUT", 5.0), ("POLL", 0.05)):
-        monkeypatch.setattr(gang_scheduling, name, value)
+# The probe's waits, short: the emulator answers in milliseconds.
+FAST = {"admit_timeout": 5.0, "over_quota_wait": 0.6, "release_timeout": 5.0, "poll": 0.05}
 
 
-def run(kubeconfig):
+def run(kubeconfig, **waits: float):
+    """One run of the probe; ``waits`` replace FAST's by name (``admit_timeout=60.0``)."""
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("gs1", "1.35", images.catalog()),
-                    cleanup_timeout=10).run(planned(GangScheduling))
+    settings = Settings("gs1", "1.35", images.catalog(),
+                        timing=Timing(overrides={**FAST, **waits}))
+    report = Runner(kube, settings, cleanup_timeout=10).run(planned(GangScheduling))
     result = report.outcomes[0].result
     assert report.leftovers == []
     assert kube.request("GET", "/api/v1/namespaces",
@@ -109,35 +106,31 @@ def test_without_kueue_or_volcano_there_is_no_gang_scheduler(kubeconfig):
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
-def test_gang_pods_that_exit_early_are_an_environment_problem(kubeconfig, monkeypatch):
-    monkeypatch.setattr(gang_scheduling, "ADMIT_TIMEOUT", 60.0)  # not waited for
-    result = run(kubeconfig)  # the emulator's kubelet ends Never pods at once
+def test_gang_pods_that_exit_early_are_an_environment_problem(kubeconfig):
+    # the emulator's kubelet ends Never pods at once; the 60 s admission is not waited for
+    result = run(kubeconfig, admit_timeout=60.0)
     assert result.verdict is Verdict.ERROR
     assert result.reason.startswith("pods of the gang ended before all 4 ran together")
     assert result.duration < 10
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
-def test_a_gang_ending_while_the_over_quota_job_waits_is_not_a_verdict(kubeapi, kubeconfig,
-                                                                      monkeypatch):
-    monkeypatch.setattr(gang_scheduling, "OVER_QUOTA_WAIT", 2.0)
+def test_a_gang_ending_while_the_over_quota_job_waits_is_not_a_verdict(kubeapi, kubeconfig):
     # The gang's pods run until the over-quota job appears, then exit: Kueue gets the quota
     # back and admits the over-quota job, which says nothing about all-or-nothing admission.
     kubelet(kubeapi).completes = lambda pod: kubeapi.find(
         "jobs.batch", "over", pod["metadata"]["namespace"]) is not None
-    result = run(kubeconfig)
+    result = run(kubeconfig, over_quota_wait=2.0)
     assert result.verdict is Verdict.ERROR, result.reason
     assert result.reason.startswith("pods of the gang ended while the over-quota job waited")
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
-def test_a_gang_that_cannot_be_scheduled_is_an_environment_problem(kubeapi, kubeconfig,
-                                                                    monkeypatch):
-    monkeypatch.setattr(gang_scheduling, "ADMIT_TIMEOUT", 1.0)
+def test_a_gang_that_cannot_be_scheduled_is_an_environment_problem(kubeapi, kubeconfig):
     # Quota for 16 GPUs, but the only GPU node is cordoned: admitted, never Running.
     sleeps_forever(kubeapi)
     kubeapi.mutate("nodes", "gpu-h100-0", lambda n: n["spec"].update(unschedulable=True))
-    result = run(kubeconfig)
+    result = run(kubeconfig, admit_timeout=1.0)
     assert result.verdict is Verdict.ERROR
     assert "had 0 of 4 pods Running" in result.reason
 

@@ -10,7 +10,7 @@ import pytest
 
 from aicp.verify import images
 from aicp.verify.kube import connect
-from aicp.verify.probe import RUN_LABEL, Settings
+from aicp.verify.probe import RUN_LABEL, Settings, Timing
 from aicp.verify.probes import pod_autoscaling
 from aicp.verify.probes.pod_autoscaling import PodAutoscaling
 from aicp.verify.result import Verdict
@@ -20,18 +20,17 @@ from tests.kubeapi.controllers.kubelet import kubelet
 from tests.kubeapi.custom_metrics import CustomMetrics, gpu_util, runs_compute
 from tests.verify.conftest import planned
 
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    for name, value in (("POD_TIMEOUT", 3.0), ("METRIC_TIMEOUT", 1.0),
-                        ("SCALE_TIMEOUT", 2.0), ("SCALE_DOWN_TIMEOUT", 2.0), ("POLL", 0.05)):
-        monkeypatch.setattr(pod_autoscaling, name, value)
+# The probe's waits, short: the emulator answers in milliseconds.
+FAST = {"pod_timeout": 3.0, "metric_timeout": 1.0, "scale_timeout": 2.0,
+        "scale_down_timeout": 2.0, "poll": 0.05}
 
 
-def run(kubeconfig):
+def run(kubeconfig, **waits: float):
+    """One run of the probe; ``waits`` replace FAST's by name (``pod_timeout=30.0``)."""
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("pa1", "1.35", images.catalog()),
-                    cleanup_timeout=10).run(planned(PodAutoscaling))
+    settings = Settings("pa1", "1.35", images.catalog(),
+                        timing=Timing(overrides={**FAST, **waits}))
+    report = Runner(kube, settings, cleanup_timeout=10).run(planned(PodAutoscaling))
     assert report.leftovers == []
     assert kube.request("GET", "/api/v1/namespaces",
                         query={"labelSelector": RUN_LABEL})["items"] == []
@@ -178,11 +177,10 @@ def test_a_load_that_cannot_start_is_an_error_naming_why_not_a_metrics_fault(kub
 # A load image that cannot be pulled leaves the pod Pending: ERROR at once in the kubelet's
 # words, not after the whole pod timeout as "not Running".
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
-def test_a_load_image_that_cannot_be_pulled_is_named_at_once(monkeypatch, kubeapi, kubeconfig):
-    monkeypatch.setattr(pod_autoscaling, "POD_TIMEOUT", 30.0)
+def test_a_load_image_that_cannot_be_pulled_is_named_at_once(kubeapi, kubeconfig):
     CustomMetrics({"DCGM_FI_DEV_GPU_UTIL": gpu_util}).install(kubeapi)
     kubelet(kubeapi).waiting = load_only(pull_back_off)
-    result = run(kubeconfig)
+    result = run(kubeconfig, pod_timeout=30.0)
     assert result.verdict is Verdict.ERROR
     assert result.reason.startswith("the n-body load did not run (pod gpu-load-"), result.reason
     assert "ImagePullBackOff, Back-off pulling image" in result.reason
@@ -229,8 +227,8 @@ def test_without_a_metrics_api_it_cannot_decide(kubeconfig):
     assert result.evidence.objects == []
 
 
-def test_its_default_waits_need_more_than_the_default_probe_timeout_and_say_so(monkeypatch):
-    monkeypatch.undo()  # the module's own defaults, not the fast ones
+def test_its_default_waits_need_more_than_the_default_probe_timeout_and_say_so():
+    # The probe's own defaults: settings without a Timing.
     # Two pod starts (300 s), two metric waits (180 s), scale-up (180 s), scale-down (300 s).
     assert PodAutoscaling.budget(Settings("pa1", "1.35")) == 1500.0 > 600.0
 

@@ -3,10 +3,11 @@
 A GPU probe container runs ``PROBE_SCRIPT``: it counts the accelerator device nodes it can
 open, as the WG suite does (kubernetes-sigs/ai-conformance test/util_test.go
 ``acceleratorProbeCommand``, NVIDIA ``DevicePattern: /dev/nvidia[0-9]*``), then runs
-``nvidia-smi -L``. Both matter: the NVIDIA container toolkit injects ``nvidia-smi`` only
-into containers given a GPU (../shared/fixtures/nvidia-smi-L.txt header), so a runtime
-that leaks ``/dev/nvidia*`` without the utilities would look isolated to ``nvidia-smi``
-alone.
+``nvidia-smi -L``. Both matter: the NVIDIA container runtime mounts ``nvidia-smi`` (the
+``utility`` driver capability) only into containers it gives GPUs, and with
+``NVIDIA_VISIBLE_DEVICES`` unset behaves as runc (NVIDIA/nvidia-container-runtime README.md,
+"Environment variables (OCI spec)"), so a runtime that leaks ``/dev/nvidia*`` without the
+utilities would look isolated to ``nvidia-smi`` alone.
 """
 
 from __future__ import annotations
@@ -116,8 +117,9 @@ def device_class(ctx: Context, slices: list[dict] | None = None) -> str | None:
     whole-GPU devices GPU drivers publish (MIG devices when there are no whole GPUs).
 
     Picking by name fails stock installs: the NVIDIA chart lists
-    ``compute-domain-daemon.nvidia.com`` first (../shared/fixtures/
-    nvidia-dra-deviceclasses.yaml), EKS adds a NIC class. Where selectors use more CEL
+    ``compute-domain-daemon.nvidia.com`` first (the API server lists by name the classes of
+    kubernetes-sigs/dra-driver-nvidia-gpu@v0.4.1 deployments/helm/dra-driver-nvidia-gpu/
+    templates/deviceclass-*.yaml), EKS adds a NIC class. Where selectors use more CEL
     than the probe evaluates, the class named after the GPU driver is taken (for NVIDIA
     ``gpu.nvidia.com``, the WG suite's choice: kubernetes-sigs/ai-conformance
     test/util_test.go ``acceleratorConfigs``). The choice and why are in the evidence.
@@ -164,9 +166,10 @@ def claim_template(ctx: Context, ns: str, name: str, device_class_name: str) -> 
 
 
 def device_uuids(text: str) -> list[str]:
-    """The UUIDs of the devices ``nvidia-smi -L`` lists: a MIG device's own UUID (its line
-    is indented under the parent GPU's, ../shared/fixtures/nvidia-smi-L.txt), else the
-    GPU's; two MIG instances of one GPU share the parent's."""
+    """The UUIDs of the devices ``nvidia-smi -L`` lists: a MIG device's own UUID (its
+    ``MIG 3g.20gb Device 0: (UUID: MIG-...)`` line is indented under the parent's ``GPU 0:``
+    line, as in the capture in NVIDIA/dcgm-exporter#105), else the GPU's; two MIG instances
+    of one GPU share the parent's."""
     lines = text.splitlines()
     found = []
     for i, line in enumerate(lines):

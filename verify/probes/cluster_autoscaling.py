@@ -3,36 +3,41 @@
 The WG test's shape (kubernetes-sigs/ai-conformance KAR-0055 "Automated Tests", HEAD
 af907ca): a pool of N nodes, a pod requesting the pool's accelerator that is first
 ``Pending`` (Unschedulable), the pool grows to N+1 and the pod runs; deleting it returns
-the pool to N. Here:
+the pool to N. Here, the cases in order:
 
-1. Find the autoscaler by what it is, in any namespace: a Deployment running the
+1. a node autoscaler is found, by what it is, in any namespace: a Deployment running the
    cluster-autoscaler image, whose ``--namespace`` (default ``kube-system``, the flag's
    default in cluster-autoscaler/main.go; the upstream chart passes ``{{ .Release.Namespace
    }}``) and ``--status-config-map-name`` (default ``cluster-autoscaler-status``) say where
    its status ConfigMap is; that ConfigMap in ``kube-system`` (managed autoscalers: GKE,
    AKS); Karpenter NodePools. A 403 while looking is not "no autoscaler": without another
    signal it is ERROR. No signal at all is SKIP (not applicable).
-2. Choose a GPU pool below its maximum: from the stack's ``gpuPools``, else from GPU nodes'
-   pool labels, with the autoscaler's status (both formats, ``../shared/fixtures/
-   cluster-autoscaler-status-*.yaml``) telling a node group already at ``maxSize``. A pool
-   already at its maximum is ERROR at once, naming it (a previous run's node may still be
-   there), as is ``NotTriggerScaleUp ... max node group size reached`` while waiting.
-3. Record the pool's nodes by UID, create a pod requesting one GPU kept off them; it must
-   first be Unschedulable, then Running on a node whose UID is new.
-4. With ``--long``: delete the pod, the pool must return to its baseline nodes.
+2. a GPU pool below its maximum: from the stack's ``gpuPools``, else from GPU nodes' pool
+   labels, with the autoscaler's status (both formats: the YAML of kubernetes/autoscaler
+   cluster-autoscaler/clusterstate/api/types.go, as in its test fixture
+   kubernetes/autoscaler@5952da6d cluster-autoscaler/clusterstate/utils/status_test.yaml, and
+   the legacy text, ``LEGACY_GROUP``) telling a node group already at
+   ``maxSize``. A pool already at its maximum is ERROR at once, naming it (a previous run's
+   node may still be there), as is ``NotTriggerScaleUp ... max node group size reached``
+   while waiting.
+3. a pod only a new node of the pool can take: the pool's nodes recorded by UID, a pod
+   requesting one GPU kept off them.
+4. the GPU pod is first Unschedulable;
+5. the pool grows and the pod runs on a new node (a node UID not seen before).
+6. With ``--long``: deleting the pod returns the pool to its baseline nodes.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 
 import yaml
 from kubernetes.client.exceptions import ApiException
 
 from ..kube import GPU_RESOURCES, Forbidden
-from ..probe import Context, Probe, ProbeError, Settings
-from ..result import Result
+from ..probe import Context, Fail, Probe, ProbeError, Settings, Skip
 from . import _gpus as _gpu_survey
 from . import _pods
 
@@ -46,27 +51,15 @@ POOL_LABELS = ("aicp.dev/gpu-pool", "cloud.google.com/gke-nodepool",
                "kubernetes.azure.com/agentpool", "eks.amazonaws.com/nodegroup",
                "karpenter.sh/nodepool")
 HOSTNAME = "kubernetes.io/hostname"
-# The autoscaler's pod event when the group cannot grow (kubernetes/autoscaler FAQ.md,
-# quoted in ../shared/fixtures/cluster-autoscaler-status-yaml.yaml).
+# The autoscaler's pod event when the group cannot grow (kubernetes/autoscaler
+# cluster-autoscaler/FAQ.md, its events table: "NotTriggerScaleUp  pod didn't trigger
+# scale-up: 1 max node group size reached").
 AT_MAX = re.compile(r"max node group size reached|max cluster (cpu|memory|size)", re.I)
 # Legacy status text: "Name: <group>" then "Health: <status> (ready=... cloudProviderTarget=N
 # (minSize=A, maxSize=B))" (kubernetes/autoscaler cluster-autoscaler/clusterstate/
 # clusterstate.go buildHealthStatusNodeGroup).
 LEGACY_GROUP = re.compile(r"Name:\s+(\S+)\s*\n\s*Health:\s+\w+\s+\(.*?cloudProviderTarget=(\d+)"
                           r"\s+\(minSize=(\d+),\s*maxSize=(\d+)\)", re.S)
-
-UNSCHEDULABLE_TIMEOUT = 120.0  # the scheduler marks the pod Unschedulable (seconds at most)
-# 20 minutes for the scale-up, as kOps' AI-conformance test allows (kubernetes/kops@268927e
-# tests/e2e/scenarios/ai-conformance/validators/scheduling-orchestration/clusterautoscaling/
-# clusterautoscaling_test.go: "40 * 30s = 20 minutes"; the WG's KAR-0055 names no figure):
-# cold GPU nodes with a driver install take 10-15 min on real clouds.
-SCALE_UP_TIMEOUT = 1200.0
-# scale-down-delay-after-add 10 min + scale-down-unneeded-time 10 min (cluster-autoscaler
-# FAQ.md defaults), plus the node's drain and deletion; kOps allows 20 min (same file).
-SCALE_DOWN_TIMEOUT = 1500.0
-POLL = 10.0        # kOps polls every 30 s; here every 10 s once the wait has gone on,
-FIRST_POLL = 1.0   # after polls 1, 2, 4 and 8 s apart, so a fast autoscaler is seen at once
-MARGIN = 60.0  # requests, events and cleanup between the waits
 
 
 class ClusterAutoscaling(Probe):
@@ -76,137 +69,212 @@ class ClusterAutoscaling(Probe):
     mutating = True
     exclusive = True  # the node it adds would be judged half-joined by GPU-node surveys
     title = "GPU node pools scale up for pending accelerator pods"
+    timeouts = {
+        # the scheduler marks the pod Unschedulable (seconds at most)
+        "unschedulable_timeout": 120.0,
+        # 20 minutes for the scale-up, as kOps' AI-conformance test allows
+        # (kubernetes/kops@268927e tests/e2e/scenarios/ai-conformance/validators/
+        # scheduling-orchestration/clusterautoscaling/clusterautoscaling_test.go: "40 * 30s =
+        # 20 minutes"; the WG's KAR-0055 names no figure): cold GPU nodes with a driver
+        # install take 10-15 min on real clouds.
+        "scale_up_timeout": 1200.0,
+        # scale-down-delay-after-add 10 min + scale-down-unneeded-time 10 min
+        # (cluster-autoscaler FAQ.md defaults), plus the node's drain and deletion; kOps
+        # allows 20 min (same file).
+        "scale_down_timeout": 1500.0,
+        # kOps polls every 30 s; here every 10 s once the wait has gone on, after polls 1, 2,
+        # 4 and 8 s apart, so a fast autoscaler is seen at once
+        "poll": 10.0,
+        "first_poll": 1.0,
+        "margin": 60.0,      # requests, events and cleanup between the waits
+    }
 
     @classmethod
     def budget(cls, settings: Settings) -> float:
         """The Unschedulable wait and the scale-up, and with ``--long`` the scale-down."""
-        return (UNSCHEDULABLE_TIMEOUT + SCALE_UP_TIMEOUT
-                + (SCALE_DOWN_TIMEOUT if settings.long else 0.0) + MARGIN)
+        return (cls.timeout(settings, "unschedulable_timeout")
+                + cls.timeout(settings, "scale_up_timeout")
+                + (cls.timeout(settings, "scale_down_timeout") if settings.long else 0.0)
+                + cls.timeout(settings, "margin"))
 
-    def run(self, ctx: Context) -> Result:
-        with ctx.step("detect a node autoscaler"):
-            expected = str(ctx.settings.expectations.get("autoscaler") or "")
-            if expected == "none":
-                return ctx.skip("the stack has no node autoscaler (autoscaler: none): nodes "
-                                "are fixed, the requirement does not apply")
-            nodes = _nodes(ctx)
-            found = _Found()
-            _look_for_autoscalers(ctx, nodes, found)
-            signals = ([f"stack autoscaler: {expected}"] if expected else []) + found.signals
-            ctx.observe("autoscalerSignals", signals)
-            if found.forbidden:
-                ctx.observe("forbidden", found.forbidden)
-            if found.groups:
-                ctx.observe("nodeGroups", found.groups)
-            if not signals:
-                if found.forbidden:
-                    return ctx.error("could not look for a node autoscaler: "
-                                     f"{'; '.join(found.forbidden)}; grant read access to "
-                                     "Deployments and ConfigMaps there, or pass --stack")
-                return ctx.skip("no node autoscaler found (no cluster-autoscaler Deployment in "
-                                f"any namespace, no {STATUS_CONFIGMAP} ConfigMap, no Karpenter "
-                                "NodePools): the requirement does not apply")
-        with ctx.step("choose a GPU pool below its maximum"):
-            pool = _choose_pool(ctx, nodes, found.groups)
-            if isinstance(pool, str):
-                return ctx.error(pool)
-            before = _pool_uids(ctx, pool["labels"])
-            ctx.observe("pool", {**pool, "nodesBefore": sorted(before.values())})
-        with ctx.step("create a pod only a new node of the pool can take"):
-            ns = ctx.namespace()
-            pod = _pending_pod(ctx, ns, pool, sorted(before.values()))
-            name = pod["metadata"]["name"]
-            state: dict = {"unschedulable": False}
-
-            def poll() -> bool | str:
-                state["pod"] = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods/{name}")
-                state["events"] = _events(ctx, ns, name)
-                if any(AT_MAX.search(e) for e in state["events"]):
-                    return "at max"
-                failed = [e for e in state["events"] if e.startswith("FailedScheduling")]
-                if not state["unschedulable"] and (_pods.unschedulable(state["pod"]) or failed):
-                    state["unschedulable"] = True
-                    state["why"] = failed[0] if failed else _pod_state(state["pod"])
-                return False
-        with ctx.step("wait for the pod to be Unschedulable"):
-            def pending() -> bool | str:
-                verdict = poll()
-                return verdict or state["unschedulable"] or _phase(state["pod"]) == "Running"
-            ctx.wait_for("the GPU pod Unschedulable", pending, timeout=UNSCHEDULABLE_TIMEOUT,
-                         interval=POLL, first=FIRST_POLL)
-            at_max = _at_max(state)
-            if at_max:
-                return ctx.error(f"pool {pool['name']} is at its maximum size, the autoscaler "
-                                 f"will not add a node: {at_max}")
-            if not ctx.check("the GPU pod is first Unschedulable", state["unschedulable"],
-                             state.get("why") or _pod_state(state["pod"])):
-                return ctx.error(f"the scheduler did not report the GPU pod Unschedulable "
-                                 f"within {UNSCHEDULABLE_TIMEOUT:g}s "
-                                 f"({_pod_state(state['pod'])}): cannot tell a scale-up from "
-                                 "a free node")
-        with ctx.step("wait for the pool to scale up and the pod to run on a new node"):
-            def on_new_node() -> bool | str:
-                verdict = poll()
-                if verdict:
-                    return verdict
-                node = (state["pod"].get("spec") or {}).get("nodeName")
-                if _phase(state["pod"]) != "Running" or not node:
-                    return False
-                uid = _node_uid(ctx, node)
-                state["node"] = (node, uid)
-                return uid is not None and uid not in before
-            ran = ctx.wait_for("the GPU pod to run on a new node", on_new_node,
-                               timeout=SCALE_UP_TIMEOUT, interval=POLL, first=FIRST_POLL)
-            at_max = _at_max(state)
-            if at_max:
-                return ctx.error(f"pool {pool['name']} is at its maximum size, the autoscaler "
-                                 f"will not add a node: {at_max}")
-            after = _pool_uids(ctx, pool["labels"])
-            added = sorted(n for uid, n in after.items() if uid not in before)
-            events = state.get("events") or []
-            ctx.observe("nodesAfter", sorted(after.values()))
-            ctx.observe("podEvents", events)
-            ctx.artifact("pod.json", json.dumps(state.get("pod"), indent=2))
-            node_name = (state.get("pod") or {}).get("spec", {}).get("nodeName")
-            triggered = [e for e in events if e.startswith("TriggeredScaleUp")]
-            grew = ctx.check(f"pool {pool['name']} gains a node for the pending GPU pod",
-                             bool(added), f"{len(before)} -> {len(after)} nodes"
-                             + (f"; {triggered[0]}" if triggered else ""))
-            if not grew:
-                return ctx.failed(f"no node was added to GPU pool {pool['name']} within "
-                                  f"{SCALE_UP_TIMEOUT:g}s for a pending pod requesting "
-                                  f"{pool['resource']} ({_last(events) or 'no events'})")
-            on_new = ctx.check("the pod runs on the added node (a new node UID)",
-                               ran is True and node_name in added,
-                               f"phase {_phase(state['pod'])}, node {node_name or 'none'}")
-            if not on_new:
-                return ctx.failed(f"pool {pool['name']} gained {', '.join(added)} but the GPU "
-                                  f"pod did not run there within {SCALE_UP_TIMEOUT:g}s "
-                                  f"({_last(events) or 'no events'})", partial=True)
+    def cases(self, ctx: Context) -> str:
+        nodes, found = _a_node_autoscaler_is_found(ctx)
+        scale = _a_gpu_pool_below_its_maximum(ctx, nodes, found)
+        _a_pod_only_a_new_node_of_the_pool_can_take(ctx, scale)
+        _the_gpu_pod_is_first_unschedulable(ctx, scale)
+        _the_pool_grows_and_the_pod_runs_on_a_new_node(ctx, scale)
+        pool, before, after = scale.pool["name"], len(scale.before), len(scale.after)
         if not ctx.settings.long:
             ctx.observe("scaleDown", "not waited for (pass --long)")
             ctx.log("scale-down not waited for: pass --long to wait for the node's removal")
-            return ctx.passed(f"GPU pool {pool['name']} scaled up {len(before)} -> {len(after)} "
-                              f"nodes and the pending pod ran on new node {node_name}; "
-                              "scale-down was not waited for (pass --long)")
-        with ctx.step("delete the pod and wait for the pool to return to its baseline"):
-            ctx.cleanup.unwind(only=[o for o in ctx.cleanup.pending()
-                                     if o.kind == "Pod" and o.name == name])
-            left: dict = {}
+            return (f"GPU pool {pool} scaled up {before} -> {after} nodes and the pending pod "
+                    f"ran on new node {scale.node_name}; scale-down was not waited for "
+                    "(pass --long)")
+        _deleting_the_pod_returns_the_pool_to_its_baseline(ctx, scale)
+        return (f"GPU pool {pool} scaled up {before} -> {after} nodes for a pending GPU pod "
+                f"and back to {before} after its deletion")
 
-            def baseline() -> bool:
-                left["uids"] = _pool_uids(ctx, pool["labels"])
-                return set(left["uids"]) <= set(before)
-            gone = ctx.wait_for("the pool back to its baseline", baseline,
-                                timeout=SCALE_DOWN_TIMEOUT, interval=POLL, first=FIRST_POLL)
-            if not ctx.check(f"pool {pool['name']} returns to its {len(before)} baseline nodes",
-                             bool(gone), ", ".join(sorted(left["uids"].values()))):
-                return ctx.failed(f"GPU pool {pool['name']} scaled up but did not remove "
-                                  f"{', '.join(added)} within {SCALE_DOWN_TIMEOUT:g}s of the "
-                                  "pod's deletion", partial=True)
-        return ctx.passed(f"GPU pool {pool['name']} scaled up {len(before)} -> {len(after)} "
-                          f"nodes for a pending GPU pod and back to {len(before)} after its "
-                          "deletion")
+
+@dataclass
+class _ScaleUp:
+    """What the scale-up cases share: the pool, its nodes before, the pod, what was seen."""
+
+    pool: dict
+    before: dict[str, str]         # uid -> name of the pool's nodes before the pod
+    ns: str = ""
+    name: str = ""                 # the pod's
+    # The last poll's pod and events; whether (and why) the pod was seen Unschedulable.
+    state: dict = field(default_factory=lambda: {"unschedulable": False})
+    after: dict[str, str] = field(default_factory=dict)  # uid -> name after the scale-up
+    added: list[str] = field(default_factory=list)       # names of the nodes added
+    node_name: str | None = None   # where the pod runs
+
+    def poll(self, ctx: Context) -> bool | str:
+        """Read the pod and its events; "at max" once the autoscaler says it cannot grow."""
+        state = self.state
+        state["pod"] = ctx.kube.request("GET", f"/api/v1/namespaces/{self.ns}/pods/{self.name}")
+        state["events"] = _events(ctx, self.ns, self.name)
+        if any(AT_MAX.search(e) for e in state["events"]):
+            return "at max"
+        failed = [e for e in state["events"] if e.startswith("FailedScheduling")]
+        if not state["unschedulable"] and (_pods.unschedulable(state["pod"]) or failed):
+            state["unschedulable"] = True
+            state["why"] = failed[0] if failed else _pod_state(state["pod"])
+        return False
+
+    def not_at_max(self) -> None:
+        at_max = _at_max(self.state)
+        if at_max:
+            raise ProbeError(f"pool {self.pool['name']} is at its maximum size, the autoscaler "
+                             f"will not add a node: {at_max}")
+
+
+def _a_node_autoscaler_is_found(ctx: Context) -> tuple[list[dict], _Found]:
+    """The cluster's nodes and the autoscaler's signals; none is SKIP, none readable ERROR."""
+    with ctx.step("detect a node autoscaler"):
+        expected = str(ctx.settings.expectations.get("autoscaler") or "")
+        if expected == "none":
+            raise Skip("the stack has no node autoscaler (autoscaler: none): nodes are fixed, "
+                       "the requirement does not apply")
+        nodes = _nodes(ctx)
+        found = _Found()
+        _look_for_autoscalers(ctx, nodes, found)
+        signals = ([f"stack autoscaler: {expected}"] if expected else []) + found.signals
+        ctx.observe("autoscalerSignals", signals)
+        if found.forbidden:
+            ctx.observe("forbidden", found.forbidden)
+        if found.groups:
+            ctx.observe("nodeGroups", found.groups)
+        if not signals:
+            if found.forbidden:
+                raise ProbeError("could not look for a node autoscaler: "
+                                 f"{'; '.join(found.forbidden)}; grant read access to "
+                                 "Deployments and ConfigMaps there, or pass --stack")
+            raise Skip("no node autoscaler found (no cluster-autoscaler Deployment in any "
+                       f"namespace, no {STATUS_CONFIGMAP} ConfigMap, no Karpenter NodePools): "
+                       "the requirement does not apply")
+    return nodes, found
+
+
+def _a_gpu_pool_below_its_maximum(ctx: Context, nodes: list[dict], found: _Found) -> _ScaleUp:
+    with ctx.step("choose a GPU pool below its maximum"):
+        pool = _choose_pool(ctx, nodes, found.groups)
+        if isinstance(pool, str):
+            raise ProbeError(pool)
+        before = _pool_uids(ctx, pool["labels"])
+        ctx.observe("pool", {**pool, "nodesBefore": sorted(before.values())})
+    return _ScaleUp(pool, before)
+
+
+def _a_pod_only_a_new_node_of_the_pool_can_take(ctx: Context, scale: _ScaleUp) -> None:
+    with ctx.step("create a pod only a new node of the pool can take"):
+        scale.ns = ctx.namespace()
+        pod = _pending_pod(ctx, scale.ns, scale.pool, sorted(scale.before.values()))
+        scale.name = pod["metadata"]["name"]
+
+
+def _the_gpu_pod_is_first_unschedulable(ctx: Context, scale: _ScaleUp) -> None:
+    """The WG test's first state: the scheduler finds no node for the pod (else a free node
+    took it, and a scale-up could not be told from it: ERROR)."""
+    timeout = ctx.timeout("unschedulable_timeout")
+    with ctx.step("wait for the pod to be Unschedulable"):
+        state = scale.state
+
+        def pending() -> bool | str:
+            verdict = scale.poll(ctx)
+            return verdict or state["unschedulable"] or _phase(state["pod"]) == "Running"
+        ctx.wait_for("the GPU pod Unschedulable", pending, timeout=timeout,
+                     interval=ctx.timeout("poll"), first=ctx.timeout("first_poll"))
+        scale.not_at_max()
+        if not ctx.check("the GPU pod is first Unschedulable", state["unschedulable"],
+                         state.get("why") or _pod_state(state["pod"])):
+            raise ProbeError(f"the scheduler did not report the GPU pod Unschedulable "
+                             f"within {timeout:g}s ({_pod_state(state['pod'])}): cannot tell "
+                             "a scale-up from a free node")
+
+
+def _the_pool_grows_and_the_pod_runs_on_a_new_node(ctx: Context, scale: _ScaleUp) -> None:
+    """The pool gains a node (a UID not there before) and the pod runs on it."""
+    pool, before, state = scale.pool, scale.before, scale.state
+    timeout = ctx.timeout("scale_up_timeout")
+    with ctx.step("wait for the pool to scale up and the pod to run on a new node"):
+        def on_new_node() -> bool | str:
+            verdict = scale.poll(ctx)
+            if verdict:
+                return verdict
+            node = (state["pod"].get("spec") or {}).get("nodeName")
+            if _phase(state["pod"]) != "Running" or not node:
+                return False
+            uid = _node_uid(ctx, node)
+            state["node"] = (node, uid)
+            return uid is not None and uid not in before
+        ran = ctx.wait_for("the GPU pod to run on a new node", on_new_node,
+                           timeout=timeout, interval=ctx.timeout("poll"),
+                           first=ctx.timeout("first_poll"))
+        scale.not_at_max()
+        scale.after = after = _pool_uids(ctx, pool["labels"])
+        scale.added = added = sorted(n for uid, n in after.items() if uid not in before)
+        events = state.get("events") or []
+        ctx.observe("nodesAfter", sorted(after.values()))
+        ctx.observe("podEvents", events)
+        ctx.artifact("pod.json", json.dumps(state.get("pod"), indent=2))
+        scale.node_name = node_name = (state.get("pod") or {}).get("spec", {}).get("nodeName")
+        triggered = [e for e in events if e.startswith("TriggeredScaleUp")]
+        grew = ctx.check(f"pool {pool['name']} gains a node for the pending GPU pod",
+                         bool(added), f"{len(before)} -> {len(after)} nodes"
+                         + (f"; {triggered[0]}" if triggered else ""))
+        if not grew:
+            raise Fail(f"no node was added to GPU pool {pool['name']} within {timeout:g}s "
+                       f"for a pending pod requesting {pool['resource']} "
+                       f"({_last(events) or 'no events'})")
+        on_new = ctx.check("the pod runs on the added node (a new node UID)",
+                           ran is True and node_name in added,
+                           f"phase {_phase(state['pod'])}, node {node_name or 'none'}")
+        if not on_new:
+            raise Fail(f"pool {pool['name']} gained {', '.join(added)} but the GPU pod did not "
+                       f"run there within {timeout:g}s ({_last(events) or 'no events'})",
+                       partial=True)
+
+
+def _deleting_the_pod_returns_the_pool_to_its_baseline(ctx: Context, scale: _ScaleUp) -> None:
+    """With ``--long``: once the pod is gone, the added node is removed again."""
+    pool, before = scale.pool, scale.before
+    timeout = ctx.timeout("scale_down_timeout")
+    with ctx.step("delete the pod and wait for the pool to return to its baseline"):
+        ctx.cleanup.unwind(only=[o for o in ctx.cleanup.pending()
+                                 if o.kind == "Pod" and o.name == scale.name])
+        left: dict = {}
+
+        def baseline() -> bool:
+            left["uids"] = _pool_uids(ctx, pool["labels"])
+            return set(left["uids"]) <= set(before)
+        gone = ctx.wait_for("the pool back to its baseline", baseline, timeout=timeout,
+                            interval=ctx.timeout("poll"), first=ctx.timeout("first_poll"))
+        if not ctx.check(f"pool {pool['name']} returns to its {len(before)} baseline nodes",
+                         bool(gone), ", ".join(sorted(left["uids"].values()))):
+            raise Fail(f"GPU pool {pool['name']} scaled up but did not remove "
+                       f"{', '.join(scale.added)} within {timeout:g}s of the pod's deletion",
+                       partial=True)
 
 
 class _Found:

@@ -1,24 +1,35 @@
 """gang_scheduling: a job's pods start all together or not at all.
 
 With Kueue (its strong semantic check), against a ClusterQueue's quota from a LocalQueue in
-the probe's own namespace: (a) a Job of N pods that fits the free quota is admitted and all
-N pods run at once; (b) while (a) holds its quota, a Job whose total exceeds what is left
-starts none of its pods and its Workload stays unadmitted; (c) deleting (a) releases the
-quota: (b) is then admitted. The quota is GPU quota where two GPUs are free, else CPU quota
-(a CPU gang: a queue without GPU quota, or a one-GPU cluster). A ClusterQueue whose
-``namespaceSelector`` names namespaces by ``kubernetes.io/metadata.name`` cannot admit the
-probe's namespace (the API server sets that label; no relabelling meets it): ERROR at once.
+the probe's own namespace, the cases in order:
+
+1. a gang scheduler is served: Kueue, else a PodGroup scheduler (below); neither is ERROR.
+2. a ClusterQueue has free quota for a gang: GPU quota where two GPUs are free, else CPU
+   quota (a CPU gang: a queue without GPU quota, or a one-GPU cluster). A ClusterQueue whose
+   ``namespaceSelector`` names namespaces by ``kubernetes.io/metadata.name`` cannot admit the
+   probe's namespace (the API server sets that label; no relabelling meets it): ERROR at once.
+3. a LocalQueue in the probe's namespace, labelled so Kueue's manager and the ClusterQueue
+   select it.
+4. (a) a gang within the free quota runs all together: a Job of N pods that fits is admitted
+   and all N pods run at once;
+5. (b) a job over the free quota starts none of its pods: while (a) holds its quota, a Job
+   whose total exceeds what is left starts no pod and its Workload stays unadmitted;
+6. (c) deleting the gang releases its quota: (b) is then admitted.
 
 With a PodGroup scheduler instead (KAI ``scheduling.run.ai/v2alpha2``, Volcano
 ``scheduling.volcano.sh/v1beta1``), the WG test's shape on CPU pods
-(kubernetes-sigs/ai-conformance KAR-0053 "Automated Tests"): a PodGroup with
-``minMember: 2`` and its 2 pods all run; a PodGroup with ``minMember: 3`` and only 2 pods
-starts none of them within the wait.
+(kubernetes-sigs/ai-conformance KAR-0053 "Automated Tests"):
+
+1. a full PodGroup runs together: ``minMember: 2`` and its 2 pods all run;
+2. a PodGroup short of its minMember starts no pod: ``minMember: 3`` and only 2 pods start
+   none of them within the wait.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -26,8 +37,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
-from ..probe import Context, Probe, ProbeError
-from ..result import Result
+from ..probe import Context, Fail, Probe, ProbeError
 from . import _gpus, _pods
 
 KUEUE = "kueue.x-k8s.io"
@@ -55,15 +65,6 @@ MANAGED_LABEL = "aicp.dev/kueue-managed"
 KUEUE_NAMESPACES = ("kueue-system", "kueue")
 
 GANG_PODS = 4            # pods of job (a), one GPU each (fewer when the free quota is smaller)
-# aicr (NVIDIA/aicr@bc05c6b pkg/defaults/timeouts.go) gives gang pods GangTestPodTimeout
-# 5 min to complete, each pulling a CUDA image; kOps waits 300 s for its Kueue job to
-# complete (kubernetes/kops@268927e tests/e2e/scenarios/ai-conformance/validators/
-# scheduling-orchestration/gangscheduling/gangscheduling_test.go). These pods are busybox,
-# so 2 min. The WG test (KAR-0053) leaves the negative case's wait configurable.
-ADMIT_TIMEOUT = 120.0    # (a) admitted and all of its pods Running (small pods, free quota)
-OVER_QUOTA_WAIT = 30.0   # (b) watched for pods starting
-RELEASE_TIMEOUT = 120.0  # (c) (b) admitted once (a) is gone
-POLL = 2.0
 
 
 class GangScheduling(Probe):
@@ -72,181 +73,288 @@ class GangScheduling(Probe):
     levels = {"1.34": "MUST", "1.35": "MUST", "1.36": "MUST", "1.37": "MUST"}
     mutating = True
     title = "All-or-nothing admission of multi-pod GPU jobs"
+    # aicr (NVIDIA/aicr@bc05c6b pkg/defaults/timeouts.go) gives gang pods GangTestPodTimeout
+    # 5 min to complete, each pulling a CUDA image; kOps waits 300 s for its Kueue job to
+    # complete (kubernetes/kops@268927e tests/e2e/scenarios/ai-conformance/validators/
+    # scheduling-orchestration/gangscheduling/gangscheduling_test.go). These pods are busybox,
+    # so 2 min. The WG test (KAR-0053) leaves the negative case's wait configurable.
+    timeouts = {
+        "admit_timeout": 120.0,    # (a) admitted, all its pods Running (small pods, free quota)
+        "over_quota_wait": 30.0,   # (b) watched for pods starting
+        "release_timeout": 120.0,  # (c) (b) admitted once (a) is gone
+        "poll": 2.0,
+    }
 
-    def run(self, ctx: Context) -> Result:
-        with ctx.step("detect a gang scheduler"):
-            version = _served_version(ctx, KUEUE, ("v1beta2", "v1beta1"))
-            ctx.observe("kueueVersion", version)
-            if version is None:
-                for sched in PODGROUP_SCHEDULERS:
-                    if "podgroups" in {r["name"] for r in ctx.kube.resources(sched[1])}:
-                        return _podgroup_gang(ctx, *sched)
-                return ctx.error("no gang scheduler found: neither Kueue (kueue.x-k8s.io), "
-                                 "KAI (scheduling.run.ai) nor Volcano (scheduling.volcano.sh) "
-                                 "is served")
-            api = f"{KUEUE}/{version}"
-        with ctx.step("find a ClusterQueue with quota"):
-            config = _manager_config(ctx)
-            queue = _pick_cluster_queue(ctx, api, config)
-            if isinstance(queue, str):
-                return ctx.error(queue)
-            cq, resource, flavor_quota, free, device_class = queue
-            name = cq["metadata"]["name"]
-            ctx.observe("clusterQueue", {"name": name, "resource": resource,
-                                         "quota": str(flavor_quota), "free": str(free)})
-            pinned = _names_namespaces(cq)
-            if pinned:
-                return ctx.error(f"ClusterQueue {name} selects namespaces by {METADATA_NAME} "
-                                 f"({pinned}): the probe's own namespace can never match it "
-                                 "(the API server sets that label to the namespace's name); "
-                                 "select namespaces by another label, or add a ClusterQueue "
-                                 "for verification")
-            if free < 2:
-                return ctx.error(f"ClusterQueue {name} has {free} free {resource} of "
-                                 f"{flavor_quota}: a gang needs at least 2")
-        n = int(min(GANG_PODS, free))
-        if resource == "cpu":
-            # A CPU gang: n pods of 1 CPU; the waiting job's 2 pods total just more than is
-            # left while (a) runs, and fit once it is gone.
-            per_pod, over_pods = -(-(int(free) - n + 1) // 2), 2
-        else:
-            per_pod = min(n, _max_gpus_per_node(ctx, resource, device_class) or 1)
-            over_pods = int(free // per_pod)  # total in (free - n, free]: fits only without (a)
-        ctx.observe("jobs", {"gang": f"{n} pods x 1 {resource}",
-                             "overQuota": f"{over_pods} pods x {per_pod} {resource}"})
-        with ctx.step("create namespace and LocalQueue"):
-            ns = ctx.namespace()
-            _label_namespace(ctx, ns, cq, config)
-            _pods.create(ctx, f"/apis/{api}/namespaces/{ns}/localqueues", {
-                "apiVersion": api, "kind": "LocalQueue", "metadata": {"name": "gang"},
-                "spec": {"clusterQueue": name}}, ns)
-            if device_class:
-                for count in sorted({1, per_pod}):
-                    _claim_template(ctx, ns, f"gpu-{count}", device_class, count)
-        with ctx.step("(a) submit a gang that fits"):
-            gang = _job(ctx, ns, "gang", n, resource, 1, device_class)
-            admitted = ctx.wait_for(
-                "the gang admitted with all pods Running",
-                lambda: _ended(ctx, ns, "gang") or (
-                    _admitted(ctx, api, ns, gang) and _running(ctx, ns, "gang") >= n),
-                timeout=ADMIT_TIMEOUT, interval=POLL)
-            wl = _workload(ctx, api, ns, gang)
-            running = _running(ctx, ns, "gang")
-            ctx.artifact("workload-gang.json", json.dumps(wl, indent=2))
-            ended = _ended(ctx, ns, "gang")
-            if ended:
-                return ctx.error(f"pods of the gang ended before all {n} ran together "
-                                 f"({', '.join(ended)}): `sleep 3600` in "
-                                 f"{ctx.image('busybox')} should keep running")
-            if not admitted:
-                if wl is None or not _is_admitted(wl):
-                    return ctx.error(f"a {n}-pod job within the free quota of ClusterQueue "
-                                     f"{name} was not admitted within {ADMIT_TIMEOUT:g}s "
-                                     f"({_pending_reason(wl)})")
-                return ctx.error(f"the admitted {n}-pod job had {running} of {n} pods Running "
-                                 f"after {ADMIT_TIMEOUT:g}s: not enough schedulable GPU nodes "
-                                 "for the quota")
-            ctx.check(f"a {n}-pod job within quota is admitted with all pods Running together",
-                      True, f"{running}/{n} Running, Workload "
-                      f"{wl['metadata']['name'] if wl else '(gone since)'} admitted")
-        with ctx.step("(b) submit a job exceeding the free quota"):
-            over = _job(ctx, ns, "over", over_pods, resource, per_pod, device_class)
-            most = {"started": 0, "admitted": False}
+    def cases(self, ctx: Context) -> str:
+        found = _a_gang_scheduler_is_served(ctx)
+        if not isinstance(found, str):  # a PodGroup scheduler: the WG test's two cases
+            groups = _podgroups_in_the_probes_namespace(ctx, *found)
+            _a_full_podgroup_runs_together(ctx, groups)
+            _a_podgroup_short_of_its_min_member_starts_no_pod(ctx, groups)
+            return (f"{groups.scheduler}: a PodGroup of {PODGROUP_MEMBERS} pods ran together; "
+                    f"one with minMember {PODGROUP_MEMBERS + 1} and {PODGROUP_MEMBERS} pods "
+                    f"started none within {ctx.timeout('over_quota_wait'):g}s")
+        kueue = _a_cluster_queue_has_free_quota_for_a_gang(ctx, found)
+        _a_local_queue_in_the_probes_namespace(ctx, kueue)
+        _a_gang_within_the_free_quota_runs_all_together(ctx, kueue)
+        _a_job_over_the_free_quota_starts_none_of_its_pods(ctx, kueue)
+        _deleting_the_gang_releases_its_quota(ctx, kueue)
+        return (f"Kueue ClusterQueue {kueue.name}: a {kueue.n}-pod gang ran together, a job "
+                f"exceeding the free quota started 0 of {kueue.over_pods} pods until the "
+                "gang's quota was released, then was admitted")
 
-            def observe_over() -> bool:
-                most["started"] = max(most["started"], _started(ctx, ns, "over"))
-                most["admitted"] = most["admitted"] or _admitted(ctx, api, ns, over)
-                return False
-            ctx.wait_for("pods of the over-quota job (expecting none)", observe_over,
-                         timeout=OVER_QUOTA_WAIT, interval=POLL)
-            wl_over = _workload(ctx, api, ns, over)
-            ctx.observe("overQuotaPending", _pending_reason(wl_over))
-            ended = _ended(ctx, ns, "gang")
-            if ended:
-                # A finished gang gives its quota back: what (b) saw proves nothing.
-                return ctx.error(f"pods of the gang ended while the over-quota job waited "
-                                 f"({', '.join(ended)}), releasing its quota: `sleep 3600` in "
-                                 f"{ctx.image('busybox')} should keep running")
-            if wl_over is not None:
-                ctx.artifact("workload-over.json", json.dumps(wl_over, indent=2))
-            started, total = most["started"], over_pods
-            no_partial = ctx.check("a job exceeding the free quota starts none of its pods",
-                                   started == 0, f"{started} of {total} pods started")
-            held = ctx.check("its Workload is not admitted while the gang holds the quota",
-                             not most["admitted"], _pending_reason(wl_over))
-            if not no_partial and started < total:
-                return ctx.failed(f"{started} of {total} pods started for a job exceeding the "
-                                  f"quota of ClusterQueue {name} (no all-or-nothing)")
-            if not (no_partial and held):
-                if _cohort(cq):
-                    return ctx.error(f"the over-quota job was admitted while the gang held its "
-                                     f"quota: ClusterQueue {name} may borrow from cohort "
-                                     f"{_cohort(cq)}, so no over-quota condition could be made")
-                return ctx.failed(f"a job needing {total * per_pod} {resource} was admitted "
-                                  f"while only {free - n} of ClusterQueue {name}'s quota was "
-                                  f"free ({started} of {total} pods started)")
-        with ctx.step("(c) delete the gang, expect its quota released"):
-            ctx.cleanup.unwind(only=[o for o in ctx.cleanup.pending()
-                                     if o.kind == "Job" and o.name == "gang"])
-            released = ctx.wait_for("the over-quota job admitted once the gang is gone",
-                                    lambda: _admitted(ctx, api, ns, over),
-                                    timeout=RELEASE_TIMEOUT, interval=POLL)
-            usage = _cq_usage(ctx, api, name, resource)
-            ctx.observe("clusterQueueReservedAfterRelease", usage)
-            if not ctx.check("deleting the gang releases its quota: the waiting job is admitted",
-                             bool(released), _pending_reason(_workload(ctx, api, ns, over))):
-                return ctx.failed(f"after the {n}-pod gang was deleted, the waiting job was not "
-                                  f"admitted within {RELEASE_TIMEOUT:g}s "
-                                  f"({_pending_reason(_workload(ctx, api, ns, over))})",
-                                  partial=True)
-        return ctx.passed(f"Kueue ClusterQueue {name}: a {n}-pod gang ran together, a job "
-                          f"exceeding the free quota started 0 of {over_pods} pods until the "
-                          "gang's quota was released, then was admitted")
+
+def _a_gang_scheduler_is_served(ctx: Context) -> str | tuple:
+    """Kueue's API (``kueue.x-k8s.io/<version>``), else the served PodGroup scheduler's
+    ``PODGROUP_SCHEDULERS`` entry; neither is ERROR."""
+    with ctx.step("detect a gang scheduler"):
+        version = _served_version(ctx, KUEUE, ("v1beta2", "v1beta1"))
+        ctx.observe("kueueVersion", version)
+        if version is not None:
+            return f"{KUEUE}/{version}"
+        for sched in PODGROUP_SCHEDULERS:
+            if "podgroups" in {r["name"] for r in ctx.kube.resources(sched[1])}:
+                return sched
+        raise ProbeError("no gang scheduler found: neither Kueue (kueue.x-k8s.io), KAI "
+                         "(scheduling.run.ai) nor Volcano (scheduling.volcano.sh) is served")
+
+
+# Kueue ---------------------------------------------------------------------------------
+@dataclass
+class _Kueue:
+    """What the Kueue cases share: the ClusterQueue, the two jobs' sizes, the namespace."""
+
+    api: str                    # kueue.x-k8s.io/<version>
+    cq: dict                    # the ClusterQueue
+    config: dict                # Kueue's manager Configuration ({} when unreadable)
+    resource: str               # the quota'd resource the gang holds: a GPU's, or cpu
+    quota: Decimal              # the flavor's nominal quota of it
+    free: int                   # what is left of it
+    device_class: str | None    # the DeviceClass GPUs are claimed from (DRA quota)
+    n: int = 0                  # pods of the gang (a), one ``resource`` each
+    per_pod: int = 0            # ``resource`` per pod of the over-quota job (b)
+    over_pods: int = 0          # pods of (b)
+    ns: str = ""
+    gang: dict = field(default_factory=dict)  # the Jobs as created
+    over: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.cq["metadata"]["name"]
+
+
+def _a_cluster_queue_has_free_quota_for_a_gang(ctx: Context, api: str) -> _Kueue:
+    """A ClusterQueue that can admit the probe's namespace with 2 or more free GPUs (else
+    CPUs), and the two jobs sized to it."""
+    with ctx.step("find a ClusterQueue with quota"):
+        config = _manager_config(ctx)
+        queue = _pick_cluster_queue(ctx, api, config)
+        if isinstance(queue, str):
+            raise ProbeError(queue)
+        cq, resource, flavor_quota, free, device_class = queue
+        kueue = _Kueue(api, cq, config, resource, flavor_quota, free, device_class)
+        name = kueue.name
+        ctx.observe("clusterQueue", {"name": name, "resource": resource,
+                                     "quota": str(flavor_quota), "free": str(free)})
+        pinned = _names_namespaces(cq)
+        if pinned:
+            raise ProbeError(f"ClusterQueue {name} selects namespaces by {METADATA_NAME} "
+                             f"({pinned}): the probe's own namespace can never match it "
+                             "(the API server sets that label to the namespace's name); "
+                             "select namespaces by another label, or add a ClusterQueue "
+                             "for verification")
+        if free < 2:
+            raise ProbeError(f"ClusterQueue {name} has {free} free {resource} of "
+                             f"{flavor_quota}: a gang needs at least 2")
+    n = int(min(GANG_PODS, free))
+    if resource == "cpu":
+        # A CPU gang: n pods of 1 CPU; the waiting job's 2 pods total just more than is
+        # left while (a) runs, and fit once it is gone.
+        per_pod, over_pods = -(-(int(free) - n + 1) // 2), 2
+    else:
+        per_pod = min(n, _max_gpus_per_node(ctx, resource, device_class) or 1)
+        over_pods = int(free // per_pod)  # total in (free - n, free]: fits only without (a)
+    kueue.n, kueue.per_pod, kueue.over_pods = n, per_pod, over_pods
+    ctx.observe("jobs", {"gang": f"{n} pods x 1 {resource}",
+                         "overQuota": f"{over_pods} pods x {per_pod} {resource}"})
+    return kueue
+
+
+def _a_local_queue_in_the_probes_namespace(ctx: Context, kueue: _Kueue) -> None:
+    """The probe's namespace, selected by Kueue's manager and the ClusterQueue, with a
+    LocalQueue onto it (and the DRA claim templates the jobs' pods use)."""
+    with ctx.step("create namespace and LocalQueue"):
+        kueue.ns = ns = ctx.namespace()
+        _label_namespace(ctx, ns, kueue.cq, kueue.config)
+        _pods.create(ctx, f"/apis/{kueue.api}/namespaces/{ns}/localqueues", {
+            "apiVersion": kueue.api, "kind": "LocalQueue", "metadata": {"name": "gang"},
+            "spec": {"clusterQueue": kueue.name}}, ns)
+        if kueue.device_class:
+            for count in sorted({1, kueue.per_pod}):
+                _claim_template(ctx, ns, f"gpu-{count}", kueue.device_class, count)
+
+
+def _a_gang_within_the_free_quota_runs_all_together(ctx: Context, kueue: _Kueue) -> None:
+    """(a) A Job of n pods within the free quota is admitted and all n pods run at once."""
+    api, ns, n, name = kueue.api, kueue.ns, kueue.n, kueue.name
+    timeout = ctx.timeout("admit_timeout")
+    with ctx.step("(a) submit a gang that fits"):
+        kueue.gang = gang = _job(ctx, ns, "gang", n, kueue.resource, 1, kueue.device_class)
+        admitted = ctx.wait_for(
+            "the gang admitted with all pods Running",
+            lambda: _ended(ctx, ns, "gang") or (
+                _admitted(ctx, api, ns, gang) and _running(ctx, ns, "gang") >= n),
+            timeout=timeout, interval=ctx.timeout("poll"))
+        wl = _workload(ctx, api, ns, gang)
+        running = _running(ctx, ns, "gang")
+        ctx.artifact("workload-gang.json", json.dumps(wl, indent=2))
+        ended = _ended(ctx, ns, "gang")
+        if ended:
+            raise ProbeError(f"pods of the gang ended before all {n} ran together "
+                             f"({', '.join(ended)}): `sleep 3600` in "
+                             f"{ctx.image('busybox')} should keep running")
+        if not admitted:
+            if wl is None or not _is_admitted(wl):
+                raise ProbeError(f"a {n}-pod job within the free quota of ClusterQueue "
+                                 f"{name} was not admitted within {timeout:g}s "
+                                 f"({_pending_reason(wl)})")
+            raise ProbeError(f"the admitted {n}-pod job had {running} of {n} pods Running "
+                             f"after {timeout:g}s: not enough schedulable GPU nodes "
+                             "for the quota")
+        ctx.check(f"a {n}-pod job within quota is admitted with all pods Running together",
+                  True, f"{running}/{n} Running, Workload "
+                  f"{wl['metadata']['name'] if wl else '(gone since)'} admitted")
+
+
+def _a_job_over_the_free_quota_starts_none_of_its_pods(ctx: Context, kueue: _Kueue) -> None:
+    """(b) While (a) holds its quota, a Job needing more than is left starts no pod and its
+    Workload stays unadmitted, watched for the whole ``over_quota_wait``."""
+    api, ns, name = kueue.api, kueue.ns, kueue.name
+    with ctx.step("(b) submit a job exceeding the free quota"):
+        kueue.over = over = _job(ctx, ns, "over", kueue.over_pods, kueue.resource,
+                                 kueue.per_pod, kueue.device_class)
+        most = {"started": 0, "admitted": False}
+
+        def observe_over() -> bool:
+            most["started"] = max(most["started"], _started(ctx, ns, "over"))
+            most["admitted"] = most["admitted"] or _admitted(ctx, api, ns, over)
+            return False
+        ctx.wait_for("pods of the over-quota job (expecting none)", observe_over,
+                     timeout=ctx.timeout("over_quota_wait"), interval=ctx.timeout("poll"))
+        wl_over = _workload(ctx, api, ns, over)
+        ctx.observe("overQuotaPending", _pending_reason(wl_over))
+        ended = _ended(ctx, ns, "gang")
+        if ended:
+            # A finished gang gives its quota back: what (b) saw proves nothing.
+            raise ProbeError(f"pods of the gang ended while the over-quota job waited "
+                             f"({', '.join(ended)}), releasing its quota: `sleep 3600` in "
+                             f"{ctx.image('busybox')} should keep running")
+        if wl_over is not None:
+            ctx.artifact("workload-over.json", json.dumps(wl_over, indent=2))
+        started, total = most["started"], kueue.over_pods
+        no_partial = ctx.check("a job exceeding the free quota starts none of its pods",
+                               started == 0, f"{started} of {total} pods started")
+        held = ctx.check("its Workload is not admitted while the gang holds the quota",
+                         not most["admitted"], _pending_reason(wl_over))
+        if not no_partial and started < total:
+            raise Fail(f"{started} of {total} pods started for a job exceeding the "
+                       f"quota of ClusterQueue {name} (no all-or-nothing)")
+        if not (no_partial and held):
+            if _cohort(kueue.cq):
+                raise ProbeError(f"the over-quota job was admitted while the gang held its "
+                                 f"quota: ClusterQueue {name} may borrow from cohort "
+                                 f"{_cohort(kueue.cq)}, so no over-quota condition could be "
+                                 "made")
+            raise Fail(f"a job needing {total * kueue.per_pod} {kueue.resource} was admitted "
+                       f"while only {kueue.free - kueue.n} of ClusterQueue {name}'s quota "
+                       f"was free ({started} of {total} pods started)")
+
+
+def _deleting_the_gang_releases_its_quota(ctx: Context, kueue: _Kueue) -> None:
+    """(c) Once (a) is deleted, its quota goes back and (b) is admitted."""
+    api, ns, over = kueue.api, kueue.ns, kueue.over
+    timeout = ctx.timeout("release_timeout")
+    with ctx.step("(c) delete the gang, expect its quota released"):
+        ctx.cleanup.unwind(only=[o for o in ctx.cleanup.pending()
+                                 if o.kind == "Job" and o.name == "gang"])
+        released = ctx.wait_for("the over-quota job admitted once the gang is gone",
+                                lambda: _admitted(ctx, api, ns, over),
+                                timeout=timeout, interval=ctx.timeout("poll"))
+        usage = _cq_usage(ctx, api, kueue.name, kueue.resource)
+        ctx.observe("clusterQueueReservedAfterRelease", usage)
+        if not ctx.check("deleting the gang releases its quota: the waiting job is admitted",
+                         bool(released), _pending_reason(_workload(ctx, api, ns, over))):
+            raise Fail(f"after the {kueue.n}-pod gang was deleted, the waiting job was not "
+                       f"admitted within {timeout:g}s "
+                       f"({_pending_reason(_workload(ctx, api, ns, over))})", partial=True)
 
 
 # PodGroup schedulers ------------------------------------------------------------------
-def _podgroup_gang(ctx: Context, scheduler: str, api: str, scheduler_name: str,
-                   default_queue: str, membership) -> Result:
-    """The WG test on CPU pods: a full PodGroup runs together, a short one not at all."""
+@dataclass(frozen=True)
+class _PodGroups:
+    """A PodGroup scheduler as the two cases use it, and the probe's namespace."""
+
+    scheduler: str        # "KAI scheduler", "Volcano"
+    api: str
+    scheduler_name: str   # the pods' schedulerName
+    queue: str
+    membership: Callable[[str, str], tuple[dict, dict]]  # (group, queue) -> labels, annotations
+    ns: str
+
+    def submit(self, ctx: Context, group: str, min_member: int) -> None:
+        """A PodGroup of ``min_member`` and ``PODGROUP_MEMBERS`` small CPU pods in it."""
+        _podgroup(ctx, self.api, self.ns, group, min_member, self.queue)
+        for i in range(PODGROUP_MEMBERS):
+            _member(ctx, self.ns, group, i, self.scheduler_name, self.queue, self.membership)
+
+
+def _podgroups_in_the_probes_namespace(ctx: Context, scheduler: str, api: str,
+                                       scheduler_name: str, default_queue: str,
+                                       membership) -> _PodGroups:
     ctx.observe("scheduler", scheduler)
     ns = ctx.namespace()
-    queue = _podgroup_queue(ctx, api, default_queue)
-    with ctx.step(f"({scheduler}) a PodGroup of {PODGROUP_MEMBERS} pods runs together"):
-        _podgroup(ctx, api, ns, "gang", PODGROUP_MEMBERS, queue)
-        for i in range(PODGROUP_MEMBERS):
-            _member(ctx, ns, "gang", i, scheduler_name, queue, membership)
+    return _PodGroups(scheduler, api, scheduler_name, _podgroup_queue(ctx, api, default_queue),
+                      membership, ns)
+
+
+def _a_full_podgroup_runs_together(ctx: Context, groups: _PodGroups) -> None:
+    """A PodGroup with ``minMember`` of its own size runs all of its pods."""
+    timeout = ctx.timeout("admit_timeout")
+    with ctx.step(f"({groups.scheduler}) a PodGroup of {PODGROUP_MEMBERS} pods runs together"):
+        groups.submit(ctx, "gang", PODGROUP_MEMBERS)
         together = ctx.wait_for("every pod of the PodGroup Running",
-                                lambda: _running(ctx, ns, "gang") >= PODGROUP_MEMBERS,
-                                timeout=ADMIT_TIMEOUT, interval=POLL)
-        running = _running(ctx, ns, "gang")
+                                lambda: _running(ctx, groups.ns, "gang") >= PODGROUP_MEMBERS,
+                                timeout=timeout, interval=ctx.timeout("poll"))
+        running = _running(ctx, groups.ns, "gang")
         if not together:
-            return ctx.error(f"a {PODGROUP_MEMBERS}-pod PodGroup (minMember "
+            raise ProbeError(f"a {PODGROUP_MEMBERS}-pod PodGroup (minMember "
                              f"{PODGROUP_MEMBERS}) had {running} of {PODGROUP_MEMBERS} pods "
-                             f"Running after {ADMIT_TIMEOUT:g}s with {scheduler}: cannot "
+                             f"Running after {timeout:g}s with {groups.scheduler}: cannot "
                              "decide (no room for two small CPU pods?)")
         ctx.check(f"a PodGroup with minMember {PODGROUP_MEMBERS} and its pods runs together",
                   True, f"{running}/{PODGROUP_MEMBERS} Running")
+
+
+def _a_podgroup_short_of_its_min_member_starts_no_pod(ctx: Context,
+                                                      groups: _PodGroups) -> None:
+    """A PodGroup with ``minMember`` one more than its pods starts none of them, watched
+    for the whole ``over_quota_wait``."""
     short = PODGROUP_MEMBERS + 1
-    with ctx.step(f"({scheduler}) a PodGroup short of its minMember starts no pod"):
-        _podgroup(ctx, api, ns, "short", short, queue)
-        for i in range(PODGROUP_MEMBERS):
-            _member(ctx, ns, "short", i, scheduler_name, queue, membership)
+    with ctx.step(f"({groups.scheduler}) a PodGroup short of its minMember starts no pod"):
+        groups.submit(ctx, "short", short)
         most = {"started": 0}
 
         def observe() -> bool:
-            most["started"] = max(most["started"], _started(ctx, ns, "short"))
+            most["started"] = max(most["started"], _started(ctx, groups.ns, "short"))
             return False
         ctx.wait_for("pods of the short PodGroup (expecting none)", observe,
-                     timeout=OVER_QUOTA_WAIT, interval=POLL)
+                     timeout=ctx.timeout("over_quota_wait"), interval=ctx.timeout("poll"))
         if not ctx.check(f"a PodGroup with minMember {short} and {PODGROUP_MEMBERS} pods starts "
                          "none of them", most["started"] == 0,
                          f"{most['started']} of {PODGROUP_MEMBERS} pods started"):
-            return ctx.failed(f"{most['started']} of {PODGROUP_MEMBERS} pods of a PodGroup "
-                              f"needing {short} started with {scheduler} (no all-or-nothing)",
-                              partial=True)
-    return ctx.passed(f"{scheduler}: a PodGroup of {PODGROUP_MEMBERS} pods ran together; one "
-                      f"with minMember {short} and {PODGROUP_MEMBERS} pods started none within "
-                      f"{OVER_QUOTA_WAIT:g}s")
+            raise Fail(f"{most['started']} of {PODGROUP_MEMBERS} pods of a PodGroup "
+                       f"needing {short} started with {groups.scheduler} (no all-or-nothing)",
+                       partial=True)
 
 
 def _podgroup_queue(ctx: Context, api: str, default: str) -> str:

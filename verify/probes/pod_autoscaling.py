@@ -3,36 +3,41 @@
 The WG test's shape (kubernetes-sigs/ai-conformance KAR-0057 "Test Plan", HEAD af907ca):
 pods that each hold an accelerator, an HPA on a custom metric, load drives the metric
 above the target (scale-up), the load is removed (scale-down after the stabilization
-window). Here:
+window). Here, the cases in order:
 
-1. A one-replica GPU Deployment starts idle; the metrics the custom metrics API
-   (``custom.metrics.k8s.io``, per pod) and the external metrics API
-   (``external.metrics.k8s.io``, per namespace) serve for it are read: the baseline.
-2. The Deployment switches to a real CUDA load, the CUDA samples' n-body in benchmark
-   mode. NVML utilisation is the share of time a kernel ran, so an idle GPU reads 0
-   (``../shared/fixtures/dcgm-exporter-metrics.txt``); a loop of ``nvidia-smi`` runs no
-   kernel and never moves it. A load the kubelet cannot pull or start (ImagePullBackOff,
-   CrashLoopBackOff, StartError, ...) is ERROR at once in the kubelet's words: no metric
-   could follow a load that never ran, so it is no verdict on the metrics pipeline.
-3. The metric that rose above its baseline under the load is the one to scale on,
+1. a metrics API serves metrics: the custom metrics API (``custom.metrics.k8s.io``, per pod)
+   or the external metrics API (``external.metrics.k8s.io``, per namespace);
+2. a GPU can be requested: a node's GPU resource, else a DRA DeviceClass;
+3. an idle GPU Deployment runs: one replica that holds a GPU and runs nothing on it;
+4. the idle pod's metrics are read: the baseline.
+5. a metric rises under a CUDA load: the Deployment switches to the CUDA samples' n-body in
+   benchmark mode. NVML utilisation is the share of time a kernel ran, so an idle GPU reads
+   0 (NVML API reference, ``nvmlUtilization_t.gpu``: "Percent of time over the past sample
+   period during which one or more kernels was executing on the GPU",
+   https://docs.nvidia.com/deploy/nvml-api/structnvmlUtilization__t.html); a loop of
+   ``nvidia-smi`` runs no kernel and never moves it. A load the kubelet cannot pull or start
+   (ImagePullBackOff, CrashLoopBackOff, StartError, ...) is ERROR at once in the kubelet's
+   words: no metric could follow a load that never ran, so it is no verdict on the metrics
+   pipeline. The metric that rose above its baseline under the load is the one to scale on,
    whatever its name (GPU utilisation preferred, then any GPU metric, then any other, e.g.
-   a serving queue length); the HPA targets half the loaded value and must ask for a second
-   replica.
-4. The load is switched off again; with the HPA's scale-down stabilization window set to 0
-   the Deployment must come back to one replica.
+   a serving queue length).
+6. the HPA scales up on that metric: it targets half the loaded value and must ask for a
+   second replica.
+7. the HPA scales back down without the load: with the HPA's scale-down stabilization window
+   set to 0 the Deployment must come back to one replica once the load is switched off.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
 from ..kube import GPU_RESOURCES
-from ..probe import Context, Probe, ProbeError, Settings
-from ..result import Result
+from ..probe import Context, Fail, Probe, ProbeError, Settings
 from . import _gpus, _pods
 
 CUSTOM = "custom.metrics.k8s.io"
@@ -54,20 +59,6 @@ LOAD_LABEL = "aicp.dev/verify-load"
 LOAD = {"command": ["nbody"], "args": ["-benchmark", "-i=2000000"]}
 IDLE = {"command": ["sleep", "infinity"], "args": []}
 
-# A GPU pod Running: image pull (the n-body image is ~300 MB; kOps waits 600 s for its
-# multi-GB vLLM image: kubernetes/kops@268927e tests/e2e/scenarios/ai-conformance/validators/
-# scheduling-orchestration/podautoscaling/podautoscaling_test.go).
-POD_TIMEOUT = 300.0
-METRIC_TIMEOUT = 180.0       # a sample after a change: DCGM scrape 30 s + adapter relist 60 s
-# aicr: HPAScaleTimeout 3 min (NVIDIA/aicr@bc05c6b pkg/defaults/timeouts.go), counted, as
-# here, once the metric is served; kOps allows 30 x 30 s from the load's start (same file),
-# its metrics pipeline included. The HPA's sync period is 15 s
-# (kube-controller-manager --horizontal-pod-autoscaler-sync-period).
-SCALE_TIMEOUT = 180.0
-SCALE_DOWN_TIMEOUT = 300.0   # metrics lag plus the rollout back to idle; window set to 0
-POLL = 5.0
-MARGIN = 60.0                # requests and cleanup between the waits
-
 
 class PodAutoscaling(Probe):
     id = "pod_autoscaling"
@@ -76,129 +67,202 @@ class PodAutoscaling(Probe):
     needs = ("api:autoscaling/v2",)
     mutating = True
     title = "HorizontalPodAutoscaler scales GPU pods up and down on a metric a GPU load drives"
+    timeouts = {
+        # A GPU pod Running: image pull (the n-body image is ~300 MB; kOps waits 600 s for its
+        # multi-GB vLLM image: kubernetes/kops@268927e tests/e2e/scenarios/ai-conformance/
+        # validators/scheduling-orchestration/podautoscaling/podautoscaling_test.go).
+        "pod_timeout": 300.0,
+        # a sample after a change: DCGM scrape 30 s + adapter relist 60 s
+        "metric_timeout": 180.0,
+        # aicr: HPAScaleTimeout 3 min (NVIDIA/aicr@bc05c6b pkg/defaults/timeouts.go), counted,
+        # as here, once the metric is served; kOps allows 30 x 30 s from the load's start
+        # (same file), its metrics pipeline included. The HPA's sync period is 15 s
+        # (kube-controller-manager --horizontal-pod-autoscaler-sync-period).
+        "scale_timeout": 180.0,
+        # metrics lag plus the rollout back to idle; window set to 0
+        "scale_down_timeout": 300.0,
+        "poll": 5.0,
+        "margin": 60.0,  # requests and cleanup between the waits
+    }
 
     @classmethod
     def budget(cls, settings: Settings) -> float:
         """Every wait in turn: two pod starts, two metric waits, scale-up and scale-down."""
-        return (2 * POD_TIMEOUT + 2 * METRIC_TIMEOUT + SCALE_TIMEOUT + SCALE_DOWN_TIMEOUT
-                + MARGIN)
+        def wait(name: str) -> float:
+            return cls.timeout(settings, name)
+        return (2 * wait("pod_timeout") + 2 * wait("metric_timeout") + wait("scale_timeout")
+                + wait("scale_down_timeout") + wait("margin"))
 
-    def run(self, ctx: Context) -> Result:
-        with ctx.step("find the metrics APIs"):
-            found = _metric_apis(ctx)
-            if isinstance(found, str):
-                return ctx.error(found)
-            apis = found
-            ctx.observe("metricsApis", {a.group + "/" + a.version: a.names for a in apis})
-            if not any(a.names for a in apis):
-                return ctx.error(f"{', '.join(a.group + '/' + a.version for a in apis)} "
-                                 "serve no metric (no pods/* custom metric, no external "
-                                 "metric): configure the adapter to expose DCGM metrics")
-        with ctx.step("find how to request a GPU"):
-            resource = _gpu_resource(ctx)
-            device_class = None if resource else _pods.device_class(ctx)
-            if not resource and not device_class:
-                return ctx.error("no node advertises a GPU and no DeviceClass exists")
-        with ctx.step("start a one-replica GPU Deployment, idle"):
-            ns = ctx.namespace()
-            if device_class:
-                _pods.claim_template(ctx, ns, "one-gpu", device_class)
-            _deployment(ctx, ns, resource)
-            if not ctx.wait_for("the idle GPU pod Running",
-                                lambda: _running(_load_pods(ctx, ns, "off")),
-                                timeout=POD_TIMEOUT, interval=POLL):
-                return ctx.error(f"the GPU Deployment's pod was not Running within "
-                                 f"{POD_TIMEOUT:g}s (no schedulable GPU node, or the image "
-                                 "cannot be pulled)")
-        with ctx.step("read the metrics of the idle GPU pod"):
-            baseline: dict[tuple[str, str], float] = {}
+    def cases(self, ctx: Context) -> str:
+        load = _Load(_a_metrics_api_serves_metrics(ctx))
+        _a_gpu_can_be_requested(ctx, load)
+        _an_idle_gpu_deployment_runs(ctx, load)
+        _the_idle_pods_metrics_are_read(ctx, load)
+        _a_metric_rises_under_a_cuda_load(ctx, load)
+        _the_hpa_scales_up_on_that_metric(ctx, load)
+        _the_hpa_scales_back_down_without_the_load(ctx, load)
+        return (f"the HPA scaled the GPU Deployment 1 -> {load.replicas} -> 1 on "
+                f"{load.api_name} metric {load.metric} (idle {load.idle_value:g}, n-body load "
+                f"{load.value:g}, target {load.target})")
 
-            def sampled() -> bool:
-                baseline.update(_sample(ctx, apis, ns, "off"))
-                return bool(baseline)
-            ctx.wait_for("a first sample of the idle pod", sampled, timeout=METRIC_TIMEOUT,
-                         interval=POLL)
-            ctx.observe("idle", _shown(baseline))
-        with ctx.step("run a CUDA compute load (n-body) and wait for a metric to rise"):
-            _switch(ctx, ns, "on")
-            broken = ""  # what the kubelet says is wrong with the load, once it says so
 
-            def started() -> bool:
-                nonlocal broken
-                pods = _load_pods(ctx, ns, "on")
-                broken = _load_failure(ctx, pods) or ""
-                return bool(broken) or _running(pods)
-            # A pull that fails leaves the pod Pending: say so now, in the kubelet's words.
-            if not ctx.wait_for("the loaded GPU pod Running", started,
-                                timeout=POD_TIMEOUT, interval=POLL):
-                return ctx.error(f"the n-body GPU pod was not Running within {POD_TIMEOUT:g}s "
-                                 f"(image {ctx.image('cuda-nbody')} not pulled, or no GPU free)")
-            loaded: dict[tuple[str, str], float] = {}
+@dataclass
+class _Load:
+    """What the cases share: the metrics APIs, the GPU Deployment and what was read."""
 
-            def rose() -> bool:
-                nonlocal broken
-                broken = _load_failure(ctx, _load_pods(ctx, ns, "on")) or ""
-                if broken:
-                    return True
-                loaded.update(_sample(ctx, apis, ns, "on"))
-                return bool(_risen(baseline, loaded))
-            if not broken:
-                ctx.wait_for("a metric above its idle value", rose, timeout=METRIC_TIMEOUT,
-                             interval=POLL)
+    apis: list[_Api]
+    resource: str | None = None       # the GPU extended resource, or None: a DRA claim
+    device_class: str | None = None
+    ns: str = ""
+    baseline: dict[tuple[str, str], float] = field(default_factory=dict)  # idle samples
+    loaded: dict[tuple[str, str], float] = field(default_factory=dict)    # under n-body
+    api_name: str = ""                # "custom" or "external": the metric scaled on
+    metric: str = ""
+    value: float = 0.0                # its loaded value
+    target: str = ""                  # the HPA's averageValue, half of it
+    replicas: int = 0                 # after the scale-up
+
+    @property
+    def idle_value(self) -> float:
+        return self.baseline.get((self.api_name, self.metric), 0.0)
+
+
+def _a_metrics_api_serves_metrics(ctx: Context) -> list[_Api]:
+    with ctx.step("find the metrics APIs"):
+        found = _metric_apis(ctx)
+        if isinstance(found, str):
+            raise ProbeError(found)
+        ctx.observe("metricsApis", {a.group + "/" + a.version: a.names for a in found})
+        if not any(a.names for a in found):
+            raise ProbeError(f"{', '.join(a.group + '/' + a.version for a in found)} serve no "
+                             "metric (no pods/* custom metric, no external metric): configure "
+                             "the adapter to expose DCGM metrics")
+    return found
+
+
+def _a_gpu_can_be_requested(ctx: Context, load: _Load) -> None:
+    with ctx.step("find how to request a GPU"):
+        load.resource = _gpu_resource(ctx)
+        load.device_class = None if load.resource else _pods.device_class(ctx)
+        if not load.resource and not load.device_class:
+            raise ProbeError("no node advertises a GPU and no DeviceClass exists")
+
+
+def _an_idle_gpu_deployment_runs(ctx: Context, load: _Load) -> None:
+    timeout = ctx.timeout("pod_timeout")
+    with ctx.step("start a one-replica GPU Deployment, idle"):
+        load.ns = ns = ctx.namespace()
+        if load.device_class:
+            _pods.claim_template(ctx, ns, "one-gpu", load.device_class)
+        _deployment(ctx, ns, load.resource)
+        if not ctx.wait_for("the idle GPU pod Running",
+                            lambda: _running(_load_pods(ctx, ns, "off")),
+                            timeout=timeout, interval=ctx.timeout("poll")):
+            raise ProbeError(f"the GPU Deployment's pod was not Running within {timeout:g}s "
+                             "(no schedulable GPU node, or the image cannot be pulled)")
+
+
+def _the_idle_pods_metrics_are_read(ctx: Context, load: _Load) -> None:
+    with ctx.step("read the metrics of the idle GPU pod"):
+        def sampled() -> bool:
+            load.baseline.update(_sample(ctx, load.apis, load.ns, "off"))
+            return bool(load.baseline)
+        ctx.wait_for("a first sample of the idle pod", sampled,
+                     timeout=ctx.timeout("metric_timeout"), interval=ctx.timeout("poll"))
+        ctx.observe("idle", _shown(load.baseline))
+
+
+def _a_metric_rises_under_a_cuda_load(ctx: Context, load: _Load) -> None:
+    """Some metric rises above its idle value while n-body runs; a load that cannot run is
+    ERROR in the kubelet's words (no metric could follow it)."""
+    ns, baseline, loaded = load.ns, load.baseline, load.loaded
+    pod_timeout, metric_timeout = ctx.timeout("pod_timeout"), ctx.timeout("metric_timeout")
+    with ctx.step("run a CUDA compute load (n-body) and wait for a metric to rise"):
+        _switch(ctx, ns, "on")
+        broken = ""  # what the kubelet says is wrong with the load, once it says so
+
+        def started() -> bool:
+            nonlocal broken
+            pods = _load_pods(ctx, ns, "on")
+            broken = _load_failure(ctx, pods) or ""
+            return bool(broken) or _running(pods)
+        # A pull that fails leaves the pod Pending: say so now, in the kubelet's words.
+        if not ctx.wait_for("the loaded GPU pod Running", started,
+                            timeout=pod_timeout, interval=ctx.timeout("poll")):
+            raise ProbeError(f"the n-body GPU pod was not Running within {pod_timeout:g}s "
+                             f"(image {ctx.image('cuda-nbody')} not pulled, or no GPU free)")
+
+        def rose() -> bool:
+            nonlocal broken
+            broken = _load_failure(ctx, _load_pods(ctx, ns, "on")) or ""
             if broken:
-                # Not the metrics pipeline's fault: the load never ran, so nothing could rise.
-                return ctx.error(f"the n-body load did not run ({broken}): "
-                                 f"{ctx.image('cuda-nbody')} could not run a CUDA load there, "
-                                 "so no metric could follow it")
-            ctx.observe("loaded", _shown(loaded))
-            risen = _risen(baseline, loaded)
-            if not ctx.check("a metric rises under the GPU load", bool(risen),
-                             _compare(baseline, loaded)):
-                return ctx.error(f"no metric the metrics APIs serve for the GPU pod rose under "
-                                 f"an n-body compute load within {METRIC_TIMEOUT:g}s "
-                                 f"({_compare(baseline, loaded) or 'no samples'}): the "
-                                 "metrics pipeline does not follow GPU load")
-            (api_name, metric), value = risen[0], loaded[risen[0]]
-            target = _half(value)
-        with ctx.step("create the HPA and wait for a scale-up"):
-            _pods.create(ctx, f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
-                         _hpa(api_name, metric, target), ns)
-            ctx.observe("hpaMetric", {"api": api_name, "name": metric,
-                                      "idle": str(baseline.get((api_name, metric), 0.0)),
-                                      "loaded": str(value), "target": target})
-            scaled = ctx.wait_for("the Deployment scaled above 1 replica",
-                                  lambda: _replicas(ctx, ns) > 1, timeout=SCALE_TIMEOUT,
-                                  interval=POLL)
-            hpa = _read_hpa(ctx, ns)
-            replicas = _replicas(ctx, ns)
-            if not ctx.check(f"the HPA scales the GPU Deployment up on {metric}", bool(scaled),
-                             f"{metric}={value:g} vs target {target}; replicas {replicas}; "
-                             f"{_conditions(hpa)}"):
-                now = _sample(ctx, apis, ns, "on").get((api_name, metric), 0.0)
-                if now <= float(parse_quantity(target)):
-                    return ctx.error(f"{metric} fell to {now:g}, not above the target "
-                                     f"{target}, before the HPA acted: cannot decide")
-                return ctx.failed(f"the HPA did not scale the GPU Deployment within "
-                                  f"{SCALE_TIMEOUT:g}s while {metric} was {now:g} against a "
-                                  f"target of {target} ({_conditions(hpa)})")
-        with ctx.step("remove the load and wait for a scale-down"):
-            _switch(ctx, ns, "off")
-            down = ctx.wait_for("the Deployment back to 1 replica",
-                                lambda: _replicas(ctx, ns) == 1, timeout=SCALE_DOWN_TIMEOUT,
-                                interval=POLL)
-            hpa = _read_hpa(ctx, ns)
-            ctx.artifact("hpa.json", json.dumps(hpa, indent=2))
-            after = _replicas(ctx, ns)
-            if not ctx.check(f"the HPA scales the GPU Deployment back down on {metric}",
-                             bool(down), f"replicas {after}; {_conditions(hpa)}"):
-                return ctx.failed(f"the HPA scaled the GPU Deployment up to {replicas} on "
-                                  f"{metric} but not back to 1 within {SCALE_DOWN_TIMEOUT:g}s "
-                                  f"of the load's end (replicas {after}; {_conditions(hpa)})",
-                                  partial=True)
-        return ctx.passed(f"the HPA scaled the GPU Deployment 1 -> {replicas} -> 1 on "
-                          f"{api_name} metric {metric} (idle "
-                          f"{baseline.get((api_name, metric), 0.0):g}, n-body load {value:g}, "
-                          f"target {target})")
+                return True
+            loaded.update(_sample(ctx, load.apis, ns, "on"))
+            return bool(_risen(baseline, loaded))
+        if not broken:
+            ctx.wait_for("a metric above its idle value", rose, timeout=metric_timeout,
+                         interval=ctx.timeout("poll"))
+        if broken:
+            # Not the metrics pipeline's fault: the load never ran, so nothing could rise.
+            raise ProbeError(f"the n-body load did not run ({broken}): "
+                             f"{ctx.image('cuda-nbody')} could not run a CUDA load there, "
+                             "so no metric could follow it")
+        ctx.observe("loaded", _shown(loaded))
+        risen = _risen(baseline, loaded)
+        if not ctx.check("a metric rises under the GPU load", bool(risen),
+                         _compare(baseline, loaded)):
+            raise ProbeError(f"no metric the metrics APIs serve for the GPU pod rose under "
+                             f"an n-body compute load within {metric_timeout:g}s "
+                             f"({_compare(baseline, loaded) or 'no samples'}): the "
+                             "metrics pipeline does not follow GPU load")
+        (load.api_name, load.metric), load.value = risen[0], loaded[risen[0]]
+        load.target = _half(load.value)
+
+
+def _the_hpa_scales_up_on_that_metric(ctx: Context, load: _Load) -> None:
+    """An HPA targeting half the loaded value asks for a second replica."""
+    ns, metric, target = load.ns, load.metric, load.target
+    timeout = ctx.timeout("scale_timeout")
+    with ctx.step("create the HPA and wait for a scale-up"):
+        _pods.create(ctx, f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
+                     _hpa(load.api_name, metric, target), ns)
+        ctx.observe("hpaMetric", {"api": load.api_name, "name": metric,
+                                  "idle": str(load.idle_value), "loaded": str(load.value),
+                                  "target": target})
+        scaled = ctx.wait_for("the Deployment scaled above 1 replica",
+                              lambda: _replicas(ctx, ns) > 1, timeout=timeout,
+                              interval=ctx.timeout("poll"))
+        hpa = _read_hpa(ctx, ns)
+        load.replicas = _replicas(ctx, ns)
+        if not ctx.check(f"the HPA scales the GPU Deployment up on {metric}", bool(scaled),
+                         f"{metric}={load.value:g} vs target {target}; replicas "
+                         f"{load.replicas}; {_conditions(hpa)}"):
+            now = _sample(ctx, load.apis, ns, "on").get((load.api_name, metric), 0.0)
+            if now <= float(parse_quantity(target)):
+                raise ProbeError(f"{metric} fell to {now:g}, not above the target {target}, "
+                                 "before the HPA acted: cannot decide")
+            raise Fail(f"the HPA did not scale the GPU Deployment within {timeout:g}s while "
+                       f"{metric} was {now:g} against a target of {target} "
+                       f"({_conditions(hpa)})")
+
+
+def _the_hpa_scales_back_down_without_the_load(ctx: Context, load: _Load) -> None:
+    """With the load switched off and no stabilization window, one replica again."""
+    ns = load.ns
+    timeout = ctx.timeout("scale_down_timeout")
+    with ctx.step("remove the load and wait for a scale-down"):
+        _switch(ctx, ns, "off")
+        down = ctx.wait_for("the Deployment back to 1 replica",
+                            lambda: _replicas(ctx, ns) == 1, timeout=timeout,
+                            interval=ctx.timeout("poll"))
+        hpa = _read_hpa(ctx, ns)
+        ctx.artifact("hpa.json", json.dumps(hpa, indent=2))
+        after = _replicas(ctx, ns)
+        if not ctx.check(f"the HPA scales the GPU Deployment back down on {load.metric}",
+                         bool(down), f"replicas {after}; {_conditions(hpa)}"):
+            raise Fail(f"the HPA scaled the GPU Deployment up to {load.replicas} on "
+                       f"{load.metric} but not back to 1 within {timeout:g}s of the load's "
+                       f"end (replicas {after}; {_conditions(hpa)})", partial=True)
 
 
 class _Api:
