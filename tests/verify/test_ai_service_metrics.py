@@ -9,7 +9,7 @@ import pytest
 
 from aicp.verify import images
 from aicp.verify.kube import connect
-from aicp.verify.probe import RUN_LABEL, Settings
+from aicp.verify.probe import RUN_LABEL, Settings, Timing
 from aicp.verify.probes import ai_service_metrics
 from aicp.verify.probes.ai_service_metrics import AiServiceMetrics
 from aicp.verify.result import Verdict
@@ -17,18 +17,14 @@ from aicp.verify.runner import Runner
 from tests.kubeapi.controllers.prometheus import KPS, MON, monitoring
 from tests.verify.conftest import planned
 
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    monkeypatch.setattr(ai_service_metrics, "INTERVAL", 0.05)
-    monkeypatch.setattr(ai_service_metrics, "SERIES_TIMEOUT", 1.0)
-    monkeypatch.setattr(ai_service_metrics, "COUNT_TIMEOUT", 1.0)
-    monkeypatch.setattr(ai_service_metrics, "POD_TIMEOUT", 5.0)
+# The emulator answers in milliseconds: poll often, give up early (a request keeps its 30 s).
+FAST = Timing(poll=0.05, overrides={"series_timeout": 1.0, "count_timeout": 1.0,
+                                    "pod_timeout": 5.0})
 
 
 def run(kubeapi, kubeconfig):
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("sm1", "1.35", images.catalog()), kube=kube,
+    report = Runner(kube, Settings("sm1", "1.35", images.catalog(), timing=FAST), kube=kube,
                     cleanup_timeout=5).run(planned(AiServiceMetrics))
     assert kube.request("GET", "/api/v1/namespaces",
                         query={"labelSelector": RUN_LABEL})["items"] == []
