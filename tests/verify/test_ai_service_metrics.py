@@ -1,6 +1,7 @@
 """ai_service_metrics against the emulated reference platform plus prometheus-operator:
-its CRDs are minimal stand-ins (``tests/kubeapi/controllers/prometheus.py``: not in
-../shared/crds) and Prometheus' HTTP API is a proxy handler that discovers targets
+its CRDs are minimal stand-ins (``tests/kubeapi/controllers/prometheus.py``: the real
+group, kinds, names and scope of prometheus-operator's monitoring.coreos.com/v1, spec
+schema left open) and Prometheus' HTTP API is a proxy handler that discovers targets
 through ServiceMonitors and scrapes the probe's workload."""
 
 from __future__ import annotations
@@ -118,9 +119,10 @@ def test_ignore_namespace_selectors_with_a_prometheus_that_never_scrapes_fails(k
     assert "scrape target: not discovered" in result.reason
 
 
-# Issue 13 point 6: the WG test's check (kubernetes-sigs/ai-conformance
-# test/ai_service_metrics_test.go): a known number of requests, and Prometheus must show
-# that count. Before, any series passed, whatever Prometheus made of the workload's traffic.
+# The WG test's check (kubernetes-sigs/ai-conformance test/ai_service_metrics_test.go,
+# TestAIServiceMetrics): a known number of requests (metricsRequestCount, 10), and
+# Prometheus must show that count. Before, any series passed, whatever Prometheus made of
+# the workload's traffic.
 WORKLOAD_NS = "aicp-verify-sm1-ai-service-metrics"
 COUNT = 'aicp_verify_requests_total{run="sm1"}'
 
