@@ -183,7 +183,6 @@ class RobustController(Probe):
     levels = {"1.34": "MUST", "1.35": "MUST", "1.36": "MUST", "1.37": "MUST"}
     mutating = True
     title = "An AI operator with CRDs runs, validates and reconciles"
-
     timeouts = {
         # The WG test allows 3 min; a Trainer runtime image pull may take more.
         "reconcile_timeout": 300.0,
