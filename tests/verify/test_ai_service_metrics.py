@@ -36,6 +36,13 @@ def run(kubeapi, kubeconfig):
     return report.outcomes[0].result
 
 
+def test_the_budget_the_runner_grants_is_the_waits_as_the_settings_have_them():
+    # pod + series + count + 10 single-attempt requests + a minute for the API calls.
+    assert AiServiceMetrics.budget(Settings("sm1", "1.35")) == 300 + 180 + 120 + 10 * 30 + 60
+    assert AiServiceMetrics.budget(Settings("sm1", "1.35", timing=FAST)) == \
+        5 + 1 + 1 + 10 * 30 + 60
+
+
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
 def test_a_workload_series_discovered_through_a_service_monitor_passes(kubeapi, kubeconfig):
     monitoring(kubeapi)
