@@ -9,8 +9,7 @@ import pytest
 
 from aicp.verify import images
 from aicp.verify.kube import connect
-from aicp.verify.probe import RUN_LABEL, Settings
-from aicp.verify.probes import advanced_inference_ingress
+from aicp.verify.probe import RUN_LABEL, Settings, Timing
 from aicp.verify.probes.advanced_inference_ingress import AdvancedInferenceIngress
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
@@ -18,16 +17,13 @@ from tests.kubeapi.controllers.gateway import curl_logs
 from tests.kubeapi.inference import inference_platform
 from tests.verify.conftest import planned
 
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    monkeypatch.setattr(advanced_inference_ingress, "INTERVAL", 0.05)
-    monkeypatch.setattr(advanced_inference_ingress, "POD_TIMEOUT", 5.0)
+# The emulator answers in milliseconds: poll often, give up early.
+FAST = Timing(timeout=5.0, poll=0.05)
 
 
 def run(kubeconfig, version="1.36"):
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("gi1", version, images.catalog()),
+    report = Runner(kube, Settings("gi1", version, images.catalog(), timing=FAST),
                     cleanup_timeout=5).run(planned(AdvancedInferenceIngress, level="SHOULD"))
     assert kube.request("GET", "/api/v1/namespaces",
                         query={"labelSelector": RUN_LABEL})["items"] == []

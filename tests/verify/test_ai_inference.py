@@ -7,7 +7,7 @@ import pytest
 
 from aicp.verify import images
 from aicp.verify.kube import connect
-from aicp.verify.probe import RUN_LABEL, Settings
+from aicp.verify.probe import RUN_LABEL, Settings, Timing
 from aicp.verify.probes import ai_inference
 from aicp.verify.probes.ai_inference import AiInference
 from aicp.verify.result import Verdict
@@ -15,18 +15,14 @@ from aicp.verify.runner import Runner
 from tests.kubeapi.controllers.gateway import Gateways, curl_logs
 from tests.verify.conftest import planned
 
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    monkeypatch.setattr(ai_inference, "INTERVAL", 0.05)
-    monkeypatch.setattr(ai_inference, "GATEWAY_TIMEOUT", 1.0)
-    monkeypatch.setattr(ai_inference, "ROUTE_TIMEOUT", 1.0)
-    monkeypatch.setattr(ai_inference, "POD_TIMEOUT", 5.0)
+# The emulator answers in milliseconds: poll often, give up early.
+FAST = Timing(poll=0.05, overrides={"gateway_timeout": 1.0, "route_timeout": 1.0,
+                                    "pod_timeout": 5.0})
 
 
 def run(kubeconfig):
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("ai1", "1.35", images.catalog()),
+    report = Runner(kube, Settings("ai1", "1.35", images.catalog(), timing=FAST),
                     cleanup_timeout=5).run(planned(AiInference))
     assert kube.request("GET", "/api/v1/namespaces",
                         query={"labelSelector": RUN_LABEL})["items"] == []

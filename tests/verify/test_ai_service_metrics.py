@@ -1,6 +1,7 @@
 """ai_service_metrics against the emulated reference platform plus prometheus-operator:
-its CRDs are minimal stand-ins (``tests/kubeapi/controllers/prometheus.py``: not in
-../shared/crds) and Prometheus' HTTP API is a proxy handler that discovers targets
+its CRDs are minimal stand-ins (``tests/kubeapi/controllers/prometheus.py``: the real
+group, kinds, names and scope of prometheus-operator's monitoring.coreos.com/v1, spec
+schema left open) and Prometheus' HTTP API is a proxy handler that discovers targets
 through ServiceMonitors and scrapes the probe's workload."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import pytest
 
 from aicp.verify import images
 from aicp.verify.kube import connect
-from aicp.verify.probe import RUN_LABEL, Settings
+from aicp.verify.probe import RUN_LABEL, Settings, Timing
 from aicp.verify.probes import ai_service_metrics
 from aicp.verify.probes.ai_service_metrics import AiServiceMetrics
 from aicp.verify.result import Verdict
@@ -17,18 +18,14 @@ from aicp.verify.runner import Runner
 from tests.kubeapi.controllers.prometheus import KPS, MON, monitoring
 from tests.verify.conftest import planned
 
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    monkeypatch.setattr(ai_service_metrics, "INTERVAL", 0.05)
-    monkeypatch.setattr(ai_service_metrics, "SERIES_TIMEOUT", 1.0)
-    monkeypatch.setattr(ai_service_metrics, "COUNT_TIMEOUT", 1.0)
-    monkeypatch.setattr(ai_service_metrics, "POD_TIMEOUT", 5.0)
+# The emulator answers in milliseconds: poll often, give up early (a request keeps its 30 s).
+FAST = Timing(poll=0.05, overrides={"series_timeout": 1.0, "count_timeout": 1.0,
+                                    "pod_timeout": 5.0})
 
 
 def run(kubeapi, kubeconfig):
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("sm1", "1.35", images.catalog()),
+    report = Runner(kube, Settings("sm1", "1.35", images.catalog(), timing=FAST),
                     cleanup_timeout=5).run(planned(AiServiceMetrics))
     assert kube.request("GET", "/api/v1/namespaces",
                         query={"labelSelector": RUN_LABEL})["items"] == []
@@ -37,6 +34,13 @@ def run(kubeapi, kubeconfig):
                     f"servicemonitors.{MON}"):
         assert kubeapi.list(f"servicemonitors.{MON}") == []
     return report.outcomes[0].result
+
+
+def test_the_budget_the_runner_grants_is_the_waits_as_the_settings_have_them():
+    # pod + series + count + 10 single-attempt requests + a minute for the API calls.
+    assert AiServiceMetrics.budget(Settings("sm1", "1.35")) == 300 + 180 + 120 + 10 * 30 + 60
+    assert AiServiceMetrics.budget(Settings("sm1", "1.35", timing=FAST)) == \
+        5 + 1 + 1 + 10 * 30 + 60
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
@@ -122,9 +126,10 @@ def test_ignore_namespace_selectors_with_a_prometheus_that_never_scrapes_fails(k
     assert "scrape target: not discovered" in result.reason
 
 
-# Issue 13 point 6: the WG test's check (kubernetes-sigs/ai-conformance
-# test/ai_service_metrics_test.go): a known number of requests, and Prometheus must show
-# that count. Before, any series passed, whatever Prometheus made of the workload's traffic.
+# The WG test's check (kubernetes-sigs/ai-conformance test/ai_service_metrics_test.go,
+# TestAIServiceMetrics): a known number of requests (metricsRequestCount, 10), and
+# Prometheus must show that count. Before, any series passed, whatever Prometheus made of
+# the workload's traffic.
 WORKLOAD_NS = "aicp-verify-sm1-ai-service-metrics"
 COUNT = 'aicp_verify_requests_total{run="sm1"}'
 

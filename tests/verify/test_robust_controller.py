@@ -6,7 +6,7 @@ import pytest
 
 from aicp.verify import images
 from aicp.verify.kube import connect
-from aicp.verify.probe import RUN_LABEL, Settings
+from aicp.verify.probe import RUN_LABEL, Settings, Timing
 from aicp.verify.probes import robust_controller
 from aicp.verify.probes.robust_controller import RobustController
 from aicp.verify.result import Verdict
@@ -21,18 +21,15 @@ def checks(result) -> dict[str, tuple[bool, str]]:
     return {c.name: (c.passed, c.observed) for c in result.evidence.checks}
 
 
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    monkeypatch.setattr(robust_controller, "POLL", 0.05)
-    monkeypatch.setattr(robust_controller, "RECONCILE_TIMEOUT", 3.0)
-    monkeypatch.setattr(robust_controller, "DELETE_TIMEOUT", 3.0)
+# The emulator answers in milliseconds: poll often, give up early.
+FAST = Timing(timeout=3.0, poll=0.05)
 
 
 def run(kubeconfig, kubeapi=None):
     if kubeapi is not None:
         kubeapi.settle()  # the operator's pods exist before the run, as on a real cluster
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("rc1", "1.35", images.catalog()),
+    report = Runner(kube, Settings("rc1", "1.35", images.catalog(), timing=FAST),
                     cleanup_timeout=10).run(planned(RobustController))
     return report.outcomes[0].result, report
 

@@ -147,6 +147,7 @@ def _logs(pod: dict, container: str, kube) -> str:
     return probe_logs(pod, container, kube) if runs_probe(pod, container) else ""
 
 
+# over_quota_wait: gang_scheduling watches the over-quota job this long.
 FAST = Timing(timeout=3.0, poll=0.05, overrides={"over_quota_wait": 0.6})
 
 

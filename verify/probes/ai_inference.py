@@ -6,22 +6,27 @@ Creates, in its own namespace, a Gateway of an Accepted GatewayClass, two echo b
 come from an in-cluster curl pod whose output is parsed (works with any implementation,
 in-cluster or cloud load balancer): the gateway is called at its Service (label
 ``gateway.networking.k8s.io/gateway-name``) or, without one, at its status address.
-The split must land within ``TOLERANCE`` percentage points of the weights; header
-routing must be exact.
+The cases, in order:
+
+1. the Gateway API is served and a GatewayClass is Accepted;
+2. the backends, the Gateway and the HTTPRoute are created, and the backends become
+   available;
+3. the Gateway is Programmed;
+4. the HTTPRoute (weighted backendRefs, a header match) is Accepted with resolved
+   references;
+5. requests through the Gateway are answered: ``REQUESTS`` plain, ``HEADER_REQUESTS``
+   with the header;
+6. the split lands within ``TOLERANCE`` percentage points of the weights, and header
+   routing is exact.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from ..probe import Context, Probe
-from ..result import Result
+from ..probe import Context, Fail, Probe, ProbeError
 from . import _net, _pods
 
-GATEWAY_TIMEOUT = 300.0   # a cloud load balancer can take minutes
-POD_TIMEOUT = 300.0
-ROUTE_TIMEOUT = 120.0
-INTERVAL = 2.0
 REQUESTS = 200
 HEADER_REQUESTS = 40
 WEIGHTS = {"backend-a": 80, "backend-b": 20}
@@ -39,88 +44,118 @@ class AiInference(Probe):
     needs = ()
     mutating = True
     title = "Gateway API weighted traffic splitting and header-based routing"
+    timeouts = {
+        "gateway_timeout": 300.0,  # a cloud load balancer can take minutes
+        "pod_timeout": 300.0,
+        "route_timeout": 120.0,
+        "interval": 2.0,
+    }
 
-    def run(self, ctx: Context) -> Result:
-        with ctx.step("find an Accepted GatewayClass"):
-            if not ctx.kube.resources(_net.GW):
-                return ctx.failed(f"the Gateway API ({_net.GW}) is not served: install its "
-                                  "CRDs and an implementation")
-            gateway_class = _choose_class(ctx)
-            if gateway_class is None:
-                return ctx.error("no GatewayClass is Accepted: the Gateway API "
-                                 "implementation is missing or not running")
-        with ctx.step("create backends, Gateway and HTTPRoute"):
-            ns = ctx.namespace()
-            for name in WEIGHTS:
-                _net.web_server(ctx, ns, name, {"index.html": name})
-            gw = _pods.create(ctx, f"/apis/{_net.GW}/namespaces/{ns}/gateways", {
-                "apiVersion": _net.GW, "kind": "Gateway",
-                # Istio: no cloud load balancer for a probe (ignored by others).
-                "metadata": {"name": "probe",
-                             "annotations": {"networking.istio.io/service-type": "ClusterIP"}},
-                "spec": {"gatewayClassName": gateway_class, "listeners": [{
-                    "name": "http", "protocol": "HTTP", "port": LISTENER_PORT,
-                    "allowedRoutes": {"namespaces": {"from": "Same"}}}]}}, ns)
-            _pods.create(ctx, f"/apis/{_net.GW}/namespaces/{ns}/httproutes", route(), ns)
-        with ctx.step("wait for the backends"):
-            for name in WEIGHTS:
-                if _net.wait_available(ctx, ns, name, POD_TIMEOUT, INTERVAL) is None:
-                    return ctx.error(f"backend {name} did not become available within "
-                                     f"{POD_TIMEOUT:g}s (image pull or scheduling problem)")
-        with ctx.step("wait for the Gateway to be programmed"):
-            path = f"/apis/{_net.GW}/namespaces/{ns}/gateways/probe"
-            last: dict = {}
-
-            def programmed():
-                last["gw"] = ctx.kube.request("GET", path)
-                return last["gw"] if _net.is_true(last["gw"], "Programmed") else None
-            gw = ctx.wait_for("Gateway Programmed", programmed, timeout=GATEWAY_TIMEOUT,
-                              interval=INTERVAL)
-            if gw is None:
-                conds = ((last.get("gw") or {}).get("status") or {}).get("conditions")
-                return ctx.error(f"Gateway of class {gateway_class} not Programmed within "
-                                 f"{GATEWAY_TIMEOUT:g}s ({_net.conditions_text(conds)})")
-        with ctx.step("wait for the HTTPRoute to be accepted"):
-            parent = _wait_route(ctx, ns)
-            conds = (parent or {}).get("conditions") or []
-            accepted = all(any(c["type"] == t and c["status"] == "True" for c in conds)
-                           for t in ("Accepted", "ResolvedRefs"))
-            if not ctx.check("the HTTPRoute (weighted backends, header match) is Accepted "
-                             "with resolved references", accepted, _net.conditions_text(conds)):
-                return ctx.failed("the Gateway did not accept an HTTPRoute with weighted "
-                                  f"backendRefs and a header match: {_net.conditions_text(conds)}")
-        with ctx.step("send requests through the Gateway"):
-            base = _net.gateway_address(ctx, gw, LISTENER_PORT)
-            if not base:
-                return ctx.error("the programmed Gateway has neither a Service nor an address")
-            ctx.observe("gatewayUrl", base)
-            _net.curl_pod(ctx, ns, "client", {
-                "split": ["-sS", "--max-time", "5", "-w", WRITE_OUT,
-                          f"{base}/?n=[1-{REQUESTS}]"],
-                "header": ["-sS", "--max-time", "5", "-w", WRITE_OUT,
-                           "-H", f"{HEADER[0]}: {HEADER[1]}", f"{base}/?n=[1-{HEADER_REQUESTS}]"],
-            }, warm_up=f"{base}/")
-            if _net.wait_pod_finished(ctx, ns, "client", POD_TIMEOUT, INTERVAL) is None:
-                return ctx.error(f"the curl pod did not finish within {POD_TIMEOUT:g}s")
-            split = Counter(_label(a) for a in _net.answers(_pods.logs(ctx, ns, "client",
-                                                                        "split")))
-            header = Counter(_label(a) for a in _net.answers(_pods.logs(ctx, ns, "client",
-                                                                         "header")))
-        return judge(ctx, split, header)
+    def cases(self, ctx: Context) -> str:
+        gateway_class = _a_gateway_class_is_accepted(ctx)
+        ns = _backends_a_gateway_and_a_route_are_created(ctx, gateway_class)
+        _the_backends_become_available(ctx, ns)
+        gw = _the_gateway_is_programmed(ctx, ns, gateway_class)
+        _the_route_with_weights_and_a_header_match_is_accepted(ctx, ns)
+        split, header = _requests_through_the_gateway_are_answered(ctx, ns, gw)
+        return _the_split_follows_the_weights_and_the_header_routes(ctx, split, header)
 
 
-def route() -> dict:
-    return {"apiVersion": _net.GW, "kind": "HTTPRoute", "metadata": {"name": "split"},
-            "spec": {"parentRefs": [{"name": "probe"}], "rules": [
-                {"matches": [{"headers": [{"type": "Exact", "name": HEADER[0],
-                                           "value": HEADER[1]}]}],
-                 "backendRefs": [{"name": "backend-b", "port": 80}]},
-                {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                 "backendRefs": [{"name": name, "port": 80, "weight": weight}
-                                 for name, weight in WEIGHTS.items()]}]}}
+def _a_gateway_class_is_accepted(ctx: Context) -> str:
+    with ctx.step("find an Accepted GatewayClass"):
+        if not ctx.kube.resources(_net.GW):
+            raise Fail(f"the Gateway API ({_net.GW}) is not served: install its "
+                       "CRDs and an implementation")
+        gateway_class = _choose_class(ctx)
+        if gateway_class is None:
+            raise ProbeError("no GatewayClass is Accepted: the Gateway API "
+                             "implementation is missing or not running")
+        return gateway_class
 
 
-def judge(ctx: Context, split: Counter, header: Counter) -> Result:
+def _backends_a_gateway_and_a_route_are_created(ctx: Context, gateway_class: str) -> str:
+    """The probe's namespace, holding both backends, the Gateway and the HTTPRoute."""
+    with ctx.step("create backends, Gateway and HTTPRoute"):
+        ns = ctx.namespace()
+        for name in WEIGHTS:
+            _net.web_server(ctx, ns, name, {"index.html": name})
+        _pods.create(ctx, f"/apis/{_net.GW}/namespaces/{ns}/gateways", {
+            "apiVersion": _net.GW, "kind": "Gateway",
+            # Istio: no cloud load balancer for a probe (ignored by others).
+            "metadata": {"name": "probe",
+                         "annotations": {"networking.istio.io/service-type": "ClusterIP"}},
+            "spec": {"gatewayClassName": gateway_class, "listeners": [{
+                "name": "http", "protocol": "HTTP", "port": LISTENER_PORT,
+                "allowedRoutes": {"namespaces": {"from": "Same"}}}]}}, ns)
+        _pods.create(ctx, f"/apis/{_net.GW}/namespaces/{ns}/httproutes", route(), ns)
+        return ns
+
+
+def _the_backends_become_available(ctx: Context, ns: str) -> None:
+    with ctx.step("wait for the backends"):
+        timeout = ctx.timeout("pod_timeout")
+        for name in WEIGHTS:
+            if _net.wait_available(ctx, ns, name, timeout, ctx.timeout("interval")) is None:
+                raise ProbeError(f"backend {name} did not become available within "
+                                 f"{timeout:g}s (image pull or scheduling problem)")
+
+
+def _the_gateway_is_programmed(ctx: Context, ns: str, gateway_class: str) -> dict:
+    with ctx.step("wait for the Gateway to be programmed"):
+        path = f"/apis/{_net.GW}/namespaces/{ns}/gateways/probe"
+        last: dict = {}
+
+        def programmed():
+            last["gw"] = ctx.kube.request("GET", path)
+            return last["gw"] if _net.is_true(last["gw"], "Programmed") else None
+        timeout = ctx.timeout("gateway_timeout")
+        gw = ctx.wait_for("Gateway Programmed", programmed, timeout=timeout,
+                          interval=ctx.timeout("interval"))
+        if gw is None:
+            conds = ((last.get("gw") or {}).get("status") or {}).get("conditions")
+            raise ProbeError(f"Gateway of class {gateway_class} not Programmed within "
+                             f"{timeout:g}s ({_net.conditions_text(conds)})")
+        return gw
+
+
+def _the_route_with_weights_and_a_header_match_is_accepted(ctx: Context, ns: str) -> None:
+    with ctx.step("wait for the HTTPRoute to be accepted"):
+        parent = _wait_route(ctx, ns)
+        conds = (parent or {}).get("conditions") or []
+        accepted = all(any(c["type"] == t and c["status"] == "True" for c in conds)
+                       for t in ("Accepted", "ResolvedRefs"))
+        if not ctx.check("the HTTPRoute (weighted backends, header match) is Accepted "
+                         "with resolved references", accepted, _net.conditions_text(conds)):
+            raise Fail("the Gateway did not accept an HTTPRoute with weighted "
+                       f"backendRefs and a header match: {_net.conditions_text(conds)}")
+
+
+def _requests_through_the_gateway_are_answered(ctx: Context, ns: str,
+                                               gw: dict) -> tuple[Counter, Counter]:
+    """Who answered each request: (the plain ones, the header-matched ones)."""
+    with ctx.step("send requests through the Gateway"):
+        base = _net.gateway_address(ctx, gw, LISTENER_PORT)
+        if not base:
+            raise ProbeError("the programmed Gateway has neither a Service nor an address")
+        ctx.observe("gatewayUrl", base)
+        _net.curl_pod(ctx, ns, "client", {
+            "split": ["-sS", "--max-time", "5", "-w", WRITE_OUT,
+                      f"{base}/?n=[1-{REQUESTS}]"],
+            "header": ["-sS", "--max-time", "5", "-w", WRITE_OUT,
+                       "-H", f"{HEADER[0]}: {HEADER[1]}", f"{base}/?n=[1-{HEADER_REQUESTS}]"],
+        }, warm_up=f"{base}/")
+        timeout = ctx.timeout("pod_timeout")
+        if _net.wait_pod_finished(ctx, ns, "client", timeout, ctx.timeout("interval")) is None:
+            raise ProbeError(f"the curl pod did not finish within {timeout:g}s")
+        split = Counter(_label(a) for a in _net.answers(_pods.logs(ctx, ns, "client",
+                                                                    "split")))
+        header = Counter(_label(a) for a in _net.answers(_pods.logs(ctx, ns, "client",
+                                                                     "header")))
+        return split, header
+
+
+def _the_split_follows_the_weights_and_the_header_routes(ctx: Context, split: Counter,
+                                                         header: Counter) -> str:
     ctx.observe("splitCounts", dict(split))
     ctx.observe("headerCounts", dict(header))
     answered = sum(split[name] for name in WEIGHTS)
@@ -141,10 +176,21 @@ def judge(ctx: Context, split: Counter, header: Counter) -> Result:
               (f", elsewhere: {others}" if others else ""))
     failed = [c for c in ctx.evidence.checks if not c.passed]
     if failed:
-        return ctx.failed("; ".join(f"expected {c.name}, observed {c.observed}" for c in failed))
-    return ctx.passed(f"split {split['backend-a']}/{split['backend-b']} of {answered} requests "
-                      f"for weights 80/20; {HEADER_REQUESTS}/{HEADER_REQUESTS} header-matched "
-                      "requests reached backend-b")
+        raise Fail("; ".join(f"expected {c.name}, observed {c.observed}" for c in failed))
+    return (f"split {split['backend-a']}/{split['backend-b']} of {answered} requests "
+            f"for weights 80/20; {HEADER_REQUESTS}/{HEADER_REQUESTS} header-matched "
+            "requests reached backend-b")
+
+
+def route() -> dict:
+    return {"apiVersion": _net.GW, "kind": "HTTPRoute", "metadata": {"name": "split"},
+            "spec": {"parentRefs": [{"name": "probe"}], "rules": [
+                {"matches": [{"headers": [{"type": "Exact", "name": HEADER[0],
+                                           "value": HEADER[1]}]}],
+                 "backendRefs": [{"name": "backend-b", "port": 80}]},
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                 "backendRefs": [{"name": name, "port": 80, "weight": weight}
+                                 for name, weight in WEIGHTS.items()]}]}}
 
 
 def _label(answer: tuple[str, str]) -> str:
@@ -180,5 +226,5 @@ def _wait_route(ctx: Context, ns: str) -> dict | None:
         return next((p for p in mine if all(any(
             c["type"] == t and c["status"] == "True" for c in p.get("conditions") or [])
             for t in ("Accepted", "ResolvedRefs"))), None)
-    return ctx.wait_for("HTTPRoute Accepted", parent, timeout=ROUTE_TIMEOUT,
-                        interval=INTERVAL) or last.get("parent")
+    return ctx.wait_for("HTTPRoute Accepted", parent, timeout=ctx.timeout("route_timeout"),
+                        interval=ctx.timeout("interval")) or last.get("parent")

@@ -6,6 +6,18 @@ ServiceMonitor, gets exactly ``metricsRequestCount`` (10) requests through the A
 server's service proxy, and Prometheus must then return that count; a count above it
 fails at once (counters only grow), one that stays below it fails after the wait.
 
+The cases, in order:
+
+1. a ``monitoring.coreos.com/v1`` Prometheus selects ServiceMonitors and has a Service on
+   port 9090 (else ERROR: the platform's discovery mechanism is unknown to the probe);
+2. the counting workload and its ServiceMonitor run where that Prometheus looks, and the
+   workload becomes Ready;
+3. Prometheus collects the workload's series (count 0) before any request, so discovery
+   and collection are judged apart from the count;
+4. each of the ``REQUESTS`` requests through the API server's service proxy is answered
+   ``ok`` (one attempt each; else ERROR: the count to expect is unknown);
+5. Prometheus shows exactly that count.
+
 The workload is busybox httpd (the pinned ``busybox`` image) with two CGI scripts from a
 ConfigMap (mode 0755; busybox httpd runs ``/cgi-bin/*``, mirror/busybox
 networking/httpd.c, FEATURE_HTTPD_CGI defaults to y, and the official image is built from
@@ -18,8 +30,7 @@ static file, so only the probe's requests are counted. prometheus-operator is as
 scrape it with a ``monitoring.coreos.com/v1`` ServiceMonitor labelled and placed the way
 the Prometheus object's ``serviceMonitorSelector``/``serviceMonitorNamespaceSelector``
 want (null namespace selector: the ServiceMonitor goes into Prometheus' namespace,
-tracked and deleted). The probe waits for the series (count 0) before it sends anything,
-so discovery and collection are judged apart and the count is seen to change.
+tracked and deleted).
 
 Two Prometheus settings change where things must go (prometheus-operator
 pkg/apis/monitoring/v1/prometheus_types.go, CommonPrometheusFields):
@@ -34,13 +45,13 @@ target by either namespace.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
 from ..kube import Lost
-from ..probe import Context, Probe, one_line
-from ..result import Result
+from ..probe import Context, Fail, Probe, ProbeError, Settings, one_line
 from . import _net, _pods
 
 MON = "monitoring.coreos.com/v1"
@@ -55,17 +66,49 @@ WEB_PORT = _net.WEB_PORT  # the port web_server's httpd serves on
 SCRAPE_INTERVAL = "10s"
 # The WG test sends metricsRequestCount = 10 (test/ai_service_metrics_test.go).
 REQUESTS = 10
-# aicr waits AIServiceMetricsWaitTimeout 2 min for a series (NVIDIA/aicr@bc05c6b
-# pkg/defaults/timeouts.go); here a new ServiceMonitor must first be picked up too.
-SERIES_TIMEOUT = 180.0    # service discovery refresh + a few scrape intervals
-# The WG test allows -service-metrics-collection-timeout (default 5 min) from the first
-# request to the right count, discovery included; here discovery is already done, so the
-# count needs a few scrape intervals (10 s) more.
-COUNT_TIMEOUT = 120.0
-POD_TIMEOUT = 300.0
-REQUEST_TIMEOUT = 30.0    # one request, as any other API call here (Kube.request)
-INTERVAL = 5.0
 SERVICE_LABEL = "aicp.dev/verify-metrics"
+
+
+@dataclass
+class _Prometheus:
+    """The Prometheus the probe judges, queried through the API server's service proxy."""
+
+    namespace: str
+    name: str
+    service: str
+    spec: dict
+    problems: list[str] = field(default_factory=list)  # failed queries, one line each
+
+    @property
+    def base(self) -> str:
+        return (f"/api/v1/namespaces/{self.namespace}/services/{self.service}:"
+                f"{PROMETHEUS_PORT}/proxy")
+
+    def query(self, ctx: Context, expr: str) -> list[dict] | None:
+        try:
+            answer = ctx.kube.request("GET", f"{self.base}/api/v1/query",
+                                      query={"query": expr})
+        except ApiException as exc:
+            self.problems.append(one_line(exc))
+            return None
+        return (answer.get("data") or {}).get("result") or None
+
+    def unreachable(self, ctx: Context) -> str | None:
+        """The ERROR reason when Prometheus cannot be queried at all (None: it answers)."""
+        if _answered(ctx, self.base):
+            return None
+        return (f"cannot query Prometheus through the API server proxy ({self.base}): "
+                f"{self.problems[-1]}")
+
+
+@dataclass(frozen=True)
+class _Workload:
+    """Where the counting workload and its ServiceMonitor run."""
+
+    namespace: str
+    name: str
+    monitor_namespace: str
+    enforced_label: str  # Prometheus' enforcedNamespaceLabel, "" if unset
 
 
 class AiServiceMetrics(Probe):
@@ -75,143 +118,187 @@ class AiServiceMetrics(Probe):
     needs = ()
     mutating = True
     title = "Workload metrics in Prometheus format are discovered and collected"
+    timeouts = {
+        # aicr waits AIServiceMetricsWaitTimeout 2 min for a series (NVIDIA/aicr@bc05c6b
+        # pkg/defaults/timeouts.go); here a new ServiceMonitor must first be picked up too:
+        # service discovery refresh + a few scrape intervals.
+        "series_timeout": 180.0,
+        # The WG test allows -service-metrics-collection-timeout (default 5 min) from the
+        # first request to the right count, discovery included; here discovery is already
+        # done, so the count needs a few scrape intervals (10 s) more.
+        "count_timeout": 120.0,
+        "pod_timeout": 300.0,
+        "request_timeout": 30.0,  # one request, as any other API call here (Kube.request)
+        "interval": 5.0,
+    }
 
     @classmethod
-    def budget(cls, settings) -> float:
-        return (POD_TIMEOUT + SERIES_TIMEOUT + COUNT_TIMEOUT + REQUESTS * REQUEST_TIMEOUT
-                + 60.0)
+    def budget(cls, settings: Settings) -> float:
+        def wait(name: str) -> float:
+            return cls.timeout(settings, name)
+        return (wait("pod_timeout") + wait("series_timeout") + wait("count_timeout")
+                + REQUESTS * wait("request_timeout") + 60.0)
 
-    def run(self, ctx: Context) -> Result:
-        with ctx.step("find Prometheus"):
-            kinds = {r.get("kind") for r in ctx.kube.resources(MON)}
-            if "ServiceMonitor" not in kinds:
-                return ctx.error(f"no ServiceMonitor API ({MON}) is served: the platform's "
-                                 "metrics discovery mechanism is unknown to this probe; "
-                                 "install prometheus-operator or verify by hand")
-            prom = _choose_prometheus(ctx)
-            if prom is None:
-                return ctx.error(f"Prometheus not found: no {MON} Prometheus selects "
-                                 "ServiceMonitors (none exists, or every serviceMonitorSelector "
-                                 "is null, which selects nothing)")
-            pns = prom["metadata"]["namespace"]
-            service = _prometheus_service(ctx, pns)
-            if service is None:
-                return ctx.error(f"Prometheus {pns}/{prom['metadata']['name']} has no Service "
-                                 f"with port {PROMETHEUS_PORT} in {pns}")
-            ctx.observe("prometheus", f"{pns}/{prom['metadata']['name']} via service {service}")
-        with ctx.step("deploy a metrics workload and its ServiceMonitor"):
-            ns = ctx.namespace()
-            spec = prom.get("spec") or {}
-            ns_selector = spec.get("serviceMonitorNamespaceSelector")
-            ignore = bool(spec.get("ignoreNamespaceSelectors"))
-            enforced = str(spec.get("enforcedNamespaceLabel") or "")
-            sm_ns = pns if ns_selector is None else ns
-            if ns_selector:
-                _label_namespace(ctx, ns, ns_selector)
-            if ignore and sm_ns != ns:
-                ns = sm_ns  # the ServiceMonitor only finds endpoints beside itself
-            name = "metrics" if ns != pns else f"aicp-verify-metrics-{ctx.run_id}"[:63]
-            ctx.observe("settings", {"ignoreNamespaceSelectors": ignore,
-                                     "enforcedNamespaceLabel": enforced, "workload": ns})
-            _counting_server(ctx, ns, name)
-            monitor = {
-                "apiVersion": MON, "kind": "ServiceMonitor",
-                "metadata": {"name": f"aicp-verify-{ctx.run_id}"[:63],
-                             "labels": _labels_for(spec.get("serviceMonitorSelector") or {})},
-                "spec": {"selector": {"matchLabels": {SERVICE_LABEL: ctx.run_id}},
-                         "namespaceSelector": {"matchNames": [ns]},
-                         "endpoints": [{"port": "http", "path": METRICS_PATH,
-                                        "interval": SCRAPE_INTERVAL}]}}
-            _pods.create(ctx, f"/apis/{MON}/namespaces/{sm_ns}/servicemonitors", monitor, sm_ns)
-            ctx.observe("serviceMonitor", f"{sm_ns}/{monitor['metadata']['name']}")
-            if _net.wait_available(ctx, ns, name, POD_TIMEOUT, INTERVAL) is None:
-                return ctx.error(f"the metrics workload did not become Ready within "
-                                 f"{POD_TIMEOUT:g}s (image pull or scheduling problem)")
-        base = f"/api/v1/namespaces/{pns}/services/{service}:{PROMETHEUS_PORT}/proxy"
-        problems: list[str] = []
+    def cases(self, ctx: Context) -> str:
+        prom = _a_prometheus_selects_service_monitors(ctx)
+        workload = _a_counting_workload_and_its_service_monitor_run(ctx, prom)
+        labels = _prometheus_collects_the_workload_series(ctx, prom, workload)
+        pods = _requests_through_the_service_proxy_are_answered(ctx, workload)
+        return _prometheus_counts_the_requests_sent(ctx, prom, workload, labels, pods)
 
-        def query(expr: str) -> list[dict] | None:
+
+def _a_prometheus_selects_service_monitors(ctx: Context) -> _Prometheus:
+    with ctx.step("find Prometheus"):
+        kinds = {r.get("kind") for r in ctx.kube.resources(MON)}
+        if "ServiceMonitor" not in kinds:
+            raise ProbeError(f"no ServiceMonitor API ({MON}) is served: the platform's "
+                             "metrics discovery mechanism is unknown to this probe; "
+                             "install prometheus-operator or verify by hand")
+        prom = _choose_prometheus(ctx)
+        if prom is None:
+            raise ProbeError(f"Prometheus not found: no {MON} Prometheus selects "
+                             "ServiceMonitors (none exists, or every serviceMonitorSelector "
+                             "is null, which selects nothing)")
+        pns, pname = prom["metadata"]["namespace"], prom["metadata"]["name"]
+        service = _prometheus_service(ctx, pns)
+        if service is None:
+            raise ProbeError(f"Prometheus {pns}/{pname} has no Service "
+                             f"with port {PROMETHEUS_PORT} in {pns}")
+        ctx.observe("prometheus", f"{pns}/{pname} via service {service}")
+        return _Prometheus(pns, pname, service, prom.get("spec") or {})
+
+
+def _a_counting_workload_and_its_service_monitor_run(ctx: Context,
+                                                     prom: _Prometheus) -> _Workload:
+    with ctx.step("deploy a metrics workload and its ServiceMonitor"):
+        ns = ctx.namespace()
+        pns, spec = prom.namespace, prom.spec
+        ns_selector = spec.get("serviceMonitorNamespaceSelector")
+        ignore = bool(spec.get("ignoreNamespaceSelectors"))
+        enforced = str(spec.get("enforcedNamespaceLabel") or "")
+        sm_ns = pns if ns_selector is None else ns
+        if ns_selector:
+            _label_namespace(ctx, ns, ns_selector)
+        if ignore and sm_ns != ns:
+            ns = sm_ns  # the ServiceMonitor only finds endpoints beside itself
+        name = "metrics" if ns != pns else f"aicp-verify-metrics-{ctx.run_id}"[:63]
+        ctx.observe("settings", {"ignoreNamespaceSelectors": ignore,
+                                 "enforcedNamespaceLabel": enforced, "workload": ns})
+        _counting_server(ctx, ns, name)
+        monitor = {
+            "apiVersion": MON, "kind": "ServiceMonitor",
+            "metadata": {"name": f"aicp-verify-{ctx.run_id}"[:63],
+                         "labels": _labels_for(spec.get("serviceMonitorSelector") or {})},
+            "spec": {"selector": {"matchLabels": {SERVICE_LABEL: ctx.run_id}},
+                     "namespaceSelector": {"matchNames": [ns]},
+                     "endpoints": [{"port": "http", "path": METRICS_PATH,
+                                    "interval": SCRAPE_INTERVAL}]}}
+        _pods.create(ctx, f"/apis/{MON}/namespaces/{sm_ns}/servicemonitors", monitor, sm_ns)
+        ctx.observe("serviceMonitor", f"{sm_ns}/{monitor['metadata']['name']}")
+        timeout = ctx.timeout("pod_timeout")
+        if _net.wait_available(ctx, ns, name, timeout, ctx.timeout("interval")) is None:
+            raise ProbeError(f"the metrics workload did not become Ready within "
+                             f"{timeout:g}s (image pull or scheduling problem)")
+        return _Workload(ns, name, sm_ns, enforced)
+
+
+def _prometheus_collects_the_workload_series(ctx: Context, prom: _Prometheus,
+                                             workload: _Workload) -> dict[str, str]:
+    """The series' labels, once Prometheus has it (before any request: count 0)."""
+    timeout = ctx.timeout("series_timeout")
+    with ctx.step("query Prometheus for the workload's series"):
+        expr = f'{METRIC}{{run="{ctx.run_id}"}}'
+        ctx.observe("query", expr)
+        found = ctx.wait_for("the series in Prometheus", lambda: prom.query(ctx, expr),
+                             timeout=timeout, interval=ctx.timeout("interval"))
+    if not found:
+        if len(prom.problems) >= 2:
+            unreachable = prom.unreachable(ctx)
+            if unreachable:
+                raise ProbeError(unreachable)
+        target = _target(ctx, prom.base, {workload.namespace, workload.monitor_namespace})
+        ctx.check("the workload's series is queryable in Prometheus", False,
+                  f"absent after {timeout:g}s; scrape target: {target}")
+        raise Fail(f"Prometheus did not collect {expr} within {timeout:g}s "
+                   f"while the workload was Ready (scrape target: {target})")
+    labels = found[0].get("metric") or {}
+    ctx.check("the workload's series is queryable in Prometheus", True,
+              json.dumps(labels, sort_keys=True))
+    if workload.enforced_label:
+        ctx.observe("enforcedNamespaceLabel", {
+            workload.enforced_label: labels.get(workload.enforced_label),
+            "serviceMonitorNamespace": workload.monitor_namespace})
+    return labels
+
+
+def _requests_through_the_service_proxy_are_answered(ctx: Context,
+                                                     workload: _Workload) -> dict[str, int]:
+    """The workload's pods before the requests (uid -> restarts), to tell a reset later."""
+    ns, name = workload.namespace, workload.name
+    with ctx.step(f"send {REQUESTS} requests through the API server's service proxy"):
+        pods_before = _workload_pods(ctx, ns, name)
+        proxy = f"/api/v1/namespaces/{ns}/services/{name}:http/proxy{INFER_PATH}"
+        for i in range(1, REQUESTS + 1):
             try:
-                answer = ctx.kube.request("GET", f"{base}/api/v1/query", query={"query": expr})
-            except ApiException as exc:
-                problems.append(one_line(exc))
-                return None
-            return (answer.get("data") or {}).get("result") or None
+                # One attempt each: a retried request may have been counted already.
+                answer = ctx.kube.request("GET", proxy, text=True, once=True,
+                                          timeout=ctx.timeout("request_timeout"))
+            except (ApiException, Lost) as exc:
+                raise ProbeError(f"request {i}/{REQUESTS} to {proxy} failed, so the count "
+                                 f"Prometheus should show is unknown: {one_line(exc)}"
+                                 ) from None
+            if (answer or "").strip() != "ok":
+                raise ProbeError(f"request {i}/{REQUESTS} to {proxy} answered "
+                                 f"{(answer or '')[:80]!r}, not the workload's 'ok'")
+        ctx.observe("requests", {"sent": REQUESTS, "via": proxy})
+        return pods_before
 
-        with ctx.step("query Prometheus for the workload's series"):
-            expr = f'{METRIC}{{run="{ctx.run_id}"}}'
-            ctx.observe("query", expr)
-            found = ctx.wait_for("the series in Prometheus", lambda: query(expr),
-                                 timeout=SERIES_TIMEOUT, interval=INTERVAL)
-        if not found:
-            if problems and len(problems) >= 2 and not _answered(ctx, base):
-                return ctx.error(f"cannot query Prometheus through the API server proxy "
-                                 f"({base}): {problems[-1]}")
-            target = _target(ctx, base, {ns, sm_ns})
-            ctx.check("the workload's series is queryable in Prometheus", False,
-                      f"absent after {SERIES_TIMEOUT:g}s; scrape target: {target}")
-            return ctx.failed(f"Prometheus did not collect {expr} within {SERIES_TIMEOUT:g}s "
-                              f"while the workload was Ready (scrape target: {target})")
-        labels = found[0].get("metric") or {}
-        ctx.check("the workload's series is queryable in Prometheus", True,
-                  json.dumps(labels, sort_keys=True))
-        if enforced:
-            ctx.observe("enforcedNamespaceLabel", {enforced: labels.get(enforced),
-                                                   "serviceMonitorNamespace": sm_ns})
-        with ctx.step(f"send {REQUESTS} requests through the API server's service proxy"):
-            pods_before = _workload_pods(ctx, ns, name)
-            proxy = f"/api/v1/namespaces/{ns}/services/{name}:http/proxy{INFER_PATH}"
-            for i in range(1, REQUESTS + 1):
-                try:
-                    # One attempt each: a retried request may have been counted already.
-                    answer = ctx.kube.request("GET", proxy, text=True, once=True,
-                                              timeout=REQUEST_TIMEOUT)
-                except (ApiException, Lost) as exc:
-                    return ctx.error(f"request {i}/{REQUESTS} to {proxy} failed, so the count "
-                                     f"Prometheus should show is unknown: {one_line(exc)}")
-                if (answer or "").strip() != "ok":
-                    return ctx.error(f"request {i}/{REQUESTS} to {proxy} answered "
-                                     f"{(answer or '')[:80]!r}, not the workload's 'ok'")
-            ctx.observe("requests", {"sent": REQUESTS, "via": proxy})
-        with ctx.step("wait for Prometheus to show the request count"):
-            count_expr = f'{COUNTER}{{run="{ctx.run_id}"}}'
-            ctx.observe("countQuery", count_expr)
-            seen: list[float | None] = []
 
-            def counted():
-                result = query(count_expr)
-                # max(), as the WG test does: a target discovered twice is not counted twice
-                value = max((float(r["value"][1]) for r in result or []), default=None)
-                seen.append(value)
-                return value if value is not None and value >= REQUESTS else None
-            value = ctx.wait_for(f"{count_expr} = {REQUESTS}", counted,
-                                 timeout=COUNT_TIMEOUT, interval=INTERVAL)
-        observed = value if value is not None else next(
-            (v for v in reversed(seen) if v is not None), None)
-        if value == REQUESTS:
-            ctx.check(f"Prometheus counts the {REQUESTS} requests sent", True,
-                      f"{count_expr} = {value:g}")
-            return ctx.passed(f"Prometheus {pns}/{service} discovered the workload through a "
-                              f"ServiceMonitor ({expr}: job {labels.get('job', '?')}, pod "
-                              f"{labels.get('pod', '?')}) and counted the {REQUESTS} requests "
-                              f"sent to it ({count_expr} = {value:g})")
-        if value is None and not any(v is not None for v in seen) and problems and \
-                not _answered(ctx, base):
-            return ctx.error(f"cannot query Prometheus through the API server proxy ({base}): "
-                             f"{problems[-1]}")
-        shown = "absent" if observed is None else f"{observed:g}"
-        restarted = _restarted(pods_before, _workload_pods(ctx, ns, name))
-        if restarted and (value is None or value < REQUESTS):
-            return ctx.error(f"the metrics workload {restarted}, which resets its counter: the "
-                             f"count Prometheus shows ({shown}) cannot be judged")
-        if value is not None:  # above the count: more requests reached it than were sent
-            detail = f"expected {REQUESTS}, observed {shown} (more than were sent)"
-        else:
-            detail = (f"expected {REQUESTS}, observed {shown} after {COUNT_TIMEOUT:g}s "
-                      f"(scrape interval {SCRAPE_INTERVAL})")
-        ctx.check(f"Prometheus counts the {REQUESTS} requests sent", False, detail)
-        return ctx.failed(f"Prometheus {pns}/{service} collects the workload's series but not "
-                          f"its request count: {count_expr} {detail}")
+def _prometheus_counts_the_requests_sent(ctx: Context, prom: _Prometheus, workload: _Workload,
+                                         labels: dict[str, str],
+                                         pods_before: dict[str, int]) -> str:
+    timeout = ctx.timeout("count_timeout")
+    with ctx.step("wait for Prometheus to show the request count"):
+        count_expr = f'{COUNTER}{{run="{ctx.run_id}"}}'
+        ctx.observe("countQuery", count_expr)
+        seen: list[float | None] = []
+
+        def counted():
+            result = prom.query(ctx, count_expr)
+            # max(), as the WG test does: a target discovered twice is not counted twice
+            value = max((float(r["value"][1]) for r in result or []), default=None)
+            seen.append(value)
+            return value if value is not None and value >= REQUESTS else None
+        value = ctx.wait_for(f"{count_expr} = {REQUESTS}", counted,
+                             timeout=timeout, interval=ctx.timeout("interval"))
+    observed = value if value is not None else next(
+        (v for v in reversed(seen) if v is not None), None)
+    where = f"{prom.namespace}/{prom.service}"
+    if value == REQUESTS:
+        ctx.check(f"Prometheus counts the {REQUESTS} requests sent", True,
+                  f"{count_expr} = {value:g}")
+        expr = f'{METRIC}{{run="{ctx.run_id}"}}'
+        return (f"Prometheus {where} discovered the workload through a "
+                f"ServiceMonitor ({expr}: job {labels.get('job', '?')}, pod "
+                f"{labels.get('pod', '?')}) and counted the {REQUESTS} requests "
+                f"sent to it ({count_expr} = {value:g})")
+    if value is None and not any(v is not None for v in seen) and prom.problems:
+        unreachable = prom.unreachable(ctx)
+        if unreachable:
+            raise ProbeError(unreachable)
+    shown = "absent" if observed is None else f"{observed:g}"
+    restarted = _restarted(pods_before, _workload_pods(ctx, workload.namespace, workload.name))
+    if restarted and (value is None or value < REQUESTS):
+        raise ProbeError(f"the metrics workload {restarted}, which resets its counter: the "
+                         f"count Prometheus shows ({shown}) cannot be judged")
+    if value is not None:  # above the count: more requests reached it than were sent
+        detail = f"expected {REQUESTS}, observed {shown} (more than were sent)"
+    else:
+        detail = (f"expected {REQUESTS}, observed {shown} after {timeout:g}s "
+                  f"(scrape interval {SCRAPE_INTERVAL})")
+    ctx.check(f"Prometheus counts the {REQUESTS} requests sent", False, detail)
+    raise Fail(f"Prometheus {where} collects the workload's series but not "
+               f"its request count: {count_expr} {detail}")
 
 
 def _counting_server(ctx: Context, ns: str, name: str) -> None:

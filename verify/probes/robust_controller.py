@@ -6,24 +6,32 @@ installs set), and the ValidatingWebhookConfigurations whose rules cover the CRD
 KubeRay (``ray.io/v1`` rayclusters, the one aicp installs) and Kubeflow Trainer
 (``trainer.kubeflow.org/v1alpha1`` trainjobs, the WG suite's choice:
 kubernetes-sigs/ai-conformance@3d8edfa test/crd_controller_test.go), the first served one
-is exercised. The checks, after the WG test (OperatorPodsRunning, CRDRegistered,
+is exercised. The cases, in order, after the WG test (OperatorPodsRunning, CRDRegistered,
 WebhookOperational, WebhookRejectsInvalidCR, ControllerReconcilesCR):
 
-1. the operator Deployment is available and its pods are Ready;
-2. its CRD is Established;
-3. with a webhook covering the CRD: it has a caBundle, its Service has ready endpoints, and
-   a server-side dry-run (``dryRun=All``) create of an object only the webhook can reject
-   is denied *by the webhook* (the message starts ``admission webhook "<name>" denied the
-   request``; a 422 without it came from schema validation, so ERROR). KubeRay's object
-   has two faults ``validateRayCluster`` reports and the v1 CRD schema cannot
+1. a supported operator is installed: its API is served and a Deployment runs it (else
+   ERROR: there is nothing to judge);
+2. the operator Deployment is available and its pods are Ready;
+3. its CRD is Established;
+4. its admission webhook refuses an invalid object. With a webhook covering the CRD: it
+   has a caBundle, its Service has ready endpoints, and a server-side dry-run
+   (``dryRun=All``) create of an object only the webhook can reject is denied *by the
+   webhook* (the message starts ``admission webhook "<name>" denied the request``; a 422
+   without it came from schema validation, so ERROR). KubeRay's object has two faults
+   ``validateRayCluster`` reports and the v1 CRD schema cannot
    (ray-operator/pkg/webhooks/v1/raycluster_webhook.go: a 54-character name,
    ``MaxRayClusterNameLength`` is 53, and duplicate worker group names); Trainer's names a
    runtime that does not exist (the WG test's ``buildInvalidTrainJob``).
-   Without one (KubeRay's Helm chart ships none: ../shared/fixtures/
-   kuberay-operator-install-labels.yaml) the operator is judged on the rest, the reason says
-   so, and an object the CRD schema forbids must be refused by the API server;
-4. a valid object reconciles (RayCluster ``status.state == "ready"`` or ``HeadPodReady``;
+   Without one (KubeRay's webhooks exist only in the kustomize overlay
+   ray-operator/config/default-with-webhooks; the Helm chart has no webhook template,
+   ray-project/kuberay v1.7.0 helm-chart/kuberay-operator/templates) the operator is judged
+   on the rest, the reason says so, and an object the CRD schema forbids must be refused
+   by the API server;
+5. a valid object reconciles (RayCluster ``status.state == "ready"`` or ``HeadPodReady``;
    TrainJob ``Complete=True``, ``Failed=True`` is terminal) and is deleted again.
+
+A failed check of 2-5 does not stop the others: the probe FAILs after the last case with
+every failed check, partially when some held.
 
 The probe judges the operator, not the Ray runtime, so the RayCluster's head runs the
 catalog's multi-arch busybox (any node architecture, a small pull): its annotation
@@ -42,16 +50,12 @@ from dataclasses import dataclass
 
 from kubernetes.client.exceptions import ApiException
 
-from ..probe import Context, Probe, one_line
-from ..result import Result
+from ..probe import Context, Fail, Probe, ProbeError, one_line
 
 RAY = "ray.io/v1"
 TRAINER = "trainer.kubeflow.org/v1alpha1"
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
-RECONCILE_TIMEOUT = 300.0  # the WG test allows 3 min; a Trainer runtime image pull may take more
-DELETE_TIMEOUT = 60.0
-POLL = 2.0
 # A name one longer than KubeRay's MaxRayClusterNameLength (53); valid for the API server.
 INVALID_NAME = "aicp-invalid-" + "x" * 41
 # The WG test's default ClusterTrainingRuntime and its invalid reference.
@@ -154,8 +158,9 @@ def _job_complete(job: dict) -> bool | str:
 
 
 OPERATORS = (
-    # Image: kuberay-operator chart values image.repository (v1.7.0); labels: Helm and
-    # kustomize installs (../shared/fixtures/kuberay-operator-install-labels.yaml).
+    # Image: kuberay-operator chart values image.repository (v1.7.0). Labels, ray-project/
+    # kuberay v1.7.0: Helm (helm-chart/kuberay-operator/templates/_helpers.tpl, the chart
+    # name) and kustomize (ray-operator/config/manager/manager.yaml).
     Operator("KubeRay", RAY, "rayclusters", "RayCluster", ("quay.io/kuberay/operator",),
              ({"app.kubernetes.io/name": "kuberay-operator"},
               {"app.kubernetes.io/name": "kuberay",
@@ -178,50 +183,44 @@ class RobustController(Probe):
     levels = {"1.34": "MUST", "1.35": "MUST", "1.36": "MUST", "1.37": "MUST"}
     mutating = True
     title = "An AI operator with CRDs runs, validates and reconciles"
+    timeouts = {
+        # The WG test allows 3 min; a Trainer runtime image pull may take more.
+        "reconcile_timeout": 300.0,
+        "delete_timeout": 60.0,
+        "poll": 2.0,
+    }
 
-    def run(self, ctx: Context) -> Result:
-        with ctx.step("find an AI operator"):
-            op = next((o for o in OPERATORS
-                       if o.plural in {r["name"] for r in ctx.kube.resources(o.group_version)}),
-                      None)
-            if op is None:
-                return ctx.error("no supported AI operator found: neither "
-                                 + " nor ".join(f"{o.group_version} {o.plural} ({o.name})"
-                                                for o in OPERATORS)
-                                 + " is served; install KubeRay or Kubeflow Trainer")
-            ctx.observe("operator", op.name)
-            deployments = _operator_deployments(ctx, op)
-            if not deployments:
-                return ctx.error(f"{op.group_version} {op.plural} is served but no Deployment "
-                                 f"runs the {op.name} operator (image "
-                                 f"{', '.join(op.images) or 'n/a'} or labels "
-                                 f"{' / '.join(_selector(x) for x in op.labels)}) in any "
-                                 "namespace")
-        with ctx.step("operator pods are Ready and the CRD Established"):
-            _operator_ready(ctx, op, deployments)
-            _crd_established(ctx, op)
-        with ctx.step("the admission webhook refuses an invalid object (dry run)"):
-            ns = ctx.namespace()
-            webhook = _webhook(ctx, op, ns)
-            if isinstance(webhook, Result):
-                return webhook
-        with ctx.step(f"a {op.kind} reconciles"):
-            reconciled = _reconcile(ctx, op, ns)
-            if isinstance(reconciled, Result):
-                return reconciled
-        checks = ctx.evidence.checks
-        failed = [c for c in checks if not c.passed]
-        if not failed:
-            seen = ctx.evidence.observations
-            hook = (f"webhook {seen.get('denied by')} denied an invalid {op.kind}"
-                    if seen.get("denied by") else
-                    f"it ships no admission webhook for {op.plural}, judged without one "
-                    f"(the API server's schema refused an invalid {op.kind})")
-            return ctx.passed(f"{op.name} operator Ready, CRD {op.crd} Established; {hook}; a "
-                              f"{op.kind} reconciled in {seen.get('ready after s')}s and was "
-                              "deleted")
-        return ctx.failed("; ".join(f"{c.name}: observed {c.observed}" for c in failed),
-                          partial=len(failed) < len(checks))
+    def cases(self, ctx: Context) -> str:
+        op, deployments = _a_supported_operator_is_installed(ctx)
+        _the_operator_pods_are_ready(ctx, op, deployments)
+        _its_crd_is_established(ctx, op)
+        ns = ctx.namespace()
+        _its_webhook_refuses_an_invalid_object(ctx, op, ns)
+        _a_valid_object_reconciles_and_is_deleted(ctx, op, ns)
+        return _every_check_held(ctx, op)
+
+
+# 1 ------------------------------------------------------------------------------------
+def _a_supported_operator_is_installed(ctx: Context) -> tuple[Operator, list[dict]]:
+    """The first served operator and the Deployments running it."""
+    with ctx.step("find an AI operator"):
+        op = next((o for o in OPERATORS
+                   if o.plural in {r["name"] for r in ctx.kube.resources(o.group_version)}),
+                  None)
+        if op is None:
+            raise ProbeError("no supported AI operator found: neither "
+                             + " nor ".join(f"{o.group_version} {o.plural} ({o.name})"
+                                            for o in OPERATORS)
+                             + " is served; install KubeRay or Kubeflow Trainer")
+        ctx.observe("operator", op.name)
+        deployments = _operator_deployments(ctx, op)
+        if not deployments:
+            raise ProbeError(f"{op.group_version} {op.plural} is served but no Deployment "
+                             f"runs the {op.name} operator (image "
+                             f"{', '.join(op.images) or 'n/a'} or labels "
+                             f"{' / '.join(_selector(x) for x in op.labels)}) in any "
+                             "namespace")
+        return op, deployments
 
 
 def _selector(labels: dict[str, str]) -> str:
@@ -241,7 +240,12 @@ def _operator_deployments(ctx: Context, op: Operator) -> list[dict]:
     return found
 
 
-# 1 ------------------------------------------------------------------------------------
+# 2 ------------------------------------------------------------------------------------
+def _the_operator_pods_are_ready(ctx: Context, op: Operator, deployments: list[dict]) -> None:
+    with ctx.step("the operator's pods are Ready"):
+        _operator_ready(ctx, op, deployments)
+
+
 def _operator_ready(ctx: Context, op: Operator, deployments: list[dict]) -> bool:
     described, ready_pods, all_pods = [], 0, 0
     available = False
@@ -263,7 +267,12 @@ def _operator_ready(ctx: Context, op: Operator, deployments: list[dict]) -> bool
                      f"{'; '.join(described)}; {ready_pods}/{all_pods} pods Ready")
 
 
-# 2 ------------------------------------------------------------------------------------
+# 3 ------------------------------------------------------------------------------------
+def _its_crd_is_established(ctx: Context, op: Operator) -> None:
+    with ctx.step("its CRD is Established"):
+        _crd_established(ctx, op)
+
+
 def _crd_established(ctx: Context, op: Operator) -> bool:
     try:
         crd = ctx.kube.request("GET", f"{CRDS}/{op.crd}")
@@ -277,8 +286,13 @@ def _crd_established(ctx: Context, op: Operator) -> bool:
                      "no conditions")
 
 
-# 3 ------------------------------------------------------------------------------------
-def _webhook(ctx: Context, op: Operator, ns: str) -> bool | Result:
+# 4 ------------------------------------------------------------------------------------
+def _its_webhook_refuses_an_invalid_object(ctx: Context, op: Operator, ns: str) -> None:
+    with ctx.step("the admission webhook refuses an invalid object (dry run)"):
+        _webhook(ctx, op, ns)
+
+
+def _webhook(ctx: Context, op: Operator, ns: str) -> bool:
     configs = ctx.kube.request("GET", WEBHOOKS).get("items", [])
     covering = [(c, w) for c in configs for w in c.get("webhooks") or []
                 if _covers(w, op.group, op.plural)]
@@ -312,16 +326,16 @@ def _webhook(ctx: Context, op: Operator, ns: str) -> bool | Result:
             return ctx.check(check, False,
                              f"the webhook did not answer: HTTP {exc.status}: {message}")
         if exc.status == 422:
-            return ctx.error(f"the invalid {op.kind} was rejected by the API server's schema "
+            raise ProbeError(f"the invalid {op.kind} was rejected by the API server's schema "
                              f"validation before any webhook was asked (HTTP 422: {message}); "
-                             "cannot tell whether the webhook works")
-        return ctx.error(f"dry-run create of a {op.kind}: {one_line(exc)}")
+                             "cannot tell whether the webhook works") from None
+        raise ProbeError(f"dry-run create of a {op.kind}: {one_line(exc)}") from None
     ctx.artifact(f"admitted-invalid-{op.kind.lower()}.json", json.dumps(created, indent=2))
     return ctx.check(f"the webhook denies an invalid {op.kind} (dry run)", False,
                      f"admitted: {op.fault}")
 
 
-def _schema_refuses(ctx: Context, op: Operator, ns: str) -> bool | Result:
+def _schema_refuses(ctx: Context, op: Operator, ns: str) -> bool:
     check = f"the API server refuses an invalid {op.kind} (schema validation, dry run)"
     try:
         created = ctx.kube.request("POST", op.path(ns), query={"dryRun": "All"},
@@ -331,7 +345,7 @@ def _schema_refuses(ctx: Context, op: Operator, ns: str) -> bool | Result:
         ctx.observe("dry-run answer", f"HTTP {exc.status}: {message}")
         if exc.status == 422:
             return ctx.check(check, True, f"HTTP 422: {message}")
-        return ctx.error(f"dry-run create of a {op.kind}: {one_line(exc)}")
+        raise ProbeError(f"dry-run create of a {op.kind}: {one_line(exc)}") from None
     ctx.artifact(f"admitted-invalid-{op.kind.lower()}.json", json.dumps(created, indent=2))
     return ctx.check(check, False, "admitted an object its CRD schema forbids")
 
@@ -347,8 +361,13 @@ def _ready_endpoints(ctx: Context, ns: str, service: str) -> int:
                if (e.get("conditions") or {}).get("ready", True))
 
 
-# 4 ------------------------------------------------------------------------------------
-def _reconcile(ctx: Context, op: Operator, ns: str) -> bool | Result:
+# 5 ------------------------------------------------------------------------------------
+def _a_valid_object_reconciles_and_is_deleted(ctx: Context, op: Operator, ns: str) -> None:
+    with ctx.step(f"a {op.kind} reconciles"):
+        _reconcile(ctx, op, ns)
+
+
+def _reconcile(ctx: Context, op: Operator, ns: str) -> bool:
     path = op.path(ns)
     created = ctx.kube.request("POST", path, body=op.valid(ctx, "probe"))
     ctx.track(created, namespace=ns, api_version=op.group_version)
@@ -360,8 +379,9 @@ def _reconcile(ctx: Context, op: Operator, ns: str) -> bool | Result:
         last["obj"] = ctx.kube.request("GET", f"{path}/probe")
         return op.ready(last["obj"])
 
-    done = ctx.wait_for(f"{op.kind} probe to be {word}", ready, timeout=RECONCILE_TIMEOUT,
-                        interval=POLL)
+    timeout = ctx.timeout("reconcile_timeout")
+    done = ctx.wait_for(f"{op.kind} probe to be {word}", ready, timeout=timeout,
+                        interval=ctx.timeout("poll"))
     obj = last.get("obj") or created
     ctx.artifact(f"{op.kind.lower()}.json", json.dumps(obj, indent=2))
     status = obj.get("status") or {}
@@ -374,12 +394,12 @@ def _reconcile(ctx: Context, op: Operator, ns: str) -> bool | Result:
                                     ).get("items", [])
             if pods:
                 ctx.artifact("head-pod.json", json.dumps(pods[0], indent=2))
-                return ctx.error(f"the operator created head pod {pods[0]['metadata']['name']} "
-                                 f"but it was not Ready within {RECONCILE_TIMEOUT:g}s "
-                                 f"({_pod_state(pods[0])}): check node capacity and that "
-                                 f"{ctx.image('busybox')} can be pulled")
+                raise ProbeError(f"the operator created head pod "
+                                 f"{pods[0]['metadata']['name']} but it was not Ready within "
+                                 f"{timeout:g}s ({_pod_state(pods[0])}): check node capacity "
+                                 f"and that {ctx.image('busybox')} can be pulled")
         return ctx.check(f"a {op.kind} reconciles to {word}", False,
-                         f"status {json.dumps(status) or '{}'} after {RECONCILE_TIMEOUT:g}s: "
+                         f"status {json.dumps(status) or '{}'} after {timeout:g}s: "
                          "the operator did not reconcile it")
     ctx.observe("ready after s", round(time.monotonic() - started, 1))
     ok = ctx.check(f"a {op.kind} reconciles to {word}", True,
@@ -395,10 +415,28 @@ def _reconcile(ctx: Context, op: Operator, ns: str) -> bool | Result:
             return exc.status == 404
         return False
 
-    deleted = ctx.wait_for(f"{op.kind} probe to be deleted", gone, timeout=DELETE_TIMEOUT,
-                           interval=POLL)
+    delete_timeout = ctx.timeout("delete_timeout")
+    deleted = ctx.wait_for(f"{op.kind} probe to be deleted", gone, timeout=delete_timeout,
+                           interval=ctx.timeout("poll"))
     return ctx.check(f"the {op.kind} is deleted (finalizers processed)", bool(deleted),
-                     "gone" if deleted else f"still present after {DELETE_TIMEOUT:g}s") and ok
+                     "gone" if deleted else f"still present after {delete_timeout:g}s") and ok
+
+
+# The verdict ----------------------------------------------------------------------------
+def _every_check_held(ctx: Context, op: Operator) -> str:
+    """The PASS reason; else FAIL with every failed check, partial when some held."""
+    checks = ctx.evidence.checks
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        raise Fail("; ".join(f"{c.name}: observed {c.observed}" for c in failed),
+                   partial=len(failed) < len(checks))
+    seen = ctx.evidence.observations
+    hook = (f"webhook {seen.get('denied by')} denied an invalid {op.kind}"
+            if seen.get("denied by") else
+            f"it ships no admission webhook for {op.plural}, judged without one "
+            f"(the API server's schema refused an invalid {op.kind})")
+    return (f"{op.name} operator Ready, CRD {op.crd} Established; {hook}; a "
+            f"{op.kind} reconciled in {seen.get('ready after s')}s and was deleted")
 
 
 def _covers(webhook: dict, group: str, plural: str) -> bool:
