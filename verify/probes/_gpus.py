@@ -34,7 +34,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from ..kube import GPU_RESOURCES, _quantity
-from ..probe import Context
+from ..probe import Context, ProbeError, Skip
 
 DRA = "resource.k8s.io/v1"
 GPU_PRESENT = "nvidia.com/gpu.present"
@@ -189,6 +189,20 @@ def survey(ctx: Context, *, containers_only: bool = True
                 return slices, found, (f"every GPU node ({', '.join(sorted(vms))}) hosts VM "
                                        f"GPUs ({WORKLOAD_CONFIG}); none runs container GPUs")
     return slices, found, None
+
+
+def gpu_nodes_to_exercise(ctx: Context, *, must: bool, containers_only: bool = True
+                          ) -> tuple[list[dict] | None, dict[str, dict]]:
+    """The first case of every accelerator probe: ``survey`` finds GPU nodes to judge
+    (ResourceSlices and GPU nodes by name), or stops the probe: ERROR for a MUST
+    (``must_error``), SKIP ("not applicable") for a SHOULD."""
+    with ctx.step("find GPU nodes"):
+        slices, found, why = survey(ctx, containers_only=containers_only)
+        if why and must:
+            raise ProbeError(must_error(why))
+        if why:
+            raise Skip(f"not applicable: {why}")
+    return slices, found
 
 
 def left_out(ctx: Context) -> str:
