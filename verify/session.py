@@ -15,7 +15,7 @@ from rich.console import Console
 
 from . import checklist, images, registry, signals, stack
 from .kube import ConfigError, Kube, connect, from_dict
-from .probe import ProbeError, Settings, one_line
+from .probe import ProbeError, Settings, Timing, one_line
 from .reports import FORMATS
 from .result import Verdict
 from .runner import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Runner
@@ -45,6 +45,7 @@ class Options:
     registry_mirror: str | None = None
     run_id: str | None = None
     force: bool = False  # cleanup: also runs that are alive
+    timing: Timing = field(default_factory=Timing)  # the probes' waits as declared, or replaced
 
 
 class UsageError(Exception):
@@ -193,7 +194,7 @@ def _run(opts: Options, console: Console, guard: signals.Guard) -> int:
                    if p.requirement.id in outputs.not_applicable else p for p in planned]
     run_id = opts.run_id or secrets.token_hex(3)
     settings = Settings(run_id, template.version, image_refs, opts.long,
-                        outputs.expectations if outputs else {})
+                        outputs.expectations if outputs else {}, timing=opts.timing)
     runs = [p for p in planned if p.runs]
     shown = {
         "aicp": VERSION,

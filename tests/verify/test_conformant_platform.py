@@ -18,6 +18,7 @@ from __future__ import annotations
 import pytest
 
 from aicp.verify import registry
+from aicp.verify.probe import Timing
 from tests.verify.conftest import speed_up, template
 from tests.verify.test_acceptance import labelled, verdicts, verify
 
@@ -26,9 +27,14 @@ NOT_IMPLEMENTED = {
     "virtualized_accelerator": "no virtualized accelerator is exposed on the 2 GPU nodes"}
 
 
+# over_quota_wait: gang_scheduling waits this long in a PASS.
+FAST = Timing(timeout=10.0, poll=0.05, overrides={"over_quota_wait": 1.0,
+                                                  "unschedulable_grace": 2.0})
+
+
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
-    # OVER_QUOTA_WAIT: gang_scheduling waits this long in a PASS.
+    # The same waits for the probes that still keep them in module constants.
     speed_up(monkeypatch, registry.discover().values(), timeout=10.0, OVER_QUOTA_WAIT=1.0,
              UNSCHEDULABLE_GRACE=2.0)
 
@@ -39,7 +45,7 @@ def test_every_requirement_passes_but_the_unimplemented_shoulds_and_nothing_is_l
     kube = kubeapi_factory("conformant-platform", minor=version)
     kube.settle()  # operators' pods exist before the run, as on a real cluster
     code, doc = verify(kube.write_kubeconfig(tmp_path / "kubeconfig.yaml"), tmp_path / "out",
-                       version=version, run_id="conf", probe_timeout=30.0)
+                       version=version, run_id="conf", probe_timeout=30.0, timing=FAST)
     reasons = {r["id"]: f"{r['verdict']}: {r['reason']}" for r in doc["requirements"]}
     assert verdicts(doc) == {rid: "FAIL" if rid in NOT_IMPLEMENTED else "PASS"
                              for rid in template(version).ids}, reasons

@@ -17,7 +17,7 @@ import pytest
 
 from aicp.verify import images
 from aicp.verify.kube import connect
-from aicp.verify.probe import Settings
+from aicp.verify.probe import Settings, Timing
 from aicp.verify.probes.ai_service_metrics import AiServiceMetrics
 from aicp.verify.probes.cluster_autoscaling import ClusterAutoscaling
 from aicp.verify.probes.gang_scheduling import GangScheduling
@@ -147,8 +147,12 @@ def _logs(pod: dict, container: str, kube) -> str:
     return probe_logs(pod, container, kube) if runs_probe(pod, container) else ""
 
 
+FAST = Timing(timeout=3.0, poll=0.05, overrides={"over_quota_wait": 0.6})
+
+
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
+    # The same waits for the probes that still keep them in module constants.
     speed_up(monkeypatch, PROBES, timeout=3.0, OVER_QUOTA_WAIT=0.6)
 
 
@@ -157,7 +161,7 @@ def verdicts(kube: KubeAPI, tmp_path) -> list[tuple[Verdict, str]]:
     out = []
     for probe in PROBES:  # one at a time, as the runner runs exclusive probes
         level = "SHOULD" if probe is WorkloadSandboxing else "MUST"
-        report = Runner(client, Settings("ww1", "1.37", images.catalog()), kube=client,
+        report = Runner(client, Settings("ww1", "1.37", images.catalog(), timing=FAST), kube=client,
                         cleanup_timeout=10).run(planned(probe, level=level))
         assert report.leftovers == [], probe.id
         result = report.outcomes[0].result
