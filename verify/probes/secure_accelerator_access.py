@@ -193,7 +193,7 @@ class _Seen:
     def gpus(self, key: str) -> list[str]:
         return _pods.gpus_seen(self.logs[key])
 
-    def devices(self, key: str) -> int:
+    def devices(self, key: str) -> int | None:
         return _pods.device_nodes(self.logs[key])
 
     def none(self, key: str) -> bool:
