@@ -1,9 +1,10 @@
 """secure_accelerator_access: only a container that was given an accelerator can reach one.
 
-First the GPU nodes (``_gpus.gpu_nodes_to_exercise``), the pods mounting GPU devices from
-the host (``_pods_mounting_host_gpu_devices``, below) and how a pod is given a GPU
-(``_a_gpu_can_be_given``: a DeviceClass, or a device-plugin resource). Then, per mechanism
-(``_only_containers_given_a_gpu_reach_one``), the WG suite's cases
+First the GPU nodes (``_gpus.gpu_nodes_to_exercise``) and how each hands out GPUs (DRA
+devices, else a device-plugin resource), the pods mounting GPU devices from the host
+(``_pods_mounting_host_gpu_devices``, below) and a DeviceClass (``_a_gpu_can_be_given``).
+Then, per mechanism (``_only_containers_given_a_claim_reach_a_gpu``,
+``_only_containers_given_a_request_reach_a_gpu``), the WG suite's cases
 (kubernetes-sigs/ai-conformance test/util_test.go; EKS's submission for 1.34 runs the same
 two tests), each judged on both the ``/dev/nvidia[0-9]*`` device nodes the container can
 open and ``nvidia-smi -L`` (see ``_pods``):
@@ -101,35 +102,17 @@ class SecureAcceleratorAccess(Probe):
 
     def cases(self, ctx: Context) -> str:
         slices, gpu_nodes = _gpus.gpu_nodes_to_exercise(ctx, must=True)
-        published = _gpus.devices_by_node(slices)
-        dra_nodes = sorted(n for n in gpu_nodes if published.get(n))
-        plugin = {n: r for n, node in gpu_nodes.items()
-                  if n not in published and (r := _resource(node))}
-        ctx.observe("draGpuNodes", dra_nodes)
-        ctx.observe("devicePluginNodes", dict(sorted(plugin.items())))
+        dra_nodes, plugin = _how_each_gpu_node_hands_out_gpus(ctx, slices, gpu_nodes)
         mounts = _pods_mounting_host_gpu_devices(ctx, gpu_nodes)
         dc = _a_gpu_can_be_given(ctx, slices, dra_nodes, plugin)
         with ctx.step("create namespace"):
             ns = ctx.namespace()
         summary = []
         if dc is not None:
-            _pods.claim_template(ctx, ns, "one-gpu", dc)
-            claim = {"resources": {"claims": [{"name": "gpu"}]}}
-            seen = _only_containers_given_a_gpu_reach_one(
-                ctx, ns, "dra", dra_nodes, claim,
-                [{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}], exclusive=True)
-            summary.append(f"DRA (DeviceClass {dc}): {seen}")
+            summary.append(_only_containers_given_a_claim_reach_a_gpu(ctx, ns, dc, dra_nodes))
         if plugin:
-            resource = sorted(set(plugin.values()), key=list(plugin.values()).count)[-1]
-            nodes = sorted(n for n, r in plugin.items() if r == resource)
-            # Time-sliced/MPS replicas share a GPU by design (GFD <resource>.replicas > 1,
-            # or the renamed nvidia.com/gpu.shared): two pods seeing one UUID is the sharing.
-            shared = resource == _gpus.SHARED_GPU or any(
-                _int(_gpus.labels(gpu_nodes[n]).get(f"{resource}.replicas")) > 1 for n in nodes)
-            seen = _only_containers_given_a_gpu_reach_one(
-                ctx, ns, "dp", nodes, {"resources": {"limits": {resource: 1}}}, None,
-                exclusive=not shared)
-            summary.append(f"device plugin ({resource}): {seen}")
+            summary.append(_only_containers_given_a_request_reach_a_gpu(ctx, ns, gpu_nodes,
+                                                                        plugin))
         note = (f"; {len(mounts)} pod(s) mount /dev/nvidia* from the host and reach every GPU "
                 f"of their node: {', '.join(mounts[:5])}") if mounts else ""
         if all(c.passed for c in ctx.evidence.checks):
@@ -138,6 +121,19 @@ class SecureAcceleratorAccess(Probe):
         failed = next(c for c in ctx.evidence.checks if not c.passed)
         raise Fail(f"accelerator access is not isolated: expected that {failed.name}, "
                    f"observed {failed.observed}{note}")
+
+
+def _how_each_gpu_node_hands_out_gpus(ctx: Context, slices: list[dict] | None,
+                                      gpu_nodes: dict[str, dict]
+                                      ) -> tuple[list[str], dict[str, str]]:
+    """The nodes publishing DRA devices, and the others' device-plugin GPU resource."""
+    published = _gpus.devices_by_node(slices)
+    dra_nodes = sorted(n for n in gpu_nodes if published.get(n))
+    plugin = {n: r for n, node in gpu_nodes.items()
+              if n not in published and (r := _resource(node))}
+    ctx.observe("draGpuNodes", dra_nodes)
+    ctx.observe("devicePluginNodes", dict(sorted(plugin.items())))
+    return dra_nodes, plugin
 
 
 def _pods_mounting_host_gpu_devices(ctx: Context, gpu_nodes: dict[str, dict]) -> list[str]:
@@ -163,6 +159,32 @@ def _a_gpu_can_be_given(ctx: Context, slices: list[dict] | None, dra_nodes: list
                 "a device-plugin GPU resource: install the accelerator's DRA driver or "
                 "device plugin")
     return dc
+
+
+def _only_containers_given_a_claim_reach_a_gpu(ctx: Context, ns: str, device_class: str,
+                                               nodes: list[str]) -> str:
+    """The four cases with a DRA claim on ``device_class``; the evidence for the reason."""
+    _pods.claim_template(ctx, ns, "one-gpu", device_class)
+    seen = _only_containers_given_a_gpu_reach_one(
+        ctx, ns, "dra", nodes, {"resources": {"claims": [{"name": "gpu"}]}},
+        [{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}], exclusive=True)
+    return f"DRA (DeviceClass {device_class}): {seen}"
+
+
+def _only_containers_given_a_request_reach_a_gpu(ctx: Context, ns: str,
+                                                 gpu_nodes: dict[str, dict],
+                                                 plugin: dict[str, str]) -> str:
+    """The four cases with a request for the device-plugin resource most nodes offer."""
+    resource = sorted(set(plugin.values()), key=list(plugin.values()).count)[-1]
+    nodes = sorted(n for n, r in plugin.items() if r == resource)
+    # Time-sliced/MPS replicas share a GPU by design (GFD <resource>.replicas > 1, or the
+    # renamed nvidia.com/gpu.shared): two pods seeing one UUID is the sharing.
+    shared = resource == _gpus.SHARED_GPU or any(
+        _int(_gpus.labels(gpu_nodes[n]).get(f"{resource}.replicas")) > 1 for n in nodes)
+    seen = _only_containers_given_a_gpu_reach_one(
+        ctx, ns, "dp", nodes, {"resources": {"limits": {resource: 1}}}, None,
+        exclusive=not shared)
+    return f"device plugin ({resource}): {seen}"
 
 
 def _only_containers_given_a_gpu_reach_one(ctx: Context, ns: str, kind: str, nodes: list[str],
