@@ -14,7 +14,6 @@ from tests.kubeapi import objects as o
 from tests.kubeapi.scenarios import standard_controllers
 from tests.verify.conftest import planned
 
-
 # The emulator allocates a claim in milliseconds: a claim it never allocates is given 1.5 s.
 FAST = Timing(poll=0.1, overrides={"claim_timeout": 1.5})
 

@@ -33,7 +33,6 @@ from ..probe import Context, Fail, Probe, ProbeError
 from . import _gpus, _pods
 
 
-
 class DraSupport(Probe):
     id = "dra_support"
     category = "accelerators"
