@@ -6,7 +6,6 @@ root conftest's ``pytest_plugins``.
 
 from __future__ import annotations
 
-import sys
 import threading
 from pathlib import Path
 
@@ -20,24 +19,6 @@ from aicp.verify.result import CreatedObject
 from tests.shared import require_shared
 
 VERSIONS = ("1.34", "1.35", "1.36", "1.37")
-
-
-def speed_up(monkeypatch, probes, *, timeout: float, **constants: float) -> None:
-    """Every probe polls often and gives up early: the emulator answers in milliseconds.
-
-    A probe module's ``*TIMEOUT`` constants become ``timeout``, ``POLL``/``INTERVAL`` 0.05 s,
-    and each name in ``constants`` its value (``OVER_QUOTA_WAIT=1.0``: gang_scheduling
-    watches the over-quota job 1 s).
-    """
-    for probe in probes:
-        module = sys.modules[probe.__module__]
-        for name in dir(module):
-            if name.endswith("TIMEOUT"):
-                monkeypatch.setattr(module, name, timeout)
-            elif name in ("POLL", "INTERVAL"):
-                monkeypatch.setattr(module, name, 0.05)
-            elif name in constants:
-                monkeypatch.setattr(module, name, constants[name])
 
 
 def mismatches(probes, got, row) -> list[str]:

@@ -124,7 +124,9 @@ def test_an_exporter_the_api_server_cannot_reach_is_an_error(kubeapi, kubeconfig
 
 @pytest.mark.kubeapi("empty")
 def test_without_gpu_nodes_the_must_is_an_error_not_not_applicable(kubeconfig):
-    # issue 11: a MUST that could not be exercised is not "not applicable".
+    # A MUST that could not be exercised is not "not applicable": the checklist's N/A needs
+    # a justification that it does not apply (cncf/k8s-ai-conformance
+    # docs/AIConformance-1.35.yaml, status and notes).
     result, _ = run(kubeconfig)
     assert result.verdict is Verdict.ERROR
     assert result.reason.startswith("no GPU node to exercise: scale a pool up (or run with --long)")

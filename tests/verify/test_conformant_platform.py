@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import pytest
 
-from aicp.verify import registry
 from aicp.verify.probe import Timing
-from tests.verify.conftest import speed_up, template
+from tests.verify.conftest import template
 from tests.verify.test_acceptance import labelled, verdicts, verify
 
 NOT_IMPLEMENTED = {
@@ -30,12 +29,6 @@ NOT_IMPLEMENTED = {
 # over_quota_wait: gang_scheduling waits this long in a PASS.
 FAST = Timing(timeout=10.0, poll=0.05, overrides={"over_quota_wait": 1.0,
                                                   "unschedulable_grace": 2.0})
-
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    # The same waits for the probes that still keep them in module constants.
-    speed_up(monkeypatch, registry.discover().values(), timeout=10.0, UNSCHEDULABLE_GRACE=2.0)
 
 
 @pytest.mark.parametrize("version", ["1.35", "1.37"])

@@ -6,8 +6,7 @@ import pytest
 
 from aicp.verify import images
 from aicp.verify.kube import connect
-from aicp.verify.probe import RUN_LABEL, Settings
-from aicp.verify.probes import dra_support
+from aicp.verify.probe import RUN_LABEL, Settings, Timing
 from aicp.verify.probes.dra_support import DraSupport
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
@@ -15,16 +14,14 @@ from tests.kubeapi import objects as o
 from tests.kubeapi.scenarios import standard_controllers
 from tests.verify.conftest import planned
 
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    monkeypatch.setattr(dra_support, "CLAIM_TIMEOUT", 1.5)
-    monkeypatch.setattr(dra_support, "POLL", 0.1)
+# The emulator allocates a claim in milliseconds: a claim it never allocates is given 1.5 s.
+FAST = Timing(poll=0.1, overrides={"claim_timeout": 1.5})
 
 
 def run(kubeconfig, expectations=None):
     kube = connect(kubeconfig)
-    settings = Settings("dra1", "1.35", images.catalog(), expectations=expectations or {})
+    settings = Settings("dra1", "1.35", images.catalog(), expectations=expectations or {},
+                        timing=FAST)
     report = Runner(kube, settings, cleanup_timeout=10).run(planned(DraSupport))
     result = report.outcomes[0].result
     assert report.leftovers == []
@@ -91,7 +88,8 @@ def test_without_a_dra_allocator_the_claim_is_never_allocated(kubeapi, kubeconfi
 
 def admin_claim(node: str, devices: int) -> dict:
     """The DRA-mode DCGM exporter's claim: adminAccess on every GPU of its node
-    (../shared/fixtures/gpu-operator-dcgm-exporter-pods.yaml), as the scheduler records it."""
+    (NVIDIA/gpu-operator internal/state/testdata/golden/gpucluster-dcgm-exporter-embedded.yaml:
+    allocationMode All, adminAccess true), as the scheduler records it."""
     return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
             "metadata": {"name": f"nvidia-dcgm-exporter-{node}-admin-gpus",
                          "namespace": "gpu-operator"},
@@ -138,7 +136,9 @@ def test_nodes_of_a_device_plugin_pool_need_no_slices(kubeapi, kubeconfig):
 
 @pytest.mark.kubeapi("empty")
 def test_without_gpu_nodes_the_must_is_an_error_not_not_applicable(kubeconfig):
-    # issue 11: a MUST that could not be exercised is not "not applicable".
+    # A MUST that could not be exercised is not "not applicable": the checklist's N/A needs
+    # a justification that it does not apply (cncf/k8s-ai-conformance
+    # docs/AIConformance-1.35.yaml, status and notes).
     result = run(kubeconfig)
     assert result.verdict is Verdict.ERROR
     assert result.reason.startswith("no GPU node to exercise: scale a pool up (or run with --long)")

@@ -36,7 +36,7 @@ from tests.kubeapi.custom_metrics import CustomMetrics, gpu_util
 from tests.kubeapi.emulator import KubeAPI
 from tests.kubeapi.scenarios import reference_platform
 from tests.shared import require_shared
-from tests.verify.conftest import mismatches, planned, speed_up
+from tests.verify.conftest import mismatches, planned
 
 PROBES = (PodAutoscaling, RobustController, ClusterAutoscaling, GangScheduling,
           WorkloadSandboxing, AiServiceMetrics)
@@ -149,12 +149,6 @@ def _logs(pod: dict, container: str, kube) -> str:
 
 # over_quota_wait: gang_scheduling watches the over-quota job this long.
 FAST = Timing(timeout=3.0, poll=0.05, overrides={"over_quota_wait": 0.6})
-
-
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    # The same waits for the probes that still keep them in module constants.
-    speed_up(monkeypatch, PROBES, timeout=3.0)
 
 
 def verdicts(kube: KubeAPI, tmp_path) -> list[tuple[Verdict, str]]:

@@ -14,16 +14,16 @@ Device attribute names are the NVIDIA DRA driver's (kubernetes-sigs/dra-driver-n
 GPU resource names (``is_gpu_resource``): the vendors' whole-GPU resources, the NVIDIA
 device plugin's MIG mixed-strategy resources ``nvidia.com/mig-<profile>`` (allocatable
 ``nvidia.com/gpu`` is 0 there) and its renamed sharing resource ``nvidia.com/gpu.shared``
-(k8s-device-plugin ``renameByDefault``; labels keyed ``nvidia.com/gpu.shared.*``, see
-../shared/fixtures/gfd-node-labels.yaml doc 2c). Every probe asking "does this node offer
-GPUs" asks here.
+(k8s-device-plugin ``renameByDefault``; GFD keys its labels by the resource name, so
+``nvidia.com/gpu.shared.*``: NVIDIA/k8s-device-plugin v0.20 internal/lm/resource.go).
+Every probe asking "does this node offer GPUs" asks here.
 
 Container-GPU nodes: the GPU Operator labels VM hosts ``nvidia.com/gpu.present=true`` too,
 with ``nvidia.com/gpu.workload.config`` ``vm-passthrough`` or ``vm-vgpu``, and deploys no
 device plugin, GFD, DCGM exporter or container driver there (NVIDIA/gpu-operator
-controllers/state_manager.go gpuStateLabels; ../shared/fixtures/
-gpu-operator-dcgm-exporter-pods.yaml). ``survey`` leaves them out of the container-GPU
-probes and says so.
+controllers/state_manager.go gpuStateLabels: operands go only to nodes whose
+``nvidia.com/gpu.workload.config`` is ``container``). ``survey`` leaves them out of the
+container-GPU probes and says so.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from ..kube import GPU_RESOURCES, quantity
-from ..probe import Context
+from ..probe import Context, ProbeError, Skip
 
 DRA = "resource.k8s.io/v1"
 GPU_PRESENT = "nvidia.com/gpu.present"
@@ -191,6 +191,20 @@ def survey(ctx: Context, *, containers_only: bool = True
     return slices, found, None
 
 
+def gpu_nodes_to_exercise(ctx: Context, *, must: bool, containers_only: bool = True
+                          ) -> tuple[list[dict] | None, dict[str, dict]]:
+    """The first case of every accelerator probe: ``survey`` finds GPU nodes to judge
+    (ResourceSlices and GPU nodes by name), or stops the probe: ERROR for a MUST
+    (``must_error``), SKIP ("not applicable") for a SHOULD."""
+    with ctx.step("find GPU nodes"):
+        slices, found, why = survey(ctx, containers_only=containers_only)
+        if why and must:
+            raise ProbeError(must_error(why))
+        if why:
+            raise Skip(f"not applicable: {why}")
+    return slices, found
+
+
 def left_out(ctx: Context) -> str:
     """"; left out: ..." naming the VM GPU hosts a survey skipped, for a verdict's reason."""
     vms = ctx.evidence.observations.get("vmGpuNodesLeftOut") or {}
@@ -200,15 +214,19 @@ def left_out(ctx: Context) -> str:
 
 def must_error(why: str) -> str:
     """An accelerator MUST's ERROR reason when ``survey`` found nothing to exercise: a
-    requirement that could not be exercised is not "not applicable" (issue 11)."""
+    requirement that could not be exercised is not "not applicable" (the checklist's
+    ``N/A`` needs a justification that the requirement does not apply, and a submission
+    passes only with every MUST ``Implemented``: cncf/k8s-ai-conformance
+    docs/AIConformance-1.35.yaml ``status``/``notes``, scripts/validate.go)."""
     if why.startswith("no GPU node"):
         return f"{NO_GPU_TO_EXERCISE} ({why})"
     return f"{why}: the requirement cannot be exercised on container GPUs"
 
 
 # DeviceClass selectors are CEL. The probe evaluates the conjunctions of equality tests
-# that vendors' classes use (the NVIDIA chart's, ../shared/fixtures/
-# nvidia-dra-deviceclasses.yaml: ``device.driver == 'gpu.nvidia.com' &&
+# that vendors' classes use (the NVIDIA chart's, kubernetes-sigs/dra-driver-nvidia-gpu v0.4.1
+# deployments/helm/dra-driver-nvidia-gpu/templates/deviceclass-*.yaml:
+# ``device.driver == 'gpu.nvidia.com' &&
 # device.attributes['gpu.nvidia.com'].type == 'gpu'``); anything else is "cannot tell".
 _CEL_DRIVER = re.compile(r"""^device\.driver\s*==\s*(['"])([^'"]*)\1$""")
 _CEL_ATTR = re.compile(r"""^device\.attributes\[(['"])([^'"]+)\1\]\.(\w+)\s*==\s*(.+)$""")

@@ -1,37 +1,44 @@
 """accelerator_metrics: every GPU node runs a metrics exporter serving per-device
 utilisation and memory in Prometheus format.
 
-Read-only. Finds the DCGM exporter pods (labels ``app=nvidia-dcgm-exporter``, and
-``app=nvidia-dcgm-exporter-dra`` in the GPU Operator's DRA mode, and the standalone chart's
-``app.kubernetes.io/name=dcgm-exporter``: ../shared/fixtures/
-gpu-operator-dcgm-exporter-pods.yaml; for GPU nodes none of those cover, the pods of a
-DaemonSet running an image named ``dcgm-exporter``), reads each container-GPU node's
-exporter through the API server's pod proxy (``pods/<pod>:9400/proxy/metrics``) and parses
-the exposition. Every device needs a utilisation and a memory series (one memory metric
-suffices, as in the WG suite: kubernetes-sigs/ai-conformance
-test/accelerator_metrics_test.go), labelled per device (``UUID``/``gpu``, plus
-``GPU_I_ID`` for a MIG instance), and the node's physical GPUs must all be there.
+Read-only. Its cases, in order:
+
+1. ``_gpu_nodes_and_their_physical_gpus``: the container-GPU nodes and how many physical
+   GPUs each has (below). No container-GPU node: ERROR (a MUST that could not be
+   exercised is not "not applicable"); VM GPU hosts are left out (they run no exporter),
+   named in the evidence.
+2. ``_dcgm_exporter_pods_run``: the DCGM exporter pods, labelled ``app=nvidia-dcgm-exporter``,
+   or ``app=nvidia-dcgm-exporter-dra`` in the GPU Operator's DRA mode
+   (NVIDIA/gpu-operator@a22dbf67 assets/state-dcgm-exporter/0800_daemonset.yaml and
+   internal/state/testdata/golden/gpucluster-dcgm-exporter-embedded.yaml), or
+   ``app.kubernetes.io/name=dcgm-exporter`` by the standalone chart (NVIDIA/dcgm-exporter
+   deployment/templates/_helpers.tpl); for GPU nodes none of those cover, the pods of a
+   DaemonSet running an image named ``dcgm-exporter``. None: ERROR.
+3. ``_each_gpu_node_exports_utilisation_and_memory``: each container-GPU node's exporter,
+   read through the API server's pod proxy (``pods/<pod>:9400/proxy/metrics``), serves a
+   utilisation and a memory series for every device (one memory metric suffices, as in
+   the WG suite: kubernetes-sigs/ai-conformance test/accelerator_metrics_test.go),
+   labelled per device (``UUID``/``gpu``, plus ``GPU_I_ID`` for a MIG instance), and the
+   node's physical GPUs must all be there. An exporter the API server cannot reach:
+   ERROR.
 
 Utilisation is ``DCGM_FI_DEV_GPU_UTIL``, which DCGM does not report for MIG instances;
 for them ``DCGM_FI_PROF_GR_ENGINE_ACTIVE`` is the metric (NVIDIA/dcgm-exporter#216 and
-#430, maintainers' answers; ../shared/fixtures/dcgm-exporter-metrics.txt part 2: MIG
-series carry the parent GPU's UUID and ``GPU_I_ID``). The physical count comes from a
-source that stays physical: DRA devices (whole GPUs, MIG parents), else GFD's
-``nvidia.com/gpu.count`` (``nvidia.com/gpu.shared.count`` when renamed) unless the node
-runs MIG, where GFD counts MIG devices under ``mig.strategy=single`` (fixture
-gfd-node-labels.yaml doc 2a): there the UUIDs the exporter reports are counted and no
+#430, maintainers' answers; MIG series carry the parent GPU's UUID and ``GPU_I_ID``:
+NVIDIA/dcgm-exporter@d5e5f510 internal/pkg/rendermetrics/render_metrics.go). The physical
+count comes from a source that stays physical: DRA devices (whole GPUs, MIG parents),
+else GFD's ``nvidia.com/gpu.count`` (``nvidia.com/gpu.shared.count`` when renamed) unless
+the node runs MIG, where GFD counts MIG devices under ``mig.strategy=single``
+(NVIDIA/k8s-device-plugin v0.20 internal/lm/mig-strategy_test.go, "single mig-enabled
+device returns mig labels"): there the UUIDs the exporter reports are counted and no
 label is trusted. Temperature and power are recorded when present, not required.
-
-No container-GPU node: ERROR (a MUST that could not be exercised is not "not
-applicable"); VM GPU hosts are left out (they run no exporter), named in the evidence.
 """
 
 from __future__ import annotations
 
 from kubernetes.client.exceptions import ApiException
 
-from ..probe import Context, Probe, one_line
-from ..result import Result
+from ..probe import Context, Fail, Probe, ProbeError, one_line
 from . import _gpus, _prom
 
 EXPORTER_PORT = 9400
@@ -55,55 +62,67 @@ class AcceleratorMetrics(Probe):
     mutating = False
     title = "Per-accelerator utilisation and memory metrics on every GPU node"
 
-    def run(self, ctx: Context) -> Result:
-        with ctx.step("find GPU nodes"):
-            slices, nodes, why = _gpus.survey(ctx)
-            if why:
-                return ctx.error(_gpus.must_error(why))
-            published = _gpus.devices_by_node(slices)
-            gpus = {n: physical_gpus(node, published.get(n, [])) for n, node in nodes.items()}
-            ctx.observe("physicalGpus", gpus)
-        with ctx.step("find DCGM exporter pods"):
-            pods = exporter_pods(ctx, set(gpus))
-            ctx.observe("exporterPods", [f"{p['metadata']['namespace']}/{p['metadata']['name']}"
-                                         f" on {p['spec'].get('nodeName')}" for p in pods])
-            if not pods:
-                return ctx.error(
-                    "no DCGM exporter pod found (labels app=nvidia-dcgm-exporter, "
-                    "app=nvidia-dcgm-exporter-dra, app.kubernetes.io/name=dcgm-exporter, or "
-                    "a DaemonSet running a dcgm-exporter image): install the GPU Operator's "
-                    "DCGM exporter, or the platform uses a different accelerator metrics "
-                    "exporter that this probe does not know: verify it by hand")
-        unreachable: list[str] = []
-        for node, expected in sorted(gpus.items()):
-            with ctx.step(f"read the exporter on {node}"):
-                pod = next((p for p in pods if p["spec"].get("nodeName") == node and _ready(p)),
-                           None)
-                if not ctx.check(f"{node} runs a Ready DCGM exporter pod", pod is not None,
-                                 "none" if pod is None else pod["metadata"]["name"]) or pod is None:
-                    continue
-                ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-                port = _metrics_port(pod)
-                path = f"/api/v1/namespaces/{ns}/pods/{name}:{port}/proxy/metrics"
-                try:
-                    text = ctx.kube.request("GET", path, text=True)
-                except ApiException as exc:
-                    unreachable.append(f"{node} ({ns}/{name}: {one_line(exc)})")
-                    ctx.log(f"cannot read {path}: {one_line(exc)}")
-                    continue
-                ctx.artifact(f"metrics-{node}.txt", text)
-                _judge_node(ctx, node, expected, _prom.parse(text))
-        failed = [c for c in ctx.evidence.checks if not c.passed]
-        if failed:
-            return ctx.failed("accelerator metrics missing: " + "; ".join(
-                f"{c.name} (observed: {c.observed})" for c in failed[:3]))
-        if unreachable:
-            return ctx.error("could not read the DCGM exporter through the API server's pod "
-                             "proxy on " + "; ".join(unreachable) + ": the control plane may "
-                             f"not reach pod port {EXPORTER_PORT} (firewall); verify by hand")
-        return ctx.passed(f"the DCGM exporter on each of {len(gpus)} GPU node(s) serves "
-                          "per-device utilisation and framebuffer memory metrics"
-                          + _gpus.left_out(ctx))
+    def cases(self, ctx: Context) -> str:
+        gpus = _gpu_nodes_and_their_physical_gpus(ctx)
+        pods = _dcgm_exporter_pods_run(ctx, gpus)
+        return _each_gpu_node_exports_utilisation_and_memory(ctx, gpus, pods)
+
+
+def _gpu_nodes_and_their_physical_gpus(ctx: Context) -> dict[str, int | None]:
+    """Node name → its physical GPUs (None: only the exporter can tell; module doc)."""
+    slices, nodes = _gpus.gpu_nodes_to_exercise(ctx, must=True)
+    published = _gpus.devices_by_node(slices)
+    gpus = {n: physical_gpus(node, published.get(n, [])) for n, node in nodes.items()}
+    ctx.observe("physicalGpus", gpus)
+    return gpus
+
+
+def _dcgm_exporter_pods_run(ctx: Context, gpus: dict[str, int | None]) -> list[dict]:
+    with ctx.step("find DCGM exporter pods"):
+        pods = exporter_pods(ctx, set(gpus))
+        ctx.observe("exporterPods", [f"{p['metadata']['namespace']}/{p['metadata']['name']}"
+                                     f" on {p['spec'].get('nodeName')}" for p in pods])
+        if not pods:
+            raise ProbeError(
+                "no DCGM exporter pod found (labels app=nvidia-dcgm-exporter, "
+                "app=nvidia-dcgm-exporter-dra, app.kubernetes.io/name=dcgm-exporter, or "
+                "a DaemonSet running a dcgm-exporter image): install the GPU Operator's "
+                "DCGM exporter, or the platform uses a different accelerator metrics "
+                "exporter that this probe does not know: verify it by hand")
+    return pods
+
+
+def _each_gpu_node_exports_utilisation_and_memory(ctx: Context, gpus: dict[str, int | None],
+                                                  pods: list[dict]) -> str:
+    unreachable: list[str] = []
+    for node, expected in sorted(gpus.items()):
+        with ctx.step(f"read the exporter on {node}"):
+            pod = next((p for p in pods if p["spec"].get("nodeName") == node and _ready(p)),
+                       None)
+            if not ctx.check(f"{node} runs a Ready DCGM exporter pod", pod is not None,
+                             "none" if pod is None else pod["metadata"]["name"]) or pod is None:
+                continue
+            ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+            port = _metrics_port(pod)
+            path = f"/api/v1/namespaces/{ns}/pods/{name}:{port}/proxy/metrics"
+            try:
+                text = ctx.kube.request("GET", path, text=True)
+            except ApiException as exc:
+                unreachable.append(f"{node} ({ns}/{name}: {one_line(exc)})")
+                ctx.log(f"cannot read {path}: {one_line(exc)}")
+                continue
+            ctx.artifact(f"metrics-{node}.txt", text)
+            _judge_node(ctx, node, expected, _prom.parse(text))
+    failed = [c for c in ctx.evidence.checks if not c.passed]
+    if failed:
+        raise Fail("accelerator metrics missing: " + "; ".join(
+            f"{c.name} (observed: {c.observed})" for c in failed[:3]))
+    if unreachable:
+        raise ProbeError("could not read the DCGM exporter through the API server's pod "
+                         "proxy on " + "; ".join(unreachable) + ": the control plane may "
+                         f"not reach pod port {EXPORTER_PORT} (firewall); verify by hand")
+    return (f"the DCGM exporter on each of {len(gpus)} GPU node(s) serves "
+            "per-device utilisation and framebuffer memory metrics" + _gpus.left_out(ctx))
 
 
 def _judge_node(ctx: Context, node: str, expected: int | None, exposition: _prom.Exposition,

@@ -1,13 +1,19 @@
 """dra_support: the platform's accelerators are requested through DRA, and it works.
 
-Read first: ``resource.k8s.io/v1`` is served, a DeviceClass exists, and every GPU node
-(see ``_gpus``) publishes a ResourceSlice with devices, except nodes whose aicp GPU pool
-says ``aicp.dev/gpu-allocator=device-plugin`` (recorded, not required). Then a pod with a
-ResourceClaimTemplate for one device: its claim must be allocated
-(``status.allocation.devices.results`` naming driver/pool/device of a published device),
-the pod must run, and it must see exactly the allocated devices: as many
-``/dev/nvidia[0-9]*`` device nodes and ``nvidia-smi -L`` GPUs (see ``_pods``). The
-DeviceClass is the one whose selectors select the published GPUs (``_pods.device_class``).
+Its cases, in order:
+
+1. ``_gpu_nodes_are_offered_the_dra_api``: ``resource.k8s.io/v1`` is served on a cluster
+   with GPU nodes (see ``_gpus``);
+2. ``_every_dra_gpu_node_publishes_devices``: a DeviceClass exists, and every GPU node
+   publishes a ResourceSlice with devices, except nodes whose aicp GPU pool says
+   ``aicp.dev/gpu-allocator=device-plugin`` (recorded, not required);
+3. ``_a_device_class_selects_the_published_gpus`` (``_pods.device_class``);
+4. ``_a_claim_is_allocated_published_devices``: a pod with a ResourceClaimTemplate for one
+   device: its claim must be allocated (``status.allocation.devices.results`` naming
+   driver/pool/device of a published device);
+5. ``_the_pod_sees_exactly_its_allocated_devices``: the pod must run, and it must see
+   exactly the allocated devices: as many ``/dev/nvidia[0-9]*`` device nodes and
+   ``nvidia-smi -L`` GPUs (see ``_pods``).
 
 Verdicts: no GPU node → ERROR ("no GPU node to exercise": a MUST that could not be
 exercised is not "not applicable"); VM GPU hosts are left out, named in the evidence.
@@ -21,14 +27,10 @@ free devices are published → FAIL; every published device already allocated �
 from __future__ import annotations
 
 import json
+from typing import NoReturn
 
-from ..probe import Context, Probe
-from ..result import Result
+from ..probe import Context, Fail, Probe, ProbeError
 from . import _gpus, _pods
-
-CLAIM_TIMEOUT = 120.0
-POD_TIMEOUT = 300.0
-POLL = 1.0
 
 
 class DraSupport(Probe):
@@ -38,128 +40,174 @@ class DraSupport(Probe):
     mutating = True
     title = "Accelerators are allocated through Dynamic Resource Allocation"
 
-    def run(self, ctx: Context) -> Result:
-        with ctx.step("find GPU nodes"):
-            served = ctx.check(f"{_gpus.DRA} is served", _gpus.served(ctx, _gpus.DRA),
-                               ", ".join(sorted(r["name"] for r in ctx.kube.resources(
-                                   _gpus.DRA))) or "not served")
-            slices, gpu_nodes, why = _gpus.survey(ctx)
-            if why:
-                return ctx.error(_gpus.must_error(why))
-            if not served:
-                return ctx.failed(f"{_gpus.DRA} is not served: the cluster has "
-                                  f"{len(gpu_nodes)} GPU nodes but no DRA API")
-        with ctx.step("read DeviceClasses and ResourceSlices"):
-            classes = [_gpus.name(c) for c in _gpus.device_classes(ctx)]
-            ctx.observe("deviceClasses", classes)
-            published = _gpus.devices_by_node(slices)
-            counts = {n: len(published.get(n, [])) for n in sorted(gpu_nodes)}
-            ctx.observe("devicesPerNode", counts)
-            exempt = sorted(n for n, node in gpu_nodes.items()
-                            if _gpus.labels(node).get(_gpus.ALLOCATOR_LABEL) == "device-plugin")
-            if exempt:
-                ctx.observe("devicePluginPoolNodes", exempt)
-            required = [n for n in sorted(gpu_nodes) if n not in exempt]
-            missing = [n for n in required if not counts[n]]
-            ok = [ctx.check("a DeviceClass exists", bool(classes), ", ".join(classes) or "none"),
-                  ctx.check("every DRA GPU node publishes devices in a ResourceSlice",
-                            bool(required) and not missing,
-                            "; ".join(f"{n}: {counts[n]}" for n in required)
-                            or f"every GPU node is in a device-plugin pool: {', '.join(exempt)}")]
-            if not ok[0]:
-                return ctx.failed(
-                    f"no DeviceClass exists although {_gpus.DRA} is served: the "
-                    f"{len(gpu_nodes)} GPU nodes are not exposed through DRA (device plugin "
-                    "only?); install the accelerator's DRA driver")
-            if not required:
-                return ctx.failed("every GPU node belongs to a device-plugin pool "
-                                  f"({', '.join(exempt)}): no accelerator is allocated "
-                                  "through DRA")
-            if missing:
-                return ctx.failed(
-                    f"{len(missing)} of {len(required)} GPU nodes publish no DRA devices: "
-                    f"{', '.join(missing)} (no ResourceSlice with devices for the node; is "
-                    "the DRA driver's kubelet plugin running there?)",
-                    partial=len(missing) < len(required))
-            device_class = _pods.device_class(ctx, slices)
-            if device_class is None:
-                return ctx.failed(
-                    f"GPU nodes publish DRA devices but no DeviceClass selects them "
-                    f"(classes: {', '.join(classes)}): no ResourceClaim can ask for a GPU")
-        with ctx.step("create a claim template and a pod"):
-            ns = ctx.namespace()
-            _pods.claim_template(ctx, ns, "one-gpu", device_class)
-            _pods.gpu_pod(ctx, ns, "dra", [
-                {"name": "main", "resources": {"claims": [{"name": "gpu"}]}}],
-                claims=[{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}])
-        with ctx.step("wait for the claim's allocation"):
-            claim = ctx.wait_for("the claim to be allocated",
-                                 lambda: _allocated_claim(ctx, ns, "dra"),
-                                 timeout=CLAIM_TIMEOUT, interval=POLL)
-            if claim is None:
-                return self._unallocated(ctx, ns, device_class, slices)
-            results = claim["status"]["allocation"]["devices"]["results"]
-            named = [f"{r['driver']}/{r['pool']}/{r['device']}" for r in results]
-            ctx.observe("allocation", named)
-            known = {(s["spec"]["driver"], s["spec"]["pool"]["name"], d["name"])
-                     for s in slices or [] for d in s["spec"].get("devices") or []}
-            ctx.check("the claim is allocated devices that ResourceSlices publish",
-                      all((r["driver"], r["pool"], r["device"]) in known for r in results),
-                      ", ".join(named))
-        with ctx.step("wait for the pod to finish"):
-            pod = _pods.wait_finished(ctx, ns, "dra", POD_TIMEOUT)
-            if pod is None:
-                return ctx.error(f"pod dra did not finish within {POD_TIMEOUT:g}s although its "
-                                 "claim was allocated (image pull or node problem)")
-            phase = pod["status"]["phase"]
-            ctx.observe("podNode", pod["spec"].get("nodeName"))
-        with ctx.step("read the device nodes and nvidia-smi -L"):
-            text = _pods.logs(ctx, ns, "dra", "main")
-            seen, nodes = _pods.gpus_seen(text), _pods.device_nodes(text)
-        ok = [ctx.check("the pod with the claim ran to completion", phase == "Succeeded", phase),
-              ctx.check(f"the pod sees exactly its {len(results)} allocated device(s)",
-                        len(seen) == len(results) and nodes == len(results),
-                        f"{nodes} {_pods.DEVICE_GLOB} device node(s); nvidia-smi: "
-                        + ("; ".join(seen) or "no GPU"))]
-        if all(c.passed for c in ctx.evidence.checks) and all(ok):
-            return ctx.passed(f"{len(required)} GPU nodes publish DRA devices "
-                              f"({sum(counts[n] for n in required)} in all); a claim on "
-                              f"DeviceClass {device_class} got {', '.join(named)} and the pod "
-                              f"saw {seen[0]} (class chosen: "
-                              f"{ctx.evidence.observations['deviceClassWhy']})"
-                              + _gpus.left_out(ctx))
-        failed = next(c for c in ctx.evidence.checks if not c.passed)
-        return ctx.failed(f"DRA allocation did not work end to end: expected that "
-                          f"{failed.name}, observed {failed.observed}")
+    timeouts = {
+        "claim_timeout": 120.0,  # the scheduler allocates the claim as it places the pod
+        "pod_timeout": 300.0,  # the pod runs once allocated (an image pull at most)
+        "poll": 1.0,
+    }
 
-    def _unallocated(self, ctx: Context, ns: str, device_class: str,
-                     slices: list[dict] | None) -> Result:
-        pod = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods/dra")
-        ctx.artifact("pod-dra.json", json.dumps(pod, indent=2))
-        why = next((c.get("message", "") for c in (pod.get("status") or {}).get(
-            "conditions") or [] if c.get("type") == "PodScheduled"), "")
-        claims = _gpus.list_or_none(ctx, f"/apis/{_gpus.DRA}/resourceclaims") or []
-        # adminAccess allocations (the DRA-mode DCGM exporter holds one on every GPU of its
-        # node: ../shared/fixtures/gpu-operator-dcgm-exporter-pods.yaml) monitor a device
-        # without taking it: the scheduler still hands it out (KEP-5018, resource.k8s.io/v1
-        # DeviceRequestAllocationResult.adminAccess).
-        in_use = {(r["driver"], r["pool"], r["device"]) for c in claims
-                  for r in (((c.get("status") or {}).get("allocation") or {}).get(
-                      "devices") or {}).get("results") or [] if not r.get("adminAccess")}
-        total = {(s["spec"]["driver"], s["spec"]["pool"]["name"], d["name"])
-                 for s in slices or [] if _gpus.is_gpu_driver(s["spec"].get("driver", ""))
-                 for d in s["spec"].get("devices") or []}
-        free = total - in_use
-        ctx.check("the claim is allocated", False,
-                  f"not allocated after {CLAIM_TIMEOUT:g}s; {len(free)} of {len(total)} "
-                  f"published GPU devices free" + (f"; scheduler: {why}" if why else ""))
-        if total and not free:
-            return ctx.error(f"every one of the {len(total)} published GPU devices is already "
-                             "allocated to other claims: free one and re-run")
-        return ctx.failed(f"a claim on DeviceClass {device_class} was not allocated within "
-                          f"{CLAIM_TIMEOUT:g}s although {len(free)} GPU devices are free "
-                          "(the DeviceClass selects no published device, or no scheduler "
-                          "allocates claims)" + (f"; scheduler says: {why}" if why else ""))
+    def cases(self, ctx: Context) -> str:
+        slices, gpu_nodes = _gpu_nodes_are_offered_the_dra_api(ctx)
+        required, counts = _every_dra_gpu_node_publishes_devices(ctx, slices, gpu_nodes)
+        device_class = _a_device_class_selects_the_published_gpus(ctx, slices)
+        ns, named = _a_claim_is_allocated_published_devices(ctx, slices, device_class)
+        seen = _the_pod_sees_exactly_its_allocated_devices(ctx, ns, len(named))
+        if all(c.passed for c in ctx.evidence.checks):
+            return (f"{len(required)} GPU nodes publish DRA devices "
+                    f"({sum(counts[n] for n in required)} in all); a claim on "
+                    f"DeviceClass {device_class} got {', '.join(named)} and the pod "
+                    f"saw {seen[0]} (class chosen: "
+                    f"{ctx.evidence.observations['deviceClassWhy']})" + _gpus.left_out(ctx))
+        failed = next(c for c in ctx.evidence.checks if not c.passed)
+        raise Fail(f"DRA allocation did not work end to end: expected that "
+                   f"{failed.name}, observed {failed.observed}")
+
+
+def _gpu_nodes_are_offered_the_dra_api(ctx: Context) -> tuple[list[dict] | None,
+                                                              dict[str, dict]]:
+    with ctx.step("find GPU nodes"):
+        served = ctx.check(f"{_gpus.DRA} is served", _gpus.served(ctx, _gpus.DRA),
+                           ", ".join(sorted(r["name"] for r in ctx.kube.resources(
+                               _gpus.DRA))) or "not served")
+        slices, gpu_nodes, why = _gpus.survey(ctx)
+        if why:
+            raise ProbeError(_gpus.must_error(why))
+        if not served:
+            raise Fail(f"{_gpus.DRA} is not served: the cluster has "
+                       f"{len(gpu_nodes)} GPU nodes but no DRA API")
+    return slices, gpu_nodes
+
+
+def _every_dra_gpu_node_publishes_devices(ctx: Context, slices: list[dict] | None,
+                                          gpu_nodes: dict[str, dict]
+                                          ) -> tuple[list[str], dict[str, int]]:
+    """The GPU nodes that must publish devices (all but device-plugin pools' nodes), and
+    how many devices each GPU node publishes."""
+    with ctx.step("read DeviceClasses and ResourceSlices"):
+        classes = [_gpus.name(c) for c in _gpus.device_classes(ctx)]
+        ctx.observe("deviceClasses", classes)
+        published = _gpus.devices_by_node(slices)
+        counts = {n: len(published.get(n, [])) for n in sorted(gpu_nodes)}
+        ctx.observe("devicesPerNode", counts)
+        exempt = sorted(n for n, node in gpu_nodes.items()
+                        if _gpus.labels(node).get(_gpus.ALLOCATOR_LABEL) == "device-plugin")
+        if exempt:
+            ctx.observe("devicePluginPoolNodes", exempt)
+        required = [n for n in sorted(gpu_nodes) if n not in exempt]
+        missing = [n for n in required if not counts[n]]
+        ok = [ctx.check("a DeviceClass exists", bool(classes), ", ".join(classes) or "none"),
+              ctx.check("every DRA GPU node publishes devices in a ResourceSlice",
+                        bool(required) and not missing,
+                        "; ".join(f"{n}: {counts[n]}" for n in required)
+                        or f"every GPU node is in a device-plugin pool: {', '.join(exempt)}")]
+        if not ok[0]:
+            raise Fail(
+                f"no DeviceClass exists although {_gpus.DRA} is served: the "
+                f"{len(gpu_nodes)} GPU nodes are not exposed through DRA (device plugin "
+                "only?); install the accelerator's DRA driver")
+        if not required:
+            raise Fail("every GPU node belongs to a device-plugin pool "
+                       f"({', '.join(exempt)}): no accelerator is allocated through DRA")
+        if missing:
+            raise Fail(
+                f"{len(missing)} of {len(required)} GPU nodes publish no DRA devices: "
+                f"{', '.join(missing)} (no ResourceSlice with devices for the node; is "
+                "the DRA driver's kubelet plugin running there?)",
+                partial=len(missing) < len(required))
+    return required, counts
+
+
+def _a_device_class_selects_the_published_gpus(ctx: Context, slices: list[dict] | None
+                                               ) -> str:
+    with ctx.step("choose the DeviceClass"):
+        device_class = _pods.device_class(ctx, slices)
+        if device_class is None:
+            classes = ctx.evidence.observations["deviceClasses"]
+            raise Fail(
+                f"GPU nodes publish DRA devices but no DeviceClass selects them "
+                f"(classes: {', '.join(classes)}): no ResourceClaim can ask for a GPU")
+    return device_class
+
+
+def _a_claim_is_allocated_published_devices(ctx: Context, slices: list[dict] | None,
+                                            device_class: str) -> tuple[str, list[str]]:
+    """The namespace of the pod holding the claim, and its devices (driver/pool/device)."""
+    with ctx.step("create a claim template and a pod"):
+        ns = ctx.namespace()
+        _pods.claim_template(ctx, ns, "one-gpu", device_class)
+        _pods.gpu_pod(ctx, ns, "dra", [
+            {"name": "main", "resources": {"claims": [{"name": "gpu"}]}}],
+            claims=[{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}])
+    with ctx.step("wait for the claim's allocation"):
+        claim = ctx.wait_for("the claim to be allocated",
+                             lambda: _allocated_claim(ctx, ns, "dra"),
+                             timeout=ctx.timeout("claim_timeout"),
+                             interval=ctx.timeout("poll"))
+        if claim is None:
+            _unallocated(ctx, ns, device_class, slices)
+        results = claim["status"]["allocation"]["devices"]["results"]
+        named = [f"{r['driver']}/{r['pool']}/{r['device']}" for r in results]
+        ctx.observe("allocation", named)
+        known = {(s["spec"]["driver"], s["spec"]["pool"]["name"], d["name"])
+                 for s in slices or [] for d in s["spec"].get("devices") or []}
+        ctx.check("the claim is allocated devices that ResourceSlices publish",
+                  all((r["driver"], r["pool"], r["device"]) in known for r in results),
+                  ", ".join(named))
+    return ns, named
+
+
+def _the_pod_sees_exactly_its_allocated_devices(ctx: Context, ns: str, allocated: int
+                                                ) -> list[str]:
+    """The GPUs ``nvidia-smi -L`` listed in the pod."""
+    with ctx.step("wait for the pod to finish"):
+        pod = _pods.wait_finished(ctx, ns, "dra", ctx.timeout("pod_timeout"))
+        if pod is None:
+            raise ProbeError(f"pod dra did not finish within {ctx.timeout('pod_timeout'):g}s "
+                             "although its claim was allocated (image pull or node problem)")
+        phase = pod["status"]["phase"]
+        ctx.observe("podNode", pod["spec"].get("nodeName"))
+    with ctx.step("read the device nodes and nvidia-smi -L"):
+        text = _pods.logs(ctx, ns, "dra", "main")
+        seen, nodes = _pods.gpus_seen(text), _pods.device_nodes(text)
+    ctx.check("the pod with the claim ran to completion", phase == "Succeeded", phase)
+    ctx.check(f"the pod sees exactly its {allocated} allocated device(s)",
+              len(seen) == allocated and nodes == allocated,
+              f"{nodes} {_pods.DEVICE_GLOB} device node(s); nvidia-smi: "
+              + ("; ".join(seen) or "no GPU"))
+    return seen
+
+
+def _unallocated(ctx: Context, ns: str, device_class: str, slices: list[dict] | None
+                 ) -> NoReturn:
+    """Why the claim was never allocated: every device taken (ERROR), else FAIL."""
+    timeout = ctx.timeout("claim_timeout")
+    pod = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods/dra")
+    ctx.artifact("pod-dra.json", json.dumps(pod, indent=2))
+    why = next((c.get("message", "") for c in (pod.get("status") or {}).get(
+        "conditions") or [] if c.get("type") == "PodScheduled"), "")
+    claims = _gpus.list_or_none(ctx, f"/apis/{_gpus.DRA}/resourceclaims") or []
+    # adminAccess allocations (the GPU Operator's DRA-mode DCGM exporter holds one on every
+    # GPU of its node: NVIDIA/gpu-operator internal/state/testdata/golden/
+    # gpucluster-dcgm-exporter-embedded.yaml, allocationMode All, adminAccess true) monitor
+    # a device without taking it: the scheduler still hands it out (KEP-5018,
+    # resource.k8s.io/v1 DeviceRequestAllocationResult.adminAccess).
+    in_use = {(r["driver"], r["pool"], r["device"]) for c in claims
+              for r in (((c.get("status") or {}).get("allocation") or {}).get(
+                  "devices") or {}).get("results") or [] if not r.get("adminAccess")}
+    total = {(s["spec"]["driver"], s["spec"]["pool"]["name"], d["name"])
+             for s in slices or [] if _gpus.is_gpu_driver(s["spec"].get("driver", ""))
+             for d in s["spec"].get("devices") or []}
+    free = total - in_use
+    ctx.check("the claim is allocated", False,
+              f"not allocated after {timeout:g}s; {len(free)} of {len(total)} "
+              f"published GPU devices free" + (f"; scheduler: {why}" if why else ""))
+    if total and not free:
+        raise ProbeError(f"every one of the {len(total)} published GPU devices is already "
+                         "allocated to other claims: free one and re-run")
+    raise Fail(f"a claim on DeviceClass {device_class} was not allocated within "
+               f"{timeout:g}s although {len(free)} GPU devices are free "
+               "(the DeviceClass selects no published device, or no scheduler "
+               "allocates claims)" + (f"; scheduler says: {why}" if why else ""))
 
 
 def _allocated_claim(ctx: Context, ns: str, pod_name: str) -> dict | None:

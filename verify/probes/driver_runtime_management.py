@@ -10,8 +10,10 @@ Versions compare numerically at the precision they share, as the WG suite's
 ``versionsCompatible`` does (kubernetes-sigs/ai-conformance
 test/driver_runtime_management_test.go): ``580.65.06`` from a label equals ``580.65.6``
 from DRA's semver, and the DRA driver's ``cudaDriverVersion`` ``12.8.0`` equals GFD's
-``12.8`` (../shared/fixtures/nvidia-dra-resourceslice.yaml doc 1, gfd-node-labels.yaml doc
-2d), so a cluster with a DRA pool and a device-plugin pool is not called inconsistent.
+``12.8`` (the DRA driver parses ``<major>.<minor>`` as semver: kubernetes-sigs/
+dra-driver-nvidia-gpu cmd/gpu-kubelet-plugin/nvlib.go; GFD's ``runtime-version.full`` is
+``MAJOR.MINOR``: NVIDIA/k8s-device-plugin v0.20 internal/lm/nvml.go newVersionLabeler), so
+a cluster with a DRA pool and a device-plugin pool is not called inconsistent.
 
 Then what the WG suite runs (same file, ``DriverAndRuntimeCompatibility``): one pod from a
 plain image without CUDA (``busybox``; the suite uses ``ubuntu:22.04``) given one GPU (a
@@ -22,6 +24,15 @@ advertises. VM GPU hosts are left out (no container driver there), named in the
 evidence. A GPU Operator ``ClusterPolicy`` (nvidia.com/v1), when present, must be
 ``status.state: ready`` (driver and container toolkit validated on the nodes); the nodes'
 container runtimes are recorded.
+
+Its cases, in order:
+
+1. ``_gpus.gpu_nodes_to_exercise``: the container-GPU nodes (SKIP when none);
+2. ``_every_gpu_node_reports_its_versions``: each node's driver and CUDA versions and their
+   source (ERROR when no source reports any) and its container runtime;
+3. ``_one_driver_and_cuda_version_on_every_gpu_node``;
+4. ``_the_gpu_operator_cluster_policy_is_ready`` (judged only where one exists);
+5. ``_a_plain_image_pod_given_one_gpu_gets_the_driver``: the WG suite's pod.
 
 PASS: every GPU node reports the same driver (and CUDA) version, the source is named, and
 the plain-image pod saw its GPU and the advertised driver. FAIL: versions differ (nodes and
@@ -35,12 +46,10 @@ from __future__ import annotations
 
 import re
 
-from ..probe import Context, Probe
-from ..result import Result
+from ..probe import Context, Fail, Probe, ProbeError
 from . import _gpus, _pods
 
 POLICIES = "/apis/nvidia.com/v1/clusterpolicies"
-POD_TIMEOUT = 300.0
 RESULT = re.compile(r"^RESULT: (\w+)=(.*)$", re.M)
 # The WG suite's NVIDIA driver probe, cut to what is judged here: nvidia-smi present only
 # where the runtime injected it, and the driver version NVML reports through it.
@@ -92,141 +101,38 @@ class DriverRuntimeManagement(Probe):
     mutating = True  # the plain-image pod (module doc)
     title = "Accelerator driver and runtime versions are verifiable and consistent"
 
-    def run(self, ctx: Context) -> Result:
-        with ctx.step("find GPU nodes"):
-            slices, gpu_nodes, why = _gpus.survey(ctx)
-            if why:
-                return ctx.skip(f"not applicable: {why}")
-        with ctx.step("read driver versions"):
-            published = _gpus.devices_by_node(slices)
-            report: dict[str, dict] = {}
-            for node_name, node in sorted(gpu_nodes.items()):
-                report[node_name] = self._versions(node, published.get(node_name, []))
-            ctx.observe("versions", report)
-        with ctx.step("read the GPU Operator ClusterPolicy"):
-            policies = _gpus.list_or_none(ctx, POLICIES)
-            states = {_gpus.name(p): (p.get("status") or {}).get("state", "(no status)")
-                      for p in policies or []}
-            if policies is not None:
-                ctx.observe("clusterPolicies", states)
-        reporting = {n: r for n, r in report.items() if r.get("driver")}
-        silent = sorted(set(report) - set(reporting))
-        if not reporting:
-            return ctx.error(f"no GPU node reports its driver version: {len(report)} GPU nodes "
-                             "have neither DRA device attributes driverVersion nor GPU Feature "
-                             "Discovery labels nvidia.com/cuda.driver-version.*")
-        drivers = _group(reporting, "driver")
-        cudas = _group({n: r for n, r in reporting.items() if r.get("cuda")}, "cuda")
-        sources = sorted({r["source"] for r in reporting.values()})
-        ok = [ctx.check("every GPU node reports its driver version", not silent,
-                        f"{len(reporting)} of {len(report)}"
-                        + (f"; none from {', '.join(silent)}" if silent else "")),
-              ctx.check("one driver version on every GPU node", len(drivers) == 1,
-                        _describe(drivers)),
-              ctx.check("one CUDA driver version on every GPU node", len(cudas) <= 1,
-                        _describe(cudas) or "not reported")]
+    timeouts = {
+        "pod_timeout": 300.0,  # the plain-image pod: a free GPU and an image pull
+    }
+
+    def cases(self, ctx: Context) -> str:
+        slices, gpu_nodes = _gpus.gpu_nodes_to_exercise(ctx, must=False)
+        report = _every_gpu_node_reports_its_versions(ctx, slices, gpu_nodes)
+        drivers, cudas, silent = _one_driver_and_cuda_version_on_every_gpu_node(ctx, report)
+        states = _the_gpu_operator_cluster_policy_is_ready(ctx)
+        pod = _a_plain_image_pod_given_one_gpu_gets_the_driver(ctx, slices, gpu_nodes, report)
+        sources = sorted({r["source"] for r in report.values() if r.get("driver")})
         live = {n: s for n, s in states.items() if s != "ignored"}
-        if policies:
-            ok.append(ctx.check("the GPU Operator ClusterPolicy is ready",
-                                bool(live) and all(s == "ready" for s in live.values()),
-                                ", ".join(f"{n}: {s}" for n, s in states.items())))
-        runtimes = sorted({r["containerRuntime"] for r in report.values()
-                           if r.get("containerRuntime")})
-        ctx.observe("containerRuntimes", runtimes)
-        pod = self._plain_pod(ctx, slices, gpu_nodes, report)
-        if isinstance(pod, Result):
-            return pod
-        ok.append(pod)
-        if all(ok):
+        if all(c.passed for c in ctx.evidence.checks):
             driver = next(iter(drivers))
             cuda = f", CUDA {next(iter(cudas))}" if cudas else ""
             policy = (f"; ClusterPolicy {', '.join(live)} ready" if live else "")
-            return ctx.passed(f"all {len(report)} GPU nodes run driver {driver}{cuda} "
-                              f"(source: {', '.join(sources)}){policy}; "
-                              f"{ctx.evidence.observations['plainPod']}" + _gpus.left_out(ctx))
+            return (f"all {len(report)} GPU nodes run driver {driver}{cuda} "
+                    f"(source: {', '.join(sources)}){policy}; "
+                    f"{ctx.evidence.observations['plainPod']}" + _gpus.left_out(ctx))
         if not pod:
-            return ctx.failed(f"a plain-image pod given one GPU did not get a working driver: "
-                              f"{ctx.evidence.checks[-1].observed}")
+            raise Fail(f"a plain-image pod given one GPU did not get a working driver: "
+                       f"{ctx.evidence.checks[-1].observed}")
         if len(drivers) > 1:
-            return ctx.failed(f"GPU nodes run different driver versions: {_describe(drivers)}")
+            raise Fail(f"GPU nodes run different driver versions: {_describe(drivers)}")
         if len(cudas) > 1:
-            return ctx.failed(f"GPU nodes report different CUDA versions: {_describe(cudas)}")
+            raise Fail(f"GPU nodes report different CUDA versions: {_describe(cudas)}")
         if silent:
-            return ctx.failed(f"{len(silent)} of {len(report)} GPU nodes report no driver "
-                              f"version ({', '.join(silent)}) while the others report "
-                              f"{_describe(drivers)} (source: {', '.join(sources)})",
-                              partial=True)
-        return ctx.failed("the GPU Operator ClusterPolicy is not ready: "
-                          + ", ".join(f"{n}: {s}" for n, s in states.items()), partial=True)
-
-    @staticmethod
-    def _plain_pod(ctx: Context, slices: list[dict] | None, gpu_nodes: dict[str, dict],
-                   report: dict[str, dict]) -> bool | Result:
-        """The WG suite's pod (module doc): True/False as its check, or an ERROR."""
-        published = _gpus.devices_by_node(slices)
-        with ctx.step("run a plain-image pod with one GPU"):
-            dc = _pods.device_class(ctx, slices) if any(
-                published.get(n) for n in gpu_nodes) else None
-            resources = sorted({r for n, node in gpu_nodes.items() if not published.get(n)
-                                for r in _gpus.gpu_resources(node)},
-                               key=lambda r: (r != "nvidia.com/gpu", r))
-            if dc is None and not resources:
-                return ctx.error("no DeviceClass selects the published GPUs and no node "
-                                 "advertises a device-plugin GPU resource: no pod can be "
-                                 "given a GPU")
-            ns = ctx.namespace()
-            if dc is not None:
-                _pods.claim_template(ctx, ns, "one-gpu", dc)
-                holder: dict = {"resources": {"claims": [{"name": "gpu"}]}}
-                claims = [{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}]
-            else:
-                holder, claims = {"resources": {"limits": {resources[0]: 1}}}, None
-            _pods.gpu_pod(ctx, ns, "plain", [{"name": "prober", **holder}], claims=claims,
-                          image="busybox", script=DRIVER_SCRIPT)
-            pod = _pods.wait_finished(ctx, ns, "plain", POD_TIMEOUT)
-            if pod is None:
-                return ctx.error(f"the plain-image pod with one GPU did not finish within "
-                                 f"{POD_TIMEOUT:g}s (no free GPU, or the image cannot be "
-                                 "pulled)")
-            text = _pods.logs(ctx, ns, "plain", "prober")
-        node = pod["spec"].get("nodeName", "")
-        results = dict(RESULT.findall(text))
-        count = _pods.device_nodes(text)
-        smi, seen = results.get("NVIDIA_SMI", "").strip(), results.get(
-            "ACTUAL_DRIVER_VERSION", "").strip()
-        advertised = (report.get(node) or {}).get("driver") or ""
-        problems = []
-        if count != 1:
-            problems.append(f"{count} {_pods.DEVICE_GLOB} device(s), expected 1")
-        if not smi:
-            problems.append("nvidia-smi was not injected into the container")
-        elif not seen:
-            problems.append("nvidia-smi reported no driver version")
-        elif advertised and not any(compatible(v, seen) for v in advertised.split(", ")):
-            problems.append(f"driver {seen} while {node} advertises {advertised}")
-        observed = "; ".join(problems) or (
-            f"on {node}: 1 device, nvidia-smi at {smi}, driver {seen}"
-            + (f" (advertised {advertised})" if advertised else ""))
-        ctx.observe("plainPod", f"a plain-image pod with one GPU {observed}")
-        return ctx.check("a plain-image pod given one GPU sees it, gets nvidia-smi injected "
-                         "and the advertised driver", not problems, observed)
-
-    @staticmethod
-    def _versions(node: dict, devices: list[tuple[str, dict]]) -> dict:
-        out: dict = {"containerRuntime": ((node.get("status") or {}).get("nodeInfo") or {}).get(
-            "containerRuntimeVersion")}
-        drivers = {str(v) for _, d in devices if (v := _gpus.attribute(d, "driverVersion"))}
-        cudas = {str(v) for _, d in devices if (v := _gpus.attribute(d, "cudaDriverVersion"))}
-        if drivers:
-            out.update(source="DRA ResourceSlice attributes", driver=", ".join(sorted(drivers)),
-                       cuda=", ".join(sorted(cudas)) or None, devices=len(devices))
-            return out
-        labels = _gpus.labels(node)
-        driver = _from_labels(labels, "driver")
-        if driver:
-            out.update(source="GPU Feature Discovery labels", driver=driver,
-                       cuda=_from_labels(labels, "runtime"))
-        return out
+            raise Fail(f"{len(silent)} of {len(report)} GPU nodes report no driver "
+                       f"version ({', '.join(silent)}) while the others report "
+                       f"{_describe(drivers)} (source: {', '.join(sources)})", partial=True)
+        raise Fail("the GPU Operator ClusterPolicy is not ready: "
+                   + ", ".join(f"{n}: {s}" for n, s in states.items()), partial=True)
 
 
 def _group(report: dict[str, dict], key: str) -> dict[str, list[str]]:
@@ -243,3 +149,124 @@ def _group(report: dict[str, dict], key: str) -> dict[str, list[str]]:
 
 def _describe(groups: dict[str, list[str]]) -> str:
     return "; ".join(f"{v} on {', '.join(n)}" for v, n in groups.items())
+
+
+def _every_gpu_node_reports_its_versions(ctx: Context, slices: list[dict] | None,
+                                         gpu_nodes: dict[str, dict]) -> dict[str, dict]:
+    """Node name → its versions, their source and its container runtime (``_versions``)."""
+    with ctx.step("read driver versions"):
+        published = _gpus.devices_by_node(slices)
+        report: dict[str, dict] = {}
+        for node_name, node in sorted(gpu_nodes.items()):
+            report[node_name] = _versions(node, published.get(node_name, []))
+        ctx.observe("versions", report)
+        ctx.observe("containerRuntimes", sorted({r["containerRuntime"] for r in report.values()
+                                                 if r.get("containerRuntime")}))
+        if not any(r.get("driver") for r in report.values()):
+            raise ProbeError(f"no GPU node reports its driver version: {len(report)} GPU "
+                             "nodes have neither DRA device attributes driverVersion nor GPU "
+                             "Feature Discovery labels nvidia.com/cuda.driver-version.*")
+    return report
+
+
+def _versions(node: dict, devices: list[tuple[str, dict]]) -> dict:
+    out: dict = {"containerRuntime": ((node.get("status") or {}).get("nodeInfo") or {}).get(
+        "containerRuntimeVersion")}
+    drivers = {str(v) for _, d in devices if (v := _gpus.attribute(d, "driverVersion"))}
+    cudas = {str(v) for _, d in devices if (v := _gpus.attribute(d, "cudaDriverVersion"))}
+    if drivers:
+        out.update(source="DRA ResourceSlice attributes", driver=", ".join(sorted(drivers)),
+                   cuda=", ".join(sorted(cudas)) or None, devices=len(devices))
+        return out
+    labels = _gpus.labels(node)
+    driver = _from_labels(labels, "driver")
+    if driver:
+        out.update(source="GPU Feature Discovery labels", driver=driver,
+                   cuda=_from_labels(labels, "runtime"))
+    return out
+
+
+def _one_driver_and_cuda_version_on_every_gpu_node(
+        ctx: Context, report: dict[str, dict]
+) -> tuple[dict[str, list[str]], dict[str, list[str]], list[str]]:
+    """Driver and CUDA versions → their nodes, and the nodes reporting none."""
+    reporting = {n: r for n, r in report.items() if r.get("driver")}
+    silent = sorted(set(report) - set(reporting))
+    drivers = _group(reporting, "driver")
+    cudas = _group({n: r for n, r in reporting.items() if r.get("cuda")}, "cuda")
+    ctx.check("every GPU node reports its driver version", not silent,
+              f"{len(reporting)} of {len(report)}"
+              + (f"; none from {', '.join(silent)}" if silent else ""))
+    ctx.check("one driver version on every GPU node", len(drivers) == 1, _describe(drivers))
+    ctx.check("one CUDA driver version on every GPU node", len(cudas) <= 1,
+              _describe(cudas) or "not reported")
+    return drivers, cudas, silent
+
+
+def _the_gpu_operator_cluster_policy_is_ready(ctx: Context) -> dict[str, str]:
+    """Each ClusterPolicy's ``status.state`` (none: no GPU Operator, nothing judged)."""
+    with ctx.step("read the GPU Operator ClusterPolicy"):
+        policies = _gpus.list_or_none(ctx, POLICIES)
+        states = {_gpus.name(p): (p.get("status") or {}).get("state", "(no status)")
+                  for p in policies or []}
+        if policies is not None:
+            ctx.observe("clusterPolicies", states)
+    live = {n: s for n, s in states.items() if s != "ignored"}
+    if policies:
+        ctx.check("the GPU Operator ClusterPolicy is ready",
+                  bool(live) and all(s == "ready" for s in live.values()),
+                  ", ".join(f"{n}: {s}" for n, s in states.items()))
+    return states
+
+
+def _a_plain_image_pod_given_one_gpu_gets_the_driver(
+        ctx: Context, slices: list[dict] | None, gpu_nodes: dict[str, dict],
+        report: dict[str, dict]) -> bool:
+    """The WG suite's pod (module doc), as its check."""
+    published = _gpus.devices_by_node(slices)
+    with ctx.step("run a plain-image pod with one GPU"):
+        dc = _pods.device_class(ctx, slices) if any(
+            published.get(n) for n in gpu_nodes) else None
+        resources = sorted({r for n, node in gpu_nodes.items() if not published.get(n)
+                            for r in _gpus.gpu_resources(node)},
+                           key=lambda r: (r != "nvidia.com/gpu", r))
+        if dc is None and not resources:
+            raise ProbeError("no DeviceClass selects the published GPUs and no node "
+                             "advertises a device-plugin GPU resource: no pod can be "
+                             "given a GPU")
+        ns = ctx.namespace()
+        if dc is not None:
+            _pods.claim_template(ctx, ns, "one-gpu", dc)
+            holder: dict = {"resources": {"claims": [{"name": "gpu"}]}}
+            claims = [{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}]
+        else:
+            holder, claims = {"resources": {"limits": {resources[0]: 1}}}, None
+        _pods.gpu_pod(ctx, ns, "plain", [{"name": "prober", **holder}], claims=claims,
+                      image="busybox", script=DRIVER_SCRIPT)
+        pod = _pods.wait_finished(ctx, ns, "plain", ctx.timeout("pod_timeout"))
+        if pod is None:
+            raise ProbeError(f"the plain-image pod with one GPU did not finish within "
+                             f"{ctx.timeout('pod_timeout'):g}s (no free GPU, or the image "
+                             "cannot be pulled)")
+        text = _pods.logs(ctx, ns, "plain", "prober")
+    node = pod["spec"].get("nodeName", "")
+    results = dict(RESULT.findall(text))
+    count = _pods.device_nodes(text)
+    smi, seen = results.get("NVIDIA_SMI", "").strip(), results.get(
+        "ACTUAL_DRIVER_VERSION", "").strip()
+    advertised = (report.get(node) or {}).get("driver") or ""
+    problems = []
+    if count != 1:
+        problems.append(f"{count} {_pods.DEVICE_GLOB} device(s), expected 1")
+    if not smi:
+        problems.append("nvidia-smi was not injected into the container")
+    elif not seen:
+        problems.append("nvidia-smi reported no driver version")
+    elif advertised and not any(compatible(v, seen) for v in advertised.split(", ")):
+        problems.append(f"driver {seen} while {node} advertises {advertised}")
+    observed = "; ".join(problems) or (
+        f"on {node}: 1 device, nvidia-smi at {smi}, driver {seen}"
+        + (f" (advertised {advertised})" if advertised else ""))
+    ctx.observe("plainPod", f"a plain-image pod with one GPU {observed}")
+    return ctx.check("a plain-image pod given one GPU sees it, gets nvidia-smi injected "
+                     "and the advertised driver", not problems, observed)

@@ -1,25 +1,38 @@
 """gpu_sharing: at least one GPU sharing strategy gives more schedulable units than GPUs.
 
-Read-only. Per GPU node it looks for:
+Read-only. Its cases, in order:
+
+1. ``_gpus.gpu_nodes_to_exercise``: the container-GPU nodes (SKIP, "not applicable", when
+   the cluster has none);
+2. ``_sharing_on_each_gpu_node``: the mechanisms and schedulable units per node, and its
+   physical GPUs (below);
+3. ``_a_gpu_node_offers_more_units_than_gpus``: the verdict (below).
+
+Per GPU node it looks for:
 
 * software sharing through the device plugin (time-slicing or MPS): GPU Feature
   Discovery's ``<resource>.sharing-strategy`` (``time-slicing``/``mps``) with
   ``<resource>.replicas`` > 1, or allocatable ``<resource>`` above the physical count in
   ``<resource>.count``, for ``nvidia.com/gpu`` and the renamed ``nvidia.com/gpu.shared``
-  (GFD keys its labels by the resource name: k8s-device-plugin internal/lm/resource.go;
-  ../shared/fixtures/gfd-node-labels.yaml docs 2b, 2c);
+  (GFD keys its labels by the resource name, ``<resource>.<suffix>``:
+  NVIDIA/k8s-device-plugin v0.20 internal/lm/resource.go; a renamed
+  ``nvidia.com/gpu.shared`` gets ``nvidia.com/gpu.shared.replicas``...);
 * MIG through the device plugin: ``nvidia.com/mig-<profile>`` resources in allocatable
   (mixed strategy, ``nvidia.com/gpu`` 0), or ``nvidia.com/mig.strategy=single`` with a
   ``-MIG-`` product label, where ``nvidia.com/gpu`` and ``nvidia.com/gpu.count`` count MIG
-  devices, not GPUs (fixture doc 2a);
+  devices, not GPUs (the MIG labeler is merged last and overrides them:
+  NVIDIA/k8s-device-plugin v0.20 internal/lm/mig-strategy_test.go, "single mig-enabled
+  device returns mig labels");
 * MIG through DRA: ResourceSlice devices with attribute ``type: mig`` (the NVIDIA DRA
   driver's MIG devices, claimed with DeviceClass ``mig.nvidia.com``).
 
 Physical GPUs come from a source that stays physical: DRA devices (whole GPUs and MIG
 parents' UUIDs), GFD's count label on a node without MIG, and on a MIG node without DRA
-the distinct GPU UUIDs its DCGM exporter reports (MIG series carry the parent's UUID,
-../shared/fixtures/dcgm-exporter-metrics.txt part 2). A node whose physical count no source
-gives is named; if only such nodes share, the verdict is ERROR, not a guess.
+the distinct GPU UUIDs its DCGM exporter reports (MIG series carry the parent GPU's
+``UUID`` beside ``GPU_I_ID``: NVIDIA/dcgm-exporter@d5e5f510
+internal/pkg/rendermetrics/render_metrics.go). A node whose
+physical count no source gives is named; if only such nodes share, the verdict is ERROR,
+not a guess.
 
 PASS names the mechanism and "N schedulable units on M physical GPUs". A SHOULD the
 platform simply lacks is FAIL with the reason (the checklist reports FAIL as "Not
@@ -31,8 +44,7 @@ from __future__ import annotations
 
 from kubernetes.client.exceptions import ApiException
 
-from ..probe import Context, Probe, one_line
-from ..result import Result
+from ..probe import Context, Fail, Probe, ProbeError, one_line
 from . import _gpus, _prom, accelerator_metrics
 
 SHARING = "nvidia.com/gpu.sharing-strategy"
@@ -124,46 +136,57 @@ class GpuSharing(Probe):
     mutating = False
     title = "GPUs can be shared (time-slicing, MPS or MIG)"
 
-    def run(self, ctx: Context) -> Result:
-        with ctx.step("find GPU nodes"):
-            slices, gpu_nodes, why = _gpus.survey(ctx)
-            if why:
-                return ctx.skip(f"not applicable: {why}")
-        with ctx.step("look for sharing on each GPU node"):
-            published = _gpus.devices_by_node(slices)
-            found: dict[str, tuple[list[str], int, int | None]] = {}
-            for node_name, node in sorted(gpu_nodes.items()):
-                mechanisms, units, physical = sharing(node, published.get(node_name, []))
-                if mechanisms and physical is None:
-                    physical = exporter_gpus(ctx, node_name)
-                if mechanisms:
-                    found[node_name] = (mechanisms, units, physical)
-            ctx.observe("sharing", {n: {"mechanisms": m, "units": u, "physicalGpus": p}
-                                    for n, (m, u, p) in found.items()})
-            classes = [_gpus.name(c) for c in _gpus.device_classes(ctx)]
-            ctx.observe("deviceClasses", classes)
-        known = {n: (m, u, p) for n, (m, u, p) in found.items() if p is not None}
-        unknown = sorted(set(found) - set(known))
-        units = sum(u for _, u, _ in known.values())
-        physical = sum(p or 0 for _, _, p in known.values())
-        detail = "; ".join(f"{n}: {', '.join(m)}" for n, (m, _, _) in found.items())
-        shared = bool(known) and units > physical
-        if not shared and unknown:
-            return ctx.error(
-                f"GPU sharing is configured ({detail}) but the physical GPU count of "
-                f"{', '.join(unknown)} is unknown (MIG without DRA devices, and no readable "
-                "DCGM exporter): compare by hand")
-        if not ctx.check("a GPU node offers more schedulable GPU units than physical GPUs",
-                         shared, detail or f"no sharing on {len(gpu_nodes)} GPU nodes"):
-            if found:
-                return ctx.failed(f"sharing is configured ({detail}) but offers {units} "
-                                  f"schedulable units for {physical} physical GPUs")
-            return ctx.failed(
-                f"no GPU sharing strategy is configured on the {len(gpu_nodes)} GPU nodes: no "
-                f"time-slicing/MPS ({SHARING}, {REPLICAS}, nvidia.com/gpu above {COUNT}, or "
-                f"the renamed {_gpus.SHARED_GPU}), no MIG resources nvidia.com/mig-*, no DRA "
-                "MIG devices (configure the device plugin's sharing config or a MIG profile "
-                "to implement it)")
-        return ctx.passed(f"more schedulable units ({units}) than physical GPUs ({physical}) "
-                          f"on {len(known)} of {len(gpu_nodes)} GPU nodes: {detail}"
-                          + _gpus.left_out(ctx))
+    def cases(self, ctx: Context) -> str:
+        slices, gpu_nodes = _gpus.gpu_nodes_to_exercise(ctx, must=False)
+        found = _sharing_on_each_gpu_node(ctx, slices, gpu_nodes)
+        return _a_gpu_node_offers_more_units_than_gpus(ctx, found, gpu_nodes)
+
+
+# Node name → (mechanisms, schedulable units, physical GPUs or None when unknown).
+Found = dict[str, tuple[list[str], int, int | None]]
+
+
+def _sharing_on_each_gpu_node(ctx: Context, slices: list[dict] | None,
+                              gpu_nodes: dict[str, dict]) -> Found:
+    with ctx.step("look for sharing on each GPU node"):
+        published = _gpus.devices_by_node(slices)
+        found: Found = {}
+        for node_name, node in sorted(gpu_nodes.items()):
+            mechanisms, units, physical = sharing(node, published.get(node_name, []))
+            if mechanisms and physical is None:
+                physical = exporter_gpus(ctx, node_name)
+            if mechanisms:
+                found[node_name] = (mechanisms, units, physical)
+        ctx.observe("sharing", {n: {"mechanisms": m, "units": u, "physicalGpus": p}
+                                for n, (m, u, p) in found.items()})
+        classes = [_gpus.name(c) for c in _gpus.device_classes(ctx)]
+        ctx.observe("deviceClasses", classes)
+    return found
+
+
+def _a_gpu_node_offers_more_units_than_gpus(ctx: Context, found: Found,
+                                            gpu_nodes: dict[str, dict]) -> str:
+    known = {n: (m, u, p) for n, (m, u, p) in found.items() if p is not None}
+    unknown = sorted(set(found) - set(known))
+    units = sum(u for _, u, _ in known.values())
+    physical = sum(p or 0 for _, _, p in known.values())
+    detail = "; ".join(f"{n}: {', '.join(m)}" for n, (m, _, _) in found.items())
+    shared = bool(known) and units > physical
+    if not shared and unknown:
+        raise ProbeError(
+            f"GPU sharing is configured ({detail}) but the physical GPU count of "
+            f"{', '.join(unknown)} is unknown (MIG without DRA devices, and no readable "
+            "DCGM exporter): compare by hand")
+    if not ctx.check("a GPU node offers more schedulable GPU units than physical GPUs",
+                     shared, detail or f"no sharing on {len(gpu_nodes)} GPU nodes"):
+        if found:
+            raise Fail(f"sharing is configured ({detail}) but offers {units} "
+                       f"schedulable units for {physical} physical GPUs")
+        raise Fail(
+            f"no GPU sharing strategy is configured on the {len(gpu_nodes)} GPU nodes: no "
+            f"time-slicing/MPS ({SHARING}, {REPLICAS}, nvidia.com/gpu above {COUNT}, or "
+            f"the renamed {_gpus.SHARED_GPU}), no MIG resources nvidia.com/mig-*, no DRA "
+            "MIG devices (configure the device plugin's sharing config or a MIG profile "
+            "to implement it)")
+    return (f"more schedulable units ({units}) than physical GPUs ({physical}) "
+            f"on {len(known)} of {len(gpu_nodes)} GPU nodes: {detail}" + _gpus.left_out(ctx))

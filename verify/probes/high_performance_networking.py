@@ -1,14 +1,17 @@
 """high_performance_networking: specialised network resources are managed and discoverable.
 
-Read-only. Evidence looked for, DRA first (the requirement's preferred mechanism):
+Read-only. Its cases, in order, each looking for one mechanism, DRA first (the
+requirement's preferred mechanism):
 
-- ResourceSlices published by a network DRA driver (DRANET ``dra.net``, or any driver
-  whose devices' attributes say RDMA/NIC);
-- Multus ``k8s.cni.cncf.io/v1`` NetworkAttachmentDefinitions (pods attach extra interfaces);
-- ``rdma/*`` extended resources in node allocatable (RDMA shared device plugin), and
-  ``vpc.amazonaws.com/efa`` (the EKS EFA device plugin advertises EFA devices as that
-  extended resource: docs.aws.amazon.com/eks/latest/userguide/device-management-efa.html,
-  "Integer count of vpc.amazonaws.com/efa extended resources").
+1. ``_network_devices_are_published_through_dra``: ResourceSlices published by a network
+   DRA driver (DRANET ``dra.net``, or any driver whose devices' attributes say RDMA/NIC);
+2. ``_pods_can_attach_extra_interfaces``: Multus ``k8s.cni.cncf.io/v1``
+   NetworkAttachmentDefinitions;
+3. ``_nodes_advertise_rdma_or_efa_resources``: ``rdma/*`` extended resources in node
+   allocatable (RDMA shared device plugin), and ``vpc.amazonaws.com/efa`` (the EKS EFA
+   device plugin advertises EFA devices as that extended resource:
+   docs.aws.amazon.com/eks/latest/userguide/device-management-efa.html, "Integer count of
+   vpc.amazonaws.com/efa extended resources").
 
 NVIDIA's ComputeDomain driver (``compute-domain.nvidia.com``) and its DeviceClasses are
 recorded but are not evidence: its kubelet plugin publishes devices on every GPU node with
@@ -28,8 +31,7 @@ from __future__ import annotations
 
 from kubernetes.client.exceptions import ApiException
 
-from ..probe import Context, Probe
-from ..result import Result
+from ..probe import Context, Fail, Probe
 
 DRA = "resource.k8s.io/v1"
 NETWORK_DRIVERS = ("dra.net",)
@@ -45,66 +47,81 @@ class HighPerformanceNetworking(Probe):
     mutating = False
     title = "Specialised network resources are discoverable (DRA, Multus, RDMA)"
 
-    def run(self, ctx: Context) -> Result:
-        kube = ctx.kube
-        found: list[str] = []
-        with ctx.step("DRA network devices"):
-            slices = _items(ctx, f"/apis/{DRA}/resourceslices") if kube.resources(DRA) else []
-            by_driver: dict[str, int] = {}
-            compute_domain = 0
-            for s in slices:
-                spec = s.get("spec") or {}
-                driver = spec.get("driver", "")
-                if driver == COMPUTE_DOMAIN:
-                    compute_domain += len(spec.get("devices") or [])
-                elif driver in NETWORK_DRIVERS or _network_devices(spec.get("devices") or []):
-                    by_driver[driver] = by_driver.get(driver, 0) + len(spec.get("devices") or [])
-            domain_classes = [c["metadata"]["name"] for c in (
-                _items(ctx, f"/apis/{DRA}/deviceclasses") if kube.resources(DRA) else [])
-                if c["metadata"]["name"].startswith("compute-domain")
-                and c["metadata"]["name"].endswith(".nvidia.com")]
-            if domain_classes:
-                ctx.observe("computeDomainDeviceClasses (not counted)", domain_classes)
-            observed = ", ".join(f"{d}: {n} devices" for d, n in sorted(by_driver.items()))
-            ctx.observe("network DRA drivers", by_driver)
-            if compute_domain:
-                ctx.observe("computeDomainDevices (not counted: published on every GPU node, "
-                            "NVLink or not; dra-driver-nvidia-gpu#438)", compute_domain)
-            if by_driver:
-                found.append("DRA " + observed)
-                ctx.check("network devices are published through DRA", True, observed)
-        with ctx.step("Multus NetworkAttachmentDefinitions"):
-            if kube.resources("k8s.cni.cncf.io/v1"):
-                nads = _items(ctx, "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions")
-                names = [f"{n['metadata'].get('namespace')}/{n['metadata']['name']}"
-                         for n in nads]
-                ctx.observe("NetworkAttachmentDefinitions", names)
-                if names:
-                    found.append(f"Multus ({len(names)} NetworkAttachmentDefinitions)")
-                    ctx.check("pods can attach extra interfaces (Multus)", True,
-                              ", ".join(names[:5]))
-        with ctx.step("RDMA and EFA extended resources"):
-            rdma: dict[str, list[str]] = {}
-            for node in _items(ctx, "/api/v1/nodes"):
-                for res, qty in ((node.get("status") or {}).get("allocatable") or {}).items():
-                    if res.startswith(NETWORK_RESOURCES) and str(qty) not in ("0", ""):
-                        rdma.setdefault(res, []).append(node["metadata"]["name"])
-            ctx.observe("rdma resources", rdma)
-            if rdma:
-                found.append("network device plugin " + ", ".join(sorted(rdma)))
-                ctx.check("nodes advertise RDMA resources", True,
-                          "; ".join(f"{r} on {len(n)} nodes" for r, n in sorted(rdma.items())))
+    def cases(self, ctx: Context) -> str:
+        dra, compute_domain = _network_devices_are_published_through_dra(ctx)
+        found = [f for f in (dra, _pods_can_attach_extra_interfaces(ctx),
+                             _nodes_advertise_rdma_or_efa_resources(ctx)) if f]
         if found:
-            return ctx.passed("specialised network resources are discoverable: "
-                              + "; ".join(found))
+            return "specialised network resources are discoverable: " + "; ".join(found)
         domain = (" (ComputeDomain devices and DeviceClasses alone do not count: the NVIDIA "
                   "DRA driver installs and publishes them on every GPU node, NVLink or not)"
-                  ) if compute_domain or domain_classes else ""
-        return ctx.failed("not implemented: no network DRA driver ResourceSlices "
-                          f"({', '.join(NETWORK_DRIVERS)} or RDMA/NIC devices), no Multus "
-                          "NetworkAttachmentDefinitions and no rdma/* or vpc.amazonaws.com/efa "
-                          f"node resources{domain}; the requirement applies only where high "
-                          "performance pod-to-pod communication is needed")
+                  ) if compute_domain else ""
+        raise Fail("not implemented: no network DRA driver ResourceSlices "
+                   f"({', '.join(NETWORK_DRIVERS)} or RDMA/NIC devices), no Multus "
+                   "NetworkAttachmentDefinitions and no rdma/* or vpc.amazonaws.com/efa "
+                   f"node resources{domain}; the requirement applies only where high "
+                   "performance pod-to-pod communication is needed")
+
+
+def _network_devices_are_published_through_dra(ctx: Context) -> tuple[str | None, bool]:
+    """The evidence ("DRA dra.net: 2 devices") or None, and whether ComputeDomain devices
+    or DeviceClasses exist (recorded, never counted: module doc)."""
+    with ctx.step("DRA network devices"):
+        served = ctx.kube.resources(DRA)
+        slices = _items(ctx, f"/apis/{DRA}/resourceslices") if served else []
+        by_driver: dict[str, int] = {}
+        compute_domain = 0
+        for s in slices:
+            spec = s.get("spec") or {}
+            driver = spec.get("driver", "")
+            if driver == COMPUTE_DOMAIN:
+                compute_domain += len(spec.get("devices") or [])
+            elif driver in NETWORK_DRIVERS or _network_devices(spec.get("devices") or []):
+                by_driver[driver] = by_driver.get(driver, 0) + len(spec.get("devices") or [])
+        domain_classes = [c["metadata"]["name"] for c in (
+            _items(ctx, f"/apis/{DRA}/deviceclasses") if served else [])
+            if c["metadata"]["name"].startswith("compute-domain")
+            and c["metadata"]["name"].endswith(".nvidia.com")]
+        if domain_classes:
+            ctx.observe("computeDomainDeviceClasses (not counted)", domain_classes)
+        observed = ", ".join(f"{d}: {n} devices" for d, n in sorted(by_driver.items()))
+        ctx.observe("network DRA drivers", by_driver)
+        if compute_domain:
+            ctx.observe("computeDomainDevices (not counted: published on every GPU node, "
+                        "NVLink or not; dra-driver-nvidia-gpu#438)", compute_domain)
+        if by_driver:
+            ctx.check("network devices are published through DRA", True, observed)
+    return ("DRA " + observed if by_driver else None), bool(compute_domain or domain_classes)
+
+
+def _pods_can_attach_extra_interfaces(ctx: Context) -> str | None:
+    """Multus NetworkAttachmentDefinitions, as evidence, or None."""
+    with ctx.step("Multus NetworkAttachmentDefinitions"):
+        if not ctx.kube.resources("k8s.cni.cncf.io/v1"):
+            return None
+        nads = _items(ctx, "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions")
+        names = [f"{n['metadata'].get('namespace')}/{n['metadata']['name']}" for n in nads]
+        ctx.observe("NetworkAttachmentDefinitions", names)
+        if not names:
+            return None
+        ctx.check("pods can attach extra interfaces (Multus)", True, ", ".join(names[:5]))
+    return f"Multus ({len(names)} NetworkAttachmentDefinitions)"
+
+
+def _nodes_advertise_rdma_or_efa_resources(ctx: Context) -> str | None:
+    """``rdma/*`` and EFA extended resources in node allocatable, as evidence, or None."""
+    with ctx.step("RDMA and EFA extended resources"):
+        rdma: dict[str, list[str]] = {}
+        for node in _items(ctx, "/api/v1/nodes"):
+            for res, qty in ((node.get("status") or {}).get("allocatable") or {}).items():
+                if res.startswith(NETWORK_RESOURCES) and str(qty) not in ("0", ""):
+                    rdma.setdefault(res, []).append(node["metadata"]["name"])
+        ctx.observe("rdma resources", rdma)
+        if not rdma:
+            return None
+        ctx.check("nodes advertise RDMA resources", True,
+                  "; ".join(f"{r} on {len(n)} nodes" for r, n in sorted(rdma.items())))
+    return "network device plugin " + ", ".join(sorted(rdma))
 
 
 def _items(ctx: Context, path: str) -> list[dict]:

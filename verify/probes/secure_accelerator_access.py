@@ -1,19 +1,27 @@
 """secure_accelerator_access: only a container that was given an accelerator can reach one.
 
-The WG suite's cases (kubernetes-sigs/ai-conformance test/util_test.go; EKS's submission
-for 1.34 runs the same two tests), each judged on both the ``/dev/nvidia[0-9]*`` device
-nodes the container can open and ``nvidia-smi -L`` (see ``_pods``):
+First the GPU nodes (``_gpus.gpu_nodes_to_exercise``) and how each hands out GPUs (DRA
+devices, else a device-plugin resource), the pods mounting GPU devices from the host
+(``_pods_mounting_host_gpu_devices``, below) and a DeviceClass (``_a_gpu_can_be_given``).
+Then, per mechanism (``_only_containers_given_a_claim_reach_a_gpu``,
+``_only_containers_given_a_request_reach_a_gpu``), the WG suite's cases
+(kubernetes-sigs/ai-conformance test/util_test.go; EKS's submission for 1.34 runs the same
+two tests), each judged on both the ``/dev/nvidia[0-9]*`` device nodes the container can
+open and ``nvidia-smi -L`` (see ``_pods``):
 
-1. a container holding one GPU (DRA claim, or ``limits`` of the node's device-plugin
-   resource) sees exactly one;
-2. a second container of that pod, without the GPU, sees none;
-3. a pod without any GPU, pinned to the node the first pod ran on, sees none (unpinned it
-   could land on a CPU node and "see nothing" trivially);
-4. a second one-GPU pod on that node, running while the first holds its GPU, sees a
-   different device (UUID) than the first.
+1. ``_a_container_given_a_gpu_sees_exactly_one``: a container holding one GPU (DRA claim,
+   or ``limits`` of the node's device-plugin resource) sees exactly one;
+2. ``_its_second_container_sees_no_gpu``: a second container of that pod, without the GPU,
+   sees none;
+3. ``_a_pod_without_a_gpu_on_that_node_sees_none``: a pod without any GPU, pinned to the
+   node the first pod ran on, sees none (unpinned it could land on a CPU node and "see
+   nothing" trivially);
+4. ``_a_second_gpu_pod_sees_a_different_gpu``: a second one-GPU pod on that node, running
+   while the first holds its GPU, sees exactly one, a different device (UUID) than the
+   first.
 
 The GPU pods hold their GPU after their checks until the probe has seen both holding in one
-pod list (or the second stays Unschedulable beside the first for ``UNSCHEDULABLE_GRACE``:
+pod list (or the second stays Unschedulable beside the first for ``unschedulable_grace``:
 then the first is deleted and the second runs alone), so the overlap is observed, not hoped
 for from a fixed sleep that a slow image pull outlasts. Case 4 is judged only when both pods
 held their GPU at the same time: a GPU handed on after the first pod ended is no leak. DRA
@@ -29,12 +37,11 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 
-from ..probe import Context, Probe
-from ..result import Result
+from ..probe import Context, Fail, Probe, ProbeError
 from . import _gpus, _pods
 
-POD_TIMEOUT = 300.0
 HOLDING = "RESULT: HOLDING"  # a GPU pod has printed what it saw and now holds its GPU
 # At most this long, should the probe die before deleting it. ``sh`` as PID 1 ignores TERM
 # unless it traps it (the kernel sends PID 1 only signals it handles), hence the trap: a
@@ -42,12 +49,6 @@ HOLDING = "RESULT: HOLDING"  # a GPU pod has printed what it saw and now holds i
 HOLD_LIMIT = 600
 HOLD_SCRIPT = (f"trap 'exit 0' TERM; {_pods.PROBE_SCRIPT}; echo \"{HOLDING}\"; "
                f"sleep {HOLD_LIMIT} & wait $!")
-# The second GPU pod must stay Unschedulable this long before the first is released for it.
-# The scheduler retries a pod on cluster events, so a pod can be reported Unschedulable and
-# bound moments later (its claim allocated after the first attempt, a GPU freed by a pod that
-# is ending); releasing the first at the first sight of it left case 4 unjudged on nodes with
-# a GPU to spare.
-UNSCHEDULABLE_GRACE = 10.0
 # GPU nodes whose pods are read for hostPath mounts (one list call each, by field
 # selector, never every pod of the cluster); how many more were not read is recorded.
 MOUNT_SCAN_NODES = 32
@@ -88,157 +89,243 @@ class SecureAcceleratorAccess(Probe):
     mutating = True
     title = "Accelerator access is isolated by DRA claims or device-plugin requests"
 
-    def run(self, ctx: Context) -> Result:
-        with ctx.step("find GPU nodes"):
-            slices, gpu_nodes, why = _gpus.survey(ctx)
-            if why:
-                return ctx.error(_gpus.must_error(why))
-            published = _gpus.devices_by_node(slices)
-            dra_nodes = sorted(n for n in gpu_nodes if published.get(n))
-            plugin = {n: r for n, node in gpu_nodes.items()
-                      if n not in published and (r := _resource(node))}
-            ctx.observe("draGpuNodes", dra_nodes)
-            ctx.observe("devicePluginNodes", dict(sorted(plugin.items())))
-        with ctx.step("look for pods mounting /dev/nvidia* from the host"):
-            scanned = sorted(gpu_nodes)[:MOUNT_SCAN_NODES]
-            if len(gpu_nodes) > len(scanned):
-                ctx.observe("hostPathNotRead", f"{len(gpu_nodes) - len(scanned)} GPU nodes "
-                                               f"beyond the first {MOUNT_SCAN_NODES}")
-            mounts = self._host_device_mounts(ctx, scanned)
-            ctx.observe("hostPathGpuDevices", mounts)
-        with ctx.step("find a DeviceClass"):
-            dc = _pods.device_class(ctx, slices) if dra_nodes else None
-            if dc is None and not plugin:
-                return ctx.error(
-                    "no DeviceClass selects the published GPU devices and no node advertises "
-                    "a device-plugin GPU resource: install the accelerator's DRA driver or "
-                    "device plugin")
+    timeouts = {
+        "pod_timeout": 300.0,  # a GPU pod scheduled; every pod's script run
+        "poll": 1.0,
+        # The second GPU pod must stay Unschedulable this long before the first is released
+        # for it. The scheduler retries a pod on cluster events, so a pod can be reported
+        # Unschedulable and bound moments later (its claim allocated after the first
+        # attempt, a GPU freed by a pod that is ending); releasing the first at the first
+        # sight of it left case 4 unjudged on nodes with a GPU to spare.
+        "unschedulable_grace": 10.0,
+    }
+
+    def cases(self, ctx: Context) -> str:
+        slices, gpu_nodes = _gpus.gpu_nodes_to_exercise(ctx, must=True)
+        dra_nodes, plugin = _how_each_gpu_node_hands_out_gpus(ctx, slices, gpu_nodes)
+        mounts = _pods_mounting_host_gpu_devices(ctx, gpu_nodes)
+        dc = _a_gpu_can_be_given(ctx, slices, dra_nodes, plugin)
         with ctx.step("create namespace"):
             ns = ctx.namespace()
         summary = []
         if dc is not None:
-            _pods.claim_template(ctx, ns, "one-gpu", dc)
-            claim = {"resources": {"claims": [{"name": "gpu"}]}}
-            result = self._cases(ctx, ns, "dra", dra_nodes, claim,
-                                 [{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}],
-                                 exclusive=True)
-            if result is not None:
-                return result
-            summary.append(f"DRA (DeviceClass {dc}): {ctx.evidence.observations['draGpu']}")
+            summary.append(_only_containers_given_a_claim_reach_a_gpu(ctx, ns, dc, dra_nodes))
         if plugin:
-            resource = sorted(set(plugin.values()), key=list(plugin.values()).count)[-1]
-            nodes = sorted(n for n, r in plugin.items() if r == resource)
-            # Time-sliced/MPS replicas share a GPU by design (GFD <resource>.replicas > 1,
-            # or the renamed nvidia.com/gpu.shared): two pods seeing one UUID is the sharing.
-            shared = resource == _gpus.SHARED_GPU or any(
-                _int(_gpus.labels(gpu_nodes[n]).get(f"{resource}.replicas")) > 1 for n in nodes)
-            result = self._cases(ctx, ns, "dp", nodes,
-                                 {"resources": {"limits": {resource: 1}}}, None,
-                                 exclusive=not shared)
-            if result is not None:
-                return result
-            summary.append(f"device plugin ({resource}): "
-                           f"{ctx.evidence.observations['dpGpu']}")
+            summary.append(_only_containers_given_a_request_reach_a_gpu(ctx, ns, gpu_nodes,
+                                                                        plugin))
         note = (f"; {len(mounts)} pod(s) mount /dev/nvidia* from the host and reach every GPU "
                 f"of their node: {', '.join(mounts[:5])}") if mounts else ""
         if all(c.passed for c in ctx.evidence.checks):
-            return ctx.passed("only containers given a GPU reach one: " + "; ".join(summary)
-                              + note + _gpus.left_out(ctx))
+            return ("only containers given a GPU reach one: " + "; ".join(summary) + note
+                    + _gpus.left_out(ctx))
         failed = next(c for c in ctx.evidence.checks if not c.passed)
-        return ctx.failed(f"accelerator access is not isolated: expected that {failed.name}, "
-                          f"observed {failed.observed}{note}")
+        raise Fail(f"accelerator access is not isolated: expected that {failed.name}, "
+                   f"observed {failed.observed}{note}")
 
-    def _cases(self, ctx: Context, ns: str, kind: str, nodes: list[str], holder: dict,
-               claims: list[dict] | None, *, exclusive: bool) -> Result | None:
-        """The four cases for one mechanism; ``holder`` is what a GPU container adds; the
-        different-GPU case only where a unit is a whole device (``exclusive``)."""
-        label = "a claim" if kind == "dra" else "a request"
-        first, second, bare = f"{kind}-holding", f"{kind}-second", f"{kind}-without"
-        with ctx.step(f"start a pod holding one GPU ({kind})"):
-            _pods.gpu_pod(ctx, ns, first, [{"name": "with-gpu", **holder},
-                                           {"name": "without-gpu"}],
-                          claims=claims, nodes=nodes, script=HOLD_SCRIPT)
-            pod = ctx.wait_for(f"pod {first} to be scheduled",
-                               lambda: self._scheduled(ctx, ns, first),
-                               timeout=POD_TIMEOUT, interval=1.0)
-            if pod is None:
-                return ctx.error(f"pod {first} was not scheduled within {POD_TIMEOUT:g}s on "
-                                 f"{', '.join(nodes)} (no free GPU there?)")
-            node = pod["spec"]["nodeName"]
-            ctx.observe(f"{kind}Node", node)
-        with ctx.step(f"start a second GPU pod and a pod without a GPU on {node}"):
-            _pods.gpu_pod(ctx, ns, second, [{"name": "with-gpu", **holder}],
-                          claims=claims, nodes=[node], script=HOLD_SCRIPT)
-            _pods.gpu_pod(ctx, ns, bare, [{"name": "main"}], nodes=[node])
-        with ctx.step("wait until every container has run its script"):
-            watch = _Holders(ctx, ns, {first: ("with-gpu", "without-gpu"),
-                                       second: ("with-gpu",), bare: ("main",)})
-            if not ctx.wait_for("the GPU pods holding and the bare pod finished", watch.settled,
-                                timeout=POD_TIMEOUT, interval=1.0):
-                late = next(n for n in (first, second, bare)
-                            if watch.state.get(n) not in _Holders.SETTLED)
-                watch.release()
-                return ctx.error(f"pod {late} did not run its script within {POD_TIMEOUT:g}s "
-                                 f"on node {node} ({watch.state.get(late, 'not found')}: image "
-                                 "pull or node problem)")
+
+def _how_each_gpu_node_hands_out_gpus(ctx: Context, slices: list[dict] | None,
+                                      gpu_nodes: dict[str, dict]
+                                      ) -> tuple[list[str], dict[str, str]]:
+    """The nodes publishing DRA devices, and the others' device-plugin GPU resource."""
+    published = _gpus.devices_by_node(slices)
+    dra_nodes = sorted(n for n in gpu_nodes if published.get(n))
+    plugin = {n: r for n, node in gpu_nodes.items()
+              if n not in published and (r := _resource(node))}
+    ctx.observe("draGpuNodes", dra_nodes)
+    ctx.observe("devicePluginNodes", dict(sorted(plugin.items())))
+    return dra_nodes, plugin
+
+
+def _pods_mounting_host_gpu_devices(ctx: Context, gpu_nodes: dict[str, dict]) -> list[str]:
+    """Recorded, never judged: such a pod reaches every GPU of its node (module doc)."""
+    with ctx.step("look for pods mounting /dev/nvidia* from the host"):
+        scanned = sorted(gpu_nodes)[:MOUNT_SCAN_NODES]
+        if len(gpu_nodes) > len(scanned):
+            ctx.observe("hostPathNotRead", f"{len(gpu_nodes) - len(scanned)} GPU nodes "
+                                           f"beyond the first {MOUNT_SCAN_NODES}")
+        mounts = _host_device_mounts(ctx, scanned)
+        ctx.observe("hostPathGpuDevices", mounts)
+    return mounts
+
+
+def _a_gpu_can_be_given(ctx: Context, slices: list[dict] | None, dra_nodes: list[str],
+                        plugin: dict[str, str]) -> str | None:
+    """The DeviceClass that selects the published GPUs (None: device plugin only)."""
+    with ctx.step("find a DeviceClass"):
+        dc = _pods.device_class(ctx, slices) if dra_nodes else None
+        if dc is None and not plugin:
+            raise ProbeError(
+                "no DeviceClass selects the published GPU devices and no node advertises "
+                "a device-plugin GPU resource: install the accelerator's DRA driver or "
+                "device plugin")
+    return dc
+
+
+def _only_containers_given_a_claim_reach_a_gpu(ctx: Context, ns: str, device_class: str,
+                                               nodes: list[str]) -> str:
+    """The four cases with a DRA claim on ``device_class``; the evidence for the reason."""
+    _pods.claim_template(ctx, ns, "one-gpu", device_class)
+    seen = _only_containers_given_a_gpu_reach_one(
+        ctx, ns, "dra", nodes, {"resources": {"claims": [{"name": "gpu"}]}},
+        [{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}], exclusive=True)
+    return f"DRA (DeviceClass {device_class}): {seen}"
+
+
+def _only_containers_given_a_request_reach_a_gpu(ctx: Context, ns: str,
+                                                 gpu_nodes: dict[str, dict],
+                                                 plugin: dict[str, str]) -> str:
+    """The four cases with a request for the device-plugin resource most nodes offer."""
+    resource = sorted(set(plugin.values()), key=list(plugin.values()).count)[-1]
+    nodes = sorted(n for n, r in plugin.items() if r == resource)
+    # Time-sliced/MPS replicas share a GPU by design (GFD <resource>.replicas > 1, or the
+    # renamed nvidia.com/gpu.shared): two pods seeing one UUID is the sharing.
+    shared = resource == _gpus.SHARED_GPU or any(
+        _int(_gpus.labels(gpu_nodes[n]).get(f"{resource}.replicas")) > 1 for n in nodes)
+    seen = _only_containers_given_a_gpu_reach_one(
+        ctx, ns, "dp", nodes, {"resources": {"limits": {resource: 1}}}, None,
+        exclusive=not shared)
+    return f"device plugin ({resource}): {seen}"
+
+
+def _only_containers_given_a_gpu_reach_one(ctx: Context, ns: str, kind: str, nodes: list[str],
+                                           holder: dict, claims: list[dict] | None, *,
+                                           exclusive: bool) -> str:
+    """The four cases for one mechanism; ``holder`` is what a GPU container adds; the
+    different-GPU case only where a unit is a whole device (``exclusive``). Returns the
+    GPU the holder saw."""
+    label = "a claim" if kind == "dra" else "a request"
+    seen = _run_the_pods(ctx, ns, kind, nodes, holder, claims)
+    _a_container_given_a_gpu_sees_exactly_one(ctx, label, seen)
+    _its_second_container_sees_no_gpu(ctx, label, seen)
+    _a_pod_without_a_gpu_on_that_node_sees_none(ctx, label, seen)
+    _a_second_gpu_pod_sees_a_different_gpu(ctx, label, seen, kind, exclusive=exclusive)
+    ctx.observe(f"{kind}Gpu", "; ".join(seen.gpus("holder")))
+    return ctx.evidence.observations[f"{kind}Gpu"]
+
+
+@dataclass
+class _Seen:
+    """What each container of the four cases printed, and whether the two GPU pods held
+    their GPUs at the same time."""
+
+    node: str
+    logs: dict[str, str]  # "holder", "second container", "second pod", "bare pod"
+    together: bool | None
+
+    def gpus(self, key: str) -> list[str]:
+        return _pods.gpus_seen(self.logs[key])
+
+    def devices(self, key: str) -> int | None:
+        return _pods.device_nodes(self.logs[key])
+
+    def none(self, key: str) -> bool:
+        return not self.gpus(key) and self.devices(key) == 0
+
+    def one(self, key: str) -> bool:
+        return len(self.gpus(key)) == 1 and self.devices(key) == 1
+
+    def observed(self, key: str) -> str:
+        return (f"{self.devices(key)} {_pods.DEVICE_GLOB} device node(s); nvidia-smi: "
+                + ("; ".join(self.gpus(key)) or "no GPU"))
+
+
+def _run_the_pods(ctx: Context, ns: str, kind: str, nodes: list[str], holder: dict,
+                  claims: list[dict] | None) -> _Seen:
+    """A GPU pod with a second container without, then on its node a second GPU pod and a
+    pod without a GPU; each runs its script, the GPU pods holding their GPUs (``_Holders``)."""
+    first, second, bare = f"{kind}-holding", f"{kind}-second", f"{kind}-without"
+    timeout, poll = ctx.timeout("pod_timeout"), ctx.timeout("poll")
+    with ctx.step(f"start a pod holding one GPU ({kind})"):
+        _pods.gpu_pod(ctx, ns, first, [{"name": "with-gpu", **holder},
+                                       {"name": "without-gpu"}],
+                      claims=claims, nodes=nodes, script=HOLD_SCRIPT)
+        pod = ctx.wait_for(f"pod {first} to be scheduled",
+                           lambda: _scheduled(ctx, ns, first), timeout=timeout, interval=poll)
+        if pod is None:
+            raise ProbeError(f"pod {first} was not scheduled within {timeout:g}s on "
+                             f"{', '.join(nodes)} (no free GPU there?)")
+        node = pod["spec"]["nodeName"]
+        ctx.observe(f"{kind}Node", node)
+    with ctx.step(f"start a second GPU pod and a pod without a GPU on {node}"):
+        _pods.gpu_pod(ctx, ns, second, [{"name": "with-gpu", **holder}],
+                      claims=claims, nodes=[node], script=HOLD_SCRIPT)
+        _pods.gpu_pod(ctx, ns, bare, [{"name": "main"}], nodes=[node])
+    with ctx.step("wait until every container has run its script"):
+        watch = _Holders(ctx, ns, {first: ("with-gpu", "without-gpu"),
+                                   second: ("with-gpu",), bare: ("main",)})
+        if not ctx.wait_for("the GPU pods holding and the bare pod finished", watch.settled,
+                            timeout=timeout, interval=poll):
+            late = next(n for n in (first, second, bare)
+                        if watch.state.get(n) not in _Holders.SETTLED)
             watch.release()
-        seen = {key: watch.logs[(pod_name, container)] for key, (pod_name, container) in {
-            "holder": (first, "with-gpu"), "second container": (first, "without-gpu"),
-            "second pod": (second, "with-gpu"), "bare pod": (bare, "main")}.items()}
-        gpus = {k: _pods.gpus_seen(v) for k, v in seen.items()}
-        devs = {k: _pods.device_nodes(v) for k, v in seen.items()}
+            raise ProbeError(f"pod {late} did not run its script within {timeout:g}s "
+                             f"on node {node} ({watch.state.get(late, 'not found')}: image "
+                             "pull or node problem)")
+        watch.release()
+    logs = {key: watch.logs[(pod_name, container)] for key, (pod_name, container) in {
+        "holder": (first, "with-gpu"), "second container": (first, "without-gpu"),
+        "second pod": (second, "with-gpu"), "bare pod": (bare, "main")}.items()}
+    together = watch.together or _overlap(watch.pods.get(first) or {},
+                                          watch.pods.get(second) or {})
+    return _Seen(node, logs, together)
 
-        def observed(key: str) -> str:
-            return (f"{devs[key]} {_pods.DEVICE_GLOB} device node(s); nvidia-smi: "
-                    + ("; ".join(gpus[key]) or "no GPU"))
 
-        ctx.check(f"a container with {label} sees exactly one GPU",
-                  len(gpus["holder"]) == 1 and devs["holder"] == 1, observed("holder"))
-        ctx.check(f"the holding pod's second container, without {label}, sees no GPU",
-                  not gpus["second container"] and devs["second container"] == 0,
-                  observed("second container"))
-        ctx.check(f"a pod without {label} on the same node ({node}) sees no GPU",
-                  not gpus["bare pod"] and devs["bare pod"] == 0, observed("bare pod"))
-        ctx.check(f"a second pod with {label} sees exactly one GPU",
-                  len(gpus["second pod"]) == 1 and devs["second pod"] == 1,
-                  observed("second pod"))
-        mine, theirs = (_pods.device_uuids(seen["holder"]),
-                        _pods.device_uuids(seen["second pod"]))
-        together = watch.together or _overlap(watch.pods.get(first) or {},
-                                              watch.pods.get(second) or {})
-        ctx.observe(f"{kind}Uuids", {"first": mine, "second": theirs, "concurrent": together})
-        if together and exclusive:
-            ctx.check("two pods holding a GPU at the same time see different GPUs",
-                      bool(mine) and bool(theirs) and not set(mine) & set(theirs),
-                      f"{', '.join(mine) or 'none'} vs {', '.join(theirs) or 'none'}")
-        elif not exclusive:
-            ctx.log("the resource is a shared GPU replica (time-slicing/MPS): two pods on one "
-                    "GPU is the sharing, so the different-GPU case is not judged")
-        else:
-            ctx.log("the two GPU pods did not run at the same time: the same GPU handed on "
-                    "later is no leak, so the different-GPU case is not judged")
-        ctx.observe(f"{kind}Gpu", "; ".join(gpus["holder"]))
-        return None
+def _a_container_given_a_gpu_sees_exactly_one(ctx: Context, label: str, seen: _Seen) -> None:
+    ctx.check(f"a container with {label} sees exactly one GPU", seen.one("holder"),
+              seen.observed("holder"))
 
-    @staticmethod
-    def _scheduled(ctx: Context, ns: str, name: str) -> dict | None:
-        pod = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods/{name}")
-        return pod if (pod.get("spec") or {}).get("nodeName") else None
 
-    @staticmethod
-    def _host_device_mounts(ctx: Context, nodes: list[str]) -> list[str]:
-        """``ns/pod: path`` for each pod on a GPU node mounting ``/dev/nvidia*`` (or all of
-        ``/dev``) from the host. Pods are read per GPU node (a field selector), never all."""
-        found = []
-        for node in nodes:
-            for pod in ctx.kube.items("/api/v1/pods",
-                                      query={"fieldSelector": f"spec.nodeName={node}"}):
-                for volume in (pod.get("spec") or {}).get("volumes") or []:
-                    path = ((volume.get("hostPath") or {}).get("path") or "").rstrip("/")
-                    if path == "/dev" or path.startswith("/dev/nvidia"):
-                        meta = pod["metadata"]
-                        found.append(f"{meta.get('namespace')}/{meta['name']}: {path}")
-        return sorted(found)
+def _its_second_container_sees_no_gpu(ctx: Context, label: str, seen: _Seen) -> None:
+    ctx.check(f"the holding pod's second container, without {label}, sees no GPU",
+              seen.none("second container"), seen.observed("second container"))
+
+
+def _a_pod_without_a_gpu_on_that_node_sees_none(ctx: Context, label: str, seen: _Seen
+                                                ) -> None:
+    ctx.check(f"a pod without {label} on the same node ({seen.node}) sees no GPU",
+              seen.none("bare pod"), seen.observed("bare pod"))
+
+
+def _a_second_gpu_pod_sees_a_different_gpu(ctx: Context, label: str, seen: _Seen, kind: str,
+                                           *, exclusive: bool) -> None:
+    """Different only where both held their GPU at once and a GPU is no shared replica: a
+    GPU handed on after the first pod ended is no leak, two pods on one time-sliced GPU
+    are the sharing."""
+    ctx.check(f"a second pod with {label} sees exactly one GPU", seen.one("second pod"),
+              seen.observed("second pod"))
+    mine, theirs = (_pods.device_uuids(seen.logs["holder"]),
+                    _pods.device_uuids(seen.logs["second pod"]))
+    ctx.observe(f"{kind}Uuids", {"first": mine, "second": theirs, "concurrent": seen.together})
+    if seen.together and exclusive:
+        ctx.check("two pods holding a GPU at the same time see different GPUs",
+                  bool(mine) and bool(theirs) and not set(mine) & set(theirs),
+                  f"{', '.join(mine) or 'none'} vs {', '.join(theirs) or 'none'}")
+    elif not exclusive:
+        ctx.log("the resource is a shared GPU replica (time-slicing/MPS): two pods on one "
+                "GPU is the sharing, so the different-GPU case is not judged")
+    else:
+        ctx.log("the two GPU pods did not run at the same time: the same GPU handed on "
+                "later is no leak, so the different-GPU case is not judged")
+
+
+def _scheduled(ctx: Context, ns: str, name: str) -> dict | None:
+    pod = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods/{name}")
+    return pod if (pod.get("spec") or {}).get("nodeName") else None
+
+
+def _host_device_mounts(ctx: Context, nodes: list[str]) -> list[str]:
+    """``ns/pod: path`` for each pod on a GPU node mounting ``/dev/nvidia*`` (or all of
+    ``/dev``) from the host. Pods are read per GPU node (a field selector), never all."""
+    found = []
+    for node in nodes:
+        for pod in ctx.kube.items("/api/v1/pods",
+                                  query={"fieldSelector": f"spec.nodeName={node}"}):
+            for volume in (pod.get("spec") or {}).get("volumes") or []:
+                path = ((volume.get("hostPath") or {}).get("path") or "").rstrip("/")
+                if path == "/dev" or path.startswith("/dev/nvidia"):
+                    meta = pod["metadata"]
+                    found.append(f"{meta.get('namespace')}/{meta['name']}: {path}")
+    return sorted(found)
 
 
 class _Holders:
@@ -248,7 +335,7 @@ class _Holders:
     are read then, while it runs), ``done`` once it ended (logs read then), ``unschedulable``
     when the scheduler found no room for it, else ``pending``/``starting``. Two GPU pods seen
     holding in the same list held their GPUs at the same time (``together``). A second GPU
-    pod that stays unschedulable for ``UNSCHEDULABLE_GRACE`` while the first holds (one GPU
+    pod that stays unschedulable for ``unschedulable_grace`` while the first holds (one GPU
     on the node) has the first released, so it runs after it.
     """
 
@@ -261,6 +348,7 @@ class _Holders:
         self.pods: dict[str, dict] = {}
         self.logs: dict[tuple[str, str], str] = {}
         self.together = False
+        self.grace = ctx.timeout("unschedulable_grace")
         self._unschedulable_since: float | None = None
 
     def settled(self) -> bool:
@@ -277,9 +365,9 @@ class _Holders:
         elif self._unschedulable_since is None:
             self._unschedulable_since = time.monotonic()
         if (self._unschedulable_since is not None and self.state.get(self.first) == "holding"
-                and time.monotonic() - self._unschedulable_since >= UNSCHEDULABLE_GRACE):
+                and time.monotonic() - self._unschedulable_since >= self.grace):
             self.ctx.log(f"pod {self.second} cannot be scheduled while {self.first} holds its "
-                         f"GPU (Unschedulable for {UNSCHEDULABLE_GRACE:g}s): releasing "
+                         f"GPU (Unschedulable for {self.grace:g}s): releasing "
                          f"{self.first}")
             self.release([self.first])
         return all(self.state.get(n) in self.SETTLED for n in self.containers)
