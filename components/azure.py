@@ -227,8 +227,8 @@ def validate(args: AksClusterArgs) -> None:
     if pods.overlaps(services):
         raise InputPropertyError("service_cidr", f"{args.service_cidr!r} overlaps the pod "
                                  f"range {args.pod_cidr}")
-    _validate_pool_names(args.gpu_pools)
     validate_pools("azure", args.gpu_pools)
+    _validate_pool_names(args.gpu_pools)
     for i, p in enumerate(args.gpu_pools):
         if p.allocator == "dra" and p.min_nodes < 1:
             raise PropertyError(

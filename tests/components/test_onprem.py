@@ -10,6 +10,7 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
+from pulumi.errors import InputPropertyError
 
 from aicp.addons.catalog import K3S_INSTALLER_SHA256, K3S_INSTALLER_URL, K3S_VERSIONS
 from aicp.cli import offline
@@ -24,9 +25,11 @@ from aicp.components.onprem import (
     FIELD_MANAGER,
     OnPremCluster,
     OnPremClusterArgs,
-    check,
+    validate,
 )
 from aicp.components.onprem_k3s import K3sHost, K3sRelease
+from aicp.stacks.targets import onprem as target
+from aicp.stacks.targets.base import message
 from tests.schemas import Validator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -231,8 +234,10 @@ def test_addons_wait_for_the_gpu_labels(existing):
 
 
 def test_a_missing_kubeconfig_file_names_the_key(tmp_path):
-    with pytest.raises(ValueError, match=r"^aicp:onprem\.kubeconfig: no file at"):
+    with pytest.raises(InputPropertyError) as err:
         build(existing_args(tmp_path / "absent"))
+    assert err.value.property_path == "kubeconfig_path"
+    assert message(err.value, target.KEYS).startswith("aicp:onprem.kubeconfig: no file at")
 
 
 # --- k3s bootstrap -------------------------------------------------------------------------
@@ -384,9 +389,11 @@ def test_ssh_key_config_key_can_be_renamed():
 # --- config errors -------------------------------------------------------------------------
 
 def bad(args: OnPremClusterArgs) -> str:
-    with pytest.raises(ValueError) as err:
-        check(args)
-    return str(err.value)
+    """The refusal as the stack reports it: the target names the component's path by its
+    config key."""
+    with pytest.raises(InputPropertyError) as err:
+        validate(args)
+    return message(err.value, target.KEYS)
 
 
 def test_a_pool_without_nodes_is_refused():
@@ -454,8 +461,9 @@ def test_the_catalog_pins_one_k3s_patch_per_supported_minor():
 
 
 def test_config_errors_come_before_any_resource(tmp_path):
-    with pytest.raises(ValueError, match="aicp:onprem.gpuNodes.l40s"):
+    with pytest.raises(InputPropertyError) as err:
         build(existing_args(None, gpu_nodes={"a100": ("gpu-0", "gpu-1")}))
+    assert err.value.property_path == 'gpu_nodes["l40s"]'
 
 
 # --- the example stack ---------------------------------------------------------------------
@@ -476,7 +484,7 @@ def test_example_stack_parses_and_passes_the_target_checks():
         mode=on.mode, kubeconfig_path=on.kubeconfig, context=on.context,
         gpu_nodes=dict(on.gpu_nodes),
         gpu_driver=cfg.addons.gpu_operator.driver or "operator")
-    check(args)
+    validate(args)
     assert args.gpu_nodes == {"a100": ("gpu-0", "gpu-1")}
 
 
