@@ -22,7 +22,7 @@ Upstream followed: AKS docs (Azure CNI Overlay, Cilium dataplane, workload ident
 node pools and ``gpuProfile.driver``, NVIDIA GPU Operator on AKS, Spot node pools,
 capacity reservation groups, auto-upgrade channels), pulumi-azure-native 3.29
 ``containerservice`` (REST API 2025-09-01), AICR ``values-aks.yaml`` for the GPU Operator
-values (see ``../shared/ADDONS.md`` §2.1, §3.3, §6.2).
+values.
 
 Decisions, each with its reason:
 

@@ -25,13 +25,13 @@ nodes; GPUs: manual driver installation on COS, GPU node taints; set-up-dra), th
 Operator GKE guide and AICR ``values-gke-cos.yaml`` / ``docs/integrator/gke-gpu-setup.md``
 ("bundle-installer" mode), GoogleCloudPlatform/container-engine-accelerators
 ``nvidia-driver-installer/cos/daemonset-preloaded.yaml``, pulumi-gcp 10.2 ``container``,
-``compute``. See ``../shared/ADDONS.md`` §2.1, §3.2, §6.2, §6.8.
+``compute``.
 
 Decisions, each with its reason:
 
 - **GPU driver: one policy for every GPU pool, whatever its allocator.** GKE cannot install
   the driver on DRA pools (set-up-dra: "automatic GPU driver installation isn't supported
-  with DRA"; ADDONS pitfall 30), and GKE's own device plugin would be a second
+  with DRA"), and GKE's own device plugin would be a second
   ``nvidia.com/gpu`` advertiser next to the DRA driver. So every GPU pool is created with
   ``gpu_driver_version=INSTALLATION_DISABLED`` and the node label
   ``gke-no-default-nvidia-gpu-device-plugin=true`` (GKE's device plugin off), and this
@@ -431,7 +431,8 @@ class GkeCluster(pulumi.ComponentResource):
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
                 workload_pool=f"{a.project}.svc.id.goog"),
             # GKE installs and upgrades the Gateway API and Inference Extension CRDs itself
-            # (>= 1.34.0-gke.1626000; ADDONS pitfall 19).
+            # from 1.34.0-gke.1626000 (llm-d docs, "Install Gateway API and Inference
+            # Extension CRDs", https://llm-d.ai/docs/dev/resources/gateway/install-crds).
             gateway_api_config=gcp.container.ClusterGatewayApiConfigArgs(
                 channel="CHANNEL_STANDARD"),
             database_encryption=encryption,

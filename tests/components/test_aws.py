@@ -389,7 +389,7 @@ def test_args_refuse_what_eks_or_the_autoscaler_cannot_build(change, path, reaso
     assert err.value.reason.startswith(reason), err.value.reason
 
 
-# --- issue 14: identity and teardown order that mocks never check ---------------------------
+# --- identity and teardown order that mocks never check ---------------------------
 
 def _plan_with(config: dict) -> offline.Plan:
     def program() -> None:

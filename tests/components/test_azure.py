@@ -118,7 +118,7 @@ def test_regular_gpu_pools_upgrade_without_a_surge_gpu_vm(plan):
 # --- driver ownership ------------------------------------------------------------------
 
 def test_by_default_the_operator_installs_a_hardened_driver_stack(planned):
-    # Issue 14 (6): AKS's own install leaves the toolkit accepting NVIDIA_VISIBLE_DEVICES
+    # AKS's own install leaves the toolkit accepting NVIDIA_VISIBLE_DEVICES
     # from unprivileged containers (secure_accelerator_access fails), so the default is now
     # the operator, whose toolkit refuses it (aicp.addons.gpu_operator TOOLKIT_HARDENING_ENV).
     plan, seen = planned
@@ -400,7 +400,9 @@ def test_the_example_azure_stack_config_is_valid():
     cfg = parse({k.split(":", 1)[1]: v for k, v in raw.items()})
     assert cfg.target == "azure" and cfg.kubernetes_version == "1.35"
     pools = {p.name: p for p in cfg.gpu_pools}
-    # Both DRA (one allocator under the GPU Operator, issue 14), so both keep a node.
+    # Both DRA (one allocator under the GPU Operator: its validator waits for
+    # nvidia.com/gpu on every GPU node, gpu-operator v26.7.0
+    # cmd/nvidia-validator/main.go validateGPUResource), so both keep a node.
     assert (pools["h100"].min_nodes, pools["h100"].max_nodes) == (1, 2)
     assert (pools["a100"].min_nodes, pools["a100"].max_nodes) == (1, 2)
     AksClusterArgs(cluster_name=cfg.cluster_name, kubernetes_version=cfg.kubernetes_version,
@@ -412,7 +414,7 @@ def test_the_example_azure_stack_config_is_valid():
                                    for p in cfg.gpu_pools))
 
 
-# --- issue 14: a ManagedCluster update must not carry pool changes (pulumi-azure-native#2719) --
+# --- a ManagedCluster update must not carry pool changes (pulumi-azure-native#2719) --
 
 def test_cluster_updates_never_carry_agent_pool_changes(plan):
     # AKS refuses pool changes in a ManagedCluster PUT ("Adding agent pools to an existing

@@ -413,7 +413,7 @@ def test_args_refuse_what_gke_cannot_build(change, path, reason):
     assert err.value.reason.startswith(reason), err.value.reason
 
 
-# --- issue 14: what GKE rejects or leaves broken although mocks accept it ---------------------
+# --- what GKE rejects or leaves broken although mocks accept it ---------------------
 
 def test_no_gpu_pool_starts_more_nodes_than_its_minimum(plan):
     # pulumi-gcp 10.2 container.NodePool initial_node_count: "the number of nodes per zone".

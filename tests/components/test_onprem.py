@@ -532,7 +532,7 @@ def test_a_version_bump_reinstalls_in_place(k3s, tmp_path):
     assert (tmp_path / "installed").read_text().strip() == "v1.36.4+k3s1"
 
 
-# --- issue 14: the NVIDIA runtime must register with k3s's own containerd ------------------
+# --- the NVIDIA runtime must register with k3s's own containerd ------------------
 
 def test_on_k3s_the_operator_toolkit_edits_k3s_containerd_not_the_system_one(k3s):
     # NVIDIA GPU Operator getting started (RKE2/k3s): toolkit.env CONTAINERD_CONFIG and
