@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from aicp.cli import fakes
 from tests.stacks.test_config import DELETE, _set
 
-from .cases import accepted, refused
+from .cases import accepted, planned, refused, refused_by_preflight
 
 BAD = [
     ("unknown accelerator", _set("gpuPools[1].accelerator", "h200x"),
@@ -62,3 +63,79 @@ GOOD = [
 @pytest.mark.parametrize("first,second", GOOD, ids=[f"aws-{i}" for i in range(len(GOOD))])
 def test_what_eks_accepts_is_accepted(first, second):
     assert accepted("aws", first, second).target == "aws"
+
+
+# --- preflight: what EC2 answers before the first resource ------------------------------
+
+OFFERINGS = "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings"
+QUOTA = "aws:servicequotas/getServiceQuota:getServiceQuota"
+INSTANCE_TYPE = "aws:ec2/getInstanceType:getInstanceType"
+
+
+def test_all_fine_every_pool_is_checked_and_nothing_is_warned():
+    p = planned("aws")
+    report = p.outputs["preflight"]
+    assert report["warnings"] == []
+    assert "h100: p5.48xlarge offered in us-west-2a, us-west-2b" in report["checked"]
+    assert "l4: g6.xlarge carries 1 GPUs" in report["checked"]
+    assert any(c.startswith("quota Running On-Demand P instances") for c in report["checked"])
+    asked = {token for token, _ in p.invokes}
+    assert {OFFERINGS, QUOTA, INSTANCE_TYPE} <= asked
+
+
+def test_machine_type_not_offered_in_a_zone_fails_naming_pool_zone_and_offer(monkeypatch):
+    # EC2 DescribeInstanceTypeOfferings per availability zone: p5.48xlarge only in -2a.
+    def offerings(args):
+        out = fakes._ec2_offerings(args)
+        pairs = zip(out["instanceTypes"], out["locations"], strict=True)
+        keep = [i for i, (t, z) in enumerate(pairs)
+                if not (t == "p5.48xlarge" and z == "us-west-2b")]
+        for k in ("instanceTypes", "locations", "locationTypes"):
+            out[k] = [out[k][i] for i in keep]
+        return out
+
+    monkeypatch.setitem(fakes.INVOKES, OFFERINGS, offerings)
+    assert refused_by_preflight("aws") == (
+        "aicp:gpuPools[0]: p5.48xlarge (pool h100) is not offered in us-west-2b (us-west-2); "
+        "of the configured zones it is offered in us-west-2a")
+
+
+def test_quota_below_min_nodes_fails_before_any_resource(monkeypatch):
+    # h100 minNodes 1 on p5.48xlarge: 192 vCPUs of "Running On-Demand P instances".
+    def quota(args):
+        out = fakes._service_quota(args)
+        if args.get("quotaCode") == "L-417A185B":
+            out["value"] = 0.0  # a new account
+        return out
+
+    monkeypatch.setitem(fakes.INVOKES, QUOTA, quota)
+    message = refused_by_preflight("aws")
+    assert message == (
+        "aicp:gpuPools: h100 need 192 vCPUs of EC2 quota 'Running On-Demand P instances' "
+        "(L-417A185B) at minNodes in us-west-2, the account has 0; request more in Service "
+        "Quotas or lower minNodes")
+
+
+def test_quota_below_max_nodes_is_a_warning(monkeypatch):
+    def quota(args):
+        out = fakes._service_quota(args)
+        out["value"] = 200.0  # one node of 192 fits, two do not
+        return out
+
+    monkeypatch.setitem(fakes.INVOKES, QUOTA, quota)
+    report = planned("aws").outputs["preflight"]
+    assert any("at maxNodes need 384 vCPUs" in w and "scale-up will stop short" in w
+               for w in report["warnings"])
+
+
+def test_accelerator_count_that_differs_from_the_catalog_fails(monkeypatch):
+    def described(args):
+        out = fakes._ec2_instance_type(args)
+        if args.get("instanceType") == "g6.xlarge":
+            out["gpuses"] = [{**out["gpuses"][0], "count": 4}]
+        return out
+
+    monkeypatch.setitem(fakes.INVOKES, INSTANCE_TYPE, described)
+    assert refused_by_preflight("aws").startswith(
+        "aicp:gpuPools[1]: g6.xlarge (pool l4) carries 4 GPUs in us-west-2, the accelerator "
+        "catalog says 1")

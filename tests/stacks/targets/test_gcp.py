@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from aicp.cli import fakes
 from tests.stacks.test_config import DELETE, _set
 
-from .cases import accepted, refused
+from .cases import accepted, refused, refused_by_preflight
 
 BAD = [
     ("no project", _set("gcp", DELETE), "aicp:gcp.project: required for target gcp"),
@@ -40,3 +41,21 @@ GOOD = [
 @pytest.mark.parametrize("first,second", GOOD, ids=[f"gcp-{i}" for i in range(len(GOOD))])
 def test_what_gke_accepts_is_accepted(first, second):
     assert accepted("gcp", first, second).target == "gcp"
+
+
+# --- preflight: what Compute Engine answers before the first resource ------------------
+
+MACHINE_TYPES = "gcp:compute/getMachineTypes:getMachineTypes"
+
+
+def test_gce_machine_type_missing_in_a_zone_fails_the_same_way(monkeypatch):
+    def machine_types(args):
+        out = fakes._gce_machine_types(args)
+        if args.get("zone") == "us-central1-c" and "a3-highgpu-8g" in args.get("filter", ""):
+            out["machineTypes"] = []
+        return out
+
+    monkeypatch.setitem(fakes.INVOKES, MACHINE_TYPES, machine_types)
+    assert refused_by_preflight("gcp") == (
+        "aicp:gpuPools[0]: a3-highgpu-8g (pool h100) is not offered in us-central1-c "
+        "(us-central1); of the configured zones it is offered in us-central1-a")

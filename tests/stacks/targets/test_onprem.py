@@ -7,7 +7,7 @@ import pytest
 
 from tests.stacks.test_config import DELETE, _set
 
-from .cases import refused
+from .cases import refused, stack
 
 BAD = [
     ("no GPU count", _set("gpuPools[0].gpusPerNode", DELETE),
@@ -27,3 +27,13 @@ BAD = [
 def test_what_onprem_refuses_is_one_line_naming_the_key(change, expected):
     message = refused("onprem", change)
     assert message.startswith(expected), message
+
+
+def test_preflight_asks_nothing_of_machines_in_a_rack():
+    from aicp.stacks.config import parse
+    from aicp.stacks.preflight import Report
+    from aicp.stacks.targets import target
+
+    report = Report()
+    target("onprem").preflight(parse(stack("onprem")), report)
+    assert report.export() == {"checked": [], "warnings": []}
