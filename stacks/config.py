@@ -176,7 +176,8 @@ class Addons(_Model):
 
 
 class PlatformConfig(_Model):
-    target: Literal["aws", "gcp", "azure", "onprem"]
+    # One of the targets stacks/targets/__init__.py TARGETS lists; the program looks it up.
+    target: StrictStr
     cluster_name: StrictStr = "aicp"
     kubernetes_version: StrictStr = DEFAULT_KUBERNETES
     region: StrictStr | None = None

@@ -63,19 +63,18 @@ def check_one_allocator(cfg: PlatformConfig) -> None:
             "unless the device plugin is off cluster-wide); use one allocator for every pool")
 
 
-def gateway_service_type(cfg: PlatformConfig) -> Literal[
+def gateway_service_type(cfg: PlatformConfig, chosen: Target | None = None) -> Literal[
         "LoadBalancer", "NodePort", "ClusterIP"]:
     """The inference Gateway's Service type: as configured, else what gets it an address.
 
-    An existing on-prem cluster often has no load-balancer controller: a LoadBalancer
-    Service would stay pending and the Gateway without an address, so it gets a NodePort
-    (reachable on every node). k3s brings ServiceLB, the clouds their load balancers.
+    Where the cluster provisions no load balancers (an existing on-prem cluster often has
+    no controller for them), a LoadBalancer Service would stay pending and the Gateway
+    without an address, so it gets a NodePort (reachable on every node).
     """
     if cfg.addons.gateway.service_type is not None:
         return cfg.addons.gateway.service_type
-    existing = cfg.target == "onprem" and cfg.onprem is not None \
-        and cfg.onprem.mode == "existing"
-    return "NodePort" if existing else "LoadBalancer"
+    chosen = chosen or target(cfg.target)
+    return "LoadBalancer" if chosen.load_balancers(cfg) else "NodePort"
 
 
 def load(cfg: PlatformConfig) -> Target:
@@ -152,7 +151,7 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
         gateway_api = add("gateway-api", GatewayApi("gateway-api", cluster),
                           MANIFESTS["gateway-api"].version)
         istio = add("istio", Istio("istio", cluster, IstioArgs(
-            gateway_api=(gateway_api,), service_type=gateway_service_type(cfg))),
+            gateway_api=(gateway_api,), service_type=gateway_service_type(cfg, chosen))),
                     CHARTS["istiod"].version)
         if want.inference_extension.enabled:
             add("inference-extension", InferenceExtension(

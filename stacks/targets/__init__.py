@@ -46,6 +46,6 @@ def target(name: str) -> Target:
     try:
         load = TARGETS[name]
     except KeyError:
-        raise ConfigError(f"aicp:target: {name!r} is not built yet; available: "
-                          f"{', '.join(TARGETS)}") from None
+        raise ConfigError(f"aicp:target: {name!r} is not one of {', '.join(TARGETS)}") \
+            from None
     return load()

@@ -102,6 +102,10 @@ def check(cfg: PlatformConfig) -> None:
         validate(args(cfg))
 
 
+def load_balancers(cfg: PlatformConfig) -> bool:
+    return True  # the cloud's load balancer controller runs with the cluster
+
+
 def cluster(cfg: PlatformConfig) -> ClusterOutputs:
     with refused(KEYS):
         return AwsCluster(cfg.cluster_name, args(cfg)).outputs

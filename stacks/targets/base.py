@@ -40,6 +40,10 @@ class Target(Protocol):
         """Declare the target's component for ``cfg``; what the addon layer builds on."""
         ...
 
+    def load_balancers(self, cfg: PlatformConfig) -> bool:
+        """Whether the cluster gives a ``LoadBalancer`` Service an address."""
+        ...
+
     def preflight(self, cfg: PlatformConfig, report: Report) -> None:
         """Ask the cloud's read-only lookups whether the GPU pools can come up; add what
         was checked and warned to ``report``, raise PreflightError for a pool that cannot."""

@@ -73,6 +73,12 @@ def check(cfg: PlatformConfig) -> None:
         validate(args(cfg))
 
 
+def load_balancers(cfg: PlatformConfig) -> bool:
+    """k3s brings ServiceLB (klipper-lb, https://docs.k3s.io/networking/networking-services);
+    an existing cluster often has no load balancer controller at all."""
+    return section(cfg).mode == "k3s"
+
+
 def cluster(cfg: PlatformConfig) -> ClusterOutputs:
     with refused(KEYS):
         return OnPremCluster(cfg.cluster_name, args(cfg)).outputs

@@ -94,8 +94,6 @@ BAD = [
     ("unquoted minor read as a number", _set("kubernetesVersion", 1.35),
      "aicp:kubernetesVersion: 1.35 is not a string"),
     ("empty pools", _set("gpuPools", []), "aicp:gpuPools: must list at least one entry"),
-    ("unknown target", _set("target", "openstack"),
-     "aicp:target: 'openstack' is not one of aws, gcp, azure, onprem"),
     ("missing max", _set("gpuPools[0].maxNodes", DELETE),
      "aicp:gpuPools[0].maxNodes: required key is missing"),
     ("negative minimum", _set("gpuPools[0].minNodes", -1),

@@ -27,16 +27,22 @@ SDKS = {"aws": "pulumi_aws", "gcp": "pulumi_gcp", "azure": "pulumi_azure_native"
 REFUSALS = {"InputPropertyError", "PropertyError", "ipv4_network"}
 
 
-def test_the_registry_names_every_target_of_the_config_model():
-    from aicp.stacks.config import PlatformConfig
+def test_an_unknown_target_is_one_line_naming_the_targets():
+    assert refused("aws", _set("target", "openstack")) == \
+        "aicp:target: 'openstack' is not one of aws, gcp, azure, onprem"
 
-    assert set(TARGETS) == set(PlatformConfig.model_fields["target"].annotation.__args__)
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_target_has_its_example_stack_and_component(name):
+    assert (REPO / f"Pulumi.{name}.yaml").is_file()
+    assert (REPO / "components" / f"{name}.py").is_file()
+    assert (REPO / "stacks" / "targets" / f"{name}.py").is_file()
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_target_has_the_one_shape(name):
     module = target(name)
-    for function in ("check", "cluster", "preflight"):
+    for function in ("check", "cluster", "preflight", "load_balancers"):
         assert callable(getattr(module, function)), function
     assert set(module.KEYS) >= set(POOL_KEYS)
     assert all(key.startswith("aicp:") for key in module.KEYS.values())
