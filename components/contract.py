@@ -99,8 +99,8 @@ class PropertyError(InputPropertyError):
     """``InputPropertyError`` whose reason also names other properties of the same args.
 
     Components refuse bad arguments with ``InputPropertyError(property_path, reason)``, as
-    pulumi/pulumi-eks does (nodejs/eks/cluster.ts ``validateAuthenticationMode``); the stack
-    maps the path to the config key a person sets. Where the reason must point at another
+    pulumi/pulumi-eks does (nodejs/eks/nodes/ami.ts ``getOperatingSystem``: property path
+    ``amiType``); the stack maps the path to the config key a person sets. Where the reason must point at another
     property ("or give subnet_ids"), ``template`` holds ``{0}``, ``{1}``... for the paths in
     ``see`` and ``{name}`` for ``values``, so the stack can name those properties by their
     config keys too (``render``); ``reason`` names them by their property paths.

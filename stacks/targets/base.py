@@ -2,8 +2,8 @@
 becomes the config error that names the key (``refused``), and the pool requests.
 
 A component refuses bad arguments with ``pulumi.errors.InputPropertyError(property_path,
-reason)``, as pulumi/pulumi-eks does; ``refused`` turns one into the one-line config error
-through the target's ``KEYS``, never by reading the message.
+reason)``, as pulumi/pulumi-eks does (nodejs/eks/nodes/ami.ts); ``refused`` turns one into
+the one-line config error through the target's ``KEYS``, never by reading the message.
 """
 
 from __future__ import annotations
