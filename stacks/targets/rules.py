@@ -11,6 +11,9 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING
 
+from pulumi.errors import InputPropertyError
+
+from ...components.contract import ipv4_network
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -18,14 +21,11 @@ if TYPE_CHECKING:
 
 
 def cidr(key: str, value: str, example: str) -> ipaddress.IPv4Network:
+    """``value`` of config key ``key`` as an IPv4 network (the components' own rule)."""
     try:
-        net = ipaddress.ip_network(value)
-    except ValueError:
-        raise ConfigError(f"{key}: {value!r} is not an IPv4 CIDR block (like {example})") \
-            from None
-    if not isinstance(net, ipaddress.IPv4Network):
-        raise ConfigError(f"{key}: {value!r} is IPv6; give an IPv4 CIDR block (like {example})")
-    return net
+        return ipv4_network(key, value, example)
+    except InputPropertyError as exc:
+        raise ConfigError(f"{key}: {exc.reason}") from None
 
 
 def region(cfg: PlatformConfig, code: re.Pattern[str], example: str, a_cloud: str) -> str:
