@@ -15,7 +15,7 @@ from typing import Any, Literal
 import pulumi
 from pulumi.errors import InputPropertyError
 
-from .accelerators import ACCELERATORS, machine_types, offered, offering
+from .accelerators import ACCELERATORS, TARGETS, machine_types, offered, offering, racked
 
 # Nodes of GPU pools carry this taint so that pods which ask for no GPU stay off them.
 GPU_TAINT_KEY = "nvidia.com/gpu"
@@ -100,10 +100,11 @@ class PropertyError(InputPropertyError):
 
     Components refuse bad arguments with ``InputPropertyError(property_path, reason)``, as
     pulumi/pulumi-eks does (nodejs/eks/nodes/ami.ts ``getOperatingSystem``: property path
-    ``amiType``); the stack maps the path to the config key a person sets. Where the reason must point at another
-    property ("or give subnet_ids"), ``template`` holds ``{0}``, ``{1}``... for the paths in
-    ``see`` and ``{name}`` for ``values``, so the stack can name those properties by their
-    config keys too (``render``); ``reason`` names them by their property paths.
+    ``amiType``); the stack maps the path to the config key a person sets. Where the reason
+    must point at another property ("or give subnet_ids"), ``template`` holds ``{0}``,
+    ``{1}``... for the paths in ``see`` and ``{name}`` for ``values``, so the stack can name
+    those properties by their config keys too (``render``); ``reason`` names them by their
+    property paths.
     """
 
     def __init__(self, property_path: str, template: str, see: tuple[str, ...] = (),
@@ -154,15 +155,16 @@ def validate_pools(target: str, pools: Sequence[GpuPoolRequest]) -> None:
         if p.min_nodes > p.max_nodes:
             raise InputPropertyError(f"gpu_pools[{i}].min_nodes",
                                      f"{p.min_nodes} is more than max_nodes {p.max_nodes}")
-        if target == "onprem":
+        if racked(target):
             if p.gpus_per_node is None:
                 raise InputPropertyError(f"gpu_pools[{i}].gpus_per_node",
-                                         "required on onprem (how many GPUs a node has)")
+                                         f"required on {target} (how many GPUs a node has)")
         else:
             if p.gpus_per_node is not None:
                 raise InputPropertyError(
                     f"gpu_pools[{i}].gpus_per_node",
-                    f"only for onprem; on {target} it follows the instance type")
+                    f"only for {' and '.join(t for t in TARGETS if racked(t))}; on {target} "
+                    "it follows the instance type")
             types = [o.machine_type for o in machine_types(target, p.accelerator)]
             if p.instance_type is not None and p.instance_type not in types:
                 raise InputPropertyError(
@@ -179,7 +181,7 @@ def validate_pools(target: str, pools: Sequence[GpuPoolRequest]) -> None:
 def resolve_pool(target: str, request: GpuPoolRequest) -> GpuPool:
     """Fill a pool request in from the accelerator catalog: machine type, GPUs, labels, taint."""
     accel = ACCELERATORS[request.accelerator]
-    if target == "onprem":
+    if racked(target):
         machine, gpus, memory = request.instance_type or "", request.gpus_per_node or 0, \
             accel.memory_gib
     else:
