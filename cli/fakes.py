@@ -237,7 +237,7 @@ OUTPUTS.update({
 })
 
 
-# --- preflight lookups (aicp.stacks.preflight), answered from the accelerator catalog ------
+# --- preflight lookups (stacks/targets/<target>.py), answered from the accelerator catalog
 # Canned: every machine type is offered in every zone asked about, carries the catalog's GPUs,
 # and the quota is ample. Tests swap single entries to see each failure.
 CANNED_VCPUS = 192  # one figure for every type: the checks compare, they do not price

@@ -187,12 +187,13 @@ def run_stack(raw: dict[str, Any], stack: str, notes: list[str] | None = None):
     What was planned differently from ``pulumi up`` (a stand-in kubeconfig) is added to
     ``notes``.
     """
-    from ..stacks.config import ConfigError, parse
+    from ..stacks.config import ConfigError
+    from ..stacks.program import checked
 
     raw = offline_kubeconfig(raw, notes if notes is not None else [])
     try:
-        cfg = parse({k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("aicp:")},
-                    other_keys=[k for k in raw if not k.startswith("aicp:")])
+        cfg = checked({k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("aicp:")},
+                      other_keys=[k for k in raw if not k.startswith("aicp:")])
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
 
@@ -208,7 +209,8 @@ def run_stack(raw: dict[str, Any], stack: str, notes: list[str] | None = None):
         raise UsageError(" ".join(str(exc).split())) from None
     from .fakes import PREFLIGHT_TOKENS
 
-    # The program's preflight (stacks/preflight.py) asked the cloud; offline, fakes answered.
+    # The target's preflight (stacks/targets/<target>.py) asked the cloud; offline, fakes
+    # answered.
     asked = sum(1 for token, _ in planned.invokes if token in PREFLIGHT_TOKENS)
     if asked and notes is not None:
         notes.append(f"preflight: {asked} read-only lookups answered from canned data "

@@ -74,9 +74,15 @@ OFFERINGS: tuple[Offering, ...] = (
 )
 
 
+def racked(target: str) -> bool:
+    """A target of your own machines (on-prem): no machine types in the catalog, any
+    accelerator, the GPU count per node given with each pool."""
+    return not any(o.target == target for o in OFFERINGS)
+
+
 def offered(target: str) -> list[str]:
     """Accelerators a target offers, in catalog order. On-prem runs whatever is racked."""
-    if target == "onprem":
+    if racked(target):
         return list(ACCELERATORS)
     return list(dict.fromkeys(o.accelerator for o in OFFERINGS if o.target == target))
 

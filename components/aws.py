@@ -73,6 +73,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+from pulumi.errors import InputPropertyError
 
 from .contract import (
     CONFORMANCE_OUTPUT,
@@ -80,7 +81,9 @@ from .contract import (
     GpuDriver,
     GpuPool,
     GpuPoolRequest,
+    PropertyError,
     resolve_pool,
+    validate_pools,
 )
 
 SYSTEM_POOL_LABEL = "aicp.dev/pool"
@@ -123,27 +126,34 @@ class AwsClusterArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.region:
-            raise ValueError("AwsClusterArgs.region: an AWS region is required")
-        if not self.subnet_ids and len(self.zones) < 2:
-            raise ValueError("AwsClusterArgs.zones: EKS needs subnets in at least two zones; "
-                             "list two zones or give subnet_ids")
-        if self.subnet_ids and len(self.subnet_ids) < 2:
-            raise ValueError("AwsClusterArgs.subnet_ids: give subnets in at least two zones")
-        if len(self.zones) > 6 and not self.subnet_ids:
-            raise ValueError("AwsClusterArgs.zones: at most six zones")
-        if not 1 <= self.system_min_nodes <= self.system_max_nodes:
-            raise ValueError("AwsClusterArgs.system_min_nodes: must be 1..system_max_nodes")
-        names = [p.name for p in self.gpu_pools]
-        if len(set(names)) != len(names):
-            raise ValueError(f"AwsClusterArgs.gpu_pools: pool names repeat: {names}")
-        for p in self.gpu_pools:
-            if p.min_nodes > p.max_nodes:
-                raise ValueError(f"gpu pool {p.name}: min_nodes is more than max_nodes")
-            if p.allocator == "dra" and p.min_nodes < 1:
-                raise ValueError(
-                    f"gpu pool {p.name}: min_nodes must be at least 1 for DRA pools on aws "
-                    "(cluster-autoscaler cannot scale a DRA pool up from zero)")
+        validate(self)
+
+
+def validate(args: AwsClusterArgs) -> None:
+    """Raise ``InputPropertyError`` for the first argument EKS or its autoscaler would refuse;
+    declares nothing."""
+    if not args.region:
+        raise InputPropertyError("region", "an AWS region is required")
+    # EKS: "subnets in at least two different Availability Zones"
+    # (https://docs.aws.amazon.com/eks/latest/userguide/network-reqs.html).
+    if not args.subnet_ids and len(args.zones) < 2:
+        raise PropertyError(
+            "zones", "list at least two availability zones (EKS needs subnets in two), "
+            "or give {0}", ("subnet_ids",))
+    if args.subnet_ids and len(args.subnet_ids) < 2:
+        raise InputPropertyError("subnet_ids", "give subnets in at least two zones")
+    if len(args.zones) > 6 and not args.subnet_ids:
+        raise InputPropertyError("zones", "at most six zones")
+    if not 1 <= args.system_min_nodes <= args.system_max_nodes:
+        raise InputPropertyError("system_min_nodes", "must be 1..system_max_nodes")
+    validate_pools("aws", args.gpu_pools)
+    for i, p in enumerate(args.gpu_pools):
+        if p.allocator == "dra" and p.min_nodes < 1:
+            raise PropertyError(
+                f"gpu_pools[{i}].min_nodes",
+                "0 cannot scale up for DRA claims on aws (cluster-autoscaler cannot scale a "
+                "DRA pool up from zero: it has no DRA node template); set it to 1 or {0}: "
+                "device-plugin", (f"gpu_pools[{i}].allocator",))
 
 
 class AwsCluster(pulumi.ComponentResource):

@@ -22,7 +22,7 @@ Upstream followed: AKS docs (Azure CNI Overlay, Cilium dataplane, workload ident
 node pools and ``gpuProfile.driver``, NVIDIA GPU Operator on AKS, Spot node pools,
 capacity reservation groups, auto-upgrade channels), pulumi-azure-native 3.29
 ``containerservice`` (REST API 2025-09-01), AICR ``values-aks.yaml`` for the GPU Operator
-values (see ``../shared/ADDONS.md`` §2.1, §3.3, §6.2).
+values.
 
 Decisions, each with its reason:
 
@@ -91,6 +91,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -99,6 +100,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_azure_native as azure_native
 import pulumi_kubernetes as k8s
+from pulumi.errors import InputPropertyError
 
 from .contract import (
     CONFORMANCE_OUTPUT,
@@ -106,8 +108,11 @@ from .contract import (
     GpuDriver,
     GpuPool,
     GpuPoolRequest,
+    PropertyError,
     Taint,
+    ipv4_network,
     resolve_pool,
+    validate_pools,
 )
 
 cs = azure_native.containerservice
@@ -182,53 +187,84 @@ class AksClusterArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.location:
-            raise ValueError("AksClusterArgs.location: an Azure region is required")
-        for zone in self.zones:
-            if zone not in ("1", "2", "3"):
-                raise ValueError(f"AksClusterArgs.zones: {zone!r} is not an Azure zone "
-                                 "(use \"1\", \"2\", \"3\")")
-        if not 1 <= self.system_min_nodes <= self.system_max_nodes:
-            raise ValueError("AksClusterArgs.system_min_nodes: must be 1..system_max_nodes")
-        if self.autoscaler_expander not in EXPANDERS:
-            raise ValueError(f"AksClusterArgs.autoscaler_expander: "
-                             f"{self.autoscaler_expander!r} is not one of "
-                             f"{', '.join(EXPANDERS)} on AKS")
-        if self.private_cluster and self.authorized_ip_ranges \
-                and not _everyone(self.authorized_ip_ranges):
-            raise ValueError("AksClusterArgs.authorized_ip_ranges: a private cluster has no "
-                             "public endpoint to restrict")
-        for key in self.tags:
-            if _BAD_TAG.search(key):
-                raise ValueError(f"AksClusterArgs.tags: {key!r}: Azure tag names cannot "
-                                 "contain < > % & \\ ? /")
-        ranges = {"pod_cidr": self.pod_cidr, "service_cidr": self.service_cidr}
-        if self.subnet_id is None:
-            ranges["vnet_cidr"] = self.vnet_cidr
-        nets = {k: ipaddress.ip_network(v) for k, v in ranges.items()}
-        keys = list(nets)
-        for i, a in enumerate(keys):
-            for b in keys[i + 1:]:
-                if nets[a].overlaps(nets[b]):
-                    raise ValueError(f"AksClusterArgs.{a}: {ranges[a]} overlaps "
-                                     f"{b} {ranges[b]}")
-        names = [agent_pool_name(p.name) for p in self.gpu_pools]
-        if len(set(names)) != len(names) or SYSTEM_POOL_NAME in names:
-            raise ValueError(f"AksClusterArgs.gpu_pools: AKS pool names (lowercase letters "
-                             f"and digits, at most 12) repeat: {names}")
-        for p in self.gpu_pools:
-            if p.min_nodes > p.max_nodes:
-                raise ValueError(f"gpu pool {p.name}: min_nodes is more than max_nodes")
-            if p.allocator == "dra" and p.min_nodes < 1:
-                raise ValueError(
-                    f"gpu pool {p.name}: min_nodes must be at least 1 for DRA pools on azure "
-                    "(the cluster autoscaler has no DRA node template for a pool with no "
-                    "nodes); use allocator device-plugin to scale from zero")
-            if p.capacity_type == "spot" and p.capacity_reservation_id:
-                raise ValueError(f"gpu pool {p.name}: capacity reservations are for "
-                                 "regular (not Spot) VMs")
-            if p.capacity_reservation_id:
-                reservation_resource_group(p.capacity_reservation_id)
+        validate(self)
+
+
+def validate(args: AksClusterArgs) -> None:
+    """Raise ``InputPropertyError`` for the first argument AKS would refuse; declares
+    nothing."""
+    if not args.location:
+        raise InputPropertyError("location", "an Azure region is required")
+    for i, zone in enumerate(args.zones):
+        if zone not in ("1", "2", "3"):
+            raise InputPropertyError(f"zones[{i}]", f"{zone!r} is not an Azure zone; use "
+                                     "\"1\", \"2\" or \"3\"")
+    if not 1 <= args.system_min_nodes <= args.system_max_nodes:
+        raise InputPropertyError("system_min_nodes", "must be 1..system_max_nodes")
+    if args.autoscaler_expander not in EXPANDERS:
+        raise InputPropertyError(
+            "autoscaler_expander", f"{args.autoscaler_expander!r} is not offered by AKS; use "
+            f"{', '.join(EXPANDERS[:-1])} or {EXPANDERS[-1]}")
+    if args.private_cluster and args.authorized_ip_ranges \
+            and not _everyone(args.authorized_ip_ranges):
+        raise InputPropertyError("authorized_ip_ranges", "a private cluster has no public "
+                                 "endpoint to restrict")
+    for key in args.tags:
+        if _BAD_TAG.search(key):
+            raise InputPropertyError(f"tags[{json.dumps(key)}]",
+                                     "Azure tag names cannot contain < > % & \\ ? /")
+    # The overlay's pod and service ranges are never routed in the VNet, but must not overlap
+    # it (https://learn.microsoft.com/azure/aks/azure-cni-overlay#ip-address-planning).
+    pods = ipv4_network("pod_cidr", args.pod_cidr, "10.244.0.0/16")
+    services = ipv4_network("service_cidr", args.service_cidr, "10.96.0.0/16")
+    if args.subnet_id is None:
+        vnet = ipv4_network("vnet_cidr", args.vnet_cidr, "10.0.0.0/16")
+        for name, other in (("pod", pods), ("service", services)):
+            if vnet.overlaps(other):
+                raise InputPropertyError(
+                    "vnet_cidr", f"{args.vnet_cidr!r} overlaps the AKS {name} range {other}; "
+                    f"pick a range outside {pods} and {services}")
+    if pods.overlaps(services):
+        raise InputPropertyError("service_cidr", f"{args.service_cidr!r} overlaps the pod "
+                                 f"range {args.pod_cidr}")
+    validate_pools("azure", args.gpu_pools)
+    _validate_pool_names(args.gpu_pools)
+    for i, p in enumerate(args.gpu_pools):
+        if p.allocator == "dra" and p.min_nodes < 1:
+            raise PropertyError(
+                f"gpu_pools[{i}].min_nodes",
+                "0 cannot scale up for DRA claims on azure (its cluster autoscaler has no DRA "
+                "node template for a pool with no nodes); set it to 1 or {0}: device-plugin",
+                (f"gpu_pools[{i}].allocator",))
+        if p.capacity_reservation_id and not _CRG_ID.match(p.capacity_reservation_id):
+            raise InputPropertyError(
+                f"gpu_pools[{i}].capacity_reservation_id",
+                f"{p.capacity_reservation_id!r} is not an Azure capacity reservation id (like "
+                "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Compute/"
+                "capacityReservationGroups/<name>)")
+
+
+def _validate_pool_names(pools: tuple[GpuPoolRequest, ...]) -> None:
+    # AKS Linux node pool names: lowercase letters and digits, 1-12 characters, a letter
+    # first (https://learn.microsoft.com/azure/aks/create-node-pools#limitations).
+    taken: dict[str, int] = {}
+    for i, p in enumerate(pools):
+        aks = _derived_pool_name(p.name)
+        if not _POOL_NAME.match(aks):
+            raise InputPropertyError(
+                f"gpu_pools[{i}].name", f"{p.name!r} gives no AKS pool name (lowercase "
+                "letters and digits, a letter first, at most 12)")
+        if aks == SYSTEM_POOL_NAME:
+            raise InputPropertyError(
+                f"gpu_pools[{i}].name",
+                f"{p.name!r} is the name of the AKS system pool; pick another name")
+        if aks in taken:
+            j = taken[aks]
+            raise PropertyError(
+                f"gpu_pools[{i}].name", "{name!r} and {0} {other!r} both become AKS pool name "
+                "{aks!r} (letters and digits, at most 12); rename one",
+                (f"gpu_pools[{j}].name",), name=p.name, other=pools[j].name, aks=aks)
+        taken[aks] = i
 
 
 class AksCluster(pulumi.ComponentResource):
@@ -506,9 +542,13 @@ class AksGpuPool(pulumi.ComponentResource):
 
 # --- pure helpers (tested through the component) ----------------------------------------
 
+def _derived_pool_name(pool: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", pool.lower())[:12]
+
+
 def agent_pool_name(pool: str) -> str:
     """AKS Linux pool names: lowercase letters and digits, at most 12, a letter first."""
-    name = re.sub(r"[^a-z0-9]", "", pool.lower())[:12]
+    name = _derived_pool_name(pool)
     if not _POOL_NAME.match(name):
         raise ValueError(f"gpu pool {pool!r}: no valid AKS pool name can be made of it")
     return name

@@ -7,13 +7,15 @@ accelerator catalog, nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import ipaddress
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pulumi
+from pulumi.errors import InputPropertyError
 
-from .accelerators import ACCELERATORS, offering
+from .accelerators import ACCELERATORS, TARGETS, machine_types, offered, offering, racked
 
 # Nodes of GPU pools carry this taint so that pods which ask for no GPU stay off them.
 GPU_TAINT_KEY = "nvidia.com/gpu"
@@ -93,10 +95,93 @@ class GpuPool:
         }
 
 
+class PropertyError(InputPropertyError):
+    """``InputPropertyError`` whose reason also names other properties of the same args.
+
+    Components refuse bad arguments with ``InputPropertyError(property_path, reason)``, as
+    pulumi/pulumi-eks does (nodejs/eks/nodes/ami.ts ``getOperatingSystem``: property path
+    ``amiType``); the stack maps the path to the config key a person sets. Where the reason
+    must point at another property ("or give subnet_ids"), ``template`` holds ``{0}``,
+    ``{1}``... for the paths in ``see`` and ``{name}`` for ``values``, so the stack can name
+    those properties by their config keys too (``render``); ``reason`` names them by their
+    property paths.
+    """
+
+    def __init__(self, property_path: str, template: str, see: tuple[str, ...] = (),
+                 **values: Any) -> None:
+        super().__init__(property_path, template.format(*see, **values))
+        self.template = template
+        self.see = see
+        self.values = values
+
+    def render(self, name: Callable[[str], str]) -> str:
+        """The reason with every property in ``see`` called ``name(path)``."""
+        return self.template.format(*(name(path) for path in self.see), **self.values)
+
+
+def ipv4_network(property_path: str, value: str, example: str) -> ipaddress.IPv4Network:
+    """``value`` as an IPv4 network, or ``InputPropertyError`` naming ``property_path``."""
+    try:
+        net = ipaddress.ip_network(value)
+    except ValueError:
+        raise InputPropertyError(
+            property_path, f"{value!r} is not an IPv4 CIDR block (like {example})") from None
+    if not isinstance(net, ipaddress.IPv4Network):
+        raise InputPropertyError(
+            property_path, f"{value!r} is IPv6; give an IPv4 CIDR block (like {example})")
+    return net
+
+
+def validate_pools(target: str, pools: Sequence[GpuPoolRequest]) -> None:
+    """What every target refuses in its ``gpu_pools``, as ``InputPropertyError``.
+
+    Pool names are unique; the accelerator and machine type are in the accelerator catalog
+    of ``target``; the GPU count per node is given on-prem (racked hardware) and follows the
+    machine type elsewhere; capacity reservations hold on-demand capacity (EC2 "On-Demand
+    Capacity Reservations", GCE reservations, Azure capacity reservation groups: none of
+    them applies to Spot).
+    """
+    seen: set[str] = set()
+    choices = offered(target)
+    for i, p in enumerate(pools):
+        if p.name in seen:
+            raise InputPropertyError(f"gpu_pools[{i}].name",
+                                     f"{p.name!r} is used by another pool")
+        seen.add(p.name)
+        if p.accelerator not in choices:
+            raise InputPropertyError(
+                f"gpu_pools[{i}].accelerator",
+                f"{p.accelerator!r} is not one of {', '.join(choices)} on {target}")
+        if p.min_nodes > p.max_nodes:
+            raise InputPropertyError(f"gpu_pools[{i}].min_nodes",
+                                     f"{p.min_nodes} is more than max_nodes {p.max_nodes}")
+        if racked(target):
+            if p.gpus_per_node is None:
+                raise InputPropertyError(f"gpu_pools[{i}].gpus_per_node",
+                                         f"required on {target} (how many GPUs a node has)")
+        else:
+            if p.gpus_per_node is not None:
+                raise InputPropertyError(
+                    f"gpu_pools[{i}].gpus_per_node",
+                    f"only for {' and '.join(t for t in TARGETS if racked(t))}; on {target} "
+                    "it follows the instance type")
+            types = [o.machine_type for o in machine_types(target, p.accelerator)]
+            if p.instance_type is not None and p.instance_type not in types:
+                raise InputPropertyError(
+                    f"gpu_pools[{i}].instance_type",
+                    f"{p.instance_type!r} does not carry {p.accelerator} on {target}; use one "
+                    f"of {', '.join(types)}")
+        if p.capacity_reservation_id and p.capacity_type == "spot":
+            raise PropertyError(
+                f"gpu_pools[{i}].capacity_reservation_id",
+                "capacity reservations are on-demand; drop it or set {0}: on-demand",
+                (f"gpu_pools[{i}].capacity_type",))
+
+
 def resolve_pool(target: str, request: GpuPoolRequest) -> GpuPool:
     """Fill a pool request in from the accelerator catalog: machine type, GPUs, labels, taint."""
     accel = ACCELERATORS[request.accelerator]
-    if target == "onprem":
+    if racked(target):
         machine, gpus, memory = request.instance_type or "", request.gpus_per_node or 0, \
             accel.memory_gib
     else:

@@ -25,13 +25,13 @@ nodes; GPUs: manual driver installation on COS, GPU node taints; set-up-dra), th
 Operator GKE guide and AICR ``values-gke-cos.yaml`` / ``docs/integrator/gke-gpu-setup.md``
 ("bundle-installer" mode), GoogleCloudPlatform/container-engine-accelerators
 ``nvidia-driver-installer/cos/daemonset-preloaded.yaml``, pulumi-gcp 10.2 ``container``,
-``compute``. See ``../shared/ADDONS.md`` §2.1, §3.2, §6.2, §6.8.
+``compute``.
 
 Decisions, each with its reason:
 
 - **GPU driver: one policy for every GPU pool, whatever its allocator.** GKE cannot install
   the driver on DRA pools (set-up-dra: "automatic GPU driver installation isn't supported
-  with DRA"; ADDONS pitfall 30), and GKE's own device plugin would be a second
+  with DRA"), and GKE's own device plugin would be a second
   ``nvidia.com/gpu`` advertiser next to the DRA driver. So every GPU pool is created with
   ``gpu_driver_version=INSTALLATION_DISABLED`` and the node label
   ``gke-no-default-nvidia-gpu-device-plugin=true`` (GKE's device plugin off), and this
@@ -96,6 +96,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
+from pulumi.errors import InputPropertyError
 
 from .accelerators import offering
 from .contract import (
@@ -105,7 +106,9 @@ from .contract import (
     GpuDriver,
     GpuPool,
     GpuPoolRequest,
+    ipv4_network,
     resolve_pool,
+    validate_pools,
 )
 
 SYSTEM_POOL_LABEL = "aicp.dev/pool"
@@ -202,30 +205,33 @@ class GkeClusterArgs:
     labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.project:
-            raise ValueError("GkeClusterArgs.project: a GCP project id is required")
-        if not self.region:
-            raise ValueError("GkeClusterArgs.region: a GCP region is required")
-        if not 1 <= self.system_min_nodes <= self.system_max_nodes:
-            raise ValueError("GkeClusterArgs.system_min_nodes: must be 1..system_max_nodes")
-        if not self.subnetwork:
-            ipaddress.ip_network(self.vpc_cidr)
-            if ipaddress.ip_network(self.vpc_cidr).prefixlen > 20:
-                raise ValueError("GkeClusterArgs.vpc_cidr: must be /20 or larger "
-                                 "(nodes, services and pods are carved from it)")
-        for key, value in self.labels.items():
-            if not _LABEL.match(key) or not _LABEL_VALUE.match(value):
-                raise ValueError(
-                    f"GkeClusterArgs.labels: {key}={value!r} is not a GCP label (lowercase "
-                    "letters, digits, '_' and '-', at most 63 characters)")
-        names = [p.name for p in self.gpu_pools]
-        if len(set(names)) != len(names):
-            raise ValueError(f"GkeClusterArgs.gpu_pools: pool names repeat: {names}")
-        for p in self.gpu_pools:
-            if p.min_nodes > p.max_nodes:
-                raise ValueError(f"gpu pool {p.name}: min_nodes is more than max_nodes")
-            if p.capacity_reservation_id and p.capacity_type == "spot":
-                raise ValueError(f"gpu pool {p.name}: reservations are for on-demand VMs")
+        validate(self)
+
+
+def validate(args: GkeClusterArgs) -> None:
+    """Raise ``InputPropertyError`` for the first argument GKE would refuse; declares
+    nothing."""
+    if not args.project:
+        raise InputPropertyError("project", "a GCP project id is required")
+    if not args.region:
+        raise InputPropertyError("region", "a GCP region is required")
+    if not 1 <= args.system_min_nodes <= args.system_max_nodes:
+        raise InputPropertyError("system_min_nodes", "must be 1..system_max_nodes")
+    if not args.subnetwork:
+        net = ipv4_network("vpc_cidr", args.vpc_cidr, "10.0.0.0/16")
+        # split_cidr carves the node, service and pod ranges from it.
+        if net.prefixlen > 20:
+            raise InputPropertyError(
+                "vpc_cidr", f"{args.vpc_cidr!r} is too small on gcp: give /20 or larger "
+                "(nodes, services and pods are carved from it)")
+    # Label keys and values: lowercase letters, digits, '_' and '-', at most 63 characters,
+    # keys start with a letter (https://cloud.google.com/compute/docs/labeling-resources).
+    for key, value in args.labels.items():
+        if not _LABEL.match(key) or not _LABEL_VALUE.match(value):
+            raise InputPropertyError(
+                f"labels[{json.dumps(key)}]", "GCP labels are lowercase letters, digits, '-' "
+                "and '_' (keys start with a letter, at most 63 characters)")
+    validate_pools("gcp", args.gpu_pools)
 
 
 class GkeCluster(pulumi.ComponentResource):
@@ -425,7 +431,8 @@ class GkeCluster(pulumi.ComponentResource):
             workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
                 workload_pool=f"{a.project}.svc.id.goog"),
             # GKE installs and upgrades the Gateway API and Inference Extension CRDs itself
-            # (>= 1.34.0-gke.1626000; ADDONS pitfall 19).
+            # from 1.34.0-gke.1626000 (llm-d docs, "Install Gateway API and Inference
+            # Extension CRDs", https://llm-d.ai/docs/dev/resources/gateway/install-crds).
             gateway_api_config=gcp.container.ClusterGatewayApiConfigArgs(
                 channel="CHANNEL_STANDARD"),
             database_encryption=encryption,

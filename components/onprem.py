@@ -32,6 +32,7 @@ Decisions, each with its reason:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -41,6 +42,7 @@ from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi.errors import InputPropertyError
 
 from .contract import (
     CONFORMANCE_OUTPUT,
@@ -48,7 +50,9 @@ from .contract import (
     GpuDriver,
     GpuPool,
     GpuPoolRequest,
+    PropertyError,
     resolve_pool,
+    validate_pools,
 )
 from .onprem_k3s import (
     KUBECONFIG_FILE,
@@ -139,79 +143,79 @@ class OnPremClusterArgs:
     gpu_driver: Literal["host", "operator"] = "operator"
 
 
-def check(args: OnPremClusterArgs) -> None:
-    """Raise ``ValueError`` naming the config key of the first problem; declares nothing."""
+def validate(args: OnPremClusterArgs) -> None:
+    """Raise ``InputPropertyError`` for the first problem with ``args``; declares nothing."""
+    validate_pools("onprem", args.gpu_pools)
     pools = {p.name: i for i, p in enumerate(args.gpu_pools)}
     if args.gpu_driver not in GPU_DRIVERS:
-        raise ValueError(f"aicp:addons.gpuOperator.driver: {args.gpu_driver!r} is not one of "
-                         f"{', '.join(GPU_DRIVERS)}")
+        raise InputPropertyError("gpu_driver", f"{args.gpu_driver!r} is not one of "
+                                 f"{', '.join(GPU_DRIVERS)}")
     if args.mode == "existing":
         members = {name: tuple(args.gpu_nodes.get(name, ())) for name in pools}
         for name in args.gpu_nodes:
             if name not in pools:
-                raise ValueError(
-                    f"aicp:onprem.gpuNodes.{name}: no GPU pool is named {name!r}; pools: "
-                    f"{', '.join(pools)}")
+                raise InputPropertyError(
+                    f"gpu_nodes[{json.dumps(name)}]",
+                    f"no GPU pool is named {name!r}; pools: {', '.join(pools)}")
         owner: dict[str, str] = {}
         for name, nodes in members.items():
+            at = f"gpu_nodes[{json.dumps(name)}]"
             if not nodes:
-                raise ValueError(
-                    f"aicp:onprem.gpuNodes.{name}: list at least one node for GPU pool "
-                    f"{name!r} (aicp:gpuPools[{pools[name]}])")
+                raise PropertyError(
+                    at, "list at least one node for GPU pool {name!r} ({0})",
+                    (f"gpu_pools[{pools[name]}]",), name=name)
             for node in nodes:
                 if not _dns_subdomain(node):
-                    raise ValueError(
-                        f"aicp:onprem.gpuNodes.{name}: {node!r} is not a Kubernetes node name")
+                    raise InputPropertyError(at, f"{node!r} is not a Kubernetes node name")
                 if node in owner:
                     where = "twice in this pool" if owner[node] == name \
                         else f"also in pool {owner[node]!r}"
-                    raise ValueError(
-                        f"aicp:onprem.gpuNodes.{name}: node {node!r} is listed {where}; a "
-                        "node belongs to one GPU pool")
+                    raise InputPropertyError(
+                        at, f"node {node!r} is listed {where}; a node belongs to one GPU pool")
                 owner[node] = name
         counts = {name: len(nodes) for name, nodes in members.items()}
-        key = "aicp:onprem.gpuNodes.{}"
     else:
         if args.k3s is None:
-            raise ValueError(
-                f"aicp:kubernetesVersion: {args.kubernetes_version!r} has no pinned k3s "
-                "release in the version catalog")
+            raise InputPropertyError(
+                "kubernetes_version", f"{args.kubernetes_version!r} has no pinned k3s release "
+                "in the version catalog")
         if args.k3s.minor != args.kubernetes_version:
-            raise ValueError(
-                f"aicp:kubernetesVersion: {args.kubernetes_version!r}, but k3s "
+            raise InputPropertyError(
+                "kubernetes_version", f"{args.kubernetes_version!r}, but k3s "
                 f"{args.k3s.version} carries Kubernetes {args.k3s.minor}")
         if not args.servers:
-            raise ValueError("aicp:onprem.k3s.servers: list at least one server")
+            raise InputPropertyError("servers", "list at least one server")
         seen: set[str] = set()
         counts = dict.fromkeys(pools, 0)
         for kind, hosts in (("servers", args.servers), ("agents", args.agents)):
             for i, h in enumerate(hosts):
-                at = f"aicp:onprem.k3s.{kind}[{i}]"
                 if not valid_host(h.host):
-                    raise ValueError(f"{at}.host: {h.host!r} is not a host name or IP address")
+                    raise InputPropertyError(f"{kind}[{i}].host",
+                                             f"{h.host!r} is not a host name or IP address")
                 if not valid_user(h.user):
-                    raise ValueError(f"{at}.user: {h.user!r} is not a Unix user name")
+                    raise InputPropertyError(f"{kind}[{i}].user",
+                                             f"{h.user!r} is not a Unix user name")
                 if h.host in seen:
-                    raise ValueError(f"{at}.host: {h.host!r} is listed twice")
+                    raise InputPropertyError(f"{kind}[{i}].host", f"{h.host!r} is listed twice")
                 seen.add(h.host)
                 if h.pool is not None:
                     if h.pool not in pools:
-                        raise ValueError(
-                            f"{at}.pool: {h.pool!r} is not a GPU pool; pools: "
+                        raise InputPropertyError(
+                            f"{kind}[{i}].pool", f"{h.pool!r} is not a GPU pool; pools: "
                             f"{', '.join(pools) or '(none)'}")
                     counts[h.pool] += 1
         for name, n in counts.items():
             if n == 0:
-                raise ValueError(
-                    f"aicp:gpuPools[{pools[name]}]: GPU pool {name!r} has no host; set "
-                    f"pool: {name} on a host in aicp:onprem.k3s.agents (or servers)")
-        key = "aicp:gpuPools[{}]"
+                raise PropertyError(
+                    f"gpu_pools[{pools[name]}]", "GPU pool {name!r} has no host; set pool: "
+                    "{name} on a host in {0} (or {1})", ("agents", "servers"), name=name)
     for p in args.gpu_pools:
         n = counts[p.name]
-        at = key.format(p.name if args.mode == "existing" else pools[p.name])
+        at = f"gpu_nodes[{json.dumps(p.name)}]" if args.mode == "existing" \
+            else f"gpu_pools[{pools[p.name]}]"
         if not p.min_nodes <= n <= p.max_nodes:
-            raise ValueError(
-                f"{at}: {n} node(s) in GPU pool {p.name!r}, outside minNodes..maxNodes "
+            raise InputPropertyError(
+                at, f"{n} node(s) in GPU pool {p.name!r}, outside minNodes..maxNodes "
                 f"({p.min_nodes}..{p.max_nodes}); on-prem a pool is exactly its nodes")
 
 
@@ -234,7 +238,7 @@ class OnPremCluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: OnPremClusterArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        check(args)
+        validate(args)
         super().__init__("aicp:onprem:Cluster", name, None, opts)
         self._name = name
         self._args = args
@@ -284,8 +288,8 @@ class OnPremCluster(pulumi.ComponentResource):
         else:
             path = Path(os.path.expanduser(a.kubeconfig_path))
             if not path.is_file():
-                raise ValueError(
-                    f"aicp:onprem.kubeconfig: no file at {path}; give the path of a "
+                raise InputPropertyError(
+                    "kubeconfig_path", f"no file at {path}; give the path of a "
                     f"kubeconfig, or leave it out and set the secret {KUBECONFIG_SECRET_KEY}")
             text = pulumi.Output.secret(path.read_text())
         if a.context is None:

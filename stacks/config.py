@@ -1,8 +1,11 @@
-"""The stack configuration (namespace ``aicp:`` in ``Pulumi.<stack>.yaml``), typed and checked.
+"""The stack configuration (namespace ``aicp:`` in ``Pulumi.<stack>.yaml``), typed and checked
+for its shape.
 
 Every problem is found before any resource is declared and reported as one line naming
 the key path, the bad value and what is allowed, e.g.
-``aicp:gpuPools[1].accelerator: 'h200x' is not one of h100, h200, a100, l40s, l4 on aws``.
+``aicp:gpuPools[1].minNodes: 3 is more than maxNodes 2``. This module knows no cloud: what
+a target refuses (region codes, zones, node limits, the catalog's accelerators) is that
+target's ``check`` (``stacks/targets/<target>.py``), run before anything is declared.
 """
 
 from __future__ import annotations
@@ -24,15 +27,16 @@ from pydantic import (
 )
 
 from ..addons.catalog import DEFAULT_KUBERNETES, KUBERNETES
-from ..components.accelerators import TARGETS, machine_types, offered
-from . import cloud_rules
 from .errors import ConfigError
 from .kubeconfig import check_kubeconfig
 
 NAMESPACE = "aicp"
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
-_GCP_LABEL = re.compile(r"^[a-z][-_a-z0-9]{0,62}$")
-_GCP_LABEL_VALUE = re.compile(r"^[-_a-z0-9]{0,63}$")
+# A Kubernetes Duration is Go's time.ParseDuration format (k8s.io/apimachinery
+# pkg/apis/meta/v1/duration.go); Kueue's waitForPodsReady.timeout is a *metav1.Duration
+# (kubernetes-sigs/kueue apis/config/v1beta1/configuration_types.go, WaitForPodsReady).
+_GO_DURATION = re.compile(r"^(\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)"
+                          r"((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))*$")
 
 
 # Secret keys (what `pulumi config set --secret` writes), read for their presence and
@@ -172,7 +176,8 @@ class Addons(_Model):
 
 
 class PlatformConfig(_Model):
-    target: Literal["aws", "gcp", "azure", "onprem"]
+    # One of the targets stacks/targets/__init__.py TARGETS lists; the program looks it up.
+    target: StrictStr
     cluster_name: StrictStr = "aicp"
     kubernetes_version: StrictStr = DEFAULT_KUBERNETES
     region: StrictStr | None = None
@@ -265,7 +270,7 @@ def _first(errors: list[Any]) -> Any:
 
 
 def _check(cfg: PlatformConfig) -> None:
-    """Rules that span fields; the first one broken is reported."""
+    """Rules that span fields and hold on every target; the first one broken is reported."""
     if cfg.kubernetes_version not in KUBERNETES:
         raise ConfigError(
             f"aicp:kubernetesVersion: {cfg.kubernetes_version!r} is not supported; use one of "
@@ -274,83 +279,23 @@ def _check(cfg: PlatformConfig) -> None:
         raise ConfigError(
             f"aicp:clusterName: {cfg.cluster_name!r} must be a lowercase DNS label of at most "
             "32 characters (letters, digits, '-')")
-    if cfg.target != "onprem" and not cfg.region:
-        raise ConfigError(f"aicp:region: required for target {cfg.target}")
-    if cfg.target == "aws" and not cfg.network.subnet_ids and len(cfg.zones) < 2:
-        raise ConfigError(
-            "aicp:zones: list at least two availability zones (EKS needs subnets in two), "
-            "or give aicp:network.subnetIds")
     if cfg.system_pool.min_nodes > cfg.system_pool.max_nodes:
         raise ConfigError(
             f"aicp:systemPool.minNodes: {cfg.system_pool.min_nodes} is more than "
             f"maxNodes {cfg.system_pool.max_nodes}")
-    if cfg.target == "azure":
-        _check_azure(cfg)
-    if cfg.target == "gcp":
-        if cfg.gcp is None:
-            raise ConfigError("aicp:gcp.project: required for target gcp (the GCP project id)")
-        for key, value in cfg.tags.items():
-            if not _GCP_LABEL.match(key) or not _GCP_LABEL_VALUE.match(value):
-                raise ConfigError(
-                    f"aicp:tags.{key}: GCP labels are lowercase letters, digits, '-' and '_' "
-                    "(keys start with a letter, at most 63 characters)")
-    seen: set[str] = set()
-    choices = offered(cfg.target)
     for i, pool in enumerate(cfg.gpu_pools):
         key = f"aicp:gpuPools[{i}]"
         if not _DNS_LABEL.match(pool.name):
             raise ConfigError(
                 f"{key}.name: {pool.name!r} must be a lowercase DNS label of at most 32 "
                 "characters")
-        if pool.name in seen:
-            raise ConfigError(f"{key}.name: {pool.name!r} is used by another pool")
-        seen.add(pool.name)
-        if pool.accelerator not in choices:
-            raise ConfigError(
-                f"{key}.accelerator: {pool.accelerator!r} is not one of "
-                f"{', '.join(choices)} on {cfg.target}")
         if pool.min_nodes > pool.max_nodes:
             raise ConfigError(
                 f"{key}.minNodes: {pool.min_nodes} is more than maxNodes {pool.max_nodes}")
-        if cfg.target == "onprem":
-            if pool.gpus_per_node is None:
-                raise ConfigError(
-                    f"{key}.gpusPerNode: required on onprem (how many GPUs a node has)")
-        else:
-            if pool.gpus_per_node is not None:
-                raise ConfigError(
-                    f"{key}.gpusPerNode: only for onprem; on {cfg.target} it follows the "
-                    "instance type")
-            types = [o.machine_type for o in machine_types(cfg.target, pool.accelerator)]
-            if pool.instance_type is not None and pool.instance_type not in types:
-                raise ConfigError(
-                    f"{key}.instanceType: {pool.instance_type!r} does not carry "
-                    f"{pool.accelerator} on {cfg.target}; use one of {', '.join(types)}")
-        if cfg.target in ("aws", "azure") and pool.allocator == "dra" and pool.min_nodes == 0:
-            raise ConfigError(
-                f"{key}.minNodes: 0 cannot scale up for DRA claims on {cfg.target} (its cluster "
-                "autoscaler has no DRA node template); set minNodes to 1 or allocator: "
-                "device-plugin")
-        if pool.capacity_reservation_id and pool.capacity_type == "spot":
-            raise ConfigError(
-                f"{key}.capacityReservationId: capacity reservations are on-demand; drop it or "
-                "set capacityType: on-demand")
-    cloud_rules.check(cfg)
-
-
-def _check_azure(cfg: PlatformConfig) -> None:
-    for i, zone in enumerate(cfg.zones):
-        if zone not in ("1", "2", "3"):
-            raise ConfigError(f"aicp:zones[{i}]: {zone!r} is not an Azure zone; use \"1\", "
-                              "\"2\" or \"3\"")
-    if len(cfg.network.subnet_ids) > 1:
-        raise ConfigError("aicp:network.subnetIds: AKS takes one node subnet; list one id")
-    if cfg.addons.autoscaler.expander == "price":
-        raise ConfigError("aicp:addons.autoscaler.expander: 'price' is not offered by AKS; use "
-                          "least-waste, priority, random or most-pods")
-    for key in cfg.tags:
-        if any(c in key for c in '<>%&\\?/'):
-            raise ConfigError(f"aicp:tags.{key}: Azure tag names cannot contain < > % & \\ ? /")
+    timeout = cfg.addons.kueue.wait_for_pods_ready_timeout
+    if not _GO_DURATION.match(timeout):
+        raise ConfigError(f"aicp:addons.kueue.waitForPodsReadyTimeout: {timeout!r} is not a "
+                          "duration; write it like 10m, 90s or 1h30m")
 
 
 def _ssh_key_name(raw: Mapping[str, Any]) -> str:
@@ -448,4 +393,4 @@ def from_pulumi() -> PlatformConfig:
     return parse(raw, other_keys=[k for k in merged if not k.startswith(NAMESPACE + ":")])
 
 
-__all__ = ["ConfigError", "GpuPool", "PlatformConfig", "TARGETS", "from_pulumi", "parse"]
+__all__ = ["ConfigError", "GpuPool", "PlatformConfig", "from_pulumi", "parse"]

@@ -1,13 +1,21 @@
 """The platform: config → one target → the AI addon layer, and the stack outputs.
 
+The target is chosen here, once (``load``): its module checks the config, asks the cloud
+its preflight questions and declares the cluster (``stacks/targets/<target>.py``).
+
 Ordering between addons is explicit because a component's ``depends_on`` does not reach
 its children (pulumi/runtime/resource.py): each addon takes what it must wait for in its
-args. The order follows ADDONS.md §6.1: CRDs before the controllers that use them,
-webhooks ready before the objects they admit, aggregated APIs last.
+args. CRDs come before the controllers that use them (an object of a kind the API server
+does not serve yet is refused: "no matches for kind", k8s.io/apimachinery
+pkg/api/meta/errors.go NoKindMatchError), webhooks are ready before the objects they admit
+(a webhook with ``failurePolicy: Fail`` and no endpoint refuses them,
+https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/
+#failure-policy), aggregated APIs last.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -16,8 +24,10 @@ import pulumi
 from ..addons.base import Addon
 from ..addons.catalog import CHARTS, MANIFESTS
 from ..components.contract import ClusterOutputs
-from .config import ConfigError, PlatformConfig, from_pulumi
-from .targets import build_cluster
+from .config import ConfigError, PlatformConfig, from_pulumi, parse
+from .preflight import Report
+from .targets import target
+from .targets.base import Target
 
 A = TypeVar("A", bound=Addon)
 
@@ -53,22 +63,37 @@ def check_one_allocator(cfg: PlatformConfig) -> None:
             "unless the device plugin is off cluster-wide); use one allocator for every pool")
 
 
-def gateway_service_type(cfg: PlatformConfig) -> Literal[
+def gateway_service_type(cfg: PlatformConfig, chosen: Target | None = None) -> Literal[
         "LoadBalancer", "NodePort", "ClusterIP"]:
     """The inference Gateway's Service type: as configured, else what gets it an address.
 
-    An existing on-prem cluster often has no load-balancer controller: a LoadBalancer
-    Service would stay pending and the Gateway without an address, so it gets a NodePort
-    (reachable on every node). k3s brings ServiceLB, the clouds their load balancers.
+    Where the cluster provisions no load balancers (an existing on-prem cluster often has
+    no controller for them), a LoadBalancer Service would stay pending and the Gateway
+    without an address, so it gets a NodePort (reachable on every node).
     """
     if cfg.addons.gateway.service_type is not None:
         return cfg.addons.gateway.service_type
-    existing = cfg.target == "onprem" and cfg.onprem is not None \
-        and cfg.onprem.mode == "existing"
-    return "NodePort" if existing else "LoadBalancer"
+    chosen = chosen or target(cfg.target)
+    return "LoadBalancer" if chosen.load_balancers(cfg) else "NodePort"
 
 
-def build(cfg: PlatformConfig) -> Platform:
+def load(cfg: PlatformConfig) -> Target:
+    """The target ``cfg`` names, after every rule of it and of the platform passed."""
+    chosen = target(cfg.target)
+    chosen.check(cfg)
+    check_one_allocator(cfg)
+    return chosen
+
+
+def checked(raw: Mapping[str, Any], other_keys: Collection[str] = ()) -> PlatformConfig:
+    """``aicp:`` config (keys without the namespace), checked as ``pulumi up`` checks it
+    before anything is declared, or ConfigError."""
+    cfg = parse(raw, other_keys)
+    load(cfg)
+    return cfg
+
+
+def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
     from ..addons.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
     from ..addons.dra_driver import DraDriver, DraDriverArgs
     from ..addons.gateway_api import GatewayApi
@@ -80,12 +105,11 @@ def build(cfg: PlatformConfig) -> Platform:
     from ..addons.kueue import Kueue, KueueArgs
     from ..addons.metrics_adapter import MetricsAdapter, MetricsAdapterArgs
     from ..addons.monitoring import Monitoring
-    from . import preflight
-
-    check_one_allocator(cfg)
+    chosen = chosen or load(cfg)
     # Before the first resource: what the cloud says about the GPU pools (read-only).
-    report = preflight.run(cfg)
-    cluster = build_cluster(cfg)
+    report = Report()
+    chosen.preflight(cfg, report)
+    cluster = chosen.cluster(cfg)
     p = Platform(cfg, cluster, preflight=report.export())
     want = cfg.addons
 
@@ -127,7 +151,7 @@ def build(cfg: PlatformConfig) -> Platform:
         gateway_api = add("gateway-api", GatewayApi("gateway-api", cluster),
                           MANIFESTS["gateway-api"].version)
         istio = add("istio", Istio("istio", cluster, IstioArgs(
-            gateway_api=(gateway_api,), service_type=gateway_service_type(cfg))),
+            gateway_api=(gateway_api,), service_type=gateway_service_type(cfg, chosen))),
                     CHARTS["istiod"].version)
         if want.inference_extension.enabled:
             add("inference-extension", InferenceExtension(
@@ -149,7 +173,8 @@ def build(cfg: PlatformConfig) -> Platform:
 
     if monitoring is not None:
         # After the Prometheus it reads, beside the rest: while its aggregated API is not
-        # ready, discovery reports that group failed (ADDONS.md pitfall 3), and both Helm
+        # ready, discovery reports that group failed (k8s.io/client-go
+        # discovery/discovery_client.go ErrGroupDiscoveryFailed), and both Helm
         # (v3.21.4 pkg/action/action.go getCapabilities: "orphaned API service" warning)
         # and pulumi-kubernetes (provider/pkg/clients/clients.go) go on with the rest.
         add("metrics-adapter", MetricsAdapter("metrics-adapter", cluster, MetricsAdapterArgs(
@@ -177,7 +202,7 @@ def export(p: Platform) -> None:
 def main() -> Any:
     try:
         cfg = from_pulumi()
-        platform = build(cfg)
+        platform = build(cfg, load(cfg))
     except ConfigError as exc:
         # RunError ends the program with the message alone: no traceback for a config typo.
         raise pulumi.RunError(str(exc)) from None

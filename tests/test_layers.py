@@ -26,7 +26,7 @@ def lint(cwd: Path, **env: str) -> subprocess.CompletedProcess:
 def test_the_layer_contracts_hold():
     run = lint(REPO)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "3 kept, 0 broken" in run.stdout
+    assert "5 kept, 0 broken" in run.stdout
 
 
 def test_every_product_import_of_a_sibling_is_relative():
@@ -49,6 +49,11 @@ def test_a_relative_import_across_layers_breaks_the_build(tmp_path):
         (tmp_path / "aicp" / folder).mkdir(parents=True)
         (tmp_path / "aicp" / folder / "__init__.py").write_text("")
     (tmp_path / "aicp" / "components" / "aws.py").write_text("X = 1\n")
+    # The modules the contracts name (import-linter refuses a contract on a missing one).
+    (tmp_path / "aicp" / "stacks" / "targets").mkdir()
+    for module in ("config", "program", "targets/__init__", "targets/aws", "targets/gcp",
+                   "targets/azure", "targets/onprem"):
+        (tmp_path / "aicp" / "stacks" / f"{module}.py").write_text("")
     (tmp_path / "aicp" / "verify" / "probe.py").write_text(textwrap.dedent("""\
         def run():
             from ..components.aws import X

@@ -6,6 +6,7 @@ import json
 
 import pulumi
 import pytest
+from pulumi.errors import InputPropertyError
 
 from aicp.cli import fakes, offline
 from aicp.components.contract import CONFORMANCE_OUTPUT, GpuPoolRequest
@@ -409,23 +410,31 @@ def test_every_invoke_is_answered_by_the_fakes(plan, byo_plan):
 
 # --- args ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("change,message", [
-    ({"zones": ("us-west-2a",)}, "at least two zones"),
-    ({"region": ""}, "region"),
+@pytest.mark.parametrize("change,path,reason", [
+    ({"zones": ("us-west-2a",)}, "zones", "list at least two availability zones"),
+    ({"zones": tuple(f"us-west-2{z}" for z in "abcdefg")}, "zones", "at most six zones"),
+    ({"subnet_ids": ("subnet-1",)}, "subnet_ids", "give subnets in at least two zones"),
+    ({"region": ""}, "region", "an AWS region is required"),
     ({"gpu_pools": (GpuPoolRequest(name="l4", accelerator="l4", max_nodes=2),)},
+     "gpu_pools[0].min_nodes", "0 cannot scale up for DRA claims on aws (cluster-autoscaler "
      "cannot scale a DRA pool up from zero"),
-    ({"system_min_nodes": 5}, "system_min_nodes"),
+    ({"system_min_nodes": 5}, "system_min_nodes", "must be 1..system_max_nodes"),
+    ({"gpu_pools": (GpuPoolRequest(name="l4", accelerator="l4", max_nodes=2,
+                                   allocator="device-plugin", instance_type="p5.48xlarge"),)},
+     "gpu_pools[0].instance_type", "'p5.48xlarge' does not carry l4 on aws"),
 ])
-def test_args_refuse_what_eks_or_the_autoscaler_cannot_build(change, message):
+def test_args_refuse_what_eks_or_the_autoscaler_cannot_build(change, path, reason):
     from aicp.components.aws import AwsClusterArgs
 
     args = {"cluster_name": "aicp", "kubernetes_version": "1.35", "region": "us-west-2",
                 "zones": ("us-west-2a", "us-west-2b"), "gpu_pools": POOLS}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputPropertyError) as err:
         AwsClusterArgs(**{**args, **change})
+    assert err.value.property_path == path
+    assert err.value.reason.startswith(reason), err.value.reason
 
 
-# --- issue 14: identity and teardown order that mocks never check ---------------------------
+# --- identity and teardown order that mocks never check ---------------------------
 
 def _plan_with(config: dict) -> offline.Plan:
     def program() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pulumi
 import pytest
+from pulumi.errors import InputPropertyError
 
 from aicp.cli import fakes, offline
 from aicp.components.azure import (
@@ -144,7 +145,7 @@ def test_every_resource_is_found_where_it_was_before_pools_were_components(plan)
 # --- driver ownership ------------------------------------------------------------------
 
 def test_by_default_the_operator_installs_a_hardened_driver_stack(planned):
-    # Issue 14 (6): AKS's own install leaves the toolkit accepting NVIDIA_VISIBLE_DEVICES
+    # AKS's own install leaves the toolkit accepting NVIDIA_VISIBLE_DEVICES
     # from unprivileged containers (secure_accelerator_access fails), so the default is now
     # the operator, whose toolkit refuses it (aicp.addons.gpu_operator TOOLKIT_HARDENING_ENV).
     plan, seen = planned
@@ -372,25 +373,38 @@ def test_the_target_declares_no_kubernetes_objects(plan):
 
 # --- argument checks -------------------------------------------------------------------
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"zones": ("eastus2-1",)}, "is not an Azure zone"),
-    ({"pod_cidr": "10.0.128.0/17"}, "overlaps"),
-    ({"service_cidr": "10.244.0.0/24"}, "overlaps"),
-    ({"autoscaler_expander": "price"}, "not one of"),
-    ({"tags": {"team/owner": "ml"}}, "cannot contain"),
-    ({"system_min_nodes": 0}, "system_min_nodes"),
-    ({"private_cluster": True, "authorized_ip_ranges": ("203.0.113.0/24",)}, "private"),
-    ({"gpu_pools": (H100, dataclasses.replace(A100, name="h-100"))}, "repeat"),
-    ({"gpu_pools": (dataclasses.replace(H100, min_nodes=3),)}, "more than"),
-    ({"gpu_pools": (dataclasses.replace(A100, min_nodes=0),)}, "at least 1 for DRA"),
+@pytest.mark.parametrize(("change", "path", "reason"), [
+    ({"zones": ("1", "eastus2-1")}, "zones[1]", "'eastus2-1' is not an Azure zone"),
+    ({"pod_cidr": "10.0.128.0/17"}, "vnet_cidr", "'10.0.0.0/16' overlaps the AKS pod range"),
+    ({"service_cidr": "10.244.0.0/24"}, "service_cidr", "'10.244.0.0/24' overlaps the pod"),
+    ({"vnet_cidr": "10.96.0.0/12"}, "vnet_cidr", "'10.96.0.0/12' overlaps the AKS service"),
+    ({"autoscaler_expander": "price"}, "autoscaler_expander", "'price' is not offered by AKS"),
+    ({"tags": {"team/owner": "ml"}}, 'tags["team/owner"]', "Azure tag names cannot contain"),
+    ({"system_min_nodes": 0}, "system_min_nodes", "must be 1..system_max_nodes"),
+    ({"private_cluster": True, "authorized_ip_ranges": ("203.0.113.0/24",)},
+     "authorized_ip_ranges", "a private cluster has no public endpoint"),
+    ({"gpu_pools": (H100, dataclasses.replace(A100, name="h-100"))}, "gpu_pools[1].name",
+     "'h-100' and gpu_pools[0].name 'h100' both become AKS pool name 'h100'"),
+    ({"gpu_pools": (dataclasses.replace(A100, name="system"),)}, "gpu_pools[0].name",
+     "'system' is the name of the AKS system pool"),
+    ({"gpu_pools": (dataclasses.replace(A100, name="1gpu"),)}, "gpu_pools[0].name",
+     "'1gpu' gives no AKS pool name"),
+    ({"gpu_pools": (dataclasses.replace(H100, min_nodes=3),)}, "gpu_pools[0].min_nodes",
+     "3 is more than max_nodes 2"),
+    ({"gpu_pools": (dataclasses.replace(A100, min_nodes=0),)}, "gpu_pools[0].min_nodes",
+     "0 cannot scale up for DRA claims on azure"),
     ({"gpu_pools": (dataclasses.replace(A100, capacity_reservation_id="h100-crg"),)},
-     "not the ARM id"),
+     "gpu_pools[0].capacity_reservation_id",
+     "'h100-crg' is not an Azure capacity reservation id"),
     ({"gpu_pools": (dataclasses.replace(A100, capacity_type="spot",
-                                        capacity_reservation_id=CRG),)}, "Spot"),
+                                        capacity_reservation_id=CRG),)},
+     "gpu_pools[0].capacity_reservation_id", "capacity reservations are on-demand"),
 ])
-def test_bad_arguments_are_refused_before_anything_is_declared(change, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_arguments_are_refused_before_anything_is_declared(change, path, reason):
+    with pytest.raises(InputPropertyError) as err:
         dataclasses.replace(ARGS, **change)
+    assert err.value.property_path == path
+    assert err.value.reason.startswith(reason), err.value.reason
 
 
 def test_a_byo_subnet_is_not_checked_against_the_default_vnet_range():
@@ -413,7 +427,9 @@ def test_the_example_azure_stack_config_is_valid():
     cfg = parse({k.split(":", 1)[1]: v for k, v in raw.items()})
     assert cfg.target == "azure" and cfg.kubernetes_version == "1.35"
     pools = {p.name: p for p in cfg.gpu_pools}
-    # Both DRA (one allocator under the GPU Operator, issue 14), so both keep a node.
+    # Both DRA (one allocator under the GPU Operator: its validator waits for
+    # nvidia.com/gpu on every GPU node, gpu-operator v26.7.0
+    # cmd/nvidia-validator/main.go validateGPUResource), so both keep a node.
     assert (pools["h100"].min_nodes, pools["h100"].max_nodes) == (1, 2)
     assert (pools["a100"].min_nodes, pools["a100"].max_nodes) == (1, 2)
     AksClusterArgs(cluster_name=cfg.cluster_name, kubernetes_version=cfg.kubernetes_version,
@@ -425,7 +441,7 @@ def test_the_example_azure_stack_config_is_valid():
                                    for p in cfg.gpu_pools))
 
 
-# --- issue 14: a ManagedCluster update must not carry pool changes (pulumi-azure-native#2719) --
+# --- a ManagedCluster update must not carry pool changes (pulumi-azure-native#2719) --
 
 def test_cluster_updates_never_carry_agent_pool_changes(plan):
     # AKS refuses pool changes in a ManagedCluster PUT ("Adding agent pools to an existing

@@ -21,7 +21,7 @@ from aicp.components.contract import (
     GpuPool,
 )
 from aicp.stacks.config import parse
-from aicp.stacks.targets import build_cluster
+from aicp.stacks.targets import target
 
 REPO = Path(__file__).resolve().parents[2]
 TARGETS = ("aws", "gcp", "azure", "onprem")
@@ -42,7 +42,7 @@ def handed_over(request, tmp_path_factory):
     seen: dict = {}
 
     def program():
-        outputs = build_cluster(cfg)
+        outputs = target(cfg.target).cluster(cfg)
         seen["outputs"] = outputs
         secret = outputs.kubeconfig.is_secret()
         return pulumi.Output.from_input(secret).apply(lambda s: seen.update(secret=s))

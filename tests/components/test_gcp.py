@@ -7,6 +7,7 @@ import json
 
 import pulumi
 import pytest
+from pulumi.errors import InputPropertyError
 
 from aicp.cli import fakes, offline
 from aicp.components.contract import CONFORMANCE_OUTPUT, GpuPoolRequest
@@ -412,24 +413,34 @@ def test_every_invoke_is_answered_by_the_fakes(plan, byo_plan):
 
 # --- args ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("change,message", [
-    ({"project": ""}, "project"),
-    ({"region": ""}, "region"),
-    ({"system_min_nodes": 5}, "system_min_nodes"),
-    ({"vpc_cidr": "10.0.0.0/24"}, "vpc_cidr"),
-    ({"labels": {"Team": "ml"}}, "not a GCP label"),
+@pytest.mark.parametrize("change,path,reason", [
+    ({"project": ""}, "project", "a GCP project id is required"),
+    ({"region": ""}, "region", "a GCP region is required"),
+    ({"system_min_nodes": 5}, "system_min_nodes", "must be 1..system_max_nodes"),
+    ({"vpc_cidr": "10.0.0.0/24"}, "vpc_cidr", "'10.0.0.0/24' is too small on gcp: give /20"),
+    ({"vpc_cidr": "10.0.0.0/33"}, "vpc_cidr", "'10.0.0.0/33' is not an IPv4 CIDR block"),
+    ({"labels": {"Team": "ml"}}, 'labels["Team"]', "GCP labels are lowercase letters"),
     ({"gpu_pools": (GpuPoolRequest(name="l4", accelerator="l4", min_nodes=3, max_nodes=2),)},
-     "min_nodes is more than max_nodes"),
-    ({"gpu_pools": POOLS + (POOLS[0],)}, "pool names repeat"),
+     "gpu_pools[0].min_nodes", "3 is more than max_nodes 2"),
+    ({"gpu_pools": POOLS + (POOLS[0],)}, f"gpu_pools[{len(POOLS)}].name",
+     f"{POOLS[0].name!r} is used by another pool"),
+    ({"gpu_pools": (GpuPoolRequest(name="l40s", accelerator="l40s", max_nodes=2),)},
+     "gpu_pools[0].accelerator", "'l40s' is not one of h100, h200, a100, l4 on gcp"),
+    ({"gpu_pools": (GpuPoolRequest(name="l4", accelerator="l4", max_nodes=2,
+                                   capacity_type="spot", capacity_reservation_id="res"),)},
+     "gpu_pools[0].capacity_reservation_id",
+     "capacity reservations are on-demand; drop it or set gpu_pools[0].capacity_type"),
 ])
-def test_args_refuse_what_gke_cannot_build(change, message):
+def test_args_refuse_what_gke_cannot_build(change, path, reason):
     from aicp.components.gcp import GkeClusterArgs
 
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputPropertyError) as err:
         GkeClusterArgs(**{**BASE, **change})
+    assert err.value.property_path == path
+    assert err.value.reason.startswith(reason), err.value.reason
 
 
-# --- issue 14: what GKE rejects or leaves broken although mocks accept it ---------------------
+# --- what GKE rejects or leaves broken although mocks accept it ---------------------
 
 def test_no_gpu_pool_starts_more_nodes_than_its_minimum(plan):
     # pulumi-gcp 10.2 container.NodePool initial_node_count: "the number of nodes per zone".

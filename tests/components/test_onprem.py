@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
+from pulumi.errors import InputPropertyError
 
 from aicp.addons.catalog import K3S_INSTALLER_SHA256, K3S_INSTALLER_URL, K3S_VERSIONS
 from aicp.cli import offline
@@ -25,9 +26,11 @@ from aicp.components.onprem import (
     FIELD_MANAGER,
     OnPremCluster,
     OnPremClusterArgs,
-    check,
+    validate,
 )
 from aicp.components.onprem_k3s import K3sHost, K3sRelease
+from aicp.stacks.targets import onprem as target
+from aicp.stacks.targets.base import message
 from tests.schemas import Validator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -232,8 +235,10 @@ def test_addons_wait_for_the_gpu_labels(existing):
 
 
 def test_a_missing_kubeconfig_file_names_the_key(tmp_path):
-    with pytest.raises(ValueError, match=r"^aicp:onprem\.kubeconfig: no file at"):
+    with pytest.raises(InputPropertyError) as err:
         build(existing_args(tmp_path / "absent"))
+    assert err.value.property_path == "kubeconfig_path"
+    assert message(err.value, target.KEYS).startswith("aicp:onprem.kubeconfig: no file at")
 
 
 # --- k3s bootstrap -------------------------------------------------------------------------
@@ -385,9 +390,11 @@ def test_ssh_key_config_key_can_be_renamed():
 # --- config errors -------------------------------------------------------------------------
 
 def bad(args: OnPremClusterArgs) -> str:
-    with pytest.raises(ValueError) as err:
-        check(args)
-    return str(err.value)
+    """The refusal as the stack reports it: the target names the component's path by its
+    config key."""
+    with pytest.raises(InputPropertyError) as err:
+        validate(args)
+    return message(err.value, target.KEYS)
 
 
 def test_a_pool_without_nodes_is_refused():
@@ -455,8 +462,9 @@ def test_the_catalog_pins_one_k3s_patch_per_supported_minor():
 
 
 def test_config_errors_come_before_any_resource(tmp_path):
-    with pytest.raises(ValueError, match="aicp:onprem.gpuNodes.l40s"):
+    with pytest.raises(InputPropertyError) as err:
         build(existing_args(None, gpu_nodes={"a100": ("gpu-0", "gpu-1")}))
+    assert err.value.property_path == 'gpu_nodes["l40s"]'
 
 
 # --- the example stack ---------------------------------------------------------------------
@@ -477,7 +485,7 @@ def test_example_stack_parses_and_passes_the_target_checks():
         mode=on.mode, kubeconfig_path=on.kubeconfig, context=on.context,
         gpu_nodes=dict(on.gpu_nodes),
         gpu_driver=cfg.addons.gpu_operator.driver or "operator")
-    check(args)
+    validate(args)
     assert args.gpu_nodes == {"a100": ("gpu-0", "gpu-1")}
 
 
@@ -525,7 +533,7 @@ def test_a_version_bump_reinstalls_in_place(k3s, tmp_path):
     assert (tmp_path / "installed").read_text().strip() == "v1.36.4+k3s1"
 
 
-# --- issue 14: the NVIDIA runtime must register with k3s's own containerd ------------------
+# --- the NVIDIA runtime must register with k3s's own containerd ------------------
 
 def test_on_k3s_the_operator_toolkit_edits_k3s_containerd_not_the_system_one(k3s):
     # NVIDIA GPU Operator getting started (RKE2/k3s): toolkit.env CONTAINERD_CONFIG and

@@ -2,8 +2,8 @@
 
 Every case is an example stack (``Pulumi.<target>.yaml``) with one mistake, written to a
 fresh project folder and planned through the real CLI entry. Cases the clouds would refuse
-at create time (issue 15) must not plan cleanly; the rule each one breaks is cited beside
-its check in stacks/cloud_rules.py.
+at create time must not plan cleanly; the rule each one breaks is cited beside
+its check in stacks/targets/<target>.py or in the target's component.
 """
 
 from __future__ import annotations

@@ -1,0 +1,98 @@
+"""Azure: AKS through ``components/azure.py``. What the stack knows about Azure, in one
+place."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ...components.azure import AksCluster, AksClusterArgs, validate
+from ...components.contract import ClusterOutputs
+from ..errors import ConfigError
+from ..preflight import Report
+from . import rules
+from .base import POOL_KEYS, pool_requests, refused
+
+if TYPE_CHECKING:
+    from ..config import PlatformConfig
+
+# The location names `az account list-locations --query [].name` prints
+# (https://learn.microsoft.com/cli/azure/account#az-account-list-locations): eastus2,
+# westeurope; lowercase, no spaces. Zones are "1" to "3" (the component's rule).
+REGION = re.compile(r"^[a-z][a-z0-9]*$")
+# 1,000 nodes per Virtual Machine Scale Sets node pool
+# (https://learn.microsoft.com/azure/aks/quotas-skus-regions, "Maximum nodes per node pool";
+# hashicorp/terraform-provider-azurerm#9198 raised its max_count to match).
+MAX_NODES = 1000
+
+# AksClusterArgs property → the config key (the args are built in ``args`` below). aicp
+# leaves the overlay's pod and service ranges at the component's defaults: a clash there is
+# one with the VNet range a person chose.
+KEYS: Mapping[str, str] = {
+    **POOL_KEYS,
+    "location": "aicp:region",
+    "zones[*]": "aicp:zones[{}]",
+    "vnet_cidr": "aicp:network.vpcCidr",
+    "pod_cidr": "aicp:network.vpcCidr",
+    "service_cidr": "aicp:network.vpcCidr",
+    "authorized_ip_ranges": "aicp:endpoint.publicAccessCidrs",
+    "system_min_nodes": "aicp:systemPool.minNodes",
+    "autoscaler_expander": "aicp:addons.autoscaler.expander",
+    "tags[*]": "aicp:tags.{}",
+}
+
+
+def args(cfg: PlatformConfig) -> AksClusterArgs:
+    public = cfg.endpoint.public_access
+    return AksClusterArgs(
+        cluster_name=cfg.cluster_name,
+        kubernetes_version=cfg.kubernetes_version,
+        location=cfg.region or "",
+        resource_group=cfg.azure.resource_group if cfg.azure else None,
+        zones=cfg.zones,
+        vnet_cidr=cfg.network.vpc_cidr,
+        subnet_id=cfg.network.subnet_ids[0] if cfg.network.subnet_ids else None,
+        # AKS has one switch: the API server is private exactly when it is not public.
+        private_cluster=not public,
+        authorized_ip_ranges=cfg.endpoint.public_access_cidrs if public else (),
+        system_vm_size=cfg.system_pool.instance_type,
+        system_min_nodes=cfg.system_pool.min_nodes,
+        system_max_nodes=cfg.system_pool.max_nodes,
+        gpu_pools=pool_requests(cfg),
+        # AKS's own driver install leaves the toolkit accepting NVIDIA_VISIBLE_DEVICES from
+        # unprivileged pods; the operator's is hardened (components/azure.py GPU_DRIVERS).
+        gpu_driver=cfg.addons.gpu_operator.driver or "operator",
+        autoscaler_expander=cfg.addons.autoscaler.expander,
+        tags=dict(cfg.tags),
+    )
+
+
+def check(cfg: PlatformConfig) -> None:
+    rules.region(cfg, REGION, "eastus2", "an Azure")
+    rules.zones(cfg, None, "")
+    # Capacity reservation group ids are the component's rule (it reads their group).
+    rules.max_nodes(cfg, "Azure", MAX_NODES, "per node pool")
+    if len(cfg.network.subnet_ids) > 1:
+        raise ConfigError("aicp:network.subnetIds: AKS takes one node subnet; list one id")
+    if not cfg.network.subnet_ids:
+        rules.cidr("aicp:network.vpcCidr", cfg.network.vpc_cidr, "10.0.0.0/16")
+    rules.public_access_cidrs(cfg)
+    with refused(KEYS):
+        validate(args(cfg))
+
+
+def load_balancers(cfg: PlatformConfig) -> bool:
+    return True  # the cloud's load balancer controller runs with the cluster
+
+
+def cluster(cfg: PlatformConfig) -> ClusterOutputs:
+    with refused(KEYS):
+        return AksCluster(cfg.cluster_name, args(cfg)).outputs
+
+
+def preflight(cfg: PlatformConfig, report: Report) -> None:
+    """Nothing to ask: pulumi-azure-native 3.29 has no read-only lookup of resource SKUs or
+    compute usage."""
+    report.warn("GPU VM sizes and quota are not checked on azure (pulumi-azure-native has "
+                "no read-only SKU or usage lookup); see the quota note in the example")

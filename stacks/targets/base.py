@@ -1,0 +1,118 @@
+"""What every target module shares: its shape (``Target``), how a component's refusal
+becomes the config error that names the key (``refused``), and the pool requests.
+
+A component refuses bad arguments with ``pulumi.errors.InputPropertyError(property_path,
+reason)``, as pulumi/pulumi-eks does (nodejs/eks/nodes/ami.ts); ``refused`` turns one into
+the one-line config error through the target's ``KEYS``, never by reading the message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Protocol
+
+from pulumi.errors import InputPropertyError
+
+from ...components.contract import ClusterOutputs, GpuPoolRequest, PropertyError
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..config import PlatformConfig
+    from ..preflight import Report
+
+
+class Target(Protocol):
+    """One target module's fixed shape (its module object satisfies it)."""
+
+    # Component property path, with ``[*]`` for each index or map key → config key, with
+    # ``{}`` for each, in order: {"gpu_pools[*].min_nodes": "aicp:gpuPools[{}].minNodes"}.
+    KEYS: Mapping[str, str]
+
+    def check(self, cfg: PlatformConfig) -> None:
+        """Every rule of this target that ``cfg`` breaks (the first, as ConfigError);
+        declares nothing."""
+        ...
+
+    def cluster(self, cfg: PlatformConfig) -> ClusterOutputs:
+        """Declare the target's component for ``cfg``; what the addon layer builds on."""
+        ...
+
+    def load_balancers(self, cfg: PlatformConfig) -> bool:
+        """Whether the cluster gives a ``LoadBalancer`` Service an address."""
+        ...
+
+    def preflight(self, cfg: PlatformConfig, report: Report) -> None:
+        """Ask the cloud's read-only lookups whether the GPU pools can come up; add what
+        was checked and warned to ``report``, raise PreflightError for a pool that cannot."""
+        ...
+
+
+# --- from a component's property path to the config key ------------------------------------
+
+_INDEX = re.compile(r'\[(\d+|"(?:[^"\\]|\\.)*")\]')
+
+
+def pattern(path: str) -> tuple[str, list[str]]:
+    """``gpu_pools[2].min_nodes`` → (``gpu_pools[*].min_nodes``, ["2"]); a map key is
+    written as a JSON string (``labels["Team"]``)."""
+    found: list[str] = []
+
+    def star(match: re.Match[str]) -> str:
+        index = match.group(1)
+        found.append(json.loads(index) if index.startswith('"') else index)
+        return "[*]"
+
+    return _INDEX.sub(star, path), found
+
+
+def config_key(path: str, keys: Mapping[str, str]) -> str:
+    """The config key a component's property path stands for, by the target's ``keys``."""
+    shape, indexes = pattern(path)
+    return keys[shape].format(*indexes)
+
+
+def message(error: InputPropertyError, keys: Mapping[str, str]) -> str:
+    """A component's refusal as the one line a person reads: the config key, the reason."""
+    def name(path: str) -> str:
+        return config_key(path, keys)
+
+    reason = error.render(name) if isinstance(error, PropertyError) else error.reason
+    return f"{name(error.property_path)}: {reason}"
+
+
+@contextmanager
+def refused(keys: Mapping[str, str]) -> Iterator[None]:
+    """Inside: a component's ``InputPropertyError`` becomes a ConfigError naming the key."""
+    try:
+        yield
+    except InputPropertyError as exc:
+        raise ConfigError(message(exc, keys)) from None
+
+
+def pool_requests(cfg: PlatformConfig) -> tuple[GpuPoolRequest, ...]:
+    return tuple(
+        GpuPoolRequest(
+            name=p.name, accelerator=p.accelerator, min_nodes=p.min_nodes,
+            max_nodes=p.max_nodes, instance_type=p.instance_type,
+            capacity_type=p.capacity_type, capacity_reservation_id=p.capacity_reservation_id,
+            allocator=p.allocator, gpus_per_node=p.gpus_per_node)
+        for p in cfg.gpu_pools)
+
+
+# What every target's component refuses in GpuPoolRequest (components/contract.py
+# validate_pools) → the config keys of a pool.
+POOL_KEYS: Mapping[str, str] = {
+    "gpu_pools[*]": "aicp:gpuPools[{}]",
+    "gpu_pools[*].name": "aicp:gpuPools[{}].name",
+    "gpu_pools[*].accelerator": "aicp:gpuPools[{}].accelerator",
+    "gpu_pools[*].instance_type": "aicp:gpuPools[{}].instanceType",
+    "gpu_pools[*].min_nodes": "aicp:gpuPools[{}].minNodes",
+    "gpu_pools[*].max_nodes": "aicp:gpuPools[{}].maxNodes",
+    "gpu_pools[*].capacity_type": "aicp:gpuPools[{}].capacityType",
+    "gpu_pools[*].capacity_reservation_id": "aicp:gpuPools[{}].capacityReservationId",
+    "gpu_pools[*].allocator": "aicp:gpuPools[{}].allocator",
+    "gpu_pools[*].gpus_per_node": "aicp:gpuPools[{}].gpusPerNode",
+}

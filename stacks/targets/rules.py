@@ -1,0 +1,84 @@
+"""Rule shapes the cloud targets share; each target passes its own cloud's facts (the region
+code pattern, the node limit...), with their sources, from its module.
+
+A stack the cloud would reject must not plan cleanly: each rule breaks with one line naming
+the config key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import TYPE_CHECKING
+
+from pulumi.errors import InputPropertyError
+
+from ...components.contract import ipv4_network
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..config import PlatformConfig
+
+
+def cidr(key: str, value: str, example: str) -> ipaddress.IPv4Network:
+    """``value`` of config key ``key`` as an IPv4 network (the components' own rule)."""
+    try:
+        return ipv4_network(key, value, example)
+    except InputPropertyError as exc:
+        raise ConfigError(f"{key}: {exc.reason}") from None
+
+
+def region(cfg: PlatformConfig, code: re.Pattern[str], example: str, a_cloud: str) -> str:
+    """The region code; required, and never a display name ("US West (Oregon)")."""
+    if not cfg.region:
+        raise ConfigError(f"aicp:region: required for target {cfg.target}")
+    if not code.match(cfg.region):
+        raise ConfigError(
+            f"aicp:region: {cfg.region!r} is not {a_cloud} region code (like {example})")
+    return cfg.region
+
+
+def zones(cfg: PlatformConfig, suffix: re.Pattern[str] | None, like: str) -> None:
+    """Each zone once; with ``suffix``, each the region code followed by it."""
+    first: dict[str, int] = {}
+    for i, zone in enumerate(cfg.zones):
+        if zone in first:
+            raise ConfigError(
+                f"aicp:zones[{i}]: {zone!r} is listed twice (also aicp:zones[{first[zone]}])")
+        first[zone] = i
+        if suffix is not None and cfg.region and not (
+                zone.startswith(cfg.region) and suffix.match(zone[len(cfg.region):])):
+            raise ConfigError(
+                f"aicp:zones[{i}]: {zone!r} is not a zone of region {cfg.region} (like {like})")
+
+
+def max_nodes(cfg: PlatformConfig, cloud: str, limit: int, where: str) -> None:
+    """No pool, the system pool included, asks for more nodes than the cloud allows."""
+    pools = [("aicp:systemPool", cfg.system_pool.max_nodes)] + [
+        (f"aicp:gpuPools[{i}]", p.max_nodes) for i, p in enumerate(cfg.gpu_pools)]
+    for key, n in pools:
+        if n > limit:
+            raise ConfigError(
+                f"{key}.maxNodes: {n} is more than {cloud} allows: {limit} nodes {where}")
+
+
+def reservations(cfg: PlatformConfig, pattern: re.Pattern[str] | None, example: str,
+                 a_cloud: str) -> None:
+    """Capacity reservation ids in the cloud's form; ``pattern`` None: it has none."""
+    for i, pool in enumerate(cfg.gpu_pools):
+        reservation = pool.capacity_reservation_id
+        if reservation is None:
+            continue
+        key = f"aicp:gpuPools[{i}].capacityReservationId"
+        if pattern is None:
+            raise ConfigError(
+                f"{key}: {cfg.target} has no capacity reservations (its nodes are your own "
+                "machines); drop the key")
+        if not pattern.match(reservation):
+            raise ConfigError(f"{key}: {reservation!r} is not {a_cloud} capacity reservation "
+                              f"id (like {example})")
+
+
+def public_access_cidrs(cfg: PlatformConfig) -> None:
+    for i, block in enumerate(cfg.endpoint.public_access_cidrs):
+        cidr(f"aicp:endpoint.publicAccessCidrs[{i}]", block, "203.0.113.0/24")
