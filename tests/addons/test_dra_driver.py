@@ -92,7 +92,7 @@ def test_waits_for_an_operator_that_installs_the_driver_and_leaves_its_crds_to_i
 
 
 def test_with_a_host_driver_it_starts_beside_the_gpu_operator():
-    # Issue 14 (stand-up time): nothing this release needs comes from the operator's pods
+    # Stand-up time: nothing this release needs comes from the operator's pods
     # when the host carries the driver; the CRDs still come from the operator's crds/ only.
     plan = plan_with_operator(driver_owner="host")
     assert not plan.depends_on(dra_release(plan), plan.one(RELEASE, "gpu-operator-release"))

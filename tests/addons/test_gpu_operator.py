@@ -143,7 +143,7 @@ def test_serves_driver_management_and_metrics():
             "secure_accelerator_access"} <= set(served)
 
 
-# --- issue 14: what real clusters reject or leave unhealthy ----------------------------------
+# --- what real clusters reject or leave unhealthy although mocks accept it ----------------
 
 def test_on_gke_critical_pods_get_the_scoped_quota_the_release_waits_for():
     # GKE admits system-node-critical / system-cluster-critical pods outside kube-system only

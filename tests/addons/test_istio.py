@@ -135,7 +135,7 @@ def test_istio_serves_ai_inference(plan):
     assert plan.one(TOKEN).outputs[CONFORMANCE_OUTPUT] == ["ai_inference"]
 
 
-# --- issue 14: the Gateway's load balancer is gone before the network under it --------------
+# --- the Gateway's load balancer is gone before the network under it -----------------------
 
 SERVICE = "kubernetes:core/v1:Service"
 

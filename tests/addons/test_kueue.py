@@ -63,7 +63,7 @@ def test_manager_config_restates_every_upstream_default_it_does_not_change():
 
 
 def test_gangs_wait_for_all_pods_ready_without_blocking_the_queue():
-    # Issue 14 (7): blockAdmission held the whole queue while one gang waited for a cold
+    # blockAdmission would hold the whole queue while one gang waits for a cold
     # pool. Upstream's default is non-blocking (kueue v0.19.2 apis/config/v1beta2/
     # defaults.go: blockAdmission false, timeout 30m).
     config = manager_config(plan_for(KueueArgs(pods_ready_timeout="7m")))

@@ -1,11 +1,12 @@
-"""The verdict every workload probe owes each platform world (issue 13).
+"""The verdict every workload probe owes each platform world.
 
 Rows are worlds: the emulated reference platform (aicp's own stack) changed into one real
 platform by a builder of tests/kubeapi/worlds_workloads.py, built from ../shared/fixtures
 where a sample exists. Columns: pod_autoscaling, robust_controller, cluster_autoscaling,
 gang_scheduling, workload_sandboxing (SHOULD), ai_service_metrics. Each cell is (verdict, a
 fragment of the reason). The comments name what each row proves; rows marked "before:"
-got another verdict before issue 13's fixes.
+got another verdict from the probes before they judged the requirement rather than one
+install of it (each such row fails on the earlier probe).
 """
 
 from __future__ import annotations
