@@ -21,7 +21,7 @@ from rich.console import Console
 from aicp.verify import registry, session
 from aicp.verify.kube import HEARTBEAT
 from aicp.verify.probe import RUN_LABEL, Context
-from aicp.verify.runner import EXIT_INTERRUPTED
+from aicp.verify.verdicts import EXIT_INTERRUPTED
 from tests.kubeapi import objects as o
 from tests.verify.conftest import require_shared
 

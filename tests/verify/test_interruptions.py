@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from aicp.verify.probe import RUN_LABEL
-from aicp.verify.runner import EXIT_FAILED, EXIT_INTERRUPTED
+from aicp.verify.verdicts import EXIT_FAILED, EXIT_INTERRUPTED
 from tests.shared import REPO
 from tests.verify.conftest import require_shared
 

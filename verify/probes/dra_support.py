@@ -34,7 +34,6 @@ POLL = 1.0
 class DraSupport(Probe):
     id = "dra_support"
     category = "accelerators"
-    levels = {"1.34": "MUST", "1.35": "MUST"}
     mutating = True
     title = "Accelerators are allocated through Dynamic Resource Allocation"
 

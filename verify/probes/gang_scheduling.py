@@ -69,7 +69,6 @@ POLL = 2.0
 class GangScheduling(Probe):
     id = "gang_scheduling"
     category = "schedulingOrchestration"
-    levels = {"1.34": "MUST", "1.35": "MUST", "1.36": "MUST", "1.37": "MUST"}
     mutating = True
     title = "All-or-nothing admission of multi-pod GPU jobs"
 

@@ -72,7 +72,6 @@ MARGIN = 60.0                # requests and cleanup between the waits
 class PodAutoscaling(Probe):
     id = "pod_autoscaling"
     category = "schedulingOrchestration"
-    levels = {"1.34": "MUST", "1.35": "MUST", "1.36": "MUST", "1.37": "MUST"}
     needs = ("api:autoscaling/v2",)
     mutating = True
     title = "HorizontalPodAutoscaler scales GPU pods up and down on a metric a GPU load drives"

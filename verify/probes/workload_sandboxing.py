@@ -85,7 +85,6 @@ def _identity_differs(sandbox: dict[str, str], control: dict[str, str]) -> list[
 class WorkloadSandboxing(Probe):
     id = "workload_sandboxing"
     category = "security"
-    levels = {"1.37": "SHOULD"}
     mutating = True
     title = "Workloads can run in a kernel-isolating sandbox (gVisor, Kata)"
 
