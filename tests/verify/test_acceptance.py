@@ -1,4 +1,4 @@
-"""Runner acceptance (issue #4): whole ``aicp verify`` runs on the emulated reference platform.
+"""Runner acceptance: whole ``aicp verify`` runs on the emulated reference platform.
 
 Every probe in ``verify/probes/`` at the time the tests run takes part (the registry is
 iterated, nothing is listed by hand). A first run with a short per-probe timeout finds the

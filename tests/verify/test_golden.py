@@ -265,6 +265,6 @@ def test_the_verdict_rules_are_pure():
     modules = set(ast.literal_eval(loaded))
     assert {m for m in modules if m.startswith("aicp")} <= {
         "aicp", "aicp.verify", "aicp.verify.result", "aicp.verify.verdicts"}, modules
-    for io in ("kubernetes", "yaml", "rich", "urllib.request", "socket", "threading",
-               "subprocess", "importlib.metadata"):
-        assert io not in modules, io
+    for heavy in ("kubernetes", "yaml", "rich", "urllib.request", "socket", "threading",
+                  "subprocess", "importlib.metadata"):
+        assert heavy not in modules, heavy

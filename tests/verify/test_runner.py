@@ -14,8 +14,8 @@ from aicp.verify.probe import Context
 from aicp.verify.registry import Planned
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Queue, Runner
-from aicp.verify.verdicts import EXIT_INCOMPLETE, EXIT_INTERRUPTED
 from aicp.verify.signals import interrupts
+from aicp.verify.verdicts import EXIT_INCOMPLETE, EXIT_INTERRUPTED
 from tests.verify.conftest import planned, probe, settings
 
 

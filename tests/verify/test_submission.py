@@ -1,4 +1,4 @@
-"""A CNCF submission from ``aicp verify --output checklist`` (issue 11): it passes both
+"""A CNCF submission from ``aicp verify --output checklist``: it passes both
 generations of the CNCF validator (tests/cncf_validator.py), its test artifacts fail only
 where a MUST did, and every requirement has an evidence page a reviewer can read.
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import yaml
 
-from ..checklist import Template
 from .. import verdicts
+from ..checklist import Template
 from ..result import Verdict
 from ..verdicts import Outcome, RunReport
 from .bundle import evidence_files

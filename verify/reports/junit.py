@@ -49,11 +49,11 @@ def document(report: RunReport) -> ET.ElementTree:
         case = ET.SubElement(suite, "testcase", {
             "name": verdicts.testcase_name(req.id), "classname": f"{classname}/{req.category}",
             "time": f"{r.duration:.3f}"})
-        # The evidence page, where the probe ran (manual and not-run requirements have none).
-        page = evidence_files(o)[:1] if has_evidence(o) else []
-        _properties(case, {"producer": producer, "requirement": req.id, "level": req.level,
-                           "verdict": r.verdict.value, "status": verdicts.status(o),
-                           **{"evidence": path for path in page}})
+        props = {"producer": producer, "requirement": req.id, "level": req.level,
+                 "verdict": r.verdict.value, "status": verdicts.status(o)}
+        if has_evidence(o):  # manual and not-run requirements have no evidence page
+            props["evidence"] = evidence_files(o)[0]
+        _properties(case, props)
         line = verdicts.explanation(o)
         if result in ("failure", "error"):
             ET.SubElement(case, result, {"message": line, "type": r.verdict.value}).text = line
