@@ -11,6 +11,7 @@ import yaml
 
 from aicp.verify import checklist
 from aicp.verify.reports import write
+from aicp.verify.reports.bundle import evidence_page
 from aicp.verify.result import CreatedObject, Evidence, Result, Verdict
 from aicp.verify.verdicts import Outcome, RunReport
 from aicp.verify.verdicts import testcase_name as junit_name
@@ -344,8 +345,10 @@ def test_evidence_page_names_objects_images_timings_checks_and_verdict(tmp_path)
                  "[nvidia-smi.log](nvidia-smi.log)"):
         assert text in page
     assert "- cluster: https://k:6443" in page and "/home/someone" not in page
+    report.cleanup_errors = ["could not delete Pod ns/p: HTTP 409: conflict"]
+    assert ("was deleted after the probe (but cleanup reported errors: see results/e2e.log)."
+            in evidence_page(report, report.outcomes[0]))
     skipped = next(o for o in report_for(tmpl).outcomes if o.result.verdict is Verdict.SKIP)
-    from aicp.verify.reports.bundle import evidence_page
     assert "Nothing: this probe only read the cluster." in evidence_page(report, skipped)
 
 

@@ -195,7 +195,9 @@ def evidence_page(report: RunReport, outcome: Outcome) -> str:
         lines.append("Every object carries the label `aicp.dev/verify-run="
                      f"{s.run_id}` and was deleted after the probe"
                      + (f" (still present after the wait: {', '.join(report.leftovers)})."
-                        if report.leftovers else "."))
+                        if report.leftovers else
+                        " (but cleanup reported errors: see results/e2e.log)."
+                        if report.cleanup_errors else "."))
     else:
         lines.append("Nothing: this probe only read the cluster.")
     lines.append("")
