@@ -1,8 +1,8 @@
 """Runs the planned probes by the scheduling rules below, and always cleans up after them.
 
 The rules (proved in ``tests/verify/test_runner.py``; the budget, the heartbeat and a
-namespace deleted under a probe against the emulated API server in ``test_workload_worlds``
-and ``test_kube``; signals and a lost API server end to end in ``test_interruptions``):
+namespace deleted under a probe against the emulated API server, in ``test_workload_worlds``
+and the kube tests; signals and a lost API server end to end, in ``test_interruptions``):
 
 1. Nothing to run. A requirement the plan does not run (manual, ``--only``/``--skip``,
    ``--read-only``, ``--long``, not applicable to the stack) gets its verdict at once.
