@@ -11,14 +11,12 @@ from typing import Any
 
 import typer
 
+from ..verify.verdicts import UsageError
+
 
 class Output(StrEnum):
     table = "table"
     json = "json"
-
-
-class UsageError(Exception):
-    """A problem with the command line or the stack file, as one line."""
 
 
 class BadKey(Exception):

@@ -1,8 +1,10 @@
 """The CNCF checklist template: which requirement ids a version has, at which level.
 
 The template is an input (``--checklist-template PATH`` or the official file downloaded
-for the version); aicp never ships a copy. Requirement ids, levels and categories are read
-from it at run time.
+for the version); aicp never ships a copy. ``aicp verify`` reads requirement ids, levels
+and categories from it at run time. ``LEVELS`` states the ids and levels of each supported
+version once, for what must work without the template (``aicp plan`` offline, the
+supported versions, the version fallback); a test holds it to the templates.
 """
 
 from __future__ import annotations
@@ -22,6 +24,60 @@ OFFICIAL_URL = ("https://raw.githubusercontent.com/cncf/k8s-ai-conformance/main/
 VERSION = re.compile(r"^1\.\d+$")
 PLACEHOLDER = re.compile(r"\[[^\]]+\]")
 STATUSES = ("Implemented", "Not Implemented", "Partially Implemented", "N/A")
+
+
+# Requirement id → level, in template order, as cncf/k8s-ai-conformance
+# docs/AIConformance-<version>.yaml states them. 1.35 adds three accelerator SHOULDs; 1.36
+# drops dra_support (core Kubernetes conformance covers DRA from 1.35) and adds three
+# networking SHOULDs; 1.37 adds workload_sandboxing.
+_M, _S = "MUST", "SHOULD"
+LEVELS: dict[str, dict[str, str]] = {
+    "1.34": {"dra_support": _M, "ai_inference": _M, "gang_scheduling": _M,
+             "cluster_autoscaling": _M, "pod_autoscaling": _M, "accelerator_metrics": _M,
+             "ai_service_metrics": _M, "secure_accelerator_access": _M,
+             "robust_controller": _M},
+    "1.35": {"dra_support": _M, "driver_runtime_management": _S, "gpu_sharing": _S,
+             "virtualized_accelerator": _S, "ai_inference": _M, "gang_scheduling": _M,
+             "cluster_autoscaling": _M, "pod_autoscaling": _M, "accelerator_metrics": _M,
+             "ai_service_metrics": _M, "secure_accelerator_access": _M,
+             "robust_controller": _M},
+    "1.36": {"driver_runtime_management": _S, "gpu_sharing": _S,
+             "virtualized_accelerator": _S, "ai_inference": _M,
+             "advanced_inference_ingress": _S, "high_performance_networking": _S,
+             "disaggregated_inference": _S, "gang_scheduling": _M, "cluster_autoscaling": _M,
+             "pod_autoscaling": _M, "accelerator_metrics": _M, "ai_service_metrics": _M,
+             "secure_accelerator_access": _M, "robust_controller": _M},
+    "1.37": {"driver_runtime_management": _S, "gpu_sharing": _S,
+             "virtualized_accelerator": _S, "ai_inference": _M,
+             "advanced_inference_ingress": _S, "high_performance_networking": _S,
+             "disaggregated_inference": _S, "gang_scheduling": _M, "cluster_autoscaling": _M,
+             "pod_autoscaling": _M, "accelerator_metrics": _M, "ai_service_metrics": _M,
+             "secure_accelerator_access": _M, "workload_sandboxing": _S,
+             "robust_controller": _M},
+}
+# The versions aicp has probes and checklist rules for: ``--checklist`` takes only these.
+SUPPORTED = tuple(LEVELS)
+
+
+def musts(version: str) -> list[str]:
+    """The MUST requirement ids of a supported checklist version, in template order."""
+    return [rid for rid, level in LEVELS[version].items() if level == _M]
+
+
+def minor_of(version_info: dict[str, Any]) -> str:
+    """``"1.35"`` from the API server's ``GET /version``.
+
+    ``minor`` is a free-form string (k8s.io/apimachinery pkg/version/types.go ``Info``):
+    managed clusters add a suffix ("35+"), so only its digits count.
+    """
+    minor = re.sub(r"[^0-9]", "", str(version_info.get("minor", "")))
+    return f"{version_info.get('major', '1')}.{minor}"
+
+
+def version_for(given: str | None, stack: str | None, cluster: str) -> str:
+    """The checklist version a run uses: ``--checklist``, else the stack's
+    ``checklistVersion`` output, else the cluster's Kubernetes minor."""
+    return given or stack or cluster
 
 
 class ChecklistError(Exception):
@@ -237,7 +293,8 @@ def _minor(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
-def submission_problem(template: Template, cluster_minor: str, supported: tuple[str, ...], *,
+def submission_problem(template: Template, cluster_minor: str,
+                       supported: tuple[str, ...] = SUPPORTED, *,
                        submission: bool) -> str | None:
     """Why ``template`` cannot be filled for this cluster, or None.
 

@@ -1,7 +1,8 @@
 """``aicp verify``: options and help only; the run itself is imported when the command runs.
 
-Start-up stays fast: this module imports typer and the standard library, never the
-``kubernetes`` client or rich's live views (``aicp.verify.session`` does, on demand).
+Start-up stays fast: this module imports typer, the standard library and the checklist
+table (``checklist.SUPPORTED``), never the ``kubernetes`` client or rich's live views
+(``aicp.verify.session`` does, on demand).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+
+from .checklist import SUPPORTED
 
 app = typer.Typer(
     add_completion=False,  # completion is installed from the top-level ``aicp`` command
@@ -29,8 +32,9 @@ def verify(
                                     help="Kubeconfig file (default: $KUBECONFIG or "
                                          "~/.kube/config)."),
     context: str = typer.Option(None, "--context", help="Kubeconfig context to use."),
-    checklist: str = typer.Option(None, "--checklist", metavar="1.34|1.35|1.36|1.37",
-                                  help="Checklist version (default: the cluster's minor)."),
+    checklist: str = typer.Option(None, "--checklist", metavar="|".join(SUPPORTED),
+                                  help="Checklist version (default: the stack's "
+                                       "checklistVersion, else the cluster's minor)."),
     checklist_template: Path = typer.Option(
         None, "--checklist-template", metavar="PATH",
         help="The CNCF AIConformance-<version>.yaml (default: downloaded from "

@@ -95,8 +95,8 @@ class Probe:
     """One conformance requirement, checked against a live cluster.
 
     Class attributes are the declaration: ``id`` (the checklist requirement id, also the
-    module name), ``category`` (the checklist's spec section), ``levels`` (MUST/SHOULD per
-    checklist version, informational: the template decides at run time), ``needs``
+    module name), ``category`` (the checklist's spec section; the template says at which
+    level a version has the id, ``checklist.LEVELS``), ``needs``
     (preconditions such as ``gpu_nodes``, ``addon:kueue``, ``api:resource.k8s.io/v1``;
     an unmet one makes the requirement not applicable, SKIP), ``mutating`` (creates
     objects; left out by ``--read-only``), ``long`` (runs only with ``--long``) and
@@ -106,7 +106,6 @@ class Probe:
 
     id: ClassVar[str]
     category: ClassVar[str]
-    levels: ClassVar[dict[str, str]] = {}
     needs: ClassVar[tuple[str, ...]] = ()
     mutating: ClassVar[bool] = True
     long: ClassVar[bool] = False

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from .checklist import Requirement, Template
 from .probe import Probe
 from .result import Verdict
+from .verdicts import UsageError
 
 # The probes package, named from this module's own place (``aicp.verify.probes`` installed).
 PROBES_PACKAGE = f"{__package__}.probes"
@@ -22,10 +23,6 @@ PROBES_PACKAGE = f"{__package__}.probes"
 MANUAL_REMEDIATION = (
     "manual check, no aicp probe for {id}: verify it by hand and record the status, "
     "evidence (documentation URL or test output path) and notes in the checklist")
-
-
-class UsageError(Exception):
-    """A command-line mistake, one line naming the fix (exit code 2)."""
 
 
 def discover(package: str = PROBES_PACKAGE) -> dict[str, type[Probe]]:

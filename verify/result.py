@@ -38,8 +38,6 @@ class Verdict(enum.StrEnum):
     NOT_RUN = "NOT_RUN"
 
 
-PROBE_VERDICTS = frozenset({Verdict.PASS, Verdict.FAIL, Verdict.SKIP, Verdict.ERROR})
-
 
 @dataclass
 class Step:

@@ -1,12 +1,46 @@
-"""Runs the planned probes: a concurrency limit, timeouts, verdict rules, cleanup always.
+"""Runs the planned probes by the scheduling rules below, and always cleans up after them.
 
-Python threads cannot be killed, so a probe that overruns its timeout is reported ERROR at
-once and cancelled: its next checkpoint (``ctx.step``/``sleep``/``wait_for``) raises.
-Whatever it created is tracked in the shared ``CleanupStack`` and deleted at the end of the
-run on every path: success, failure, timeout, exception, Ctrl-C, SIGTERM and SIGHUP (the
-session turns those into ``KeyboardInterrupt``), and a cluster that stops answering (what
-could not be deleted is named in ``leftovers``, never raised). While probes run, their
-namespaces carry a heartbeat so ``aicp verify cleanup`` leaves a live run alone.
+The rules (proved in ``tests/verify/test_runner.py``; the budget, the heartbeat and a
+namespace deleted under a probe against the emulated API server, in ``test_workload_worlds``
+and the kube tests; signals and a lost API server end to end, in ``test_interruptions``):
+
+1. Nothing to run. A requirement the plan does not run (manual, ``--only``/``--skip``,
+   ``--read-only``, ``--long``, not applicable to the stack) gets its verdict at once.
+2. Order. Probes start in the template's order, except that ``exclusive`` probes (they
+   change what others observe cluster-wide, e.g. add a node) come after every other one: a
+   node one of them adds mid-run, still joining with no exporter yet, must not be judged
+   by a probe that surveys every GPU node.
+3. Concurrency. At most ``concurrency`` probes run at once, each in its own thread. An
+   exclusive probe starts only when nothing else runs, and nothing starts beside it.
+4. Budget. A probe may run for ``--probe-timeout`` seconds, or longer when its own waits
+   need longer (``Probe.budget``: a cold GPU node joining); never past the global deadline.
+5. Timeout. Python threads cannot be killed: at its deadline a probe is reported ERROR at
+   once, naming the step it was in, and cancelled; its next checkpoint (``ctx.step``,
+   ``sleep``, ``wait_for``) raises ``Cancelled``, and what it returns later is dropped.
+6. Global deadline (``--timeout``). No probe starts after it; those left are ERROR, "not
+   started".
+7. Interruption. Ctrl-C, SIGTERM and SIGHUP arrive as ``KeyboardInterrupt`` in the main
+   thread (``signals``): running probes are ERROR "interrupted ... at step ..." and
+   cancelled, probes not started are NOT_RUN, and cleanup (9) runs as on every other path.
+   Python drops an exception raised inside a finalizer (``__del__``), a signal's included,
+   so the scheduler also asks ``interrupted`` (the session's ``Guard.received``) each tick.
+8. Heartbeat. While probes run, the run's namespaces are stamped every ``heartbeat``
+   seconds, so ``aicp verify cleanup`` in another terminal leaves a live run alone.
+9. Cleanup, in reverse order of creation. A probe that ends reports first (its evidence
+   is complete), then deletes what it created and asks for its namespaces' deletion. When
+   the run ends, every probe still running is cancelled and given ``grace`` seconds to
+   reach a checkpoint, so what it was creating is tracked; then everything still tracked
+   is deleted, and the runner waits up to ``cleanup_timeout`` until the namespaces are
+   gone. A signal during that wait ends it; the namespaces are named as ``leftovers``.
+10. A lost API server. Cleanup never raises: a failed delete is a ``cleanup_errors`` line,
+    namespaces not seen gone are ``leftovers`` (the session prints the ``aicp verify
+    cleanup`` command). A probe's own requests end it with ``kube.Lost`` ("lost the
+    connection to the cluster ..."), an environment problem: ERROR.
+11. A namespace deleted under a probe (a forced ``aicp verify cleanup``, kubectl) makes its
+    FAIL or ERROR say so: nothing was decided about the platform.
+
+What a verdict means, and what a probe's answer becomes (``verdicts.judge``), lives in
+``verdicts``; this module decides only when things run.
 """
 
 from __future__ import annotations
@@ -16,97 +50,72 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from .checklist import Requirement
+from . import verdicts
 from .kube import Kube
-from .probe import (
-    Cancelled,
-    CleanupStack,
-    Context,
-    Probe,
-    ProbeError,
-    Settings,
-    one_line,
-)
+from .probe import Cancelled, CleanupStack, Context, ProbeError, Settings, one_line
 from .registry import Planned
-from .result import PROBE_VERDICTS, Result, Verdict
-from .signals import describe, name_of
+from .result import Result, Verdict
+from .signals import Interrupted, name_of
+from .verdicts import Outcome, RunReport
+from .version import VERSION
 
-# 3: no MUST failed, but not every MUST ran (--only, --skip, --read-only, a manual check):
-# not a conformance result. 130: interrupted by SIGINT, SIGTERM or SIGHUP, after reports and
-# cleanup (a process killed outright by TERM or HUP exits 143 or 129 instead).
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-# Verdicts of a requirement that was exercised (SKIP: decided not applicable).
-DECIDED = frozenset({Verdict.PASS, Verdict.FAIL, Verdict.ERROR, Verdict.SKIP})
 HEARTBEAT_SECONDS = 10.0
+# The longest the scheduler sleeps between two looks at the clock, whatever the deadlines.
+TICK_SECONDS = 0.5
+
+
+def exclusive(item: Planned) -> bool:
+    return bool(item.probe and item.probe.exclusive)
+
+
+class Queue:
+    """Rules 2 and 3 as data: the probes still to start, and which may start now."""
+
+    def __init__(self, planned: Iterable[Planned], concurrency: int):
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.concurrency = concurrency
+        # sorted() is stable: the template's order within each group.
+        self.pending = deque(sorted((p for p in planned if p.runs), key=exclusive))
+
+    def __bool__(self) -> bool:
+        return bool(self.pending)
+
+    def next(self, running: Collection[Planned]) -> Planned | None:
+        """The probe to start beside ``running``, or None: wait for one to end."""
+        if (not self.pending or len(running) >= self.concurrency
+                or any(exclusive(p) for p in running)
+                or (running and exclusive(self.pending[0]))):
+            return None
+        return self.pending.popleft()
+
+    def drain(self) -> list[Planned]:
+        """Every probe not started, in order; the queue is left empty."""
+        left = list(self.pending)
+        self.pending.clear()
+        return left
 
 
 @dataclass
-class Outcome:
-    requirement: Requirement
-    result: Result
-    probe: type[Probe] | None = None
+class _Running:
+    """One started probe: its thread, its deadline, and what it answered."""
 
-
-@dataclass
-class RunReport:
-    """A finished run: one outcome per checklist requirement, in the template's order."""
-
-    settings: Settings
-    outcomes: list[Outcome] = field(default_factory=list)
-    started: float = field(default_factory=time.time)
-    duration: float = 0.0
-    interrupted: bool = False
-    signal: str = ""  # SIGINT, SIGTERM or SIGHUP when interrupted
-    cleanup_errors: list[str] = field(default_factory=list)
-    leftovers: list[str] = field(default_factory=list)
-    # Printed and reported context: cluster server, kubeconfig context, images.
-    info: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def exit_code(self) -> int:
-        """130 interrupted; 1 a MUST failed or could not be decided; 3 a MUST did not run;
-        else 0.
-
-        MANUAL, NOT_RUN and SKIP (not applicable) never fail a run: nothing was violated.
-        But a MUST that was not exercised (MANUAL, NOT_RUN) leaves the run short of a
-        conformance result, so it cannot be 0.
-        """
-        if self.interrupted:
-            return EXIT_INTERRUPTED
-        musts = [o for o in self.outcomes if o.requirement.level == "MUST"]
-        if any(o.result.verdict in (Verdict.FAIL, Verdict.ERROR) for o in musts):
-            return EXIT_FAILED
-        if any(o.result.verdict not in DECIDED for o in musts):
-            return EXIT_INCOMPLETE
-        return EXIT_OK
-
-    def count(self, level: str) -> dict[str, int]:
-        """Verdict → how many requirements of ``level`` got it (only verdicts that occur)."""
-        found: dict[str, int] = {}
-        for o in self.outcomes:
-            if o.requirement.level == level:
-                found[o.result.verdict.value] = found.get(o.result.verdict.value, 0) + 1
-        return found
-
-    def ran(self, level: str = "MUST") -> tuple[int, int]:
-        """(requirements of ``level`` that were exercised, requirements of ``level``)."""
-        of_level = [o for o in self.outcomes if o.requirement.level == level]
-        return sum(o.result.verdict in DECIDED for o in of_level), len(of_level)
-
-
-@dataclass
-class _Worker:
     planned: Planned
     ctx: Context
-    deadline: float
-    timeout: float = 0.0
-    thread: threading.Thread | None = None
-    result: Result | None = None
+    budget: float
+    deadline: float  # time.monotonic()
     started: float = field(default_factory=time.monotonic)
     wall_started: float = field(default_factory=time.time)
+    thread: threading.Thread | None = None
+    answer: Any = None  # what the probe returned; None when cancelled
+
+    @property
+    def id(self) -> str:
+        return self.planned.requirement.id
 
 
 class Runner:
@@ -117,6 +126,7 @@ class Runner:
                  cleanup_timeout: float = 300.0, grace: float = 5.0,
                  heartbeat: float = HEARTBEAT_SECONDS,
                  on_finish: Callable[[], None] | None = None,
+                 interrupted: Callable[[], str | None] | None = None,
                  on_start: Callable[[Planned], None] | None = None,
                  on_done: Callable[[Planned, Result], None] | None = None):
         if concurrency < 1:
@@ -131,97 +141,39 @@ class Runner:
         self.heartbeat = heartbeat
         # Called once cleanup is over: the session stops signals from cutting the reports.
         self.on_finish = on_finish or (lambda: None)
+        # The signal received, if any (rule 7): a KeyboardInterrupt can be lost.
+        self.interrupted = interrupted or (lambda: None)
         self.on_start = on_start or (lambda planned: None)
         self.on_done = on_done or (lambda planned, result: None)
         self.cleanup = CleanupStack(cluster)
 
     def run(self, planned: list[Planned]) -> RunReport:
-        report = RunReport(self.settings)
-        results: dict[str, Result] = {}
-        for item in planned:
-            if not item.runs:
-                results[item.requirement.id] = Result(item.verdict or Verdict.MANUAL, item.reason,
-                                                      duration=0.0)
-        # Exclusive probes go last: a node one of them adds mid-run (still joining, no
-        # exporter yet) must not be judged by a probe that surveys every GPU node.
-        pending = deque(sorted((item for item in planned if item.runs), key=_exclusive))
-        running: dict[str, _Worker] = {}
-        workers: list[_Worker] = []
-        finished: queue.Queue[str] = queue.Queue()
-        start = time.monotonic()
-        global_end = start + self.global_timeout
-
-        def settle(worker: _Worker, result: Result) -> None:
-            rid = worker.planned.requirement.id
-            result.started = worker.wall_started
-            result.duration = time.monotonic() - worker.started
-            results[rid] = result
-            self.on_done(worker.planned, result)
-
-        beating = threading.Event()
-        heart = threading.Thread(target=self._beat, args=(beating,), name="verify-heartbeat",
-                                 daemon=True)
-        heart.start()
+        report = RunReport(self.settings, VERSION, started=time.time())
+        begun = time.monotonic()
+        run = _Run(self, planned, end=begun + self.global_timeout)
+        beating = self._start_heartbeat()
         try:
-            while pending or running:
-                while (pending and len(running) < self.concurrency
-                       and time.monotonic() < global_end
-                       and not (running and _exclusive(pending[0]))
-                       and not any(_exclusive(w.planned) for w in running.values())):
-                    worker = self._worker(pending.popleft(), global_end)
-                    running[worker.planned.requirement.id] = worker
-                    workers.append(worker)
-                    self._launch(worker, finished)
-                now = time.monotonic()
-                wait = min([w.deadline for w in running.values()] + [global_end]) - now
-                try:
-                    rid = finished.get(timeout=max(0.01, min(wait, 0.5)))
-                except queue.Empty:
-                    rid = None
-                if rid is not None and rid in running:
-                    worker = running.pop(rid)
-                    if worker.result is None and time.monotonic() >= worker.deadline:
-                        # Cancelled by its own deadline just before the runner noticed.
-                        settle(worker, Result(Verdict.ERROR, self._timeout(worker, global_end),
-                                              worker.ctx.evidence))
-                    else:
-                        settle(worker, _judge(worker))
-                now = time.monotonic()
-                for rid, worker in list(running.items()):
-                    if now >= worker.deadline:
-                        worker.ctx.cancelled.set()
-                        running.pop(rid)
-                        settle(worker, Result(Verdict.ERROR, self._timeout(worker, global_end),
-                                              worker.ctx.evidence))
-                if now >= global_end:
-                    while pending:
-                        item = pending.popleft()
-                        results[item.requirement.id] = Result(
-                            Verdict.ERROR, f"not started: global timeout "
-                            f"{self.global_timeout:g}s reached")
-                        self.on_done(item, results[item.requirement.id])
+            run.schedule()
         except KeyboardInterrupt as exc:
             report.interrupted, report.signal = True, name_of(exc)
-            for worker in list(running.values()):
-                worker.ctx.cancelled.set()
-                settle(worker, Result(Verdict.ERROR, f"interrupted ({describe(report.signal)})"
-                                      f" at step {worker.ctx.current_step}",
-                                      worker.ctx.evidence))
-            for item in pending:
-                results[item.requirement.id] = Result(Verdict.NOT_RUN,
-                                                      "interrupted before it started")
+            run.interrupt(report.signal)
         finally:
             beating.set()
-            for worker in workers:
-                worker.ctx.cancelled.set()
-            self._clean(workers, report)
+            run.cancel()
+            self._clean(run.started, report)
             self.on_finish()
-        report.duration = time.monotonic() - start
-        # A signal between two statements of the loop may leave an id unsettled.
-        why = f"interrupted ({describe(report.signal or 'SIGINT')})"
-        report.outcomes = [Outcome(p.requirement, results.get(p.requirement.id) or Result(
-            Verdict.ERROR, why), p.probe) for p in planned]
+        report.duration = time.monotonic() - begun
+        report.outcomes = [Outcome(p.requirement, run.results.get(p.requirement.id)
+                                   # A signal between two statements of the loop.
+                                   or verdicts.unsettled(report.signal)) for p in planned]
         return report
+
+    # Rule 8 -----------------------------------------------------------------------------
+    def _start_heartbeat(self) -> threading.Event:
+        stop = threading.Event()
+        threading.Thread(target=self._beat, args=(stop,), name="verify-heartbeat",
+                         daemon=True).start()
+        return stop
 
     def _beat(self, stop: threading.Event) -> None:
         """Refresh the heartbeat on the run's namespaces until the probes are over."""
@@ -235,62 +187,58 @@ class Runner:
                 except Exception:  # noqa: BLE001 - a lost heartbeat only ages; probes go on
                     pass
 
-    def _timeout(self, worker: _Worker, global_end: float) -> str:
-        step = worker.ctx.current_step
-        if worker.deadline >= global_end:
-            return f"global timeout {self.global_timeout:g}s reached at step {step}"
-        return f"timed out after {worker.timeout:g}s at step {step}"
-
-    def _worker(self, item: Planned, global_end: float) -> _Worker:
-        # A probe whose own waits need longer than --probe-timeout (a cold GPU node) says so.
+    # One probe, in its thread -----------------------------------------------------------
+    def launch(self, item: Planned, end: float, finished: queue.Queue[str]) -> _Running:
+        """Rule 4: the probe's budget and deadline; then its thread."""
         own = item.probe.budget(self.settings) if item.probe is not None else None
-        timeout = max(self.probe_timeout, own or 0.0)
-        deadline = min(time.monotonic() + timeout, global_end)
+        budget = max(self.probe_timeout, own or 0.0)
+        deadline = min(time.monotonic() + budget, end)
         ctx = Context(item.requirement.id, self.settings, self.cluster, deadline=deadline,
                       cleanup=self.cleanup)
-        return _Worker(item, ctx, deadline, timeout)
+        running = _Running(item, ctx, budget, deadline)
+        self.on_start(item)
+        running.thread = threading.Thread(target=self._work, args=(running, finished),
+                                          name=f"probe-{running.id}", daemon=True)
+        running.thread.start()
+        return running
 
-    def _launch(self, worker: _Worker, finished: queue.Queue) -> None:
-        self.on_start(worker.planned)
-        worker.thread = threading.Thread(target=self._work, args=(worker, finished),
-                                         name=f"probe-{worker.planned.requirement.id}",
-                                         daemon=True)
-        worker.thread.start()
-
-    def _work(self, worker: _Worker, finished: queue.Queue) -> None:
-        ctx, probe = worker.ctx, worker.planned.probe
+    def _work(self, running: _Running, finished: queue.Queue[str]) -> None:
         try:
-            try:
-                if probe is None:  # _start takes only items that run (Planned.runs)
-                    raise ProbeError(f"{worker.planned.requirement.id} has no probe to run")
-                unmet = [u for u in (self.cluster.unmet(n) for n in probe.needs) if u]
-                if unmet:
-                    worker.result = ctx.skip(f"not applicable: {'; '.join(unmet)}")
-                else:
-                    worker.result = probe().run(ctx)
-            except Cancelled:
-                worker.result = None  # the runner has already reported why it gave up
-            except ProbeError as exc:
-                worker.result = ctx.error(str(exc))
-            except Exception as exc:  # noqa: BLE001 - an exception in a probe is ERROR
-                worker.result = ctx.error(one_line(exc))
-                worker.result.traceback = traceback.format_exc()
-            # Someone deleted the probe's namespace under it (a forced cleanup, kubectl):
-            # a FAIL or ERROR then says that, not something about the platform.
-            if (isinstance(worker.result, Result) and ctx.namespaces
-                    and worker.result.verdict in (Verdict.FAIL, Verdict.ERROR)):
-                vanished = self._vanished(ctx.namespaces)
-                if vanished:
-                    worker.result = Result(Verdict.ERROR, vanished, ctx.evidence)
-        except Exception:  # noqa: BLE001 - the namespace check is a courtesy
-            pass
+            running.answer = self._answer(running)
         finally:
-            # Report first (evidence is complete), then delete what this probe created.
-            finished.put(worker.planned.requirement.id)
-            mine = [o for o in ctx.evidence.objects if o.kind != "Namespace"]
-            self.cleanup.unwind(only=mine)
+            # Rule 9: report first (the evidence is complete), then delete what it created.
+            finished.put(running.id)
+            ctx = running.ctx
+            self.cleanup.unwind(only=[o for o in ctx.evidence.objects if o.kind != "Namespace"])
             for name in ctx.namespaces:
                 self.cleanup.delete_namespace(name)
+
+    def _answer(self, running: _Running) -> object:
+        """What the probe answered: its return value, or the ERROR/SKIP it earned."""
+        ctx, probe = running.ctx, running.planned.probe
+        try:
+            if probe is None:  # a Queue holds only items that run (Planned.runs)
+                raise ProbeError(f"{running.id} has no probe to run")
+            unmet = [u for u in (self.cluster.unmet(n) for n in probe.needs) if u]
+            if unmet:
+                return verdicts.not_applicable(unmet, ctx.evidence)
+            answer: object = probe().run(ctx)
+        except Cancelled:
+            return None  # the runner has already reported why it gave up
+        except ProbeError as exc:  # an environment problem, kube.Lost included (rule 10)
+            answer = ctx.error(str(exc))
+        except Exception as exc:  # noqa: BLE001 - an exception in a probe is ERROR
+            answer = ctx.error(one_line(exc))
+            answer.traceback = traceback.format_exc()
+        if (isinstance(answer, Result) and ctx.namespaces
+                and answer.verdict in (Verdict.FAIL, Verdict.ERROR)):
+            try:
+                vanished = self._vanished(ctx.namespaces)
+            except Exception:  # noqa: BLE001 - the namespace check is a courtesy
+                vanished = None
+            if vanished:  # rule 11
+                return Result(Verdict.ERROR, vanished, ctx.evidence)
+        return answer
 
     def _vanished(self, namespaces: list[str]) -> str | None:
         # A namespace being deleted has status.phase Terminating and refuses creates with a
@@ -308,7 +256,8 @@ class Runner:
                         "was decided about the platform (a forced `aicp verify cleanup`?)")
         return None
 
-    def _clean(self, workers: list[_Worker], report: RunReport) -> None:
+    # Rules 9 and 10 ---------------------------------------------------------------------
+    def _clean(self, started: list[_Running], report: RunReport) -> None:
         """Delete everything the run created, then wait (bounded) until namespaces are gone.
 
         Never raises for the cluster's sake: a failure is recorded, and the namespaces not
@@ -318,9 +267,9 @@ class Runner:
         try:
             # Let cancelled probes reach a checkpoint so what they were creating is tracked.
             end = time.monotonic() + self.grace
-            for worker in workers:
-                if worker.thread is not None:
-                    worker.thread.join(timeout=max(0.0, end - time.monotonic()))
+            for running in started:
+                if running.thread is not None:
+                    running.thread.join(timeout=max(0.0, end - time.monotonic()))
             self.cleanup.unwind()
             namespaces = list(self.cleanup.namespaces)
             for name in namespaces:
@@ -338,26 +287,98 @@ class Runner:
         report.cleanup_errors = list(self.cleanup.errors)
 
 
-def _exclusive(item: Planned) -> bool:
-    return bool(item.probe and item.probe.exclusive)
+class _Run:
+    """The state of one run while probes run: what waits, what runs, what was decided."""
 
+    def __init__(self, runner: Runner, planned: list[Planned], *, end: float):
+        self.runner = runner
+        self.end = end  # the global deadline, time.monotonic()
+        self.queue = Queue(planned, runner.concurrency)
+        self.running: dict[str, _Running] = {}
+        self.started: list[_Running] = []
+        self.finished: queue.Queue[str] = queue.Queue()
+        # Rule 1: what does not run is decided before anything starts.
+        self.results: dict[str, Result] = {
+            p.requirement.id: Result(p.verdict or Verdict.MANUAL, p.reason, duration=0.0)
+            for p in planned if not p.runs}
 
-def _judge(worker: _Worker) -> Result:
-    """Apply the verdict rules to what the probe returned."""
-    result = worker.result
-    evidence = worker.ctx.evidence
-    if result is None:
-        return Result(Verdict.ERROR, "the probe returned no result", evidence)
-    if not isinstance(result, Result) or result.verdict not in PROBE_VERDICTS:
-        return Result(Verdict.ERROR, f"the probe returned {result!r}, not a verdict", evidence)
-    if result.verdict is Verdict.PASS:
-        checks = result.evidence.checks
-        failed = [c for c in checks if not c.passed]
-        if not checks:
-            return Result(Verdict.ERROR, "the probe claimed PASS with zero checks run; "
-                          "zero checks is never a PASS", result.evidence)
-        if failed:
-            return Result(Verdict.FAIL, f"check failed: {failed[0].name} "
-                          f"(observed: {failed[0].observed})", result.evidence,
-                          )
-    return result
+    def schedule(self) -> None:
+        """Start what may start, wait for a probe to end or a deadline, settle; repeat."""
+        while self.queue or self.running:
+            signal = self.runner.interrupted()
+            if signal:  # its KeyboardInterrupt was raised where Python dropped it
+                raise Interrupted(signal)
+            self._start_what_may_start()
+            self._settle_finished(self._next_finished())
+            now = time.monotonic()
+            self._expire(now)
+            if now >= self.end:  # rule 6
+                for item in self.queue.drain():
+                    self._decide(item, verdicts.not_started(self.runner.global_timeout))
+
+    def _start_what_may_start(self) -> None:
+        while time.monotonic() < self.end:
+            item = self.queue.next([r.planned for r in self.running.values()])
+            if item is None:
+                return
+            running = self.runner.launch(item, self.end, self.finished)
+            self.running[running.id] = running
+            self.started.append(running)
+
+    def _next_finished(self) -> str | None:
+        """The id of a probe that ended, or None once its deadline or the global one is
+        near. Waits at most ``TICK_SECONDS``: a lock wait is where a signal lands."""
+        soonest = min([r.deadline for r in self.running.values()] + [self.end])
+        wait = max(0.01, min(soonest - time.monotonic(), TICK_SECONDS))
+        try:
+            return self.finished.get(timeout=wait)
+        except queue.Empty:
+            return None
+
+    def _settle_finished(self, rid: str | None) -> None:
+        running = self.running.pop(rid, None) if rid is not None else None
+        if running is None:  # already settled by its deadline (rule 5)
+            return
+        if running.answer is None and time.monotonic() >= running.deadline:
+            # Cancelled by its own deadline just before the runner noticed.
+            self._settle(running, self._timeout(running))
+        else:
+            self._settle(running, verdicts.judge(running.answer, running.ctx.evidence))
+
+    def _expire(self, now: float) -> None:
+        """Rule 5: every probe past its deadline is ERROR now, and cancelled."""
+        for rid, running in list(self.running.items()):
+            if now >= running.deadline:
+                running.ctx.cancelled.set()
+                del self.running[rid]
+                self._settle(running, self._timeout(running))
+
+    def _timeout(self, running: _Running) -> Result:
+        step, evidence = running.ctx.current_step, running.ctx.evidence
+        if running.deadline >= self.end:
+            return verdicts.global_timeout(self.runner.global_timeout, step, evidence)
+        return verdicts.timed_out(running.budget, step, evidence)
+
+    def interrupt(self, signal: str) -> None:
+        """Rule 7: what runs is ERROR and cancelled; what waits is NOT_RUN."""
+        for running in list(self.running.values()):
+            running.ctx.cancelled.set()
+            self._settle(running, verdicts.interrupted(signal, running.ctx.current_step,
+                                                       running.ctx.evidence))
+        self.running.clear()
+        for item in self.queue.drain():
+            self.results[item.requirement.id] = verdicts.interrupted_before_start()
+
+    def cancel(self) -> None:
+        """The run is over: every probe still going stops at its next checkpoint."""
+        for running in self.started:
+            running.ctx.cancelled.set()
+
+    def _settle(self, running: _Running, result: Result) -> None:
+        result.started = running.wall_started
+        result.duration = time.monotonic() - running.started
+        self._decide(running.planned, result)
+
+    def _decide(self, item: Planned, result: Result) -> None:
+        self.results[item.requirement.id] = result
+        self.runner.on_done(item, result)

@@ -9,19 +9,34 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, TYPE_CHECKING, cast
 
 from rich.console import Console
 
 from . import checklist, images, registry, signals, stack
-from .kube import ConfigError, Kube, connect, from_dict
+from .checklist import SUPPORTED
+from .kube import ConfigError, Kube, from_dict
+from .kube import connect as connect_kubeconfig
 from .probe import ProbeError, Settings, Timing, one_line
+from .registry import Planned
 from .reports import FORMATS
+from .reports.terminal import closing_line
 from .result import Verdict
-from .runner import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Runner
+from .runner import Runner
+from .verdicts import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    RunReport,
+    UsageError,
+    exit_code,
+    said,
+)
 from .version import VERSION
 
-SUPPORTED = ("1.34", "1.35", "1.36", "1.37")
+if TYPE_CHECKING:
+    from .reports.terminal import TerminalView
+
 RUN_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$")
 
 
@@ -48,10 +63,6 @@ class Options:
     timing: Timing = field(default_factory=Timing)  # the probes' waits as declared, or replaced
 
 
-class UsageError(Exception):
-    """Bad options, one line (exit code 2)."""
-
-
 def split(values: list[str] | None) -> list[str]:
     """Repeatable options also accept comma-separated values."""
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
@@ -76,17 +87,16 @@ def run(opts: Options, console: Console | None = None) -> int:
         try:
             return _run(opts, console or Console(highlight=False,
                                                   file=_tolerant(sys.stdout)), guard)
-        except (UsageError, registry.UsageError, ConfigError, checklist.ChecklistError,
-                images.MirrorError) as exc:
+        except (UsageError, ConfigError, checklist.ChecklistError, images.MirrorError) as exc:
             err(str(exc))
             return EXIT_USAGE
         except KeyboardInterrupt as exc:
-            said = signals.describe(signals.name_of(exc))
+            how = said(signals.name_of(exc))
             if guard.run_id:  # between two steps of the runner's own handling: rare
-                err(f"interrupted ({said}) while run {guard.run_id} was finishing; run: "
+                err(f"interrupted ({how}) while run {guard.run_id} was finishing; run: "
                     f"{cleanup_command(opts, guard.run_id)}")
             else:
-                err(f"interrupted ({said}) before any probe started; nothing was created")
+                err(f"interrupted ({how}) before any probe started; nothing was created")
             return EXIT_INTERRUPTED
 
 
@@ -151,105 +161,185 @@ def cluster(opts: Options, on_retry=None) -> tuple[Kube, stack.StackOutputs | No
         kube = from_dict(outputs.kubeconfig, opts.context, source=f"stack {opts.stack}",
                          on_retry=on_retry, expectations=outputs.expectations)
         return kube, outputs
-    return connect(opts.kubeconfig, opts.context, on_retry=on_retry), None
+    return connect_kubeconfig(opts.kubeconfig, opts.context, on_retry=on_retry), None
 
 
 def _run(opts: Options, console: Console, guard: signals.Guard) -> int:
-    from .reports import write
-    from .reports.terminal import TerminalView, closing_line
+    """The phases of a run, in order; each is one function below."""
+    from .reports.terminal import TerminalView
 
     validate(opts)
     if opts.output:
         check_output_dir(opts.output_dir)
     image_refs = images.catalog(opts.registry_mirror)
-    metadata_template = None
     view = TerminalView(console)
-    kube, outputs = cluster(opts, on_retry=view.retry)
-    info = kube.version()
-    minor = f"{info.get('major', '1')}.{re.sub(r'[^0-9]', '', str(info.get('minor', '')))}"
+    target = connect(opts, on_retry=view.retry)
+    template, metadata = choose_checklist(opts, target)
+    planned = plan(opts, template, target)
+    settings = Settings(opts.run_id or secrets.token_hex(3), template.version, image_refs,
+                        opts.long, target.outputs.expectations if target.outputs else {},
+                        timing=opts.timing)
+    shown = effective_settings(target, template, settings, planned)
+    view.settings(shown)
+    stack_notes = check_stack(target, console)
+    warn_about_metadata(opts, template, metadata, console)
+    report = run_probes(opts, target, settings, planned, view, guard)
+    report.info = {k: v for k, v in shown.items() if k != "probes"} | stack_notes
+    view.summary(report)
+    # Reports first: whatever happened to the cluster, the results are kept.
+    code, reports = write_reports(opts, report, template, metadata, console)
+    advise_cleanup(opts, report, target.kube, console)
+    target.close()
+    console.print(closing_line(report, code, reports), soft_wrap=True)
+    return code
+
+
+@dataclass
+class Target:
+    """The cluster a run talks to: its connection, its stack outputs, its version."""
+
+    kube: Kube
+    outputs: stack.StackOutputs | None
+    version: dict  # GET /version
+
+    @property
+    def minor(self) -> str:
+        return checklist.minor_of(self.version)
+
+    def close(self) -> None:
+        try:
+            self.kube.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection pool changes nothing
+            pass
+
+
+def connect(opts: Options, on_retry=None) -> Target:
+    """Connect (kubeconfig or stack outputs) and ask the API server its version."""
+    kube, outputs = cluster(opts, on_retry=on_retry)
+    return Target(kube, outputs, kube.version())
+
+
+def choose_checklist(opts: Options,
+                     target: Target) -> tuple[checklist.Template, dict[str, str] | None]:
+    """The template (``--checklist-template``, or downloaded for the version the run uses)
+    and the ``--metadata`` for it; refuses a template this run cannot fill."""
+    minor = target.minor
     if opts.checklist_template:
         template = checklist.load(opts.checklist_template)
         if opts.checklist and template.version != opts.checklist:
             raise UsageError(f"--checklist {opts.checklist} but the template "
                              f"{opts.checklist_template} is for {template.version}")
     else:
-        version = opts.checklist or (outputs.checklist_version if outputs else None) or minor
+        version = checklist.version_for(
+            opts.checklist, target.outputs.checklist_version if target.outputs else None,
+            minor)
         if version not in SUPPORTED:
             raise UsageError(f"the cluster runs Kubernetes {minor}, which has no AI "
                              f"conformance checklist here: pass --checklist "
                              f"{'|'.join(SUPPORTED)}")
         template = checklist.download(version)
-    problem = checklist.submission_problem(template, minor, SUPPORTED,
+    problem = checklist.submission_problem(template, minor,
                                            submission="checklist" in opts.output)
     if problem:
         raise UsageError(problem)
     metadata = checklist.load_metadata(opts.metadata, template) if opts.metadata else None
-    metadata_template = metadata or {k: str(v) for k, v in template.metadata.items()}
+    return template, metadata
+
+
+def plan(opts: Options, template: checklist.Template, target: Target) -> list[Planned]:
+    """What the run does with each requirement; the stack's not-applicable ids are SKIP."""
     planned = registry.plan(template, registry.discover(), only=opts.only, skip=opts.skip,
                             read_only=opts.read_only, long=opts.long)
-    if outputs:
-        planned = [registry.Planned(p.requirement, p.probe, Verdict.SKIP,
-                                    f"not applicable (stack {outputs.name}): "
-                                    f"{outputs.not_applicable[p.requirement.id]}")
-                   if p.requirement.id in outputs.not_applicable else p for p in planned]
-    run_id = opts.run_id or secrets.token_hex(3)
-    settings = Settings(run_id, template.version, image_refs, opts.long,
-                        outputs.expectations if outputs else {}, timing=opts.timing)
+    outputs = target.outputs
+    if not outputs:
+        return planned
+    return [Planned(p.requirement, p.probe, Verdict.SKIP,
+                    f"not applicable (stack {outputs.name}): "
+                    f"{outputs.not_applicable[p.requirement.id]}")
+            if p.requirement.id in outputs.not_applicable else p for p in planned]
+
+
+def effective_settings(target: Target, template: checklist.Template, settings: Settings,
+                       planned: list[Planned]) -> dict[str, str]:
+    """What is printed before the first probe, and kept in every report."""
+    kube, run_id = target.kube, settings.run_id
     runs = [p for p in planned if p.runs]
-    shown = {
+    return {
         "aicp": VERSION,
         "cluster": kube.server,
         "context": kube.context or "(current)",
         "kubeconfig": kube.source,
-        "kubernetes": str(info.get("gitVersion", minor)),
+        "kubernetes": str(target.version.get("gitVersion", target.minor)),
         "checklist": f"{template.version} ({template.source})",
         "run id": f"{run_id} (label aicp.dev/verify-run={run_id})",
-        **{f"image {name}": ref for name, ref in image_refs.items()},
+        **{f"image {name}": ref for name, ref in settings.images.items()},
         "probes": f"{len(runs)} to run, {sum(p.verdict is not None for p in planned)} "
                   "manual or not run",
     }
-    view.settings(shown)
-    found = stack.check(outputs.expectations, kube) if outputs else None
-    stack_name = outputs.name if outputs else ""
-    if found:
-        for problem in found.problems:
-            console.print(f"[yellow]stack {stack_name}: problem:[/] {problem}",
-                          soft_wrap=True)
-        for note in found.notes:
-            console.print(f"stack {stack_name}: note: {note}", soft_wrap=True)
-    if "checklist" in opts.output:
-        left = checklist.unfilled(metadata_template)
-        if left:
-            console.print(f"[yellow]warning:[/] checklist metadata is not filled in "
-                          f"({', '.join(left)}): pass --metadata FILE", soft_wrap=True)
-        if metadata:
-            console.print(f"metadata: {checklist.NOT_CHECKED_OFFLINE}", soft_wrap=True)
-    runner = Runner(kube, settings, concurrency=opts.concurrency,
+
+
+def check_stack(target: Target, console: Console) -> dict[str, str]:
+    """Print what the cluster lacks of the stack's expectations; returns the report line."""
+    if not target.outputs:
+        return {}
+    name = target.outputs.name
+    found = stack.check(target.outputs.expectations, target.kube)
+    for problem in found.problems:
+        console.print(f"[yellow]stack {name}: problem:[/] {problem}", soft_wrap=True)
+    for note in found.notes:
+        console.print(f"stack {name}: note: {note}", soft_wrap=True)
+    return {"stack": "; ".join([f"{name}: {len(found.problems)} problems"]
+                               + [f"problem: {p}" for p in found.problems]
+                               + [f"note: {n}" for n in found.notes])}
+
+
+def warn_about_metadata(opts: Options, template: checklist.Template,
+                        metadata: dict[str, str] | None, console: Console) -> None:
+    """A checklist to submit: say which metadata is still to fill, and what is not checked."""
+    if "checklist" not in opts.output:
+        return
+    left = checklist.unfilled(metadata or {k: str(v) for k, v in template.metadata.items()})
+    if left:
+        console.print(f"[yellow]warning:[/] checklist metadata is not filled in "
+                      f"({', '.join(left)}): pass --metadata FILE", soft_wrap=True)
+    if metadata:
+        console.print(f"metadata: {checklist.NOT_CHECKED_OFFLINE}", soft_wrap=True)
+
+
+def run_probes(opts: Options, target: Target, settings: Settings, planned: list[Planned],
+               view: TerminalView, guard: signals.Guard) -> RunReport:
+    runner = Runner(target.kube, settings, concurrency=opts.concurrency,
                     probe_timeout=opts.probe_timeout, global_timeout=opts.timeout,
                     on_start=view.on_start, on_done=view.on_done,
                     # Probes and cleanup are over: a late signal must not cut the reports.
-                    on_finish=guard.defer)
-    guard.run_id = run_id
+                    on_finish=guard.defer, interrupted=lambda: guard.received)
+    guard.run_id = settings.run_id
     with view:
-        report = runner.run(planned)
-    report.info = {k: v for k, v in shown.items() if k != "probes"}
-    if found:
-        report.info["stack"] = "; ".join(
-            [f"{stack_name}: {len(found.problems)} problems"]
-            + [f"problem: {p}" for p in found.problems] + [f"note: {n}" for n in found.notes])
-    view.summary(report)
-    # Reports first: whatever happened to the cluster, the results are kept.
-    reports = None
-    code = report.exit_code
-    if opts.output:
-        try:
-            written = write(report, template, opts.output, opts.output_dir, metadata,
-                            note=lambda line: console.print(line, soft_wrap=True))
-            reports = Path(opts.output_dir).expanduser().absolute()
-            console.print(f"reports: {reports} ({len(written)} files)", soft_wrap=True)
-        except OSError as exc:
-            err(f"could not write the reports to {opts.output_dir}: {one_line(exc)}")
-            code = max(code, EXIT_FAILED)
+        return runner.run(planned)
+
+
+def write_reports(opts: Options, report: RunReport, template: checklist.Template,
+                  metadata: dict[str, str] | None,
+                  console: Console) -> tuple[int, Path | None]:
+    """Write the reports asked for; returns the exit code and where they went."""
+    from .reports import write
+
+    if not opts.output:
+        return exit_code(report), None
+    try:
+        written = write(report, template, opts.output, opts.output_dir, metadata,
+                        note=lambda line: console.print(line, soft_wrap=True))
+    except OSError as exc:
+        err(f"could not write the reports to {opts.output_dir}: {one_line(exc)}")
+        return exit_code(report, reports_lost=True), None
+    reports = Path(opts.output_dir).expanduser().absolute()
+    console.print(f"reports: {reports} ({len(written)} files)", soft_wrap=True)
+    return exit_code(report), reports
+
+
+def advise_cleanup(opts: Options, report: RunReport, kube: Kube, console: Console) -> None:
+    """Name what may be left on the cluster and the command that deletes it."""
+    run_id = report.settings.run_id
     if report.leftovers or report.cleanup_errors:
         lost = f" (the cluster stopped answering: {kube.lost})" if kube.lost else ""
         may = ", ".join(report.leftovers) or "objects named above"
@@ -257,12 +347,6 @@ def _run(opts: Options, console: Console, guard: signals.Guard) -> int:
                       f"run: {cleanup_command(opts, run_id)}", soft_wrap=True)
     elif report.interrupted:
         console.print(f"cleanup: deleted what run {run_id} created", soft_wrap=True)
-    try:
-        kube.close()
-    except Exception:  # noqa: BLE001 - closing a dead connection pool changes nothing
-        pass
-    console.print(closing_line(report, code, reports), soft_wrap=True)
-    return code
 
 
 def cleanup(opts: Options, console: Console | None = None) -> int:

@@ -27,11 +27,6 @@ class Interrupted(KeyboardInterrupt):
         self.name = name
 
 
-def describe(name: str) -> str:
-    """How a reason names the signal: Ctrl-C for SIGINT (what a person pressed)."""
-    return "Ctrl-C" if name == "SIGINT" else name
-
-
 def name_of(exc: BaseException) -> str:
     return exc.name if isinstance(exc, Interrupted) else "SIGINT"
 

@@ -1,4 +1,4 @@
-"""Runner acceptance (issue #4): whole ``aicp verify`` runs on the emulated reference platform.
+"""Runner acceptance: whole ``aicp verify`` runs on the emulated reference platform.
 
 Every probe in ``verify/probes/`` at the time the tests run takes part (the registry is
 iterated, nothing is listed by hand). A first run with a short per-probe timeout finds the
@@ -21,7 +21,7 @@ from rich.console import Console
 from aicp.verify import registry, session
 from aicp.verify.kube import HEARTBEAT
 from aicp.verify.probe import RUN_LABEL, Context
-from aicp.verify.runner import EXIT_INTERRUPTED
+from aicp.verify.verdicts import EXIT_INTERRUPTED
 from tests.kubeapi import objects as o
 from tests.verify.conftest import require_shared
 

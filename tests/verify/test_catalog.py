@@ -6,9 +6,10 @@ import re
 
 import pytest
 
-from aicp.verify import images
-from aicp.verify.registry import UsageError, discover, plan
+from aicp.verify import checklist, images
+from aicp.verify.registry import discover, plan
 from aicp.verify.result import Verdict
+from aicp.verify.verdicts import UsageError
 from tests.verify.conftest import VERSIONS, passing_probe, template
 
 
@@ -32,12 +33,27 @@ def test_each_probe_module_registers_the_probe_named_after_its_id():
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_declared_probe_levels_agree_with_the_templates(version):
+def test_the_one_table_of_levels_is_the_templates_ids_and_levels_in_order(version):
+    # checklist.LEVELS is what `aicp plan` and --checklist know without the template;
+    # the template itself is the truth.
     tmpl = template(version)
-    levels = {r.id: r.level for r in tmpl.requirements}
-    for rid, cls in discover().items():
-        if version in cls.levels:
-            assert levels.get(rid) == cls.levels[version]
+    assert list(checklist.LEVELS[version].items()) == [(r.id, r.level)
+                                                       for r in tmpl.requirements]
+    assert checklist.musts(version) == [r.id for r in tmpl.requirements if r.level == "MUST"]
+
+
+def test_every_supported_version_has_a_template_and_every_probe_a_requirement():
+    assert checklist.SUPPORTED == VERSIONS
+    ids = {rid for levels in checklist.LEVELS.values() for rid in levels}
+    assert set(discover()) <= ids
+
+
+def test_the_checklist_version_falls_back_from_the_option_to_the_stack_to_the_cluster():
+    # GET /version of a managed cluster says minor "35+" (a free-form string).
+    assert checklist.minor_of({"major": "1", "minor": "35+", "gitVersion": "v1.35.2"}) == "1.35"
+    assert checklist.version_for("1.34", "1.36", "1.35") == "1.34"
+    assert checklist.version_for(None, "1.36", "1.35") == "1.36"
+    assert checklist.version_for(None, None, "1.35") == "1.35"
 
 
 def test_the_template_decides_what_runs_and_what_is_manual():

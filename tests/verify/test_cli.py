@@ -56,7 +56,8 @@ def test_help_shows_examples_for_both_commands():
 def world(tmp_path, kubeapi_factory, monkeypatch):
     """A directory like a user's: a kubeconfig for an emulated 1.35 cluster (context
     ``emulator``), the 1.35 template, product metadata, a ``pulumi`` on PATH for stack dev,
-    and the official template URL served from ../shared (as if online)."""
+    and the official template URL answered from the upstream templates on disk (as if
+    online)."""
     kube = kubeapi_factory("reference-platform")
     kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig.yaml", context="emulator")
     conformance = require_shared("conformance")
@@ -97,7 +98,8 @@ def fake_pulumi(bin_dir, body: str) -> None:
 def test_each_help_example_runs_against_an_emulated_cluster(world, args):
     result = invoke(args)
     if "--read-only" in args or "--only" in args:
-        # Not every MUST ran: never 0, which would read as conformant (issue 15).
+        # Not every MUST ran: never 0, which would read as conformant (exit 3, see
+        # `aicp verify --help`).
         assert result.exit_code in (1, 3), result.output
     else:
         # 0 or 1 depends on the probes' verdicts on the emulator; 2 is a usage error.
@@ -184,7 +186,7 @@ def test_no_network_for_the_template_is_one_line_naming_the_option(world, monkey
 
 def test_read_only_exits_3_and_the_last_line_says_how_many_musts_ran(world, kubeapi_factory):
     # The conformant platform: the read-only probes pass, so only "not every MUST ran"
-    # keeps the run from 0 (before issue 15 it exited 0, as if conformant).
+    # keeps the run from 0 (exit 0 would read as conformant).
     kube = kubeapi_factory("conformant-platform", minor="1.35")
     kube.settle()
     kubeconfig = kube.write_kubeconfig(world / "conformant.yaml")

@@ -1,4 +1,4 @@
-"""``aicp verify`` run as a user runs it (a subprocess) when the run is cut short (issue 15).
+"""``aicp verify`` run as a user runs it (a subprocess) when the run is cut short.
 
 SIGTERM, SIGHUP and SIGINT mid-run; the API server going away mid-run; a second terminal
 running ``aicp verify cleanup`` while a run is in progress. The emulator serves the
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from aicp.verify.probe import RUN_LABEL
-from aicp.verify.runner import EXIT_FAILED, EXIT_INTERRUPTED
+from aicp.verify.verdicts import EXIT_FAILED, EXIT_INTERRUPTED
 from tests.shared import REPO
 from tests.verify.conftest import require_shared
 

@@ -10,10 +10,12 @@ import pytest
 import yaml
 
 from aicp.verify import checklist
-from aicp.verify.reports import testcase_name as junit_name
 from aicp.verify.reports import write
+from aicp.verify.reports.bundle import evidence_page
 from aicp.verify.result import CreatedObject, Evidence, Result, Verdict
-from aicp.verify.runner import Outcome, RunReport
+from aicp.verify.verdicts import Outcome, RunReport
+from aicp.verify.verdicts import testcase_name as junit_name
+from aicp.verify.version import VERSION
 from tests.verify.conftest import VERSIONS, settings, template
 
 STATUSES = {"Implemented", "Not Implemented", "Partially Implemented", "N/A"}
@@ -23,7 +25,8 @@ VERDICTS = [Verdict.PASS, Verdict.FAIL, Verdict.SKIP, Verdict.ERROR, Verdict.MAN
 
 def report_for(tmpl, verdicts=None) -> RunReport:
     """Every requirement of the template with a verdict, cycling through all of them."""
-    report = RunReport(settings(version=tmpl.version), info={"cluster": "https://k:6443"})
+    report = RunReport(settings(version=tmpl.version), VERSION,
+                       info={"cluster": "https://k:6443"})
     for req, verdict in zip(tmpl.requirements, verdicts or cycle(VERDICTS), strict=False):
         evidence = Evidence()
         if verdict is Verdict.PASS:
@@ -95,7 +98,8 @@ def test_a_partial_failure_is_partially_implemented(tmp_path):
 
 def test_every_evidence_entry_is_a_plain_relative_path_to_a_file_that_exists(tmpl, tmp_path):
     # Was "file://results/junit.xml#Test..." entries: the legacy CNCF validator os.Stat()s
-    # each entry as a literal path, so those were missing files (issue 11).
+    # each entry as a literal path (cncf/k8s-ai-conformance scripts/validate.go), so those
+    # were missing files.
     write(report_for(tmpl), tmpl, ["checklist"], tmp_path)
     data = yaml.safe_load((tmp_path / "PRODUCT.yaml").read_text())
     items = [i for items in data["spec"].values() for i in items]
@@ -185,7 +189,7 @@ def test_template_version_comes_from_its_metadata_and_bad_templates_are_one_line
         checklist.load(tmp_path / "missing.yaml")
 
 
-# Issue 11: artifacts whose meaning matches the program -----------------------------------
+# Artifacts whose meaning matches the program (cncf/k8s-ai-conformance#141) ---------------
 def test_only_failed_or_undecided_musts_fail_tests_and_every_skip_says_why(tmp_path):
     tmpl = template("1.37")
     musts = [r.id for r in tmpl.requirements if r.level == "MUST"]
@@ -239,12 +243,10 @@ def test_validator_mapped_requirements_carry_the_upstream_test_names():
 
 
 def test_each_testcase_says_it_was_produced_by_aicp_and_its_version(tmp_path):
-    from aicp.verify.reports.outcome import aicp_version
-
     tmpl = template("1.36")
     write(report_for(tmpl), tmpl, ["junit"], tmp_path)
-    version = aicp_version()
-    assert version != "unknown"
+    version = VERSION
+    assert version != "0+unknown"  # installed: the package metadata names it
     for case in ET.parse(tmp_path / "results" / "junit.xml").getroot().iter("testcase"):
         assert case.get("classname", "").startswith(f"aicp-verify-{version}/")
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
@@ -343,8 +345,10 @@ def test_evidence_page_names_objects_images_timings_checks_and_verdict(tmp_path)
                  "[nvidia-smi.log](nvidia-smi.log)"):
         assert text in page
     assert "- cluster: https://k:6443" in page and "/home/someone" not in page
+    report.cleanup_errors = ["could not delete Pod ns/p: HTTP 409: conflict"]
+    assert ("was deleted after the probe (but cleanup reported errors: see results/e2e.log)."
+            in evidence_page(report, report.outcomes[0]))
     skipped = next(o for o in report_for(tmpl).outcomes if o.result.verdict is Verdict.SKIP)
-    from aicp.verify.reports.bundle import evidence_page
     assert "Nothing: this probe only read the cluster." in evidence_page(report, skipped)
 
 

@@ -13,8 +13,9 @@ from aicp.verify.kube import Forbidden
 from aicp.verify.probe import Context
 from aicp.verify.registry import Planned
 from aicp.verify.result import Verdict
-from aicp.verify.runner import EXIT_INCOMPLETE, EXIT_INTERRUPTED, Runner
+from aicp.verify.runner import Queue, Runner
 from aicp.verify.signals import interrupts
+from aicp.verify.verdicts import EXIT_INCOMPLETE, EXIT_INTERRUPTED
 from tests.verify.conftest import planned, probe, settings
 
 
@@ -211,7 +212,7 @@ def test_requirements_not_run_are_reported_with_their_reason(cluster):
     manual = Planned(item.requirement, None, Verdict.MANUAL, "manual check")
     report = Runner(cluster, settings()).run([manual])
     assert verdicts(report) == {"a": (Verdict.MANUAL, "manual check")}
-    # Nothing failed, but a MUST nobody exercised is no conformance result (issue 15).
+    # Nothing failed, but a MUST nobody exercised is no conformance result.
     assert report.exit_code == EXIT_INCOMPLETE
 
 
@@ -244,9 +245,9 @@ def test_term_and_hup_end_a_run_as_ctrl_c_does(cluster, sig, said):
         os.kill(os.getpid(), sig)
         ctx.sleep(30)
 
-    with interrupts():
+    with interrupts() as guard:
         report = run(cluster, probe("a", body), probe("b", signaller), probe("c", passing),
-                     concurrency=2, grace=2)
+                     concurrency=2, grace=2, interrupted=lambda: guard.received)
     got = verdicts(report)
     assert got["a"] == (Verdict.ERROR, f"interrupted ({said}) at step wait for logs")
     assert got["c"] == (Verdict.NOT_RUN, "interrupted before it started")
@@ -301,3 +302,53 @@ def test_a_backed_off_wait_polls_soon_then_doubles_up_to_its_interval(cluster, m
     # 0.1, 0.2, 0.4, then the interval (0.8) until the timeout (1.7 s were still left).
     assert gaps[:4] == pytest.approx([0.1, 0.2, 0.4, 0.8]), gaps
     assert all(g <= 0.8 for g in gaps), gaps
+
+
+# The scheduling rules as data: no thread, no clock ------------------------------------------
+def test_the_queue_keeps_the_template_order_and_puts_exclusive_probes_last():
+    adds_a_node = probe("adds_a_node", passing)
+    adds_a_node.exclusive = True
+    items = planned(probe("a", passing), adds_a_node, probe("b", passing))
+    left_out = Planned(items[2].requirement, items[2].probe, Verdict.NOT_RUN, "--skip")
+    queue = Queue([*items[:2], left_out, *planned(probe("c", passing))], concurrency=4)
+    assert [p.requirement.id for p in queue.drain()] == ["a", "c", "adds_a_node"]
+
+
+def test_the_queue_fills_the_slots_and_an_exclusive_probe_runs_alone():
+    adds_a_node = probe("adds_a_node", passing)
+    adds_a_node.exclusive = True
+    a, b, c, exclusive = planned(probe("a", passing), probe("b", passing),
+                                 probe("c", passing), adds_a_node)
+    queue = Queue([a, b, c, exclusive], concurrency=2)
+    assert queue.next([]) is a and queue.next([a]) is b
+    assert queue.next([a, b]) is None  # both slots taken
+    assert queue.next([b]) is c
+    assert queue.next([c]) is None  # the exclusive probe waits until nothing runs
+    assert queue.next([]) is exclusive
+    assert not queue and queue.next([]) is None
+
+
+def test_two_exclusive_probes_run_one_after_the_other():
+    first, second = probe("adds_a_node", passing), probe("removes_a_node", passing)
+    first.exclusive = second.exclusive = True
+    one, two = planned(first, second)
+    queue = Queue([one, two], concurrency=4)
+    assert queue.next([]) is one and queue.next([one]) is None and queue.next([]) is two
+
+
+def test_a_signal_python_dropped_still_interrupts_the_run(cluster):
+    # A KeyboardInterrupt raised inside a finalizer (__del__) is lost; the guard that
+    # handled the signal still remembers it, and the scheduler asks it every tick.
+    started = threading.Event()
+
+    def body(ctx):
+        with ctx.step("wait for logs"):
+            started.set()
+            ctx.sleep(30)
+
+    report = run(cluster, probe("a", body), probe("b", passing), concurrency=1,
+                 interrupted=lambda: "SIGTERM" if started.is_set() else None)
+    assert verdicts(report) == {
+        "a": (Verdict.ERROR, "interrupted (SIGTERM) at step wait for logs"),
+        "b": (Verdict.NOT_RUN, "interrupted before it started")}
+    assert (report.interrupted, report.signal, report.exit_code) == (True, "SIGTERM", 130)

@@ -1,4 +1,4 @@
-"""A CNCF submission from ``aicp verify --output checklist`` (issue 11): it passes both
+"""A CNCF submission from ``aicp verify --output checklist``: it passes both
 generations of the CNCF validator (tests/cncf_validator.py), its test artifacts fail only
 where a MUST did, and every requirement has an evidence page a reviewer can read.
 
@@ -20,7 +20,7 @@ from rich.console import Console
 from aicp.verify import session
 from tests import cncf_validator
 from tests.verify.conftest import require_shared, template
-from tests.verify.test_conformant_platform import NOT_IMPLEMENTED, fast  # noqa: F401
+from tests.verify.test_conformant_platform import FAST, NOT_IMPLEMENTED
 from tests.verify.test_reports import report_for
 
 METADATA = {
@@ -84,7 +84,7 @@ def test_conformant_platform_submission_passes_both_validators_with_a_page_per_r
     kube.settle()
     folder = tmp_path / f"v{version}" / "aicp"
     code, log = submit(kube.write_kubeconfig(tmp_path / "kubeconfig.yaml"), folder, version,
-                       metadata_file(tmp_path, version), probe_timeout=30.0)
+                       metadata_file(tmp_path, version), probe_timeout=30.0, timing=FAST)
     doc = json.loads((folder / "results" / "results.json").read_text())
     reasons = {r["id"]: f"{r['verdict']}: {r['reason']}" for r in doc["requirements"]}
     assert code == 0, reasons

@@ -14,12 +14,13 @@ from aicp.verify.checklist import Requirement
 from aicp.verify.registry import Planned
 from aicp.verify.reports.terminal import TerminalView, closing_line
 from aicp.verify.result import Result, Verdict
-from aicp.verify.runner import Outcome, RunReport
+from aicp.verify.verdicts import Outcome, RunReport
+from aicp.verify.version import VERSION
 from tests.verify.conftest import VERSIONS, settings, template
 
 
 def report_of(*rows: tuple[str, str, Verdict], reason: str = "ok", **fields) -> RunReport:
-    report = RunReport(settings(), **fields)
+    report = RunReport(settings(), VERSION, **fields)
     report.outcomes = [Outcome(Requirement(rid, "accelerators", level, rid),
                                Result(verdict, reason)) for rid, level, verdict in rows]
     return report
@@ -60,7 +61,7 @@ def test_the_table_fits_80_columns_and_never_breaks_an_id(version):
     tmpl = template(version)
     reason = ("a claim on DeviceClass gpu.nvidia.com was not allocated within 120s "
               "(https://github.com/NVIDIA/k8s-dra-driver-gpu/blob/main/README.md)")
-    report = RunReport(settings(version=version))
+    report = RunReport(settings(version=version), VERSION)
     report.outcomes = [Outcome(r, Result(Verdict.ERROR, reason)) for r in tmpl.requirements]
     out = io.StringIO()
     TerminalView(Console(file=out, width=80, force_terminal=False)).summary(report)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -155,10 +154,6 @@ class Kube:
         if not 200 <= response.status < 300:
             raise ApiException(http_resp=response, body=data.decode("utf-8", "replace"))
         return _json(data, response, "GET /version", self.server)
-
-    def minor(self) -> str:
-        info = self.version()
-        return f"{info.get('major', '1')}.{re.sub(r'[^0-9]', '', info.get('minor', ''))}"
 
     # Discovery ------------------------------------------------------------------------
     def resources(self, api_version: str) -> list[dict]:

@@ -55,7 +55,6 @@ OPTIONAL = {"temperature": "DCGM_FI_DEV_GPU_TEMP", "power": "DCGM_FI_DEV_POWER_U
 class AcceleratorMetrics(Probe):
     id = "accelerator_metrics"
     category = "observability"
-    levels = {"1.34": "MUST", "1.35": "MUST", "1.36": "MUST", "1.37": "MUST"}
     # GPU nodes are found here, not with the "gpu_nodes" need: DRA pools advertise no
     # nvidia.com/gpu extended resource, only the node label.
     needs = ()

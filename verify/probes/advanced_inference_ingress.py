@@ -36,7 +36,6 @@ REQUEST_PATH = "v1/models"
 class AdvancedInferenceIngress(Probe):
     id = "advanced_inference_ingress"
     category = "networking"
-    levels = {"1.36": "SHOULD", "1.37": "SHOULD"}
     needs = ()
     mutating = True
     title = "Gateway API Inference Extension routes to model servers"

@@ -40,7 +40,6 @@ WRITE_OUT = " %{http_code}\\n"
 class AiInference(Probe):
     id = "ai_inference"
     category = "networking"
-    levels = {"1.34": "MUST", "1.35": "MUST", "1.36": "MUST", "1.37": "MUST"}
     needs = ()
     mutating = True
     title = "Gateway API weighted traffic splitting and header-based routing"

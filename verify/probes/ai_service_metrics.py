@@ -114,7 +114,6 @@ class _Workload:
 class AiServiceMetrics(Probe):
     id = "ai_service_metrics"
     category = "observability"
-    levels = {"1.34": "MUST", "1.35": "MUST", "1.36": "MUST", "1.37": "MUST"}
     needs = ()
     mutating = True
     title = "Workload metrics in Prometheus format are discovered and collected"

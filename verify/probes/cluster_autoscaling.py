@@ -65,7 +65,6 @@ LEGACY_GROUP = re.compile(r"Name:\s+(\S+)\s*\n\s*Health:\s+\w+\s+\(.*?cloudProvi
 class ClusterAutoscaling(Probe):
     id = "cluster_autoscaling"
     category = "schedulingOrchestration"
-    levels = {"1.34": "MUST", "1.35": "MUST", "1.36": "MUST", "1.37": "MUST"}
     mutating = True
     exclusive = True  # the node it adds would be judged half-joined by GPU-node surveys
     title = "GPU node pools scale up for pending accelerator pods"

@@ -33,7 +33,6 @@ PHASES = ("prefill", "decode")
 class DisaggregatedInference(Probe):
     id = "disaggregated_inference"
     category = "networking"
-    levels = {"1.36": "SHOULD", "1.37": "SHOULD"}
     mutating = False
     title = "Separate prefill and decode workloads are Ready"
 

@@ -36,7 +36,6 @@ from . import _gpus, _pods
 class DraSupport(Probe):
     id = "dra_support"
     category = "accelerators"
-    levels = {"1.34": "MUST", "1.35": "MUST"}
     mutating = True
     title = "Accelerators are allocated through Dynamic Resource Allocation"
 

@@ -97,7 +97,6 @@ def _from_labels(labels: dict[str, str], kind: str) -> str | None:
 class DriverRuntimeManagement(Probe):
     id = "driver_runtime_management"
     category = "accelerators"
-    levels = {"1.35": "SHOULD", "1.36": "SHOULD", "1.37": "SHOULD"}
     mutating = True  # the plain-image pod (module doc)
     title = "Accelerator driver and runtime versions are verifiable and consistent"
 

@@ -70,7 +70,6 @@ GANG_PODS = 4            # pods of job (a), one GPU each (fewer when the free qu
 class GangScheduling(Probe):
     id = "gang_scheduling"
     category = "schedulingOrchestration"
-    levels = {"1.34": "MUST", "1.35": "MUST", "1.36": "MUST", "1.37": "MUST"}
     mutating = True
     title = "All-or-nothing admission of multi-pod GPU jobs"
     # aicr (NVIDIA/aicr@bc05c6b pkg/defaults/timeouts.go) gives gang pods GangTestPodTimeout

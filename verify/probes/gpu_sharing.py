@@ -132,7 +132,6 @@ def exporter_gpus(ctx: Context, node: str) -> int | None:
 class GpuSharing(Probe):
     id = "gpu_sharing"
     category = "accelerators"
-    levels = {"1.35": "SHOULD", "1.36": "SHOULD", "1.37": "SHOULD"}
     mutating = False
     title = "GPUs can be shared (time-slicing, MPS or MIG)"
 

@@ -43,7 +43,6 @@ _NETWORK_HINTS = ("rdma", "nic", "net", "ib", "roce")
 class HighPerformanceNetworking(Probe):
     id = "high_performance_networking"
     category = "networking"
-    levels = {"1.36": "SHOULD", "1.37": "SHOULD"}
     mutating = False
     title = "Specialised network resources are discoverable (DRA, Multus, RDMA)"
 

@@ -63,7 +63,6 @@ IDLE = {"command": ["sleep", "infinity"], "args": []}
 class PodAutoscaling(Probe):
     id = "pod_autoscaling"
     category = "schedulingOrchestration"
-    levels = {"1.34": "MUST", "1.35": "MUST", "1.36": "MUST", "1.37": "MUST"}
     needs = ("api:autoscaling/v2",)
     mutating = True
     title = "HorizontalPodAutoscaler scales GPU pods up and down on a metric a GPU load drives"

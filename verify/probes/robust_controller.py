@@ -180,7 +180,6 @@ OPERATORS = (
 class RobustController(Probe):
     id = "robust_controller"
     category = "operator"
-    levels = {"1.34": "MUST", "1.35": "MUST", "1.36": "MUST", "1.37": "MUST"}
     mutating = True
     title = "An AI operator with CRDs runs, validates and reconciles"
     timeouts = {

@@ -85,7 +85,6 @@ def _overlap(a: dict, b: dict) -> bool | None:
 class SecureAcceleratorAccess(Probe):
     id = "secure_accelerator_access"
     category = "security"
-    levels = {"1.34": "MUST", "1.35": "MUST", "1.36": "MUST", "1.37": "MUST"}
     mutating = True
     title = "Accelerator access is isolated by DRA claims or device-plugin requests"
 

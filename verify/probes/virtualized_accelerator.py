@@ -30,7 +30,6 @@ WORKLOAD_CONFIG = _gpus.WORKLOAD_CONFIG
 class VirtualizedAccelerator(Probe):
     id = "virtualized_accelerator"
     category = "accelerators"
-    levels = {"1.35": "SHOULD", "1.36": "SHOULD", "1.37": "SHOULD"}
     mutating = False
     title = "Virtualized accelerators (vGPU, passthrough) are exposed"
 

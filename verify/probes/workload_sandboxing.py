@@ -88,7 +88,6 @@ def _identity_differs(sandbox: dict[str, str], control: dict[str, str]) -> list[
 class WorkloadSandboxing(Probe):
     id = "workload_sandboxing"
     category = "security"
-    levels = {"1.37": "SHOULD"}
     mutating = True
     title = "Workloads can run in a kernel-isolating sandbox (gVisor, Kata)"
 
@@ -121,7 +120,7 @@ def _a_sandbox_runtime_class_exists(ctx: Context) -> dict:
             known = ", ".join(f"{c['metadata']['name']} ({c.get('handler')})"
                               for c in classes) or "none"
             # A SHOULD left out: FAIL reads "Not Implemented" in the checklist and
-            # "skipped" in JUnit (reports/outcome.py); SKIP would say N/A, and sandboxing
+            # "skipped" in JUnit (verdicts.test_result); SKIP would say N/A, and sandboxing
             # applies to every cluster.
             raise Fail("not implemented: no sandbox RuntimeClass (name or handler "
                        f"{'/'.join(KEYWORDS)}): RuntimeClasses {known}; install "

@@ -13,16 +13,19 @@ Every written report lives under ``--output-dir``::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from .outcome import testcase_name
+from ..checklist import Template
+from ..verdicts import RunReport
 
 FORMATS = ("json", "junit", "checklist")
-__all__ = ["FORMATS", "testcase_name", "write"]
+__all__ = ["FORMATS", "write"]
 
 
-def write(report, template, formats: list[str], output_dir: Path,
-          metadata: dict[str, str] | None = None, note=None) -> list[Path]:
+def write(report: RunReport, template: Template, formats: list[str], output_dir: Path,
+          metadata: dict[str, str] | None = None,
+          note: Callable[[str], None] | None = None) -> list[Path]:
     """Write the chosen formats plus the evidence bundle; returns the files written.
 
     A previous run's reports in ``output_dir`` are moved aside first (``note`` is told

@@ -16,20 +16,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..result import Verdict
-from . import outcome as meaning
+from .. import verdicts
+from ..verdicts import DECIDED, Outcome, RunReport
 
-RAN = (Verdict.PASS, Verdict.FAIL, Verdict.SKIP, Verdict.ERROR)
 PAGE = "README.md"
 # What a run writes into --output-dir; a previous run's copies are moved aside, together.
 OWN = ("PRODUCT.yaml", "results", "evidence")
 
 
-def write(report, output_dir: Path) -> list[Path]:
+def write(report: RunReport, output_dir: Path) -> list[Path]:
     written = [_e2e_log(report, output_dir / "results" / "e2e.log")]
     for outcome in report.outcomes:
         result = outcome.result
-        if result.verdict not in RAN:
+        if not has_evidence(outcome):
             continue
         folder = output_dir / "evidence" / outcome.requirement.id
         folder.mkdir(parents=True, exist_ok=True)
@@ -51,7 +50,12 @@ def write(report, output_dir: Path) -> list[Path]:
     return written
 
 
-def evidence_files(outcome) -> list[str]:
+def has_evidence(outcome: Outcome) -> bool:
+    """A requirement whose probe ran has an evidence folder; manual and not-run ones none."""
+    return outcome.result.verdict in DECIDED
+
+
+def evidence_files(outcome: Outcome) -> list[str]:
     """The bundle files for one requirement, relative to the output dir, the page first."""
     base = f"evidence/{outcome.requirement.id}"
     names = [PAGE, "result.json", *_artifact_names(outcome)]
@@ -60,7 +64,7 @@ def evidence_files(outcome) -> list[str]:
     return [f"{base}/{name}" for name in names]
 
 
-def _artifact_names(outcome) -> list[str]:
+def _artifact_names(outcome: Outcome) -> list[str]:
     # A probe names files, never paths; the page and result.json keep their own names.
     reserved = {PAGE, "result.json", "traceback.log"}
     names = []
@@ -71,7 +75,7 @@ def _artifact_names(outcome) -> list[str]:
     return names
 
 
-def _artifact_key(outcome, name: str) -> str:
+def _artifact_key(outcome: Outcome, name: str) -> str:
     return next(k for k in outcome.result.evidence.artifacts if Path(k).name == name)
 
 
@@ -112,17 +116,17 @@ def _out(text: str) -> str:
     return f"    {'| ' if _RESULT_LIKE.match(text) else ''}{text}"
 
 
-def _e2e_log(report, path: Path) -> Path:
+def _e2e_log(report: RunReport, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     s = report.settings
-    lines = [f"{meaning.producer()}, run {s.run_id}: checklist {s.checklist_version} "
+    lines = [f"{verdicts.producer(report)}, run {s.run_id}: checklist {s.checklist_version} "
              "(written by aicp, not by the kubernetes-sigs/ai-conformance suite)"]
-    lines += [f"{key}: {value}" for key, value in report.info.items()]
+    lines += [f"{key}: {value}" for key, value in report.published_info.items()]
     lines.append(f"exit code {report.exit_code}")
     failed = False
     for outcome in report.outcomes:
-        result, name = outcome.result, meaning.testcase_name(outcome.requirement.id)
-        word = _WORD[meaning.test_result(outcome)]
+        result, name = outcome.result, verdicts.testcase_name(outcome.requirement.id)
+        word = _WORD[verdicts.test_result(outcome)]
         failed = failed or word == "FAIL"
         lines.append(f"=== RUN   {name}")
         lines.append(_out(f"requirement {outcome.requirement.id} "
@@ -136,7 +140,7 @@ def _e2e_log(report, path: Path) -> Path:
                        + (f" ({c.observed})" if c.observed else ""))
                   for c in result.evidence.checks]
         lines.append(f"--- {word}: {name} ({result.duration:.2f}s)")
-        lines.append(_out(meaning.explanation(outcome)))
+        lines.append(_out(verdicts.explanation(outcome)))
     if report.leftovers:
         lines.append(f"cleanup: still present after the wait: {', '.join(report.leftovers)}")
     lines += [f"cleanup: {e}" for e in report.cleanup_errors]
@@ -157,29 +161,29 @@ def _utc(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
-def evidence_page(report, outcome) -> str:
+def evidence_page(report: RunReport, outcome: Outcome) -> str:
     """The Markdown page for one requirement: readable as plain text too."""
     s, req, r = report.settings, outcome.requirement, outcome.result
     ev = r.evidence
-    name = meaning.testcase_name(req.id)
-    status = meaning.status(outcome) or "left empty (not decided: a person decides)"
+    name = verdicts.testcase_name(req.id)
+    status = verdicts.status(outcome) or "left empty (not decided: a person decides)"
     lines = [f"# {req.id}: {r.verdict.value}", "",
              f"Requirement ({req.level}, {req.category}, Kubernetes AI Conformance "
              f"checklist {s.checklist_version}):", "",
              *[f"> {line}" for line in (req.description.strip() or req.id).splitlines()], "",
              f"- Verdict: **{r.verdict.value}**: {r.reason}",
              f"- Checklist status: {status}",
-             f"- Why: {meaning.explanation(outcome)}",
+             f"- Why: {verdicts.explanation(outcome)}",
              f"- Test: `{name}` in `results/junit.xml` and `results/e2e.log` "
-             f"({meaning.test_result(outcome)})",
-             f"- Produced by {meaning.producer()}, run `{s.run_id}`, started "
+             f"({verdicts.test_result(outcome)})",
+             f"- Produced by {verdicts.producer(report)}, run `{s.run_id}`, started "
              f"{_utc(r.started)}, took {r.duration:.2f} s; these are aicp's own probes, not "
              "the kubernetes-sigs/ai-conformance suite.", ""]
     if report.info:
         lines += ["## Cluster", ""]
-        # Images are listed per object below; a local kubeconfig path is nobody's business.
-        lines += [f"- {key}: {_cell(value)}" for key, value in report.info.items()
-                  if not key.startswith("image ") and key != "kubeconfig"]
+        # Images are listed per object below.
+        lines += [f"- {key}: {_cell(value)}" for key, value in report.published_info.items()
+                  if not key.startswith("image ")]
         lines.append("")
     lines += ["## What was created", ""]
     if ev.objects:
@@ -191,7 +195,9 @@ def evidence_page(report, outcome) -> str:
         lines.append("Every object carries the label `aicp.dev/verify-run="
                      f"{s.run_id}` and was deleted after the probe"
                      + (f" (still present after the wait: {', '.join(report.leftovers)})."
-                        if report.leftovers else "."))
+                        if report.leftovers else
+                        " (but cleanup reported errors: see results/e2e.log)."
+                        if report.cleanup_errors else "."))
     else:
         lines.append("Nothing: this probe only read the cluster.")
     lines.append("")

@@ -6,7 +6,7 @@ replaced. The result must parse to the template's data with those fields changed
 text edit cannot guarantee that (an unusual template layout), the file is re-emitted with
 ``yaml.safe_dump`` under the template's header comments instead.
 
-Status mapping (never "Implemented" without a PASS, see ``outcome.status``):
+Status mapping (never "Implemented" without a PASS, see ``verdicts.status``):
   PASS → Implemented; FAIL → Not Implemented (Partially Implemented when the probe says
   some parts passed); SKIP → N/A with the reason as notes; ERROR, MANUAL, NOT_RUN → status
   left empty and no evidence, with notes saying why: nothing was decided, so a person
@@ -16,7 +16,7 @@ Evidence entries are plain paths relative to PRODUCT.yaml, the requirement's evi
 first, then the test artifacts and the bundle's files: the legacy CNCF validator
 ``os.Stat``s each entry as a literal path (a ``file://`` prefix or ``#fragment`` would be a
 missing file), and the hybrid one finds the mapped test in junit.xml and e2e.log by the
-requirement alone (``outcome.UPSTREAM_NAMES``).
+requirement alone (``verdicts.UPSTREAM_NAMES``).
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from pathlib import Path
 
 import yaml
 
+from .. import verdicts
 from ..checklist import Template
 from ..result import Verdict
-from . import outcome as meaning
+from ..verdicts import Outcome, RunReport
 from .bundle import evidence_files
 
 _KEY = re.compile(r"^(?P<indent>\s*)(?:- )?(?P<key>[A-Za-z_][\w-]*):(?P<rest>.*)$")
@@ -39,12 +40,12 @@ _FIELDS = ("status", "evidence", "notes")
 ARTIFACTS = ("results/junit.xml", "results/e2e.log")
 
 
-def entry(outcome) -> dict:
+def entry(outcome: Outcome) -> dict:
     """status, evidence and notes for one requirement's outcome."""
     r = outcome.result
     page, *files = evidence_files(outcome)
     evidence = [page, *ARTIFACTS, *files]
-    status = meaning.status(outcome)
+    status = verdicts.status(outcome)
     if r.verdict is Verdict.SKIP:
         return {"status": status, "evidence": evidence,
                 "notes": r.reason or "not applicable to this platform"}
@@ -142,7 +143,7 @@ def _edit(text: str, entries: dict[str, dict], metadata: dict) -> str:
     return "".join(out)
 
 
-def write(report, template: Template, path: Path, metadata: dict | None = None) -> Path:
+def write(report: RunReport, template: Template, path: Path, metadata: dict | None = None) -> Path:
     entries = {o.requirement.id: entry(o) for o in report.outcomes}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(template, entries, metadata), encoding="utf-8")

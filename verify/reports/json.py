@@ -11,17 +11,17 @@ import json
 from pathlib import Path
 
 from ..result import iso, seconds
-from ..version import VERSION
+from ..verdicts import MUST, SHOULD, RunReport
 
 
-def document(report) -> dict:
+def document(report: RunReport) -> dict:
     s = report.settings
-    ran, total = report.ran("MUST")
+    ran, total = report.ran(MUST)
     return {
-        "aicpVersion": VERSION,
+        "aicpVersion": report.aicp_version,
         "runId": s.run_id,
         "checklistVersion": s.checklist_version,
-        "cluster": plain(report.info),
+        "cluster": plain(report.published_info),
         "started": iso(report.started),
         "finished": iso(report.started + report.duration),
         "durationSeconds": seconds(report.duration),
@@ -29,9 +29,9 @@ def document(report) -> dict:
         "signal": report.signal or None,
         "exitCode": report.exit_code,
         "musts": {"total": total, "ran": ran,
-                  "passed": report.count("MUST").get("PASS", 0),
-                  "conformanceResult": ran == total},
-        "summary": {level: report.count(level) for level in ("MUST", "SHOULD")},
+                  "passed": report.count(MUST).get("PASS", 0),
+                  "conformanceResult": report.conformance_result},
+        "summary": {level: report.count(level) for level in (MUST, SHOULD)},
         "requirements": [
             {"id": o.requirement.id, "category": o.requirement.category,
              "level": o.requirement.level, **o.result.to_dict()}
@@ -52,7 +52,7 @@ def plain(info: dict[str, str]) -> dict:
     return out
 
 
-def write(report, path: Path) -> Path:
+def write(report: RunReport, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document(report), indent=2, default=str) + "\n")
     return path

@@ -2,7 +2,7 @@
 
 A testcase fails (``failure``) or errs (``error``) only for a MUST that failed or could not
 be decided; a SHOULD the platform leaves out, a not-applicable requirement, a manual check
-and a probe left out of the run are ``skipped`` with the reason (see ``outcome``), so a
+and a probe left out of the run are ``skipped`` with the reason (``verdicts.test_result``), so a
 run that exits 0 is green in CI and in the CNCF hybrid validator, which rejects a
 submission whose referenced junit.xml holds any failing test (cncf/k8s-ai-conformance#141).
 
@@ -16,7 +16,9 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from . import outcome as meaning
+from .. import verdicts
+from ..verdicts import RunReport
+from .bundle import evidence_files, has_evidence
 
 
 def _properties(parent: ET.Element, values: dict) -> None:
@@ -25,46 +27,48 @@ def _properties(parent: ET.Element, values: dict) -> None:
         ET.SubElement(props, "property", {"name": key, "value": str(value)})
 
 
-def document(report) -> ET.ElementTree:
+def document(report: RunReport) -> ET.ElementTree:
     s = report.settings
     outcomes = report.outcomes
-    results = [meaning.test_result(o) for o in outcomes]
+    results = [verdicts.test_result(o) for o in outcomes]
     counts = {"tests": str(len(outcomes)), "failures": str(results.count("failure")),
               "errors": str(results.count("error")), "skipped": str(results.count("skipped")),
               "time": f"{report.duration:.3f}"}
-    producer = meaning.producer()
+    producer = verdicts.producer(report)
     root = ET.Element("testsuites", {"name": f"{producer}, checklist {s.checklist_version}",
                                      **counts})
     suite = ET.SubElement(root, "testsuite", {
         "name": f"aicp-verify-{s.checklist_version}", **counts,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(report.started))})
-    _properties(suite, {"producer": producer, "aicpVersion": meaning.aicp_version(),
+    _properties(suite, {"producer": producer, "aicpVersion": report.aicp_version,
                         "runId": s.run_id, "checklistVersion": s.checklist_version,
-                        **report.info})
-    classname = f"aicp-verify-{meaning.aicp_version()}"
+                        **report.published_info})
+    classname = f"aicp-verify-{report.aicp_version}"
     for o, result in zip(outcomes, results, strict=True):
         r, req = o.result, o.requirement
         case = ET.SubElement(suite, "testcase", {
-            "name": meaning.testcase_name(req.id), "classname": f"{classname}/{req.category}",
+            "name": verdicts.testcase_name(req.id), "classname": f"{classname}/{req.category}",
             "time": f"{r.duration:.3f}"})
-        _properties(case, {"producer": producer, "requirement": req.id, "level": req.level,
-                           "verdict": r.verdict.value, "status": meaning.status(o),
-                           "evidence": f"evidence/{req.id}/README.md"})
-        line = meaning.explanation(o)
+        props = {"producer": producer, "requirement": req.id, "level": req.level,
+                 "verdict": r.verdict.value, "status": verdicts.status(o)}
+        if has_evidence(o):  # manual and not-run requirements have no evidence page
+            props["evidence"] = evidence_files(o)[0]
+        _properties(case, props)
+        line = verdicts.explanation(o)
         if result in ("failure", "error"):
             ET.SubElement(case, result, {"message": line, "type": r.verdict.value}).text = line
         elif result == "skipped":
             ET.SubElement(case, "skipped", {"message": line}).text = line
         out = [f"{r.verdict.value}: {r.reason}"]
-        out += [f"check {'ok' if c.passed else 'FAILED'}: {c.name} {c.observed}".rstrip()
-                for c in r.evidence.checks]
+        out += [f"check {'ok' if c.passed else 'FAILED'}: {c.name}"
+                + (f" ({c.observed})" if c.observed else "") for c in r.evidence.checks]
         out += [f"created {obj}" for obj in r.evidence.objects]
         ET.SubElement(case, "system-out").text = "\n".join(out)
     ET.indent(root)
     return ET.ElementTree(root)
 
 
-def write(report, path: Path) -> Path:
+def write(report: RunReport, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     document(report).write(path, encoding="utf-8", xml_declaration=True)
     return path

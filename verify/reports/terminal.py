@@ -12,12 +12,17 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..result import Verdict
+from ..result import Result, Verdict
+from ..verdicts import MUST, SHOULD, RunReport, said
+
+if TYPE_CHECKING:
+    from ..registry import Planned
 
 
 class Tolerant(io.TextIOBase):
@@ -106,12 +111,12 @@ class TerminalView:
                     self.console.print(f"…     {rid} still running ({now - since:.0f}s)",
                                        soft_wrap=True)
 
-    def on_start(self, planned) -> None:
+    def on_start(self, planned: Planned) -> None:
         self._running[planned.requirement.id] = time.monotonic()
         self._tasks[planned.requirement.id] = self.progress.add_task(
             f"{planned.requirement.id} running", total=None)
 
-    def on_done(self, planned, result) -> None:
+    def on_done(self, planned: Planned, result: Result) -> None:
         self._running.pop(planned.requirement.id, None)
         task = self._tasks.pop(planned.requirement.id, None)
         if task is not None:
@@ -123,7 +128,7 @@ class TerminalView:
     def retry(self, message: str) -> None:
         self.console.print(f"[dim]retrying {message}[/]", soft_wrap=True)
 
-    def summary(self, report) -> None:
+    def summary(self, report: RunReport) -> None:
         table = Table(title=f"Kubernetes AI Conformance {report.settings.checklist_version}",
                       show_lines=False)
         # Ids are never broken (a reader greps for them); the reason takes what is left.
@@ -145,13 +150,13 @@ class TerminalView:
             self.console.print(f"[red]cleanup:[/] {error}", soft_wrap=True)
 
 
-def closing_line(report, code: int, reports: Path | None) -> str:
+def closing_line(report: RunReport, code: int, reports: Path | None) -> str:
     """``9/9 MUST passed, 2 SHOULD not implemented — exit 0; reports: /abs/path``.
 
     Says how many MUSTs ran whenever not all did: such a run is no conformance result.
     """
-    musts = report.count("MUST")
-    ran, total = report.ran("MUST")
+    musts = report.count(MUST)
+    ran, total = report.ran(MUST)
     passed = musts.get("PASS", 0)
     rest = ([f"{musts['FAIL']} failed"] if musts.get("FAIL") else []) + (
         [f"{musts['ERROR']} undecided (ERROR)"] if musts.get("ERROR") else []) + (
@@ -163,14 +168,10 @@ def closing_line(report, code: int, reports: Path | None) -> str:
                  f"{total - ran} not run: not a conformance result"]
     words = {"PASS": "passed", "FAIL": "not implemented", "ERROR": "undecided",
              "SKIP": "not applicable", "MANUAL": "manual", "NOT_RUN": "not run"}
-    parts += [f"{n} SHOULD {words[v]}" for v, n in report.count("SHOULD").items() if n]
+    parts += [f"{n} SHOULD {words[v]}" for v, n in report.count(SHOULD).items() if n]
     text = ", ".join(parts)
     if report.interrupted:
-        text = f"interrupted ({_said(report.signal)}): {text}"
+        text = f"interrupted ({said(report.signal)}): {text}"
     return text + f" — exit {code}; " + (
         f"reports: {reports}" if reports
         else "no reports written (pass --output json|junit|checklist)")
-
-
-def _said(signal: str) -> str:
-    return "Ctrl-C" if signal in ("", "SIGINT") else signal

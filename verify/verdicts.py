@@ -1,0 +1,247 @@
+"""The verdict rules of ``aicp verify``, in one place, and the run data they judge.
+
+What each verdict means for a requirement, for the CNCF checklist (``status``), for the test
+artifacts (``test_result``: JUnit and e2e.log) and for the run (``exit_code``), and what the
+runner may turn a probe's answer into (``judge``). Every report under ``verify/reports/``
+reads a ``RunReport`` through these functions; the golden files in ``tests/verify/golden/``
+show the result for one fixed run, byte for byte.
+
+Pure: no I/O, no clock, no cluster; only the result data types are imported at run time.
+
+The CNCF program reads a run two ways: the checklist (``status`` per requirement) and, from
+1.37 on, test artifacts (``junit.xml``, ``e2e.log``) where any failing test rejects the
+whole submission (cncf/k8s-ai-conformance#141, "Validate hybrid verification test
+artifacts"). So a test fails only where the run itself fails: a MUST that failed or could
+not be decided. A SHOULD the platform leaves out is "Not Implemented" in the checklist and a
+skipped test with that reason; not applicable, manual and not-run requirements are skipped
+with theirs. The exit code follows the same rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from .result import Evidence, Result, Verdict
+
+if TYPE_CHECKING:  # type names only: importing them would bring the probe API and YAML in
+    from .checklist import Requirement
+    from .probe import Settings
+
+# Exit codes. 3: no MUST failed, but not every MUST ran (--only, --skip, --read-only, a
+# manual check): not a conformance result. 130: interrupted by SIGINT, SIGTERM or SIGHUP,
+# after reports and cleanup (a process killed outright by TERM or HUP exits 143 or 129).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+class UsageError(Exception):
+    """A mistake in how aicp was called (an option, a stack file), as one line naming the
+    fix: exit ``EXIT_USAGE``, before anything is created. The CLI raises the same class."""
+
+
+# What a probe may answer, and what makes a requirement exercised: SKIP is decided (not
+# applicable); MANUAL and NOT_RUN (the runner's own verdicts) are not.
+DECIDED = frozenset({Verdict.PASS, Verdict.FAIL, Verdict.SKIP, Verdict.ERROR})
+MUST, SHOULD = "MUST", "SHOULD"
+
+# Printed settings that stay on this machine (``RunReport.published_info``).
+LOCAL_ONLY = frozenset({"kubeconfig"})
+
+TestResult = Literal["passed", "failure", "error", "skipped"]
+
+
+@dataclass
+class Outcome:
+    """One requirement of the checklist and its result."""
+
+    requirement: Requirement
+    result: Result
+
+
+@dataclass
+class RunReport:
+    """A finished run: one outcome per checklist requirement, in the template's order.
+
+    ``aicp_version`` and ``started`` are facts the caller states (the installed version,
+    the clock): this module reads neither.
+    """
+
+    settings: Settings
+    aicp_version: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    started: float = 0.0  # epoch seconds
+    duration: float = 0.0
+    interrupted: bool = False
+    signal: str = ""  # SIGINT, SIGTERM or SIGHUP when interrupted
+    cleanup_errors: list[str] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)
+    # Printed and reported context: cluster server, kubeconfig context, images.
+    info: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self)
+
+    @property
+    def published_info(self) -> dict[str, str]:
+        """``info`` as the written reports carry it: a submission is public, and a local
+        path (the kubeconfig's) says nothing about the platform."""
+        return {k: v for k, v in self.info.items() if k not in LOCAL_ONLY}
+
+    def count(self, level: str) -> dict[str, int]:
+        """Verdict → how many requirements of ``level`` got it (only verdicts that occur)."""
+        found: dict[str, int] = {}
+        for o in self.outcomes:
+            if o.requirement.level == level:
+                found[o.result.verdict.value] = found.get(o.result.verdict.value, 0) + 1
+        return found
+
+    def ran(self, level: str = MUST) -> tuple[int, int]:
+        """(requirements of ``level`` that were exercised, requirements of ``level``)."""
+        of_level = [o for o in self.outcomes if o.requirement.level == level]
+        return sum(o.result.verdict in DECIDED for o in of_level), len(of_level)
+
+    @property
+    def conformance_result(self) -> bool:
+        """Every MUST was exercised: only then can the run say the platform conforms."""
+        ran, total = self.ran(MUST)
+        return ran == total
+
+
+# The run ----------------------------------------------------------------------------------
+def exit_code(report: RunReport, *, reports_lost: bool = False) -> int:
+    """130 interrupted; 1 a MUST failed or could not be decided (or the reports asked for
+    could not be written); 3 a MUST was not exercised; else 0.
+
+    MANUAL, NOT_RUN and SKIP (not applicable) never fail a run: nothing was violated. But a
+    MUST that was not exercised (MANUAL, NOT_RUN) leaves the run short of a conformance
+    result, so it cannot be 0. SHOULDs never change the code.
+    """
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    musts = [o for o in report.outcomes if o.requirement.level == MUST]
+    if reports_lost or any(o.result.verdict in (Verdict.FAIL, Verdict.ERROR) for o in musts):
+        return EXIT_FAILED
+    if not report.conformance_result:
+        return EXIT_INCOMPLETE
+    return EXIT_OK
+
+
+# What the runner makes of a probe ---------------------------------------------------------
+def judge(returned: object, evidence: Evidence) -> Result:
+    """The verdict a probe's return value earns: zero checks is never a PASS, a PASS with
+    a failed check is a FAIL, anything but a Result with a probe verdict is an ERROR."""
+    if returned is None:
+        return Result(Verdict.ERROR, "the probe returned no result", evidence)
+    if not isinstance(returned, Result) or returned.verdict not in DECIDED:
+        return Result(Verdict.ERROR, f"the probe returned {returned!r}, not a verdict",
+                      evidence)
+    if returned.verdict is Verdict.PASS:
+        checks = returned.evidence.checks
+        if not checks:
+            return Result(Verdict.ERROR, "the probe claimed PASS with zero checks run; "
+                          "zero checks is never a PASS", returned.evidence)
+        failed = [c for c in checks if not c.passed]
+        if failed:
+            return Result(Verdict.FAIL, f"check failed: {failed[0].name} "
+                          f"(observed: {failed[0].observed})", returned.evidence)
+    return returned
+
+
+def said(signal: str) -> str:
+    """How a reason names a signal: Ctrl-C for SIGINT (what a person pressed)."""
+    return "Ctrl-C" if signal in ("", "SIGINT") else signal
+
+
+def not_applicable(unmet: list[str], evidence: Evidence) -> Result:
+    """A precondition the probe ``needs`` does not hold here: SKIP, never a violation."""
+    return Result(Verdict.SKIP, f"not applicable: {'; '.join(unmet)}", evidence)
+
+
+def timed_out(seconds: float, step: str, evidence: Evidence) -> Result:
+    return Result(Verdict.ERROR, f"timed out after {seconds:g}s at step {step}", evidence)
+
+
+def global_timeout(seconds: float, step: str, evidence: Evidence) -> Result:
+    return Result(Verdict.ERROR, f"global timeout {seconds:g}s reached at step {step}",
+                  evidence)
+
+
+def not_started(seconds: float) -> Result:
+    return Result(Verdict.ERROR, f"not started: global timeout {seconds:g}s reached")
+
+
+def interrupted(signal: str, step: str, evidence: Evidence) -> Result:
+    return Result(Verdict.ERROR, f"interrupted ({said(signal)}) at step {step}", evidence)
+
+
+def interrupted_before_start() -> Result:
+    return Result(Verdict.NOT_RUN, "interrupted before it started")
+
+
+def unsettled(signal: str) -> Result:
+    """A signal landed between two statements of the runner: the id has no result."""
+    return Result(Verdict.ERROR, f"interrupted ({said(signal)})")
+
+
+# What an outcome means in every report ----------------------------------------------------
+# The upstream suite's names for the three requirements the hybrid validator maps to a test
+# when an evidence entry has no #fragment (cncf/k8s-ai-conformance#141; the names of
+# kubernetes-sigs/ai-conformance test/, as in the junit.xml of cncf/k8s-ai-conformance#144).
+UPSTREAM_NAMES = {
+    "secure_accelerator_access": "TestSecureAcceleratorAccess",
+    "gang_scheduling": "TestGangScheduling",
+    "cluster_autoscaling": "TestAcceleratorClusterAutoscaling",
+}
+
+
+def testcase_name(requirement_id: str) -> str:
+    """``gang_scheduling`` → ``TestGangScheduling``; the upstream name where one is mapped."""
+    return UPSTREAM_NAMES.get(requirement_id) or "Test" + "".join(
+        part.capitalize() for part in requirement_id.split("_"))
+
+
+def producer(report: RunReport) -> str:
+    """Who wrote the artifacts, so no reviewer takes them for the upstream suite's output."""
+    return f"aicp verify {report.aicp_version}"
+
+
+def status(outcome: Outcome) -> str:
+    """The checklist status; never "Implemented" without a PASS, empty when undecided (a
+    person decides)."""
+    r = outcome.result
+    if r.verdict is Verdict.PASS:
+        return "Implemented"
+    if r.verdict is Verdict.FAIL:
+        return "Partially Implemented" if r.partial else "Not Implemented"
+    if r.verdict is Verdict.SKIP:
+        return "N/A"
+    return ""
+
+
+def test_result(outcome: Outcome) -> TestResult:
+    """``passed``, ``failure``, ``error`` or ``skipped``: only a MUST can fail a test."""
+    verdict, must = outcome.result.verdict, outcome.requirement.level == MUST
+    if verdict is Verdict.PASS:
+        return "passed"
+    if must and verdict is Verdict.FAIL:
+        return "failure"
+    if must and verdict is Verdict.ERROR:
+        return "error"
+    return "skipped"
+
+
+def explanation(outcome: Outcome) -> str:
+    """One line: what the outcome means for the requirement, and the probe's reason."""
+    r, level = outcome.result, outcome.requirement.level or "requirement"
+    reason = r.reason or "no reason given"
+    if r.verdict is Verdict.PASS:
+        return f"Implemented ({level}): {reason}"
+    if r.verdict is Verdict.FAIL:
+        return f"{status(outcome)} ({level}): {reason}"
+    if r.verdict is Verdict.SKIP:
+        return f"N/A ({level}, not applicable): {reason}"
+    if r.verdict is Verdict.ERROR:
+        return f"not decided ({level}, ERROR): {reason}"
+    if r.verdict is Verdict.MANUAL:
+        return f"manual check ({level}): {reason}"
+    return f"not run ({level}): {reason}"
