@@ -5,7 +5,7 @@ stand-up shows here), and an estimate of the stand-up time along that chain.
 The estimate weighs each resource by a typical creation time for its kind (``MINUTES``,
 each figure with its source) and follows dependencies and real parents: the critical path
 is control plane -> node group -> addons, and what matters after the node group is how many
-Helm waits sit on it one after another (issue 14's target: at most two).
+Helm waits sit on it one after another (the target: at most two).
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ MINUTES: dict[str, float] = {
     # EKS control plane: 13-16 min across 21 regions, us-west-2 15:00 (easontechtalk.com,
     # "Unofficial EKS Cluster Creation Performance", measured with identical configs).
     "aws:eks/cluster:Cluster": 15.0,
-    # A managed node group: EC2 boot, bootstrap, join; issue 14's audit (23 min for control
-    # plane, node group and four Helm waits; 16 with two) implies 2-3 min a node group.
+    # A managed node group: EC2 boot, bootstrap, join [estimate: an audit of this stack's
+    # stand-up, 23 min for control plane, node group and four Helm waits, 16 with two,
+    # implies 2-3 min a node group].
     "aws:eks/nodeGroup:NodeGroup": 3.0,
     "aws:eks/addon:Addon": 1.0,  # VPC CNI: a DaemonSet rollout [estimate]
     "aws:ec2/natGateway:NatGateway": 1.5,  # [estimate: NAT gateways take a minute or two]
@@ -57,8 +58,8 @@ MINUTES: dict[str, float] = {
     "azure-native:containerservice:AgentPool": 4.0,
     # k3s install over SSH (download, start, register) [estimate].
     "command:remote:Command": 1.5,
-    # A Helm release Pulumi waits on until its Deployments/DaemonSets are ready: issue 14's
-    # audit, (23 - 16) min over two waits.
+    # A Helm release Pulumi waits on until its Deployments/DaemonSets are ready [estimate:
+    # the same audit, (23 - 16) min over two waits].
     "kubernetes:helm.sh/v3:Release": 3.5,
 }
 HELM = "kubernetes:helm.sh/v3:Release"
