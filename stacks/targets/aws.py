@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ...components.accelerators import offering
 from ...components.aws import AwsCluster, AwsClusterArgs, validate
@@ -12,7 +12,7 @@ from ...components.contract import ClusterOutputs
 from ..errors import ConfigError
 from ..preflight import PreflightError, Report, lookup
 from . import rules
-from .base import POOL_KEYS, pool_requests, refused
+from .base import POOL_KEYS, Secrets, pool_requests, refused
 
 if TYPE_CHECKING:
     from ..config import PlatformConfig
@@ -100,6 +100,14 @@ def check(cfg: PlatformConfig) -> None:
             f"ranges; EKS takes at most {EKS_MAX_PUBLIC_CIDRS} per cluster")
     with refused(KEYS):
         validate(args(cfg))
+
+
+def secrets(raw: Mapping[str, Any]) -> Collection[str]:
+    return ()  # AWS reads every key it needs from the config model
+
+
+def check_secrets(cfg: PlatformConfig, secrets: Secrets) -> None:
+    """None to check: ``secrets`` holds no key of AWS's."""
 
 
 def load_balancers(cfg: PlatformConfig) -> bool:

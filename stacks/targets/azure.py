@@ -4,15 +4,15 @@ place."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ...components.azure import AksCluster, AksClusterArgs, validate
 from ...components.contract import ClusterOutputs
 from ..errors import ConfigError
 from ..preflight import Report
 from . import rules
-from .base import POOL_KEYS, pool_requests, refused
+from .base import POOL_KEYS, Secrets, pool_requests, refused
 
 if TYPE_CHECKING:
     from ..config import PlatformConfig
@@ -80,6 +80,14 @@ def check(cfg: PlatformConfig) -> None:
     rules.public_access_cidrs(cfg)
     with refused(KEYS):
         validate(args(cfg))
+
+
+def secrets(raw: Mapping[str, Any]) -> Collection[str]:
+    return ()  # Azure reads every key it needs from the config model
+
+
+def check_secrets(cfg: PlatformConfig, secrets: Secrets) -> None:
+    """None to check: ``secrets`` holds no key of Azure's."""
 
 
 def load_balancers(cfg: PlatformConfig) -> bool:

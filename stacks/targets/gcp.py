@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ...addons.catalog import IMAGES
 from ...components.accelerators import offering
@@ -13,7 +13,7 @@ from ...components.gcp import GkeCluster, GkeClusterArgs, validate
 from ..errors import ConfigError
 from ..preflight import PreflightError, Report, lookup
 from . import rules
-from .base import POOL_KEYS, pool_requests, refused
+from .base import POOL_KEYS, Secrets, pool_requests, refused
 
 if TYPE_CHECKING:
     from ..config import Gcp, PlatformConfig
@@ -95,6 +95,14 @@ def check(cfg: PlatformConfig) -> None:
             "plane range must be a /28 (like 172.16.0.0/28)")
     with refused(KEYS):
         validate(args(cfg))
+
+
+def secrets(raw: Mapping[str, Any]) -> Collection[str]:
+    return ()  # GCP reads every key it needs from the config model
+
+
+def check_secrets(cfg: PlatformConfig, secrets: Secrets) -> None:
+    """None to check: ``secrets`` holds no key of GCP's."""
 
 
 def load_balancers(cfg: PlatformConfig) -> bool:
