@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from pulumi.errors import InputPropertyError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,6 +28,7 @@ from pydantic import (
 )
 
 from ..addons.catalog import DEFAULT_KUBERNETES, KUBERNETES
+from ..components.contract import SYSTEM_MIN_NODES, node_range
 from .errors import ConfigError
 
 NAMESPACE = "aicp"
@@ -64,8 +66,8 @@ class Endpoint(_Model):
 
 class SystemPool(_Model):
     instance_type: StrictStr | None = None
-    min_nodes: StrictInt = Field(default=2, ge=1)
-    max_nodes: StrictInt = Field(default=4, ge=1)
+    min_nodes: StrictInt = Field(default=2, ge=SYSTEM_MIN_NODES)
+    max_nodes: StrictInt = Field(default=4, ge=SYSTEM_MIN_NODES)
 
 
 class GpuPool(_Model):
@@ -260,6 +262,15 @@ def _first(errors: list[Any]) -> Any:
     return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
 
 
+def _node_range(key: str, low: int, high: int, least: int) -> None:
+    """The pool contract's node range (components/contract.py ``node_range``, which every
+    target's component holds its pools to), here with the config's key names."""
+    try:
+        node_range(key, low, high, "maxNodes", least)
+    except InputPropertyError as exc:
+        raise ConfigError(f"{key}: {exc.reason}") from None
+
+
 def _check(cfg: PlatformConfig) -> None:
     """Rules that span fields and hold on every target; the first one broken is reported."""
     if cfg.kubernetes_version not in KUBERNETES:
@@ -270,19 +281,15 @@ def _check(cfg: PlatformConfig) -> None:
         raise ConfigError(
             f"aicp:clusterName: {cfg.cluster_name!r} must be a lowercase DNS label of at most "
             "32 characters (letters, digits, '-')")
-    if cfg.system_pool.min_nodes > cfg.system_pool.max_nodes:
-        raise ConfigError(
-            f"aicp:systemPool.minNodes: {cfg.system_pool.min_nodes} is more than "
-            f"maxNodes {cfg.system_pool.max_nodes}")
+    _node_range("aicp:systemPool.minNodes", cfg.system_pool.min_nodes,
+                cfg.system_pool.max_nodes, SYSTEM_MIN_NODES)
     for i, pool in enumerate(cfg.gpu_pools):
         key = f"aicp:gpuPools[{i}]"
         if not _DNS_LABEL.match(pool.name):
             raise ConfigError(
                 f"{key}.name: {pool.name!r} must be a lowercase DNS label of at most 32 "
                 "characters")
-        if pool.min_nodes > pool.max_nodes:
-            raise ConfigError(
-                f"{key}.minNodes: {pool.min_nodes} is more than maxNodes {pool.max_nodes}")
+        _node_range(f"{key}.minNodes", pool.min_nodes, pool.max_nodes, 0)
     timeout = cfg.addons.kueue.wait_for_pods_ready_timeout
     if not _GO_DURATION.match(timeout):
         raise ConfigError(f"aicp:addons.kueue.waitForPodsReadyTimeout: {timeout!r} is not a "

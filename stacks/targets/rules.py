@@ -28,16 +28,6 @@ def cidr(key: str, value: str, example: str) -> ipaddress.IPv4Network:
         raise ConfigError(f"{key}: {exc.reason}") from None
 
 
-def region(cfg: PlatformConfig, code: re.Pattern[str], example: str, a_cloud: str) -> str:
-    """The region code; required, and never a display name ("US West (Oregon)")."""
-    if not cfg.region:
-        raise ConfigError(f"aicp:region: required for target {cfg.target}")
-    if not code.match(cfg.region):
-        raise ConfigError(
-            f"aicp:region: {cfg.region!r} is not {a_cloud} region code (like {example})")
-    return cfg.region
-
-
 def zones(cfg: PlatformConfig, suffix: re.Pattern[str] | None, like: str) -> None:
     """Each zone once; with ``suffix``, each the region code followed by it."""
     first: dict[str, int] = {}

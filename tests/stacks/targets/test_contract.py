@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[3]
 NAMES = sorted(TARGETS)
 SDKS = {"aws": "pulumi_aws", "gcp": "pulumi_gcp", "azure": "pulumi_azure_native"}
 # Calls that refuse an argument, and where their property paths are.
-REFUSALS = {"InputPropertyError", "PropertyError", "ipv4_network"}
+REFUSALS = {"InputPropertyError", "PropertyError", "ipv4_network", "node_range", "region_code"}
 
 
 def test_an_unknown_target_is_one_line_naming_the_targets():
