@@ -5,7 +5,8 @@ Every problem is found before any resource is declared and reported as one line 
 the key path, the bad value and what is allowed, e.g.
 ``aicp:gpuPools[1].minNodes: 3 is more than maxNodes 2``. This module knows no cloud: what
 a target refuses (region codes, zones, node limits, the catalog's accelerators) is that
-target's ``check`` (``stacks/targets/<target>.py``), run before anything is declared.
+target's ``check`` (``stacks/targets/<target>.py``), run before anything is declared, and
+the keys a target reads outside the model (the on-prem secrets) are that target's too.
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ from ...components.onprem_k3s import K3sHost, K3sRelease
 from ..errors import ConfigError
 from ..kubeconfig import check_kubeconfig, read_kubeconfig
 from ..preflight import Report
-from . import rules
 from .base import POOL_KEYS, Secrets, pool_requests, refused
 
 if TYPE_CHECKING:
@@ -126,7 +125,11 @@ def args(cfg: PlatformConfig) -> OnPremClusterArgs:
 
 def check(cfg: PlatformConfig) -> None:
     on = section(cfg)
-    rules.reservations(cfg, None, "", "")
+    for i, pool in enumerate(cfg.gpu_pools):
+        if pool.capacity_reservation_id is not None:
+            raise ConfigError(
+                f"aicp:gpuPools[{i}].capacityReservationId: onprem has no capacity "
+                "reservations (its nodes are your own machines); drop the key")
     if on.mode == "existing" and on.kubeconfig is not None:
         # A file that is there must be a kubeconfig; one that is not is the component's to
         # report (``aicp plan`` stands one in first).
