@@ -42,7 +42,8 @@ def test_every_target_has_its_example_stack_and_component(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_every_target_has_the_one_shape(name):
     module = target(name)
-    for function in ("check", "cluster", "preflight", "load_balancers"):
+    for function in ("check", "cluster", "preflight", "load_balancers", "secrets",
+                     "check_secrets"):
         assert callable(getattr(module, function)), function
     assert set(module.KEYS) >= set(POOL_KEYS)
     assert all(key.startswith("aicp:") for key in module.KEYS.values())
