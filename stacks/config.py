@@ -14,10 +14,9 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from pulumi.errors import InputPropertyError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -29,7 +28,6 @@ from pydantic import (
 )
 
 from ..addons.catalog import DEFAULT_KUBERNETES, KUBERNETES
-from ..components.contract import SYSTEM_MIN_NODES, node_range
 from .errors import ConfigError
 
 NAMESPACE = "aicp"
@@ -67,8 +65,8 @@ class Endpoint(_Model):
 
 class SystemPool(_Model):
     instance_type: StrictStr | None = None
-    min_nodes: StrictInt = Field(default=2, ge=SYSTEM_MIN_NODES)
-    max_nodes: StrictInt = Field(default=4, ge=SYSTEM_MIN_NODES)
+    min_nodes: StrictInt = Field(default=2, ge=1)
+    max_nodes: StrictInt = Field(default=4, ge=1)
 
 
 class GpuPool(_Model):
@@ -263,17 +261,20 @@ def _first(errors: list[Any]) -> Any:
     return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
 
 
-def _node_range(key: str, low: int, high: int, least: int) -> None:
-    """The pool contract's node range (components/contract.py ``node_range``, which every
-    target's component holds its pools to), here with the config's key names."""
-    try:
-        node_range(key, low, high, "maxNodes", least)
-    except InputPropertyError as exc:
-        raise ConfigError(f"{key}: {exc.reason}") from None
+# A pool's node range is the pool contract's rule (components/contract.py ``node_range``),
+# handed in by the stack (stacks/program.py ``read``) as this module imports no component:
+# ``node_range(key, minNodes, maxNodes, "maxNodes")`` raises ConfigError naming ``key``. It
+# is checked here, to keep its place among the rules.
+NodeRange = Callable[[str, int, int, str], None]
 
 
-def _check(cfg: PlatformConfig) -> None:
-    """Rules that span fields and hold on every target; the first one broken is reported."""
+def _check(cfg: PlatformConfig, node_range: NodeRange | None) -> None:
+    """Rules that span fields and hold on every target; the first one broken is reported.
+    Without ``node_range`` the pools' node ranges are left to the components."""
+    def within(key: str, low: int, high: int) -> None:
+        if node_range is not None:
+            node_range(key, low, high, "maxNodes")
+
     if cfg.kubernetes_version not in KUBERNETES:
         raise ConfigError(
             f"aicp:kubernetesVersion: {cfg.kubernetes_version!r} is not supported; use one of "
@@ -282,22 +283,21 @@ def _check(cfg: PlatformConfig) -> None:
         raise ConfigError(
             f"aicp:clusterName: {cfg.cluster_name!r} must be a lowercase DNS label of at most "
             "32 characters (letters, digits, '-')")
-    _node_range("aicp:systemPool.minNodes", cfg.system_pool.min_nodes,
-                cfg.system_pool.max_nodes, SYSTEM_MIN_NODES)
+    within("aicp:systemPool.minNodes", cfg.system_pool.min_nodes, cfg.system_pool.max_nodes)
     for i, pool in enumerate(cfg.gpu_pools):
         key = f"aicp:gpuPools[{i}]"
         if not _DNS_LABEL.match(pool.name):
             raise ConfigError(
                 f"{key}.name: {pool.name!r} must be a lowercase DNS label of at most 32 "
                 "characters")
-        _node_range(f"{key}.minNodes", pool.min_nodes, pool.max_nodes, 0)
+        within(f"{key}.minNodes", pool.min_nodes, pool.max_nodes)
     timeout = cfg.addons.kueue.wait_for_pods_ready_timeout
     if not _GO_DURATION.match(timeout):
         raise ConfigError(f"aicp:addons.kueue.waitForPodsReadyTimeout: {timeout!r} is not a "
                           "duration; write it like 10m, 90s or 1h30m")
 
 
-def parse(raw: Mapping[str, Any]) -> PlatformConfig:
+def parse(raw: Mapping[str, Any], node_range: NodeRange | None = None) -> PlatformConfig:
     """Check ``aicp:`` config (keys without the namespace) for its shape and return it, or
     raise ConfigError.
 
@@ -308,7 +308,7 @@ def parse(raw: Mapping[str, Any]) -> PlatformConfig:
         cfg = PlatformConfig.model_validate(dict(raw))
     except ValidationError as exc:
         raise ConfigError(_explain(_first(exc.errors(include_url=False)))) from None
-    _check(cfg)
+    _check(cfg, node_range)
     return cfg
 
 

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import pulumi
+from pulumi.errors import InputPropertyError
 
 from ..addons.base import Addon
 from ..addons.catalog import CHARTS, MANIFESTS
-from ..components.contract import ClusterOutputs
+from ..components.contract import ClusterOutputs, node_range
 from .config import ConfigError, PlatformConfig, decode, from_pulumi, parse
 from .preflight import Report
 from .targets import owners, target
@@ -78,6 +79,15 @@ def gateway_service_type(cfg: PlatformConfig, chosen: Target | None = None) -> L
     return "LoadBalancer" if chosen.load_balancers(cfg) else "NodePort"
 
 
+def pool_node_range(key: str, low: int, high: int, high_name: str) -> None:
+    """The pool contract's node range (``components/contract.py``), as the config error
+    that names ``key``: the config model checks it with this (``config.parse``)."""
+    try:
+        node_range(key, low, high, high_name)
+    except InputPropertyError as exc:
+        raise ConfigError(f"{key}: {exc.reason}") from None
+
+
 def load(cfg: PlatformConfig, secrets: Secrets | None = None) -> Target:
     """The target ``cfg`` names, after every rule of it and of the platform passed; with
     ``secrets`` (the keys read outside the model), their rules first."""
@@ -103,7 +113,8 @@ def read(raw: Mapping[str, Any], other_keys: Collection[str] = (), *,
     values = {name: decode(v) for name, v in raw.items()} if text else dict(raw)
     found = owners(values)
     secrets = Secrets({name: raw[name] for name in found}, found, frozenset(other_keys))
-    cfg = parse({name: v for name, v in values.items() if name not in found})
+    cfg = parse({name: v for name, v in values.items() if name not in found},
+                pool_node_range)
     return cfg, load(cfg, secrets)
 
 
