@@ -4,6 +4,9 @@
 inputs; the outputs a provider computes (ARNs, endpoints, autoscaling group names) come
 from here, recognisably fake. An invoke with no entry here is an error, never a silent
 ``{}``: an empty answer would turn every field into None and hide a wrong token.
+
+One section per target holds all of its fakes: what its component's resources compute,
+its invokes, and the lookups its preflight makes; a new target adds its own section.
 """
 
 from __future__ import annotations
@@ -12,13 +15,37 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-ACCOUNT = "123456789012"
-REGION = "us-west-2"
 FAKE_CA = base64.b64encode(
     b"-----BEGIN CERTIFICATE-----\nplan\n-----END CERTIFICATE-----\n").decode()
 
 Outputs = Callable[[str, dict[str, Any]], dict[str, Any]]
 
+
+# Outputs by resource type token, added to the echoed inputs; one section per target adds
+# its component's below.
+OUTPUTS: dict[str, Outputs] = {}
+# Invoke results by function token.
+INVOKES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+# The read-only lookups a target's preflight makes (stacks/targets/<target>.py), answered
+# from the accelerator catalog.
+PREFLIGHT_TOKENS: set[str] = set()
+
+# Canned: every machine type is offered in every zone asked about, carries the catalog's GPUs,
+# and the quota is ample. Tests swap single entries to see each failure.
+CANNED_VCPUS = 192  # one figure for every type: the checks compare, they do not price
+CANNED_QUOTA = 100_000.0
+
+
+def _catalog_gpus(target: str, machine: str) -> int:
+    from ..components.accelerators import OFFERINGS
+
+    return next((o.gpus for o in OFFERINGS if o.target == target and o.machine_type == machine),
+                0)
+
+
+# --- AWS (pulumi-aws: EKS) --------------------------------------------------------------
+ACCOUNT = "123456789012"
+REGION = "us-west-2"
 
 def _arn(service: str, kind: str) -> Outputs:
     return lambda name, inputs: {"arn": f"arn:aws:{service}:{REGION}:{ACCOUNT}:{kind}/{name}"}
@@ -44,8 +71,7 @@ def _eks_node_group(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# Outputs by resource type token, added to the echoed inputs.
-OUTPUTS: dict[str, Outputs] = {
+OUTPUTS.update({
     "aws:eks/cluster:Cluster": _eks_cluster,
     "aws:eks/nodeGroup:NodeGroup": _eks_node_group,
     "aws:iam/role:Role": lambda name, inputs: {
@@ -58,7 +84,7 @@ OUTPUTS: dict[str, Outputs] = {
         "arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{name}", "keyId": f"{name}-key-id"},
     "aws:ec2/launchTemplate:LaunchTemplate": lambda name, inputs: {
         "latestVersion": 1, "arn": f"arn:aws:ec2:{REGION}:{ACCOUNT}:launch-template/{name}"},
-}
+})
 
 
 def _azs(args: dict[str, Any]) -> dict[str, Any]:
@@ -66,8 +92,7 @@ def _azs(args: dict[str, Any]) -> dict[str, Any]:
             "zoneIds": ["usw2-az1", "usw2-az2", "usw2-az3"], "id": REGION}
 
 
-# Invoke results by function token.
-INVOKES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+INVOKES.update({
     "aws:index/getAvailabilityZones:getAvailabilityZones": _azs,
     "aws:index/getCallerIdentity:getCallerIdentity": lambda args: {
         "accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/plan", "userId": "PLAN",
@@ -75,7 +100,118 @@ INVOKES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "aws:index/getPartition:getPartition": lambda args: {
         "partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws",
         "reverseDnsPrefix": "com.amazonaws"},
+})
+
+
+# Preflight: offerings, the instance type, the EC2 quota.
+def _ec2_offerings(args: dict[str, Any]) -> dict[str, Any]:
+    filters = {f["name"]: f["values"] for f in args.get("filters") or []}
+    types = filters.get("instance-type", [])
+    zones = filters.get("location", [])
+    pairs = [(t, z) for t in types for z in zones]
+    return {"id": REGION, "filters": args.get("filters"), "locationType": args.get(
+        "locationType"), "instanceTypes": [t for t, _ in pairs],
+        "locations": [z for _, z in pairs], "locationTypes": ["availability-zone"] * len(pairs),
+        "region": args.get("region", REGION)}
+
+
+def _ec2_instance_type(args: dict[str, Any]) -> dict[str, Any]:
+    machine = args.get("instanceType", "")
+    gpus = _catalog_gpus("aws", machine)
+    return {"id": machine, "instanceType": machine, "defaultVcpus": CANNED_VCPUS,
+            "region": args.get("region", REGION),
+            "gpuses": [{"count": gpus, "manufacturer": "NVIDIA", "memorySize": 0,
+                        "name": "canned"}] if gpus else []}
+
+
+def _service_quota(args: dict[str, Any]) -> dict[str, Any]:
+    code = args.get("quotaCode", "")
+    return {"id": code, "quotaCode": code, "quotaName": code, "serviceCode": "ec2",
+            "serviceName": "Amazon Elastic Compute Cloud (Amazon EC2)", "value": CANNED_QUOTA,
+            "defaultValue": 0.0, "adjustable": True, "globalQuota": False,
+            "arn": f"arn:aws:servicequotas:{REGION}:{ACCOUNT}:ec2/{code}",
+            "region": args.get("region", REGION), "usageMetrics": []}
+
+
+AWS_PREFLIGHT = {
+    "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": _ec2_offerings,
+    "aws:ec2/getInstanceType:getInstanceType": _ec2_instance_type,
+    "aws:servicequotas/getServiceQuota:getServiceQuota": _service_quota,
 }
+INVOKES.update(AWS_PREFLIGHT)
+PREFLIGHT_TOKENS.update(AWS_PREFLIGHT)
+
+
+# --- GCP (pulumi-gcp: GKE) -----------------------------------------------------------------
+GCP_PROJECT = "plan-project"
+
+
+def _gke_cluster(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    cluster = inputs.get("name", name)
+    location = inputs.get("location", "us-central1")
+    return {
+        "name": cluster,
+        "endpoint": "203.0.113.10",  # TEST-NET-3: recognisably not a real control plane
+        "masterAuth": {**inputs.get("masterAuth", {}), "clusterCaCertificate": FAKE_CA},
+        "selfLink": f"https://container.googleapis.com/v1/projects/{GCP_PROJECT}/locations/"
+                    f"{location}/clusters/{cluster}",
+    }
+
+
+def _gcp_self_link(kind: str) -> Outputs:
+    def outputs(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        scope = f"regions/{inputs['region']}" if "region" in inputs else "global"
+        return {"selfLink": f"https://www.googleapis.com/compute/v1/projects/{GCP_PROJECT}/"
+                            f"{scope}/{kind}/{inputs.get('name', name)}",
+                "name": inputs.get("name", name)}
+    return outputs
+
+
+def _gcp_service_account(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    email = f"{inputs.get('accountId', name)}@{GCP_PROJECT}.iam.gserviceaccount.com"
+    return {"email": email, "member": f"serviceAccount:{email}",
+            "name": f"projects/{GCP_PROJECT}/serviceAccounts/{email}"}
+
+
+def _gcp_subnetwork(args: dict[str, Any]) -> dict[str, Any]:
+    link = str(args.get("selfLink") or args.get("name") or "plan-subnet")
+    return {"selfLink": link, "name": link.rsplit("/", 1)[-1],
+            "network": f"https://www.googleapis.com/compute/v1/projects/{GCP_PROJECT}/global/"
+                       "networks/plan-network",
+            "region": args.get("region", "us-central1"), "project": GCP_PROJECT,
+            "id": link, "ipCidrRange": "10.0.0.0/20", "secondaryIpRanges": []}
+
+
+INVOKES.update({"gcp:compute/getSubnetwork:getSubnetwork": _gcp_subnetwork})
+
+OUTPUTS.update({
+    "gcp:container/cluster:Cluster": _gke_cluster,
+    "gcp:compute/network:Network": _gcp_self_link("networks"),
+    "gcp:compute/subnetwork:Subnetwork": _gcp_self_link("subnetworks"),
+    "gcp:compute/router:Router": _gcp_self_link("routers"),
+    "gcp:serviceaccount/account:Account": _gcp_service_account,
+})
+
+
+# Preflight: the machine type in each zone.
+def _gce_machine_types(args: dict[str, Any]) -> dict[str, Any]:
+    machine = str(args.get("filter", "")).removeprefix("name = ").strip()
+    gpus = _catalog_gpus("gcp", machine)
+    zone = args.get("zone", "us-central1-a")
+    return {"id": f"{zone}/{machine}", "filter": args.get("filter"), "zone": zone,
+            "project": args.get("project", GCP_PROJECT), "machineTypes": [{
+                "name": machine, "description": "canned", "guestCpus": CANNED_VCPUS,
+                "memoryMb": 0, "architecture": "X86_64", "isSharedCpus": False,
+                "maximumPersistentDisks": 0, "maximumPersistentDisksSizeGb": 0,
+                "selfLink": f"zones/{zone}/machineTypes/{machine}", "bundledLocalSsds": [],
+                "deprecateds": [],
+                "accelerators": [{"guestAcceleratorCount": gpus,
+                                  "guestAcceleratorType": "canned"}] if gpus else []}]}
+
+
+GCP_PREFLIGHT = {"gcp:compute/getMachineTypes:getMachineTypes": _gce_machine_types}
+INVOKES.update(GCP_PREFLIGHT)
+PREFLIGHT_TOKENS.update(GCP_PREFLIGHT)
 
 
 # --- Azure (azure-native) ---------------------------------------------------------------
@@ -149,24 +285,7 @@ INVOKES.update({
 })
 
 
-# --- TLS (pulumi-tls: webhook CAs and serving certificates) --------------------------------
-def _pem(kind: str, name: str) -> str:
-    return f"-----BEGIN {kind}-----\nplan-{name}\n-----END {kind}-----\n"
-
-
-OUTPUTS.update({
-    "tls:index/privateKey:PrivateKey": lambda name, inputs: {
-        "privateKeyPem": _pem("PRIVATE KEY", name), "publicKeyPem": _pem("PUBLIC KEY", name)},
-    "tls:index/selfSignedCert:SelfSignedCert": lambda name, inputs: {
-        "certPem": _pem("CERTIFICATE", name)},
-    "tls:index/certRequest:CertRequest": lambda name, inputs: {
-        "certRequestPem": _pem("CERTIFICATE REQUEST", name)},
-    "tls:index/locallySignedCert:LocallySignedCert": lambda name, inputs: {
-        "certPem": _pem("CERTIFICATE", name)},
-})
-
-
-# --- remote commands (pulumi-command: on-prem k3s over SSH) --------------------------------
+# --- on-prem (pulumi-command: k3s over SSH) --------------------------------
 def _remote_command(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """What a host would print: the join token or k3s's kubeconfig for the reader commands."""
     create = str(inputs.get("create", ""))
@@ -186,125 +305,21 @@ def _remote_command(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
 OUTPUTS.update({"command:remote:Command": _remote_command})
 
 
-# --- GCP (pulumi-gcp: GKE) -----------------------------------------------------------------
-GCP_PROJECT = "plan-project"
+# --- TLS (pulumi-tls: webhook CAs and serving certificates) --------------------------------
+def _pem(kind: str, name: str) -> str:
+    return f"-----BEGIN {kind}-----\nplan-{name}\n-----END {kind}-----\n"
 
-
-def _gke_cluster(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    cluster = inputs.get("name", name)
-    location = inputs.get("location", "us-central1")
-    return {
-        "name": cluster,
-        "endpoint": "203.0.113.10",  # TEST-NET-3: recognisably not a real control plane
-        "masterAuth": {**inputs.get("masterAuth", {}), "clusterCaCertificate": FAKE_CA},
-        "selfLink": f"https://container.googleapis.com/v1/projects/{GCP_PROJECT}/locations/"
-                    f"{location}/clusters/{cluster}",
-    }
-
-
-def _gcp_self_link(kind: str) -> Outputs:
-    def outputs(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-        scope = f"regions/{inputs['region']}" if "region" in inputs else "global"
-        return {"selfLink": f"https://www.googleapis.com/compute/v1/projects/{GCP_PROJECT}/"
-                            f"{scope}/{kind}/{inputs.get('name', name)}",
-                "name": inputs.get("name", name)}
-    return outputs
-
-
-def _gcp_service_account(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    email = f"{inputs.get('accountId', name)}@{GCP_PROJECT}.iam.gserviceaccount.com"
-    return {"email": email, "member": f"serviceAccount:{email}",
-            "name": f"projects/{GCP_PROJECT}/serviceAccounts/{email}"}
-
-
-def _gcp_subnetwork(args: dict[str, Any]) -> dict[str, Any]:
-    link = str(args.get("selfLink") or args.get("name") or "plan-subnet")
-    return {"selfLink": link, "name": link.rsplit("/", 1)[-1],
-            "network": f"https://www.googleapis.com/compute/v1/projects/{GCP_PROJECT}/global/"
-                       "networks/plan-network",
-            "region": args.get("region", "us-central1"), "project": GCP_PROJECT,
-            "id": link, "ipCidrRange": "10.0.0.0/20", "secondaryIpRanges": []}
-
-
-INVOKES.update({"gcp:compute/getSubnetwork:getSubnetwork": _gcp_subnetwork})
 
 OUTPUTS.update({
-    "gcp:container/cluster:Cluster": _gke_cluster,
-    "gcp:compute/network:Network": _gcp_self_link("networks"),
-    "gcp:compute/subnetwork:Subnetwork": _gcp_self_link("subnetworks"),
-    "gcp:compute/router:Router": _gcp_self_link("routers"),
-    "gcp:serviceaccount/account:Account": _gcp_service_account,
+    "tls:index/privateKey:PrivateKey": lambda name, inputs: {
+        "privateKeyPem": _pem("PRIVATE KEY", name), "publicKeyPem": _pem("PUBLIC KEY", name)},
+    "tls:index/selfSignedCert:SelfSignedCert": lambda name, inputs: {
+        "certPem": _pem("CERTIFICATE", name)},
+    "tls:index/certRequest:CertRequest": lambda name, inputs: {
+        "certRequestPem": _pem("CERTIFICATE REQUEST", name)},
+    "tls:index/locallySignedCert:LocallySignedCert": lambda name, inputs: {
+        "certPem": _pem("CERTIFICATE", name)},
 })
-
-
-# --- preflight lookups (stacks/targets/<target>.py), answered from the accelerator catalog
-# Canned: every machine type is offered in every zone asked about, carries the catalog's GPUs,
-# and the quota is ample. Tests swap single entries to see each failure.
-CANNED_VCPUS = 192  # one figure for every type: the checks compare, they do not price
-CANNED_QUOTA = 100_000.0
-
-
-def _catalog_gpus(target: str, machine: str) -> int:
-    from ..components.accelerators import OFFERINGS
-
-    return next((o.gpus for o in OFFERINGS if o.target == target and o.machine_type == machine),
-                0)
-
-
-def _ec2_offerings(args: dict[str, Any]) -> dict[str, Any]:
-    filters = {f["name"]: f["values"] for f in args.get("filters") or []}
-    types = filters.get("instance-type", [])
-    zones = filters.get("location", [])
-    pairs = [(t, z) for t in types for z in zones]
-    return {"id": REGION, "filters": args.get("filters"), "locationType": args.get(
-        "locationType"), "instanceTypes": [t for t, _ in pairs],
-        "locations": [z for _, z in pairs], "locationTypes": ["availability-zone"] * len(pairs),
-        "region": args.get("region", REGION)}
-
-
-def _ec2_instance_type(args: dict[str, Any]) -> dict[str, Any]:
-    machine = args.get("instanceType", "")
-    gpus = _catalog_gpus("aws", machine)
-    return {"id": machine, "instanceType": machine, "defaultVcpus": CANNED_VCPUS,
-            "region": args.get("region", REGION),
-            "gpuses": [{"count": gpus, "manufacturer": "NVIDIA", "memorySize": 0,
-                        "name": "canned"}] if gpus else []}
-
-
-def _service_quota(args: dict[str, Any]) -> dict[str, Any]:
-    code = args.get("quotaCode", "")
-    return {"id": code, "quotaCode": code, "quotaName": code, "serviceCode": "ec2",
-            "serviceName": "Amazon Elastic Compute Cloud (Amazon EC2)", "value": CANNED_QUOTA,
-            "defaultValue": 0.0, "adjustable": True, "globalQuota": False,
-            "arn": f"arn:aws:servicequotas:{REGION}:{ACCOUNT}:ec2/{code}",
-            "region": args.get("region", REGION), "usageMetrics": []}
-
-
-def _gce_machine_types(args: dict[str, Any]) -> dict[str, Any]:
-    machine = str(args.get("filter", "")).removeprefix("name = ").strip()
-    gpus = _catalog_gpus("gcp", machine)
-    zone = args.get("zone", "us-central1-a")
-    return {"id": f"{zone}/{machine}", "filter": args.get("filter"), "zone": zone,
-            "project": args.get("project", GCP_PROJECT), "machineTypes": [{
-                "name": machine, "description": "canned", "guestCpus": CANNED_VCPUS,
-                "memoryMb": 0, "architecture": "X86_64", "isSharedCpus": False,
-                "maximumPersistentDisks": 0, "maximumPersistentDisksSizeGb": 0,
-                "selfLink": f"zones/{zone}/machineTypes/{machine}", "bundledLocalSsds": [],
-                "deprecateds": [],
-                "accelerators": [{"guestAcceleratorCount": gpus,
-                                  "guestAcceleratorType": "canned"}] if gpus else []}]}
-
-
-INVOKES.update({
-    "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": _ec2_offerings,
-    "aws:ec2/getInstanceType:getInstanceType": _ec2_instance_type,
-    "aws:servicequotas/getServiceQuota:getServiceQuota": _service_quota,
-    "gcp:compute/getMachineTypes:getMachineTypes": _gce_machine_types,
-})
-PREFLIGHT_TOKENS = ("aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings",
-                    "aws:ec2/getInstanceType:getInstanceType",
-                    "aws:servicequotas/getServiceQuota:getServiceQuota",
-                    "gcp:compute/getMachineTypes:getMachineTypes")
 
 
 def outputs_for(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -77,11 +77,14 @@ from pulumi.errors import InputPropertyError
 
 from .contract import (
     CONFORMANCE_OUTPUT,
+    SYSTEM_MIN_NODES,
     ClusterOutputs,
     GpuDriver,
     GpuPool,
     GpuPoolRequest,
     PropertyError,
+    node_range,
+    region_code,
     resolve_pool,
     validate_pools,
 )
@@ -129,11 +132,21 @@ class AwsClusterArgs:
         validate(self)
 
 
+# Region codes, never display names ("US West (Oregon)" is us-west-2): codes like us-west-2,
+# eu-central-1, us-gov-west-1
+# (https://docs.aws.amazon.com/global-infrastructure/latest/regions/aws-regions.html).
+REGION = re.compile(r"^[a-z]{2,4}(-[a-z]+)?-[a-z]+-\d+$")
+
+
+def check_region(region: str) -> None:
+    """The region is given, as its code; ``InputPropertyError`` at ``region``."""
+    region_code("region", region, REGION, "us-west-2", "an AWS", "aws")
+
+
 def validate(args: AwsClusterArgs) -> None:
     """Raise ``InputPropertyError`` for the first argument EKS or its autoscaler would refuse;
     declares nothing."""
-    if not args.region:
-        raise InputPropertyError("region", "an AWS region is required")
+    check_region(args.region)
     # EKS: "subnets in at least two different Availability Zones"
     # (https://docs.aws.amazon.com/eks/latest/userguide/network-reqs.html).
     if not args.subnet_ids and len(args.zones) < 2:
@@ -144,8 +157,8 @@ def validate(args: AwsClusterArgs) -> None:
         raise InputPropertyError("subnet_ids", "give subnets in at least two zones")
     if len(args.zones) > 6 and not args.subnet_ids:
         raise InputPropertyError("zones", "at most six zones")
-    if not 1 <= args.system_min_nodes <= args.system_max_nodes:
-        raise InputPropertyError("system_min_nodes", "must be 1..system_max_nodes")
+    node_range("system_min_nodes", args.system_min_nodes, args.system_max_nodes,
+               "system_max_nodes", SYSTEM_MIN_NODES)
     validate_pools("aws", args.gpu_pools)
     for i, p in enumerate(args.gpu_pools):
         if p.allocator == "dra" and p.min_nodes < 1:

@@ -104,6 +104,7 @@ from pulumi.errors import InputPropertyError
 
 from .contract import (
     CONFORMANCE_OUTPUT,
+    SYSTEM_MIN_NODES,
     ClusterOutputs,
     GpuDriver,
     GpuPool,
@@ -111,6 +112,8 @@ from .contract import (
     PropertyError,
     Taint,
     ipv4_network,
+    node_range,
+    region_code,
     resolve_pool,
     validate_pools,
 )
@@ -190,17 +193,27 @@ class AksClusterArgs:
         validate(self)
 
 
+# The location names `az account list-locations --query [].name` prints
+# (https://learn.microsoft.com/cli/azure/account#az-account-list-locations): eastus2,
+# westeurope; lowercase, no spaces.
+REGION = re.compile(r"^[a-z][a-z0-9]*$")
+
+
+def check_region(region: str) -> None:
+    """The region is given, as its code; ``InputPropertyError`` at ``location``."""
+    region_code("location", region, REGION, "eastus2", "an Azure", "azure")
+
+
 def validate(args: AksClusterArgs) -> None:
     """Raise ``InputPropertyError`` for the first argument AKS would refuse; declares
     nothing."""
-    if not args.location:
-        raise InputPropertyError("location", "an Azure region is required")
+    check_region(args.location)
     for i, zone in enumerate(args.zones):
         if zone not in ("1", "2", "3"):
             raise InputPropertyError(f"zones[{i}]", f"{zone!r} is not an Azure zone; use "
                                      "\"1\", \"2\" or \"3\"")
-    if not 1 <= args.system_min_nodes <= args.system_max_nodes:
-        raise InputPropertyError("system_min_nodes", "must be 1..system_max_nodes")
+    node_range("system_min_nodes", args.system_min_nodes, args.system_max_nodes,
+               "system_max_nodes", SYSTEM_MIN_NODES)
     if args.autoscaler_expander not in EXPANDERS:
         raise InputPropertyError(
             "autoscaler_expander", f"{args.autoscaler_expander!r} is not offered by AKS; use "

@@ -8,6 +8,7 @@ accelerator catalog, nothing else.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -132,6 +133,32 @@ def ipv4_network(property_path: str, value: str, example: str) -> ipaddress.IPv4
     return net
 
 
+# A cluster's system pool runs the cluster's own services (DNS, the addons' controllers):
+# it never scales to zero.
+SYSTEM_MIN_NODES = 1
+
+
+def node_range(property_path: str, low: int, high: int, high_name: str,
+               least: int = 0) -> None:
+    """A pool's node range: ``low`` (at ``property_path``) at least ``least`` and no more
+    than ``high`` (its property ``high_name``), or ``InputPropertyError``."""
+    if low < least:
+        raise InputPropertyError(property_path, f"{low} must be at least {least}")
+    if low > high:
+        raise InputPropertyError(property_path, f"{low} is more than {high_name} {high}")
+
+
+def region_code(property_path: str, region: str, code: re.Pattern[str], example: str,
+                a_cloud: str, target: str) -> None:
+    """A region is given, as its code (``example``), never as a display name ("US West
+    (Oregon)"); ``code`` is the cloud's form, from its component."""
+    if not region:
+        raise InputPropertyError(property_path, f"required for target {target}")
+    if not code.match(region):
+        raise InputPropertyError(
+            property_path, f"{region!r} is not {a_cloud} region code (like {example})")
+
+
 def validate_pools(target: str, pools: Sequence[GpuPoolRequest]) -> None:
     """What every target refuses in its ``gpu_pools``, as ``InputPropertyError``.
 
@@ -152,9 +179,7 @@ def validate_pools(target: str, pools: Sequence[GpuPoolRequest]) -> None:
             raise InputPropertyError(
                 f"gpu_pools[{i}].accelerator",
                 f"{p.accelerator!r} is not one of {', '.join(choices)} on {target}")
-        if p.min_nodes > p.max_nodes:
-            raise InputPropertyError(f"gpu_pools[{i}].min_nodes",
-                                     f"{p.min_nodes} is more than max_nodes {p.max_nodes}")
+        node_range(f"gpu_pools[{i}].min_nodes", p.min_nodes, p.max_nodes, "max_nodes")
         if racked(target):
             if p.gpus_per_node is None:
                 raise InputPropertyError(f"gpu_pools[{i}].gpus_per_node",

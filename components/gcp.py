@@ -102,11 +102,14 @@ from .accelerators import offering
 from .contract import (
     CONFORMANCE_OUTPUT,
     CRITICAL_PODS_NEED_QUOTA,
+    SYSTEM_MIN_NODES,
     ClusterOutputs,
     GpuDriver,
     GpuPool,
     GpuPoolRequest,
     ipv4_network,
+    node_range,
+    region_code,
     resolve_pool,
     validate_pools,
 )
@@ -208,15 +211,23 @@ class GkeClusterArgs:
         validate(self)
 
 
+# Region codes like us-central1 (https://cloud.google.com/compute/docs/regions-zones).
+REGION = re.compile(r"^[a-z]+-[a-z]+\d+$")
+
+
+def check_region(region: str) -> None:
+    """The region is given, as its code; ``InputPropertyError`` at ``region``."""
+    region_code("region", region, REGION, "us-central1", "a GCP", "gcp")
+
+
 def validate(args: GkeClusterArgs) -> None:
     """Raise ``InputPropertyError`` for the first argument GKE would refuse; declares
     nothing."""
     if not args.project:
         raise InputPropertyError("project", "a GCP project id is required")
-    if not args.region:
-        raise InputPropertyError("region", "a GCP region is required")
-    if not 1 <= args.system_min_nodes <= args.system_max_nodes:
-        raise InputPropertyError("system_min_nodes", "must be 1..system_max_nodes")
+    check_region(args.region)
+    node_range("system_min_nodes", args.system_min_nodes, args.system_max_nodes,
+               "system_max_nodes", SYSTEM_MIN_NODES)
     if not args.subnetwork:
         net = ipv4_network("vpc_cidr", args.vpc_cidr, "10.0.0.0/16")
         # split_cidr carves the node, service and pod ranges from it.

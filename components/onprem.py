@@ -332,7 +332,7 @@ class OnPremCluster(pulumi.ComponentResource):
 
         a, n = self._args, self._name
         release = a.k3s
-        assert release is not None  # check() refused k3s mode without a release
+        assert release is not None  # validate() refused k3s mode without a release
         pools = {p.name: p for p in self.pools}
         key = _config_secret(a.ssh_private_key_key)
 

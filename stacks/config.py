@@ -5,7 +5,8 @@ Every problem is found before any resource is declared and reported as one line 
 the key path, the bad value and what is allowed, e.g.
 ``aicp:gpuPools[1].minNodes: 3 is more than maxNodes 2``. This module knows no cloud: what
 a target refuses (region codes, zones, node limits, the catalog's accelerators) is that
-target's ``check`` (``stacks/targets/<target>.py``), run before anything is declared.
+target's ``check`` (``stacks/targets/<target>.py``), run before anything is declared, and
+the keys a target reads outside the model (the on-prem secrets) are that target's too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from pydantic import (
@@ -28,7 +29,6 @@ from pydantic import (
 
 from ..addons.catalog import DEFAULT_KUBERNETES, KUBERNETES
 from .errors import ConfigError
-from .kubeconfig import check_kubeconfig
 
 NAMESPACE = "aicp"
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
@@ -38,14 +38,6 @@ _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
 _GO_DURATION = re.compile(r"^(\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)"
                           r"((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))*$")
 
-
-# Secret keys (what `pulumi config set --secret` writes), read for their presence and
-# checked, never kept in the model: the kubeconfig of an existing cluster and the SSH key
-# k3s hosts are reached with (components/onprem.py KUBECONFIG_SECRET_KEY,
-# DEFAULT_SSH_KEY_KEY).
-KUBECONFIG_SECRET = "kubeconfig"
-SSH_KEY_SECRET = "sshPrivateKey"
-_CONFIG_KEY = re.compile(r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+$")
 
 
 def _camel(name: str) -> str:
@@ -269,8 +261,20 @@ def _first(errors: list[Any]) -> Any:
     return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
 
 
-def _check(cfg: PlatformConfig) -> None:
-    """Rules that span fields and hold on every target; the first one broken is reported."""
+# A pool's node range is the pool contract's rule (components/contract.py ``node_range``),
+# handed in by the stack (stacks/program.py ``read``) as this module imports no component:
+# ``node_range(key, minNodes, maxNodes, "maxNodes")`` raises ConfigError naming ``key``. It
+# is checked here, to keep its place among the rules.
+NodeRange = Callable[[str, int, int, str], None]
+
+
+def _check(cfg: PlatformConfig, node_range: NodeRange | None) -> None:
+    """Rules that span fields and hold on every target; the first one broken is reported.
+    Without ``node_range`` the pools' node ranges are left to the components."""
+    def within(key: str, low: int, high: int) -> None:
+        if node_range is not None:
+            node_range(key, low, high, "maxNodes")
+
     if cfg.kubernetes_version not in KUBERNETES:
         raise ConfigError(
             f"aicp:kubernetesVersion: {cfg.kubernetes_version!r} is not supported; use one of "
@@ -279,98 +283,36 @@ def _check(cfg: PlatformConfig) -> None:
         raise ConfigError(
             f"aicp:clusterName: {cfg.cluster_name!r} must be a lowercase DNS label of at most "
             "32 characters (letters, digits, '-')")
-    if cfg.system_pool.min_nodes > cfg.system_pool.max_nodes:
-        raise ConfigError(
-            f"aicp:systemPool.minNodes: {cfg.system_pool.min_nodes} is more than "
-            f"maxNodes {cfg.system_pool.max_nodes}")
+    within("aicp:systemPool.minNodes", cfg.system_pool.min_nodes, cfg.system_pool.max_nodes)
     for i, pool in enumerate(cfg.gpu_pools):
         key = f"aicp:gpuPools[{i}]"
         if not _DNS_LABEL.match(pool.name):
             raise ConfigError(
                 f"{key}.name: {pool.name!r} must be a lowercase DNS label of at most 32 "
                 "characters")
-        if pool.min_nodes > pool.max_nodes:
-            raise ConfigError(
-                f"{key}.minNodes: {pool.min_nodes} is more than maxNodes {pool.max_nodes}")
+        within(f"{key}.minNodes", pool.min_nodes, pool.max_nodes)
     timeout = cfg.addons.kueue.wait_for_pods_ready_timeout
     if not _GO_DURATION.match(timeout):
         raise ConfigError(f"aicp:addons.kueue.waitForPodsReadyTimeout: {timeout!r} is not a "
                           "duration; write it like 10m, 90s or 1h30m")
 
 
-def _ssh_key_name(raw: Mapping[str, Any]) -> str:
-    """The full config key that holds the SSH key, as the stack names it (or the default)."""
-    onprem = raw.get("onprem")
-    k3s = onprem.get("k3s") if isinstance(onprem, Mapping) else None
-    name = k3s.get("sshPrivateKeyKey") if isinstance(k3s, Mapping) else None
-    return name if isinstance(name, str) else f"{NAMESPACE}:{SSH_KEY_SECRET}"
+def parse(raw: Mapping[str, Any], node_range: NodeRange | None = None) -> PlatformConfig:
+    """Check ``aicp:`` config (keys without the namespace) for its shape and return it, or
+    raise ConfigError.
 
-
-def _take_secrets(raw: dict[str, Any]) -> dict[str, Any]:
-    names = {KUBECONFIG_SECRET, SSH_KEY_SECRET}
-    ssh = _ssh_key_name(raw)
-    if ssh.startswith(NAMESPACE + ":"):
-        names.add(ssh.split(":", 1)[1])
-    return {name: raw.pop(name) for name in sorted(names) if name in raw}
-
-
-def _check_secrets(cfg: PlatformConfig, secrets: Mapping[str, Any],
-                   other_keys: Collection[str]) -> None:
-    for name, value in secrets.items():
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"aicp:{name}: empty; set it with pulumi config set --secret "
-                              f"aicp:{name} ... or leave it out")
-    on = cfg.onprem
-    if cfg.target != "onprem" or on is None:
-        for name in secrets:
-            raise ConfigError(f"aicp:{name}: only read on target onprem; drop the key")
-        return
-    if on.mode == "existing":
-        if on.kubeconfig is not None and KUBECONFIG_SECRET in secrets:
-            raise ConfigError(
-                "aicp:onprem.kubeconfig: give a kubeconfig file or the secret "
-                f"aicp:{KUBECONFIG_SECRET}, not both")
-        if on.kubeconfig is None:
-            if KUBECONFIG_SECRET not in secrets:
-                raise ConfigError(
-                    f"aicp:{KUBECONFIG_SECRET}: required when aicp:onprem.kubeconfig is not "
-                    f"given; set it with: pulumi config set --secret aicp:{KUBECONFIG_SECRET} "
-                    "\"$(cat kubeconfig)\", or give aicp:onprem.kubeconfig: <path>")
-            check_kubeconfig(secrets[KUBECONFIG_SECRET], on.context,
-                             f"aicp:{KUBECONFIG_SECRET}")
-        return
-    if on.k3s is None:
-        raise ConfigError("aicp:onprem.k3s: required when aicp:onprem.mode is k3s")
-    ssh = on.k3s.ssh_private_key_key
-    if not _CONFIG_KEY.match(ssh):
-        raise ConfigError(f"aicp:onprem.k3s.sshPrivateKeyKey: {ssh!r} is not a config key "
-                          "(namespace:name, like aicp:sshPrivateKey)")
-    present = ssh.split(":", 1)[1] in secrets if ssh.startswith(NAMESPACE + ":") \
-        else ssh in other_keys
-    if not present:
-        raise ConfigError(
-            f"{ssh}: required for aicp:onprem.mode k3s (the SSH private key of the hosts); "
-            f"set it with: pulumi config set --secret {ssh} < ~/.ssh/id_ed25519")
-
-
-def parse(raw: Mapping[str, Any], other_keys: Collection[str] = ()) -> PlatformConfig:
-    """Check ``aicp:`` config (keys without the namespace) and return it, or raise ConfigError.
-
-    ``other_keys`` are the full keys of the stack's other namespaces (a k3s SSH key may
-    live in one).
+    Keys a target reads outside the model (the on-prem secrets) are not for it: the stack
+    splits them off first and hands them to their target (``stacks/program.py`` ``read``).
     """
-    values = dict(raw)
-    secrets = _take_secrets(values)
     try:
-        cfg = PlatformConfig.model_validate(values)
+        cfg = PlatformConfig.model_validate(dict(raw))
     except ValidationError as exc:
         raise ConfigError(_explain(_first(exc.errors(include_url=False)))) from None
-    _check(cfg)
-    _check_secrets(cfg, secrets, other_keys)
+    _check(cfg, node_range)
     return cfg
 
 
-def _decode(value: Any) -> Any:
+def decode(value: Any) -> Any:
     # Pulumi hands every config value to programs as text, objects and lists as JSON. Only
     # those are decoded: "1.35" must stay the string it was written as.
     if isinstance(value, str) and value[:1] in ("{", "["):
@@ -381,16 +323,18 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def from_pulumi() -> PlatformConfig:
-    """Read every ``aicp:*`` key the running Pulumi program was given."""
+def from_pulumi() -> tuple[dict[str, Any], list[str]]:
+    """Every ``aicp:*`` key the running Pulumi program was given, by name without the
+    namespace and as the engine hands it (text, not yet ``decode``d), and the full keys of
+    the stack's other namespaces."""
     from pulumi.runtime.config import CONFIG, get_config_env
 
     merged = {**get_config_env(), **CONFIG.get()}
-    # Secrets stay as written: a kubeconfig may be JSON.
-    raw = {name: v if name in (KUBECONFIG_SECRET, SSH_KEY_SECRET) else _decode(v)
-           for name, v in ((k.split(":", 1)[1], v) for k, v in merged.items()
-                           if k.startswith(NAMESPACE + ":"))}
-    return parse(raw, other_keys=[k for k in merged if not k.startswith(NAMESPACE + ":")])
+    raw = {k.split(":", 1)[1]: v for k, v in merged.items() if k.startswith(NAMESPACE + ":")}
+    return raw, [k for k in merged if not k.startswith(NAMESPACE + ":")]
 
 
-__all__ = ["ConfigError", "GpuPool", "PlatformConfig", "from_pulumi", "parse"]
+# The top-level keys of the model (``aicp:<key>``).
+KEYS = frozenset(f.alias or n for n, f in PlatformConfig.model_fields.items())
+
+__all__ = ["KEYS", "ConfigError", "GpuPool", "PlatformConfig", "decode", "from_pulumi", "parse"]

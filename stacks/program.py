@@ -1,7 +1,8 @@
 """The platform: config → one target → the AI addon layer, and the stack outputs.
 
-The target is chosen here, once (``load``): its module checks the config, asks the cloud
-its preflight questions and declares the cluster (``stacks/targets/<target>.py``).
+The target is chosen here, once (``load``): its module checks the config (and the keys it
+reads outside the config model, the on-prem secrets), asks the cloud its preflight
+questions and declares the cluster (``stacks/targets/<target>.py``).
 
 Ordering between addons is explicit because a component's ``depends_on`` does not reach
 its children (pulumi/runtime/resource.py): each addon takes what it must wait for in its
@@ -20,14 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import pulumi
+from pulumi.errors import InputPropertyError
 
 from ..addons.base import Addon
 from ..addons.catalog import CHARTS, MANIFESTS
-from ..components.contract import ClusterOutputs
-from .config import ConfigError, PlatformConfig, from_pulumi, parse
+from ..components.contract import ClusterOutputs, node_range
+from .config import ConfigError, PlatformConfig, decode, from_pulumi, parse
 from .preflight import Report
-from .targets import target
-from .targets.base import Target
+from .targets import owners, target
+from .targets.base import Secrets, Target
 
 A = TypeVar("A", bound=Addon)
 
@@ -77,20 +79,55 @@ def gateway_service_type(cfg: PlatformConfig, chosen: Target | None = None) -> L
     return "LoadBalancer" if chosen.load_balancers(cfg) else "NodePort"
 
 
-def load(cfg: PlatformConfig) -> Target:
-    """The target ``cfg`` names, after every rule of it and of the platform passed."""
+def pool_node_range(key: str, low: int, high: int, high_name: str) -> None:
+    """The pool contract's node range (``components/contract.py``), as the config error
+    that names ``key``: the config model checks it with this (``config.parse``)."""
+    try:
+        node_range(key, low, high, high_name)
+    except InputPropertyError as exc:
+        raise ConfigError(f"{key}: {exc.reason}") from None
+
+
+def load(cfg: PlatformConfig, secrets: Secrets | None = None) -> Target:
+    """The target ``cfg`` names, after every rule of it and of the platform passed; with
+    ``secrets`` (the keys read outside the model), their rules first."""
+    if secrets is not None:
+        secrets.check(cfg.target)
     chosen = target(cfg.target)
+    if secrets is not None:
+        chosen.check_secrets(cfg, secrets)
     chosen.check(cfg)
     check_one_allocator(cfg)
     return chosen
 
 
+def read(raw: Mapping[str, Any], other_keys: Collection[str] = (), *,
+         text: bool = False) -> tuple[PlatformConfig, Target]:
+    """``aicp:`` config (keys without the namespace) checked as ``pulumi up`` checks it
+    before anything is declared, and its target; or ConfigError.
+
+    ``other_keys``: the full keys of the stack's other namespaces. ``text``: values as the
+    engine hands them, objects and lists as JSON (``config.decode``); the keys a target
+    reads outside the model (secrets: a kubeconfig may be JSON) stay as written.
+    """
+    values = {name: decode(v) for name, v in raw.items()} if text else dict(raw)
+    found = owners(values)
+    secrets = Secrets({name: raw[name] for name in found}, found, frozenset(other_keys))
+    cfg = parse({name: v for name, v in values.items() if name not in found},
+                pool_node_range)
+    return cfg, load(cfg, secrets)
+
+
 def checked(raw: Mapping[str, Any], other_keys: Collection[str] = ()) -> PlatformConfig:
     """``aicp:`` config (keys without the namespace), checked as ``pulumi up`` checks it
     before anything is declared, or ConfigError."""
-    cfg = parse(raw, other_keys)
-    load(cfg)
-    return cfg
+    return read(raw, other_keys)[0]
+
+
+def configured() -> tuple[PlatformConfig, Target]:
+    """The running Pulumi program's config, checked, and its target (``read``)."""
+    raw, other_keys = from_pulumi()
+    return read(raw, other_keys, text=True)
 
 
 def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
@@ -201,8 +238,7 @@ def export(p: Platform) -> None:
 
 def main() -> Any:
     try:
-        cfg = from_pulumi()
-        platform = build(cfg, load(cfg))
+        platform = build(*configured())
     except ConfigError as exc:
         # RunError ends the program with the message alone: no traceback for a config typo.
         raise pulumi.RunError(str(exc)) from None

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ...components.accelerators import offering
-from ...components.aws import AwsCluster, AwsClusterArgs, validate
+from ...components.aws import AwsCluster, AwsClusterArgs, check_region, validate
 from ...components.contract import ClusterOutputs
 from ..errors import ConfigError
 from ..preflight import PreflightError, Report, lookup
 from . import rules
-from .base import POOL_KEYS, pool_requests, refused
+from .base import POOL_KEYS, Secrets, pool_requests, refused
 
 if TYPE_CHECKING:
     from ..config import PlatformConfig
 
-# Region codes, never display names ("US West (Oregon)" is us-west-2): codes like us-west-2,
-# eu-central-1, us-gov-west-1
-# (https://docs.aws.amazon.com/global-infrastructure/latest/regions/aws-regions.html); an
-# Availability Zone is the region code followed by a letter, e.g. us-east-1a
+# An Availability Zone is the region code (components/aws.py REGION) followed by a letter,
+# e.g. us-east-1a
 # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-regions-availability-zones.html).
-REGION = re.compile(r"^[a-z]{2,4}(-[a-z]+)?-[a-z]+-\d+$")
 ZONE_SUFFIX = re.compile(r"^[a-z]$")
 # "Nodes per managed node group", default 450
 # (https://docs.aws.amazon.com/eks/latest/userguide/service-quotas.html).
@@ -74,7 +71,8 @@ def args(cfg: PlatformConfig) -> AwsClusterArgs:
 
 
 def check(cfg: PlatformConfig) -> None:
-    rules.region(cfg, REGION, "us-west-2", "an AWS")
+    with refused(KEYS):
+        check_region(cfg.region or "")
     rules.zones(cfg, ZONE_SUFFIX, f"{cfg.region}a")
     rules.reservations(cfg, RESERVATION, "cr-0123456789abcdef0", "an AWS")
     rules.max_nodes(cfg, "AWS", MAX_NODES, "per managed node group (EKS quota)")
@@ -100,6 +98,14 @@ def check(cfg: PlatformConfig) -> None:
             f"ranges; EKS takes at most {EKS_MAX_PUBLIC_CIDRS} per cluster")
     with refused(KEYS):
         validate(args(cfg))
+
+
+def secrets(raw: Mapping[str, Any]) -> Collection[str]:
+    return ()  # AWS reads every key it needs from the config model
+
+
+def check_secrets(cfg: PlatformConfig, secrets: Secrets) -> None:
+    """None to check: ``secrets`` holds no key of AWS's."""
 
 
 def load_balancers(cfg: PlatformConfig) -> bool:

@@ -3,24 +3,20 @@ place."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
-from ...components.azure import AksCluster, AksClusterArgs, validate
+from ...components.azure import AksCluster, AksClusterArgs, check_region, validate
 from ...components.contract import ClusterOutputs
 from ..errors import ConfigError
 from ..preflight import Report
 from . import rules
-from .base import POOL_KEYS, pool_requests, refused
+from .base import POOL_KEYS, Secrets, pool_requests, refused
 
 if TYPE_CHECKING:
     from ..config import PlatformConfig
 
-# The location names `az account list-locations --query [].name` prints
-# (https://learn.microsoft.com/cli/azure/account#az-account-list-locations): eastus2,
-# westeurope; lowercase, no spaces. Zones are "1" to "3" (the component's rule).
-REGION = re.compile(r"^[a-z][a-z0-9]*$")
+# Region codes (components/azure.py REGION) and zones "1" to "3" are the component's rules.
 # 1,000 nodes per Virtual Machine Scale Sets node pool
 # (https://learn.microsoft.com/azure/aks/quotas-skus-regions, "Maximum nodes per node pool";
 # hashicorp/terraform-provider-azurerm#9198 raised its max_count to match).
@@ -69,7 +65,8 @@ def args(cfg: PlatformConfig) -> AksClusterArgs:
 
 
 def check(cfg: PlatformConfig) -> None:
-    rules.region(cfg, REGION, "eastus2", "an Azure")
+    with refused(KEYS):
+        check_region(cfg.region or "")
     rules.zones(cfg, None, "")
     # Capacity reservation group ids are the component's rule (it reads their group).
     rules.max_nodes(cfg, "Azure", MAX_NODES, "per node pool")
@@ -80,6 +77,14 @@ def check(cfg: PlatformConfig) -> None:
     rules.public_access_cidrs(cfg)
     with refused(KEYS):
         validate(args(cfg))
+
+
+def secrets(raw: Mapping[str, Any]) -> Collection[str]:
+    return ()  # Azure reads every key it needs from the config model
+
+
+def check_secrets(cfg: PlatformConfig, secrets: Secrets) -> None:
+    """None to check: ``secrets`` holds no key of Azure's."""
 
 
 def load_balancers(cfg: PlatformConfig) -> bool:

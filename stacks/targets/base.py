@@ -1,5 +1,6 @@
-"""What every target module shares: its shape (``Target``), how a component's refusal
-becomes the config error that names the key (``refused``), and the pool requests.
+"""What every target module shares: its shape (``Target``), the keys a target reads outside
+the config model (``Secrets``), how a component's refusal becomes the config error that
+names the key (``refused``), and the pool requests.
 
 A component refuses bad arguments with ``pulumi.errors.InputPropertyError(property_path,
 reason)``, as pulumi/pulumi-eks does (nodejs/eks/nodes/ami.ts); ``refused`` turns one into
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pulumi.errors import InputPropertyError
 
@@ -24,12 +26,48 @@ if TYPE_CHECKING:
     from ..preflight import Report
 
 
+@dataclass(frozen=True)
+class Secrets:
+    """What a stack sets outside the config model, split off before the model reads the
+    rest (``stacks/program.py`` ``read``): secrets (``pulumi config set --secret``), read
+    for their presence and checked, never kept in the model.
+
+    ``values``: each ``aicp:`` key a target reads (name without the namespace) → its value as
+    written; ``owners``: that key → the target that reads it; ``other_keys``: the full keys
+    of the stack's other namespaces (where a secret may live too).
+    """
+
+    values: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    owners: Mapping[str, str] = field(default_factory=dict)
+    other_keys: frozenset[str] = frozenset()
+
+    def check(self, target: str) -> None:
+        """Each key given has a value and is read by ``target``; the first that is not, as
+        ConfigError."""
+        for name, value in self.values.items():
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"aicp:{name}: empty; set it with pulumi config set "
+                                  f"--secret aicp:{name} ... or leave it out")
+        for name, owner in self.owners.items():
+            if owner != target:
+                raise ConfigError(f"aicp:{name}: only read on target {owner}; drop the key")
+
+
 class Target(Protocol):
     """One target module's fixed shape (its module object satisfies it)."""
 
     # Component property path, with ``[*]`` for each index or map key → config key, with
     # ``{}`` for each, in order: {"gpu_pools[*].min_nodes": "aicp:gpuPools[{}].minNodes"}.
     KEYS: Mapping[str, str]
+
+    def secrets(self, raw: Mapping[str, Any]) -> Collection[str]:
+        """The ``aicp:`` keys (names without the namespace) this target reads outside the
+        config model, given the stack's ``aicp:`` config ``raw`` (unchecked)."""
+        ...
+
+    def check_secrets(self, cfg: PlatformConfig, secrets: Secrets) -> None:
+        """The rules on those keys (present, well formed), checked before ``check``."""
+        ...
 
     def check(self, cfg: PlatformConfig) -> None:
         """Every rule of this target that ``cfg`` breaks (the first, as ConfigError);

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ...addons.catalog import IMAGES
 from ...components.accelerators import offering
 from ...components.contract import ClusterOutputs
-from ...components.gcp import GkeCluster, GkeClusterArgs, validate
+from ...components.gcp import GkeCluster, GkeClusterArgs, check_region, validate
 from ..errors import ConfigError
 from ..preflight import PreflightError, Report, lookup
 from . import rules
-from .base import POOL_KEYS, pool_requests, refused
+from .base import POOL_KEYS, Secrets, pool_requests, refused
 
 if TYPE_CHECKING:
     from ..config import Gcp, PlatformConfig
 
-# Regions like us-central1, zones <region>-<letter>, e.g. us-central1-a
+# Zones are <region>-<letter> (components/gcp.py REGION), e.g. us-central1-a
 # (https://cloud.google.com/compute/docs/regions-zones).
-REGION = re.compile(r"^[a-z]+-[a-z]+\d+$")
 ZONE_SUFFIX = re.compile(r"^-[a-z]$")
 # "Nodes per node pool zone", 1,000 (https://cloud.google.com/kubernetes-engine/quotas);
 # aicp sets total_max_node_count, so the bound is 1,000 per zone of the pool.
@@ -74,7 +73,8 @@ def args(cfg: PlatformConfig) -> GkeClusterArgs:
 
 
 def check(cfg: PlatformConfig) -> None:
-    rules.region(cfg, REGION, "us-central1", "a GCP")
+    with refused(KEYS):
+        check_region(cfg.region or "")
     gke = section(cfg)
     rules.zones(cfg, ZONE_SUFFIX, f"{cfg.region}-a")
     rules.reservations(cfg, RESERVATION, "my-reservation", "a GCP")
@@ -95,6 +95,14 @@ def check(cfg: PlatformConfig) -> None:
             "plane range must be a /28 (like 172.16.0.0/28)")
     with refused(KEYS):
         validate(args(cfg))
+
+
+def secrets(raw: Mapping[str, Any]) -> Collection[str]:
+    return ()  # GCP reads every key it needs from the config model
+
+
+def check_secrets(cfg: PlatformConfig, secrets: Secrets) -> None:
+    """None to check: ``secrets`` holds no key of GCP's."""
 
 
 def load_balancers(cfg: PlatformConfig) -> bool:

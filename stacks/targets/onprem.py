@@ -3,18 +3,24 @@ stack knows about on-prem, in one place."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+import re
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ...addons.catalog import K3S_INSTALLER_SHA256, K3S_INSTALLER_URL, K3S_VERSIONS
 from ...components.contract import ClusterOutputs
-from ...components.onprem import DEFAULT_SSH_KEY_KEY, OnPremCluster, OnPremClusterArgs, validate
+from ...components.onprem import (
+    DEFAULT_SSH_KEY_KEY,
+    KUBECONFIG_SECRET_KEY,
+    OnPremCluster,
+    OnPremClusterArgs,
+    validate,
+)
 from ...components.onprem_k3s import K3sHost, K3sRelease
 from ..errors import ConfigError
-from ..kubeconfig import read_kubeconfig
+from ..kubeconfig import check_kubeconfig, read_kubeconfig
 from ..preflight import Report
-from . import rules
-from .base import POOL_KEYS, pool_requests, refused
+from .base import POOL_KEYS, Secrets, pool_requests, refused
 
 if TYPE_CHECKING:
     from ..config import OnPrem, PlatformConfig
@@ -31,6 +37,61 @@ KEYS: Mapping[str, str] = {
     **{f"{kind}[*].{field}": f"aicp:onprem.k3s.{kind}[{{}}].{field}"
        for kind in ("servers", "agents") for field in ("host", "user", "pool")},
 }
+
+
+# The secrets the component reads (``pulumi config set --secret``), by name without the
+# namespace: the kubeconfig of an existing cluster, and the SSH key k3s hosts are reached
+# with unless ``aicp:onprem.k3s.sshPrivateKeyKey`` names another key.
+KUBECONFIG_SECRET = KUBECONFIG_SECRET_KEY.split(":", 1)[1]
+SSH_KEY_SECRET = DEFAULT_SSH_KEY_KEY.split(":", 1)[1]
+# A Pulumi config key is namespace:name
+# (https://www.pulumi.com/docs/iac/concepts/config/#configuration-keys).
+_CONFIG_KEY = re.compile(r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+$")
+
+
+def _ssh_key_key(raw: Mapping[str, Any]) -> str:
+    """The full config key that holds the SSH key, as the stack names it (or the default)."""
+    onprem = raw.get("onprem")
+    k3s = onprem.get("k3s") if isinstance(onprem, Mapping) else None
+    name = k3s.get("sshPrivateKeyKey") if isinstance(k3s, Mapping) else None
+    return name if isinstance(name, str) else DEFAULT_SSH_KEY_KEY
+
+
+def secrets(raw: Mapping[str, Any]) -> Collection[str]:
+    names = {KUBECONFIG_SECRET, SSH_KEY_SECRET}
+    ssh = _ssh_key_key(raw)
+    if ssh.startswith("aicp:"):
+        names.add(ssh.split(":", 1)[1])
+    return names
+
+
+def check_secrets(cfg: PlatformConfig, secrets: Secrets) -> None:
+    on = section(cfg)
+    if on.mode == "existing":
+        if on.kubeconfig is not None and KUBECONFIG_SECRET in secrets.values:
+            raise ConfigError(
+                "aicp:onprem.kubeconfig: give a kubeconfig file or the secret "
+                f"{KUBECONFIG_SECRET_KEY}, not both")
+        if on.kubeconfig is None:
+            if KUBECONFIG_SECRET not in secrets.values:
+                raise ConfigError(
+                    f"{KUBECONFIG_SECRET_KEY}: required when aicp:onprem.kubeconfig is not "
+                    f"given; set it with: pulumi config set --secret {KUBECONFIG_SECRET_KEY} "
+                    "\"$(cat kubeconfig)\", or give aicp:onprem.kubeconfig: <path>")
+            check_kubeconfig(secrets.values[KUBECONFIG_SECRET], on.context,
+                             KUBECONFIG_SECRET_KEY)
+        return
+    assert on.k3s is not None  # section() holds it
+    ssh = on.k3s.ssh_private_key_key
+    if not _CONFIG_KEY.match(ssh):
+        raise ConfigError(f"aicp:onprem.k3s.sshPrivateKeyKey: {ssh!r} is not a config key "
+                          "(namespace:name, like aicp:sshPrivateKey)")
+    present = ssh.split(":", 1)[1] in secrets.values if ssh.startswith("aicp:") \
+        else ssh in secrets.other_keys
+    if not present:
+        raise ConfigError(
+            f"{ssh}: required for aicp:onprem.mode k3s (the SSH private key of the hosts); "
+            f"set it with: pulumi config set --secret {ssh} < ~/.ssh/id_ed25519")
 
 
 def section(cfg: PlatformConfig) -> OnPrem:
@@ -64,7 +125,11 @@ def args(cfg: PlatformConfig) -> OnPremClusterArgs:
 
 def check(cfg: PlatformConfig) -> None:
     on = section(cfg)
-    rules.reservations(cfg, None, "", "")
+    for i, pool in enumerate(cfg.gpu_pools):
+        if pool.capacity_reservation_id is not None:
+            raise ConfigError(
+                f"aicp:gpuPools[{i}].capacityReservationId: onprem has no capacity "
+                "reservations (its nodes are your own machines); drop the key")
     if on.mode == "existing" and on.kubeconfig is not None:
         # A file that is there must be a kubeconfig; one that is not is the component's to
         # report (``aicp plan`` stands one in first).

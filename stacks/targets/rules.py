@@ -1,5 +1,6 @@
-"""Rule shapes the cloud targets share; each target passes its own cloud's facts (the region
-code pattern, the node limit...), with their sources, from its module.
+"""Rule shapes the cloud targets share; each target passes its own cloud's facts (the zone
+suffix, the node limit, the reservation id form...), with their sources, from its module.
+No cloud fact lives here: a rule that holds for one target only is that target's.
 
 A stack the cloud would reject must not plan cleanly: each rule breaks with one line naming
 the config key.
@@ -28,16 +29,6 @@ def cidr(key: str, value: str, example: str) -> ipaddress.IPv4Network:
         raise ConfigError(f"{key}: {exc.reason}") from None
 
 
-def region(cfg: PlatformConfig, code: re.Pattern[str], example: str, a_cloud: str) -> str:
-    """The region code; required, and never a display name ("US West (Oregon)")."""
-    if not cfg.region:
-        raise ConfigError(f"aicp:region: required for target {cfg.target}")
-    if not code.match(cfg.region):
-        raise ConfigError(
-            f"aicp:region: {cfg.region!r} is not {a_cloud} region code (like {example})")
-    return cfg.region
-
-
 def zones(cfg: PlatformConfig, suffix: re.Pattern[str] | None, like: str) -> None:
     """Each zone once; with ``suffix``, each the region code followed by it."""
     first: dict[str, int] = {}
@@ -62,18 +53,14 @@ def max_nodes(cfg: PlatformConfig, cloud: str, limit: int, where: str) -> None:
                 f"{key}.maxNodes: {n} is more than {cloud} allows: {limit} nodes {where}")
 
 
-def reservations(cfg: PlatformConfig, pattern: re.Pattern[str] | None, example: str,
+def reservations(cfg: PlatformConfig, pattern: re.Pattern[str], example: str,
                  a_cloud: str) -> None:
-    """Capacity reservation ids in the cloud's form; ``pattern`` None: it has none."""
+    """Capacity reservation ids in the cloud's form."""
     for i, pool in enumerate(cfg.gpu_pools):
         reservation = pool.capacity_reservation_id
         if reservation is None:
             continue
         key = f"aicp:gpuPools[{i}].capacityReservationId"
-        if pattern is None:
-            raise ConfigError(
-                f"{key}: {cfg.target} has no capacity reservations (its nodes are your own "
-                "machines); drop the key")
         if not pattern.match(reservation):
             raise ConfigError(f"{key}: {reservation!r} is not {a_cloud} capacity reservation "
                               f"id (like {example})")

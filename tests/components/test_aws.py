@@ -414,11 +414,11 @@ def test_every_invoke_is_answered_by_the_fakes(plan, byo_plan):
     ({"zones": ("us-west-2a",)}, "zones", "list at least two availability zones"),
     ({"zones": tuple(f"us-west-2{z}" for z in "abcdefg")}, "zones", "at most six zones"),
     ({"subnet_ids": ("subnet-1",)}, "subnet_ids", "give subnets in at least two zones"),
-    ({"region": ""}, "region", "an AWS region is required"),
+    ({"region": ""}, "region", "required for target aws"),
     ({"gpu_pools": (GpuPoolRequest(name="l4", accelerator="l4", max_nodes=2),)},
      "gpu_pools[0].min_nodes", "0 cannot scale up for DRA claims on aws (cluster-autoscaler "
      "cannot scale a DRA pool up from zero"),
-    ({"system_min_nodes": 5}, "system_min_nodes", "must be 1..system_max_nodes"),
+    ({"system_min_nodes": 5}, "system_min_nodes", "5 is more than system_max_nodes 4"),
     ({"gpu_pools": (GpuPoolRequest(name="l4", accelerator="l4", max_nodes=2,
                                    allocator="device-plugin", instance_type="p5.48xlarge"),)},
      "gpu_pools[0].instance_type", "'p5.48xlarge' does not carry l4 on aws"),

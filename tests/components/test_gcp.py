@@ -415,8 +415,8 @@ def test_every_invoke_is_answered_by_the_fakes(plan, byo_plan):
 
 @pytest.mark.parametrize("change,path,reason", [
     ({"project": ""}, "project", "a GCP project id is required"),
-    ({"region": ""}, "region", "a GCP region is required"),
-    ({"system_min_nodes": 5}, "system_min_nodes", "must be 1..system_max_nodes"),
+    ({"region": ""}, "region", "required for target gcp"),
+    ({"system_min_nodes": 5}, "system_min_nodes", "5 is more than system_max_nodes 4"),
     ({"vpc_cidr": "10.0.0.0/24"}, "vpc_cidr", "'10.0.0.0/24' is too small on gcp: give /20"),
     ({"vpc_cidr": "10.0.0.0/33"}, "vpc_cidr", "'10.0.0.0/33' is not an IPv4 CIDR block"),
     ({"labels": {"Team": "ml"}}, 'labels["Team"]', "GCP labels are lowercase letters"),

@@ -1,4 +1,5 @@
-"""`pulumi up` reads config through the same model: stacks/program.py → config.from_pulumi.
+"""`pulumi up` reads config through the same model and target checks: stacks/program.py
+``configured`` (config.from_pulumi, then ``read``).
 
 The engine hands the program every config value as text, secrets decrypted and marked
 secret (pulumi/runtime/config.py ``set_all_config(config, secret_keys)``). These tests set
@@ -16,7 +17,8 @@ import pytest
 from pulumi.runtime.config import set_all_config
 
 from aicp.cli import offline
-from aicp.stacks.config import ConfigError, from_pulumi
+from aicp.stacks.config import ConfigError, PlatformConfig
+from aicp.stacks.program import configured
 from aicp.stacks.program import main as program
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
@@ -36,6 +38,11 @@ K3S = {**BASE, "aicp:onprem": {"mode": "k3s", "k3s": {
     "agents": [{"host": "10.0.0.20", "pool": "a100"}, {"host": "10.0.0.21", "pool": "a100"}]}}}
 EXISTING = {**BASE, "aicp:onprem": {"mode": "existing", "context": "lab",
                                     "gpuNodes": {"a100": ["gpu-0", "gpu-1"]}}}
+
+
+def from_pulumi() -> PlatformConfig:
+    """The config the running program was given, checked as ``pulumi up`` checks it."""
+    return configured()[0]
 
 
 def engine_config(config: dict[str, Any], secrets: dict[str, str]) -> None:

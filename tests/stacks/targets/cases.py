@@ -15,6 +15,7 @@ from aicp.cli import offline
 from aicp.cli.plan import stack_config
 from aicp.stacks.config import ConfigError, PlatformConfig, parse
 from aicp.stacks.program import main as program
+from aicp.stacks.program import pool_node_range
 from aicp.stacks.targets import target
 from tests.stacks.test_config import AWS, example
 
@@ -32,7 +33,7 @@ def stack(name: str, *changes: Change) -> dict:
 
 
 def checked(raw: dict) -> PlatformConfig:
-    cfg = parse(raw)
+    cfg = parse(raw, pool_node_range)
     target(cfg.target).check(cfg)
     return cfg
 

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[3]
 NAMES = sorted(TARGETS)
 SDKS = {"aws": "pulumi_aws", "gcp": "pulumi_gcp", "azure": "pulumi_azure_native"}
 # Calls that refuse an argument, and where their property paths are.
-REFUSALS = {"InputPropertyError", "PropertyError", "ipv4_network"}
+REFUSALS = {"InputPropertyError", "PropertyError", "ipv4_network", "node_range", "region_code"}
 
 
 def test_an_unknown_target_is_one_line_naming_the_targets():
@@ -42,7 +42,8 @@ def test_every_target_has_its_example_stack_and_component(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_every_target_has_the_one_shape(name):
     module = target(name)
-    for function in ("check", "cluster", "preflight", "load_balancers"):
+    for function in ("check", "cluster", "preflight", "load_balancers", "secrets",
+                     "check_secrets"):
         assert callable(getattr(module, function)), function
     assert set(module.KEYS) >= set(POOL_KEYS)
     assert all(key.startswith("aicp:") for key in module.KEYS.values())
