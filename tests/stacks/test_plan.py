@@ -123,7 +123,7 @@ def test_stack_exports_what_verify_needs(aws_plan):
     out = aws_plan["outputs"]
     assert out["checklistVersion"] == "1.35"
     pools = {p["name"]: p for p in out["gpuPools"]}
-    # One allocator for every pool under the GPU Operator (issue 14): h100 is a DRA pool
+    # One allocator for every pool under the GPU Operator: h100 is a DRA pool
     # too, which keeps a node on EKS.
     assert pools["h100"]["gpusPerNode"] == 8 and pools["h100"]["minNodes"] == 1
     assert pools["l4"]["allocator"] == "dra"
@@ -155,7 +155,7 @@ def test_unknown_stack_is_one_line_listing_the_stacks_there():
 
 
 def test_missing_onprem_kubeconfig_plans_with_a_stand_in_and_says_so(tmp_path):
-    # Plan runs offline and needs no cluster (issue 15): a kubeconfig file that is not on
+    # Plan runs offline and needs no cluster: a kubeconfig file that is not on
     # this machine is stood in for, with a note; `pulumi up` still refuses it (one line).
     shutil.copy(REPO / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
     text = (REPO / "Pulumi.onprem.yaml").read_text().replace(

@@ -1,4 +1,4 @@
-"""The program's own decisions across target and addons (issue 14): what the stack config
+"""The program's own decisions across target and addons: what the stack config
 turns into, under the offline engine's mocks."""
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def test_on_aws_the_gateway_load_balancer_goes_before_the_vpc():
 
 @pytest.mark.parametrize("stack", ["aws", "gcp", "azure", "onprem"])
 def test_at_most_two_helm_waits_follow_the_node_group(stack):
-    # Issue 14: addons that need only the cluster start together; what was four Helm waits
+    # Addons that need only the cluster start together; what was four Helm waits
     # deep (Istio base > istiod > Gateway > EPP > prometheus-adapter, or monitoring CRDs >
     # GPU Operator > DRA driver > prometheus-adapter) is at most two.
     from aicp.cli.plan import build_plan
