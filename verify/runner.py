@@ -23,7 +23,8 @@ and the kube tests; signals and a lost API server end to end, in ``test_interrup
    thread (``signals``): running probes are ERROR "interrupted ... at step ..." and
    cancelled, probes not started are NOT_RUN, and cleanup (9) runs as on every other path.
    Python drops an exception raised inside a finalizer (``__del__``), a signal's included,
-   so the scheduler also asks ``interrupted`` (the session's ``Guard.received``) each tick.
+   so the scheduler also asks ``interrupted`` each tick: the session's ``Guard.received``,
+   or without it the runner's own record of Ctrl-C (``signals.remembered_ctrl_c``).
 8. Heartbeat. While probes run, the run's namespaces are stamped every ``heartbeat``
    seconds, so ``aicp verify cleanup`` in another terminal leaves a live run alone.
 9. Cleanup, in reverse order of creation. A probe that ends reports first (its evidence
@@ -59,7 +60,7 @@ from .kube import Kube
 from .probe import Cancelled, CleanupStack, Context, ProbeError, Settings, one_line
 from .registry import Planned
 from .result import Result, Verdict
-from .signals import Interrupted, name_of
+from .signals import Interrupted, name_of, remembered_ctrl_c
 from .verdicts import Outcome, RunReport
 from .version import VERSION
 
@@ -141,13 +142,22 @@ class Runner:
         self.heartbeat = heartbeat
         # Called once cleanup is over: the session stops signals from cutting the reports.
         self.on_finish = on_finish or (lambda: None)
-        # The signal received, if any (rule 7): a KeyboardInterrupt can be lost.
+        # The signal received, if any (rule 7): a KeyboardInterrupt can be lost. Without
+        # the session's record, ``run`` remembers Ctrl-C itself (``remembered_ctrl_c``).
+        self._own_record = interrupted is None
         self.interrupted = interrupted or (lambda: None)
         self.on_start = on_start or (lambda planned: None)
         self.on_done = on_done or (lambda planned, result: None)
         self.cleanup = CleanupStack(cluster)
 
     def run(self, planned: list[Planned]) -> RunReport:
+        if not self._own_record:
+            return self._run(planned)
+        with remembered_ctrl_c() as received:
+            self.interrupted = received
+            return self._run(planned)
+
+    def _run(self, planned: list[Planned]) -> RunReport:
         report = RunReport(self.settings, VERSION, started=time.time())
         begun = time.monotonic()
         run = _Run(self, planned, end=begun + self.global_timeout)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -66,3 +66,31 @@ def interrupts() -> Iterator[Guard]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def remembered_ctrl_c() -> Iterator[Callable[[], str | None]]:
+    """Ctrl-C raised as Python's default handler raises it, and remembered too.
+
+    Python drops an exception raised while a finalizer (``__del__``, a weakref callback)
+    runs: a ``KeyboardInterrupt`` landing there is printed as "Exception ignored" and lost
+    (CPython ``Modules/signalmodule.c`` runs handlers at the next bytecode boundary of the
+    main thread, whatever it is executing). A runner used without ``interrupts()`` asks
+    the returned function each tick, so a Ctrl-C is never lost. A handler someone else
+    installed is left alone (then this remembers nothing).
+    """
+    got: list[str] = []
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield lambda: None
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        got.append("SIGINT")
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handle)
+    try:
+        yield lambda: got[0] if got else None
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

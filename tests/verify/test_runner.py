@@ -199,6 +199,39 @@ def test_ctrl_c_cleans_up_then_exit_code_130(cluster):
     assert "Pod p" in cluster.deleted and cluster.namespaces == set()
 
 
+# Python reports the KeyboardInterrupt it drops; that report is what this test stages.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_python_drops_in_a_finalizer_still_interrupts_a_runner_without_a_guard(
+        cluster):
+    # A KeyboardInterrupt raised while a __del__ runs is printed as "Exception ignored" and
+    # lost; a loaded machine collects garbage often enough that a real Ctrl-C lands there.
+    # The runner remembers Ctrl-C itself, so the run still ends at once.
+    started = threading.Event()
+
+    class Finalized:
+        def __del__(self):
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # the Ctrl-C lands here
+
+    def body(ctx):
+        ctx.namespace()
+        started.set()
+        with ctx.step("wait for logs"):
+            ctx.sleep(30)
+
+    def on_start(item):
+        if item.requirement.id == "b":
+            assert started.wait(30)
+            Finalized()  # dropped at once: its __del__ runs in the scheduler's thread
+
+    report = run(cluster, probe("a", body), probe("b", passing), probe("c", passing),
+                 concurrency=2, grace=2, on_start=on_start)
+    got = verdicts(report)
+    assert got["a"] == (Verdict.ERROR, "interrupted (Ctrl-C) at step wait for logs")
+    assert got["c"] == (Verdict.NOT_RUN, "interrupted before it started")
+    assert report.exit_code == EXIT_INTERRUPTED
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_an_unmet_need_is_skip_with_the_reason(cluster):
     cluster.needs = {"gpu_nodes": "no node advertises an accelerator"}
     report = run(cluster, probe("a", passing, needs=["gpu_nodes"]))
