@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -138,6 +139,36 @@ def test_plan_json_lists_every_resource_with_its_requirements():
     assert {"type", "name", "parent", "inputs", "requirements"} <= set(doc["resources"][0])
     kueue = [r for r in doc["resources"] if r["type"] == "aicp:addons:Kueue"]
     assert kueue and "gang_scheduling" in kueue[0]["requirements"]
+
+
+def all_keys_sorted(value) -> bool:
+    if isinstance(value, dict):
+        return list(value) == sorted(value) and all(map(all_keys_sorted, value.values()))
+    if isinstance(value, list):
+        return all(map(all_keys_sorted, value))
+    return True
+
+
+def test_plan_output_is_the_same_on_every_run():
+    # A plan committed for review must not churn: component order, resource order and
+    # every dependsOn list come out the same each time (the SDK registers resources in
+    # whatever order its tasks finish and keeps dependencies in a set).
+    docs = set()
+    for _ in range(5):
+        result = CliRunner().invoke(app, ["plan", "--stack", "aws", "--output", "json",
+                                          "--project-dir", str(REPO)])
+        assert result.exit_code == 0, result.output
+        docs.add(hashlib.sha256(result.stdout.encode()).hexdigest())
+    assert len(docs) == 1
+    doc = json.loads(result.stdout)
+    for r in doc["resources"]:
+        assert r["dependsOn"] == sorted(r["dependsOn"]), r["urn"]
+        # Input keys arrive in the hash order of a protobuf map, which differs between
+        # processes (PYTHONHASHSEED): only a sorted order is the same in every one.
+        assert all_keys_sorted(r["inputs"]), r["urn"]
+    tables = {CliRunner().invoke(app, ["plan", "--stack", "aws", "--project-dir",
+                                       str(REPO)]).stdout for _ in range(2)}
+    assert len(tables) == 1
 
 
 def test_plan_table_ends_by_naming_the_served_must_requirements():
