@@ -185,6 +185,41 @@ def test_unknown_stack_is_one_line_listing_the_stacks_there():
         f"error: --stack: no Pulumi.nope.yaml in {REPO}; stacks here: {', '.join(EXAMPLES)}")
 
 
+@pytest.mark.parametrize("stack", ["aws", "myorg/aws", "myorg/aicp/aws"])
+def test_a_fully_qualified_stack_name_reads_the_stack_file_pulumi_reads(stack):
+    # Pulumi names the config file after the stack's own name, the last part of
+    # ORG/PROJECT/NAME or ORG/NAME (pulumi/pulumi pkg/cmd/pulumi/stack, LoadProjectStack:
+    # workspace.DetectProjectStackPath(stack.Ref().Name().Q())).
+    result = CliRunner().invoke(app, ["plan", "--stack", stack, "--output", "json",
+                                      "--project-dir", str(REPO)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc.pop("stack") == stack
+    # The program runs as stack "aws", as under pulumi up: the same plan, the same URNs.
+    assert doc == {k: v for k, v in plan_json("aws").items() if k != "stack"}
+    assert stack_config(REPO, stack) == stack_config(REPO, "aws")
+
+
+def plan_json(stack: str) -> dict:
+    result = CliRunner().invoke(app, ["plan", "--stack", stack, "--output", "json",
+                                      "--project-dir", str(REPO)])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("stack, line", [
+    ("a/b/c/aws", "error: --stack a/b/c/aws: a Pulumi stack is NAME, ORG/NAME or "
+                  "ORG/PROJECT/NAME"),
+    ("myorg/", "error: --stack myorg/: a Pulumi stack is NAME, ORG/NAME or ORG/PROJECT/NAME"),
+    ("myorg/nope", "error: --stack myorg/nope: no Pulumi.nope.yaml in {repo}; stacks here: "
+                   "{examples}"),
+])
+def test_a_malformed_or_unknown_qualified_stack_is_one_line(stack, line):
+    result = CliRunner().invoke(app, ["plan", "--stack", stack, "--project-dir", str(REPO)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == line.format(repo=REPO, examples=", ".join(EXAMPLES))
+
+
 def test_missing_onprem_kubeconfig_plans_with_a_stand_in_and_says_so(tmp_path):
     # Plan runs offline and needs no cluster (issue 15): a kubeconfig file that is not on
     # this machine is stood in for, with a note; `pulumi up` still refuses it (one line).

@@ -173,6 +173,23 @@ def test_an_unparsable_kubeconfig_is_one_line_and_exit_2(world):
     one_line_error(invoke(["verify", "--kubeconfig", "bad.yaml"]), r"not readable YAML")
 
 
+@pytest.mark.parametrize("stack", ["myorg/dev", "myorg/aicp/dev"])
+def test_a_fully_qualified_stack_name_is_the_stack_pulumi_names(world, stack):
+    # Pulumi resolves ORG/NAME and ORG/PROJECT/NAME itself: aicp hands the name on whole,
+    # and the run and cleanup work as for the short name.
+    fake_pulumi(world / "bin", f'[ "$6" = {stack} ] && cat {world}/outputs.json && exit 0\n'
+                               'echo "error: no stack named \'$6\' found" >&2; exit 255')
+    result = invoke(["verify", "--stack", stack, "--read-only", "--output", "json"])
+    # The reference platform fails a read-only MUST: the run ran, on the stack's cluster.
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"kubeconfig: stack {stack}\n" in result.output
+    doc = json.loads((world / "aicp-verify-results" / "results" / "results.json").read_text())
+    assert doc["cluster"]["stack"].startswith(f"{stack}: "), doc["cluster"]
+    cleanup = invoke(["verify", "cleanup", "--stack", stack])
+    assert cleanup.exit_code == 0, cleanup.output
+
+
 def test_missing_pulumi_cli_is_one_line_and_exit_2(world, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     one_line_error(invoke(["verify", "--stack", "dev"]), r"pulumi CLI not found on PATH")
