@@ -351,8 +351,8 @@ def bad_kubeconfigs(world):
         "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws-iam-nope"}})
     cases["a missing exec plugin"] = (
         "noexec.yaml", "error: kubeconfig noexec.yaml, context c, user u: the exec credential "
-        "plugin 'aws-iam-nope' failed ([Errno 2] No such file or directory: 'aws-iam-nope'): fix it "
-        "or log in again")
+        "plugin 'aws-iam-nope' failed ([Errno 2] No such file or directory: 'aws-iam-nope'): "
+        "fix it or log in again")
     return cases
 
 
