@@ -192,7 +192,10 @@ def _unwrap(value: Any, path: str, secrets: list[str]) -> Any:
         if value.get(_SIG) == _SECRET_SIG:
             secrets.append(path or "<root>")
             return REDACTED
-        return {k: _unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
+        # A protobuf Struct's keys come out in hash order, which differs between processes:
+        # sorted, a plan is the same on every run.
+        return {k: _unwrap(v, f"{path}.{k}" if path else k, secrets)
+                for k, v in sorted(value.items())}
     if isinstance(value, list):
         return [_unwrap(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
     if isinstance(value, float) and value.is_integer():
@@ -259,7 +262,9 @@ def run(program: Callable[[], None], config: Mapping[str, Any], *, project: str 
                 resources.append(Resource(
                     urn=response.urn, type=request.type, name=request.name,
                     custom=bool(request.custom), parent=request.parent,
-                    provider=request.provider, dependencies=list(request.dependencies),
+                    # The SDK gathers dependencies in a set: sorted, a plan is the same
+                    # on every run.
+                    provider=request.provider, dependencies=sorted(request.dependencies),
                     inputs=inputs, secret_paths=secrets,
                     ignore_changes=list(request.ignoreChanges),
                     retain_on_delete=bool(request.retainOnDelete),
@@ -303,8 +308,30 @@ def run(program: Callable[[], None], config: Mapping[str, Any], *, project: str 
         return pulumi.Output.all(*(collect(k, v) for k, v in exported.items()))
 
     _program()
-    return Plan(resources=resources, outputs=stack_outputs, secret_outputs=sorted(secret_outputs),
-                invokes=invokes)
+    return Plan(resources=tree_order(resources), outputs=dict(sorted(stack_outputs.items())),
+                secret_outputs=sorted(secret_outputs), invokes=invokes)
+
+
+def tree_order(resources: list[Resource]) -> list[Resource]:
+    """``resources`` as a tree walked depth first, siblings by (type, name, URN).
+
+    The SDK registers resources in whatever order its asyncio tasks finish, which differs
+    from run to run; a plan committed for review must not churn. Every parent comes before
+    its children; a resource whose parent was not recorded (the stack) is a root.
+    """
+    urns = {r.urn for r in resources}
+    children: dict[str, list[Resource]] = {}
+    for r in resources:
+        children.setdefault(r.parent if r.parent in urns else "", []).append(r)
+    out: list[Resource] = []
+
+    def walk(parent: str) -> None:
+        for r in sorted(children.get(parent, []), key=lambda r: (r.type, r.name, r.urn)):
+            out.append(r)
+            walk(r.urn)
+
+    walk("")
+    return out
 
 
 def _ensure_event_loop() -> None:

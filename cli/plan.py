@@ -57,16 +57,43 @@ def _loader() -> type:
     return Loader
 
 
+def stack_file_name(stack: str) -> str:
+    """The config file Pulumi reads for ``--stack``: ``Pulumi.<name>.yaml``, where
+    ``<name>`` is the stack's own name, the last part of ``ORG/NAME`` or
+    ``ORG/PROJECT/NAME``.
+
+    Pulumi loads ``workspace.DetectProjectStackPath(stack.Ref().Name().Q())``
+    (pulumi/pulumi pkg/cmd/pulumi/stack, ``LoadProjectStack``): ``Ref().Name()`` is the
+    stack name without organization or project, and ``DetectProjectStackPath``
+    (sdk/go/common/workspace/paths.go) makes it ``Pulumi.<name>.yaml`` beside Pulumi.yaml.
+    A reference has at most three parts (``ParseStackReference`` of the cloud backend:
+    ``stack``, ``org/stack``, ``org/project/stack``).
+    """
+    return f"Pulumi.{stack_name(stack)}.yaml"
+
+
+def stack_name(stack: str) -> str:
+    """The stack's own name: ``aws`` for ``aws``, ``myorg/aws`` and ``myorg/aicp/aws``
+    (what ``pulumi.get_stack()`` returns to the program, and what its URNs carry)."""
+    parts = stack.split("/")
+    if len(parts) > 3 or not all(parts):
+        raise UsageError(f"--stack {stack}: a Pulumi stack is NAME, ORG/NAME or "
+                         "ORG/PROJECT/NAME")
+    return parts[-1]
+
+
 def stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
-    """The ``config:`` map of ``Pulumi.<stack>.yaml`` (``ns:key`` → value)."""
+    """The ``config:`` map of the stack's ``Pulumi.<name>.yaml`` (``ns:key`` → value);
+    ``stack`` may be fully qualified (``stack_file_name``)."""
     import yaml
 
-    path = project_dir / f"Pulumi.{stack}.yaml"
+    path = project_dir / stack_file_name(stack)
     if not path.is_file():
         found = sorted(p.name[len("Pulumi."):-len(".yaml")]
                        for p in project_dir.glob("Pulumi.*.yaml"))
         hint = f"; stacks here: {', '.join(found)}" if found else ""
-        raise UsageError(f"--stack: no {path.name} in {project_dir}{hint}")
+        option = "--stack" if "/" not in stack else f"--stack {stack}"
+        raise UsageError(f"{option}: no {path.name} in {project_dir}{hint}")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -118,7 +145,8 @@ def _kind(value: Any) -> str:
 
 def plan(
     stack: str = typer.Option(
-        "aws", "--stack", "-s", help="Stack name: reads Pulumi.<stack>.yaml."),
+        "aws", "--stack", "-s",
+        help="Stack name (or ORG/NAME, ORG/PROJECT/NAME): reads Pulumi.<name>.yaml."),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
     project_dir: Path = typer.Option(
         Path("."), "--project-dir", help="Folder holding Pulumi.yaml."),
@@ -136,7 +164,7 @@ def plan(
     notes: list[str] = []
     try:
         raw = stack_config(project_dir, stack)
-        cfg, run = run_stack(raw, stack, notes)
+        cfg, run = run_stack(raw, stack_name(stack), notes)
         result = describe(cfg, run, stack)
     except UsageError as exc:
         typer.echo(f"error: {exc}", err=True)

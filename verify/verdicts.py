@@ -101,10 +101,18 @@ class RunReport:
         return sum(o.result.verdict in DECIDED for o in of_level), len(of_level)
 
     @property
-    def conformance_result(self) -> bool:
-        """Every MUST was exercised: only then can the run say the platform conforms."""
+    def all_musts_ran(self) -> bool:
+        """Every MUST was exercised (decided): the run is complete, which says nothing of
+        whether they passed. Only a complete run can be a conformance result."""
         ran, total = self.ran(MUST)
         return ran == total
+
+    @property
+    def conformant(self) -> bool:
+        """The platform conforms: exactly when the run exits 0 (every MUST ran, none failed
+        or went undecided, not interrupted). Every machine-readable report says this, never
+        ``all_musts_ran``, so it cannot disagree with the exit code."""
+        return conformant(self)
 
 
 # The run ----------------------------------------------------------------------------------
@@ -121,9 +129,15 @@ def exit_code(report: RunReport, *, reports_lost: bool = False) -> int:
     musts = [o for o in report.outcomes if o.requirement.level == MUST]
     if reports_lost or any(o.result.verdict in (Verdict.FAIL, Verdict.ERROR) for o in musts):
         return EXIT_FAILED
-    if not report.conformance_result:
+    if not report.all_musts_ran:
         return EXIT_INCOMPLETE
     return EXIT_OK
+
+
+def conformant(report: RunReport) -> bool:
+    """True only for a run that exits ``EXIT_OK``: the one rule a report may call
+    "conformant"."""
+    return exit_code(report) == EXIT_OK
 
 
 # What the runner makes of a probe ---------------------------------------------------------

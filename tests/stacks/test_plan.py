@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -140,6 +141,36 @@ def test_plan_json_lists_every_resource_with_its_requirements():
     assert kueue and "gang_scheduling" in kueue[0]["requirements"]
 
 
+def all_keys_sorted(value) -> bool:
+    if isinstance(value, dict):
+        return list(value) == sorted(value) and all(map(all_keys_sorted, value.values()))
+    if isinstance(value, list):
+        return all(map(all_keys_sorted, value))
+    return True
+
+
+def test_plan_output_is_the_same_on_every_run():
+    # A plan committed for review must not churn: component order, resource order and
+    # every dependsOn list come out the same each time (the SDK registers resources in
+    # whatever order its tasks finish and keeps dependencies in a set).
+    docs = set()
+    for _ in range(5):
+        result = CliRunner().invoke(app, ["plan", "--stack", "aws", "--output", "json",
+                                          "--project-dir", str(REPO)])
+        assert result.exit_code == 0, result.output
+        docs.add(hashlib.sha256(result.stdout.encode()).hexdigest())
+    assert len(docs) == 1
+    doc = json.loads(result.stdout)
+    for r in doc["resources"]:
+        assert r["dependsOn"] == sorted(r["dependsOn"]), r["urn"]
+        # Input keys arrive in the hash order of a protobuf map, which differs between
+        # processes (PYTHONHASHSEED): only a sorted order is the same in every one.
+        assert all_keys_sorted(r["inputs"]), r["urn"]
+    tables = {CliRunner().invoke(app, ["plan", "--stack", "aws", "--project-dir",
+                                       str(REPO)]).stdout for _ in range(2)}
+    assert len(tables) == 1
+
+
 def test_plan_table_ends_by_naming_the_served_must_requirements():
     result = CliRunner().invoke(app, ["plan", "--stack", "aws", "--project-dir", str(REPO)])
     assert result.exit_code == 0, result.output
@@ -152,6 +183,41 @@ def test_unknown_stack_is_one_line_listing_the_stacks_there():
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         f"error: --stack: no Pulumi.nope.yaml in {REPO}; stacks here: {', '.join(EXAMPLES)}")
+
+
+@pytest.mark.parametrize("stack", ["aws", "myorg/aws", "myorg/aicp/aws"])
+def test_a_fully_qualified_stack_name_reads_the_stack_file_pulumi_reads(stack):
+    # Pulumi names the config file after the stack's own name, the last part of
+    # ORG/PROJECT/NAME or ORG/NAME (pulumi/pulumi pkg/cmd/pulumi/stack, LoadProjectStack:
+    # workspace.DetectProjectStackPath(stack.Ref().Name().Q())).
+    result = CliRunner().invoke(app, ["plan", "--stack", stack, "--output", "json",
+                                      "--project-dir", str(REPO)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc.pop("stack") == stack
+    # The program runs as stack "aws", as under pulumi up: the same plan, the same URNs.
+    assert doc == {k: v for k, v in plan_json("aws").items() if k != "stack"}
+    assert stack_config(REPO, stack) == stack_config(REPO, "aws")
+
+
+def plan_json(stack: str) -> dict:
+    result = CliRunner().invoke(app, ["plan", "--stack", stack, "--output", "json",
+                                      "--project-dir", str(REPO)])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("stack, line", [
+    ("a/b/c/aws", "error: --stack a/b/c/aws: a Pulumi stack is NAME, ORG/NAME or "
+                  "ORG/PROJECT/NAME"),
+    ("myorg/", "error: --stack myorg/: a Pulumi stack is NAME, ORG/NAME or ORG/PROJECT/NAME"),
+    ("myorg/nope", "error: --stack myorg/nope: no Pulumi.nope.yaml in {repo}; stacks here: "
+                   "{examples}"),
+])
+def test_a_malformed_or_unknown_qualified_stack_is_one_line(stack, line):
+    result = CliRunner().invoke(app, ["plan", "--stack", stack, "--project-dir", str(REPO)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == line.format(repo=REPO, examples=", ".join(EXAMPLES))
 
 
 def test_missing_onprem_kubeconfig_plans_with_a_stand_in_and_says_so(tmp_path):

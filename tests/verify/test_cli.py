@@ -173,6 +173,23 @@ def test_an_unparsable_kubeconfig_is_one_line_and_exit_2(world):
     one_line_error(invoke(["verify", "--kubeconfig", "bad.yaml"]), r"not readable YAML")
 
 
+@pytest.mark.parametrize("stack", ["myorg/dev", "myorg/aicp/dev"])
+def test_a_fully_qualified_stack_name_is_the_stack_pulumi_names(world, stack):
+    # Pulumi resolves ORG/NAME and ORG/PROJECT/NAME itself: aicp hands the name on whole,
+    # and the run and cleanup work as for the short name.
+    fake_pulumi(world / "bin", f'[ "$6" = {stack} ] && cat {world}/outputs.json && exit 0\n'
+                               'echo "error: no stack named \'$6\' found" >&2; exit 255')
+    result = invoke(["verify", "--stack", stack, "--read-only", "--output", "json"])
+    # The reference platform fails a read-only MUST: the run ran, on the stack's cluster.
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"kubeconfig: stack {stack}\n" in result.output
+    doc = json.loads((world / "aicp-verify-results" / "results" / "results.json").read_text())
+    assert doc["cluster"]["stack"].startswith(f"{stack}: "), doc["cluster"]
+    cleanup = invoke(["verify", "cleanup", "--stack", stack])
+    assert cleanup.exit_code == 0, cleanup.output
+
+
 def test_missing_pulumi_cli_is_one_line_and_exit_2(world, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     one_line_error(invoke(["verify", "--stack", "dev"]), r"pulumi CLI not found on PATH")
@@ -199,7 +216,8 @@ def test_read_only_exits_3_and_the_last_line_says_how_many_musts_ran(world, kube
     assert last.endswith(f" SHOULD not implemented — exit 3; reports: {reports}"), last
     doc = json.loads((reports / "results" / "results.json").read_text())
     assert doc["exitCode"] == 3
-    assert doc["musts"] == {"total": 9, "ran": 1, "passed": 1, "conformanceResult": False}
+    assert doc["musts"] == {"total": 9, "ran": 1, "passed": 1, "allRan": False}
+    assert doc["conformant"] is False
     assert doc["summary"]["MUST"] == {"NOT_RUN": 8, "PASS": 1}
     assert doc["summary"]["SHOULD"]["FAIL"] == 2  # the platform's two unimplemented SHOULDs
 
@@ -326,16 +344,56 @@ def bad_kubeconfigs(world):
         "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "sh",
         "args": ["-c", "echo 'token expired: run aws sso login' >&2; exit 1"]}})
     cases["a failing exec plugin"] = (
-        "exec.yaml", "error: kubeconfig exec.yaml, context c: the exec credential plugin 'sh' "
-        "failed (process returned 1. token expired: run aws sso login): fix it or log in "
+        "exec.yaml", "error: kubeconfig exec.yaml, context c, user u: the exec credential plugin "
+        "'sh' failed (process returned 1. token expired: run aws sso login): fix it or log in "
         "again")
     kubeconfig_for(world / "noexec.yaml", "https://127.0.0.1:1", {"exec": {
         "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws-iam-nope"}})
     cases["a missing exec plugin"] = (
-        "noexec.yaml", "error: kubeconfig noexec.yaml, context c: the exec credential plugin "
-        "'aws-iam-nope' failed ([Errno 2] No such file or directory: 'aws-iam-nope'): fix it "
-        "or log in again")
+        "noexec.yaml", "error: kubeconfig noexec.yaml, context c, user u: the exec credential "
+        "plugin 'aws-iam-nope' failed ([Errno 2] No such file or directory: 'aws-iam-nope'): "
+        "fix it or log in again")
     return cases
+
+
+def test_a_token_with_a_trailing_newline_is_accepted_as_kubectl_accepts_it(world,
+                                                                          kubeapi_factory):
+    # What a YAML block scalar (token: |) or a pasted token file gives: kubectl trims it.
+    kube = kubeapi_factory("conformant-platform", minor="1.35")
+    kube.settle()
+    (world / "token").write_text("emulator\n")
+    kubeconfig_for(world / "file.yaml", kube.url, {"tokenFile": str(world / "token")})
+    kubeconfig_for(world / "block.yaml", kube.url, {"token": "PASTED"})
+    block = (world / "block.yaml").read_text().replace("token: PASTED",
+                                                       "token: |\n      emulator")
+    (world / "block.yaml").write_text(block)
+    assert yaml.safe_load(block)["users"][0]["user"]["token"] == "emulator\n"
+    for name in ("block.yaml", "file.yaml"):
+        result = invoke(["verify", "--kubeconfig", name, "--read-only", "--output-dir",
+                         f"out-{name}"])
+        assert result.exit_code == 3, result.output
+        assert "Traceback" not in result.output
+        cleanup = invoke(["verify", "cleanup", "--kubeconfig", name])
+        assert cleanup.exit_code == 0, cleanup.output
+        assert "Traceback" not in cleanup.output
+
+
+@pytest.mark.parametrize("user, line", [
+    ({"token": "emu\nlator"}, "error: kubeconfig bad-user.yaml, context c, user u: the token "
+     "has a line break or control character inside it, which no HTTP header can carry: "
+     "paste the token again"),
+    ({"token": ["a", "list"]}, "error: kubeconfig bad-user.yaml, context c, user u: token "
+     "must be a string, not a list: quote the token"),
+    ({"tokenFile": "no-such-token"}, "error: kubeconfig bad-user.yaml, context c, user u: "
+     "cannot read tokenFile no-such-token (No such file or directory): fix the path"),
+    ({"token": "   \n"}, "error: kubeconfig bad-user.yaml, context c, user u: the token "
+     "is empty: paste the token again"),
+])
+def test_every_other_bad_token_is_one_line_naming_the_user_entry(world, user, line):
+    kubeconfig_for(world / "bad-user.yaml", "https://127.0.0.1:1", user)
+    for args in (["verify", "--kubeconfig", "bad-user.yaml", "--output", "json"],
+                 ["verify", "cleanup", "--kubeconfig", "bad-user.yaml"]):
+        exact_error(invoke(args), line)
 
 
 @pytest.mark.parametrize("case", ["a YAML list", "non-UTF-8 bytes", "a failing exec plugin",

@@ -179,6 +179,26 @@ def test_json_and_evidence_bundle_keep_what_was_observed(tmp_path):
     assert f"--- PASS: {junit_name(passed.requirement.id)}" in log
 
 
+def test_json_says_conformant_only_when_the_exit_code_is_0_and_names_complete_as_such(tmp_path):
+    # The reference platform's failing run: every MUST ran, most failed, exit 1. A dashboard
+    # reading results.json must not see it as conformant.
+    tmpl = template("1.35")
+    failing = report_for(tmpl, [Verdict.FAIL if r.level == "MUST" and i % 2 else Verdict.PASS
+                                for i, r in enumerate(tmpl.requirements)])
+    passing = report_for(tmpl, [Verdict.PASS for _ in tmpl.requirements])
+    short = report_for(tmpl, [Verdict.NOT_RUN if r.level == "MUST" else Verdict.PASS
+                              for r in tmpl.requirements])
+    for report, exit_code, conformant, complete in ((failing, 1, False, True),
+                                                    (passing, 0, True, True),
+                                                    (short, 3, False, False)):
+        write(report, tmpl, ["json"], tmp_path / str(exit_code))
+        doc = json.loads((tmp_path / str(exit_code) / "results" / "results.json").read_text())
+        assert (doc["exitCode"], doc["conformant"]) == (exit_code, conformant), doc["musts"]
+        assert doc["conformant"] is (doc["exitCode"] == 0)
+        assert doc["musts"]["allRan"] is complete
+        assert "conformanceResult" not in doc["musts"]  # it meant "every MUST ran"
+
+
 def test_template_version_comes_from_its_metadata_and_bad_templates_are_one_line(tmp_path):
     assert [template(v).version for v in VERSIONS] == list(VERSIONS)
     bad = tmp_path / "t.yaml"

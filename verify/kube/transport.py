@@ -252,13 +252,14 @@ def connect(kubeconfig: str | Path | None = None, context: str | None = None, *,
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"kubeconfig {path} is not readable YAML ({first})") from None
     return from_dict(data, context, source=str(path), on_retry=on_retry,
-                     expectations=expectations)
+                     expectations=expectations, base=path.parent)
 
 
 def from_dict(data: Any, context: str | None = None, *, source: str = "kubeconfig",
               on_retry: Callable[[str], None] | None = None,
-              expectations: dict[str, Any] | None = None) -> Kube:
-    """Build the client from a parsed kubeconfig (a file's, or a Pulumi stack output's)."""
+              expectations: dict[str, Any] | None = None, base: Path | None = None) -> Kube:
+    """Build the client from a parsed kubeconfig (a file's, or a Pulumi stack output's);
+    ``base``: the folder a relative ``tokenFile`` is read from (the kubeconfig's)."""
     if not isinstance(data, dict) or not data.get("contexts"):
         raise ConfigError(f"kubeconfig {source} has no contexts")
     names = [str(c["name"]) for c in data["contexts"] if isinstance(c, dict) and c.get("name")]
@@ -268,6 +269,10 @@ def from_dict(data: Any, context: str | None = None, *, source: str = "kubeconfi
     if chosen not in names:
         raise ConfigError(f"context {chosen!r} is not in kubeconfig {source} "
                           f"(contexts: {', '.join(map(str, names))})")
+    user_name, user = _user_of(data, chosen)
+    where = f"kubeconfig {source}, context {chosen}" + (f", user {user_name}" if user_name
+                                                       else "")
+    data = _with_token(data, user_name, user, where, base)
     configuration = kubernetes.client.Configuration()
     # The loader logs an exec credential plugin's failure on the root logger and goes on
     # without credentials (kubernetes/config/kube_config.py, _load_from_exec_plugin, v37):
@@ -280,15 +285,15 @@ def from_dict(data: Any, context: str | None = None, *, source: str = "kubeconfi
         kubernetes.config.load_kube_config_from_dict(
             data, context=chosen, client_configuration=configuration, persist_config=False)
     except Exception as exc:  # noqa: BLE001 - the loader raises many types for a bad file
-        raise ConfigError(f"kubeconfig {source}, context {chosen}: "
+        raise ConfigError(f"{where}: "
                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                           ) from None
     finally:
         root.removeHandler(failures)
-    plugin = _exec_command(data, chosen)
+    plugin = _exec_command(user)
     if plugin is not None and failures.messages:
         first = failures.messages[0].removeprefix("exec: ").splitlines()[0][:200]
-        raise ConfigError(f"kubeconfig {source}, context {chosen}: the exec credential plugin "
+        raise ConfigError(f"{where}: the exec credential plugin "
                           f"{plugin!r} failed ({first}): fix it or log in again")
     # Our retry wrapper owns retries; urllib3's own would multiply them.
     configuration.retries = False
@@ -307,11 +312,61 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _exec_command(data: dict, context: str) -> str | None:
-    """The exec credential plugin's command of ``context``'s user, if it has one."""
+def _user_of(data: dict, context: str) -> tuple[str, dict]:
+    """The name and ``user`` mapping of ``context``'s user entry ("" and {} when none)."""
     ctx = next((c.get("context") or {} for c in data.get("contexts") or []
                 if isinstance(c, dict) and c.get("name") == context), {})
+    name = str(ctx.get("user") or "") if isinstance(ctx, dict) else ""
     user = next((u.get("user") or {} for u in data.get("users") or []
-                 if isinstance(u, dict) and u.get("name") == ctx.get("user")), {})
-    plugin = user.get("exec") if isinstance(user, dict) else None
+                 if isinstance(u, dict) and u.get("name") == name), {})
+    return name, user if isinstance(user, dict) else {}
+
+
+def _with_token(data: dict, user_name: str, user: dict, where: str, base: Path | None
+                ) -> dict:
+    """``data`` with the user's bearer token read and trimmed, or a one-line ConfigError.
+
+    kubectl trims the whitespace around a token read from ``tokenFile``
+    (kubernetes/client-go transport/token_source.go, fileTokenSource.Token:
+    ``strings.TrimSpace``), so a pasted file's trailing newline is fine there. An inline
+    ``token`` gets the same trim here: a YAML block scalar (``token: |``) ends in a newline
+    that no HTTP header can carry (the Python client would fail at the first request with a
+    traceback). What is left must fit a header: no control character, ISO-8859-1 only
+    (http.client encodes header values as latin-1).
+    """
+    token, token_file = user.get("token"), user.get("tokenFile")
+    if token is None and token_file is None:
+        return data
+    if token is None:
+        if not isinstance(token_file, str) or not token_file:
+            raise ConfigError(f"{where}: tokenFile must be a path: fix the user entry")
+        path = Path(token_file).expanduser()
+        path = path if path.is_absolute() or base is None else base / path
+        try:
+            token = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{where}: cannot read tokenFile {token_file} ({why}): "
+                              "fix the path") from None
+    if not isinstance(token, str):
+        raise ConfigError(f"{where}: token must be a string, not a "
+                          f"{type(token).__name__}: quote the token")
+    token = token.strip()
+    if not token:
+        raise ConfigError(f"{where}: the token is empty: paste the token again")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in token):
+        raise ConfigError(f"{where}: the token has a line break or control character inside "
+                          "it, which no HTTP header can carry: paste the token again")
+    if any(ord(ch) > 255 for ch in token):
+        raise ConfigError(f"{where}: the token has a character outside ISO-8859-1, which no "
+                          "HTTP header can carry: paste the token again")
+    fixed = {k: v for k, v in user.items() if k != "tokenFile"} | {"token": token}
+    users = [({**u, "user": fixed} if isinstance(u, dict) and u.get("name") == user_name
+              else u) for u in data.get("users") or []]
+    return {**data, "users": users}
+
+
+def _exec_command(user: dict) -> str | None:
+    """The exec credential plugin's command of the user entry, if it has one."""
+    plugin = user.get("exec")
     return str(plugin.get("command") or "?") if isinstance(plugin, dict) else None

@@ -2,7 +2,8 @@
 
 One time format (ISO 8601 UTC, ``result.iso``) and one duration name (``durationSeconds``)
 everywhere; ``started`` is when a run or probe began. ``summary`` splits verdicts by level,
-and ``musts`` says whether this is a conformance result at all (every MUST ran).
+``conformant`` is true exactly when ``exitCode`` is 0 (``verdicts.conformant``), and
+``musts.allRan`` says only that every MUST was exercised, passed or not.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ def document(report: RunReport) -> dict:
         "durationSeconds": seconds(report.duration),
         "interrupted": report.interrupted,
         "signal": report.signal or None,
+        "conformant": report.conformant,
         "exitCode": report.exit_code,
         "musts": {"total": total, "ran": ran,
                   "passed": report.count(MUST).get("PASS", 0),
-                  "conformanceResult": report.conformance_result},
+                  "allRan": report.all_musts_ran},
         "summary": {level: report.count(level) for level in (MUST, SHOULD)},
         "requirements": [
             {"id": o.requirement.id, "category": o.requirement.category,
