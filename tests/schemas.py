@@ -120,7 +120,7 @@ class CrdSchemas:
                 "type": "object", "x-kubernetes-preserve-unknown-fields": True}
             key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
             # Every emulated cluster installs the same CRDs: convert each schema once.
-            self._schemas[key] = json.dumps(schema, default=str)
+            self._schemas[key] = _schema_text(schema)
 
     def remove(self, name: str) -> None:
         crd = self.crds.pop(name, None)
@@ -137,6 +137,19 @@ class CrdSchemas:
         if (api_version, kind) not in self._schemas:
             return None
         return _crd_validator(self._schemas[(api_version, kind)])
+
+
+# id(schema) -> (schema, its JSON text). An emulated cluster seeds the CRDs parsed once per
+# process as they are, so the same schema objects come back; the entry keeps its schema
+# alive, so an id is never reused for another one.
+_SCHEMA_TEXT: dict[int, tuple[dict, str]] = {}
+
+
+def _schema_text(schema: dict) -> str:
+    known = _SCHEMA_TEXT.get(id(schema))
+    if known is None or known[0] is not schema:
+        known = _SCHEMA_TEXT[id(schema)] = (schema, json.dumps(schema, default=str))
+    return known[1]
 
 
 @functools.cache
