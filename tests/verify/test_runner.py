@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -185,9 +186,7 @@ def test_ctrl_c_cleans_up_then_exit_code_130(cluster):
 
     def interrupt(ctx):
         started.wait(5)
-        # Ctrl-C arrives in the main thread, as a terminal's does. Sent to the process from
-        # this thread (os.kill), loaded full runs sometimes never raised it in the runner.
-        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives in the main thread
         ctx.sleep(30)
 
     report = run(cluster, probe("a", body), probe("b", interrupt), probe("c", passing),
@@ -242,7 +241,7 @@ def test_term_and_hup_end_a_run_as_ctrl_c_does(cluster, sig, said):
 
     def signaller(ctx):
         started.wait(5)
-        signal.pthread_kill(threading.main_thread().ident or 0, sig)  # as Ctrl-C, above
+        os.kill(os.getpid(), sig)
         ctx.sleep(30)
 
     with interrupts():
