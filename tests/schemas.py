@@ -9,7 +9,6 @@ definitions per call (~21 ms), a cached validator checks an object in ~0.3 ms.
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import re
@@ -107,7 +106,7 @@ class CrdSchemas:
 
     def __init__(self, crds: Iterable[dict]):
         self.crds: dict[str, dict] = {}
-        self._schemas: dict[tuple[str, str], dict] = {}
+        self._schemas: dict[tuple[str, str], str] = {}
         for crd in crds:
             self.add(crd)
 
@@ -119,15 +118,9 @@ class CrdSchemas:
                 continue
             schema = (version.get("schema") or {}).get("openAPIV3Schema") or {
                 "type": "object", "x-kubernetes-preserve-unknown-fields": True}
-            schema = copy.deepcopy(schema)
-            props = schema.setdefault("properties", {})
-            # Every object carries these whether or not the CRD author listed them.
-            props.setdefault("apiVersion", {"type": "string"})
-            props.setdefault("kind", {"type": "string"})
-            props["metadata"] = {"type": "object"}
             key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
-            self._schemas[key] = crd_to_jsonschema(schema)
-        self._validators.cache_clear()
+            # Every emulated cluster installs the same CRDs: convert each schema once.
+            self._schemas[key] = _schema_text(schema)
 
     def remove(self, name: str) -> None:
         crd = self.crds.pop(name, None)
@@ -136,19 +129,39 @@ class CrdSchemas:
         for version in crd["spec"]["versions"]:
             key = (f"{crd['spec']['group']}/{version['name']}", crd["spec"]["names"]["kind"])
             self._schemas.pop(key, None)
-        self._validators.cache_clear()
 
     def knows(self, api_version: str, kind: str) -> bool:
         return (api_version, kind) in self._schemas
 
-    @functools.cache  # noqa: B019 - one instance per session
-    def _validators(self, api_version: str, kind: str) -> jsonschema.Validator:
-        return jsonschema.Draft202012Validator(self._schemas[(api_version, kind)])
-
     def validator(self, api_version: str, kind: str) -> jsonschema.Validator | None:
         if (api_version, kind) not in self._schemas:
             return None
-        return self._validators(api_version, kind)
+        return _crd_validator(self._schemas[(api_version, kind)])
+
+
+# id(schema) -> (schema, its JSON text). An emulated cluster seeds the CRDs parsed once per
+# process as they are, so the same schema objects come back; the entry keeps its schema
+# alive, so an id is never reused for another one.
+_SCHEMA_TEXT: dict[int, tuple[dict, str]] = {}
+
+
+def _schema_text(schema: dict) -> str:
+    known = _SCHEMA_TEXT.get(id(schema))
+    if known is None or known[0] is not schema:
+        known = _SCHEMA_TEXT[id(schema)] = (schema, json.dumps(schema, default=str))
+    return known[1]
+
+
+@functools.cache
+def _crd_validator(openapi_json: str) -> jsonschema.Validator:
+    """The validator of one served version's ``openAPIV3Schema`` (as JSON text)."""
+    schema = json.loads(openapi_json)
+    props = schema.setdefault("properties", {})
+    # Every object carries these whether or not the CRD author listed them.
+    props.setdefault("apiVersion", {"type": "string"})
+    props.setdefault("kind", {"type": "string"})
+    props["metadata"] = {"type": "object"}
+    return jsonschema.Draft202012Validator(crd_to_jsonschema(schema))
 
 
 def load_crd_files(paths: Iterable[Path]) -> list[dict]:

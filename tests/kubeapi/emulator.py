@@ -11,6 +11,7 @@ import kubernetes.client
 import yaml
 
 from . import errors
+from .clock import Clock
 from .controllers.base import Controller, Dispatcher
 from .discovery import Discovery, Resource
 from .faults import Faults, RequestLog
@@ -29,8 +30,12 @@ class KubeAPI:
     """An emulated Kubernetes API server for one minor; start it, then talk HTTP to it."""
 
     def __init__(self, minor: str = "1.35", *, alpha: bool = False,
-                 user: str = "kubernetes-admin", history: int = 20_000):
+                 user: str = "kubernetes-admin", history: int = 20_000,
+                 clock: Clock | None = None):
         self.minor = minor
+        # What resyncs, timers, pods' trailing sleeps, watch timeouts and scrape intervals
+        # measure (tests/kubeapi/clock.py): a test advances it rather than sleeping.
+        self.clock = clock or Clock()
         self.user = user
         self.discovery = Discovery(minor, alpha)
         self.validator = ObjectValidator(minor)
@@ -45,6 +50,7 @@ class KubeAPI:
         self.aggregated: dict[str, ProxyHandler] = {}
         self.controllers = Dispatcher(self)
         self.store.listeners.append(self.controllers.notify)
+        self.clock.on_change(self._clock_changed)
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self.seed([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n},
@@ -207,8 +213,21 @@ class KubeAPI:
         """A mutating admission hook: ``fn(resource, obj, old)`` may edit ``obj`` on create."""
         self.store.admission.append(fn)
 
-    def settle(self, timeout: float = 5.0) -> None:
+    def settle(self, timeout: float = 60.0) -> None:
+        """Return once no write is queued and no controller runs (event-driven: at once on
+        an idle cluster); ``timeout`` real seconds only bound a controller that never stops."""
         self.controllers.settle(timeout)
+
+    def resync(self) -> None:
+        """Run every controller's sync once, as its resync period would, and settle: for a
+        test that changed what a controller reads without a write (a kubelet hook, a metric)."""
+        self.controllers.resync()
+        self.settle()
+
+    def _clock_changed(self) -> None:
+        self.controllers.wake()
+        with self.store.lock:
+            self.store.changed.notify_all()  # watches re-read their timeout and bookmarks
 
     # Subresources -----------------------------------------------------------------------
     def bind(self, namespace: str, name: str, node: str) -> None:

@@ -3,7 +3,8 @@
 ``kubeapi`` is a started emulator built from a scenario (``empty`` unless the test is
 marked ``@pytest.mark.kubeapi("reference-platform", gpu_nodes=3)``); ``kube_client`` an
 ``ApiClient`` for it; ``kubeconfig`` a kubeconfig file pointing at it; ``kubeapi_factory``
-starts more clusters, each stopped at teardown.
+starts more clusters, each stopped at teardown. ``RUNNING`` lists the clusters the current
+test started, for helpers that settle them all.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from tests.shared import require_shared
 
 from . import scenarios
 from .emulator import KubeAPI
+
+RUNNING: list[KubeAPI] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,10 +38,12 @@ def kubeapi_factory() -> Iterator[Callable[..., KubeAPI]]:
             require_shared("crds")
         kube = scenarios.build(scenario, **options).start()
         started.append(kube)
+        RUNNING.append(kube)
         return kube
 
     yield start
     for kube in reversed(started):
+        RUNNING.remove(kube)
         kube.stop()
 
 

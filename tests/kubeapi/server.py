@@ -385,13 +385,18 @@ class Handler(BaseHTTPRequestHandler):
                 self._event("ADDED", stored.obj, res)
             if bookmarks and query.get("sendInitialEvents") == "true":
                 self._bookmark(res, cursor, initial_end=True)
-            deadline = time.monotonic() + timeout
-            last_bookmark = time.monotonic()
-            while not self.server.stopping and time.monotonic() < deadline:
+            # timeoutSeconds and bookmarks run on the emulator's clock; a write, a
+            # clock.advance or stop() wakes the wait (the cap only bounds a change of scale).
+            clock = kube.clock
+            deadline = clock.now() + timeout
+            last_bookmark = clock.now()
+            while not self.server.stopping and clock.now() < deadline:
                 with store.lock:
                     events = store.events_since(cursor)
                     if not events:
-                        store.changed.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+                        due = min(deadline, last_bookmark + kube.bookmark_interval) \
+                            if bookmarks else deadline
+                        store.changed.wait(clock.real(due - clock.now(), cap=1.0))
                         events = store.events_since(cursor)
                     if cursor < store.compacted:
                         self._event("ERROR", errors.expired(cursor, store.compacted).status(),
@@ -406,9 +411,9 @@ class Handler(BaseHTTPRequestHandler):
                         self._event("ADDED" if now_in else "DELETED", e.obj, res)
                     elif now_in or (e.type == "DELETED" and was_in):
                         self._event(e.type, e.obj, res)
-                if bookmarks and time.monotonic() - last_bookmark >= kube.bookmark_interval:
+                if bookmarks and clock.now() - last_bookmark >= kube.bookmark_interval:
                     self._bookmark(res, cursor)
-                    last_bookmark = time.monotonic()
+                    last_bookmark = clock.now()
         finally:
             try:
                 self.wfile.write(b"0\r\n\r\n")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from kubernetes import client
 
 from tests.shared import require_shared
 
 from . import objects as o
+from .clock import Clock
 from .controllers.kubelet import kubelet
 from .controllers.scheduler import Scheduler
+from .fixtures import RUNNING
 
 GPU_TOLERATION = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 pytestmark = pytest.mark.kubeapi("reference-platform")
@@ -22,14 +22,19 @@ def _needs_shared():
     require_shared("crds")
 
 
-def wait_for(check, timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_for(check, resyncs: int = 2):
+    """``check()`` once every cluster of the test has settled; failing that, after a resync
+    of every controller (what a level-triggered controller converges to without a further
+    write), at most ``resyncs`` times. No wall clock: a loaded machine only takes longer."""
+    for attempt in range(resyncs + 1):
+        for kube in RUNNING:
+            if attempt:
+                kube.resync()
+            kube.settle()
         value = check()
         if value:
             return value
-        time.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout} s")
+    raise AssertionError(f"condition not met after {resyncs} resyncs of every controller")
 
 
 def test_reference_platform_has_tainted_h100_nodes_and_addon_crds(kube_client):
@@ -153,7 +158,8 @@ def test_hpa_scales_a_deployment_from_a_test_metric(kubeapi_factory):
                          "metric": {"name": "requests_per_second"},
                          "target": {"type": "AverageValue", "averageValue": "100"}}}]}})
         wait_for(lambda: apps.read_namespaced_deployment("srv", "default").spec.replicas == 2)
-        time.sleep(0.5)  # a few more HPA syncs: it must settle at 2, not keep scaling
+        for _ in range(3):  # a few more HPA syncs: it must settle at 2, not keep scaling
+            kube.resync()
         assert apps.read_namespaced_deployment("srv", "default").spec.replicas == 2
 
 
@@ -229,9 +235,7 @@ def reconciled(kubeapi, name: str) -> tuple[dict, dict]:
                                                   labels=f"ray.io/cluster={name}")), None))
     wait_for(lambda: (kubeapi.find("pods", pod["metadata"]["name"], "default")
                       .get("status") or {}).get("phase") == "Running")
-    kubeapi.settle()
-    time.sleep(0.6)  # a resync of every controller
-    kubeapi.settle()
+    kubeapi.resync()
     return (kubeapi.find("rayclusters.ray.io", name, "default"),
             kubeapi.find("pods", pod["metadata"]["name"], "default"))
 
@@ -315,5 +319,21 @@ def test_a_container_the_kubelet_holds_back_sets_the_phase_getphase_gives(
     if phase == "Pending":  # a pull that succeeds at last: the container starts (a resync)
         assert wait_for(lambda: "running" in state())
     else:  # the kubelet keeps backing off a pod that is no longer Pending
-        time.sleep(0.6)  # a resync of every controller
+        kube.resync()
         assert state() == fields["state"]
+
+
+def test_a_pod_whose_script_ends_in_sleep_runs_that_long_on_the_emulators_clock(
+        kubeapi_factory):
+    """The kubelet keeps a run-once ``...; sleep 30`` pod Running 30 s of ``kube.clock`` and
+    wakes for it on a timer: frozen, the pod never ends; advanced, it ends at once."""
+    kube = kubeapi_factory("reference-platform", gpu_nodes=0, clock=Clock(scale=0))
+    kube.create(o.pod("nap", command=["sh", "-c", "echo hi; sleep 30"]))
+    kube.settle()
+    assert kube.get("pods", "nap", "default")["status"]["phase"] == "Running"
+    kube.clock.advance(29)
+    kube.settle()
+    assert kube.get("pods", "nap", "default")["status"]["phase"] == "Running"
+    kube.clock.advance(1)
+    assert wait_for(lambda: kube.get("pods", "nap", "default")["status"]["phase"]
+                    == "Succeeded", resyncs=0)

@@ -7,6 +7,7 @@ import threading
 import pytest
 from kubernetes import client, watch
 
+from .clock import Clock
 from .objects import pod
 
 
@@ -85,9 +86,23 @@ def test_bookmarks_carry_the_current_resource_version_when_asked(kubeapi, core):
     assert int(event["raw_object"]["metadata"]["resourceVersion"]) >= int(rv)
 
 
-def test_watch_ends_after_timeout_seconds(core):
-    import time
-    start = time.monotonic()
-    list(watch.Watch().stream(core.list_namespaced_pod, "default", resource_version="1",
-                              timeout_seconds=1))
-    assert 0.9 < time.monotonic() - start < 3
+@pytest.mark.kubeapi("empty", clock=Clock(scale=0))
+def test_watch_ends_after_timeout_seconds_of_the_emulators_clock(kubeapi, core):
+    """timeoutSeconds runs on ``kube.clock``: frozen, the watch stays open however long the
+    machine takes; advanced past it, the server ends the stream at once."""
+    kubeapi.create(pod("p"))
+    started, ended = threading.Event(), threading.Event()
+
+    def watch_pods() -> None:
+        for _ in watch.Watch().stream(core.list_namespaced_pod, "default",
+                                      resource_version="1", timeout_seconds=30):
+            started.set()  # the pod's ADDED: the watch is being served
+        ended.set()
+    thread = threading.Thread(target=watch_pods, daemon=True)
+    thread.start()
+    assert started.wait(60)
+    kubeapi.clock.advance(29)
+    assert not ended.is_set()
+    kubeapi.clock.advance(1)
+    thread.join(60)
+    assert ended.is_set()

@@ -23,6 +23,7 @@ import pytest
 
 from aicp.verify.probe import RUN_LABEL
 from aicp.verify.verdicts import EXIT_FAILED, EXIT_INTERRUPTED
+from tests.kubeapi.controllers.kubelet import kubelet
 from tests.shared import REPO
 from tests.verify.conftest import require_shared
 
@@ -208,6 +209,11 @@ def test_a_concurrent_cleanup_leaves_a_live_run_untouched(platform, tmp_path):
     try:
         mid_run(kube, run, "live")
         assert run_namespaces(kube, "live")
+        # Containers not yet started stay in ContainerCreating: the run cannot finish (and
+        # restore the default SIGTERM) while the cleanup beside it runs, however loaded the
+        # machine; the probes waiting for them stop at the signal.
+        kubelet(kube).waiting = lambda pod, container: {
+            "state": {"waiting": {"reason": "ContainerCreating"}}}
         other = Run(["verify", "cleanup", "--kubeconfig", str(kubeconfig)], REPO)
         assert other.wait() == 0, "\n".join(other.lines) + other.err
         assert any(line.startswith("skipped run live: still running (heartbeat ")

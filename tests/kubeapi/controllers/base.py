@@ -2,9 +2,12 @@
 
 After each write the store queues an event; the worker drains the queue, calls edge
 reactors for each event, then ``sync`` once on every controller watching a resource that
-changed (or whose ``resync`` period is due). Controllers write back through the emulator
-(never holding the worker's lock), so their writes queue further events: no deadlock,
-and ``KubeAPI.settle()`` waits until the cascade has died down.
+changed (or whose ``resync`` period or a timer it set is due). Controllers write back
+through the emulator (never holding the worker's lock), so their writes queue further
+events: no deadlock, and ``KubeAPI.settle()`` waits until the cascade has died down.
+
+Resync periods and timers run on the emulator's clock (``kube.clock``): the worker sleeps
+until the next one is due or an event or ``clock.advance`` wakes it, never polling.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Dispatcher:
         self._queue: deque[Event] = deque()
         self._due: set[int] = set()
         self._last: dict[int, float] = {}
+        self._timers: dict[int, float] = {}
         self._cv = threading.Condition()
         self._busy = False
         self._stop = False
@@ -72,11 +76,31 @@ class Dispatcher:
             self._cv.notify_all()
         return controller
 
+    def timer(self, controller: Controller, at: float) -> None:
+        """Sync ``controller`` again once the emulator's clock reads ``at`` (the earliest
+        of its timers wins): how a controller waits for time, not for a write."""
+        with self._cv:
+            key = id(controller)
+            self._timers[key] = min(at, self._timers.get(key, at))
+            self._cv.notify_all()
+
+    def resync(self) -> None:
+        """Mark every controller due now, as if each resync period had passed."""
+        with self._cv:
+            self._due.update(id(c) for c in self.controllers)
+            self._cv.notify_all()
+
+    def wake(self) -> None:
+        """Re-read the clock (after ``clock.advance``): due resyncs and timers run."""
+        with self._cv:
+            self._mark_resyncs()
+            self._cv.notify_all()
+
     def react(self, ref: str, fn: Callable[[Event], None]) -> None:
         with self._cv:
             self.reactors.append((ref, fn))
 
-    def settle(self, timeout: float = 5.0) -> None:
+    def settle(self, timeout: float = 60.0) -> None:
         """Wait until no event is queued and no controller is running."""
         deadline = time.monotonic() + timeout
         with self._cv:
@@ -91,7 +115,7 @@ class Dispatcher:
         while True:
             with self._cv:
                 while not (self._queue or self._due or self._stop):
-                    self._cv.wait(self._next_resync())
+                    self._cv.wait(self._next_wait())
                     self._mark_resyncs()
                 if self._stop:
                     return
@@ -109,7 +133,7 @@ class Dispatcher:
                         if ref == event.resource.ref:
                             self._guard(getattr(fn, "__name__", "reactor"), fn, event)
                 for controller in run:
-                    self._last[id(controller)] = time.monotonic()
+                    self._last[id(controller)] = self.kube.clock.now()
                     self._guard(controller.name, controller.sync, self.kube)
             finally:
                 with self._cv:
@@ -125,13 +149,22 @@ class Dispatcher:
                 return  # a stale read; the next sync sees the newer object
             self.errors.append(f"{name}: {traceback.format_exc()}")
 
-    def _next_resync(self) -> float:
-        now = time.monotonic()
-        waits = [self._last.get(id(c), 0) + c.resync - now for c in self.controllers if c.resync]
-        return max(0.01, min(waits, default=1.0))
+    def _next_wait(self) -> float:
+        """Real seconds until the next resync or timer is due (an hour when none is: an
+        event, ``timer`` or ``clock.advance`` wakes the worker sooner)."""
+        now = self.kube.clock.now()
+        dues = [self._last.get(id(c), 0) + c.resync for c in self.controllers if c.resync]
+        dues += self._timers.values()
+        if not dues:
+            return 3600.0
+        return self.kube.clock.real(min(dues) - now, cap=3600.0)
 
     def _mark_resyncs(self) -> None:
-        now = time.monotonic()
+        now = self.kube.clock.now()
         for c in self.controllers:
-            if c.resync and now - self._last.get(id(c), 0) >= c.resync:
-                self._due.add(id(c))
+            key = id(c)
+            if c.resync and now - self._last.get(key, 0) >= c.resync:
+                self._due.add(key)
+            if key in self._timers and self._timers[key] <= now:
+                del self._timers[key]
+                self._due.add(key)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from collections.abc import Callable
 
 from ..store import now
@@ -329,8 +328,9 @@ class Kubelet(Controller):
                     continue
                 self._start(kube, pod)
             elif phase == "Running" and self.completes(pod):
-                since = self._running_since.setdefault(meta["uid"], time.monotonic())
-                if time.monotonic() - since < trailing_sleep(pod):
+                since = self._running_since.setdefault(meta["uid"], kube.clock.now())
+                if kube.clock.now() - since < trailing_sleep(pod):
+                    kube.controllers.timer(self, since + trailing_sleep(pod))
                     continue
                 self._running_since.pop(meta["uid"], None)
                 self.finish(kube, meta["namespace"], meta["name"], self.exit_code(pod))
@@ -396,7 +396,7 @@ class Kubelet(Controller):
 
     def _start(self, kube, pod: dict) -> None:
         meta = pod["metadata"]
-        self._running_since[meta["uid"]] = time.monotonic()
+        self._running_since[meta["uid"]] = kube.clock.now()
         for c in pod["spec"]["containers"]:
             kube.logs[(meta["namespace"], meta["name"], c["name"])] = self.logs(
                 pod, c["name"], kube)

@@ -163,14 +163,15 @@ class Prometheus:
     def _scrape_one(self, kube, pod: dict, port: int, path: str) -> tuple[int, str]:
         key = f"{pod['metadata'].get('uid')}:{port}{path}"
         last = self._scraped.get(key)
-        if last and self.scrape_every is not None and time.time() - last[0] < self.scrape_every:
+        if last and self.scrape_every is not None and \
+                kube.clock.now() - last[0] < self.scrape_every:
             return last[1], last[2]
         code, headers, body = httpd.respond(kube, pod, port, path)
         if code == 200:
             problem = _content_type_problem(headers.get("Content-Type", ""))
             if problem:
                 code, body = 0, problem
-        self._scraped[key] = (time.time(), code, body)
+        self._scraped[key] = (kube.clock.now(), code, body)
         return code, body
 
 
