@@ -23,6 +23,7 @@ import pytest
 
 from aicp.verify.probe import RUN_LABEL
 from aicp.verify.runner import EXIT_FAILED, EXIT_INTERRUPTED
+from tests.kubeapi.controllers.kubelet import kubelet
 from tests.shared import REPO
 from tests.verify.conftest import require_shared
 
@@ -203,7 +204,6 @@ def test_the_api_server_lost_mid_run_keeps_the_results_and_names_the_cleanup(
 
 
 def test_a_concurrent_cleanup_leaves_a_live_run_untouched(platform, tmp_path):
-    from tests.kubeapi.controllers.kubelet import kubelet
     kube, kubeconfig = platform
     run = start(kubeconfig, tmp_path, "live")
     try:
