@@ -19,6 +19,21 @@ from aicp.verify.verdicts import EXIT_INCOMPLETE, EXIT_INTERRUPTED
 from tests.verify.conftest import planned, probe, settings
 
 
+@pytest.fixture
+def ctrl_c_as_in_a_terminal():
+    """SIGINT as a process in a terminal's foreground has it: Python's default handler.
+
+    A process a non-interactive shell starts in the background inherits SIGINT ignored
+    (POSIX "Shell Command Language" 2.11, asynchronous lists without job control), and
+    Python then installs no handler of its own (Python ``signal`` docs: SIG_IGN at start
+    is kept), so a Ctrl-C sent to it is ignored; a test of Ctrl-C must not depend on how
+    the suite was started.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def run(cluster, *probes, level="MUST", **options):
     return Runner(cluster, settings(), **options).run(planned(*probes, level=level))
 
@@ -175,7 +190,7 @@ def test_a_failed_delete_is_reported_and_the_rest_still_deleted(cluster):
     assert report.cleanup_errors == ["could not delete Pod x/stuck: RuntimeError: finalizer"]
 
 
-def test_ctrl_c_cleans_up_then_exit_code_130(cluster):
+def test_ctrl_c_cleans_up_then_exit_code_130(cluster, ctrl_c_as_in_a_terminal):
     started = threading.Event()
 
     def body(ctx):
@@ -202,7 +217,7 @@ def test_ctrl_c_cleans_up_then_exit_code_130(cluster):
 # Python reports the KeyboardInterrupt it drops; that report is what this test stages.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_ctrl_c_python_drops_in_a_finalizer_still_interrupts_a_runner_without_a_guard(
-        cluster):
+        cluster, ctrl_c_as_in_a_terminal):
     # A KeyboardInterrupt raised while a __del__ runs is printed as "Exception ignored" and
     # lost; a loaded machine collects garbage often enough that a real Ctrl-C lands there.
     # The runner remembers Ctrl-C itself, so the run still ends at once.
