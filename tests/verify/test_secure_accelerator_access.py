@@ -8,7 +8,7 @@ further than what the container was given.
 
 from __future__ import annotations
 
-import time
+import json
 
 import pytest
 
@@ -20,6 +20,7 @@ from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
 from tests.kubeapi import objects as o
 from tests.kubeapi import worlds_accelerators as w
+from tests.kubeapi.clock import Clock
 from tests.kubeapi.controllers import scheduler
 from tests.kubeapi.controllers.kubelet import (
     GpuRuntime,
@@ -139,22 +140,31 @@ def test_two_gpu_pods_given_the_same_device_fail(kubeconfig):
 
 
 # Two GPU pods seen holding in one list ran together; the fixed 20 s sleep this replaced left
-# case 4 unjudged whenever the second pod's image pull took longer.
-@pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
-def test_both_gpu_pods_are_seen_holding_at_once_then_released(kubeconfig):
+# case 4 unjudged whenever the second pod's image pull took longer. The emulator's clock
+# stands still, so the pods' `sleep 600` (HOLD_LIMIT) never ends on its own: the probe
+# released them when it saw them holding, while they still ran.
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, clock=Clock(scale=0))
+def test_both_gpu_pods_are_seen_holding_at_once_then_released(kubeapi, kubeconfig):
     _, result = run(kubeconfig)
     assert result.verdict is Verdict.PASS, result.reason
     assert result.evidence.observations["draUuids"]["concurrent"] is True
-    assert result.duration < 10  # released when seen, not after HOLD_LIMIT (600 s)
+    assert not [line for line in result.evidence.log if "gave up waiting" in line], \
+        result.evidence.log
+    released = {name: json.loads(result.evidence.artifacts[f"pod-{name}.json"])
+                for name in ("dra-holding", "dra-second")}
+    assert {name: pod["status"]["phase"] for name, pod in released.items()} == {
+        "dra-holding": "Running", "dra-second": "Running"}
+    assert kubeapi.clock.now() == 0.0
 
 
 def slow_pull(kube, name: str, seconds: float) -> None:
-    """The kubelet starts pod ``name`` only ``seconds`` after it was bound: an image pull."""
+    """The kubelet starts pod ``name`` only ``seconds`` (of the emulator's clock) after it
+    was bound: an image pull."""
     bound: dict[str, float] = {}
 
     def pulling(pod: dict, container: str) -> dict | None:
-        first_seen = bound.setdefault(pod["metadata"]["uid"], time.monotonic())
-        if pod["metadata"]["name"] == name and time.monotonic() - first_seen < seconds:
+        first_seen = bound.setdefault(pod["metadata"]["uid"], kube.clock.now())
+        if pod["metadata"]["name"] == name and kube.clock.now() - first_seen < seconds:
             return {"state": {"waiting": {"reason": "ContainerCreating"}}}
         return None
     kubelet(kube).waiting = pulling
@@ -172,13 +182,14 @@ def test_a_slow_second_pod_still_runs_beside_the_first(kubeapi, kubeconfig):
 
 
 def unschedulable_at_first(monkeypatch, name: str, seconds: float) -> None:
-    """The scheduler reports pod ``name`` Unschedulable for its first ``seconds`` (its claim
-    not allocated yet), then binds it: a scheduler retrying a pod on the next cluster event."""
+    """The scheduler reports pod ``name`` Unschedulable for its first ``seconds`` (of the
+    emulator's clock; its claim not allocated yet), then binds it: a scheduler retrying a pod
+    on the next cluster event."""
     selectors, created = scheduler.claim_node_selectors, {}
 
     def late(kube, pod):
-        first_seen = created.setdefault(pod["metadata"]["uid"], time.monotonic())
-        if pod["metadata"]["name"] == name and time.monotonic() - first_seen < seconds:
+        first_seen = created.setdefault(pod["metadata"]["uid"], kube.clock.now())
+        if pod["metadata"]["name"] == name and kube.clock.now() - first_seen < seconds:
             return None
         return selectors(kube, pod)
     monkeypatch.setattr(scheduler, "claim_node_selectors", late)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -76,18 +76,44 @@ def planned(rid: str) -> Planned:
     return Planned(Requirement(rid, "accelerators", "MUST", rid), None)
 
 
+class Ticks:
+    """The heartbeat's clock and wait, driven by the test: each wait moves the clock on by
+    the heartbeat at once, ``count`` times, then says the view closed (no real sleep)."""
+
+    def __init__(self, count: int):
+        self.now, self.count = 0.0, count
+        self.go, self.done = threading.Event(), threading.Event()
+
+    def clock(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.go.wait()  # the ticks start once the test has started its probes
+        if self.count == 0:
+            self.done.set()
+            return True
+        self.count -= 1
+        self.now += seconds
+        return False
+
+
 @pytest.mark.parametrize("terminal", [False, True], ids=["piped", "tty"])
 def test_a_long_probe_gets_a_heartbeat_line_when_output_is_not_a_terminal(terminal):
     out = io.StringIO()
-    view = TerminalView(Console(file=out, width=120, force_terminal=terminal), heartbeat=0.1)
+    ticks = Ticks(3)
+    view = TerminalView(Console(file=out, width=120, force_terminal=terminal), heartbeat=30.0,
+                        clock=ticks.clock, wait=ticks.wait)
     with view:
         view.on_start(planned("gang_scheduling"))
         view.on_start(planned("quick"))
         view.on_done(planned("quick"), Result(Verdict.PASS, "ok"))
-        time.sleep(0.45)
+        ticks.go.set()
+        if not terminal:  # the heartbeat thread has had its three beats
+            assert ticks.done.wait(timeout=60)
         view.on_done(planned("gang_scheduling"), Result(Verdict.PASS, "ok"))
-    beats = re.findall(r"(\w+) still running \(\d+s\)", out.getvalue())
-    if terminal:  # the spinner shows it; no extra lines
-        assert beats == []
-    else:
-        assert len(beats) >= 2 and set(beats) == {"gang_scheduling"}, out.getvalue()
+    beats = re.findall(r"(\w+) still running \((\d+)s\)", out.getvalue())
+    if terminal:  # the spinner shows it; no extra lines, no thread to write them
+        assert beats == [] and view._beat is None
+    else:  # one line a heartbeat, for the probe still running only
+        assert beats == [("gang_scheduling", "30"), ("gang_scheduling", "60"),
+                         ("gang_scheduling", "90")], out.getvalue()

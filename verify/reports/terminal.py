@@ -11,6 +11,7 @@ import io
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,7 +77,12 @@ STYLE = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.ERROR: "magenta",
 class TerminalView:
     """Feeds on the runner's ``on_start``/``on_done``; everything goes to one console."""
 
-    def __init__(self, console: Console | None = None, heartbeat: float = 30.0):
+    def __init__(self, console: Console | None = None, heartbeat: float = 30.0, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 wait: Callable[[float], bool] | None = None):
+        """``clock`` and ``wait`` (sleep up to N seconds, True once the view closes; the
+        default waits on the view's own stop event) drive the heartbeat: a test passes its
+        own to make beats happen without sleeping."""
         self.console = console or Console(highlight=False)
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
                                  TimeElapsedColumn(), console=self.console, transient=True)
@@ -85,6 +91,8 @@ class TerminalView:
         self._running: dict[str, float] = {}
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
+        self._clock = clock
+        self._wait = wait or self._stop.wait
 
     def settings(self, lines: dict[str, str]) -> None:
         for key, value in lines.items():
@@ -104,15 +112,15 @@ class TerminalView:
         self.progress.stop()
 
     def _beats(self) -> None:
-        while not self._stop.wait(self.heartbeat):
-            now = time.monotonic()
+        while not self._wait(self.heartbeat):
+            now = self._clock()
             for rid, since in sorted(self._running.copy().items()):
                 if now - since >= self.heartbeat:
                     self.console.print(f"…     {rid} still running ({now - since:.0f}s)",
                                        soft_wrap=True)
 
     def on_start(self, planned: Planned) -> None:
-        self._running[planned.requirement.id] = time.monotonic()
+        self._running[planned.requirement.id] = self._clock()
         self._tasks[planned.requirement.id] = self.progress.add_task(
             f"{planned.requirement.id} running", total=None)
 

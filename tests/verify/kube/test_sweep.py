@@ -3,7 +3,6 @@ earlier runs, the heartbeat that keeps a live run's namespaces safe (verify/kube
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import kubernetes.client
@@ -67,9 +66,10 @@ def test_cleanup_deletes_leftover_namespaces_and_cluster_scoped_objects(kubeapi,
     assert deleted == ["Namespace aicp-verify-new-a"]
 
 
-def beat(kubeapi, name: str, seconds_ago: float) -> None:
+def beat(kubeapi, name: str, seconds_ago: float) -> str:
     stamp = (datetime.now(UTC) - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
     kubeapi.patch("namespaces", name, {"metadata": {"annotations": {HEARTBEAT: stamp}}})
+    return stamp
 
 
 def test_cleanup_without_a_run_id_leaves_a_live_run_alone_unless_forced(kubeapi, kube):
@@ -103,14 +103,16 @@ def test_a_runs_heartbeat_is_refreshed_while_its_probes_run(kubeapi, kube):
     def body(ctx):
         ns = ctx.namespace()
         beat(kubeapi, ns, ALIVE_SECONDS + 30)  # as if the run had been going a while
-        ctx.sleep(0.3)
-        until_gone = time.monotonic() + 5
-        while kubeapi.find("namespaces", "aicp-verify-t1-quick") and \
-                time.monotonic() < until_gone:
-            ctx.sleep(0.05)
-        beat(kubeapi, ns, ALIVE_SECONDS + 30)
-        ctx.sleep(0.6)
-        seen.append(kubeapi.get("namespaces", ns)["metadata"]["annotations"][HEARTBEAT])
+        assert ctx.wait_for("probe quick's namespace gone", lambda: not kubeapi.find(
+            "namespaces", "aicp-verify-t1-quick"), timeout=60, interval=0.05)
+        stale = beat(kubeapi, ns, ALIVE_SECONDS + 30)
+        # The next beat, waited for (not slept): the runner stamps what is left of the run.
+        seen.append(ctx.wait_for("a heartbeat after the stale one", lambda: (
+            kubeapi.get("namespaces", ns)["metadata"]["annotations"][HEARTBEAT] != stale
+            and kubeapi.get("namespaces", ns)["metadata"]["annotations"][HEARTBEAT]),
+            timeout=60, interval=0.05))
+        # ... so that a cleanup in another terminal now leaves the run alone.
+        seen.append(cleanup(kube))
         ctx.check("looked", True)
         return ctx.passed("ok")
 
@@ -122,9 +124,9 @@ def test_a_runs_heartbeat_is_refreshed_while_its_probes_run(kubeapi, kube):
     report = Runner(kube, settings(), heartbeat=0.2, cleanup_timeout=10).run(
         planned(probe("quick", quick), probe("beats", body)))
     assert [o.result.verdict for o in report.outcomes] == [Verdict.PASS, Verdict.PASS]
-    age = datetime.now(UTC) - datetime.strptime(seen[0], "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=UTC)
-    assert age.total_seconds() < 5
+    stamp, sweep = seen
+    assert stamp, "no heartbeat after the stale one"
+    assert (sweep.deleted, list(sweep.alive)) == ([], ["t1"])
 
 
 def test_a_probe_whose_namespace_is_deleted_under_it_is_error_saying_so(kubeapi, kube):
