@@ -54,7 +54,8 @@ def verify(
                                         help="Timeout for each probe."),
     output: list[str] = typer.Option(None, "--output", metavar="json|junit|checklist",
                                      help="Reports to write (repeatable)."),
-    output_dir: Path = typer.Option(Path("aicp-verify-results"), "--output-dir",
+    # A str, not a Path: Path("") is ".", and an empty value must be refused, not guessed.
+    output_dir: str = typer.Option("aicp-verify-results", "--output-dir",
                                     metavar="PATH", help="Where reports and evidence go."),
     metadata: Path = typer.Option(None, "--metadata", metavar="FILE",
                                   help="YAML with the checklist's metadata (vendor, product)."),

@@ -55,7 +55,7 @@ class Options:
     timeout: float = 3600.0
     probe_timeout: float = 600.0
     output: list[str] = field(default_factory=list)
-    output_dir: Path = Path("aicp-verify-results")
+    output_dir: Path | str = Path("aicp-verify-results")
     metadata: Path | None = None
     registry_mirror: str | None = None
     run_id: str | None = None
@@ -106,6 +106,8 @@ def check_output_dir(path: Path) -> None:
     Tries a file where the reports would go (the folder, or its nearest existing parent),
     so a read-only mount or a file in the way is found now, and nothing is created.
     """
+    from .reports import bundle
+
     where = Path(path).expanduser().absolute()
     existing = next(p for p in (where, *where.parents) if p.exists())
     if not existing.is_dir():
@@ -118,6 +120,9 @@ def check_output_dir(path: Path) -> None:
         raise UsageError(f"--output-dir {path}: cannot write in {existing} "
                          f"({exc.strerror or type(exc).__name__}): choose a writable "
                          "--output-dir") from None
+    foreign = bundle.foreign_files(where)
+    if foreign:
+        raise UsageError(bundle.refusal(Path(path), foreign))
 
 
 def cleanup_command(opts: Options, run_id: str) -> str:
@@ -135,6 +140,10 @@ def cleanup_command(opts: Options, run_id: str) -> str:
 def validate(opts: Options) -> None:
     opts.only, opts.skip = split(opts.only), split(opts.skip)
     opts.output = split(opts.output)
+    if not str(opts.output_dir).strip():
+        raise UsageError("--output-dir is empty: name a folder (--output-dir . for the "
+                         "current one)")
+    opts.output_dir = Path(opts.output_dir)
     for fmt in opts.output:
         if fmt not in FORMATS:
             raise UsageError(f"--output {fmt}: choose from {', '.join(FORMATS)}")
@@ -170,7 +179,7 @@ def _run(opts: Options, console: Console, guard: signals.Guard) -> int:
 
     validate(opts)
     if opts.output:
-        check_output_dir(opts.output_dir)
+        check_output_dir(Path(opts.output_dir))
     image_refs = images.catalog(opts.registry_mirror)
     view = TerminalView(console)
     target = connect(opts, on_retry=view.retry)
@@ -187,10 +196,10 @@ def _run(opts: Options, console: Console, guard: signals.Guard) -> int:
     report.info = {k: v for k, v in shown.items() if k != "probes"} | stack_notes
     view.summary(report)
     # Reports first: whatever happened to the cluster, the results are kept.
-    code, reports = write_reports(opts, report, template, metadata, console)
+    code, reports, unsaved = write_reports(opts, report, template, metadata, console)
     advise_cleanup(opts, report, target.kube, console)
     target.close()
-    console.print(closing_line(report, code, reports), soft_wrap=True)
+    console.print(closing_line(report, code, reports, unsaved), soft_wrap=True)
     return code
 
 
@@ -320,21 +329,35 @@ def run_probes(opts: Options, target: Target, settings: Settings, planned: list[
 
 def write_reports(opts: Options, report: RunReport, template: checklist.Template,
                   metadata: dict[str, str] | None,
-                  console: Console) -> tuple[int, Path | None]:
-    """Write the reports asked for; returns the exit code and where they went."""
-    from .reports import write
+                  console: Console) -> tuple[int, Path | None, str | None]:
+    """Write the reports asked for; returns the exit code, where they went and, when some
+    could not be written, what (the verdicts are on stdout already).
+
+    The exit code says what the probes found whether or not the reports were saved; the
+    closing line says which were not.
+    """
+    from .reports import bundle, write
 
     if not opts.output:
-        return exit_code(report), None
-    try:
-        written = write(report, template, opts.output, opts.output_dir, metadata,
-                        note=lambda line: console.print(line, soft_wrap=True))
-    except OSError as exc:
-        err(f"could not write the reports to {opts.output_dir}: {one_line(exc)}")
-        return exit_code(report, reports_lost=True), None
+        return exit_code(report), None, None
     reports = Path(opts.output_dir).expanduser().absolute()
+    try:
+        written = write(report, template, opts.output, Path(opts.output_dir), metadata,
+                        note=lambda line: console.print(line, soft_wrap=True))
+    except bundle.NotSaved as exc:
+        names = ", ".join(name for name, _ in exc.failed)
+        whys = "; ".join(dict.fromkeys(why for _, why in exc.failed))
+        unsaved = (f"reports NOT saved: could not write {names} in {reports} ({whys}); "
+                   f"{len(exc.written)} other files written; the verdicts above stand")
+        err(f"could not write the reports to {reports}: {exc}")
+        return exit_code(report), None, unsaved
+    except (bundle.ForeignFiles, OSError) as exc:
+        why = str(exc) if isinstance(exc, bundle.ForeignFiles) else one_line(exc)
+        err(f"could not write the reports to {reports}: {why}")
+        return exit_code(report), None, (f"reports NOT saved in {reports} ({why}); the "
+                                         "verdicts above stand")
     console.print(f"reports: {reports} ({len(written)} files)", soft_wrap=True)
-    return exit_code(report), reports
+    return exit_code(report), reports, None
 
 
 def advise_cleanup(opts: Options, report: RunReport, kube: Kube, console: Console) -> None:

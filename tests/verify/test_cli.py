@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -453,3 +454,77 @@ def test_bad_options_are_one_exact_line_and_exit_2(world, args, line):
 def test_cleanup_with_a_bad_run_id_is_one_line(world):
     exact_error(invoke(["verify", "cleanup", "--run-id", "A B"]),
                 "error: --run-id 'A B' is not a run id")
+
+
+def test_an_empty_output_dir_is_refused_before_any_probe(world):
+    # Path("") is ".": an empty value once meant the current directory, silently.
+    result = invoke(["verify", "--output", "json", "--output-dir", ""])
+    exact_error(result, "error: --output-dir is empty: name a folder (--output-dir . for the "
+                        "current one)")
+    assert "cluster:" not in result.output
+    assert not (world / "results").exists()
+
+
+def test_a_users_own_files_where_aicp_writes_are_refused_and_never_moved(world):
+    out = world / "thesis"
+    (out / "results").mkdir(parents=True)
+    (out / "results" / "thesis.txt").write_text("three years of work")
+    (out / "PRODUCT.yaml").write_text("mine: true\n")
+    result = invoke(["verify", "--only", "accelerator_metrics", "--output", "json",
+                     "--output-dir", "thesis"])
+    exact_error(result, "error: --output-dir thesis holds files aicp did not write: "
+                        "PRODUCT.yaml, results/thesis.txt: move them out of it or choose "
+                        "another --output-dir")
+    assert "cluster:" not in result.output  # refused before connecting, let alone probing
+    assert (out / "results" / "thesis.txt").read_text() == "three years of work"
+    assert (out / "PRODUCT.yaml").read_text() == "mine: true\n"
+    assert [p.name for p in world.iterdir() if ".previous-" in p.name] == []
+
+
+def test_a_previous_run_is_moved_aside_by_its_manifest_and_nothing_else(world):
+    first = invoke(["verify", "--only", "accelerator_metrics", "--output", "json"])
+    assert first.exit_code in (1, 3), first.output
+    out = world / "aicp-verify-results"
+    (out / "notes.md").write_text("mine")  # not where aicp writes: stays, never moved
+    second = invoke(["verify", "--only", "accelerator_metrics", "--output", "json"])
+    assert second.exit_code == first.exit_code, second.output
+    [aside] = [p for p in world.iterdir() if p.name.startswith("aicp-verify-results.previous-")]
+    assert (aside / "results" / "results.json").is_file()
+    assert sorted(p.name for p in aside.iterdir()) == [".aicp-files", "evidence", "results"]
+    assert (out / "notes.md").read_text() == "mine"
+    assert (out / "results" / "results.json").is_file()
+
+
+def test_a_full_disk_loses_no_verdict_leaves_no_partial_file_and_keeps_the_exit_code(
+        world, monkeypatch):
+    from aicp.verify.reports import bundle
+
+    real = getattr(bundle, "_fill", None)
+
+    def fill(handle, data):  # the disk fills up half-way through junit.xml
+        if ".junit.xml." in handle.name:
+            handle.write(data[:10])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        assert real is not None
+        real(handle, data)
+
+    # raising=False: on a build without atomic writes the patch is inert and the test fails
+    # on what it checks, not on the patch.
+    monkeypatch.setattr(bundle, "_fill", fill, raising=False)
+    result = invoke(["verify", "--only", "accelerator_metrics", "--output", "json,junit"])
+    out = world / "aicp-verify-results"
+    doc = json.loads((out / "results" / "results.json").read_text())  # written in full
+    code = doc["exitCode"]
+    assert code in (1, 3)
+    assert result.exit_code == code, result.output  # what the probes found, not "lost"
+    assert "Traceback" not in result.output
+    assert "accelerator_metrics" in result.output  # the verdicts are on stdout
+    assert not (out / "results" / "junit.xml").exists()  # no half-written report
+    assert not [p for p in out.rglob("*.tmp")]
+    written = [p for p in out.rglob("*") if p.is_file() and p.name != ".aicp-files"]
+    assert "results/junit.xml\n" in (out / ".aicp-files").read_text()  # listed: set aside
+    last = result.output.strip().splitlines()[-1]
+    assert last.endswith(
+        f" — exit {code}; reports NOT saved: could not write results/junit.xml in {out} "
+        f"(No space left on device); {len(written)} other files written; "
+        "the verdicts above stand"), last

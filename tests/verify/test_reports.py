@@ -391,3 +391,25 @@ def test_context_records_the_images_each_created_object_runs(cluster):
     ctx.track({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"},
                "data": {"image": busybox}})
     assert [o.images for o in ctx.evidence.objects] == [(curl, busybox), (curl,), ()]
+
+
+def test_only_what_the_manifest_lists_is_moved_and_a_foreign_file_stops_the_write(tmp_path):
+    from aicp.verify.reports import bundle
+
+    tmpl = template("1.35")
+    out = tmp_path / "submission"
+    write(report_for(tmpl, [Verdict.PASS] * len(tmpl.ids)), tmpl, ["json"], out)
+    (tmp_path / "outside.txt").write_text("not aicp's")
+    with (out / ".aicp-files").open("a") as manifest:  # a hostile or corrupted manifest
+        manifest.write("../outside.txt\n/etc/hostname\n")
+    write(report_for(tmpl), tmpl, ["json"], out)
+    assert (tmp_path / "outside.txt").read_text() == "not aicp's"
+    (out / "evidence" / "mine").mkdir(parents=True)
+    (out / "evidence" / "mine" / "photo.png").write_bytes(b"\x89PNG")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(bundle.ForeignFiles, match="^--output-dir .* holds files aicp did not "
+                       "write: evidence/mine/photo.png: move them out of it or choose "
+                       "another --output-dir$"):
+        write(report_for(tmpl), tmpl, ["json"], out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing moved
+    assert (out / "results" / "results.json").is_file()

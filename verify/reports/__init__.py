@@ -28,8 +28,10 @@ def write(report: RunReport, template: Template, formats: list[str], output_dir:
           note: Callable[[str], None] | None = None) -> list[Path]:
     """Write the chosen formats plus the evidence bundle; returns the files written.
 
-    A previous run's reports in ``output_dir`` are moved aside first (``note`` is told
-    where), so a submission folder never mixes two runs' evidence.
+    A previous run's reports in ``output_dir`` (the files its manifest lists, nothing else)
+    are moved aside first (``note`` is told where), so a submission folder never mixes two
+    runs' evidence. Raises ``bundle.ForeignFiles`` when files aicp did not write are where
+    it would write, and ``bundle.NotSaved`` naming each file that could not be written.
     """
     from . import bundle, checklist, json, junit
 
@@ -37,12 +39,11 @@ def write(report: RunReport, template: Template, formats: list[str], output_dir:
     moved = bundle.move_aside(output_dir)
     if moved and note:
         note(f"reports: the previous run's reports in {output_dir} were moved to {moved}")
-    written = bundle.write(report, output_dir)
+    contents: dict[str, str | bytes] = dict(bundle.files(report))
     if "json" in formats:
-        written.append(json.write(report, output_dir / "results" / "results.json"))
+        contents["results/results.json"] = json.text(report)
     if "junit" in formats or "checklist" in formats:
-        written.append(junit.write(report, output_dir / "results" / "junit.xml"))
+        contents["results/junit.xml"] = junit.text(report)
     if "checklist" in formats:
-        written.append(checklist.write(report, template, output_dir / "PRODUCT.yaml",
-                                       metadata))
-    return written
+        contents["PRODUCT.yaml"] = checklist.text(report, template, metadata)
+    return bundle.save(output_dir, contents)

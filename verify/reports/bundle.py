@@ -10,8 +10,10 @@ machines; object dumps and logs a probe kept sit next to them.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,34 +22,131 @@ from .. import verdicts
 from ..verdicts import DECIDED, Outcome, RunReport
 
 PAGE = "README.md"
-# What a run writes into --output-dir; a previous run's copies are moved aside, together.
+# What a run writes into --output-dir: nothing else there is touched.
 OWN = ("PRODUCT.yaml", "results", "evidence")
+# The bundle's manifest: every file the run wrote (or set out to write), one a line, relative
+# to --output-dir. Only what it lists is ever moved aside; anything else where aicp writes is
+# the user's, and aicp refuses to write there.
+MANIFEST = ".aicp-files"
 
 
-def write(report: RunReport, output_dir: Path) -> list[Path]:
-    written = [_e2e_log(report, output_dir / "results" / "e2e.log")]
+class ForeignFiles(Exception):
+    """Files aicp did not write sit where it would write: one line naming them and the fix."""
+
+
+class NotSaved(Exception):
+    """Some reports could not be written; ``written`` and ``failed`` (path, why) say which."""
+
+    def __init__(self, output_dir: Path, written: list[Path], failed: list[tuple[str, str]]):
+        self.output_dir, self.written, self.failed = output_dir, written, failed
+        super().__init__(f"could not write {', '.join(name for name, _ in failed)} "
+                         f"({'; '.join(dict.fromkeys(why for _, why in failed))})")
+
+
+def files(report: RunReport) -> dict[str, str]:
+    """The bundle's files (the log and the evidence), relative path -> content."""
+    out = {"results/e2e.log": _e2e_log(report)}
     for outcome in report.outcomes:
-        result = outcome.result
         if not has_evidence(outcome):
             continue
-        folder = output_dir / "evidence" / outcome.requirement.id
-        folder.mkdir(parents=True, exist_ok=True)
-        page = folder / PAGE
-        page.write_text(evidence_page(report, outcome), encoding="utf-8")
-        written.append(page)
-        path = folder / "result.json"
-        path.write_text(json.dumps({"id": outcome.requirement.id, **result.to_dict()},
-                                   indent=2, default=str) + "\n")
-        written.append(path)
+        result = outcome.result
+        base = f"evidence/{outcome.requirement.id}"
+        out[f"{base}/{PAGE}"] = evidence_page(report, outcome)
+        out[f"{base}/result.json"] = json.dumps({"id": outcome.requirement.id,
+                                                 **result.to_dict()}, indent=2,
+                                                default=str) + "\n"
         for name in _artifact_names(outcome):
-            target = folder / name
-            target.write_text(result.evidence.artifacts[_artifact_key(outcome, name)])
-            written.append(target)
+            out[f"{base}/{name}"] = result.evidence.artifacts[_artifact_key(outcome, name)]
         if result.traceback:
-            target = folder / "traceback.log"
-            target.write_text(result.traceback)
-            written.append(target)
+            out[f"{base}/traceback.log"] = result.traceback
+    return out
+
+
+def save(output_dir: Path, contents: dict[str, str | bytes]) -> list[Path]:
+    """Write ``contents`` under ``output_dir``, the manifest first, each file atomically.
+
+    A file that cannot be written (a full disk) leaves no partial copy and does not stop
+    the others; ``NotSaved`` then names each one. Without the manifest nothing is written.
+    """
+    output_dir = Path(output_dir)
+    names = list(contents)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        _atomic(output_dir / MANIFEST, "".join(f"{name}\n" for name in names))
+    except OSError as exc:
+        raise NotSaved(output_dir, [], [(name, _why(exc)) for name in names]) from None
+    written, failed = [], []
+    for name in names:
+        path = output_dir / name
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic(path, contents[name])
+        except OSError as exc:
+            failed.append((name, _why(exc)))
+        else:
+            written.append(path)
+    if failed:
+        raise NotSaved(output_dir, written, failed)
     return written
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _fill(handle, data: bytes) -> None:
+    handle.write(data)
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _atomic(path: Path, content: str | bytes) -> None:
+    """A temporary file in the same folder, then ``os.replace``: all or nothing."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.",
+                                         suffix=".tmp", delete=False)
+    try:
+        with handle:
+            _fill(handle, data)
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def _manifest(output_dir: Path) -> list[str]:
+    """The files the manifest lists, kept only where aicp writes (never ``..``)."""
+    try:
+        lines = (output_dir / MANIFEST).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [line for line in lines
+            if line and not line.startswith("/") and ".." not in line.split("/")
+            and line.split("/")[0] in OWN]
+
+
+def foreign_files(output_dir: Path) -> list[str]:
+    """Files where aicp writes (``OWN``) that no aicp manifest there lists."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    ours = set(_manifest(output_dir))
+    found = []
+    for name in OWN:
+        path = output_dir / name
+        if path.is_dir() and not path.is_symlink() and name != "PRODUCT.yaml":
+            found += [p.relative_to(output_dir).as_posix() for p in sorted(path.rglob("*"))
+                      if p.is_symlink() or not p.is_dir()]
+        elif path.exists() or path.is_symlink():
+            found.append(name)
+    return [f for f in found if f not in ours]
+
+
+def refusal(output_dir: Path, foreign: list[str]) -> str:
+    shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
+                                      else "")
+    return (f"--output-dir {output_dir} holds files aicp did not write: {shown}: move them "
+            "out of it or choose another --output-dir")
 
 
 def has_evidence(outcome: Outcome) -> bool:
@@ -80,16 +179,23 @@ def _artifact_key(outcome: Outcome, name: str) -> str:
 
 
 def move_aside(output_dir: Path) -> Path | None:
-    """Move a previous run's reports out of ``output_dir``; returns where, or None.
+    """Move the files a previous run's manifest lists out of ``output_dir``; returns where.
 
     They go to a sibling ``<name>.previous-<UTC time of that run>`` folder: inside the
     folder they would be part of the submission, and deleting them is not ours to do.
+    Anything else stays where it is; a file aicp did not write where it would write raises
+    ``ForeignFiles`` and nothing is moved.
     """
     output_dir = Path(output_dir)
-    present = [output_dir / name for name in OWN if (output_dir / name).exists()]
-    if not present:
+    foreign = foreign_files(output_dir)
+    if foreign:
+        raise ForeignFiles(refusal(output_dir, foreign))
+    manifest = output_dir / MANIFEST
+    listed = [name for name in _manifest(output_dir)
+              if (output_dir / name).is_file() or (output_dir / name).is_symlink()]
+    if not manifest.is_file():
         return None
-    when = max(p.stat().st_mtime for p in present)
+    when = max((output_dir / name).lstat().st_mtime for name in [MANIFEST, *listed])
     base = output_dir.resolve()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
     target = base.with_name(f"{base.name}.previous-{stamp}")
@@ -98,8 +204,17 @@ def move_aside(output_dir: Path) -> Path | None:
         n += 1
         target = base.with_name(f"{base.name}.previous-{stamp}-{n}")
     target.mkdir(parents=True)
-    for path in present:
-        shutil.move(str(path), str(target / path.name))
+    for name in [*listed, MANIFEST]:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(output_dir / name), str(target / name))
+    for name in OWN:  # the folders those files leave empty
+        folder = output_dir / name
+        if folder.is_dir() and not folder.is_symlink():
+            for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
+                if not any(sub.iterdir()):
+                    sub.rmdir()
+            if not any(folder.iterdir()):
+                folder.rmdir()
     return target
 
 
@@ -116,8 +231,7 @@ def _out(text: str) -> str:
     return f"    {'| ' if _RESULT_LIKE.match(text) else ''}{text}"
 
 
-def _e2e_log(report: RunReport, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _e2e_log(report: RunReport) -> str:
     s = report.settings
     lines = [f"{verdicts.producer(report)}, run {s.run_id}: checklist {s.checklist_version} "
              "(written by aicp, not by the kubernetes-sigs/ai-conformance suite)"]
@@ -146,8 +260,7 @@ def _e2e_log(report: RunReport, path: Path) -> Path:
     lines += [f"cleanup: {e}" for e in report.cleanup_errors]
     lines.append("FAIL" if failed else "PASS")
     lines.append(f"{'FAIL' if failed else 'ok  '}\taicp-verify\t{report.duration:.3f}s")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return "\n".join(lines) + "\n"
 
 
 # The evidence page ------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-from pathlib import Path
 
 import yaml
 
@@ -143,8 +142,6 @@ def _edit(text: str, entries: dict[str, dict], metadata: dict) -> str:
     return "".join(out)
 
 
-def write(report: RunReport, template: Template, path: Path, metadata: dict | None = None) -> Path:
+def text(report: RunReport, template: Template, metadata: dict | None = None) -> str:
     entries = {o.requirement.id: entry(o) for o in report.outcomes}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(template, entries, metadata), encoding="utf-8")
-    return path
+    return render(template, entries, metadata)

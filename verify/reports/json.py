@@ -9,7 +9,6 @@ everywhere; ``started`` is when a run or probe began. ``summary`` splits verdict
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ..result import iso, seconds
 from ..verdicts import MUST, SHOULD, RunReport
@@ -54,7 +53,5 @@ def plain(info: dict[str, str]) -> dict:
     return out
 
 
-def write(report: RunReport, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document(report), indent=2, default=str) + "\n")
-    return path
+def text(report: RunReport) -> str:
+    return json.dumps(document(report), indent=2, default=str) + "\n"

@@ -12,9 +12,9 @@ gotestsum write and that validator reads; both carry the counts.
 
 from __future__ import annotations
 
+import io
 import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 from .. import verdicts
 from ..verdicts import RunReport
@@ -68,7 +68,7 @@ def document(report: RunReport) -> ET.ElementTree:
     return ET.ElementTree(root)
 
 
-def write(report: RunReport, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document(report).write(path, encoding="utf-8", xml_declaration=True)
-    return path
+def text(report: RunReport) -> bytes:
+    out = io.BytesIO()
+    document(report).write(out, encoding="utf-8", xml_declaration=True)
+    return out.getvalue()

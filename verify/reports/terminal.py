@@ -158,7 +158,8 @@ class TerminalView:
             self.console.print(f"[red]cleanup:[/] {error}", soft_wrap=True)
 
 
-def closing_line(report: RunReport, code: int, reports: Path | None) -> str:
+def closing_line(report: RunReport, code: int, reports: Path | None,
+                 unsaved: str | None = None) -> str:
     """``9/9 MUST passed, 2 SHOULD not implemented — exit 0; reports: /abs/path``.
 
     Says how many MUSTs ran whenever not all did: such a run is no conformance result.
@@ -181,5 +182,5 @@ def closing_line(report: RunReport, code: int, reports: Path | None) -> str:
     if report.interrupted:
         text = f"interrupted ({said(report.signal)}): {text}"
     return text + f" — exit {code}; " + (
-        f"reports: {reports}" if reports
+        unsaved if unsaved else f"reports: {reports}" if reports
         else "no reports written (pass --output json|junit|checklist)")
