@@ -402,8 +402,14 @@ def test_only_what_the_manifest_lists_is_moved_and_a_foreign_file_stops_the_writ
     (tmp_path / "outside.txt").write_text("not aicp's")
     with (out / ".aicp-files").open("a") as manifest:  # a hostile or corrupted manifest
         manifest.write("../outside.txt\n/etc/hostname\n")
+    # What a run killed while writing leaves: aicp's own temporary files, moved aside too.
+    (out / "results" / ".results.json.k1ll3d.tmp").write_text("{")
+    (out / "..aicp-files.k1ll3d.tmp").write_text("")  # as _atomic names it
     write(report_for(tmpl), tmpl, ["json"], out)
     assert (tmp_path / "outside.txt").read_text() == "not aicp's"
+    assert not [p for p in out.rglob("*.tmp")]
+    [aside] = [p for p in tmp_path.iterdir() if p.name.startswith("submission.previous-")]
+    assert (aside / "results" / ".results.json.k1ll3d.tmp").is_file()
     (out / "evidence" / "mine").mkdir(parents=True)
     (out / "evidence" / "mine" / "photo.png").write_bytes(b"\x89PNG")
     before = sorted(p.name for p in tmp_path.iterdir())

@@ -131,6 +131,12 @@ def foreign_files(output_dir: Path) -> list[str]:
     if not output_dir.is_dir():
         return []
     ours = set(_manifest(output_dir))
+    found = _under_own(output_dir)
+    return [f for f in found if f not in ours and not _leftover_temp(f, ours)]
+
+
+def _under_own(output_dir: Path) -> list[str]:
+    """Every file (or link, or PRODUCT.yaml whatever it is) where aicp writes."""
     found = []
     for name in OWN:
         path = output_dir / name
@@ -139,7 +145,15 @@ def foreign_files(output_dir: Path) -> list[str]:
                       if p.is_symlink() or not p.is_dir()]
         elif path.exists() or path.is_symlink():
             found.append(name)
-    return [f for f in found if f not in ours]
+    return found
+
+
+def _leftover_temp(name: str, ours: set[str]) -> bool:
+    """A temporary file ``_atomic`` left beside a listed file (the run was killed)."""
+    folder, _, base = name.rpartition("/")
+    return (base.startswith(".") and base.endswith(".tmp")
+            and any(base.startswith(f".{Path(o).name}.") and o.rpartition("/")[0] == folder
+                    for o in ours))
 
 
 def refusal(output_dir: Path, foreign: list[str]) -> str:
@@ -191,10 +205,14 @@ def move_aside(output_dir: Path) -> Path | None:
     if foreign:
         raise ForeignFiles(refusal(output_dir, foreign))
     manifest = output_dir / MANIFEST
-    listed = [name for name in _manifest(output_dir)
-              if (output_dir / name).is_file() or (output_dir / name).is_symlink()]
     if not manifest.is_file():
         return None
+    ours = _manifest(output_dir)
+    top = [p.name for p in output_dir.iterdir() if p.name.endswith(".tmp")]
+    temps = [name for name in [*_under_own(output_dir), *top]
+             if _leftover_temp(name, {*ours, MANIFEST})]
+    listed = [name for name in [*ours, *temps]
+              if (output_dir / name).is_file() or (output_dir / name).is_symlink()]
     when = max((output_dir / name).lstat().st_mtime for name in [MANIFEST, *listed])
     base = output_dir.resolve()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
