@@ -43,7 +43,39 @@ app.add_typer(verify_app, name="verify")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        _close_event_loop()
+
+
+def _close_event_loop() -> None:
+    """Close the asyncio loop ``aicp plan`` ran Pulumi's mock runtime on, before the
+    interpreter exits.
+
+    Left open, the loop is closed by its ``__del__`` during interpreter shutdown, when its
+    selector's file descriptor may already be gone: Python then prints "Exception ignored
+    in: <function BaseEventLoop.__del__ ...> ... Bad file descriptor" on stderr after a
+    successful plan (CPython 3.11 Lib/asyncio/base_events.py ``__del__``). Only the real
+    process does this; a test calling ``app`` keeps its loop.
+    """
+    import asyncio
+    import sys
+
+    if "asyncio" not in sys.modules or "pulumi" not in sys.modules:
+        return  # nothing ran on a loop (verify, --help): keep start-up and exit cheap
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        return
+    if loop.is_closed() or loop.is_running():
+        return
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
 
 
 if __name__ == "__main__":
