@@ -106,9 +106,30 @@ def test_without_kueue_or_volcano_there_is_no_gang_scheduler(kubeconfig):
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
-def test_gang_pods_that_exit_early_are_an_environment_problem(kubeconfig):
-    # the emulator's kubelet ends Never pods at once; the 60 s admission is not waited for
+def test_gang_pods_that_exit_early_are_an_environment_problem(kubeapi, kubeconfig):
+    # The emulator's kubelet ends Never pods at once; the 60 s admission is not waited for.
+    # The fourth pod of the gang (Job "gang") stays in ContainerCreating until another has
+    # ended, so the four never run together however a loaded machine orders the polls.
+    started: list[str] = []
+    held: set[str] = set()
+
+    def fourth_waits_for_an_end(pod, container):
+        meta = pod["metadata"]
+        if not meta["name"].startswith("gang-"):
+            return None
+        if meta["name"] not in started and len(started) < 3:
+            started.append(meta["name"])
+        ended = any(p["metadata"]["name"].startswith("gang-")
+                    and (p.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+                    for p in kubeapi.view("pods", meta["namespace"]))
+        if meta["name"] in started or ended:
+            return None
+        held.add(meta["name"])
+        return {"state": {"waiting": {"reason": "ContainerCreating"}}}
+
+    kubelet(kubeapi).waiting = fourth_waits_for_an_end
     result = run(kubeconfig, admit_timeout=60.0)
+    assert len(held) == 1  # the world held back exactly the fourth pod
     assert result.verdict is Verdict.ERROR
     assert result.reason.startswith("pods of the gang ended before all 4 ran together")
     # Decided when the pods ended, not at the end of the 60 s wait: no wait gave up
