@@ -63,6 +63,17 @@ def verify(
                                         help="Pull probe images from this mirror."),
     run_id: str = typer.Option(None, "--run-id", help="Label value for this run's objects "
                                                       "(default: random)."),
+    performance: bool = typer.Option(
+        False, "--performance",
+        help="After the probes, measure every GPU and the fabric against their published "
+             "figures (own report; never changes a CNCF verdict)."),
+    performance_diag: int = typer.Option(1, "--performance-diag", metavar="1|2|3|4",
+                                         help="dcgmi diag level for --performance."),
+    performance_pool: list[str] = typer.Option(None, "--performance-pool", metavar="NAME",
+                                               help="Only these GPU pools (repeatable)."),
+    performance_thresholds: Path = typer.Option(
+        None, "--performance-thresholds", metavar="FILE",
+        help="YAML of floors as fractions: {defaults: {...}, pools: {NAME: {...}}}."),
 ) -> None:
     """Verify a cluster against Kubernetes AI Conformance, one probe per requirement.
 
@@ -86,11 +97,23 @@ def verify(
       aicp verify --stack dev --output checklist --metadata product.yaml
       aicp verify --context emulator --read-only --only accelerator_metrics
       aicp verify --skip cluster_autoscaling --registry-mirror mirror.local/hub
+      aicp verify --stack dev --performance --performance-diag 2 --output json
       aicp verify cleanup --kubeconfig kubeconfig.yaml
     """
     if ctx.invoked_subcommand is not None:
         return
     from . import session
+
+    plan, perf = None, None
+    if performance:  # checked before any probe: a bad option runs nothing (exit 2)
+        from .performance import session as perf
+
+        try:
+            plan = perf.check(performance_diag, performance_pool, performance_thresholds,
+                              registry_mirror)
+        except perf.UsageError as exc:
+            session.err(str(exc))
+            raise typer.Exit(2) from None
 
     opts = session.Options(
         stack=stack, kubeconfig=kubeconfig, context=context, checklist=checklist,
@@ -98,7 +121,11 @@ def verify(
         read_only=read_only, long=long, concurrency=concurrency, timeout=timeout,
         probe_timeout=probe_timeout, output=output or [], output_dir=output_dir,
         metadata=metadata, registry_mirror=registry_mirror, run_id=run_id)
-    raise typer.Exit(session.run(opts))
+    code = session.run(opts)
+    # Not after a usage error or an interrupt: only once the probes ran.
+    if perf is not None and plan is not None and code in (0, 1, 3):
+        perf.run(opts, plan)
+    raise typer.Exit(code)
 
 
 @app.command("cleanup")

@@ -73,3 +73,28 @@ def mirrored(image: str, mirror: str | None) -> str:
 def catalog(mirror: str | None = None) -> dict[str, str]:
     """Every probe image, rewritten to ``mirror`` when one is given."""
     return {name: mirrored(image, mirror) for name, image in CATALOG.items()}
+
+
+# Images of ``aicp verify --performance`` only (``verify/performance``): kept apart from
+# CATALOG so a run without the flag prints and pulls exactly what it did before. Pinned by
+# tag: their digests were not resolved when this was written (no registry access from the
+# build); the run's evidence records the image ID each kubelet reports, and a release pins
+# each tag's index digest here (``crane digest <ref>``) as CATALOG does.
+PERFORMANCE: dict[str, str] = {
+    # dcgmi and nv-hostengine: the standalone DCGM image NVIDIA/gpu-operator v26.7.0 pins
+    # (deployments/gpu-operator/values.yaml ``dcgm.repository``/``image``/``version``).
+    "dcgm": "nvcr.io/nvidia/cloud-native/dcgm:4.6.0-1-ubuntu24.04",
+    # PyTorch for the matmul and copy bench; it ships nccl-tests' ``all_reduce_perf_mpi``,
+    # OpenMPI and sshd, which NVIDIA/aicr's GKE NCCL runtime relies on
+    # (validators/performance/testdata/h100/gke/runtime.yaml).
+    "pytorch": "nvcr.io/nvidia/pytorch:25.06-py3",
+    # nccl-tests with the EFA installer and aws-ofi-nccl for EFA pools: the image aicr's EKS
+    # runtime runs (validators/performance/testdata/h100/eks/runtime.yaml).
+    "nccl-efa": "public.ecr.aws/hpc-cloud/nccl-tests:"
+                "cuda12.8.1-efa1.43.2-ofiv1.16.3-ncclv2.27.7-1-testsv2.16.9",
+}
+
+
+def performance_catalog(mirror: str | None = None) -> dict[str, str]:
+    """The performance run's images, rewritten to ``mirror`` when one is given."""
+    return {name: mirrored(image, mirror) for name, image in PERFORMANCE.items()}
