@@ -442,3 +442,6 @@ class Kubelet(Controller):
                     "startedAt": started, "finishedAt": finished,
                     "containerID": cs.get("containerID")}})
         kube.mutate("pods", name, end, namespace, status=True)
+
+
+from . import tools  # noqa: E402,F401 - the performance run's tools print through COMMAND_LOGS
