@@ -444,4 +444,4 @@ class Kubelet(Controller):
         kube.mutate("pods", name, end, namespace, status=True)
 
 
-from . import tools  # noqa: E402,F401 - the performance run's tools print through COMMAND_LOGS
+from . import tools as _performance_tools  # noqa: E402,F401 - adds to COMMAND_LOGS
