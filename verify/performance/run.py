@@ -139,6 +139,7 @@ class Outcome:
     artifacts: dict[str, str]
     settings: dict[str, str]
     cleanup: dict[str, list[str]]
+    image_ids: dict[str, str] = field(default_factory=dict)
 
 
 def timeout(settings: Settings, name: str, declared: float | None = None) -> float:
@@ -244,6 +245,12 @@ def wait_all(ctx: Context, ns: str, names: list[str], wait: float,
 
     ctx.wait_for(f"{len(names)} pod(s) in {ns}", all_done, timeout=wait,
                  interval=timeout(ctx.settings, "poll"), first=0.05)
+    # The image each kubelet ran, by digest: the catalog pins tags (verify/images.py).
+    ran = ctx.evidence.observations.setdefault("imageIDs", {})
+    for name, pod in seen.items():
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            if cs.get("imageID"):
+                ran[name] = cs["imageID"]
     return seen
 
 
@@ -335,7 +342,8 @@ def launcher_script(hosts: list[str], gpus: int, image: str = "pytorch") -> str:
         f"-x NCCL_DEBUG_SUBSYS=INIT,NET {binary} -b 1G -e 8G -f 2 -g 1")
 
 
-WORKER_SCRIPT = ("mkdir -p /run/sshd /root/.ssh && cp /etc/aicp-ssh/authorized_keys "
+WORKER_SCRIPT = ("mkdir -p /run/sshd /root/.ssh && (ssh-keygen -A >/dev/null 2>&1 || true) && "
+                 "cp /etc/aicp-ssh/authorized_keys "
                  "/root/.ssh/ && chmod 600 /root/.ssh/authorized_keys && "
                  "exec /usr/sbin/sshd -De")
 
@@ -355,6 +363,10 @@ def execute(kube: Kube, settings: Settings, plan: Plan,
     pools: list[Pool] = []
     try:
         pools = discover(ctx, plan.pools)
+        # Each pool of two or more nodes runs its fabric step in turn.
+        fabrics = sum(1 for p in pools if len(p.nodes) > 1)
+        ctx.deadline += max(0, fabrics - 1) * (timeout(settings, "fabric_timeout")
+                                               + timeout(settings, "start_timeout"))
         if pools:
             measure(ctx, plan, pools, findings, log)
         else:
@@ -369,7 +381,8 @@ def execute(kube: Kube, settings: Settings, plan: Plan,
                    [{"name": p.name, "nodes": sorted(p.nodes), "machineType": p.machine,
                      "product": p.product, "allocator": p.allocator,
                      "fabricResources": p.fabric_resources} for p in pools],
-                   dict(ctx.evidence.artifacts), {}, {"leftovers": left, "errors": errors})
+                   dict(ctx.evidence.artifacts), {}, {"leftovers": left, "errors": errors},
+                   dict(ctx.evidence.observations.get("imageIDs") or {}))
 
 
 def finish(ctx: Context, cleanup: CleanupStack) -> tuple[list[str], list[str]]:
@@ -404,6 +417,8 @@ def measure(ctx: Context, plan: Plan, pools: list[Pool], findings: list[Finding]
             created = []
             for pool in pools:
                 for node in sorted(pool.nodes):
+                    if not counts[node]:
+                        continue
                     pod = f"{step}-{names[node]}"
                     gpu_pod(ctx, ns, pod, node, counts[node], pool, image, script, step,
                             device_class,
@@ -412,6 +427,13 @@ def measure(ctx: Context, plan: Plan, pools: list[Pool], findings: list[Finding]
             seen = wait_all(ctx, ns, created, timeout(ctx.settings, "start_timeout") + wait)
             for pool in pools:
                 for node in sorted(pool.nodes):
+                    if not counts[node]:
+                        if step == "diag":
+                            findings.append(Finding(
+                                "node", pool.name, node, "", "gpus", Verdict.ERROR,
+                                "the node advertises no allocatable GPU (device plugin or "
+                                "DRA ResourceSlice): nothing to measure"))
+                        continue
                     pod = seen[f"{step}-{names[node]}"]
                     judge_node(ctx, step, pool, node, pod, pod_log(ctx, ns, pod), plan,
                                findings, per_node.setdefault(node, {}))
@@ -552,6 +574,10 @@ def fabric(ctx: Context, ns: str, pool: Pool, plan: Plan, counts: dict[str, int]
     workers = {node: f"{svc}-{names[node]}" for node in sorted(pool.nodes)}
     hosts = [f"{w}.{svc}" for w in workers.values()]
     gpus = min(counts[n] for n in pool.nodes)
+    if not gpus:
+        findings.append(Finding(**base, verdict=Verdict.ERROR,
+                                reason="a node of the pool advertises no GPU: no fabric run"))
+        return
     launcher = f"{svc}-launcher"
     _pods.create(ctx, f"/api/v1/namespaces/{ns}/pods", {
         "apiVersion": "v1", "kind": "Pod",
@@ -650,5 +676,5 @@ def to_json(outcome: Outcome) -> str:
         "verdict": outcome.verdict.value, "reason": outcome.reason,
         "settings": outcome.settings, "pools": outcome.pools,
         "findings": [f.to_dict() for f in outcome.findings],
-        "cleanup": outcome.cleanup}, indent=2) + "\n"
+        "imageIDs": outcome.image_ids, "cleanup": outcome.cleanup}, indent=2) + "\n"
 

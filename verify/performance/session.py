@@ -128,6 +128,9 @@ def page(outcome: Outcome) -> str:
                      f"{f.threshold:.0%}" if f.threshold is not None else "",
                      f.source, f.reason)
             out.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    if outcome.image_ids:
+        out += ["", "## Images the kubelets ran (by digest)", ""]
+        out += [f"- {pod}: `{image}`" for pod, image in sorted(outcome.image_ids.items())]
     out += ["", "## Default floors", ""]
     out += [f"- {k}: {v:.0%}" for k, v in catalog.DEFAULT_FRACTIONS.items()]
     out += ["", "Logs of every pod sit beside this page."]

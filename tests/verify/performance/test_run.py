@@ -206,6 +206,8 @@ def test_the_command_runs_the_probes_then_the_performance_run_and_keeps_their_ex
     page = (out / "performance" / "README.md").read_text()
     assert "| FAIL | a100 |  |  | fabric transport | Socket |" in page
     assert (out / "performance" / "fabric-a100-launcher-main.log").is_file()
+    assert doc["imageIDs"]["bench-n0"].endswith("@sha256:" + "0" * 64)  # what the kubelet ran
+    assert "## Images the kubelets ran (by digest)" in page
     assert kube.list("namespaces", labels=RUN_LABEL) == []
 
 
