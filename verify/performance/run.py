@@ -414,6 +414,7 @@ def measure(ctx: Context, plan: Plan, pools: list[Pool], findings: list[Finding]
             ("bench", "pytorch", BENCH_SCRIPT, timeout(ctx.settings, "bench_timeout"))):
         with ctx.step(f"{step} on {len(counts)} node(s)"):
             log(f"performance: {step} on {len(counts)} GPU node(s)")
+            before = {id(obj) for obj in ctx.cleanup.pending()}
             created = []
             for pool in pools:
                 for node in sorted(pool.nodes):
@@ -437,6 +438,8 @@ def measure(ctx: Context, plan: Plan, pools: list[Pool], findings: list[Finding]
                     pod = seen[f"{step}-{names[node]}"]
                     judge_node(ctx, step, pool, node, pod, pod_log(ctx, ns, pod), plan,
                                findings, per_node.setdefault(node, {}))
+            release(ctx, ns, [o for o in ctx.cleanup.pending() if id(o) not in before],
+                    created)
     for pool in pools:
         with ctx.step(f"fabric of pool {pool.name}"):
             fabric(ctx, ns, pool, plan, counts, names, device_class, findings, per_node, log)
@@ -517,6 +520,22 @@ def judge_node(ctx: Context, step: str, pool: Pool, node: str, pod: dict, text: 
         spec.link_gbps if spec else None, limits["nodeBusBw"], "GB/s",
         f"{spec.link}: {spec.sources['link_gbps']}" if spec else "",
         "" if spec else unpublished))
+
+
+def release(ctx: Context, ns: str, objects: list, pods: list[str]) -> None:
+    """Delete one step's pods and claim templates and wait (bounded) until the pods are
+    gone, so the next step's pods find every GPU free: a pod's generated ResourceClaim goes
+    with it (owned by the pod), and the device plugin's GPUs return once it ends."""
+    ctx.cleanup.unwind(only=objects)
+
+    def gone() -> bool:
+        return all(ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods",
+                                    query={"fieldSelector": f"metadata.name={name}"}
+                                    ).get("items") == [] for name in pods)
+
+    ctx.wait_for("the step's pods to be deleted", gone,
+                 timeout=timeout(ctx.settings, "cleanup_timeout"),
+                 interval=timeout(ctx.settings, "poll"), first=0.05)
 
 
 def _gpu_metrics(spec: catalog.Gpu | None, fields: dict[str, str]):

@@ -226,3 +226,28 @@ def test_a_bad_performance_option_is_one_line_and_exit_2_before_any_probe(
     result = invoke(["verify", "--kubeconfig", "missing.yaml", "--performance", *args])
     assert result.exit_code == 2
     assert result.output.startswith(message) and result.output.count("\n") == 1
+
+
+def test_a_dra_pool_gets_all_its_gpus_through_a_resource_claim(kubeapi_factory, tmp_path):
+    """Nodes whose GPUs only the NVIDIA DRA driver publishes (device plugin off): every
+    pod asks for the node's eight devices with a ResourceClaimTemplate of the DeviceClass
+    that selects them, and the tools see eight GPUs."""
+    kube = kubeapi_factory("empty")
+    standard_controllers(kube, dra=True, kueue=False)
+    nodes = [o.gpu_node(n, product="NVIDIA-A100-SXM4-40GB", instance_type="p4d.24xlarge",
+                        accelerator="a100", pool="a100", device_plugin=False,
+                        ip=f"10.0.1.{i + 10}") for i, n in enumerate(NODES)]
+    kube.seed(nodes + [o.resource_slice(n, product="NVIDIA A100-SXM4-40GB") for n in NODES]
+              + [o.device_class()])
+    tools.install(kube)
+    templates: list[dict] = []
+    kube.on("resourceclaimtemplates.resource.k8s.io",
+            lambda event: templates.append(event.obj) if event.type == "ADDED" else None)
+    outcome = measure(kube, tmp_path)
+    assert outcome.verdict is Verdict.PASS, outcome.reason
+    assert outcome.pools[0]["allocator"] == "dra"
+    requests = {t["metadata"]["name"]: t["spec"]["spec"]["devices"]["requests"]
+                for t in templates}
+    assert requests["bench-n1-gpus"] == [{"name": "gpus", "exactly": {
+        "deviceClassName": "gpu.nvidia.com", "allocationMode": "ExactCount", "count": 8}}]
+    assert len(by(outcome, "bf16_tflops", node="a100-1")) == 8
