@@ -124,7 +124,8 @@ def verify(
     code = session.run(opts)
     # Not after a usage error or an interrupt: only once the probes ran.
     if perf is not None and plan is not None and code in (0, 1, 3):
-        perf.run(opts, plan)
+        if perf.run(opts, plan) is None:  # interrupted: objects deleted, as for the probes
+            raise typer.Exit(130)
     raise typer.Exit(code)
 
 

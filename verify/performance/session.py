@@ -35,9 +35,10 @@ def check(diag_level: int, pools: list[str] | None, thresholds: Path | None,
     return prepare(diag_level, pools, thresholds, refs)
 
 
-def run(opts, plan: Plan, out=None) -> Verdict:
-    """Connect as the CNCF run did, measure, print and write the report."""
-    from .. import session
+def run(opts, plan: Plan, out=None) -> Verdict | None:
+    """Connect as the CNCF run did, measure, print and write the report; None when Ctrl-C,
+    SIGTERM or SIGHUP interrupted it (what it created is deleted first, as the probes')."""
+    from .. import session, signals
 
     out = out or sys.stdout
     say = lambda line: print(line, file=out, flush=True)  # noqa: E731
@@ -56,7 +57,12 @@ def run(opts, plan: Plan, out=None) -> Verdict:
     for key, value in shown.items():
         say(f"performance: {key}: {value}")
     try:
-        outcome = execute(kube, settings, plan, log=say)
+        with signals.interrupts():
+            outcome = execute(kube, settings, plan, log=say)
+    except KeyboardInterrupt as exc:
+        say(f"performance: interrupted ({signals.name_of(exc)}); deleted what it created "
+            f"(leftovers, if any: aicp verify cleanup --run-id {run_id})")
+        return None
     finally:
         try:
             kube.close()

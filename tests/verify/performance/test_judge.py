@@ -64,3 +64,12 @@ def test_pool_overrides_win_over_file_defaults_and_catalog_defaults():
 def test_bad_overrides_name_the_key_and_the_fix(values, message):
     with pytest.raises(judge.ThresholdError, match="^" + message.replace(".", r"\.")):
         judge.check_fractions("x", values)
+
+
+def test_the_performance_images_follow_the_registry_mirror():
+    from aicp.verify.performance import session
+
+    plan = session.check(1, None, None, "mirror.local:5000/hub")
+    assert plan.images["pytorch"] == "mirror.local:5000/hub/nvidia/pytorch:25.06-py3"
+    assert plan.images["dcgm"].startswith("mirror.local:5000/hub/nvidia/cloud-native/dcgm:")
+    assert set(plan.images) == {"dcgm", "pytorch", "nccl-efa"}
