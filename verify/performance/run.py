@@ -4,9 +4,10 @@ Steps, each bounded (``TIMEOUTS``, replaced by tests through ``Settings.timing``
 id ``performance``), every object labelled with the run id and deleted at the end as the
 probes' are (``verify.probe.CleanupStack``: reverse order, namespaces waited for):
 
-1. Pools: the stack's ``gpuPools`` (labels, machine type, allocator, and the fabric resources
-   a pool exports as ``fabric.resources`` when the stack has them), else GPU nodes grouped
-   by ``aicp.dev/gpu-pool`` or their instance type.
+1. Pools: the stack's ``gpuPools`` (labels, machine type, allocator, and what a pool exports
+   about its fabric when the stack has it: ``fabric.resources``, the extended resources a
+   pod asks for to get the NICs, and ``fabric.podAnnotations`` for GKE's multi-network
+   NICs), else GPU nodes grouped by ``aicp.dev/gpu-pool`` or their instance type.
 2. Diagnostics, one pod per node holding all its GPUs (DCGM image): ``dcgmi diag -r N -j``
    and ``nvidia-smi -q -d PERFORMANCE``.
 3. Bench, one pod per node holding all its GPUs (PyTorch image, which ships nccl-tests'
@@ -126,6 +127,7 @@ class Pool:
     product: str = ""
     allocator: str = "device-plugin"
     fabric_resources: dict[str, str] = field(default_factory=dict)
+    fabric_annotations: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -175,6 +177,11 @@ def discover(ctx: Context, wanted: tuple[str, ...]) -> list[Pool]:
         resources = fabric.get("resources") if isinstance(fabric, dict) else None
         if isinstance(resources, dict):
             pool.fabric_resources = {str(k): str(v) for k, v in resources.items()}
+        # GKE multi-network pools attach their GPU NICs by pod annotation instead
+        # (``networking.gke.io/interfaces``), exported beside the resources.
+        annotations = fabric.get("podAnnotations") if isinstance(fabric, dict) else None
+        if isinstance(annotations, dict):
+            pool.fabric_annotations = {str(k): str(v) for k, v in annotations.items()}
     chosen = [p for name, p in sorted(pools.items()) if not wanted or name in wanted]
     missing = [w for w in wanted if w not in pools]
     if missing:
@@ -225,8 +232,10 @@ def gpu_pod(ctx: Context, ns: str, name: str, node: str, gpus: int, pool: Pool, 
     if extra:
         for key, value in extra.items():
             (container if key in ("volumeMounts",) else spec)[key] = value
-    body = {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": {ROLE: role}}, "spec": spec}
+    metadata: dict[str, Any] = {"name": name, "labels": {ROLE: role}}
+    if fabric and pool.fabric_annotations:
+        metadata["annotations"] = dict(pool.fabric_annotations)
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
     return _pods.create(ctx, f"/api/v1/namespaces/{ns}/pods", body, ns)
 
 

@@ -151,12 +151,15 @@ def test_pods_ask_for_gpus_and_the_pools_fabric_through_the_allocator(kubeapi_fa
                                                      event.obj))
     pool = {"name": "a100", "labels": {"aicp.dev/gpu-pool": "a100"}, "allocator":
             "device-plugin", "machineType": "p4d.24xlarge",
-            "fabric": {"resources": {EFA: "4"}}}
+            "fabric": {"kind": "efa", "resources": {EFA: 4},
+                       "podAnnotations": {"example.org/nics": "4"}}}
     outcome = measure(kube, tmp_path, expectations={"gpuPools": [pool]})
     assert outcome.verdict is Verdict.PASS, outcome.reason
     resources = {n: p["spec"]["containers"][0].get("resources") for n, p in created.items()}
     assert resources["bench-n0"] == {"limits": {"nvidia.com/gpu": "8"}}
     assert resources["fabric-a100-n2"] == {"limits": {"nvidia.com/gpu": "8", EFA: "4"}}
+    assert created["fabric-a100-n2"]["metadata"]["annotations"] == {"example.org/nics": "4"}
+    assert "annotations" not in created["bench-n2"]["metadata"]
     assert not resources["fabric-a100-launcher"]  # mpirun only: no GPU
     images = {n: p["spec"]["containers"][0]["image"] for n, p in created.items()}
     assert (images["diag-n0"], images["bench-n0"], images["fabric-a100-n0"]) == (
