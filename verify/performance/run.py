@@ -347,7 +347,8 @@ def launcher_script(hosts: list[str], gpus: int, image: str = "pytorch") -> str:
         "[ $n -ge 300 ] && echo \"AICP-ERROR worker $h unreachable\" && exit 3; sleep 2; "
         f"done; done; {profile}echo '=== AICP nccl ==='; "
         f"{mpirun} --allow-run-as-root -np {len(hosts) * gpus} -H {hostlist} "
-        f"--mca plm_rsh_args '-o StrictHostKeyChecking=no' {env}-x NCCL_DEBUG=INFO "
+        f"--mca plm_rsh_args '-o StrictHostKeyChecking=no' -x PATH -x LD_LIBRARY_PATH "
+        f"{env}-x NCCL_DEBUG=INFO "
         f"-x NCCL_DEBUG_SUBSYS=INIT,NET {binary} -b 1G -e 8G -f 2 -g 1")
 
 
@@ -383,6 +384,9 @@ def execute(kube: Kube, settings: Settings, plan: Plan,
                                     "no GPU node to measure: scale a GPU pool up"))
     except (ProbeError, Cancelled) as exc:
         findings.append(Finding("pool", "", "", "", "run", Verdict.ERROR, str(exc)))
+    except Exception as exc:  # noqa: BLE001 - an unforeseen failure is ERROR, never a verdict
+        findings.append(Finding("pool", "", "", "", "run", Verdict.ERROR,
+                                f"the run stopped at step {ctx.current_step}: {one_line(exc)}"))
     finally:
         left, errors = finish(ctx, cleanup)
     verdict, reason = judge.overall(findings)

@@ -254,3 +254,14 @@ def test_a_dra_pool_gets_all_its_gpus_through_a_resource_claim(kubeapi_factory, 
     assert requests["bench-n1-gpus"] == [{"name": "gpus", "exactly": {
         "deviceClassName": "gpu.nvidia.com", "allocationMode": "ExactCount", "count": 8}}]
     assert len(by(outcome, "bf16_tflops", node="a100-1")) == 8
+
+
+def test_a_run_that_may_not_create_pods_is_error_naming_the_permission_and_cleans_up(
+        kubeapi_factory, tmp_path):
+    kube = world(kubeapi_factory)
+    kube.faults.forbid({"create"}, "pods", namespace="aicp-verify-perf-performance")
+    outcome = measure(kube, tmp_path)
+    assert outcome.verdict is Verdict.ERROR
+    assert "create pods" in outcome.reason and "aicp-verify-perf-performance" in outcome.reason
+    assert outcome.cleanup == {"leftovers": [], "errors": []}
+    assert kube.list("namespaces", labels=RUN_LABEL) == []
