@@ -203,7 +203,7 @@ class Handler(BaseHTTPRequestHandler):
             group, version, rest = "", "v1", segs[2:]
         elif segs[:1] == ["apis"]:
             if len(segs) == 1:
-                return Route("get", document=disc.api_group_list())
+                return Route("get", document=self._with_apiservices(disc.api_group_list()))
             if len(segs) == 2:
                 doc = disc.api_group(segs[1]) or self._apiservice_group(segs[1])
                 if doc is None:
