@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from . import errors, openapi, tables
+from . import errors, openapi, tables, webhooks
 from .discovery import Resource, version_priority
 from .faults import Request
 from .patch import APPLY_PATCH
@@ -86,6 +86,7 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         start = time.monotonic()
+        webhooks.reset()
         url = urlsplit(self.path)
         path, query = unquote(url.path), dict(parse_qsl(url.query, keep_blank_values=True))
         length = int(self.headers.get("Content-Length") or 0)
@@ -131,7 +132,13 @@ class Handler(BaseHTTPRequestHandler):
                     raise errors.too_many_requests(fault.retry_after)
                 else:
                     raise errors.internal(code=fault.code)
-            self._dispatch(route, query, raw)
+            if route.res is not None and route.verb in ("create", "update", "patch", "delete"):
+                webhooks.install(kube)  # kube-apiserver's admission webhooks (webhooks.py)
+                target = (route.res.key, route.name if route.verb != "create" else None)
+                with webhooks.over_http(kube.user, target):
+                    self._dispatch(route, query, raw)
+            else:
+                self._dispatch(route, query, raw)
         except errors.ApiError as e:
             self._send_json(e.code, e.status(), e.headers)
         except (BrokenPipeError, ConnectionResetError):
@@ -157,6 +164,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        for warning in webhooks.warnings():  # RFC 7234 warn-code 299, as the apiserver sends
+            self.send_header("Warning", '299 - "' + warning.replace('"', '\\"') + '"')
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self._sent += len(body)
