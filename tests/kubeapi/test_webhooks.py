@@ -257,3 +257,35 @@ def test_the_emulators_own_writes_and_unmodelled_webhooks_are_not_called(guarded
     bare = kubeapi_factory("empty")
     bare.seed([_configuration()])
     assert _create_cm(bare, "any")[0] == 201
+
+
+def _two_version_crd() -> dict:
+    crd = o.crd("example.com", "v1", "Widget", "widgets")
+    v1 = crd["spec"]["versions"][0]
+    crd["spec"]["versions"] = [{**v1, "storage": False},
+                               {**v1, "name": "v2", "storage": True}]
+    return crd
+
+
+@pytest.mark.parametrize("policy, refused", [("Equivalent", True), ("Exact", False)])
+def test_match_policy_equivalent_covers_the_other_served_version(guarded, policy, refused):
+    kube = guarded(ready=0, matchPolicy=policy, rules=[{
+        "apiGroups": ["example.com"], "apiVersions": ["v1"], "operations": ["CREATE"],
+        "resources": ["widgets"], "scope": "Namespaced"}])
+    kube.create(_two_version_crd())
+    widget = {"apiVersion": "example.com/v2", "kind": "Widget",
+              "metadata": {"name": "w", "namespace": "default"}}
+    code, _, _ = _request(kube, "POST", "/apis/example.com/v2/namespaces/default/widgets",
+                          widget)
+    assert code == (500 if refused else 201)
+
+
+def test_scope_cluster_leaves_namespaced_objects_alone(guarded):
+    kube = guarded(ready=0, rules=[{"apiGroups": ["*"], "apiVersions": ["*"],
+                                    "operations": ["CREATE"], "resources": ["*"],
+                                    "scope": "Cluster"}])
+    assert _create_cm(kube, "namespaced")[0] == 201
+    code, _, _ = _request(kube, "POST", "/api/v1/namespaces",
+                          {"apiVersion": "v1", "kind": "Namespace",
+                           "metadata": {"name": "fresh"}})
+    assert code == 500
