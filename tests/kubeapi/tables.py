@@ -336,8 +336,8 @@ def table(res: Resource, objects: list[dict], meta: dict, *, minor: str,
 
         def cells(obj: dict, columns=columns, paths=paths) -> list:
             found = [jsonpath(obj, p) for p in paths]
-            return [obj["metadata"]["name"]] + [
-                _json_cell(c["type"], f[0] if f else None) for c, f in zip(columns, found)]
+            return [obj["metadata"]["name"]] + [_json_cell(c["type"], f[0] if f else None)
+                                                for c, f in zip(columns, found, strict=True)]
         columns = [_name(minor)] + columns
     else:
         columns = [_name(minor), _col("Created At", "date",
