@@ -37,6 +37,7 @@ _DECODABLE = ("", "application/json", "application/yaml", "application/apply-pat
               "application/json-patch+json")
 _APISERVICES = ("apiregistration.k8s.io", "apiservices")
 
+
 @dataclass
 class Route:
     verb: str
