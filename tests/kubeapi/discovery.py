@@ -26,6 +26,39 @@ _VERB = (("delete_collection_", "deletecollection"), ("create_", "create"), ("li
          ("connect_", "connect"))
 _VERB_ORDER = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
+# shortNames and categories of the built-in resources, as a real kube-apiserver's discovery
+# gives them (kubernetes/kubernetes api/discovery/api__v1.json, apis__<group>__<version>.json
+# and aggregated_v2.json, the documents its integration test keeps; each value comes from the
+# resource's ShortNames()/Categories() in pkg/registry/<group>/<resource>/storage/storage.go).
+# kubectl resolves `kubectl get ns`, `get crd` and `get all` with them.
+_ALL, _EXT = ["all"], ["api-extensions"]
+BUILTIN_NAMES: dict[tuple[str, str], tuple[list[str], list[str]]] = {
+    ("", "componentstatuses"): (["cs"], []), ("", "configmaps"): (["cm"], []),
+    ("", "endpoints"): (["ep"], []), ("", "events"): (["ev"], []),
+    ("", "limitranges"): (["limits"], []), ("", "namespaces"): (["ns"], []),
+    ("", "nodes"): (["no"], []), ("", "persistentvolumeclaims"): (["pvc"], []),
+    ("", "persistentvolumes"): (["pv"], []), ("", "pods"): (["po"], _ALL),
+    ("", "replicationcontrollers"): (["rc"], _ALL), ("", "resourcequotas"): (["quota"], []),
+    ("", "serviceaccounts"): (["sa"], []), ("", "services"): (["svc"], _ALL),
+    ("apps", "daemonsets"): (["ds"], _ALL), ("apps", "deployments"): (["deploy"], _ALL),
+    ("apps", "replicasets"): (["rs"], _ALL), ("apps", "statefulsets"): (["sts"], _ALL),
+    ("autoscaling", "horizontalpodautoscalers"): (["hpa"], _ALL),
+    ("batch", "cronjobs"): (["cj"], _ALL), ("batch", "jobs"): ([], _ALL),
+    ("certificates.k8s.io", "certificatesigningrequests"): (["csr"], []),
+    ("events.k8s.io", "events"): (["ev"], []),
+    ("networking.k8s.io", "ingresses"): (["ing"], []),
+    ("networking.k8s.io", "networkpolicies"): (["netpol"], []),
+    ("policy", "poddisruptionbudgets"): (["pdb"], []),
+    ("scheduling.k8s.io", "priorityclasses"): (["pc"], []),
+    ("storage.k8s.io", "storageclasses"): (["sc"], []),
+    ("apiextensions.k8s.io", "customresourcedefinitions"): (["crd", "crds"], _EXT),
+    ("apiregistration.k8s.io", "apiservices"): ([], _EXT),
+    **{("admissionregistration.k8s.io", plural): ([], _EXT) for plural in (
+        "mutatingwebhookconfigurations", "validatingwebhookconfigurations",
+        "validatingadmissionpolicies", "validatingadmissionpolicybindings",
+        "mutatingadmissionpolicies", "mutatingadmissionpolicybindings")},
+}
+
 
 @dataclass
 class Resource:
@@ -159,6 +192,8 @@ def _builtin(minor: str, alpha: bool) -> tuple[Resource, ...]:
             res.verbs.append("watch")
         res.verbs.sort(key=_VERB_ORDER.index)
         res.subresources = {s: k or res.kind for s, k in subs.get(key, {}).items()}
+        short, categories = BUILTIN_NAMES.get((res.group, res.plural), ([], []))
+        res.short_names, res.categories = list(short), list(categories)
         out.append(res)
     return tuple(out)
 
@@ -205,6 +240,7 @@ class Discovery:
         self.minor = minor
         self._builtin = builtin_resources(minor, alpha)
         self._crds: dict[str, list[Resource]] = {}
+        self.crds: dict[str, dict] = {}  # name -> the CRD served (its schemas, its columns)
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -228,9 +264,11 @@ class Discovery:
 
     def add_crd(self, crd: dict) -> None:
         self._crds[crd["metadata"]["name"]] = crd_resources(crd)
+        self.crds[crd["metadata"]["name"]] = crd
         self._rebuild()
 
     def remove_crd(self, name: str) -> None:
+        self.crds.pop(name, None)
         if self._crds.pop(name, None) is not None:
             self._rebuild()
 

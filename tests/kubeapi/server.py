@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from . import errors
-from .discovery import Resource
+from . import errors, openapi, tables, webhooks
+from .discovery import Resource, version_priority
 from .faults import Request
 from .patch import APPLY_PATCH
 from .selectors import field_selector, label_selector
@@ -27,6 +27,15 @@ if TYPE_CHECKING:
     from .emulator import KubeAPI
 
 _BODY_VERBS = {"create", "update", "patch"}
+# The request bodies this server decodes. A real kube-apiserver also decodes protobuf
+# (application/vnd.kubernetes.protobuf) for built-in kinds; without that codec the answer is
+# what the apiserver's negotiation gives for any type it has no decoder for: 415 with
+# NewUnsupportedMediaTypeError's message (k8s.io/apiserver pkg/endpoints/handlers/
+# negotiation/errors.go). client-go's typed clients (kubectl auth can-i) send protobuf.
+_DECODABLE = ("", "application/json", "application/yaml", "application/apply-patch+yaml",
+              "application/merge-patch+json", "application/strategic-merge-patch+json",
+              "application/json-patch+json")
+_APISERVICES = ("apiregistration.k8s.io", "apiservices")
 
 
 @dataclass
@@ -78,6 +87,7 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         start = time.monotonic()
+        webhooks.reset()
         url = urlsplit(self.path)
         path, query = unquote(url.path), dict(parse_qsl(url.query, keep_blank_values=True))
         length = int(self.headers.get("Content-Length") or 0)
@@ -89,6 +99,13 @@ class Handler(BaseHTTPRequestHandler):
         route = self._route_seen = Route("")
         try:
             segs = path.strip("/").split("/")
+            if segs[0] == "apis" and len(segs) > 2 and self._unavailable(segs[1], segs[2]):
+                # kube-aggregator's proxy for an APIService whose Available condition is not
+                # True (kubernetes/kubernetes staging/src/k8s.io/kube-aggregator/pkg/
+                # apiserver/handler_proxy.go: proxyError(w, req, "service unavailable",
+                # http.StatusServiceUnavailable), an http.Error: text/plain); kubectl shows
+                # it as "the server is currently unable to handle the request".
+                return self._send(503, b"service unavailable\n", "text/plain; charset=utf-8")
             if segs[0] == "apis" and len(segs) > 1 and segs[1] in kube.aggregated:
                 code, headers, body = kube.aggregated[segs[1]](self.command, path, query, raw)
                 return self._send(code, body if isinstance(body, bytes) else str(body).encode(),
@@ -116,7 +133,13 @@ class Handler(BaseHTTPRequestHandler):
                     raise errors.too_many_requests(fault.retry_after)
                 else:
                     raise errors.internal(code=fault.code)
-            self._dispatch(route, query, raw)
+            if route.res is not None and route.verb in ("create", "update", "patch", "delete"):
+                webhooks.install(kube)  # kube-apiserver's admission webhooks (webhooks.py)
+                target = (route.res.key, route.name if route.verb != "create" else None)
+                with webhooks.over_http(kube.user, target):
+                    self._dispatch(route, query, raw)
+            else:
+                self._dispatch(route, query, raw)
         except errors.ApiError as e:
             self._send_json(e.code, e.status(), e.headers)
         except (BrokenPipeError, ConnectionResetError):
@@ -142,6 +165,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        for warning in webhooks.warnings():  # RFC 7234 warn-code 299, as the apiserver sends
+            self.send_header("Warning", '299 - "' + warning.replace('"', '\\"') + '"')
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self._sent += len(body)
@@ -156,6 +181,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def _body(self, raw: bytes) -> Any:
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if raw and content_type not in _DECODABLE and not content_type.endswith("yaml"):
+            if self.command == "PATCH":
+                raise errors.unsupported_media_type(content_type)
+            raise errors.ApiError(415, "UnsupportedMediaType",
+                                  "the body of the request was in an unknown format - "
+                                  "accepted media types include: application/json, "
+                                  "application/yaml")
         try:
             if content_type == APPLY_PATCH or content_type.endswith("yaml"):
                 return yaml.load(raw or b"{}", Loader=getattr(yaml, "CSafeLoader",
@@ -171,6 +203,8 @@ class Handler(BaseHTTPRequestHandler):
         segs = [s for s in path.split("/") if s]
         if segs in (["version"], ["healthz"], ["readyz"], ["livez"]):
             return Route("get", document=kube.version_info() if segs == ["version"] else "ok")
+        if segs[:1] == ["openapi"]:
+            return Route("get", document=self._openapi(segs[1:]))
         if segs[:1] == ["api"]:
             if len(segs) == 1:
                 return Route("get", document=disc.api_versions(self.server_address_text()))
@@ -179,9 +213,9 @@ class Handler(BaseHTTPRequestHandler):
             group, version, rest = "", "v1", segs[2:]
         elif segs[:1] == ["apis"]:
             if len(segs) == 1:
-                return Route("get", document=disc.api_group_list())
+                return Route("get", document=self._with_apiservices(disc.api_group_list()))
             if len(segs) == 2:
-                doc = disc.api_group(segs[1])
+                doc = disc.api_group(segs[1]) or self._apiservice_group(segs[1])
                 if doc is None:
                     raise errors.no_such_resource()
                 return Route("get", document={"kind": "APIGroup", "apiVersion": "v1", **doc})
@@ -219,6 +253,60 @@ class Handler(BaseHTTPRequestHandler):
         if verb is None or (verb not in res.verbs and sub is None and verb != "watch"):
             raise errors.method_not_allowed()
         return Route(verb, res, namespace, name, sub, "/".join(rest[3:]))
+
+    def _openapi(self, segs: list[str]) -> dict:
+        disc = self.server.kube.discovery
+        if segs == ["v2"]:
+            accept = self.headers.get("Accept") or ""
+            if accept and not any(m.split(";")[0].strip() in ("application/json", "*/*")
+                                  for m in accept.split(",")):
+                raise errors.ApiError(406, "NotAcceptable",
+                                      f"only the following media types are accepted: "
+                                      f"application/json (not {accept})")
+            return openapi.document_v2(disc)
+        if segs == ["v3"]:
+            return openapi.index(disc)
+        doc = openapi.document_v3(disc, "/".join(segs[1:])) if segs[:1] == ["v3"] else None
+        if doc is None:
+            raise errors.no_such_resource()
+        return doc
+
+    # APIServices (kube-aggregator) ------------------------------------------------------
+    def _apiservices(self) -> list[dict]:
+        kube = self.server.kube
+        res = kube.discovery.by_ref.get(".".join(reversed(_APISERVICES)))
+        if res is None:
+            return []
+        items, *_ = kube.store.list(res)
+        return [s.obj for s in items if (s.obj.get("spec") or {}).get("service")]
+
+    def _unavailable(self, group: str, version: str) -> bool:
+        """An APIService served by another server whose Available condition is not True;
+        local APIServices (no spec.service) are served here whatever they say."""
+        kube = self.server.kube
+        res = kube.discovery.by_ref.get(".".join(reversed(_APISERVICES)))
+        stored = kube.store.lookup(res, None, f"{version}.{group}") if res else None
+        if stored is None or not (stored.obj.get("spec") or {}).get("service"):
+            return False
+        return not any(c.get("type") == "Available" and c.get("status") == "True"
+                       for c in (stored.obj.get("status") or {}).get("conditions") or [])
+
+    def _apiservice_group(self, group: str) -> dict | None:
+        versions = sorted({(s.get("spec") or {}).get("version", "") for s in self._apiservices()
+                           if (s.get("spec") or {}).get("group") == group},
+                          key=version_priority, reverse=True)
+        if not versions:
+            return None
+        gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        return {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
+
+    def _with_apiservices(self, doc: dict) -> dict:
+        """kube-aggregator lists every APIService's group in /apis, available or not
+        (kube-aggregator pkg/apiserver/handler_apis.go)."""
+        names = {g["name"] for g in doc["groups"]}
+        extra = sorted({(s.get("spec") or {}).get("group", "") for s in self._apiservices()}
+                       - names - {""})
+        return {**doc, "groups": doc["groups"] + [self._apiservice_group(g) for g in extra]}
 
     def server_address_text(self) -> str:
         host, port = self.server.server_address[:2]
@@ -270,6 +358,10 @@ class Handler(BaseHTTPRequestHandler):
             stored = store.lookup(res, ns, name)
             if stored is None:
                 raise errors.not_found(res.group, res.plural, name)
+            if tables.wanted(self.headers.get("Accept", "")):
+                return self._send_table(res, [stored.obj], {
+                    "resourceVersion": stored.obj["metadata"].get("resourceVersion", "")},
+                    query)
             return self._send_obj(200, res, stored.obj, stored.raw)
         if route.verb == "update":
             obj = store.update(res, body, ns, name, subresource=sub, validate=validate,
@@ -309,12 +401,24 @@ class Handler(BaseHTTPRequestHandler):
             meta["continue"] = token
         if remaining is not None:
             meta["remainingItemCount"] = remaining
+        if tables.wanted(self.headers.get("Accept", "")):
+            return self._send_table(res, [s.obj for s in items], meta, query)
         head = dumps({"kind": res.list_kind, "apiVersion": res.api_version, "metadata": meta})
         if items and items[0].obj.get("apiVersion") != res.api_version:
             parts = [dumps({**s.obj, "apiVersion": res.api_version}) for s in items]
         else:
             parts = [s.raw for s in items]
         self._send_json(200, head[:-1] + b',"items":[' + b",".join(parts) + b"]}")
+
+    def _send_table(self, res: Resource, objs: list[dict], meta: dict, query: dict) -> None:
+        kube = self.server.kube
+        version = tables.wanted(self.headers.get("Accept", "")) or "v1"
+        if objs and objs[0].get("apiVersion") != res.api_version:
+            objs = [{**o, "apiVersion": res.api_version} for o in objs]
+        doc = tables.table(res, objs, meta, minor=kube.discovery.minor,
+                           crd=kube.discovery.crds.get(res.crd) if res.crd else None,
+                           include=query.get("includeObject"), version=version)
+        self._send(200, dumps(doc), f"application/json;as=Table;v={version};g=meta.k8s.io")
 
     def _scale(self, route: Route, body: Any) -> None:
         kube = self.server.kube

@@ -100,6 +100,7 @@ class Store:
         self._applied: dict[tuple[str, str, str], Any] = {}
         self.listeners: list[Callable[[Event], None]] = []
         self.admission: list[Admission] = []
+        self.webhooks: Any = None  # webhooks.Dispatcher: admission webhooks, for HTTP requests
         self.crds: dict[str, dict] = {}
 
     # Reads ------------------------------------------------------------------------------
@@ -257,8 +258,12 @@ class Store:
                 defaults.on_create(res.kind, obj, uid)
             for admit in self.admission:
                 admit(res, obj, None)
+            if self.webhooks is not None:
+                self.webhooks.admit("mutating", "CREATE", res, obj, None, None, dry_run)
             if validate:
                 self._validate(res, obj)
+            if self.webhooks is not None:
+                self.webhooks.admit("validating", "CREATE", res, obj, None, None, dry_run)
             if res.kind == "CustomResourceDefinition" and res.crd is None:
                 self._establish(obj)
             if dry_run:
@@ -316,6 +321,8 @@ class Store:
             else:
                 meta.pop(k, None)
         meta["resourceVersion"] = old_meta["resourceVersion"]
+        if self.webhooks is not None and subresource != "all":
+            self.webhooks.admit("mutating", "UPDATE", res, new, old, subresource, dry_run)
         ignore = ("metadata", "status")
         if any(new.get(k) != old.get(k) for k in set(new) | set(old) if k not in ignore):
             meta["generation"] = old_meta.get("generation", 1) + 1
@@ -323,6 +330,8 @@ class Store:
             return old  # a no-op write changes nothing, not even resourceVersion
         if validate:
             self._validate(res, new)
+        if self.webhooks is not None and subresource != "all":
+            self.webhooks.admit("validating", "UPDATE", res, new, old, subresource, dry_run)
         if dry_run:
             return new
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
@@ -393,6 +402,9 @@ class Store:
                         res.group, res.plural, name,
                         f"Precondition failed: {field.upper() if field == 'uid' else field} "
                         f"in precondition: {want}, {field} in object meta: {meta.get(field)}")
+            if self.webhooks is not None:
+                for phase in ("mutating", "validating"):
+                    self.webhooks.admit(phase, "DELETE", res, None, current, None, dry_run)
             if dry_run:
                 return current
             if res.key == ("", "namespaces"):

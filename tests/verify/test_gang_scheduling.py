@@ -151,9 +151,18 @@ def test_a_gang_ending_while_the_over_quota_job_waits_is_not_a_verdict(kubeapi, 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
 def test_a_gang_that_cannot_be_scheduled_is_an_environment_problem(kubeapi, kubeconfig):
-    # Quota for 16 GPUs, but the only GPU node is cordoned: admitted, never Running.
+    # Quota for 16 GPUs, but the only GPU node's 8 GPUs are held by a pod outside Kueue:
+    # admitted, never Running. (Not a cordon: the probe's pods tolerate every taint, and
+    # kube-scheduler's NodeUnschedulable lets a pod tolerating node.kubernetes.io/
+    # unschedulable onto a cordoned node.)
     sleeps_forever(kubeapi)
-    kubeapi.mutate("nodes", "gpu-h100-0", lambda n: n["spec"].update(unschedulable=True))
+    kubeapi.create({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "holds-every-gpu", "namespace": "default"},
+                    "spec": {"restartPolicy": "Never", "tolerations": [{"operator": "Exists"}],
+                             "containers": [{"name": "main", "image": "busybox:1.36",
+                                             "command": ["sleep", "3600"], "resources": {
+                                                 "limits": {"nvidia.com/gpu": "8"}}}]}})
+    kubeapi.settle()
     result = run(kubeconfig, admit_timeout=1.0)
     assert result.verdict is Verdict.ERROR
     assert "had 0 of 4 pods Running" in result.reason

@@ -11,7 +11,15 @@ endpoint ports, the Ready pods behind them scraped through ``httpd.serve``.
 ``scrape_every``: seconds between two scrapes of a target (None: every query scrapes
 afresh); a query answers the latest scrape, as Prometheus' instant queries do, so a long
 interval plays a Prometheus whose data lags behind what the pod serves.
-``monitoring(kube)`` installs it all as kube-prometheus-stack would.
+``monitoring(kube)`` installs it all as kube-prometheus-stack would; ``prometheus(kube,
+name, namespace, ...)`` adds another Prometheus (a world may run several, each with its own
+selectors, Service and ``routePrefix``).
+
+``spec.routePrefix``: prometheus-operator passes it as ``--web.route-prefix`` (``/`` when
+unset; prometheus-operator pkg/prometheus/server/statefulset.go, ``webRoutePrefix``), and
+Prometheus then serves its API, UI and health endpoints under it only (prometheus/prometheus
+web/web.go: ``router.WithPrefix(o.RoutePrefix)``, ``/`` redirecting to the prefix): the query
+API is ``<prefix>/api/v1/query`` and ``/api/v1/query`` is 404.
 """
 
 from __future__ import annotations
@@ -46,17 +54,29 @@ def monitoring(kube, *, selector=None, ns_selector=None, discovers=True,
     if not prometheus:
         return
     # spec_extra: e.g. ignoreNamespaceSelectors=True, enforcedNamespaceLabel="namespace".
+    add_prometheus(kube, f"{KPS}-prometheus", "monitoring", selector=selector,
+                   ns_selector=ns_selector, discovers=discovers, scrape_every=scrape_every,
+                   **spec_extra)
+
+
+def add_prometheus(kube, name: str, namespace: str, *, selector=None, ns_selector=None,
+                   discovers=True, scrape_every: float | None = None, service: str | None = None,
+                   port: int = 9090, route_prefix: str | None = None,
+                   **spec_extra) -> Prometheus:
+    """One more Prometheus CR, its Service (``service``, default the CR's name) and the
+    server behind it; ``route_prefix`` sets ``spec.routePrefix``. The CRDs must be there
+    (``monitoring(kube, prometheus=False)``)."""
     spec = {"serviceMonitorSelector": {} if selector is None else selector, **spec_extra}
     if ns_selector is not False:
         spec["serviceMonitorNamespaceSelector"] = ns_selector or {}
+    if route_prefix is not None:
+        spec["routePrefix"] = route_prefix
     kube.create({"apiVersion": f"{MON}/v1", "kind": "Prometheus",
-                 "metadata": {"name": f"{KPS}-prometheus", "namespace": "monitoring"},
-                 "spec": spec})
-    kube.create(o.service(f"{KPS}-prometheus", "monitoring", 9090))
-    kube.proxy("service", f"{KPS}-prometheus",
-               Prometheus(kube, "monitoring", f"{KPS}-prometheus", discovers=discovers,
-                          scrape_every=scrape_every),
-               namespace="monitoring", port=9090)
+                 "metadata": {"name": name, "namespace": namespace}, "spec": spec})
+    kube.create(o.service(service or name, namespace, port))
+    server = Prometheus(kube, namespace, name, discovers=discovers, scrape_every=scrape_every)
+    kube.proxy("service", service or name, server, namespace=namespace, port=port)
+    return server
 
 
 class Prometheus:
@@ -69,6 +89,15 @@ class Prometheus:
         self._scraped: dict[str, tuple[float, int, str]] = {}  # url -> (when, code, body)
 
     def __call__(self, method: str, path: str, query: dict, body: bytes):
+        prom = self.kube.find(f"prometheuses.{MON}", self.name, self.namespace) or {}
+        prefix = ((prom.get("spec") or {}).get("routePrefix") or "/").rstrip("/")
+        if prefix:
+            if path in ("", "/"):  # web.go: "/" redirects to the route prefix
+                return 302, {"Content-Type": "text/html; charset=utf-8",
+                             "Location": prefix}, f'<a href="{prefix}">Found</a>.\n\n'
+            if path != prefix and not path.startswith(prefix + "/"):
+                return 404, {"Content-Type": "text/plain"}, "404 page not found\n"
+            path = path[len(prefix):] or "/"
         if path == "/api/v1/query":
             result = [{"metric": labels, "value": [time.time(), value]}
                       for labels, value in self.select(query.get("query", ""))]

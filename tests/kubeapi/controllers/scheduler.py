@@ -2,8 +2,9 @@
 
 Honours allocatable (cpu, memory, pods, extended resources such as nvidia.com/gpu),
 nodeSelector, required node affinity (In/NotIn/Exists/DoesNotExist), NoSchedule/NoExecute
-taints against tolerations, unschedulable nodes and DRA: a pod with ``resourceClaims``
-waits until every claim is allocated, then goes to the node the allocation names.
+taints against tolerations, cordoned and NotReady nodes as the scheduler sees them (below)
+and DRA: a pod with ``resourceClaims`` waits until every claim is allocated, then goes to
+the node the allocation names.
 Unschedulable pods get ``PodScheduled=False, reason Unschedulable`` and an Event.
 
 A pod whose claims are not allocated yet is reported Unschedulable ("waiting for resource
@@ -24,6 +25,34 @@ from .base import Controller
 from .resources import allocatable, pod_requests
 
 ACTIVE = ("Pending", "Running", "Unknown")
+
+# Cordoned and NotReady nodes as kube-scheduler sees them (kubernetes/kubernetes v1.35):
+# - NodeUnschedulable (pkg/scheduler/framework/plugins/nodeunschedulable/
+#   node_unschedulable.go): a node with spec.unschedulable is filtered out ("node(s) were
+#   unschedulable") unless the pod tolerates the taint node.kubernetes.io/unschedulable:
+#   NoSchedule, which `kubectl cordon` does not add but a toleration of it (or a blanket
+#   `operator: Exists`) lets the pod land there, as DaemonSet pods do;
+# - NotReady: the scheduler reads no node condition, only taints (TaintToleration). The node
+#   lifecycle controller (pkg/controller/nodelifecycle/node_lifecycle_controller.go,
+#   nodeConditionToTaintKeyStatusMap) taints a node whose Ready is False with
+#   node.kubernetes.io/not-ready:NoSchedule and one whose Ready is Unknown (or missing)
+#   with node.kubernetes.io/unreachable:NoSchedule; a node in the store without that taint
+#   yet is judged as if it had it (the controller's taint is what the scheduler acts on).
+UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
+NOT_READY = "node.kubernetes.io/not-ready"
+UNREACHABLE = "node.kubernetes.io/unreachable"
+
+
+def scheduling_taints(node: dict) -> list[dict]:
+    """The node's taints plus the NoSchedule taint its Ready condition implies."""
+    taints = list((node.get("spec") or {}).get("taints") or [])
+    ready = next((c.get("status") for c in (node.get("status") or {}).get("conditions") or []
+                  if c.get("type") == "Ready"), "Unknown")
+    if ready != "True":
+        key = NOT_READY if ready == "False" else UNREACHABLE
+        if not any(t.get("key") == key and t.get("effect") == "NoSchedule" for t in taints):
+            taints.append({"key": key, "effect": "NoSchedule"})
+    return taints
 
 
 def tolerates(tolerations: list[dict], taint: dict) -> bool:
@@ -60,12 +89,9 @@ def node_selector_matches(selector: dict | None, node: dict) -> bool:
 def why_not(pod: dict, node: dict, used: Counter, claim_nodes: list[dict] | None) -> str | None:
     """None when the pod fits the node, else a short reason as the scheduler words it."""
     spec = pod["spec"]
-    if node.get("spec", {}).get("unschedulable"):
+    if node.get("spec", {}).get("unschedulable") and not tolerates(
+            spec.get("tolerations"), {"key": UNSCHEDULABLE, "effect": "NoSchedule"}):
         return "node(s) were unschedulable"
-    ready = any(c["type"] == "Ready" and c["status"] == "True"
-                for c in (node.get("status") or {}).get("conditions") or [])
-    if not ready:
-        return "node(s) were not ready"
     labels = node["metadata"].get("labels") or {}
     if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
         return "node(s) didn't match Pod's node affinity/selector"
@@ -73,7 +99,7 @@ def why_not(pod: dict, node: dict, used: Counter, claim_nodes: list[dict] | None
         "requiredDuringSchedulingIgnoredDuringExecution")
     if affinity and not node_selector_matches(affinity, node):
         return "node(s) didn't match Pod's node affinity/selector"
-    for taint in (node.get("spec") or {}).get("taints") or []:
+    for taint in scheduling_taints(node):
         if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(
                 spec.get("tolerations"), taint):
             return f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"
