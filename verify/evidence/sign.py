@@ -34,7 +34,8 @@ SIGNED = (MANIFEST, ENVELOPE, PUBLIC_KEY)
 UNSIGNED = (".aicp-files",)
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-PREDICATE_TYPE = "https://github.com/aicp/aicp/verify/evidence-manifest/v1"
+# aicp names its labels under aicp.dev (aicp.dev/verify-run); its predicate type likewise.
+PREDICATE_TYPE = "https://aicp.dev/verify/evidence-manifest/v1"
 PASSWORD_ENV = "AICP_SIGN_KEY_PASSWORD"
 
 
