@@ -142,19 +142,24 @@ def _gang(facts: Facts) -> list[Flag]:
 
 
 def _autoscaler(pools: list[dict], autoscaler: Any, stack: str) -> Flag:
-    # The suite needs an isolated pool with minimum N >= 1 and maximum >= N+1 (test/README.md,
-    # "Cluster Autoscaling Test"); a pool scaling from zero does not qualify.
+    # The suite needs an isolated pool with minimum N >= 1, maximum >= N+1 and "effective
+    # capacity for exactly one requested accelerator per baseline node" (test/README.md,
+    # "Cluster Autoscaling Test", at 6fef273b): a pool scaling from zero, or of 8-GPU
+    # nodes, does not qualify.
     for i, pool in enumerate(pools):
         low, high = int(pool.get("minNodes") or 0), int(pool.get("maxNodes") or 0)
-        if autoscaler not in (None, "", "none") and 1 <= low < high:
+        if (autoscaler not in (None, "", "none") and 1 <= low < high
+                and int(pool.get("gpusPerNode") or 0) == 1):
             labels = {str(k): str(v) for k, v in (pool.get("labels") or {}).items()}
             key = POOL_LABEL if POOL_LABEL in labels else next(iter(labels), None)
             if key:
                 return Flag("autoscaler-node-pool-label", f"{key}={labels[key]}",
                             f"{stack} gpuPools[{i}] {pool.get('name')} (minNodes {low}, "
                             f"maxNodes {high}, autoscaler {autoscaler})")
-    why = ("no stack output names an autoscaled GPU pool with minNodes >= 1 and maxNodes "
-           "above it" if pools else "no stack: aicp cannot tell which pool autoscales")
+    why = (f"autoscaler {autoscaler}: no pool autoscales" if pools and autoscaler in (
+        None, "", "none") else "no stack GPU pool of one-GPU nodes has minNodes >= 1 and "
+           "maxNodes above it" if pools else "no stack: aicp cannot tell which pool "
+           "autoscales")
     return Flag("autoscaler-node-pool-label", None,
                 f"unset: {why}; the suite skips its autoscaling test")
 
