@@ -97,9 +97,6 @@ def verify(
       aicp verify --context emulator --read-only --only accelerator_metrics
       aicp verify --skip cluster_autoscaling --registry-mirror mirror.local/hub
       aicp verify cleanup --kubeconfig kubeconfig.yaml
-      aicp verify --stack dev --output checklist --wg-suite --wg-suite-source ai-conformance
-      aicp verify --output checklist --sign-key key.pem --metadata product.yaml
-      aicp verify evidence check aicp-verify-results --key key.pub.pem
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -156,7 +153,7 @@ def evidence_check(
                              help="The signer's public key (default: the one in the bundle, "
                                   "which proves integrity, not who signed)."),
 ) -> None:
-    """Verify every file's SHA-256 against evidence/manifest.json and its DSSE signature.
+    """Verify every file's SHA-256 against results/aicp-manifest.json and its DSSE signature.
 
     Exit codes: 0 every digest and the signature verify; 1 a file or the signature does
     not (the first one is named); 2 usage error.
