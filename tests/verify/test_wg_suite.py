@@ -9,7 +9,6 @@ It records the arguments it was given, so the tests see the flags the real ``go`
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
