@@ -425,9 +425,12 @@ class Evidence:
 
     def run(self, opts: Options, target: Target, report: RunReport, console: Console) -> None:
         """After the probes: the cluster's identity, then the suite when asked for."""
-        self.cluster = cluster_identity(target)
+        if not report.interrupted and not target.kube.lost:  # reports first, never a wait
+            self.cluster = cluster_identity(target)
         if not opts.wg_suite or report.interrupted or self.source is None or not self.go:
             return
+        # A signal now is deferred (the reports are being written): Ctrl-C reaches go test
+        # itself, which stops with a failure, and the run is quarantined like any failure.
         from .wgsuite import flags as suite_flags
         from .wgsuite import report as suite_report
         from .wgsuite import run as suite_run
@@ -435,7 +438,7 @@ class Evidence:
         outputs = target.outputs
         found = suite_flags.derive(suite_flags.discover(target.kube),
                                    outputs.expectations if outputs else None,
-                                   outputs.name if outputs else None)
+                                   outputs.name if outputs else None, opts.registry_mirror)
         for flag in found:
             console.print(f"wg-suite: -{flag.name}={flag.shown} ({flag.source})",
                           soft_wrap=True)
@@ -499,7 +502,8 @@ def cluster_identity(target: Target) -> dict[str, str]:
     KEP-2149 suggests it as a cluster id) and the API server's version."""
     out = {"kubernetesVersion": str(target.version.get("gitVersion", target.minor))}
     try:
-        found = target.kube.request("GET", "/api/v1/namespaces/kube-system", once=True)
+        found = target.kube.request("GET", "/api/v1/namespaces/kube-system", once=True,
+                                    timeout=5.0)
         out["kubeSystemUid"] = str(((found or {}).get("metadata") or {}).get("uid") or "")
     except Exception as exc:  # noqa: BLE001 - the identity is a fact to record, not a gate
         out["kubeSystemUid"] = f"unknown ({one_line(exc)})"

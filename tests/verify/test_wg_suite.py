@@ -167,6 +167,16 @@ def test_flags_on_a_device_plugin_cluster_aicp_did_not_build(kubeapi_factory, tm
     assert "no stack" in found["autoscaler-node-pool-label"].source
 
 
+def test_the_registry_mirror_serves_the_suites_sandbox_image(kubeapi_factory, tmp_path):
+    found = flags.derive(facts_of(kubeapi_factory, tmp_path, "empty"),
+                         mirror="registry.local:5000/hub")
+    assert found[-1] == flags.Flag(
+        "sandbox-image", "registry.local:5000/hub/library/busybox",
+        "--registry-mirror registry.local:5000/hub: the suite's default "
+        "docker.io/library/busybox")
+    assert "sandbox-image" not in {f.name for f in flags.derive(flags.Facts())}
+
+
 def test_flags_on_an_empty_cluster_leave_the_suite_to_detect(kubeapi_factory, tmp_path):
     found = {f.name: f for f in flags.derive(facts_of(kubeapi_factory, tmp_path, "empty"))}
     assert found["allocation-mode"].value == "auto"

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..images import mirrored
+
 # The suite's NVIDIA accelerator config (test/util_test.go ``acceleratorConfigs["nvidia"]``):
 # DeviceClass and DRA driver ``gpu.nvidia.com``, extended resource ``nvidia.com/gpu``.
 DEVICE_CLASS = DRA_DRIVER = "gpu.nvidia.com"
@@ -26,6 +28,7 @@ KUEUE_VERSIONS = ("kueue.x-k8s.io/v1beta2", "kueue.x-k8s.io/v1beta1")
 # on the suite's auto-detection picking the same one.
 SANDBOX_KEYWORDS = ("gvisor", "runsc", "kata", "sandboxed", "quark", "krun")
 POOL_LABEL = "aicp.dev/gpu-pool"
+SANDBOX_IMAGE = "docker.io/library/busybox"
 
 
 @dataclass(frozen=True)
@@ -86,13 +89,20 @@ def discover(kube: Any) -> Facts:
 
 
 def derive(facts: Facts, expectations: dict[str, Any] | None = None,
-           stack_name: str | None = None) -> list[Flag]:
+           stack_name: str | None = None, mirror: str | None = None) -> list[Flag]:
     """Every flag aicp sets or leaves unset, in the suite's flag order, with its source."""
     pools = [p for p in (expectations or {}).get("gpuPools") or [] if isinstance(p, dict)]
     stack = f"stack {stack_name} output" if stack_name else "stack output"
-    return [_accelerator(facts, pools, stack), _allocation(facts, pools, stack),
-            *_gang(facts), _autoscaler(pools, (expectations or {}).get("autoscaler"), stack),
-            _sandbox(facts)]
+    found = [_accelerator(facts, pools, stack), _allocation(facts, pools, stack),
+             *_gang(facts), _autoscaler(pools, (expectations or {}).get("autoscaler"), stack),
+             _sandbox(facts)]
+    if mirror:
+        # The suite's sandbox probe image defaults to "busybox" (Docker Hub's library
+        # image; workload_sandboxing_test.go -sandbox-image at the pinned commit): pulled
+        # from the mirror like aicp's own images. Its other test images have no flag here.
+        found.append(Flag("sandbox-image", mirrored(SANDBOX_IMAGE, mirror),
+                          f"--registry-mirror {mirror}: the suite's default {SANDBOX_IMAGE}"))
+    return found
 
 
 def _accelerator(facts: Facts, pools: list[dict], stack: str) -> Flag:
