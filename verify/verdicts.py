@@ -1,7 +1,7 @@
 """The verdict rules of ``aicp verify``, in one place, and the run data they judge.
 
 What each verdict means for a requirement, for the CNCF checklist (``status``), for the test
-artifacts (``test_result``: JUnit and e2e.log) and for the run (``exit_code``), and what the
+artifacts (``test_result``: aicp's JUnit and log) and for the run (``exit_code``), and what the
 runner may turn a probe's answer into (``judge``). Every report under ``verify/reports/``
 reads a ``RunReport`` through these functions; the golden files in ``tests/verify/golden/``
 show the result for one fixed run, byte for byte.
