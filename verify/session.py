@@ -444,8 +444,10 @@ class Evidence:
                           soft_wrap=True)
         console.print(f"wg-suite: running {suite_run.PACKAGE} at {suite_run.COMMIT[:12]} "
                       f"(go test, up to {suite_run.GO_TIMEOUT_MINUTES} min)", soft_wrap=True)
+        given = None if outputs else Path(target.kube.source)
         data = outputs.kubeconfig if outputs else yaml_file(Path(target.kube.source))
-        run = suite_run.run_local(self.source, self.go, found, data, target.kube.context)
+        run = suite_run.run_local(self.source, self.go, found, data, target.kube.context,
+                                  given)
         self.suite = run
         results = [t.result for t in run.tests.values()]
         line = (f"wg-suite: exit {run.returncode}: {results.count('passed')} passed, "

@@ -340,7 +340,7 @@ def test_conformant_platform_with_the_replayed_suite_is_a_signed_submission_both
                           "-gang-scheduler-namespace=ai-workloads",
                           "-gang-job-labels=kueue.x-k8s.io/queue-name=aicp",
                           "-sandbox-runtime-class=gvisor"]
-    assert args[-1].startswith("-kubeconfig=") and not Path(args[-1][12:]).exists()  # removed
+    assert args[-1] == f"-kubeconfig={tmp_path / 'kubeconfig.yaml'}"  # the run's own file
     page = (folder / "evidence" / "wg-suite" / "README.md").read_text()
     assert "| -allocation-mode | dra | cluster: DeviceClass gpu.nvidia.com and ResourceSlices" \
            in page and str(tmp_path) not in page

@@ -9,6 +9,7 @@ It records the arguments it was given, so the tests see the flags the real ``go`
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -33,6 +34,9 @@ import json, sys
 from pathlib import Path
 here = Path(__file__).parent
 (here / "args.json").write_text(json.dumps(sys.argv[1:]))
+for arg in sys.argv[1:]:
+    if arg.startswith("-kubeconfig="):
+        (here / "kubeconfig.seen").write_text(Path(arg[12:]).read_text())
 replay, lines = "{replay}", Path("{results}").read_text().splitlines()
 out, failed = [], False
 for line in lines:
@@ -199,6 +203,29 @@ def test_a_checkout_at_another_commit_or_without_go_is_refused_before_any_probe(
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error: --wg-suite local needs Go on PATH"), err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_suite_gets_the_runs_context_through_a_private_copy_only_when_needed(
+        tmp_path, monkeypatch):
+    from aicp.verify.wgsuite.run import run_local
+
+    bin_dir = stand_ins(tmp_path, monkeypatch, gotestsum=False)
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": "a",
+              "contexts": [{"name": "a", "context": {"cluster": "c", "user": "u"}},
+                           {"name": "b", "context": {"cluster": "c", "user": "u"}}],
+              "clusters": [{"name": "c", "cluster": {"server": "https://k:6443"}}],
+              "users": [{"name": "u", "user": {"tokenFile": "token"}}]}
+    user_file = tmp_path / "kubeconfig.yaml"  # beside its relative tokenFile
+    user_file.write_text(yaml.safe_dump(config))
+    source = suite_source(tmp_path)
+    run = run_local(source, str(bin_dir / "go"), [], config, "a", user_file)
+    assert json.loads((bin_dir / "args.json").read_text())[-1] == f"-kubeconfig={user_file}"
+    assert run.passed and run.command.endswith("-kubeconfig=(a path on the machine that ran "
+                                               "it)")
+    run_local(source, str(bin_dir / "go"), [], config, "b", user_file)
+    copy = json.loads((bin_dir / "args.json").read_text())[-1].removeprefix("-kubeconfig=")
+    assert copy != str(user_file) and not Path(copy).exists()  # private, and removed after
+    assert yaml.safe_load((bin_dir / "kubeconfig.seen").read_text())["current-context"] == "b"
 
 
 def test_the_checkout_commit_is_read_through_a_branch_ref(tmp_path):

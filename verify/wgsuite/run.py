@@ -123,13 +123,18 @@ def kubeconfig_for(data: dict, context: str | None) -> dict:
 
 
 def run_local(source: Path, go: str, flags: list[Flag], kubeconfig: dict,
-              context: str | None = None) -> SuiteRun:
-    """Run the suite; the kubeconfig is written to a private temporary file for it."""
+              context: str | None = None, kubeconfig_file: Path | None = None) -> SuiteRun:
+    """Run the suite. The user's kubeconfig file is passed as it is when its current
+    context is the run's (its relative file paths then still resolve); otherwise (a stack's
+    kubeconfig, another context) a copy with the run's context made current is written to a
+    private temporary file."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="aicp-wg-suite-") as tmp:
-        path = Path(tmp) / "kubeconfig"
-        path.touch(mode=0o600)
-        path.write_text(yaml.safe_dump(kubeconfig_for(kubeconfig, context)))
+        path = kubeconfig_file
+        if path is None or (context and kubeconfig.get("current-context") != context):
+            path = Path(tmp) / "kubeconfig"
+            path.touch(mode=0o600)
+            path.write_text(yaml.safe_dump(kubeconfig_for(kubeconfig, context)))
         given = [*flags, Flag("kubeconfig", str(path), "the run's kubeconfig and context",
                               local=True)]
         args = ["test", "-v", "-timeout", f"{GO_TIMEOUT_MINUTES}m", PACKAGE, "-json",
