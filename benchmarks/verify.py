@@ -47,7 +47,7 @@ def run_verify(nodes: int, pods_per_node: int, *, read_only: bool, workdir: Path
         peak_kib = int(run.stderr.strip().splitlines()[-1])
         log = kube.requests.matching()
         results = json.loads((workdir / f"out-{nodes}-{read_only}" / "results" /
-                              "results.json").read_text())
+                              "aicp-results.json").read_text())
     finally:
         kube.stop()
     verdicts = {r["id"]: r["verdict"] for r in results.get("requirements", [])}

@@ -74,6 +74,16 @@ def verify(
     performance_thresholds: Path = typer.Option(
         None, "--performance-thresholds", metavar="FILE",
         help="YAML of floors as fractions: {defaults: {...}, pools: {NAME: {...}}}."),
+    wg_suite: bool = typer.Option(False, "--wg-suite",
+                                  help="Also run the working group's suite "
+                                       "(kubernetes-sigs/ai-conformance test/) with go test, "
+                                       "flags derived from the stack and the cluster."),
+    wg_suite_source: Path = typer.Option(None, "--wg-suite-source", metavar="DIR",
+                                         help="A checkout of that suite at aicp's pinned "
+                                              "commit (for --wg-suite)."),
+    sign_key: Path = typer.Option(None, "--sign-key", metavar="PEM",
+                                  help="Ed25519 or ECDSA private key signing the evidence "
+                                       "manifest (password: $AICP_SIGN_KEY_PASSWORD)."),
 ) -> None:
     """Verify a cluster against Kubernetes AI Conformance, one probe per requirement.
 
@@ -120,7 +130,8 @@ def verify(
         checklist_template=checklist_template, only=only or [], skip=skip or [],
         read_only=read_only, long=long, concurrency=concurrency, timeout=timeout,
         probe_timeout=probe_timeout, output=output or [], output_dir=output_dir,
-        metadata=metadata, registry_mirror=registry_mirror, run_id=run_id)
+        metadata=metadata, registry_mirror=registry_mirror, run_id=run_id,
+        wg_suite=wg_suite, wg_suite_source=wg_suite_source, sign_key=sign_key)
     code = session.run(opts)
     # Not after a usage error or an interrupt: only once the probes ran.
     if perf is not None and plan is not None and code in (0, 1, 3):
@@ -156,3 +167,41 @@ def cleanup(
     raise typer.Exit(session.cleanup(session.Options(stack=stack, kubeconfig=kubeconfig,
                                                      context=context, run_id=run_id,
                                                      force=force)))
+
+
+evidence_app = typer.Typer(help="Check a bundle's signed evidence.", no_args_is_help=True,
+                           rich_markup_mode=None, pretty_exceptions_show_locals=False)
+app.add_typer(evidence_app, name="evidence")
+
+
+@evidence_app.command("check")
+def evidence_check(
+    folder: Path = typer.Argument(..., metavar="DIR", help="The reports folder (--output-dir)."),
+    key: Path = typer.Option(None, "--key", metavar="PEM",
+                             help="The signer's public key (default: the one in the bundle, "
+                                  "which proves integrity, not who signed)."),
+) -> None:
+    """Verify every file's SHA-256 against results/aicp-manifest.json and its DSSE signature.
+
+    Exit codes: 0 every digest and the signature verify; 1 a file or the signature does
+    not (the first one is named); 2 usage error.
+
+    \b
+    Examples:
+      aicp verify evidence check aicp-verify-results
+      aicp verify evidence check v1.37/aicp --key key.pub.pem
+    """
+    from .evidence.sign import check
+
+    if not folder.is_dir():
+        typer.echo(f"error: {folder} is not a folder: pass the --output-dir of a run", err=True)
+        raise typer.Exit(2)
+    if key is not None and not key.is_file():
+        typer.echo(f"error: --key {key} not found: pass the signer's public key PEM", err=True)
+        raise typer.Exit(2)
+    found = check(folder, key)
+    if found.ok:
+        typer.echo(f"evidence ok: {found.message}")
+        raise typer.Exit(0)
+    typer.echo(f"evidence NOT ok: {found.message}", err=True)
+    raise typer.Exit(1)

@@ -98,3 +98,15 @@ PERFORMANCE: dict[str, str] = {
 def performance_catalog(mirror: str | None = None) -> dict[str, str]:
     """The performance run's images, rewritten to ``mirror`` when one is given."""
     return {name: mirrored(image, mirror) for name, image in PERFORMANCE.items()}
+# The working group's test suite, run by ``aicp verify --wg-suite``: kubernetes-sigs/ai-conformance,
+# Go package ``./test``. It has no release tags, so a commit is pinned. 6c1b76b8 is the commit
+# whose ``test/main_test.go`` groups the suite's flags (global, ``autoscaler-``, ``gang-``,
+# ``sandbox-``) and whose ``test/e2e/run-e2e-gcp.sh`` runs the suite in upstream CI with
+# ``-accelerator-type -allocation-mode -gang-scheduler-namespace -gang-job-labels
+# -sandbox-runtime-class``, the flags aicp derives. Bump it only after reading the new
+# commit's flags (``go test ./test -args -help``).
+WG_SUITE = {
+    "repository": "https://github.com/kubernetes-sigs/ai-conformance",
+    "commit": "6c1b76b89251efef18a4d18cb438fa6fdca9e77a",
+    "package": "./test",
+}

@@ -61,6 +61,9 @@ class Options:
     run_id: str | None = None
     force: bool = False  # cleanup: also runs that are alive
     timing: Timing = field(default_factory=Timing)  # the probes' waits as declared, or replaced
+    wg_suite: bool = False  # also run the working group's suite (verify/wgsuite)
+    wg_suite_source: Path | None = None  # a checkout of it at the pinned commit
+    sign_key: Path | None = None  # PEM private key signing the evidence manifest
 
 
 def split(values: list[str] | None) -> list[str]:
@@ -180,6 +183,7 @@ def _run(opts: Options, console: Console, guard: signals.Guard) -> int:
     validate(opts)
     if opts.output:
         check_output_dir(Path(opts.output_dir))
+    evidence = prepare_evidence(opts)
     image_refs = images.catalog(opts.registry_mirror)
     view = TerminalView(console)
     target = connect(opts, on_retry=view.retry)
@@ -195,8 +199,10 @@ def _run(opts: Options, console: Console, guard: signals.Guard) -> int:
     report = run_probes(opts, target, settings, planned, view, guard)
     report.info = {k: v for k, v in shown.items() if k != "probes"} | stack_notes
     view.summary(report)
+    evidence.run(opts, target, report, console)
     # Reports first: whatever happened to the cluster, the results are kept.
-    code, reports, unsaved = write_reports(opts, report, template, metadata, console)
+    code, reports, unsaved = write_reports(opts, report, template, metadata, console,
+                                           **evidence.reports())
     advise_cleanup(opts, report, target.kube, console)
     target.close()
     console.print(closing_line(report, code, reports, unsaved), soft_wrap=True)
@@ -329,7 +335,7 @@ def run_probes(opts: Options, target: Target, settings: Settings, planned: list[
 
 def write_reports(opts: Options, report: RunReport, template: checklist.Template,
                   metadata: dict[str, str] | None,
-                  console: Console) -> tuple[int, Path | None, str | None]:
+                  console: Console, **evidence) -> tuple[int, Path | None, str | None]:
     """Write the reports asked for; returns the exit code, where they went and, when some
     could not be written, what (the verdicts are on stdout already).
 
@@ -343,7 +349,7 @@ def write_reports(opts: Options, report: RunReport, template: checklist.Template
     reports = Path(opts.output_dir).expanduser().absolute()
     try:
         written = write(report, template, opts.output, Path(opts.output_dir), metadata,
-                        note=lambda line: console.print(line, soft_wrap=True))
+                        note=lambda line: console.print(line, soft_wrap=True), **evidence)
     except bundle.NotSaved as exc:
         names = ", ".join(name for name, _ in exc.failed)
         whys = "; ".join(dict.fromkeys(why for _, why in exc.failed))
@@ -403,3 +409,104 @@ def cleanup(opts: Options, console: Console | None = None) -> int:
     console.print(f"deleted {len(deleted)} objects" + (f"; still terminating: "
                                                       f"{', '.join(left)}" if left else ""))
     return 1 if left else 0
+
+
+# The working group's suite and signed evidence (``--wg-suite``, ``--sign-key``) -----------
+@dataclass
+class Evidence:
+    """What a run adds to its evidence: the suite's run (when asked) and the signer."""
+
+    source: Path | None = None
+    go: str | None = None
+    signer: object | None = None  # evidence.sign.Signer
+    suite: object | None = None  # wgsuite.run.SuiteRun
+    quarantined: str | None = None
+    cluster: dict[str, str] = field(default_factory=dict)
+
+    def run(self, opts: Options, target: Target, report: RunReport, console: Console) -> None:
+        """After the probes: the cluster's identity, then the suite when asked for."""
+        if not report.interrupted and not target.kube.lost:  # reports first, never a wait
+            self.cluster = cluster_identity(target)
+        if not opts.wg_suite or report.interrupted or self.source is None or not self.go:
+            return
+        # A signal now is deferred (the reports are being written): Ctrl-C reaches go test
+        # itself, which stops with a failure, and the run is quarantined like any failure.
+        from .wgsuite import flags as suite_flags
+        from .wgsuite import report as suite_report
+        from .wgsuite import run as suite_run
+
+        outputs = target.outputs
+        found = suite_flags.derive(suite_flags.discover(target.kube),
+                                   outputs.expectations if outputs else None,
+                                   outputs.name if outputs else None, opts.registry_mirror)
+        for flag in found:
+            console.print(f"wg-suite: -{flag.name}={flag.shown} ({flag.source})",
+                          soft_wrap=True)
+        console.print(f"wg-suite: running {suite_run.PACKAGE} at {suite_run.COMMIT[:12]} "
+                      f"(go test, up to {suite_run.GO_TIMEOUT_MINUTES} min)", soft_wrap=True)
+        given = None if outputs else Path(target.kube.source)
+        data = outputs.kubeconfig if outputs else yaml_file(Path(target.kube.source))
+        run = suite_run.run_local(self.source, self.go, found, data, target.kube.context,
+                                  given)
+        self.suite = run
+        results = [t.result for t in run.tests.values()]
+        line = (f"wg-suite: exit {run.returncode}: {results.count('passed')} passed, "
+                f"{results.count('failed')} failed, {results.count('skipped')} skipped")
+        if not run.passed:
+            where = suite_run.quarantine(run, Path(opts.output_dir), report.settings.run_id,
+                                         suite_report.page(run, quarantined=True))
+            self.quarantined = where.name
+            line += f"; the suite's files are quarantined in {where}, out of the submission"
+        console.print(line, soft_wrap=True)
+
+    def reports(self) -> dict:
+        return {"suite": self.suite, "quarantined": self.quarantined, "signer": self.signer,
+                "cluster": self.cluster}
+
+
+def prepare_evidence(opts: Options) -> Evidence:
+    """Check --wg-suite and --sign-key before any probe runs (exit 2 on a problem)."""
+    from .evidence.sign import SignKeyError, load_signer
+    from .wgsuite.run import SuiteError, preflight
+
+    found = Evidence()
+    if opts.wg_suite:
+        if not opts.output:
+            raise UsageError("--wg-suite puts the suite's files into the reports: add "
+                             "--output checklist (or json, junit)")
+        try:
+            found.source, found.go = preflight(opts.wg_suite_source)
+        except SuiteError as exc:
+            raise UsageError(str(exc)) from None
+    elif opts.wg_suite_source:
+        raise UsageError("--wg-suite-source is only read with --wg-suite: add --wg-suite")
+    if opts.sign_key:
+        if not opts.output:
+            raise UsageError("--sign-key signs the reports: add --output checklist (or "
+                             "json, junit)")
+        try:
+            found.signer = load_signer(opts.sign_key)
+        except SignKeyError as exc:
+            raise UsageError(str(exc)) from None
+    return found
+
+
+def yaml_file(path: Path) -> dict:
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
+
+
+def cluster_identity(target: Target) -> dict[str, str]:
+    """What names the cluster in a public manifest: the kube-system namespace's UID (it
+    lives as long as the cluster; the ClusterProperty ``cluster.clusterset.k8s.io`` of
+    KEP-2149 suggests it as a cluster id) and the API server's version."""
+    out = {"kubernetesVersion": str(target.version.get("gitVersion", target.minor))}
+    try:
+        found = target.kube.request("GET", "/api/v1/namespaces/kube-system", once=True,
+                                    timeout=5.0)
+        out["kubeSystemUid"] = str(((found or {}).get("metadata") or {}).get("uid") or "")
+    except Exception as exc:  # noqa: BLE001 - the identity is a fact to record, not a gate
+        out["kubeSystemUid"] = f"unknown ({one_line(exc)})"
+    return out

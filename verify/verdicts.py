@@ -1,7 +1,7 @@
 """The verdict rules of ``aicp verify``, in one place, and the run data they judge.
 
 What each verdict means for a requirement, for the CNCF checklist (``status``), for the test
-artifacts (``test_result``: JUnit and e2e.log) and for the run (``exit_code``), and what the
+artifacts (``test_result``: aicp's JUnit and log) and for the run (``exit_code``), and what the
 runner may turn a probe's answer into (``judge``). Every report under ``verify/reports/``
 reads a ``RunReport`` through these functions; the golden files in ``tests/verify/golden/``
 show the result for one fixed run, byte for byte.
@@ -198,20 +198,11 @@ def unsettled(signal: str) -> Result:
 
 
 # What an outcome means in every report ----------------------------------------------------
-# The upstream suite's names for the three requirements the hybrid validator maps to a test
-# when an evidence entry has no #fragment (cncf/k8s-ai-conformance#141; the names of
-# kubernetes-sigs/ai-conformance test/, as in the junit.xml of cncf/k8s-ai-conformance#144).
-UPSTREAM_NAMES = {
-    "secure_accelerator_access": "TestSecureAcceleratorAccess",
-    "gang_scheduling": "TestGangScheduling",
-    "cluster_autoscaling": "TestAcceleratorClusterAutoscaling",
-}
-
-
 def testcase_name(requirement_id: str) -> str:
-    """``gang_scheduling`` → ``TestGangScheduling``; the upstream name where one is mapped."""
-    return UPSTREAM_NAMES.get(requirement_id) or "Test" + "".join(
-        part.capitalize() for part in requirement_id.split("_"))
+    """A requirement's testcase in aicp's artifacts: its id, never a name of the working
+    group's suite (``TestGangScheduling``...), so no reviewer or validator takes aicp's probe
+    for that suite's test (cncf/k8s-ai-conformance#143)."""
+    return requirement_id
 
 
 def producer(report: RunReport) -> str:

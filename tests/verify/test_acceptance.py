@@ -38,7 +38,7 @@ def verify(kubeconfig: Path, out: Path, *, version: str = VERSION,
         **options)
     code = session.run(opts, Console(file=open(out.parent / f"{out.name}.log", "w"),
                                      width=200))
-    path = out / "results" / "results.json"
+    path = out / "results" / "aicp-results.json"
     return code, json.loads(path.read_text()) if path.exists() else {}
 
 

@@ -118,8 +118,8 @@ def test_settings_are_printed_before_the_first_probe_and_reports_written(world):
                  "image cuda: mirror.local/hub/nvidia/cuda:12.4.1-base-ubuntu22.04@sha256:"):
         assert line in out
     assert out.index("image busybox") < out.index("Kubernetes AI Conformance 1.35")
-    for path in ("PRODUCT.yaml", "results/junit.xml", "results/results.json",
-                 "results/e2e.log"):
+    for path in ("PRODUCT.yaml", "results/aicp-junit.xml", "results/aicp-results.json",
+                 "results/aicp-verify.log"):
         assert (world / "aicp-verify-results" / path).is_file()
     data = yaml.safe_load((world / "aicp-verify-results" / "PRODUCT.yaml").read_text())
     assert data["metadata"]["vendorName"] == "Example vendorName"
@@ -185,7 +185,7 @@ def test_a_fully_qualified_stack_name_is_the_stack_pulumi_names(world, stack):
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     assert f"kubeconfig: stack {stack}\n" in result.output
-    doc = json.loads((world / "aicp-verify-results" / "results" / "results.json").read_text())
+    doc = json.loads((world / "aicp-verify-results" / "results" / "aicp-results.json").read_text())
     assert doc["cluster"]["stack"].startswith(f"{stack}: "), doc["cluster"]
     cleanup = invoke(["verify", "cleanup", "--stack", stack])
     assert cleanup.exit_code == 0, cleanup.output
@@ -215,7 +215,7 @@ def test_read_only_exits_3_and_the_last_line_says_how_many_musts_ran(world, kube
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("1/9 MUST ran (1 passed), 8 not run: not a conformance result, ")
     assert last.endswith(f" SHOULD not implemented — exit 3; reports: {reports}"), last
-    doc = json.loads((reports / "results" / "results.json").read_text())
+    doc = json.loads((reports / "results" / "aicp-results.json").read_text())
     assert doc["exitCode"] == 3
     assert doc["musts"] == {"total": 9, "ran": 1, "passed": 1, "allRan": False}
     assert doc["conformant"] is False
@@ -232,7 +232,7 @@ def test_results_json_has_one_time_format_one_duration_name_and_plain_keys(world
     before = int(time.time() * 1000) / 1000  # as the report keeps it: milliseconds, truncated
     result = invoke(["verify", "--only", "accelerator_metrics,gpu_sharing", "--output", "json"])
     assert result.exit_code in (1, 3), result.output
-    doc = json.loads((world / "aicp-verify-results" / "results" / "results.json").read_text())
+    doc = json.loads((world / "aicp-verify-results" / "results" / "aicp-results.json").read_text())
     assert doc["aicpVersion"] == VERSION
     assert iso_time(doc["started"]) and iso_time(doc["finished"])
     started = datetime.fromisoformat(doc["started"]).timestamp()
@@ -282,9 +282,9 @@ def test_version_short_help_and_shell_completion():
 def test_the_version_is_in_the_settings_and_every_report(world):
     result = invoke(["verify", "--only", "accelerator_metrics", "--output", "json,junit"])
     assert f"aicp: {VERSION}" in result.output
-    junit = (world / "aicp-verify-results" / "results" / "junit.xml").read_text()
+    junit = (world / "aicp-verify-results" / "results" / "aicp-junit.xml").read_text()
     assert f'<property name="aicp" value="{VERSION}"' in junit
-    doc = json.loads((world / "aicp-verify-results" / "results" / "results.json").read_text())
+    doc = json.loads((world / "aicp-verify-results" / "results" / "aicp-results.json").read_text())
     assert doc["cluster"]["aicp"] == VERSION
     assert doc["cluster"]["runId"].startswith(doc["runId"])
     assert "busybox" in doc["cluster"]["images"]
@@ -489,10 +489,10 @@ def test_a_previous_run_is_moved_aside_by_its_manifest_and_nothing_else(world):
     second = invoke(["verify", "--only", "accelerator_metrics", "--output", "json"])
     assert second.exit_code == first.exit_code, second.output
     [aside] = [p for p in world.iterdir() if p.name.startswith("aicp-verify-results.previous-")]
-    assert (aside / "results" / "results.json").is_file()
+    assert (aside / "results" / "aicp-results.json").is_file()
     assert sorted(p.name for p in aside.iterdir()) == [".aicp-files", "evidence", "results"]
     assert (out / "notes.md").read_text() == "mine"
-    assert (out / "results" / "results.json").is_file()
+    assert (out / "results" / "aicp-results.json").is_file()
 
 
 def test_a_full_disk_loses_no_verdict_leaves_no_partial_file_and_keeps_the_exit_code(
@@ -501,8 +501,8 @@ def test_a_full_disk_loses_no_verdict_leaves_no_partial_file_and_keeps_the_exit_
 
     real = getattr(bundle, "_fill", None)
 
-    def fill(handle, data):  # the disk fills up half-way through junit.xml
-        if ".junit.xml." in handle.name:
+    def fill(handle, data):  # the disk fills up half-way through aicp-junit.xml
+        if ".aicp-junit.xml." in handle.name:
             handle.write(data[:10])
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         assert real is not None
@@ -513,18 +513,18 @@ def test_a_full_disk_loses_no_verdict_leaves_no_partial_file_and_keeps_the_exit_
     monkeypatch.setattr(bundle, "_fill", fill, raising=False)
     result = invoke(["verify", "--only", "accelerator_metrics", "--output", "json,junit"])
     out = world / "aicp-verify-results"
-    doc = json.loads((out / "results" / "results.json").read_text())  # written in full
+    doc = json.loads((out / "results" / "aicp-results.json").read_text())  # written in full
     code = doc["exitCode"]
     assert code in (1, 3)
     assert result.exit_code == code, result.output  # what the probes found, not "lost"
     assert "Traceback" not in result.output
     assert "accelerator_metrics" in result.output  # the verdicts are on stdout
-    assert not (out / "results" / "junit.xml").exists()  # no half-written report
+    assert not (out / "results" / "aicp-junit.xml").exists()  # no half-written report
     assert not [p for p in out.rglob("*.tmp")]
     written = [p for p in out.rglob("*") if p.is_file() and p.name != ".aicp-files"]
-    assert "results/junit.xml\n" in (out / ".aicp-files").read_text()  # listed: set aside
+    assert "results/aicp-junit.xml\n" in (out / ".aicp-files").read_text()  # listed: set aside
     last = result.output.strip().splitlines()[-1]
     assert last.endswith(
-        f" — exit {code}; reports NOT saved: could not write results/junit.xml in {out} "
+        f" — exit {code}; reports NOT saved: could not write results/aicp-junit.xml in {out} "
         f"(No space left on device); {len(written)} other files written; "
         "the verdicts above stand"), last

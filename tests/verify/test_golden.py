@@ -227,9 +227,25 @@ def compare(got: dict[str, bytes], folder: Path) -> None:
             "regenerate with AICP_UPDATE_GOLDEN=1 and review the diff")
 
 
+def golden_signer():
+    """A fixed Ed25519 key: its signatures are deterministic (RFC 8032), so the envelope
+    is a golden file too."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from aicp.verify.evidence import sign
+
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    return sign.Signer(key, sign._public_pem(key.public_key()), sign.keyid(key.public_key()))
+
+
+CLUSTER = {"kubernetesVersion": "v1.37.0",
+           "kubeSystemUid": "5d3c1f6e-0000-4000-8000-0000000000aa"}
+
+
 def test_the_written_reports_are_the_golden_files(tmp_path):
     template, report = golden_report()
-    write(report, template, ["json", "junit", "checklist"], tmp_path, METADATA)
+    write(report, template, ["json", "junit", "checklist"], tmp_path, METADATA,
+          signer=golden_signer(), cluster=CLUSTER)
     written = files(tmp_path)
     compare(written, GOLDEN / "out")
     # A submission is public: the local kubeconfig path is printed, never written.

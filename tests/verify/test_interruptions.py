@@ -153,7 +153,7 @@ def test_a_signal_mid_run_writes_finished_reports_cleans_up_and_exits_130(
     assert "Traceback" not in run.err and "Traceback" not in "\n".join(run.lines)
     assert labelled(kube, run_id) == []
 
-    doc = json.loads((tmp_path / "out" / "results" / "results.json").read_text())
+    doc = json.loads((tmp_path / "out" / "results" / "aicp-results.json").read_text())
     assert doc["interrupted"] is True and doc["signal"] == signal.Signals(sig).name
     assert doc["exitCode"] == EXIT_INTERRUPTED
     assert doc["cleanup"] == {"leftovers": [], "errors": []}
@@ -183,7 +183,7 @@ def test_the_api_server_lost_mid_run_keeps_the_results_and_names_the_cleanup(
     out = "\n".join(run.lines)
     assert code == EXIT_FAILED, out + run.err
     assert "Traceback" not in run.err and "Traceback" not in out
-    doc = json.loads((tmp_path / "out" / "results" / "results.json").read_text())
+    doc = json.loads((tmp_path / "out" / "results" / "aicp-results.json").read_text())
     lost = [r for r in doc["requirements"] if "lost the connection to the cluster" in r["reason"]]
     assert lost and all(r["verdict"] == "ERROR" for r in lost)
     assert set(present) <= set(doc["cleanup"]["leftovers"]), doc["cleanup"]
@@ -226,7 +226,7 @@ def test_a_concurrent_cleanup_leaves_a_live_run_untouched(platform, tmp_path):
     finally:
         run.kill()
     assert code == EXIT_INTERRUPTED
-    doc = json.loads((tmp_path / "out" / "results" / "results.json").read_text())
+    doc = json.loads((tmp_path / "out" / "results" / "aicp-results.json").read_text())
     assert not [r for r in doc["requirements"] if "was deleted while the probe ran"
                 in r["reason"]]
     assert labelled(kube, "live") == []
@@ -262,7 +262,7 @@ def test_a_dropped_ssh_session_sighup_with_nobody_reading_still_reports_and_clea
         run.kill()
     assert code == EXIT_INTERRUPTED
     assert labelled(kube, "hup") == []
-    doc = json.loads((tmp_path / "out" / "results" / "results.json").read_text())
+    doc = json.loads((tmp_path / "out" / "results" / "aicp-results.json").read_text())
     assert doc["signal"] == "SIGHUP" and doc["cleanup"] == {"leftovers": [], "errors": []}
     got = {r["id"]: r["verdict"] for r in doc["requirements"]}
     assert all(got[rid] in ("PASS", "FAIL", "ERROR", "SKIP") for rid in finished)

@@ -130,7 +130,7 @@ def test_verify_stack_prints_the_checks_and_reports_not_applicable_as_na(world):
     assert "stack lab: problem: addon jobset 0.11.1: jobset.x-k8s.io/v1alpha2 not served" \
         in text
     assert "stack lab: note: GPU pool h200 (h200, dra allocator, minNodes 0)" in text
-    doc = json.loads((out / "results" / "results.json").read_text())
+    doc = json.loads((out / "results" / "aicp-results.json").read_text())
     autoscaling = next(r for r in doc["requirements"] if r["id"] == "cluster_autoscaling")
     assert autoscaling["verdict"] == "SKIP"
     assert autoscaling["reason"] == ("not applicable (stack lab): the onprem target has no "

@@ -1,6 +1,8 @@
 """A CNCF submission from ``aicp verify --output checklist``: it passes both
-generations of the CNCF validator (tests/cncf_validator.py), its test artifacts fail only
-where a MUST did, and every requirement has an evidence page a reviewer can read.
+generations of the CNCF validator (``verify/evidence/cncf.py``, the rules aicp checks before
+writing; the rules themselves are pinned below on GKE's real v1.37 submission, which the
+upstream CI accepted), its test artifacts fail only where a MUST did, and every requirement
+has an evidence page a reviewer can read.
 
 The submission folder is laid out as in cncf/k8s-ai-conformance, ``v<minor>/<product>/``,
 so the validators find the version in the path as the real one does.
@@ -18,7 +20,7 @@ import yaml
 from rich.console import Console
 
 from aicp.verify import session
-from tests import cncf_validator
+from aicp.verify.evidence import cncf as cncf_validator
 from tests.verify.conftest import require_shared, template
 from tests.verify.test_conformant_platform import FAST, NOT_IMPLEMENTED
 from tests.verify.test_reports import report_for
@@ -68,7 +70,7 @@ def submit(kubeconfig: Path, folder: Path, version: str, metadata: Path | None, 
 
 def cases(folder: Path) -> dict[str, ET.Element]:
     return {c.get("name", ""): c for c in
-            ET.parse(folder / "results" / "junit.xml").getroot().iter("testcase")}
+            ET.parse(folder / "results" / "aicp-junit.xml").getroot().iter("testcase")}
 
 
 def spec(folder: Path) -> dict[str, dict]:
@@ -85,7 +87,7 @@ def test_conformant_platform_submission_passes_both_validators_with_a_page_per_r
     folder = tmp_path / f"v{version}" / "aicp"
     code, log = submit(kube.write_kubeconfig(tmp_path / "kubeconfig.yaml"), folder, version,
                        metadata_file(tmp_path, version), probe_timeout=30.0, timing=FAST)
-    doc = json.loads((folder / "results" / "results.json").read_text())
+    doc = json.loads((folder / "results" / "aicp-results.json").read_text())
     reasons = {r["id"]: f"{r['verdict']}: {r['reason']}" for r in doc["requirements"]}
     assert code == 0, reasons
     assert validate(folder / "PRODUCT.yaml") == {"legacy": [], "hybrid": []}
@@ -93,16 +95,16 @@ def test_conformant_platform_submission_passes_both_validators_with_a_page_per_r
 
     # The SHOULDs this platform leaves out: Not Implemented, skipped with the reason.
     items, tests = spec(folder), cases(folder)
-    suite = ET.parse(folder / "results" / "junit.xml").getroot()
+    suite = ET.parse(folder / "results" / "aicp-junit.xml").getroot()
     assert (suite.get("failures"), suite.get("errors")) == ("0", "0")
-    e2e = (folder / "results" / "e2e.log").read_text()
+    e2e = (folder / "results" / "aicp-verify.log").read_text()
     assert "--- FAIL" not in e2e and e2e.splitlines()[-2] == "PASS"
     for rid in NOT_IMPLEMENTED:
         assert items[rid]["status"] == "Not Implemented"
-        skipped = tests["Test" + rid.title().replace("_", "")].find("skipped")
+        skipped = tests[rid].find("skipped")
         assert skipped is not None and skipped.get("message", "").startswith(
             "Not Implemented (SHOULD): ")
-    assert "TestAcceleratorClusterAutoscaling" in tests and "TestClusterAutoscaling" not in tests
+    assert list(tests) == [r["id"] for r in doc["requirements"]]  # named by id, by aicp
     for case in tests.values():  # every skip says why
         skip = case.find("skipped")
         assert skip is None or skip.get("message", "").partition(": ")[2].strip()
@@ -161,7 +163,7 @@ def test_a_checklist_newer_than_the_cluster_is_refused_for_a_submission_only(
     # Without --output checklist nothing is submitted: the run goes on.
     code, _ = submit(kubeconfig, tmp_path / "json", "1.36", None, output=["json"],
                      read_only=True)
-    assert code in (0, 1) and (tmp_path / "json" / "results" / "results.json").is_file()
+    assert code in (0, 1) and (tmp_path / "json" / "results" / "aicp-results.json").is_file()
 
 
 def test_without_metadata_the_run_warns_of_every_field_left_to_fill(kubeapi_factory,
@@ -210,27 +212,65 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 def test_legacy_validator_rejects_file_urls_and_hybrid_accepts_them(submission):
-    edit(submission / "PRODUCT.yaml", '"results/junit.xml"',
-         '"file://results/junit.xml#TestGangScheduling"')
+    edit(submission / "PRODUCT.yaml", '"results/aicp-junit.xml"',
+         '"file://results/aicp-junit.xml#gang_scheduling"')
     found = validate(submission / "PRODUCT.yaml")
     assert found["hybrid"] == []
-    assert found["legacy"] and all("file://results/junit.xml" in e for e in found["legacy"])
+    assert found["legacy"] and all("file://results/aicp-junit.xml" in e
+                                   for e in found["legacy"])
 
 
-def test_hybrid_validator_rejects_any_failing_test_and_an_unmapped_name(submission):
+def rename(folder: Path, old: str, new: str) -> None:
+    (folder / old).rename(folder / new)
+    edit(folder / "PRODUCT.yaml", f'"{old}"', f'"{new}"')
+
+
+def test_aicps_own_files_under_the_canonical_names_would_fail_the_hybrid_validator(
+        submission):
+    # Why aicp never writes junit.xml or e2e.log: the hybrid validator would read aicp's
+    # results as the working group's suite and look for its tests there.
+    rename(submission, "results/aicp-junit.xml", "results/junit.xml")
+    rename(submission, "results/aicp-verify.log", "results/e2e.log")
+    found = validate(submission / "PRODUCT.yaml")
+    assert found["legacy"] == []  # the legacy validator never opens the files
+    assert found["hybrid"] == [
+        f"Test {test} for '{rid}' not found in results/{name}"
+        for rid, test in [("gang_scheduling", "TestGangScheduling"),
+                          ("cluster_autoscaling", "TestAcceleratorClusterAutoscaling"),
+                          ("secure_accelerator_access", "TestSecureAcceleratorAccess")]
+        for name in ("junit.xml", "e2e.log")]
     junit = submission / "results" / "junit.xml"
-    text = junit.read_text()
     edit(junit, "</testcase>", '<failure message="not implemented" /></testcase>')
     found = validate(submission / "PRODUCT.yaml")
     assert any("contains failing tests" in e for e in found["hybrid"]), found
-    assert found["legacy"] == []  # the legacy validator never opens the files
-    junit.write_text(text)
-    edit(submission / "results" / "e2e.log", "TestAcceleratorClusterAutoscaling",
-         "TestClusterAutoscaling")
-    found = validate(submission / "PRODUCT.yaml")
-    assert found["hybrid"] == [
-        "Test TestAcceleratorClusterAutoscaling for 'cluster_autoscaling' not found in "
-        "results/e2e.log"]
+
+
+def gke_submission(tmp_path: Path) -> Path:
+    """GKE's v1.37 submission as it sits in cncf/k8s-ai-conformance, v1.37/gke/."""
+    folder = tmp_path / "v1.37" / "gke"
+    folder.mkdir(parents=True)
+    for name in ("PRODUCT.yaml", "results.json", "e2e.log", "junit.xml"):
+        (folder / name).write_bytes(require_shared("fixtures", "wg-suite-gke-v1.37",
+                                                   name).read_bytes())
+    return folder
+
+
+def test_the_validator_rules_accept_gkes_real_submission_as_upstream_ci_did(tmp_path):
+    # Upstream data, not aicp's: the hybrid rules must accept it (its evidence is
+    # file://v1.37/gke/junit.xml#TestGangScheduling...), and the legacy rules reject exactly
+    # its file:// entries, 9 of them (3 mapped ids x junit.xml, results.json, e2e.log).
+    found = validate(gke_submission(tmp_path) / "PRODUCT.yaml")
+    assert found["hybrid"] == []
+    assert len(found["legacy"]) == 9 and all("file://v1.37/gke/" in e
+                                             for e in found["legacy"])
+
+
+def test_the_validator_rules_reject_gkes_submission_with_one_failing_test(tmp_path):
+    folder = gke_submission(tmp_path)
+    edit(folder / "e2e.log", "--- PASS: TestGangScheduling/", "--- FAIL: TestGangScheduling/")
+    found = validate(folder / "PRODUCT.yaml")
+    assert found["hybrid"][0].startswith("Test artifact file://v1.37/gke/e2e.log contains "
+                                         "failing tests: TestGangScheduling/")
 
 
 def test_both_validators_require_k8s_conformance_url_and_reject_placeholders(submission):
@@ -242,3 +282,88 @@ def test_both_validators_require_k8s_conformance_url_and_reject_placeholders(sub
     for errors in validate(product).values():
         assert errors == ["Metadata field platformName has placeholder value: [Platform Name]",
                           "Missing metadata field: k8sConformanceUrl (or k8s_conformance_url)"]
+
+
+# The acceptance run of issue 21: the conformant platform, the suite replayed, signed -------
+def ed25519_key(tmp_path: Path) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    private, public = tmp_path / "key.pem", tmp_path / "key.pub.pem"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public
+
+
+def test_conformant_platform_with_the_replayed_suite_is_a_signed_submission_both_accept(
+        kubeapi_factory, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from aicp.cli.main import app
+    from aicp.verify.wgsuite import MAPPED
+    from tests.verify.test_reports import upstream_test_names
+    from tests.verify.test_wg_suite import FIXTURE, stand_ins, suite_source
+
+    bin_dir = stand_ins(tmp_path, monkeypatch)  # go and gotestsum replaying GKE's run
+    private, public = ed25519_key(tmp_path)
+    kube = kubeapi_factory("conformant-platform", minor="1.37")
+    kube.settle()
+    folder = tmp_path / "v1.37" / "aicp"
+    code, log = submit(kube.write_kubeconfig(tmp_path / "kubeconfig.yaml"), folder, "1.37",
+                       metadata_file(tmp_path, "1.37"), output=["checklist"],
+                       probe_timeout=30.0, timing=FAST, wg_suite=True,
+                       wg_suite_source=suite_source(tmp_path), sign_key=private)
+    assert code == 0, log
+    assert validate(folder / "PRODUCT.yaml") == {"legacy": [], "hybrid": []}
+    # Checked before writing, laid out as the pull request would hold it (platformName):
+    assert ("submission: passes both CNCF validator generations offline, as "
+            "v1.37/aicp-emulated-platform/ in a cncf/k8s-ai-conformance pull request") in log
+
+    # The suite's files, byte for byte, linked only from the three ids the validator maps.
+    for name in ("results.json", "e2e.log", "junit.xml"):
+        assert (folder / "wg-suite" / name).read_bytes() == \
+            require_shared(*FIXTURE, name).read_bytes(), name
+    items = spec(folder)
+    linking = {rid for rid, item in items.items()
+               if any(e.startswith("wg-suite/") for e in item.get("evidence") or [])}
+    assert linking == set(MAPPED)
+    for rid in MAPPED:
+        assert items[rid]["evidence"][-3:] == ["wg-suite/results.json", "wg-suite/e2e.log",
+                                               "wg-suite/junit.xml"]
+    args = json.loads((bin_dir / "args.json").read_text())
+    assert args[:6] == ["test", "-v", "-timeout", "75m", "./test", "-json"]
+    assert args[6:-1] == ["-accelerator-type=nvidia", "-allocation-mode=dra",
+                          "-gang-scheduler-namespace=ai-workloads",
+                          "-gang-job-labels=kueue.x-k8s.io/queue-name=aicp",
+                          "-sandbox-runtime-class=gvisor"]
+    assert args[-1] == f"-kubeconfig={tmp_path / 'kubeconfig.yaml'}"  # the run's own file
+    page = (folder / "evidence" / "wg-suite" / "README.md").read_text()
+    assert "| -allocation-mode | dra | cluster: DeviceClass gpu.nvidia.com and ResourceSlices" \
+           in page and str(tmp_path) not in page
+
+    # aicp's own files never use the suite's names; only wg-suite/ holds the suite's output.
+    names, header = upstream_test_names(), set(template("1.37").text.splitlines())
+    for path in folder.rglob("*"):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_dir() or rel.startswith("wg-suite/"):
+            continue
+        assert path.name not in ("junit.xml", "results.json", "e2e.log"), rel
+        text = "\n".join(line for line in path.read_text(encoding="utf-8").splitlines()
+                         if rel != "PRODUCT.yaml" or line not in header)
+        assert not [n for n in names if n in text], rel
+
+    # Signed: the manifest names the suite commit, aicp's version and the cluster.
+    manifest = json.loads((folder / "results" / "aicp-manifest.json").read_text())
+    assert manifest["suite"]["commit"] == "6c1b76b89251efef18a4d18cb438fa6fdca9e77a"
+    assert manifest["suite"]["passed"] is True
+    assert manifest["cluster"]["kubeSystemUid"] and manifest["cluster"][
+        "kubernetesVersion"].startswith("v1.37")
+    assert "wg-suite/junit.xml" in manifest["files"]
+    result = CliRunner().invoke(app, ["verify", "evidence", "check", str(folder),
+                                      "--key", str(public)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("evidence ok: ") and "signature by key" in result.output

@@ -3,47 +3,112 @@
 Every written report lives under ``--output-dir``::
 
     PRODUCT.yaml              the checklist (``--output checklist``)
-    results/results.json      ``--output json``
-    results/junit.xml         ``--output junit`` (and always with the checklist: its evidence)
-    results/e2e.log           the run log, Go-test style
+    results/aicp-results.json ``--output json``
+    results/aicp-junit.xml    ``--output junit`` (and always with the checklist: its evidence)
+    results/aicp-verify.log   the run log, Go-test style
     evidence/<id>/README.md   the evidence page a reviewer reads (what was created, observed,
-                              checked, and the verdict)
+                              checked, how it relates to the working group's suite, verdict)
     evidence/<id>/            result.json, object dumps and logs a probe kept, traceback.log
+    evidence/wg-suite/        the page of a run of the working group's suite (``--wg-suite``)
+    wg-suite/                 that suite's own files, untouched (only from a passing run)
+    results/aicp-manifest.json  every file's SHA-256, the suite commit, aicp's version,
+                              the cluster's identity; ``aicp-manifest.dsse.json`` signs it
+                              (``--sign-key``), ``aicp-signer.pub.pem`` is the key's public half
+
+aicp's files never carry the names the CNCF hybrid validator parses as the working group's
+suite output (``junit.xml``, ``results.json``, ``e2e.log``: cncf/k8s-ai-conformance#141,
+scripts/validate.go), and their testcases are named by requirement id, never by an upstream
+test name, so neither the validator nor a reviewer can take aicp's probes for that suite
+(cncf/k8s-ai-conformance#143: a submitter had to rename its own tool's file).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..checklist import Template
+from ..images import WG_SUITE
 from ..verdicts import RunReport
 
+if TYPE_CHECKING:
+    from ..evidence.sign import Signer
+    from ..wgsuite.run import SuiteRun
+
+REPOSITORY = WG_SUITE["repository"]
+
 FORMATS = ("json", "junit", "checklist")
-__all__ = ["FORMATS", "write"]
+JSON_FILE = "results/aicp-results.json"
+JUNIT_FILE = "results/aicp-junit.xml"
+LOG_FILE = "results/aicp-verify.log"
+__all__ = ["FORMATS", "JSON_FILE", "JUNIT_FILE", "LOG_FILE", "public_info", "write"]
+
+
+def public_info(report: RunReport) -> dict[str, str]:
+    """The printed settings a public bundle carries (JSON ``cluster``, JUnit properties,
+    the log, the evidence pages): the one place that decides it. A local report and a
+    submission are both public: a kubeconfig path says nothing about the platform."""
+    return report.published_info
 
 
 def write(report: RunReport, template: Template, formats: list[str], output_dir: Path,
           metadata: dict[str, str] | None = None,
-          note: Callable[[str], None] | None = None) -> list[Path]:
+          note: Callable[[str], None] | None = None, *,
+          suite: SuiteRun | None = None, quarantined: str | None = None,
+          signer: Signer | None = None, cluster: dict[str, str] | None = None) -> list[Path]:
     """Write the chosen formats plus the evidence bundle; returns the files written.
 
     A previous run's reports in ``output_dir`` (the files its manifest lists, nothing else)
     are moved aside first (``note`` is told where), so a submission folder never mixes two
     runs' evidence. Raises ``bundle.ForeignFiles`` when files aicp did not write are where
     it would write, and ``bundle.NotSaved`` naming each file that could not be written.
+
+    ``suite``: a run of the working group's suite; its files join the bundle only when it
+    passed (a failed run's were ``quarantined`` beside the folder: its name). A checklist is
+    checked with both CNCF validator generations before anything is written (``note`` is
+    told the outcome), and every bundle gets the digest manifest, signed with ``signer``.
     """
+    from ..evidence import cncf, sign
+    from ..wgsuite import report as suite_report
     from . import bundle, checklist, json, junit
 
     output_dir = Path(output_dir)
     moved = bundle.move_aside(output_dir)
     if moved and note:
         note(f"reports: the previous run's reports in {output_dir} were moved to {moved}")
-    contents: dict[str, str | bytes] = dict(bundle.files(report))
+    contents: dict[str, str | bytes] = dict(bundle.files(report, suite, quarantined))
     if "json" in formats:
-        contents["results/results.json"] = json.text(report)
+        contents[JSON_FILE] = json.text(report)
     if "junit" in formats or "checklist" in formats:
-        contents["results/junit.xml"] = junit.text(report)
+        contents[JUNIT_FILE] = junit.text(report)
+    found = None
     if "checklist" in formats:
-        contents["PRODUCT.yaml"] = checklist.text(report, template, metadata)
+        contents["PRODUCT.yaml"] = checklist.text(report, template, metadata,
+                                                  suite_report.links(suite))
+        contents.update(suite_report.files(suite))
+        found = cncf.check(contents, template.text, template.version,
+                           cncf.product_name(metadata))
+        if note:
+            note(submission_line(found, template.version, cncf.product_name(metadata)))
+    s = report.settings
+    contents.update(sign.signed_files(
+        contents, signer, aicp_version=report.aicp_version, run_id=s.run_id,
+        checklist_version=s.checklist_version, cluster=cluster or {},
+        suite=None if suite is None else {"repository": REPOSITORY, "commit": suite.commit,
+                                          "passed": suite.passed,
+                                          "flags": {f.name: f.shown for f in suite.flags}},
+        submission_check=found))
     return bundle.save(output_dir, contents)
+
+
+def submission_line(found: dict[str, list[str]], version: str, product: str) -> str:
+    """One line on what both CNCF validator generations say of the submission."""
+    bad = {gen: errors for gen, errors in found.items() if errors}
+    where = f"as v{version}/{product}/ in a cncf/k8s-ai-conformance pull request"
+    if not bad:
+        return (f"submission: passes both CNCF validator generations offline, {where} "
+                "(vendorName membership and URLs are not checked offline)")
+    gen, errors = next(iter(bad.items()))
+    return (f"submission: NOT accepted by the CNCF validator ({', '.join(bad)}: "
+            f"{sum(len(e) for e in bad.values())} errors; first, {gen}: {errors[0]})")

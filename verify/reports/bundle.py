@@ -16,14 +16,19 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import verdicts
 from ..verdicts import DECIDED, Outcome, RunReport
+from ..wgsuite import relation
+from . import JUNIT_FILE, LOG_FILE, public_info
+
+if TYPE_CHECKING:
+    from ..wgsuite.run import SuiteRun
 
 PAGE = "README.md"
 # What a run writes into --output-dir: nothing else there is touched.
-OWN = ("PRODUCT.yaml", "results", "evidence")
+OWN = ("PRODUCT.yaml", "results", "evidence", "wg-suite")
 # The bundle's manifest: every file the run wrote (or set out to write), one a line, relative
 # to --output-dir. Only what it lists is ever moved aside; anything else where aicp writes is
 # the user's, and aicp refuses to write there.
@@ -43,15 +48,18 @@ class NotSaved(Exception):
                          f"({'; '.join(dict.fromkeys(why for _, why in failed))})")
 
 
-def files(report: RunReport) -> dict[str, str]:
-    """The bundle's files (the log and the evidence), relative path -> content."""
-    out = {"results/e2e.log": _e2e_log(report)}
+def files(report: RunReport, suite: SuiteRun | None = None,
+          quarantined: str | None = None) -> dict[str, str]:
+    """The bundle's files (the log and the evidence), relative path -> content; ``suite``
+    (a run of the working group's suite) and where its failed files went are told on the
+    pages of the requirements it maps."""
+    out = {LOG_FILE: _e2e_log(report)}
     for outcome in report.outcomes:
         if not has_evidence(outcome):
             continue
         result = outcome.result
         base = f"evidence/{outcome.requirement.id}"
-        out[f"{base}/{PAGE}"] = evidence_page(report, outcome)
+        out[f"{base}/{PAGE}"] = evidence_page(report, outcome, suite, quarantined)
         out[f"{base}/result.json"] = json.dumps({"id": outcome.requirement.id,
                                                  **result.to_dict()}, indent=2,
                                                 default=str) + "\n"
@@ -253,7 +261,7 @@ def _e2e_log(report: RunReport) -> str:
     s = report.settings
     lines = [f"{verdicts.producer(report)}, run {s.run_id}: checklist {s.checklist_version} "
              "(written by aicp, not by the kubernetes-sigs/ai-conformance suite)"]
-    lines += [f"{key}: {value}" for key, value in report.published_info.items()]
+    lines += [f"{key}: {value}" for key, value in public_info(report).items()]
     lines.append(f"exit code {report.exit_code}")
     failed = False
     for outcome in report.outcomes:
@@ -292,8 +300,11 @@ def _utc(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
-def evidence_page(report: RunReport, outcome: Outcome) -> str:
+def evidence_page(report: RunReport, outcome: Outcome, suite: SuiteRun | None = None,
+                  quarantined: str | None = None) -> str:
     """The Markdown page for one requirement: readable as plain text too."""
+    from ..wgsuite.report import requirement_line
+
     s, req, r = report.settings, outcome.requirement, outcome.result
     ev = r.evidence
     name = verdicts.testcase_name(req.id)
@@ -305,15 +316,20 @@ def evidence_page(report: RunReport, outcome: Outcome) -> str:
              f"- Verdict: **{r.verdict.value}**: {r.reason}",
              f"- Checklist status: {status}",
              f"- Why: {verdicts.explanation(outcome)}",
-             f"- Test: `{name}` in `results/junit.xml` and `results/e2e.log` "
+             f"- Test: `{name}` in `{JUNIT_FILE}` and `{LOG_FILE}` "
              f"({verdicts.test_result(outcome)})",
              f"- Produced by {verdicts.producer(report)}, run `{s.run_id}`, started "
              f"{_utc(r.started)}, took {r.duration:.2f} s; these are aicp's own probes, not "
              "the kubernetes-sigs/ai-conformance suite.", ""]
+    lines += ["## aicp's checks and the working group's suite", "", relation(req.id)]
+    said = requirement_line(suite, req.id, quarantined)
+    if said:
+        lines += ["", said]
+    lines.append("")
     if report.info:
         lines += ["## Cluster", ""]
         # Images are listed per object below.
-        lines += [f"- {key}: {_cell(value)}" for key, value in report.published_info.items()
+        lines += [f"- {key}: {_cell(value)}" for key, value in public_info(report).items()
                   if not key.startswith("image ")]
         lines.append("")
     lines += ["## What was created", ""]
@@ -327,7 +343,7 @@ def evidence_page(report: RunReport, outcome: Outcome) -> str:
                      f"{s.run_id}` and was deleted after the probe"
                      + (f" (still present after the wait: {', '.join(report.leftovers)})."
                         if report.leftovers else
-                        " (but cleanup reported errors: see results/e2e.log)."
+                        f" (but cleanup reported errors: see {LOG_FILE})."
                         if report.cleanup_errors else "."))
     else:
         lines.append("Nothing: this probe only read the cluster.")
@@ -361,6 +377,5 @@ def evidence_page(report: RunReport, outcome: Outcome) -> str:
     files = [f for f in evidence_files(outcome) if not f.endswith(f"/{PAGE}")]
     lines += ["", "## Files", ""]
     lines += [f"- [{Path(f).name}]({Path(f).name})" for f in files]
-    lines += ["- [results/junit.xml](../../results/junit.xml), "
-              "[results/e2e.log](../../results/e2e.log)", ""]
+    lines += [f"- [{JUNIT_FILE}](../../{JUNIT_FILE}), [{LOG_FILE}](../../{LOG_FILE})", ""]
     return "\n".join(lines)

@@ -13,10 +13,12 @@ Status mapping (never "Implemented" without a PASS, see ``verdicts.status``):
   decides (the CNCF validator then reports a MUST as incomplete, which it is).
 
 Evidence entries are plain paths relative to PRODUCT.yaml, the requirement's evidence page
-first, then the test artifacts and the bundle's files: the legacy CNCF validator
+first, then aicp's test artifacts and the bundle's files: the legacy CNCF validator
 ``os.Stat``s each entry as a literal path (a ``file://`` prefix or ``#fragment`` would be a
-missing file), and the hybrid one finds the mapped test in junit.xml and e2e.log by the
-requirement alone (``verdicts.UPSTREAM_NAMES``).
+missing file). aicp's artifacts are not named ``junit.xml``/``e2e.log``, so the hybrid
+validator does not read them as the working group's suite; the suite's own artifacts
+(``--wg-suite``) are linked only from the three ids that validator maps to a suite test,
+and only when that test passed (``wgsuite.links``).
 """
 
 from __future__ import annotations
@@ -31,19 +33,21 @@ from .. import verdicts
 from ..checklist import Template
 from ..result import Verdict
 from ..verdicts import Outcome, RunReport
+from . import JUNIT_FILE, LOG_FILE
 from .bundle import evidence_files
 
 _KEY = re.compile(r"^(?P<indent>\s*)(?:- )?(?P<key>[A-Za-z_][\w-]*):(?P<rest>.*)$")
 _ID = re.compile(r"^(?P<indent>\s*)- id:\s*(?P<id>[\"']?[\w-]+[\"']?)\s*(#.*)?$")
 _FIELDS = ("status", "evidence", "notes")
-ARTIFACTS = ("results/junit.xml", "results/e2e.log")
+ARTIFACTS = (JUNIT_FILE, LOG_FILE)
 
 
-def entry(outcome: Outcome) -> dict:
-    """status, evidence and notes for one requirement's outcome."""
+def entry(outcome: Outcome, suite_files: list[str] | None = None) -> dict:
+    """status, evidence and notes for one requirement's outcome; ``suite_files``: the
+    working group's suite's files this id links (``wgsuite.report.links``)."""
     r = outcome.result
     page, *files = evidence_files(outcome)
-    evidence = [page, *ARTIFACTS, *files]
+    evidence = [page, *ARTIFACTS, *files, *(suite_files or [])]
     status = verdicts.status(outcome)
     if r.verdict is Verdict.SKIP:
         return {"status": status, "evidence": evidence,
@@ -52,7 +56,7 @@ def entry(outcome: Outcome) -> dict:
         return {"status": status, "evidence": evidence, "notes": r.reason}
     if r.verdict is Verdict.ERROR:
         return {"status": "", "evidence": [],
-                "notes": f"Not decided automatically (ERROR): {r.reason}. See results/e2e.log; "
+                "notes": f"Not decided automatically (ERROR): {r.reason}. See {LOG_FILE}; "
                          "re-run or verify by hand."}
     if r.verdict is Verdict.MANUAL:
         return {"status": "", "evidence": [], "notes": r.reason}
@@ -142,6 +146,8 @@ def _edit(text: str, entries: dict[str, dict], metadata: dict) -> str:
     return "".join(out)
 
 
-def text(report: RunReport, template: Template, metadata: dict | None = None) -> str:
-    entries = {o.requirement.id: entry(o) for o in report.outcomes}
+def text(report: RunReport, template: Template, metadata: dict | None = None,
+         links: dict[str, list[str]] | None = None) -> str:
+    entries = {o.requirement.id: entry(o, (links or {}).get(o.requirement.id))
+               for o in report.outcomes}
     return render(template, entries, metadata)

@@ -1,4 +1,4 @@
-"""``results/results.json``: the whole run, machine-readable.
+"""``results/aicp-results.json``: the whole run, machine-readable.
 
 One time format (ISO 8601 UTC, ``result.iso``) and one duration name (``durationSeconds``)
 everywhere; ``started`` is when a run or probe began. ``summary`` splits verdicts by level,
@@ -12,6 +12,7 @@ import json
 
 from ..result import iso, seconds
 from ..verdicts import MUST, SHOULD, RunReport
+from . import public_info
 
 
 def document(report: RunReport) -> dict:
@@ -21,7 +22,7 @@ def document(report: RunReport) -> dict:
         "aicpVersion": report.aicp_version,
         "runId": s.run_id,
         "checklistVersion": s.checklist_version,
-        "cluster": plain(report.published_info),
+        "cluster": plain(public_info(report)),
         "started": iso(report.started),
         "finished": iso(report.started + report.duration),
         "durationSeconds": seconds(report.duration),

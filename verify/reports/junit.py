@@ -1,4 +1,6 @@
-"""``results/junit.xml``: one testcase per requirement, marked as written by aicp.
+"""``results/aicp-junit.xml``: one testcase per requirement, named by its id, marked as
+written by aicp (never ``junit.xml``, the name the CNCF hybrid validator reads as the working
+group's suite output, and never an upstream test name).
 
 A testcase fails (``failure``) or errs (``error``) only for a MUST that failed or could not
 be decided; a SHOULD the platform leaves out, a not-applicable requirement, a manual check
@@ -18,6 +20,7 @@ import xml.etree.ElementTree as ET
 
 from .. import verdicts
 from ..verdicts import RunReport
+from . import public_info
 from .bundle import evidence_files, has_evidence
 
 
@@ -42,7 +45,7 @@ def document(report: RunReport) -> ET.ElementTree:
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(report.started))})
     _properties(suite, {"producer": producer, "aicpVersion": report.aicp_version,
                         "runId": s.run_id, "checklistVersion": s.checklist_version,
-                        **report.published_info})
+                        **public_info(report)})
     classname = f"aicp-verify-{report.aicp_version}"
     for o, result in zip(outcomes, results, strict=True):
         r, req = o.result, o.requirement

@@ -1,4 +1,5 @@
-"""An offline copy of the CNCF submission validator, both generations in use (tests only).
+"""The CNCF submission validator's rules, both generations in use, run offline on a
+submission before aicp writes it.
 
 ``legacy``: cncf/k8s-ai-conformance ``scripts/validate.go`` on main at b2c8969 (2026-08-19),
 read line by line: metadata fields (``metadataFields``), placeholders, the
@@ -7,18 +8,18 @@ Implemented, N/A needs notes, and every non-URL evidence entry ``os.Stat``-ed as
 ``filepath.Join(productDir, entry)``, a literal path.
 
 ``hybrid``: the validator of cncf/k8s-ai-conformance#141 ("Validate hybrid verification
-test artifacts (v1.37+)", merged 2026-09-08) as its description and review describe it,
-with ../shared/conformance/README.md ("The validator, exactly"): ``file://`` and
-``#fragment`` stripped, a leading ``vX.Y/<product>/`` of the product's own directory
-stripped, paths escaping the product directory rejected; files named exactly
+test artifacts (v1.37+)", merged 2026-09-08) as its description and review describe it:
+``file://`` and ``#fragment`` stripped, a leading ``vX.Y/<product>/`` of the product's own
+directory stripped, paths escaping the product directory rejected; files named exactly
 ``junit.xml``, ``results.json`` (go test -json) or ``e2e.log`` (go test -v) parsed, and any
 failing test in one is an error; the test checked for a requirement is the fragment, else
 the mapped upstream name; it must exist and pass, skipped is an error when the status is
 Implemented; ``cluster_autoscaling`` alone may be N/A.
 
-What needs the network is not emulated: CNCF membership of ``vendorName`` (pass
-``members`` to check it against a list) and whether http(s) values answer.
+What needs the network is not checked: CNCF membership of ``vendorName`` (pass ``members``
+to check it against a list) and whether http(s) values answer.
 """
+
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ from typing import Any
 
 import yaml
 
+from ..wgsuite import MAPPED
+
 METADATA_FIELDS = {  # validate.go metadataFields: name -> required
     "kubernetesVersion": True, "platformName": True, "platformVersion": True,
     "vendorName": True, "websiteUrl": True, "repoUrl": False, "documentationUrl": True,
@@ -39,9 +42,6 @@ METADATA_FIELDS = {  # validate.go metadataFields: name -> required
 K8S_CONFORMANCE_URL = re.compile(
     r"^https://github\.com/cncf/k8s-conformance/tree/(master|main)/v\d+\.\d+/[^/]+/?$")
 STATUSES = {"Implemented", "Not Implemented", "Partially Implemented", "N/A"}
-MAPPED = {"secure_accelerator_access": "TestSecureAcceleratorAccess",
-          "gang_scheduling": "TestGangScheduling",
-          "cluster_autoscaling": "TestAcceleratorClusterAutoscaling"}
 ARTIFACTS = {"junit.xml", "results.json", "e2e.log"}
 N_A_ALLOWED = {"cluster_autoscaling"}
 
@@ -258,3 +258,38 @@ def legacy(product: Path, template: Path, members: set[str] | None = None) -> li
 def hybrid(product: Path, template: Path, members: set[str] | None = None) -> list[str]:
     """Errors the hybrid-verification validator (cncf/k8s-ai-conformance#141) reports."""
     return _validate(product, template, members, hybrid=True)
+
+
+def product_name(metadata: dict | None) -> str:
+    """The folder name a CNCF pull request uses for the product (``v1.37/<product>/``):
+    the platform name, lowercased, runs of other characters made one dash."""
+    meta = metadata or {}
+    name = str(meta.get("platformName") or meta.get("platform_name") or "")
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug if slug and not name.startswith("[") else "aicp"
+
+
+def check(contents: dict[str, str | bytes], template_text: str, version: str,
+          product: str = "aicp") -> dict[str, list[str]]:
+    """Both generations' errors for a submission not yet written: its files are laid out in
+    a temporary ``v<version>/<product>/`` folder, as in a CNCF pull request, and checked
+    there against the template."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="aicp-submission-") as tmp:
+        folder = Path(tmp) / f"v{version}" / product
+        for name, data in contents.items():
+            path = folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(data, bytes):
+                path.write_bytes(data)
+            else:
+                path.write_text(data, encoding="utf-8")
+        template = Path(tmp) / f"AIConformance-{version}.yaml"
+        template.write_text(template_text, encoding="utf-8")
+        product_file = folder / "PRODUCT.yaml"
+        found = {"legacy": legacy(product_file, template),
+                 "hybrid": hybrid(product_file, template)}
+    # The staging folder is temporary: name files relative to the submission instead.
+    return {gen: [e.replace(f"{folder}/", "").replace(str(folder), ".") for e in errors]
+            for gen, errors in found.items()}

@@ -1,0 +1,286 @@
+"""``aicp verify --wg-suite``: the working group's suite (kubernetes-sigs/ai-conformance
+``test/``) run with flags derived from the stack and the cluster, its files kept untouched.
+
+No Go toolchain exists here: a stand-in ``go`` on PATH replays the real artifacts of GKE's
+v1.37 run (``../shared/fixtures/wg-suite-gke-v1.37/``, results.json as ``go test -json``
+printed it), unchanged, with one test made to fail, or with the autoscaling test skipped.
+It records the arguments it was given, so the tests see the flags the real ``go`` would get.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from rich.console import Console
+
+from aicp.components.contract import GpuPoolRequest, resolve_pool
+from aicp.verify import session
+from aicp.verify.wgsuite import COMMIT, flags
+from aicp.verify.wgsuite.run import SuiteError, checkout_commit, events_of, preflight
+from tests.verify.conftest import require_shared
+from tests.verify.test_conformant_platform import FAST
+
+FIXTURE = ("fixtures", "wg-suite-gke-v1.37")
+ROOT = Path(__file__).resolve().parents[2]
+
+# The stand-in: prints the fixture's results.json (changed as REPLAY says), exits as go test
+# would (1 when a test failed), and writes its arguments beside itself.
+GO = '''#!{python}
+import json, sys
+from pathlib import Path
+here = Path(__file__).parent
+(here / "args.json").write_text(json.dumps(sys.argv[1:]))
+for arg in sys.argv[1:]:
+    if arg.startswith("-kubeconfig="):
+        (here / "kubeconfig.seen").write_text(Path(arg[12:]).read_text())
+replay, lines = "{replay}", Path("{results}").read_text().splitlines()
+out, failed = [], False
+for line in lines:
+    event = json.loads(line)
+    before = dict(event)
+    test, action = event.get("Test", ""), event.get("Action")
+    if replay == "fail" and test.startswith("TestGangScheduling") and action == "pass":
+        event["Action"], failed = "fail", True
+    if replay == "fail" and "--- PASS: TestGangScheduling" in event.get("Output", ""):
+        event["Output"] = event["Output"].replace("--- PASS", "--- FAIL")
+    if replay == "skip" and test == "TestAcceleratorClusterAutoscaling":
+        if action == "output" and event["Output"].startswith("    "):
+            continue  # a skipped test logs only why
+        if action == "pass":
+            out.append(json.dumps(dict(event, Action="output", Output="    autoscaling_test.go:"
+                                       "71: -autoscaler-node-pool-label is unset\\n")))
+            event["Action"] = "skip"
+        if "--- PASS" in event.get("Output", ""):
+            event["Output"] = event["Output"].replace("--- PASS", "--- SKIP")
+    if not test and action == "pass" and failed:
+        event["Action"] = "fail"
+    out.append(line if event == before else json.dumps(event))
+print("\\n".join(out))
+sys.exit(1 if failed else 0)
+'''
+# gotestsum, as GKE ran it (--junitfile junit.xml --raw-command -- cat results.json): the
+# stand-in writes GKE's junit.xml, which renders the unchanged replay.
+GOTESTSUM = '''#!/bin/sh
+cp "{junit}" "$2"
+'''
+
+
+def suite_source(tmp_path: Path, commit: str = COMMIT) -> Path:
+    """A checkout of the suite as aicp reads it: .git/HEAD detached at ``commit``."""
+    source = tmp_path / "ai-conformance"
+    (source / ".git").mkdir(parents=True)
+    (source / ".git" / "HEAD").write_text(commit + "\n")
+    (source / "test").mkdir()
+    return source
+
+
+def stand_ins(tmp_path: Path, monkeypatch, replay: str = "pass", gotestsum: bool = True) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    go = bin_dir / "go"
+    go.write_text(GO.format(python=sys.executable, replay=replay,
+                            results=require_shared(*FIXTURE, "results.json")))
+    go.chmod(0o755)
+    if gotestsum:
+        tool = bin_dir / "gotestsum"
+        tool.write_text(GOTESTSUM.format(junit=require_shared(*FIXTURE, "junit.xml")))
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    return bin_dir
+
+
+def run_verify(kubeconfig: Path, folder: Path, tmp_path: Path, **options) -> tuple[int, str]:
+    log = tmp_path / f"{folder.name}.log"
+    source = tmp_path / "ai-conformance"
+    opts = session.Options(
+        kubeconfig=kubeconfig, output=options.pop("output", ["checklist"]), output_dir=folder,
+        checklist_template=require_shared("conformance", "AIConformance-1.37.yaml"),
+        run_id=options.pop("run_id", "wg"), wg_suite=True,
+        wg_suite_source=source if source.is_dir() else suite_source(tmp_path), **options)
+    with log.open("w") as out:
+        code = session.run(opts, Console(file=out, width=300))
+    return code, log.read_text()
+
+
+# Flags -------------------------------------------------------------------------------------
+def example_pools(target: str) -> list[dict]:
+    """The example stack's GPU pools as its outputs carry them (``GpuPool.export``)."""
+    config = yaml.safe_load((ROOT / f"Pulumi.{target}.yaml").read_text())["config"]
+    return [resolve_pool(target, GpuPoolRequest(
+        p["name"], p["accelerator"], p["maxNodes"], p.get("minNodes", 0),
+        p.get("instanceType"), allocator=p.get("allocator", "dra"),
+        gpus_per_node=p.get("gpusPerNode"))).export() for p in config["aicp:gpuPools"]]
+
+
+# The autoscaler each target's cluster component reports (components/<cloud>.py).
+AUTOSCALER = {"aws": "cluster-autoscaler", "gcp": "gke", "azure": "aks", "onprem": "none"}
+
+
+def facts_of(kubeapi_factory, tmp_path, scenario: str, **options) -> flags.Facts:
+    from aicp.verify.kube import connect
+
+    kube = kubeapi_factory(scenario, **options)
+    kube.settle()
+    return flags.discover(connect(kube.write_kubeconfig(tmp_path / f"{scenario}.yaml")))
+
+
+@pytest.mark.parametrize(("target", "pool_label"), [
+    ("aws", "aicp.dev/gpu-pool=l4"),  # h100 nodes carry 8 GPUs: the suite needs one a node
+    ("gcp", None),  # both pools scale from zero: the suite needs minNodes >= 1
+    ("azure", "aicp.dev/gpu-pool=h100"),
+    ("onprem", None),  # no node autoscaler
+])
+def test_flags_per_example_stack_name_their_source(target, pool_label, kubeapi_factory,
+                                                   tmp_path):
+    facts = facts_of(kubeapi_factory, tmp_path, "conformant-platform", minor="1.37")
+    found = {f.name: f for f in flags.derive(
+        facts, {"gpuPools": example_pools(target), "autoscaler": AUTOSCALER[target]},
+        target)}
+    assert [f.value for f in found.values()] == [
+        "nvidia", "dra", "ai-workloads", "kueue.x-k8s.io/queue-name=aicp", pool_label,
+        "gvisor"]
+    assert found["allocation-mode"].source == (
+        f"stack {target} output gpuPools[].allocator dra; cluster: DeviceClass "
+        "gpu.nvidia.com and ResourceSlices of driver gpu.nvidia.com")
+    assert found["gang-job-labels"].source == "cluster: LocalQueue ai-workloads/aicp " \
+                                              "(kueue.x-k8s.io/v1beta2)"
+    assert found["sandbox-runtime-class"].source == "cluster: RuntimeClass gvisor (handler runsc)"
+    label = found["autoscaler-node-pool-label"]
+    if pool_label:
+        assert label.source.startswith(f"stack {target} output gpuPools[") and \
+            f"autoscaler {AUTOSCALER[target]}" in label.source
+    else:
+        assert label.source.startswith("unset: ") and "skips its autoscaling test" in \
+            label.source
+
+
+def test_flags_on_a_device_plugin_cluster_aicp_did_not_build(kubeapi_factory, tmp_path):
+    facts = facts_of(kubeapi_factory, tmp_path, "gpu-device-plugin-only")
+    found = {f.name: f for f in flags.derive(facts)}
+    assert found["allocation-mode"].value == "device-plugin"
+    assert found["allocation-mode"].source.startswith("cluster: nodes advertise nvidia.com/gpu")
+    assert found["accelerator-type"].value == "nvidia"
+    # Nothing to read a pool, a queue or a sandbox from: unset, each saying why.
+    for name in ("autoscaler-node-pool-label", "gang-scheduler-namespace",
+                 "gang-job-labels", "sandbox-runtime-class"):
+        assert found[name].value is None and found[name].source.startswith("unset: "), name
+    assert "no stack" in found["autoscaler-node-pool-label"].source
+
+
+def test_the_registry_mirror_serves_the_suites_sandbox_image(kubeapi_factory, tmp_path):
+    found = flags.derive(facts_of(kubeapi_factory, tmp_path, "empty"),
+                         mirror="registry.local:5000/hub")
+    assert found[-1] == flags.Flag(
+        "sandbox-image", "registry.local:5000/hub/library/busybox",
+        "--registry-mirror registry.local:5000/hub: the suite's default "
+        "docker.io/library/busybox")
+    assert "sandbox-image" not in {f.name for f in flags.derive(flags.Facts())}
+
+
+def test_flags_on_an_empty_cluster_leave_the_suite_to_detect(kubeapi_factory, tmp_path):
+    found = {f.name: f for f in flags.derive(facts_of(kubeapi_factory, tmp_path, "empty"))}
+    assert found["allocation-mode"].value == "auto"
+    assert found["accelerator-type"].value is None
+
+
+# Preflight ---------------------------------------------------------------------------------
+def test_a_checkout_at_another_commit_or_without_go_is_refused_before_any_probe(
+        tmp_path, monkeypatch, kubeapi_factory, capsys):
+    other = suite_source(tmp_path / "other", "0" * 40)
+    with pytest.raises(SuiteError, match=f"has {'0' * 40} checked out, not the pinned "
+                       f"{COMMIT}: run `git -C .* checkout {COMMIT}`"):
+        preflight(other)
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    with pytest.raises(SuiteError, match="^--wg-suite local needs Go on PATH"):
+        preflight(suite_source(tmp_path))
+    kube = kubeapi_factory("empty", minor="1.37")
+    code, _ = run_verify(kube.write_kubeconfig(tmp_path / "kc.yaml"), tmp_path / "out",
+                         tmp_path)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: --wg-suite local needs Go on PATH"), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_suite_gets_the_runs_context_through_a_private_copy_only_when_needed(
+        tmp_path, monkeypatch):
+    from aicp.verify.wgsuite.run import run_local
+
+    bin_dir = stand_ins(tmp_path, monkeypatch, gotestsum=False)
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": "a",
+              "contexts": [{"name": "a", "context": {"cluster": "c", "user": "u"}},
+                           {"name": "b", "context": {"cluster": "c", "user": "u"}}],
+              "clusters": [{"name": "c", "cluster": {"server": "https://k:6443"}}],
+              "users": [{"name": "u", "user": {"tokenFile": "token"}}]}
+    user_file = tmp_path / "kubeconfig.yaml"  # beside its relative tokenFile
+    user_file.write_text(yaml.safe_dump(config))
+    source = suite_source(tmp_path)
+    run = run_local(source, str(bin_dir / "go"), [], config, "a", user_file)
+    assert json.loads((bin_dir / "args.json").read_text())[-1] == f"-kubeconfig={user_file}"
+    assert run.passed and run.command.endswith("-kubeconfig=(a path on the machine that ran "
+                                               "it)")
+    run_local(source, str(bin_dir / "go"), [], config, "b", user_file)
+    copy = json.loads((bin_dir / "args.json").read_text())[-1].removeprefix("-kubeconfig=")
+    assert copy != str(user_file) and not Path(copy).exists()  # private, and removed after
+    assert yaml.safe_load((bin_dir / "kubeconfig.seen").read_text())["current-context"] == "b"
+
+
+def test_the_checkout_commit_is_read_through_a_branch_ref(tmp_path):
+    source = suite_source(tmp_path)
+    (source / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (source / ".git" / "packed-refs").write_text(f"# pack-refs\n{COMMIT} refs/heads/main\n")
+    assert checkout_commit(source) == COMMIT
+
+
+# Replays -----------------------------------------------------------------------------------
+def test_a_failing_suite_run_is_quarantined_beside_the_folder_never_in_it(
+        kubeapi_factory, tmp_path, monkeypatch):
+    stand_ins(tmp_path, monkeypatch, replay="fail", gotestsum=False)
+    kube = kubeapi_factory("conformant-platform", minor="1.37")
+    kube.settle()
+    folder = tmp_path / "v1.37" / "aicp"
+    code, log = run_verify(kube.write_kubeconfig(tmp_path / "kc.yaml"), folder, tmp_path,
+                           only=["gang_scheduling"], probe_timeout=30.0, timing=FAST)
+    quarantine = tmp_path / "v1.37" / "aicp.wg-suite-failed-wg"
+    assert "wg-suite: exit 1: " in log and f"quarantined in {quarantine}" in log, log
+    assert not (folder / "wg-suite").exists()
+    assert not [p for p in folder.rglob("*") if p.name in ("junit.xml", "results.json",
+                                                           "e2e.log")]
+    kept = events_of((quarantine / "results.json").read_bytes())
+    assert any(e.get("Action") == "fail" and e.get("Test") == "TestGangScheduling"
+               for e in kept)
+    page = (folder / "evidence" / "gang_scheduling" / "README.md").read_text()
+    assert ("The suite's run failed (3 failing tests); its files are kept out of this "
+            "submission in `aicp.wg-suite-failed-wg` beside this folder.") in page
+    product = yaml.safe_load((folder / "PRODUCT.yaml").read_text())
+    entries = [e for items in product["spec"].values() for i in items
+               for e in i.get("evidence") or []]
+    assert not [e for e in entries if "wg-suite" in e]
+    assert "3 tests failed: see `e2e.log`" in (quarantine / "README.md").read_text()
+
+
+def test_a_skipped_suite_test_is_reported_with_the_suites_reason_and_not_linked(
+        kubeapi_factory, tmp_path, monkeypatch):
+    stand_ins(tmp_path, monkeypatch, replay="skip", gotestsum=False)
+    kube = kubeapi_factory("conformant-platform", minor="1.37")
+    kube.settle()
+    folder = tmp_path / "v1.37" / "aicp"
+    code, log = run_verify(kube.write_kubeconfig(tmp_path / "kc.yaml"), folder, tmp_path,
+                           only=["cluster_autoscaling"], probe_timeout=30.0, timing=FAST)
+    assert "wg-suite: exit 0: 135 passed, 0 failed, 1 skipped" in log, log
+    page = (folder / "evidence" / "cluster_autoscaling" / "README.md").read_text()
+    assert ("The suite skipped this requirement's test: -autoscaler-node-pool-label is "
+            "unset. Its files are not linked from this id.") in page
+    suite_page = (folder / "evidence" / "wg-suite" / "README.md").read_text()
+    assert "| cluster_autoscaling | skipped | -autoscaler-node-pool-label is unset |" in \
+        suite_page
+    assert "junit.xml not made: gotestsum is not on PATH" in suite_page
+    product = yaml.safe_load((folder / "PRODUCT.yaml").read_text())
+    items = {i["id"]: i for items in product["spec"].values() for i in items}
+    assert not [e for e in items["cluster_autoscaling"].get("evidence") or []
+                if "wg-suite" in e]
+    assert (folder / "wg-suite" / "results.json").read_bytes().count(b'"Action": "skip"') \
+        == 1
