@@ -77,6 +77,13 @@ DEFAULT_SSH_KEY_KEY = "aicp:sshPrivateKey"
 NOT_APPLICABLE = {
     "cluster_autoscaling": "on-prem nodes are fixed machines: no cluster autoscaler can add "
                            "or remove them, so node autoscaling is not applicable",
+    # vGPU or VFIO passthrough needs a hypervisor layer on the hosts (NVIDIA vGPU manager,
+    # or KubeVirt with the GPU Operator's sandbox workloads: gpu-operator v26.7.0
+    # sandboxWorkloads.enabled); aicp configures none, its GPU nodes run containers on bare
+    # metal (issue #25).
+    "virtualized_accelerator": "no virtualization layer is configured: the GPU nodes run "
+                               "containers on bare metal, with whole GPUs (fractional GPUs "
+                               "are served by gpu_sharing instead)",
 }
 
 GPU_DRIVERS: dict[str, GpuDriver] = {

@@ -142,6 +142,8 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
     from ..addons.kueue import Kueue, KueueArgs
     from ..addons.metrics_adapter import MetricsAdapter, MetricsAdapterArgs
     from ..addons.monitoring import Monitoring
+    from ..addons.sandbox import Sandbox
+    from ..addons.sandbox import version as sandbox_version
     chosen = chosen or load(cfg)
     # Before the first resource: what the cloud says about the GPU pools (read-only).
     report = Report()
@@ -207,6 +209,8 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
         p.not_applicable["cluster_autoscaling"] = (
             f"the {cfg.target} target has no node autoscaler: nodes are fixed hardware")
     p.not_applicable.update(cluster.features.get("notApplicable") or {})
+    if want.sandbox.enabled:
+        add("sandbox", Sandbox("sandbox", cluster), sandbox_version(cluster))
 
     if monitoring is not None:
         # After the Prometheus it reads, beside the rest: while its aggregated API is not
