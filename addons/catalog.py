@@ -170,3 +170,12 @@ GKE_CHANNELS: dict[str, tuple[str, ...]] = {"1.37": ("RAPID",)}
 # install/). 20260928.0 (published 2026-09-30) is the newest release at least two weeks
 # old that other projects pinned and ran on containerd 2 before this one.
 GVISOR_RELEASE = "20260928.0"
+
+# disaggregated_inference: LeaderWorkerSet for the prefill and decode model servers
+# (llm-d's guides deploy each phase as a LeaderWorkerSet). Published chart
+# oci://registry.k8s.io/lws/charts/lws, the version aicp's add-on research recommends
+# (kubernetes-sigs/lws@v0.10.0 charts/lws).
+CHARTS["leaderworkerset"] = Chart(
+    "lws", "oci://registry.k8s.io/lws/charts", "0.10.0",
+    "kubernetes-sigs/lws@v0.10.0 charts/lws",
+    why="disaggregated_inference (issue #25): each phase a separately scalable workload")

@@ -140,6 +140,7 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
     from ..addons.jobset import JobSet
     from ..addons.kuberay import KubeRay, KubeRayArgs
     from ..addons.kueue import Kueue, KueueArgs
+    from ..addons.leaderworkerset import LeaderWorkerSet
     from ..addons.metrics_adapter import MetricsAdapter, MetricsAdapterArgs
     from ..addons.monitoring import Monitoring
     from ..addons.sandbox import Sandbox
@@ -186,6 +187,9 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
             pods_ready_timeout=want.kueue.wait_for_pods_ready_timeout,
             after=(jobset, *integrations))), CHARTS["kueue"].version)
 
+    if want.disaggregated_inference.enabled:
+        add("leaderworkerset", LeaderWorkerSet("leaderworkerset", cluster),
+            CHARTS["leaderworkerset"].version)
     if want.gateway.enabled:
         gateway_api = add("gateway-api", GatewayApi("gateway-api", cluster),
                           MANIFESTS["gateway-api"].version)
@@ -197,6 +201,7 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
                 "inference-extension", cluster, InferenceExtensionArgs(
                     gateway_name=istio.gateway_name, gateway_namespace=istio.gateway_namespace,
                     metrics=monitoring is not None,
+                    disaggregated=want.disaggregated_inference.enabled,
                     after=(istio, *((monitoring.crds,) if monitoring else ())))),
                 MANIFESTS["inference-extension"].version)
 
