@@ -77,3 +77,39 @@ def eks_user_data(release: str) -> str:
         f"  containerd:\n    config: |\n{config}\n"
         '--//\nContent-Type: text/x-shellscript; charset="us-ascii"\n\n'
         f"{install_script(release)}\n--//--\n")
+
+
+# k3s renders containerd's config from this template when it exists; ``{{ template "base"
+# . }}`` keeps everything k3s would write itself (k3s docs "Advanced Options", "Configuring
+# containerd"; containerd 2 reads config-v3.toml.tmpl: k3s-io/k3s pkg/agent/containerd/
+# config.go templateGenerations).
+K3S_TEMPLATE = "/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl"
+K3S_MARKER = "# aicp: gVisor runtime"
+
+
+def k3s_script(sudo: str, release: str) -> str:
+    """Shell for a k3s server: gVisor installed, the runsc runtime in k3s's containerd
+    template, k3s restarted to render it. It refuses to overwrite a template it did not
+    write (another tool's runtimes would be lost), and does nothing when both are in place.
+    """
+    template = f'{{{{ template "base" . }}}}\n\n{K3S_MARKER}\n{CONTAINERD_RUNTIME}'
+    quoted = shlex.quote(template)
+    return "\n".join([
+        "set -eu",
+        f"tmpl={K3S_TEMPLATE}",
+        f'if {sudo}test -f "$tmpl" && ! {sudo}grep -qF {shlex.quote(K3S_MARKER)} "$tmpl"; '
+        "then",
+        '  echo "$tmpl exists and was not written by aicp: add the runsc runtime to it '
+        'yourself (see https://gvisor.dev/docs/user_guide/containerd/configuration/)" >&2',
+        "  exit 1",
+        "fi",
+        f"if {INSTALL_DIR}/runsc --version 2>/dev/null | grep -qF {shlex.quote(release)} && "
+        f"printf '%s' {quoted} | {sudo}cmp -s - \"$tmpl\"; then",
+        f"  echo {shlex.quote(f'gVisor {release} already configured')}; exit 0",
+        "fi",
+        f"{sudo}bash -c {shlex.quote(install_script(release))}",
+        f'{sudo}mkdir -p "$(dirname "$tmpl")"',
+        f"printf '%s' {quoted} | {sudo}tee \"$tmpl\" >/dev/null",
+        f"{sudo}systemctl restart k3s",
+        "",
+    ])

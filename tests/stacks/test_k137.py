@@ -8,6 +8,7 @@ what Pulumi would send: the pool resources, the RuntimeClass, the stack outputs.
 from __future__ import annotations
 
 import base64
+import shlex
 from pathlib import Path
 
 import pytest
@@ -203,4 +204,46 @@ def test_sandbox_off_builds_no_pool_and_serves_nothing():
     run, doc = plan("gcp", addons={"sandbox": {"enabled": False}})
     assert not [r for r in run.resources if r.type == "gcp:container/nodePool:NodePool"
                 and r.inputs["name"] == "sandbox"]
+    assert doc["shoulds"]["workload_sandboxing"] == "not served"
+
+
+K3S = {"mode": "k3s", "k3s": {"servers": [{"host": "10.0.0.10"}],
+                              "agents": [{"host": "10.0.0.20", "pool": "a100"},
+                                         {"host": "10.0.0.21", "pool": "a100"}]}}
+
+
+def test_k3s_servers_get_gvisor_in_the_containerd_template_and_the_class_selects_them():
+    from aicp.addons.catalog import GVISOR_RELEASE
+
+    run, doc = plan("onprem", sshPrivateKey="key", onprem=K3S)
+    commands = [r for r in run.resources if r.type == "command:remote:Command"
+                and "-gvisor-" in r.name]
+    assert len(commands) == 1  # the one server; never the GPU agents
+    script = commands[0].inputs["create"]
+    assert "/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl" in script
+    # What the shell writes to the template: the printf argument, parsed as sh parses it.
+    write = script[script.rindex("printf '%s' "):script.index(' | tee "$tmpl"')]
+    template = shlex.split(write)[2]
+    assert template.startswith('{{ template "base" . }}\n')
+    assert ("[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc]\n"
+            '  runtime_type = "io.containerd.runsc.v1"') in template
+    assert f"/gvisor/releases/release/{GVISOR_RELEASE}/" in script
+    assert "systemctl restart k3s" in script
+    assert "was not written by aicp" in script  # never overwrites another template
+    server = next(r for r in run.resources if r.type == "command:remote:Command"
+                  and r.name.endswith("-server-0"))
+    assert server.urn in commands[0].dependencies
+    rc = next(r for r in run.resources if r.type == RUNTIME_CLASS).inputs
+    assert (rc["metadata"]["name"], rc["handler"]) == ("gvisor", "runsc")
+    assert rc["scheduling"]["nodeSelector"] == {"node-role.kubernetes.io/control-plane": "true"}
+    assert doc["shoulds"]["workload_sandboxing"] == "served"
+
+
+def test_no_k3s_sandbox_when_a_server_is_a_gpu_node():
+    servers = {"mode": "k3s", "k3s": {"servers": [{"host": "10.0.0.10", "pool": "a100"},
+                                                  {"host": "10.0.0.11", "pool": "a100"}]}}
+    run, doc = plan("onprem", sshPrivateKey="key", onprem=servers)
+    assert not [r for r in run.resources if r.type == "command:remote:Command"
+                and "-gvisor-" in r.name]
+    assert [r for r in run.resources if r.type == RUNTIME_CLASS] == []
     assert doc["shoulds"]["workload_sandboxing"] == "not served"
