@@ -354,8 +354,9 @@ def should_lines(result: dict[str, Any]) -> list[str]:
     for rid, status in result.get("shoulds", {}).items():
         if status.startswith("N/A"):
             continue  # listed with its reason above
-        lines.append(f"SHOULD {rid}: {status}"
-                     + (f" ({len(result['requirements'][rid]['servedBy'])} resources)"
-                        if status == "served" else
-                        f" by this stack (checklist {version})"))
+        if status == "served":
+            count = len(result["requirements"][rid]["servedBy"])
+            lines.append(f"SHOULD {rid}: served ({count} resource{'s' * (count != 1)})")
+        else:
+            lines.append(f"SHOULD {rid}: {status} by this stack (checklist {version})")
     return lines
