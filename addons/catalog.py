@@ -119,6 +119,7 @@ KUBERNETES: dict[str, dict[str, str]] = {
     "1.34": {"cluster-autoscaler": "v1.34.5"},
     "1.35": {"cluster-autoscaler": "v1.35.2"},
     "1.36": {"cluster-autoscaler": "v1.36.1"},
+    "1.37": {},  # no cluster-autoscaler pin: only EKS runs it, and EKS has no 1.37 (below)
 }
 DEFAULT_KUBERNETES = "1.35"
 
@@ -132,6 +133,9 @@ K3S_VERSIONS: dict[str, str] = {
     "1.34": "v1.34.11+k3s1",
     "1.35": "v1.35.8+k3s1",
     "1.36": "v1.36.4+k3s1",
+    # k3s-io/k3s release v1.37.0+k3s1 ("This release updates Kubernetes to v1.37.0"),
+    # 2026-09; install.sh below is version-agnostic.
+    "1.37": "v1.37.0+k3s1",
 }
 # install.sh is version-agnostic (INSTALL_K3S_VERSION picks the release); pinned by tag, not
 # get.k3s.io, so the script cannot change under us. It verifies the k3s binary against the
@@ -141,3 +145,37 @@ K3S_VERSIONS: dict[str, str] = {
 K3S_INSTALLER_URL = "https://raw.githubusercontent.com/k3s-io/k3s/v1.36.4%2Bk3s1/install.sh"
 K3S_INSTALLER_SHA256 = "46177d4c99440b4c0311b67233823a8e8a2fc09693f6c89af1a7161e152fbfad"
 K3S_SOURCE = "k3s-io/k3s@v1.36.4+k3s1 install.sh; k3s-io/docs release-notes v1.3x.X"
+
+
+# --- Kubernetes 1.37 on the clouds (issue #25) -------------------------------------------
+# Kubernetes 1.37.0 was released 2026-08-26 (https://kubernetes.io/releases/1.37/).
+# Minors a cloud does not offer yet, with the one line `aicp plan` says when one is asked for.
+NOT_OFFERED: dict[str, dict[str, str]] = {
+    # The EKS user guide's version pages list 1.36 as the newest minor (awsdocs/
+    # amazon-eks-user-guide latest/ug/versioning/kubernetes-versions-standard, "Kubernetes
+    # 1.36 is now available in Amazon EKS"; nothing for 1.37). EKS Distro has 1.37
+    # (aws/eks-distro v1-37-eks-2, 2026-09-02), but that is not the managed service.
+    "aws": {"1.37": "Amazon EKS does not offer Kubernetes 1.37 yet (its Kubernetes versions "
+                    "page lists 1.36 as the newest); use \"1.36\""},
+}
+# GKE release channels that offer a minor, where not every channel does. New minors reach
+# the Rapid channel first and Regular 2-3 months later
+# (https://cloud.google.com/kubernetes-engine/docs/concepts/release-channels); GKE's own
+# v1.37 AI-conformance submission was built on Rapid (cncf/k8s-ai-conformance v1.37/gke/).
+GKE_CHANNELS: dict[str, tuple[str, ...]] = {"1.37": ("RAPID",)}
+
+# gVisor on the nodes aicp boots itself (EKS sandbox group): a release of
+# google/gvisor's release store (https://storage.googleapis.com/gvisor/releases/release/
+# <release>/<arch>/gvisor.tar.bz2 with its .sha512; https://gvisor.dev/docs/user_guide/
+# install/). 20260928.0 (published 2026-09-30) is the newest release at least two weeks
+# old that other projects pinned and ran on containerd 2 before this one.
+GVISOR_RELEASE = "20260928.0"
+
+# disaggregated_inference: LeaderWorkerSet for the prefill and decode model servers
+# (llm-d's guides deploy each phase as a LeaderWorkerSet). Published chart
+# oci://registry.k8s.io/lws/charts/lws, the version aicp's add-on research recommends
+# (kubernetes-sigs/lws@v0.10.0 charts/lws).
+CHARTS["leaderworkerset"] = Chart(
+    "lws", "oci://registry.k8s.io/lws/charts", "0.10.0",
+    "kubernetes-sigs/lws@v0.10.0 charts/lws",
+    why="disaggregated_inference (issue #25): each phase a separately scalable workload")

@@ -66,7 +66,11 @@ class ClusterAutoscaler(Addon):
             return
 
         chart = CHARTS["cluster-autoscaler"]
-        image_tag = KUBERNETES[cluster.kubernetes_version]["cluster-autoscaler"]
+        image_tag = KUBERNETES[cluster.kubernetes_version].get("cluster-autoscaler")
+        if image_tag is None:
+            raise pulumi.InputPropertyError(
+                "kubernetes_version", f"no cluster-autoscaler is pinned for Kubernetes "
+                f"{cluster.kubernetes_version} (addons/catalog.py KUBERNETES)")
         ours = {
             # cluster-autoscaler supports only the Kubernetes minor it was built for.
             "image": {"tag": image_tag},
@@ -80,8 +84,59 @@ class ClusterAutoscaler(Addon):
             "resources": {"requests": {"cpu": "100m", "memory": "300Mi"},
                           "limits": {"memory": "600Mi"}},
         }
+        ours["extraArgs"].update(dra_args(cluster))
         self.release = self.helm_release(
             f"{name}-release", chart, name="cluster-autoscaler", namespace=NAMESPACE,
             values=deep_merge(ours, cluster.autoscaler_values))
+        self.dra_rbac = self._dra_rbac(name, ours["extraArgs"])
         self.finish(installed=True, autoscaler=cluster.autoscaler, imageTag=image_tag,
                     expander=args.expander)
+
+
+    def _dra_rbac(self, name: str, extra_args: Mapping[str, Any]
+                  ) -> k8s.rbac.v1.ClusterRoleBinding | None:
+        """Read access to the DRA objects the autoscaler simulates with the flag on.
+
+        The chart's ClusterRole has no ``resource.k8s.io`` rule (kubernetes/autoscaler
+        charts/cluster-autoscaler/templates/clusterrole.yaml); upstream added it to the AWS
+        example manifest when DRA handling became default (kubernetes/autoscaler#9487,
+        backported in #10278). The binding names the service account the target gives the
+        chart (``rbac.serviceAccount.name``).
+        """
+        account = (self.cluster.autoscaler_values.get("rbac", {})
+                   .get("serviceAccount", {}).get("name"))
+        if not extra_args.get("enable-dynamic-resource-allocation") or not account:
+            return None
+        role = k8s.rbac.v1.ClusterRole(
+            f"{name}-dra", metadata={"name": "aicp-cluster-autoscaler-dra"},
+            rules=[k8s.rbac.v1.PolicyRuleArgs(
+                api_groups=["resource.k8s.io"],
+                resources=["resourceclaims", "resourceclaimtemplates", "resourceslices",
+                           "deviceclasses"],
+                verbs=["get", "list", "watch"])],
+            opts=self.child_opts())
+        return k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-dra", metadata={"name": "aicp-cluster-autoscaler-dra"},
+            role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io",
+                                             kind="ClusterRole",
+                                             name="aicp-cluster-autoscaler-dra"),
+            subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=account,
+                                              namespace=NAMESPACE)],
+            opts=self.child_opts(depends_on=[role]))
+
+
+def dra_args(cluster: ClusterOutputs) -> dict[str, Any]:
+    """``--enable-dynamic-resource-allocation`` where a pool hands GPUs out through DRA.
+
+    Up to v1.34.x the flag defaults to false (kubernetes/autoscaler
+    cluster-autoscaler-release-1.34 cluster-autoscaler/main.go: ``flag.Bool(
+    "enable-dynamic-resource-allocation", false, ...)``): the autoscaler then ignores
+    ResourceClaims and never scales a DRA pool up for a pending claim. From v1.35 it is
+    true and locked (false is fatal: config/flags/flags.go "locked to true";
+    kubernetes/autoscaler#10278), so setting it true is right on every pinned minor. The
+    chart passes each extraArgs key as ``--key=value`` (cluster-autoscaler-chart-9.59.0
+    templates/deployment.yaml).
+    """
+    if any(pool.allocator == "dra" for pool in cluster.gpu_pools):
+        return {"enable-dynamic-resource-allocation": True}
+    return {}

@@ -38,6 +38,8 @@ class DraDriverArgs:
     compute_domains: bool = False
     # The GPU Operator of this cluster, if any: owner of the CRDs and the driver.
     gpu_operator: GpuOperator | None = None
+    # gpu_sharing: the driver's time-slicing (feature gate on, TIME_SLICED_CLASS declared).
+    time_slicing: bool = True
 
 
 def driver_values(cluster: ClusterOutputs, args: DraDriverArgs) -> dict[str, Any]:
@@ -57,7 +59,47 @@ def driver_values(cluster: ClusterOutputs, args: DraDriverArgs) -> dict[str, Any
         # before a driver reload (see aicp.addons.gpu_operator DRIVER_MANAGER_DRA_ENV).
         "kubeletPlugin": {"nodeSelector": {LABEL_ALLOCATOR: "dra",
                                            LABEL_DRA_KUBELET_PLUGIN: "true"}},
+        **({"featureGates": dict(SHARING_FEATURE_GATES)} if args.time_slicing else {}),
     }
+
+
+# --- gpu_sharing (issue #25) --------------------------------------------------------------
+# Time-slicing through DRA is the driver's opaque GpuConfig ``sharing`` on a claim; the
+# kubelet plugin applies it only with feature gate TimeSlicingSettings, alpha and off by
+# default at 0.4.1 (kubernetes-sigs/dra-driver-nvidia-gpu v0.4.1 pkg/featuregates/
+# featuregates.go: ``TimeSlicingSettings: {Default: false, PreRelease: Alpha}``); the chart
+# passes ``featureGates`` to every component (0.4.1 values.yaml "featureGates: {}").
+# MPS (gate MPSSupport) needs an MPS control daemon per claim; MIG needs MIG-capable GPUs
+# set up: time-slicing works on every GPU the pools carry.
+SHARING_FEATURE_GATES = {"TimeSlicingSettings": True}
+TIME_SLICED_CLASS = "gpu-time-sliced.aicp.dev"
+# GpuConfig as the driver's demos write it (v0.4.1 demo/specs/quickstart/gpu-test3.yaml:
+# one claim shared by two pods, ``sharing: {strategy: TimeSlicing, timeSlicingConfig:
+# {interval: Long}}``; api/nvidia.com/resource/v1beta1 sharing.go: intervals Default,
+# Short, Medium, Long).
+TIME_SLICING_CONFIG = {
+    "apiVersion": "resource.nvidia.com/v1beta1", "kind": "GpuConfig",
+    "sharing": {"strategy": "TimeSlicing", "timeSlicingConfig": {"interval": "Default"}}}
+
+
+def time_sliced_class_spec() -> dict[str, Any]:
+    """The chart's whole-GPU selector (0.4.1 templates/deviceclass-gpu.yaml) with the
+    time-slicing config every claim of the class gets (resource.k8s.io/v1 DeviceClassSpec
+    ``config``: "Config defines configuration parameters that apply to each device that
+    is claimed via this class")."""
+    return {
+        "selectors": [{"cel": {"expression": (
+            f"device.driver == '{GPU_DEVICE_CLASS}' && "
+            f"device.attributes['{GPU_DEVICE_CLASS}'].type == 'gpu'")}}],
+        "config": [{"opaque": {"driver": GPU_DEVICE_CLASS,
+                               "parameters": dict(TIME_SLICING_CONFIG)}}],
+    }
+
+
+def sharing_output() -> dict[str, Any]:
+    """What the stack reports about the sharing strategy it configured."""
+    return {"strategy": "TimeSlicing", "mechanism": "dra", "deviceClass": TIME_SLICED_CLASS,
+            "featureGates": dict(SHARING_FEATURE_GATES)}
 
 
 def wanted(cluster: ClusterOutputs, args: DraDriverArgs) -> bool:
@@ -93,5 +135,23 @@ class DraDriver(Addon):
             f"{name}-release", CHARTS["dra-driver"], name=RELEASE, namespace=args.namespace,
             values=driver_values(cluster, args), skip_crds=bool(operator),
             depends_on=[*self.namespace_ready(namespace), *wait])
+        self.shared_device_class = self._time_sliced_class(name, args)
+        if args.time_slicing:
+            self.serves = (*self.serves, "gpu_sharing")
         self.finish(installed=True, namespace=args.namespace, release=self.release.name,
-                    deviceClass=GPU_DEVICE_CLASS)
+                    deviceClass=GPU_DEVICE_CLASS,
+                    **({"sharing": sharing_output()} if args.time_slicing else {}))
+
+    def _time_sliced_class(self, name: str, args: DraDriverArgs
+                           ) -> k8s.apiextensions.CustomResource | None:
+        """DeviceClass ``TIME_SLICED_CLASS``: whole GPUs whose claims carry the driver's
+        time-slicing config, so the pods sharing one claim take turns on the GPU."""
+        if not args.time_slicing or self.release is None:
+            return None
+        return k8s.apiextensions.CustomResource(
+            f"{name}-time-sliced", api_version="resource.k8s.io/v1", kind="DeviceClass",
+            metadata={"name": TIME_SLICED_CLASS,
+                      "labels": {"app.kubernetes.io/managed-by": "aicp"}},
+            spec=time_sliced_class_spec(),
+            # The driver's CEL attributes and the config's kind are the release's.
+            opts=self.child_opts(depends_on=[self.release]))

@@ -57,6 +57,8 @@ class InferenceExtensionArgs:
     # What the chart's objects need first: the gateway implementation (Istio's
     # DestinationRule CRD, the Gateway) and the ServiceMonitor CRD owner.
     after: Sequence[pulumi.Resource] = ()
+    # disaggregated_inference: the EPP's prefill/decode scheduling profiles (PD_CONFIG).
+    disaggregated: bool = False
 
 
 class InferenceExtension(Addon):
@@ -87,6 +89,7 @@ class InferenceExtension(Addon):
                 "epp": {
                     "image": {"tag": IMAGES["endpoint-picker"], "pullPolicy": "IfNotPresent"},
                     "resources": dict(args.epp_resources),
+                    **(pd_epp_values() if args.disaggregated else {}),
                 },
                 "modelServers": {
                     "matchLabels": dict(args.model_server_labels),
@@ -108,7 +111,67 @@ class InferenceExtension(Addon):
 
         self.pool_name = args.pool_name
         self.namespace = args.namespace
+        if args.disaggregated:
+            self.serves = (*self.serves, "disaggregated_inference")
         self.finish(
             inferencePool={"name": args.pool_name, "namespace": args.namespace,
                            "apiVersion": "inference.networking.k8s.io/v1"},
-            crdsVersion=manifest.version, endpointPickerVersion=chart.version)
+            crdsVersion=manifest.version, endpointPickerVersion=chart.version,
+            **({"disaggregated": {"schedulingProfiles": ["prefill", "decode"],
+                                  "roleLabel": PD_ROLE_LABEL}} if args.disaggregated else {}))
+
+
+# --- disaggregated_inference (issue #25) ----------------------------------------------------
+# llm-d's prefill/decode scheduling on the same endpoint picker: a request is scheduled
+# through the "prefill" profile (pods labelled llm-d.ai/role=prefill) and the "decode"
+# profile (llm-d.ai/role=decode) when the decider says the prompt is worth a remote
+# prefill. The config is llm-d/llm-d-router deploy/config/pd-epp-config.yaml ("Sample EPP
+# configuration for running with P/D", commit e068bab); the chart mounts
+# router.epp.pluginsCustomConfig files and starts the EPP with router.epp.pluginsConfigFile
+# (llm-d-router v0.10.0 config/charts/routerlib/values.yaml). Nothing runs until model
+# servers with those labels join the pool.
+PD_ROLE_LABEL = "llm-d.ai/role"
+PD_CONFIG_FILE = "pd-epp-config.yaml"
+PD_CONFIG = """apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: approx-prefix-cache-producer
+  parameters:
+    maxPrefixTokensToMatch: 4096
+    lruCapacityPerServer: 31250
+- type: prefix-cache-scorer
+- type: queue-scorer
+- type: prefill-filter
+- type: decode-filter
+- type: max-score-picker
+- type: disagg-profile-handler
+  parameters:
+    deciders:
+      prefill: prefix-based-pd-decider
+- type: prefix-based-pd-decider
+  parameters:
+    nonCachedTokens: 16
+schedulingProfiles:
+- name: prefill
+  plugins:
+  - pluginRef: prefill-filter
+  - pluginRef: max-score-picker
+  - pluginRef: prefix-cache-scorer
+    weight: 2
+  - pluginRef: queue-scorer
+    weight: 1
+- name: decode
+  plugins:
+  - pluginRef: decode-filter
+  - pluginRef: max-score-picker
+  - pluginRef: prefix-cache-scorer
+    weight: 2
+  - pluginRef: queue-scorer
+    weight: 1
+"""
+
+
+def pd_epp_values() -> dict[str, Any]:
+    """``router.epp`` values that load the prefill/decode profiles."""
+    return {"pluginsConfigFile": PD_CONFIG_FILE,
+            "pluginsCustomConfig": {PD_CONFIG_FILE: PD_CONFIG}}

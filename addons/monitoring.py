@@ -69,6 +69,8 @@ class Monitoring(Addon):
         if cluster.target in _MANAGED_CONTROL_PLANE:
             for component in ("kubeControllerManager", "kubeScheduler", "kubeEtcd"):
                 values[component] = {"enabled": False}
+        for component in unscrapable(cluster):
+            values[component] = {"enabled": False}
         self.stack = self.helm_release(
             f"{name}-stack", stack_chart, name=STACK_NAME, namespace=ns.metadata.name,
             values=values,
@@ -81,3 +83,26 @@ class Monitoring(Addon):
         self.prometheus_url = f"{self.prometheus_service}:{PROMETHEUS_PORT}"
         self.finish(namespace=args.namespace, prometheusUrl=self.prometheus_url,
                     operatorCrdsVersion=crds_chart.version, stackVersion=stack_chart.version)
+
+
+def unscrapable(cluster: ClusterOutputs) -> tuple[str, ...]:
+    """kube-prometheus-stack components (each ``<key>.enabled``, true by default in
+    kube-prometheus-stack-88.5.3 values.yaml) whose targets this cluster never serves.
+
+    - EKS: the kube-proxy add-on binds its metrics to 127.0.0.1:10249
+      (``metricsBindAddress: 127.0.0.1:10249`` in the kube-proxy-config ConfigMap EKS
+      creates; https://docs.aws.amazon.com/eks/latest/userguide/managing-kube-proxy.html),
+      so Prometheus cannot reach it from a pod.
+    - GKE: Dataplane V2 (on in components/gcp.py) runs no kube-proxy at all
+      (https://cloud.google.com/kubernetes-engine/docs/concepts/dataplane-v2: "kube-proxy
+      is not deployed").
+    - k3s: controller-manager, scheduler and kube-proxy run inside the k3s process and
+      bind their metrics to 127.0.0.1, and etcd metrics are off unless
+      ``--etcd-expose-metrics`` (https://docs.k3s.io/cli/server, "Listeners" and
+      "Database" flags). An existing on-prem cluster is left to the chart's defaults.
+    """
+    if cluster.target in ("aws", "gcp"):
+        return ("kubeProxy",)
+    if cluster.target == "onprem" and cluster.features.get("mode") == "k3s":
+        return ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy")
+    return ()

@@ -287,6 +287,7 @@ def describe(cfg: Any, result: Any, stack: str) -> dict[str, Any]:
                                "servedBy": urns} for rid, urns in served.items()},
         "notApplicable": not_applicable,
         "unservedMust": unserved,
+        "shoulds": should_status(version, served, not_applicable),
         "outputs": result.outputs, "secretOutputs": result.secret_outputs,
     }
 
@@ -319,6 +320,7 @@ def render_table(result: dict[str, Any]) -> str:
     version = result["checklistVersion"]
     for rid, why in result["notApplicable"].items():
         lines.append(f"N/A {rid}: {why}")
+    lines.extend(should_lines(result))
     if result["unservedMust"]:
         lines.append(f"MUST requirements of checklist {version} no resource serves: "
                      f"{', '.join(result['unservedMust'])}")
@@ -327,3 +329,34 @@ def render_table(result: dict[str, Any]) -> str:
         lines.append(f"Every MUST requirement of checklist {version} is served "
                      f"({len(served)}): {', '.join(served)}")
     return "\n".join(lines) + "\n"
+
+
+def should_status(version: str, served: dict[str, Any], not_applicable: dict[str, str]
+                  ) -> dict[str, str]:
+    """Each SHOULD of the checklist: ``served``, ``N/A: <why>`` or ``not served``."""
+    from .conformance import LEVELS
+
+    out: dict[str, str] = {}
+    for rid, level in LEVELS[version].items():
+        if level != "SHOULD":
+            continue
+        if rid in not_applicable:
+            out[rid] = f"N/A: {not_applicable[rid]}"
+        else:
+            out[rid] = "served" if rid in served else "not served"
+    return out
+
+
+def should_lines(result: dict[str, Any]) -> list[str]:
+    """One line per SHOULD requirement of the checklist, served or N/A with the reason."""
+    version = result["checklistVersion"]
+    lines = []
+    for rid, status in result.get("shoulds", {}).items():
+        if status.startswith("N/A"):
+            continue  # listed with its reason above
+        if status == "served":
+            count = len(result["requirements"][rid]["servedBy"])
+            lines.append(f"SHOULD {rid}: served ({count} resource{'s' * (count != 1)})")
+        else:
+            lines.append(f"SHOULD {rid}: {status} by this stack (checklist {version})")
+    return lines

@@ -63,6 +63,7 @@ Decisions, each with its reason:
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import re
@@ -75,14 +76,18 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pulumi.errors import InputPropertyError
 
+from . import gvisor
 from .contract import (
     CONFORMANCE_OUTPUT,
+    SANDBOX,
     SYSTEM_MIN_NODES,
     ClusterOutputs,
     GpuDriver,
     GpuPool,
     GpuPoolRequest,
     PropertyError,
+    SandboxRuntime,
+    Taint,
     node_range,
     region_code,
     resolve_pool,
@@ -97,6 +102,28 @@ CA_NAMESPACE = "kube-system"
 CA_SERVICE_ACCOUNT = "cluster-autoscaler"
 CA_TAG = "k8s.io/cluster-autoscaler"
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+# --- workload_sandboxing and virtualized_accelerator (issue #25) -------------------------
+SANDBOX_INSTANCE_TYPE = "m7i.large"  # 2 vCPU / 8 GiB: room for a few agent sandboxes
+SANDBOX_MAX_NODES = 3
+EKS_SANDBOX_TAINT = "sandbox.aicp.dev/runtime"
+# AWS documents no sandbox runtime for EKS nodes: aicp installs gVisor (components/gvisor.py)
+# and creates the RuntimeClass (aicp.addons.sandbox) whose scheduling matches the group.
+EKS_SANDBOX = SandboxRuntime(
+    runtime="gvisor", runtime_class=gvisor.RUNTIME_CLASS, handler=gvisor.HANDLER,
+    created_by="aicp", node_selector={EKS_SANDBOX_TAINT: "gvisor"},
+    tolerations=({"key": EKS_SANDBOX_TAINT, "operator": "Equal", "value": "gvisor",
+                  "effect": "NoSchedule"},),
+    pool="sandbox", note="CPU node group (m7i.large, scales from zero), gVisor systrap")
+# EC2 GPU instances (P5, G6...) get whole GPUs passed through by the Nitro hypervisor
+# (https://docs.aws.amazon.com/ec2/latest/instancetypes/ac.html); NVIDIA vGPU needs the
+# vGPU manager in the hypervisor (https://docs.nvidia.com/vgpu/), which EC2 does not offer.
+NOT_APPLICABLE = {
+    "virtualized_accelerator": (
+        "EKS GPU nodes are EC2 instances with whole GPUs passed through; vGPU needs a vGPU "
+        "manager in the hypervisor, which EC2 does not offer (fractional GPUs are served by "
+        "gpu_sharing instead)"),
+}
+
 _EFFECTS = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE",
             "NoExecute": "NO_EXECUTE"}
 _ROOT_DEVICE = "/dev/xvda"  # AL2023 EKS AMIs
@@ -127,6 +154,9 @@ class AwsClusterArgs:
     # IAM principals given cluster-admin through an access entry (besides the creator).
     admin_principal_arns: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
+    # The gVisor release of a small tainted sandbox node group (workload_sandboxing);
+    # None: no sandbox group.
+    sandbox_gvisor_release: str | None = None
 
     def __post_init__(self) -> None:
         validate(self)
@@ -210,6 +240,8 @@ class AwsCluster(pulumi.ComponentResource):
         self.gpu_node_groups: dict[str, GpuNodeGroup] = {
             pool.name: self._gpu_node_group(pool, request)
             for pool, request in zip(self.pools, args.gpu_pools, strict=True)}
+        self.sandbox_node_group = (self._sandbox_node_group(args.sandbox_gvisor_release)
+                                   if args.sandbox_gvisor_release else None)
         self.autoscaler_role = self._autoscaler_role()
 
         self.kubeconfig = self._kubeconfig()
@@ -234,6 +266,9 @@ class AwsCluster(pulumi.ComponentResource):
                     "annotations": {"eks.amazonaws.com/role-arn": self.autoscaler_role.arn}}},
             },
             ready=[self.system_node_group, *self.network_resources],
+            features={"notApplicable": dict(NOT_APPLICABLE),
+                      **({SANDBOX: EKS_SANDBOX.export()}
+                         if args.sandbox_gvisor_release else {})},
         )
         self.register_outputs({
             "clusterName": self.cluster.name,
@@ -430,6 +465,28 @@ class AwsCluster(pulumi.ComponentResource):
             capacity_reservation_id=request.capacity_reservation_id),
             opts=pulumi.ResourceOptions(parent=self))
 
+    def _sandbox_node_group(self, release: str) -> aws.eks.NodeGroup:
+        """A small CPU node group whose containerd runs gVisor (EKS documents no sandbox).
+
+        Tainted, so only pods of RuntimeClass ``gvisor`` (which carries the toleration and
+        the nodeSelector, EKS_SANDBOX) land there; scales from zero: cluster-autoscaler
+        reads the label and taint from the Auto Scaling group's node-template tags.
+        """
+        a, n = self._args, f"{self._name}-sandbox"
+        on = self._node_group_cluster()
+        labels = {SYSTEM_POOL_LABEL: EKS_SANDBOX.pool, **EKS_SANDBOX.node_selector}
+        taint = Taint(EKS_SANDBOX_TAINT, "gvisor", "NoSchedule")
+        template = sandbox_launch_template(n, on, gvisor.eks_user_data(release), parent=self)
+        group = node_group(
+            n, on, ami_type="AL2023_x86_64_STANDARD", instance_type=SANDBOX_INSTANCE_TYPE,
+            capacity_type="ON_DEMAND", min_size=0, max_size=SANDBOX_MAX_NODES, labels=labels,
+            taints=[aws.eks.NodeGroupTaintArgs(key=taint.key, value=taint.value,
+                                               effect=_EFFECTS[taint.effect])],
+            template=template, parent=self)
+        tag_auto_scaling_group(n, group, autoscaler_tags(
+            a.cluster_name, labels, [taint], {"ephemeral-storage": "45Gi"}), on)
+        return group
+
     # --- cluster-autoscaler ------------------------------------------------------------
 
     def _autoscaler_role(self) -> aws.iam.Role:
@@ -562,6 +619,26 @@ def launch_template(name: str, on: NodeGroupCluster, volume_gib: int, throughput
         tag_specifications=tag_specs,
         opts=pulumi.ResourceOptions(parent=parent, provider=on.provider,
                                     aliases=list(aliases) or None))
+
+
+def sandbox_launch_template(name: str, on: NodeGroupCluster, user_data: str, *,
+                            parent: pulumi.Resource) -> aws.ec2.LaunchTemplate:
+    """IMDSv2 only, an encrypted 50 GiB gp3 root volume, and the gVisor user data."""
+    tag_specs = [aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=t, tags=dict(on.tags))
+                 for t in ("instance", "volume")]
+    return aws.ec2.LaunchTemplate(
+        name, update_default_version=True,
+        user_data=base64.b64encode(user_data.encode()).decode(),
+        metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+            http_endpoint="enabled", http_tokens="required",
+            http_put_response_hop_limit=on.imds_hop_limit),
+        block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+            device_name=_ROOT_DEVICE,
+            ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                volume_size=50, volume_type="gp3", encrypted="true",
+                delete_on_termination="true"))],
+        tag_specifications=tag_specs,
+        opts=pulumi.ResourceOptions(parent=parent, provider=on.provider))
 
 
 def node_group(name: str, on: NodeGroupCluster, *, ami_type: str, instance_type: str,

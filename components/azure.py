@@ -104,12 +104,14 @@ from pulumi.errors import InputPropertyError
 
 from .contract import (
     CONFORMANCE_OUTPUT,
+    SANDBOX,
     SYSTEM_MIN_NODES,
     ClusterOutputs,
     GpuDriver,
     GpuPool,
     GpuPoolRequest,
     PropertyError,
+    SandboxRuntime,
     Taint,
     ipv4_network,
     node_range,
@@ -119,6 +121,33 @@ from .contract import (
 )
 
 cs = azure_native.containerservice
+
+# --- workload_sandboxing and virtualized_accelerator (issue #25) -------------------------
+# Dsv5: Generation 2 with nested virtualization, the family AKS's Pod Sandboxing page uses
+# (https://learn.microsoft.com/azure/aks/use-pod-sandboxing).
+SANDBOX_VM_SIZE = "Standard_D4s_v5"
+SANDBOX_MAX_NODES = 3
+AKS_WORKLOAD_RUNTIME = "KataVmIsolation"  # GA; the preview's was KataMshvVmIsolation
+# What AKS creates for a KataVmIsolation pool: RuntimeClass "kata-vm-isolation", handler
+# "kata", whose scheduling.nodeSelector is the label AKS puts on the pool's nodes,
+# kubernetes.azure.com/kata-vm-isolation=true (learn.microsoft.com/azure/aks/
+# use-pod-sandboxing; the preview's class was "kata-mshv-vm-isolation", handler "kata",
+# as `kubectl get runtimeclasses` shows on such a cluster). No taint: other pods may share
+# the pool.
+AKS_SANDBOX = SandboxRuntime(
+    runtime="kata", runtime_class="kata-vm-isolation", handler="kata", created_by="cloud",
+    node_selector={"kubernetes.azure.com/kata-vm-isolation": "true"}, pool="sandbox",
+    note="CPU pool: aicp puts no GPU inside the Kata VM")
+# The NC-series sizes in aicp's accelerator catalog pass whole GPUs to the VM (Discrete
+# Device Assignment); fractional vGPU sizes (NVadsA10 v5) are not in it
+# (https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/nc-family).
+NOT_APPLICABLE = {
+    "virtualized_accelerator": (
+        "AKS GPU pools use NC-series VMs, which get whole GPUs passed through; vGPU needs the "
+        "hypervisor's vGPU manager, which only Azure's fractional NVadsA10 v5 sizes use, and "
+        "those are not in aicp's accelerator catalog (fractional GPUs are served by "
+        "gpu_sharing instead)"),
+}
 
 SYSTEM_POOL_LABEL = "aicp.dev/pool"
 SYSTEM_POOL_NAME = "system"
@@ -188,6 +217,8 @@ class AksClusterArgs:
     # Entra ID groups whose members are cluster admins; turns local accounts off.
     entra_admin_group_ids: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
+    # An AKS Pod Sandboxing (Kata) pool beside the system pool (workload_sandboxing).
+    sandbox: bool = True
 
     def __post_init__(self) -> None:
         validate(self)
@@ -318,6 +349,7 @@ class AksCluster(pulumi.ComponentResource):
             pool.name: self._gpu_pool(pool, request)
             for pool, request in zip(self.pools, args.gpu_pools, strict=True)}
 
+        self.sandbox_pool = self._sandbox_pool() if args.sandbox else None
         self.kubeconfig = self._kubeconfig()
         self.provider = k8s.Provider(
             f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
@@ -331,6 +363,8 @@ class AksCluster(pulumi.ComponentResource):
             autoscaler="aks", autoscaler_values={},
             # The system pool is part of the cluster resource.
             ready=[self.cluster, self.system_pool],
+            features={"notApplicable": dict(NOT_APPLICABLE),
+                      **({SANDBOX: AKS_SANDBOX.export()} if args.sandbox else {})},
         )
         self.register_outputs({
             "clusterName": self.cluster.name,
@@ -413,6 +447,26 @@ class AksCluster(pulumi.ComponentResource):
             **self._system_pool_settings(),
             opts=self._opts(depends_on=[self.cluster], retain_on_delete=True,
                             ignore_changes=["count"]))
+
+    def _sandbox_pool(self) -> cs.AgentPool:
+        """An AKS Pod Sandboxing pool: Kata VMs on Azure Linux, for untrusted code.
+
+        "Pod Sandboxing ... supports Azure Linux" and needs "a Generation 2 VM size that
+        supports nested virtualization" (https://learn.microsoft.com/azure/aks/
+        use-pod-sandboxing); ``workloadRuntime: KataVmIsolation`` on the pool
+        (azure-native containerservice AgentPool ``workload_runtime``). A User pool can
+        scale to zero: the autoscaler adds a node when a kata-vm-isolation pod waits.
+        """
+        a = self._args
+        return cs.AgentPool(
+            f"{self._name}-sandbox", resource_group_name=self.resource_group_name,
+            resource_name_=self.cluster.name, agent_pool_name=AKS_SANDBOX.pool,
+            mode="User", vm_size=SANDBOX_VM_SIZE, os_type="Linux", os_sku="AzureLinux",
+            workload_runtime=AKS_WORKLOAD_RUNTIME, type="VirtualMachineScaleSets",
+            vnet_subnet_id=self.subnet_id, orchestrator_version=a.kubernetes_version,
+            enable_auto_scaling=True, min_count=0, max_count=SANDBOX_MAX_NODES, count=0,
+            node_labels={SYSTEM_POOL_LABEL: AKS_SANDBOX.pool}, tags=self._tags(),
+            opts=self._opts(depends_on=[self.cluster], ignore_changes=["count"]))
 
     def _cluster(self) -> cs.ManagedCluster:
         a, n = self._args, self._name

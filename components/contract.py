@@ -266,3 +266,37 @@ class ClusterOutputs:
 # system-cluster-critical PriorityClasses outside kube-system only in namespaces holding a
 # ResourceQuota scoped to them (GKE; NVIDIA/aicr#915, NVIDIA/gpu-operator#660).
 CRITICAL_PODS_NEED_QUOTA = "criticalPodsNeedQuota"
+
+
+# ClusterOutputs.features keys for the 1.37 SHOULDs (issue #25).
+# SANDBOX: the kernel-isolating runtime the target runs (``SandboxRuntime.export()``), read
+# by aicp.addons.sandbox; absent where the target has none.
+SANDBOX = "sandbox"
+
+
+@dataclass(frozen=True)
+class SandboxRuntime:
+    """A sandbox runtime on the cluster and the RuntimeClass pods name to use it.
+
+    ``created_by``: ``"cloud"`` where the cloud creates the RuntimeClass itself (GKE
+    Sandbox, AKS Pod Sandboxing), ``"aicp"`` where aicp.addons.sandbox must create it.
+    ``node_selector``/``tolerations`` are the RuntimeClass ``scheduling`` that lands pods
+    where the handler exists (https://kubernetes.io/docs/concepts/containers/
+    runtime-class/#scheduling).
+    """
+
+    runtime: str  # "gvisor" or "kata"
+    runtime_class: str
+    handler: str
+    created_by: Literal["cloud", "aicp"]
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, str], ...] = ()
+    pool: str = ""  # the node pool it runs on
+    note: str = ""  # what the sandbox offers or lacks (GPUs inside it...)
+
+    def export(self) -> dict[str, Any]:
+        return {"runtime": self.runtime, "runtimeClass": self.runtime_class,
+                "handler": self.handler, "createdBy": self.created_by,
+                "nodeSelector": dict(self.node_selector),
+                "tolerations": [dict(t) for t in self.tolerations], "pool": self.pool,
+                "note": self.note}

@@ -102,11 +102,13 @@ from .accelerators import offering
 from .contract import (
     CONFORMANCE_OUTPUT,
     CRITICAL_PODS_NEED_QUOTA,
+    SANDBOX,
     SYSTEM_MIN_NODES,
     ClusterOutputs,
     GpuDriver,
     GpuPool,
     GpuPoolRequest,
+    SandboxRuntime,
     ipv4_network,
     node_range,
     region_code,
@@ -127,6 +129,35 @@ GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
 GKE_DRIVER_VERSION_LABEL = "cloud.google.com/gke-gpu-driver-version"
 # ClusterOutputs.features key read by aicp.addons.gateway_api (GKE installs the CRDs).
 GATEWAY_CRDS_MANAGED = "gatewayApiCrdsManaged"
+# --- workload_sandboxing and virtualized_accelerator (issue #25) -------------------------
+SANDBOX_MACHINE_TYPE = "e2-standard-4"
+SANDBOX_MAX_NODES = 3
+# What GKE creates once a pool has GKE Sandbox: RuntimeClass "gvisor" (handler "gvisor"),
+# and on the pool's nodes the label and NoSchedule taint sandbox.gke.io/runtime=gvisor
+# (https://cloud.google.com/kubernetes-engine/docs/how-to/sandbox-pods, "Working with GKE
+# Sandbox"; GKE's v1.37 AI-conformance submission cites the same pages,
+# cncf/k8s-ai-conformance v1.37/gke/PRODUCT.yaml workload_sandboxing).
+GKE_SANDBOX = SandboxRuntime(
+    runtime="gvisor", runtime_class="gvisor", handler="gvisor", created_by="cloud",
+    node_selector={"sandbox.gke.io/runtime": "gvisor"},
+    tolerations=({"key": "sandbox.gke.io/runtime", "operator": "Equal", "value": "gvisor",
+                  "effect": "NoSchedule"},),
+    pool="sandbox",
+    # "GPU workloads are available in Preview in GKE Sandbox on version
+    # 1.29.2-gke.11080000 and later" (same page, its GPU model support list); aicp's
+    # sandbox pool is CPU only.
+    note="CPU pool; GKE documents GPUs inside GKE Sandbox in Preview (1.29.2-gke.1108000 "
+         "and later, the GPU models its sandbox-pods page lists)")
+# GPUs on Compute Engine VMs are passed through whole: "Compute Engine attaches GPUs to
+# your instances in passthrough mode" (https://cloud.google.com/compute/docs/gpus); NVIDIA
+# vGPU needs its manager in the hypervisor, which no GKE node runs.
+NOT_APPLICABLE = {
+    "virtualized_accelerator": (
+        "GKE's GPU VMs get whole GPUs in passthrough mode; vGPU needs a vGPU manager in the "
+        "hypervisor, which Compute Engine does not offer (fractional GPUs are served by "
+        "gpu_sharing instead)"),
+}
+
 NODE_ROLES = (
     "roles/logging.logWriter",
     "roles/monitoring.metricWriter",
@@ -206,6 +237,8 @@ class GkeClusterArgs:
     # The installer's main container only keeps the pod running after the init container.
     driver_installer_pause_image: str = "registry.k8s.io/pause:3.10"
     labels: Mapping[str, str] = field(default_factory=dict)
+    # A GKE Sandbox (gVisor) node pool beside the system pool (workload_sandboxing).
+    sandbox: bool = True
 
     def __post_init__(self) -> None:
         validate(self)
@@ -286,6 +319,7 @@ class GkeCluster(pulumi.ComponentResource):
             pool.name: self._gpu_pool(pool, request)
             for pool, request in zip(self.pools, args.gpu_pools, strict=True)}
 
+        self.sandbox_pool = self._sandbox_pool() if args.sandbox else None
         self.kubeconfig = self._kubeconfig()
         self.provider = k8s.Provider(
             f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
@@ -300,7 +334,9 @@ class GkeCluster(pulumi.ComponentResource):
             autoscaler="gke", autoscaler_values={},
             # Webhooks must be reachable before an addon creates what they admit.
             ready=[self.system_pool, self.webhook_firewall],
-            features={GATEWAY_CRDS_MANAGED: True, CRITICAL_PODS_NEED_QUOTA: True},
+            features={GATEWAY_CRDS_MANAGED: True, CRITICAL_PODS_NEED_QUOTA: True,
+                      "notApplicable": dict(NOT_APPLICABLE),
+                      **({SANDBOX: GKE_SANDBOX.export()} if args.sandbox else {})},
         )
         self.register_outputs({
             "clusterName": self.cluster.name,
@@ -479,6 +515,35 @@ class GkeCluster(pulumi.ComponentResource):
                 labels={SYSTEM_POOL_LABEL: "system"},
                 **self._node_config_common()),
             opts=self._opts(ignore_changes=["initialNodeCount"]))
+
+    def _sandbox_pool(self) -> gcp.container.NodePool:
+        """A GKE Sandbox node pool: gVisor on COS, for untrusted (agent) code.
+
+        GKE keeps system workloads off it, which is why a cluster needs a second pool
+        beside it ("The default node pool ... can't use GKE Sandbox if it's the only node
+        pool in the cluster", https://cloud.google.com/kubernetes-engine/docs/how-to/
+        sandbox-pods); here the system pool is that pool. It scales from zero: GKE's
+        autoscaler adds a node when a pod of RuntimeClass ``gvisor`` waits (the
+        RuntimeClass carries the pool's nodeSelector and toleration, GKE_SANDBOX).
+        """
+        a = self._args
+        pool = gcp.container.NodePool(
+            f"{self._name}-sandbox", name=GKE_SANDBOX.pool, cluster=self.cluster.name,
+            location=a.region, node_locations=list(a.zones) or None, initial_node_count=0,
+            autoscaling=gcp.container.NodePoolAutoscalingArgs(
+                total_min_node_count=0, total_max_node_count=SANDBOX_MAX_NODES,
+                location_policy="ANY"),
+            management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
+            node_config=gcp.container.NodePoolNodeConfigArgs(
+                machine_type=SANDBOX_MACHINE_TYPE, disk_size_gb=100, disk_type="pd-balanced",
+                # type "gvisor" (pulumi-gcp 10.2 container.NodePool node_config
+                # sandbox_config; gcloud --sandbox type=gvisor); COS_CONTAINERD is required.
+                sandbox_config=gcp.container.NodePoolNodeConfigSandboxConfigArgs(
+                    type="gvisor"),
+                labels={SYSTEM_POOL_LABEL: GKE_SANDBOX.pool},
+                **self._node_config_common()),
+            opts=self._opts(ignore_changes=["initialNodeCount"]))
+        return pool
 
     def _gpu_pool(self, pool: GpuPool, request: GpuPoolRequest) -> GkeGpuPool:
         a = self._args

@@ -44,13 +44,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi.errors import InputPropertyError
 
+from . import gvisor
 from .contract import (
     CONFORMANCE_OUTPUT,
+    SANDBOX,
     ClusterOutputs,
     GpuDriver,
     GpuPool,
     GpuPoolRequest,
     PropertyError,
+    SandboxRuntime,
     resolve_pool,
     validate_pools,
 )
@@ -74,9 +77,23 @@ FIELD_MANAGER = "aicp-onprem"
 KUBECONFIG_SECRET_KEY = "aicp:kubeconfig"
 DEFAULT_SSH_KEY_KEY = "aicp:sshPrivateKey"
 # What `aicp verify` prints for the cluster_autoscaling requirement on this target.
+# k3s servers with gVisor (OnPremCluster._k3s_sandbox); aicp.addons.sandbox makes the
+# RuntimeClass. k3s labels every server node-role.kubernetes.io/control-plane=true
+# (https://docs.k3s.io/installation/registration: node roles; k3s pkg/nodeconfig).
+K3S_SANDBOX = SandboxRuntime(
+    runtime="gvisor", runtime_class=gvisor.RUNTIME_CLASS, handler=gvisor.HANDLER,
+    created_by="aicp", node_selector={"node-role.kubernetes.io/control-plane": "true"},
+    pool="k3s servers", note="gVisor systrap on the k3s servers (no KVM needed)")
 NOT_APPLICABLE = {
     "cluster_autoscaling": "on-prem nodes are fixed machines: no cluster autoscaler can add "
                            "or remove them, so node autoscaling is not applicable",
+    # vGPU or VFIO passthrough needs a hypervisor layer on the hosts (NVIDIA vGPU manager,
+    # or KubeVirt with the GPU Operator's sandbox workloads: gpu-operator v26.7.0
+    # sandboxWorkloads.enabled); aicp configures none, its GPU nodes run containers on bare
+    # metal (issue #25).
+    "virtualized_accelerator": "no virtualization layer is configured: the GPU nodes run "
+                               "containers on bare metal, with whole GPUs (fractional GPUs "
+                               "are served by gpu_sharing instead)",
 }
 
 GPU_DRIVERS: dict[str, GpuDriver] = {
@@ -138,6 +155,9 @@ class OnPremClusterArgs:
     servers: tuple[K3sHost, ...] = ()
     agents: tuple[K3sHost, ...] = ()
     ssh_private_key_key: str = DEFAULT_SSH_KEY_KEY
+    # k3s: the gVisor release installed on the servers for workload_sandboxing (None: no
+    # sandbox). Only where no server is in a GPU pool (K3S_SANDBOX).
+    sandbox_gvisor_release: str | None = None
     # k3s: the release for kubernetes_version, from the version catalog.
     k3s: K3sRelease | None = None
     gpu_driver: Literal["host", "operator"] = "operator"
@@ -262,6 +282,7 @@ class OnPremCluster(pulumi.ComponentResource):
         # Addons wait for the GPU labels: the DRA kubelet plugin and the operator's
         # per-node device-plugin switch select on them.
         ready: list[pulumi.Resource] = [*ready_on, *self.node_patches]
+        ready += self._k3s_sandbox()
 
         self.outputs = ClusterOutputs(
             target="onprem", name=args.cluster_name,
@@ -269,7 +290,8 @@ class OnPremCluster(pulumi.ComponentResource):
             provider=self.provider, gpu_pools=self.pools,
             gpu_driver=gpu_driver(args.mode, args.gpu_driver), autoscaler="none",
             ready=ready,
-            features={"mode": args.mode, "notApplicable": dict(NOT_APPLICABLE)})
+            features={"mode": args.mode, "notApplicable": dict(NOT_APPLICABLE),
+                      **({SANDBOX: K3S_SANDBOX.export()} if self.sandbox_commands else {})})
         self.register_outputs({
             "mode": args.mode,
             "kubeconfig": self.kubeconfig,
@@ -278,6 +300,34 @@ class OnPremCluster(pulumi.ComponentResource):
             "notApplicable": dict(NOT_APPLICABLE),
             CONFORMANCE_OUTPUT: [],
         })
+
+    def _k3s_sandbox(self) -> list[pulumi.Resource]:
+        """gVisor on every k3s server, after its k3s install (workload_sandboxing).
+
+        The servers carry k3s's ``node-role.kubernetes.io/control-plane=true`` label, which
+        the RuntimeClass selects (K3S_SANDBOX). A server in a GPU pool would match that
+        selector while the GPU Operator's toolkit owns its containerd template, so then no
+        sandbox is built and ``aicp plan`` lists workload_sandboxing as not served.
+        """
+        a = self._args
+        self.sandbox_commands: list[pulumi.Resource] = []
+        release = a.sandbox_gvisor_release
+        if a.mode != "k3s" or not release or any(h.pool for h in a.servers):
+            return []
+        # Loaded (and its CopyFile deprecation warning silenced) by _k3s already.
+        from pulumi_command.remote import Command, ConnectionArgs
+        key = _config_secret(a.ssh_private_key_key)
+        servers = self.commands.get("servers", [])
+        for i, (h, install) in enumerate(zip(a.servers, servers, strict=True)):
+            self.sandbox_commands.append(Command(
+                f"{self._name}-gvisor-{i}",
+                connection=ConnectionArgs(host=h.host, user=h.user, private_key=key),
+                create=gvisor.k3s_script("" if h.user == "root" else "sudo -n ", release),
+                triggers=[h.host],
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[install],
+                    ignore_changes=["connection.user", "connection.privateKey"])))
+        return self.sandbox_commands
 
     # --- existing ------------------------------------------------------------------------
 

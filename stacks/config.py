@@ -165,6 +165,11 @@ class Addons(_Model):
     autoscaler: Autoscaler = Autoscaler()
     monitoring: OnOff = OnOff()
     kuberay: KubeRay = KubeRay()
+    # workload_sandboxing: a gVisor or Kata pool and its RuntimeClass (issue #25).
+    sandbox: OnOff = OnOff()
+    # disaggregated_inference: LeaderWorkerSet and the endpoint picker's prefill/decode
+    # profile; light until a model is deployed (issue #25).
+    disaggregated_inference: OnOff = OnOff()
 
 
 class PlatformConfig(_Model):

@@ -140,8 +140,11 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
     from ..addons.jobset import JobSet
     from ..addons.kuberay import KubeRay, KubeRayArgs
     from ..addons.kueue import Kueue, KueueArgs
+    from ..addons.leaderworkerset import LeaderWorkerSet
     from ..addons.metrics_adapter import MetricsAdapter, MetricsAdapterArgs
     from ..addons.monitoring import Monitoring
+    from ..addons.sandbox import Sandbox
+    from ..addons.sandbox import version as sandbox_version
     chosen = chosen or load(cfg)
     # Before the first resource: what the cloud says about the GPU pools (read-only).
     report = Report()
@@ -184,6 +187,9 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
             pods_ready_timeout=want.kueue.wait_for_pods_ready_timeout,
             after=(jobset, *integrations))), CHARTS["kueue"].version)
 
+    if want.disaggregated_inference.enabled:
+        add("leaderworkerset", LeaderWorkerSet("leaderworkerset", cluster),
+            CHARTS["leaderworkerset"].version)
     if want.gateway.enabled:
         gateway_api = add("gateway-api", GatewayApi("gateway-api", cluster),
                           MANIFESTS["gateway-api"].version)
@@ -195,6 +201,7 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
                 "inference-extension", cluster, InferenceExtensionArgs(
                     gateway_name=istio.gateway_name, gateway_namespace=istio.gateway_namespace,
                     metrics=monitoring is not None,
+                    disaggregated=want.disaggregated_inference.enabled,
                     after=(istio, *((monitoring.crds,) if monitoring else ())))),
                 MANIFESTS["inference-extension"].version)
 
@@ -207,6 +214,8 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
         p.not_applicable["cluster_autoscaling"] = (
             f"the {cfg.target} target has no node autoscaler: nodes are fixed hardware")
     p.not_applicable.update(cluster.features.get("notApplicable") or {})
+    if want.sandbox.enabled:
+        add("sandbox", Sandbox("sandbox", cluster), sandbox_version(cluster))
 
     if monitoring is not None:
         # After the Prometheus it reads, beside the rest: while its aggregated API is not

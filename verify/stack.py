@@ -30,6 +30,7 @@ ADDON_APIS: dict[str, tuple[str, ...]] = {
     "gateway-api": ("gateway.networking.k8s.io/v1",),
     "istio": ("networking.istio.io/v1",),
     "inference-extension": ("inference.networking.k8s.io/v1",),
+    "leaderworkerset": ("leaderworkerset.x-k8s.io/v1",),
     "metrics-adapter": ("custom.metrics.k8s.io/v1beta1",),
 }
 

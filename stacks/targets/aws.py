@@ -6,6 +6,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ...addons.catalog import GVISOR_RELEASE, NOT_OFFERED
 from ...components.accelerators import offering
 from ...components.aws import AwsCluster, AwsClusterArgs, check_region, validate
 from ...components.contract import ClusterOutputs
@@ -67,12 +68,14 @@ def args(cfg: PlatformConfig) -> AwsClusterArgs:
         system_max_nodes=cfg.system_pool.max_nodes,
         gpu_pools=pool_requests(cfg),
         tags=dict(cfg.tags),
+        sandbox_gvisor_release=GVISOR_RELEASE if cfg.addons.sandbox.enabled else None,
     )
 
 
 def check(cfg: PlatformConfig) -> None:
     with refused(KEYS):
         check_region(cfg.region or "")
+    rules.minor_offered(cfg, NOT_OFFERED.get("aws", {}))
     rules.zones(cfg, ZONE_SUFFIX, f"{cfg.region}a")
     rules.reservations(cfg, RESERVATION, "cr-0123456789abcdef0", "an AWS")
     rules.max_nodes(cfg, "AWS", MAX_NODES, "per managed node group (EKS quota)")

@@ -61,6 +61,7 @@ def args(cfg: PlatformConfig) -> AksClusterArgs:
         gpu_driver=cfg.addons.gpu_operator.driver or "operator",
         autoscaler_expander=cfg.addons.autoscaler.expander,
         tags=dict(cfg.tags),
+        sandbox=cfg.addons.sandbox.enabled,
     )
 
 

@@ -6,7 +6,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...addons.catalog import IMAGES
+from ...addons.catalog import GKE_CHANNELS, IMAGES
 from ...components.accelerators import offering
 from ...components.contract import ClusterOutputs
 from ...components.gcp import GkeCluster, GkeClusterArgs, check_region, validate
@@ -69,6 +69,7 @@ def args(cfg: PlatformConfig) -> GkeClusterArgs:
         gpu_pools=pool_requests(cfg),
         labels=dict(cfg.tags),
         driver_installer_pause_image=IMAGES["pause"],
+        sandbox=cfg.addons.sandbox.enabled,
     )
 
 
@@ -76,6 +77,7 @@ def check(cfg: PlatformConfig) -> None:
     with refused(KEYS):
         check_region(cfg.region or "")
     gke = section(cfg)
+    channel_offers(cfg, gke)
     rules.zones(cfg, ZONE_SUFFIX, f"{cfg.region}-a")
     rules.reservations(cfg, RESERVATION, "my-reservation", "a GCP")
     zones = len(cfg.zones) or MAX_ZONES
@@ -95,6 +97,17 @@ def check(cfg: PlatformConfig) -> None:
             "plane range must be a /28 (like 172.16.0.0/28)")
     with refused(KEYS):
         validate(args(cfg))
+
+
+def channel_offers(cfg: PlatformConfig, gke: Gcp) -> None:
+    """The release channel offers the minor asked for (catalog GKE_CHANNELS, with its
+    source): ``min_master_version`` on a channel without that minor is refused by GKE."""
+    channels = GKE_CHANNELS.get(cfg.kubernetes_version)
+    if channels and gke.release_channel not in channels:
+        raise ConfigError(
+            f"aicp:gcp.releaseChannel: {gke.release_channel} does not offer Kubernetes "
+            f"{cfg.kubernetes_version} yet; set it to {' or '.join(channels)} (or use an "
+            "older aicp:kubernetesVersion)")
 
 
 def secrets(raw: Mapping[str, Any]) -> Collection[str]:

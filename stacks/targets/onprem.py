@@ -7,7 +7,12 @@ import re
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...addons.catalog import K3S_INSTALLER_SHA256, K3S_INSTALLER_URL, K3S_VERSIONS
+from ...addons.catalog import (
+    GVISOR_RELEASE,
+    K3S_INSTALLER_SHA256,
+    K3S_INSTALLER_URL,
+    K3S_VERSIONS,
+)
 from ...components.contract import ClusterOutputs
 from ...components.onprem import (
     DEFAULT_SSH_KEY_KEY,
@@ -120,6 +125,7 @@ def args(cfg: PlatformConfig) -> OnPremClusterArgs:
         ssh_private_key_key=k3s.ssh_private_key_key if k3s else DEFAULT_SSH_KEY_KEY,
         k3s=K3sRelease(version, K3S_INSTALLER_URL, K3S_INSTALLER_SHA256) if version else None,
         gpu_driver=cfg.addons.gpu_operator.driver or "operator",
+        sandbox_gvisor_release=GVISOR_RELEASE if cfg.addons.sandbox.enabled else None,
     )
 
 

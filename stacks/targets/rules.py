@@ -69,3 +69,12 @@ def reservations(cfg: PlatformConfig, pattern: re.Pattern[str], example: str,
 def public_access_cidrs(cfg: PlatformConfig) -> None:
     for i, block in enumerate(cfg.endpoint.public_access_cidrs):
         cidr(f"aicp:endpoint.publicAccessCidrs[{i}]", block, "203.0.113.0/24")
+
+
+def minor_offered(cfg: PlatformConfig, not_offered: dict[str, str]) -> None:
+    """The Kubernetes minor asked for is one the target's cloud offers; ``not_offered`` is
+    that cloud's minor → why not (``addons/catalog.py`` NOT_OFFERED, with its source)."""
+    why = not_offered.get(cfg.kubernetes_version)
+    if why:
+        raise ConfigError(f"aicp:kubernetesVersion: {cfg.kubernetes_version!r} on "
+                          f"{cfg.target}: {why}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from aicp.addons.catalog import CHARTS, KUBERNETES
+from aicp.addons.catalog import CHARTS, KUBERNETES, NOT_OFFERED
 from aicp.cli import offline
 from aicp.components.contract import CONFORMANCE_OUTPUT
 from tests.addons.conftest import make_cluster
@@ -44,7 +44,10 @@ def test_chart_is_pinned_to_the_catalog(plan):
     assert release_of(plan, CA).inputs["repositoryOpts"] == {"repo": CA.repo}
 
 
-@pytest.mark.parametrize("minor", sorted(KUBERNETES))
+# Every minor a cluster-autoscaler target (EKS) offers has its pin; 1.37 has none because
+# EKS offers no 1.37 (addons/catalog.py NOT_OFFERED; tests/stacks: the aws target refuses it).
+@pytest.mark.parametrize("minor", sorted(m for m in KUBERNETES
+                                         if m not in NOT_OFFERED["aws"]))
 def test_image_follows_the_cluster_minor(minor):
     tag = values(_plan(minor=minor))["image"]["tag"]
     assert tag == KUBERNETES[minor]["cluster-autoscaler"]
@@ -99,3 +102,50 @@ def test_cluster_autoscaler_serves_cluster_autoscaling(plan):
     outputs = plan.one(TOKEN).outputs
     assert outputs[CONFORMANCE_OUTPUT] == ["cluster_autoscaling"]
     assert outputs["imageTag"] == values(plan)["image"]["tag"]
+
+
+# --- DRA pools scale (issue #25 item 6) ----------------------------------------------------
+
+def _dra_plan(pools, minor="1.34") -> offline.Plan:
+    def program() -> None:
+        import dataclasses
+
+        from aicp.addons.cluster_autoscaler import ClusterAutoscaler
+
+        cluster = make_cluster(pools=pools, minor=minor)
+        # The service account the aws target names (components/aws.py CA_SERVICE_ACCOUNT).
+        cluster = dataclasses.replace(cluster, autoscaler_values={
+            **cluster.autoscaler_values,
+            "rbac": {"serviceAccount": {"create": True, "name": "cluster-autoscaler"}}})
+        ClusterAutoscaler("ca", cluster)
+
+    return offline.run(program, {})
+
+
+def test_a_dra_pool_on_1_34_turns_on_the_autoscalers_dra_handling_with_read_access():
+    # cluster-autoscaler v1.34.x leaves --enable-dynamic-resource-allocation false: a
+    # pending ResourceClaim would never scale the DRA pool up.
+    from tests.addons.conftest import POOLS
+
+    plan = _dra_plan(POOLS)
+    assert values(plan)["extraArgs"]["enable-dynamic-resource-allocation"] is True
+    role = plan.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+    assert role.inputs["rules"] == [{
+        "apiGroups": ["resource.k8s.io"],
+        "resources": ["resourceclaims", "resourceclaimtemplates", "resourceslices",
+                      "deviceclasses"],
+        "verbs": ["get", "list", "watch"]}]
+    binding = plan.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
+    assert binding.inputs["subjects"] == [{"kind": "ServiceAccount",
+                                           "name": "cluster-autoscaler",
+                                           "namespace": "kube-system"}]
+    assert binding.inputs["roleRef"]["name"] == role.inputs["metadata"]["name"]
+
+
+def test_device_plugin_pools_alone_leave_the_flag_and_the_role_out():
+    from aicp.components.contract import GpuPoolRequest
+
+    plan = _dra_plan((GpuPoolRequest(name="h100", accelerator="h100", min_nodes=0,
+                                     max_nodes=2, allocator="device-plugin"),))
+    assert "enable-dynamic-resource-allocation" not in values(plan)["extraArgs"]
+    assert plan.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole") == []

@@ -121,9 +121,45 @@ def test_namespace_is_privileged_and_declared_objects_validate():
         assert schema_errors(obj) == [], obj.name
 
 
-def test_serves_dra_support_and_secure_access():
+def test_serves_dra_support_secure_access_and_gpu_sharing():
     served = plan_with_operator().one("aicp:addons:DraDriver").outputs["conformance"]
-    assert set(served) == {"dra_support", "secure_accelerator_access"}
+    assert set(served) == {"dra_support", "secure_accelerator_access", "gpu_sharing"}
+
+
+# --- gpu_sharing: time-slicing through the driver's opaque config (issue #25) -------------
+
+def test_time_slicing_is_on_by_default_with_its_feature_gate_and_device_class():
+    import yaml
+
+    from tests.shared import require_shared
+
+    plan = plan_with_operator()
+    values = dra_release(plan).inputs["values"]
+    # Alpha and off by default at 0.4.1: without the gate the kubelet plugin refuses a
+    # GpuConfig with sharing.
+    assert values["featureGates"] == {"TimeSlicingSettings": True}
+    cls = plan.one("kubernetes:resource.k8s.io/v1:DeviceClass").inputs
+    assert cls["metadata"]["name"] == "gpu-time-sliced.aicp.dev"
+    # The same devices as the chart's whole-GPU class (the upstream capture of it).
+    upstream = {d["metadata"]["name"]: d for d in yaml.safe_load_all(
+        require_shared("fixtures", "nvidia-dra-deviceclasses.yaml").read_text()) if d}
+    assert cls["spec"]["selectors"] == upstream["gpu.nvidia.com"]["spec"]["selectors"]
+    assert cls["spec"]["config"] == [{"opaque": {"driver": "gpu.nvidia.com", "parameters": {
+        "apiVersion": "resource.nvidia.com/v1beta1", "kind": "GpuConfig",
+        "sharing": {"strategy": "TimeSlicing",
+                    "timeSlicingConfig": {"interval": "Default"}}}}}]
+    outputs = plan.one("aicp:addons:DraDriver").outputs
+    assert outputs["sharing"]["strategy"] == "TimeSlicing"
+
+
+def test_time_slicing_can_be_turned_off():
+    def program():
+        c = make_cluster()
+        DraDriver("dra", c, DraDriverArgs(time_slicing=False))
+    plan = offline.run(program, {})
+    assert "featureGates" not in dra_release(plan).inputs["values"]
+    assert plan.of_type("kubernetes:resource.k8s.io/v1:DeviceClass") == []
+    assert "gpu_sharing" not in plan.one("aicp:addons:DraDriver").outputs["conformance"]
 
 
 def test_on_gke_the_driver_namespace_admits_its_critical_pods():

@@ -117,3 +117,54 @@ def test_every_declared_object_validates_against_kubernetes_1_35(plan):
 def test_monitoring_serves_service_and_accelerator_metrics(plan):
     assert plan.one(TOKEN).outputs[CONFORMANCE_OUTPUT] == [
         "ai_service_metrics", "accelerator_metrics"]
+
+
+# --- targets whose scrape targets do not exist (issue #25 item 6) --------------------------
+
+def _plan_with(target: str, features: dict) -> offline.Plan:
+    def program() -> None:
+        from aicp.addons.monitoring import Monitoring
+        from aicp.components.contract import GpuPoolRequest
+
+        pools = {"onprem": (GpuPoolRequest(name="a100", accelerator="a100", max_nodes=2,
+                                           instance_type="dgx", gpus_per_node=8),),
+                 "azure": (GpuPoolRequest(name="a100", accelerator="a100",
+                                          max_nodes=2),)}.get(target)
+        cluster = (make_cluster(target, pools, features=features) if pools
+                   else make_cluster(target, features=features))
+        Monitoring("monitoring", cluster)
+
+    return offline.run(program, {})
+
+
+def _chart_top_level_switches() -> dict:
+    import yaml
+
+    from tests.shared import require_shared
+
+    path = require_shared("chartdata", f"kube-prometheus-stack-{STACK.version}", "values.yaml")
+    return {k: v for k, v in yaml.safe_load(path.read_text()).items()
+            if isinstance(v, dict) and "enabled" in v}
+
+
+@pytest.mark.parametrize("target", ["aws", "gcp"])
+def test_kube_proxy_is_not_scraped_where_it_is_unreachable_or_absent(target):
+    # EKS binds kube-proxy metrics to 127.0.0.1:10249; GKE Dataplane V2 runs no kube-proxy.
+    values = stack_values(_plan_with(target, {}))
+    assert values["kubeProxy"] == {"enabled": False}
+    # The key switches the chart's own default (true) off, as its values.yaml names it.
+    assert _chart_top_level_switches()["kubeProxy"]["enabled"] is True
+
+
+def test_k3s_control_plane_and_kube_proxy_are_not_scraped():
+    # Inside the k3s process, bound to 127.0.0.1; etcd metrics off by default.
+    values = stack_values(_plan_with("onprem", {"mode": "k3s"}))
+    switches = _chart_top_level_switches()
+    for component in ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy"):
+        assert values[component] == {"enabled": False}
+        assert switches[component]["enabled"] is True
+
+
+def test_an_existing_on_prem_cluster_and_aks_keep_kube_proxy_scraped():
+    assert "kubeProxy" not in stack_values(_plan_with("onprem", {"mode": "existing"}))
+    assert "kubeProxy" not in stack_values(_plan_with("azure", {}))

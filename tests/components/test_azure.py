@@ -425,7 +425,8 @@ def test_the_example_azure_stack_config_is_valid():
 
     raw = stack_config(REPO, "azure")
     cfg = parse({k.split(":", 1)[1]: v for k, v in raw.items()})
-    assert cfg.target == "azure" and cfg.kubernetes_version == "1.35"
+    # AKS offers 1.37 (checklist 1.37, issue #25).
+    assert cfg.target == "azure" and cfg.kubernetes_version == "1.37"
     pools = {p.name: p for p in cfg.gpu_pools}
     # Both DRA (one allocator under the GPU Operator: its validator waits for
     # nvidia.com/gpu on every GPU node, gpu-operator v26.7.0

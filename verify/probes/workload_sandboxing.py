@@ -92,13 +92,19 @@ class WorkloadSandboxing(Probe):
     title = "Workloads can run in a kernel-isolating sandbox (gVisor, Kata)"
 
     timeouts = {
-        # Each pod: the WG test's -sandbox-timeout default (3 min).
+        # The control pod: the WG test's -sandbox-timeout default (3 min).
         "pod_timeout": 180.0,
+        # The sandboxed pod may wait for its pool to scale up from zero (aicp's sandbox
+        # pools on GKE, AKS and EKS start empty): cluster-autoscaler gives a node up to
+        # --max-node-provision-time, 15 min by default (kubernetes/autoscaler
+        # cluster-autoscaler/FAQ.md); 10 min covers a node's boot plus the runtime's.
+        "sandbox_pod_timeout": 600.0,
     }
 
     @classmethod
     def budget(cls, settings: Settings) -> float:
-        return 2 * cls.timeout(settings, "pod_timeout") + 60.0
+        return (cls.timeout(settings, "sandbox_pod_timeout")
+                + cls.timeout(settings, "pod_timeout") + 60.0)
 
     def cases(self, ctx: Context) -> str:
         chosen = _a_sandbox_runtime_class_exists(ctx)
@@ -141,10 +147,10 @@ def _a_sandboxed_pod_runs_the_script(ctx: Context, chosen: dict
             spec["nodeSelector"] = dict(scheduling["nodeSelector"])
         if scheduling.get("tolerations"):
             spec["tolerations"] = list(scheduling["tolerations"])
-        sandboxed = _run(ctx, ns, "sandboxed", spec)
+        sandboxed = _run(ctx, ns, "sandboxed", spec, "sandbox_pod_timeout")
         if sandboxed is None:
             raise ProbeError(f"the pod with RuntimeClass {rc} did not finish within "
-                             f"{ctx.timeout('pod_timeout'):g}s (no node runs handler "
+                             f"{ctx.timeout('sandbox_pod_timeout'):g}s (no node runs handler "
                              f"{chosen.get('handler')}, or the image cannot be pulled)")
         pod, sandbox = sandboxed
         node = pod["spec"].get("nodeName", "")
@@ -207,10 +213,11 @@ def _spec(ctx: Context) -> dict:
                                           "limits": {"cpu": "200m", "memory": "128Mi"}}}]}
 
 
-def _run(ctx: Context, ns: str, name: str, spec: dict) -> tuple[dict, dict[str, str]] | None:
+def _run(ctx: Context, ns: str, name: str, spec: dict, timeout: str = "pod_timeout"
+         ) -> tuple[dict, dict[str, str]] | None:
     _pods.create(ctx, f"/api/v1/namespaces/{ns}/pods", {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}, ns)
-    pod = _pods.wait_finished(ctx, ns, name, ctx.timeout("pod_timeout"))
+    pod = _pods.wait_finished(ctx, ns, name, ctx.timeout(timeout))
     if pod is None:
         return None
     return pod, parse(_pods.logs(ctx, ns, name, "prober"))
