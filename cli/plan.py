@@ -219,7 +219,7 @@ def run_stack(raw: dict[str, Any], stack: str, notes: list[str] | None = None):
     raw = offline_kubeconfig(raw, notes if notes is not None else [])
     try:
         cfg = checked({k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("aicp:")},
-                      other_keys=[k for k in raw if not k.startswith("aicp:")])
+                      {k: v for k, v in raw.items() if not k.startswith("aicp:")})
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
 

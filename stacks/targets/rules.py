@@ -69,3 +69,23 @@ def reservations(cfg: PlatformConfig, pattern: re.Pattern[str], example: str,
 def public_access_cidrs(cfg: PlatformConfig) -> None:
     for i, block in enumerate(cfg.endpoint.public_access_cidrs):
         cidr(f"aicp:endpoint.publicAccessCidrs[{i}]", block, "203.0.113.0/24")
+
+
+def expander(cfg: PlatformConfig, offered: tuple[str, ...], where: str) -> None:
+    """The autoscaler's expander is one the target's autoscaler runs, and one aicp can set up.
+
+    ``priority`` reads its priorities from the ConfigMap ``cluster-autoscaler-priority-
+    expander`` that must exist before the autoscaler starts (kubernetes/autoscaler
+    cluster-autoscaler/expander/priority/readme.md); aicp has no key for that list, so the
+    expander would find none.
+    """
+    chosen = cfg.addons.autoscaler.expander
+    key = "aicp:addons.autoscaler.expander"
+    if chosen == "priority":
+        raise ConfigError(
+            f"{key}: 'priority' needs a priority list (the ConfigMap "
+            "cluster-autoscaler-priority-expander) that aicp does not write; use one of "
+            f"{', '.join(e for e in offered if e != 'priority')}")
+    if chosen not in offered:
+        raise ConfigError(f"{key}: {chosen!r} does not work {where}; use one of "
+                          f"{', '.join(e for e in offered if e != 'priority')}")

@@ -247,6 +247,45 @@ CASES = [
     Case("kubeconfig secret on a cloud", "aws",
          "error: aicp:kubeconfig: only read on target onprem; drop the key",
          config=at("kubeconfig", SECURE)),
+    # --- the providers' own settings, and settings that do nothing (#27 item 3) ---------
+    Case("aws:region that disagrees with aicp:region", "aws",
+         "error: aicp:region: 'us-west-2' disagrees with the stack's aws:region "
+         "'eu-central-1'; set them alike, or drop one (aicp builds where aicp:region says, "
+         "and takes aws:region when aicp:region is not set)",
+         config=lambda c: c.update({"aws:region": "eu-central-1"})),
+    Case("gcp:project that disagrees with aicp:gcp.project", "gcp",
+         "error: aicp:gcp.project: 'my-gcp-project' disagrees with the stack's gcp:project "
+         "'other-project'; set them alike, or drop one (aicp builds where aicp:gcp.project "
+         "says, and takes gcp:project when aicp:gcp.project is not set)",
+         config=lambda c: c.update({"gcp:project": "other-project"})),
+    Case("azure-native:location that disagrees with aicp:region", "azure",
+         "error: aicp:region: 'eastus2' disagrees with the stack's azure-native:location "
+         "'westeurope'; set them alike, or drop one (aicp builds where aicp:region says, "
+         "and takes azure-native:location when aicp:region is not set)",
+         config=lambda c: c.update({"azure-native:location": "westeurope"})),
+    Case("a gcp block on an aws stack", "aws",
+         "error: aicp:gcp: does nothing on target aws (the GCP settings are read on target "
+         "gcp); drop it",
+         config=at("gcp", {"project": "my-ml-project"})),
+    Case("spot on on-prem", "onprem",
+         "error: aicp:gpuPools[0].capacityType: does nothing on target onprem (spot and "
+         "on-demand are cloud capacity; on-prem nodes are the machines you racked); drop it",
+         config=at("gpuPools[0].capacityType", "spot")),
+    Case("autoscaler settings on gke", "gcp",
+         "error: aicp:addons.autoscaler: does nothing on target gcp (GKE's own cluster "
+         "autoscaler scales the node pools; aicp installs no cluster-autoscaler there); "
+         "drop it",
+         config=at("addons.autoscaler", {"expander": "random"})),
+    Case("price expander on aws", "aws",
+         "error: aicp:addons.autoscaler.expander: 'price' does not work with "
+         "cluster-autoscaler on AWS (price works only on GCE, GKE and Equinix Metal); use "
+         "one of least-waste, most-pods, random",
+         config=at("addons.autoscaler", {"expander": "price"})),
+    Case("priority expander with no priorities", "aws",
+         "error: aicp:addons.autoscaler.expander: 'priority' needs a priority list (the "
+         "ConfigMap cluster-autoscaler-priority-expander) that aicp does not write; use one "
+         "of least-waste, most-pods, random",
+         config=at("addons.autoscaler", {"expander": "priority"})),
 ]
 
 
