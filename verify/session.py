@@ -29,6 +29,7 @@ from .verdicts import (
     EXIT_USAGE,
     RunReport,
     UsageError,
+    error_line,
     exit_code,
     said,
 )
@@ -69,7 +70,7 @@ def split(values: list[str] | None) -> list[str]:
 
 
 def err(message: str) -> None:
-    print(f"error: {message}", file=_tolerant(sys.stderr))
+    print(f"error: {error_line(message)}", file=_tolerant(sys.stderr))
 
 
 def _tolerant(stream: IO[str]) -> IO[str]:

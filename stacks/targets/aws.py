@@ -48,6 +48,9 @@ KEYS: Mapping[str, str] = {
     "zones": "aicp:zones",
     "subnet_ids": "aicp:network.subnetIds",
     "system_min_nodes": "aicp:systemPool.minNodes",
+    "system_instance_type": "aicp:systemPool.instanceType",
+    "gpu_pools": "aicp:gpuPools",
+    "tags[*]": "aicp:tags.{}",
 }
 
 # The stack's provider settings that decide where resources go → the aicp path saying the
@@ -101,8 +104,8 @@ def check(cfg: PlatformConfig) -> None:
     # "price ... Currently it works only for GCE, GKE and Equinix Metal" (kubernetes/
     # autoscaler cluster-autoscaler/FAQ.md, "What are Expanders?").
     rules.expander(cfg, ("least-waste", "most-pods", "random", "priority"),
-                   "with cluster-autoscaler on AWS (price works only on GCE, GKE and "
-                   "Equinix Metal)")
+                   "does not work with cluster-autoscaler on AWS (price works only on GCE, "
+                   "GKE and Equinix Metal)")
     # "EKS doesn't allow clusters without either private or public access enabled"
     # (https://docs.aws.amazon.com/eks/latest/eksctl/vpc-cluster-access.html).
     if not cfg.endpoint.private_access and not cfg.endpoint.public_access:

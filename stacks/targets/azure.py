@@ -42,6 +42,8 @@ KEYS: Mapping[str, str] = {
     "system_min_nodes": "aicp:systemPool.minNodes",
     "autoscaler_expander": "aicp:addons.autoscaler.expander",
     "tags[*]": "aicp:tags.{}",
+    "resource_group": "aicp:azure.resourceGroup",
+    "system_vm_size": "aicp:systemPool.instanceType",
 }
 
 # The stack's provider settings that decide where resources go → the aicp path saying the
@@ -93,7 +95,7 @@ def check(cfg: PlatformConfig) -> None:
         rules.cidr("aicp:network.vpcCidr", cfg.network.vpc_cidr, "10.0.0.0/16")
     rules.public_access_cidrs(cfg)
     # AKS's autoscaler profile offers no price expander (components/azure.py EXPANDERS).
-    rules.expander(cfg, EXPANDERS, "on AKS")
+    rules.expander(cfg, EXPANDERS, "is not offered by AKS")
     with refused(KEYS):
         validate(args(cfg))
 

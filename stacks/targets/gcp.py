@@ -40,6 +40,7 @@ KEYS: Mapping[str, str] = {
     "vpc_cidr": "aicp:network.vpcCidr",
     "labels[*]": "aicp:tags.{}",
     "system_min_nodes": "aicp:systemPool.minNodes",
+    "system_machine_type": "aicp:systemPool.instanceType",
 }
 
 # The stack's provider settings that decide where resources go → the aicp path saying the

@@ -87,5 +87,5 @@ def expander(cfg: PlatformConfig, offered: tuple[str, ...], where: str) -> None:
             "cluster-autoscaler-priority-expander) that aicp does not write; use one of "
             f"{', '.join(e for e in offered if e != 'priority')}")
     if chosen not in offered:
-        raise ConfigError(f"{key}: {chosen!r} does not work {where}; use one of "
+        raise ConfigError(f"{key}: {chosen!r} {where}; use one of "
                           f"{', '.join(e for e in offered if e != 'priority')}")

@@ -286,6 +286,40 @@ CASES = [
          "ConfigMap cluster-autoscaler-priority-expander) that aicp does not write; use one "
          "of least-waste, most-pods, random",
          config=at("addons.autoscaler", {"expander": "priority"})),
+    # --- the clouds' limits on names, tags and counts (#27, "Also") ---------------------
+    Case("an AWS tag value over 256 characters", "aws",
+         "error: aicp:tags.owner: a tag value is at most 256 characters on AWS (this one has "
+         "300)",
+         config=at("tags", {"owner": "x" * 300})),
+    Case("more than 30 managed node groups", "aws",
+         "error: aicp:gpuPools: 30 GPU pools and the system node group are 31 managed node "
+         "groups; EKS allows 30 per cluster",
+         config=at("gpuPools", [{"name": f"p{i}", "accelerator": "l4", "minNodes": 1,
+                                 "maxNodes": 1} for i in range(30)])),
+    Case("a GCP project id outside GCP's form", "gcp",
+         "error: aicp:gcp.project: 'My_Project' is not a GCP project id (6 to 30 lowercase "
+         "letters, digits or '-', starting with a letter, like my-ml-project)",
+         config=at("gcp.project", "My_Project")),
+    Case("an Azure resource group with a slash", "azure",
+         "error: aicp:azure.resourceGroup: 'ml/rg*' is not a resource group name (1 to 90 "
+         "letters, digits, '_', '-', '.', '(' or ')', not ending in '.')",
+         config=at("azure", {"resourceGroup": "ml/rg*"})),
+    Case("a system instance type that is no EC2 type", "aws",
+         "error: aicp:systemPool.instanceType: 'not-a-real.type' is not an EC2 instance type "
+         "(like m7i.xlarge)",
+         config=at("systemPool.instanceType", "not-a-real.type")),
+    Case("a system machine type that is no GCE type", "gcp",
+         "error: aicp:systemPool.instanceType: 'not a type' is not a GCE machine type (like "
+         "e2-standard-4)",
+         config=at("systemPool.instanceType", "not a type")),
+    Case("a system VM size that is no Azure size", "azure",
+         "error: aicp:systemPool.instanceType: 'D4s_v5' is not an Azure VM size (like "
+         "Standard_D4s_v5)",
+         config=at("systemPool.instanceType", "D4s_v5")),
+    Case("a 10,000-character value is not echoed whole", "aws",
+         "error: aicp:clusterName: '" + "a" * 99 + "…[10002 characters]…aaaaaaaaaaa' must "
+         "be a lowercase DNS label of at most 32 characters (letters, digits, '-')",
+         config=at("clusterName", "a" * 10000)),
 ]
 
 
