@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from ..verify.completion import stack_names
 from ..verify.verdicts import UsageError, error_line
 
 
@@ -164,7 +165,7 @@ def _kind(value: Any) -> str:
 
 def plan(
     stack: str = typer.Option(
-        "aws", "--stack", "-s",
+        "aws", "--stack", "-s", autocompletion=stack_names,
         help="Stack name (or ORG/NAME, ORG/PROJECT/NAME): reads Pulumi.<name>.yaml."),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
     project_dir: Path = typer.Option(

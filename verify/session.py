@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import shlex
@@ -139,6 +140,11 @@ def cleanup_command(opts: Options, run_id: str) -> str:
 
 
 def validate(opts: Options) -> None:
+    for flag, given in (("--only", opts.only), ("--skip", opts.skip),
+                        ("--output", opts.output)):
+        # An empty value would otherwise vanish in the split: `--only ''` ran everything.
+        if given and not split(given):
+            raise UsageError(f"{flag} is empty: name at least one value, or leave {flag} out")
     opts.only, opts.skip = split(opts.only), split(opts.skip)
     opts.output = split(opts.output)
     if not str(opts.output_dir).strip():
@@ -155,8 +161,10 @@ def validate(opts: Options) -> None:
         raise UsageError("pass either --stack NAME or --kubeconfig PATH, not both")
     if opts.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    if opts.timeout <= 0 or opts.probe_timeout <= 0:
-        raise UsageError("--timeout and --probe-timeout must be positive seconds")
+    for flag, seconds in (("--timeout", opts.timeout), ("--probe-timeout", opts.probe_timeout)):
+        # nan compares false with everything: `--timeout nan` waited forever.
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise UsageError(f"{flag} {seconds:g}: give a positive number of seconds")
     if opts.run_id is not None and not RUN_ID.match(opts.run_id):
         raise UsageError(f"--run-id {opts.run_id!r}: use up to 20 lowercase letters, digits "
                          "and dashes (it becomes a label value and a namespace name)")
