@@ -12,11 +12,17 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-import click
 from typer._completion_classes import completion_init
 from typer.completion import install_callback, show_callback
 
-Shell = StrEnum("Shell", {name: name for name in ("bash", "zsh", "fish", "powershell", "pwsh")})
+class Shell(StrEnum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+    powershell = "powershell"
+    pwsh = "pwsh"
+
+
 SHELLS = tuple(s.value for s in Shell)
 
 # Typer's completion classes answer the scripts Typer writes (``complete_bash`` ...); Click's
@@ -24,13 +30,15 @@ SHELLS = tuple(s.value for s in Shell)
 completion_init()
 
 
-def install(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+# ``ctx`` and ``param`` are the click objects Typer hands its callbacks (typer vendors
+# click as ``typer._click``), passed on unread.
+def install(ctx: Any, param: Any, value: Any) -> Any:
     if value is None or ctx.resilient_parsing:
         return value
     return install_callback(ctx, param, getattr(value, "value", str(value)))
 
 
-def show(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+def show(ctx: Any, param: Any, value: Any) -> Any:
     if value is None or ctx.resilient_parsing:
         return value
     return show_callback(ctx, param, getattr(value, "value", str(value)))

@@ -1,13 +1,14 @@
 """What the shell completes ``aicp`` options to: stack names, requirement ids, report
 formats, checklist versions. Each answers from what is at hand (the files beside the
 command, the checklist table), never from a cluster or the network, and imports nothing
-heavy: a completion runs on every TAB."""
+heavy: a completion runs on every TAB. ``ctx`` is the click context Typer hands
+completions (its ``params``: the options parsed so far).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import click
+from typing import Any
 
 from .checklist import LEVELS, SUPPORTED
 
@@ -16,7 +17,7 @@ from .checklist import LEVELS, SUPPORTED
 REPORT_FORMATS = ("json", "junit", "checklist")
 
 
-def stack_names(ctx: click.Context, incomplete: str) -> list[str]:
+def stack_names(ctx: Any, incomplete: str) -> list[str]:
     """The stacks of the project: each ``Pulumi.<name>.yaml`` in ``--project-dir`` (plan)
     or the current folder."""
     folder = Path(ctx.params.get("project_dir") or ".")
@@ -25,7 +26,7 @@ def stack_names(ctx: click.Context, incomplete: str) -> list[str]:
     return [n for n in names if n.startswith(incomplete)]
 
 
-def requirement_ids(ctx: click.Context, incomplete: str) -> list[str]:
+def requirement_ids(ctx: Any, incomplete: str) -> list[str]:
     """Every requirement id of the chosen ``--checklist`` (every supported one when none
     is chosen yet), in checklist order."""
     chosen = ctx.params.get("checklist")
