@@ -55,10 +55,33 @@ app.add_typer(verify_app, name="verify")
 
 
 def main() -> None:
+    from ..verify.signals import process_exits_after_run
+
+    process_exits_after_run()
+    _streams_that_always_take_text()
     try:
         app()
     finally:
         _close_event_loop()
+
+
+def _streams_that_always_take_text() -> None:
+    """Standard streams that never end a run in a traceback.
+
+    Started with a stream closed (``aicp plan >&-``), Python sets it to None and the first
+    print fails; in an ASCII-only locale (LANG=C) a character like "—" cannot be encoded.
+    A closed stream becomes /dev/null, and characters the encoding lacks are replaced
+    (verify's own writer, ``reports.terminal.Tolerant``, spells them out first).
+    """
+    import os
+    import sys
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
+        elif hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
 
 
 def _close_event_loop() -> None:
