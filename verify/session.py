@@ -53,6 +53,7 @@ class Options:
     skip: list[str] = field(default_factory=list)
     read_only: bool = False
     long: bool = False
+    long_implied: bool = False  # set by --output checklist (``validate``)
     concurrency: int = 4
     timeout: float = 3600.0
     probe_timeout: float = 600.0
@@ -171,6 +172,11 @@ def validate(opts: Options) -> None:
     both = set(opts.only) & set(opts.skip)
     if both:
         raise UsageError(f"{sorted(both)[0]} is in both --only and --skip")
+    if "checklist" in opts.output and not opts.long:
+        # A submission writes cluster_autoscaling "Implemented", which claims scale up AND
+        # down (the requirement's text): it waits for the scale-down, as --long does.
+        opts.long = True
+        opts.long_implied = True
 
 
 def cluster(opts: Options, on_retry=None) -> tuple[Kube, stack.StackOutputs | None]:
@@ -197,7 +203,7 @@ def _run(opts: Options, console: Console, guard: signals.Guard) -> int:
     settings = Settings(opts.run_id or secrets.token_hex(3), template.version, image_refs,
                         opts.long, target.outputs.expectations if target.outputs else {},
                         timing=opts.timing)
-    shown = effective_settings(target, template, settings, planned)
+    shown = effective_settings(target, template, settings, planned, opts.long_implied)
     view.settings(shown)
     stack_notes = check_stack(target, console)
     warn_about_metadata(opts, template, metadata, console)
@@ -278,7 +284,7 @@ def plan(opts: Options, template: checklist.Template, target: Target) -> list[Pl
 
 
 def effective_settings(target: Target, template: checklist.Template, settings: Settings,
-                       planned: list[Planned]) -> dict[str, str]:
+                       planned: list[Planned], long_implied: bool = False) -> dict[str, str]:
     """What is printed before the first probe, and kept in every report."""
     kube, run_id = target.kube, settings.run_id
     runs = [p for p in planned if p.runs]
@@ -291,6 +297,9 @@ def effective_settings(target: Target, template: checklist.Template, settings: S
         "checklist": f"{template.version} ({template.source})",
         "run id": f"{run_id} (label aicp.dev/verify-run={run_id})",
         **{f"image {name}": ref for name, ref in settings.images.items()},
+        **({"long": "on: scale-down is waited for"
+                    + (" (a --output checklist submission claims it)" if long_implied else "")}
+           if settings.long else {}),
         "probes": f"{len(runs)} to run, {sum(p.verdict is not None for p in planned)} "
                   "manual or not run",
     }
