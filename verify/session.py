@@ -257,6 +257,10 @@ def choose_checklist(opts: Options,
         version = checklist.version_for(
             opts.checklist, target.outputs.checklist_version if target.outputs else None,
             minor)
+        if not version:
+            raise UsageError("the cluster's /version names no Kubernetes version (neither "
+                             "minor nor gitVersion): pass --checklist "
+                             f"{'|'.join(SUPPORTED)}")
         if version not in SUPPORTED:
             raise UsageError(f"the cluster runs Kubernetes {minor}, which has no AI "
                              f"conformance checklist here: pass --checklist "
@@ -293,7 +297,8 @@ def effective_settings(target: Target, template: checklist.Template, settings: S
         "cluster": kube.server,
         "context": kube.context or "(current)",
         "kubeconfig": kube.source,
-        "kubernetes": str(target.version.get("gitVersion", target.minor)),
+        "kubernetes": str(target.version.get("gitVersion") or target.minor
+                          or "unknown (/version names no version)"),
         "checklist": f"{template.version} ({template.source})",
         "run id": f"{run_id} (label aicp.dev/verify-run={run_id})",
         **{f"image {name}": ref for name, ref in settings.images.items()},
