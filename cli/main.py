@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from ..verify.cli import app as verify_app
+from .completion import SHELLS, Shell, install, show
 from ..verify.version import VERSION
 from .plan import plan
 
@@ -16,8 +17,9 @@ app = typer.Typer(
     name="aicp",
     help="Stand up AI-ready Kubernetes platforms and prove they are conformant.",
     no_args_is_help=True,
-    # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
-    add_completion=True,
+    # --install-completion SHELL / --show-completion SHELL (cli/completion.py): the shell
+    # is named, not guessed from the parent process.
+    add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     # Plain click help: rich's help renderer costs ~0.2 s of start-up (target 0.5 s).
     rich_markup_mode=None,
@@ -33,8 +35,18 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print aicp's version and exit.")) -> None:
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print aicp's version and exit."),
+    install_completion: Shell = typer.Option(
+        None, "--install-completion", metavar="SHELL", case_sensitive=False,
+        callback=install, is_eager=True, expose_value=False,
+        help=f"Install completion for SHELL ({', '.join(SHELLS)})."),
+    show_completion: Shell = typer.Option(
+        None, "--show-completion", metavar="SHELL", case_sensitive=False,
+        callback=show, is_eager=True, expose_value=False,
+        help="Print the completion script for SHELL, to install it by hand."),
+) -> None:
     """Stand up AI-ready Kubernetes platforms and prove they are conformant."""
 
 
@@ -43,10 +55,33 @@ app.add_typer(verify_app, name="verify")
 
 
 def main() -> None:
+    from ..verify.signals import process_exits_after_run
+
+    process_exits_after_run()
+    _streams_that_always_take_text()
     try:
         app()
     finally:
         _close_event_loop()
+
+
+def _streams_that_always_take_text() -> None:
+    """Standard streams that never end a run in a traceback.
+
+    Started with a stream closed (``aicp plan >&-``), Python sets it to None and the first
+    print fails; in an ASCII-only locale (LANG=C) a character like "—" cannot be encoded.
+    A closed stream becomes /dev/null, and characters the encoding lacks are replaced
+    (verify's own writer, ``reports.terminal.Tolerant``, spells them out first).
+    """
+    import os
+    import sys
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
+        elif hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
 
 
 def _close_event_loop() -> None:

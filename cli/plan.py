@@ -11,7 +11,8 @@ from typing import Any
 
 import typer
 
-from ..verify.verdicts import UsageError
+from ..verify.completion import stack_names
+from ..verify.verdicts import UsageError, error_line
 
 
 class Output(StrEnum):
@@ -28,21 +29,37 @@ class BadKey(Exception):
 
 
 def _loader() -> type:
-    """A safe YAML loader that refuses a key given twice in one mapping, and a key that is a
-    list or mapping.
+    """A safe YAML loader that reads a stack file as Pulumi does: it refuses a key given twice
+    in one mapping and a key that is a list or mapping, takes anchors, aliases and merge keys,
+    and reads only ``true``/``false`` as booleans.
 
     PyYAML keeps the last of two equal keys without a word, so one value would win unseen;
     go-yaml v3 refuses the file ("mapping key %#v already defined at line %d", yaml/go-yaml
-    v3 decode.go), and so does this.
+    v3 decode.go), and so does this. A merge key (``<<: *base``) is go-yaml's too: the
+    mapping's own keys win over merged ones, so only its own keys count as given twice.
+    Pulumi reads stack files with go-yaml v3, a YAML 1.2 reader: ``yes``, ``no``, ``on`` and
+    ``off`` are strings there (yaml/go-yaml v3 resolve.go: "true"/"false" in three cases are
+    the only booleans), not YAML 1.1's booleans PyYAML would make of them.
     """
+    import re
+
     import yaml
 
     class Loader(yaml.SafeLoader):
         pass
 
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+        list("tTfF"))
+
     def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # merged keys: construct_mapping lays the mapping's own over them
             key = loader.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if not isinstance(key, (str, int, float, bool)) and key is not None:
@@ -51,7 +68,7 @@ def _loader() -> type:
                 raise BadKey(line, f"key {key!r} is given twice (first at line "
                                          f"{seen[key]}); keep one")
             seen[key] = line
-        return loader.construct_mapping(node)
+        return loader.construct_mapping(node, deep=True)
 
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     return Loader
@@ -88,6 +105,9 @@ def stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
     import yaml
 
     path = project_dir / stack_file_name(stack)
+    if path.exists() and not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file (a FIFO, socket or device)"
+        raise UsageError(f"{path.name}: is {kind}; the stack's config must be a file")
     if not path.is_file():
         found = sorted(p.name[len("Pulumi."):-len(".yaml")]
                        for p in project_dir.glob("Pulumi.*.yaml"))
@@ -145,7 +165,7 @@ def _kind(value: Any) -> str:
 
 def plan(
     stack: str = typer.Option(
-        "aws", "--stack", "-s",
+        "aws", "--stack", "-s", autocompletion=stack_names,
         help="Stack name (or ORG/NAME, ORG/PROJECT/NAME): reads Pulumi.<name>.yaml."),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table or json."),
     project_dir: Path = typer.Option(
@@ -167,7 +187,7 @@ def plan(
         cfg, run = run_stack(raw, stack_name(stack), notes)
         result = describe(cfg, run, stack)
     except UsageError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {error_line(exc)}", err=True)
         raise typer.Exit(2) from None
     for note in notes:
         typer.echo(f"note: {note}", err=True)
@@ -219,7 +239,7 @@ def run_stack(raw: dict[str, Any], stack: str, notes: list[str] | None = None):
     raw = offline_kubeconfig(raw, notes if notes is not None else [])
     try:
         cfg = checked({k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("aicp:")},
-                      other_keys=[k for k in raw if not k.startswith("aicp:")])
+                      {k: v for k, v in raw.items() if not k.startswith("aicp:")})
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
 

@@ -173,10 +173,48 @@ def check_region(region: str) -> None:
     region_code("region", region, REGION, "us-west-2", "an AWS", "aws")
 
 
+# "Managed node groups per cluster": 30
+# (https://docs.aws.amazon.com/eks/latest/userguide/service-quotas.html); aicp makes the
+# system node group and one per GPU pool.
+MAX_NODE_GROUPS = 30
+# Tag keys up to 128 characters, values up to 256, and the aws: prefix is AWS's own
+# (https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html, "Tag naming limits
+# and requirements").
+TAG_KEY_MAX, TAG_VALUE_MAX = 128, 256
+# An instance type is family, generation and options, a dot, and the size: m7i.2xlarge,
+# g6e.xlarge, p5en.48xlarge, u-6tb1.metal
+# (https://docs.aws.amazon.com/ec2/latest/instancetypes/instance-type-names.html).
+INSTANCE_TYPE = re.compile(r"^(?:[a-z]+\d+[a-z0-9-]*|u-\d+tb\d+)\.[a-z0-9]+$")
+
+
+def validate_extras(args: AwsClusterArgs) -> None:
+    """The limits EKS, EC2 and tagging put on the cluster's other arguments."""
+    if args.system_instance_type and not INSTANCE_TYPE.match(args.system_instance_type):
+        raise InputPropertyError(
+            "system_instance_type", f"{args.system_instance_type!r} is not an EC2 instance "
+            "type (like m7i.xlarge)")
+    groups = len(args.gpu_pools) + 1
+    if groups > MAX_NODE_GROUPS:
+        raise InputPropertyError(
+            "gpu_pools", f"{len(args.gpu_pools)} GPU pools and the system node group are "
+            f"{groups} managed node groups; EKS allows {MAX_NODE_GROUPS} per cluster")
+    for key, value in args.tags.items():
+        where = f"tags[{json.dumps(key)}]"
+        if key.lower().startswith("aws:"):
+            raise InputPropertyError(where, "the aws: prefix is reserved for AWS's own tags")
+        if len(key) > TAG_KEY_MAX:
+            raise InputPropertyError(where, f"a tag key is at most {TAG_KEY_MAX} characters "
+                                     f"on AWS (this one has {len(key)})")
+        if len(value) > TAG_VALUE_MAX:
+            raise InputPropertyError(where, f"a tag value is at most {TAG_VALUE_MAX} "
+                                     f"characters on AWS (this one has {len(value)})")
+
+
 def validate(args: AwsClusterArgs) -> None:
     """Raise ``InputPropertyError`` for the first argument EKS or its autoscaler would refuse;
     declares nothing."""
     check_region(args.region)
+    validate_extras(args)
     # EKS: "subnets in at least two different Availability Zones"
     # (https://docs.aws.amazon.com/eks/latest/userguide/network-reqs.html).
     if not args.subnet_ids and len(args.zones) < 2:

@@ -235,10 +235,32 @@ def check_region(region: str) -> None:
     region_code("location", region, REGION, "eastus2", "an Azure", "azure")
 
 
+# Resource group names: 1 to 90 letters (Unicode), digits, '_', '(', ')', '-' and '.', not
+# ending in '.' (https://learn.microsoft.com/azure/azure-resource-manager/management/
+# resource-name-rules#microsoftresources).
+RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
+# VM sizes are Standard_ and the size's name: Standard_D4s_v5, Standard_ND96isr_H100_v5
+# (https://learn.microsoft.com/azure/virtual-machines/vm-naming-conventions).
+VM_SIZE = re.compile(r"^(Standard|Basic)_[A-Za-z0-9_-]+$", re.IGNORECASE)
+
+
+def validate_extras(args: AksClusterArgs) -> None:
+    """The forms Azure gives resource group names and VM sizes."""
+    if args.resource_group is not None and not RESOURCE_GROUP.match(args.resource_group):
+        raise InputPropertyError(
+            "resource_group", f"{args.resource_group!r} is not a resource group name (1 to "
+            "90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.')")
+    if args.system_vm_size and not VM_SIZE.match(args.system_vm_size):
+        raise InputPropertyError(
+            "system_vm_size", f"{args.system_vm_size!r} is not an Azure VM size (like "
+            "Standard_D4s_v5)")
+
+
 def validate(args: AksClusterArgs) -> None:
     """Raise ``InputPropertyError`` for the first argument AKS would refuse; declares
     nothing."""
     check_region(args.location)
+    validate_extras(args)
     for i, zone in enumerate(args.zones):
         if zone not in ("1", "2", "3"):
             raise InputPropertyError(f"zones[{i}]", f"{zone!r} is not an Azure zone; use "

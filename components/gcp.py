@@ -253,11 +253,34 @@ def check_region(region: str) -> None:
     region_code("region", region, REGION, "us-central1", "a GCP", "gcp")
 
 
+# A project id is 6 to 30 lowercase letters, digits or hyphens, starts with a letter and
+# does not end with a hyphen
+# (https://cloud.google.com/resource-manager/docs/creating-managing-projects); older
+# domain-scoped ids carry their domain and a colon first (example.com:my-project).
+PROJECT_ID = re.compile(r"^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+# A machine type is series-family-size (e2-standard-4, a3-highgpu-8g, n2-custom-8-16384)
+# (https://cloud.google.com/compute/docs/machine-resource).
+MACHINE_TYPE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$")
+
+
+def validate_extras(args: GkeClusterArgs) -> None:
+    """The forms GCP gives project ids and machine types."""
+    if not PROJECT_ID.match(args.project):
+        raise InputPropertyError(
+            "project", f"{args.project!r} is not a GCP project id (6 to 30 lowercase letters, "
+            "digits or '-', starting with a letter, like my-ml-project)")
+    if args.system_machine_type and not MACHINE_TYPE.match(args.system_machine_type):
+        raise InputPropertyError(
+            "system_machine_type", f"{args.system_machine_type!r} is not a GCE machine type "
+            "(like e2-standard-4)")
+
+
 def validate(args: GkeClusterArgs) -> None:
     """Raise ``InputPropertyError`` for the first argument GKE would refuse; declares
     nothing."""
     if not args.project:
         raise InputPropertyError("project", "a GCP project id is required")
+    validate_extras(args)
     check_region(args.region)
     node_range("system_min_nodes", args.system_min_nodes, args.system_max_nodes,
                "system_max_nodes", SYSTEM_MIN_NODES)

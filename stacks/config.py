@@ -328,15 +328,15 @@ def decode(value: Any) -> Any:
     return value
 
 
-def from_pulumi() -> tuple[dict[str, Any], list[str]]:
+def from_pulumi() -> tuple[dict[str, Any], dict[str, Any]]:
     """Every ``aicp:*`` key the running Pulumi program was given, by name without the
-    namespace and as the engine hands it (text, not yet ``decode``d), and the full keys of
-    the stack's other namespaces."""
+    namespace and as the engine hands it (text, not yet ``decode``d), and the stack's other
+    namespaces' settings by full key (``aws:region``...)."""
     from pulumi.runtime.config import CONFIG, get_config_env
 
     merged = {**get_config_env(), **CONFIG.get()}
     raw = {k.split(":", 1)[1]: v for k, v in merged.items() if k.startswith(NAMESPACE + ":")}
-    return raw, [k for k in merged if not k.startswith(NAMESPACE + ":")]
+    return raw, {k: v for k, v in merged.items() if not k.startswith(NAMESPACE + ":")}
 
 
 # The top-level keys of the model (``aicp:<key>``).

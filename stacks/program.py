@@ -28,8 +28,8 @@ from ..addons.catalog import CHARTS, MANIFESTS
 from ..components.contract import ClusterOutputs, node_range
 from .config import ConfigError, PlatformConfig, decode, from_pulumi, parse
 from .preflight import Report
-from .targets import owners, target
-from .targets.base import Secrets, Target
+from .targets import TARGETS, owners, target
+from .targets.base import Secrets, Target, honour, unread
 
 A = TypeVar("A", bound=Addon)
 
@@ -101,33 +101,42 @@ def load(cfg: PlatformConfig, secrets: Secrets | None = None) -> Target:
     return chosen
 
 
-def read(raw: Mapping[str, Any], other_keys: Collection[str] = (), *,
+def read(raw: Mapping[str, Any], other: Mapping[str, Any] | Collection[str] = (), *,
          text: bool = False) -> tuple[PlatformConfig, Target]:
     """``aicp:`` config (keys without the namespace) checked as ``pulumi up`` checks it
     before anything is declared, and its target; or ConfigError.
 
-    ``other_keys``: the full keys of the stack's other namespaces. ``text``: values as the
-    engine hands them, objects and lists as JSON (``config.decode``); the keys a target
-    reads outside the model (secrets: a kubeconfig may be JSON) stay as written.
+    ``other``: the stack's other namespaces' settings by full key (``aws:region``...; the
+    keys alone where their values are not at hand): the chosen target takes in the ones that
+    decide where resources go (``base.honour``). ``text``: values as the engine hands them,
+    objects and lists as JSON (``config.decode``); the keys a target reads outside the model
+    (secrets: a kubeconfig may be JSON) stay as written.
     """
+    provider = dict(other) if isinstance(other, Mapping) else dict.fromkeys(other)
     values = {name: decode(v) for name, v in raw.items()} if text else dict(raw)
+    named = values.get("target")
+    if isinstance(named, str) and named in TARGETS:
+        values = honour(values, target(named).PROVIDER_KEYS, provider)
     found = owners(values)
-    secrets = Secrets({name: raw[name] for name in found}, found, frozenset(other_keys))
+    secrets = Secrets({name: raw[name] for name in found}, found, frozenset(provider))
     cfg = parse({name: v for name, v in values.items() if name not in found},
                 pool_node_range)
-    return cfg, load(cfg, secrets)
+    chosen = load(cfg, secrets)
+    unread(values, chosen.UNREAD, cfg.target)
+    return cfg, chosen
 
 
-def checked(raw: Mapping[str, Any], other_keys: Collection[str] = ()) -> PlatformConfig:
+def checked(raw: Mapping[str, Any],
+            other: Mapping[str, Any] | Collection[str] = ()) -> PlatformConfig:
     """``aicp:`` config (keys without the namespace), checked as ``pulumi up`` checks it
     before anything is declared, or ConfigError."""
-    return read(raw, other_keys)[0]
+    return read(raw, other)[0]
 
 
 def configured() -> tuple[PlatformConfig, Target]:
     """The running Pulumi program's config, checked, and its target (``read``)."""
-    raw, other_keys = from_pulumi()
-    return read(raw, other_keys, text=True)
+    raw, other = from_pulumi()
+    return read(raw, other, text=True)
 
 
 def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:

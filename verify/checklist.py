@@ -71,7 +71,13 @@ def minor_of(version_info: dict[str, Any]) -> str:
     managed clusters add a suffix ("35+"), so only its digits count.
     """
     minor = re.sub(r"[^0-9]", "", str(version_info.get("minor", "")))
-    return f"{version_info.get('major', '1')}.{minor}"
+    major = re.sub(r"[^0-9]", "", str(version_info.get("major", ""))) or "1"
+    if minor:
+        return f"{major}.{minor}"
+    # No usable minor: gitVersion ("v1.35.2-eks-...") says it too; neither is "" (unknown),
+    # never "1." (a server's /version may leave fields out: every field is optional there).
+    found = re.match(r"^v?(\d+)\.(\d+)", str(version_info.get("gitVersion", "")))
+    return f"{found[1]}.{found[2]}" if found else ""
 
 
 def version_for(given: str | None, stack: str | None, cluster: str) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from .checklist import SUPPORTED
+from .completion import checklist_versions, report_formats, requirement_ids, stack_names
 
 app = typer.Typer(
     add_completion=False,  # completion is installed from the top-level ``aicp`` command
@@ -26,22 +27,23 @@ app = typer.Typer(
 @app.callback(invoke_without_command=True)
 def verify(
     ctx: typer.Context,
-    stack: str = typer.Option(None, "--stack", metavar="NAME",
+    stack: str = typer.Option(None, "--stack", metavar="NAME", autocompletion=stack_names,
                               help="Pulumi stack: kubeconfig and expectations from its outputs."),
     kubeconfig: Path = typer.Option(None, "--kubeconfig", metavar="PATH",
                                     help="Kubeconfig file (default: $KUBECONFIG or "
                                          "~/.kube/config)."),
     context: str = typer.Option(None, "--context", help="Kubeconfig context to use."),
     checklist: str = typer.Option(None, "--checklist", metavar="|".join(SUPPORTED),
+                                  autocompletion=checklist_versions,
                                   help="Checklist version (default: the stack's "
                                        "checklistVersion, else the cluster's minor)."),
     checklist_template: Path = typer.Option(
         None, "--checklist-template", metavar="PATH",
         help="The CNCF AIConformance-<version>.yaml (default: downloaded from "
              "cncf/k8s-ai-conformance)."),
-    only: list[str] = typer.Option(None, "--only", metavar="ID",
+    only: list[str] = typer.Option(None, "--only", metavar="ID", autocompletion=requirement_ids,
                                    help="Run only these requirement ids (repeatable)."),
-    skip: list[str] = typer.Option(None, "--skip", metavar="ID",
+    skip: list[str] = typer.Option(None, "--skip", metavar="ID", autocompletion=requirement_ids,
                                    help="Do not run these requirement ids (repeatable)."),
     read_only: bool = typer.Option(False, "--read-only",
                                    help="Run only probes that create nothing."),
@@ -53,6 +55,7 @@ def verify(
     probe_timeout: float = typer.Option(600, "--probe-timeout", metavar="SECONDS",
                                         help="Timeout for each probe."),
     output: list[str] = typer.Option(None, "--output", metavar="json|junit|checklist",
+                                     autocompletion=report_formats,
                                      help="Reports to write (repeatable)."),
     # A str, not a Path: Path("") is ".", and an empty value must be refused, not guessed.
     output_dir: str = typer.Option("aicp-verify-results", "--output-dir",
@@ -142,7 +145,8 @@ def verify(
 
 @app.command("cleanup")
 def cleanup(
-    stack: str = typer.Option(None, "--stack", metavar="NAME", help="Pulumi stack to clean."),
+    stack: str = typer.Option(None, "--stack", metavar="NAME", autocompletion=stack_names,
+                              help="Pulumi stack to clean."),
     kubeconfig: Path = typer.Option(None, "--kubeconfig", metavar="PATH",
                                     help="Kubeconfig file."),
     context: str = typer.Option(None, "--context", help="Kubeconfig context to use."),

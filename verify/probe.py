@@ -260,8 +260,14 @@ class Context:
     # Evidence ---------------------------------------------------------------------------
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[Step]:
-        """Time a named step; a timeout report names the step the probe was in."""
+        """Time a named step; a timeout report names the step the probe was in.
+
+        Once the step ends, the step around it is current again; between top-level steps
+        it is "after <the last one>", so a log line written there never carries the name
+        of a step that has already ended. A step left by an exception stays current: the
+        verdict (a timeout, an interrupt) names the step the probe stopped in."""
         self.checkpoint()
+        outer = self.current_step
         self.current_step = name
         step = Step(name, time.time())
         self.evidence.steps.append(step)
@@ -269,8 +275,12 @@ class Context:
         try:
             yield step
         except BaseException as exc:
+            # Left current: the probe stops here, and its verdict names this step.
             step.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             raise
+        else:
+            top = outer == "start" or outer.startswith("after ")
+            self.current_step = f"after {name}" if top else outer
         finally:
             step.duration = time.monotonic() - start
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import shlex
@@ -29,6 +30,7 @@ from .verdicts import (
     EXIT_USAGE,
     RunReport,
     UsageError,
+    error_line,
     exit_code,
     said,
 )
@@ -51,6 +53,7 @@ class Options:
     skip: list[str] = field(default_factory=list)
     read_only: bool = False
     long: bool = False
+    long_implied: bool = False  # set by --output checklist (``validate``)
     concurrency: int = 4
     timeout: float = 3600.0
     probe_timeout: float = 600.0
@@ -72,7 +75,7 @@ def split(values: list[str] | None) -> list[str]:
 
 
 def err(message: str) -> None:
-    print(f"error: {message}", file=_tolerant(sys.stderr))
+    print(f"error: {error_line(message)}", file=_tolerant(sys.stderr))
 
 
 def _tolerant(stream: IO[str]) -> IO[str]:
@@ -141,6 +144,11 @@ def cleanup_command(opts: Options, run_id: str) -> str:
 
 
 def validate(opts: Options) -> None:
+    for flag, given in (("--only", opts.only), ("--skip", opts.skip),
+                        ("--output", opts.output)):
+        # An empty value would otherwise vanish in the split: `--only ''` ran everything.
+        if given and not split(given):
+            raise UsageError(f"{flag} is empty: name at least one value, or leave {flag} out")
     opts.only, opts.skip = split(opts.only), split(opts.skip)
     opts.output = split(opts.output)
     if not str(opts.output_dir).strip():
@@ -157,14 +165,21 @@ def validate(opts: Options) -> None:
         raise UsageError("pass either --stack NAME or --kubeconfig PATH, not both")
     if opts.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    if opts.timeout <= 0 or opts.probe_timeout <= 0:
-        raise UsageError("--timeout and --probe-timeout must be positive seconds")
+    for flag, seconds in (("--timeout", opts.timeout), ("--probe-timeout", opts.probe_timeout)):
+        # nan compares false with everything: `--timeout nan` waited forever.
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise UsageError(f"{flag} {seconds:g}: give a positive number of seconds")
     if opts.run_id is not None and not RUN_ID.match(opts.run_id):
         raise UsageError(f"--run-id {opts.run_id!r}: use up to 20 lowercase letters, digits "
                          "and dashes (it becomes a label value and a namespace name)")
     both = set(opts.only) & set(opts.skip)
     if both:
         raise UsageError(f"{sorted(both)[0]} is in both --only and --skip")
+    if "checklist" in opts.output and not opts.long:
+        # A submission writes cluster_autoscaling "Implemented", which claims scale up AND
+        # down (the requirement's text): it waits for the scale-down, as --long does.
+        opts.long = True
+        opts.long_implied = True
 
 
 def cluster(opts: Options, on_retry=None) -> tuple[Kube, stack.StackOutputs | None]:
@@ -192,7 +207,7 @@ def _run(opts: Options, console: Console, guard: signals.Guard) -> int:
     settings = Settings(opts.run_id or secrets.token_hex(3), template.version, image_refs,
                         opts.long, target.outputs.expectations if target.outputs else {},
                         timing=opts.timing)
-    shown = effective_settings(target, template, settings, planned)
+    shown = effective_settings(target, template, settings, planned, opts.long_implied)
     view.settings(shown)
     stack_notes = check_stack(target, console)
     warn_about_metadata(opts, template, metadata, console)
@@ -248,6 +263,10 @@ def choose_checklist(opts: Options,
         version = checklist.version_for(
             opts.checklist, target.outputs.checklist_version if target.outputs else None,
             minor)
+        if not version:
+            raise UsageError("the cluster's /version names no Kubernetes version (neither "
+                             "minor nor gitVersion): pass --checklist "
+                             f"{'|'.join(SUPPORTED)}")
         if version not in SUPPORTED:
             raise UsageError(f"the cluster runs Kubernetes {minor}, which has no AI "
                              f"conformance checklist here: pass --checklist "
@@ -275,7 +294,7 @@ def plan(opts: Options, template: checklist.Template, target: Target) -> list[Pl
 
 
 def effective_settings(target: Target, template: checklist.Template, settings: Settings,
-                       planned: list[Planned]) -> dict[str, str]:
+                       planned: list[Planned], long_implied: bool = False) -> dict[str, str]:
     """What is printed before the first probe, and kept in every report."""
     kube, run_id = target.kube, settings.run_id
     runs = [p for p in planned if p.runs]
@@ -284,10 +303,14 @@ def effective_settings(target: Target, template: checklist.Template, settings: S
         "cluster": kube.server,
         "context": kube.context or "(current)",
         "kubeconfig": kube.source,
-        "kubernetes": str(target.version.get("gitVersion", target.minor)),
+        "kubernetes": str(target.version.get("gitVersion") or target.minor
+                          or "unknown (/version names no version)"),
         "checklist": f"{template.version} ({template.source})",
         "run id": f"{run_id} (label aicp.dev/verify-run={run_id})",
         **{f"image {name}": ref for name, ref in settings.images.items()},
+        **({"long": "on: scale-down is waited for"
+                    + (" (a --output checklist submission claims it)" if long_implied else "")}
+           if settings.long else {}),
         "probes": f"{len(runs)} to run, {sum(p.verdict is not None for p in planned)} "
                   "manual or not run",
     }

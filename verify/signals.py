@@ -18,6 +18,16 @@ from types import FrameType
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
+# Set by the real ``aicp`` process (cli/main.py), which exits as soon as the run returns.
+_process_exits = False
+
+
+def process_exits_after_run() -> None:
+    """Say that the process ends right after the run: once a signal has stopped the run,
+    further ones are ignored until it exits (``interrupts``)."""
+    global _process_exits
+    _process_exits = True
+
 
 class Interrupted(KeyboardInterrupt):
     """A handled signal; ``name`` is SIGINT, SIGTERM or SIGHUP."""
@@ -64,8 +74,12 @@ def interrupts() -> Iterator[Guard]:
     try:
         yield guard
     finally:
+        # The process exits next with the code the run decided (130) and the closing line
+        # already says so: a second SIGTERM landing on the default handler in between would
+        # kill it with 143 instead. Another caller (a test) gets its handlers back.
+        keep_out = guard.received is not None and _process_exits
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if keep_out else handler)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ verify never imports Pulumi. The kubeconfig never reaches the terminal or a repo
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ import yaml
 from .kube import GPU_RESOURCES, ConfigError, Kube, quantity
 
 EXPECTATION_KEYS = ("gpuPools", "addons", "autoscaler", "target")
+# A checklist version is "1.<minor>" (verify/checklist.py VERSION).
+VERSION = re.compile(r"^1\.\d+$")
 # What each addon key of the ``addons`` output serves once installed (stacks/program.py
 # keys); an addon without an API of its own (cluster-autoscaler) is only noted.
 ADDON_APIS: dict[str, tuple[str, ...]] = {
@@ -93,12 +96,46 @@ def parse(name: str, outputs: Any) -> StackOutputs:
     if not isinstance(raw, dict):
         raise ConfigError(f"stack {name}: the 'kubeconfig' output is not a kubeconfig")
     version = outputs.get("checklistVersion")
+    if version is not None and (not isinstance(version, str) or not VERSION.match(version)):
+        # The stack's own output, not the cluster: say whose it is and the way round it.
+        raise ConfigError(f"stack {name}: the 'checklistVersion' output {version!r} is not a "
+                          "checklist version (like \"1.35\"); fix the stack's output or pass "
+                          "--checklist")
     not_applicable = outputs.get("notApplicable") or {}
     if not isinstance(not_applicable, dict):
         raise ConfigError(f"stack {name}: the 'notApplicable' output is not a mapping")
-    return StackOutputs(name, raw, str(version) if version else None,
+    for key, (kind, what) in OUTPUT_SHAPES.items():
+        if key in outputs and outputs[key] is not None and not _shaped(outputs[key], kind):
+            raise ConfigError(f"stack {name}: the '{key}' output is not {what}, as aicp's "
+                              f"stack exports it (got {_kind(outputs[key])}); fix the output "
+                              "or pass --kubeconfig")
+    return StackOutputs(name, raw, version,
                         {k: outputs[k] for k in EXPECTATION_KEYS if k in outputs},
                         {str(k): str(v) for k, v in not_applicable.items()})
+
+
+# The shape of each output aicp reads besides the kubeconfig, as stacks/program.py exports
+# it: "pools" a list of mappings, "names" a mapping of names to versions, "text" a string.
+OUTPUT_SHAPES: dict[str, tuple[str, str]] = {
+    "gpuPools": ("pools", "a list of GPU pools (mappings)"),
+    "addons": ("names", "a mapping of addon names to versions"),
+    "autoscaler": ("text", "a string"),
+    "target": ("text", "a string"),
+}
+
+
+def _shaped(value: Any, kind: str) -> bool:
+    if kind == "pools":
+        return isinstance(value, list) and all(isinstance(p, dict) for p in value)
+    if kind == "names":
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in value.items())
+    return isinstance(value, str)
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", dict: "a mapping", str: "a string", bool: "true/false",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
 
 
 def check(expectations: dict[str, Any], kube: Kube) -> StackCheck:

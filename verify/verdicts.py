@@ -19,6 +19,8 @@ with theirs. The exit code follows the same rule.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -36,6 +38,28 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3
 class UsageError(Exception):
     """A mistake in how aicp was called (an option, a stack file), as one line naming the
     fix: exit ``EXIT_USAGE``, before anything is created. The CLI raises the same class."""
+
+
+# A value echoed in an error line is cut to this many characters: a 10,000-character
+# value (a pasted file in the wrong key) would otherwise bury the key and the fix. Long
+# enough for any file path a person would type.
+ECHO_LIMIT = 200
+_QUOTED = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\S+""")
+
+
+def error_line(message: object) -> str:
+    """``message`` as the one line a person reads: on one line, and each value (a quoted
+    text, or a run without spaces) longer than ``ECHO_LIMIT`` cut to its start and end with
+    its length between."""
+    text = " ".join(str(message).split())
+
+    def cut(match: re.Match[str]) -> str:
+        value = match.group(0)
+        if len(value) <= ECHO_LIMIT:
+            return value
+        return f"{value[:ECHO_LIMIT // 2]}…[{len(value)} characters]…{value[-12:]}"
+
+    return _QUOTED.sub(cut, text)
 
 
 # What a probe may answer, and what makes a requirement exercised: SKIP is decided (not

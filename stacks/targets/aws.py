@@ -49,6 +49,21 @@ KEYS: Mapping[str, str] = {
     "zones": "aicp:zones",
     "subnet_ids": "aicp:network.subnetIds",
     "system_min_nodes": "aicp:systemPool.minNodes",
+    "system_instance_type": "aicp:systemPool.instanceType",
+    "gpu_pools": "aicp:gpuPools",
+    "tags[*]": "aicp:tags.{}",
+}
+
+# The stack's provider settings that decide where resources go → the aicp path saying the
+# same (base.honour): pulumi-aws's ``region``
+# (https://www.pulumi.com/registry/packages/aws/installation-configuration/).
+PROVIDER_KEYS: Mapping[str, str] = {"aws:region": "region"}
+
+# What AWS never reads (base.unread).
+UNREAD: Mapping[str, str] = {
+    "gcp": "the GCP settings are read on target gcp",
+    "azure": "the Azure settings are read on target azure",
+    "onprem": "the on-prem settings are read on target onprem",
 }
 
 
@@ -89,6 +104,11 @@ def check(cfg: PlatformConfig) -> None:
                 f"aicp:network.vpcCidr: {cfg.network.vpc_cidr!r} must be /16 to /22 on aws "
                 "(VPCs are at most /16; aicp's smallest subnet, 1/64 of it, at least /28)")
     rules.public_access_cidrs(cfg)
+    # "price ... Currently it works only for GCE, GKE and Equinix Metal" (kubernetes/
+    # autoscaler cluster-autoscaler/FAQ.md, "What are Expanders?").
+    rules.expander(cfg, ("least-waste", "most-pods", "random", "priority"),
+                   "does not work with cluster-autoscaler on AWS (price works only on GCE, "
+                   "GKE and Equinix Metal)")
     # "EKS doesn't allow clusters without either private or public access enabled"
     # (https://docs.aws.amazon.com/eks/latest/eksctl/vpc-cluster-access.html).
     if not cfg.endpoint.private_access and not cfg.endpoint.public_access:

@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...components.azure import AksCluster, AksClusterArgs, check_region, validate
+from ...components.azure import (
+    EXPANDERS,
+    AksCluster,
+    AksClusterArgs,
+    check_region,
+    validate,
+)
 from ...components.contract import ClusterOutputs
 from ..errors import ConfigError
 from ..preflight import Report
@@ -36,6 +42,19 @@ KEYS: Mapping[str, str] = {
     "system_min_nodes": "aicp:systemPool.minNodes",
     "autoscaler_expander": "aicp:addons.autoscaler.expander",
     "tags[*]": "aicp:tags.{}",
+    "resource_group": "aicp:azure.resourceGroup",
+    "system_vm_size": "aicp:systemPool.instanceType",
+}
+
+# The stack's provider settings that decide where resources go → the aicp path saying the
+# same (base.honour): pulumi-azure-native's ``location``
+# (https://www.pulumi.com/registry/packages/azure-native/installation-configuration/).
+PROVIDER_KEYS: Mapping[str, str] = {"azure-native:location": "region"}
+
+# What Azure never reads (base.unread).
+UNREAD: Mapping[str, str] = {
+    "gcp": "the GCP settings are read on target gcp",
+    "onprem": "the on-prem settings are read on target onprem",
 }
 
 
@@ -76,6 +95,8 @@ def check(cfg: PlatformConfig) -> None:
     if not cfg.network.subnet_ids:
         rules.cidr("aicp:network.vpcCidr", cfg.network.vpc_cidr, "10.0.0.0/16")
     rules.public_access_cidrs(cfg)
+    # AKS's autoscaler profile offers no price expander (components/azure.py EXPANDERS).
+    rules.expander(cfg, EXPANDERS, "is not offered by AKS")
     with refused(KEYS):
         validate(args(cfg))
 

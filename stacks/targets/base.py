@@ -59,6 +59,11 @@ class Target(Protocol):
     # Component property path, with ``[*]`` for each index or map key → config key, with
     # ``{}`` for each, in order: {"gpu_pools[*].min_nodes": "aicp:gpuPools[{}].minNodes"}.
     KEYS: Mapping[str, str]
+    # The stack's provider settings that decide where (and in which project) resources go
+    # → the ``aicp:`` path that says the same, e.g. {"aws:region": "region"} (``honour``).
+    PROVIDER_KEYS: Mapping[str, str]
+    # ``aicp:`` paths (``[*]`` for each index) the target never reads → why (``unread``).
+    UNREAD: Mapping[str, str]
 
     def secrets(self, raw: Mapping[str, Any]) -> Collection[str]:
         """The ``aicp:`` keys (names without the namespace) this target reads outside the
@@ -154,3 +159,75 @@ POOL_KEYS: Mapping[str, str] = {
     "gpu_pools[*].allocator": "aicp:gpuPools[{}].allocator",
     "gpu_pools[*].gpus_per_node": "aicp:gpuPools[{}].gpusPerNode",
 }
+
+
+# --- the stack's provider settings, and settings a target does not read ---------------------
+
+# A config path with ``[*]`` for every index (``gpuPools[*].capacityType``).
+_STEP = re.compile(r"([^.\[]+)((?:\[\*\])?)")
+
+
+def _found(values: Any, path: str, key: str = "aicp:") -> Iterator[tuple[str, Any]]:
+    """Each place ``path`` names in ``values`` (the ``aicp:`` config as written) that is set:
+    its full config key and value. A value of the wrong shape is the model's to report."""
+    if not path:
+        yield key, values
+        return
+    match = _STEP.match(path)
+    assert match is not None, path
+    name, each = match.groups()
+    rest = path[match.end():].removeprefix(".")
+    if not isinstance(values, Mapping) or values.get(name) is None:
+        return
+    key = f"{key}{'' if key.endswith(':') else '.'}{name}"
+    if each:
+        items = values[name]
+        if isinstance(items, list):
+            for i, item in enumerate(items):
+                yield from _found(item, rest, f"{key}[{i}]")
+        return
+    yield from _found(values[name], rest, key)
+
+
+def honour(values: Mapping[str, Any], provider_keys: Mapping[str, str],
+           provider: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` (the ``aicp:`` config as written) with the stack's provider settings that
+    decide where resources go (``aws:region``, ``gcp:project``...; ``provider_keys``: that
+    key → the ``aicp:`` path that says the same) taken in where aicp's own key is not set.
+
+    Pulumi users set ``pulumi config set aws:region ...``; the explicit providers aicp makes
+    read none of the stack's ``aws:*`` settings (https://www.pulumi.com/docs/iac/concepts/
+    resources/providers/#explicit-provider-configuration), so one left out would be silently
+    overridden by aicp's key. Where both are set and differ, that is refused in one line.
+    """
+    out = dict(values)
+    for setting, path in provider_keys.items():
+        given = provider.get(setting)
+        if not isinstance(given, str) or not given:
+            continue  # unset, or a secret aicp cannot compare
+        head, _, leaf = path.rpartition(".")
+        here: dict[str, Any] = out
+        for part in head.split(".") if head else ():
+            inner = here.get(part)
+            if inner is not None and not isinstance(inner, Mapping):
+                return out  # the model reports the shape
+            here[part] = dict(inner or {})
+            here = here[part]
+        ours = here.get(leaf)
+        if ours is None:
+            here[leaf] = given
+        elif ours != given:
+            raise ConfigError(
+                f"aicp:{path}: {ours!r} disagrees with the stack's {setting} {given!r}; set "
+                f"them alike, or drop one (aicp builds where aicp:{path} says, and takes "
+                f"{setting} when aicp:{path} is not set)")
+    return out
+
+
+def unread(values: Mapping[str, Any], keys: Mapping[str, str], target: str) -> None:
+    """Refuse the first setting in ``values`` (the ``aicp:`` config as written) that the
+    target never reads (``keys``: a path, ``[*]`` for each index → why): a key that changes
+    nothing would let a person believe it did."""
+    for path, why in keys.items():
+        for key, _ in _found(values, path):
+            raise ConfigError(f"{key}: does nothing on target {target} ({why}); drop it")

@@ -40,6 +40,21 @@ KEYS: Mapping[str, str] = {
     "vpc_cidr": "aicp:network.vpcCidr",
     "labels[*]": "aicp:tags.{}",
     "system_min_nodes": "aicp:systemPool.minNodes",
+    "system_machine_type": "aicp:systemPool.instanceType",
+}
+
+# The stack's provider settings that decide where resources go → the aicp path saying the
+# same (base.honour): pulumi-gcp's ``project`` and ``region``
+# (https://www.pulumi.com/registry/packages/gcp/installation-configuration/).
+PROVIDER_KEYS: Mapping[str, str] = {"gcp:project": "gcp.project", "gcp:region": "region"}
+
+# What GCP never reads (base.unread).
+UNREAD: Mapping[str, str] = {
+    "azure": "the Azure settings are read on target azure",
+    "onprem": "the on-prem settings are read on target onprem",
+    # GKE's own autoscaler scales the pools (components/gcp.py); its profile is GKE's.
+    "addons.autoscaler": "GKE's own cluster autoscaler scales the node pools; aicp installs "
+                         "no cluster-autoscaler there",
 }
 
 

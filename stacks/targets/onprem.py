@@ -43,6 +43,25 @@ KEYS: Mapping[str, str] = {
        for kind in ("servers", "agents") for field in ("host", "user", "pool")},
 }
 
+# On-prem decides no place through a provider: its nodes are the user's machines.
+PROVIDER_KEYS: Mapping[str, str] = {}
+
+# What on-prem never reads (base.unread): the cloud keys, as its nodes are machines you
+# racked (components/onprem.py) and no node autoscaler runs (``autoscaler="none"``).
+_MACHINES = "on-prem nodes are the machines you racked"
+UNREAD: Mapping[str, str] = {
+    "region": _MACHINES,
+    "zones": _MACHINES,
+    "network": "aicp creates no network on-prem",
+    "endpoint": "the API server is the cluster's own",
+    "systemPool": _MACHINES,
+    "tags": "on-prem has no cloud resources to tag",
+    "gpuPools[*].capacityType": "spot and on-demand are cloud capacity; " + _MACHINES,
+    "addons.autoscaler": "no node autoscaler runs on-prem",
+    "gcp": "the GCP settings are read on target gcp",
+    "azure": "the Azure settings are read on target azure",
+}
+
 
 # The secrets the component reads (``pulumi config set --secret``), by name without the
 # namespace: the kubeconfig of an existing cluster, and the SSH key k3s hosts are reached

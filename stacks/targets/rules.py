@@ -78,3 +78,23 @@ def minor_offered(cfg: PlatformConfig, not_offered: dict[str, str]) -> None:
     if why:
         raise ConfigError(f"aicp:kubernetesVersion: {cfg.kubernetes_version!r} on "
                           f"{cfg.target}: {why}")
+
+
+def expander(cfg: PlatformConfig, offered: tuple[str, ...], where: str) -> None:
+    """The autoscaler's expander is one the target's autoscaler runs, and one aicp can set up.
+
+    ``priority`` reads its priorities from the ConfigMap ``cluster-autoscaler-priority-
+    expander`` that must exist before the autoscaler starts (kubernetes/autoscaler
+    cluster-autoscaler/expander/priority/readme.md); aicp has no key for that list, so the
+    expander would find none.
+    """
+    chosen = cfg.addons.autoscaler.expander
+    key = "aicp:addons.autoscaler.expander"
+    if chosen == "priority":
+        raise ConfigError(
+            f"{key}: 'priority' needs a priority list (the ConfigMap "
+            "cluster-autoscaler-priority-expander) that aicp does not write; use one of "
+            f"{', '.join(e for e in offered if e != 'priority')}")
+    if chosen not in offered:
+        raise ConfigError(f"{key}: {chosen!r} {where}; use one of "
+                          f"{', '.join(e for e in offered if e != 'priority')}")

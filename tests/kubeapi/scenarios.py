@@ -123,7 +123,9 @@ def reference_platform(minor: str = "1.35", *, gpu_nodes: int = 2, cpu_nodes: in
                        with_addons: bool = True, controllers: bool = True,
                        logs: LogFn = nvidia_smi_logs, metric: MetricFn | None = None,
                        autoscale_gpu_nodes: int = 0, kuberay: KubeRay | bool = True,
-                       gateways: Gateways | bool = True, **options) -> KubeAPI:
+                       gateways: Gateways | bool = True,
+                       scale_down_unneeded: float = NodeGroupAutoscaler.UNNEEDED,
+                       **options) -> KubeAPI:
     kube = KubeAPI(minor, **options)
     kube.seed(addon_crds())
     namespaces = ["gpu-operator", "nvidia-dra-driver-gpu", "kueue-system", "ray-system",
@@ -157,7 +159,8 @@ def reference_platform(minor: str = "1.35", *, gpu_nodes: int = 2, cpu_nodes: in
     if autoscale_gpu_nodes:
         kube.add(NodeGroupAutoscaler(
             lambda i: gpu_node_objects(gpu_nodes + i, gpus=gpus_per_node, minor=minor,
-                                       dra=with_dra), max_nodes=autoscale_gpu_nodes))
+                                       dra=with_dra), max_nodes=autoscale_gpu_nodes,
+            unneeded=scale_down_unneeded))
     return kube
 
 
@@ -185,6 +188,9 @@ def conformant_platform(minor: str = "1.35", *, gpu_nodes: int = 2, cpu_nodes: i
     """
     options.setdefault("logs", platform_logs)
     options.setdefault("autoscale_gpu_nodes", 1)
+    # Its cluster-autoscaler runs with --scale-down-unneeded-time=2s (the flag, default
+    # 10m: kubernetes/autoscaler FAQ.md), so a run's scale-down check ends in seconds.
+    options.setdefault("scale_down_unneeded", 2.0)
     kube = reference_platform(minor, gpu_nodes=gpu_nodes, cpu_nodes=cpu_nodes,
                               gpus_per_node=gpus_per_node, with_kueue=False, **options)
     # Kueue gets half the pool's GPUs, the rest is for GPU pods outside its queues (the

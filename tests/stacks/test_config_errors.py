@@ -247,6 +247,79 @@ CASES = [
     Case("kubeconfig secret on a cloud", "aws",
          "error: aicp:kubeconfig: only read on target onprem; drop the key",
          config=at("kubeconfig", SECURE)),
+    # --- the providers' own settings, and settings that do nothing (#27 item 3) ---------
+    Case("aws:region that disagrees with aicp:region", "aws",
+         "error: aicp:region: 'us-west-2' disagrees with the stack's aws:region "
+         "'eu-central-1'; set them alike, or drop one (aicp builds where aicp:region says, "
+         "and takes aws:region when aicp:region is not set)",
+         config=lambda c: c.update({"aws:region": "eu-central-1"})),
+    Case("gcp:project that disagrees with aicp:gcp.project", "gcp",
+         "error: aicp:gcp.project: 'my-gcp-project' disagrees with the stack's gcp:project "
+         "'other-project'; set them alike, or drop one (aicp builds where aicp:gcp.project "
+         "says, and takes gcp:project when aicp:gcp.project is not set)",
+         config=lambda c: c.update({"gcp:project": "other-project"})),
+    Case("azure-native:location that disagrees with aicp:region", "azure",
+         "error: aicp:region: 'eastus2' disagrees with the stack's azure-native:location "
+         "'westeurope'; set them alike, or drop one (aicp builds where aicp:region says, "
+         "and takes azure-native:location when aicp:region is not set)",
+         config=lambda c: c.update({"azure-native:location": "westeurope"})),
+    Case("a gcp block on an aws stack", "aws",
+         "error: aicp:gcp: does nothing on target aws (the GCP settings are read on target "
+         "gcp); drop it",
+         config=at("gcp", {"project": "my-ml-project"})),
+    Case("spot on on-prem", "onprem",
+         "error: aicp:gpuPools[0].capacityType: does nothing on target onprem (spot and "
+         "on-demand are cloud capacity; on-prem nodes are the machines you racked); drop it",
+         config=at("gpuPools[0].capacityType", "spot")),
+    Case("autoscaler settings on gke", "gcp",
+         "error: aicp:addons.autoscaler: does nothing on target gcp (GKE's own cluster "
+         "autoscaler scales the node pools; aicp installs no cluster-autoscaler there); "
+         "drop it",
+         config=at("addons.autoscaler", {"expander": "random"})),
+    Case("price expander on aws", "aws",
+         "error: aicp:addons.autoscaler.expander: 'price' does not work with "
+         "cluster-autoscaler on AWS (price works only on GCE, GKE and Equinix Metal); use "
+         "one of least-waste, most-pods, random",
+         config=at("addons.autoscaler", {"expander": "price"})),
+    Case("priority expander with no priorities", "aws",
+         "error: aicp:addons.autoscaler.expander: 'priority' needs a priority list (the "
+         "ConfigMap cluster-autoscaler-priority-expander) that aicp does not write; use one "
+         "of least-waste, most-pods, random",
+         config=at("addons.autoscaler", {"expander": "priority"})),
+    # --- the clouds' limits on names, tags and counts (#27, "Also") ---------------------
+    Case("an AWS tag value over 256 characters", "aws",
+         "error: aicp:tags.owner: a tag value is at most 256 characters on AWS (this one has "
+         "300)",
+         config=at("tags", {"owner": "x" * 300})),
+    Case("more than 30 managed node groups", "aws",
+         "error: aicp:gpuPools: 30 GPU pools and the system node group are 31 managed node "
+         "groups; EKS allows 30 per cluster",
+         config=at("gpuPools", [{"name": f"p{i}", "accelerator": "l4", "minNodes": 1,
+                                 "maxNodes": 1} for i in range(30)])),
+    Case("a GCP project id outside GCP's form", "gcp",
+         "error: aicp:gcp.project: 'My_Project' is not a GCP project id (6 to 30 lowercase "
+         "letters, digits or '-', starting with a letter, like my-ml-project)",
+         config=at("gcp.project", "My_Project")),
+    Case("an Azure resource group with a slash", "azure",
+         "error: aicp:azure.resourceGroup: 'ml/rg*' is not a resource group name (1 to 90 "
+         "letters, digits, '_', '-', '.', '(' or ')', not ending in '.')",
+         config=at("azure", {"resourceGroup": "ml/rg*"})),
+    Case("a system instance type that is no EC2 type", "aws",
+         "error: aicp:systemPool.instanceType: 'not-a-real.type' is not an EC2 instance type "
+         "(like m7i.xlarge)",
+         config=at("systemPool.instanceType", "not-a-real.type")),
+    Case("a system machine type that is no GCE type", "gcp",
+         "error: aicp:systemPool.instanceType: 'not a type' is not a GCE machine type (like "
+         "e2-standard-4)",
+         config=at("systemPool.instanceType", "not a type")),
+    Case("a system VM size that is no Azure size", "azure",
+         "error: aicp:systemPool.instanceType: 'D4s_v5' is not an Azure VM size (like "
+         "Standard_D4s_v5)",
+         config=at("systemPool.instanceType", "D4s_v5")),
+    Case("a 10,000-character value is not echoed whole", "aws",
+         "error: aicp:clusterName: '" + "a" * 99 + "…[10002 characters]…aaaaaaaaaaa' must "
+         "be a lowercase DNS label of at most 32 characters (letters, digits, '-')",
+         config=at("clusterName", "a" * 10000)),
 ]
 
 

@@ -439,7 +439,17 @@ def test_an_unwritable_output_dir_is_found_before_any_probe(world, kubeapi_facto
 
 @pytest.mark.parametrize("args, line", [
     (["--concurrency", "0"], "error: --concurrency must be at least 1"),
-    (["--timeout", "-1"], "error: --timeout and --probe-timeout must be positive seconds"),
+    (["--timeout", "-1"], "error: --timeout -1: give a positive number of seconds"),
+    # nan compared false with every bound: the run waited forever (#27, "Also").
+    (["--timeout", "nan"], "error: --timeout nan: give a positive number of seconds"),
+    (["--probe-timeout", "inf"], "error: --probe-timeout inf: give a positive number of "
+                                 "seconds"),
+    # An empty value vanished in the comma split: `--only ''` ran every probe.
+    (["--only", ""], "error: --only is empty: name at least one value, or leave --only out"),
+    (["--skip", " , "], "error: --skip is empty: name at least one value, or leave --skip "
+                        "out"),
+    (["--output", ""], "error: --output is empty: name at least one value, or leave --output "
+                       "out"),
     (["--only", "dra_support", "--skip", "dra_support"],
      "error: dra_support is in both --only and --skip"),
     (["--output", "html"], "error: --output html: choose from json, junit, checklist"),

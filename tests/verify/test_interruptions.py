@@ -266,3 +266,34 @@ def test_a_dropped_ssh_session_sighup_with_nobody_reading_still_reports_and_clea
     assert doc["signal"] == "SIGHUP" and doc["cleanup"] == {"leftovers": [], "errors": []}
     got = {r["id"]: r["verdict"] for r in doc["requirements"]}
     assert all(got[rid] in ("PASS", "FAIL", "ERROR", "SKIP") for rid in finished)
+
+
+SECOND_SIGNAL = """
+import os, signal, sys
+from aicp.verify import signals
+if sys.argv[1] == "process":
+    signals.process_exits_after_run()
+try:
+    with signals.interrupts():
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.pause()
+except signals.Interrupted:
+    pass
+print("exit 130", flush=True)
+os.kill(os.getpid(), signal.SIGTERM)  # a second SIGTERM, after the closing line
+sys.exit(130)
+"""
+
+
+def test_a_second_signal_after_the_closing_line_keeps_the_exit_code_it_printed():
+    # Once "exit 130" is printed, a second SIGTERM (CI cancelling twice, `timeout -k`) must
+    # not turn the exit into 143. Sent by the process to itself: no race with a clock.
+    run = subprocess.run([sys.executable, "-c", SECOND_SIGNAL, "process"], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert (run.returncode, run.stdout) == (EXIT_INTERRUPTED, "exit 130\n"), run.stderr
+
+
+def test_a_caller_that_is_not_the_aicp_process_gets_its_handlers_back():
+    run = subprocess.run([sys.executable, "-c", SECOND_SIGNAL, "library"], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == -signal.SIGTERM  # Python's default: the signal ends it

@@ -64,3 +64,16 @@ def test_waits_are_as_declared_unless_the_settings_replace_them():
                                            "other_probe.grace": 99.0}))
     assert [probe.timeout(fast, n) for n in ("pod_timeout", "poll", "over_quota_wait",
                                              "grace")] == [5.0, 0.05, 1.0, 0.5]
+
+
+def test_a_log_line_after_a_step_does_not_carry_the_ended_steps_name():
+    # Lines written between steps once carried the last step's name (#27, "Also").
+    ctx = Context("p", Settings("t1", "1.35"), FakeCluster(), deadline=float("inf"))
+    with ctx.step("create pod"):
+        ctx.log("creating")
+        with ctx.step("wait"):
+            ctx.log("waiting")
+        ctx.log("created")
+    ctx.log("checking")
+    tags = [line.split("] ")[0].split(" [")[1] for line in ctx.evidence.log]
+    assert tags == ["create pod", "wait", "create pod", "after create pod"]

@@ -138,3 +138,32 @@ def test_verify_stack_prints_the_checks_and_reports_not_applicable_as_na(world):
     assert doc["cluster"]["stack"].startswith("lab: 1 problems; problem: addon jobset")
     product = (out / "PRODUCT.yaml").read_text()
     assert "the onprem target has no node autoscaler" in product
+
+
+@pytest.mark.parametrize("key, value, line", [
+    ("addons", ["kueue"], "stack lab: the 'addons' output is not a mapping of addon names to "
+                          "versions, as aicp's stack exports it (got a list); fix the output "
+                          "or pass --kubeconfig"),
+    ("gpuPools", {"h100": 1}, "stack lab: the 'gpuPools' output is not a list of GPU pools "
+                              "(mappings), as aicp's stack exports it (got a mapping); fix the "
+                              "output or pass --kubeconfig"),
+    ("autoscaler", 3, "stack lab: the 'autoscaler' output is not a string, as aicp's stack "
+                      "exports it (got a number); fix the output or pass --kubeconfig"),
+    # Once blamed on the cluster ("checklist ... not supported by the cluster").
+    ("checklistVersion", "banana", "stack lab: the 'checklistVersion' output 'banana' is not a "
+                                   "checklist version (like \"1.35\"); fix the stack's output "
+                                   "or pass --checklist"),
+])
+def test_outputs_of_the_wrong_shape_are_one_line_naming_the_output(world, key, value, line):
+    # `addons` as a list once gave a 50-line traceback (#27, "Also").
+    kube, kubeconfig, tmp_path, write = world
+    write(pools=[h100()], addons={"kuberay": "1.7.0"})
+    doc = json.loads((tmp_path / "outputs.json").read_text())
+    doc[key] = value
+    (tmp_path / "outputs.json").write_text(json.dumps(doc))
+    with pytest.raises(stack.ConfigError) as err:
+        stack.read("lab")
+    assert str(err.value) == line
+    code = session.run(session.Options(stack="lab"), Console(file=open(tmp_path / "out",
+                                                                        "w")))
+    assert code == 2

@@ -90,6 +90,11 @@ def test_conformant_platform_submission_passes_both_validators_with_a_page_per_r
     doc = json.loads((folder / "results" / "aicp-results.json").read_text())
     reasons = {r["id"]: f"{r['verdict']}: {r['reason']}" for r in doc["requirements"]}
     assert code == 0, reasons
+    # cluster_autoscaling "Implemented" claims scale up and down: a submission waited for
+    # the scale-down, as --long does (#27 item 8).
+    assert "and back to 2 after its deletion" in reasons["cluster_autoscaling"], reasons
+    assert "long: on: scale-down is waited for (a --output checklist submission claims it)" \
+        in log
     assert validate(folder / "PRODUCT.yaml") == {"legacy": [], "hybrid": []}
     assert "not checked offline" in log and "vendorName must be a CNCF member" in log
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar, cast
 
 import kubernetes.client
 import kubernetes.config
+import urllib3
 import yaml
 from kubernetes.client.exceptions import ApiException
 
@@ -141,6 +142,13 @@ class Kube:
         except NotJson as exc:
             raise ConfigError(str(exc)) from None
         except CONNECTION_ERRORS as exc:
+            proxy = self.client.configuration.proxy
+            if proxy and _at_the_proxy(exc):
+                # The cluster was never asked: the kubeconfig's proxy-url did not answer.
+                raise ConfigError(f"cannot reach the proxy {proxy} (the kubeconfig's "
+                                  f"proxy-url for cluster {self.server}): "
+                                  f"{connection_reason(exc)}; check proxy-url and that the "
+                                  "proxy runs") from None
             raise ConfigError(f"cannot reach cluster {self.server} "
                               f"({connection_reason(exc)}): check --kubeconfig/--context "
                               "and the network") from None
@@ -236,6 +244,19 @@ def _json(data: bytes, response: Any, what: str, server: str) -> Any:
         raise NotJson(f"cluster {server} answered {what} with {kind.split(';')[0]}, not the "
                       f"Kubernetes API ({start!r}...): a proxy or VPN login page? check the "
                       "kubeconfig's server and log in to the proxy") from None
+
+
+def _at_the_proxy(exc: BaseException) -> bool:
+    """Whether the connection failed on the way to the proxy, not at the cluster: urllib3
+    raises ``ProxyError`` ("Unable to connect to proxy"), alone or inside ``MaxRetryError``
+    (urllib3 2.x ``connectionpool.py`` urlopen)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, urllib3.exceptions.ProxyError):
+            return True
+        seen = getattr(seen, "reason", None) if isinstance(
+            seen, urllib3.exceptions.MaxRetryError) else None
+    return False
 
 
 def connect(kubeconfig: str | Path | None = None, context: str | None = None, *,

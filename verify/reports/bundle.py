@@ -339,12 +339,21 @@ def evidence_page(report: RunReport, outcome: Outcome, suite: SuiteRun | None = 
         lines += [f"| {o.kind} | {o.api_version} | {o.namespace or '(cluster)'} | {o.name} | "
                   f"{_cell(', '.join(o.images)) if o.images else '—'} |" for o in ev.objects]
         lines.append("")
-        lines.append("Every object carries the label `aicp.dev/verify-run="
-                     f"{s.run_id}` and was deleted after the probe"
-                     + (f" (still present after the wait: {', '.join(report.leftovers)})."
-                        if report.leftovers else
-                        f" (but cleanup reported errors: see {LOG_FILE})."
-                        if report.cleanup_errors else "."))
+        label = f"Every object carries the label `aicp.dev/verify-run={s.run_id}`"
+        # Deleted is said only when it was seen: after a lost API server some deletes
+        # failed and some objects may be there still (never "deleted" and "present" at once).
+        if report.leftovers:
+            lines.append(f"{label}; aicp asked for their deletion after the probe, but "
+                         f"these were still present after the wait: "
+                         f"{', '.join(report.leftovers)} (`aicp verify cleanup --run-id "
+                         f"{s.run_id}` deletes them).")
+        elif report.cleanup_errors:
+            lines.append(f"{label}; aicp asked for their deletion after the probe, but "
+                         "cleanup reported errors, so some may still be present "
+                         f"(`aicp verify cleanup --run-id {s.run_id}` finds them; the errors "
+                         f"are in {LOG_FILE}).")
+        else:
+            lines.append(f"{label} and was deleted after the probe.")
     else:
         lines.append("Nothing: this probe only read the cluster.")
     lines.append("")

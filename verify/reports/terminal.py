@@ -26,34 +26,59 @@ if TYPE_CHECKING:
     from ..registry import Planned
 
 
+# What an ASCII-only terminal (LANG=C, PYTHONIOENCODING=ascii) gets for the few non-ASCII
+# characters aicp prints; anything else becomes "?".
+_PLAIN = str.maketrans({"—": "-", "–": "-", "…": "...", "→": "->", "←": "<-", "≥": ">=",
+                        "≤": "<=", "×": "x", "’": "'", "‘": "'", "“": '"', "”": '"',
+                        "✓": "ok", "✗": "x", "·": "-"})
+
+
 class Tolerant(io.TextIOBase):
     """A stream that outlives its reader: an SSH session dropped (the SIGHUP case), a CI log
     collector gone, ``| head`` closed. The first failed write sends the rest, and Python's
-    own flush at exit, to /dev/null, so the run still writes its reports and cleans up."""
+    own flush at exit, to /dev/null, so the run still writes its reports and cleans up.
+
+    It also survives what the process started with: no stream at all (``aicp verify >&-``:
+    Python sets ``sys.stdout`` to None) and a terminal whose encoding cannot show a
+    character (an ASCII-only locale): the text is written in what the encoding can show,
+    so the closing line always gets out.
+    """
 
     def __init__(self, stream):
         self.stream = stream
-        self.gone = False
+        self.gone = stream is None
 
     def write(self, text: str) -> int:
         if not self.gone:
             try:
-                self.stream.write(text)
-            except OSError:
+                self.stream.write(self.shown(text))
+            except (OSError, ValueError):  # ValueError: the stream was closed
                 self._lose()
         return len(text)
+
+    def shown(self, text: str) -> str:
+        """``text`` in what this stream's encoding can show."""
+        try:
+            text.encode(self.encoding)
+            return text
+        except (UnicodeEncodeError, LookupError):
+            pass
+        plain = text.translate(_PLAIN)
+        return plain.encode(self.encoding, "replace").decode(self.encoding, "replace")
 
     def flush(self) -> None:
         if not self.gone:
             try:
                 self.stream.flush()
-            except OSError:
+            except (OSError, ValueError):
                 self._lose()
 
     def isatty(self) -> bool:
         return not self.gone and self.stream.isatty()
 
     def fileno(self) -> int:
+        if self.stream is None:
+            raise io.UnsupportedOperation("no stream")
         return self.stream.fileno()
 
     @property
@@ -62,6 +87,8 @@ class Tolerant(io.TextIOBase):
 
     def _lose(self) -> None:
         self.gone = True
+        if self.stream is None:
+            return
         try:
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, self.stream.fileno())

@@ -2,9 +2,17 @@
 
 ``make(index) -> list[objects]`` builds the next node (and anything that comes with it,
 e.g. its ResourceSlice). A node is added when a pod is ``Unschedulable`` and would fit
-the template node; at most ``max_nodes`` are added. No scale-down. The pod gets the events
+the template node; at most ``max_nodes`` are added. The pod gets the events
 cluster-autoscaler emits (kubernetes/autoscaler FAQ.md: ``TriggeredScaleUp``, and
 ``NotTriggerScaleUp`` "max node group size reached" once the group is full).
+
+Scale-down as cluster-autoscaler does it for the nodes it added: a node that has run no
+pod but DaemonSet pods for ``unneeded`` seconds of the emulator's clock is removed, with
+the objects that came with it (kubernetes/autoscaler FAQ.md "How does scale-down work?":
+a node is considered for removal when "all pods running on this node (except these that
+run on all nodes by default, like manifest-run pods or pods created by daemonsets) can be
+moved" and it has been unneeded for ``--scale-down-unneeded-time``, default 10 minutes).
+Only the added nodes go: the group never shrinks below its size when the world began.
 
 ``status_configmap`` is the status ConfigMap cluster-autoscaler writes; ``fixture_status``
 takes its body from the real captures in ``../shared/fixtures`` (legacy text or YAML).
@@ -61,12 +69,45 @@ class NodeGroupAutoscaler(Controller):
     watches = ("pods",)
     resync = None  # the scheduler's write of Unschedulable is what it waits for
 
-    def __init__(self, make: Callable[[int], list[dict]], max_nodes: int = 3):
-        self.make, self.max_nodes = make, max_nodes
+    # cluster-autoscaler's --scale-down-unneeded-time default (FAQ.md, "What are the
+    # parameters to CA?"), and aicp's own value (addons/cluster_autoscaler.py).
+    UNNEEDED = 600.0
+
+    def __init__(self, make: Callable[[int], list[dict]], max_nodes: int = 3,
+                 unneeded: float = UNNEEDED):
+        self.make, self.max_nodes, self.unneeded = make, max_nodes, unneeded
         self.added: list[str] = []
+        self.made: dict[str, list[dict]] = {}  # node → the objects that came with it
+        self.empty_since: dict[str, float] = {}
         self.reported: set[tuple[str, str]] = set()
 
     def sync(self, kube) -> None:
+        self._scale_down(kube)
+        self._scale_up(kube)
+
+    def _scale_down(self, kube) -> None:
+        now = kube.clock.now()
+        busy = {pod["spec"].get("nodeName") for pod in kube.view("pods")
+                if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+                and not any(o.get("kind") == "DaemonSet"
+                            for o in pod["metadata"].get("ownerReferences") or [])}
+        for name in list(self.added):
+            if name in busy:
+                self.empty_since.pop(name, None)
+                continue
+            since = self.empty_since.setdefault(name, now)
+            if now - since < self.unneeded:
+                kube.controllers.timer(self, since + self.unneeded)
+                continue
+            for obj in reversed(self.made.pop(name, [])):
+                res, meta = kube.discovery.for_object(obj), obj["metadata"]
+                ref = f"{res.plural}.{res.group}" if res.group else res.plural
+                if kube.find(ref, meta["name"], meta.get("namespace")) is not None:
+                    kube.delete(ref, meta["name"], meta.get("namespace"))
+            self.added.remove(name)
+            self.empty_since.pop(name, None)
+
+    def _scale_up(self, kube) -> None:
         full = len(self.added) >= self.max_nodes
         template = self.make(len(self.added) if not full else 0)
         node = next(o for o in template if o["kind"] == "Node")
@@ -90,6 +131,7 @@ class NodeGroupAutoscaler(Controller):
                     continue
                 kube.seed(template)  # at once: no reader sees the node without its slice
                 self.added.append(node["metadata"]["name"])
+                self.made[node["metadata"]["name"]] = template
                 self._event(kube, pod, "TriggeredScaleUp", "pod triggered scale-up: "
                             f"[{{gpu {len(self.added) - 1}->{len(self.added)} "
                             f"(max: {self.max_nodes})}}]")

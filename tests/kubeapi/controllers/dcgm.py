@@ -123,9 +123,18 @@ def exporter(kube, node: str, text: TextFn | None = None, labels: dict | None = 
     """One exporter pod on ``node``, labelled as the GPU Operator labels it, and its proxy
     (the exposition computed at each scrape, so utilisation follows the workloads)."""
     name = pod_name(node)
-    kube.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": name, "namespace": NAMESPACE,
-        "labels": labels or {"app": "nvidia-dcgm-exporter"}},
+    meta: dict = {"name": name, "namespace": NAMESPACE,
+                  "labels": labels or {"app": "nvidia-dcgm-exporter"}}
+    # Where the world has the operator's DaemonSet, the pod is its own, as the DaemonSet
+    # controller makes it (a controller ownerReference): what cluster-autoscaler's
+    # scale-down leaves out of a node's pods (kubernetes/autoscaler FAQ.md).
+    owner = kube.find("daemonsets.apps", "nvidia-dcgm-exporter", NAMESPACE)
+    if owner is not None:
+        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "DaemonSet",
+                                    "name": "nvidia-dcgm-exporter",
+                                    "uid": owner["metadata"]["uid"], "controller": True,
+                                    "blockOwnerDeletion": True}]
+    kube.create({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
         "spec": {"nodeName": node, "tolerations": [{"operator": "Exists"}],
                  "containers": [{"name": "nvidia-dcgm-exporter",
                                  "image": "nvcr.io/nvidia/k8s/dcgm-exporter:4.6.0-4.8.3",
