@@ -369,6 +369,7 @@ def write_reports(opts: Options, report: RunReport, template: checklist.Template
 
     if not opts.output:
         return exit_code(report), None, None
+    report.submission = "checklist" in opts.output
     reports = Path(opts.output_dir).expanduser().absolute()
     try:
         written = write(report, template, opts.output, Path(opts.output_dir), metadata,

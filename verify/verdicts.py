@@ -69,6 +69,9 @@ MUST, SHOULD = "MUST", "SHOULD"
 
 # Printed settings that stay on this machine (``RunReport.published_info``).
 LOCAL_ONLY = frozenset({"kubeconfig"})
+# And the ones a submission (``--output checklist``, a public pull request) leaves out too:
+# the API server's address and the context's name (on EKS an ARN with the account id).
+PRIVATE = frozenset({"cluster", "context"})
 
 TestResult = Literal["passed", "failure", "error", "skipped"]
 
@@ -100,6 +103,9 @@ class RunReport:
     leftovers: list[str] = field(default_factory=list)
     # Printed and reported context: cluster server, kubeconfig context, images.
     info: dict[str, str] = field(default_factory=dict)
+    # The reports are a submission (``--output checklist``): every file in the folder is
+    # meant for a public pull request.
+    submission: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -107,9 +113,11 @@ class RunReport:
 
     @property
     def published_info(self) -> dict[str, str]:
-        """``info`` as the written reports carry it: a submission is public, and a local
-        path (the kubeconfig's) says nothing about the platform."""
-        return {k: v for k, v in self.info.items() if k not in LOCAL_ONLY}
+        """``info`` as the written reports carry it: a local path (the kubeconfig's) says
+        nothing about the platform; a submission is public, and leaves out the cluster's
+        address and context name as well (the terminal still shows them)."""
+        hidden = LOCAL_ONLY | (PRIVATE if self.submission else frozenset())
+        return {k: v for k, v in self.info.items() if k not in hidden}
 
     def count(self, level: str) -> dict[str, int]:
         """Verdict → how many requirements of ``level`` got it (only verdicts that occur)."""

@@ -34,7 +34,7 @@ from aicp.verify.probe import Settings
 from aicp.verify.probes.workload_sandboxing import WorkloadSandboxing
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
-from tests import cncf_validator
+from aicp.verify.evidence import cncf as cncf_validator
 from tests.kubeapi import objects as o
 from tests.kubeapi.controllers.sandbox import probe_logs
 from tests.verify.conftest import planned, require_shared
@@ -143,7 +143,7 @@ def platform(kubeapi_factory, tmp_path, monkeypatch):
 
 
 def _verdicts(folder: Path) -> dict[str, dict]:
-    doc = json.loads((folder / "results" / "results.json").read_text())
+    doc = json.loads((folder / "results" / "aicp-results.json").read_text())
     return {r["id"]: r for r in doc["requirements"]}
 
 

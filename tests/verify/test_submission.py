@@ -96,6 +96,13 @@ def test_conformant_platform_submission_passes_both_validators_with_a_page_per_r
     assert "long: on: scale-down is waited for (a --output checklist submission claims it)" \
         in log
     assert validate(folder / "PRODUCT.yaml") == {"legacy": [], "hybrid": []}
+    # Nothing private in a submission, meant for a public pull request (#27 item 11): not
+    # the API server's address, the kubeconfig's path nor the context's name.
+    for path in (p for p in folder.rglob("*") if p.is_file()):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for private in (kube.url, str(tmp_path / "kubeconfig.yaml"), "aicp-emulator"):
+            assert private not in text, (path, private)
+    assert kube.url in log  # the terminal still shows where the run went
     assert "not checked offline" in log and "vendorName must be a CNCF member" in log
 
     # The SHOULDs this platform leaves out: Not Implemented, skipped with the reason.
@@ -169,6 +176,10 @@ def test_a_checklist_newer_than_the_cluster_is_refused_for_a_submission_only(
     code, _ = submit(kubeconfig, tmp_path / "json", "1.36", None, output=["json"],
                      read_only=True)
     assert code in (0, 1) and (tmp_path / "json" / "results" / "aicp-results.json").is_file()
+    # A local report (no checklist) keeps where the run went; never the kubeconfig's path.
+    local = json.loads((tmp_path / "json" / "results" / "aicp-results.json").read_text())
+    assert local["cluster"]["cluster"] == kube.url
+    assert "kubeconfig" not in local["cluster"]
 
 
 def test_without_metadata_the_run_warns_of_every_field_left_to_fill(kubeapi_factory,
