@@ -15,6 +15,7 @@ from typing import Any
 from typer._completion_classes import completion_init
 from typer.completion import install_callback, show_callback
 
+
 class Shell(StrEnum):
     bash = "bash"
     zsh = "zsh"

@@ -9,8 +9,8 @@ from __future__ import annotations
 import typer
 
 from ..verify.cli import app as verify_app
-from .completion import SHELLS, Shell, install, show
 from ..verify.version import VERSION
+from .completion import SHELLS, Shell, install, show
 from .plan import plan
 
 app = typer.Typer(

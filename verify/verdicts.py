@@ -20,7 +20,6 @@ with theirs. The exit code follows the same rule.
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 

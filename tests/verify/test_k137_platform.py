@@ -29,12 +29,12 @@ import yaml
 
 from aicp.verify import images
 from aicp.verify.checklist import LEVELS
+from aicp.verify.evidence import cncf as cncf_validator
 from aicp.verify.kube import connect
 from aicp.verify.probe import Settings
 from aicp.verify.probes.workload_sandboxing import WorkloadSandboxing
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
-from aicp.verify.evidence import cncf as cncf_validator
 from tests.kubeapi import objects as o
 from tests.kubeapi.controllers.sandbox import probe_logs
 from tests.verify.conftest import planned, require_shared

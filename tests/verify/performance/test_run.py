@@ -196,7 +196,7 @@ def test_the_command_runs_the_probes_then_the_performance_run_and_keeps_their_ex
                      str(template), "--only", "accelerator_metrics", "--read-only",
                      "--output", "json", "--output-dir", str(out), "--run-id", "perfcli",
                      "--performance"])
-    cncf = json.loads((out / "results" / "results.json").read_text())
+    cncf = json.loads((out / "results" / "aicp-results.json").read_text())
     assert [(r["id"], r["verdict"]) for r in cncf["requirements"] if r["verdict"] != "NOT_RUN"
             ] == [("accelerator_metrics", "ERROR")]
     assert result.exit_code == cncf["exitCode"] == 1, result.output
