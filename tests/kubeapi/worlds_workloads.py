@@ -125,6 +125,51 @@ def kubeflow_trainer(kube, *, outcome: str = "Complete") -> None:
     install(kube, outcome=outcome)
 
 
+# Kubeflow Trainer from its kustomize manifests, the install its documentation gives
+# (kubeflow/trainer@092247af manifests/base/manager/manager.yaml): the Deployment and its
+# pods labelled app.kubernetes.io/name=trainer, component=manager, part-of=kubeflow (not the
+# Helm chart's kubeflow-trainer), the Service kubeflow-trainer-controller-manager selecting
+# component=manager with the webhook port 443 -> webhook (9443).
+TRAINER_KUSTOMIZE_LABELS = {"app.kubernetes.io/name": "trainer",
+                            "app.kubernetes.io/component": "manager",
+                            "app.kubernetes.io/part-of": "kubeflow"}
+
+
+def kubeflow_trainer_kustomize(kube) -> None:
+    """Issue #22's second example: Trainer by kustomize; the operator is reachable only
+    through its wiring (webhook -> Service -> EndpointSlice -> Pod -> ReplicaSet ->
+    Deployment), its labels match no install the probe knew."""
+    from .controllers.trainer import IMAGE, NAMESPACE, install
+    kube.delete("customresourcedefinitions.apiextensions.k8s.io", "rayclusters.ray.io")
+    install(kube)
+    name = "kubeflow-trainer-controller-manager"
+    _operator(kube, name, NAMESPACE, IMAGE, TRAINER_KUSTOMIZE_LABELS)
+    kube.seed([{"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": name, "namespace": NAMESPACE},
+                "spec": {"type": "ClusterIP",
+                         "selector": {"app.kubernetes.io/component": "manager"},
+                         "ports": [{"name": "metrics", "port": 8443, "targetPort": "metrics"},
+                                   {"name": "webhook", "port": 443, "protocol": "TCP",
+                                    "targetPort": "webhook"}]}}])
+    kube.settle()
+    pods = kube.list("pods", NAMESPACE, labels="app.kubernetes.io/component=manager")
+    # The EndpointSlice controller's slice for the Service: one endpoint per ready pod,
+    # targetRef the Pod (kubernetes pkg/controller/endpointslice utils.go podToEndpoint).
+    for old in kube.list("endpointslices.discovery.k8s.io", NAMESPACE):
+        kube.delete("endpointslices.discovery.k8s.io", old["metadata"]["name"], NAMESPACE)
+    kube.create({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                 "metadata": {"name": f"{name}-x7k2p", "namespace": NAMESPACE,
+                              "labels": {"kubernetes.io/service-name": name}},
+                 "addressType": "IPv4",
+                 "ports": [{"name": "webhook", "port": 9443, "protocol": "TCP"}],
+                 "endpoints": [{"addresses": [f"10.244.7.{i + 10}"],
+                                "conditions": {"ready": True},
+                                "targetRef": {"kind": "Pod", "namespace": NAMESPACE,
+                                              "name": p["metadata"]["name"],
+                                              "uid": p["metadata"]["uid"]}}
+                               for i, p in enumerate(pods)]})
+
+
 # --- gang schedulers -----------------------------------------------------------------------
 
 # PodGroup CRDs: KAI scheduler's scheduling.run.ai/v2alpha2 (NVIDIA/KAI-Scheduler

@@ -102,6 +102,10 @@ WORLDS: dict[str, tuple[Callable, dict, tuple[tuple[Verdict, str], ...]]] = {
     "kubeflow-trainer": (w.kubeflow_trainer, {"kuberay": False}, cells(
         rc=(P, "Kubeflow Trainer operator Ready, CRD trainjobs.trainer.kubeflow.org "
                "Established; webhook validator.trainjob.trainer.kubeflow.org denied"))),
+    # before: ERROR (only the Helm chart's app.kubernetes.io/name=kubeflow-trainer label).
+    "kubeflow-trainer-kustomize": (w.kubeflow_trainer_kustomize, {"kuberay": False}, cells(
+        rc=(P, "Kubeflow Trainer operator Ready, CRD trainjobs.trainer.kubeflow.org "
+               "Established; webhook validator.trainjob.trainer.kubeflow.org denied"))),
     "ca-kube-system": (_ca_in_kube_system, {}, cells(
         ca=(P, "GPU pool h100 scaled up 2 -> 3 nodes"))),
     # before: SKIP, a false N/A for a MUST (only kube-system was looked at).

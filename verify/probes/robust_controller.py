@@ -1,8 +1,11 @@
 """robust_controller: an AI operator with CRDs runs, validates and reconciles its objects.
 
 Operators are found by what they are, not by one install method's label: the CRD served
-and Established, the Deployment running the operator (its image, or any of the labels its
-installs set), and the ValidatingWebhookConfigurations whose rules cover the CRD. Supported:
+and Established, and the Deployment running the operator found by its wiring, as the
+workload behind the admission webhook covering the CRD's API group (``verify.discover``:
+webhook configuration → Service → EndpointSlice → Pods → owning Deployment); its image or
+the labels its installs set are only hints, used where no webhook leads to it (KubeRay's
+Helm chart ships no webhook). The evidence (``operatorFoundBy``) says which. Supported:
 KubeRay (``ray.io/v1`` rayclusters, the one aicp installs) and Kubeflow Trainer
 (``trainer.kubeflow.org/v1alpha1`` trainjobs, the WG suite's choice:
 kubernetes-sigs/ai-conformance@3d8edfa test/crd_controller_test.go), the first served one
@@ -50,6 +53,7 @@ from dataclasses import dataclass
 
 from kubernetes.client.exceptions import ApiException
 
+from .. import discover
 from ..probe import Context, Fail, Probe, ProbeError, one_line
 
 RAY = "ray.io/v1"
@@ -215,7 +219,8 @@ def _a_supported_operator_is_installed(ctx: Context) -> tuple[Operator, list[dic
         deployments = _operator_deployments(ctx, op)
         if not deployments:
             raise ProbeError(f"{op.group_version} {op.plural} is served but no Deployment "
-                             f"runs the {op.name} operator (image "
+                             f"runs the {op.name} operator (none behind an admission webhook "
+                             f"covering {op.group}, none with image "
                              f"{', '.join(op.images) or 'n/a'} or labels "
                              f"{' / '.join(_selector(x) for x in op.labels)}) in any "
                              "namespace")
@@ -227,6 +232,21 @@ def _selector(labels: dict[str, str]) -> str:
 
 
 def _operator_deployments(ctx: Context, op: Operator) -> list[dict]:
+    """The operator's Deployments: behind its webhooks (module doc), else by hints."""
+    wired = [f for f in discover.operator_behind_webhooks(ctx, op.group, op.plural)
+             if f.kind == "Deployment"]
+    if wired:
+        ctx.observe("operatorFoundBy", [f.evidence for f in wired])
+        return [f.obj for f in wired]
+    found = _hinted_deployments(ctx, op)
+    if found:
+        ctx.observe("operatorFoundBy", [
+            f"hint: Deployment {d['metadata']['namespace']}/{d['metadata']['name']} by its "
+            "image or install labels (no admission webhook leads to it)" for d in found])
+    return found
+
+
+def _hinted_deployments(ctx: Context, op: Operator) -> list[dict]:
     found = []
     for d in ctx.kube.items("/apis/apps/v1/deployments"):
         labels = d["metadata"].get("labels") or {}
@@ -439,13 +459,7 @@ def _every_check_held(ctx: Context, op: Operator) -> str:
 
 
 def _covers(webhook: dict, group: str, plural: str) -> bool:
-    for rule in webhook.get("rules") or []:
-        groups, resources = rule.get("apiGroups") or [], rule.get("resources") or []
-        ops = rule.get("operations") or []
-        if (set(groups) & {group, "*"} and set(resources) & {plural, "*", "*/*"}
-                and set(ops) & {"CREATE", "*"}):
-            return True
-    return False
+    return discover.covers(webhook, group, plural)
 
 
 def _pod_ready(pod: dict) -> bool:
