@@ -211,6 +211,36 @@ def kueue_cpu_quota(kube, cpu: int = 16) -> None:
                                            {"name": "memory", "nominalQuota": "64Gi"}]}]}]))
 
 
+# EKS managed node groups label their nodes with the capacity type
+# (eks.amazonaws.com/capacityType ON_DEMAND or SPOT: AWS EKS docs "Managed node groups",
+# "Capacity types"); Kueue's docs flavor a ClusterQueue by it, on-demand first and spot
+# second with twice the quota (kueue.sigs.k8s.io docs "Cluster Queue", flavors on-demand
+# and spot).
+CAPACITY_TYPE = "eks.amazonaws.com/capacityType"
+
+
+def kueue_spot_and_on_demand(kube) -> None:
+    """Issue #22's fourth example: a ClusterQueue with an on-demand and a spot GPU flavor
+    (4 and 8 GPUs), each flavor the nodes of its capacity type."""
+    for node, capacity in (("gpu-h100-0", "ON_DEMAND"), ("gpu-h100-1", "SPOT")):
+        kube.mutate("nodes", node, lambda n, c=capacity: n["metadata"]["labels"].update(
+            {CAPACITY_TYPE: c}))
+    tolerations = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    kube.seed([{"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor",
+                "metadata": {"name": name},
+                "spec": {"nodeLabels": {"aicp.dev/gpu-pool": "h100", CAPACITY_TYPE: value},
+                         "tolerations": tolerations}}
+               for name, value in (("on-demand", "ON_DEMAND"), ("spot", "SPOT"))])
+
+    def flavor(name: str, gpus: int) -> dict:
+        return {"name": name, "resources": [{"name": "cpu", "nominalQuota": 500},
+                                            {"name": "memory", "nominalQuota": "4Ti"},
+                                            {"name": "nvidia.com/gpu", "nominalQuota": gpus}]}
+    kube.mutate("clusterqueues.kueue.x-k8s.io", "aicp", lambda cq: cq["spec"].update(
+        resourceGroups=[{"coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
+                         "flavors": [flavor("on-demand", 4), flavor("spot", 8)]}]))
+
+
 def kueue_pinned_namespaces(kube) -> None:
     """A ClusterQueue admitting only namespaces named in kubernetes.io/metadata.name."""
     kube.mutate("clusterqueues.kueue.x-k8s.io", "aicp", lambda cq: cq["spec"].update(
