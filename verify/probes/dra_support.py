@@ -56,8 +56,9 @@ class DraSupport(Probe):
         slices, gpu_nodes = _gpu_nodes_are_offered_the_dra_api(ctx)
         required, counts = _every_dra_gpu_node_publishes_devices(ctx, slices, gpu_nodes)
         device_class = _a_device_class_selects_the_published_gpus(ctx, slices)
-        ns, named = _a_claim_is_allocated_published_devices(ctx, slices, device_class)
-        seen = _the_pod_sees_exactly_its_allocated_devices(ctx, ns, len(named))
+        with _pods.failed_checks_win(ctx):
+            ns, named = _a_claim_is_allocated_published_devices(ctx, slices, device_class)
+            seen = _the_pod_sees_exactly_its_allocated_devices(ctx, ns, len(named))
         if all(c.passed for c in ctx.evidence.checks):
             return (f"{len(required)} GPU nodes publish DRA devices "
                     f"({sum(counts[n] for n in required)} in all); a claim on "

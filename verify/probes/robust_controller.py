@@ -34,7 +34,9 @@ WebhookOperational, WebhookRejectsInvalidCR, ControllerReconcilesCR):
    TrainJob ``Complete=True``, ``Failed=True`` is terminal) and is deleted again.
 
 A failed check of 2-5 does not stop the others: the probe FAILs after the last case with
-every failed check, partially when some held.
+every failed check, partially when some held. An error after a check already failed (the
+webhook answered 500, then the valid object never reconciled) is FAIL with both facts
+(``_pods.failed_checks_win``).
 
 The probe judges the operator, not the Ray runtime, so the RayCluster's head runs the
 catalog's multi-arch busybox (any node architecture, a small pull): its annotation
@@ -55,6 +57,7 @@ from kubernetes.client.exceptions import ApiException
 
 from .. import discover
 from ..probe import Context, Fail, Probe, ProbeError, one_line
+from . import _pods
 
 RAY = "ray.io/v1"
 TRAINER = "trainer.kubeflow.org/v1alpha1"
@@ -195,11 +198,12 @@ class RobustController(Probe):
 
     def cases(self, ctx: Context) -> str:
         op, deployments = _a_supported_operator_is_installed(ctx)
-        _the_operator_pods_are_ready(ctx, op, deployments)
-        _its_crd_is_established(ctx, op)
-        ns = ctx.namespace()
-        _its_webhook_refuses_an_invalid_object(ctx, op, ns)
-        _a_valid_object_reconciles_and_is_deleted(ctx, op, ns)
+        with _pods.failed_checks_win(ctx):
+            _the_operator_pods_are_ready(ctx, op, deployments)
+            _its_crd_is_established(ctx, op)
+            ns = ctx.namespace()
+            _its_webhook_refuses_an_invalid_object(ctx, op, ns)
+            _a_valid_object_reconciles_and_is_deleted(ctx, op, ns)
         return _every_check_held(ctx, op)
 
 

@@ -114,11 +114,13 @@ class SecureAcceleratorAccess(Probe):
         with ctx.step("create namespace"):
             ns = ctx.namespace()
         summary = []
-        if dc is not None:
-            summary.append(_only_containers_given_a_claim_reach_a_gpu(ctx, ns, dc, dra_nodes))
-        if plugin:
-            summary.append(_only_containers_given_a_request_reach_a_gpu(ctx, ns, gpu_nodes,
-                                                                        plugin))
+        with _pods.failed_checks_win(ctx):
+            if dc is not None:
+                summary.append(_only_containers_given_a_claim_reach_a_gpu(ctx, ns, dc,
+                                                                          dra_nodes))
+            if plugin:
+                summary.append(_only_containers_given_a_request_reach_a_gpu(
+                    ctx, ns, gpu_nodes, plugin))
         note = (f"; {len(mounts)} pod(s) mount /dev/nvidia* from the host and reach every GPU "
                 f"of their node: {', '.join(mounts[:5])}") if mounts else ""
         if all(c.passed for c in ctx.evidence.checks):
