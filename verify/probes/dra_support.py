@@ -228,12 +228,14 @@ def _unallocated(ctx: Context, ns: str, device_class: str, slices: list[dict] | 
              for s in slices or [] if _gpus.is_gpu_driver(s["spec"].get("driver", ""))
              for d in s["spec"].get("devices") or []}
     free = total - in_use
-    ctx.check("the claim is allocated", False,
-              f"not allocated after {timeout:g}s; {len(free)} of {len(total)} "
-              f"published GPU devices free" + (f"; scheduler: {why}" if why else ""))
+    observed = (f"not allocated after {timeout:g}s; {len(free)} of {len(total)} "
+                f"published GPU devices free" + (f"; scheduler: {why}" if why else ""))
+    ctx.observe("claim", observed)
     if total and not free:
+        # Busy, not broken: no check failed, so the error stands (failed_checks_win).
         raise ProbeError(f"every one of the {len(total)} published GPU devices is already "
                          "allocated to other claims: free one and re-run")
+    ctx.check("the claim is allocated", False, observed)
     raise Fail(f"a claim on DeviceClass {device_class} was not allocated within "
                f"{timeout:g}s although {len(free)} GPU devices are free "
                "(the DeviceClass selects no published device, or no scheduler "
