@@ -154,3 +154,94 @@ def operator_behind_webhooks(ctx: Context, group: str, plural: str) -> list[Foun
                              f"Service {ns}/{name}", *via, *owner.how]
                 found[key] = owner
     return list(found.values())
+
+
+# --- Prometheus: whatever answers the query API ------------------------------------------
+
+# prometheus-operator labels every Prometheus pod with its name (pkg/prometheus/
+# statefulset.go, makeStatefulSetSpec: "app.kubernetes.io/name": "prometheus",
+# "app.kubernetes.io/instance": <name>, "operator.prometheus.io/name": <name>, and the
+# legacy "prometheus": <name>); its governing Service prometheus-operated selects them and
+# names the web port "web" (9090 by default: CommonPrometheusFields ``portName``).
+PROMETHEUS_PORT = 9090
+WEB_PORT_NAMES = ("web", "http-web", "http")
+
+
+@dataclass
+class QueryApi:
+    """A Prometheus query API reachable through the API server's service proxy."""
+
+    namespace: str
+    name: str          # the Prometheus object
+    service: str
+    port: str          # the Service port, by number or name
+    prefix: str        # spec.routePrefix ("" for "/")
+    how: str
+
+    @property
+    def base(self) -> str:
+        return (f"/api/v1/namespaces/{self.namespace}/services/{self.service}:{self.port}"
+                f"/proxy{self.prefix}")
+
+
+def _pod_labels(prom: dict) -> dict[str, str]:
+    name = prom["metadata"]["name"]
+    return {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": name,
+            "operator.prometheus.io/name": name, "prometheus": name}
+
+
+def _web_port(service: dict) -> str | None:
+    ports = (service.get("spec") or {}).get("ports") or []
+    for p in ports:
+        if p.get("name") in WEB_PORT_NAMES or p.get("targetPort") in WEB_PORT_NAMES:
+            return str(p.get("port"))
+    for p in ports:
+        if p.get("port") == PROMETHEUS_PORT or p.get("targetPort") == PROMETHEUS_PORT:
+            return str(p["port"])
+    return None
+
+
+def prometheus_query_apis(ctx: Context, prom: dict) -> list[QueryApi]:
+    """Candidate query APIs of one Prometheus object, best first: Services in its namespace
+    whose selector picks its pods (the operator's labels above), then Services with a web
+    port (a hint), each with the object's ``routePrefix`` (prometheus-operator
+    CommonPrometheusFields.routePrefix, default "/")."""
+    ns, name = prom["metadata"]["namespace"], prom["metadata"]["name"]
+    prefix = "/" + str((prom.get("spec") or {}).get("routePrefix") or "").strip("/")
+    prefix = "" if prefix == "/" else prefix
+    pod = _pod_labels(prom)
+    try:
+        services = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/services").get("items", [])
+    except ApiException as exc:
+        if exc.status in (403, 404):
+            return []
+        raise
+    wired, hinted = [], []
+    for s in services:
+        port = _web_port(s)
+        if port is None:
+            continue
+        selector = (s.get("spec") or {}).get("selector") or {}
+        sname = s["metadata"]["name"]
+        if selector and all(pod.get(k) == v for k, v in selector.items()):
+            wired.append(QueryApi(ns, name, sname, port, prefix,
+                                  f"Prometheus {ns}/{name} -> Service {ns}/{sname} (selects "
+                                  f"its pods) port {port}{' route ' + prefix if prefix else ''}"))
+        else:
+            hinted.append(QueryApi(ns, name, sname, port, prefix,
+                                   f"Prometheus {ns}/{name} -> Service {ns}/{sname} (hint: "
+                                   f"a web port {port} in its namespace)"
+                                   f"{' route ' + prefix if prefix else ''}"))
+    def rank(q: QueryApi) -> tuple:
+        return (not q.service.endswith("-prometheus"), q.service != "prometheus-operated",
+                q.service)
+    return sorted(wired, key=rank) + sorted(hinted, key=rank)
+
+
+def answers(ctx: Context, api: QueryApi) -> bool:
+    """Whether the query API answers an instant query (``vector(1)``)."""
+    try:
+        ctx.kube.request("GET", f"{api.base}/api/v1/query", query={"query": "vector(1)"})
+        return True
+    except ApiException:
+        return False

@@ -84,6 +84,25 @@ def _kps_ignore_namespace_selectors(kube) -> None:
                ignoreNamespaceSelectors=True)
 
 
+def _two_prometheuses(kube) -> None:
+    """kube-prometheus-stack beside a second Prometheus that serves no query API of its own
+    (OpenShift's user-workload Prometheus is queried through Thanos Querier elsewhere:
+    docs.openshift.com "Enabling monitoring for user-defined projects"): the probe judges
+    the one that answers, not the first by name."""
+    monitoring(kube, selector={}, ns_selector={})
+    kube.seed([o.namespace("cluster-monitoring"),
+               {"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                "metadata": {"name": "user-workload", "namespace": "cluster-monitoring"},
+                "spec": {"serviceMonitorSelector": {}, "serviceMonitorNamespaceSelector": {}}}])
+
+
+def _kps_route_prefix(kube) -> None:
+    """Prometheus served under a routePrefix (prometheus-operator
+    CommonPrometheusFields.routePrefix; kube-prometheus-stack prometheus.prometheusSpec.
+    routePrefix): its query API is /prometheus/api/v1/query."""
+    monitoring(kube, selector={}, ns_selector={}, routePrefix="/prometheus")
+
+
 # world -> (builder applied to the reference platform, its options, the row)
 WORLDS: dict[str, tuple[Callable, dict, tuple[tuple[Verdict, str], ...]]] = {
     # aicp's own stack: KubeRay with its webhook, Kueue with GPU quota, nothing else.
@@ -151,6 +170,12 @@ WORLDS: dict[str, tuple[Callable, dict, tuple[tuple[Verdict, str], ...]]] = {
     # before: FAIL (the ServiceMonitor beside Prometheus cannot reach the probe's namespace).
     "kps-ignore-namespace-selectors": (_kps_ignore_namespace_selectors, {}, cells(
         sm=(P, "discovered the workload through a ServiceMonitor"))),
+    # before: ERROR (the first Prometheus by name, which has no query API Service).
+    "two-prometheuses": (_two_prometheuses, {}, cells(
+        sm=(P, "discovered the workload through a ServiceMonitor"))),
+    # before: ERROR (queries sent to / instead of the routePrefix).
+    "kps-route-prefix": (_kps_route_prefix, {}, cells(
+        sm=(P, "discovered the workload through a ServiceMonitor"))),
 }
 
 
@@ -180,6 +205,7 @@ def verdicts(kube: KubeAPI, tmp_path) -> list[tuple[Verdict, str]]:
 NEEDS_EMULATOR = {
     "kueue-spot-and-on-demand": "needs emulator: Kueue flavor assignment honouring the "
                                 "pod's nodeSelector against ResourceFlavor nodeLabels",
+    "kps-route-prefix": "needs emulator: Prometheus routePrefix",
 }
 
 
