@@ -245,3 +245,22 @@ def answers(ctx: Context, api: QueryApi) -> bool:
         return True
     except ApiException:
         return False
+
+
+# --- Gateway classes: by controller and purpose -------------------------------------------
+
+# Classes whose controller serves traffic inside the mesh or between clusters, not ingress
+# into the cluster: Istio's built-in classes (istio/istio pilot/pkg/config/kube/gateway
+# builtinClasses; kubectl get gatewayclass on Istio 1.24+: istio-waypoint
+# istio.io/mesh-controller, istio-east-west istio.io/eastwest-controller, istio-remote
+# istio.io/unmanaged-gateway, whose Gateways istiod does not deploy).
+NOT_INGRESS = {
+    "istio.io/mesh-controller": "mesh-internal (Istio ambient waypoints)",
+    "istio.io/eastwest-controller": "east-west between clusters (Istio multicluster)",
+    "istio.io/unmanaged-gateway": "a remote gateway istiod does not deploy (istio-remote)",
+}
+
+
+def gateway_class_purpose(gateway_class: dict) -> str | None:
+    """Why a GatewayClass is not for ingress (None: it may be)."""
+    return NOT_INGRESS.get((gateway_class.get("spec") or {}).get("controllerName") or "")

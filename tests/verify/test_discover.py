@@ -74,3 +74,48 @@ def test_an_operator_found_neither_way_cannot_be_judged(tmp_path, name):
     result = _robust_controller(unlabelled, tmp_path, kuberay=False)
     assert result.verdict is Verdict.ERROR
     assert "none behind an admission webhook covering" in result.reason
+
+
+def _istio_ambient_classes(kube) -> None:
+    """Istio 1.24+ with ambient and multicluster on: istiod creates and accepts
+    istio-waypoint (istio.io/mesh-controller) and istio-east-west
+    (istio.io/eastwest-controller) beside the ingress class, here a platform's own class
+    ``public`` of istio.io/gateway-controller (a GatewayClass of Istio's controller under
+    another name, as Gateway API allows)."""
+    classes = "gatewayclasses.gateway.networking.k8s.io"
+    kube.delete(classes, "istio")
+    accepted = [{"type": "Accepted", "status": "True", "reason": "Accepted",
+                 "message": "Handled by Istio controller", "observedGeneration": 1,
+                 "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+    kube.seed([{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+                "metadata": {"name": name, "generation": 1},
+                "spec": {"controllerName": controller},
+                "status": {"conditions": accepted}}
+               for name, controller in (("istio-east-west", "istio.io/eastwest-controller"),
+                                        ("istio-waypoint", "istio.io/mesh-controller"))])
+    kube.create({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+                 "metadata": {"name": "public"},
+                 "spec": {"controllerName": "istio.io/gateway-controller"}})
+    kube.settle()
+
+
+def test_a_mesh_internal_or_east_west_gateway_class_is_not_taken_for_ingress(tmp_path):
+    from aicp.verify.probes.ai_inference import AiInference
+    from tests.kubeapi.controllers.gateway import curl_logs
+    kube = reference_platform("1.35", gpu_nodes=1, logs=curl_logs)
+    kube.start()
+    try:
+        _istio_ambient_classes(kube)
+        client = connect(kube.write_kubeconfig(tmp_path / "kubeconfig.yaml"))
+        timing = Timing(poll=0.05, overrides={"gateway_timeout": 1.0, "route_timeout": 1.0,
+                                              "pod_timeout": 5.0})
+        report = Runner(client, Settings("gc1", "1.35", images.catalog(), timing=timing),
+                        cleanup_timeout=5).run(planned(AiInference))
+    finally:
+        kube.stop()
+    result = report.outcomes[0].result
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["gatewayClass"] == "public"
+    assert result.evidence.observations["gatewayClassesNotIngress"] == {
+        "istio-east-west": "east-west between clusters (Istio multicluster)",
+        "istio-waypoint": "mesh-internal (Istio ambient waypoints)"}
