@@ -16,6 +16,7 @@ finding carries its evidence: the chain of objects it was found through.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from kubernetes.client.exceptions import ApiException
@@ -264,3 +265,49 @@ NOT_INGRESS = {
 def gateway_class_purpose(gateway_class: dict) -> str | None:
     """Why a GatewayClass is not for ingress (None: it may be)."""
     return NOT_INGRESS.get((gateway_class.get("spec") or {}).get("controllerName") or "")
+
+
+# --- node autoscalers: by their command line -----------------------------------------------
+
+# cluster-autoscaler is the binary ``cluster-autoscaler`` whatever the image is called
+# (upstream registry.k8s.io/autoscaling/cluster-autoscaler, OpenShift's
+# quay.io/openshift/origin-cluster-autoscaler, vendors' mirrors), and takes
+# ``--cloud-provider`` with flags no other program has (kubernetes/autoscaler
+# cluster-autoscaler/config/flags/flags.go). Any provider counts: aws, gce, azure,
+# clusterapi, ... (cloudprovider/builder).
+AUTOSCALER_BINARY = "cluster-autoscaler"
+AUTOSCALER_FLAGS = ("nodes", "node-group-auto-discovery", "expander", "scale-down-enabled",
+                    "status-config-map-name", "max-node-provision-time",
+                    "balance-similar-node-groups", "max-bulk-soft-taint-count",
+                    "record-duplicated-events", "scale-down-unneeded-time")
+
+
+def flags(words: list[str]) -> dict[str, str]:
+    """``--flag=value`` and ``--flag value`` words as a dict."""
+    out = {}
+    for i, word in enumerate(words):
+        if word.startswith("--"):
+            key, eq, value = word[2:].partition("=")
+            if not eq and i + 1 < len(words) and not words[i + 1].startswith("-"):
+                value = words[i + 1]
+            out[key] = value
+    return out
+
+
+def autoscaler_container(deployment: dict, image_hint: re.Pattern[str]
+                         ) -> tuple[dict[str, str], str] | None:
+    """The cluster-autoscaler flags of a Deployment's container, and how it was recognised:
+    its binary or its flags (the command line), else ``image_hint`` (a compiled regex
+    matching the upstream image name)."""
+    spec = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+    for c in spec.get("containers") or []:
+        words = [str(w) for w in list(c.get("command") or []) + list(c.get("args") or [])]
+        found = flags(words)
+        binary = any(w.rsplit("/", 1)[-1] == AUTOSCALER_BINARY for w in words[:1])
+        if binary or ("cloud-provider" in found and any(f in found for f in AUTOSCALER_FLAGS)):
+            provider = found.get("cloud-provider", "")
+            return found, ("command line: " + (f"--cloud-provider={provider}" if provider
+                                               else AUTOSCALER_BINARY))
+        if image_hint.search(c.get("image", "").split("@")[0]):
+            return found, f"hint: image {c.get('image')}"
+    return None

@@ -32,6 +32,29 @@ def helm_autoscaler(kube, *, status: str = "yaml", namespace: str = "cluster-aut
     _grow_h100(kube, max_nodes)
 
 
+def openshift_autoscaler(kube, max_nodes: int = 1) -> None:
+    """OpenShift's cluster-autoscaler as its operator deploys it: Deployment
+    cluster-autoscaler-default in openshift-machine-api, image
+    quay.io/openshift/origin-cluster-autoscaler (DefaultClusterAutoscalerImage), the
+    arguments of AutoscalerArgs with --cloud-provider=clusterapi
+    (openshift/cluster-autoscaler-operator pkg/controller/clusterautoscaler/
+    clusterautoscaler.go); its status ConfigMap in its --namespace."""
+    ns = "openshift-machine-api"
+    dep = o.ready_deployment("cluster-autoscaler-default", ns,
+                             "quay.io/openshift/origin-cluster-autoscaler:v4.0",
+                             labels={"cluster-autoscaler": "default",
+                                     "k8s-app": "cluster-autoscaler"})
+    dep["spec"]["template"]["spec"]["containers"][0].update(
+        command=["cluster-autoscaler"],
+        args=["--logtostderr", "--record-duplicated-events", "--cloud-provider=clusterapi",
+              f"--namespace={ns}", "--leader-elect-lease-duration=137s",
+              "--leader-elect-renew-deadline=107s", "--leader-elect-retry-period=26s",
+              "--max-bulk-soft-taint-count=0", "--v=1"])
+    kube.seed([o.namespace(ns), dep])
+    status_configmap(kube, ns, "cluster-autoscaler-status", fixture_status("yaml"))
+    _grow_h100(kube, max_nodes)
+
+
 def pool_at_max_status(pool: str = "h100") -> str:
     """The YAML status fixture with its node group named after ``pool`` and at maxSize
     (a previous run's node still there)."""

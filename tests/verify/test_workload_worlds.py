@@ -138,6 +138,10 @@ WORLDS: dict[str, tuple[Callable, dict, tuple[tuple[Verdict, str], ...]]] = {
         {}, cells(ca=(E, "every GPU pool is at its maximum node count: h100 (node group "
                          "eks-h100-20260101 at 12/12)"))),
     "karpenter": (w.karpenter, {}, cells(ca=(P, "GPU pool gpu scaled up 2 -> 3 nodes"))),
+    # before: SKIP, a false N/A (an image not named cluster-autoscaler; found by its
+    # command line now).
+    "ca-openshift-clusterapi": (w.openshift_autoscaler, {}, cells(
+        ca=(P, "GPU pool h100 scaled up 2 -> 3 nodes"))),
     # before: ERROR (Kueue only).
     "kai": (w.kai_scheduler, {}, cells(gs=(P, "KAI scheduler: a PodGroup of 2 pods ran "
                                               "together"))),
