@@ -193,6 +193,65 @@ def kubeflow_trainer_kustomize(kube) -> None:
                                for i, p in enumerate(pods)]})
 
 
+def endpoint_slice(kube, namespace: str, service: str, selector: dict, port: int) -> None:
+    """The EndpointSlice controller's slice for a Service: one ready endpoint per selected
+    pod, ``targetRef`` the Pod (kubernetes pkg/controller/endpointslice utils.go
+    ``podToEndpoint``)."""
+    query = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+    pods = kube.list("pods", namespace, labels=query)
+    kube.create({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                 "metadata": {"name": f"{service}-q8w4z", "namespace": namespace,
+                              "labels": {"kubernetes.io/service-name": service}},
+                 "addressType": "IPv4",
+                 "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+                 "endpoints": [{"addresses": [f"10.244.8.{i + 10}"],
+                                "conditions": {"ready": True},
+                                "targetRef": {"kind": "Pod", "namespace": namespace,
+                                              "name": p["metadata"]["name"],
+                                              "uid": p["metadata"]["uid"]}}
+                               for i, p in enumerate(pods)]})
+
+
+def kueue_in_its_own_namespace(kube, namespace: str = "ml-platform") -> None:
+    """Kueue's Helm chart installed into a release namespace of the team's choosing
+    (kubernetes-sigs/kueue charts/kueue: Deployment kueue-controller-manager labelled
+    control-plane=controller-manager, Service kueue-webhook-service on 443 -> 9443,
+    ValidatingWebhookConfiguration kueue-validating-webhook-configuration covering
+    kueue.x-k8s.io clusterqueues, ConfigMap kueue-manager-config holding the manager's
+    Configuration under controller_manager_config.yaml)."""
+    from .controllers.kuberay import CA_BUNDLE
+    labels = {"app.kubernetes.io/name": "kueue", "control-plane": "controller-manager"}
+    kube.seed([o.namespace(namespace),
+               o.ready_deployment("kueue-controller-manager", namespace,
+                                  "registry.k8s.io/kueue/kueue:v0.19.2", labels=labels),
+               {"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kueue-webhook-service", "namespace": namespace},
+                "spec": {"type": "ClusterIP",
+                         "selector": {"control-plane": "controller-manager"},
+                         "ports": [{"port": 443, "protocol": "TCP", "targetPort": 9443}]}},
+               {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "kueue-manager-config", "namespace": namespace},
+                "data": {"controller_manager_config.yaml": yaml.safe_dump({
+                    "apiVersion": "config.kueue.x-k8s.io/v1beta1", "kind": "Configuration",
+                    "manageJobsWithoutQueueName": False,
+                    "integrations": {"frameworks": ["batch/job"]}})}},
+               {"apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": "kueue-validating-webhook-configuration"},
+                "webhooks": [{"name": "vclusterqueue.kb.io", "sideEffects": "None",
+                              "admissionReviewVersions": ["v1"], "failurePolicy": "Fail",
+                              "clientConfig": {"caBundle": CA_BUNDLE, "service": {
+                                  "name": "kueue-webhook-service", "namespace": namespace,
+                                  "path": "/validate-kueue-x-k8s-io-v1beta2-clusterqueue"}},
+                              "rules": [{"apiGroups": ["kueue.x-k8s.io"],
+                                         "apiVersions": ["v1beta2"],
+                                         "operations": ["CREATE", "UPDATE"],
+                                         "resources": ["clusterqueues"]}]}]}])
+    kube.settle()
+    endpoint_slice(kube, namespace, "kueue-webhook-service",
+                   {"control-plane": "controller-manager"}, 9443)
+
+
 # --- gang schedulers -----------------------------------------------------------------------
 
 # PodGroup CRDs: KAI scheduler's scheduling.run.ai/v2alpha2 (NVIDIA/KAI-Scheduler

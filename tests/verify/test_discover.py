@@ -119,3 +119,27 @@ def test_a_mesh_internal_or_east_west_gateway_class_is_not_taken_for_ingress(tmp
     assert result.evidence.observations["gatewayClassesNotIngress"] == {
         "istio-east-west": "east-west between clusters (Istio multicluster)",
         "istio-waypoint": "mesh-internal (Istio ambient waypoints)"}
+
+
+def test_kueues_configuration_is_read_where_its_webhook_leads(tmp_path):
+    from aicp.verify.probes.gang_scheduling import GangScheduling
+    from tests.kubeapi.controllers.kubelet import sleeps_forever
+    kube = reference_platform("1.35", gpu_nodes=2)
+    sleeps_forever(kube)
+    kube.start()
+    try:
+        w.kueue_in_its_own_namespace(kube)
+        client = connect(kube.write_kubeconfig(tmp_path / "kubeconfig.yaml"))
+        timing = Timing(timeout=3.0, poll=0.05, overrides={"over_quota_wait": 0.6})
+        report = Runner(client, Settings("kq1", "1.37", images.catalog(), timing=timing),
+                        cleanup_timeout=10).run(planned(GangScheduling))
+    finally:
+        kube.stop()
+    result = report.outcomes[0].result
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["kueueConfig"] == "ml-platform/kueue-manager-config"
+    (found,) = result.evidence.observations["kueueFoundBy"]
+    assert found.startswith("ValidatingWebhookConfiguration kueue-validating-webhook-"
+                            "configuration webhook vclusterqueue.kb.io -> Service "
+                            "ml-platform/kueue-webhook-service -> EndpointSlice")
+    assert found.endswith("-> Deployment ml-platform/kueue-controller-manager")

@@ -46,6 +46,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
+from .. import discover
 from ..probe import Context, Fail, Probe, ProbeError
 from . import _gpus, _pods
 
@@ -415,8 +416,13 @@ def _served_version(ctx: Context, group: str, versions: tuple[str, ...]) -> str 
 
 
 def _manager_config(ctx: Context) -> dict:
-    """Kueue's manager Configuration from its ConfigMap, when readable (else {})."""
-    for ns in KUEUE_NAMESPACES:
+    """Kueue's manager Configuration from its ConfigMap, when readable (else {}): in the
+    namespace of the workload behind Kueue's admission webhooks (``discover``), else in
+    the namespaces its installs use by default (a hint)."""
+    found = discover.operator_behind_webhooks(ctx, KUEUE, "clusterqueues")
+    if found:
+        ctx.observe("kueueFoundBy", [f.evidence for f in found])
+    for ns in dict.fromkeys([*(f.namespace for f in found), *KUEUE_NAMESPACES]):
         try:
             items = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/configmaps")["items"]
         except (ApiException, ProbeError):  # absent namespace, or no permission
