@@ -323,6 +323,30 @@ def kueue_spot_and_on_demand(kube) -> None:
                          "flavors": [flavor("on-demand", 4), flavor("spot", 8)]}]))
 
 
+def kueue_cohort(kube) -> None:
+    """The ClusterQueue aicp (4 GPUs) in cohort ``gpus`` beside an idle ClusterQueue
+    ``research`` (8 GPUs) that lends what it does not use (Kueue docs "Cluster Queue",
+    "Cohort" and "Borrowing"; v1beta2 ``spec.cohortName``)."""
+    def flavor(gpus: int) -> dict:
+        return {"name": "h100", "resources": [{"name": "cpu", "nominalQuota": 500},
+                                              {"name": "memory", "nominalQuota": "4Ti"},
+                                              {"name": "nvidia.com/gpu", "nominalQuota": gpus}]}
+
+    def groups(gpus: int) -> list[dict]:
+        return [{"coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
+                 "flavors": [flavor(gpus)]}]
+    kube.mutate("clusterqueues.kueue.x-k8s.io", "aicp", lambda cq: cq["spec"].update(
+        cohortName="gpus", resourceGroups=groups(4)))
+    kube.seed([{"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue",
+                "metadata": {"name": "research"},
+                "spec": {"cohortName": "gpus", "namespaceSelector": {},
+                         "resourceGroups": groups(8)},
+                "status": {"conditions": [{"type": "Active", "status": "True",
+                                           "reason": "Ready",
+                                           "message": "Can admit new workloads",
+                                           "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}])
+
+
 def kueue_pinned_namespaces(kube) -> None:
     """A ClusterQueue admitting only namespaces named in kubernetes.io/metadata.name."""
     kube.mutate("clusterqueues.kueue.x-k8s.io", "aicp", lambda cq: cq["spec"].update(

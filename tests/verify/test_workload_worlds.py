@@ -161,6 +161,11 @@ WORLDS: dict[str, tuple[Callable, dict, tuple[tuple[Verdict, str], ...]]] = {
     "kueue-spot-and-on-demand": (w.kueue_spot_and_on_demand, {}, cells(
         gs=(P, "Kueue ClusterQueue aicp: a 4-pod gang ran together, a job exceeding the "
                "free quota started 0 of"))),
+    # before: ERROR (an over-quota job sized against the nominal quota was admitted by
+    # borrowing); the cohort's lendable quota is the queue's too.
+    "kueue-cohort": (w.kueue_cohort, {}, cells(
+        gs=(P, "Kueue ClusterQueue aicp: a 4-pod gang ran together, a job exceeding the "
+               "free quota started 0 of 3 pods"))),
     "kueue-pinned-namespaces": (w.kueue_pinned_namespaces, {}, cells(
         gs=(E, "selects namespaces by kubernetes.io/metadata.name"))),
     # before: only nvidia.com/gpu was a GPU.
@@ -210,6 +215,7 @@ NEEDS_EMULATOR = {
     "kueue-spot-and-on-demand": "needs emulator: Kueue flavor assignment honouring the "
                                 "pod's nodeSelector against ResourceFlavor nodeLabels",
     "kps-route-prefix": "needs emulator: Prometheus routePrefix",
+    "kueue-cohort": "needs emulator: Kueue cohorts and borrowing",
 }
 
 

@@ -23,7 +23,11 @@ so a job sized against one flavor may be admitted, rightly, to another. Where th
 GPU resource has several flavors, both jobs are pinned by ``nodeSelector`` to the flavor
 with the most free quota, since Kueue assigns only a flavor whose ``nodeLabels`` match the
 pod's node selector (Kueue docs "Resource Flavor", "ResourceFlavor label matching"), and
-the quota of every flavor is in the evidence (``quotaByFlavor``).
+the quota of every flavor is in the evidence (``quotaByFlavor``). A ClusterQueue in a
+cohort may borrow what the cohort's other queues leave unused, up to its
+``borrowingLimit`` and their ``lendingLimit`` (Kueue docs "Cluster Queue", "Borrowing" and
+"LendingLimit"): that is its quota too, so the jobs are sized against the free quota plus
+what it can borrow (``borrowable``).
 
 With a PodGroup scheduler instead (KAI ``scheduling.run.ai/v2alpha2``, Volcano
 ``scheduling.volcano.sh/v1beta1``), the WG test's shape on CPU pods
@@ -478,6 +482,10 @@ def _pick_cluster_queue(ctx: Context, api: str, config: dict):
                     ctx.observe("quotaByFlavor", {f"{name}/{resource}": {
                         f: f"{free} free of {quota}" for f, quota, free in flavors}})
                 flavor, quota, free = max(flavors, key=lambda f: f[2])
+                borrow = _borrowable(cq, queues, flavor, resource)
+                if borrow:
+                    ctx.observe("borrowable", {f"{name}/{flavor}/{resource}": borrow})
+                    free += borrow
                 pin: dict = {}
                 if len(flavors) > 1:
                     pin = _flavor_labels(ctx, api, flavor)
@@ -501,6 +509,36 @@ def _pick_cluster_queue(ctx: Context, api: str, config: dict):
     if not queues:
         return "Kueue is installed but no ClusterQueue exists: create one with quota"
     return f"no usable ClusterQueue with GPU or CPU quota ({'; '.join(seen)})"
+
+
+def _flavor_quota(cq: dict, flavor: str, resource: str) -> dict:
+    for group in (cq.get("spec") or {}).get("resourceGroups") or []:
+        for f in group.get("flavors") or []:
+            if f.get("name") == flavor:
+                return next((r for r in f.get("resources") or []
+                             if r.get("name") == resource), {})
+    return {}
+
+
+def _borrowable(cq: dict, queues: list[dict], flavor: str, resource: str) -> int:
+    """What ``cq`` can borrow of ``flavor``'s ``resource`` from its cohort now: the other
+    members' unused nominal quota within their lendingLimit, capped by cq's
+    borrowingLimit (module doc). 0 outside a cohort."""
+    cohort = _cohort(cq)
+    if not cohort:
+        return 0
+    lendable = Decimal(0)
+    for other in queues:
+        if other is cq or _cohort(other) != cohort:
+            continue
+        entry = _flavor_quota(other, flavor, resource)
+        nominal = parse_quantity(entry.get("nominalQuota", 0))
+        limit = parse_quantity(entry["lendingLimit"]) if "lendingLimit" in entry else nominal
+        lendable += max(Decimal(0), min(limit, nominal - _reserved(other, flavor, resource)))
+    mine = _flavor_quota(cq, flavor, resource)
+    if "borrowingLimit" in mine:
+        lendable = min(lendable, parse_quantity(mine["borrowingLimit"]))
+    return int(lendable)
 
 
 def _flavor_labels(ctx: Context, api: str, flavor: str) -> dict:
