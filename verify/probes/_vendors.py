@@ -124,8 +124,10 @@ VENDORS: tuple[Vendor, ...] = (
         device_paths=("/dev/kfd", "/dev/dri/renderD*"),
         tools=("amd-smi", "rocm-smi"),
         exporter=Exporter(
+            # Found by its image (rocm/device-metrics-exporter) through its DaemonSet: the
+            # pod labels differ between the operator and the chart.
             "AMD Device Metrics Exporter", images=("device-metrics-exporter",),
-            pod_labels=(("app.kubernetes.io/name", "device-metrics-exporter"),),
+            pod_labels=(),
             # docs/index.md: "Metrics endpoint: http://localhost:5000/metrics".
             port=5000,
             # docs/configuration/metricslist.md (GPU_GFX_ACTIVITY, GPU_USED_VRAM,
@@ -149,11 +151,14 @@ VENDORS: tuple[Vendor, ...] = (
         node_labels=(("intel.feature.node.kubernetes.io/gpu", "true"),),
         device_paths=("/dev/dri/renderD*", "/dev/dri/card*"),
         tools=("xpu-smi",),
-        # Intel XPU Manager's exporter labels devices dev_id (the WG test's comment); its
+        # Intel XPU Manager's DaemonSet (intel/xpumanager deployment/kubernetes/daemonset/
+        # base/daemonset-intel-xpum.yaml: app=intel-xpumanager, image intel/xpumanager, the
+        # exporter on 29999 "metrics"); it labels devices dev_id (the WG test's comment), its
         # metric names are matched by the WG patterns.
-        exporter=Exporter("Intel XPU Manager", images=("xpumanager", "xpum"), pod_labels=(),
-                          port=29999, utilisation=(), memory=(), device_labels=("dev_id",),
-                          source="intel/xpumanager"),
+        exporter=Exporter("Intel XPU Manager", images=("intel/xpumanager",),
+                          pod_labels=(("app", "intel-xpumanager"),), port=29999,
+                          utilisation=(), memory=(), device_labels=("dev_id",),
+                          source="intel/xpumanager deployment/kubernetes/daemonset"),
         sources=("intel/intel-device-plugins-for-kubernetes",
                  "intel/intel-resource-drivers-for-kubernetes")),
     Vendor(
