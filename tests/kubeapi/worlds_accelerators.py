@@ -357,9 +357,7 @@ def gke_time_sharing() -> list[GpuNode]:
                 "cloud.google.com/gke-nodepool": "l4-time-sharing",
                 "cloud.google.com/gke-accelerator": "nvidia-l4",
                 "cloud.google.com/gke-gpu-sharing-strategy": "time-sharing",
-                "cloud.google.com/gke-max-shared-clients-per-gpu": "2",
-                "nvidia.com/cuda.driver-version.full": "570.124.06",
-                "nvidia.com/cuda.runtime-version.full": "12.8"})]
+                "cloud.google.com/gke-max-shared-clients-per-gpu": "2"})]
 
 
 def two_driver_pools() -> list[GpuNode]:
