@@ -8,7 +8,8 @@ in-cluster or cloud load balancer): the gateway is called at its Service (label
 ``gateway.networking.k8s.io/gateway-name``) or, without one, at its status address.
 The cases, in order:
 
-1. the Gateway API is served and a GatewayClass is Accepted;
+1. the Gateway API is served and a GatewayClass for ingress is Accepted (classes whose
+   controller is mesh-internal or east-west are left out: ``verify.discover``);
 2. the backends, the Gateway and the HTTPRoute are created, and the backends become
    available;
 3. the Gateway is Programmed;

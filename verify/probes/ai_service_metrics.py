@@ -8,8 +8,11 @@ fails at once (counters only grow), one that stays below it fails after the wait
 
 The cases, in order:
 
-1. a ``monitoring.coreos.com/v1`` Prometheus selects ServiceMonitors and has a Service on
-   port 9090 (else ERROR: the platform's discovery mechanism is unknown to the probe);
+1. a ``monitoring.coreos.com/v1`` Prometheus selects ServiceMonitors and answers the query
+   API through a Service: those selecting its pods first, on its ``routePrefix``, the first
+   of every such Prometheus that answers (``verify.discover``; evidence
+   ``prometheusFoundBy``); else ERROR: the platform's discovery mechanism is unknown to the
+   probe;
 2. the counting workload and its ServiceMonitor run where that Prometheus looks, and the
    workload becomes Ready;
 3. Prometheus collects the workload's series (count 0) before any request, so discovery
