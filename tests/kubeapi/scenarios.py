@@ -226,7 +226,9 @@ def _accelerator_world(name: str) -> Callable[..., KubeAPI]:
 # "gpu-stock-dra", "gpu-mig-single", ... one per layout of worlds_accelerators.WORLDS.
 SCENARIOS.update({f"gpu-{name}": _accelerator_world(name) for name in (
     "stock-dra", "device-plugin-only", "mixed", "mig-single", "mig-mixed", "time-slicing",
-    "time-slicing-renamed", "eks-efa", "vm-hosts", "exporters-both-modes")})
+    "time-slicing-renamed", "eks-efa", "vm-hosts", "exporters-both-modes",
+    "amd-beside-nvidia", "gke-time-sharing", "two-driver-pools", "cordoned-and-not-ready",
+    "dra-mps", "dra-shared-claim-only", "tpu-and-neuron")})
 
 
 def build(name: str, **options) -> KubeAPI:

@@ -40,6 +40,9 @@ class GpuNode:
     exporter: str | None = "device-plugin"
     series: str = "full"
     extra: dict[str, str] = field(default_factory=dict)  # other allocatable resources
+    vendor: str = "nvidia"         # "amd": ROCm device plugin labels, AMD's exporter
+    unschedulable: bool = False    # cordoned (kubectl cordon)
+    ready: bool = True             # False: the node lifecycle's Ready=Unknown
 
 
 def _versions() -> dict[str, str]:
@@ -80,10 +83,32 @@ def _line(metric: str, labels: dict[str, str], value: str) -> str:
 
 def _node(spec: GpuNode, minor: str, index: int) -> dict:
     extended = {k: str(v) for k, v in {**spec.plugin, **spec.extra}.items()}
-    labels = {"nvidia.com/gpu.present": "true", **spec.labels}
-    return o.node(spec.name, cpu="96", memory="1024Gi", labels=labels, minor=minor,
-                  extended=extended or None, taints=[dict(o.GPU_TAINT)],
-                  ip=f"10.0.2.{index + 10}")
+    present = {"nvidia.com/gpu.present": "true"} if spec.vendor == "nvidia" else {}
+    labels = {**present, **spec.labels}
+    # Each platform's accelerator taint (the GPU Operator's/aicp's, AMD's and GKE's
+    # google.com/tpu=present:NoSchedule, EKS's aws.amazon.com/neuron for Neuron pools).
+    taint = dict(o.GPU_TAINT) if spec.vendor == "nvidia" else {
+        "key": {"amd": "amd.com/gpu", "google": "google.com/tpu"}.get(
+            spec.vendor, "aws.amazon.com/neuron"), "value": "present", "effect": "NoSchedule"}
+    node = o.node(spec.name, cpu="96", memory="1024Gi", labels=labels, minor=minor,
+                  extended=extended or None, taints=[taint], ip=f"10.0.2.{index + 10}")
+    if spec.unschedulable:
+        # kubectl cordon sets spec.unschedulable; the node controller adds the taint
+        # node.kubernetes.io/unschedulable:NoSchedule (kubernetes pkg/controller/
+        # nodelifecycle, TaintNodesByCondition).
+        node["spec"]["unschedulable"] = True
+        node["spec"]["taints"].append({"key": "node.kubernetes.io/unschedulable",
+                                       "effect": "NoSchedule"})
+    if not spec.ready:
+        # A node whose kubelet stopped posting status: Ready=Unknown, reason
+        # NodeStatusUnknown, and the not-ready taint (nodelifecycle controller).
+        for c in node["status"]["conditions"]:
+            if c["type"] == "Ready":
+                c.update(status="Unknown", reason="NodeStatusUnknown",
+                         message="Kubelet stopped posting node status.")
+        node["spec"]["taints"].append({"key": "node.kubernetes.io/unreachable",
+                                       "effect": "NoSchedule"})
+    return node
 
 
 def _admin_claim(node: str, slice_: dict) -> dict:
@@ -108,6 +133,13 @@ def build(nodes: list[GpuNode], *, minor: str = "1.35", classes: bool = True,
     (fixture) are installed."""
     kube = KubeAPI(minor)
     world = [o.namespace(n) for n in ("gpu-operator", "nvidia-dra-driver-gpu")]
+    amd = [s for s in nodes if s.vendor == "amd"]
+    if amd:
+        world += [o.namespace(AMD_NAMESPACE), o.ready_daemonset(
+            "amd-gpu-metrics-exporter", AMD_NAMESPACE, AMD_IMAGE, len(amd),
+            labels=dict(AMD_SELECTOR))]
+    if any(x.get("metadata", {}).get("namespace") == "inference" for x in extra or []):
+        world.append(o.namespace("inference"))
     world.append(o.node("system-0", minor=minor, ip="10.0.0.10"))
     for i, spec in enumerate(nodes):
         world.append(_node(spec, minor, i))
@@ -120,7 +152,7 @@ def build(nodes: list[GpuNode], *, minor: str = "1.35", classes: bool = True,
         world += upstream.device_classes()
     kube.seed(world + list(extra or []))
     standard_controllers(kube, logs=runtime or GpuRuntime(), dra=True, kueue=False)
-    exporters = [s for s in nodes if s.exporter]
+    exporters = [s for s in nodes if s.exporter and s.vendor in ("nvidia", "amd")]
     if exporters:
         kube.add(WorldExporters(exporters))
     return kube
@@ -140,6 +172,9 @@ class WorldExporters(Controller):
     def sync(self, kube) -> None:
         labels = upstream.exporter_pod_labels()
         for spec in self.specs:
+            if spec.vendor == "amd":
+                amd_exporter(kube, spec)
+                continue
             if kube.find("pods", dcgm.pod_name(spec.name), dcgm.NAMESPACE) is not None:
                 continue
             text: Callable[[str], str] = (
@@ -147,6 +182,49 @@ class WorldExporters(Controller):
                 else (lambda n, g=spec.gpus: full_series(n, g)))
             dcgm.exporter(kube, spec.name, text,
                           labels=dict(labels[spec.exporter or "device-plugin"]))
+
+
+# AMD's Device Metrics Exporter as the AMD GPU Operator runs it: a DaemonSet of
+# docker.io/rocm/device-metrics-exporter serving :5000/metrics (ROCm/device-metrics-exporter
+# docs/index.md "Metrics endpoint: http://localhost:5000/metrics"; the operator's default
+# namespace kube-amd-gpu: ROCm/gpu-operator docs "Installation"). Series names are the
+# metric ids of docs/configuration/metricslist.md in lower case (GPU_GFX_ACTIVITY ->
+# gpu_gfx_activity); the always-set labels are docs/configuration/configmap.md's (GPU_ID,
+# SERIAL_NUMBER, CARD_MODEL, HOSTNAME, GPU_PARTITION_ID, ...), lower case.
+AMD_NAMESPACE = "kube-amd-gpu"
+AMD_IMAGE = "docker.io/rocm/device-metrics-exporter:v1.4.0"
+AMD_SELECTOR = {"app": "amd-gpu-metrics-exporter"}  # the world's own selector label
+AMD_METRICS = (("gpu_gfx_activity", "0"), ("gpu_umc_activity", "0"),
+               ("gpu_used_vram", "285"), ("gpu_free_vram", "196307"),
+               ("gpu_total_vram", "196592"), ("gpu_junction_temperature", "41"),
+               ("gpu_package_power", "142"))
+
+
+def amd_series(node: str, gpus: int) -> str:
+    lines = []
+    for metric, value in AMD_METRICS:
+        for i in range(gpus):
+            labels = {"gpu_id": str(i), "serial_number": f"{node}-sn{i:02d}",
+                      "card_model": "AMD_Instinct_MI300X_OAM", "hostname": node,
+                      "gpu_partition_id": "0", "gpu_compute_partition_type": "spx",
+                      "gpu_memory_partition_type": "nps1"}
+            lines.append(_line(metric, labels, value))
+    return "\n".join(lines) + "\n"
+
+
+def amd_exporter(kube, spec: GpuNode) -> None:
+    name = f"amd-gpu-metrics-exporter-{spec.name}"
+    if kube.find("pods", name, AMD_NAMESPACE) is not None:
+        return
+    kube.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": name, "namespace": AMD_NAMESPACE, "labels": dict(AMD_SELECTOR)},
+        "spec": {"nodeName": spec.name, "tolerations": [{"operator": "Exists"}],
+                 "containers": [{"name": "metrics-exporter", "image": AMD_IMAGE,
+                                 "ports": [{"name": "exporter-port",
+                                            "containerPort": 5000}]}]}})
+    kube.proxy("pod", name, lambda *_: (200, {"Content-Type": "text/plain"},
+                                        amd_series(spec.name, spec.gpus)),
+               namespace=AMD_NAMESPACE, port=5000)
 
 
 def start_exporters(kube: KubeAPI) -> None:
@@ -157,7 +235,7 @@ def start_exporters(kube: KubeAPI) -> None:
 # Worlds whose GPUs come only through the device plugin have no DRA driver, so none of
 # its DeviceClasses.
 NO_DRA_DRIVER = {"device-plugin-only", "mig-single", "mig-mixed", "time-slicing",
-                 "time-slicing-renamed", "eks-efa"}
+                 "time-slicing-renamed", "eks-efa", "amd-beside-nvidia", "tpu-and-neuron"}
 
 
 def _plugin_labels(gpus: int) -> dict[str, str]:
@@ -243,15 +321,124 @@ def exporters_both_modes() -> list[GpuNode]:
             GpuNode("gpu-dra-1", dra=True, exporter="device-plugin")]
 
 
+# AMD node labeller labels for an MI300X (ROCm/k8s-device-plugin docs "Example labels for
+# an AMD MI300X GPU") and the AMD GPU Operator's NFD label.
+AMD_LABELS = {"feature.node.kubernetes.io/amd-gpu": "true", "amd.com/gpu.cu-count": "304",
+              "amd.com/gpu.device-id": "74a1", "amd.com/gpu.family": "AI",
+              "amd.com/gpu.product-name": "AMD_Instinct_MI300X_OAM",
+              "amd.com/gpu.simd-count": "1216", "amd.com/gpu.vram": "192G"}
+
+
+def amd_beside_nvidia() -> list[GpuNode]:
+    """Issue #22's first example: an AMD MI300X pool (ROCm device plugin amd.com/gpu, the
+    AMD GPU Operator's Device Metrics Exporter) beside an NVIDIA device-plugin pool."""
+    return [GpuNode("gpu-dp-0", plugin={"nvidia.com/gpu": 4}, labels=_plugin_labels(4)),
+            GpuNode("gpu-amd-0", gpus=8, vendor="amd", plugin={"amd.com/gpu": 8},
+                    labels=dict(AMD_LABELS))]
+
+
+GKE_DRA_POOL = {"cloud.google.com/gke-nodepool": "h100-dra",
+                "cloud.google.com/gke-accelerator": "nvidia-h100-80gb",
+                # DRA pools carry these (GKE "Prepare your GKE infrastructure for DRA
+                # workloads": --node-labels=gke-no-default-nvidia-gpu-device-plugin=true,
+                # nvidia.com/gpu.present=true).
+                "gke-no-default-nvidia-gpu-device-plugin": "true"}
+
+
+def gke_time_sharing() -> list[GpuNode]:
+    """Issue #22's third example: a GKE cluster with a DRA pool and a GPU time-sharing pool
+    (gcloud --accelerator=...,gpu-sharing-strategy=time-sharing,max-shared-clients-per-gpu=2:
+    GKE labels the node and exposes 2 nvidia.com/gpu per physical GPU; GKE runs no GPU
+    Feature Discovery), which GKE does not allow on DRA."""
+    real = upstream.real_gpu_attributes()
+    attrs = {k: real[k] for k in ("driverVersion", "cudaDriverVersion")}
+    return [GpuNode("gke-h100-dra-0", dra=True, dra_attributes=attrs, labels=dict(GKE_DRA_POOL)),
+            GpuNode("gke-l4-ts-0", gpus=2, plugin={"nvidia.com/gpu": 4}, labels={
+                "cloud.google.com/gke-nodepool": "l4-time-sharing",
+                "cloud.google.com/gke-accelerator": "nvidia-l4",
+                "cloud.google.com/gke-gpu-sharing-strategy": "time-sharing",
+                "cloud.google.com/gke-max-shared-clients-per-gpu": "2"})]
+
+
+def two_driver_pools() -> list[GpuNode]:
+    """Two DRA pools on two driver branches, as the GPU Operator's NVIDIADriver resource
+    runs them (one NVIDIADriver per nodeSelector: NVIDIA/gpu-operator
+    api/nvidia/v1alpha1/nvidiadriver_types.go); each node's DRA devices report its own."""
+    real = upstream.real_gpu_attributes()
+    new = {k: real[k] for k in ("driverVersion", "cudaDriverVersion")}
+    return [GpuNode("gpu-a-0", dra=True, dra_attributes=new,
+                    labels={"aicp.dev/gpu-pool": "h100-new"}),
+            GpuNode("gpu-b-0", dra=True, labels={"aicp.dev/gpu-pool": "h100-lts"})]
+
+
+def cordoned_and_not_ready() -> list[GpuNode]:
+    """stock-dra with a cordoned GPU node (no DRA plugin running there any more, no
+    exporter) and a NotReady one: every-node checks judge the one that takes work."""
+    return [GpuNode("gpu-dra-0", dra=True),
+            GpuNode("gpu-dra-1", dra=False, exporter=None, unschedulable=True),
+            GpuNode("gpu-dra-2", dra=False, exporter=None, ready=False)]
+
+
+def dra_mps() -> list[GpuNode]:
+    """stock-dra plus a ResourceClaimTemplate configuring MPS (``extra_objects``)."""
+    return stock_dra()
+
+
+def dra_shared_claim_only() -> list[GpuNode]:
+    """stock-dra plus one ResourceClaim two pods share, no sharing config: not a strategy."""
+    return stock_dra()
+
+
+def tpu_and_neuron() -> list[GpuNode]:
+    """An NVIDIA pool beside a GKE TPU node (google.com/tpu; GKE "TPUs in GKE" node labels)
+    and an EKS Inferentia node (aws.amazon.com/neuron; the Neuron device plugin): types the
+    vendor table has no exporter or isolation facts for are left out, not failed."""
+    return [GpuNode("gpu-dp-0", plugin={"nvidia.com/gpu": 4}, labels=_plugin_labels(4)),
+            GpuNode("tpu-v5e-0", vendor="google", exporter=None, plugin={"google.com/tpu": 4},
+                    labels={"cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice",
+                            "cloud.google.com/gke-tpu-topology": "2x2"}),
+            GpuNode("inf2-0", vendor="aws", exporter=None,
+                    plugin={"aws.amazon.com/neuron": 1, "aws.amazon.com/neuroncore": 2})]
+
+
+# Objects a world adds beside its nodes (namespaced things a platform team creates).
+MPS_TEMPLATE = {
+    # kubernetes-sigs/dra-driver-nvidia-gpu demo/specs/quickstart (gpu-test-mps): a claim
+    # template whose GpuConfig (resource.nvidia.com/v1beta1) sets sharing.strategy MPS.
+    "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimTemplate",
+    "metadata": {"name": "mps-gpu", "namespace": "inference"},
+    "spec": {"spec": {"devices": {
+        "requests": [{"name": "gpu", "exactly": {"deviceClassName": "gpu.nvidia.com"}}],
+        "config": [{"requests": ["gpu"], "opaque": {"driver": "gpu.nvidia.com", "parameters": {
+            "apiVersion": "resource.nvidia.com/v1beta1", "kind": "GpuConfig",
+            "sharing": {"strategy": "MPS", "mpsConfig": {
+                "defaultActiveThreadPercentage": 50,
+                "defaultPinnedDeviceMemoryLimit": "10Gi"}}}}}]}}}}
+SHARED_CLAIM = {
+    # A ResourceClaim two pods reference (kubernetes.io/docs "Dynamic Resource Allocation":
+    # a ResourceClaim referenced by several pods is shared), no config.
+    "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+    "metadata": {"name": "shared-gpu", "namespace": "inference"},
+    "spec": {"devices": {"requests": [{"name": "gpu",
+                                       "exactly": {"deviceClassName": "gpu.nvidia.com"}}]}}}
+EXTRA: dict[str, list[dict]] = {"dra-mps": [MPS_TEMPLATE], "dra-shared-claim-only": [SHARED_CLAIM]}
+
+
 WORLDS: dict[str, Callable[[], list[GpuNode]]] = {
     "stock-dra": stock_dra, "device-plugin-only": device_plugin_only, "mixed": mixed,
     "mig-single": mig_single, "mig-mixed": mig_mixed, "time-slicing": time_slicing,
     "time-slicing-renamed": time_slicing_renamed, "eks-efa": eks_efa, "vm-hosts": vm_hosts,
-    "exporters-both-modes": exporters_both_modes}
+    "exporters-both-modes": exporters_both_modes,
+    # Issue #22 (section 5): the vendors and platforms the probes once misjudged.
+    "amd-beside-nvidia": amd_beside_nvidia, "gke-time-sharing": gke_time_sharing,
+    "two-driver-pools": two_driver_pools, "cordoned-and-not-ready": cordoned_and_not_ready,
+    "dra-mps": dra_mps, "dra-shared-claim-only": dra_shared_claim_only,
+    "tpu-and-neuron": tpu_and_neuron}
 
 
 def world(name: str, *, minor: str = "1.35", runtime: GpuRuntime | None = None,
           **options) -> KubeAPI:
     """The named world's emulator, not yet started (``start_exporters`` once started)."""
     options.setdefault("classes", name not in NO_DRA_DRIVER)
+    options.setdefault("extra", copy.deepcopy(EXTRA.get(name, [])))
     return build(copy.deepcopy(WORLDS[name]()), minor=minor, runtime=runtime, **options)

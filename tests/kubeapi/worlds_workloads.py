@@ -32,6 +32,29 @@ def helm_autoscaler(kube, *, status: str = "yaml", namespace: str = "cluster-aut
     _grow_h100(kube, max_nodes)
 
 
+def openshift_autoscaler(kube, max_nodes: int = 1) -> None:
+    """OpenShift's cluster-autoscaler as its operator deploys it: Deployment
+    cluster-autoscaler-default in openshift-machine-api, image
+    quay.io/openshift/origin-cluster-autoscaler (DefaultClusterAutoscalerImage), the
+    arguments of AutoscalerArgs with --cloud-provider=clusterapi
+    (openshift/cluster-autoscaler-operator pkg/controller/clusterautoscaler/
+    clusterautoscaler.go); its status ConfigMap in its --namespace."""
+    ns = "openshift-machine-api"
+    dep = o.ready_deployment("cluster-autoscaler-default", ns,
+                             "quay.io/openshift/origin-cluster-autoscaler:v4.0",
+                             labels={"cluster-autoscaler": "default",
+                                     "k8s-app": "cluster-autoscaler"})
+    dep["spec"]["template"]["spec"]["containers"][0].update(
+        command=["cluster-autoscaler"],
+        args=["--logtostderr", "--record-duplicated-events", "--cloud-provider=clusterapi",
+              f"--namespace={ns}", "--leader-elect-lease-duration=137s",
+              "--leader-elect-renew-deadline=107s", "--leader-elect-retry-period=26s",
+              "--max-bulk-soft-taint-count=0", "--v=1"])
+    kube.seed([o.namespace(ns), dep])
+    status_configmap(kube, ns, "cluster-autoscaler-status", fixture_status("yaml"))
+    _grow_h100(kube, max_nodes)
+
+
 def pool_at_max_status(pool: str = "h100") -> str:
     """The YAML status fixture with its node group named after ``pool`` and at maxSize
     (a previous run's node still there)."""
@@ -125,6 +148,110 @@ def kubeflow_trainer(kube, *, outcome: str = "Complete") -> None:
     install(kube, outcome=outcome)
 
 
+# Kubeflow Trainer from its kustomize manifests, the install its documentation gives
+# (kubeflow/trainer@092247af manifests/base/manager/manager.yaml): the Deployment and its
+# pods labelled app.kubernetes.io/name=trainer, component=manager, part-of=kubeflow (not the
+# Helm chart's kubeflow-trainer), the Service kubeflow-trainer-controller-manager selecting
+# component=manager with the webhook port 443 -> webhook (9443).
+TRAINER_KUSTOMIZE_LABELS = {"app.kubernetes.io/name": "trainer",
+                            "app.kubernetes.io/component": "manager",
+                            "app.kubernetes.io/part-of": "kubeflow"}
+
+
+def kubeflow_trainer_kustomize(kube) -> None:
+    """Issue #22's second example: Trainer by kustomize; the operator is reachable only
+    through its wiring (webhook -> Service -> EndpointSlice -> Pod -> ReplicaSet ->
+    Deployment), its labels match no install the probe knew."""
+    from .controllers.trainer import IMAGE, NAMESPACE, install
+    kube.delete("customresourcedefinitions.apiextensions.k8s.io", "rayclusters.ray.io")
+    install(kube)
+    name = "kubeflow-trainer-controller-manager"
+    _operator(kube, name, NAMESPACE, IMAGE, TRAINER_KUSTOMIZE_LABELS)
+    kube.seed([{"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": name, "namespace": NAMESPACE},
+                "spec": {"type": "ClusterIP",
+                         "selector": {"app.kubernetes.io/component": "manager"},
+                         "ports": [{"name": "metrics", "port": 8443, "targetPort": "metrics"},
+                                   {"name": "webhook", "port": 443, "protocol": "TCP",
+                                    "targetPort": "webhook"}]}}])
+    kube.settle()
+    pods = kube.list("pods", NAMESPACE, labels="app.kubernetes.io/component=manager")
+    # The EndpointSlice controller's slice for the Service: one endpoint per ready pod,
+    # targetRef the Pod (kubernetes pkg/controller/endpointslice utils.go podToEndpoint).
+    for old in kube.list("endpointslices.discovery.k8s.io", NAMESPACE):
+        kube.delete("endpointslices.discovery.k8s.io", old["metadata"]["name"], NAMESPACE)
+    kube.create({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                 "metadata": {"name": f"{name}-x7k2p", "namespace": NAMESPACE,
+                              "labels": {"kubernetes.io/service-name": name}},
+                 "addressType": "IPv4",
+                 "ports": [{"name": "webhook", "port": 9443, "protocol": "TCP"}],
+                 "endpoints": [{"addresses": [f"10.244.7.{i + 10}"],
+                                "conditions": {"ready": True},
+                                "targetRef": {"kind": "Pod", "namespace": NAMESPACE,
+                                              "name": p["metadata"]["name"],
+                                              "uid": p["metadata"]["uid"]}}
+                               for i, p in enumerate(pods)]})
+
+
+def endpoint_slice(kube, namespace: str, service: str, selector: dict, port: int) -> None:
+    """The EndpointSlice controller's slice for a Service: one ready endpoint per selected
+    pod, ``targetRef`` the Pod (kubernetes pkg/controller/endpointslice utils.go
+    ``podToEndpoint``)."""
+    query = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+    pods = kube.list("pods", namespace, labels=query)
+    kube.create({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                 "metadata": {"name": f"{service}-q8w4z", "namespace": namespace,
+                              "labels": {"kubernetes.io/service-name": service}},
+                 "addressType": "IPv4",
+                 "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+                 "endpoints": [{"addresses": [f"10.244.8.{i + 10}"],
+                                "conditions": {"ready": True},
+                                "targetRef": {"kind": "Pod", "namespace": namespace,
+                                              "name": p["metadata"]["name"],
+                                              "uid": p["metadata"]["uid"]}}
+                               for i, p in enumerate(pods)]})
+
+
+def kueue_in_its_own_namespace(kube, namespace: str = "ml-platform") -> None:
+    """Kueue's Helm chart installed into a release namespace of the team's choosing
+    (kubernetes-sigs/kueue charts/kueue: Deployment kueue-controller-manager labelled
+    control-plane=controller-manager, Service kueue-webhook-service on 443 -> 9443,
+    ValidatingWebhookConfiguration kueue-validating-webhook-configuration covering
+    kueue.x-k8s.io clusterqueues, ConfigMap kueue-manager-config holding the manager's
+    Configuration under controller_manager_config.yaml)."""
+    from .controllers.kuberay import CA_BUNDLE
+    labels = {"app.kubernetes.io/name": "kueue", "control-plane": "controller-manager"}
+    kube.seed([o.namespace(namespace),
+               o.ready_deployment("kueue-controller-manager", namespace,
+                                  "registry.k8s.io/kueue/kueue:v0.19.2", labels=labels),
+               {"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kueue-webhook-service", "namespace": namespace},
+                "spec": {"type": "ClusterIP",
+                         "selector": {"control-plane": "controller-manager"},
+                         "ports": [{"port": 443, "protocol": "TCP", "targetPort": 9443}]}},
+               {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "kueue-manager-config", "namespace": namespace},
+                "data": {"controller_manager_config.yaml": yaml.safe_dump({
+                    "apiVersion": "config.kueue.x-k8s.io/v1beta1", "kind": "Configuration",
+                    "manageJobsWithoutQueueName": False,
+                    "integrations": {"frameworks": ["batch/job"]}})}},
+               {"apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": "kueue-validating-webhook-configuration"},
+                "webhooks": [{"name": "vclusterqueue.kb.io", "sideEffects": "None",
+                              "admissionReviewVersions": ["v1"], "failurePolicy": "Fail",
+                              "clientConfig": {"caBundle": CA_BUNDLE, "service": {
+                                  "name": "kueue-webhook-service", "namespace": namespace,
+                                  "path": "/validate-kueue-x-k8s-io-v1beta2-clusterqueue"}},
+                              "rules": [{"apiGroups": ["kueue.x-k8s.io"],
+                                         "apiVersions": ["v1beta2"],
+                                         "operations": ["CREATE", "UPDATE"],
+                                         "resources": ["clusterqueues"]}]}]}])
+    kube.settle()
+    endpoint_slice(kube, namespace, "kueue-webhook-service",
+                   {"control-plane": "controller-manager"}, 9443)
+
+
 # --- gang schedulers -----------------------------------------------------------------------
 
 # PodGroup CRDs: KAI scheduler's scheduling.run.ai/v2alpha2 (NVIDIA/KAI-Scheduler
@@ -164,6 +291,60 @@ def kueue_cpu_quota(kube, cpu: int = 16) -> None:
         resourceGroups=[{"coveredResources": ["cpu", "memory"], "flavors": [
             {"name": "h100", "resources": [{"name": "cpu", "nominalQuota": cpu},
                                            {"name": "memory", "nominalQuota": "64Gi"}]}]}]))
+
+
+# EKS managed node groups label their nodes with the capacity type
+# (eks.amazonaws.com/capacityType ON_DEMAND or SPOT: AWS EKS docs "Managed node groups",
+# "Capacity types"); Kueue's docs flavor a ClusterQueue by it, on-demand first and spot
+# second with twice the quota (kueue.sigs.k8s.io docs "Cluster Queue", flavors on-demand
+# and spot).
+CAPACITY_TYPE = "eks.amazonaws.com/capacityType"
+
+
+def kueue_spot_and_on_demand(kube) -> None:
+    """Issue #22's fourth example: a ClusterQueue with an on-demand and a spot GPU flavor
+    (4 and 8 GPUs), each flavor the nodes of its capacity type."""
+    for node, capacity in (("gpu-h100-0", "ON_DEMAND"), ("gpu-h100-1", "SPOT")):
+        kube.mutate("nodes", node, lambda n, c=capacity: n["metadata"]["labels"].update(
+            {CAPACITY_TYPE: c}))
+    tolerations = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    kube.seed([{"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor",
+                "metadata": {"name": name},
+                "spec": {"nodeLabels": {"aicp.dev/gpu-pool": "h100", CAPACITY_TYPE: value},
+                         "tolerations": tolerations}}
+               for name, value in (("on-demand", "ON_DEMAND"), ("spot", "SPOT"))])
+
+    def flavor(name: str, gpus: int) -> dict:
+        return {"name": name, "resources": [{"name": "cpu", "nominalQuota": 500},
+                                            {"name": "memory", "nominalQuota": "4Ti"},
+                                            {"name": "nvidia.com/gpu", "nominalQuota": gpus}]}
+    kube.mutate("clusterqueues.kueue.x-k8s.io", "aicp", lambda cq: cq["spec"].update(
+        resourceGroups=[{"coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
+                         "flavors": [flavor("on-demand", 4), flavor("spot", 8)]}]))
+
+
+def kueue_cohort(kube) -> None:
+    """The ClusterQueue aicp (4 GPUs) in cohort ``gpus`` beside an idle ClusterQueue
+    ``research`` (8 GPUs) that lends what it does not use (Kueue docs "Cluster Queue",
+    "Cohort" and "Borrowing"; v1beta2 ``spec.cohortName``)."""
+    def flavor(gpus: int) -> dict:
+        return {"name": "h100", "resources": [{"name": "cpu", "nominalQuota": 500},
+                                              {"name": "memory", "nominalQuota": "4Ti"},
+                                              {"name": "nvidia.com/gpu", "nominalQuota": gpus}]}
+
+    def groups(gpus: int) -> list[dict]:
+        return [{"coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
+                 "flavors": [flavor(gpus)]}]
+    kube.mutate("clusterqueues.kueue.x-k8s.io", "aicp", lambda cq: cq["spec"].update(
+        cohortName="gpus", resourceGroups=groups(4)))
+    kube.seed([{"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue",
+                "metadata": {"name": "research"},
+                "spec": {"cohortName": "gpus", "namespaceSelector": {},
+                         "resourceGroups": groups(8)},
+                "status": {"conditions": [{"type": "Active", "status": "True",
+                                           "reason": "Ready",
+                                           "message": "Can admit new workloads",
+                                           "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}])
 
 
 def kueue_pinned_namespaces(kube) -> None:

@@ -92,6 +92,63 @@ TABLE: dict[str, tuple[tuple[Verdict, str], ...]] = {
         (P, "2 GPU nodes publish DRA devices"), (P, "DRA (DeviceClass gpu.nvidia.com)"),
         (P, "on each of 2 GPU node(s)"), NOT_SHARED, (P, "all 2 GPU nodes run driver"),
         (F, "DeviceClasses vfio.gpu.nvidia.com exist"), NO_HPN),
+    # Issue #22. 9: each vendor is judged by its own row of the vendor table: AMD's nodes
+    # by AMD's Device Metrics Exporter (gpu_gfx_activity/gpu_*_vram per gpu_id), never by
+    # DCGM or /dev/nvidia*; types without isolation or driver facts are left out, named.
+    "amd-beside-nvidia": (
+        NO_DRA, (P, "gpu-amd-0: AMD GPU: the vendor table gives no device listing"),
+        (P, "the vendors' exporters (AMD Device Metrics Exporter, DCGM exporter) on each "
+            "of 2 accelerator node(s)"), NOT_SHARED,
+        (P, "gpu-amd-0: AMD GPU: the vendor table names no driver version source"),
+        NO_VM, NO_HPN),
+    # 10: GKE's sharing labels are sharing; a GKE device-plugin pool (no
+    # gke-no-default-nvidia-gpu-device-plugin=true) needs no DRA devices when DRA works in
+    # the other pool; the physical count is allocatable / max-shared-clients; a pool
+    # publishing no driver version (no GFD on GKE) is the WG test's WARNING, not a FAIL.
+    "gke-time-sharing": (
+        (P, "1 node(s) of device-plugin pools need no DRA devices (gke-l4-ts-0: GKE's "
+            "device plugin"), (P, "device plugin (nvidia.com/gpu)"),
+        (P, "on each of 2 GPU node(s)"),
+        (P, "GKE time-sharing (cloud.google.com/gke-max-shared-clients-per-gpu=2: 4 "
+            "nvidia.com/gpu on 2 GPUs)"),
+        (P, "gke-l4-ts-0 publish no driver version (pools cloud.google.com/gke-nodepool="
+            "l4-time-sharing)"), (F, "no virtualized accelerator"),
+        (F, "not implemented: no network DRA driver")),
+    # 11: one driver per pool (the GPU Operator's NVIDIADriver), each node running the one
+    # its DRA devices report.
+    "two-driver-pools": (
+        (P, "2 GPU nodes publish DRA devices"), (P, "DRA (DeviceClass gpu.nvidia.com)"),
+        (P, "on each of 2 GPU node(s)"), NOT_SHARED,
+        (P, "each of the 2 GPU nodes runs the driver its pool reports: 570.124.6 on "
+            "gpu-a-0; 580.126.20 on gpu-b-0"), (F, "no virtualized accelerator"),
+        (F, "not implemented: no network DRA driver")),
+    # 12: cordoned and NotReady nodes are left out of every-node checks, named.
+    "cordoned-and-not-ready": (
+        (P, "left out 2 cordoned or NotReady node(s) (gpu-dra-1: cordoned "
+            "(spec.unschedulable); gpu-dra-2: NotReady (NodeStatusUnknown))"),
+        (P, "left out 2 cordoned or NotReady node(s)"),
+        (P, "on each of 1 GPU node(s)"), NOT_SHARED, (P, "all 1 GPU nodes run driver"),
+        (F, "no virtualized accelerator"), (F, "not implemented: no network DRA driver")),
+    # 13 (issue #25 item 3): a DRA sharing strategy in the NVIDIA driver's opaque
+    # GpuConfig is a configured strategy ...
+    "dra-mps": (
+        (P, "2 GPU nodes publish DRA devices"), (P, "DRA (DeviceClass gpu.nvidia.com)"),
+        (P, "on each of 2 GPU node(s)"),
+        (P, "a DRA GPU sharing strategy is configured: ResourceClaimTemplate "
+            "inference/mps-gpu: gpu.nvidia.com MPS"),
+        (P, "all 2 GPU nodes run driver"), (F, "no virtualized accelerator"),
+        (F, "not implemented: no network DRA driver")),
+    # ... and a claim several pods share is not (every DRA cluster has them).
+    "dra-shared-claim-only": (
+        (P, "2 GPU nodes publish DRA devices"), (P, "DRA (DeviceClass gpu.nvidia.com)"),
+        (P, "on each of 2 GPU node(s)"), NOT_SHARED, (P, "all 2 GPU nodes run driver"),
+        (F, "no virtualized accelerator"), (F, "not implemented: no network DRA driver")),
+    # 14: TPU and Neuron nodes the table has no exporter/isolation facts for are left out
+    # with the reason, the NVIDIA node judged.
+    "tpu-and-neuron": (
+        NO_DRA, (P, "inf2-0: AWS Neuron: the vendor table gives no device listing"),
+        (P, "tpu-v5e-0: Google TPU: the vendor table knows no per-device metrics exporter"),
+        NOT_SHARED, (P, "all 1 GPU nodes run driver 580.65.06"), NO_VM, NO_HPN),
 }
 # A cluster at rest with no GPU node cannot exercise the accelerator MUSTs: ERROR, not N/A
 # (the checklist's N/A needs a justification that a requirement does not apply:

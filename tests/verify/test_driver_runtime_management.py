@@ -85,6 +85,20 @@ def test_a_node_reporting_nothing_while_others_do_fails(kubeapi, kubeconfig):
     assert "1 of 2 GPU nodes report no driver version (gpu-h100-1)" in result.reason
 
 
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2, with_dra=False)
+def test_a_pool_publishing_no_version_is_named_not_failed(kubeapi, kubeconfig):
+    # The WG test warns where a node advertises no driver version and lets its
+    # in-container probe decide (test/driver_runtime_management_test.go); a node silent
+    # beside pool-mates that report still fails (the test above).
+    relabel(kubeapi, "gpu-h100-0", GFD_580)
+    relabel(kubeapi, "gpu-h100-1", {"aicp.dev/gpu-pool": "l4"})
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["poolsWithoutDriverVersion"] == {
+        "gpu-h100-1": "aicp.dev/gpu-pool=l4"}
+    assert "gpu-h100-1 publish no driver version (pools aicp.dev/gpu-pool=l4)" in result.reason
+
+
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=1)
 def test_a_cluster_policy_that_is_not_ready_fails(kubeapi, kubeconfig):
     kubeapi.seed([{"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy",

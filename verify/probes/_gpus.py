@@ -35,6 +35,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ..kube import GPU_RESOURCES, quantity
 from ..probe import Context, ProbeError, Skip
+from . import _vendors
 
 DRA = "resource.k8s.io/v1"
 GPU_PRESENT = "nvidia.com/gpu.present"
@@ -48,9 +49,10 @@ NO_GPU_TO_EXERCISE = "no GPU node to exercise: scale a pool up (or run with --lo
 
 
 def is_gpu_resource(resource: str) -> bool:
-    """Whole GPUs, MIG mixed-strategy instances and renamed shared GPUs (module doc)."""
-    return resource in GPU_RESOURCES or resource == SHARED_GPU or resource.startswith(
-        MIG_PREFIX)
+    """Whole GPUs, MIG mixed-strategy instances and renamed shared GPUs (module doc), and
+    every accelerator resource of the vendor table (``_vendors``)."""
+    return (resource in GPU_RESOURCES or resource == SHARED_GPU
+            or resource.startswith(MIG_PREFIX) or _vendors.is_accelerator_resource(resource))
 
 
 def gpu_resources(node: dict) -> dict[str, float]:
@@ -96,7 +98,8 @@ def device_classes(ctx: Context) -> list[dict]:
 
 def is_gpu_driver(driver: str) -> bool:
     """NVIDIA's ``gpu.nvidia.com``, AMD's ``gpu.amd.com``, Intel's ``gpu.intel.com``..."""
-    return driver.split(".", 1)[0] == "gpu" or driver == NVIDIA_DRIVER
+    return (driver.split(".", 1)[0] == "gpu" or driver == NVIDIA_DRIVER
+            or _vendors.is_accelerator_driver(driver))
 
 
 def devices_by_node(slices: list[dict] | None, *, gpu_only: bool = True
@@ -178,6 +181,17 @@ def survey(ctx: Context, *, containers_only: bool = True
     found, count = gpu_nodes(ctx, slices)
     if not found:
         return slices, found, no_gpu_nodes(count)
+    away = {n: why for n, node in found.items() if (why := unavailable(node))}
+    if away:
+        # "Every node must" holds for the nodes that take work: a cordoned or NotReady
+        # node runs no new pod (kubectl cordon; the node lifecycle controller's
+        # node.kubernetes.io/not-ready taint), so it is named, not judged.
+        ctx.observe("unavailableNodesLeftOut", dict(sorted(away.items())))
+        found = {n: node for n, node in found.items() if n not in away}
+        if not found:
+            return slices, found, ("every GPU node is cordoned or NotReady ("
+                                   + "; ".join(f"{n}: {w}" for n, w in sorted(away.items()))
+                                   + ")")
     if containers_only:
         vms = {n: w for n, node in found.items() if (w := vm_workload(node))}
         if vms:
@@ -205,11 +219,45 @@ def gpu_nodes_to_exercise(ctx: Context, *, must: bool, containers_only: bool = T
     return slices, found
 
 
+# Node pool labels, one per platform: aicp's, GKE's, AKS's, EKS managed node groups',
+# Karpenter's (each platform's documented well-known label).
+POOL_LABELS = ("aicp.dev/gpu-pool", "cloud.google.com/gke-nodepool",
+               "kubernetes.azure.com/agentpool", "eks.amazonaws.com/nodegroup",
+               "karpenter.sh/nodepool")
+
+
+def pool_of(node: dict) -> str:
+    """``label=value`` of the node's pool, "" when no pool label is set."""
+    labels_ = labels(node)
+    return next((f"{k}={labels_[k]}" for k in POOL_LABELS if labels_.get(k)), "")
+
+
+def unavailable(node: dict) -> str | None:
+    """Why a node takes no new pods: cordoned (``spec.unschedulable``) or not Ready."""
+    if (node.get("spec") or {}).get("unschedulable"):
+        return "cordoned (spec.unschedulable)"
+    ready = next((c for c in (node.get("status") or {}).get("conditions") or []
+                  if c.get("type") == "Ready"), None)
+    if ready is not None and ready.get("status") != "True":
+        return f"NotReady ({ready.get('reason') or ready.get('status')})"
+    return None
+
+
 def left_out(ctx: Context) -> str:
-    """"; left out: ..." naming the VM GPU hosts a survey skipped, for a verdict's reason."""
+    """"; left out: ..." naming the VM GPU hosts and the cordoned or NotReady nodes a
+    survey skipped, for a verdict's reason."""
     vms = ctx.evidence.observations.get("vmGpuNodesLeftOut") or {}
-    return (f"; left out {len(vms)} VM GPU host(s) ({', '.join(vms)}: {WORKLOAD_CONFIG} "
+    away = ctx.evidence.observations.get("unavailableNodesLeftOut") or {}
+    text = (f"; left out {len(vms)} VM GPU host(s) ({', '.join(vms)}: {WORKLOAD_CONFIG} "
             "vm-passthrough/vm-vgpu)") if vms else ""
+    if away:
+        text += (f"; left out {len(away)} cordoned or NotReady node(s) ("
+                 + "; ".join(f"{n}: {w}" for n, w in away.items()) + ")")
+    vendors = ctx.evidence.observations.get("acceleratorsLeftOut") or {}
+    if vendors:
+        text += (f"; left out {len(vendors)} node(s) the vendor table has no facts for here ("
+                 + "; ".join(f"{n}: {w}" for n, w in vendors.items()) + ")")
+    return text
 
 
 def must_error(why: str) -> str:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from ..probe import Context
+from ..probe import Context, Fail, ProbeError
 from . import _gpus
 
 DRA = "resource.k8s.io/v1"
@@ -182,3 +184,19 @@ def device_uuids(text: str) -> list[str]:
         elif line.lstrip().startswith("MIG "):
             found.append(m.group(1))
     return found
+
+
+@contextmanager
+def failed_checks_win(ctx: Context) -> Iterator[None]:
+    """An error after a check already failed is FAIL with both facts: the requirement is
+    already known to be unmet (an operator whose webhook is down fails the create with
+    HTTP 500 before the probe's later case errs), so the error cannot make it undecided."""
+    try:
+        yield
+    except ProbeError as exc:
+        failed = [c for c in ctx.evidence.checks if not c.passed]
+        if not failed:
+            raise
+        held = len(ctx.evidence.checks) - len(failed)
+        raise Fail("; ".join(f"{c.name}: observed {c.observed}" for c in failed)
+                   + f"; then: {exc}", partial=held > 0) from None

@@ -8,7 +8,8 @@ in-cluster or cloud load balancer): the gateway is called at its Service (label
 ``gateway.networking.k8s.io/gateway-name``) or, without one, at its status address.
 The cases, in order:
 
-1. the Gateway API is served and a GatewayClass is Accepted;
+1. the Gateway API is served and a GatewayClass for ingress is Accepted (classes whose
+   controller is mesh-internal or east-west are left out: ``verify.discover``);
 2. the backends, the Gateway and the HTTPRoute are created, and the backends become
    available;
 3. the Gateway is Programmed;
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from .. import discover
 from ..probe import Context, Fail, Probe, ProbeError
 from . import _net, _pods
 
@@ -198,9 +200,16 @@ def _label(answer: tuple[str, str]) -> str:
 
 
 def _choose_class(ctx: Context) -> str | None:
-    """An Accepted GatewayClass, preferring one an existing programmed Gateway uses."""
+    """An Accepted GatewayClass for ingress, preferring one an existing programmed Gateway
+    uses; classes whose controller is for mesh-internal or east-west traffic are left out
+    and named (``discover.gateway_class_purpose``)."""
     classes = ctx.kube.request("GET", f"/apis/{_net.GW}/gatewayclasses").get("items", [])
-    accepted = sorted(c["metadata"]["name"] for c in classes if _net.is_true(c, "Accepted"))
+    not_ingress = {c["metadata"]["name"]: why for c in classes
+                   if (why := discover.gateway_class_purpose(c))}
+    if not_ingress:
+        ctx.observe("gatewayClassesNotIngress", not_ingress)
+    accepted = sorted(c["metadata"]["name"] for c in classes if _net.is_true(c, "Accepted")
+                      and c["metadata"]["name"] not in not_ingress)
     ctx.observe("gatewayClasses", {c["metadata"]["name"]: _net.conditions_text(
         (c.get("status") or {}).get("conditions")) for c in classes})
     if not accepted:

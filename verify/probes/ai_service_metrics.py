@@ -8,8 +8,11 @@ fails at once (counters only grow), one that stays below it fails after the wait
 
 The cases, in order:
 
-1. a ``monitoring.coreos.com/v1`` Prometheus selects ServiceMonitors and has a Service on
-   port 9090 (else ERROR: the platform's discovery mechanism is unknown to the probe);
+1. a ``monitoring.coreos.com/v1`` Prometheus selects ServiceMonitors and answers the query
+   API through a Service: those selecting its pods first, on its ``routePrefix``, the first
+   of every such Prometheus that answers (``verify.discover``; evidence
+   ``prometheusFoundBy``); else ERROR: the platform's discovery mechanism is unknown to the
+   probe;
 2. the counting workload and its ServiceMonitor run where that Prometheus looks, and the
    workload becomes Ready;
 3. Prometheus collects the workload's series (count 0) before any request, so discovery
@@ -50,6 +53,7 @@ from dataclasses import dataclass, field
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
+from .. import discover
 from ..kube import Lost
 from ..probe import Context, Fail, Probe, ProbeError, Settings, one_line
 from . import _net, _pods
@@ -78,11 +82,13 @@ class _Prometheus:
     service: str
     spec: dict
     problems: list[str] = field(default_factory=list)  # failed queries, one line each
+    port: str = str(PROMETHEUS_PORT)
+    prefix: str = ""  # spec.routePrefix
 
     @property
     def base(self) -> str:
         return (f"/api/v1/namespaces/{self.namespace}/services/{self.service}:"
-                f"{PROMETHEUS_PORT}/proxy")
+                f"{self.port}/proxy{self.prefix}")
 
     def query(self, ctx: Context, expr: str) -> list[dict] | None:
         try:
@@ -153,18 +159,36 @@ def _a_prometheus_selects_service_monitors(ctx: Context) -> _Prometheus:
             raise ProbeError(f"no ServiceMonitor API ({MON}) is served: the platform's "
                              "metrics discovery mechanism is unknown to this probe; "
                              "install prometheus-operator or verify by hand")
-        prom = _choose_prometheus(ctx)
-        if prom is None:
+        usable = _usable_prometheuses(ctx)
+        if not usable:
             raise ProbeError(f"Prometheus not found: no {MON} Prometheus selects "
                              "ServiceMonitors (none exists, or every serviceMonitorSelector "
                              "is null, which selects nothing)")
+        # Whatever answers the query API (verify.discover): each Prometheus' Services that
+        # select its pods first, on its routePrefix; the first that answers is judged.
+        tried = []
+        for prom in usable:
+            for api in discover.prometheus_query_apis(ctx, prom):
+                tried.append(api.how)
+                if discover.answers(ctx, api):
+                    ctx.observe("prometheusFoundBy", api.how + " -> answers /api/v1/query")
+                    ctx.observe("prometheus", f"{api.namespace}/{api.name} via service "
+                                              f"{api.service}")
+                    return _Prometheus(api.namespace, api.name, api.service,
+                                       prom.get("spec") or {}, port=api.port,
+                                       prefix=api.prefix)
+        ctx.observe("prometheusTried", tried)
+        prom = usable[0]
         pns, pname = prom["metadata"]["namespace"], prom["metadata"]["name"]
-        service = _prometheus_service(ctx, pns)
-        if service is None:
+        apis = discover.prometheus_query_apis(ctx, prom)
+        if not apis:
             raise ProbeError(f"Prometheus {pns}/{pname} has no Service "
                              f"with port {PROMETHEUS_PORT} in {pns}")
-        ctx.observe("prometheus", f"{pns}/{pname} via service {service}")
-        return _Prometheus(pns, pname, service, prom.get("spec") or {})
+        # None answered: judge the best candidate, whose query error is the ERROR reason.
+        api = apis[0]
+        ctx.observe("prometheus", f"{pns}/{pname} via service {api.service}")
+        return _Prometheus(pns, pname, api.service, prom.get("spec") or {}, port=api.port,
+                           prefix=api.prefix)
 
 
 def _a_counting_workload_and_its_service_monitor_run(ctx: Context,
@@ -349,23 +373,14 @@ def _restarted(before: dict[str, int], after: dict[str, int]) -> str:
     return ""
 
 
-def _choose_prometheus(ctx: Context) -> dict | None:
+def _usable_prometheuses(ctx: Context) -> list[dict]:
+    """Every Prometheus selecting ServiceMonitors, by namespace and name."""
     items = ctx.kube.request("GET", f"/apis/{MON}/prometheuses").get("items", [])
     ctx.observe("prometheuses", [f"{p['metadata']['namespace']}/{p['metadata']['name']}"
                                  for p in items])
     usable = [p for p in items if (p.get("spec") or {}).get("serviceMonitorSelector")
               is not None]
-    return sorted(usable, key=lambda p: (p["metadata"]["namespace"],
-                                         p["metadata"]["name"]))[0] if usable else None
-
-
-def _prometheus_service(ctx: Context, ns: str) -> str | None:
-    services = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/services").get("items", [])
-    names = [s["metadata"]["name"] for s in services
-             if any(p.get("port") == PROMETHEUS_PORT for p in s["spec"].get("ports") or [])]
-    ranked = sorted(names, key=lambda n: (not n.endswith("-prometheus"),
-                                          n != "prometheus-operated", n))
-    return ranked[0] if ranked else None
+    return sorted(usable, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
 
 
 def _labels_for(selector: dict) -> dict[str, str]:

@@ -5,9 +5,11 @@ af907ca): a pool of N nodes, a pod requesting the pool's accelerator that is fir
 ``Pending`` (Unschedulable), the pool grows to N+1 and the pod runs; deleting it returns
 the pool to N. Here, the cases in order:
 
-1. a node autoscaler is found, by what it is, in any namespace: a Deployment running the
-   cluster-autoscaler image, whose ``--namespace`` (default ``kube-system``, the flag's
-   default in cluster-autoscaler/main.go; the upstream chart passes ``{{ .Release.Namespace
+1. a node autoscaler is found, by what it is, in any namespace: a Deployment running
+   cluster-autoscaler, recognised by its command line (the binary, or ``--cloud-provider``
+   with its own flags, any provider: ``verify.discover``; the image name is a hint),
+   whose ``--namespace`` (default ``kube-system``, the flag's default in
+   cluster-autoscaler/main.go; the upstream chart passes ``{{ .Release.Namespace
    }}``) and ``--status-config-map-name`` (default ``cluster-autoscaler-status``) say where
    its status ConfigMap is; that ConfigMap in ``kube-system`` (managed autoscalers: GKE,
    AKS); Karpenter NodePools. A 403 while looking is not "no autoscaler": without another
@@ -36,6 +38,7 @@ from dataclasses import dataclass, field
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from .. import discover
 from ..kube import GPU_RESOURCES, Forbidden
 from ..probe import Context, Fail, Probe, ProbeError, Settings, Skip
 from . import _gpus as _gpu_survey
@@ -326,11 +329,13 @@ def _look_for_autoscalers(ctx: Context, nodes: list[dict], found: _Found) -> Non
         except Forbidden as exc:  # cluster-wide denied: kube-system may still be readable
             found.forbidden.append(str(exc))
     for d in deployments:
-        args = _autoscaler_args(d)
-        if args is None:
+        recognised = discover.autoscaler_container(d, AUTOSCALER_IMAGE)
+        if recognised is None:
             continue
+        args, how = recognised
         meta = d["metadata"]
         found.signals.append(f"Deployment {meta['namespace']}/{meta['name']}")
+        ctx.observe("autoscalerFoundBy", {f"{meta['namespace']}/{meta['name']}": how})
         configmaps.append((args.get("namespace", DEFAULT_NAMESPACE),
                            args.get("status-config-map-name", STATUS_CONFIGMAP)))
     # Managed autoscalers (GKE, AKS) run off-cluster and write the ConfigMap in kube-system.
@@ -355,23 +360,6 @@ def _look_for_autoscalers(ctx: Context, nodes: list[dict], found: _Found) -> Non
                  if k in ("cloud.google.com/gke-nodepool", "kubernetes.azure.com/agentpool")}
     if found.signals and providers:
         found.signals.append(f"managed node pools ({', '.join(sorted(providers))})")
-
-
-def _autoscaler_args(deployment: dict) -> dict[str, str] | None:
-    """``--flag=value`` arguments of a container running cluster-autoscaler, or None."""
-    spec = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
-    for c in spec.get("containers") or []:
-        if AUTOSCALER_IMAGE.search(c.get("image", "").split("@")[0]):
-            out = {}
-            words = list(c.get("command") or []) + list(c.get("args") or [])
-            for i, word in enumerate(words):
-                if word.startswith("--"):
-                    key, eq, value = word[2:].partition("=")
-                    if not eq and i + 1 < len(words) and not words[i + 1].startswith("-"):
-                        value = words[i + 1]
-                    out[key] = value
-            return out
-    return None
 
 
 def node_groups(status: str) -> list[dict]:

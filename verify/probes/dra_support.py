@@ -5,8 +5,15 @@ Its cases, in order:
 1. ``_gpu_nodes_are_offered_the_dra_api``: ``resource.k8s.io/v1`` is served on a cluster
    with GPU nodes (see ``_gpus``);
 2. ``_every_dra_gpu_node_publishes_devices``: a DeviceClass exists, and every GPU node
-   publishes a ResourceSlice with devices, except nodes whose aicp GPU pool says
-   ``aicp.dev/gpu-allocator=device-plugin`` (recorded, not required);
+   publishes a ResourceSlice with devices, except nodes whose pool the platform marks as a
+   device-plugin pool (recorded, not required, as long as DRA works elsewhere): aicp's
+   ``aicp.dev/gpu-allocator=device-plugin``, and a GKE GPU node
+   (``cloud.google.com/gke-accelerator``) without the opt-out label
+   ``gke-no-default-nvidia-gpu-device-plugin=true``: GKE runs its own NVIDIA device plugin
+   there, and DRA needs that label on the pool (GKE "Prepare your GKE infrastructure for
+   DRA workloads", cloud.google.com/kubernetes-engine/docs/how-to/set-up-dra); GKE's GPU
+   time-sharing pools (``cloud.google.com/gke-gpu-sharing-strategy``) are of that kind.
+   Cordoned and NotReady nodes are left out and named (``_gpus.survey``);
 3. ``_a_device_class_selects_the_published_gpus`` (``_pods.device_class``);
 4. ``_a_claim_is_allocated_published_devices``: a pod with a ResourceClaimTemplate for one
    device: its claim must be allocated (``status.allocation.devices.results`` naming
@@ -49,14 +56,16 @@ class DraSupport(Probe):
         slices, gpu_nodes = _gpu_nodes_are_offered_the_dra_api(ctx)
         required, counts = _every_dra_gpu_node_publishes_devices(ctx, slices, gpu_nodes)
         device_class = _a_device_class_selects_the_published_gpus(ctx, slices)
-        ns, named = _a_claim_is_allocated_published_devices(ctx, slices, device_class)
-        seen = _the_pod_sees_exactly_its_allocated_devices(ctx, ns, len(named))
+        with _pods.failed_checks_win(ctx):
+            ns, named = _a_claim_is_allocated_published_devices(ctx, slices, device_class)
+            seen = _the_pod_sees_exactly_its_allocated_devices(ctx, ns, len(named))
         if all(c.passed for c in ctx.evidence.checks):
             return (f"{len(required)} GPU nodes publish DRA devices "
                     f"({sum(counts[n] for n in required)} in all); a claim on "
                     f"DeviceClass {device_class} got {', '.join(named)} and the pod "
                     f"saw {seen[0]} (class chosen: "
-                    f"{ctx.evidence.observations['deviceClassWhy']})" + _gpus.left_out(ctx))
+                    f"{ctx.evidence.observations['deviceClassWhy']})" + _pools_left_out(ctx)
+                    + _gpus.left_out(ctx))
         failed = next(c for c in ctx.evidence.checks if not c.passed)
         raise Fail(f"DRA allocation did not work end to end: expected that "
                    f"{failed.name}, observed {failed.observed}")
@@ -88,10 +97,11 @@ def _every_dra_gpu_node_publishes_devices(ctx: Context, slices: list[dict] | Non
         published = _gpus.devices_by_node(slices)
         counts = {n: len(published.get(n, [])) for n in sorted(gpu_nodes)}
         ctx.observe("devicesPerNode", counts)
-        exempt = sorted(n for n, node in gpu_nodes.items()
-                        if _gpus.labels(node).get(_gpus.ALLOCATOR_LABEL) == "device-plugin")
+        why = {n: w for n, node in sorted(gpu_nodes.items()) if (w := device_plugin_pool(node))}
+        exempt = sorted(why)
         if exempt:
             ctx.observe("devicePluginPoolNodes", exempt)
+            ctx.observe("devicePluginPoolWhy", why)
         required = [n for n in sorted(gpu_nodes) if n not in exempt]
         missing = [n for n in required if not counts[n]]
         ok = [ctx.check("a DeviceClass exists", bool(classes), ", ".join(classes) or "none"),
@@ -114,6 +124,27 @@ def _every_dra_gpu_node_publishes_devices(ctx: Context, slices: list[dict] | Non
                 "the DRA driver's kubelet plugin running there?)",
                 partial=len(missing) < len(required))
     return required, counts
+
+
+def _pools_left_out(ctx: Context) -> str:
+    exempt = ctx.evidence.observations.get("devicePluginPoolWhy") or {}
+    return (f"; {len(exempt)} node(s) of device-plugin pools need no DRA devices ("
+            + "; ".join(f"{n}: {w}" for n, w in exempt.items()) + ")") if exempt else ""
+
+
+GKE_ACCELERATOR = "cloud.google.com/gke-accelerator"
+GKE_NO_DEVICE_PLUGIN = "gke-no-default-nvidia-gpu-device-plugin"
+
+
+def device_plugin_pool(node: dict) -> str | None:
+    """Why the platform hands this node's GPUs out through a device plugin by design
+    (module doc, case 2), or None."""
+    labels = _gpus.labels(node)
+    if labels.get(_gpus.ALLOCATOR_LABEL) == "device-plugin":
+        return f"{_gpus.ALLOCATOR_LABEL}=device-plugin"
+    if labels.get(GKE_ACCELERATOR) and labels.get(GKE_NO_DEVICE_PLUGIN) != "true":
+        return f"GKE's device plugin ({GKE_ACCELERATOR} without {GKE_NO_DEVICE_PLUGIN}=true)"
+    return None
 
 
 def _a_device_class_selects_the_published_gpus(ctx: Context, slices: list[dict] | None
@@ -197,12 +228,14 @@ def _unallocated(ctx: Context, ns: str, device_class: str, slices: list[dict] | 
              for s in slices or [] if _gpus.is_gpu_driver(s["spec"].get("driver", ""))
              for d in s["spec"].get("devices") or []}
     free = total - in_use
-    ctx.check("the claim is allocated", False,
-              f"not allocated after {timeout:g}s; {len(free)} of {len(total)} "
-              f"published GPU devices free" + (f"; scheduler: {why}" if why else ""))
+    observed = (f"not allocated after {timeout:g}s; {len(free)} of {len(total)} "
+                f"published GPU devices free" + (f"; scheduler: {why}" if why else ""))
+    ctx.observe("claim", observed)
     if total and not free:
+        # Busy, not broken: no check failed, so the error stands (failed_checks_win).
         raise ProbeError(f"every one of the {len(total)} published GPU devices is already "
                          "allocated to other claims: free one and re-run")
+    ctx.check("the claim is allocated", False, observed)
     raise Fail(f"a claim on DeviceClass {device_class} was not allocated within "
                f"{timeout:g}s although {len(free)} GPU devices are free "
                "(the DeviceClass selects no published device, or no scheduler "

@@ -34,9 +34,18 @@ Its cases, in order:
 4. ``_the_gpu_operator_cluster_policy_is_ready`` (judged only where one exists);
 5. ``_a_plain_image_pod_given_one_gpu_gets_the_driver``: the WG suite's pod.
 
-PASS: every GPU node reports the same driver (and CUDA) version, the source is named, and
-the plain-image pod saw its GPU and the advertised driver. FAIL: versions differ (nodes and
-versions named), some nodes report none while others do, the ClusterPolicy is not ready,
+Several driver versions across pools are allowed (the GPU Operator's ``NVIDIADriver``
+resource exists to run one driver per node pool: NVIDIA/gpu-operator api/nvidia/v1alpha1
+nvidiadriver_types.go, ``nodeSelector``): what must hold is that each node runs the driver
+its mechanism reports (the plain-image pod's check) and that the nodes of one pool agree.
+A pool is the node's platform pool label (``_gpus.POOL_LABELS``); nodes without one form
+one pool, as before. A pool that publishes no version at all is named, not failed (the WG
+test's WARNING); a node silent beside pool-mates that report fails.
+
+PASS: the GPU nodes of each pool report one driver (and CUDA) version, the source is named,
+and the plain-image pod saw its GPU and the advertised driver. FAIL: versions differ within
+a pool (nodes and versions named), some nodes report none while others do, the
+ClusterPolicy is not ready,
 or the pod saw no GPU, no injected ``nvidia-smi`` or another driver. SKIP: no GPU node.
 ERROR: no source reports any version (no DRA attributes, no GFD labels), or the pod never
 finished.
@@ -46,8 +55,8 @@ from __future__ import annotations
 
 import re
 
-from ..probe import Context, Fail, Probe, ProbeError
-from . import _gpus, _pods
+from ..probe import Context, Fail, Probe, ProbeError, Skip
+from . import _gpus, _pods, _vendors
 
 POLICIES = "/apis/nvidia.com/v1/clusterpolicies"
 RESULT = re.compile(r"^RESULT: (\w+)=(.*)$", re.M)
@@ -106,32 +115,68 @@ class DriverRuntimeManagement(Probe):
 
     def cases(self, ctx: Context) -> str:
         slices, gpu_nodes = _gpus.gpu_nodes_to_exercise(ctx, must=False)
+        gpu_nodes = _nodes_of_vendors_with_driver_facts(ctx, slices, gpu_nodes)
         report = _every_gpu_node_reports_its_versions(ctx, slices, gpu_nodes)
-        drivers, cudas, silent = _one_driver_and_cuda_version_on_every_gpu_node(ctx, report)
+        drivers, cudas, silent = _one_driver_and_cuda_version_on_every_gpu_node(
+            ctx, report, {n: _gpus.pool_of(node) for n, node in gpu_nodes.items()})
         states = _the_gpu_operator_cluster_policy_is_ready(ctx)
         pod = _a_plain_image_pod_given_one_gpu_gets_the_driver(ctx, slices, gpu_nodes, report)
         sources = sorted({r["source"] for r in report.values() if r.get("driver")})
         live = {n: s for n, s in states.items() if s != "ignored"}
         if all(c.passed for c in ctx.evidence.checks):
+            policy = (f"; ClusterPolicy {', '.join(live)} ready" if live else "")
+            quiet = ctx.evidence.observations.get("poolsWithoutDriverVersion") or {}
+            if quiet:
+                policy += (f"; {', '.join(quiet)} publish no driver version (pools "
+                           f"{', '.join(sorted(set(quiet.values())))}): the plain-image pod "
+                           "is the only check there, as in the WG test")
+            if len(drivers) > 1 or len(cudas) > 1:
+                return (f"each of the {len(report)} GPU nodes runs the driver its pool "
+                        f"reports: {_describe(drivers)} (source: {', '.join(sources)})"
+                        f"{policy}; {ctx.evidence.observations['plainPod']}"
+                        + _gpus.left_out(ctx))
             driver = next(iter(drivers))
             cuda = f", CUDA {next(iter(cudas))}" if cudas else ""
-            policy = (f"; ClusterPolicy {', '.join(live)} ready" if live else "")
-            return (f"all {len(report)} GPU nodes run driver {driver}{cuda} "
+            count = (f"all {len(report)}" if not quiet else
+                     f"the {len(report) - len(quiet)} reporting")
+            return (f"{count} GPU nodes run driver {driver}{cuda} "
                     f"(source: {', '.join(sources)}){policy}; "
                     f"{ctx.evidence.observations['plainPod']}" + _gpus.left_out(ctx))
         if not pod:
             raise Fail(f"a plain-image pod given one GPU did not get a working driver: "
                        f"{ctx.evidence.checks[-1].observed}")
-        if len(drivers) > 1:
-            raise Fail(f"GPU nodes run different driver versions: {_describe(drivers)}")
-        if len(cudas) > 1:
-            raise Fail(f"GPU nodes report different CUDA versions: {_describe(cudas)}")
+        split = _split_pool(ctx)
+        if split and split[0] == "driver":
+            raise Fail(f"GPU nodes run different driver versions: {split[1]}")
+        if split:
+            raise Fail(f"GPU nodes report different CUDA versions: {split[1]}")
         if silent:
             raise Fail(f"{len(silent)} of {len(report)} GPU nodes report no driver "
                        f"version ({', '.join(silent)}) while the others report "
                        f"{_describe(drivers)} (source: {', '.join(sources)})", partial=True)
         raise Fail("the GPU Operator ClusterPolicy is not ready: "
                    + ", ".join(f"{n}: {s}" for n, s in states.items()), partial=True)
+
+
+def _nodes_of_vendors_with_driver_facts(ctx: Context, slices: list[dict] | None,
+                                        gpu_nodes: dict[str, dict]) -> dict[str, dict]:
+    """The nodes whose vendor row names where the driver version is published (NVIDIA's
+    GFD labels and DRA attributes); the others are left out and named (``_vendors``)."""
+    published = _gpus.devices_by_node(slices)
+    left = {}
+    for n, node in sorted(gpu_nodes.items()):
+        vendor = _vendors.of_node(node, {d for d, _ in published.get(n, [])})
+        if vendor is not None and not vendor.driver_version_labels:
+            left[n] = (f"{vendor.name} {vendor.kind}: the vendor table names no driver "
+                       "version source for it")
+    if left:
+        ctx.observe("acceleratorsLeftOut", left)
+        gpu_nodes = {n: node for n, node in gpu_nodes.items() if n not in left}
+        if not gpu_nodes:
+            raise Skip("not applicable: no node of an accelerator whose driver facts the "
+                       "vendor table knows (" + "; ".join(f"{n}: {w}" for n, w in left.items())
+                       + ")")
+    return gpu_nodes
 
 
 def _group(report: dict[str, dict], key: str) -> dict[str, list[str]]:
@@ -186,20 +231,59 @@ def _versions(node: dict, devices: list[tuple[str, dict]]) -> dict:
 
 
 def _one_driver_and_cuda_version_on_every_gpu_node(
-        ctx: Context, report: dict[str, dict]
+        ctx: Context, report: dict[str, dict], pools: dict[str, str] | None = None
 ) -> tuple[dict[str, list[str]], dict[str, list[str]], list[str]]:
-    """Driver and CUDA versions → their nodes, and the nodes reporting none."""
+    """Driver and CUDA versions → their nodes, and the nodes reporting none; the versions
+    must agree within each pool (module doc)."""
     reporting = {n: r for n, r in report.items() if r.get("driver")}
-    silent = sorted(set(report) - set(reporting))
+    pools = pools or {}
+    # A whole pool publishing no version is the platform's mechanism (GKE runs no GPU
+    # Feature Discovery): the WG test logs "WARNING: node ... advertises no accelerator
+    # driver version" and lets the in-container probe verify the stack
+    # (kubernetes-sigs/ai-conformance test/driver_runtime_management_test.go
+    # inspectPlatformDriverRuntimeMechanism). A node silent beside pool-mates that report
+    # is an inconsistency within the pool, judged as before.
+    reporting_pools = {pools.get(n, "") for n in reporting}
+    quiet = sorted(n for n in set(report) - set(reporting)
+                   if pools.get(n, "") not in reporting_pools)
+    if quiet:
+        ctx.observe("poolsWithoutDriverVersion", {
+            n: pools.get(n, "") or "(no pool label)" for n in quiet})
+        ctx.log("WARNING: " + ", ".join(quiet) + " advertise no driver version (their "
+                "pool publishes none); the plain-image pod verifies the driver stack")
+    silent = sorted(set(report) - set(reporting) - set(quiet))
     drivers = _group(reporting, "driver")
     cudas = _group({n: r for n, r in reporting.items() if r.get("cuda")}, "cuda")
     ctx.check("every GPU node reports its driver version", not silent,
               f"{len(reporting)} of {len(report)}"
-              + (f"; none from {', '.join(silent)}" if silent else ""))
-    ctx.check("one driver version on every GPU node", len(drivers) == 1, _describe(drivers))
-    ctx.check("one CUDA driver version on every GPU node", len(cudas) <= 1,
+              + (f"; none from {', '.join(silent)}" if silent else "")
+              + (f"; {', '.join(quiet)} in pools publishing none" if quiet else ""))
+    by_pool: dict[str, list[str]] = {}
+    for n in sorted(reporting):
+        by_pool.setdefault(pools.get(n, ""), []).append(n)
+    if len(by_pool) > 1:
+        ctx.observe("driverPools", {p or "(no pool label)": _describe(_group(
+            {n: reporting[n] for n in ns}, "driver")) for p, ns in by_pool.items()})
+    split: list[tuple[str, str]] = []
+    for kind in ("driver", "cuda"):
+        for nodes in by_pool.values():
+            groups = _group({n: reporting[n] for n in nodes if reporting[n].get(kind)}, kind)
+            if len(groups) > 1:
+                split.append((kind, _describe(groups)))
+    ctx.observe("poolSplit", split)
+    one_pool = len(by_pool) <= 1
+    scope = "every GPU node" if one_pool else "the GPU nodes of each pool"
+    ctx.check(f"one driver version on {scope}", not any(k == "driver" for k, _ in split)
+              and bool(drivers), _describe(drivers))
+    ctx.check(f"one CUDA driver version on {scope}", not any(k == "cuda" for k, _ in split),
               _describe(cudas) or "not reported")
     return drivers, cudas, silent
+
+
+def _split_pool(ctx: Context) -> tuple[str, str] | None:
+    """The first (kind, versions) a pool disagrees on, as ``_one_driver...`` recorded it."""
+    split = ctx.evidence.observations.get("poolSplit") or []
+    return tuple(split[0]) if split else None  # type: ignore[return-value]
 
 
 def _the_gpu_operator_cluster_policy_is_ready(ctx: Context) -> dict[str, str]:

@@ -16,6 +16,19 @@ the probe's own namespace, the cases in order:
    whose total exceeds what is left starts no pod and its Workload stays unadmitted;
 6. (c) deleting the gang releases its quota: (b) is then admitted.
 
+Quota is the ClusterQueue's across all its flavors: Kueue gives a Job's pods one flavor per
+resource, trying the flavors in order and taking the first that fits (Kueue docs "Cluster
+Queue", ``flavorFungibility`` defaults; kubernetes-sigs/kueue pkg/scheduler/flavorassigner),
+so a job sized against one flavor may be admitted, rightly, to another. Where the quota'd
+GPU resource has several flavors, both jobs are pinned by ``nodeSelector`` to the flavor
+with the most free quota, since Kueue assigns only a flavor whose ``nodeLabels`` match the
+pod's node selector (Kueue docs "Resource Flavor", "ResourceFlavor label matching"), and
+the quota of every flavor is in the evidence (``quotaByFlavor``). A ClusterQueue in a
+cohort may borrow what the cohort's other queues leave unused, up to its
+``borrowingLimit`` and their ``lendingLimit`` (Kueue docs "Cluster Queue", "Borrowing" and
+"LendingLimit"): that is its quota too, so the jobs are sized against the free quota plus
+what it can borrow (``borrowable``).
+
 With a PodGroup scheduler instead (KAI ``scheduling.run.ai/v2alpha2``, Volcano
 ``scheduling.volcano.sh/v1beta1``), the WG test's shape on CPU pods
 (kubernetes-sigs/ai-conformance KAR-0053 "Automated Tests"):
@@ -37,6 +50,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
+from .. import discover
 from ..probe import Context, Fail, Probe, ProbeError
 from . import _gpus, _pods
 
@@ -130,6 +144,7 @@ class _Kueue:
     quota: Decimal              # the flavor's nominal quota of it
     free: int                   # what is left of it
     device_class: str | None    # the DeviceClass GPUs are claimed from (DRA quota)
+    node_selector: dict = field(default_factory=dict)  # pins the jobs to one flavor
     n: int = 0                  # pods of the gang (a), one ``resource`` each
     per_pod: int = 0            # ``resource`` per pod of the over-quota job (b)
     over_pods: int = 0          # pods of (b)
@@ -150,11 +165,13 @@ def _a_cluster_queue_has_free_quota_for_a_gang(ctx: Context, api: str) -> _Kueue
         queue = _pick_cluster_queue(ctx, api, config)
         if isinstance(queue, str):
             raise ProbeError(queue)
-        cq, resource, flavor_quota, free, device_class = queue
-        kueue = _Kueue(api, cq, config, resource, flavor_quota, free, device_class)
+        cq, resource, flavor_quota, free, device_class, pin = queue
+        kueue = _Kueue(api, cq, config, resource, flavor_quota, free, device_class, pin)
         name = kueue.name
         ctx.observe("clusterQueue", {"name": name, "resource": resource,
                                      "quota": str(flavor_quota), "free": str(free)})
+        if pin:
+            ctx.observe("pinnedToFlavor", pin)
         pinned = _names_namespaces(cq)
         if pinned:
             raise ProbeError(f"ClusterQueue {name} selects namespaces by {METADATA_NAME} "
@@ -171,7 +188,7 @@ def _a_cluster_queue_has_free_quota_for_a_gang(ctx: Context, api: str) -> _Kueue
         # left while (a) runs, and fit once it is gone.
         per_pod, over_pods = -(-(int(free) - n + 1) // 2), 2
     else:
-        per_pod = min(n, _max_gpus_per_node(ctx, resource, device_class) or 1)
+        per_pod = min(n, _max_gpus_per_node(ctx, resource, device_class, pin) or 1)
         over_pods = int(free // per_pod)  # total in (free - n, free]: fits only without (a)
     kueue.n, kueue.per_pod, kueue.over_pods = n, per_pod, over_pods
     ctx.observe("jobs", {"gang": f"{n} pods x 1 {resource}",
@@ -198,7 +215,8 @@ def _a_gang_within_the_free_quota_runs_all_together(ctx: Context, kueue: _Kueue)
     api, ns, n, name = kueue.api, kueue.ns, kueue.n, kueue.name
     timeout = ctx.timeout("admit_timeout")
     with ctx.step("(a) submit a gang that fits"):
-        kueue.gang = gang = _job(ctx, ns, "gang", n, kueue.resource, 1, kueue.device_class)
+        kueue.gang = gang = _job(ctx, ns, "gang", n, kueue.resource, 1, kueue.device_class,
+                                 kueue.node_selector)
         admitted = ctx.wait_for(
             "the gang admitted with all pods Running",
             lambda: _ended(ctx, ns, "gang") or (
@@ -231,7 +249,7 @@ def _a_job_over_the_free_quota_starts_none_of_its_pods(ctx: Context, kueue: _Kue
     api, ns, name = kueue.api, kueue.ns, kueue.name
     with ctx.step("(b) submit a job exceeding the free quota"):
         kueue.over = over = _job(ctx, ns, "over", kueue.over_pods, kueue.resource,
-                                 kueue.per_pod, kueue.device_class)
+                                 kueue.per_pod, kueue.device_class, kueue.node_selector)
         most = {"started": 0, "admitted": False}
 
         def observe_over() -> bool:
@@ -402,8 +420,13 @@ def _served_version(ctx: Context, group: str, versions: tuple[str, ...]) -> str 
 
 
 def _manager_config(ctx: Context) -> dict:
-    """Kueue's manager Configuration from its ConfigMap, when readable (else {})."""
-    for ns in KUEUE_NAMESPACES:
+    """Kueue's manager Configuration from its ConfigMap, when readable (else {}): in the
+    namespace of the workload behind Kueue's admission webhooks (``discover``), else in
+    the namespaces its installs use by default (a hint)."""
+    found = discover.operator_behind_webhooks(ctx, KUEUE, "clusterqueues")
+    if found:
+        ctx.observe("kueueFoundBy", [f.evidence for f in found])
+    for ns in dict.fromkeys([*(f.namespace for f in found), *KUEUE_NAMESPACES]):
         try:
             items = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/configmaps")["items"]
         except (ApiException, ProbeError):  # absent namespace, or no permission
@@ -422,7 +445,8 @@ def _manager_config(ctx: Context) -> dict:
 
 
 def _pick_cluster_queue(ctx: Context, api: str, config: dict):
-    """(ClusterQueue, GPU resource, its nominal quota, free quota, DeviceClass or None)."""
+    """(ClusterQueue, GPU resource, its quota, free quota, DeviceClass or None, the node
+    selector pinning the jobs to one flavor); the quota across all flavors (module doc)."""
     queues = ctx.kube.request("GET", f"/apis/{api}/clusterqueues").get("items", [])
     mapped = {m.get("name"): (m.get("deviceClassNames") or [None])[0]
               for m in (config.get("resources") or {}).get("deviceClassMappings") or []}
@@ -444,20 +468,38 @@ def _pick_cluster_queue(ctx: Context, api: str, config: dict):
                 gpu = _gpus.is_gpu_resource(resource) or resource in mapped
                 if not gpu and resource != "cpu":
                     continue
+                flavors = []
                 for flavor in group.get("flavors") or []:
                     quota = sum((parse_quantity(r.get("nominalQuota", 0))
                                  for r in flavor.get("resources") or []
                                  if r.get("name") == resource), Decimal(0))
-                    if quota <= 0:
+                    if quota > 0:
+                        flavors.append((flavor["name"], quota,
+                                        int(quota - _reserved(cq, flavor["name"], resource))))
+                if not flavors:
+                    continue
+                if len(flavors) > 1:
+                    ctx.observe("quotaByFlavor", {f"{name}/{resource}": {
+                        f: f"{free} free of {quota}" for f, quota, free in flavors}})
+                flavor, quota, free = max(flavors, key=lambda f: f[2])
+                borrow = _borrowable(cq, queues, flavor, resource)
+                if borrow:
+                    ctx.observe("borrowable", {f"{name}/{flavor}/{resource}": borrow})
+                    free += borrow
+                pin: dict = {}
+                if len(flavors) > 1:
+                    pin = _flavor_labels(ctx, api, flavor)
+                    if not pin:
+                        seen.append(f"{name}: {resource} has {len(flavors)} flavors and "
+                                    f"flavor {flavor} has no nodeLabels to pin a job to it")
                         continue
-                    free = int(quota - _reserved(cq, flavor["name"], resource))
-                    found = (cq, resource, quota, free, mapped.get(resource))
-                    if gpu and free >= 2:
-                        return found
-                    if gpu:
-                        gpu_free = free
-                    elif cpu is None and free >= 2:
-                        cpu = found
+                found = (cq, resource, quota, free, mapped.get(resource), pin)
+                if gpu and free >= 2:
+                    return found
+                if gpu:
+                    gpu_free = free
+                elif cpu is None and free >= 2:
+                    cpu = found
         seen.append(f"{name}: " + ("no GPU quota" if gpu_free is None
                                    else f"{gpu_free} free GPU (a GPU gang needs 2)"))
     ctx.observe("clusterQueues", seen)
@@ -467,6 +509,46 @@ def _pick_cluster_queue(ctx: Context, api: str, config: dict):
     if not queues:
         return "Kueue is installed but no ClusterQueue exists: create one with quota"
     return f"no usable ClusterQueue with GPU or CPU quota ({'; '.join(seen)})"
+
+
+def _flavor_quota(cq: dict, flavor: str, resource: str) -> dict:
+    for group in (cq.get("spec") or {}).get("resourceGroups") or []:
+        for f in group.get("flavors") or []:
+            if f.get("name") == flavor:
+                return next((r for r in f.get("resources") or []
+                             if r.get("name") == resource), {})
+    return {}
+
+
+def _borrowable(cq: dict, queues: list[dict], flavor: str, resource: str) -> int:
+    """What ``cq`` can borrow of ``flavor``'s ``resource`` from its cohort now: the other
+    members' unused nominal quota within their lendingLimit, capped by cq's
+    borrowingLimit (module doc). 0 outside a cohort."""
+    cohort = _cohort(cq)
+    if not cohort:
+        return 0
+    lendable = Decimal(0)
+    for other in queues:
+        if other is cq or _cohort(other) != cohort:
+            continue
+        entry = _flavor_quota(other, flavor, resource)
+        nominal = parse_quantity(entry.get("nominalQuota", 0))
+        limit = parse_quantity(entry["lendingLimit"]) if "lendingLimit" in entry else nominal
+        lendable += max(Decimal(0), min(limit, nominal - _reserved(other, flavor, resource)))
+    mine = _flavor_quota(cq, flavor, resource)
+    if "borrowingLimit" in mine:
+        lendable = min(lendable, parse_quantity(mine["borrowingLimit"]))
+    return int(lendable)
+
+
+def _flavor_labels(ctx: Context, api: str, flavor: str) -> dict:
+    try:
+        rf = ctx.kube.request("GET", f"/apis/{api}/resourceflavors/{flavor}")
+    except ApiException as exc:
+        if exc.status == 404:
+            return {}
+        raise
+    return dict((rf.get("spec") or {}).get("nodeLabels") or {})
 
 
 def _names_namespaces(cq: dict) -> str:
@@ -504,13 +586,17 @@ def _cohort(cq: dict) -> str | None:
     return spec.get("cohortName") or spec.get("cohort")
 
 
-def _max_gpus_per_node(ctx: Context, resource: str, device_class: str | None) -> int:
-    """The most ``resource`` one node offers (1 for DRA-quota'd GPUs: one device a claim)."""
+def _max_gpus_per_node(ctx: Context, resource: str, device_class: str | None,
+                       node_selector: dict | None = None) -> int:
+    """The most ``resource`` one node (of the pinned flavor's) offers (1 for DRA-quota'd
+    GPUs: one device a claim)."""
     if device_class:
         return 1
+    query = {"labelSelector": ",".join(f"{k}={v}" for k, v in sorted(node_selector.items()))
+             } if node_selector else None
     return max((int(parse_quantity(((n.get("status") or {}).get("allocatable") or {})
-                                   .get(resource, 0))) for n in ctx.kube.items("/api/v1/nodes")),
-               default=0)
+                                   .get(resource, 0)))
+                for n in ctx.kube.items("/api/v1/nodes", query=query)), default=0)
 
 
 def _label_namespace(ctx: Context, ns: str, cq: dict, config: dict) -> None:
@@ -546,8 +632,9 @@ def _claim_template(ctx: Context, ns: str, name: str, device_class: str, count: 
 
 
 def _job(ctx: Context, ns: str, name: str, pods: int, resource: str, per_pod: int,
-         device_class: str | None) -> dict:
-    """A suspended Job of ``pods`` sleeping pods, each holding ``per_pod`` GPUs."""
+         device_class: str | None, node_selector: dict | None = None) -> dict:
+    """A suspended Job of ``pods`` sleeping pods, each holding ``per_pod`` GPUs (on the
+    nodes of one flavor with ``node_selector``)."""
     container: dict[str, Any] = {"name": "main", "image": ctx.image("busybox"),
                                  "command": ["sleep", "3600"]}
     spec: dict[str, Any] = {"restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
@@ -558,6 +645,8 @@ def _job(ctx: Context, ns: str, name: str, pods: int, resource: str, per_pod: in
                                    "resourceClaimTemplateName": f"gpu-{per_pod}"}]
     else:
         container["resources"] = {"limits": {resource: str(per_pod)}}
+    if node_selector:
+        spec["nodeSelector"] = dict(node_selector)
     labels = {**ctx.labels, GANG_LABEL: name}
     return _pods.create(ctx, f"/apis/batch/v1/namespaces/{ns}/jobs", {
         "apiVersion": "batch/v1", "kind": "Job",

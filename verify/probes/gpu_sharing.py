@@ -24,7 +24,21 @@ Per GPU node it looks for:
   NVIDIA/k8s-device-plugin v0.20 internal/lm/mig-strategy_test.go, "single mig-enabled
   device returns mig labels");
 * MIG through DRA: ResourceSlice devices with attribute ``type: mig`` (the NVIDIA DRA
-  driver's MIG devices, claimed with DeviceClass ``mig.nvidia.com``).
+  driver's MIG devices, claimed with DeviceClass ``mig.nvidia.com``);
+* GKE's own sharing (GKE runs no GPU Feature Discovery): the node labels
+  ``cloud.google.com/gke-gpu-sharing-strategy`` (``time-sharing``/``mps``) and
+  ``cloud.google.com/gke-max-shared-clients-per-gpu``; GKE exposes that many
+  ``nvidia.com/gpu`` per physical GPU (GKE API ``AcceleratorConfig.gpuSharingConfig``,
+  ``maxSharedClientsPerGpu``: "the max number of containers that can share a physical
+  GPU"; cloud.google.com/kubernetes-engine/docs/how-to/timesharing-gpus).
+
+Cluster-wide, a configured DRA sharing strategy counts (issue #25 item 3): a DeviceClass or
+ResourceClaimTemplate whose opaque config for a GPU driver sets ``sharing.strategy``
+``TimeSlicing`` or ``MPS`` (the NVIDIA DRA driver's ``GpuConfig``,
+``resource.nvidia.com/v1beta1``: kubernetes-sigs/dra-driver-nvidia-gpu
+api/nvidia.com/resource/v1beta1/sharing.go; demo/specs/quickstart gpu-test3/gpu-test-mps).
+A claim that several containers or pods share is not a configured strategy: every DRA
+cluster can do that.
 
 Physical GPUs come from a source that stays physical: DRA devices (whole GPUs and MIG
 parents' UUIDs), GFD's count label on a node without MIG, and on a MIG node without DRA
@@ -51,6 +65,11 @@ SHARING = "nvidia.com/gpu.sharing-strategy"
 REPLICAS = "nvidia.com/gpu.replicas"
 COUNT = "nvidia.com/gpu.count"
 SHARED_RESOURCES = ("nvidia.com/gpu", _gpus.SHARED_GPU)
+# GKE's sharing labels (module doc).
+GKE_STRATEGY = "cloud.google.com/gke-gpu-sharing-strategy"
+GKE_CLIENTS = "cloud.google.com/gke-max-shared-clients-per-gpu"
+# The NVIDIA DRA driver's sharing strategies in GpuConfig (module doc).
+DRA_STRATEGIES = ("TimeSlicing", "MPS")
 
 
 def _int(value) -> int:
@@ -73,6 +92,14 @@ def sharing(node: dict, devices: list[tuple[str, dict]]) -> tuple[list[str], int
     uuids = ({_gpus.attribute(d, "uuid") for d in dra_gpus}
              | {_gpus.attribute(d, "parentUUID") for d in dra_migs}) - {None}
     physical: int | None = len(uuids) or None
+    gke_strategy, clients = labels.get(GKE_STRATEGY, ""), _int(labels.get(GKE_CLIENTS))
+    if gke_strategy and clients > 1 and int(alloc.get("nvidia.com/gpu", 0)):
+        have = int(alloc["nvidia.com/gpu"])
+        physical = physical or have // clients
+        mechanisms.append(f"GKE {gke_strategy} ({GKE_CLIENTS}={clients}: {have} "
+                          f"nvidia.com/gpu on {have // clients} GPUs)")
+        units += have
+        return mechanisms, units, physical
     for resource in SHARED_RESOURCES:
         have = int(alloc.get(resource, 0))
         count = _int(labels.get(f"{resource}.count"))
@@ -138,7 +165,41 @@ class GpuSharing(Probe):
     def cases(self, ctx: Context) -> str:
         slices, gpu_nodes = _gpus.gpu_nodes_to_exercise(ctx, must=False)
         found = _sharing_on_each_gpu_node(ctx, slices, gpu_nodes)
-        return _a_gpu_node_offers_more_units_than_gpus(ctx, found, gpu_nodes)
+        configured = _a_dra_sharing_strategy_is_configured(ctx, slices)
+        return _a_gpu_node_offers_more_units_than_gpus(ctx, found, gpu_nodes, configured)
+
+
+def dra_sharing(obj: dict, spec: dict) -> list[str]:
+    """``kind/name: strategy`` for each opaque GPU-driver config of ``spec`` (a DeviceClass
+    spec, or a claim spec) that sets a sharing strategy."""
+    configs = spec.get("config") or ((spec.get("devices") or {}).get("config")) or []
+    found = []
+    for config in configs:
+        opaque = config.get("opaque") or {}
+        params = opaque.get("parameters") or {}
+        strategy = (params.get("sharing") or {}).get("strategy")
+        if _gpus.is_gpu_driver(opaque.get("driver", "")) and strategy in DRA_STRATEGIES:
+            meta = obj.get("metadata") or {}
+            where = "/".join(x for x in (meta.get("namespace"), meta.get("name")) if x)
+            found.append(f"{obj.get('kind', '')} {where}: {opaque['driver']} {strategy}")
+    return found
+
+
+def _a_dra_sharing_strategy_is_configured(ctx: Context, slices: list[dict] | None
+                                          ) -> list[str]:
+    """DeviceClasses and ResourceClaimTemplates configuring a DRA sharing strategy (module
+    doc); none where no node publishes DRA devices."""
+    if not _gpus.devices_by_node(slices):
+        return []
+    with ctx.step("look for a configured DRA sharing strategy"):
+        found = []
+        for dc in _gpus.device_classes(ctx):
+            found += dra_sharing({**dc, "kind": "DeviceClass"}, dc.get("spec") or {})
+        for t in _gpus.list_or_none(ctx, f"/apis/{_gpus.DRA}/resourceclaimtemplates") or []:
+            found += dra_sharing({**t, "kind": "ResourceClaimTemplate"},
+                                 (t.get("spec") or {}).get("spec") or {})
+        ctx.observe("draSharing", found)
+    return found
 
 
 # Node name → (mechanisms, schedulable units, physical GPUs or None when unknown).
@@ -164,13 +225,19 @@ def _sharing_on_each_gpu_node(ctx: Context, slices: list[dict] | None,
 
 
 def _a_gpu_node_offers_more_units_than_gpus(ctx: Context, found: Found,
-                                            gpu_nodes: dict[str, dict]) -> str:
+                                            gpu_nodes: dict[str, dict],
+                                            configured: list[str] | None = None) -> str:
     known = {n: (m, u, p) for n, (m, u, p) in found.items() if p is not None}
     unknown = sorted(set(found) - set(known))
     units = sum(u for _, u, _ in known.values())
     physical = sum(p or 0 for _, _, p in known.values())
     detail = "; ".join(f"{n}: {', '.join(m)}" for n, (m, _, _) in found.items())
     shared = bool(known) and units > physical
+    if not shared and configured:
+        ctx.check("a DRA sharing strategy is configured for the GPUs", True,
+                  "; ".join(configured[:5]))
+        return (f"a DRA GPU sharing strategy is configured: {'; '.join(configured[:5])}"
+                + (f"; {detail}" if detail else "") + _gpus.left_out(ctx))
     if not shared and unknown:
         raise ProbeError(
             f"GPU sharing is configured ({detail}) but the physical GPU count of "
@@ -184,8 +251,9 @@ def _a_gpu_node_offers_more_units_than_gpus(ctx: Context, found: Found,
         raise Fail(
             f"no GPU sharing strategy is configured on the {len(gpu_nodes)} GPU nodes: no "
             f"time-slicing/MPS ({SHARING}, {REPLICAS}, nvidia.com/gpu above {COUNT}, or "
-            f"the renamed {_gpus.SHARED_GPU}), no MIG resources nvidia.com/mig-*, no DRA "
-            "MIG devices (configure the device plugin's sharing config or a MIG profile "
-            "to implement it)")
+            f"the renamed {_gpus.SHARED_GPU}, GKE's {GKE_STRATEGY}), no MIG resources "
+            "nvidia.com/mig-*, no DRA MIG devices, no DRA TimeSlicing/MPS config in a "
+            "DeviceClass or ResourceClaimTemplate (configure the device plugin's sharing "
+            "config or a MIG profile to implement it)")
     return (f"more schedulable units ({units}) than physical GPUs ({physical}) "
             f"on {len(known)} of {len(gpu_nodes)} GPU nodes: {detail}" + _gpus.left_out(ctx))

@@ -1,8 +1,11 @@
 """robust_controller: an AI operator with CRDs runs, validates and reconciles its objects.
 
 Operators are found by what they are, not by one install method's label: the CRD served
-and Established, the Deployment running the operator (its image, or any of the labels its
-installs set), and the ValidatingWebhookConfigurations whose rules cover the CRD. Supported:
+and Established, and the Deployment running the operator found by its wiring, as the
+workload behind the admission webhook covering the CRD's API group (``verify.discover``:
+webhook configuration → Service → EndpointSlice → Pods → owning Deployment); its image or
+the labels its installs set are only hints, used where no webhook leads to it (KubeRay's
+Helm chart ships no webhook). The evidence (``operatorFoundBy``) says which. Supported:
 KubeRay (``ray.io/v1`` rayclusters, the one aicp installs) and Kubeflow Trainer
 (``trainer.kubeflow.org/v1alpha1`` trainjobs, the WG suite's choice:
 kubernetes-sigs/ai-conformance@3d8edfa test/crd_controller_test.go), the first served one
@@ -14,7 +17,7 @@ WebhookOperational, WebhookRejectsInvalidCR, ControllerReconcilesCR):
 2. the operator Deployment is available and its pods are Ready;
 3. its CRD is Established;
 4. its admission webhook refuses an invalid object. With a webhook covering the CRD: it
-   has a caBundle, its Service has ready endpoints, and a server-side dry-run
+   has a caBundle (a Service webhook), its Service has ready endpoints, and a server-side dry-run
    (``dryRun=All``) create of an object only the webhook can reject is denied *by the
    webhook* (the message starts ``admission webhook "<name>" denied the request``; a 422
    without it came from schema validation, so ERROR). KubeRay's object has two faults
@@ -31,7 +34,9 @@ WebhookOperational, WebhookRejectsInvalidCR, ControllerReconcilesCR):
    TrainJob ``Complete=True``, ``Failed=True`` is terminal) and is deleted again.
 
 A failed check of 2-5 does not stop the others: the probe FAILs after the last case with
-every failed check, partially when some held.
+every failed check, partially when some held. An error after a check already failed (the
+webhook answered 500, then the valid object never reconciled) is FAIL with both facts
+(``_pods.failed_checks_win``).
 
 The probe judges the operator, not the Ray runtime, so the RayCluster's head runs the
 catalog's multi-arch busybox (any node architecture, a small pull): its annotation
@@ -50,7 +55,9 @@ from dataclasses import dataclass
 
 from kubernetes.client.exceptions import ApiException
 
+from .. import discover
 from ..probe import Context, Fail, Probe, ProbeError, one_line
+from . import _pods
 
 RAY = "ray.io/v1"
 TRAINER = "trainer.kubeflow.org/v1alpha1"
@@ -191,11 +198,12 @@ class RobustController(Probe):
 
     def cases(self, ctx: Context) -> str:
         op, deployments = _a_supported_operator_is_installed(ctx)
-        _the_operator_pods_are_ready(ctx, op, deployments)
-        _its_crd_is_established(ctx, op)
-        ns = ctx.namespace()
-        _its_webhook_refuses_an_invalid_object(ctx, op, ns)
-        _a_valid_object_reconciles_and_is_deleted(ctx, op, ns)
+        with _pods.failed_checks_win(ctx):
+            _the_operator_pods_are_ready(ctx, op, deployments)
+            _its_crd_is_established(ctx, op)
+            ns = ctx.namespace()
+            _its_webhook_refuses_an_invalid_object(ctx, op, ns)
+            _a_valid_object_reconciles_and_is_deleted(ctx, op, ns)
         return _every_check_held(ctx, op)
 
 
@@ -215,7 +223,8 @@ def _a_supported_operator_is_installed(ctx: Context) -> tuple[Operator, list[dic
         deployments = _operator_deployments(ctx, op)
         if not deployments:
             raise ProbeError(f"{op.group_version} {op.plural} is served but no Deployment "
-                             f"runs the {op.name} operator (image "
+                             f"runs the {op.name} operator (none behind an admission webhook "
+                             f"covering {op.group}, none with image "
                              f"{', '.join(op.images) or 'n/a'} or labels "
                              f"{' / '.join(_selector(x) for x in op.labels)}) in any "
                              "namespace")
@@ -227,6 +236,21 @@ def _selector(labels: dict[str, str]) -> str:
 
 
 def _operator_deployments(ctx: Context, op: Operator) -> list[dict]:
+    """The operator's Deployments: behind its webhooks (module doc), else by hints."""
+    wired = [f for f in discover.operator_behind_webhooks(ctx, op.group, op.plural)
+             if f.kind == "Deployment"]
+    if wired:
+        ctx.observe("operatorFoundBy", [f.evidence for f in wired])
+        return [f.obj for f in wired]
+    found = _hinted_deployments(ctx, op)
+    if found:
+        ctx.observe("operatorFoundBy", [
+            f"hint: Deployment {d['metadata']['namespace']}/{d['metadata']['name']} by its "
+            "image or install labels (no admission webhook leads to it)" for d in found])
+    return found
+
+
+def _hinted_deployments(ctx: Context, op: Operator) -> list[dict]:
     found = []
     for d in ctx.kube.items("/apis/apps/v1/deployments"):
         labels = d["metadata"].get("labels") or {}
@@ -302,10 +326,16 @@ def _webhook(ctx: Context, op: Operator, ns: str) -> bool:
                 "operator ships no admission webhook, judged on the rest")
         return _schema_refuses(ctx, op, ns)
     for _, w in covering:
-        ctx.check(f"webhook {w['name']} has a caBundle",  # the WG test's check
-                  bool((w.get("clientConfig") or {}).get("caBundle")),
-                  "set" if (w.get("clientConfig") or {}).get("caBundle") else "empty")
         service = (w.get("clientConfig") or {}).get("service")
+        # The WG test's check, for a Service webhook: the API server trusts its serving
+        # certificate only through caBundle. A URL webhook without one is verified against
+        # the API server's system trust roots (admissionregistration.k8s.io/v1
+        # WebhookClientConfig.caBundle: "If unspecified, system trust roots on the
+        # apiserver are used"), so nothing is missing there.
+        if service:
+            ctx.check(f"webhook {w['name']} has a caBundle",
+                      bool((w.get("clientConfig") or {}).get("caBundle")),
+                      "set" if (w.get("clientConfig") or {}).get("caBundle") else "empty")
         if service:
             ready = _ready_endpoints(ctx, service.get("namespace", ""), service.get("name", ""))
             ctx.check(f"webhook {w['name']}'s Service {service.get('namespace')}/"
@@ -439,13 +469,7 @@ def _every_check_held(ctx: Context, op: Operator) -> str:
 
 
 def _covers(webhook: dict, group: str, plural: str) -> bool:
-    for rule in webhook.get("rules") or []:
-        groups, resources = rule.get("apiGroups") or [], rule.get("resources") or []
-        ops = rule.get("operations") or []
-        if (set(groups) & {group, "*"} and set(resources) & {plural, "*", "*/*"}
-                and set(ops) & {"CREATE", "*"}):
-            return True
-    return False
+    return discover.covers(webhook, group, plural)
 
 
 def _pod_ready(pod: dict) -> bool:

@@ -31,6 +31,13 @@ four cases; a cluster with both gets both. Pods that mount ``/dev/nvidia*`` from
 it requested.
 
 No GPU node: ERROR (a MUST that could not be exercised is not "not applicable").
+
+Each node is judged by its vendor's row of the vendor table (``_vendors``): the containers'
+script counts the row's device nodes and lists devices with the row's tool. Nodes of a
+type whose row gives no isolation facts the script reads (today only NVIDIA's
+``/dev/nvidia[0-9]*`` and ``nvidia-smi -L`` are), or of no row, are left out of the
+verdict and named with the reason (``acceleratorsLeftOut``), never judged by another
+vendor's devices; with none left the MUST is an ERROR.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import time
 from dataclasses import dataclass
 
 from ..probe import Context, Fail, Probe, ProbeError
-from . import _gpus, _pods
+from . import _gpus, _pods, _vendors
 
 HOLDING = "RESULT: HOLDING"  # a GPU pod has printed what it saw and now holds its GPU
 # At most this long, should the probe die before deleting it. ``sh`` as PID 1 ignores TERM
@@ -107,11 +114,13 @@ class SecureAcceleratorAccess(Probe):
         with ctx.step("create namespace"):
             ns = ctx.namespace()
         summary = []
-        if dc is not None:
-            summary.append(_only_containers_given_a_claim_reach_a_gpu(ctx, ns, dc, dra_nodes))
-        if plugin:
-            summary.append(_only_containers_given_a_request_reach_a_gpu(ctx, ns, gpu_nodes,
-                                                                        plugin))
+        with _pods.failed_checks_win(ctx):
+            if dc is not None:
+                summary.append(_only_containers_given_a_claim_reach_a_gpu(ctx, ns, dc,
+                                                                          dra_nodes))
+            if plugin:
+                summary.append(_only_containers_given_a_request_reach_a_gpu(
+                    ctx, ns, gpu_nodes, plugin))
         note = (f"; {len(mounts)} pod(s) mount /dev/nvidia* from the host and reach every GPU "
                 f"of their node: {', '.join(mounts[:5])}") if mounts else ""
         if all(c.passed for c in ctx.evidence.checks):
@@ -127,6 +136,21 @@ def _how_each_gpu_node_hands_out_gpus(ctx: Context, slices: list[dict] | None,
                                       ) -> tuple[list[str], dict[str, str]]:
     """The nodes publishing DRA devices, and the others' device-plugin GPU resource."""
     published = _gpus.devices_by_node(slices)
+    left = {}
+    for n, node in sorted(gpu_nodes.items()):
+        vendor = _vendors.of_node(node, {d for d, _ in published.get(n, [])})
+        if vendor is None:
+            left[n] = "no row of the vendor table matches its resources, DRA drivers or labels"
+        elif vendor.isolation is None or vendor.isolation[0] != _pods.DEVICE_GLOB:
+            left[n] = (f"{vendor.name} {vendor.kind}: the vendor table gives no device "
+                       "listing the isolation check can read for it")
+    if left:
+        ctx.observe("acceleratorsLeftOut", left)
+        gpu_nodes = {n: node for n, node in gpu_nodes.items() if n not in left}
+        if not gpu_nodes:
+            raise ProbeError("no accelerator node can be judged: " + "; ".join(
+                f"{n}: {why}" for n, why in left.items()) + ": verify isolation by hand")
+    published = {n: d for n, d in published.items() if n in gpu_nodes}
     dra_nodes = sorted(n for n in gpu_nodes if published.get(n))
     plugin = {n: r for n, node in gpu_nodes.items()
               if n not in published and (r := _resource(node))}

@@ -1,0 +1,230 @@
+"""The accelerator vendors, one row each (helpers, not a probe).
+
+Every accelerator probe asks this table what a vendor's accelerator looks like in a
+cluster: the extended resources its device plugin advertises, the DRA driver names its
+ResourceSlices carry, the node labels its discovery puts on nodes, the device nodes and
+tools a container given one gets, and the metrics exporter that serves per-device
+utilisation and memory (its image, pod labels, port, metric names and the label that
+names the device). Each row cites the upstream it was read from. A probe judges each
+accelerator type by its own row; where a row lacks the facts a probe needs (an exporter
+for ``accelerator_metrics``, a device-listing tool the isolation check can read for
+``secure_accelerator_access``) that type is left out of the verdict with the reason in the
+evidence, never failed. A new accelerator is a new row: nothing else changes
+(tests/verify/test_vendor_table.py proves it).
+
+The per-device label keys and the name patterns are the working group's vendor-neutral
+metrics test's (kubernetes-sigs/ai-conformance test/accelerator_metrics_test.go
+``deviceLabelKeys``, ``utilizationNamePatterns``, ``memoryNamePatterns``): an exporter of
+a row without exact metric names is judged by those patterns, as the WG test judges any.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# kubernetes-sigs/ai-conformance test/accelerator_metrics_test.go
+WG_DEVICE_LABELS = ("gpu", "UUID", "uuid", "device_id", "dev_id", "card_id", "GPU_I_ID",
+                    "minor_number", "pci_bus_id")
+WG_UTILISATION_PATTERNS = ("util", "utilization")
+WG_MEMORY_PATTERNS = ("mem", "memory", "fb", "vram", "hbm")
+
+
+@dataclass(frozen=True)
+class Exporter:
+    """A per-device metrics exporter as its installs deploy it."""
+
+    name: str
+    images: tuple[str, ...]                 # image repository suffixes
+    pod_labels: tuple[tuple[str, str], ...]  # labels its installs put on the pods
+    port: int                               # its default metrics port
+    utilisation: tuple[str, ...]            # exact metric names, any one suffices
+    memory: tuple[str, ...]
+    device_labels: tuple[str, ...]          # the label(s) naming a device, in preference
+    instance_label: str = ""                # a partition of a device (MIG: GPU_I_ID)
+    instance_utilisation: tuple[str, ...] = ()  # utilisation reported for partitions
+    port_names: tuple[str, ...] = ("metrics",)
+    optional: tuple[tuple[str, str], ...] = ()  # (what, metric) recorded when present
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Vendor:
+    """One accelerator vendor's facts (module doc)."""
+
+    name: str
+    kind: str                                 # "GPU", "TPU", "Gaudi", "Neuron", ...
+    resources: tuple[str, ...] = ()           # device-plugin extended resources
+    resource_prefixes: tuple[str, ...] = ()   # families (NVIDIA MIG nvidia.com/mig-<p>)
+    dra_drivers: tuple[str, ...] = ()
+    node_labels: tuple[tuple[str, str], ...] = ()  # (key, value; "" for any value)
+    device_paths: tuple[str, ...] = ()        # shell globs of the device nodes
+    tools: tuple[str, ...] = ()               # utilities the runtime gives a container
+    exporter: Exporter | None = None
+    # What the isolation check needs: a glob counting one node per device and a command
+    # listing the devices a container sees, its device lines starting with a prefix.
+    isolation: tuple[str, str, str] | None = None  # (device glob, command, line prefix)
+    # Node labels that carry the driver version (driver_runtime_management's source).
+    driver_version_labels: tuple[str, ...] = ()
+    sources: tuple[str, ...] = field(default=())
+
+    def offers(self, resource: str) -> bool:
+        return resource in self.resources or any(resource.startswith(p)
+                                                 for p in self.resource_prefixes)
+
+
+VENDORS: tuple[Vendor, ...] = (
+    Vendor(
+        "NVIDIA", "GPU",
+        # The device plugin's resource, its renamed sharing resource and MIG mixed-strategy
+        # resources: NVIDIA/k8s-device-plugin v0.20 (README "Shared Access to GPUs",
+        # renameByDefault; internal/rm MIG strategies).
+        resources=("nvidia.com/gpu", "nvidia.com/gpu.shared"),
+        resource_prefixes=("nvidia.com/mig-",),
+        # kubernetes-sigs/dra-driver-nvidia-gpu v0.4.1 deployments/helm templates.
+        dra_drivers=("gpu.nvidia.com",),
+        # GPU Feature Discovery / GPU Operator: NVIDIA/k8s-device-plugin internal/lm;
+        # GKE's node label: cloud.google.com/gke-accelerator (GKE "About GPUs").
+        node_labels=(("nvidia.com/gpu.present", "true"),
+                     ("cloud.google.com/gke-accelerator", "nvidia-")),
+        device_paths=("/dev/nvidia[0-9]*",),
+        tools=("nvidia-smi",),
+        isolation=("/dev/nvidia[0-9]*", "nvidia-smi -L", "GPU "),
+        # GFD: NVIDIA/k8s-device-plugin v0.20 internal/lm/nvml.go newVersionLabeler.
+        driver_version_labels=("nvidia.com/cuda.driver-version.full",
+                               "nvidia.com/cuda.driver.major"),
+        exporter=Exporter(
+            "DCGM exporter", images=("dcgm-exporter",),
+            # NVIDIA/gpu-operator assets/state-dcgm-exporter/0800_daemonset.yaml (and its
+            # DRA mode), NVIDIA/dcgm-exporter deployment/templates/_helpers.tpl.
+            pod_labels=(("app", "nvidia-dcgm-exporter"), ("app", "nvidia-dcgm-exporter-dra"),
+                        ("app.kubernetes.io/name", "dcgm-exporter")),
+            port=9400, port_names=("metrics", "gpu-metrics"),
+            utilisation=("DCGM_FI_DEV_GPU_UTIL",),
+            memory=("DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE"),
+            device_labels=("UUID", "uuid", "gpu"),
+            # MIG: no GPU_UTIL; DCGM_FI_PROF_GR_ENGINE_ACTIVE per GPU_I_ID
+            # (NVIDIA/dcgm-exporter#216, #430; internal/pkg/rendermetrics).
+            instance_label="GPU_I_ID", instance_utilisation=("DCGM_FI_PROF_GR_ENGINE_ACTIVE",),
+            optional=(("temperature", "DCGM_FI_DEV_GPU_TEMP"),
+                      ("power", "DCGM_FI_DEV_POWER_USAGE")),
+            source="NVIDIA/dcgm-exporter etc/default-counters.csv"),
+        sources=("NVIDIA/k8s-device-plugin v0.20", "kubernetes-sigs/dra-driver-nvidia-gpu v0.4.1",
+                 "NVIDIA/gpu-operator", "NVIDIA/dcgm-exporter")),
+    Vendor(
+        "AMD", "GPU",
+        # ROCm/k8s-device-plugin README (resource amd.com/gpu; node labeller amd.com/gpu.*).
+        resources=("amd.com/gpu",),
+        # ROCm/k8s-gpu-dra-driver (driver gpu.amd.com).
+        dra_drivers=("gpu.amd.com",),
+        # The AMD GPU Operator's NFD rule: feature.node.kubernetes.io/amd-gpu=true
+        # (ROCm/gpu-operator docs "Installation", node labelling).
+        node_labels=(("feature.node.kubernetes.io/amd-gpu", "true"),
+                     ("amd.com/gpu.family", "")),
+        # ROCm/device-metrics-exporter docs/index.md: the exporter needs /dev/dri and /dev/kfd.
+        device_paths=("/dev/kfd", "/dev/dri/renderD*"),
+        tools=("amd-smi", "rocm-smi"),
+        exporter=Exporter(
+            # Found by its image (rocm/device-metrics-exporter) through its DaemonSet: the
+            # pod labels differ between the operator and the chart.
+            "AMD Device Metrics Exporter", images=("device-metrics-exporter",),
+            pod_labels=(),
+            # docs/index.md: "Metrics endpoint: http://localhost:5000/metrics".
+            port=5000,
+            # docs/configuration/metricslist.md (GPU_GFX_ACTIVITY, GPU_USED_VRAM,
+            # GPU_FREE_VRAM, exported in lower case); labels: docs/configuration/
+            # configmap.md (GPU_ID, SERIAL_NUMBER, ... always set; GPU_UUID optional).
+            utilisation=("gpu_gfx_activity",),
+            memory=("gpu_used_vram", "gpu_free_vram", "gpu_total_vram"),
+            device_labels=("gpu_uuid", "serial_number", "gpu_id", "card_id"),
+            optional=(("temperature", "gpu_junction_temperature"),
+                      ("power", "gpu_package_power")),
+            source="ROCm/device-metrics-exporter docs/configuration/metricslist.md"),
+        sources=("ROCm/k8s-device-plugin", "ROCm/k8s-gpu-dra-driver", "ROCm/gpu-operator",
+                 "ROCm/device-metrics-exporter")),
+    Vendor(
+        "Intel", "GPU",
+        # intel/intel-device-plugins-for-kubernetes cmd/gpu_plugin (i915 and xe drivers).
+        resources=("gpu.intel.com/i915", "gpu.intel.com/xe"),
+        # intel/intel-resource-drivers-for-kubernetes (GPU DRA driver gpu.intel.com).
+        dra_drivers=("gpu.intel.com",),
+        # intel-device-plugins-for-kubernetes deployments/nfd: intel.feature.node...gpu.
+        node_labels=(("intel.feature.node.kubernetes.io/gpu", "true"),),
+        device_paths=("/dev/dri/renderD*", "/dev/dri/card*"),
+        tools=("xpu-smi",),
+        # Intel XPU Manager's DaemonSet (intel/xpumanager deployment/kubernetes/daemonset/
+        # base/daemonset-intel-xpum.yaml: app=intel-xpumanager, image intel/xpumanager, the
+        # exporter on 29999 "metrics"); it labels devices dev_id (the WG test's comment), its
+        # metric names are matched by the WG patterns.
+        exporter=Exporter("Intel XPU Manager", images=("intel/xpumanager",),
+                          pod_labels=(("app", "intel-xpumanager"),), port=29999,
+                          utilisation=(), memory=(), device_labels=("dev_id",),
+                          source="intel/xpumanager deployment/kubernetes/daemonset"),
+        sources=("intel/intel-device-plugins-for-kubernetes",
+                 "intel/intel-resource-drivers-for-kubernetes")),
+    Vendor(
+        "Intel Gaudi", "Gaudi",
+        # HabanaAI/habanalabs-k8s-device-plugin (habana.ai/gaudi);
+        # intel/intel-resource-drivers-for-kubernetes (Gaudi DRA driver gaudi.intel.com).
+        resources=("habana.ai/gaudi",),
+        dra_drivers=("gaudi.intel.com",),
+        device_paths=("/dev/accel/accel*",),
+        tools=("hl-smi",),
+        sources=("HabanaAI/habanalabs-k8s-device-plugin",
+                 "intel/intel-resource-drivers-for-kubernetes")),
+    Vendor(
+        "Google", "TPU",
+        # GKE "TPUs in GKE": resource google.com/tpu, node labels
+        # cloud.google.com/gke-tpu-accelerator and gke-tpu-topology.
+        resources=("google.com/tpu",),
+        node_labels=(("cloud.google.com/gke-tpu-accelerator", ""),),
+        device_paths=("/dev/accel*", "/dev/vfio/[0-9]*"),
+        sources=("cloud.google.com/kubernetes-engine/docs/concepts/tpus",)),
+    Vendor(
+        "AWS", "Neuron",
+        # aws-neuron/aws-neuron-sdk containers/kubernetes (Neuron device plugin:
+        # aws.amazon.com/neuron, neuroncore, neurondevice).
+        resources=("aws.amazon.com/neuron", "aws.amazon.com/neuroncore",
+                   "aws.amazon.com/neurondevice"),
+        device_paths=("/dev/neuron*",),
+        tools=("neuron-ls",),
+        sources=("aws-neuron/aws-neuron-sdk",)),
+)
+
+
+def by_resource(resource: str, vendors: tuple[Vendor, ...] | None = None) -> Vendor | None:
+    return next((v for v in vendors or VENDORS if v.offers(resource)), None)
+
+
+def by_driver(driver: str, vendors: tuple[Vendor, ...] | None = None) -> Vendor | None:
+    return next((v for v in vendors or VENDORS if driver in v.dra_drivers), None)
+
+
+def is_accelerator_resource(resource: str) -> bool:
+    return by_resource(resource) is not None
+
+
+def is_accelerator_driver(driver: str) -> bool:
+    return by_driver(driver) is not None
+
+
+def _labelled(v: Vendor, labels: dict[str, str]) -> bool:
+    return any(k in labels and (not want or labels[k] == want or labels[k].startswith(want))
+               for k, want in v.node_labels)
+
+
+def of_node(node: dict, drivers: set[str] | None = None) -> Vendor | None:
+    """The vendor whose accelerators a node offers: by its advertised resources, then the
+    DRA drivers publishing devices for it, then its labels (hints last)."""
+    meta, status = node.get("metadata") or {}, node.get("status") or {}
+    labels = meta.get("labels") or {}
+    for resource, quantity in (status.get("allocatable") or {}).items():
+        if str(quantity) not in ("0", "") and (v := by_resource(resource)):
+            return v
+    for driver in sorted(drivers or ()):
+        if v := by_driver(driver):
+            return v
+    return next((v for v in VENDORS if _labelled(v, labels)), None)
+
+
+def exporter_of(vendor: Vendor) -> Exporter | None:
+    return vendor.exporter
