@@ -63,6 +63,10 @@ def verify(
                                         help="Pull probe images from this mirror."),
     run_id: str = typer.Option(None, "--run-id", help="Label value for this run's objects "
                                                       "(default: random)."),
+    strict_platform: bool = typer.Option(
+        False, "--strict-platform",
+        help="A failed or undecided aicp platform check (verify/checks/, e.g. data_access) "
+             "makes the run exit 1; it never changes the checklist or `conformant`."),
 ) -> None:
     """Verify a cluster against Kubernetes AI Conformance, one probe per requirement.
 
@@ -78,6 +82,9 @@ def verify(
            not a conformance result
       130  interrupted by Ctrl-C, SIGTERM or SIGHUP: reports of finished probes
            written, the run's objects deleted
+    aicp's own platform checks (data_access, ...) run after the requirements and are
+    reported apart, on their own line: they change the exit code only with
+    --strict-platform (a 0 or 3 becomes 1).
 
     \b
     Examples:
@@ -85,6 +92,7 @@ def verify(
       aicp verify --checklist-template AIConformance-1.35.yaml --output json
       aicp verify --stack dev --output checklist --metadata product.yaml
       aicp verify --context emulator --read-only --only accelerator_metrics
+      aicp verify --kubeconfig kubeconfig.yaml --only data_access --strict-platform
       aicp verify --skip cluster_autoscaling --registry-mirror mirror.local/hub
       aicp verify cleanup --kubeconfig kubeconfig.yaml
     """
@@ -97,7 +105,8 @@ def verify(
         checklist_template=checklist_template, only=only or [], skip=skip or [],
         read_only=read_only, long=long, concurrency=concurrency, timeout=timeout,
         probe_timeout=probe_timeout, output=output or [], output_dir=output_dir,
-        metadata=metadata, registry_mirror=registry_mirror, run_id=run_id)
+        metadata=metadata, registry_mirror=registry_mirror, run_id=run_id,
+        strict_platform=strict_platform)
     raise typer.Exit(session.run(opts))
 
 
