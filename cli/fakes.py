@@ -84,6 +84,10 @@ OUTPUTS.update({
         "arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{name}", "keyId": f"{name}-key-id"},
     "aws:ec2/launchTemplate:LaunchTemplate": lambda name, inputs: {
         "latestVersion": 1, "arn": f"arn:aws:ec2:{REGION}:{ACCOUNT}:launch-template/{name}"},
+    # S3 appends a unique suffix to a bucket_prefix; "plan" stands in for it.
+    "aws:s3/bucket:Bucket": lambda name, inputs: {
+        "bucket": inputs.get("bucket") or f"{inputs.get('bucketPrefix', name)}plan",
+        "arn": f"arn:aws:s3:::{inputs.get('bucket') or inputs.get('bucketPrefix', name)}plan"},
 })
 
 

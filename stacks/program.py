@@ -142,6 +142,7 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
     from ..addons.kueue import Kueue, KueueArgs
     from ..addons.metrics_adapter import MetricsAdapter, MetricsAdapterArgs
     from ..addons.monitoring import Monitoring
+    from ..addons.storage import WorkloadStorage, WorkloadStorageArgs
     chosen = chosen or load(cfg)
     # Before the first resource: what the cloud says about the GPU pools (read-only).
     report = Report()
@@ -177,12 +178,16 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
         kuberay = add("kuberay", KubeRay("kuberay", cluster, KubeRayArgs(
             webhook=want.kuberay.webhook)), CHARTS["kuberay-operator"].version)
         integrations.append(kuberay)
+    kueue = None
     if want.kueue.enabled:
         jobset = add("jobset", JobSet("jobset", cluster), CHARTS["jobset"].version)
-        add("kueue", Kueue("kueue", cluster, KueueArgs(
+        kueue = add("kueue", Kueue("kueue", cluster, KueueArgs(
             workloads_namespace=want.kueue.namespace,
             pods_ready_timeout=want.kueue.wait_for_pods_ready_timeout,
             after=(jobset, *integrations))), CHARTS["kueue"].version)
+    # The workload ServiceAccount and bucket recipe, in Kueue's workload namespace (#20).
+    WorkloadStorage("storage", cluster, WorkloadStorageArgs(
+        after=(kueue,) if kueue else (), create_namespace=kueue is None))
 
     if want.gateway.enabled:
         gateway_api = add("gateway-api", GatewayApi("gateway-api", cluster),
@@ -234,6 +239,9 @@ def export(p: Platform) -> None:
     pulumi.export("addons", dict(p.versions))
     pulumi.export("notApplicable", dict(p.not_applicable))
     pulumi.export("preflight", dict(p.preflight))
+    storage = cluster.storage.export() if cluster.storage else {}
+    pulumi.export("defaultStorageClass", storage.get("defaultStorageClass"))
+    pulumi.export("storage", storage)
 
 
 def main() -> Any:

@@ -12,7 +12,7 @@ from ...components.contract import ClusterOutputs
 from ..errors import ConfigError
 from ..preflight import PreflightError, Report, lookup
 from . import rules
-from .base import POOL_KEYS, Secrets, pool_requests, refused
+from .base import POOL_KEYS, STORAGE_KEYS, Secrets, pool_requests, refused, storage_args
 
 if TYPE_CHECKING:
     from ..config import PlatformConfig
@@ -44,6 +44,7 @@ EC2_QUOTAS = {
 # AwsClusterArgs property → the config key (the args are built in ``args`` below).
 KEYS: Mapping[str, str] = {
     **POOL_KEYS,
+    **STORAGE_KEYS,
     "region": "aicp:region",
     "zones": "aicp:zones",
     "subnet_ids": "aicp:network.subnetIds",
@@ -67,6 +68,7 @@ def args(cfg: PlatformConfig) -> AwsClusterArgs:
         system_max_nodes=cfg.system_pool.max_nodes,
         gpu_pools=pool_requests(cfg),
         tags=dict(cfg.tags),
+        storage=storage_args(cfg),
     )
 
 
