@@ -187,6 +187,10 @@ def _gcp_subnetwork(args: dict[str, Any]) -> dict[str, Any]:
 
 
 INVOKES.update({"gcp:compute/getSubnetwork:getSubnetwork": _gcp_subnetwork})
+# The project's number, for Workload Identity principal identifiers (storage, #20).
+INVOKES.update({"gcp:organizations/getProject:getProject": lambda args: {
+    "projectId": args.get("projectId", GCP_PROJECT), "number": "123456789012",
+    "name": args.get("projectId", GCP_PROJECT)}})
 
 OUTPUTS.update({
     "gcp:container/cluster:Cluster": _gke_cluster,
