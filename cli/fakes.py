@@ -283,6 +283,11 @@ OUTPUTS.update({
     "azure-native:containerservice:ManagedCluster": _aks_cluster,
     "azure-native:containerservice:AgentPool": lambda name, inputs: {
         "name": inputs.get("agentPoolName", name), "provisioningState": "Succeeded"},
+    # Storage (#20): the model storage account and its container, by the names asked.
+    "azure-native:storage:StorageAccount": lambda name, inputs: {
+        "name": inputs.get("accountName", name)},
+    "azure-native:storage:BlobContainer": lambda name, inputs: {
+        "name": inputs.get("containerName", name)},
 })
 
 INVOKES.update({

@@ -228,6 +228,7 @@ def validate(args: GkeClusterArgs) -> None:
     if not args.project:
         raise InputPropertyError("project", "a GCP project id is required")
     check_region(args.region)
+    check_gke_storage(args)
     node_range("system_min_nodes", args.system_min_nodes, args.system_max_nodes,
                "system_max_nodes", SYSTEM_MIN_NODES)
     if not args.subnetwork:
@@ -742,6 +743,15 @@ LOCAL_SSD_GEN3 = ("a3-",)
 LOCAL_SSD_PER_GPU = ("a2-ultragpu-",)
 
 
+def check_gke_storage(args: GkeClusterArgs) -> None:
+    """What aicp's GKE storage cannot do: refused before anything is declared."""
+    if args.storage.parallel_fs and args.subnetwork:
+        raise InputPropertyError("storage.parallel_fs", "GKE Managed Lustre on an existing "
+                                 "subnetwork is not set up by aicp (its VPC needs private "
+                                 "services access): set it to false, or let aicp create the "
+                                 "VPC")
+
+
 def gke_storage_addons(storage: StorageArgs) -> gcp.container.ClusterAddonsConfigArgs:
     """The cluster's storage add-ons: PD CSI kept on, GCS FUSE and Managed Lustre as asked."""
     return gcp.container.ClusterAddonsConfigArgs(
@@ -825,10 +835,7 @@ def gcp_storage(c: GkeCluster, args: StorageArgs) -> StorageOutputs:
 
 def _managed_lustre(c: GkeCluster, args: StorageArgs) -> dict[str, Any]:
     n, a = c._name, c._args
-    if c.network is None:
-        raise InputPropertyError("storage.parallel_fs", "GKE Managed Lustre on an existing "
-                                 "subnetwork is not set up by aicp (its VPC needs private "
-                                 "services access); leave it off or let aicp create the VPC")
+    assert c.network is not None  # check_gke_storage refused an existing subnetwork
     address = gcp.compute.GlobalAddress(
         f"{n}-lustre-psa", name=f"{a.cluster_name}-lustre-psa", purpose="VPC_PEERING",
         address_type="INTERNAL", prefix_length=20, network=c.network.id, opts=c._opts())

@@ -11,7 +11,7 @@ from ...components.contract import ClusterOutputs
 from ..errors import ConfigError
 from ..preflight import Report
 from . import rules
-from .base import POOL_KEYS, Secrets, pool_requests, refused
+from .base import POOL_KEYS, STORAGE_KEYS, Secrets, pool_requests, refused, storage_args
 
 if TYPE_CHECKING:
     from ..config import PlatformConfig
@@ -27,6 +27,7 @@ MAX_NODES = 1000
 # one with the VNet range a person chose.
 KEYS: Mapping[str, str] = {
     **POOL_KEYS,
+    **STORAGE_KEYS,
     "location": "aicp:region",
     "zones[*]": "aicp:zones[{}]",
     "vnet_cidr": "aicp:network.vpcCidr",
@@ -61,6 +62,7 @@ def args(cfg: PlatformConfig) -> AksClusterArgs:
         gpu_driver=cfg.addons.gpu_operator.driver or "operator",
         autoscaler_expander=cfg.addons.autoscaler.expander,
         tags=dict(cfg.tags),
+        storage=storage_args(cfg),
     )
 
 

@@ -160,6 +160,7 @@ POOL_KEYS: Mapping[str, str] = {
 # What every target's component refuses in StorageArgs (components/storage.py) → the keys.
 STORAGE_KEYS: Mapping[str, str] = {
     "storage.bucket_name": "aicp:storage.bucket.name",
+    "storage.parallel_fs": "aicp:storage.parallelFs.enabled",
     "storage.parallel_fs_capacity_gib": "aicp:storage.parallelFs.capacityGib",
     "storage.default_class": "aicp:storage.block.defaultClass",
     "storage.s3_endpoint": "aicp:storage.s3.endpoint",
