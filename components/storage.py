@@ -67,6 +67,11 @@ def check_storage(args: StorageArgs) -> None:
             "storage.bucket_name", f"{args.bucket_name!r} is not a bucket name every cloud "
             "accepts: 3-63 lowercase letters, digits and single hyphens, starting and ending "
             "with a letter or digit")
+    if (args.s3_endpoint is None) != (args.s3_secret is None):
+        raise InputPropertyError("storage.s3_endpoint", "give both endpoint and secret")
+    if args.s3_endpoint is not None and not re.match(r"^https?://[^\s/]+", args.s3_endpoint):
+        raise InputPropertyError("storage.s3_endpoint", f"{args.s3_endpoint!r} is not an "
+                                 "http(s) URL (https://minio.example.internal:9000)")
     if args.parallel_fs and args.parallel_fs_capacity_gib < 1200:
         raise InputPropertyError("storage.parallel_fs_capacity_gib",
                                  f"{args.parallel_fs_capacity_gib} GiB is below 1200, the "
@@ -93,6 +98,10 @@ class StorageOutputs:
     identity: pulumi.Input[str] | None = None
     parallel_fs: Mapping[str, pulumi.Input[Any]] = field(default_factory=dict)
     local_nvme: str = ""  # how the GPU machines' local disks are used, in words
+    # On-prem: the user's S3-compatible endpoint, its bucket and the Secret with its keys.
+    s3_endpoint: str | None = None
+    s3_secret: str | None = None
+    s3_bucket: str | None = None
     resources: list[pulumi.Resource] = field(default_factory=list)
 
     def export(self) -> dict[str, Any]:
@@ -104,7 +113,10 @@ class StorageOutputs:
                 if self.bucket else None,
                 "identity": self.identity, "mountRecipe": self.example(),
                 "parallelFileSystem": dict(self.parallel_fs) or None,
-                "localNvme": self.local_nvme or None}
+                "localNvme": self.local_nvme or None,
+                **({"s3": {"endpoint": self.s3_endpoint, "bucket": self.s3_bucket,
+                           "secret": f"{self.namespace}/{self.s3_secret}"}}
+                   if self.s3_endpoint else {})}
 
     def example(self) -> pulumi.Output[Any] | None:
         """A ready-to-apply PV + PVC (or pod volume) for the bucket, as a mapping."""

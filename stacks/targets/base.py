@@ -170,6 +170,9 @@ STORAGE_KEYS: Mapping[str, str] = {
 def storage_args(cfg: PlatformConfig) -> StorageArgs:
     """The ``aicp:storage`` block as every target's component takes it."""
     s = cfg.storage
+    if s.s3 is not None and cfg.target != "onprem":
+        raise ConfigError("aicp:storage.s3: only for target onprem; on a cloud the stack's "
+                          "bucket is reached with workload identity, no keys: remove it")
     return StorageArgs(
         block=s.block.enabled, default_class=s.block.default_class,
         bucket=s.bucket.enabled, bucket_name=s.bucket.name,

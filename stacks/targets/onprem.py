@@ -20,7 +20,7 @@ from ...components.onprem_k3s import K3sHost, K3sRelease
 from ..errors import ConfigError
 from ..kubeconfig import check_kubeconfig, read_kubeconfig
 from ..preflight import Report
-from .base import POOL_KEYS, Secrets, pool_requests, refused
+from .base import POOL_KEYS, STORAGE_KEYS, Secrets, pool_requests, refused, storage_args
 
 if TYPE_CHECKING:
     from ..config import OnPrem, PlatformConfig
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 # OnPremClusterArgs property → the config key (the args are built in ``args`` below).
 KEYS: Mapping[str, str] = {
     **POOL_KEYS,
+    **STORAGE_KEYS,
     "kubernetes_version": "aicp:kubernetesVersion",
     "gpu_driver": "aicp:addons.gpuOperator.driver",
     "kubeconfig_path": "aicp:onprem.kubeconfig",
@@ -120,6 +121,7 @@ def args(cfg: PlatformConfig) -> OnPremClusterArgs:
         ssh_private_key_key=k3s.ssh_private_key_key if k3s else DEFAULT_SSH_KEY_KEY,
         k3s=K3sRelease(version, K3S_INSTALLER_URL, K3S_INSTALLER_SHA256) if version else None,
         gpu_driver=cfg.addons.gpu_operator.driver or "operator",
+        storage=storage_args(cfg),
     )
 
 
