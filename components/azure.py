@@ -689,7 +689,8 @@ def azure_storage(c: AksCluster, args: StorageArgs) -> StorageOutputs:
         tags=c._tags(), opts=c._opts())
     container = azure_native.storage.BlobContainer(
         f"{n}-models-container", resource_group_name=c.resource_group_name, account_name=account.name,
-        container_name=args.bucket_name or "models", public_access="None",
+        container_name=args.bucket_name or "models",
+        public_access=azure_native.storage.PublicAccess.NONE,
         opts=c._opts(parent=account))
     identity = azure_native.managedidentity.UserAssignedIdentity(
         f"{n}-models", resource_group_name=c.resource_group_name,

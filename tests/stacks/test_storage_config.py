@@ -110,3 +110,19 @@ def test_k3s_uses_its_bundled_local_path_class(tmp_path):
         c, at("onprem", K3S), at("sshPrivateKey", SECURE))))
     assert doc["outputs"]["defaultStorageClass"] == "local-path"
     assert doc["outputs"]["storage"]["bucket"] is None
+
+
+def test_an_existing_cluster_exports_the_named_class_and_the_users_s3_endpoint(tmp_path):
+    kubeconfig = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n"
+    doc = plan(tmp_path, Case("existing", "onprem", "", kubeconfig=kubeconfig, config=at(
+        "storage", {"block": {"defaultClass": "fast-nvme"}, "bucket": {"name": "models"},
+                    "s3": {"endpoint": "https://minio.lab:9000", "secret": "minio-keys"}})))
+    storage = doc["outputs"]["storage"]
+    assert doc["outputs"]["defaultStorageClass"] == "fast-nvme"
+    assert storage["s3"] == {"endpoint": "https://minio.lab:9000", "bucket": "models",
+                             "secret": "ai-workloads/minio-keys"}
+    # No identity to bind on-prem: no ServiceAccount recipe, no keys written by aicp.
+    assert storage["bucket"] is None and storage["mountRecipe"] is None
+    assert not [r for r in doc["resources"] if r["type"] == "kubernetes:core/v1:Secret"
+                and "minio" in json.dumps(r["inputs"])]
+    assert not [r for r in doc["resources"] if r["name"].startswith("storage-")]
