@@ -75,7 +75,6 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pulumi.errors import InputPropertyError
 
-from .storage import StorageArgs, StorageOutputs, check_storage
 from .contract import (
     CONFORMANCE_OUTPUT,
     SYSTEM_MIN_NODES,
@@ -89,6 +88,7 @@ from .contract import (
     resolve_pool,
     validate_pools,
 )
+from .storage import StorageArgs, StorageOutputs, check_storage
 
 SYSTEM_POOL_LABEL = "aicp.dev/pool"
 SYSTEM_INSTANCE_TYPE = "m7i.xlarge"

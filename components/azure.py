@@ -102,7 +102,6 @@ import pulumi_azure_native as azure_native
 import pulumi_kubernetes as k8s
 from pulumi.errors import InputPropertyError
 
-from .storage import StorageArgs, StorageOutputs
 from .contract import (
     CONFORMANCE_OUTPUT,
     SYSTEM_MIN_NODES,
@@ -118,6 +117,7 @@ from .contract import (
     resolve_pool,
     validate_pools,
 )
+from .storage import StorageArgs, StorageOutputs
 
 cs = azure_native.containerservice
 
@@ -688,7 +688,8 @@ def azure_storage(c: AksCluster, args: StorageArgs) -> StorageOutputs:
                 blob=azure_native.storage.EncryptionServiceArgs(enabled=True, key_type="Account"))),
         tags=c._tags(), opts=c._opts())
     container = azure_native.storage.BlobContainer(
-        f"{n}-models-container", resource_group_name=c.resource_group_name, account_name=account.name,
+        f"{n}-models-container", resource_group_name=c.resource_group_name,
+        account_name=account.name,
         container_name=args.bucket_name or "models",
         public_access=azure_native.storage.PublicAccess.NONE,
         opts=c._opts(parent=account))

@@ -99,7 +99,6 @@ import pulumi_kubernetes as k8s
 from pulumi.errors import InputPropertyError
 
 from .accelerators import offering
-from .storage import StorageArgs, StorageOutputs, bucket_name
 from .contract import (
     CONFORMANCE_OUTPUT,
     CRITICAL_PODS_NEED_QUOTA,
@@ -114,6 +113,7 @@ from .contract import (
     resolve_pool,
     validate_pools,
 )
+from .storage import StorageArgs, StorageOutputs, bucket_name
 
 SYSTEM_POOL_LABEL = "aicp.dev/pool"
 SYSTEM_MACHINE_TYPE = "e2-standard-8"

@@ -44,7 +44,6 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi.errors import InputPropertyError
 
-from .storage import StorageArgs, StorageOutputs
 from .contract import (
     CONFORMANCE_OUTPUT,
     ClusterOutputs,
@@ -70,6 +69,7 @@ from .onprem_k3s import (
     valid_host,
     valid_user,
 )
+from .storage import StorageArgs, StorageOutputs
 
 FIELD_MANAGER = "aicp-onprem"
 KUBECONFIG_SECRET_KEY = "aicp:kubeconfig"
