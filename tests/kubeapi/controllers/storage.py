@@ -208,7 +208,9 @@ class CsiStorage(Controller):
             if csi.get("driver") not in self.bucket_drivers:
                 return ("block", self._dir("volumes", pv_name), None)
         if csi and csi.get("driver") in self.bucket_drivers:
-            bucket = (csi.get("volumeAttributes") or {}).get("bucketName", "")
+            attrs = csi.get("volumeAttributes") or {}
+            # Mountpoint and GCS FUSE name it bucketName, the Blob CSI driver containerName.
+            bucket = attrs.get("bucketName") or attrs.get("containerName") or ""
             return ("bucket", self._dir("buckets", bucket), bucket)
         return None
 
