@@ -126,3 +126,24 @@ def test_an_existing_cluster_exports_the_named_class_and_the_users_s3_endpoint(t
     assert not [r for r in doc["resources"] if r["type"] == "kubernetes:core/v1:Secret"
                 and "minio" in json.dumps(r["inputs"])]
     assert not [r for r in doc["resources"] if r["name"].startswith("storage-")]
+
+
+def test_the_recipe_the_aws_stack_writes_has_the_shape_the_emulated_platform_serves(tmp_path):
+    # The emulated platform's ConfigMap (tests/kubeapi/controllers/storage.py) is what
+    # aicp verify's data_access check passes on; the stack must write the same shape.
+    from tests.kubeapi.controllers.storage import aws_objects
+
+    doc = plan(tmp_path, Case("example", "aws", ""))
+    written = next(r["inputs"] for r in doc["resources"]
+                   if r["type"] == "kubernetes:core/v1:ConfigMap"
+                   and r["inputs"]["metadata"]["name"] == "aicp-storage")
+    world = next(x for x in aws_objects() if x["kind"] == "ConfigMap")
+    assert written["metadata"]["labels"] == world["metadata"]["labels"]
+    assert set(written["data"]) == set(world["data"])
+    ours, theirs = (json.loads(d["data"]["recipe.json"])["persistentVolume"]
+                    for d in (written, world))
+    assert ours["csi"]["driver"] == theirs["csi"]["driver"] == written["data"]["driver"]
+    assert ours["csi"]["volumeAttributes"] == {
+        **theirs["csi"]["volumeAttributes"], "bucketName": written["data"]["bucket"]}
+    assert (ours["accessModes"], ours["storageClassName"]) == (
+        theirs["accessModes"], theirs["storageClassName"])
