@@ -84,6 +84,10 @@ OUTPUTS.update({
         "arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{name}", "keyId": f"{name}-key-id"},
     "aws:ec2/launchTemplate:LaunchTemplate": lambda name, inputs: {
         "latestVersion": 1, "arn": f"arn:aws:ec2:{REGION}:{ACCOUNT}:launch-template/{name}"},
+    # S3 appends a unique suffix to a bucket_prefix; "plan" stands in for it.
+    "aws:s3/bucket:Bucket": lambda name, inputs: {
+        "bucket": inputs.get("bucket") or f"{inputs.get('bucketPrefix', name)}plan",
+        "arn": f"arn:aws:s3:::{inputs.get('bucket') or inputs.get('bucketPrefix', name)}plan"},
 })
 
 
@@ -183,6 +187,10 @@ def _gcp_subnetwork(args: dict[str, Any]) -> dict[str, Any]:
 
 
 INVOKES.update({"gcp:compute/getSubnetwork:getSubnetwork": _gcp_subnetwork})
+# The project's number, for Workload Identity principal identifiers (storage, #20).
+INVOKES.update({"gcp:organizations/getProject:getProject": lambda args: {
+    "projectId": args.get("projectId", GCP_PROJECT), "number": "123456789012",
+    "name": args.get("projectId", GCP_PROJECT)}})
 
 OUTPUTS.update({
     "gcp:container/cluster:Cluster": _gke_cluster,
@@ -275,6 +283,11 @@ OUTPUTS.update({
     "azure-native:containerservice:ManagedCluster": _aks_cluster,
     "azure-native:containerservice:AgentPool": lambda name, inputs: {
         "name": inputs.get("agentPoolName", name), "provisioningState": "Succeeded"},
+    # Storage (#20): the model storage account and its container, by the names asked.
+    "azure-native:storage:StorageAccount": lambda name, inputs: {
+        "name": inputs.get("accountName", name)},
+    "azure-native:storage:BlobContainer": lambda name, inputs: {
+        "name": inputs.get("containerName", name)},
 })
 
 INVOKES.update({

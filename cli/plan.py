@@ -338,6 +338,7 @@ def render_table(result: dict[str, Any]) -> str:
     from .conformance import musts
 
     version = result["checklistVersion"]
+    lines += storage_lines(result["outputs"].get("storage"))
     for rid, why in result["notApplicable"].items():
         lines.append(f"N/A {rid}: {why}")
     lines.extend(should_lines(result))
@@ -380,3 +381,25 @@ def should_lines(result: dict[str, Any]) -> list[str]:
         else:
             lines.append(f"SHOULD {rid}: {status} by this stack (checklist {version})")
     return lines
+
+
+def storage_lines(storage: Any) -> list[str]:
+    """The stack's storage outputs (#20): default class, bucket, identity, extras."""
+    if not isinstance(storage, dict):
+        return []
+    lines = ["Storage:", f"  default StorageClass: "
+                         f"{storage.get('defaultStorageClass') or '(the cluster default)'}"]
+    if storage.get("bucket"):
+        lines.append(f"  model bucket: {storage['bucket']} ({storage.get('bucketDriver')}), "
+                     f"ServiceAccount {storage.get('serviceAccount')}")
+        lines.append(f"  identity: {storage.get('identity')}")
+        lines.append("  mount recipe: stack output storage.mountRecipe (PV/PVC and pod spec)")
+    if storage.get("s3"):
+        s3 = storage["s3"]
+        lines.append(f"  S3 endpoint: {s3.get('endpoint')} bucket {s3.get('bucket')}, keys in "
+                     f"Secret {s3.get('secret')}")
+    if storage.get("parallelFileSystem"):
+        lines.append(f"  parallel file system: {storage['parallelFileSystem'].get('driver')}")
+    if storage.get("localNvme"):
+        lines.append(f"  local NVMe: {storage['localNvme']}")
+    return [*lines, ""]

@@ -93,6 +93,7 @@ from .contract import (
     resolve_pool,
     validate_pools,
 )
+from .storage import StorageArgs, StorageOutputs, check_storage
 
 SYSTEM_POOL_LABEL = "aicp.dev/pool"
 SYSTEM_INSTANCE_TYPE = "m7i.xlarge"
@@ -157,6 +158,7 @@ class AwsClusterArgs:
     # The gVisor release of a small tainted sandbox node group (workload_sandboxing);
     # None: no sandbox group.
     sandbox_gvisor_release: str | None = None
+    storage: StorageArgs = StorageArgs()  # block, bucket, parallel FS, local NVMe (#20)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -286,6 +288,7 @@ class AwsCluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_node_group]))
+        self.storage = aws_storage(self, args.storage)
 
         self.outputs = ClusterOutputs(
             target="aws", name=self.cluster.name, kubernetes_version=args.kubernetes_version,
@@ -307,6 +310,7 @@ class AwsCluster(pulumi.ComponentResource):
             features={"notApplicable": dict(NOT_APPLICABLE),
                       **({SANDBOX: EKS_SANDBOX.export()}
                          if args.sandbox_gvisor_release else {})},
+            storage=self.storage,
         )
         self.register_outputs({
             "clusterName": self.cluster.name,
@@ -500,7 +504,8 @@ class AwsCluster(pulumi.ComponentResource):
         return GpuNodeGroup(n, GpuNodeGroupArgs(
             pool=pool, cluster=self._node_group_cluster(),
             root_volume_gib=self._args.gpu_root_volume_gib,
-            capacity_reservation_id=request.capacity_reservation_id),
+            capacity_reservation_id=request.capacity_reservation_id,
+            local_nvme=self._args.storage.local_nvme),
             opts=pulumi.ResourceOptions(parent=self))
 
     def _sandbox_node_group(self, release: str) -> aws.eks.NodeGroup:
@@ -572,6 +577,7 @@ class GpuNodeGroupArgs:
     # GPU images (CUDA, PyTorch, vLLM) are 10-20 GB each, and several are cached per node.
     root_volume_gib: int = 500
     capacity_reservation_id: str | None = None
+    local_nvme: bool = False  # nodeadm RAID0 of the instance-store NVMe (aws_storage notes)
 
 
 class GpuNodeGroup(pulumi.ComponentResource):
@@ -610,7 +616,8 @@ class GpuNodeGroup(pulumi.ComponentResource):
         # Image pulls of 10-20 GB images are bound by volume throughput.
         self.launch_template = launch_template(
             name, on, args.root_volume_gib, throughput=500,
-            reservation=args.capacity_reservation_id, parent=self, aliases=moved)
+            reservation=args.capacity_reservation_id, parent=self, aliases=moved,
+            user_data=nodeadm_user_data() if args.local_nvme else None)
         self.node_group = node_group(
             name, on, ami_type="AL2023_x86_64_NVIDIA", instance_type=pool.machine_type,
             capacity_type="SPOT" if pool.capacity_type == "spot" else "ON_DEMAND",
@@ -634,7 +641,8 @@ def _moved_from(opts: pulumi.ResourceOptions | None) -> list[pulumi.Alias]:
 
 def launch_template(name: str, on: NodeGroupCluster, volume_gib: int, throughput: int, *,
                     parent: pulumi.Resource, reservation: str | None = None,
-                    aliases: Sequence[pulumi.Alias] = ()) -> aws.ec2.LaunchTemplate:
+                    aliases: Sequence[pulumi.Alias] = (),
+                    user_data: str | None = None) -> aws.ec2.LaunchTemplate:
     """IMDSv2 only, an encrypted gp3 root volume, and the capacity reservation to target."""
     reservation_spec = aws.ec2.LaunchTemplateCapacityReservationSpecificationArgs(
         capacity_reservation_target=aws.ec2
@@ -654,7 +662,7 @@ def launch_template(name: str, on: NodeGroupCluster, volume_gib: int, throughput
                 volume_size=volume_gib, volume_type="gp3", encrypted="true",
                 throughput=throughput, delete_on_termination="true"))],
         capacity_reservation_specification=reservation_spec,
-        tag_specifications=tag_specs,
+        tag_specifications=tag_specs, user_data=user_data,
         opts=pulumi.ResourceOptions(parent=parent, provider=on.provider,
                                     aliases=list(aliases) or None))
 
@@ -824,3 +832,211 @@ def _service_trust(service: str, *, tag_session: bool = False) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+# --- storage (issue #20) --------------------------------------------------------------------
+# Block: the EBS CSI driver as an EKS add-on whose controller service account
+# (kube-system/ebs-csi-controller-sa) has an IRSA role with the AWS-managed
+# AmazonEBSCSIDriverPolicy (docs.aws.amazon.com/eks/latest/userguide/ebs-csi.html, "Create
+# an IAM role": IRSA or EKS Pod Identity; the cluster already has its OIDC provider). Since
+# Kubernetes 1.30 EKS marks no class default (docs.aws.amazon.com/eks/latest/userguide/
+# kubernetes-versions-standard.html, 1.30: "the default annotation on the gp2 StorageClass
+# has been removed"), so aicp adds one: gp3, encrypted (kubernetes-sigs/aws-ebs-csi-driver
+# docs/parameters.md: type, encrypted), WaitForFirstConsumer so the volume is created in the
+# zone of the node the pod lands on.
+EBS_DRIVER, EBS_SERVICE_ACCOUNT = "ebs.csi.aws.com", "ebs-csi-controller-sa"
+EBS_POLICY = "service-role/AmazonEBSCSIDriverPolicy"
+DEFAULT_CLASS = "gp3"
+# Object: Mountpoint for Amazon S3 as an EKS add-on (aws-mountpoint-s3-csi-driver), static
+# PVs only (awslabs/mountpoint-s3-csi-driver docs/CONFIGURATION.md). authenticationSource:
+# pod makes the mount use the pod's own ServiceAccount and its IRSA role ("Pod-Level
+# Credentials"), so only pods running as the workload ServiceAccount reach the bucket; the
+# driver itself then needs no S3 permission. allow-delete lets workloads delete objects.
+S3_DRIVER = "s3.csi.aws.com"
+# Least privilege for Mountpoint (awslabs/mountpoint-s3 doc/CONFIGURATION.md, "IAM
+# permissions"): list the bucket; read, write and delete its objects.
+S3_BUCKET_ACTIONS = ("s3:ListBucket",)
+S3_OBJECT_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload",
+                     "s3:DeleteObject")
+# Parallel FS: FSx for Lustre PERSISTENT_2 (1,200 GiB steps, docs.aws.amazon.com/fsx/latest/
+# LustreGuide/managing-storage-capacity.html) linked to the model bucket with a data
+# repository association (LustreGuide/create-dra-linked-data-repo.html); Lustre clients
+# reach it on TCP 988 and 1018-1023 (LustreGuide/limit-access-security-groups.html); the
+# FSx CSI driver add-on authenticates through EKS Pod Identity (docs.aws.amazon.com/eks/
+# latest/userguide/fsx-csi-create.html: "requires the EKS Pod Identity agent").
+FSX_DRIVER = "fsx.csi.aws.com"
+# Local NVMe: nodeadm's NodeConfig spec.instance.localStorage.strategy RAID0 stripes the
+# instance-store NVMe disks (8 x 3.84 TB on p5) into one array holding containerd's and the
+# kubelet's directories (awslabs/amazon-eks-ami nodeadm/api/v1alpha1/nodeconfig_types.go
+# LocalStorageOptions; doc/usage/al2023.md), given as a MIME part of type
+# application/node.eks.aws that EKS merges into the managed node group's user data
+# (docs.aws.amazon.com/eks/latest/userguide/launch-templates.html, AL2023 user data).
+NODEADM_RAID0 = """MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="AICP"
+
+--AICP
+Content-Type: application/node.eks.aws
+
+---
+apiVersion: node.eks.aws/v1alpha1
+kind: NodeConfig
+spec:
+  instance:
+    localStorage:
+      strategy: RAID0
+
+--AICP--
+"""
+
+
+def nodeadm_user_data() -> str:
+    """The GPU launch template's user data: base64 of ``NODEADM_RAID0``."""
+    import base64
+
+    return base64.b64encode(NODEADM_RAID0.encode()).decode()
+
+
+def s3_workload_policy(bucket_arn: str) -> str:
+    """The workload role's policy: exactly the model bucket and its objects."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "ListTheModelBucket", "Effect": "Allow", "Action": list(S3_BUCKET_ACTIONS),
+         "Resource": bucket_arn},
+        {"Sid": "ObjectsOfTheModelBucket", "Effect": "Allow",
+         "Action": list(S3_OBJECT_ACTIONS), "Resource": f"{bucket_arn}/*"}]})
+
+
+def s3_recipe(bucket: str, region: str) -> dict[str, Any]:
+    """The static PV Mountpoint mounts (its examples/kubernetes/static_provisioning)."""
+    return {"persistentVolume": {
+        "capacity": {"storage": "1200Gi"}, "accessModes": ["ReadWriteMany"],
+        "storageClassName": "", "mountOptions": ["allow-delete", f"region {region}"],
+        "csi": {"driver": S3_DRIVER, "volumeHandle": f"s3-{bucket}",
+                "volumeAttributes": {"bucketName": bucket, "authenticationSource": "pod"}}}}
+
+
+def aws_storage(c: AwsCluster, args: StorageArgs) -> StorageOutputs:
+    """Block, object and parallel-file storage of an EKS cluster (the rules above)."""
+    check_storage(args)
+    n, a = c._name, c._args
+    out = StorageOutputs(namespace=args.workload_namespace,
+                         service_account=args.service_account,
+                         local_nvme="instance-store NVMe striped RAID0 for containerd and the "
+                                    "kubelet (nodeadm localStorage)" if args.local_nvme else "")
+    k8s_opts = pulumi.ResourceOptions(parent=c, provider=c.provider)
+    if args.block:
+        role = c._irsa_role(f"{n}-ebs-csi", "kube-system", EBS_SERVICE_ACCOUNT)
+        attached = aws.iam.RolePolicyAttachment(
+            f"{n}-ebs-csi-AmazonEBSCSIDriverPolicy", role=role.name,
+            policy_arn=c._policy(EBS_POLICY), opts=c._opts(parent=role))
+        addon = aws.eks.Addon(
+            f"{n}-ebs-csi", cluster_name=c.cluster.name, addon_name="aws-ebs-csi-driver",
+            service_account_role_arn=role.arn, resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            # The controller deletes volumes with the role's permissions on destroy, too.
+            opts=c._opts(depends_on=[attached, c.system_node_group]))
+        klass = k8s.storage.v1.StorageClass(
+            f"{n}-{DEFAULT_CLASS}", metadata={"name": DEFAULT_CLASS, "annotations": {
+                "storageclass.kubernetes.io/is-default-class": "true"}},
+            provisioner=EBS_DRIVER, parameters={"type": "gp3", "encrypted": "true"},
+            volume_binding_mode="WaitForFirstConsumer", reclaim_policy="Delete",
+            allow_volume_expansion=True,
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
+                depends_on=[addon])))
+        out.default_class = klass.metadata.name
+        out.resources += [addon, klass]
+    if args.bucket:
+        out.bucket_driver = S3_DRIVER
+        if args.bucket_name:  # the config names an existing bucket: scope to it, create none
+            name: pulumi.Input[str] = args.bucket_name
+            arn: pulumi.Input[str] = pulumi.Output.concat("arn:", c._partition, ":s3:::",
+                                                          args.bucket_name)
+        else:
+            bucket = aws.s3.Bucket(f"{n}-models", bucket_prefix=f"{a.cluster_name}-models-"[:37],
+                                   force_destroy=False, opts=c._opts())
+            # Encrypted at rest with S3-managed keys, stated rather than left to the
+            # account default (docs.aws.amazon.com/AmazonS3/latest/userguide/
+            # default-bucket-encryption.html); never public: all four public-access blocks
+            # and ACLs disabled (AmazonS3/latest/userguide/access-control-block-public-access
+            # .html, about-object-ownership.html).
+            aws.s3.BucketServerSideEncryptionConfiguration(
+                f"{n}-models", bucket=bucket.id, rules=[
+                    aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                        apply_server_side_encryption_by_default=aws.s3
+                        .BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(  # noqa: E501
+                            sse_algorithm="AES256"), bucket_key_enabled=True)],
+                opts=c._opts(parent=bucket))
+            aws.s3.BucketPublicAccessBlock(
+                f"{n}-models", bucket=bucket.id, block_public_acls=True,
+                block_public_policy=True, ignore_public_acls=True,
+                restrict_public_buckets=True, opts=c._opts(parent=bucket))
+            aws.s3.BucketOwnershipControls(
+                f"{n}-models", bucket=bucket.id,
+                rule=aws.s3.BucketOwnershipControlsRuleArgs(
+                    object_ownership="BucketOwnerEnforced"), opts=c._opts(parent=bucket))
+            name, arn = bucket.bucket, bucket.arn
+            out.resources.append(bucket)
+        workload = c._irsa_role(f"{n}-models", args.workload_namespace, args.service_account)
+        aws.iam.RolePolicy(f"{n}-models", role=workload.id,
+                           policy=pulumi.Output.from_input(arn).apply(s3_workload_policy),
+                           opts=c._opts(parent=workload))
+        addon = aws.eks.Addon(
+            f"{n}-mountpoint-s3", cluster_name=c.cluster.name,
+            addon_name="aws-mountpoint-s3-csi-driver", resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            opts=c._opts(depends_on=[c.system_node_group]))
+        out.bucket, out.identity = name, workload.arn
+        out.service_account_annotations = {"eks.amazonaws.com/role-arn": workload.arn}
+        out.recipe = pulumi.Output.from_input(name).apply(lambda b: s3_recipe(b, a.region))
+        out.resources.append(addon)
+    if args.parallel_fs:
+        out.parallel_fs = _fsx(c, args, out)
+    return out
+
+
+def _fsx(c: AwsCluster, args: StorageArgs, out: StorageOutputs) -> dict[str, Any]:
+    """FSx for Lustre beside the nodes, linked to the model bucket, and its CSI driver."""
+    n = c._name
+    vpc_id = c.cluster.vpc_config.apply(lambda v: v.vpc_id or "")
+    nodes_sg = c.cluster.vpc_config.apply(lambda v: v.cluster_security_group_id or "")
+    sg = aws.ec2.SecurityGroup(f"{n}-lustre", vpc_id=vpc_id,
+                               description="Lustre clients (EKS nodes) to FSx for Lustre",
+                               ingress=[aws.ec2.SecurityGroupIngressArgs(
+                                   protocol="tcp", from_port=low, to_port=high,
+                                   security_groups=[nodes_sg])
+                                   for low, high in ((988, 988), (1018, 1023))],
+                               opts=c._opts())
+    fs = aws.fsx.LustreFileSystem(
+        f"{n}-lustre", storage_capacity=args.parallel_fs_capacity_gib,
+        subnet_ids=c.private_subnet_ids[0], security_group_ids=[sg.id],
+        deployment_type="PERSISTENT_2", per_unit_storage_throughput=250,
+        data_compression_type="LZ4", kms_key_id=c.kms_key.arn, opts=c._opts())
+    if out.bucket is not None:
+        aws.fsx.DataRepositoryAssociation(
+            f"{n}-lustre-models", file_system_id=fs.id, file_system_path="/models",
+            data_repository_path=pulumi.Output.concat("s3://", out.bucket),
+            batch_import_meta_data_on_create=True,
+            s3=aws.fsx.DataRepositoryAssociationS3Args(
+                auto_import_policy=aws.fsx.DataRepositoryAssociationS3AutoImportPolicyArgs(
+                    events=["NEW", "CHANGED", "DELETED"]),
+                auto_export_policy=aws.fsx.DataRepositoryAssociationS3AutoExportPolicyArgs(
+                    events=["NEW", "CHANGED", "DELETED"])),
+            opts=c._opts(parent=fs))
+    agent = aws.eks.Addon(f"{n}-pod-identity-agent", cluster_name=c.cluster.name,
+                          addon_name="eks-pod-identity-agent",
+                          opts=c._opts(depends_on=[c.system_node_group]))
+    role = c._role(f"{n}-fsx-csi", _service_trust("pods.eks.amazonaws.com", tag_session=True),
+                   ["AmazonFSxFullAccess"])
+    aws.eks.Addon(f"{n}-fsx-csi", cluster_name=c.cluster.name, addon_name="aws-fsx-csi-driver",
+                  pod_identity_associations=[aws.eks.AddonPodIdentityAssociationArgs(
+                      role_arn=role.arn, service_account="fsx-csi-controller-sa")],
+                  opts=c._opts(depends_on=[agent, *c.attachments[f"{n}-fsx-csi"]]))
+    # A static PV of the file system (kubernetes-sigs/aws-fsx-csi-driver
+    # examples/kubernetes/static_provisioning: volumeHandle = file system id, dnsname,
+    # mountname).
+    return {"driver": FSX_DRIVER, "fileSystemId": fs.id, "persistentVolume": pulumi.Output.all(
+        fs.id, fs.dns_name, fs.mount_name).apply(lambda v: {
+            "capacity": {"storage": f"{args.parallel_fs_capacity_gib}Gi"},
+            "accessModes": ["ReadWriteMany"], "storageClassName": "",
+            "mountOptions": ["flock"], "csi": {"driver": FSX_DRIVER, "volumeHandle": v[0],
+                                               "volumeAttributes": {"dnsname": v[1],
+                                                                    "mountname": v[2]}}})}

@@ -119,6 +119,7 @@ from .contract import (
     resolve_pool,
     validate_pools,
 )
+from .storage import StorageArgs, StorageOutputs
 
 cs = azure_native.containerservice
 
@@ -219,6 +220,7 @@ class AksClusterArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     # An AKS Pod Sandboxing (Kata) pool beside the system pool (workload_sandboxing).
     sandbox: bool = True
+    storage: StorageArgs = StorageArgs()  # block and the model container (#20)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -261,6 +263,7 @@ def validate(args: AksClusterArgs) -> None:
     nothing."""
     check_region(args.location)
     validate_extras(args)
+    check_azure_storage(args.storage)
     for i, zone in enumerate(args.zones):
         if zone not in ("1", "2", "3"):
             raise InputPropertyError(f"zones[{i}]", f"{zone!r} is not an Azure zone; use "
@@ -376,6 +379,7 @@ class AksCluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster]))
+        self.storage = azure_storage(self, args.storage)
 
         self.outputs = ClusterOutputs(
             target="azure", name=self.cluster.name, kubernetes_version=args.kubernetes_version,
@@ -387,6 +391,7 @@ class AksCluster(pulumi.ComponentResource):
             ready=[self.cluster, self.system_pool],
             features={"notApplicable": dict(NOT_APPLICABLE),
                       **({SANDBOX: AKS_SANDBOX.export()} if args.sandbox else {})},
+            storage=self.storage,
         )
         self.register_outputs({
             "clusterName": self.cluster.name,
@@ -519,6 +524,7 @@ class AksCluster(pulumi.ComponentResource):
                 dns_service_ip=dns_service_ip(a.service_cidr),
                 load_balancer_sku="standard", outbound_type="loadBalancer"),
             api_server_access_profile=self._api_server_access(),
+            storage_profile=aks_storage_profile(a.storage),
             agent_pool_profiles=[system],
             auto_scaler_profile=cs.ManagedClusterPropertiesAutoScalerProfileArgs(
                 expander=a.autoscaler_expander),
@@ -672,3 +678,118 @@ def _with_spot_taint(pool: GpuPool) -> GpuPool:
     if pool.capacity_type != "spot":
         return pool
     return replace(pool, taints=(*pool.taints, SPOT_TAINT))
+
+
+# --- storage (issue #20) --------------------------------------------------------------------
+# Block: AKS's Azure Disk CSI driver, kept on (storage_profile.disk_csi_driver), and the
+# default class AKS installs with it, "default" (managed-csi: StandardSSD_LRS,
+# WaitForFirstConsumer; learn.microsoft.com/azure/aks/azure-disk-csi, "Dynamically create
+# Azure Disks PVs": the default storage class); managed disks are encrypted at rest with
+# platform-managed keys (learn.microsoft.com/azure/virtual-machines/disk-encryption): aicp
+# adds no second default.
+AKS_DEFAULT_CLASS = "default"
+# Object: the Blob CSI driver (storage_profile.blob_csi_driver, off by default on AKS,
+# learn.microsoft.com/azure/aks/azure-blob-csi) mounting a container of a storage account
+# that allows no public blob access and no shared keys, HTTPS and TLS 1.2 only, encrypted
+# at rest (learn.microsoft.com/azure/storage/common/storage-service-encryption). The mount
+# uses the pod's workload identity token alone (kubernetes-sigs/blob-csi-driver
+# docs/workload-identity-static-pv-mount.md: mountWithWorkloadIdentityToken "true" with
+# Storage Blob Data Contributor instead of Storage Account Contributor; "Pod does not use
+# this service account has no permission to mount the volume"; tokens last 24 hours, so a
+# long-running pod remounts), through a user-assigned identity federated with exactly the
+# workload ServiceAccount (learn.microsoft.com/azure/aks/workload-identity-deploy-cluster:
+# audience api://AzureADTokenExchange, subject system:serviceaccount:NS:SA) and granted
+# Storage Blob Data Contributor on the container only.
+BLOB_DRIVER = "blob.csi.azure.com"
+BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+TOKEN_AUDIENCE = "api://AzureADTokenExchange"
+
+
+def check_azure_storage(storage: StorageArgs) -> None:
+    """What aicp's AKS storage cannot do yet: refused before anything is declared."""
+    if storage.parallel_fs:
+        raise InputPropertyError("storage.parallel_fs", "Azure Managed Lustre is not set up "
+                                 "by aicp yet: set it to false on azure")
+
+
+def aks_storage_profile(storage: StorageArgs) -> cs.ManagedClusterStorageProfileArgs:
+    return cs.ManagedClusterStorageProfileArgs(
+        disk_csi_driver=cs.ManagedClusterStorageProfileDiskCSIDriverArgs(enabled=True),
+        blob_csi_driver=cs.ManagedClusterStorageProfileBlobCSIDriverArgs(
+            enabled=storage.bucket))
+
+
+def storage_account_name(cluster_name: str, scope: str) -> str:
+    """3-24 lowercase letters and digits, unique across Azure (learn.microsoft.com/azure/
+    storage/common/storage-account-overview#storage-account-name): the cluster's letters
+    and a hash of where it lives."""
+    import hashlib
+
+    letters = re.sub(r"[^a-z0-9]", "", cluster_name.lower())[:14] or "aicp"
+    return letters + hashlib.sha256(scope.encode()).hexdigest()[:10]
+
+
+def blob_recipe(account: str, container: str, client_id: str, group: str) -> dict[str, Any]:
+    """The static PV the Blob CSI driver mounts with the pod's identity (docs above)."""
+    return {"persistentVolume": {
+        "capacity": {"storage": "1Ti"}, "accessModes": ["ReadWriteMany"],
+        "storageClassName": "", "persistentVolumeReclaimPolicy": "Retain",
+        "mountOptions": ["-o allow_other", "--file-cache-timeout-in-seconds=120"],
+        "csi": {"driver": BLOB_DRIVER, "volumeHandle": f"{account}_{container}",
+                "volumeAttributes": {"storageaccount": account, "containerName": container,
+                                     "clientID": client_id, "resourcegroup": group,
+                                     "mountWithWorkloadIdentityToken": "true"}}},
+        "podLabels": {"azure.workload.identity/use": "true"}}
+
+
+def azure_storage(c: AksCluster, args: StorageArgs) -> StorageOutputs:
+    """Block and object storage of an AKS cluster (the rules above)."""
+    n, a = c._name, c._args
+    out = StorageOutputs(namespace=args.workload_namespace,
+                         service_account=args.service_account,
+                         default_class=AKS_DEFAULT_CLASS if args.block else None)
+    if not args.bucket:
+        return out
+    group = pulumi.Output.from_input(c.resource_group_name)
+    account = azure_native.storage.StorageAccount(
+        f"{n}-models", resource_group_name=c.resource_group_name,
+        account_name=group.apply(lambda g: storage_account_name(
+            a.cluster_name, f"{g}/{a.location}")),
+        location=a.location, kind="StorageV2",
+        sku=azure_native.storage.SkuArgs(name="Standard_LRS"),
+        allow_blob_public_access=False, allow_shared_key_access=False,
+        enable_https_traffic_only=True, minimum_tls_version="TLS1_2",
+        encryption=azure_native.storage.EncryptionArgs(
+            key_source="Microsoft.Storage", services=azure_native.storage.EncryptionServicesArgs(
+                blob=azure_native.storage.EncryptionServiceArgs(enabled=True, key_type="Account"))),
+        tags=c._tags(), opts=c._opts())
+    container = azure_native.storage.BlobContainer(
+        f"{n}-models-container", resource_group_name=c.resource_group_name,
+        account_name=account.name,
+        container_name=args.bucket_name or "models",
+        public_access=azure_native.storage.PublicAccess.NONE,
+        opts=c._opts(parent=account))
+    identity = azure_native.managedidentity.UserAssignedIdentity(
+        f"{n}-models", resource_group_name=c.resource_group_name,
+        resource_name_=f"{a.cluster_name}-models", location=a.location, tags=c._tags(),
+        opts=c._opts())
+    issuer = c.cluster.oidc_issuer_profile.apply(lambda p: (p.issuer_url if p else "") or "")
+    azure_native.managedidentity.FederatedIdentityCredential(
+        f"{n}-models", resource_group_name=c.resource_group_name, resource_name_=identity.name,
+        federated_identity_credential_resource_name=f"{args.workload_namespace}-"
+                                                    f"{args.service_account}",
+        issuer=issuer, audiences=[TOKEN_AUDIENCE],
+        subject=f"system:serviceaccount:{args.workload_namespace}:{args.service_account}",
+        opts=c._opts(parent=identity))
+    azure_native.authorization.RoleAssignment(
+        f"{n}-models-blob-data", principal_id=identity.principal_id,
+        principal_type="ServicePrincipal", role_definition_id=pulumi.Output.concat(
+            "/subscriptions/", c._subscription,
+            "/providers/Microsoft.Authorization/roleDefinitions/", BLOB_DATA_CONTRIBUTOR),
+        scope=container.id, opts=c._opts(parent=identity))
+    out.bucket, out.bucket_driver, out.identity = container.name, BLOB_DRIVER, identity.client_id
+    out.service_account_annotations = {"azure.workload.identity/client-id": identity.client_id}
+    out.recipe = pulumi.Output.all(account.name, container.name, identity.client_id,
+                                   group).apply(lambda v: blob_recipe(*v))
+    out.resources += [account, container, identity]
+    return out

@@ -17,6 +17,7 @@ import pulumi
 from pulumi.errors import InputPropertyError
 
 from .accelerators import ACCELERATORS, TARGETS, machine_types, offered, offering, racked
+from .storage import StorageOutputs
 
 # Nodes of GPU pools carry this taint so that pods which ask for no GPU stay off them.
 GPU_TAINT_KEY = "nvidia.com/gpu"
@@ -260,6 +261,7 @@ class ClusterOutputs:
     ready: Sequence[pulumi.Resource] = ()
     # Target-specific facts addons may honour, e.g. {"gatewayApiCrdsManaged": True} on GKE.
     features: Mapping[str, Any] = field(default_factory=dict)
+    storage: StorageOutputs | None = None  # default class, model bucket, identity (#20)
 
 
 # ClusterOutputs.features key: the cluster admits pods of the system-node-critical and

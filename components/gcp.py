@@ -115,6 +115,7 @@ from .contract import (
     resolve_pool,
     validate_pools,
 )
+from .storage import StorageArgs, StorageOutputs, bucket_name
 
 SYSTEM_POOL_LABEL = "aicp.dev/pool"
 SYSTEM_MACHINE_TYPE = "e2-standard-8"
@@ -239,6 +240,7 @@ class GkeClusterArgs:
     labels: Mapping[str, str] = field(default_factory=dict)
     # A GKE Sandbox (gVisor) node pool beside the system pool (workload_sandboxing).
     sandbox: bool = True
+    storage: StorageArgs = StorageArgs()  # block, bucket, parallel FS, local SSD (#20)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -282,6 +284,7 @@ def validate(args: GkeClusterArgs) -> None:
         raise InputPropertyError("project", "a GCP project id is required")
     validate_extras(args)
     check_region(args.region)
+    check_gke_storage(args)
     node_range("system_min_nodes", args.system_min_nodes, args.system_max_nodes,
                "system_max_nodes", SYSTEM_MIN_NODES)
     if not args.subnetwork:
@@ -348,6 +351,7 @@ class GkeCluster(pulumi.ComponentResource):
             f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_pool]))
         self.driver_installer = self._driver_installer() if self.pools else None
+        self.storage = gcp_storage(self, args.storage)
 
         self.outputs = ClusterOutputs(
             target="gcp", name=self.cluster.name, kubernetes_version=args.kubernetes_version,
@@ -360,6 +364,7 @@ class GkeCluster(pulumi.ComponentResource):
             features={GATEWAY_CRDS_MANAGED: True, CRITICAL_PODS_NEED_QUOTA: True,
                       "notApplicable": dict(NOT_APPLICABLE),
                       **({SANDBOX: GKE_SANDBOX.export()} if args.sandbox else {})},
+            storage=self.storage,
         )
         self.register_outputs({
             "clusterName": self.cluster.name,
@@ -506,6 +511,7 @@ class GkeCluster(pulumi.ComponentResource):
             gateway_api_config=gcp.container.ClusterGatewayApiConfigArgs(
                 channel="CHANNEL_STANDARD"),
             database_encryption=encryption,
+            addons_config=gke_storage_addons(a.storage),
             resource_labels=dict(a.labels) or None,
             opts=self._opts(ignore_changes=["nodeConfig", "initialNodeCount"]))
 
@@ -583,7 +589,8 @@ class GkeCluster(pulumi.ComponentResource):
             pool=pool, cluster_name=self.cluster.name, location=a.region,
             node_locations=tuple(a.zones), initial_node_count=self._initial_per_zone(
                 pool.min_nodes), accelerator_type=accel.gke_accelerator, disk_gib=a.gpu_disk_gib,
-            node_config=self._node_config_common(), reservation=reservation,
+            node_config={**self._node_config_common(), **gke_local_ssd(
+                pool.machine_type, pool.gpus_per_node, a.storage)}, reservation=reservation,
             provider=self.provider_gcp, depends_on=tuple(self.project_apis)),
             opts=pulumi.ResourceOptions(parent=self))
 
@@ -782,3 +789,152 @@ def kubeconfig(endpoint: str, ca_data: str, cluster_name: str, project: str,
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+# --- storage (issue #20) --------------------------------------------------------------------
+# Block: GKE's Compute Engine Persistent Disk CSI driver, kept on explicitly
+# (addons_config.gce_persistent_disk_csi_driver_config; on by default since 1.18,
+# cloud.google.com/kubernetes-engine/docs/how-to/persistent-volumes/gce-pd-csi-driver), and
+# the default class GKE installs with it, standard-rwo (pd-balanced, WaitForFirstConsumer;
+# every disk encrypted at rest by Google, cloud.google.com/docs/security/encryption/default-
+# encryption): aicp adds no second default. Machines that attach Hyperdisk only (A3 Ultra,
+# HYPERDISK_ONLY) get a hyperdisk-balanced class beside it (cloud.google.com/kubernetes-engine/
+# docs/how-to/persistent-volumes/hyperdisk: provisioner pd.csi.storage.gke.io, parameter
+# type): GPU workloads there name it; the system pool's e2 machines cannot attach Hyperdisk,
+# so it does not become the cluster default.
+GKE_DEFAULT_CLASS, HYPERDISK_CLASS = "standard-rwo", "hyperdisk-balanced"
+PD_DRIVER = "pd.csi.storage.gke.io"
+# Object: Cloud Storage FUSE CSI driver (addons_config.gcs_fuse_csi_driver_config), an
+# inline ephemeral volume with the pod annotation gke-gcsfuse/volumes: "true" that injects
+# its sidecar; it authenticates as the pod's Kubernetes ServiceAccount through Workload
+# Identity Federation, granted on the bucket alone with the principal identifier
+# principal://iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/
+# PROJECT.svc.id.goog/subject/ns/NS/sa/SA and roles/storage.objectUser (read, write, delete,
+# list) (cloud.google.com/kubernetes-engine/docs/how-to/cloud-storage-fuse-csi-driver-setup,
+# "Configure access to Cloud Storage buckets"). The bucket: uniform bucket-level access and
+# public access prevention enforced (cloud.google.com/storage/docs/public-access-prevention),
+# encrypted at rest by default (cloud.google.com/storage/docs/encryption/default-keys).
+GCS_DRIVER = "gcsfuse.csi.storage.gke.io"
+GCS_ROLE = "roles/storage.objectUser"
+# Parallel FS: GKE Managed Lustre CSI driver (addons_config.lustre_csi_driver_config) with a
+# StorageClass that provisions instances (cloud.google.com/kubernetes-engine/docs/how-to/
+# persistent-volumes/managed-lustre-csi-driver-new-volume: provisioner
+# lustre.csi.storage.gke.io, perUnitStorageThroughput, network); Managed Lustre needs the
+# VPC's private services access (cloud.google.com/managed-lustre/docs/vpc).
+LUSTRE_DRIVER = "lustre.csi.storage.gke.io"
+# Local SSD as ephemeral storage (node_config.ephemeral_storage_local_ssd_config): on Gen3
+# machines (A3) a count of 0 uses every local SSD the machine type comes with; older ones
+# need the count, one 375 GB disk per GPU on A2 Ultra (GKE API EphemeralStorageLocalSsdConfig
+# local_ssd_count; cloud.google.com/compute/docs/gpus#a2-ultra). Other GPU machines have
+# none bundled: their root disk stays where images go.
+LOCAL_SSD_GEN3 = ("a3-",)
+LOCAL_SSD_PER_GPU = ("a2-ultragpu-",)
+
+
+def check_gke_storage(args: GkeClusterArgs) -> None:
+    """What aicp's GKE storage cannot do: refused before anything is declared."""
+    if args.storage.parallel_fs and args.subnetwork:
+        raise InputPropertyError("storage.parallel_fs", "GKE Managed Lustre on an existing "
+                                 "subnetwork is not set up by aicp (its VPC needs private "
+                                 "services access): set it to false, or let aicp create the "
+                                 "VPC")
+
+
+def gke_storage_addons(storage: StorageArgs) -> gcp.container.ClusterAddonsConfigArgs:
+    """The cluster's storage add-ons: PD CSI kept on, GCS FUSE and Managed Lustre as asked."""
+    return gcp.container.ClusterAddonsConfigArgs(
+        gce_persistent_disk_csi_driver_config=gcp.container
+        .ClusterAddonsConfigGcePersistentDiskCsiDriverConfigArgs(enabled=True),
+        gcs_fuse_csi_driver_config=gcp.container.ClusterAddonsConfigGcsFuseCsiDriverConfigArgs(
+            enabled=storage.bucket),
+        lustre_csi_driver_config=gcp.container.ClusterAddonsConfigLustreCsiDriverConfigArgs(
+            enabled=storage.parallel_fs) if storage.parallel_fs else None)
+
+
+def gke_local_ssd(machine_type: str, gpus: int, storage: StorageArgs) -> dict[str, Any]:
+    """The GPU pool's node_config entry backing ephemeral storage with local SSD, or none."""
+    if not storage.local_nvme:
+        return {}
+    if machine_type.startswith(LOCAL_SSD_GEN3):
+        count = 0
+    elif machine_type.startswith(LOCAL_SSD_PER_GPU):
+        count = gpus
+    else:
+        return {}
+    return {"ephemeral_storage_local_ssd_config": gcp.container
+            .NodePoolNodeConfigEphemeralStorageLocalSsdConfigArgs(local_ssd_count=count)}
+
+
+def gcs_recipe(bucket: str) -> dict[str, Any]:
+    """An inline Cloud Storage FUSE volume and the annotation that injects its sidecar."""
+    return {"volume": {"csi": {"driver": GCS_DRIVER, "volumeAttributes": {
+        "bucketName": bucket, "mountOptions": "implicit-dirs"}}},
+        "podAnnotations": {"gke-gcsfuse/volumes": "true"}}
+
+
+def gke_principal(number: str, project: str, namespace: str, service_account: str) -> str:
+    return (f"principal://iam.googleapis.com/projects/{number}/locations/global/"
+            f"workloadIdentityPools/{project}.svc.id.goog/subject/ns/{namespace}/sa/"
+            f"{service_account}")
+
+
+def gcp_storage(c: GkeCluster, args: StorageArgs) -> StorageOutputs:
+    """Block, object and parallel-file storage of a GKE cluster (the rules above)."""
+    n, a = c._name, c._args
+    out = StorageOutputs(namespace=args.workload_namespace,
+                         service_account=args.service_account,
+                         local_nvme="local SSD as ephemeral storage on A3/A2 Ultra GPU pools"
+                         if args.local_nvme else "")
+    k8s_opts = pulumi.ResourceOptions(parent=c, provider=c.provider)
+    if args.block:
+        out.default_class = GKE_DEFAULT_CLASS
+        if any(p.machine_type.startswith(HYPERDISK_ONLY) for p in c.pools):
+            klass = k8s.storage.v1.StorageClass(
+                f"{n}-{HYPERDISK_CLASS}", metadata={"name": HYPERDISK_CLASS},
+                provisioner=PD_DRIVER, parameters={"type": "hyperdisk-balanced"},
+                volume_binding_mode="WaitForFirstConsumer", reclaim_policy="Delete",
+                allow_volume_expansion=True, opts=k8s_opts)
+            out.resources.append(klass)
+    if args.bucket:
+        out.bucket_driver = GCS_DRIVER
+        if args.bucket_name:
+            name: pulumi.Input[str] = args.bucket_name
+        else:
+            bucket = gcp.storage.Bucket(
+                f"{n}-models", name=bucket_name(args, a.cluster_name, a.project),
+                location=a.region.upper(), uniform_bucket_level_access=True,
+                public_access_prevention="enforced", force_destroy=False,
+                labels=dict(a.labels) or None, opts=c._opts())
+            name = bucket.name
+            out.resources.append(bucket)
+        number = gcp.organizations.get_project_output(
+            project_id=a.project, opts=pulumi.InvokeOutputOptions(
+                parent=c, provider=c.provider_gcp)).number
+        member = number.apply(lambda num: gke_principal(
+            num or "", a.project, args.workload_namespace, args.service_account))
+        gcp.storage.BucketIAMMember(f"{n}-models-workload", bucket=name, role=GCS_ROLE,
+                                    member=member, opts=c._opts())
+        out.bucket, out.identity = name, member
+        out.recipe = pulumi.Output.from_input(name).apply(gcs_recipe)
+    if args.parallel_fs:
+        out.parallel_fs = _managed_lustre(c, args)
+    return out
+
+
+def _managed_lustre(c: GkeCluster, args: StorageArgs) -> dict[str, Any]:
+    n, a = c._name, c._args
+    assert c.network is not None  # check_gke_storage refused an existing subnetwork
+    address = gcp.compute.GlobalAddress(
+        f"{n}-lustre-psa", name=f"{a.cluster_name}-lustre-psa", purpose="VPC_PEERING",
+        address_type="INTERNAL", prefix_length=20, network=c.network.id, opts=c._opts())
+    gcp.servicenetworking.Connection(
+        f"{n}-lustre-psa", network=c.network.id, service="servicenetworking.googleapis.com",
+        reserved_peering_ranges=[address.name], opts=c._opts(parent=address))
+    network = pulumi.Output.concat("projects/", a.project, "/global/networks/", a.cluster_name)
+    klass = k8s.storage.v1.StorageClass(
+        f"{n}-lustre", metadata={"name": "lustre-rwx"}, provisioner=LUSTRE_DRIVER,
+        parameters={"perUnitStorageThroughput": "1000", "network": network},
+        volume_binding_mode="WaitForFirstConsumer", reclaim_policy="Delete",
+        opts=pulumi.ResourceOptions(parent=c, provider=c.provider))
+    return {"driver": LUSTRE_DRIVER, "storageClass": klass.metadata.name,
+            "capacityGib": args.parallel_fs_capacity_gib}

@@ -72,6 +72,7 @@ from .onprem_k3s import (
     valid_host,
     valid_user,
 )
+from .storage import StorageArgs, StorageOutputs
 
 FIELD_MANAGER = "aicp-onprem"
 KUBECONFIG_SECRET_KEY = "aicp:kubeconfig"
@@ -161,11 +162,13 @@ class OnPremClusterArgs:
     # k3s: the release for kubernetes_version, from the version catalog.
     k3s: K3sRelease | None = None
     gpu_driver: Literal["host", "operator"] = "operator"
+    storage: StorageArgs = StorageArgs()  # default class, the user's S3 endpoint (#20)
 
 
 def validate(args: OnPremClusterArgs) -> None:
     """Raise ``InputPropertyError`` for the first problem with ``args``; declares nothing."""
     validate_pools("onprem", args.gpu_pools)
+    check_onprem_storage(args.storage)
     pools = {p.name: i for i, p in enumerate(args.gpu_pools)}
     if args.gpu_driver not in GPU_DRIVERS:
         raise InputPropertyError("gpu_driver", f"{args.gpu_driver!r} is not one of "
@@ -291,7 +294,8 @@ class OnPremCluster(pulumi.ComponentResource):
             gpu_driver=gpu_driver(args.mode, args.gpu_driver), autoscaler="none",
             ready=ready,
             features={"mode": args.mode, "notApplicable": dict(NOT_APPLICABLE),
-                      **({SANDBOX: K3S_SANDBOX.export()} if self.sandbox_commands else {})})
+                      **({SANDBOX: K3S_SANDBOX.export()} if self.sandbox_commands else {})},
+            storage=onprem_storage(args, args.storage))
         self.register_outputs({
             "mode": args.mode,
             "kubeconfig": self.kubeconfig,
@@ -444,3 +448,34 @@ def _with_context(text: str, context: str) -> str:
                          f"kubeconfig; it has {', '.join(map(str, names)) or 'none'}")
     doc["current-context"] = context
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+# --- storage (issue #20) --------------------------------------------------------------------
+# k3s bundles Rancher's local-path-provisioner and marks its class "local-path" default
+# (docs.k3s.io/storage, "Setting up the Local Storage Provider"): node-local volumes, no
+# second default from aicp. On an existing cluster the class is the cluster's own: the one
+# the config names (aicp verify --stack checks it exists and is the default), else whatever
+# the cluster marks default. Object storage on-prem is the user's S3-compatible endpoint
+# with its keys in a Secret the user creates in the workload namespace (no cloud identity
+# to bind workloads to), passed through as outputs; aicp creates no bucket there.
+K3S_DEFAULT_CLASS = "local-path"
+
+
+def check_onprem_storage(storage: StorageArgs) -> None:
+    """What on-prem storage cannot be: refused before anything is declared."""
+    if storage.parallel_fs:
+        raise InputPropertyError("storage.parallel_fs", "aicp sets up no parallel file system "
+                                 "on-prem: set it to false and mount yours with its CSI driver")
+    if storage.bucket and storage.s3_endpoint and not storage.bucket_name:
+        raise InputPropertyError("storage.bucket_name", "name the bucket on your S3 endpoint "
+                                 "(aicp creates none on-prem)")
+
+
+def onprem_storage(args: OnPremClusterArgs, storage: StorageArgs) -> StorageOutputs:
+    """The on-prem cluster's storage as outputs: nothing is declared for it."""
+    default = storage.default_class or (K3S_DEFAULT_CLASS if args.mode == "k3s" else None)
+    return StorageOutputs(
+        default_class=default if storage.block else None, namespace=storage.workload_namespace,
+        service_account=storage.service_account,
+        s3_endpoint=storage.s3_endpoint, s3_secret=storage.s3_secret,
+        s3_bucket=storage.bucket_name if storage.bucket and storage.s3_endpoint else None)

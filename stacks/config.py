@@ -157,6 +157,40 @@ class OnPrem(_Model):
     k3s: K3s | None = None
 
 
+class BlockStorage(_Model):
+    enabled: StrictBool = True
+    # On an existing on-prem cluster: the class to use (it must exist and be the default).
+    default_class: StrictStr | None = None
+
+
+class BucketStorage(_Model):
+    enabled: StrictBool = True
+    # An existing bucket (or Azure container) to use instead of creating one.
+    name: StrictStr | None = None
+
+
+class ParallelFs(_Model):
+    enabled: StrictBool = False  # FSx for Lustre, GKE Managed Lustre, Azure Managed Lustre
+    capacity_gib: StrictInt = Field(default=1200, ge=1200)
+
+
+class S3Endpoint(_Model):
+    # On-prem: an S3-compatible endpoint and the Secret (in the workload namespace) with
+    # its access keys; on-prem has no workload identity to bind.
+    endpoint: StrictStr
+    secret: StrictStr
+
+
+class Storage(_Model):
+    """Block storage and the model bucket on by default (cheap), parallel FS off (#20)."""
+
+    block: BlockStorage = BlockStorage()
+    bucket: BucketStorage = BucketStorage()
+    parallel_fs: ParallelFs = ParallelFs()
+    local_nvme: StrictBool = True
+    s3: S3Endpoint | None = None
+
+
 class Addons(_Model):
     gpu_operator: GpuOperator = GpuOperator()
     kueue: Kueue = Kueue()
@@ -188,6 +222,7 @@ class PlatformConfig(_Model):
     azure: Azure | None = None
     onprem: OnPrem | None = None
     tags: Mapping[StrictStr, StrictStr] = Field(default_factory=dict)
+    storage: Storage = Storage()
 
     @property
     def checklist_version(self) -> str:

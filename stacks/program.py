@@ -154,6 +154,7 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
     from ..addons.monitoring import Monitoring
     from ..addons.sandbox import Sandbox
     from ..addons.sandbox import version as sandbox_version
+    from ..addons.storage import WorkloadStorage, WorkloadStorageArgs
     chosen = chosen or load(cfg)
     # Before the first resource: what the cloud says about the GPU pools (read-only).
     report = Report()
@@ -189,12 +190,16 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
         kuberay = add("kuberay", KubeRay("kuberay", cluster, KubeRayArgs(
             webhook=want.kuberay.webhook)), CHARTS["kuberay-operator"].version)
         integrations.append(kuberay)
+    kueue = None
     if want.kueue.enabled:
         jobset = add("jobset", JobSet("jobset", cluster), CHARTS["jobset"].version)
-        add("kueue", Kueue("kueue", cluster, KueueArgs(
+        kueue = add("kueue", Kueue("kueue", cluster, KueueArgs(
             workloads_namespace=want.kueue.namespace,
             pods_ready_timeout=want.kueue.wait_for_pods_ready_timeout,
             after=(jobset, *integrations))), CHARTS["kueue"].version)
+    # The workload ServiceAccount and bucket recipe, in Kueue's workload namespace (#20).
+    WorkloadStorage("storage", cluster, WorkloadStorageArgs(
+        after=(kueue,) if kueue else (), create_namespace=kueue is None))
 
     if want.disaggregated_inference.enabled:
         add("leaderworkerset", LeaderWorkerSet("leaderworkerset", cluster),
@@ -252,6 +257,9 @@ def export(p: Platform) -> None:
     pulumi.export("addons", dict(p.versions))
     pulumi.export("notApplicable", dict(p.not_applicable))
     pulumi.export("preflight", dict(p.preflight))
+    storage = cluster.storage.export() if cluster.storage else {}
+    pulumi.export("defaultStorageClass", storage.get("defaultStorageClass"))
+    pulumi.export("storage", storage)
 
 
 def main() -> Any:

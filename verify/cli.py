@@ -87,6 +87,10 @@ def verify(
     sign_key: Path = typer.Option(None, "--sign-key", metavar="PEM",
                                   help="Ed25519 or ECDSA private key signing the evidence "
                                        "manifest (password: $AICP_SIGN_KEY_PASSWORD)."),
+    strict_platform: bool = typer.Option(
+        False, "--strict-platform",
+        help="A failed or undecided aicp platform check (verify/checks/, e.g. data_access) "
+             "makes the run exit 1; it never changes the checklist or `conformant`."),
 ) -> None:
     """Verify a cluster against Kubernetes AI Conformance, one probe per requirement.
 
@@ -102,6 +106,9 @@ def verify(
            not a conformance result
       130  interrupted by Ctrl-C, SIGTERM or SIGHUP: reports of finished probes
            written, the run's objects deleted
+    aicp's own platform checks (data_access, ...) run after the requirements and are
+    reported apart, on their own line: they change the exit code only with
+    --strict-platform (a 0 or 3 becomes 1).
 
     \b
     Examples:
@@ -109,6 +116,7 @@ def verify(
       aicp verify --checklist-template AIConformance-1.35.yaml --output json
       aicp verify --stack dev --output checklist --metadata product.yaml
       aicp verify --context emulator --read-only --only accelerator_metrics
+      aicp verify --kubeconfig kubeconfig.yaml --only data_access --strict-platform
       aicp verify --skip cluster_autoscaling --registry-mirror mirror.local/hub
       aicp verify --stack dev --performance --performance-diag 2 --output json
       aicp verify cleanup --kubeconfig kubeconfig.yaml
@@ -134,7 +142,8 @@ def verify(
         read_only=read_only, long=long, concurrency=concurrency, timeout=timeout,
         probe_timeout=probe_timeout, output=output or [], output_dir=output_dir,
         metadata=metadata, registry_mirror=registry_mirror, run_id=run_id,
-        wg_suite=wg_suite, wg_suite_source=wg_suite_source, sign_key=sign_key)
+        wg_suite=wg_suite, wg_suite_source=wg_suite_source, sign_key=sign_key,
+        strict_platform=strict_platform)
     code = session.run(opts)
     # Not after a usage error or an interrupt: only once the probes ran.
     if perf is not None and plan is not None and code in (0, 1, 3):

@@ -19,6 +19,10 @@ from .verdicts import UsageError
 
 # The probes package, named from this module's own place (``aicp.verify.probes`` installed).
 PROBES_PACKAGE = f"{__package__}.probes"
+# aicp's own platform checks beyond the checklist (``verify/checks/<id>.py``): found the same
+# way, run by the same runner after the requirements, reported apart (``verdicts``).
+CHECKS_PACKAGE = f"{__package__}.checks"
+PLATFORM = "PLATFORM"  # the level a platform check's Requirement carries: never MUST/SHOULD
 
 MANUAL_REMEDIATION = (
     "manual check, no aicp probe for {id}: verify it by hand and record the status, "
@@ -52,6 +56,7 @@ class Planned:
     probe: type[Probe] | None
     verdict: Verdict | None = None  # MANUAL or NOT_RUN when nothing runs
     reason: str = ""
+    platform: bool = False  # an aicp platform check (``plan_checks``), not a requirement
 
     @property
     def runs(self) -> bool:
@@ -83,5 +88,46 @@ def plan(template: Template, probes: dict[str, type[Probe]], *, only: Sequence[s
             item = Planned(req, probe, Verdict.NOT_RUN, "long-running probe: pass --long")
         else:
             item = Planned(req, probe)
+        planned.append(item)
+    return planned
+
+
+def check_requirement(check: type[Probe]) -> Requirement:
+    """The row a platform check stands in: its id, its category (``platform`` when it
+    declares none), level ``PLATFORM`` and its title (or docstring's first line)."""
+    doc = (check.__doc__ or "").strip().splitlines()
+    return Requirement(check.id, getattr(check, "category", "") or "platform", PLATFORM,
+                       check.title or (doc[0] if doc else check.id))
+
+
+def split_ids(ids: Sequence[str], checks: dict[str, type[Probe]]) -> tuple[list[str], list[str]]:
+    """``--only``/``--skip`` values as (requirement ids, platform check ids)."""
+    return [i for i in ids if i not in checks], [i for i in ids if i in checks]
+
+
+def plan_checks(checks: dict[str, type[Probe]], *, only: Sequence[str] = (),
+                skip: Sequence[str] = (), read_only: bool = False,
+                long: bool = False) -> list[Planned]:
+    """Every platform check, by id, with what the run does with it (``Planned.platform``).
+
+    ``only``/``skip`` are the run's ``--only``/``--skip``: a run narrowed with ``--only``
+    runs the platform checks it names and no other; ``--read-only`` leaves the mutating
+    ones out, ``--long`` gates the long ones, as for requirement probes.
+    """
+    planned = []
+    for cid in sorted(checks):
+        check, req = checks[cid], check_requirement(checks[cid])
+        if only and cid not in only:
+            item = Planned(req, check, Verdict.NOT_RUN, "not selected (--only)", platform=True)
+        elif cid in skip:
+            item = Planned(req, check, Verdict.NOT_RUN, "skipped by --skip", platform=True)
+        elif read_only and check.mutating:
+            item = Planned(req, check, Verdict.NOT_RUN,
+                           "creates objects, left out by --read-only", platform=True)
+        elif check.long and not long:
+            item = Planned(req, check, Verdict.NOT_RUN, "long-running check: pass --long",
+                           platform=True)
+        else:
+            item = Planned(req, check, platform=True)
         planned.append(item)
     return planned

@@ -9,7 +9,8 @@ and the kube tests; signals and a lost API server end to end, in ``test_interrup
 2. Order. Probes start in the template's order, except that ``exclusive`` probes (they
    change what others observe cluster-wide, e.g. add a node) come after every other one: a
    node one of them adds mid-run, still joining with no exporter yet, must not be judged
-   by a probe that surveys every GPU node.
+   by a probe that surveys every GPU node. aicp's platform checks (``Planned.platform``)
+   start after every requirement probe, by id; their outcomes go to ``report.platform``.
 3. Concurrency. At most ``concurrency`` probes run at once, each in its own thread. An
    exclusive probe starts only when nothing else runs, and nothing starts beside it.
 4. Budget. A probe may run for ``--probe-timeout`` seconds, or longer when its own waits
@@ -81,7 +82,8 @@ class Queue:
             raise ValueError("concurrency must be at least 1")
         self.concurrency = concurrency
         # sorted() is stable: the template's order within each group.
-        self.pending = deque(sorted((p for p in planned if p.runs), key=exclusive))
+        self.pending = deque(sorted((p for p in planned if p.runs),
+                                    key=lambda p: (p.platform, exclusive(p))))
 
     def __bool__(self) -> bool:
         return bool(self.pending)
@@ -173,9 +175,11 @@ class Runner:
             self._clean(run.started, report)
             self.on_finish()
         report.duration = time.monotonic() - begun
-        report.outcomes = [Outcome(p.requirement, run.results.get(p.requirement.id)
-                                   # A signal between two statements of the loop.
-                                   or verdicts.unsettled(report.signal)) for p in planned]
+        outcomes = [(p, Outcome(p.requirement, run.results.get(p.requirement.id)
+                                # A signal between two statements of the loop.
+                                or verdicts.unsettled(report.signal))) for p in planned]
+        report.outcomes = [o for p, o in outcomes if not p.platform]
+        report.platform = [o for p, o in outcomes if p.platform]
         return report
 
     # Rule 8 -----------------------------------------------------------------------------

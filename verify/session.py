@@ -32,6 +32,7 @@ from .verdicts import (
     UsageError,
     error_line,
     exit_code,
+    platform_line,
     said,
 )
 from .version import VERSION
@@ -63,6 +64,7 @@ class Options:
     registry_mirror: str | None = None
     run_id: str | None = None
     force: bool = False  # cleanup: also runs that are alive
+    strict_platform: bool = False  # a failed aicp platform check fails the run (exit 1)
     timing: Timing = field(default_factory=Timing)  # the probes' waits as declared, or replaced
     wg_suite: bool = False  # also run the working group's suite (verify/wgsuite)
     wg_suite_source: Path | None = None  # a checkout of it at the pinned commit
@@ -212,7 +214,9 @@ def _run(opts: Options, console: Console, guard: signals.Guard) -> int:
     stack_notes = check_stack(target, console)
     warn_about_metadata(opts, template, metadata, console)
     report = run_probes(opts, target, settings, planned, view, guard)
-    report.info = {k: v for k, v in shown.items() if k != "probes"} | stack_notes
+    report.strict_platform = opts.strict_platform
+    report.info = {k: v for k, v in shown.items()
+                   if k not in ("probes", "platform checks")} | stack_notes
     view.summary(report)
     evidence.run(opts, target, report, console)
     # Reports first: whatever happened to the cluster, the results are kept.
@@ -220,6 +224,8 @@ def _run(opts: Options, console: Console, guard: signals.Guard) -> int:
                                            **evidence.reports())
     advise_cleanup(opts, report, target.kube, console)
     target.close()
+    if report.platform:  # their own line, before the conformance result's
+        console.print(platform_line(report), soft_wrap=True)
     console.print(closing_line(report, code, reports, unsaved), soft_wrap=True)
     return code
 
@@ -281,9 +287,19 @@ def choose_checklist(opts: Options,
 
 
 def plan(opts: Options, template: checklist.Template, target: Target) -> list[Planned]:
-    """What the run does with each requirement; the stack's not-applicable ids are SKIP."""
-    planned = registry.plan(template, registry.discover(), only=opts.only, skip=opts.skip,
-                            read_only=opts.read_only, long=opts.long)
+    """What the run does with each requirement, then with each aicp platform check
+    (``Planned.platform``); the stack's not-applicable ids are SKIP."""
+    checks = registry.discover(registry.CHECKS_PACKAGE)
+    only, only_checks = registry.split_ids(opts.only, checks)
+    skip, skip_checks = registry.split_ids(opts.skip, checks)
+    if only_checks and not only:  # --only naming platform checks alone
+        planned = [Planned(r, None, Verdict.NOT_RUN, "not selected (--only)")
+                   for r in template.requirements]
+    else:
+        planned = registry.plan(template, registry.discover(), only=only, skip=skip,
+                                read_only=opts.read_only, long=opts.long)
+    planned += registry.plan_checks(checks, only=opts.only, skip=skip_checks,
+                                    read_only=opts.read_only, long=opts.long)
     outputs = target.outputs
     if not outputs:
         return planned
@@ -311,8 +327,11 @@ def effective_settings(target: Target, template: checklist.Template, settings: S
         **({"long": "on: scale-down is waited for"
                     + (" (a --output checklist submission claims it)" if long_implied else "")}
            if settings.long else {}),
-        "probes": f"{len(runs)} to run, {sum(p.verdict is not None for p in planned)} "
+        "probes": f"{sum(not p.platform for p in runs)} to run, "
+                  f"{sum(p.verdict is not None and not p.platform for p in planned)} "
                   "manual or not run",
+        **({"platform checks": ", ".join(p.requirement.id for p in runs if p.platform)}
+           if any(p.platform for p in runs) else {}),
     }
 
 

@@ -18,9 +18,11 @@ import yaml
 
 from .kube import GPU_RESOURCES, ConfigError, Kube, quantity
 
-EXPECTATION_KEYS = ("gpuPools", "addons", "autoscaler", "target")
+EXPECTATION_KEYS = ("gpuPools", "addons", "autoscaler", "target", "defaultStorageClass")
 # A checklist version is "1.<minor>" (verify/checklist.py VERSION).
 VERSION = re.compile(r"^1\.\d+$")
+# kubernetes.io/docs/concepts/storage/storage-classes/#default-storageclass
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 # What each addon key of the ``addons`` output serves once installed (stacks/program.py
 # keys); an addon without an API of its own (cluster-autoscaler) is only noted.
 ADDON_APIS: dict[str, tuple[str, ...]] = {
@@ -162,7 +164,29 @@ def check(expectations: dict[str, Any], kube: Kube) -> StackCheck:
         if missing:
             result.problems.append(f"addon {addon} {version}: {', '.join(missing)} "
                                    "not served")
+    problem = default_class_problem(expectations.get("defaultStorageClass"), kube)
+    if problem:
+        result.problems.append(problem)
     return result
+
+
+def default_class_problem(name: Any, kube: Kube) -> str | None:
+    """The class the stack names (``defaultStorageClass``) exists and is the default: a
+    claim without storageClassName gets the default, so another default would take it."""
+    if not name:
+        return None
+    classes = {c["metadata"]["name"]: c
+               for c in kube.items("/apis/storage.k8s.io/v1/storageclasses")}
+    defaults = sorted(n for n, c in classes.items()
+                      if (c["metadata"].get("annotations") or {}).get(
+                          DEFAULT_CLASS_ANNOTATION) == "true")
+    if name not in classes:
+        return (f"defaultStorageClass {name}: no such StorageClass (classes: "
+                f"{', '.join(sorted(classes)) or 'none'})")
+    if name not in defaults:
+        return (f"defaultStorageClass {name}: not marked default ({DEFAULT_CLASS_ANNOTATION}; "
+                f"default: {', '.join(defaults) or 'none'})")
+    return None
 
 
 def unmet_expectations(expectations: dict[str, Any], nodes: list[dict],

@@ -105,6 +105,10 @@ class RunReport:
     # The reports are a submission (``--output checklist``): every file in the folder is
     # meant for a public pull request.
     submission: bool = False
+    # aicp's own platform checks (``verify/checks/``), apart from the checklist: never in
+    # ``outcomes``, the checklist, JUnit, e2e.log or ``conformant`` (``platform_code``).
+    platform: list[Outcome] = field(default_factory=list)
+    strict_platform: bool = False  # --strict-platform: a failed check fails the run
 
     @property
     def exit_code(self) -> int:
@@ -148,12 +152,47 @@ class RunReport:
 
 # The run ----------------------------------------------------------------------------------
 def exit_code(report: RunReport) -> int:
+    """The requirements' code (``conformance_code``); with ``--strict-platform`` a platform
+    check that failed or could not be decided makes a 0 or 3 a 1. Without it, platform
+    checks never change the code: they have their own line (``platform_line``)."""
+    code = conformance_code(report)
+    if report.strict_platform and code in (EXIT_OK, EXIT_INCOMPLETE) and platform_failed(report):
+        return EXIT_FAILED
+    return code
+
+
+def platform_failed(report: RunReport) -> list[Outcome]:
+    """The platform checks that failed or could not be decided."""
+    return [o for o in report.platform if o.result.verdict in (Verdict.FAIL, Verdict.ERROR)]
+
+
+def platform_line(report: RunReport) -> str:
+    """``aicp platform checks: 1/2 passed, 1 failed (data_access) — not part of the
+    conformance result`` (or, with --strict-platform, that it fails the run)."""
+    ran = [o for o in report.platform if o.result.verdict in DECIDED]
+    passed = [o for o in ran if o.result.verdict is Verdict.PASS]
+    parts = [f"{len(passed)}/{len(ran)} passed"]
+    for verdict, word in ((Verdict.FAIL, "failed"), (Verdict.ERROR, "undecided (ERROR)"),
+                          (Verdict.SKIP, "not applicable")):
+        ids = [o.requirement.id for o in ran if o.result.verdict is verdict]
+        if ids:
+            parts.append(f"{len(ids)} {word} ({', '.join(ids)})")
+    left = len(report.platform) - len(ran)
+    if left:
+        parts.append(f"{left} not run")
+    effect = ("a failed or undecided check fails the run (--strict-platform)"
+              if report.strict_platform else
+              "not part of the conformance result; --strict-platform makes a failure exit 1")
+    return f"aicp platform checks: {', '.join(parts)} — {effect}"
+
+
+def conformance_code(report: RunReport) -> int:
     """130 interrupted; 1 a MUST failed or could not be decided; 3 a MUST was not exercised;
     else 0. Reports that could not be written do not change it (the closing line says so).
 
     MANUAL, NOT_RUN and SKIP (not applicable) never fail a run: nothing was violated. But a
     MUST that was not exercised (MANUAL, NOT_RUN) leaves the run short of a conformance
-    result, so it cannot be 0. SHOULDs never change the code.
+    result, so it cannot be 0. SHOULDs never change the code, nor do platform checks.
     """
     if report.interrupted:
         return EXIT_INTERRUPTED
@@ -166,9 +205,10 @@ def exit_code(report: RunReport) -> int:
 
 
 def conformant(report: RunReport) -> bool:
-    """True only for a run that exits ``EXIT_OK``: the one rule a report may call
-    "conformant"."""
-    return exit_code(report) == EXIT_OK
+    """True only for a run whose requirement verdicts exit ``EXIT_OK``: the one rule a
+    report may call "conformant". Platform checks never change it; only under
+    ``--strict-platform`` can the exit code be 1 while the platform is conformant."""
+    return conformance_code(report) == EXIT_OK
 
 
 # What the runner makes of a probe ---------------------------------------------------------

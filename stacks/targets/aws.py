@@ -13,7 +13,7 @@ from ...components.contract import ClusterOutputs
 from ..errors import ConfigError
 from ..preflight import PreflightError, Report, lookup
 from . import rules
-from .base import POOL_KEYS, Secrets, pool_requests, refused
+from .base import POOL_KEYS, STORAGE_KEYS, Secrets, pool_requests, refused, storage_args
 
 if TYPE_CHECKING:
     from ..config import PlatformConfig
@@ -45,6 +45,7 @@ EC2_QUOTAS = {
 # AwsClusterArgs property → the config key (the args are built in ``args`` below).
 KEYS: Mapping[str, str] = {
     **POOL_KEYS,
+    **STORAGE_KEYS,
     "region": "aicp:region",
     "zones": "aicp:zones",
     "subnet_ids": "aicp:network.subnetIds",
@@ -84,6 +85,7 @@ def args(cfg: PlatformConfig) -> AwsClusterArgs:
         gpu_pools=pool_requests(cfg),
         tags=dict(cfg.tags),
         sandbox_gvisor_release=GVISOR_RELEASE if cfg.addons.sandbox.enabled else None,
+        storage=storage_args(cfg),
     )
 
 

@@ -17,7 +17,7 @@ from ...components.contract import ClusterOutputs
 from ..errors import ConfigError
 from ..preflight import Report
 from . import rules
-from .base import POOL_KEYS, Secrets, pool_requests, refused
+from .base import POOL_KEYS, STORAGE_KEYS, Secrets, pool_requests, refused, storage_args
 
 if TYPE_CHECKING:
     from ..config import PlatformConfig
@@ -33,6 +33,7 @@ MAX_NODES = 1000
 # one with the VNet range a person chose.
 KEYS: Mapping[str, str] = {
     **POOL_KEYS,
+    **STORAGE_KEYS,
     "location": "aicp:region",
     "zones[*]": "aicp:zones[{}]",
     "vnet_cidr": "aicp:network.vpcCidr",
@@ -81,6 +82,7 @@ def args(cfg: PlatformConfig) -> AksClusterArgs:
         autoscaler_expander=cfg.addons.autoscaler.expander,
         tags=dict(cfg.tags),
         sandbox=cfg.addons.sandbox.enabled,
+        storage=storage_args(cfg),
     )
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pulumi.errors import InputPropertyError
 
 from ...components.contract import ClusterOutputs, GpuPoolRequest, PropertyError
+from ...components.storage import StorageArgs
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -231,3 +232,28 @@ def unread(values: Mapping[str, Any], keys: Mapping[str, str], target: str) -> N
     for path, why in keys.items():
         for key, _ in _found(values, path):
             raise ConfigError(f"{key}: does nothing on target {target} ({why}); drop it")
+
+
+# What every target's component refuses in StorageArgs (components/storage.py) → the keys.
+STORAGE_KEYS: Mapping[str, str] = {
+    "storage.bucket_name": "aicp:storage.bucket.name",
+    "storage.parallel_fs": "aicp:storage.parallelFs.enabled",
+    "storage.parallel_fs_capacity_gib": "aicp:storage.parallelFs.capacityGib",
+    "storage.default_class": "aicp:storage.block.defaultClass",
+    "storage.s3_endpoint": "aicp:storage.s3.endpoint",
+}
+
+
+def storage_args(cfg: PlatformConfig) -> StorageArgs:
+    """The ``aicp:storage`` block as every target's component takes it."""
+    s = cfg.storage
+    if s.s3 is not None and cfg.target != "onprem":
+        raise ConfigError("aicp:storage.s3: only for target onprem; on a cloud the stack's "
+                          "bucket is reached with workload identity, no keys: remove it")
+    return StorageArgs(
+        block=s.block.enabled, default_class=s.block.default_class,
+        bucket=s.bucket.enabled, bucket_name=s.bucket.name,
+        workload_namespace=cfg.addons.kueue.namespace,
+        parallel_fs=s.parallel_fs.enabled, parallel_fs_capacity_gib=s.parallel_fs.capacity_gib,
+        local_nvme=s.local_nvme, s3_endpoint=s.s3.endpoint if s.s3 else None,
+        s3_secret=s.s3.secret if s.s3 else None)

@@ -13,7 +13,7 @@ from ...components.gcp import GkeCluster, GkeClusterArgs, check_region, validate
 from ..errors import ConfigError
 from ..preflight import PreflightError, Report, lookup
 from . import rules
-from .base import POOL_KEYS, Secrets, pool_requests, refused
+from .base import POOL_KEYS, STORAGE_KEYS, Secrets, pool_requests, refused, storage_args
 
 if TYPE_CHECKING:
     from ..config import Gcp, PlatformConfig
@@ -35,6 +35,7 @@ RESERVATION = re.compile(r"^(projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/reservations/
 # GkeClusterArgs property → the config key (the args are built in ``args`` below).
 KEYS: Mapping[str, str] = {
     **POOL_KEYS,
+    **STORAGE_KEYS,
     "project": "aicp:gcp.project",
     "region": "aicp:region",
     "vpc_cidr": "aicp:network.vpcCidr",
@@ -83,6 +84,7 @@ def args(cfg: PlatformConfig) -> GkeClusterArgs:
         system_max_nodes=cfg.system_pool.max_nodes,
         gpu_pools=pool_requests(cfg),
         labels=dict(cfg.tags),
+        storage=storage_args(cfg),
         driver_installer_pause_image=IMAGES["pause"],
         sandbox=cfg.addons.sandbox.enabled,
     )

@@ -25,7 +25,7 @@ from ...components.onprem_k3s import K3sHost, K3sRelease
 from ..errors import ConfigError
 from ..kubeconfig import check_kubeconfig, read_kubeconfig
 from ..preflight import Report
-from .base import POOL_KEYS, Secrets, pool_requests, refused
+from .base import POOL_KEYS, STORAGE_KEYS, Secrets, pool_requests, refused, storage_args
 
 if TYPE_CHECKING:
     from ..config import OnPrem, PlatformConfig
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 # OnPremClusterArgs property → the config key (the args are built in ``args`` below).
 KEYS: Mapping[str, str] = {
     **POOL_KEYS,
+    **STORAGE_KEYS,
     "kubernetes_version": "aicp:kubernetesVersion",
     "gpu_driver": "aicp:addons.gpuOperator.driver",
     "kubeconfig_path": "aicp:onprem.kubeconfig",
@@ -145,6 +146,7 @@ def args(cfg: PlatformConfig) -> OnPremClusterArgs:
         k3s=K3sRelease(version, K3S_INSTALLER_URL, K3S_INSTALLER_SHA256) if version else None,
         gpu_driver=cfg.addons.gpu_operator.driver or "operator",
         sandbox_gvisor_release=GVISOR_RELEASE if cfg.addons.sandbox.enabled else None,
+        storage=storage_args(cfg),
     )
 
 

@@ -489,5 +489,5 @@ def test_cluster_and_node_groups_wait_for_their_role_policy_attachments(plan):
     for group in plan.of_type("aws:eks/nodeGroup:NodeGroup"):
         for a in node_attachments:
             assert a.urn in group.dependencies, (group.name, a.name)
-    cni = plan.one("aws:eks/addon:Addon")
+    cni = plan.one("aws:eks/addon:Addon", "c-vpc-cni")
     assert any(a.urn in cni.dependencies for a in attachments if "vpc-cni" in a.name)

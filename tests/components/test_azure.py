@@ -236,7 +236,7 @@ def test_entra_admin_groups_turn_local_accounts_off_and_ask_for_an_exec_kubeconf
 
 
 def test_control_plane_runs_as_its_own_user_assigned_identity(plan):
-    identity = plan.one("azure-native:managedidentity:UserAssignedIdentity")
+    identity = plan.one("azure-native:managedidentity:UserAssignedIdentity", "aicp-identity")
     assert identity.inputs["resourceName"] == "aicp-az-control-plane"
     assert cluster(plan)["identity"] == {"type": "UserAssigned",
                                          "userAssignedIdentities": [f"{identity.name}-id"]}
@@ -312,7 +312,11 @@ def test_capacity_reservation_group_is_used_after_the_identity_may_use_it():
 
 
 def test_no_reservation_grant_without_reservations(plan):
-    assert [r.name for r in plan.of_type(ROLE)] == ["aicp-subnet-network"]
+    # The control-plane identity's grants; the model container's identity has its own
+    # (tests/components/test_storage_azure.py).
+    identity = plan.one("azure-native:managedidentity:UserAssignedIdentity", "aicp-identity")
+    assert [r.name for r in plan.of_type(ROLE) if r.parent == identity.urn] == [
+        "aicp-subnet-network"]
 
 
 # --- kubeconfig and contract -----------------------------------------------------------

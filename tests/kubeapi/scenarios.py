@@ -27,6 +27,7 @@ from .controllers.kueue import KueueAdmitter
 from .controllers.prometheus import monitoring
 from .controllers.sandbox import probe_logs, runs_probe
 from .controllers.scheduler import Scheduler
+from .controllers.storage import aws_storage
 from .controllers.workloads import Deployments, Jobs, ReplicaSets
 from .custom_metrics import CustomMetrics, gpu_util
 from .emulator import KubeAPI
@@ -152,6 +153,7 @@ def reference_platform(minor: str = "1.35", *, gpu_nodes: int = 2, cpu_nodes: in
     kube.seed(world)
     if controllers:
         standard_controllers(kube, logs=logs, metric=metric, dra=with_dra, kueue=with_kueue)
+        aws_storage(kube)  # gp3 default class, the model bucket with workload identity
         if with_addons and kuberay:
             (kuberay if isinstance(kuberay, KubeRay) else KubeRay()).install(kube)
         if with_addons and gateways:  # Istio for the seeded GatewayClass

@@ -1,5 +1,9 @@
 """The evidence bundle: the run log and, per requirement, what its probe observed.
 
+aicp's own platform checks (``verify/checks/``) have theirs under
+``evidence/platform/<id>/``, pages that say they are no part of the CNCF checklist; they
+never appear in ``results/e2e.log`` (a checklist artifact, read test by test).
+
 ``evidence/<id>/README.md`` is the page a reviewer reads without tools (as kOps ships
 ``tests/<Test>/output.md`` for its AI-conformance scenario): what the probe created (kinds,
 names, images by digest), what it observed with timings, each check with what was expected
@@ -67,7 +71,48 @@ def files(report: RunReport, suite: SuiteRun | None = None,
             out[f"{base}/{name}"] = result.evidence.artifacts[_artifact_key(outcome, name)]
         if result.traceback:
             out[f"{base}/traceback.log"] = result.traceback
+    for outcome in report.platform:
+        if not has_evidence(outcome):
+            continue
+        result = outcome.result
+        base = f"{PLATFORM_DIR}/{outcome.requirement.id}"
+        out[f"{base}/{PAGE}"] = platform_page(report, outcome)
+        out[f"{base}/result.json"] = json.dumps({"id": outcome.requirement.id,
+                                                 "platformCheck": True,
+                                                 **result.to_dict()}, indent=2,
+                                                default=str) + "\n"
+        for name in _artifact_names(outcome):
+            out[f"{base}/{name}"] = result.evidence.artifacts[_artifact_key(outcome, name)]
+        if result.traceback:
+            out[f"{base}/traceback.log"] = result.traceback
     return out
+
+
+PLATFORM_DIR = "evidence/platform"
+
+
+def platform_page(report: RunReport, outcome: Outcome) -> str:
+    """The Markdown page of one aicp platform check: the same evidence as a requirement's
+    page (``evidence_page``), introduced as aicp's own check, with no checklist status."""
+    req, r = outcome.requirement, outcome.result
+    page = evidence_page(report, outcome).split("\n")
+    # The requirement page's head names the checklist, its status and its JUnit test; a
+    # platform check has none of them: keep everything from "## Cluster"/"## What was
+    # created" on, under a head of its own.
+    start = next(i for i, line in enumerate(page) if line.startswith("## "))
+    effect = ("fails the run (--strict-platform)" if report.strict_platform else
+              "does not change the exit code or `conformant` (pass --strict-platform to "
+              "make it)")
+    head = [f"# aicp platform check {req.id}: {r.verdict.value}", "",
+            f"{req.description or req.id} ({req.category}). This is aicp's own check "
+            "beyond the Kubernetes AI Conformance checklist: it is not in PRODUCT.yaml, "
+            "results/junit.xml or results/e2e.log.", "",
+            f"- Verdict: **{r.verdict.value}**: {r.reason or 'no reason given'}",
+            f"- Effect on the run: a failed or undecided check {effect}",
+            f"- Produced by {verdicts.producer(report)}, run `{report.settings.run_id}`, "
+            f"started {_utc(r.started)}, took {r.duration:.2f} s.", ""]
+    body = [line for line in page[start:] if "results/junit.xml" not in line]
+    return "\n".join(head + body)
 
 
 def save(output_dir: Path, contents: dict[str, str | bytes]) -> list[Path]:

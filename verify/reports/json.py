@@ -3,7 +3,10 @@
 One time format (ISO 8601 UTC, ``result.iso``) and one duration name (``durationSeconds``)
 everywhere; ``started`` is when a run or probe began. ``summary`` splits verdicts by level,
 ``conformant`` is true exactly when ``exitCode`` is 0 (``verdicts.conformant``), and
-``musts.allRan`` says only that every MUST was exercised, passed or not.
+``musts.allRan`` says only that every MUST was exercised, passed or not. ``platformChecks``
+holds aicp's own checks beyond the checklist (``verify/checks/``): they never count in
+``summary``, ``musts`` or ``conformant``; ``exitCode`` includes them only when
+``platformChecks.strict`` (``--strict-platform``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ def document(report: RunReport) -> dict:
             {"id": o.requirement.id, "category": o.requirement.category,
              "level": o.requirement.level, **o.result.to_dict()}
             for o in report.outcomes],
+        "platformChecks": {
+            "strict": report.strict_platform,
+            "checks": [{"id": o.requirement.id, "category": o.requirement.category,
+                        "title": o.requirement.description, **o.result.to_dict()}
+                       for o in report.platform]},
         "cleanup": {"leftovers": report.leftovers, "errors": report.cleanup_errors},
     }
 

@@ -160,6 +160,25 @@ class TerminalView:
             f"[{STYLE[result.verdict]}]{result.verdict.value:<5}[/] {planned.requirement.id} "
             f"({result.duration:.1f}s): {result.reason}", soft_wrap=True)
 
+    def _platform(self, report: RunReport) -> None:
+        """aicp's own checks, in a table of their own: never rows of the checklist's."""
+        if not report.platform:
+            return
+        table = Table(title="aicp platform checks (not part of the CNCF checklist)",
+                      show_lines=False)
+        longest = max(len(o.requirement.id) for o in report.platform)
+        table.add_column("Check", no_wrap=True, min_width=longest)
+        table.add_column("Verdict", no_wrap=True)
+        table.add_column("Time", no_wrap=True, justify="right")
+        table.add_column("Reason", overflow="fold", ratio=1)
+        for o in report.platform:
+            r = o.result
+            table.add_row(o.requirement.id, f"[{STYLE[r.verdict]}]{r.verdict.value}[/]",
+                          f"{r.duration:.1f}s" if r.verdict not in (Verdict.MANUAL,
+                                                                    Verdict.NOT_RUN) else "",
+                          r.reason)
+        self.console.print(table)
+
     def retry(self, message: str) -> None:
         self.console.print(f"[dim]retrying {message}[/]", soft_wrap=True)
 
@@ -181,6 +200,7 @@ class TerminalView:
                                                                     Verdict.NOT_RUN) else "",
                           r.reason)
         self.console.print(table)
+        self._platform(report)
         for error in report.cleanup_errors:
             self.console.print(f"[red]cleanup:[/] {error}", soft_wrap=True)
 

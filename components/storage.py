@@ -1,0 +1,166 @@
+"""Storage every target hands the addon layer: the default class, the model bucket, the
+workload identity that reaches it, and the mount recipe (``StorageOutputs``).
+
+Each target builds its own (``components/<cloud>.py``, a ``*_storage`` function hooked into
+its cluster component with one line) from the same ``StorageArgs``; the stack exports the
+result and ``addons/storage.py`` writes the ServiceAccount and the recipe into the
+workload namespace, where ``aicp verify``'s ``data_access`` check finds them by the label
+``RECIPE_LABEL``. No static credentials anywhere: a pod reaches the bucket as the
+ServiceAccount, through the cloud's workload identity.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.errors import InputPropertyError
+
+SERVICE_ACCOUNT = "aicp-data"  # in the workload namespace; bound to the bucket alone
+RECIPE_CONFIGMAP = "aicp-storage"
+RECIPE_LABEL = ("aicp.dev/storage", "model-bucket")
+# The pod's mount of the bucket in the recipe's example (any path works).
+MOUNT_PATH = "/data"
+
+# A bucket (container) name valid on every target: S3 "3-63 characters, lowercase letters,
+# numbers, dots and hyphens" (docs.aws.amazon.com/AmazonS3/latest/userguide/
+# bucketnamingrules.html; dots break virtual-hosted TLS, so none here), Cloud Storage the
+# same (cloud.google.com/storage/docs/buckets#naming), Azure Blob containers "3-63, lowercase
+# letters, numbers and hyphens, no two hyphens in a row" (learn.microsoft.com/rest/api/
+# storageservices/naming-and-referencing-containers--blobs--and-metadata).
+BUCKET_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class StorageArgs:
+    """What a target's storage builds; every target reads the same fields."""
+
+    # Block storage: the block CSI driver with its permissions, one default class.
+    block: bool = True
+    default_class: str | None = None  # on-prem existing: the cluster's class to use
+    # Object storage: the model bucket, created (``bucket_name`` None) or the one named.
+    bucket: bool = True
+    bucket_name: str | None = None
+    workload_namespace: str = "ai-workloads"
+    service_account: str = SERVICE_ACCOUNT
+    # Parallel file system (FSx for Lustre, GKE Managed Lustre, Azure Managed Lustre).
+    parallel_fs: bool = False
+    parallel_fs_capacity_gib: int = 1200  # FSx PERSISTENT_2's smallest (docs below)
+    # The GPU machines' local NVMe/SSD for images and ephemeral storage.
+    local_nvme: bool = True
+    # On-prem: an S3-compatible endpoint and the Secret (in the workload namespace) holding
+    # its keys, given by the user: on-prem has no workload identity to bind.
+    s3_endpoint: str | None = None
+    s3_secret: str | None = None
+
+    def __post_init__(self) -> None:
+        check_storage(self)
+
+
+def check_storage(args: StorageArgs) -> None:
+    """``InputPropertyError`` for a storage argument no target accepts."""
+    if args.bucket_name is not None and not BUCKET_NAME.match(args.bucket_name):
+        raise InputPropertyError(
+            "storage.bucket_name", f"{args.bucket_name!r} is not a bucket name every cloud "
+            "accepts: 3-63 lowercase letters, digits and single hyphens, starting and ending "
+            "with a letter or digit")
+    if (args.s3_endpoint is None) != (args.s3_secret is None):
+        raise InputPropertyError("storage.s3_endpoint", "give both endpoint and secret")
+    if args.s3_endpoint is not None and not re.match(r"^https?://[^\s/]+", args.s3_endpoint):
+        raise InputPropertyError("storage.s3_endpoint", f"{args.s3_endpoint!r} is not an "
+                                 "http(s) URL (https://minio.example.internal:9000)")
+    if args.parallel_fs and args.parallel_fs_capacity_gib < 1200:
+        raise InputPropertyError("storage.parallel_fs_capacity_gib",
+                                 f"{args.parallel_fs_capacity_gib} GiB is below 1200, the "
+                                 "smallest Lustre file system FSx, GKE and Azure offer")
+
+
+@dataclass
+class StorageOutputs:
+    """What a target's storage hands the addon layer and the stack outputs."""
+
+    # The one default StorageClass (name), or None where no block storage is set up.
+    default_class: pulumi.Input[str] | None = None
+    # The model bucket and the CSI driver that mounts it.
+    bucket: pulumi.Input[str] | None = None
+    bucket_driver: str | None = None
+    # The ServiceAccount bound to the bucket, and what binds it (cloud annotations).
+    service_account: str = SERVICE_ACCOUNT
+    namespace: str = "ai-workloads"
+    service_account_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # The mount recipe: {"persistentVolume": PV spec} or {"volume": inline pod volume}, plus
+    # "podAnnotations"/"podLabels" a pod needs (GCS FUSE sidecar, AKS workload identity).
+    recipe: pulumi.Input[Mapping[str, Any]] | None = None
+    # The identity binding: role ARN, Google principal, managed identity client id.
+    identity: pulumi.Input[str] | None = None
+    parallel_fs: Mapping[str, pulumi.Input[Any]] = field(default_factory=dict)
+    local_nvme: str = ""  # how the GPU machines' local disks are used, in words
+    # On-prem: the user's S3-compatible endpoint, its bucket and the Secret with its keys.
+    s3_endpoint: str | None = None
+    s3_secret: str | None = None
+    s3_bucket: str | None = None
+    resources: list[pulumi.Resource] = field(default_factory=list)
+
+    def export(self) -> dict[str, Any]:
+        """The stack output ``storage``: the default class, the bucket, its mount recipe
+        (a ready PVC/PV example) and the ServiceAccount to use."""
+        return {"defaultStorageClass": self.default_class, "bucket": self.bucket,
+                "bucketDriver": self.bucket_driver,
+                "serviceAccount": f"{self.namespace}/{self.service_account}"
+                if self.bucket else None,
+                "identity": self.identity, "mountRecipe": self.example(),
+                "parallelFileSystem": dict(self.parallel_fs) or None,
+                "localNvme": self.local_nvme or None,
+                **({"s3": {"endpoint": self.s3_endpoint, "bucket": self.s3_bucket,
+                           "secret": f"{self.namespace}/{self.s3_secret}"}}
+                   if self.s3_endpoint else {})}
+
+    def example(self) -> pulumi.Output[Any] | None:
+        """A ready-to-apply PV + PVC (or pod volume) for the bucket, as a mapping."""
+        if self.recipe is None:
+            return None
+        return pulumi.Output.from_input(self.recipe).apply(
+            lambda r: mount_example(dict(r), self.namespace, self.service_account))
+
+
+def mount_example(recipe: Mapping[str, Any], namespace: str, service_account: str
+                  ) -> dict[str, Any]:
+    """The recipe as objects a user applies: a static PV and its claim, and a pod's spec."""
+    out: dict[str, Any] = {}
+    volume: dict[str, Any]
+    if recipe.get("persistentVolume"):
+        spec = dict(recipe["persistentVolume"])
+        out["persistentVolume"] = {
+            "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "model-bucket"},
+            "spec": {**spec, "claimRef": {"namespace": namespace, "name": "model-bucket"}}}
+        out["persistentVolumeClaim"] = {
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "model-bucket", "namespace": namespace},
+            "spec": {"accessModes": spec.get("accessModes", ["ReadWriteMany"]),
+                     "storageClassName": spec.get("storageClassName", ""),
+                     "volumeName": "model-bucket",
+                     "resources": {"requests": dict(spec.get("capacity") or {})}}}
+        volume = {"persistentVolumeClaim": {"claimName": "model-bucket"}}
+    else:
+        volume = dict(recipe.get("volume") or {})
+    out["pod"] = {"metadata": {"namespace": namespace,
+                               **({"annotations": recipe["podAnnotations"]}
+                                  if recipe.get("podAnnotations") else {}),
+                               **({"labels": recipe["podLabels"]}
+                                  if recipe.get("podLabels") else {})},
+                  "spec": {"serviceAccountName": service_account,
+                           "volumes": [{"name": "models", **volume}],
+                           "containers": [{"name": "main", "volumeMounts": [
+                               {"name": "models", "mountPath": MOUNT_PATH}]}]}}
+    return out
+
+
+def bucket_name(args: StorageArgs, cluster_name: str, unique: str) -> str:
+    """The bucket the stack creates: ``<cluster>-models-<unique>`` (bucket names are global
+    on S3 and Cloud Storage; ``unique`` is the account/project), at most 63 characters."""
+    if args.bucket_name:
+        return args.bucket_name
+    return f"{cluster_name}-models-{unique}"[:63].rstrip("-")
