@@ -450,7 +450,8 @@ def _pick_cluster_queue(ctx: Context, api: str, config: dict):
                                  if r.get("name") == resource), Decimal(0))
                     if quota <= 0:
                         continue
-                    free = int(quota - _reserved(cq, flavor["name"], resource))
+                    free = int(quota - _reserved(cq, flavor["name"], resource)
+                               + _borrowable(queues, cq, flavor["name"], resource))
                     found = (cq, resource, quota, free, mapped.get(resource))
                     if gpu and free >= 2:
                         return found
@@ -497,6 +498,40 @@ def _cq_usage(ctx: Context, api: str, name: str, resource: str) -> dict:
                                   if r.get("name") == resource]
                   for e in status.get(key) or []}
             for key in ("flavorsReservation", "flavorsUsage") if key in status}
+
+
+def _borrowable(queues: list[dict], cq: dict, flavor: str, resource: str) -> Decimal:
+    """What ``cq`` may borrow of the flavor from its cohort now: the others' lendable quota
+    (``lendingLimit``, else nominal) less what they hold beyond what they keep, up to its
+    ``borrowingLimit`` (kueue v0.19.2 site/content/en/docs/concepts/cluster_queue.md,
+    "Cohort", "BorrowingLimit", "LendingLimit"). A job sized to the free quota must count
+    it, or a queue in a cohort admits the "over-quota" job by borrowing."""
+    cohort = _cohort(cq)
+    if not cohort:
+        return Decimal(0)
+
+    def entry(q: dict) -> dict:
+        for group in (q.get("spec") or {}).get("resourceGroups") or []:
+            for f in group.get("flavors") or []:
+                if f.get("name") != flavor:
+                    continue
+                for r in f.get("resources") or []:
+                    if r.get("name") == resource:
+                        return r
+        return {}
+
+    spare = Decimal(0)
+    for other in queues:
+        if other is cq or _cohort(other) != cohort:
+            continue
+        e = entry(other)
+        nominal = parse_quantity(e.get("nominalQuota", 0))
+        lendable = nominal if e.get("lendingLimit") is None else min(
+            nominal, parse_quantity(e["lendingLimit"]))
+        held = _reserved(other, flavor, resource)
+        spare += max(Decimal(0), lendable - max(Decimal(0), held - (nominal - lendable)))
+    limit = entry(cq).get("borrowingLimit")
+    return spare if limit is None else min(spare, parse_quantity(limit))
 
 
 def _cohort(cq: dict) -> str | None:
