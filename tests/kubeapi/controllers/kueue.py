@@ -27,7 +27,8 @@ is deleted. Each behaviour follows kubernetes-sigs/kueue v0.19.2:
   pkg/scheduler/preemption/preemption.go ``HumanReadablePreemptionReasons``), loses its
   admission, and its Job is suspended again (its pods deleted) and requeued.
 - Priority: a Job's ``kueue.x-k8s.io/priority-class`` label names a WorkloadPriorityClass
-  whose ``value`` is the workload's ``spec.priority`` (concepts/workload_priority_class.md).
+  whose ``value`` is the workload's ``spec.priority``, referenced by ``spec.priorityClassRef``
+  (concepts/workload_priority_class.md; v1beta2 Workload CRD).
 - The ClusterQueue's ``status.flavorsReservation`` and ``admittedWorkloads`` report what is
   reserved (apis/kueue/v1beta2 clusterqueue_types.go).
 
@@ -173,8 +174,10 @@ class KueueAdmitter(Controller):
         if priority_class:
             wpc = kube.find("workloadpriorityclasses.kueue.x-k8s.io", priority_class)
             if wpc is not None:
-                spec["priorityClassName"] = priority_class
-                spec["priorityClassSource"] = "kueue.x-k8s.io/workloadpriorityclass"
+                # v1beta2 Workload spec.priorityClassRef (v0.19.2 CRD).
+                spec["priorityClassRef"] = {"group": "kueue.x-k8s.io",
+                                            "kind": "WorkloadPriorityClass",
+                                            "name": priority_class}
                 spec["priority"] = int(wpc["value"])
         return kube.create({
             "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "Workload",
