@@ -6,8 +6,16 @@ preemption (tests/kubeapi/controllers/kueue.py, each rule cited from kubernetes-
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from aicp.addons.kueue import MANAGED_LABEL, TEAM_LABEL, KueueArgs, Team, cluster_queue_spec
+from aicp.addons.kueue import (
+    MANAGED_LABEL,
+    TEAM_LABEL,
+    KueueArgs,
+    Team,
+    cluster_queue_spec,
+    manager_config,
+)
 from aicp.components.contract import GpuPoolRequest, resolve_pool
 from aicp.verify import images
 from aicp.verify.checks.team_fairness import TeamFairness
@@ -28,23 +36,32 @@ POOL = resolve_pool("aws", GpuPoolRequest(name="h100", accelerator="h100", min_n
 TEAMS = (Team("research", {"h100": 8}), Team("serving", {"h100": 8}))
 
 
-def two_teams(kube, teams=TEAMS, edit=None) -> KueueAdmitter:
+def two_teams(kube, teams=TEAMS, edit=None, pool=POOL) -> KueueAdmitter:
     """The Kueue objects aicp declares for ``teams`` on one 16-GPU pool (addons/kueue.py),
-    the reference platform's h100 flavor, and the emulated Kueue."""
+    the reference platform's h100 flavor, and the emulated Kueue; for a DRA pool, the
+    manager Configuration ConfigMap with its deviceClassMappings too."""
     args = KueueArgs(teams=teams)
     flavor = [o for o in kueue_objects(16) if o["kind"] == "ResourceFlavor"]
     queues = [("gpu", {MANAGED_LABEL: "true"}, None)] + [
         (t.name, {MANAGED_LABEL: "true", TEAM_LABEL: t.name}, t) for t in teams]
     objects = flavor + [
         {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue",
-         "metadata": {"name": name}, "spec": cluster_queue_spec(selector, [POOL], args, team)}
+         "metadata": {"name": name}, "spec": cluster_queue_spec(selector, [pool], args, team)}
         for name, selector, team in queues]
+    mappings = None
+    if pool.allocator == "dra":
+        config = manager_config(args, dra=True)
+        mappings = config["resources"]["deviceClassMappings"]
+        objects += [{
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "kueue-manager-config", "namespace": "kueue-system"},
+            "data": {"controller_manager_config.yaml": yaml.safe_dump(config)}}]
     for obj in objects:
         if edit:
             edit(obj)
     kube.seed(objects, validate=True)
     sleeps_forever(kube)
-    return KueueAdmitter().install(kube)
+    return KueueAdmitter(mappings).install(kube)
 
 
 def run(kubeconfig, probe=TeamFairness, level="SHOULD"):
@@ -84,6 +101,21 @@ def test_a_team_within_its_quota_reclaims_it_from_the_team_borrowing_the_cohort(
     # The emulated Kueue preempted exactly the borrower, for the reclaimer.
     assert [(p["reason"], p["by"].startswith("job-team-b")) for p in kueue.preemptions] == [
         ("InCohortReclamation", True)]
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2, with_kueue=False)
+def test_a_dra_quota_is_reclaimed_through_claim_templates(kubeapi, kubeconfig):
+    # Every example stack's pools are DRA: Kueue quotas aicp.dev/dra-gpu, which its
+    # deviceClassMappings maps gpu.nvidia.com claims to (kueue v0.19.2 setup_dra.md).
+    dra = resolve_pool("aws", GpuPoolRequest(name="h100", accelerator="h100", min_nodes=2,
+                                             max_nodes=2, allocator="dra"))
+    kueue = two_teams(kubeapi, pool=dra)
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["pair"]["resource"] == "aicp.dev/dra-gpu"
+    assert [p["reason"] for p in kueue.preemptions] == ["InCohortReclamation"]
+    kinds = [obj.kind for obj in result.evidence.objects]
+    assert kinds.count("ResourceClaimTemplate") == 2
 
 
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=2, with_kueue=False)
@@ -131,3 +163,14 @@ def test_gang_scheduling_still_passes_on_the_two_team_platform(kubeapi, kubeconf
     assert result.evidence.observations["clusterQueue"] == {
         "name": "research", "resource": "nvidia.com/gpu", "quota": "8", "free": "16"}
     assert result.evidence.observations["namespaceLabels"][TEAM_LABEL] == "research"
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2, with_kueue=False)
+def test_gang_scheduling_still_passes_on_the_two_team_dra_platform(kubeapi, kubeconfig):
+    dra = resolve_pool("aws", GpuPoolRequest(name="h100", accelerator="h100", min_nodes=2,
+                                             max_nodes=2, allocator="dra"))
+    two_teams(kubeapi, pool=dra)
+    result = run(kubeconfig, GangScheduling, "MUST")
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["clusterQueue"] == {
+        "name": "research", "resource": "aicp.dev/dra-gpu", "quota": "8", "free": "16"}

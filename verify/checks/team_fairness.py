@@ -6,7 +6,8 @@ A platform check beyond the CNCF checklist (issue #24), against Kueue's cohorts
 
 1. two ClusterQueues share a cohort: team B's queue has nominal GPU quota of a flavor and
    team A's queue may borrow it (the queue that can take the most of the cohort);
-2. the probe's namespaces, one selected by each queue, with a LocalQueue in each;
+2. the probe's namespaces, one selected by each queue, with a LocalQueue in each (and, for
+   a DRA quota of Kueue's ``deviceClassMappings``, a one-device ResourceClaimTemplate);
 3. team A borrows the whole cohort: a Job of A using everything A may use of the flavor is
    admitted (its queue's usage above its nominal quota);
 4. team B's Job within B's nominal quota is admitted within ``reclaim_timeout``, by
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import yaml
+from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
 from ..probe import Context, Fail, Probe, ProbeError, Skip
@@ -37,6 +40,9 @@ JOB_LABEL = "aicp.dev/verify-team-job"
 # (kueue v0.19.2 apis/config/v1beta2/configuration_types.go ManagedJobsNamespaceSelector).
 MANAGED_LABEL = "aicp.dev/kueue-managed"
 METADATA_NAME = "kubernetes.io/metadata.name"
+# Where Kueue's manager Configuration ConfigMap lives: the chart's release namespace (aicp:
+# kueue-system; upstream manifests: kueue-system too).
+KUEUE_NAMESPACES = ("kueue-system", "kueue")
 # Preempted condition reasons of a reclaim (kueue v0.19.2 pkg/scheduler/preemption
 # preemption.go HumanReadablePreemptionReasons).
 RECLAIM_REASONS = ("InCohortReclamation", "InCohortFairSharing",
@@ -46,6 +52,7 @@ RECLAIM_REASONS = ("InCohortReclamation", "InCohortFairSharing",
 @dataclass
 class _Pair:
     api: str
+    mapped: dict[str, str]  # DRA: quota resource name -> DeviceClass (deviceClassMappings)
     cohort: str
     flavor: str
     resource: str
@@ -89,6 +96,7 @@ def _two_cluster_queues_share_a_cohort(ctx: Context) -> _Pair:
                     if ctx.kube.resources(f"{KUEUE}/{v}")), None)
         if api is None:
             raise Skip("Kueue (kueue.x-k8s.io) is not served: no queues for teams to share")
+        mapped = _device_class_mappings(ctx)
         queues = ctx.kube.request("GET", f"/apis/{api}/clusterqueues").get("items", [])
         cohorts: dict[str, list[dict]] = {}
         for cq in sorted(queues, key=lambda q: q["metadata"]["name"]):
@@ -98,7 +106,7 @@ def _two_cluster_queues_share_a_cohort(ctx: Context) -> _Pair:
         ctx.observe("cohorts", {c: [q["metadata"]["name"] for q in qs]
                                 for c, qs in cohorts.items()})
         for cohort, members in sorted(cohorts.items()):
-            pair = _pick(ctx, api, cohort, members)
+            pair = _pick(api, mapped, cohort, members)
             if pair is not None:
                 ctx.observe("pair", {"cohort": cohort, "flavor": pair.flavor,
                                      "resource": pair.resource, "borrower": pair.name("a"),
@@ -112,16 +120,17 @@ def _two_cluster_queues_share_a_cohort(ctx: Context) -> _Pair:
                    "borrow from")
 
 
-def _pick(ctx: Context, api: str, cohort: str, members: list[dict]) -> _Pair | None:
+def _pick(api: str, mapped: dict[str, str], cohort: str,
+          members: list[dict]) -> _Pair | None:
     for b in members:
-        for flavor, resource, quota in _gpu_quotas(b):
+        for flavor, resource, quota in _gpu_quotas(b, mapped):
             if quota["nominal"] < 1:
                 continue
             best: tuple[int, dict] | None = None
             for a in members:
                 if a is b:
                     continue
-                usable = _usable(a, members, flavor, resource)
+                usable = _usable(a, members, flavor, resource, mapped)
                 if usable > (best[0] if best else 0):
                     best = (usable, a)
             if best is None:
@@ -131,16 +140,16 @@ def _pick(ctx: Context, api: str, cohort: str, members: list[dict]) -> _Pair | N
                 raise ProbeError(f"cohort {cohort} already holds {reserved} {resource} of "
                                  f"flavor {flavor}: the check needs it idle to make one team "
                                  "borrow all of it")
-            return _Pair(api, cohort, flavor, resource, best[1], b, a_gpus=best[0],
+            return _Pair(api, mapped, cohort, flavor, resource, best[1], b, a_gpus=best[0],
                          b_gpus=int(quota["nominal"]))
     return None
 
 
-def _gpu_quotas(cq: dict):
+def _gpu_quotas(cq: dict, mapped: dict[str, str]):
     for group in (cq.get("spec") or {}).get("resourceGroups") or []:
         for flavor in group.get("flavors") or []:
             for r in flavor.get("resources") or []:
-                if _gpus.is_gpu_resource(r["name"]):
+                if _gpus.is_gpu_resource(r["name"]) or r["name"] in mapped:
                     yield flavor["name"], r["name"], _quota(r)
 
 
@@ -154,23 +163,46 @@ def _quota(entry: dict | None) -> dict[str, Any]:
             "borrowing": None if borrowing is None else parse_quantity(borrowing)}
 
 
-def _quota_of(cq: dict, flavor: str, resource: str) -> dict[str, Any]:
-    for f, r, q in _gpu_quotas(cq):
+def _quota_of(cq: dict, flavor: str, resource: str, mapped: dict[str, str]) -> dict[str, Any]:
+    for f, r, q in _gpu_quotas(cq, mapped):
         if (f, r) == (flavor, resource):
             return q
     return _quota(None)
 
 
-def _usable(a: dict, members: list[dict], flavor: str, resource: str) -> int:
+def _usable(a: dict, members: list[dict], flavor: str, resource: str,
+            mapped: dict[str, str]) -> int:
     """What queue ``a`` may hold of the flavor with the cohort idle: its nominal quota plus
     what the others lend, up to its borrowingLimit (cluster_queue.md)."""
-    own = _quota_of(a, flavor, resource)
-    if not any((f, r) == (flavor, resource) for f, r, _ in _gpu_quotas(a)):
+    own = _quota_of(a, flavor, resource, mapped)
+    if not any((f, r) == (flavor, resource) for f, r, _ in _gpu_quotas(a, mapped)):
         return 0
-    lent = sum((_quota_of(m, flavor, resource)["lendable"] for m in members if m is not a),
-               Decimal(0))
+    lent = sum((_quota_of(m, flavor, resource, mapped)["lendable"]
+                for m in members if m is not a), Decimal(0))
     borrow = lent if own["borrowing"] is None else min(lent, own["borrowing"])
     return int(own["nominal"] + borrow)
+
+
+def _device_class_mappings(ctx: Context) -> dict[str, str]:
+    """Kueue's ``resources.deviceClassMappings`` (quota name -> first DeviceClass) from its
+    manager Configuration ConfigMap, where readable; {} otherwise (kueue v0.19.2
+    apis/config/v1beta2 DeviceClassMapping; chart: ConfigMap ``kueue-manager-config``)."""
+    for ns in KUEUE_NAMESPACES:
+        try:
+            items = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/configmaps")["items"]
+        except (ApiException, ProbeError):  # absent namespace, or no permission
+            continue
+        for cm in items:
+            for text in (cm.get("data") or {}).values():
+                try:
+                    doc = yaml.safe_load(text)
+                except yaml.YAMLError:
+                    continue
+                if isinstance(doc, dict) and doc.get("kind") == "Configuration":
+                    mappings = (doc.get("resources") or {}).get("deviceClassMappings") or []
+                    return {m["name"]: (m.get("deviceClassNames") or [""])[0]
+                            for m in mappings if m.get("name")}
+    return {}
 
 
 def _reserved(cq: dict, flavor: str, resource: str) -> Decimal:
@@ -284,8 +316,22 @@ def _team_b_within_its_quota_is_admitted_by_reclaiming(ctx: Context, pair: _Pair
 def _job(ctx: Context, pair: _Pair, team: str, gpus: int) -> dict:
     """A suspended Job of ``gpus`` sleeping pods holding one GPU each, in the team's queue."""
     ns = pair.ns[team]
-    container = {"name": "main", "image": ctx.image("busybox"), "command": ["sleep", "3600"],
-                 "resources": {"limits": {pair.resource: "1"}}}
+    container: dict[str, Any] = {"name": "main", "image": ctx.image("busybox"),
+                                 "command": ["sleep", "3600"]}
+    claims: list[dict] = []
+    device_class = pair.mapped.get(pair.resource)
+    if device_class:
+        # A DRA quota: one device of the mapped DeviceClass per pod, by claim template.
+        _pods.create(ctx, f"/apis/{_pods.DRA}/namespaces/{ns}/resourceclaimtemplates", {
+            "apiVersion": _pods.DRA, "kind": "ResourceClaimTemplate",
+            "metadata": {"name": "gpu"},
+            "spec": {"spec": {"devices": {"requests": [{"name": "gpu", "exactly": {
+                "deviceClassName": device_class, "allocationMode": "ExactCount",
+                "count": 1}}]}}}}, ns)
+        container["resources"] = {"claims": [{"name": "gpu"}]}
+        claims = [{"name": "gpu", "resourceClaimTemplateName": "gpu"}]
+    else:
+        container["resources"] = {"limits": {pair.resource: "1"}}
     return _pods.create(ctx, f"/apis/batch/v1/namespaces/{ns}/jobs", {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": f"team-{team}", "labels": {QUEUE_LABEL: "team"}},
@@ -294,7 +340,9 @@ def _job(ctx: Context, pair: _Pair, team: str, gpus: int) -> dict:
                               "spec": {"restartPolicy": "Never",
                                        "terminationGracePeriodSeconds": 0,
                                        "tolerations": [{"operator": "Exists"}],
-                                       "containers": [container]}}}}, ns)
+                                       "containers": [container],
+                                       **({"resourceClaims": claims} if claims else {})}}}},
+        ns)
 
 
 def _workload(ctx: Context, pair: _Pair, team: str, job: dict) -> dict | None:

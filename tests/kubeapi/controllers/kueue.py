@@ -29,6 +29,9 @@ is deleted. Each behaviour follows kubernetes-sigs/kueue v0.19.2:
 - Priority: a Job's ``kueue.x-k8s.io/priority-class`` label names a WorkloadPriorityClass
   whose ``value`` is the workload's ``spec.priority``, referenced by ``spec.priorityClassRef``
   (concepts/workload_priority_class.md; v1beta2 Workload CRD).
+- DRA: with ``device_class_mappings`` (the manager's ``resources.deviceClassMappings``), the
+  devices a pod's ResourceClaimTemplates request count as the mapped resource
+  (tasks/manage/setup_dra.md).
 - The ClusterQueue's ``status.flavorsReservation`` and ``admittedWorkloads`` report what is
   reserved (apis/kueue/v1beta2 clusterqueue_types.go).
 
@@ -118,10 +121,19 @@ class KueueAdmitter(Controller):
     watches = ("jobs.batch", "workloads.kueue.x-k8s.io", "clusterqueues.kueue.x-k8s.io",
                "localqueues.kueue.x-k8s.io", "namespaces")
 
-    def __init__(self) -> None:
+    def __init__(self, device_class_mappings: list[dict] | None = None) -> None:
+        """``device_class_mappings``: the manager Configuration's
+        ``resources.deviceClassMappings`` (name → deviceClassNames)."""
         self.preemptions: list[dict] = []  # what was preempted, for tests to read
+        # DRA: a pod set's claims count as the logical resource their DeviceClass maps to
+        # (kueue v0.19.2 site/content/en/docs/tasks/manage/setup_dra.md,
+        # apis/config/v1beta2 DeviceClassMapping).
+        self.mapped = {cls: m["name"] for m in device_class_mappings or []
+                       for cls in m.get("deviceClassNames") or []}
+        self.kube = None
 
     def install(self, kube) -> KueueAdmitter:
+        self.kube = kube
         kube.admit(suspend_queued_jobs)
         kube.add(self)
         return self
@@ -187,15 +199,32 @@ class KueueAdmitter(Controller):
                          "ownerReferences": [owner_ref(job)]},
             "spec": spec})
 
-    @staticmethod
-    def _needs(wl: dict) -> Counter:
+    def _needs(self, wl: dict) -> Counter:
         need: Counter = Counter()
         for ps in wl["spec"]["podSets"]:
             per_pod = pod_requests(ps["template"]["spec"])
             per_pod.pop("pods", None)
+            per_pod.update(self._claimed(ps["template"]["spec"], wl["metadata"]["namespace"]))
             for name, qty in per_pod.items():
                 need[name] += qty * ps.get("count", 1)
         return need
+
+    def _claimed(self, spec: dict, namespace: str) -> Counter:
+        """Devices a pod's claim templates request, as their mapped resource names."""
+        out: Counter = Counter()
+        if not self.mapped or self.kube is None:
+            return out
+        for claim in spec.get("resourceClaims") or []:
+            name = claim.get("resourceClaimTemplateName")
+            template = self.kube.find("resourceclaimtemplates.resource.k8s.io", name,
+                                      namespace) if name else None
+            for request in ((template or {}).get("spec") or {}).get("spec", {}).get(
+                    "devices", {}).get("requests") or []:
+                exactly = request.get("exactly") or {}
+                resource = self.mapped.get(exactly.get("deviceClassName"))
+                if resource:
+                    out[resource] += Decimal(exactly.get("count", 1))
+        return out
 
     @staticmethod
     def _flavored(wl: dict) -> Counter:
