@@ -308,7 +308,7 @@ def cost(target: str, pools: list[dict[str, Any]]) -> dict[str, Any]:
         if found is not None:
             row.update(usdPerHour=found.usd_per_hour, atMin=p["minNodes"] * found.usd_per_hour,
                        atMax=p["maxNodes"] * found.usd_per_hour)
-            sources[found.source] = f"{found.region}, read {found.read}"
+            sources[found.source] = f"{found.region}, as of {found.as_of}"
         elif not racked(target):
             unpriced.append(p["machineType"])
         rows.append(row)

@@ -1,6 +1,7 @@
 """The price catalog: on-demand list prices of the GPU machine types, per hour, in USD.
 
-One place, data only, every row with its source page and the date it was read. Prices are
+One place, data only, every row with its source page and the date it was recorded (``as_of``:
+list prices change; the page is the authority, re-check a row before relying on it). Prices are
 Linux on-demand list prices in one region per cloud (the example stacks' region); other
 regions differ, and nothing here is a bill (no discount, no system pool, no disks, no
 network). Spot is priced at its on-demand price: spot prices move every few minutes
@@ -25,7 +26,7 @@ from .contract import GpuPool
 AWS_PAGE = "https://aws.amazon.com/ec2/pricing/on-demand/"
 GCP_PAGE = "https://cloud.google.com/compute/vm-instance-pricing#accelerator-optimized"
 AZURE_PAGE = "https://azure.microsoft.com/pricing/details/virtual-machines/linux/"
-READ = "2026-12-05"
+AS_OF = "2026-12-05"
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Price:
     usd_per_hour: float
     region: str
     source: str
-    read: str = READ
+    as_of: str = AS_OF
 
 
 PRICES: tuple[Price, ...] = (
@@ -71,7 +72,7 @@ PRICES: tuple[Price, ...] = (
 _BY_TYPE = {(p.target, p.machine_type): p for p in PRICES}
 
 # Capacity whose rate is not the on-demand list price; priced at on-demand as an upper bound.
-VARIABLE = ("spot", "capacity-block", "flex-start")
+VARIABLE = ("spot", "capacity-block", "flex-start", "queued-provisioning")
 
 
 def price(target: str, machine_type: str) -> Price | None:

@@ -160,7 +160,7 @@ def test_plan_prints_the_cost_lines_with_the_price_source_and_date():
     assert ("GPU cost l4-spot (1..3 x g6.xlarge at $0.80/h): $0.80/h at min, $2.41/h at max "
             "(spot/blocks/flex-start: variable, counted at on-demand)") in lines
     assert "GPU cost total: $1.61/h at min, $4.83/h at max (on-demand list prices)" in lines
-    assert ("Prices from https://aws.amazon.com/ec2/pricing/on-demand/ (us-west-2, read "
+    assert ("Prices from https://aws.amazon.com/ec2/pricing/on-demand/ (us-west-2, as of "
             "2026-12-05)") in lines
 
 
