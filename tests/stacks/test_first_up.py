@@ -174,3 +174,17 @@ def test_plan_names_the_machine_types_it_has_no_price_for(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "GPU cost l4 (p5e.48xlarge): no price in the catalog" in run.stdout
     assert "No price for: p5e.48xlarge (not counted in the total)" in run.stdout
+
+
+def test_the_capacity_block_pool_the_aws_example_shows_in_a_comment_plans(tmp_path):
+    text = (REPO / "Pulumi.aws.yaml").read_text()
+    block = [line for line in text.splitlines() if line.startswith("    # ") and (
+        line.startswith("    # - name: h100-block") or line.startswith("    #   "))]
+    pool = yaml.safe_load("\n".join(line.replace("    # ", "", 1) for line in block))
+
+    def uncomment(config: dict) -> None:
+        config["aicp:gpuPools"] += pool
+
+    run = plan_exit(tmp_path, "aws", uncomment)
+    assert run.returncode == 0, run.stderr
+    assert "GPU cost h100-block (1..2 x p5.48xlarge at $55.04/h): $55.04/h at min" in run.stdout
