@@ -21,7 +21,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from ..components.contract import LABEL_ALLOCATOR, LABEL_DRA_KUBELET_PLUGIN, ClusterOutputs
+from ..components.contract import (
+    LABEL_ALLOCATOR,
+    LABEL_DRA_KUBELET_PLUGIN,
+    ClusterOutputs,
+    gpu_node_tolerations,
+)
 from .base import Addon
 from .catalog import CHARTS
 from .gpu_operator import GpuOperator
@@ -58,7 +63,10 @@ def driver_values(cluster: ClusterOutputs, args: DraDriverArgs) -> dict[str, Any
         # label is the one the GPU Operator's driver manager flips to evict the plugin
         # before a driver reload (see aicp.addons.gpu_operator DRIVER_MANAGER_DRA_ENV).
         "kubeletPlugin": {"nodeSelector": {LABEL_ALLOCATOR: "dra",
-                                           LABEL_DRA_KUBELET_PLUGIN: "true"}},
+                                           LABEL_DRA_KUBELET_PLUGIN: "true"},
+                          # The chart's default (nvidia.com/gpu only, 0.4.1 values.yaml
+                          # kubeletPlugin.tolerations) plus each pool taint, AKS Spot's too.
+                          "tolerations": gpu_node_tolerations(cluster.gpu_pools)},
         **({"featureGates": dict(SHARING_FEATURE_GATES)} if args.time_slicing else {}),
     }
 

@@ -27,7 +27,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from ..components.contract import LABEL_DRA_KUBELET_PLUGIN, ClusterOutputs
+from ..components.contract import LABEL_DRA_KUBELET_PLUGIN, ClusterOutputs, gpu_node_tolerations
 from .base import Addon
 from .catalog import CHARTS
 
@@ -127,6 +127,18 @@ def operator_values(cluster: ClusterOutputs, args: GpuOperatorArgs) -> dict[str,
         "operator": {"upgradeCRD": True},
         "clusterPolicy": {"deployCR": True},
     }
+    # Every operand (driver, toolkit, device plugin, DCGM exporter, GFD, validator) runs on
+    # every GPU node, Spot ones included: the chart's default tolerates only nvidia.com/gpu
+    # (v26.7.0 values.yaml daemonsets.tolerations), and a Helm list value replaces the
+    # default, so the contract's list restates it.
+    tolerations = gpu_node_tolerations(cluster.gpu_pools)
+    values["daemonsets"] = {"tolerations": tolerations}
+    if args.deploy_nfd:
+        # NFD's worker labels GPU nodes for the operator; the chart's default tolerations
+        # (v26.7.0 values.yaml node-feature-discovery.worker.tolerations) plus the pools'.
+        values["node-feature-discovery"] = {"worker": {"tolerations": [
+            {"key": "node-role.kubernetes.io/control-plane", "operator": "Equal", "value": "",
+             "effect": "NoSchedule"}, *tolerations]}}
     if driver.owner == "operator":
         # The DRA driver's nvidiaDriverRoot is the contract's root: keep both equal (the DRA
         # kubelet plugin mounts the driver from nvidiaDriverRoot, which must be where the

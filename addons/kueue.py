@@ -21,6 +21,36 @@ Decisions, with the Kueue 0.19.2 behaviour behind them:
   workload can never be placed on a device-plugin pool's flavor, where no ResourceSlice
   exists, nor the other way round.
 
+Teams (``KueueArgs.teams``) share the GPU pools through one cohort (kubernetes-sigs/kueue
+v0.19.2 site/content/en/docs/concepts/cluster_queue.md, "Cohort", "Borrowing limits",
+"Lending limits", "Preemption"; concepts/fair_sharing.md; concepts/workload_priority_class.md):
+
+- per team a namespace (labelled for Kueue's selector and with ``aicp.dev/team``), a
+  LocalQueue ``gpu`` in it, and a ClusterQueue named after the team whose
+  ``namespaceSelector`` matches that label (not ``kubernetes.io/metadata.name``, so a
+  conformance probe can label its own namespace into a team's queue);
+- every GPU ClusterQueue, the platform's shared ``gpu`` queue included, carries
+  ``cohortName: teams``: unused quota of one team is borrowed by the others; each team's
+  ``nominalQuota`` per flavor is its guaranteed share, ``borrowingLimit`` caps what it takes
+  beyond it, ``lendingLimit`` what of its quota the cohort may use. The shared queue gets
+  what the teams leave of each pool;
+- ``preemption.reclaimWithinCohort: Any``: a team below its nominal quota gets it back by
+  preempting workloads that borrow it; ``withinClusterQueue: LowerPriority``: inside a team,
+  a higher WorkloadPriorityClass preempts a lower one;
+- fair sharing on (manager ``fairSharing``; v1beta2 has no ``enable`` field: the block's
+  presence turns it on, apis/config/v1beta2/configuration_types.go ``FairSharing``), each
+  ClusterQueue with its team's ``fairSharing.weight``;
+- WorkloadPriorityClasses ``aicp-low``/``aicp-normal``/``aicp-high`` (label
+  ``kueue.x-k8s.io/priority-class`` on a job).
+
+Queued provisioning (GKE Dynamic Workload Scheduler, a pool with ``capacity_type
+"queued-provisioning"``): a ProvisioningRequestConfig with class ``queued-provisioning.gke.io``
+and an AdmissionCheck of controller ``kueue.x-k8s.io/provisioning-request`` on it, required by
+every GPU ClusterQueue on that pool's flavor only (``admissionChecksStrategy.onFlavors``):
+Kueue creates the ProvisioningRequest and admits once GKE has provisioned the nodes
+(kueue v0.19.2 site/content/en/docs/admission-check-controllers/provisioning.md; GKE
+"Run a large-scale workload with flex-start with queued provisioning").
+
 The custom resources wait for the whole release: Kueue's CRDs are in its ``templates/crd``
 and its validating webhooks (``Fail``) must be serving before they are created (kueue v0.19.2
 ``charts/kueue/templates/webhook/manifests.yaml``: a create before the webhook Service has
@@ -29,13 +59,16 @@ endpoints is refused with "no endpoints available for service").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
+from pulumi.errors import InputPropertyError
+from pulumi_kubernetes._utilities import get_version as k8s_version
 
 from ..components.contract import LABEL_POOL, ClusterOutputs, GpuPool
 from .base import Addon
@@ -51,8 +84,32 @@ DRA_GPU = "aicp.dev/dra-gpu"
 CLUSTER_QUEUE = "gpu"
 LOCAL_QUEUE = "gpu"
 
+# The teams' cohort: every GPU ClusterQueue belongs to it.
+COHORT = "teams"
+TEAM_LABEL = "aicp.dev/team"
+# name → value; a job picks one with the label kueue.x-k8s.io/priority-class (kueue v0.19.2
+# concepts/workload_priority_class.md).
+PRIORITY_CLASSES = {"aicp-low": 100, "aicp-normal": 1000, "aicp-high": 10000}
+# GKE's provisioning class for queued provisioning, and Kueue's controller for the check
+# (GKE provisioningrequest how-to; kueue v0.19.2 admission-check-controllers/provisioning.md).
+QUEUED_PROVISIONING_CLASS = "queued-provisioning.gke.io"
+PROVISIONING_CONTROLLER = "kueue.x-k8s.io/provisioning-request"
+PROVISIONING_CHECK = "dws-prov"
+PROVISIONING_CONFIG = "dws-config"
+
 FRAMEWORKS = ("batch/job", "jobset.x-k8s.io/jobset", "ray.io/rayjob", "ray.io/raycluster", "pod")
 LWS_FRAMEWORK = "leaderworkerset.x-k8s.io/leaderworkerset"
+
+
+@dataclass(frozen=True)
+class Team:
+    """One team sharing the GPU pools (see the module docstring)."""
+
+    name: str
+    quota: Mapping[str, int] = field(default_factory=dict)  # pool name → GPUs guaranteed
+    borrowing_limit: int | None = None  # GPUs per flavor beyond its quota; None: no limit
+    lending_limit: int | None = None  # GPUs per flavor of its quota lent; None: all
+    weight: int = 1  # fair sharing weight
 
 
 @dataclass(frozen=True)
@@ -69,6 +126,7 @@ class KueueArgs:
     device_plugin_gpu_replicas: int = 1
     # Releases serving the integrated APIs (JobSet, KubeRay): Kueue starts after them.
     after: Sequence[pulumi.Resource] = ()
+    teams: tuple[Team, ...] = ()
 
 
 def manager_config(args: KueueArgs, *, dra: bool) -> dict[str, Any]:
@@ -98,6 +156,8 @@ def manager_config(args: KueueArgs, *, dra: bool) -> dict[str, Any]:
         "managedJobsNamespaceSelector": {"matchLabels": {MANAGED_LABEL: "true"}},
         "integrations": {"frameworks": frameworks},
         "resources": resources,
+        **({"fairSharing": {"preemptionStrategies": [
+            "LessThanOrEqualToFinalShare", "LessThanInitialShare"]}} if args.teams else {}),
     }
 
 
@@ -111,19 +171,67 @@ def gpu_quota(pool: GpuPool, args: KueueArgs) -> int:
     return pool.max_nodes * pool.gpus_per_node * replicas
 
 
-def resource_groups(pools: Sequence[GpuPool], args: KueueArgs) -> list[dict[str, Any]]:
+def resource_groups(pools: Sequence[GpuPool], args: KueueArgs,
+                    team: Team | None = None) -> list[dict[str, Any]]:
+    """Every pool's flavor; quota as ``team`` has it (a team lists every flavor, with 0
+    where it owns nothing, so it can borrow there), else what the teams leave."""
     groups = []
     for resource in (DEVICE_PLUGIN_GPU, DRA_GPU):
-        flavors = [{"name": p.name, "resources": [
-                       {"name": resource, "nominalQuota": gpu_quota(p, args)}]}
+        flavors = [{"name": p.name, "resources": [flavor_quota(p, args, team, resource)]}
                    for p in pools if gpu_quota_resource(p) == resource]
         if flavors:
             groups.append({"coveredResources": [resource], "flavors": flavors})
     return groups
 
 
+def flavor_quota(pool: GpuPool, args: KueueArgs, team: Team | None,
+                 resource: str) -> dict[str, Any]:
+    if team is None:
+        owned = sum(t.quota.get(pool.name, 0) for t in args.teams)
+        return {"name": resource, "nominalQuota": max(0, gpu_quota(pool, args) - owned)}
+    nominal = team.quota.get(pool.name, 0)
+    quota: dict[str, Any] = {"name": resource, "nominalQuota": nominal}
+    if team.borrowing_limit is not None:
+        quota["borrowingLimit"] = team.borrowing_limit
+    if team.lending_limit is not None:
+        # Kueue refuses a lendingLimit above the nominalQuota (v0.19.2 ClusterQueue webhook).
+        quota["lendingLimit"] = min(team.lending_limit, nominal)
+    return quota
+
+
+def validate_teams(teams: Sequence[Team], pools: Sequence[GpuPool], args: KueueArgs) -> None:
+    """Team names are unique DNS labels apart from Kueue's namespaces; quota names pools;
+    the teams' quota of a pool fits what it holds at maxNodes. ``InputPropertyError`` on
+    ``teams[i].name`` / ``teams[i].quota["pool"]``."""
+    holds = {p.name: gpu_quota(p, args) for p in pools}
+    seen: set[str] = set()
+    asked: dict[str, int] = {}
+    for i, team in enumerate(teams):
+        if team.name in seen:
+            raise InputPropertyError(f"teams[{i}].name", f"{team.name!r} is used by another "
+                                     "team")
+        if team.name in (args.namespace, args.workloads_namespace, CLUSTER_QUEUE):
+            raise InputPropertyError(f"teams[{i}].name", f"{team.name!r} is taken by the "
+                                     "platform's own Kueue namespace or queue; pick another")
+        seen.add(team.name)
+        for pool, gpus in team.quota.items():
+            key = f"teams[{i}].quota[{json.dumps(pool)}]"
+            if pool not in holds:
+                raise InputPropertyError(key, f"no GPU pool is named {pool!r}; use one of "
+                                         f"{', '.join(holds)}")
+            if gpus < 0:
+                raise InputPropertyError(key, f"{gpus} must be at least 0")
+            asked[pool] = asked.get(pool, 0) + gpus
+            if asked[pool] > holds[pool]:
+                raise InputPropertyError(
+                    key, f"the teams' quota of pool {pool} adds up to {asked[pool]} GPUs, more "
+                    f"than the pool holds at maxNodes ({holds[pool]}); lower the quotas or "
+                    "raise its maxNodes")
+
+
 class Kueue(Addon):
-    """Kueue release, then per-pool ResourceFlavors, one ClusterQueue and a LocalQueue."""
+    """Kueue release, then per-pool ResourceFlavors, the ClusterQueues (the shared one and
+    one per team, in one cohort) and their LocalQueues."""
 
     token = "aicp:addons:Kueue"
     serves = ("gang_scheduling",)
@@ -133,6 +241,7 @@ class Kueue(Addon):
         super().__init__(name, cluster, opts)
         args = args or KueueArgs()
         pools = cluster.gpu_pools
+        validate_teams(args.teams, pools, args)
         dra = any(p.allocator == "dra" for p in pools)
         namespace = self.create_namespace(f"{name}-namespace", args.namespace, "restricted")
         self.release = self.helm_release(
@@ -143,9 +252,27 @@ class Kueue(Addon):
         self.workloads_namespace = self.create_namespace(
             f"{name}-workloads-namespace", args.workloads_namespace, "baseline",
             {MANAGED_LABEL: "true"})
+        flavors = self._flavors(name, pools)
+        checks = self._admission_checks(name, pools)
+        self._priority_classes(name, args)
+        cluster_queue = self._cluster_queue(
+            f"{name}-cluster-queue", CLUSTER_QUEUE, {MANAGED_LABEL: "true"},
+            pools, args, None, [*flavors, *checks])
+        self._local_queue(f"{name}-local-queue", args.workloads_namespace,
+                          [cluster_queue, self.workloads_namespace])
+        for team in args.teams:
+            self._team(name, team, pools, args, [*flavors, *checks])
+        self.finish(namespace=args.namespace, release=self.release.name,
+                    clusterQueue=CLUSTER_QUEUE, localQueue=LOCAL_QUEUE,
+                    workloadsNamespace=args.workloads_namespace,
+                    teams={t.name: {"namespace": t.name, "clusterQueue": t.name,
+                                    "localQueue": LOCAL_QUEUE} for t in args.teams},
+                    cohort=COHORT if args.teams else None)
 
+    def _flavors(self, name: str, pools: Sequence[GpuPool]) -> list[pulumi.Resource]:
+        """One ResourceFlavor per GPU pool: its nodes, its taints tolerated."""
         after_kueue = self.child_opts(depends_on=[self.release])
-        flavors = [k8s.apiextensions.CustomResource(
+        return [k8s.apiextensions.CustomResource(
             f"{name}-flavor-{pool.name}",
             api_version=API, kind="ResourceFlavor",
             metadata={"name": pool.name},
@@ -153,26 +280,105 @@ class Kueue(Addon):
                   "tolerations": [{"key": t.key, "operator": "Equal", "value": t.value,
                                    "effect": t.effect} for t in pool.taints]},
             opts=after_kueue) for pool in pools]
-        cq_spec: dict[str, Any] = {
-            "namespaceSelector": {"matchLabels": {MANAGED_LABEL: "true"}},
-            "queueingStrategy": "BestEffortFIFO",
-        }
-        groups = resource_groups(pools, args)
-        if groups:
-            cq_spec["resourceGroups"] = groups
-        cluster_queue = k8s.apiextensions.CustomResource(
-            f"{name}-cluster-queue",
-            api_version=API, kind="ClusterQueue",
-            metadata={"name": CLUSTER_QUEUE},
-            spec=cq_spec,
-            opts=self.child_opts(depends_on=[self.release, *flavors]))
+
+    def _admission_checks(self, name: str, pools: Sequence[GpuPool]) -> list[pulumi.Resource]:
+        """GKE queued provisioning: the ProvisioningRequestConfig and its AdmissionCheck."""
+        if not queued_pools(pools):
+            return []
+        config = k8s.apiextensions.CustomResource(
+            f"{name}-provisioning-config", api_version=API, kind="ProvisioningRequestConfig",
+            metadata={"name": PROVISIONING_CONFIG},
+            # No managedResources: every resource of the checked flavor is provisioned (v0.19.2
+            # CRD: "If empty, all resources are considered managed").
+            spec={"provisioningClassName": QUEUED_PROVISIONING_CLASS},
+            opts=self.child_opts(depends_on=[self.release]))
+        check = k8s.apiextensions.CustomResource(
+            f"{name}-provisioning-check", api_version=API, kind="AdmissionCheck",
+            metadata={"name": PROVISIONING_CHECK},
+            spec={"controllerName": PROVISIONING_CONTROLLER,
+                  "parameters": {"apiGroup": API.split("/")[0],
+                                 "kind": "ProvisioningRequestConfig",
+                                 "name": PROVISIONING_CONFIG}},
+            opts=self.child_opts(depends_on=[self.release, config]))
+        return [config, check]
+
+    def _priority_classes(self, name: str, args: KueueArgs) -> None:
+        if not args.teams:
+            return
+        for cls, value in PRIORITY_CLASSES.items():
+            WorkloadPriorityClass(
+                f"{name}-priority-{cls}", cls, value,
+                f"aicp: {cls.removeprefix('aicp-')} priority of a team's jobs",
+                self.child_opts(depends_on=[self.release]))
+
+    def _cluster_queue(self, resource_name: str, queue: str, selector: Mapping[str, str],
+                       pools: Sequence[GpuPool], args: KueueArgs, team: Team | None,
+                       after: Sequence[pulumi.Resource]) -> pulumi.Resource:
+        return k8s.apiextensions.CustomResource(
+            resource_name, api_version=API, kind="ClusterQueue", metadata={"name": queue},
+            spec=cluster_queue_spec(selector, pools, args, team),
+            opts=self.child_opts(depends_on=[self.release, *after]))
+
+    def _local_queue(self, resource_name: str, namespace: str,
+                     after: Sequence[pulumi.Resource], queue: str = CLUSTER_QUEUE) -> None:
         k8s.apiextensions.CustomResource(
-            f"{name}-local-queue",
-            api_version=API, kind="LocalQueue",
-            metadata={"name": LOCAL_QUEUE, "namespace": args.workloads_namespace},
-            spec={"clusterQueue": CLUSTER_QUEUE},
-            opts=self.child_opts(depends_on=[self.release, cluster_queue,
-                                             self.workloads_namespace]))
-        self.finish(namespace=args.namespace, release=self.release.name,
-                    clusterQueue=CLUSTER_QUEUE, localQueue=LOCAL_QUEUE,
-                    workloadsNamespace=args.workloads_namespace)
+            resource_name, api_version=API, kind="LocalQueue",
+            metadata={"name": LOCAL_QUEUE, "namespace": namespace},
+            spec={"clusterQueue": queue},
+            opts=self.child_opts(depends_on=[self.release, *after]))
+
+    def _team(self, name: str, team: Team, pools: Sequence[GpuPool], args: KueueArgs,
+              after: Sequence[pulumi.Resource]) -> None:
+        """A team's namespace, its ClusterQueue in the cohort, its LocalQueue."""
+        labels = {MANAGED_LABEL: "true", TEAM_LABEL: team.name}
+        namespace = self.create_namespace(f"{name}-team-{team.name}", team.name, "baseline",
+                                          labels)
+        queue = self._cluster_queue(f"{name}-team-{team.name}-cluster-queue", team.name,
+                                    labels, pools, args, team, after)
+        self._local_queue(f"{name}-team-{team.name}-local-queue", team.name,
+                          [queue, namespace], queue=team.name)
+
+
+class WorkloadPriorityClass(pulumi.CustomResource):
+    """A Kueue WorkloadPriorityClass: its ``value`` and ``description`` are top-level fields
+    (no ``spec``; v0.19.2 CRD kueue.x-k8s.io_workloadpriorityclasses.yaml), which the Python
+    ``apiextensions.CustomResource`` cannot carry. The provider takes any fields of a custom
+    resource (pulumi-kubernetes 4.34 sdk/nodejs/apiextensions/customResource.ts
+    ``[othersFields: string]: any``); this registers the same resource type with them."""
+
+    def __init__(self, resource_name: str, name: str, value: int, description: str,
+                 opts: pulumi.ResourceOptions) -> None:
+        super().__init__(
+            f"kubernetes:{API}:WorkloadPriorityClass", resource_name,
+            {"apiVersion": API, "kind": "WorkloadPriorityClass", "metadata": {"name": name},
+             "value": value, "description": description},
+            # The kubernetes provider plugin of this SDK, as its own resources ask for it.
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+                version=k8s_version())))
+
+
+def queued_pools(pools: Sequence[GpuPool]) -> list[str]:
+    return [p.name for p in pools if p.capacity_type == "queued-provisioning"]
+
+
+def cluster_queue_spec(selector: Mapping[str, str], pools: Sequence[GpuPool], args: KueueArgs,
+                       team: Team | None) -> dict[str, Any]:
+    """A GPU ClusterQueue: without teams the platform's one queue; with teams each queue
+    (the shared one included) in the cohort, reclaiming its quota and fair-shared."""
+    spec: dict[str, Any] = {
+        "namespaceSelector": {"matchLabels": dict(selector)},
+        "queueingStrategy": "BestEffortFIFO",
+    }
+    groups = resource_groups(pools, args, team)
+    if groups:
+        spec["resourceGroups"] = groups
+    if args.teams:
+        spec["cohortName"] = COHORT
+        spec["preemption"] = {"reclaimWithinCohort": "Any",
+                              "withinClusterQueue": "LowerPriority"}
+        spec["fairSharing"] = {"weight": team.weight if team else 1}
+    queued = queued_pools(pools)
+    if queued:
+        spec["admissionChecksStrategy"] = {"admissionChecks": [
+            {"name": PROVISIONING_CHECK, "onFlavors": queued}]}
+    return spec

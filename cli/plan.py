@@ -309,7 +309,59 @@ def describe(cfg: Any, result: Any, stack: str) -> dict[str, Any]:
         "unservedMust": unserved,
         "shoulds": should_status(version, served, not_applicable),
         "outputs": result.outputs, "secretOutputs": result.secret_outputs,
+        "cost": cost(cfg.target, result.outputs.get("gpuPools") or []),
     }
+
+
+def cost(target: str, pools: list[dict[str, Any]]) -> dict[str, Any]:
+    """GPU machines' USD per hour per pool and in total, at min and at max nodes, from the
+    price catalog (components/prices.py), and the machine types it has no price for."""
+    from ..components.accelerators import racked
+    from ..components.prices import VARIABLE, price
+
+    rows, unpriced, sources = [], [], {}
+    for p in pools:
+        found = price(target, p["machineType"])
+        variable = p["capacityType"] in VARIABLE
+        row: dict[str, Any] = {"pool": p["name"], "machineType": p["machineType"],
+                               "capacityType": p["capacityType"], "variable": variable,
+                               "minNodes": p["minNodes"], "maxNodes": p["maxNodes"]}
+        if found is not None:
+            row.update(usdPerHour=found.usd_per_hour, atMin=p["minNodes"] * found.usd_per_hour,
+                       atMax=p["maxNodes"] * found.usd_per_hour)
+            sources[found.source] = f"{found.region}, as of {found.as_of}"
+        elif not racked(target):
+            unpriced.append(p["machineType"])
+        rows.append(row)
+    priced = [r for r in rows if "atMin" in r]
+    return {"pools": rows, "atMin": sum(r["atMin"] for r in priced),
+            "atMax": sum(r["atMax"] for r in priced), "unpriced": unpriced,
+            "owned": racked(target), "sources": sources}
+
+
+def cost_lines(cost: dict[str, Any]) -> list[str]:
+    """The plan's cost section: a line per pool, the total, the source, what has no price."""
+    if cost["owned"]:
+        return ["GPU cost: your own machines (on-prem); a first up starts none"]
+    lines = []
+    for r in cost["pools"]:
+        note = " (spot/blocks/flex-start: variable, counted at on-demand)" \
+            if r["variable"] else ""
+        if "atMin" in r:
+            lines.append(f"GPU cost {r['pool']} ({r['minNodes']}..{r['maxNodes']} x "
+                         f"{r['machineType']} at ${r['usdPerHour']:.2f}/h): "
+                         f"${r['atMin']:.2f}/h at min, ${r['atMax']:.2f}/h at max{note}")
+        else:
+            lines.append(f"GPU cost {r['pool']} ({r['machineType']}): no price in the "
+                         "catalog")
+    lines.append(f"GPU cost total: ${cost['atMin']:.2f}/h at min, ${cost['atMax']:.2f}/h "
+                 "at max (on-demand list prices)")
+    for source, when in cost["sources"].items():
+        lines.append(f"Prices from {source} ({when})")
+    if cost["unpriced"]:
+        lines.append(f"No price for: {', '.join(dict.fromkeys(cost['unpriced']))} (not "
+                     "counted in the total)")
+    return lines
 
 
 def render_table(result: dict[str, Any]) -> str:
@@ -339,6 +391,7 @@ def render_table(result: dict[str, Any]) -> str:
 
     version = result["checklistVersion"]
     lines += storage_lines(result["outputs"].get("storage"))
+    lines.extend([*cost_lines(result["cost"]), ""])
     for rid, why in result["notApplicable"].items():
         lines.append(f"N/A {rid}: {why}")
     lines.extend(should_lines(result))

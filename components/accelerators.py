@@ -1,7 +1,7 @@
 """The accelerator catalog: which machine types carry which GPU on each target.
 
 One place, data only. Counts and memory follow the clouds' published machine families
-(AWS p5/p5e/p4d/p4de/g6/g6e, GCP A3/A2/G2, Azure ND/NC H100/H200/A100 v4/v5); GKE's
+(AWS p5/p5e/p4d/p4de/g6/g6e, GCP A3/A2/G2, Azure ND/NC H100/H200/A100 v4/v5, NCasT4_v3); GKE's
 accelerator type names follow the Compute Engine ``acceleratorTypes`` list.
 """
 
@@ -37,6 +37,9 @@ ACCELERATORS: dict[str, Accelerator] = {
         Accelerator("a100", "NVIDIA-A100-SXM4-80GB", 80),
         Accelerator("l40s", "NVIDIA-L40S", 48),
         Accelerator("l4", "NVIDIA-L4", 24),
+        # GFD's product label of a T4 (NVIDIA/k8s-device-plugin gpu-feature-discovery
+        # labels the product name with spaces as '-': "Tesla T4" → Tesla-T4).
+        Accelerator("t4", "Tesla-T4", 16),
     )
 }
 
@@ -71,6 +74,9 @@ OFFERINGS: tuple[Offering, ...] = (
     Offering("azure", "a100", "Standard_NC48ads_A100_v4", 2, 80),
     Offering("azure", "a100", "Standard_NC96ads_A100_v4", 4, 80),
     Offering("azure", "a100", "Standard_ND96asr_v4", 8, 40),
+    # NCasT4_v3: one T4 on the smallest size, Azure's least expensive NVIDIA GPU VM
+    # (https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/ncast4v3-series).
+    Offering("azure", "t4", "Standard_NC4as_T4_v3", 1, 16),
 )
 
 

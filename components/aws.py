@@ -58,7 +58,15 @@ Decisions, each with its reason:
   internal-elb=1``) if load balancers should find them.
 - **Capacity reservations** are targeted through the launch template (On-Demand Capacity
   Reservations). A reservation lives in one zone: give the pool subnets in that zone.
-  Capacity Blocks for ML need ``capacity_type=CAPACITY_BLOCK`` and are not handled here.
+- **Capacity Blocks for ML** (``capacity_type="capacity-block"``, the block's ``cr-`` id in
+  ``capacity_reservation_id``): the launch template sets ``InstanceMarketOptions.MarketType:
+  capacity-block`` and targets the block's reservation, and the managed node group is
+  created with ``capacityType: CAPACITY_BLOCK`` on that custom launch template (EKS user
+  guide, "Create a managed node group with Capacity Blocks for ML",
+  https://docs.aws.amazon.com/eks/latest/userguide/capacity-blocks-mng.html; market types
+  ``spot``, ``capacity-block``: EC2 API ``LaunchTemplateInstanceMarketOptionsRequest``). A
+  block is paid up front for its whole term, used or not, and its nodes are ended when it
+  expires: the price catalog marks it variable (components/prices.py).
 """
 
 from __future__ import annotations
@@ -88,6 +96,7 @@ from .contract import (
     PropertyError,
     SandboxRuntime,
     Taint,
+    capacity_types,
     node_range,
     region_code,
     resolve_pool,
@@ -97,6 +106,15 @@ from .storage import StorageArgs, StorageOutputs, check_storage
 
 SYSTEM_POOL_LABEL = "aicp.dev/pool"
 SYSTEM_INSTANCE_TYPE = "m7i.xlarge"
+# What EKS sells a GPU pool: a managed node group's capacityType is ON_DEMAND, SPOT or
+# CAPACITY_BLOCK (EKS API CreateNodegroup ``capacityType``; capacity-blocks-mng above).
+CAPACITY_TYPES = ("on-demand", "spot", "capacity-block")
+NODE_GROUP_CAPACITY = {"on-demand": "ON_DEMAND", "spot": "SPOT",
+                       "capacity-block": "CAPACITY_BLOCK"}
+# Launch template market type: only a Capacity Block sets one. Managed node groups refuse a
+# launch template requesting Spot; SPOT is the node group's capacityType (EKS user guide,
+# "Customize managed nodes with launch templates", InstanceMarketOptions not allowed).
+MARKET_TYPES = {"capacity-block": "capacity-block"}
 # Label cluster-autoscaler's AWS provider treats as "this node has a GPU" (GPULabel).
 AWS_ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 CA_NAMESPACE = "kube-system"
@@ -230,7 +248,13 @@ def validate(args: AwsClusterArgs) -> None:
     node_range("system_min_nodes", args.system_min_nodes, args.system_max_nodes,
                "system_max_nodes", SYSTEM_MIN_NODES)
     validate_pools("aws", args.gpu_pools)
+    capacity_types("aws", args.gpu_pools, CAPACITY_TYPES)
     for i, p in enumerate(args.gpu_pools):
+        if p.capacity_type == "capacity-block" and not p.capacity_reservation_id:
+            raise PropertyError(
+                f"gpu_pools[{i}].capacity_reservation_id",
+                "required for {0}: capacity-block (the Capacity Block's reservation id, "
+                "cr-...; EKS capacity-blocks-mng)", (f"gpu_pools[{i}].capacity_type",))
         if p.allocator == "dra" and p.min_nodes < 1:
             raise PropertyError(
                 f"gpu_pools[{i}].min_nodes",
@@ -617,10 +641,11 @@ class GpuNodeGroup(pulumi.ComponentResource):
         self.launch_template = launch_template(
             name, on, args.root_volume_gib, throughput=500,
             reservation=args.capacity_reservation_id, parent=self, aliases=moved,
-            user_data=nodeadm_user_data() if args.local_nvme else None)
+            user_data=nodeadm_user_data() if args.local_nvme else None,
+            market=MARKET_TYPES.get(pool.capacity_type))
         self.node_group = node_group(
             name, on, ami_type="AL2023_x86_64_NVIDIA", instance_type=pool.machine_type,
-            capacity_type="SPOT" if pool.capacity_type == "spot" else "ON_DEMAND",
+            capacity_type=NODE_GROUP_CAPACITY[pool.capacity_type],
             min_size=pool.min_nodes, max_size=pool.max_nodes, labels=labels, taints=taints,
             template=self.launch_template, parent=self, aliases=moved)
         tag_auto_scaling_group(
@@ -642,8 +667,12 @@ def _moved_from(opts: pulumi.ResourceOptions | None) -> list[pulumi.Alias]:
 def launch_template(name: str, on: NodeGroupCluster, volume_gib: int, throughput: int, *,
                     parent: pulumi.Resource, reservation: str | None = None,
                     aliases: Sequence[pulumi.Alias] = (),
-                    user_data: str | None = None) -> aws.ec2.LaunchTemplate:
-    """IMDSv2 only, an encrypted gp3 root volume, and the capacity reservation to target."""
+                    user_data: str | None = None,
+                    market: str | None = None) -> aws.ec2.LaunchTemplate:
+    """IMDSv2 only, an encrypted gp3 root volume, the capacity reservation to target, and
+    for a Capacity Block its market type."""
+    market_options = aws.ec2.LaunchTemplateInstanceMarketOptionsArgs(market_type=market) \
+        if market else None
     reservation_spec = aws.ec2.LaunchTemplateCapacityReservationSpecificationArgs(
         capacity_reservation_target=aws.ec2
         .LaunchTemplateCapacityReservationSpecificationCapacityReservationTargetArgs(
@@ -662,6 +691,7 @@ def launch_template(name: str, on: NodeGroupCluster, volume_gib: int, throughput
                 volume_size=volume_gib, volume_type="gp3", encrypted="true",
                 throughput=throughput, delete_on_termination="true"))],
         capacity_reservation_specification=reservation_spec,
+        instance_market_options=market_options,
         tag_specifications=tag_specs, user_data=user_data,
         opts=pulumi.ResourceOptions(parent=parent, provider=on.provider,
                                     aliases=list(aliases) or None))

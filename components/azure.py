@@ -113,6 +113,7 @@ from .contract import (
     PropertyError,
     SandboxRuntime,
     Taint,
+    capacity_types,
     ipv4_network,
     node_range,
     region_code,
@@ -156,6 +157,8 @@ SYSTEM_POOL_NAME = "system"
 DEFAULT_SYSTEM_VM_SIZE = "Standard_D8ds_v5"
 # Azure tag names cannot contain '/', so the cluster tag is not the Kubernetes-style label.
 CLUSTER_TAG = "aicp-cluster"
+# What AKS sells a GPU pool: regular or Spot scale sets (agent pool scaleSetPriority).
+CAPACITY_TYPES = ("on-demand", "spot")
 SPOT_TAINT = Taint("kubernetes.azure.com/scalesetpriority", "spot", "NoSchedule")
 # Built-in role definition ids (same in every subscription).
 NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
@@ -297,11 +300,13 @@ def validate(args: AksClusterArgs) -> None:
         raise InputPropertyError("service_cidr", f"{args.service_cidr!r} overlaps the pod "
                                  f"range {args.pod_cidr}")
     validate_pools("azure", args.gpu_pools)
+    capacity_types("azure", args.gpu_pools, CAPACITY_TYPES)
     _validate_pool_names(args.gpu_pools)
     for i, p in enumerate(args.gpu_pools):
         if p.allocator == "dra" and p.min_nodes < 1:
             raise PropertyError(
                 f"gpu_pools[{i}].min_nodes",
+                # kubernetes/autoscaler#7799: no DRA template for a node not yet there.
                 "0 cannot scale up for DRA claims on azure (its cluster autoscaler has no DRA "
                 "node template for a pool with no nodes); set it to 1 or {0}: device-plugin",
                 (f"gpu_pools[{i}].allocator",))

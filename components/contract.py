@@ -40,6 +40,11 @@ LABEL_DRA_KUBELET_PLUGIN = "aicp.dev/dra-kubelet-plugin"
 CONFORMANCE_OUTPUT = "conformance"
 
 Allocator = Literal["dra", "device-plugin"]
+# How a pool's machines are bought: on-demand, spot (every cloud), an EC2 Capacity Block for
+# ML (aws), GKE Dynamic Workload Scheduler flex-start VMs or flex-start with queued
+# provisioning (gcp). Each target refuses what it does not sell (``capacity_types``).
+CapacityType = Literal["on-demand", "spot", "capacity-block", "flex-start",
+                       "queued-provisioning"]
 Autoscaler = Literal["cluster-autoscaler", "gke", "aks", "none"]
 
 
@@ -62,7 +67,7 @@ class GpuPoolRequest:
     max_nodes: int
     min_nodes: int = 0
     instance_type: str | None = None
-    capacity_type: Literal["on-demand", "spot"] = "on-demand"
+    capacity_type: CapacityType = "on-demand"
     capacity_reservation_id: str | None = None
     allocator: Allocator = "dra"
     gpus_per_node: int | None = None  # on-prem only
@@ -202,6 +207,32 @@ def validate_pools(target: str, pools: Sequence[GpuPoolRequest]) -> None:
                 f"gpu_pools[{i}].capacity_reservation_id",
                 "capacity reservations are on-demand; drop it or set {0}: on-demand",
                 (f"gpu_pools[{i}].capacity_type",))
+
+
+def gpu_node_tolerations(pools: Sequence[GpuPool]) -> list[dict[str, str]]:
+    """Tolerations a DaemonSet needs to run on every GPU node: each distinct taint key and
+    effect of the pools, the GPU taint first. On AKS a Spot pool's nodes also carry
+    ``kubernetes.azure.com/scalesetpriority=spot:NoSchedule`` (AKS "Add an Azure Spot node
+    pool": "nodes ... are assigned a taint of kubernetes.azure.com/scalesetpriority=spot:
+    NoSchedule"), so a GPU DaemonSet tolerating only the GPU taint never starts there.
+    ``Exists`` as the GPU charts' own defaults tolerate ``nvidia.com/gpu``."""
+    seen: list[tuple[str, str]] = [(GPU_TAINT_KEY, "NoSchedule")]
+    for pool in pools:
+        for t in pool.taints:
+            if (t.key, t.effect) not in seen:
+                seen.append((t.key, t.effect))
+    return [{"key": key, "operator": "Exists", "effect": effect} for key, effect in seen]
+
+
+def capacity_types(target: str, pools: Sequence[GpuPoolRequest],
+                   sold: Sequence[str]) -> None:
+    """Each pool's ``capacity_type`` is one ``target`` sells (``sold``, from its component,
+    with the source of each), or ``InputPropertyError``."""
+    for i, p in enumerate(pools):
+        if p.capacity_type not in sold:
+            raise InputPropertyError(
+                f"gpu_pools[{i}].capacity_type",
+                f"{p.capacity_type!r} is not sold on {target}; use one of {', '.join(sold)}")
 
 
 def resolve_pool(target: str, request: GpuPoolRequest) -> GpuPool:

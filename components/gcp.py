@@ -62,6 +62,18 @@ Decisions, each with its reason:
 - **GKE's autoscaler scales the pools** (``autoscaler="gke"``): the addon layer installs no
   cluster-autoscaler, and this component serves the ``cluster_autoscaling`` requirement.
   Node auto-provisioning stays off (DRA does not work with it).
+- **Dynamic Workload Scheduler** (GKE "About GPU obtainability with flex-start",
+  https://cloud.google.com/kubernetes-engine/docs/concepts/dws): ``capacity_type=
+  "flex-start"`` sets the node pool's ``flex_start`` (flex-start VMs: GKE obtains the GPUs
+  when they are available, for at most seven days); ``"queued-provisioning"`` sets
+  ``flex_start`` and ``queued_provisioning.enabled``, as ``gcloud container node-pools
+  create --flex-start --enable-queued-provisioning --enable-autoscaling --num-nodes=0
+  --location-policy=ANY --reservation-affinity=none --no-enable-autorepair`` does (GKE
+  "Run a large-scale workload with flex-start with queued provisioning",
+  https://cloud.google.com/kubernetes-engine/docs/how-to/provisioningrequest): such a pool
+  gets nodes only through a ProvisioningRequest, which Kueue's ProvisioningRequest
+  admission check creates (``addons/kueue.py``); it starts at 0 nodes, takes no
+  reservation, and has no auto-repair.
 - **Every node pool runs COS** (``COS_CONTAINERD``): the driver installer above is COS's.
 - **Secure Boot on every pool**: COS's NVIDIA drivers are signed by Google.
 - **GPU pools upgrade with ``max_surge=0, max_unavailable=1``**: a surge node is a GPU VM of
@@ -108,7 +120,9 @@ from .contract import (
     GpuDriver,
     GpuPool,
     GpuPoolRequest,
+    PropertyError,
     SandboxRuntime,
+    capacity_types,
     ipv4_network,
     node_range,
     region_code,
@@ -118,6 +132,10 @@ from .contract import (
 from .storage import StorageArgs, StorageOutputs, bucket_name
 
 SYSTEM_POOL_LABEL = "aicp.dev/pool"
+# What GKE sells a GPU pool: on-demand, Spot VMs (node_config.spot), DWS flex-start and
+# flex-start with queued provisioning (see the module docstring).
+CAPACITY_TYPES = ("on-demand", "spot", "flex-start", "queued-provisioning")
+DWS = ("flex-start", "queued-provisioning")
 SYSTEM_MACHINE_TYPE = "e2-standard-8"
 IMAGE_TYPE = "COS_CONTAINERD"
 # Where COS GPU drivers live on the host (GKE's and Google's installer alike).
@@ -302,6 +320,18 @@ def validate(args: GkeClusterArgs) -> None:
                 f"labels[{json.dumps(key)}]", "GCP labels are lowercase letters, digits, '-' "
                 "and '_' (keys start with a letter, at most 63 characters)")
     validate_pools("gcp", args.gpu_pools)
+    capacity_types("gcp", args.gpu_pools, CAPACITY_TYPES)
+    for i, p in enumerate(args.gpu_pools):
+        if p.capacity_type in DWS and p.capacity_reservation_id:
+            raise PropertyError(
+                f"gpu_pools[{i}].capacity_reservation_id",
+                "flex-start pools take no reservation (--reservation-affinity=none); drop it "
+                "or set {0}: on-demand", (f"gpu_pools[{i}].capacity_type",))
+        if p.capacity_type == "queued-provisioning" and p.min_nodes:
+            raise InputPropertyError(
+                f"gpu_pools[{i}].min_nodes",
+                f"{p.min_nodes}: a queued-provisioning pool starts at 0 nodes (--num-nodes=0) "
+                "and gets nodes only through a ProvisioningRequest; set it to 0")
 
 
 class GkeCluster(pulumi.ComponentResource):
@@ -665,7 +695,10 @@ class GkeGpuPool(pulumi.ComponentResource):
             autoscaling=gcp.container.NodePoolAutoscalingArgs(
                 total_min_node_count=pool.min_nodes, total_max_node_count=pool.max_nodes,
                 location_policy="ANY"),
-            management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
+            management=gcp.container.NodePoolManagementArgs(
+                auto_repair=pool.capacity_type != "queued-provisioning", auto_upgrade=True),
+            queued_provisioning=gcp.container.NodePoolQueuedProvisioningArgs(enabled=True)
+            if pool.capacity_type == "queued-provisioning" else None,
             upgrade_settings=gcp.container.NodePoolUpgradeSettingsArgs(
                 max_surge=0, max_unavailable=1),
             node_config=gcp.container.NodePoolNodeConfigArgs(
@@ -680,7 +713,10 @@ class GkeGpuPool(pulumi.ComponentResource):
                 taints=[gcp.container.NodePoolNodeConfigTaintArgs(
                     key=t.key, value=t.value, effect=_EFFECTS[t.effect]) for t in pool.taints],
                 spot=pool.capacity_type == "spot",
-                reservation_affinity=args.reservation,
+                flex_start=True if pool.capacity_type in DWS else None,
+                reservation_affinity=gcp.container.NodePoolNodeConfigReservationAffinityArgs(
+                    consume_reservation_type="NO_RESERVATION")
+                if pool.capacity_type in DWS else args.reservation,
                 gvnic=gcp.container.NodePoolNodeConfigGvnicArgs(enabled=True),
                 **args.node_config),
             opts=pulumi.ResourceOptions(

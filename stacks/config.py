@@ -75,7 +75,8 @@ class GpuPool(_Model):
     instance_type: StrictStr | None = None
     min_nodes: StrictInt = Field(default=0, ge=0)
     max_nodes: StrictInt = Field(ge=1)
-    capacity_type: Literal["on-demand", "spot"] = "on-demand"
+    capacity_type: Literal["on-demand", "spot", "capacity-block", "flex-start",
+                           "queued-provisioning"] = "on-demand"
     capacity_reservation_id: StrictStr | None = None
     # dra: GPUs are handed out through ResourceClaims by the NVIDIA DRA driver;
     # device-plugin: as the nvidia.com/gpu extended resource. Never both on one node.
@@ -206,6 +207,20 @@ class Addons(_Model):
     disaggregated_inference: OnOff = OnOff()
 
 
+class Team(_Model):
+    """A team sharing the GPU pools: its namespace, LocalQueue and ClusterQueue (Kueue)."""
+
+    name: StrictStr
+    # GPUs the team is guaranteed, per GPU pool name: its ClusterQueue's nominalQuota there.
+    quota: Mapping[StrictStr, StrictInt] = Field(default_factory=dict)
+    # GPUs per pool it may borrow from the cohort beyond its quota (unset: no limit).
+    borrowing_limit: StrictInt | None = Field(default=None, ge=0)
+    # GPUs of its quota per pool the cohort may borrow (unset: all of it).
+    lending_limit: StrictInt | None = Field(default=None, ge=0)
+    # Share of unused GPUs under Kueue's fair sharing, relative to the other teams.
+    weight: StrictInt = Field(default=1, ge=1)
+
+
 class PlatformConfig(_Model):
     # One of the targets stacks/targets/__init__.py TARGETS lists; the program looks it up.
     target: StrictStr
@@ -223,6 +238,7 @@ class PlatformConfig(_Model):
     onprem: OnPrem | None = None
     tags: Mapping[StrictStr, StrictStr] = Field(default_factory=dict)
     storage: Storage = Storage()
+    teams: tuple[Team, ...] = ()
 
     @property
     def checklist_version(self) -> str:
@@ -335,6 +351,25 @@ def _check(cfg: PlatformConfig, node_range: NodeRange | None) -> None:
     if not _GO_DURATION.match(timeout):
         raise ConfigError(f"aicp:addons.kueue.waitForPodsReadyTimeout: {timeout!r} is not a "
                           "duration; write it like 10m, 90s or 1h30m")
+
+
+def check_teams(cfg: PlatformConfig) -> None:
+    """Team names become namespaces and ClusterQueue names; their quota names GPU pools
+    (what a pool holds is the Kueue addon's rule, ``addons/kueue.py`` ``validate_teams``).
+    Checked after the target's rules (``stacks/program.py`` ``load``): a pool the target
+    refuses is named first."""
+    pools = [p.name for p in cfg.gpu_pools]
+    for i, team in enumerate(cfg.teams):
+        if not _DNS_LABEL.match(team.name):
+            raise ConfigError(f"aicp:teams[{i}].name: {team.name!r} must be a lowercase DNS "
+                              "label of at most 32 characters (it names the team's namespace)")
+        for pool in team.quota:
+            if pool not in pools:
+                raise ConfigError(f"aicp:teams[{i}].quota.{pool}: no GPU pool is named "
+                                  f"{pool!r}; use one of {', '.join(pools)}")
+    if cfg.teams and not cfg.addons.kueue.enabled:
+        raise ConfigError("aicp:teams: teams share GPUs through Kueue, which is off; set "
+                          "aicp:addons.kueue.enabled: true or drop aicp:teams")
 
 
 def parse(raw: Mapping[str, Any], node_range: NodeRange | None = None) -> PlatformConfig:

@@ -27,6 +27,7 @@ from ..addons.base import Addon
 from ..addons.catalog import CHARTS, MANIFESTS
 from ..components.contract import ClusterOutputs, node_range
 from .config import ConfigError, PlatformConfig, decode, from_pulumi, parse
+from .config import check_teams as config_check_teams
 from .preflight import Report
 from .targets import TARGETS, owners, target
 from .targets.base import Secrets, Target, honour, unread
@@ -65,6 +66,35 @@ def check_one_allocator(cfg: PlatformConfig) -> None:
             "unless the device plugin is off cluster-wide); use one allocator for every pool")
 
 
+# The Kueue addon's team property paths (addons/kueue.py validate_teams) → config keys.
+TEAM_KEYS = {"teams[*].name": "aicp:teams[{}].name",
+             "teams[*].quota[*]": "aicp:teams[{}].quota.{}"}
+
+
+def kueue_teams(cfg: PlatformConfig) -> tuple[Any, ...]:
+    """The config's teams as the Kueue addon takes them."""
+    from ..addons.kueue import Team
+
+    return tuple(Team(t.name, dict(t.quota), t.borrowing_limit, t.lending_limit, t.weight)
+                 for t in cfg.teams)
+
+
+def check_teams(cfg: PlatformConfig) -> None:
+    """The teams' quota against what each pool holds at maxNodes, before anything is
+    declared (the Kueue addon's rule, on the pools as the target resolves them)."""
+    config_check_teams(cfg)
+    if not cfg.teams:
+        return
+    from ..addons.kueue import KueueArgs, validate_teams
+    from ..components.contract import resolve_pool
+    from .targets.base import pool_requests, refused
+
+    pools = [resolve_pool(cfg.target, r) for r in pool_requests(cfg)]
+    with refused(TEAM_KEYS):
+        validate_teams(kueue_teams(cfg), pools, KueueArgs(
+            workloads_namespace=cfg.addons.kueue.namespace))
+
+
 def gateway_service_type(cfg: PlatformConfig, chosen: Target | None = None) -> Literal[
         "LoadBalancer", "NodePort", "ClusterIP"]:
     """The inference Gateway's Service type: as configured, else what gets it an address.
@@ -98,6 +128,7 @@ def load(cfg: PlatformConfig, secrets: Secrets | None = None) -> Target:
         chosen.check_secrets(cfg, secrets)
     chosen.check(cfg)
     check_one_allocator(cfg)
+    check_teams(cfg)
     return chosen
 
 
@@ -196,6 +227,7 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
         kueue = add("kueue", Kueue("kueue", cluster, KueueArgs(
             workloads_namespace=want.kueue.namespace,
             pods_ready_timeout=want.kueue.wait_for_pods_ready_timeout,
+            teams=kueue_teams(cfg),
             after=(jobset, *integrations))), CHARTS["kueue"].version)
     # The workload ServiceAccount and bucket recipe, in Kueue's workload namespace (#20).
     WorkloadStorage("storage", cluster, WorkloadStorageArgs(

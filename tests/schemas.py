@@ -155,7 +155,9 @@ def _schema_text(schema: dict) -> str:
 @functools.cache
 def _crd_validator(openapi_json: str) -> jsonschema.Validator:
     """The validator of one served version's ``openAPIV3Schema`` (as JSON text)."""
-    schema = json.loads(openapi_json)
+    # Go's RE2 takes a flag group anywhere ("^(?i)[a-z]..." in Kueue 0.19.2's AdmissionCheck
+    # parameters.kind); Python's re only at the start, where it means the same.
+    schema = json.loads(openapi_json.replace('"^(?i)', '"(?i)^'))
     props = schema.setdefault("properties", {})
     # Every object carries these whether or not the CRD author listed them.
     props.setdefault("apiVersion", {"type": "string"})

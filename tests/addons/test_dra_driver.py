@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aicp.addons.catalog import CHARTS
 from aicp.addons.dra_driver import DraDriver, DraDriverArgs
 from aicp.addons.gpu_operator import GpuOperator
@@ -77,11 +79,31 @@ def _pools_and_driver():
     pulumi.export("pools", [p.export() for p in cluster.gpu_pools])
 
 
-def test_kubelet_plugin_tolerates_the_gpu_taint_by_chart_default():
+def test_kubelet_plugin_keeps_every_toleration_of_the_chart_default():
+    # A Helm list value replaces the chart's: ours must restate what the default tolerates.
     values = dra_release(plan_with_operator()).inputs["values"]
-    assert "tolerations" not in values["kubeletPlugin"]  # we keep the chart's list
     upstream = upstream_values("dra-driver-nvidia-gpu-0.4.1")["kubeletPlugin"]["tolerations"]
     assert {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"} in upstream
+    for toleration in upstream:
+        assert toleration in values["kubeletPlugin"]["tolerations"]
+
+
+# AKS taints Spot nodes kubernetes.azure.com/scalesetpriority=spot:NoSchedule (AKS docs,
+# "Add an Azure Spot node pool to an AKS cluster").
+AKS_SPOT = {"key": "kubernetes.azure.com/scalesetpriority", "operator": "Exists",
+            "effect": "NoSchedule"}
+
+
+def test_kubelet_plugin_runs_on_aks_spot_gpu_nodes():
+    def program():
+        from aicp.components.azure import SPOT_TAINT
+        cluster = make_cluster("azure", (GpuPoolRequest(
+            name="a100", accelerator="a100", max_nodes=2, capacity_type="spot"),))
+        cluster = replace(cluster, gpu_pools=tuple(
+            replace(p, taints=(*p.taints, SPOT_TAINT)) for p in cluster.gpu_pools))
+        DraDriver("dra", cluster, DraDriverArgs())
+    values = dra_release(offline.run(program, {})).inputs["values"]
+    assert AKS_SPOT in values["kubeletPlugin"]["tolerations"]
 
 
 def test_waits_for_an_operator_that_installs_the_driver_and_leaves_its_crds_to_it():

@@ -250,3 +250,44 @@ def test_operator_installed_toolkit_refuses_gpu_selection_by_unprivileged_env():
 
 def test_host_toolkit_is_not_configured_by_the_operator():
     assert "env" not in values_of(plan_for(driver_owner="host"))["toolkit"]
+
+
+# AKS taints Spot nodes kubernetes.azure.com/scalesetpriority=spot:NoSchedule (AKS docs,
+# "Add an Azure Spot node pool to an AKS cluster").
+AKS_SPOT = {"key": "kubernetes.azure.com/scalesetpriority", "operator": "Exists",
+            "effect": "NoSchedule"}
+
+
+def _aks_spot_plan():
+    def program():
+        from aicp.components.azure import SPOT_TAINT
+        cluster = make_cluster("azure", (GpuPoolRequest(
+            name="a100", accelerator="a100", max_nodes=2, capacity_type="spot",
+            allocator="device-plugin"),), driver_owner="operator",
+            driver_root="/run/nvidia/driver")
+        cluster = replace(cluster, gpu_pools=tuple(
+            replace(p, taints=(*p.taints, SPOT_TAINT)) for p in cluster.gpu_pools))
+        GpuOperator("gpu-operator", cluster)
+    return offline.run(program, {})
+
+
+def test_every_operand_and_feature_discovery_run_on_aks_spot_gpu_nodes():
+    # Driver, toolkit, device plugin, DCGM exporter, GFD and validator are the operator's
+    # daemonsets; NFD's worker labels the node first. Each list keeps the chart's default
+    # (a Helm list value replaces it) and adds the Spot taint.
+    values = values_of(_aks_spot_plan())
+    upstream = upstream_values("gpu-operator-v26.7.0")
+    daemonsets = values["daemonsets"]["tolerations"]
+    worker = values["node-feature-discovery"]["worker"]["tolerations"]
+    for toleration in upstream["daemonsets"]["tolerations"]:
+        assert toleration in daemonsets
+    for toleration in upstream["node-feature-discovery"]["worker"]["tolerations"]:
+        assert toleration in worker
+    assert AKS_SPOT in daemonsets and AKS_SPOT in worker
+
+
+def test_without_nfd_no_worker_values_are_set():
+    values = values_of(plan_for(GpuOperatorArgs(deploy_nfd=False)))
+    assert "node-feature-discovery" not in values
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in \
+        values["daemonsets"]["tolerations"]

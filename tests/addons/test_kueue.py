@@ -208,3 +208,172 @@ def test_serves_gang_scheduling():
     plan = plan_for()
     assert plan.one("aicp:addons:Kueue").outputs["conformance"] == ["gang_scheduling"]
     assert plan.one("aicp:addons:JobSet").outputs["conformance"] == []
+
+
+# --- teams: one cohort, quota per team, reclaim by preemption, fair sharing ---------------
+# kubernetes-sigs/kueue v0.19.2 site/content/en/docs/concepts/cluster_queue.md ("Cohort",
+# "BorrowingLimit", "LendingLimit", "Preemption"), concepts/fair_sharing.md,
+# concepts/workload_priority_class.md.
+
+from aicp.addons.kueue import COHORT, TEAM_LABEL, Team  # noqa: E402
+
+TEAMS = (Team("research", {"h100": 12, "l4": 10}, borrowing_limit=8),
+         Team("serving", {"h100": 4, "l40s": 12, "l4": 5}, lending_limit=2, weight=2))
+
+
+def teams_plan(teams=TEAMS, pools=POOLS):
+    return plan_for(KueueArgs(teams=teams), pools)
+
+
+def cluster_queues(plan) -> dict[str, dict]:
+    return {r.inputs["metadata"]["name"]: r.inputs["spec"]
+            for r in plan.of_type(CR + "ClusterQueue")}
+
+
+def quotas(spec: dict) -> dict[str, dict]:
+    return {f["name"]: f["resources"][0] for g in spec["resourceGroups"] for f in g["flavors"]}
+
+
+def test_each_team_gets_a_namespace_a_local_queue_and_a_cluster_queue():
+    plan = teams_plan()
+    namespaces = {n.inputs["metadata"]["name"]: n.inputs["metadata"]["labels"]
+                  for n in plan.of_type("kubernetes:core/v1:Namespace")}
+    locals_ = {(r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]):
+               r.inputs["spec"]["clusterQueue"] for r in plan.of_type(CR + "LocalQueue")}
+    queues = cluster_queues(plan)
+    for team in ("research", "serving"):
+        assert namespaces[team]["aicp.dev/kueue-managed"] == "true"
+        assert namespaces[team][TEAM_LABEL] == team
+        assert locals_[(team, "gpu")] == team
+        # The queue admits the team's namespace only, by a label a probe can set too.
+        assert queues[team]["namespaceSelector"] == {"matchLabels": {
+            "aicp.dev/kueue-managed": "true", TEAM_LABEL: team}}
+
+
+def test_every_gpu_cluster_queue_is_in_the_teams_cohort():
+    queues = cluster_queues(teams_plan())
+    assert set(queues) == {"gpu", "research", "serving"}
+    assert {spec["cohortName"] for spec in queues.values()} == {COHORT}
+
+
+def test_team_quota_is_nominal_with_its_limits_and_every_flavor_listed_to_borrow():
+    queues = cluster_queues(teams_plan())
+    research, serving = quotas(queues["research"]), quotas(queues["serving"])
+    assert research["h100"] == {"name": "nvidia.com/gpu", "nominalQuota": 12,
+                                "borrowingLimit": 8}
+    assert research["l40s"]["nominalQuota"] == 0  # owns none, may borrow
+    assert research["l4"]["name"] == "aicp.dev/dra-gpu"
+    assert serving["l40s"] == {"name": "nvidia.com/gpu", "nominalQuota": 12,
+                               "lendingLimit": 2}
+    # Kueue refuses a lendingLimit above the nominal quota.
+    assert serving["h100"]["lendingLimit"] == 2 and serving["l4"]["lendingLimit"] == 2
+
+
+def test_the_shared_queue_holds_what_the_teams_leave_of_each_pool():
+    # h100: 2 x 8 = 16, teams 16; l40s: 3 x 4 = 12, teams 12; l4: 5 x 4 = 20, teams 15.
+    shared = quotas(cluster_queues(teams_plan())["gpu"])
+    assert {f: q["nominalQuota"] for f, q in shared.items()} == {"h100": 0, "l40s": 0, "l4": 5}
+
+
+def test_a_team_reclaims_its_quota_and_priorities_preempt_within_a_team():
+    for spec in cluster_queues(teams_plan()).values():
+        assert spec["preemption"] == {"reclaimWithinCohort": "Any",
+                                      "withinClusterQueue": "LowerPriority"}
+
+
+def test_fair_sharing_is_on_with_each_team_weight():
+    plan = teams_plan()
+    assert manager_config(plan)["fairSharing"] == {"preemptionStrategies": [
+        "LessThanOrEqualToFinalShare", "LessThanInitialShare"]}
+    queues = cluster_queues(plan)
+    assert queues["serving"]["fairSharing"] == {"weight": 2}
+    assert queues["research"]["fairSharing"] == {"weight": 1}
+
+
+def test_workload_priority_classes_are_declared_for_teams():
+    plan = teams_plan()
+    classes = {r.inputs["metadata"]["name"]: r.inputs["value"]
+               for r in plan.of_type(CR + "WorkloadPriorityClass")}
+    assert classes == {"aicp-low": 100, "aicp-normal": 1000, "aicp-high": 10000}
+
+
+def test_without_teams_there_is_one_queue_outside_any_cohort_and_no_fair_sharing():
+    plan = plan_for()
+    assert "cohortName" not in cluster_queues(plan)["gpu"]
+    assert "fairSharing" not in manager_config(plan)
+    assert plan.of_type(CR + "WorkloadPriorityClass") == []
+
+
+def test_team_objects_validate():
+    objects = kubernetes_objects(teams_plan())
+    assert {o.inputs["kind"] for o in objects} >= {"WorkloadPriorityClass", "ClusterQueue"}
+    for obj in objects:
+        assert schema_errors(obj) == [], obj.name
+
+
+def test_quota_over_what_a_pool_holds_at_max_is_refused():
+    import pytest
+    from pulumi.errors import InputPropertyError
+
+    from aicp.addons.kueue import validate_teams
+    from aicp.components.contract import resolve_pool
+
+    pools = [resolve_pool("aws", p) for p in POOLS]
+    too_much = (Team("research", {"h100": 12}), Team("serving", {"h100": 5}))
+    with pytest.raises(InputPropertyError) as err:
+        validate_teams(too_much, pools, KueueArgs())
+    assert err.value.property_path == 'teams[1].quota["h100"]'
+    assert err.value.reason == (
+        "the teams' quota of pool h100 adds up to 17 GPUs, more than the pool holds at "
+        "maxNodes (16); lower the quotas or raise its maxNodes")
+
+
+# --- GKE queued provisioning: Kueue's ProvisioningRequest admission check ----------------
+# kueue v0.19.2 site/content/en/docs/admission-check-controllers/provisioning.md; GKE
+# "Run a large-scale workload with flex-start with queued provisioning" (class
+# queued-provisioning.gke.io).
+
+QUEUED = (GpuPoolRequest(name="h100", accelerator="h100", max_nodes=4,
+                         allocator="device-plugin", capacity_type="queued-provisioning"),
+          GpuPoolRequest(name="l4", accelerator="l4", max_nodes=3, allocator="device-plugin"))
+
+
+def test_queued_provisioning_flavor_requires_the_provisioning_request_check():
+    def program():
+        Kueue("kueue", make_cluster("gcp", QUEUED, autoscaler="gke"),
+              KueueArgs(teams=(Team("research", {"h100": 16, "l4": 2}),)))
+    plan = offline.run(program, {})
+    config = plan.one(CR + "ProvisioningRequestConfig").inputs
+    assert config["spec"] == {"provisioningClassName": "queued-provisioning.gke.io"}
+    check = plan.one(CR + "AdmissionCheck").inputs
+    assert check["spec"] == {"controllerName": "kueue.x-k8s.io/provisioning-request",
+                             "parameters": {"apiGroup": "kueue.x-k8s.io",
+                                            "kind": "ProvisioningRequestConfig",
+                                            "name": config["metadata"]["name"]}}
+    for spec in cluster_queues(plan).values():
+        assert spec["admissionChecksStrategy"] == {"admissionChecks": [
+            {"name": check["metadata"]["name"], "onFlavors": ["h100"]}]}
+    for obj in kubernetes_objects(plan):
+        assert schema_errors(obj) == [], obj.name
+
+
+def test_no_admission_check_without_a_queued_provisioning_pool():
+    plan = plan_for()
+    assert plan.of_type(CR + "AdmissionCheck") == []
+    assert "admissionChecksStrategy" not in cluster_queues(plan)["gpu"]
+
+
+def test_spot_flavor_tolerates_the_aks_spot_taint():
+    from dataclasses import replace
+
+    from aicp.components.azure import SPOT_TAINT
+
+    def program():
+        cluster = make_cluster("azure", (GpuPoolRequest(
+            name="t4", accelerator="t4", max_nodes=2, capacity_type="spot"),))
+        cluster = replace(cluster, gpu_pools=tuple(
+            replace(p, taints=(*p.taints, SPOT_TAINT)) for p in cluster.gpu_pools))
+        Kueue("kueue", cluster)
+    flavor = offline.run(program, {}).one(CR + "ResourceFlavor").inputs
+    assert {"key": "kubernetes.azure.com/scalesetpriority", "operator": "Equal",
+            "value": "spot", "effect": "NoSchedule"} in flavor["spec"]["tolerations"]

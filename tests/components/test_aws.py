@@ -491,3 +491,52 @@ def test_cluster_and_node_groups_wait_for_their_role_policy_attachments(plan):
             assert a.urn in group.dependencies, (group.name, a.name)
     cni = plan.one("aws:eks/addon:Addon", "c-vpc-cni")
     assert any(a.urn in cni.dependencies for a in attachments if "vpc-cni" in a.name)
+
+
+# --- EC2 Capacity Blocks for ML -------------------------------------------------------------
+# EKS user guide, "Create a managed node group with Capacity Blocks for ML": a custom launch
+# template with InstanceMarketOptions.MarketType "capacity-block" and
+# CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId, and the
+# node group's capacityType CAPACITY_BLOCK.
+
+BLOCK = GpuPoolRequest(name="h100", accelerator="h100", min_nodes=0, max_nodes=2,
+                       allocator="device-plugin", capacity_type="capacity-block",
+                       capacity_reservation_id="cr-02168da1478b509e0")
+
+
+def test_a_capacity_block_pool_has_the_shape_eks_documents():
+    plan = _plan(gpu_pools=(BLOCK,))
+    template = plan.one(LAUNCH_TEMPLATE, "c-gpu-h100").inputs
+    assert template["instanceMarketOptions"] == {"marketType": "capacity-block"}
+    assert template["capacityReservationSpecification"] == {
+        "capacityReservationTarget": {"capacityReservationId": "cr-02168da1478b509e0"}}
+    group = gpu_group(plan, "h100").inputs
+    assert group["capacityType"] == "CAPACITY_BLOCK"
+    assert group["instanceTypes"] == ["p5.48xlarge"]
+    assert group["launchTemplate"]["id"] == "c-gpu-h100-id"
+
+
+def test_on_demand_and_spot_templates_set_no_market_type(plan):
+    # A managed node group's Spot is its capacityType; its launch template asks for none.
+    for pool in ("h100", "l4"):
+        assert "instanceMarketOptions" not in plan.one(LAUNCH_TEMPLATE, f"c-gpu-{pool}").inputs
+
+
+@pytest.mark.parametrize("pool,path,reason", [
+    (GpuPoolRequest(name="h100", accelerator="h100", max_nodes=2, allocator="device-plugin",
+                    capacity_type="capacity-block"),
+     "gpu_pools[0].capacity_reservation_id", "required for gpu_pools[0].capacity_type: "
+     "capacity-block"),
+    (GpuPoolRequest(name="h100", accelerator="h100", max_nodes=2, allocator="device-plugin",
+                    capacity_type="flex-start"),
+     "gpu_pools[0].capacity_type", "'flex-start' is not sold on aws; use one of on-demand, "
+     "spot, capacity-block"),
+])
+def test_capacity_types_eks_does_not_sell_or_cannot_target_are_refused(pool, path, reason):
+    from aicp.components.aws import AwsClusterArgs
+
+    with pytest.raises(InputPropertyError) as err:
+        AwsClusterArgs(cluster_name="aicp", kubernetes_version="1.35", region="us-west-2",
+                       zones=("us-west-2a", "us-west-2b"), gpu_pools=(pool,))
+    assert err.value.property_path == path
+    assert err.value.reason.startswith(reason), err.value.reason

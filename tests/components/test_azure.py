@@ -435,8 +435,10 @@ def test_the_example_azure_stack_config_is_valid():
     # Both DRA (one allocator under the GPU Operator: its validator waits for
     # nvidia.com/gpu on every GPU node, gpu-operator v26.7.0
     # cmd/nvidia-validator/main.go validateGPUResource), so both keep a node.
-    assert (pools["h100"].min_nodes, pools["h100"].max_nodes) == (1, 2)
-    assert (pools["a100"].min_nodes, pools["a100"].max_nodes) == (1, 2)
+    assert (pools["t4"].min_nodes, pools["t4"].max_nodes) == (1, 3)
+    assert (pools["t4-spot"].min_nodes, pools["t4-spot"].max_nodes) == (1, 3)
+    assert {p.allocator for p in cfg.gpu_pools} == {"dra"}
+    assert pools["t4-spot"].capacity_type == "spot"
     AksClusterArgs(cluster_name=cfg.cluster_name, kubernetes_version=cfg.kubernetes_version,
                    location=cfg.region or "", zones=cfg.zones,
                    gpu_pools=tuple(GpuPoolRequest(name=p.name, accelerator=p.accelerator,

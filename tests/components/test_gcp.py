@@ -513,3 +513,59 @@ def test_without_impersonation_the_caller_credentials_are_used(plan):
     assert "impersonateServiceAccount" not in plan.one("pulumi:providers:gcp").inputs
     user = json.loads(plan.outputs["kubeconfigText"])["users"][0]["user"]["exec"]
     assert "env" not in user
+
+
+# --- Dynamic Workload Scheduler ------------------------------------------------------------
+# GKE "Run a large-scale workload with flex-start with queued provisioning": gcloud container
+# node-pools create --flex-start --enable-queued-provisioning --enable-autoscaling
+# --num-nodes=0 --location-policy=ANY --reservation-affinity=none --no-enable-autorepair.
+
+DWS_POOLS = (
+    GpuPoolRequest(name="h100", accelerator="h100", min_nodes=0, max_nodes=4,
+                   allocator="device-plugin", capacity_type="queued-provisioning"),
+    GpuPoolRequest(name="l4", accelerator="l4", min_nodes=0, max_nodes=3,
+                   allocator="device-plugin", capacity_type="flex-start"),
+)
+
+
+@pytest.fixture(scope="module")
+def dws_plan() -> offline.Plan:
+    return _plan(gpu_pools=DWS_POOLS)
+
+
+def test_queued_provisioning_pool_has_the_flags_gke_documents(dws_plan):
+    pool = gpu_pool(dws_plan, "h100")
+    assert pool["queuedProvisioning"] == {"enabled": True}
+    assert pool["nodeConfig"]["flexStart"] is True
+    assert pool["nodeConfig"]["reservationAffinity"] == {
+        "consumeReservationType": "NO_RESERVATION"}
+    assert pool["management"]["autoRepair"] is False
+    assert pool["autoscaling"]["locationPolicy"] == "ANY"
+    assert pool["autoscaling"]["totalMinNodeCount"] == 0 and pool["initialNodeCount"] == 0
+
+
+def test_flex_start_pool_is_flex_start_vms_without_queued_provisioning(dws_plan):
+    pool = gpu_pool(dws_plan, "l4")
+    assert pool["nodeConfig"]["flexStart"] is True
+    assert "queuedProvisioning" not in pool
+    assert pool["nodeConfig"]["reservationAffinity"] == {
+        "consumeReservationType": "NO_RESERVATION"}
+    assert pool["management"]["autoRepair"] is True
+
+
+def test_on_demand_and_spot_pools_are_not_flex_start(plan):
+    for name in ("h100", "l4"):
+        pool = gpu_pool(plan, name)
+        assert "flexStart" not in pool["nodeConfig"] and "queuedProvisioning" not in pool
+    assert gpu_pool(plan, "l4")["nodeConfig"]["spot"] is True
+
+
+def test_a_queued_provisioning_pool_that_keeps_nodes_is_refused():
+    from aicp.components.gcp import GkeClusterArgs
+
+    pool = GpuPoolRequest(name="h100", accelerator="h100", min_nodes=1, max_nodes=4,
+                          allocator="device-plugin", capacity_type="queued-provisioning")
+    with pytest.raises(InputPropertyError) as err:
+        GkeClusterArgs(**{**BASE, "gpu_pools": (pool,)})
+    assert err.value.property_path == "gpu_pools[0].min_nodes"
+    assert err.value.reason.startswith("1: a queued-provisioning pool starts at 0 nodes")

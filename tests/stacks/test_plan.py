@@ -124,10 +124,11 @@ def test_stack_exports_what_verify_needs(aws_plan):
     out = aws_plan["outputs"]
     assert out["checklistVersion"] == "1.35"
     pools = {p["name"]: p for p in out["gpuPools"]}
-    # One allocator for every pool under the GPU Operator: h100 is a DRA pool
-    # too, which keeps a node on EKS.
-    assert pools["h100"]["gpusPerNode"] == 8 and pools["h100"]["minNodes"] == 1
-    assert pools["l4"]["allocator"] == "dra"
+    # One allocator for every pool under the GPU Operator: both L4 pools are DRA pools,
+    # which keep a node on EKS; the second is Spot.
+    assert pools["l4"]["gpusPerNode"] == 1 and pools["l4"]["minNodes"] == 1
+    assert pools["l4-spot"]["capacityType"] == "spot" and pools["l4-spot"]["minNodes"] == 1
+    assert {p["allocator"] for p in pools.values()} == {"dra"}
     assert out["addons"]["kueue"] == "0.19.2"
 
 
@@ -258,7 +259,7 @@ def test_bad_config_is_one_line_exit_2_and_no_traceback(tmp_path):
                           "--project-dir", str(tmp_path)], capture_output=True, text=True)
     assert run.returncode == 2
     assert run.stderr.strip() == (
-        "error: aicp:gpuPools[1].accelerator: 'l5' is not one of h100, h200, a100, l40s, l4 "
+        "error: aicp:gpuPools[0].accelerator: 'l5' is not one of h100, h200, a100, l40s, l4 "
         "on aws")
     assert run.stdout == ""
 

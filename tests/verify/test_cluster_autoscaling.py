@@ -223,3 +223,23 @@ def test_a_mig_mixed_pool_is_a_gpu_pool_too(kubeapi, kubeconfig):
     result = run(kubeconfig)
     assert result.verdict is Verdict.PASS, result.reason
     assert result.evidence.observations["pool"]["resource"] == "nvidia.com/mig-1g.10gb"
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=1, autoscale_gpu_nodes=1)
+def test_evidence_says_scale_from_zero_was_not_provable_when_the_pool_kept_a_node(kubeconfig):
+    # An EKS/AKS DRA pool keeps a node (kubernetes/autoscaler#7799): the scale-up seen is
+    # from 1, which says nothing of a pool at 0.
+    result = run(kubeconfig, autoscaler="cluster-autoscaler", gpuPools=[H100_POOL])
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["scaleFromZero"] == (
+        "not provable: pool h100 had 1 node(s) before the probe, so only a scale-up from 1 "
+        "was observed")
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=0, autoscale_gpu_nodes=1)
+def test_evidence_says_scale_from_zero_was_shown_for_an_empty_pool(kubeconfig):
+    result = run(kubeconfig, autoscaler="cluster-autoscaler",
+                 gpuPools=[{**H100_POOL, "minNodes": 0}])
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["scaleFromZero"] == (
+        "shown: the pool had no node before the probe")

@@ -185,6 +185,13 @@ def _a_gpu_pool_below_its_maximum(ctx: Context, nodes: list[dict], found: _Found
             raise ProbeError(pool)
         before = _pool_uids(ctx, pool["labels"])
         ctx.observe("pool", {**pool, "nodesBefore": sorted(before.values())})
+        # A pool that already has nodes shows a scale-up from N, not from zero: on EKS and
+        # AKS a DRA pool keeps a node because cluster-autoscaler has no DRA template for a
+        # node that does not exist yet (kubernetes/autoscaler#7799).
+        ctx.observe("scaleFromZero", "shown: the pool had no node before the probe"
+                    if not before else f"not provable: pool {pool['name']} had "
+                    f"{len(before)} node(s) before the probe, so only a scale-up from "
+                    f"{len(before)} was observed")
     return _ScaleUp(pool, before)
 
 

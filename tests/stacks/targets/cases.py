@@ -52,14 +52,18 @@ def accepted(name: str, *changes: Change) -> PlatformConfig:
 
 # --- the whole program under mocks: what the preflight lookups answer decides ----------------
 
-def planned(name: str) -> offline.Plan:
-    """The example stack of ``name``, planned by the real program."""
-    return offline.run(program, stack_config(REPO, name), stack=name)
+def planned(name: str, *changes: Callable[[dict], None]) -> offline.Plan:
+    """The example stack of ``name`` (its ``aicp:...`` keys, with ``changes`` made), planned
+    by the real program."""
+    raw = stack_config(REPO, name)
+    for change in changes:
+        change(raw)
+    return offline.run(program, raw, stack=name)
 
 
-def refused_by_preflight(name: str) -> str:
+def refused_by_preflight(name: str, *changes: Callable[[dict], None]) -> str:
     with pytest.raises(pulumi.RunError) as err:
-        planned(name)
+        planned(name, *changes)
     message = str(err.value)
     assert "\n" not in message, message
     return message

@@ -72,8 +72,18 @@ QUOTA = "aws:servicequotas/getServiceQuota:getServiceQuota"
 INSTANCE_TYPE = "aws:ec2/getInstanceType:getInstanceType"
 
 
+def p5_beside_l4(raw: dict) -> None:
+    """The example with an H100 (P-family, on-demand quota) pool before an L4 one: the shape
+    the EC2 quota and offering lookups are about (the example itself starts L4s only)."""
+    raw["aicp:gpuPools"] = [
+        {"name": "h100", "accelerator": "h100", "minNodes": 1, "maxNodes": 2,
+         "allocator": "dra"},
+        {"name": "l4", "accelerator": "l4", "minNodes": 1, "maxNodes": 2, "allocator": "dra"}]
+    raw.pop("aicp:teams", None)
+
+
 def test_all_fine_every_pool_is_checked_and_nothing_is_warned():
-    p = planned("aws")
+    p = planned("aws", p5_beside_l4)
     report = p.outputs["preflight"]
     assert report["warnings"] == []
     assert "h100: p5.48xlarge offered in us-west-2a, us-west-2b" in report["checked"]
@@ -95,7 +105,7 @@ def test_machine_type_not_offered_in_a_zone_fails_naming_pool_zone_and_offer(mon
         return out
 
     monkeypatch.setitem(fakes.INVOKES, OFFERINGS, offerings)
-    assert refused_by_preflight("aws") == (
+    assert refused_by_preflight("aws", p5_beside_l4) == (
         "aicp:gpuPools[0]: p5.48xlarge (pool h100) is not offered in us-west-2b (us-west-2); "
         "of the configured zones it is offered in us-west-2a")
 
@@ -109,7 +119,7 @@ def test_quota_below_min_nodes_fails_before_any_resource(monkeypatch):
         return out
 
     monkeypatch.setitem(fakes.INVOKES, QUOTA, quota)
-    message = refused_by_preflight("aws")
+    message = refused_by_preflight("aws", p5_beside_l4)
     assert message == (
         "aicp:gpuPools: h100 need 192 vCPUs of EC2 quota 'Running On-Demand P instances' "
         "(L-417A185B) at minNodes in us-west-2, the account has 0; request more in Service "
@@ -123,7 +133,7 @@ def test_quota_below_max_nodes_is_a_warning(monkeypatch):
         return out
 
     monkeypatch.setitem(fakes.INVOKES, QUOTA, quota)
-    report = planned("aws").outputs["preflight"]
+    report = planned("aws", p5_beside_l4).outputs["preflight"]
     assert any("at maxNodes need 384 vCPUs" in w and "scale-up will stop short" in w
                for w in report["warnings"])
 
@@ -136,6 +146,6 @@ def test_accelerator_count_that_differs_from_the_catalog_fails(monkeypatch):
         return out
 
     monkeypatch.setitem(fakes.INVOKES, INSTANCE_TYPE, described)
-    assert refused_by_preflight("aws").startswith(
+    assert refused_by_preflight("aws", p5_beside_l4).startswith(
         "aicp:gpuPools[1]: g6.xlarge (pool l4) carries 4 GPUs in us-west-2, the accelerator "
         "catalog says 1")

@@ -21,7 +21,7 @@ BAD = [
     ("slash in a tag name", _set("tags", {"team/name": "ml"}),
      "aicp:tags.team/name: Azure tag names cannot contain"),
     ("l4 is not offered on azure", _set("gpuPools[0].accelerator", "l4"),
-     "aicp:gpuPools[0].accelerator: 'l4' is not one of h100, h200, a100 on azure"),
+     "aicp:gpuPools[0].accelerator: 'l4' is not one of h100, h200, a100, t4 on azure"),
     ("the AKS system pool's name", _set("gpuPools[0].name", "system"),
      "aicp:gpuPools[0].name: 'system' is the name of the AKS system pool"),
     ("VNet over the service range", _set("network", {"vpcCidr": "10.96.0.0/12"}),

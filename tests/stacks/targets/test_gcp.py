@@ -16,6 +16,19 @@ BAD = [
      "aicp:tags.Team: GCP labels are lowercase"),
     ("l40s is not offered on gcp", _set("gpuPools[0].accelerator", "l40s"),
      "aicp:gpuPools[0].accelerator: 'l40s' is not one of h100, h200, a100, l4 on gcp"),
+    # Flex-start VMs are obtained without reservations (GKE provisioningrequest how-to:
+    # --reservation-affinity=none); the example's h100 pool is flex-start.
+    ("a reservation on a flex-start pool",
+     _set("gpuPools[0].capacityReservationId", "projects/my-project/reservations/a3-res"),
+     "aicp:gpuPools[0].capacityReservationId: flex-start pools take no reservation "
+     "(--reservation-affinity=none); drop it or set aicp:gpuPools[0].capacityType: on-demand"),
+    ("capacity blocks are EC2's", _set("gpuPools[1].capacityType", "capacity-block"),
+     "aicp:gpuPools[1].capacityType: 'capacity-block' is not sold on gcp; use one of "
+     "on-demand, spot, flex-start, queued-provisioning"),
+    ("a queued-provisioning pool starts empty",
+     _set("gpuPools[1]", {"name": "l4", "accelerator": "l4", "minNodes": 1, "maxNodes": 3,
+                          "capacityType": "queued-provisioning", "allocator": "dra"}),
+     "aicp:gpuPools[1].minNodes: 1: a queued-provisioning pool starts at 0 nodes"),
     ("VPC smaller than /20", _set("network", {"vpcCidr": "10.0.0.0/21"}),
      "aicp:network.vpcCidr: '10.0.0.0/21' is too small on gcp: give /20 or larger"),
 ]
@@ -32,7 +45,7 @@ GOOD = [
     (_set("region", "northamerica-northeast1"),
      _set("zones", ["northamerica-northeast1-a", "northamerica-northeast1-b"])),
     (_set("gcp.masterIpv4CidrBlock", "172.16.0.16/28"),
-     _set("gpuPools[0].capacityReservationId", "projects/my-project/reservations/a3-res")),
+     _set("gpuPools[1].capacityReservationId", "projects/my-project/reservations/g2-res")),
     (_set("zones", []), _set("gpuPools[0].maxNodes", 4000)),
     (_set("tags", {"team": "ml-infra_2"}), _set("network", {"vpcCidr": "10.0.0.0/20"})),
 ]
