@@ -131,7 +131,7 @@ def facts_of(kubeapi_factory, tmp_path, scenario: str, **options) -> flags.Facts
 @pytest.mark.parametrize(("target", "pool_label"), [
     ("aws", "aicp.dev/gpu-pool=l4"),  # h100 nodes carry 8 GPUs: the suite needs one a node
     ("gcp", None),  # both pools scale from zero: the suite needs minNodes >= 1
-    ("azure", "aicp.dev/gpu-pool=h100"),
+    ("azure", "aicp.dev/gpu-pool=t4"),
     ("onprem", None),  # no node autoscaler
 ])
 def test_flags_per_example_stack_name_their_source(target, pool_label, kubeapi_factory,

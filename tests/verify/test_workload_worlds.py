@@ -214,8 +214,6 @@ def verdicts(kube: KubeAPI, tmp_path) -> list[tuple[Verdict, str]]:
 NEEDS_EMULATOR = {
     "kueue-spot-and-on-demand": "needs emulator: Kueue flavor assignment honouring the "
                                 "pod's nodeSelector against ResourceFlavor nodeLabels",
-    "kps-route-prefix": "needs emulator: Prometheus routePrefix",
-    "kueue-cohort": "needs emulator: Kueue cohorts and borrowing",
 }
 
 

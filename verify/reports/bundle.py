@@ -106,12 +106,12 @@ def platform_page(report: RunReport, outcome: Outcome) -> str:
     head = [f"# aicp platform check {req.id}: {r.verdict.value}", "",
             f"{req.description or req.id} ({req.category}). This is aicp's own check "
             "beyond the Kubernetes AI Conformance checklist: it is not in PRODUCT.yaml, "
-            "results/junit.xml or results/e2e.log.", "",
+            f"{JUNIT_FILE} or {LOG_FILE}.", "",
             f"- Verdict: **{r.verdict.value}**: {r.reason or 'no reason given'}",
             f"- Effect on the run: a failed or undecided check {effect}",
             f"- Produced by {verdicts.producer(report)}, run `{report.settings.run_id}`, "
             f"started {_utc(r.started)}, took {r.duration:.2f} s.", ""]
-    body = [line for line in page[start:] if "results/junit.xml" not in line]
+    body = [line for line in page[start:] if JUNIT_FILE not in line]
     return "\n".join(head + body)
 
 
