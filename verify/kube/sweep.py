@@ -143,7 +143,7 @@ def this_process() -> Holder:
     return _this_process(os.getpid())
 
 
-def annotations() -> dict[str, str]:
+def namespace_annotations() -> dict[str, str]:
     """What a run's namespace carries from its creation: its holder and a first beat."""
     return {HOLDER: this_process().annotation(), HEARTBEAT: now()}
 

@@ -184,7 +184,7 @@ class Kube:
     def create_namespace(self, name: str, labels: dict[str, str]) -> None:
         body = {"apiVersion": "v1", "kind": "Namespace",
                 "metadata": {"name": name, "labels": labels,
-                             "annotations": sweep.annotations()}}
+                             "annotations": sweep.namespace_annotations()}}
         try:
             self.request("POST", "/api/v1/namespaces", body=body)
         except ApiException as exc:
