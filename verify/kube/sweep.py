@@ -323,6 +323,9 @@ def _alive(namespaces: list[dict], log: Callable[[str], None]) -> dict[str, str]
         elif age is not None and age < ALIVE_SECONDS:
             alive[run] = beat + (f"; {holder.where()}, which cannot be checked from here"
                                  if holder is not None else "")
+        else:
+            log(f"run {run}: {beat}" + (f" ({holder.where()})" if holder is not None else "")
+                + f", older than {ALIVE_SECONDS:g}s: deleting what it left")
     return alive
 
 
