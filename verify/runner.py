@@ -152,11 +152,16 @@ class Runner:
         self.on_done = on_done or (lambda planned, result: None)
         self.cleanup = CleanupStack(cluster)
         self._contexts: dict[str, Context] = {}  # each started probe's, for ``waits``
+        self._cleanup_wait: Wait | None = None  # the run's own wait for its namespaces
 
     def waits(self) -> dict[str, Wait]:
-        """What each running probe is waiting for now (``ctx.wait_for``): progress lines."""
-        return {rid: wait for rid, ctx in list(self._contexts.items())
-                if (wait := ctx.waiting) is not None}
+        """What each running probe is waiting for now (``ctx.wait_for``), and ``cleanup``
+        while the run waits for its namespaces to go: the progress lines print them."""
+        found = {rid: wait for rid, ctx in list(self._contexts.items())
+                 if (wait := ctx.waiting) is not None}
+        if self._cleanup_wait is not None:
+            found["cleanup"] = self._cleanup_wait
+        return found
 
     def run(self, planned: list[Planned]) -> RunReport:
         if not self._own_record:
@@ -294,8 +299,14 @@ class Runner:
             for name in namespaces:
                 self.cleanup.delete_namespace(name)
             if namespaces:
-                report.leftovers = self.cluster.wait_namespaces_gone(namespaces,
-                                                                     self.cleanup_timeout)
+                self._cleanup_wait = Wait(f"{len(namespaces)} namespaces of run "
+                                          f"{self.settings.run_id} to be deleted",
+                                          time.monotonic(), self.cleanup_timeout)
+                try:
+                    report.leftovers = self.cluster.wait_namespaces_gone(namespaces,
+                                                                         self.cleanup_timeout)
+                finally:
+                    self._cleanup_wait = None
         except KeyboardInterrupt as exc:
             report.interrupted = True
             report.signal = report.signal or name_of(exc)

@@ -240,6 +240,11 @@ def test_cleanup_after_a_sigkill_deletes_the_dead_runs_objects_at_once(platform,
     run = start(kubeconfig, tmp_path, "kill9")
     try:
         mid_run(kube, run, "kill9")
+        # Containers stay in ContainerCreating: the run's pods are there when it is killed.
+        kubelet(kube).waiting = lambda pod, container: {
+            "state": {"waiting": {"reason": "ContainerCreating"}}}
+        until(lambda: any(x.startswith("Pod ") for x in labelled(kube, "kill9"))
+              or run.proc.poll() is not None, what="a pod of the run")
         run.proc.kill()  # SIGKILL, as the OOM killer sends: no handler, no cleanup
         assert run.wait() == -signal.SIGKILL
     finally:

@@ -401,6 +401,30 @@ def test_a_wait_is_limited_by_the_probes_deadline_and_says_so(cluster):
     runner.run(planned(probe("cluster_autoscaling", body)))
     assert 590 < seen[0]["cluster_autoscaling"].limit <= 600, seen
 
+
+def test_the_runs_own_wait_for_its_namespaces_is_named_too(cluster):
+    seen = []
+    runner = Runner(cluster, settings(), cleanup_timeout=300)
+    gone = cluster.wait_namespaces_gone
+
+    def waiting(names, timeout):
+        seen.append(runner.waits())
+        return gone(names, timeout)
+    cluster.wait_namespaces_gone = waiting
+
+    def body(ctx):
+        ctx.namespace()
+        ctx.namespace("b")
+        ctx.check("made", True)
+        return ctx.passed("ok")
+
+    runner.run(planned(probe("a", body)))
+    [during] = seen
+    wait = during["cleanup"]
+    assert wait.describe(wait.started + 40) == (
+        "waiting for 2 namespaces of run t1 to be deleted (40s of 5m)")
+    assert runner.waits() == {}
+
 # The scheduling rules as data: no thread, no clock ------------------------------------------
 def test_the_queue_keeps_the_template_order_and_puts_exclusive_probes_last():
     adds_a_node = probe("adds_a_node", passing)

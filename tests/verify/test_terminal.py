@@ -142,6 +142,20 @@ def test_a_heartbeat_line_says_what_a_probe_waits_for_how_long_and_its_limit():
         "…     gang_scheduling still running (30s)"], out.getvalue()
 
 
+def test_the_runs_cleanup_wait_gets_a_line_too_once_it_lasts():
+    out = io.StringIO()
+    ticks = Ticks(2)
+    view = TerminalView(Console(file=out, width=200), heartbeat=30.0, clock=ticks.clock,
+                        wait=ticks.wait)
+    view.waits = lambda: {"cleanup": Wait("3 namespaces of run t1 to be deleted",
+                                          started=10.0, limit=300.0)}
+    with view:
+        ticks.go.set()
+        assert ticks.done.wait(timeout=60)
+    assert [line for line in out.getvalue().splitlines() if line.startswith("…")] == [
+        "…     cleanup: waiting for 3 namespaces of run t1 to be deleted (50s of 5m)"]
+
+
 def test_on_a_terminal_the_spinner_line_names_the_wait():
     ticks = Ticks(0)
     ticks.now = 30.0

@@ -136,6 +136,9 @@ class TerminalView:
                     self.console.print(f"…     {rid} still running ({span(now - since)})"
                                        + (f": {wait.describe(now)}" if wait else ""),
                                        soft_wrap=True)
+            for rid, wait in sorted(waits.items()):  # the run's own waits (``cleanup``)
+                if rid not in self._running and now - wait.started >= self.heartbeat:
+                    self.console.print(f"…     {rid}: {wait.describe(now)}", soft_wrap=True)
 
     def _waits(self) -> Mapping[str, Wait]:
         try:
