@@ -78,6 +78,32 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class Wait:
+    """What a probe is waiting for now (``Context.wait_for``): a progress line names it."""
+
+    what: str  # "the GPU pod to run on a new node of pool h100"
+    started: float  # time.monotonic()
+    limit: float  # seconds until the wait gives up
+
+    def describe(self, now: float) -> str:
+        """``waiting for X (4m10s of 23m)``, at ``now`` (time.monotonic())."""
+        return (f"waiting for {self.what} ({span(max(0.0, now - self.started))} of "
+                f"{span(self.limit)})")
+
+
+def span(seconds: float) -> str:
+    """A duration as a person reads it: ``45s``, ``4m10s``, ``23m``, ``1h05m``."""
+    total = int(seconds + 0.5)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s" if secs else f"{minutes}m"
+    return f"{secs}s"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Run-wide settings a probe may read (never the kubeconfig)."""
 
@@ -169,6 +195,8 @@ class Context:
         self.namespaces: list[str] = []
         # The running probe's declared waits (``Probe.run`` sets them).
         self.timeouts: Mapping[str, float] = {}
+        # What ``wait_for`` is waiting for now, read by the progress lines (``Wait``).
+        self.waiting: Wait | None = None
 
     # Identity ---------------------------------------------------------------------------
     @property
@@ -209,20 +237,27 @@ class Context:
         With ``first``, the polls start ``first`` seconds apart and the gap doubles up to
         ``interval``: a wait that can last minutes on a cloud (a node joining) still
         notices within a second or two a cluster that answers at once, and costs few
-        requests when it does not.
+        requests when it does not. While it polls, ``waiting`` says what it waits for and
+        its limit (the progress lines print it): ``what`` reads after "waiting for".
         """
-        end = time.monotonic() + min(timeout, self.remaining())
+        start = time.monotonic()
+        limit = min(timeout, self.remaining())
+        end = start + limit
         gap = interval if first is None else min(first, interval)
-        while True:
-            self.checkpoint()
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() >= end:
-                self.log(f"gave up waiting for {what} after {timeout:g}s")
-                return None
-            self.sleep(min(gap, max(0.0, end - time.monotonic())))
-            gap = min(gap * 2, interval)
+        outer, self.waiting = self.waiting, Wait(what, start, limit)
+        try:
+            while True:
+                self.checkpoint()
+                value = predicate()
+                if value:
+                    return value
+                if time.monotonic() >= end:
+                    self.log(f"gave up waiting for {what} after {timeout:g}s")
+                    return None
+                self.sleep(min(gap, max(0.0, end - time.monotonic())))
+                gap = min(gap * 2, interval)
+        finally:
+            self.waiting = outer
 
     # Objects ----------------------------------------------------------------------------
     def namespace(self, suffix: str = "") -> str:

@@ -27,7 +27,9 @@ and the kube tests; signals and a lost API server end to end, in ``test_interrup
    so the scheduler also asks ``interrupted`` each tick: the session's ``Guard.received``,
    or without it the runner's own record of Ctrl-C (``signals.remembered_ctrl_c``).
 8. Heartbeat. While probes run, the run's namespaces are stamped every ``heartbeat``
-   seconds, so ``aicp verify cleanup`` in another terminal leaves a live run alone.
+   seconds, so ``aicp verify cleanup`` in another terminal leaves a live run alone; and
+   ``waits`` says what each running probe waits for (its ``ctx.wait_for``: what, since
+   when, until when), so the progress lines name a wait of minutes.
 9. Cleanup, in reverse order of creation. A probe that ends reports first (its evidence
    is complete), then deletes what it created and asks for its namespaces' deletion. When
    the run ends, every probe still running is cancelled and given ``grace`` seconds to
@@ -58,7 +60,7 @@ from typing import Any
 
 from . import verdicts
 from .kube import Kube
-from .probe import Cancelled, CleanupStack, Context, ProbeError, Settings, one_line
+from .probe import Cancelled, CleanupStack, Context, ProbeError, Settings, Wait, one_line
 from .registry import Planned
 from .result import Result, Verdict
 from .signals import Interrupted, name_of, remembered_ctrl_c
@@ -151,6 +153,17 @@ class Runner:
         self.on_start = on_start or (lambda planned: None)
         self.on_done = on_done or (lambda planned, result: None)
         self.cleanup = CleanupStack(cluster)
+        self._contexts: dict[str, Context] = {}  # each started probe's, for ``waits``
+        self._cleanup_wait: Wait | None = None  # the run's own wait for its namespaces
+
+    def waits(self) -> dict[str, Wait]:
+        """What each running probe is waiting for now (``ctx.wait_for``), and ``cleanup``
+        while the run waits for its namespaces to go: the progress lines print them."""
+        found = {rid: wait for rid, ctx in list(self._contexts.items())
+                 if (wait := ctx.waiting) is not None}
+        if self._cleanup_wait is not None:
+            found["cleanup"] = self._cleanup_wait
+        return found
 
     def run(self, planned: list[Planned]) -> RunReport:
         if not self._own_record:
@@ -210,6 +223,7 @@ class Runner:
         ctx = Context(item.requirement.id, self.settings, self.cluster, deadline=deadline,
                       cleanup=self.cleanup)
         running = _Running(item, ctx, budget, deadline)
+        self._contexts[running.id] = ctx
         self.on_start(item)
         running.thread = threading.Thread(target=self._work, args=(running, finished),
                                           name=f"probe-{running.id}", daemon=True)
@@ -289,8 +303,14 @@ class Runner:
             for name in namespaces:
                 self.cleanup.delete_namespace(name)
             if namespaces:
-                report.leftovers = self.cluster.wait_namespaces_gone(namespaces,
-                                                                     self.cleanup_timeout)
+                self._cleanup_wait = Wait(f"{len(namespaces)} namespaces of run "
+                                          f"{self.settings.run_id} to be deleted",
+                                          time.monotonic(), self.cleanup_timeout)
+                try:
+                    report.leftovers = self.cluster.wait_namespaces_gone(namespaces,
+                                                                         self.cleanup_timeout)
+                finally:
+                    self._cleanup_wait = None
         except KeyboardInterrupt as exc:
             report.interrupted = True
             report.signal = report.signal or name_of(exc)

@@ -371,6 +371,7 @@ def run_probes(opts: Options, target: Target, settings: Settings, planned: list[
                     # Probes and cleanup are over: a late signal must not cut the reports.
                     on_finish=guard.defer, interrupted=lambda: guard.received)
     guard.run_id = settings.run_id
+    view.waits = runner.waits  # the progress lines name what each probe waits for
     with view:
         return runner.run(planned)
 
@@ -445,13 +446,15 @@ def cleanup(opts: Options, console: Console | None = None) -> int:
     except KeyboardInterrupt:
         err("cleanup interrupted: run it again")
         return EXIT_INTERRUPTED
-    for run_id, age in sorted(alive.items()):
-        console.print(f"skipped run {run_id}: still running (heartbeat {age:.0f}s ago); "
+    for run_id, why in sorted(alive.items()):
+        console.print(f"skipped run {run_id}: still running ({why}); "
                       f"pass --force to delete it anyway, or --run-id {run_id}",
                       soft_wrap=True)
-    console.print(f"deleted {len(deleted)} objects" + (f"; still terminating: "
-                                                      f"{', '.join(left)}" if left else ""))
-    return 1 if left else 0
+    console.print(f"deleted {len(deleted)} objects", soft_wrap=True)
+    if left:  # asked to delete and still there: the user must know what, and why
+        err(f"cleanup left {len(left)}: {'; '.join(left)}: run `aicp verify cleanup` again "
+            "once that is fixed")
+    return EXIT_FAILED if left else 0
 
 
 # The working group's suite and signed evidence (``--wg-suite``, ``--sign-key``) -----------

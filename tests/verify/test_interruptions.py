@@ -17,10 +17,12 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from aicp.verify.kube import ALIVE_SECONDS, HEARTBEAT
 from aicp.verify.probe import RUN_LABEL
 from aicp.verify.verdicts import EXIT_FAILED, EXIT_INTERRUPTED
 from tests.kubeapi.controllers.kubelet import kubelet
@@ -216,9 +218,10 @@ def test_a_concurrent_cleanup_leaves_a_live_run_untouched(platform, tmp_path):
             "state": {"waiting": {"reason": "ContainerCreating"}}}
         other = Run(["verify", "cleanup", "--kubeconfig", str(kubeconfig)], REPO)
         assert other.wait() == 0, "\n".join(other.lines) + other.err
-        assert any(line.startswith("skipped run live: still running (heartbeat ")
-                   and "pass --force to delete it anyway" in line for line in other.lines), \
-            other.lines
+        assert any(re.fullmatch(
+            rf"skipped run live: still running \(heartbeat \d+s ago; pid {run.proc.pid} on this "
+            r"host is alive\); pass --force to delete it anyway, or --run-id live", line)
+            for line in other.lines), other.lines
         assert other.lines[-1] == "deleted 0 objects", other.lines
         assert run.proc.poll() is None
         run.proc.send_signal(signal.SIGTERM)
@@ -230,6 +233,37 @@ def test_a_concurrent_cleanup_leaves_a_live_run_untouched(platform, tmp_path):
     assert not [r for r in doc["requirements"] if "was deleted while the probe ran"
                 in r["reason"]]
     assert labelled(kube, "live") == []
+
+
+def test_cleanup_after_a_sigkill_deletes_the_dead_runs_objects_at_once(platform, tmp_path):
+    kube, kubeconfig = platform
+    run = start(kubeconfig, tmp_path, "kill9")
+    try:
+        mid_run(kube, run, "kill9")
+        # Containers stay in ContainerCreating: the run's pods are there when it is killed.
+        kubelet(kube).waiting = lambda pod, container: {
+            "state": {"waiting": {"reason": "ContainerCreating"}}}
+        until(lambda: any(x.startswith("Pod ") for x in labelled(kube, "kill9"))
+              or run.proc.poll() is not None, what="a pod of the run")
+        run.proc.kill()  # SIGKILL, as the OOM killer sends: no handler, no cleanup
+        assert run.wait() == -signal.SIGKILL
+    finally:
+        run.kill()
+    left = labelled(kube, "kill9")
+    assert any(x.startswith("Pod ") for x in left), left
+    # Its heartbeat is still fresh: judged by the heartbeat alone, it would be "running".
+    stamps = [datetime.strptime(n["metadata"]["annotations"][HEARTBEAT], "%Y-%m-%dT%H:%M:%SZ")
+              .replace(tzinfo=UTC) for n in kube.list("namespaces",
+                                                      labels=f"{RUN_LABEL}=kill9")]
+    assert stamps and min((datetime.now(UTC) - t).total_seconds()
+                          for t in stamps) < ALIVE_SECONDS
+
+    cleanup = Run(["verify", "cleanup", "--kubeconfig", str(kubeconfig)], REPO)
+    assert cleanup.wait() == 0, "\n".join(cleanup.lines) + cleanup.err
+    out = "\n".join(cleanup.lines)
+    assert "skipped run" not in out and "Traceback" not in out + cleanup.err
+    assert f"run kill9: its process (pid {run.proc.pid} on this host) has ended" in out, out
+    assert labelled(kube, "kill9") == []
 
 
 def test_a_signal_before_any_probe_started_says_nothing_was_created(platform, tmp_path):

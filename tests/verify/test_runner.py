@@ -361,6 +361,70 @@ def test_a_backed_off_wait_polls_soon_then_doubles_up_to_its_interval(cluster, m
     assert all(g <= 0.8 for g in gaps), gaps
 
 
+def test_the_runner_says_what_a_running_probe_waits_for_and_until_when(cluster):
+    seen = []
+    runner = Runner(cluster, settings(), probe_timeout=3600)
+
+    def body(ctx):
+        seen.append(runner.waits())
+
+        def look():
+            seen.append(runner.waits())
+            return ctx.wait_for("an inner condition", lambda: seen.append(runner.waits())
+                                or True, timeout=5)
+        ctx.wait_for("a node of pool h100 to join", look, timeout=1380, interval=30)
+        seen.append(runner.waits())
+        ctx.check("waited", True)
+        return ctx.passed("ok")
+
+    report = runner.run(planned(probe("cluster_autoscaling", body)))
+    assert verdicts(report)["cluster_autoscaling"][0] is Verdict.PASS
+    before, during, inner, after = seen
+    assert before == {} and after == {}, seen
+    wait = during["cluster_autoscaling"]
+    assert (wait.what, wait.limit) == ("a node of pool h100 to join", 1380)
+    assert wait.describe(wait.started + 250) == (
+        "waiting for a node of pool h100 to join (4m10s of 23m)")
+    assert inner["cluster_autoscaling"].what == "an inner condition"
+
+
+def test_a_wait_is_limited_by_the_probes_deadline_and_says_so(cluster):
+    seen = []
+    runner = Runner(cluster, settings(), probe_timeout=600)
+
+    def body(ctx):
+        ctx.wait_for("a node of pool h100 to join", lambda: seen.append(runner.waits())
+                     or True, timeout=1380)
+        ctx.check("waited", True)
+        return ctx.passed("ok")
+
+    runner.run(planned(probe("cluster_autoscaling", body)))
+    assert 590 < seen[0]["cluster_autoscaling"].limit <= 600, seen
+
+
+def test_the_runs_own_wait_for_its_namespaces_is_named_too(cluster):
+    seen = []
+    runner = Runner(cluster, settings(), cleanup_timeout=300)
+    gone = cluster.wait_namespaces_gone
+
+    def waiting(names, timeout):
+        seen.append(runner.waits())
+        return gone(names, timeout)
+    cluster.wait_namespaces_gone = waiting
+
+    def body(ctx):
+        ctx.namespace()
+        ctx.namespace("b")
+        ctx.check("made", True)
+        return ctx.passed("ok")
+
+    runner.run(planned(probe("a", body)))
+    [during] = seen
+    wait = during["cleanup"]
+    assert wait.describe(wait.started + 40) == (
+        "waiting for 2 namespaces of run t1 to be deleted (40s of 5m)")
+    assert runner.waits() == {}
+
 # The scheduling rules as data: no thread, no clock ------------------------------------------
 def test_the_queue_keeps_the_template_order_and_puts_exclusive_probes_last():
     adds_a_node = probe("adds_a_node", passing)

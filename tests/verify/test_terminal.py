@@ -11,6 +11,7 @@ import pytest
 from rich.console import Console
 
 from aicp.verify.checklist import Requirement
+from aicp.verify.probe import Wait, span
 from aicp.verify.registry import Planned
 from aicp.verify.reports.terminal import TerminalView, closing_line
 from aicp.verify.result import Result, Verdict
@@ -111,9 +112,72 @@ def test_a_long_probe_gets_a_heartbeat_line_when_output_is_not_a_terminal(termin
         if not terminal:  # the heartbeat thread has had its three beats
             assert ticks.done.wait(timeout=60)
         view.on_done(planned("gang_scheduling"), Result(Verdict.PASS, "ok"))
-    beats = re.findall(r"(\w+) still running \((\d+)s\)", out.getvalue())
+    beats = re.findall(r"(\w+) still running \((\w+)\)", out.getvalue())
     if terminal:  # the spinner shows it; no extra lines, no thread to write them
         assert beats == [] and view._beat is None
     else:  # one line a heartbeat, for the probe still running only
-        assert beats == [("gang_scheduling", "30"), ("gang_scheduling", "60"),
-                         ("gang_scheduling", "90")], out.getvalue()
+        assert beats == [("gang_scheduling", "30s"), ("gang_scheduling", "1m"),
+                         ("gang_scheduling", "1m30s")], out.getvalue()
+
+
+# A wait that began 220 s before the probe's first beat, limited to 23 minutes.
+POOL_WAIT = Wait("a new node of pool h100 to join and run the GPU pod", started=-220.0,
+                 limit=1380.0)
+
+
+def test_a_heartbeat_line_says_what_a_probe_waits_for_how_long_and_its_limit():
+    out = io.StringIO()
+    ticks = Ticks(1)
+    view = TerminalView(Console(file=out, width=200), heartbeat=30.0, clock=ticks.clock,
+                        wait=ticks.wait)
+    view.waits = lambda: {"cluster_autoscaling": POOL_WAIT}
+    with view:
+        view.on_start(planned("cluster_autoscaling"))
+        view.on_start(planned("gang_scheduling"))  # between two waits: nothing to name
+        ticks.go.set()
+        assert ticks.done.wait(timeout=60)
+    assert [line for line in out.getvalue().splitlines() if "still running" in line] == [
+        "…     cluster_autoscaling still running (30s): waiting for a new node of pool h100 "
+        "to join and run the GPU pod (4m10s of 23m)",
+        "…     gang_scheduling still running (30s)"], out.getvalue()
+
+
+def test_the_runs_cleanup_wait_gets_a_line_too_once_it_lasts():
+    out = io.StringIO()
+    ticks = Ticks(2)
+    view = TerminalView(Console(file=out, width=200), heartbeat=30.0, clock=ticks.clock,
+                        wait=ticks.wait)
+    view.waits = lambda: {"cleanup": Wait("3 namespaces of run t1 to be deleted",
+                                          started=10.0, limit=300.0)}
+    with view:
+        ticks.go.set()
+        assert ticks.done.wait(timeout=60)
+    assert [line for line in out.getvalue().splitlines() if line.startswith("…")] == [
+        "…     cleanup: waiting for 3 namespaces of run t1 to be deleted (50s of 5m)"]
+
+
+def test_on_a_terminal_the_spinner_line_names_the_wait():
+    ticks = Ticks(0)
+    ticks.now = 30.0
+    view = TerminalView(Console(file=io.StringIO(), force_terminal=True), clock=ticks.clock,
+                        wait=ticks.wait)
+    view.waits = lambda: {"cluster_autoscaling": POOL_WAIT}
+    view.on_start(planned("cluster_autoscaling"))
+    view.on_start(planned("gang_scheduling"))
+    column = view.progress.columns[-1]
+    shown = [column.render(task).plain for task in view.progress.tasks]  # type: ignore[union-attr]
+    assert shown == ["waiting for a new node of pool h100 to join and run the GPU pod "
+                     "(4m10s of 23m)", ""]
+
+
+def test_a_broken_wait_record_never_stops_the_progress_lines():
+    view = TerminalView(Console(file=io.StringIO()))
+    view.waits = lambda: 1 / 0  # type: ignore[assignment,return-value]
+    view.on_start(planned("cluster_autoscaling"))
+    assert view.waiting("cluster_autoscaling") == ""
+
+
+@pytest.mark.parametrize("seconds, said", [(0, "0s"), (45, "45s"), (250, "4m10s"),
+                                           (1380, "23m"), (3900, "1h05m")])
+def test_durations_read_as_a_person_says_them(seconds, said):
+    assert span(seconds) == said

@@ -192,7 +192,7 @@ class Kube:
     def create_namespace(self, name: str, labels: dict[str, str]) -> None:
         body = {"apiVersion": "v1", "kind": "Namespace",
                 "metadata": {"name": name, "labels": labels,
-                             "annotations": {sweep.HEARTBEAT: sweep.now()}}}
+                             "annotations": sweep.namespace_annotations()}}
         try:
             self.request("POST", "/api/v1/namespaces", body=body)
         except ApiException as exc:

@@ -237,7 +237,8 @@ def _the_pool_grows_and_the_pod_runs_on_a_new_node(ctx: Context, scale: _ScaleUp
             uid = _node_uid(ctx, node)
             state["node"] = (node, uid)
             return uid is not None and uid not in before
-        ran = ctx.wait_for("the GPU pod to run on a new node", on_new_node,
+        ran = ctx.wait_for(f"a new node of pool {pool['name']} to join and run the GPU pod",
+                           on_new_node,
                            timeout=timeout, interval=ctx.timeout("poll"),
                            first=ctx.timeout("first_poll"))
         scale.not_at_max()
@@ -277,7 +278,8 @@ def _deleting_the_pod_returns_the_pool_to_its_baseline(ctx: Context, scale: _Sca
         def baseline() -> bool:
             left["uids"] = _pool_uids(ctx, pool["labels"])
             return set(left["uids"]) <= set(before)
-        gone = ctx.wait_for("the pool back to its baseline", baseline, timeout=timeout,
+        gone = ctx.wait_for(f"pool {pool['name']} back to its {len(before)} baseline nodes",
+                            baseline, timeout=timeout,
                             interval=ctx.timeout("poll"), first=ctx.timeout("first_poll"))
         if not ctx.check(f"pool {pool['name']} returns to its {len(before)} baseline nodes",
                          bool(gone), ", ".join(sorted(left["uids"].values()))):

@@ -1,8 +1,10 @@
 """The terminal: effective settings first, live progress while probes run, a summary.
 
 When output is not a terminal (CI logs, a pipe) the spinner shows nothing, so each probe
-running longer than ``heartbeat`` seconds gets a line every ``heartbeat`` seconds. The last
-line of a run is ``closing_line``: MUSTs passed and run, SHOULDs, exit code, reports.
+running longer than ``heartbeat`` seconds gets a line every ``heartbeat`` seconds. Both say
+what a probe waits for, for how long and until when (``waits``: the runner's record of each
+probe's ``ctx.wait_for``), so a wait of minutes for a pool that cannot grow is named. The
+last line of a run is ``closing_line``: MUSTs passed and run, SHOULDs, exit code, reports.
 """
 
 from __future__ import annotations
@@ -11,14 +13,24 @@ import io
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
+from ..probe import Wait, span
 from ..result import Result, Verdict
 from ..verdicts import MUST, SHOULD, RunReport, said
 
@@ -111,8 +123,11 @@ class TerminalView:
         default waits on the view's own stop event) drive the heartbeat: a test passes its
         own to make beats happen without sleeping."""
         self.console = console or Console(highlight=False)
+        # What each running probe waits for now (the session passes ``Runner.waits``).
+        self.waits: Callable[[], Mapping[str, Wait]] = dict
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                 TimeElapsedColumn(), console=self.console, transient=True)
+                                 TimeElapsedColumn(), _WaitColumn(self),
+                                 console=self.console, transient=True)
         self._tasks: dict[str, TaskID] = {}
         self.heartbeat = heartbeat
         self._running: dict[str, float] = {}
@@ -141,15 +156,32 @@ class TerminalView:
     def _beats(self) -> None:
         while not self._wait(self.heartbeat):
             now = self._clock()
+            waits = self._waits()
             for rid, since in sorted(self._running.copy().items()):
                 if now - since >= self.heartbeat:
-                    self.console.print(f"…     {rid} still running ({now - since:.0f}s)",
+                    wait = waits.get(rid)
+                    self.console.print(f"…     {rid} still running ({span(now - since)})"
+                                       + (f": {wait.describe(now)}" if wait else ""),
                                        soft_wrap=True)
+            for rid, wait in sorted(waits.items()):  # the run's own waits (``cleanup``)
+                if rid not in self._running and now - wait.started >= self.heartbeat:
+                    self.console.print(f"…     {rid}: {wait.describe(now)}", soft_wrap=True)
+
+    def _waits(self) -> Mapping[str, Wait]:
+        try:
+            return self.waits()
+        except Exception:  # noqa: BLE001 - a progress line must never stop the run
+            return {}
+
+    def waiting(self, rid: str) -> str:
+        """What probe ``rid`` waits for now, as the live line shows it ("" when nothing)."""
+        wait = self._waits().get(rid)
+        return wait.describe(self._clock()) if wait else ""
 
     def on_start(self, planned: Planned) -> None:
         self._running[planned.requirement.id] = self._clock()
         self._tasks[planned.requirement.id] = self.progress.add_task(
-            f"{planned.requirement.id} running", total=None)
+            f"{planned.requirement.id} running", total=None, rid=planned.requirement.id)
 
     def on_done(self, planned: Planned, result: Result) -> None:
         self._running.pop(planned.requirement.id, None)
@@ -203,6 +235,17 @@ class TerminalView:
         self._platform(report)
         for error in report.cleanup_errors:
             self.console.print(f"[red]cleanup:[/] {error}", soft_wrap=True)
+
+
+class _WaitColumn(ProgressColumn):
+    """On a terminal, the spinner's line also says what the probe waits for."""
+
+    def __init__(self, view: TerminalView):
+        super().__init__()
+        self.view = view
+
+    def render(self, task: Task) -> Text:
+        return Text(self.view.waiting(str(task.fields.get("rid", ""))), style="dim")
 
 
 def closing_line(report: RunReport, code: int, reports: Path | None,
