@@ -122,6 +122,35 @@ def resource_groups(pools: Sequence[GpuPool], args: KueueArgs) -> list[dict[str,
     return groups
 
 
+def fabric_topologies(name: str, pools: Sequence[GpuPool], opts: pulumi.ResourceOptions
+                      ) -> dict[str, k8s.apiextensions.CustomResource]:
+    """A Kueue ``Topology`` per fabric pool whose nodes carry network-topology labels
+    (``gpuPools[].fabric.topologyLevels``, components/fabric.py), named after the pool.
+
+    Its flavor then names it (``topologyName``), and a gang that asks for
+    ``kueue.x-k8s.io/podset-required-topology`` or ``-preferred-topology`` is admitted only
+    where one domain of that level holds it, as close together as the fabric allows.
+    Topology Aware Scheduling is Beta and on by default since Kueue 0.14 (kueue v0.19.2
+    pkg/features/kube_features.go ``TopologyAwareScheduling``); the Topology API is
+    ``kueue.x-k8s.io/v1beta2`` (kueue v0.19.2 charts CRD topologies: v1beta2 storage), its
+    last level may be ``kubernetes.io/hostname`` only (the CRD's CEL rule).
+    """
+    out = {}
+    for pool in pools:
+        levels = (pool.fabric or {}).get("topologyLevels")
+        if levels:
+            out[pool.name] = k8s.apiextensions.CustomResource(
+                f"{name}-topology-{pool.name}", api_version=API, kind="Topology",
+                metadata={"name": pool.name},
+                spec={"levels": [{"nodeLabel": label} for label in levels]}, opts=opts)
+    return out
+
+
+def topology_name(pool: GpuPool, topologies: dict[str, Any]) -> dict[str, str]:
+    """The flavor's ``topologyName`` where its pool has a Topology."""
+    return {"topologyName": pool.name} if pool.name in topologies else {}
+
+
 class Kueue(Addon):
     """Kueue release, then per-pool ResourceFlavors, one ClusterQueue and a LocalQueue."""
 
@@ -145,11 +174,12 @@ class Kueue(Addon):
             {MANAGED_LABEL: "true"})
 
         after_kueue = self.child_opts(depends_on=[self.release])
+        topologies = fabric_topologies(name, pools, after_kueue)
         flavors = [k8s.apiextensions.CustomResource(
             f"{name}-flavor-{pool.name}",
             api_version=API, kind="ResourceFlavor",
             metadata={"name": pool.name},
-            spec={"nodeLabels": {LABEL_POOL: pool.name},
+            spec={**topology_name(pool, topologies), "nodeLabels": {LABEL_POOL: pool.name},
                   "tolerations": [{"key": t.key, "operator": "Equal", "value": t.value,
                                    "effect": t.effect} for t in pool.taints]},
             opts=after_kueue) for pool in pools]

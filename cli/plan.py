@@ -317,6 +317,7 @@ def render_table(result: dict[str, Any]) -> str:
     from .conformance import musts
 
     version = result["checklistVersion"]
+    lines.extend(fabric_lines(result))
     for rid, why in result["notApplicable"].items():
         lines.append(f"N/A {rid}: {why}")
     if result["unservedMust"]:
@@ -327,3 +328,23 @@ def render_table(result: dict[str, Any]) -> str:
         lines.append(f"Every MUST requirement of checklist {version} is served "
                      f"({len(served)}): {', '.join(served)}")
     return "\n".join(lines) + "\n"
+
+
+def fabric_lines(result: dict[str, Any]) -> list[str]:
+    """Per GPU pool with a fabric (``gpuPools[].fabric``, components/fabric.py): what it
+    gets and what a pod asks for to use it; none for pools of other machine types."""
+    lines = []
+    served = "high_performance_networking" in result["requirements"]
+    for pool in result["outputs"].get("gpuPools") or []:
+        f = pool.get("fabric")
+        if not f:
+            continue
+        asks = ", ".join(f"{k}: {v}" for k, v in (f.get("resources") or {}).items()) or (
+            f"networks {', '.join(f.get('networks') or [])}")
+        topology = " > ".join(f.get("topologyLevels") or []) or "none published"
+        lines.append(
+            f"Fabric of GPU pool {pool['name']} ({pool['machineType']}): {f['bandwidthClass']}, "
+            f"{f['interfaces']} interfaces, {f['placement']}; pods ask for {asks}; Kueue "
+            f"topology: {topology}; high_performance_networking "
+            f"{'served' if served else 'NOT served'}")
+    return lines

@@ -40,6 +40,7 @@ KEYS: Mapping[str, str] = {
     "vpc_cidr": "aicp:network.vpcCidr",
     "labels[*]": "aicp:tags.{}",
     "system_min_nodes": "aicp:systemPool.minNodes",
+    "zones": "aicp:zones",
 }
 
 
