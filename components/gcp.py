@@ -284,7 +284,8 @@ class GkeCluster(pulumi.ComponentResource):
         self.webhook_firewall = self._webhook_firewall()
 
         self.pools: tuple[GpuPool, ...] = tuple(resolve_pool("gcp", p) for p in args.gpu_pools)
-        self.pools = tuple(with_gke_networks(args.cluster_name, p) for p in self.pools)
+        self.pools = tuple(with_gke_networks(args.cluster_name, p, args.zones)
+                           for p in self.pools)
         self.system_pool = self._system_pool()
         self.gpu_node_pools: dict[str, GkeGpuPool] = {
             pool.name: self._gpu_pool(pool, request)
@@ -574,7 +575,8 @@ class GkeGpuPool(pulumi.ComponentResource):
         self.node_pool = gcp.container.NodePool(
             name, name=f"gpu-{pool.name}", cluster=args.cluster_name,
             location=args.location, node_locations=(
-                self.fabric.zones if self.fabric else list(args.node_locations) or None),
+                self.fabric.zones if self.fabric and self.fabric.zones
+                else list(args.node_locations) or None),
             network_config=self.fabric.network_config if self.fabric else None,
             placement_policy=self.fabric.placement if self.fabric else None,
             initial_node_count=args.initial_node_count,
@@ -733,15 +735,17 @@ def multi_networking(args: GkeClusterArgs) -> bool:
 
 
 def validate_fabric_zones(args: GkeClusterArgs) -> None:
-    """A GPUDirect pool lives in one zone (compact placement; A3 Ultra's RoCE network profile
-    is zonal): the zone must be named."""
+    """A GPUDirect-RDMA pool needs its zone named: the RDMA VPC takes the zone's RoCE network
+    profile (GKE docs gpu-bandwidth-gpudirect-rdma). TCPX/TCPXO pools without a named zone
+    stay regional, without compact placement (``gke_fabric``)."""
     for i, p in enumerate(args.gpu_pools):
         machine = offering("gcp", p.accelerator, p.instance_type).machine_type
-        if fabric_of(machine) and not args.zones:
+        f = fabric_of(machine)
+        if f is not None and f.kind == "gpudirect-rdma" and not args.zones:
             raise PropertyError(
-                "zones", "list the zone for GPU pool {name} ({machine} gets GPUDirect, compact "
-                "placement in one zone; its first zone is used); see {0}",
-                (f"gpu_pools[{i}].accelerator",), name=repr(p.name), machine=machine)
+                "zones", "list the zone for GPU pool {name} ({machine} gets GPUDirect-RDMA: its "
+                "RDMA VPC uses the zone's RoCE network profile; the first zone is used); see "
+                "{0}", (f"gpu_pools[{i}].accelerator",), name=repr(p.name), machine=machine)
 
 
 def gke_networks(cluster: str, pool: str, f: Fabric) -> list[dict[str, str]]:
@@ -766,14 +770,18 @@ def gke_networks(cluster: str, pool: str, f: Fabric) -> list[dict[str, str]]:
     return out
 
 
-def with_gke_networks(cluster: str, pool: GpuPool) -> GpuPool:
+def with_gke_networks(cluster: str, pool: GpuPool, zones: tuple[str, ...]) -> GpuPool:
     """The pool with its extra networks in its fabric export (``gpuPools[].fabric``): what
-    the Network objects and the NCCL proof's pods name."""
+    the Network objects and the NCCL proof's pods name; and where it is placed."""
     f = fabric_of(pool.machine_type)
     if f is None or pool.fabric is None:
         return pool
-    return replace(pool, fabric={**pool.fabric,
+    placement = {} if zones else {"placement": REGIONAL_PLACEMENT}
+    return replace(pool, fabric={**pool.fabric, **placement,
                                  "gkeNetworks": gke_networks(cluster, pool.name, f)})
+
+
+REGIONAL_PLACEMENT = "regional, no compact placement (name aicp:zones to get it)"
 
 
 @dataclass(frozen=True)
@@ -781,9 +789,9 @@ class GkeFabric:
     """What a GPUDirect pool's node pool is built with (``gke_fabric``)."""
 
     fabric: Fabric
-    zones: list[str]
+    zones: list[str] | None
     network_config: gcp.container.NodePoolNetworkConfigArgs
-    placement: gcp.container.NodePoolPlacementPolicyArgs
+    placement: gcp.container.NodePoolPlacementPolicyArgs | None
     networks: list[gcp.compute.Network]
 
     def outputs(self) -> dict[str, Any]:
@@ -808,7 +816,10 @@ def gke_fabric(name: str, pool: GpuPool, args: GkeGpuPoolArgs, parent: pulumi.Re
     if f is None:
         return None
     cluster = (pool.fabric or {}).get("gkeNetworks") or []
-    zone = args.node_locations[0]
+    # Compact placement keeps the pool in one zone: the first named (none named: regional,
+    # without it; GKE docs, compact placement: a compact placement policy's nodes are in
+    # one zone).
+    zone = args.node_locations[0] if args.node_locations else None
     opts = pulumi.ResourceOptions(parent=parent, provider=args.provider,
                                   depends_on=list(args.depends_on))
     vpcs: dict[str, gcp.compute.Network] = {}
@@ -844,8 +855,8 @@ def gke_fabric(name: str, pool: GpuPool, args: GkeGpuPoolArgs, parent: pulumi.Re
             opts=pulumi.ResourceOptions(parent=vpc, provider=args.provider,
                                         depends_on=list(args.depends_on)))
     return GkeFabric(
-        fabric=f, zones=[zone],
+        fabric=f, zones=[zone] if zone else None,
         network_config=gcp.container.NodePoolNetworkConfigArgs(
             additional_node_network_configs=configs),
-        placement=gcp.container.NodePoolPlacementPolicyArgs(type="COMPACT"),
+        placement=gcp.container.NodePoolPlacementPolicyArgs(type="COMPACT") if zone else None,
         networks=list(vpcs.values()))
