@@ -61,10 +61,11 @@ def plan() -> offline.Plan:
 
 @pytest.fixture(scope="module")
 def byo_plan() -> offline.Plan:
-    # A regional pool on no named zone: an H100 type without GPUDirect (a GPUDirect pool needs
-    # its zone named; tests/components/test_fabric.py).
+    # An H100 type without GPUDirect: a GPUDirect pool makes its own VPCs beside any subnetwork
+    # (tests/components/test_fabric.py), and this plan shows that nothing else is made.
     pools = (replace(POOLS[0], instance_type="a3-highgpu-1g"), POOLS[1])
-    return _plan(zones=(), gpu_pools=pools, subnetwork="projects/net/regions/us-central1/subnetworks/shared",
+    return _plan(zones=(), gpu_pools=pools,
+                 subnetwork="projects/net/regions/us-central1/subnetworks/shared",
                  endpoint_public_access=False, database_encryption_key=(
                      "projects/my-proj/locations/us-central1/keyRings/gke/cryptoKeys/secrets"),
                  deletion_protection=False, release_channel="STABLE")
