@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from aicp.verify.kube import connect
@@ -10,7 +12,10 @@ from aicp.verify.probes.high_performance_networking import HighPerformanceNetwor
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
 from tests.kubeapi import objects as o
+from tests.kubeapi import worlds_fabric
 from tests.verify.conftest import planned
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run(kubeapi, kubeconfig):
@@ -92,3 +97,91 @@ def test_a_bare_cluster_is_not_implemented_not_an_error(kubeapi, kubeconfig):
     result = run(kubeapi, kubeconfig)
     assert result.verdict is Verdict.FAIL
     assert "not implemented" in result.reason
+
+
+# --- fabric worlds (tests/kubeapi/worlds_fabric.py) -------------------------------------
+
+FABRIC_VERDICTS = {
+    # world: (verdict, the check that found the fabric, or the reason's start)
+    "eks-efa-device-plugin": (Verdict.PASS, "nodes advertise RDMA resources",
+                              "vpc.amazonaws.com/efa on 2 nodes"),
+    "eks-efa-dra": (Verdict.PASS, "network devices are published through DRA",
+                    "dra.net: 8 devices"),
+    "gke-gpudirect": (Verdict.PASS, "GKE Device networks are Ready", "train-nic-0"),
+    "aks-infiniband": (Verdict.PASS, "nodes advertise RDMA resources",
+                       "rdma/shared_ib on 2 nodes"),
+    "network-operator-sriov": (Verdict.PASS, "nodes advertise RDMA resources",
+                               "nvidia.com/hostdev on 2 nodes"),
+    "gke-gpudirect-not-ready": (Verdict.FAIL, None, "not implemented"),
+    "gpus-renamed": (Verdict.FAIL, None, "not implemented"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FABRIC_VERDICTS))
+@pytest.mark.kubeapi("empty", minor="1.36")
+def test_each_fabric_world_gets_its_verdict(kubeapi, kubeconfig, name):
+    worlds_fabric.load(kubeapi, worlds_fabric.WORLDS[name]())
+    result = run(kubeapi, kubeconfig)
+    verdict, check, observed = FABRIC_VERDICTS[name]
+    assert result.verdict is verdict, result.reason
+    if verdict is Verdict.PASS:
+        checks = {c.name: c.observed for c in result.evidence.checks}
+        assert observed in checks[check], checks
+    else:
+        assert result.reason.startswith(observed)
+
+
+@pytest.mark.kubeapi("empty", minor="1.36")
+def test_gke_networks_that_are_not_ready_are_named_not_counted(kubeapi, kubeconfig):
+    worlds_fabric.load(kubeapi, worlds_fabric.WORLDS["gke-gpudirect-not-ready"]())
+    result = run(kubeapi, kubeconfig)
+    assert result.evidence.observations["GKE Device networks Ready"] == []
+    assert len(result.evidence.observations["GKE Device networks not Ready"]) == 8
+
+
+@pytest.mark.kubeapi("empty", minor="1.36")
+def test_gpu_resources_never_count_as_network_devices(kubeapi, kubeconfig):
+    # nvidia.com/gpu and nvidia.com/gpu.shared are GPUs; only what a Network Operator policy
+    # declares for its device plugins is a network resource.
+    worlds_fabric.load(kubeapi, worlds_fabric.WORLDS["gpus-renamed"]())
+    result = run(kubeapi, kubeconfig)
+    assert result.evidence.observations["rdma resources"] == {}
+    assert "Network Operator device plugin resources" not in result.evidence.observations
+
+
+# --- the training examples, planned and then emulated --------------------------------------
+
+TRAINING = ("aws-training", "azure-training", "gcp-training")
+
+
+@pytest.fixture(scope="module")
+def training_pools() -> dict[str, tuple[str, list[dict]]]:
+    """Each training example's target and gpuPools output, as `aicp plan` computes them."""
+    from aicp.cli.plan import run_stack, stack_config
+    out = {}
+    for stack in TRAINING:
+        _, plan = run_stack(stack_config(REPO, stack), stack)
+        out[stack] = (plan.outputs["target"], plan.outputs["gpuPools"])
+    return out
+
+
+@pytest.mark.parametrize("stack", TRAINING)
+@pytest.mark.kubeapi("empty", minor="1.36")
+def test_a_training_example_passes_on_its_emulated_fabric(kubeapi, kubeconfig, stack,
+                                                         training_pools):
+    target, pools = training_pools[stack]
+    fabric_pools = [p for p in pools if p.get("fabric")]
+    assert fabric_pools, f"{stack} plans no fabric pool"
+    for pool in fabric_pools:
+        worlds_fabric.load(kubeapi, worlds_fabric.FOR_TARGET[target](pool))
+    result = run(kubeapi, kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    # What the pool exports is what the cluster publishes: the NCCL proof's pods can ask for it.
+    [pool] = fabric_pools
+    fabric = pool["fabric"]
+    nodes = {n["metadata"]["name"]: n for n in kubeapi.list("nodes")}
+    for resource, count in (fabric.get("resources") or {}).items():
+        assert all(int(n["status"]["allocatable"][resource]) >= count for n in nodes.values())
+    if "networks" in fabric:
+        ready = result.evidence.observations["GKE Device networks Ready"]
+        assert sorted(ready) == sorted(fabric["networks"])
