@@ -34,14 +34,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ..components.contract import ClusterOutputs, GpuPool
-from ..components.fabric import LABEL_FABRIC
+from ..components.fabric import LABEL_FABRIC, RDMA_RESOURCES
 from .base import Addon
 from .catalog import CHARTS, IMAGES
 
 RELEASE = "network-operator"
 NAMESPACE = "network-operator"
-# The RDMA shared device plugin's resource: rdma/<resourceName>.
-RESOURCE_NAME = "shared_ib"
+# The device plugins' link type selector values: the net device's link type as sysfs
+# names it (Mellanox/k8s-rdma-shared-dev-plugin and sriov-network-device-plugin READMEs,
+# "linkTypes": ["ether"] / ["infiniband"]).
+LINK_TYPES = {"infiniband": "infiniband", "ethernet": "ether"}
 RDMA_KINDS = ("infiniband", "rdma")
 
 
@@ -67,9 +69,11 @@ def chart_values(pools: Sequence[GpuPool]) -> dict[str, Any]:
 def nic_cluster_policy(pools: Sequence[GpuPool], link_type: str) -> dict[str, Any]:
     """The NicClusterPolicy: OFED driver and RDMA shared device plugin on the fabric pools."""
     kinds = sorted({str((p.fabric or {}).get("kind")) for p in pools})
+    # The resource the pools export (components/fabric.py): rdma/<resourceName>.
+    name = RDMA_RESOURCES[link_type].removeprefix("rdma/")
     config = {"configList": [{
-        "resourceName": RESOURCE_NAME, "rdmaHcaMax": 63,
-        "selectors": {"vendors": ["15b3"], "linkTypes": [link_type]}}]}
+        "resourceName": name, "rdmaHcaMax": 63,
+        "selectors": {"vendors": ["15b3"], "linkTypes": [LINK_TYPES[link_type]]}}]}
     return {
         "apiVersion": "mellanox.com/v1alpha1", "kind": "NicClusterPolicy",
         "metadata": {"name": "nic-cluster-policy"},
@@ -117,8 +121,11 @@ class NetworkOperator(Addon):
         self.release = self.helm_release(
             f"{name}-release", CHARTS["network-operator"], name=RELEASE, namespace=NAMESPACE,
             values=chart_values(pools), depends_on=[namespace, *args.after])
+        # An on-prem pool names its link type (aicp:onprem.rdma); ND-series is InfiniBand.
+        link = next((str(p.fabric["linkType"]) for p in pools
+                     if p.fabric and "linkType" in p.fabric), args.link_type)
         self.policy = k8s.yaml.v2.ConfigGroup(
-            f"{name}-nic-cluster-policy", objs=[nic_cluster_policy(pools, args.link_type)],
+            f"{name}-nic-cluster-policy", objs=[nic_cluster_policy(pools, link)],
             opts=self.child_opts(depends_on=[self.release]))
         self.finish(namespace=NAMESPACE, release=self.release.name,
-                    resource=f"rdma/{RESOURCE_NAME}")
+                    resource=RDMA_RESOURCES[link])

@@ -133,6 +133,25 @@ def gke_interfaces_annotation(pool: str, f: Fabric) -> str:
     return json.dumps([{"interfaceName": f"eth{i}", "network": n} for i, n in enumerate(names)])
 
 
+# The RDMA shared device plugin's resource per link type: "shared_ib" as
+# Azure/aks-rdma-infiniband names it for InfiniBand; "rdma_shared_device_a", the name of the
+# Mellanox/k8s-rdma-shared-dev-plugin README's example config, for RoCE (Ethernet).
+RDMA_RESOURCES = {"infiniband": IB_RESOURCE, "ethernet": "rdma/rdma_shared_device_a"}
+
+
+def onprem_rdma_fabric(pool: Any, link_type: str | None) -> Any:
+    """An on-prem GPU pool on a racked RDMA fabric (``aicp:onprem.rdma``): labelled for the
+    Network Operator's policy, exporting the RDMA shared device plugin's resource. Racked
+    hardware has no catalog row: interfaces and bandwidth are whatever is cabled."""
+    if link_type is None:
+        return pool
+    from dataclasses import replace
+    fabric = {"kind": "rdma", "linkType": link_type, "interfaces": "every ConnectX HCA",
+              "bandwidthClass": f"as racked ({link_type})", "placement": "as racked",
+              "resources": {RDMA_RESOURCES[link_type]: 1}}
+    return replace(pool, fabric=fabric, labels={**pool.labels, LABEL_FABRIC: "rdma"})
+
+
 def pool_fabric(target: str, machine_type: str, pool: str) -> dict[str, Any] | None:
     """What a pool exports about its fabric (None for a non-fabric type)."""
     f = fabric(target, machine_type)

@@ -120,6 +120,7 @@ def args(cfg: PlatformConfig) -> OnPremClusterArgs:
         ssh_private_key_key=k3s.ssh_private_key_key if k3s else DEFAULT_SSH_KEY_KEY,
         k3s=K3sRelease(version, K3S_INSTALLER_URL, K3S_INSTALLER_SHA256) if version else None,
         gpu_driver=cfg.addons.gpu_operator.driver or "operator",
+        rdma=on.rdma,
     )
 
 
