@@ -18,10 +18,10 @@ from tests.verify.conftest import planned
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run(kubeapi, kubeconfig):
+def run(kubeapi, kubeconfig, expectations=None):
     kubeapi.requests.clear()
     kube = connect(kubeconfig)
-    report = Runner(kube, Settings("hpn1", "1.36")).run(
+    report = Runner(kube, Settings("hpn1", "1.36", expectations=expectations or {})).run(
         planned(HighPerformanceNetworking, level="SHOULD"))
     writes = [r for r in kubeapi.requests.requests if r.method != "GET"]
     assert writes == [] and report.leftovers == []
@@ -174,8 +174,12 @@ def test_a_training_example_passes_on_its_emulated_fabric(kubeapi, kubeconfig, s
     assert fabric_pools, f"{stack} plans no fabric pool"
     for pool in fabric_pools:
         worlds_fabric.load(kubeapi, worlds_fabric.FOR_TARGET[target](pool))
-    result = run(kubeapi, kubeconfig)
+    # As `aicp verify --stack` runs it: the stack's pools are the expectations.
+    result = run(kubeapi, kubeconfig, {"gpuPools": pools, "target": target})
     assert result.verdict is Verdict.PASS, result.reason
+    checks = {c.name: c for c in result.evidence.checks}
+    pool_check = checks[f"fabric pool train publishes {fabric_pools[0]['fabric']['kind']}"]
+    assert pool_check.passed and pool_check.observed == "2 nodes publish it"
     # What the pool exports is what the cluster publishes: the NCCL proof's pods can ask for it.
     [pool] = fabric_pools
     fabric = pool["fabric"]
@@ -185,3 +189,31 @@ def test_a_training_example_passes_on_its_emulated_fabric(kubeapi, kubeconfig, s
     if "networks" in fabric:
         ready = result.evidence.observations["GKE Device networks Ready"]
         assert sorted(ready) == sorted(fabric["networks"])
+
+
+@pytest.mark.kubeapi("empty", minor="1.36")
+def test_a_stack_fabric_pool_whose_nodes_publish_nothing_fails(kubeapi, kubeconfig):
+    # The stack built EFA on pool train; its nodes run no EFA device plugin, though another
+    # mechanism (a Multus attachment) exists: the pool's pods could not get their fabric.
+    pool = {**worlds_fabric.H100_POOL, "fabric": {"kind": "efa", "interfaces": 32,
+                                                   "resources": {"vpc.amazonaws.com/efa": 32}}}
+    kubeapi.seed(worlds_fabric.gpu_nodes(pool))
+    kubeapi.create(nad_crd())
+    kubeapi.create({"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+                    "metadata": {"name": "macvlan", "namespace": "default"},
+                    "spec": {"config": '{"cniVersion": "0.3.1", "type": "macvlan"}'}})
+    result = run(kubeapi, kubeconfig, {"gpuPools": [pool]})
+    assert result.verdict is Verdict.FAIL and result.partial
+    assert result.reason.startswith("the stack's fabric pools do not publish their devices: "
+                                    "train (vpc.amazonaws.com/efa >= 32 on train-0, train-1)")
+
+
+@pytest.mark.kubeapi("empty", minor="1.36")
+def test_a_stack_fabric_pool_with_no_node_yet_is_not_judged(kubeapi, kubeconfig):
+    pool = {**worlds_fabric.H100_POOL, "fabric": {"kind": "efa", "interfaces": 32,
+                                                   "resources": {"vpc.amazonaws.com/efa": 32}}}
+    worlds_fabric.load(kubeapi, worlds_fabric.network_operator_sriov())
+    result = run(kubeapi, kubeconfig, {"gpuPools": [{**pool, "name": "later"}]})
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["fabric pool later"] == \
+        "no node yet (scaled to zero): not judged"

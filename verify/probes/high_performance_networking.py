@@ -24,7 +24,13 @@ requirement's preferred mechanism):
    whose ``Ready`` condition is True (kubernetes/cloud-provider-gcp
    crd/apis/network/v1/network_types.go: ``NetworkConditionStatusReady`` "Ready",
    ``ParamsReady`` from the GKENetworkParamSet controller). L3 pod networks are additional
-   interfaces, not devices, and are only recorded.
+   interfaces, not devices, and are only recorded;
+5. ``_stack_fabric_pools_publish_their_devices`` (with ``--stack``): every GPU pool the stack
+   built with a fabric (``gpuPools[].fabric``, aicp's components/fabric.py) publishes on each
+   of its nodes what the pool says a pod asks for (``resources``, GKE ``networks``). A fabric
+   pool whose nodes publish none of it is FAIL, whatever else the cluster offers: pods of
+   that pool (the NCCL proof's among them) could not get their fabric. A pool with no node
+   yet (scaled to zero) is recorded, not judged.
 
 NVIDIA's ComputeDomain driver (``compute-domain.nvidia.com``) and its DeviceClasses are
 recorded but are not evidence: its kubelet plugin publishes devices on every GPU node with
@@ -69,9 +75,10 @@ class HighPerformanceNetworking(Probe):
 
     def cases(self, ctx: Context) -> str:
         dra, compute_domain = _network_devices_are_published_through_dra(ctx)
+        gke = _gke_device_networks_are_ready(ctx)
         found = [f for f in (dra, _pods_can_attach_extra_interfaces(ctx),
-                             _nodes_advertise_rdma_or_efa_resources(ctx),
-                             _gke_device_networks_are_ready(ctx)) if f]
+                             _nodes_advertise_rdma_or_efa_resources(ctx), gke) if f]
+        _stack_fabric_pools_publish_their_devices(ctx)
         if found:
             return "specialised network resources are discoverable: " + "; ".join(found)
         domain = (" (ComputeDomain devices and DeviceClasses alone do not count: the NVIDIA "
@@ -205,6 +212,57 @@ def _gke_device_networks_are_ready(ctx: Context) -> str | None:
             return None
         ctx.check("GKE Device networks are Ready", True, ", ".join(ready[:8]))
     return f"GKE multi-networking ({len(ready)} Ready Device networks)"
+
+
+def _stack_fabric_pools_publish_their_devices(ctx: Context) -> None:
+    """Each fabric pool of the stack publishes its devices on its nodes; Fail where not."""
+    pools = [p for p in ctx.settings.expectations.get("gpuPools") or []
+             if isinstance(p, dict) and isinstance(p.get("fabric"), dict)]
+    if not pools:
+        return
+    with ctx.step("the stack's fabric pools publish their devices"):
+        nodes = _items(ctx, "/api/v1/nodes")
+        ready = set()
+        if any(p["fabric"].get("networks") for p in pools) and ctx.kube.resources(GKE_NETWORKING):
+            ready = {n["metadata"]["name"] for n in _items(ctx, f"/apis/{GKE_NETWORKING}/networks")
+                     if any(c.get("type") == "Ready" and c.get("status") == "True"
+                            for c in (n.get("status") or {}).get("conditions") or [])}
+        missing: list[str] = []
+        for pool in pools:
+            name, fabric = str(pool.get("name")), pool["fabric"]
+            members = [n for n in nodes
+                       if ((n.get("metadata") or {}).get("labels") or {}).get(
+                           "aicp.dev/gpu-pool") == name]
+            if not members:
+                ctx.observe(f"fabric pool {name}", "no node yet (scaled to zero): not judged")
+                continue
+            lacking = []
+            for res, count in (fabric.get("resources") or {}).items():
+                short = [n["metadata"]["name"] for n in members
+                         if _quantity(((n.get("status") or {}).get("allocatable") or {})
+                                      .get(res)) < int(count)]
+                if short:
+                    lacking.append(f"{res} >= {count} on {', '.join(short)}")
+            absent = [n for n in fabric.get("networks") or [] if n not in ready]
+            if absent:
+                lacking.append(f"Ready Device networks {', '.join(absent)}")
+            ctx.check(f"fabric pool {name} publishes {fabric.get('kind')}", not lacking,
+                      "; ".join(lacking) or f"{len(members)} nodes publish it")
+            if lacking:
+                missing.append(f"{name} ({'; '.join(lacking)})")
+    if missing:
+        raise Fail(f"the stack's fabric pools do not publish their devices: "
+                   f"{'; '.join(missing)}; pods of these pools cannot get their fabric (is "
+                   "the pool's device plugin, Network Operator or GKE network ready?)",
+                   partial=True)
+
+
+def _quantity(value: object) -> int:
+    """An extended resource's count (a plain integer quantity), 0 when absent."""
+    try:
+        return int(str(value)) if value is not None else 0
+    except ValueError:
+        return 0
 
 
 def _items(ctx: Context, path: str) -> list[dict]:
