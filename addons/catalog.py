@@ -94,6 +94,10 @@ CHARTS: dict[str, Chart] = {
         "aws-efa-k8s-device-plugin", "https://aws.github.io/eks-charts", "v0.5.8",
         "aws/eks-charts stable/aws-efa-k8s-device-plugin (README: image tag v0.5.8); EKS user "
         "guide device-management-efa.adoc: helm install efa eks/aws-efa-k8s-device-plugin"),
+    "efa-dra-driver": Chart(
+        "aws-dranet", "https://aws.github.io/eks-charts", "1.0.0",
+        "aws/eks-charts stable/aws-dranet Chart.yaml 1.0.0 (appVersion v1.2.0-eksbuild.2); EKS "
+        "user guide device-management-efa.adoc: helm install aws-dranet eks/aws-dranet"),
     "network-operator": Chart(
         "network-operator", "https://helm.ngc.nvidia.com/nvidia", "v25.10.0",
         "Mellanox/network-operator@v25.10.0 deployment/network-operator; the release "

@@ -9,8 +9,9 @@ EFA") but not the plugin.
 
 Values (aws/eks-charts stable/aws-efa-k8s-device-plugin values.yaml): ``tolerations`` (empty
 by default: the plugin would never run on tainted GPU nodes) gets each fabric pool's taints;
-``nodeSelector`` keeps it to the pools aicp gave EFA interfaces (``aicp.dev/fabric=efa``),
-besides the chart's own instance-type affinity.
+``nodeSelector`` keeps it to the device-plugin pools aicp gave EFA interfaces
+(``aicp.dev/fabric=efa``, ``aicp.dev/gpu-allocator=device-plugin``; DRA pools get the EFA
+DRA driver, aicp.addons.efa_dra_driver), besides the chart's own instance-type affinity.
 
 On the same nodes the NVIDIA device plugin must not mount ``/dev/infiniband`` (its
 ``--mofed-enabled`` defaults to true from k8s-device-plugin v0.19.0; same EKS page,
@@ -24,7 +25,7 @@ from typing import Any
 
 import pulumi
 
-from ..components.contract import ClusterOutputs, GpuPool
+from ..components.contract import LABEL_ALLOCATOR, ClusterOutputs, GpuPool
 from ..components.fabric import LABEL_FABRIC
 from .base import Addon
 from .catalog import CHARTS
@@ -34,7 +35,9 @@ NAMESPACE = "kube-system"
 
 
 def efa_pools(pools: tuple[GpuPool, ...]) -> list[GpuPool]:
-    return [p for p in pools if (p.fabric or {}).get("kind") == "efa"]
+    """EFA pools on the device plugin (DRA pools get the EFA DRA driver instead)."""
+    return [p for p in pools if (p.fabric or {}).get("kind") == "efa"
+            and p.allocator == "device-plugin"]
 
 
 def values(pools: list[GpuPool]) -> dict[str, Any]:
@@ -44,7 +47,9 @@ def values(pools: list[GpuPool]) -> dict[str, Any]:
             entry = {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
             if entry not in tolerations:
                 tolerations.append(entry)
-    return {"tolerations": tolerations, "nodeSelector": {LABEL_FABRIC: "efa"}}
+    # Never beside the EFA DRA driver on a node (EKS user guide: the two "cannot coexist").
+    return {"tolerations": tolerations,
+            "nodeSelector": {LABEL_FABRIC: "efa", LABEL_ALLOCATOR: "device-plugin"}}
 
 
 class EfaDevicePlugin(Addon):

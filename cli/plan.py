@@ -339,7 +339,9 @@ def fabric_lines(result: dict[str, Any]) -> list[str]:
         f = pool.get("fabric")
         if not f:
             continue
+        claims = f.get("claims") or {}
         asks = ", ".join(f"{k}: {v}" for k, v in (f.get("resources") or {}).items()) or (
+            f"a claim of {claims['count']} {claims['deviceClassName']}" if claims else
             f"networks {', '.join(f.get('networks') or [])}")
         topology = " > ".join(f.get("topologyLevels") or []) or "none published"
         lines.append(

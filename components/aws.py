@@ -620,7 +620,9 @@ def efa_fabric(name: str, pool: GpuPool, on: NodeGroupCluster, parent: pulumi.Re
         interfaces=efa_interfaces(f, groups),
         placement=aws.ec2.LaunchTemplatePlacementArgs(group_name=group.name),
         placement_group=group, security_group=security,
-        resources={EFA_RESOURCE: str(f.interfaces)})
+        # DRA pools get their EFA devices as ResourceSlices, not an extended resource.
+        resources={EFA_RESOURCE: str(f.interfaces)} if pool.allocator == "device-plugin"
+        else {})
 
 
 def _moved_from(opts: pulumi.ResourceOptions | None) -> list[pulumi.Alias]:

@@ -226,7 +226,7 @@ def resolve_pool(target: str, request: GpuPoolRequest) -> GpuPool:
     if request.allocator == "dra":
         labels[LABEL_DEVICE_PLUGIN] = "false"
         labels[LABEL_DRA_KUBELET_PLUGIN] = "true"
-    fabric = pool_fabric(target, machine, request.name)
+    fabric = pool_fabric(target, machine, request.name, request.allocator)
     if fabric is not None:
         labels[LABEL_FABRIC] = fabric["kind"]
     return GpuPool(

@@ -31,6 +31,9 @@ EFA_RESOURCE = "vpc.amazonaws.com/efa"
 # configs/nicclusterpolicy/rdma-shared-device-plugin/rdma.yaml; Mellanox/
 # k8s-rdma-shared-dev-plugin README: resources are advertised as rdma/<resourceName>).
 IB_RESOURCE = "rdma/shared_ib"
+# The EFA DRA driver's DeviceClass (EKS user guide device-management-efa.adoc, "Install the
+# EFA DRA driver (DRANET)": driver dra.net, DeviceClass efa.networking.k8s.aws).
+EFA_DEVICE_CLASS = "efa.networking.k8s.aws"
 
 
 @dataclass(frozen=True)
@@ -152,8 +155,16 @@ def onprem_rdma_fabric(pool: Any, link_type: str | None) -> Any:
     return replace(pool, fabric=fabric, labels={**pool.labels, LABEL_FABRIC: "rdma"})
 
 
-def pool_fabric(target: str, machine_type: str, pool: str) -> dict[str, Any] | None:
-    """What a pool exports about its fabric (None for a non-fabric type)."""
+def pool_fabric(target: str, machine_type: str, pool: str,
+                allocator: str = "device-plugin") -> dict[str, Any] | None:
+    """What a pool exports about its fabric (None for a non-fabric type).
+
+    An EFA pool's devices come the way its GPUs do: a DRA pool's through the EFA DRA driver
+    (a claim on ``efa.networking.k8s.aws``, which EKS recommends from Kubernetes 1.34 with
+    managed node groups, and which pairs EFA devices with their GPUs by PCIe root), a
+    device-plugin pool's as ``vpc.amazonaws.com/efa``. The two never run on one node (EKS
+    user guide: "cannot coexist on the same node").
+    """
     f = fabric(target, machine_type)
     if f is None:
         return None
@@ -163,7 +174,9 @@ def pool_fabric(target: str, machine_type: str, pool: str) -> dict[str, Any] | N
     }
     if f.topology:
         out["topologyLevels"] = list(f.topology)
-    if f.kind == "efa":
+    if f.kind == "efa" and allocator == "dra":
+        out["claims"] = {"deviceClassName": EFA_DEVICE_CLASS, "count": f.interfaces}
+    elif f.kind == "efa":
         out["resources"] = {EFA_RESOURCE: f.interfaces}
     elif f.kind == "infiniband":
         out["resources"] = {IB_RESOURCE: 1}

@@ -225,17 +225,22 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
 def fabric_addons(cluster: ClusterOutputs, add: Any,
                   after: tuple[pulumi.Resource, ...] = ()) -> None:
     """What the GPU pools' fabrics need in the cluster (components/fabric.py): the EFA
-    device plugin for EFA pools, the NCCL plugin installers and Network objects for GKE
-    GPUDirect pools, the NVIDIA Network Operator for InfiniBand/RDMA pools (after the GPU
-    Operator, whose Node Feature Discovery labels the NICs)."""
+    device plugin for EFA device-plugin pools, the EFA DRA driver for EFA DRA pools, the
+    NCCL plugin installers and Network objects for GKE GPUDirect pools, the NVIDIA Network
+    Operator for InfiniBand/RDMA pools (after the GPU Operator, whose Node Feature Discovery
+    labels the NICs)."""
     from ..addons.catalog import IMAGES
     from ..addons.efa_device_plugin import EfaDevicePlugin, efa_pools
+    from ..addons.efa_dra_driver import EfaDraDriver, efa_dra_pools
     from ..addons.nccl_plugin import NcclPlugin, gke_pools
     from ..addons.network_operator import NetworkOperator, NetworkOperatorArgs, rdma_pools
     pools = cluster.gpu_pools
     if efa_pools(pools):
         add("efa-device-plugin", EfaDevicePlugin("efa-device-plugin", cluster),
             CHARTS["efa-device-plugin"].version)
+    if efa_dra_pools(pools):
+        add("efa-dra-driver", EfaDraDriver("efa-dra-driver", cluster),
+            CHARTS["efa-dra-driver"].version)
     if gke_pools(pools):
         kinds = sorted({str((p.fabric or {})["kind"]) for p in gke_pools(pools)})
         add("nccl-plugin", NcclPlugin("nccl-plugin", cluster), ", ".join(

@@ -10,6 +10,7 @@ import pytest
 
 from aicp.addons.catalog import CHARTS, IMAGES
 from aicp.addons.efa_device_plugin import EfaDevicePlugin
+from aicp.addons.efa_dra_driver import EfaDraDriver
 from aicp.addons.kueue import Kueue
 from aicp.addons.nccl_plugin import NcclPlugin
 from aicp.addons.network_operator import NetworkOperator
@@ -57,8 +58,37 @@ def test_efa_device_plugin_runs_on_the_efa_pools_through_their_taint():
     assert release.inputs["namespace"] == "kube-system"
     # The chart's tolerations default to [] (aws/eks-charts values.yaml): without the GPU
     # taint's toleration the plugin never runs on a GPU node.
-    assert release.inputs["values"] == {"tolerations": [GPU_TOLERATION],
-                                        "nodeSelector": {LABEL_FABRIC: "efa"}}
+    assert release.inputs["values"] == {
+        "tolerations": [GPU_TOLERATION],
+        "nodeSelector": {LABEL_FABRIC: "efa", "aicp.dev/gpu-allocator": "device-plugin"}}
+
+
+def test_efa_dra_pools_get_the_efa_dra_driver_never_beside_the_device_plugin():
+    dra = tuple(replace(p, allocator="dra") for p in AWS)
+
+    def program():
+        c = make_cluster("aws", dra)
+        EfaDraDriver("efa-dra", c)
+        EfaDevicePlugin("efa", c)
+    p = offline.run(program, {})
+    releases = {r.inputs["chart"]: r.inputs for r in p.of_type(RELEASE)}
+    chart = CHARTS["efa-dra-driver"]
+    driver = releases[chart.ref]
+    assert driver["version"] == chart.version and driver["namespace"] == "kube-system"
+    assert driver["values"] == {
+        "tolerations": [GPU_TOLERATION],
+        "nodeSelector": {LABEL_FABRIC: "efa", "aicp.dev/gpu-allocator": "dra"},
+        "deviceClass": {"create": True, "name": "efa.networking.k8s.aws"}}
+    # The device plugin selects device-plugin nodes only: on a DRA-only cluster, none.
+    plugin = releases[CHARTS["efa-device-plugin"].ref]
+    assert plugin["values"]["nodeSelector"]["aicp.dev/gpu-allocator"] == "device-plugin"
+    assert plugin["values"]["tolerations"] == []
+
+
+def test_efa_dra_driver_values_exist_in_the_pinned_chart():
+    release = plan(lambda c: EfaDraDriver("efa-dra", c), "aws", AWS).one(RELEASE)
+    upstream = upstream_values(f"aws-dranet-{CHARTS['efa-dra-driver'].version}")
+    assert unknown_value_paths(release.inputs["values"], upstream) == []
 
 
 def test_efa_device_plugin_values_exist_in_the_pinned_chart():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import replace
 
 import pulumi
 import pytest
@@ -20,7 +21,14 @@ import pytest
 from aicp.cli import offline
 from aicp.components.accelerators import OFFERINGS
 from aicp.components.contract import CONFORMANCE_OUTPUT, GpuPoolRequest, resolve_pool
-from aicp.components.fabric import EFA_RESOURCE, FABRICS, IB_RESOURCE, LABEL_FABRIC, Fabric
+from aicp.components.fabric import (
+    EFA_DEVICE_CLASS,
+    EFA_RESOURCE,
+    FABRICS,
+    IB_RESOURCE,
+    LABEL_FABRIC,
+    Fabric,
+)
 
 HPN = "high_performance_networking"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -187,6 +195,21 @@ def test_infiniband_pools_stay_one_regional_scale_set(f):
     assert pool["vmSize"] == f.machine_type and pool["type"] == "VirtualMachineScaleSets"
     assert "availabilityZones" not in pool
     assert pool["nodeLabels"][LABEL_FABRIC] == "infiniband"
+
+
+@pytest.mark.parametrize("f", rows("efa"))
+def test_an_efa_pool_on_dra_gets_its_efa_devices_through_a_claim(f):
+    [o] = [o for o in OFFERINGS if (o.target, o.machine_type) == (f.target, f.machine_type)]
+    plan = plan_for("aws", (replace(pool_for(o), allocator="dra", min_nodes=1),))
+    [pool] = plan.outputs["pools"]
+    assert pool["fabric"]["claims"] == {"deviceClassName": EFA_DEVICE_CLASS,
+                                        "count": f.interfaces}
+    assert "resources" not in pool["fabric"]
+    # The interfaces are the same; only the device plugin's extended resource is not there.
+    assert len(plan.one(LAUNCH_TEMPLATE, "c-gpu-train").inputs["networkInterfaces"]) == \
+        f.interfaces + 1
+    tags = [t.inputs["tag"]["key"] for t in plan.of_type(ASG_TAG) if "c-gpu-train" in t.name]
+    assert not [k for k in tags if k.endswith(EFA_RESOURCE)]
 
 
 # --- everything else is unchanged ---------------------------------------------------------

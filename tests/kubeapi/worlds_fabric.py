@@ -94,8 +94,15 @@ def eks_efa_device_plugin(pool: Mapping[str, Any] = H100_POOL) -> World:
                                       "nn-dcbcca51aebf4c95b"}))
 
 
-def eks_efa_dra(pool: Mapping[str, Any] = H100_POOL) -> World:
+DRA_POOL: Mapping[str, Any] = {**H100_POOL, "labels": {
+    **H100_POOL["labels"], "aicp.dev/gpu-allocator": "dra"}}
+
+
+def eks_efa_dra(pool: Mapping[str, Any] = DRA_POOL) -> World:
     nodes = gpu_nodes(pool)
+    # One device per EFA interface (EFA-only and EFA-with-ENA alike; the chart's filter drops
+    # ENA-only and veth devices, aws/eks-charts stable/aws-dranet values.yaml ``filter``).
+    efas = int((pool.get("fabric") or {}).get("interfaces") or 4)
     # EKS user guide "Install the EFA DRA driver (DRANET)": ResourceSlices of driver
     # dra.net, DeviceClass efa.networking.k8s.aws; devices carry their PCIe root
     # (resource.kubernetes.io/pcieRoot, the attribute its matchAttribute examples align).
@@ -105,8 +112,9 @@ def eks_efa_dra(pool: Mapping[str, Any] = H100_POOL) -> World:
                         "pool": {"name": n["metadata"]["name"], "generation": 1,
                                  "resourceSliceCount": 1},
                         "devices": [{"name": f"rdmap{i}s0", "attributes": {
-                            "resource.kubernetes.io/pcieRoot": {"string": f"pci0000:{i:02x}"}}}
-                            for i in range(4)]}} for n in nodes]
+                            "resource.kubernetes.io/pcieRoot": {
+                                "string": f"pci0000:{i // 4:02x}"}}}
+                            for i in range(efas)]}} for n in nodes]
     return World("eks-efa-dra", "awsdocs/amazon-eks-user-guide device-management-efa.adoc "
                  "(EFA DRA driver)",
                  objects=[*nodes, o.device_class("efa.networking.k8s.aws", "dra.net"), *slices])
@@ -224,4 +232,6 @@ WORLDS: dict[str, Callable[[], World]] = {
 
 # A stack's target → the world its fabric pools run in.
 FOR_TARGET: dict[str, Callable[[Mapping[str, Any]], World]] = {
-    "aws": eks_efa_device_plugin, "gcp": gke_gpudirect, "azure": aks_infiniband}
+    "aws": lambda pool: (eks_efa_dra if (pool.get("fabric") or {}).get("claims")
+                         else eks_efa_device_plugin)(pool),
+    "gcp": gke_gpudirect, "azure": aks_infiniband}

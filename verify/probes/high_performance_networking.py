@@ -27,7 +27,9 @@ requirement's preferred mechanism):
    interfaces, not devices, and are only recorded;
 5. ``_stack_fabric_pools_publish_their_devices`` (with ``--stack``): every GPU pool the stack
    built with a fabric (``gpuPools[].fabric``, aicp's components/fabric.py) publishes on each
-   of its nodes what the pool says a pod asks for (``resources``, GKE ``networks``). A fabric
+   of its nodes what the pool says a pod asks for (``resources``; ``claims``: that many
+   devices in the node's ResourceSlices of a network driver, the DeviceClass served; GKE
+   ``networks``). A fabric
    pool whose nodes publish none of it is FAIL, whatever else the cluster offers: pods of
    that pool (the NCCL proof's among them) could not get their fabric. A pool with no node
    yet (scaled to zero) is recorded, not judged.
@@ -222,6 +224,11 @@ def _stack_fabric_pools_publish_their_devices(ctx: Context) -> None:
         return
     with ctx.step("the stack's fabric pools publish their devices"):
         nodes = _items(ctx, "/api/v1/nodes")
+        claims = any(p["fabric"].get("claims") for p in pools)
+        served = claims and bool(ctx.kube.resources(DRA))
+        slices = _items(ctx, f"/apis/{DRA}/resourceslices") if served else []
+        classes = {c["metadata"]["name"] for c in (
+            _items(ctx, f"/apis/{DRA}/deviceclasses") if served else [])}
         ready = set()
         if any(p["fabric"].get("networks") for p in pools) and ctx.kube.resources(GKE_NETWORKING):
             ready = {n["metadata"]["name"] for n in _items(ctx, f"/apis/{GKE_NETWORKING}/networks")
@@ -243,6 +250,16 @@ def _stack_fabric_pools_publish_their_devices(ctx: Context) -> None:
                                       .get(res)) < int(count)]
                 if short:
                     lacking.append(f"{res} >= {count} on {', '.join(short)}")
+            claim = fabric.get("claims") or {}
+            if claim:
+                if claim.get("deviceClassName") not in classes:
+                    lacking.append(f"DeviceClass {claim.get('deviceClassName')}")
+                short = [n["metadata"]["name"] for n in members
+                         if _network_devices_on(slices, n["metadata"]["name"])
+                         < int(claim.get("count") or 1)]
+                if short:
+                    lacking.append(f"{claim.get('count')} network DRA devices on "
+                                   f"{', '.join(short)}")
             absent = [n for n in fabric.get("networks") or [] if n not in ready]
             if absent:
                 lacking.append(f"Ready Device networks {', '.join(absent)}")
@@ -255,6 +272,18 @@ def _stack_fabric_pools_publish_their_devices(ctx: Context) -> None:
                    f"{'; '.join(missing)}; pods of these pools cannot get their fabric (is "
                    "the pool's device plugin, Network Operator or GKE network ready?)",
                    partial=True)
+
+
+def _network_devices_on(slices: list[dict], node: str) -> int:
+    """Devices a network DRA driver publishes for ``node``."""
+    count = 0
+    for s in slices:
+        spec = s.get("spec") or {}
+        devices = spec.get("devices") or []
+        if spec.get("nodeName") == node and (spec.get("driver") in NETWORK_DRIVERS
+                                             or _network_devices(devices)):
+            count += len(devices)
+    return count
 
 
 def _quantity(value: object) -> int:
