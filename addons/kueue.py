@@ -146,6 +146,28 @@ def fabric_topologies(name: str, pools: Sequence[GpuPool], opts: pulumi.Resource
     return out
 
 
+# Logical resource Kueue counts a fabric pool's DRA network devices as. The ClusterQueue sets
+# no quota on it: quotaCheckStrategy IgnoreUndeclared admits on GPU quota alone.
+FABRIC_DEVICES = "aicp.dev/fabric-devices"
+
+
+def with_fabric_mappings(config: dict[str, Any], pools: Sequence[GpuPool]) -> dict[str, Any]:
+    """The manager Configuration with the fabric pools' DRA DeviceClasses mapped (the EFA DRA
+    driver's ``efa.networking.k8s.aws``): Kueue finds a workload whose claim names an
+    unmapped DeviceClass inadmissible (kueue pkg/dra/claims.go: "DeviceClass %s is not
+    mapped in DRA configuration"), so the NCCL proof's pods, claiming GPUs and EFA devices,
+    would never be admitted."""
+    classes = sorted({str(p.fabric["claims"]["deviceClassName"]) for p in pools
+                      if p.fabric and p.fabric.get("claims")})
+    if not classes:
+        return config
+    resources = dict(config.get("resources") or {})
+    resources["deviceClassMappings"] = [
+        *(resources.get("deviceClassMappings") or []),
+        {"name": FABRIC_DEVICES, "deviceClassNames": classes}]
+    return {**config, "resources": resources}
+
+
 def topology_name(pool: GpuPool, topologies: dict[str, Any]) -> dict[str, str]:
     """The flavor's ``topologyName`` where its pool has a Topology."""
     return {"topologyName": pool.name} if pool.name in topologies else {}
@@ -167,7 +189,8 @@ class Kueue(Addon):
         self.release = self.helm_release(
             f"{name}-release", CHARTS["kueue"], name=RELEASE, namespace=args.namespace,
             values={"managerConfig": {"controllerManagerConfigYaml": yaml.safe_dump(
-                manager_config(args, dra=dra), sort_keys=False)}},
+                with_fabric_mappings(manager_config(args, dra=dra), pools),
+                sort_keys=False)}},
             depends_on=[namespace, *args.after])
         self.workloads_namespace = self.create_namespace(
             f"{name}-workloads-namespace", args.workloads_namespace, "baseline",

@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 
 import pytest
+import yaml
 
 from aicp.addons.catalog import CHARTS, IMAGES
 from aicp.addons.efa_device_plugin import EfaDevicePlugin
@@ -210,3 +211,25 @@ def test_fabric_pools_get_a_kueue_topology_and_their_flavor_names_it(target, gpu
         assert spec.get("topologyName") == (name if name in levels else None), name
     release = p.one(RELEASE, "kueue-release")
     assert all(p.depends_on(t, release) for t in p.of_type(TOPOLOGY))
+
+
+def test_kueue_maps_the_efa_device_class_so_claims_on_it_stay_admissible():
+    dra = tuple(replace(p, allocator="dra", min_nodes=1) for p in AWS)
+    p = plan(lambda c: Kueue("kueue", c), "aws", dra)
+    values = p.one(RELEASE, "kueue-release").inputs["values"]
+    config = yaml.safe_load(values["managerConfig"]["controllerManagerConfigYaml"])
+    assert config["resources"]["deviceClassMappings"] == [
+        {"name": "aicp.dev/dra-gpu", "deviceClassNames": ["gpu.nvidia.com"]},
+        {"name": "aicp.dev/fabric-devices", "deviceClassNames": ["efa.networking.k8s.aws"]}]
+    # No quota on it: IgnoreUndeclared admits on the GPU quota alone.
+    assert config["resources"]["quotaCheckStrategy"] == "IgnoreUndeclared"
+    queue = p.one("kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue").inputs["spec"]
+    assert all("aicp.dev/fabric-devices" not in g["coveredResources"]
+               for g in queue["resourceGroups"])
+
+
+def test_kueue_config_is_unchanged_without_fabric_claims():
+    p = plan(lambda c: Kueue("kueue", c), "aws", AWS)  # device-plugin EFA: no claim
+    values = p.one(RELEASE, "kueue-release").inputs["values"]
+    config = yaml.safe_load(values["managerConfig"]["controllerManagerConfigYaml"])
+    assert "deviceClassMappings" not in config["resources"]
