@@ -89,6 +89,19 @@ CHARTS: dict[str, Chart] = {
             "them without cert-manager: pulumi-tls CA and serving cert, a DeploymentPatch "
             "carrying ENABLE_WEBHOOKS, port 9443 and the cert mount, its own Service and "
             "ValidatingWebhookConfiguration (aicp.addons.kuberay)"),
+    # GPU fabrics (aicp.addons.efa_device_plugin, aicp.addons.network_operator).
+    "efa-device-plugin": Chart(
+        "aws-efa-k8s-device-plugin", "https://aws.github.io/eks-charts", "v0.5.8",
+        "aws/eks-charts stable/aws-efa-k8s-device-plugin (README: image tag v0.5.8); EKS user "
+        "guide device-management-efa.adoc: helm install efa eks/aws-efa-k8s-device-plugin"),
+    "efa-dra-driver": Chart(
+        "aws-dranet", "https://aws.github.io/eks-charts", "1.0.0",
+        "aws/eks-charts stable/aws-dranet Chart.yaml 1.0.0 (appVersion v1.2.0-eksbuild.2); EKS "
+        "user guide device-management-efa.adoc: helm install aws-dranet eks/aws-dranet"),
+    "network-operator": Chart(
+        "network-operator", "https://helm.ngc.nvidia.com/nvidia", "v25.10.0",
+        "Mellanox/network-operator@v25.10.0 deployment/network-operator; the release "
+        "Azure/aks-rdma-infiniband configs/nicclusterpolicy pins its images to"),
 }
 
 MANIFESTS: dict[str, Manifest] = {
@@ -111,6 +124,20 @@ IMAGES: dict[str, str] = {
     # The GKE COS driver installer DaemonSet's main container (GoogleCloudPlatform/
     # container-engine-accelerators nvidia-driver-installer/cos/daemonset-preloaded.yaml).
     "pause": "registry.k8s.io/pause:3.10",
+    # GKE GPUDirect NCCL plugin installers (GoogleCloudPlatform/container-engine-accelerators
+    # gpudirect-tcpx/nccl-tcpx-installer.yaml, gpudirect-tcpxo/nccl-tcpxo-installer.yaml,
+    # gpudirect-rdma/nccl-rdma-installer.yaml: the installer init container's image).
+    "nccl-tcpx":
+        "us-docker.pkg.dev/gce-ai-infra/gpudirect-tcpx/nccl-plugin-gpudirecttcpx-dev:v3.1.8",
+    "nccl-tcpxo":
+        "us-docker.pkg.dev/gce-ai-infra/gpudirect-tcpxo/nccl-plugin-gpudirecttcpx-dev:v1.0.16",
+    "nccl-rdma": "us-docker.pkg.dev/gce-ai-infra/gpudirect-gib/nccl-plugin-gib:v1.0.3",
+    # TCPXO's pre-installation step runs on the host through nsenter (same file).
+    "nccl-tcpxo-pre": "ubuntu:24.04",
+    # NVIDIA Network Operator's NicClusterPolicy on AKS InfiniBand (Azure/aks-rdma-infiniband
+    # configs/nicclusterpolicy/base/nic.yaml and rdma-shared-device-plugin/rdma.yaml).
+    "doca-driver": "doca3.2.0-25.10-1.2.8.0-2",
+    "rdma-shared-device-plugin": "network-operator-v25.10.0",
 }
 
 # Kubernetes minors aicp builds clusters for. DRA's resource.k8s.io/v1 is GA from 1.34.

@@ -229,6 +229,57 @@ def validate_teams(teams: Sequence[Team], pools: Sequence[GpuPool], args: KueueA
                     "raise its maxNodes")
 
 
+def fabric_topologies(name: str, pools: Sequence[GpuPool], opts: pulumi.ResourceOptions
+                      ) -> dict[str, k8s.apiextensions.CustomResource]:
+    """A Kueue ``Topology`` per fabric pool whose nodes carry network-topology labels
+    (``gpuPools[].fabric.topologyLevels``, components/fabric.py), named after the pool.
+
+    Its flavor then names it (``topologyName``), and a gang that asks for
+    ``kueue.x-k8s.io/podset-required-topology`` or ``-preferred-topology`` is admitted only
+    where one domain of that level holds it, as close together as the fabric allows.
+    Topology Aware Scheduling is Beta and on by default since Kueue 0.14 (kueue v0.19.2
+    pkg/features/kube_features.go ``TopologyAwareScheduling``); the Topology API is
+    ``kueue.x-k8s.io/v1beta2`` (kueue v0.19.2 charts CRD topologies: v1beta2 storage), its
+    last level may be ``kubernetes.io/hostname`` only (the CRD's CEL rule).
+    """
+    out = {}
+    for pool in pools:
+        levels = (pool.fabric or {}).get("topologyLevels")
+        if levels:
+            out[pool.name] = k8s.apiextensions.CustomResource(
+                f"{name}-topology-{pool.name}", api_version=API, kind="Topology",
+                metadata={"name": pool.name},
+                spec={"levels": [{"nodeLabel": label} for label in levels]}, opts=opts)
+    return out
+
+
+# Logical resource Kueue counts a fabric pool's DRA network devices as. The ClusterQueue sets
+# no quota on it: quotaCheckStrategy IgnoreUndeclared admits on GPU quota alone.
+FABRIC_DEVICES = "aicp.dev/fabric-devices"
+
+
+def with_fabric_mappings(config: dict[str, Any], pools: Sequence[GpuPool]) -> dict[str, Any]:
+    """The manager Configuration with the fabric pools' DRA DeviceClasses mapped (the EFA DRA
+    driver's ``efa.networking.k8s.aws``): Kueue finds a workload whose claim names an
+    unmapped DeviceClass inadmissible (kueue pkg/dra/claims.go: "DeviceClass %s is not
+    mapped in DRA configuration"), so the NCCL proof's pods, claiming GPUs and EFA devices,
+    would never be admitted."""
+    classes = sorted({str(p.fabric["claims"]["deviceClassName"]) for p in pools
+                      if p.fabric and p.fabric.get("claims")})
+    if not classes:
+        return config
+    resources = dict(config.get("resources") or {})
+    resources["deviceClassMappings"] = [
+        *(resources.get("deviceClassMappings") or []),
+        {"name": FABRIC_DEVICES, "deviceClassNames": classes}]
+    return {**config, "resources": resources}
+
+
+def topology_name(pool: GpuPool, topologies: dict[str, Any]) -> dict[str, str]:
+    """The flavor's ``topologyName`` where its pool has a Topology."""
+    return {"topologyName": pool.name} if pool.name in topologies else {}
+
+
 class Kueue(Addon):
     """Kueue release, then per-pool ResourceFlavors, the ClusterQueues (the shared one and
     one per team, in one cohort) and their LocalQueues."""
@@ -247,7 +298,8 @@ class Kueue(Addon):
         self.release = self.helm_release(
             f"{name}-release", CHARTS["kueue"], name=RELEASE, namespace=args.namespace,
             values={"managerConfig": {"controllerManagerConfigYaml": yaml.safe_dump(
-                manager_config(args, dra=dra), sort_keys=False)}},
+                with_fabric_mappings(manager_config(args, dra=dra), pools),
+                sort_keys=False)}},
             depends_on=[namespace, *args.after])
         self.workloads_namespace = self.create_namespace(
             f"{name}-workloads-namespace", args.workloads_namespace, "baseline",
@@ -272,11 +324,12 @@ class Kueue(Addon):
     def _flavors(self, name: str, pools: Sequence[GpuPool]) -> list[pulumi.Resource]:
         """One ResourceFlavor per GPU pool: its nodes, its taints tolerated."""
         after_kueue = self.child_opts(depends_on=[self.release])
+        topologies = fabric_topologies(name, pools, after_kueue)
         return [k8s.apiextensions.CustomResource(
             f"{name}-flavor-{pool.name}",
             api_version=API, kind="ResourceFlavor",
             metadata={"name": pool.name},
-            spec={"nodeLabels": {LABEL_POOL: pool.name},
+            spec={**topology_name(pool, topologies), "nodeLabels": {LABEL_POOL: pool.name},
                   "tolerations": [{"key": t.key, "operator": "Equal", "value": t.value,
                                    "effect": t.effect} for t in pool.taints]},
             opts=after_kueue) for pool in pools]

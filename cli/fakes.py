@@ -60,6 +60,9 @@ def _eks_cluster(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
             "issuer": f"https://oidc.eks.{REGION}.amazonaws.com/id/PLAN{name.upper()}"}]}],
         "status": "ACTIVE",
         "name": inputs.get("name", name),
+        # What EKS adds to the VPC config: the VPC of the subnets, the cluster security group.
+        "vpcConfig": {**(inputs.get("vpcConfig") or {}), "vpcId": "vpc-0plan",
+                      "clusterSecurityGroupId": f"sg-0plan{name.replace('-', '')[:8]}"},
     }
 
 

@@ -392,6 +392,7 @@ def render_table(result: dict[str, Any]) -> str:
     version = result["checklistVersion"]
     lines += storage_lines(result["outputs"].get("storage"))
     lines.extend([*cost_lines(result["cost"]), ""])
+    lines.extend(fabric_lines(result))
     for rid, why in result["notApplicable"].items():
         lines.append(f"N/A {rid}: {why}")
     lines.extend(should_lines(result))
@@ -456,3 +457,25 @@ def storage_lines(storage: Any) -> list[str]:
     if storage.get("localNvme"):
         lines.append(f"  local NVMe: {storage['localNvme']}")
     return [*lines, ""]
+
+
+def fabric_lines(result: dict[str, Any]) -> list[str]:
+    """Per GPU pool with a fabric (``gpuPools[].fabric``, components/fabric.py): what it
+    gets and what a pod asks for to use it; none for pools of other machine types."""
+    lines = []
+    served = "high_performance_networking" in result["requirements"]
+    for pool in result["outputs"].get("gpuPools") or []:
+        f = pool.get("fabric")
+        if not f:
+            continue
+        claims = f.get("claims") or {}
+        asks = ", ".join(f"{k}: {v}" for k, v in (f.get("resources") or {}).items()) or (
+            f"a claim of {claims['count']} {claims['deviceClassName']}" if claims else
+            f"networks {', '.join(f.get('networks') or [])}")
+        topology = " > ".join(f.get("topologyLevels") or []) or "none published"
+        lines.append(
+            f"Fabric of GPU pool {pool['name']} ({pool['machineType']}): {f['bandwidthClass']}, "
+            f"{f['interfaces']} interfaces, {f['placement']}; pods ask for {asks}; Kueue "
+            f"topology: {topology}; high_performance_networking "
+            f"{'served' if served else 'NOT served'}")
+    return lines

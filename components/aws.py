@@ -76,7 +76,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pulumi
@@ -102,6 +102,7 @@ from .contract import (
     resolve_pool,
     validate_pools,
 )
+from .fabric import EFA_RESOURCE, Fabric, fabric
 from .storage import StorageArgs, StorageOutputs, check_storage
 
 SYSTEM_POOL_LABEL = "aicp.dev/pool"
@@ -507,7 +508,9 @@ class AwsCluster(pulumi.ComponentResource):
             node_role_arn=self.node_role.arn, subnet_ids=tuple(self.private_subnet_ids),
             imds_hop_limit=self._args.imds_hop_limit, tags=self._tags(),
             provider=self.provider_aws,
-            depends_on=(self.cni_addon, *self.attachments[f"{self._name}-node"]))
+            depends_on=(self.cni_addon, *self.attachments[f"{self._name}-node"]),
+            vpc_id=self.cluster.vpc_config.vpc_id,
+            cluster_security_group_id=self.cluster.vpc_config.cluster_security_group_id)
 
     def _system_node_group(self) -> aws.eks.NodeGroup:
         a, n = self._args, f"{self._name}-system"
@@ -590,6 +593,10 @@ class NodeGroupCluster:
     provider: aws.Provider
     # What nodes need before they join: the VPC CNI add-on and the node role's policies.
     depends_on: tuple[pulumi.Resource, ...] = ()
+    # The cluster's VPC and security group: an EFA pool's security group lives in that VPC,
+    # and its launch template's interfaces must name the cluster's group too.
+    vpc_id: pulumi.Input[str] | None = None
+    cluster_security_group_id: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -637,12 +644,17 @@ class GpuNodeGroup(pulumi.ComponentResource):
             resources["nvidia.com/gpu"] = str(pool.gpus_per_node)
         taints = [aws.eks.NodeGroupTaintArgs(key=t.key, value=t.value, effect=_EFFECTS[t.effect])
                   for t in pool.taints]
+        self.fabric = efa_fabric(name, pool, on, self)
+        if self.fabric is not None:
+            on = self.fabric.cluster
+            resources.update(self.fabric.resources)
         # Image pulls of 10-20 GB images are bound by volume throughput.
         self.launch_template = launch_template(
             name, on, args.root_volume_gib, throughput=500,
             reservation=args.capacity_reservation_id, parent=self, aliases=moved,
             user_data=nodeadm_user_data() if args.local_nvme else None,
-            market=MARKET_TYPES.get(pool.capacity_type))
+            market=MARKET_TYPES.get(pool.capacity_type),
+            fabric=self.fabric)
         self.node_group = node_group(
             name, on, ami_type="AL2023_x86_64_NVIDIA", instance_type=pool.machine_type,
             capacity_type=NODE_GROUP_CAPACITY[pool.capacity_type],
@@ -655,7 +667,89 @@ class GpuNodeGroup(pulumi.ComponentResource):
             "pool": pool.name,
             "nodeGroupArn": self.node_group.arn,
             "launchTemplateId": self.launch_template.id,
+            **(self.fabric.outputs() if self.fabric is not None else {}),
         })
+
+
+@dataclass(frozen=True)
+class EfaFabric:
+    """What an EFA pool's node group is built with (``efa_fabric``)."""
+
+    fabric: Fabric
+    cluster: NodeGroupCluster  # the pool's view of the cluster: one zone's subnet
+    interfaces: list[aws.ec2.LaunchTemplateNetworkInterfaceArgs]
+    placement: aws.ec2.LaunchTemplatePlacementArgs
+    placement_group: aws.ec2.PlacementGroup
+    security_group: aws.ec2.SecurityGroup
+    # cluster-autoscaler node template: a node from zero has the EFA devices too.
+    resources: Mapping[str, str]
+
+    def outputs(self) -> dict[str, Any]:
+        return {"fabric": self.fabric.bandwidth_class,
+                "placementGroup": self.placement_group.name,
+                "efaSecurityGroupId": self.security_group.id,
+                CONFORMANCE_OUTPUT: ["high_performance_networking"]}
+
+
+def efa_interfaces(f: Fabric, groups: Sequence[pulumi.Input[str]]
+                   ) -> list[aws.ec2.LaunchTemplateNetworkInterfaceArgs]:
+    """One interface per network card, as the EKS user guide lays them out for managed node
+    groups (awsdocs/amazon-eks-user-guide latest/ug/ml/device-management-efa.adoc, "EKS
+    managed node groups and self-managed nodes"): the primary (card 0, device 0) an
+    ``interface`` for IP traffic, an ``efa-only`` at card 0 device 1, and an ``efa-only`` at
+    device 0 of every other card. EFA-only interfaces take no IP address, so a p5's 32 cards
+    do not drain the subnet ("Conserving IP address allocation"). No ``SubnetId``: EKS
+    rejects launch templates that name one; every interface carries the groups, since a
+    template with interfaces takes no ``SecurityGroupIds``.
+    """
+    def nic(card: int, device: int, kind: str) -> aws.ec2.LaunchTemplateNetworkInterfaceArgs:
+        return aws.ec2.LaunchTemplateNetworkInterfaceArgs(
+            network_card_index=card, device_index=device, interface_type=kind,
+            security_groups=list(groups), delete_on_termination="true")
+
+    return [nic(0, 0, "interface"), nic(0, 1, "efa-only"),
+            *(nic(card, 0, "efa-only") for card in range(1, f.interfaces))]
+
+
+def efa_fabric(name: str, pool: GpuPool, on: NodeGroupCluster, parent: pulumi.Resource
+               ) -> EfaFabric | None:
+    """An EFA pool's placement group, security group and interfaces; None for other types.
+
+    As pulumi/pulumi-eks ``enableEfaSupport`` (docs/efa.md: "All EFA interfaces supported by
+    the instance will be exposed on the launch template", "A clustered placement group will
+    be created", the node group kept in one availability zone) and the EC2 user guide
+    (efa-start.html "Prepare an EFA-enabled security group": all traffic in and out to and
+    from the group itself; placement-groups.html: a cluster placement group lives in one
+    zone). The first private subnet's zone hosts the pool; a capacity reservation for it
+    must be in that zone.
+    """
+    f = fabric("aws", pool.machine_type)
+    if f is None or f.kind != "efa":
+        return None
+    opts = pulumi.ResourceOptions(parent=parent, provider=on.provider)
+    # Placement group names are unique per account and region.
+    group = aws.ec2.PlacementGroup(f"{name}-efa", name=f"{on.cluster_name}-{pool.name}-efa",
+                                   strategy="cluster", opts=opts)
+    security = aws.ec2.SecurityGroup(
+        f"{name}-efa", vpc_id=on.vpc_id,
+        description=f"EFA OS-bypass traffic between the nodes of GPU pool {pool.name}",
+        ingress=[aws.ec2.SecurityGroupIngressArgs(
+            protocol="-1", from_port=0, to_port=0, self=True)],
+        egress=[aws.ec2.SecurityGroupEgressArgs(
+            protocol="-1", from_port=0, to_port=0, self=True),
+            # Nodes still reach the API server, registries and AWS APIs.
+            aws.ec2.SecurityGroupEgressArgs(
+                protocol="-1", from_port=0, to_port=0, cidr_blocks=["0.0.0.0/0"])],
+        opts=opts)
+    groups = [g for g in (on.cluster_security_group_id, security.id) if g is not None]
+    return EfaFabric(
+        fabric=f, cluster=replace(on, subnet_ids=on.subnet_ids[:1]),
+        interfaces=efa_interfaces(f, groups),
+        placement=aws.ec2.LaunchTemplatePlacementArgs(group_name=group.name),
+        placement_group=group, security_group=security,
+        # DRA pools get their EFA devices as ResourceSlices, not an extended resource.
+        resources={EFA_RESOURCE: str(f.interfaces)} if pool.allocator == "device-plugin"
+        else {})
 
 
 def _moved_from(opts: pulumi.ResourceOptions | None) -> list[pulumi.Alias]:
@@ -668,7 +762,8 @@ def launch_template(name: str, on: NodeGroupCluster, volume_gib: int, throughput
                     parent: pulumi.Resource, reservation: str | None = None,
                     aliases: Sequence[pulumi.Alias] = (),
                     user_data: str | None = None,
-                    market: str | None = None) -> aws.ec2.LaunchTemplate:
+                    market: str | None = None,
+                    fabric: EfaFabric | None = None) -> aws.ec2.LaunchTemplate:
     """IMDSv2 only, an encrypted gp3 root volume, the capacity reservation to target, and
     for a Capacity Block its market type."""
     market_options = aws.ec2.LaunchTemplateInstanceMarketOptionsArgs(market_type=market) \
@@ -693,6 +788,8 @@ def launch_template(name: str, on: NodeGroupCluster, volume_gib: int, throughput
         capacity_reservation_specification=reservation_spec,
         instance_market_options=market_options,
         tag_specifications=tag_specs, user_data=user_data,
+        network_interfaces=fabric.interfaces if fabric else None,
+        placement=fabric.placement if fabric else None,
         opts=pulumi.ResourceOptions(parent=parent, provider=on.provider,
                                     aliases=list(aliases) or None))
 

@@ -120,6 +120,7 @@ from .contract import (
     resolve_pool,
     validate_pools,
 )
+from .fabric import fabric
 from .storage import StorageArgs, StorageOutputs
 
 cs = azure_native.containerservice
@@ -637,7 +638,8 @@ class AksGpuPool(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on),
                                         ignore_changes=["count"], aliases=moved))
-        self.register_outputs({"pool": pool.name, "agentPool": self.agent_pool.name})
+        self.register_outputs({"pool": pool.name, "agentPool": self.agent_pool.name,
+                               **infiniband_outputs(pool)})
 
 
 # --- pure helpers (tested through the component) ----------------------------------------
@@ -798,3 +800,20 @@ def azure_storage(c: AksCluster, args: StorageArgs) -> StorageOutputs:
                                    group).apply(lambda v: blob_recipe(*v))
     out.resources += [account, container, identity]
     return out
+
+
+def infiniband_outputs(pool: GpuPool) -> dict[str, Any]:
+    """An ND-series pool's fabric: InfiniBand between the VMs of its scale set.
+
+    AKS places an agent pool in one Virtual Machine Scale Set, and the InfiniBand network of
+    ND-series VMs connects the VMs of one scale set (Azure docs, "Enable InfiniBand":
+    "InfiniBand ... between VMs in the same availability set or VM scale set"); the pool is
+    regional (see "GPU pools are regional" above), so nothing more is placed here. The
+    NVIDIA Network Operator (aicp.addons.network_operator) publishes the HCAs as
+    ``rdma/shared_ib`` (Azure/aks-rdma-infiniband). Where the subscription offers it, the
+    ``AKSInfinibandSupport`` feature makes AKS keep the pool on one physical IB network.
+    """
+    f = fabric("azure", pool.machine_type)
+    if f is None:
+        return {}
+    return {"fabric": f.bandwidth_class, CONFORMANCE_OUTPUT: ["high_performance_networking"]}

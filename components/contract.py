@@ -17,6 +17,7 @@ import pulumi
 from pulumi.errors import InputPropertyError
 
 from .accelerators import ACCELERATORS, TARGETS, machine_types, offered, offering, racked
+from .fabric import LABEL_FABRIC, pool_fabric
 from .storage import StorageOutputs
 
 # Nodes of GPU pools carry this taint so that pods which ask for no GPU stay off them.
@@ -89,9 +90,12 @@ class GpuPool:
     capacity_type: str
     labels: Mapping[str, str]
     taints: tuple[Taint, ...]
+    # The pool's GPU fabric (components/fabric.py pool_fabric), None on other machine types.
+    fabric: Mapping[str, Any] | None = None
 
     def export(self) -> dict[str, Any]:
         """The stack-output shape ``aicp verify --stack`` reads."""
+        fabric = {"fabric": dict(self.fabric)} if self.fabric is not None else {}
         return {
             "name": self.name, "accelerator": self.accelerator, "product": self.product,
             "machineType": self.machine_type, "gpusPerNode": self.gpus_per_node,
@@ -99,6 +103,7 @@ class GpuPool:
             "maxNodes": self.max_nodes, "allocator": self.allocator,
             "capacityType": self.capacity_type, "labels": dict(self.labels),
             "taints": [{"key": t.key, "value": t.value, "effect": t.effect} for t in self.taints],
+            **fabric,
         }
 
 
@@ -253,12 +258,15 @@ def resolve_pool(target: str, request: GpuPoolRequest) -> GpuPool:
     if request.allocator == "dra":
         labels[LABEL_DEVICE_PLUGIN] = "false"
         labels[LABEL_DRA_KUBELET_PLUGIN] = "true"
+    fabric = pool_fabric(target, machine, request.name, request.allocator)
+    if fabric is not None:
+        labels[LABEL_FABRIC] = fabric["kind"]
     return GpuPool(
         name=request.name, accelerator=request.accelerator, product=accel.product,
         machine_type=machine, gpus_per_node=gpus, gpu_memory_gib=memory,
         min_nodes=request.min_nodes, max_nodes=request.max_nodes,
         allocator=request.allocator, capacity_type=request.capacity_type,
-        labels=labels, taints=(GPU_TAINT,))
+        labels=labels, taints=(GPU_TAINT,), fabric=fabric)
 
 
 @dataclass(frozen=True)

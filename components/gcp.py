@@ -102,7 +102,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import pulumi
@@ -129,6 +129,7 @@ from .contract import (
     resolve_pool,
     validate_pools,
 )
+from .fabric import Fabric, fabric, gke_network_names
 from .storage import StorageArgs, StorageOutputs, bucket_name
 
 SYSTEM_POOL_LABEL = "aicp.dev/pool"
@@ -332,6 +333,7 @@ def validate(args: GkeClusterArgs) -> None:
                 f"gpu_pools[{i}].min_nodes",
                 f"{p.min_nodes}: a queued-provisioning pool starts at 0 nodes (--num-nodes=0) "
                 "and gets nodes only through a ProvisioningRequest; set it to 0")
+    validate_fabric_zones(args)
 
 
 class GkeCluster(pulumi.ComponentResource):
@@ -370,6 +372,8 @@ class GkeCluster(pulumi.ComponentResource):
         self.webhook_firewall = self._webhook_firewall()
 
         self.pools: tuple[GpuPool, ...] = tuple(resolve_pool("gcp", p) for p in args.gpu_pools)
+        self.pools = tuple(with_gke_networks(args.cluster_name, p, args.zones)
+                           for p in self.pools)
         self.system_pool = self._system_pool()
         self.gpu_node_pools: dict[str, GkeGpuPool] = {
             pool.name: self._gpu_pool(pool, request)
@@ -527,6 +531,7 @@ class GkeCluster(pulumi.ComponentResource):
                 cluster_secondary_range_name=a.pods_range_name,
                 services_secondary_range_name=a.services_range_name),
             datapath_provider="ADVANCED_DATAPATH",
+            enable_multi_networking=multi_networking(a) or None,
             private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
                 enable_private_nodes=True,
                 enable_private_endpoint=not a.endpoint_public_access,
@@ -621,7 +626,8 @@ class GkeCluster(pulumi.ComponentResource):
                 pool.min_nodes), accelerator_type=accel.gke_accelerator, disk_gib=a.gpu_disk_gib,
             node_config={**self._node_config_common(), **gke_local_ssd(
                 pool.machine_type, pool.gpus_per_node, a.storage)}, reservation=reservation,
-            provider=self.provider_gcp, depends_on=tuple(self.project_apis)),
+            provider=self.provider_gcp, depends_on=tuple(self.project_apis),
+            project=a.project),
             opts=pulumi.ResourceOptions(parent=self))
 
     # --- driver, kubeconfig ------------------------------------------------------------
@@ -667,6 +673,7 @@ class GkeGpuPoolArgs:
     reservation: gcp.container.NodePoolNodeConfigReservationAffinityArgs | None = None
     # What every project resource waits for: the project's APIs.
     depends_on: tuple[pulumi.Resource, ...] = ()
+    project: str = ""  # where a fabric pool's extra VPCs are made
 
 
 class GkeGpuPool(pulumi.ComponentResource):
@@ -688,9 +695,14 @@ class GkeGpuPool(pulumi.ComponentResource):
         pool = args.pool
         parent = opts.parent if opts is not None else None
         moved = [pulumi.Alias(parent=parent)] if parent is not None else None
+        self.fabric = gke_fabric(name, pool, args, self)
         self.node_pool = gcp.container.NodePool(
             name, name=f"gpu-{pool.name}", cluster=args.cluster_name,
-            location=args.location, node_locations=list(args.node_locations) or None,
+            location=args.location, node_locations=(
+                self.fabric.zones if self.fabric and self.fabric.zones
+                else list(args.node_locations) or None),
+            network_config=self.fabric.network_config if self.fabric else None,
+            placement_policy=self.fabric.placement if self.fabric else None,
             initial_node_count=args.initial_node_count,
             autoscaling=gcp.container.NodePoolAutoscalingArgs(
                 total_min_node_count=pool.min_nodes, total_max_node_count=pool.max_nodes,
@@ -722,7 +734,8 @@ class GkeGpuPool(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self, provider=args.provider, depends_on=list(args.depends_on),
                 ignore_changes=["initialNodeCount"], aliases=moved))
-        self.register_outputs({"pool": pool.name, "nodePool": self.node_pool.name})
+        self.register_outputs({"pool": pool.name, "nodePool": self.node_pool.name,
+                               **(self.fabric.outputs() if self.fabric else {})})
 
 
 # --- pure helpers (tested through the component) ----------------------------------------
@@ -974,3 +987,155 @@ def _managed_lustre(c: GkeCluster, args: StorageArgs) -> dict[str, Any]:
         opts=pulumi.ResourceOptions(parent=c, provider=c.provider))
     return {"driver": LUSTRE_DRIVER, "storageClass": klass.metadata.name,
             "capacityGib": args.parallel_fs_capacity_gib}
+
+
+# --- GPU fabric: GPUDirect-TCPX / -TCPXO / RDMA ------------------------------------------
+
+# The extra VPCs' subnets are carved from this range, one /20 per network, as
+# GoogleCloudPlatform/cluster-toolkit examples/gke-a3-megagpu/gke-a3-megagpu.yaml does
+# (gpunets: global_ip_address_range 192.169.0.0/16, subnetwork_cidr_suffix 20). Each VPC is
+# its own routing domain, so pools may reuse the ranges.
+FABRIC_RANGE = "192.168.0.0/16"
+
+
+def fabric_of(machine_type: str) -> Fabric | None:
+    f = fabric("gcp", machine_type)
+    return f if f is not None and f.kind.startswith("gpudirect") else None
+
+
+def multi_networking(args: GkeClusterArgs) -> bool:
+    """GKE multi-networking, for a cluster with a GPUDirect pool: its node pools' additional
+    networks need it, and it needs Dataplane V2, which every aicp cluster runs (GKE docs
+    gpu-bandwidth-gpudirect-tcpx "Create the cluster": --enable-dataplane-v2
+    --enable-multi-networking; cluster-toolkit modules/scheduler/gke-cluster main.tf
+    enable_multi_networking, "multi networking needs enabled Dataplane v2")."""
+    return any(fabric_of(offering("gcp", p.accelerator, p.instance_type).machine_type)
+               for p in args.gpu_pools)
+
+
+def validate_fabric_zones(args: GkeClusterArgs) -> None:
+    """A GPUDirect-RDMA pool needs its zone named: the RDMA VPC takes the zone's RoCE network
+    profile (GKE docs gpu-bandwidth-gpudirect-rdma). TCPX/TCPXO pools without a named zone
+    stay regional, without compact placement (``gke_fabric``)."""
+    for i, p in enumerate(args.gpu_pools):
+        machine = offering("gcp", p.accelerator, p.instance_type).machine_type
+        f = fabric_of(machine)
+        if f is not None and f.kind == "gpudirect-rdma" and not args.zones:
+            raise PropertyError(
+                "zones", "list the zone for GPU pool {name} ({machine} gets GPUDirect-RDMA: its "
+                "RDMA VPC uses the zone's RoCE network profile; the first zone is used); see "
+                "{0}", (f"gpu_pools[{i}].accelerator",), name=repr(p.name), machine=machine)
+
+
+def gke_networks(cluster: str, pool: str, f: Fabric) -> list[dict[str, str]]:
+    """Each extra network of a pool: the Kubernetes Network name, its VPC, subnet, range and
+    device mode. TCPX/TCPXO: one VPC and subnet per GPU NIC, NetDevice (cluster-toolkit
+    gke-cluster main.tf apply_manifests_non_rdma_networks). RDMA: one gVNIC VPC (NetDevice)
+    and one RDMA VPC with a subnet per NIC, ``deviceMode: RDMA`` (same file,
+    apply_manifests_rdma_networks; GKE docs gpu-bandwidth-gpudirect-rdma)."""
+    ranges = [str(n) for n in ipaddress.ip_network(FABRIC_RANGE).subnets(new_prefix=20)]
+    names = gke_network_names(pool, f)
+    out = []
+    for i, network in enumerate(names):
+        if f.kind == "gpudirect-rdma":
+            vpc = f"{cluster}-{pool}-gvnic" if i == 0 else f"{cluster}-{pool}-rdma"
+            subnet = f"{cluster}-{network}"
+            mode = "NetDevice" if i == 0 else "RDMA"
+        else:
+            vpc = subnet = f"{cluster}-{network}"
+            mode = "NetDevice"
+        out.append({"network": network, "vpc": vpc, "subnet": subnet, "cidr": ranges[i],
+                    "deviceMode": mode})
+    return out
+
+
+def with_gke_networks(cluster: str, pool: GpuPool, zones: tuple[str, ...]) -> GpuPool:
+    """The pool with its extra networks in its fabric export (``gpuPools[].fabric``): what
+    the Network objects and the NCCL proof's pods name; and where it is placed."""
+    f = fabric_of(pool.machine_type)
+    if f is None or pool.fabric is None:
+        return pool
+    placement = {} if zones else {"placement": REGIONAL_PLACEMENT}
+    return replace(pool, fabric={**pool.fabric, **placement,
+                                 "gkeNetworks": gke_networks(cluster, pool.name, f)})
+
+
+REGIONAL_PLACEMENT = "regional, no compact placement (name aicp:zones to get it)"
+
+
+@dataclass(frozen=True)
+class GkeFabric:
+    """What a GPUDirect pool's node pool is built with (``gke_fabric``)."""
+
+    fabric: Fabric
+    zones: list[str] | None
+    network_config: gcp.container.NodePoolNetworkConfigArgs
+    placement: gcp.container.NodePoolPlacementPolicyArgs | None
+    networks: list[gcp.compute.Network]
+
+    def outputs(self) -> dict[str, Any]:
+        return {"fabric": self.fabric.bandwidth_class,
+                "fabricNetworks": [n.name for n in self.networks],
+                CONFORMANCE_OUTPUT: ["high_performance_networking"]}
+
+
+def gke_fabric(name: str, pool: GpuPool, args: GkeGpuPoolArgs, parent: pulumi.Resource
+               ) -> GkeFabric | None:
+    """A GPUDirect pool's VPCs, subnets, firewall rules, additional node networks and compact
+    placement; None for other machine types.
+
+    As GoogleCloudPlatform/cluster-toolkit's gke-a3-megagpu / gke-a3-ultragpu blueprints
+    (modules/network/multivpc: one VPC and subnet per GPU NIC at MTU 8244, a firewall rule
+    letting the subnets' ranges reach each other; modules/compute/gke-node-pool:
+    additional_node_network_configs per network, placement_policy COMPACT) and the GKE docs
+    (gpu-bandwidth-gpudirect-tcpx, gpu-bandwidth-gpudirect-rdma: the RDMA VPC takes the zone's
+    ``<zone>-vpc-roce`` network profile and MTU 8896).
+    """
+    f = fabric_of(pool.machine_type)
+    if f is None:
+        return None
+    cluster = (pool.fabric or {}).get("gkeNetworks") or []
+    # Compact placement keeps the pool in one zone: the first named (none named: regional,
+    # without it; GKE docs, compact placement: a compact placement policy's nodes are in
+    # one zone).
+    zone = args.node_locations[0] if args.node_locations else None
+    opts = pulumi.ResourceOptions(parent=parent, provider=args.provider,
+                                  depends_on=list(args.depends_on))
+    vpcs: dict[str, gcp.compute.Network] = {}
+    configs = []
+    for net in cluster:
+        vpc = vpcs.get(net["vpc"])
+        if vpc is None:
+            rdma = net["deviceMode"] == "RDMA"
+            vpc = vpcs[net["vpc"]] = gcp.compute.Network(
+                f"{name}-{net['network']}", name=net["vpc"], project=args.project,
+                auto_create_subnetworks=False, mtu=f.mtu,
+                network_profile=(f"projects/{args.project}/global/networkProfiles/"
+                                 f"{zone}-vpc-roce") if rdma else None,
+                opts=opts)
+        subnet = gcp.compute.Subnetwork(
+            f"{name}-{net['network']}", name=net["subnet"], project=args.project,
+            region=args.location, network=vpc.id, ip_cidr_range=net["cidr"],
+            opts=pulumi.ResourceOptions(parent=vpc, provider=args.provider,
+                                        depends_on=list(args.depends_on)))
+        configs.append(gcp.container.NodePoolNetworkConfigAdditionalNodeNetworkConfigArgs(
+            network=vpc.name, subnetwork=subnet.name))
+    for key, vpc in vpcs.items():
+        ranges = [n["cidr"] for n in cluster if n["vpc"] == key]
+        # RDMA VPCs carry no IP traffic a firewall sees (RoCE bypasses it); the rule
+        # still lets the NICs' own addresses reach each other as the blueprints do.
+        gcp.compute.Firewall(
+            f"{vpc._name}-internal", name=f"{key}-internal", project=args.project,
+            network=vpc.self_link, direction="INGRESS", priority=1000,
+            source_ranges=ranges,
+            allows=[gcp.compute.FirewallAllowArgs(protocol="tcp"),
+                    gcp.compute.FirewallAllowArgs(protocol="udp"),
+                    gcp.compute.FirewallAllowArgs(protocol="icmp")],
+            opts=pulumi.ResourceOptions(parent=vpc, provider=args.provider,
+                                        depends_on=list(args.depends_on)))
+    return GkeFabric(
+        fabric=f, zones=[zone] if zone else None,
+        network_config=gcp.container.NodePoolNetworkConfigArgs(
+            additional_node_network_configs=configs),
+        placement=gcp.container.NodePoolPlacementPolicyArgs(type="COMPACT") if zone else None,
+        networks=list(vpcs.values()))

@@ -57,6 +57,7 @@ from .contract import (
     resolve_pool,
     validate_pools,
 )
+from .fabric import onprem_rdma_fabric
 from .onprem_k3s import (
     KUBECONFIG_FILE,
     NODE_TOKEN_FILE,
@@ -163,6 +164,8 @@ class OnPremClusterArgs:
     k3s: K3sRelease | None = None
     gpu_driver: Literal["host", "operator"] = "operator"
     storage: StorageArgs = StorageArgs()  # default class, the user's S3 endpoint (#20)
+    # A racked RDMA fabric's link type on every GPU node, or None (components/fabric.py).
+    rdma: Literal["infiniband", "ethernet"] | None = None
 
 
 def validate(args: OnPremClusterArgs) -> None:
@@ -267,6 +270,7 @@ class OnPremCluster(pulumi.ComponentResource):
         self._args = args
         self.pools: tuple[GpuPool, ...] = tuple(
             resolve_pool("onprem", p) for p in args.gpu_pools)
+        self.pools = tuple(onprem_rdma_fabric(p, args.rdma) for p in self.pools)
         self.node_patches: list[k8s.core.v1.NodePatch] = []
         self.commands: dict[str, Any] = {}
 

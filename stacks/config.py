@@ -156,6 +156,9 @@ class OnPrem(_Model):
     # existing: which nodes form each GPU pool (pool name → node names).
     gpu_nodes: Mapping[StrictStr, tuple[StrictStr, ...]] = Field(default_factory=dict)
     k3s: K3s | None = None
+    # A racked RDMA fabric on the GPU nodes (components/fabric.py onprem_rdma_fabric): the
+    # NVIDIA Network Operator publishes its HCAs. Off unless set.
+    rdma: Literal["infiniband", "ethernet"] | None = None
 
 
 class BlockStorage(_Model):

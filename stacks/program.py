@@ -216,6 +216,7 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
         add("dra-driver", DraDriver("dra-driver", cluster, DraDriverArgs(
             gpu_operator=gpu_operator)), CHARTS["dra-driver"].version)
 
+    fabric_addons(cluster, add, after=(gpu_operator,) if gpu_operator else ())
     integrations: list[pulumi.Resource] = []
     if want.kuberay.enabled:
         kuberay = add("kuberay", KubeRay("kuberay", cluster, KubeRayArgs(
@@ -274,6 +275,35 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
             prometheus_port=monitoring.prometheus_port, namespace=monitoring.namespace,
             after=(monitoring,))), CHARTS["prometheus-adapter"].version)
     return p
+
+
+def fabric_addons(cluster: ClusterOutputs, add: Any,
+                  after: tuple[pulumi.Resource, ...] = ()) -> None:
+    """What the GPU pools' fabrics need in the cluster (components/fabric.py): the EFA
+    device plugin for EFA device-plugin pools, the EFA DRA driver for EFA DRA pools, the
+    NCCL plugin installers and Network objects for GKE GPUDirect pools, the NVIDIA Network
+    Operator for InfiniBand/RDMA pools (after the GPU Operator, whose Node Feature Discovery
+    labels the NICs)."""
+    from ..addons.catalog import IMAGES
+    from ..addons.efa_device_plugin import EfaDevicePlugin, efa_pools
+    from ..addons.efa_dra_driver import EfaDraDriver, efa_dra_pools
+    from ..addons.nccl_plugin import NcclPlugin, gke_pools
+    from ..addons.network_operator import NetworkOperator, NetworkOperatorArgs, rdma_pools
+    pools = cluster.gpu_pools
+    if efa_pools(pools):
+        add("efa-device-plugin", EfaDevicePlugin("efa-device-plugin", cluster),
+            CHARTS["efa-device-plugin"].version)
+    if efa_dra_pools(pools):
+        add("efa-dra-driver", EfaDraDriver("efa-dra-driver", cluster),
+            CHARTS["efa-dra-driver"].version)
+    if gke_pools(pools):
+        kinds = sorted({str((p.fabric or {})["kind"]) for p in gke_pools(pools)})
+        add("nccl-plugin", NcclPlugin("nccl-plugin", cluster), ", ".join(
+            IMAGES["nccl-" + k.removeprefix("gpudirect-")].rsplit(":", 1)[1] for k in kinds))
+    if rdma_pools(pools):
+        add("network-operator", NetworkOperator("network-operator", cluster,
+                                                NetworkOperatorArgs(after=after)),
+            CHARTS["network-operator"].version)
 
 
 def export(p: Platform) -> None:

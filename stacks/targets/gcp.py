@@ -42,6 +42,7 @@ KEYS: Mapping[str, str] = {
     "labels[*]": "aicp:tags.{}",
     "system_min_nodes": "aicp:systemPool.minNodes",
     "system_machine_type": "aicp:systemPool.instanceType",
+    "zones": "aicp:zones",
 }
 
 # The stack's provider settings that decide where resources go → the aicp path saying the

@@ -147,6 +147,7 @@ def args(cfg: PlatformConfig) -> OnPremClusterArgs:
         gpu_driver=cfg.addons.gpu_operator.driver or "operator",
         sandbox_gvisor_release=GVISOR_RELEASE if cfg.addons.sandbox.enabled else None,
         storage=storage_args(cfg),
+        rdma=on.rdma,
     )
 
 

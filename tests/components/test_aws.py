@@ -15,6 +15,8 @@ NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 ASG_TAG = "aws:autoscaling/tag:Tag"
 GPU_NODE_GROUP = "aicp:aws:GpuNodeGroup"
+PLACEMENT_GROUP = "aws:ec2/placementGroup:PlacementGroup"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 ROLE = "aws:iam/role:Role"
 CA = "k8s.io/cluster-autoscaler"
 
@@ -94,7 +96,7 @@ def test_gpu_pools_are_labelled_with_pool_accelerator_allocator_and_gpu_present(
     assert gpu_group(plan, "h100").inputs["labels"] == {
         "aicp.dev/gpu-pool": "h100", "aicp.dev/accelerator": "h100",
         "aicp.dev/gpu-allocator": "device-plugin", "nvidia.com/gpu.present": "true",
-        "k8s.amazonaws.com/accelerator": "h100"}
+        "k8s.amazonaws.com/accelerator": "h100", "aicp.dev/fabric": "efa"}
     # DRA nodes never advertise nvidia.com/gpu: no CA GPU label, device plugin switched off.
     assert gpu_group(plan, "l4").inputs["labels"] == {
         "aicp.dev/gpu-pool": "l4", "aicp.dev/accelerator": "l4", "aicp.dev/gpu-allocator": "dra",
@@ -153,8 +155,11 @@ def test_each_gpu_pool_is_one_component_holding_its_template_node_group_and_tags
     component = plan.one(GPU_NODE_GROUP, f"c-gpu-{pool}")
     assert component.parent == plan.one("aicp:aws:Cluster").urn
     group = gpu_group(plan, pool)
+    # p5.48xlarge (h100) is an EFA type: its placement and security groups are the pool's.
+    efa = {(PLACEMENT_GROUP, f"c-gpu-{pool}-efa"), (SECURITY_GROUP, f"c-gpu-{pool}-efa")}
     assert {(r.type, r.name) for r in plan.children(component)} == {
-        (LAUNCH_TEMPLATE, f"c-gpu-{pool}"), (NODE_GROUP, f"c-gpu-{pool}")}
+        (LAUNCH_TEMPLATE, f"c-gpu-{pool}"), (NODE_GROUP, f"c-gpu-{pool}"),
+        *(efa if pool == "h100" else ())}
     tags = plan.children(group)
     assert tags and {r.type for r in tags} == {ASG_TAG}
     assert plan.depends_on(group, plan.one(LAUNCH_TEMPLATE, f"c-gpu-{pool}"))
@@ -183,7 +188,10 @@ def test_pool_resources_keep_the_urns_they_had_as_children_of_the_cluster(plan, 
 def test_every_resource_is_found_where_it_was_before_pools_were_components(plan, byo_plan):
     for p in (plan, byo_plan):
         for r in p.resources:
-            if r.type != GPU_NODE_GROUP:
+            if r.type in (PLACEMENT_GROUP, SECURITY_GROUP):
+                # Made with the EFA fabric, after pools were components: nothing to alias.
+                assert r.aliases == [] and r.name.endswith("-efa"), r.name
+            elif r.type != GPU_NODE_GROUP:
                 assert r.urn.replace(f"{GPU_NODE_GROUP}$", "") in p.former_urns(r), r.name
     # What did not move declares no alias.
     assert plan.one(NODE_GROUP, "c-system").aliases == []
@@ -316,17 +324,22 @@ def test_vpc_spans_the_zones_with_subnets_tagged_for_load_balancers(plan):
     private_ids = sorted(f"c-private-{z}-id" for z in ("us-west-2a", "us-west-2b", "us-west-2c"))
     assert sorted(plan.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]["subnetIds"]) == \
         private_ids
-    assert sorted(gpu_group(plan, "h100").inputs["subnetIds"]) == private_ids
+    assert sorted(gpu_group(plan, "l4").inputs["subnetIds"]) == private_ids
+    # An EFA pool stays in one zone (its cluster placement group's): the first.
+    assert gpu_group(plan, "h100").inputs["subnetIds"] == ["c-private-us-west-2a-id"]
 
 
 def test_existing_subnets_are_used_and_no_vpc_is_created(byo_plan):
     assert not [r for r in byo_plan.resources if r.type.startswith("aws:ec2/")
-                and r.type != LAUNCH_TEMPLATE]
+                and r.type not in (LAUNCH_TEMPLATE, PLACEMENT_GROUP, SECURITY_GROUP)]
+    # The EFA pool's own groups (placement, security) sit in the cluster's VPC.
+    assert [r.inputs["vpcId"] for r in byo_plan.of_type(SECURITY_GROUP)] == ["vpc-0plan"]
     assert byo_plan.one("aws:eks/cluster:Cluster").inputs["vpcConfig"] == {
         "subnetIds": ["subnet-a", "subnet-b"],
         "endpointPrivateAccess": True, "endpointPublicAccess": False}
     for group in byo_plan.of_type(NODE_GROUP):
-        assert group.inputs["subnetIds"] == ["subnet-a", "subnet-b"]
+        efa = group.name == "c-gpu-h100"
+        assert group.inputs["subnetIds"] == (["subnet-a"] if efa else ["subnet-a", "subnet-b"])
 
 
 def test_admin_principals_get_a_cluster_admin_access_entry(byo_plan):

@@ -4,6 +4,7 @@ driver from Google's COS installer and scale from zero with GKE's autoscaler."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pulumi
 import pytest
@@ -18,6 +19,7 @@ CLUSTER = "gcp:container/cluster:Cluster"
 NODE_POOL = "gcp:container/nodePool:NodePool"
 GPU_POOL = "aicp:gcp:GpuPool"
 DAEMONSET = "kubernetes:apps/v1:DaemonSet"
+NETWORK = "gcp:compute/network:Network"
 DRIVER_ROOT = "/home/kubernetes/bin/nvidia"
 TAINT = [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
 
@@ -59,7 +61,11 @@ def plan() -> offline.Plan:
 
 @pytest.fixture(scope="module")
 def byo_plan() -> offline.Plan:
-    return _plan(zones=(), subnetwork="projects/net/regions/us-central1/subnetworks/shared",
+    # An H100 type without GPUDirect: a GPUDirect pool makes its own VPCs beside any subnetwork
+    # (tests/components/test_fabric.py), and this plan shows that nothing else is made.
+    pools = (replace(POOLS[0], instance_type="a3-highgpu-1g"), POOLS[1])
+    return _plan(zones=(), gpu_pools=pools,
+                 subnetwork="projects/net/regions/us-central1/subnetworks/shared",
                  endpoint_public_access=False, database_encryption_key=(
                      "projects/my-proj/locations/us-central1/keyRings/gke/cryptoKeys/secrets"),
                  deletion_protection=False, release_channel="STABLE")
@@ -97,7 +103,7 @@ def test_gpu_pools_are_labelled_from_the_catalog_with_gke_device_plugin_off(plan
     assert gpu_pool(plan, "h100")["nodeConfig"]["labels"] == {
         "aicp.dev/gpu-pool": "h100", "aicp.dev/accelerator": "h100",
         "aicp.dev/gpu-allocator": "device-plugin", "nvidia.com/gpu.present": "true",
-        "gke-no-default-nvidia-gpu-device-plugin": "true"}
+        "gke-no-default-nvidia-gpu-device-plugin": "true", "aicp.dev/fabric": "gpudirect-tcpx"}
     # DRA pool: the operator's device plugin is off too, and GKE's autoscaler models DRA.
     assert gpu_pool(plan, "l4")["nodeConfig"]["labels"] == {
         "aicp.dev/gpu-pool": "l4", "aicp.dev/accelerator": "l4", "aicp.dev/gpu-allocator": "dra",
@@ -147,7 +153,9 @@ def test_every_pool_is_shielded_repaired_upgraded_and_hides_node_credentials(pla
     assert config["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
     assert config["serviceAccount"] == f"aicp-nodes@{fakes.GCP_PROJECT}.iam.gserviceaccount.com"
     assert inputs["management"] == {"autoRepair": True, "autoUpgrade": True}
-    assert inputs["nodeLocations"] == ["us-central1-a", "us-central1-c"]
+    # a3-highgpu-8g (h100) gets GPUDirect-TCPX: compact placement in the first zone.
+    zones = ["us-central1-a"] if name == "c-gpu-h100" else ["us-central1-a", "us-central1-c"]
+    assert inputs["nodeLocations"] == zones
     assert inputs["cluster"] == "aicp" and inputs["location"] == "us-central1"
 
 
@@ -171,7 +179,12 @@ def test_system_pool_is_untainted_labelled_system_and_autoscaled(plan):
 def test_each_gpu_pool_is_one_component_holding_its_node_pool(plan, pool):
     component = plan.one(GPU_POOL, f"c-gpu-{pool}")
     assert component.parent == plan.one("aicp:gcp:Cluster").urn
-    assert plan.children(component) == [plan.one(NODE_POOL, f"c-gpu-{pool}")]
+    node_pool = plan.one(NODE_POOL, f"c-gpu-{pool}")
+    # a3-highgpu-8g (h100) has GPUDirect-TCPX: the pool also holds its four GPU NIC VPCs.
+    vpcs = [plan.one(NETWORK, f"c-gpu-h100-h100-nic-{i}") for i in range(4)] \
+        if pool == "h100" else []
+    assert sorted(r.urn for r in plan.children(component)) == sorted(
+        r.urn for r in (node_pool, *vpcs))
 
 
 @pytest.mark.parametrize("pool", ["h100", "l4"])
@@ -186,7 +199,10 @@ def test_pool_node_pools_keep_the_urns_they_had_as_children_of_the_cluster(plan,
 def test_every_resource_is_found_where_it_was_before_pools_were_components(plan, byo_plan):
     for p in (plan, byo_plan):
         for r in p.resources:
-            if r.type != GPU_POOL:
+            if r.name.startswith("c-gpu-h100-h100-nic-"):
+                # Made with the GPUDirect fabric, after pools were components: no alias.
+                assert r.aliases == [], r.name
+            elif r.type != GPU_POOL:
                 assert r.urn.replace(f"{GPU_POOL}$", "") in p.former_urns(r), r.name
     assert plan.one(NODE_POOL, "c-system").aliases == []
 
@@ -323,7 +339,7 @@ def test_node_service_account_has_only_the_node_roles(plan):
 # --- network ------------------------------------------------------------------------------
 
 def test_vpc_native_subnetwork_carries_the_pod_and_service_ranges(plan):
-    subnet = plan.one("gcp:compute/subnetwork:Subnetwork").inputs
+    subnet = plan.one("gcp:compute/subnetwork:Subnetwork", "c-nodes").inputs
     assert subnet["ipCidrRange"] == "10.0.0.0/20"
     assert subnet["privateIpGoogleAccess"] is True
     assert subnet["secondaryIpRanges"] == [
@@ -334,7 +350,7 @@ def test_vpc_native_subnetwork_carries_the_pod_and_service_ranges(plan):
         "clusterSecondaryRangeName": "pods", "servicesSecondaryRangeName": "services"}
     assert cluster["subnetwork"].endswith("/regions/us-central1/subnetworks/aicp-nodes")
     assert cluster["network"].endswith("/global/networks/aicp")
-    assert plan.one("gcp:compute/network:Network").inputs["autoCreateSubnetworks"] is False
+    assert plan.one("gcp:compute/network:Network", "c-vpc").inputs["autoCreateSubnetworks"] is False
 
 
 def test_private_nodes_reach_registries_through_cloud_nat(plan):
@@ -375,7 +391,7 @@ def test_kubeconfig_stays_secret_and_authenticates_with_gke_gcloud_auth_plugin(p
 def test_kubernetes_provider_and_addons_wait_for_the_system_pool(plan):
     system = plan.one(NODE_POOL, "c-system")
     assert plan.depends_on(plan.one("pulumi:providers:kubernetes"), system)
-    firewall = plan.one("gcp:compute/firewall:Firewall")
+    firewall = plan.one("gcp:compute/firewall:Firewall", "c-master-webhooks")
     assert contract(plan)["ready"] == [system.urn, firewall.urn]
 
 
@@ -457,7 +473,7 @@ def test_control_plane_reaches_the_webhook_ports_of_private_nodes(plan):
     # GKE private clusters: the control plane reaches nodes on 443 and 10250 only ("Adding
     # firewall rules for specific use cases"); Kueue/JobSet/KubeRay 9443, Kueue visibility
     # 8082, prometheus-adapter 6443, Istio 15017 need a rule from the master CIDR.
-    rule = plan.one("gcp:compute/firewall:Firewall").inputs
+    rule = plan.one("gcp:compute/firewall:Firewall", "c-master-webhooks").inputs
     assert rule["direction"] == "INGRESS"
     assert rule["sourceRanges"] == ["172.16.0.0/28"]
     assert rule["allows"] == [{"protocol": "tcp", "ports": ["6443", "8082", "9443", "15017"]}]
@@ -473,7 +489,7 @@ def test_project_apis_are_enabled_before_anything_uses_them(plan):
     for api in apis.values():
         assert api.inputs["disableOnDestroy"] is False  # other workloads may use them
     assert plan.depends_on(plan.one(CLUSTER), apis["container.googleapis.com"])
-    assert plan.depends_on(plan.one("gcp:compute/network:Network"),
+    assert plan.depends_on(plan.one("gcp:compute/network:Network", "c-vpc"),
                            apis["compute.googleapis.com"])
     assert plan.depends_on(plan.one("gcp:serviceaccount/account:Account"),
                            apis["iam.googleapis.com"])
