@@ -758,7 +758,7 @@ def _moved_from(opts: pulumi.ResourceOptions | None) -> list[pulumi.Alias]:
     return [pulumi.Alias(parent=parent)] if parent is not None else []
 
 
-def launch_template(name: str, on: NodeGroupCluster, volume_gib: int, throughput: int, *,
+def launch_template(name: str, on: NodeGroupCluster, volume_gib: int, throughput: int | None, *,
                     parent: pulumi.Resource, reservation: str | None = None,
                     aliases: Sequence[pulumi.Alias] = (),
                     user_data: str | None = None,
@@ -796,23 +796,10 @@ def launch_template(name: str, on: NodeGroupCluster, volume_gib: int, throughput
 
 def sandbox_launch_template(name: str, on: NodeGroupCluster, user_data: str, *,
                             parent: pulumi.Resource) -> aws.ec2.LaunchTemplate:
-    """IMDSv2 only, an encrypted 50 GiB gp3 root volume, and the gVisor user data."""
-    tag_specs = [aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=t, tags=dict(on.tags))
-                 for t in ("instance", "volume")]
-    return aws.ec2.LaunchTemplate(
-        name, update_default_version=True,
-        user_data=base64.b64encode(user_data.encode()).decode(),
-        metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-            http_endpoint="enabled", http_tokens="required",
-            http_put_response_hop_limit=on.imds_hop_limit),
-        block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-            device_name=_ROOT_DEVICE,
-            ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                volume_size=50, volume_type="gp3", encrypted="true",
-                delete_on_termination="true"))],
-        tag_specifications=tag_specs,
-        opts=pulumi.ResourceOptions(parent=parent, provider=on.provider))
-
+    """``launch_template`` with a 50 GiB root volume at gp3's baseline throughput and the
+    gVisor user data."""
+    return launch_template(name, on, 50, None, parent=parent,
+                           user_data=base64.b64encode(user_data.encode()).decode())
 
 def node_group(name: str, on: NodeGroupCluster, *, ami_type: str, instance_type: str,
                capacity_type: str, min_size: int, max_size: int,

@@ -25,12 +25,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import yaml
-from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
 from ..probe import Context, Fail, Probe, ProbeError, Skip
-from ..probes import _gpus, _pods
+from ..probes import _gpus, _kueue, _pods
 
 KUEUE = "kueue.x-k8s.io"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -40,9 +38,6 @@ JOB_LABEL = "aicp.dev/verify-team-job"
 # (kueue v0.19.2 apis/config/v1beta2/configuration_types.go ManagedJobsNamespaceSelector).
 MANAGED_LABEL = "aicp.dev/kueue-managed"
 METADATA_NAME = "kubernetes.io/metadata.name"
-# Where Kueue's manager Configuration ConfigMap lives: the chart's release namespace (aicp:
-# kueue-system; upstream manifests: kueue-system too).
-KUEUE_NAMESPACES = ("kueue-system", "kueue")
 # Preempted condition reasons of a reclaim (kueue v0.19.2 pkg/scheduler/preemption
 # preemption.go HumanReadablePreemptionReasons).
 RECLAIM_REASONS = ("InCohortReclamation", "InCohortFairSharing",
@@ -96,7 +91,7 @@ def _two_cluster_queues_share_a_cohort(ctx: Context) -> _Pair:
                     if ctx.kube.resources(f"{KUEUE}/{v}")), None)
         if api is None:
             raise Skip("Kueue (kueue.x-k8s.io) is not served: no queues for teams to share")
-        mapped = _device_class_mappings(ctx)
+        mapped = _kueue.device_class_mappings(ctx)
         queues = ctx.kube.request("GET", f"/apis/{api}/clusterqueues").get("items", [])
         cohorts: dict[str, list[dict]] = {}
         for cq in sorted(queues, key=lambda q: q["metadata"]["name"]):
@@ -181,28 +176,6 @@ def _usable(a: dict, members: list[dict], flavor: str, resource: str,
                 for m in members if m is not a), Decimal(0))
     borrow = lent if own["borrowing"] is None else min(lent, own["borrowing"])
     return int(own["nominal"] + borrow)
-
-
-def _device_class_mappings(ctx: Context) -> dict[str, str]:
-    """Kueue's ``resources.deviceClassMappings`` (quota name -> first DeviceClass) from its
-    manager Configuration ConfigMap, where readable; {} otherwise (kueue v0.19.2
-    apis/config/v1beta2 DeviceClassMapping; chart: ConfigMap ``kueue-manager-config``)."""
-    for ns in KUEUE_NAMESPACES:
-        try:
-            items = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/configmaps")["items"]
-        except (ApiException, ProbeError):  # absent namespace, or no permission
-            continue
-        for cm in items:
-            for text in (cm.get("data") or {}).values():
-                try:
-                    doc = yaml.safe_load(text)
-                except yaml.YAMLError:
-                    continue
-                if isinstance(doc, dict) and doc.get("kind") == "Configuration":
-                    mappings = (doc.get("resources") or {}).get("deviceClassMappings") or []
-                    return {m["name"]: (m.get("deviceClassNames") or [""])[0]
-                            for m in mappings if m.get("name")}
-    return {}
 
 
 def _reserved(cq: dict, flavor: str, resource: str) -> Decimal:

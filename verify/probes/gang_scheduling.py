@@ -46,13 +46,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import yaml
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
-from .. import discover
 from ..probe import Context, Fail, Probe, ProbeError
-from . import _gpus, _pods
+from . import _gpus, _kueue, _pods
 
 KUEUE = "kueue.x-k8s.io"
 VOLCANO = "scheduling.volcano.sh"
@@ -76,7 +74,6 @@ QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 GANG_LABEL = "aicp.dev/verify-gang"
 # Namespaces aicp's Kueue manages carry this label (addons/kueue.py, managedJobsNamespaceSelector).
 MANAGED_LABEL = "aicp.dev/kueue-managed"
-KUEUE_NAMESPACES = ("kueue-system", "kueue")
 
 GANG_PODS = 4            # pods of job (a), one GPU each (fewer when the free quota is smaller)
 
@@ -161,7 +158,7 @@ def _a_cluster_queue_has_free_quota_for_a_gang(ctx: Context, api: str) -> _Kueue
     """A ClusterQueue that can admit the probe's namespace with 2 or more free GPUs (else
     CPUs), and the two jobs sized to it."""
     with ctx.step("find a ClusterQueue with quota"):
-        config = _manager_config(ctx)
+        config = _kueue.manager_config(ctx)
         queue = _pick_cluster_queue(ctx, api, config)
         if isinstance(queue, str):
             raise ProbeError(queue)
@@ -417,31 +414,6 @@ def _served_version(ctx: Context, group: str, versions: tuple[str, ...]) -> str 
         if ctx.kube.resources(f"{group}/{version}"):
             return version
     return None
-
-
-def _manager_config(ctx: Context) -> dict:
-    """Kueue's manager Configuration from its ConfigMap, when readable (else {}): in the
-    namespace of the workload behind Kueue's admission webhooks (``discover``), else in
-    the namespaces its installs use by default (a hint)."""
-    found = discover.operator_behind_webhooks(ctx, KUEUE, "clusterqueues")
-    if found:
-        ctx.observe("kueueFoundBy", [f.evidence for f in found])
-    for ns in dict.fromkeys([*(f.namespace for f in found), *KUEUE_NAMESPACES]):
-        try:
-            items = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/configmaps")["items"]
-        except (ApiException, ProbeError):  # absent namespace, or no permission
-            continue
-        for cm in items:
-            for text in (cm.get("data") or {}).values():
-                try:
-                    doc = yaml.safe_load(text)
-                except yaml.YAMLError:
-                    continue
-                if isinstance(doc, dict) and doc.get("kind") == "Configuration" and \
-                        str(doc.get("apiVersion", "")).startswith("config.kueue.x-k8s.io"):
-                    ctx.observe("kueueConfig", f"{ns}/{cm['metadata']['name']}")
-                    return doc
-    return {}
 
 
 def _pick_cluster_queue(ctx: Context, api: str, config: dict):
