@@ -95,7 +95,7 @@ def _two_cluster_queues_share_a_cohort(ctx: Context) -> _Pair:
         queues = ctx.kube.request("GET", f"/apis/{api}/clusterqueues").get("items", [])
         cohorts: dict[str, list[dict]] = {}
         for cq in sorted(queues, key=lambda q: q["metadata"]["name"]):
-            cohort = _cohort(cq)
+            cohort = _kueue.cohort(cq)
             if cohort and not _pins_names(cq):
                 cohorts.setdefault(cohort, []).append(cq)
         ctx.observe("cohorts", {c: [q["metadata"]["name"] for q in qs]
@@ -130,7 +130,7 @@ def _pick(api: str, mapped: dict[str, str], cohort: str,
                     best = (usable, a)
             if best is None:
                 continue
-            reserved = sum(_reserved(m, flavor, resource) for m in members)
+            reserved = sum(_kueue.reserved(m, flavor, resource) for m in members)
             if reserved:
                 raise ProbeError(f"cohort {cohort} already holds {reserved} {resource} of "
                                  f"flavor {flavor}: the check needs it idle to make one team "
@@ -176,21 +176,6 @@ def _usable(a: dict, members: list[dict], flavor: str, resource: str,
                 for m in members if m is not a), Decimal(0))
     borrow = lent if own["borrowing"] is None else min(lent, own["borrowing"])
     return int(own["nominal"] + borrow)
-
-
-def _reserved(cq: dict, flavor: str, resource: str) -> Decimal:
-    status = cq.get("status") or {}
-    for entry in status.get("flavorsReservation") or status.get("flavorsUsage") or []:
-        if entry.get("name") == flavor:
-            for r in entry.get("resources") or []:
-                if r.get("name") == resource:
-                    return parse_quantity(r.get("total", 0))
-    return Decimal(0)
-
-
-def _cohort(cq: dict) -> str | None:
-    spec = cq.get("spec") or {}
-    return spec.get("cohortName") or spec.get("cohort")
 
 
 def _pins_names(cq: dict) -> bool:

@@ -8,8 +8,11 @@ behind Kueue's admission webhooks (``discover``), the default namespaces only as
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import yaml
 from kubernetes.client.exceptions import ApiException
+from kubernetes.utils import parse_quantity
 
 from .. import discover
 from ..probe import Context, ProbeError
@@ -52,3 +55,22 @@ def device_class_mappings(ctx: Context) -> dict[str, str]:
     mappings = (manager_config(ctx).get("resources") or {}).get("deviceClassMappings") or []
     return {m["name"]: (m.get("deviceClassNames") or [""])[0]
             for m in mappings if isinstance(m, dict) and m.get("name")}
+
+
+def reserved(cq: dict, flavor: str, resource: str) -> Decimal:
+    """What a ClusterQueue holds of ``flavor``'s ``resource`` now: ``status.flavorsReservation``
+    (quota reserved by admitted workloads), else ``flavorsUsage`` (kueue v0.19.2
+    ClusterQueueStatus)."""
+    status = cq.get("status") or {}
+    for entry in status.get("flavorsReservation") or status.get("flavorsUsage") or []:
+        if entry.get("name") == flavor:
+            for r in entry.get("resources") or []:
+                if r.get("name") == resource:
+                    return parse_quantity(r.get("total", 0))
+    return Decimal(0)
+
+
+def cohort(cq: dict) -> str | None:
+    """The ClusterQueue's cohort: ``spec.cohortName`` (v1beta2), ``spec.cohort`` (v1beta1)."""
+    spec = cq.get("spec") or {}
+    return spec.get("cohortName") or spec.get("cohort")

@@ -274,10 +274,10 @@ def _a_job_over_the_free_quota_starts_none_of_its_pods(ctx: Context, kueue: _Kue
             raise Fail(f"{started} of {total} pods started for a job exceeding the "
                        f"quota of ClusterQueue {name} (no all-or-nothing)")
         if not (no_partial and held):
-            if _cohort(kueue.cq):
+            if _kueue.cohort(kueue.cq):
                 raise ProbeError(f"the over-quota job was admitted while the gang held its "
                                  f"quota: ClusterQueue {name} may borrow from cohort "
-                                 f"{_cohort(kueue.cq)}, so no over-quota condition could be "
+                                 f"{_kueue.cohort(kueue.cq)}, so no over-quota condition could be "
                                  "made")
             raise Fail(f"a job needing {total * kueue.per_pod} {kueue.resource} was admitted "
                        f"while only {kueue.free - kueue.n} of ClusterQueue {name}'s quota "
@@ -447,7 +447,7 @@ def _pick_cluster_queue(ctx: Context, api: str, config: dict):
                                  if r.get("name") == resource), Decimal(0))
                     if quota > 0:
                         flavors.append((flavor["name"], quota,
-                                        int(quota - _reserved(cq, flavor["name"], resource))))
+                                        int(quota - _kueue.reserved(cq, flavor["name"], resource))))
                 if not flavors:
                     continue
                 if len(flavors) > 1:
@@ -496,17 +496,17 @@ def _borrowable(cq: dict, queues: list[dict], flavor: str, resource: str) -> int
     """What ``cq`` can borrow of ``flavor``'s ``resource`` from its cohort now: the other
     members' unused nominal quota within their lendingLimit, capped by cq's
     borrowingLimit (module doc). 0 outside a cohort."""
-    cohort = _cohort(cq)
+    cohort = _kueue.cohort(cq)
     if not cohort:
         return 0
     lendable = Decimal(0)
     for other in queues:
-        if other is cq or _cohort(other) != cohort:
+        if other is cq or _kueue.cohort(other) != cohort:
             continue
         entry = _flavor_quota(other, flavor, resource)
         nominal = parse_quantity(entry.get("nominalQuota", 0))
         limit = parse_quantity(entry["lendingLimit"]) if "lendingLimit" in entry else nominal
-        lendable += max(Decimal(0), min(limit, nominal - _reserved(other, flavor, resource)))
+        lendable += max(Decimal(0), min(limit, nominal - _kueue.reserved(other, flavor, resource)))
     mine = _flavor_quota(cq, flavor, resource)
     if "borrowingLimit" in mine:
         lendable = min(lendable, parse_quantity(mine["borrowingLimit"]))
@@ -534,16 +534,6 @@ def _names_namespaces(cq: dict) -> str:
     return ", ".join(pinned)
 
 
-def _reserved(cq: dict, flavor: str, resource: str) -> Decimal:
-    status = cq.get("status") or {}
-    for entry in status.get("flavorsReservation") or status.get("flavorsUsage") or []:
-        if entry.get("name") == flavor:
-            for r in entry.get("resources") or []:
-                if r.get("name") == resource:
-                    return parse_quantity(r.get("total", 0))
-    return Decimal(0)
-
-
 def _cq_usage(ctx: Context, api: str, name: str, resource: str) -> dict:
     cq = ctx.kube.request("GET", f"/apis/{api}/clusterqueues/{name}")
     status = cq.get("status") or {}
@@ -551,11 +541,6 @@ def _cq_usage(ctx: Context, api: str, name: str, resource: str) -> dict:
                                   if r.get("name") == resource]
                   for e in status.get(key) or []}
             for key in ("flavorsReservation", "flavorsUsage") if key in status}
-
-
-def _cohort(cq: dict) -> str | None:
-    spec = cq.get("spec") or {}
-    return spec.get("cohortName") or spec.get("cohort")
 
 
 def _max_gpus_per_node(ctx: Context, resource: str, device_class: str | None,

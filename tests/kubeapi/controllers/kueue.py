@@ -47,6 +47,7 @@ from decimal import Decimal
 
 from kubernetes.utils import parse_quantity
 
+from ..selectors import matches_label_selector
 from ..store import now
 from .base import Controller
 from .resources import fmt, pod_requests
@@ -70,28 +71,6 @@ def _finished(job: dict) -> bool:
 def _condition(type_: str, status: str, reason: str, message: str) -> dict:
     return {"type": type_, "status": status, "reason": reason, "message": message,
             "lastTransitionTime": now()}
-
-
-def selects(selector: dict | None, labels: dict) -> bool:
-    """A metav1.LabelSelector against labels (k8s.io/apimachinery labels.SelectorFromSet and
-    matchExpressions In/NotIn/Exists/DoesNotExist). A nil selector matches nothing, an empty
-    one everything (metav1.LabelSelectorAsSelector)."""
-    if selector is None:
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for e in selector.get("matchExpressions") or []:
-        key, op, values = e["key"], e["operator"], e.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 def cohort_of(cq: dict) -> str | None:
@@ -297,7 +276,7 @@ class KueueAdmitter(Controller):
             return self._pending(kube, wl, f"LocalQueue {queue} doesn't exist or has no "
                                            "ClusterQueue")
         namespace = kube.find("namespaces", ns) or {"metadata": {}}
-        if not selects(cq["spec"].get("namespaceSelector"),
+        if not matches_label_selector(cq["spec"].get("namespaceSelector"),
                        namespace["metadata"].get("labels") or {}):
             return self._pending(kube, wl, "Workload namespace doesn't match ClusterQueue "
                                            "selector")
