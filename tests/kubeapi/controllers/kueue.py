@@ -257,6 +257,18 @@ class KueueAdmitter(Controller):
                 return False
         return True
 
+    @staticmethod
+    def _selectable(kube, flavor: str, wl: dict) -> bool:
+        """A flavor whose nodeLabels the pod set's nodeSelector contradicts is skipped: its
+        nodes could never take the pods (kueue v0.19.2 pkg/scheduler/flavorassigner
+        flavorassigner.go: the flavor "doesn't match node affinity"; only keys the flavor's
+        nodeLabels define are compared)."""
+        rf = kube.find("resourceflavors.kueue.x-k8s.io", flavor) or {"spec": {}}
+        labels = (rf.get("spec") or {}).get("nodeLabels") or {}
+        selector = ((wl["spec"]["podSets"][0].get("template") or {}).get("spec") or {}).get(
+            "nodeSelector") or {}
+        return all(labels[k] == v for k, v in selector.items() if k in labels)
+
     def _flavors_for(self, cq: dict, need: Counter) -> list[str]:
         for group in cq["spec"].get("resourceGroups") or []:
             if set(need) <= set(group.get("coveredResources") or []):
@@ -282,7 +294,7 @@ class KueueAdmitter(Controller):
                                            "selector")
         name = cq["metadata"]["name"]
         need = self._needs(wl)
-        flavors = self._flavors_for(cq, need)
+        flavors = [f for f in self._flavors_for(cq, need) if self._selectable(kube, f, wl)]
         for flavor in flavors:
             if self._fits(cq, flavor, need):
                 return self._admit(kube, job, wl, cq, flavor, need)
