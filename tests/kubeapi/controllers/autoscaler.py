@@ -86,6 +86,8 @@ class NodeGroupAutoscaler(Controller):
         self._scale_up(kube)
 
     def _scale_down(self, kube) -> None:
+        if not self.added:
+            return  # nothing of its own to remove: no pass over every pod
         now = kube.clock.now()
         busy = {pod["spec"].get("nodeName") for pod in kube.view("pods")
                 if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")

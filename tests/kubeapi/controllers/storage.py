@@ -52,6 +52,9 @@ DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 class CsiStorage(Controller):
     name = "csi-storage"
     watches = ("persistentvolumeclaims", "persistentvolumes", "storageclasses", "pods")
+    # Everything it binds or refuses follows a watched write (a test that removes a binding
+    # or a driver calls kube.resync()): no periodic pass over every pod of a large cluster.
+    resync = None
 
     def __init__(self, block: tuple[str, ...], buckets: dict[str, set[tuple[str, str]]],
                  bucket_drivers: tuple[str, ...]):
