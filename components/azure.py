@@ -732,7 +732,7 @@ TOKEN_AUDIENCE = "api://AzureADTokenExchange"
 AMLFS_SKU = "AMLFS-Durable-Premium-500"
 AMLFS_STEP_TIB = 4
 AMLFS_MAX_TIB = 400  # the largest row of the subnet-size table above
-AMLFS_MAINTENANCE = ("Saturday", "22:00")
+AMLFS_MAINTENANCE = (azure_native.storagecache.MaintenanceDayOfWeekType.SATURDAY, "22:00")
 # The CSI driver (kubernetes-sigs/azurelustre-csi-driver, installed by
 # aicp.addons.azurelustre_csi) mounts an existing AMLFS through a StorageClass naming its MGS
 # address and file system name, "lustrefs" for AMLFS (docs/examples/
@@ -797,6 +797,15 @@ def lustre_subnet_cidr(vnet_cidr: str, tib: int) -> str:
     return str(next(free.subnets(new_prefix=prefix)))
 
 
+def aks_local_nvme_note(pools: tuple[GpuPool, ...], storage: StorageArgs) -> str:
+    """The ``localNvme`` output: which GPU pools keep kubelet and images on local NVMe."""
+    on = [p.name for p in pools if aks_kubelet_disk(p.machine_type, storage)]
+    if not storage.local_nvme or not on:
+        return ""
+    return (f"kubelet and container data on the local NVMe temp disk (kubeletDiskType "
+            f"Temporary) of GPU pools {', '.join(on)}")
+
+
 def aks_kubelet_disk(vm_size: str, storage: StorageArgs) -> str | None:
     """``Temporary`` for a GPU size whose temp disk is local NVMe, else None (the OS disk)."""
     return "Temporary" if storage.local_nvme and vm_size in LOCAL_NVME_SIZES else None
@@ -838,9 +847,7 @@ def azure_storage(c: AksCluster, args: StorageArgs) -> StorageOutputs:
     out = StorageOutputs(namespace=args.workload_namespace,
                          service_account=args.service_account,
                          default_class=AKS_DEFAULT_CLASS if args.block else None,
-                         local_nvme="kubelet and container data on the local NVMe temp disk "
-                         "(kubeletDiskType Temporary) of ND/NC H100, H200 and A100 GPU pools"
-                         if args.local_nvme else "")
+                         local_nvme=aks_local_nvme_note(c.pools, args))
     if args.parallel_fs:
         out.parallel_fs = _managed_lustre(c, args)
     if not args.bucket:

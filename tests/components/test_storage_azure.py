@@ -189,3 +189,24 @@ def test_an_nd_h100_pool_keeps_images_and_scratch_on_its_local_nvme():
 def test_local_nvme_off_leaves_every_pool_on_its_os_disk():
     plan = _nd_plan(local_nvme=False)
     assert "kubeletDiskType" not in _pool(plan, "h100")
+
+
+def test_the_lustre_csi_driver_is_installed_from_its_pinned_chart_onto_the_gpu_pools():
+    def program() -> None:
+        from aicp.addons.azurelustre_csi import AzureLustreCsi, wanted
+        from aicp.components.azure import AksCluster, AksClusterArgs
+
+        cluster = AksCluster("c", AksClusterArgs(
+            cluster_name="aicp-az", kubernetes_version="1.35", location="eastus2",
+            gpu_pools=(H100,), storage=StorageArgs(parallel_fs=True))).outputs
+        assert wanted(cluster)
+        AzureLustreCsi("azurelustre-csi", cluster)
+
+    release = offline.run(program, {}).one("kubernetes:helm.sh/v3:Release").inputs
+    # kubernetes-sigs/azurelustre-csi-driver charts/README.md: the released OCI chart,
+    # release "azurelustre" in kube-system; node.tolerations replace the chart's own set.
+    assert (release["chart"], release["version"], release["name"], release["namespace"]) == (
+        "oci://mcr.microsoft.com/microsoft.azuremanagedlustre/azurelustre-csi-driver",
+        "0.6.0", "azurelustre", "kube-system")
+    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
+            "effect": "NoSchedule"} in release["values"]["node"]["tolerations"]
