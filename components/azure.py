@@ -750,6 +750,11 @@ AMLFS_CLASS = "azurelustre-rwx"
 # azure/virtual-machines/sizes/gpu-accelerated: nd-h100-v5-series and nd-h200-v5-series
 # 8 NVMe disks, nc-h100-v5-series, nc-a100-v4-series and nd-a100-v4-series NVMe temp
 # storage). Other sizes (NCasT4_v3: a small SCSI temp disk) keep the OS disk, unchanged.
+# Not verified here: kubeletDiskType Temporary was refused as a preview feature in 2022
+# (Azure/AKS#930; XenitAB/terraform-modules#561) and is set without one since (sassoftware/
+# viya4-iac-azure#385); and whether AKS formats the raw NVMe temp disks of v5 ND sizes
+# (learn.microsoft.com/azure/virtual-machines/enable-nvme-temp-faqs) for it. A subscription
+# that refuses it: set aicp:storage.localNvme false.
 LOCAL_NVME_SIZES = ("Standard_ND96isr_H100_v5", "Standard_ND96isr_H200_v5",
                     "Standard_NC40ads_H100_v5", "Standard_NC24ads_A100_v4",
                     "Standard_NC48ads_A100_v4", "Standard_NC96ads_A100_v4",
