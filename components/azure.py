@@ -725,8 +725,8 @@ TOKEN_AUDIENCE = "api://AzureADTokenExchange"
 # 44-92 /25, 96-196 /24, 200-400 /23; the API asks for "at least a /24" (azure-native
 # AmlFilesystemArgs.filesystem_subnet), so /24 is the smallest aicp carves. SKU
 # AMLFS-Durable-Premium-500 sells the smallest file system, 4 TiB in 4 TiB steps
-# (learn.microsoft.com/azure/azure-managed-lustre/create-file-system-resource-manager, "Choose
-# file system type and size"); the requested GiB are rounded up to that step and the size
+# (learn.microsoft.com/azure/azure-managed-lustre/create-file-system-portal#throughput-
+# configurations: Premium-500, 4 TiB minimum, 4 TiB increment); the requested GiB are rounded up to that step and the size
 # really bought is exported. Encrypted at rest with Microsoft-managed keys unless a key is
 # given (same page, "Encryption"). A weekly 30-minute maintenance window is required.
 AMLFS_SKU = "AMLFS-Durable-Premium-500"

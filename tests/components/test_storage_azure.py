@@ -80,7 +80,7 @@ def test_a_named_container_is_used():
 # --- Azure Managed Lustre behind aicp:storage.parallelFs ---------------------------------
 # Sources (cited next to the code in components/azure.py): learn.microsoft.com/azure/
 # azure-managed-lustre/amlfs-prerequisites (a subnet of its own; /24 and larger by size),
-# .../create-file-system-resource-manager (AMLFS-Durable-Premium-500: 4 TiB steps),
+# .../create-file-system-portal#throughput-configurations (Premium-500: 4 TiB steps),
 # kubernetes-sigs/azurelustre-csi-driver docs/examples/storageclass_existing_lustre.yaml.
 
 @pytest.fixture(scope="module")
