@@ -206,3 +206,13 @@ CHARTS["leaderworkerset"] = Chart(
     "lws", "oci://registry.k8s.io/lws/charts", "0.10.0",
     "kubernetes-sigs/lws@v0.10.0 charts/lws",
     why="disaggregated_inference (issue #25): each phase a separately scalable workload")
+
+# Azure Managed Lustre's CSI driver (issue #20, AKS parallel file system): the released OCI
+# chart on MCR, "Install only versions listed above" (kubernetes-sigs/azurelustre-csi-driver
+# charts/README.md, "Released chart versions": 0.6.0, driver image family v0.6.0; installed
+# as release "azurelustre" in kube-system; learn.microsoft.com/azure/aks/
+# azure-managed-lustre-install: "Use Helm to install the driver").
+CHARTS["azurelustre-csi"] = Chart(
+    "azurelustre-csi-driver", "oci://mcr.microsoft.com/microsoft.azuremanagedlustre", "0.6.0",
+    "kubernetes-sigs/azurelustre-csi-driver charts/README.md (released chart 0.6.0)",
+    why="Azure Managed Lustre behind aicp:storage.parallelFs on AKS (issue #20)")

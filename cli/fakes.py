@@ -291,6 +291,11 @@ OUTPUTS.update({
         "name": inputs.get("accountName", name)},
     "azure-native:storage:BlobContainer": lambda name, inputs: {
         "name": inputs.get("containerName", name)},
+    # Azure Managed Lustre (#20): ARM's clientInfo carries the MGS address the CSI driver
+    # mounts (Microsoft.StorageCache amlFilesystems, AmlFilesystemClientInfo.mgsAddress).
+    "azure-native:storagecache:AmlFilesystem": lambda name, inputs: {
+        "name": inputs.get("amlFilesystemName", name),
+        "clientInfo": {"mgsAddress": f"{name}-mgs"}},
 })
 
 INVOKES.update({

@@ -92,6 +92,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -267,7 +268,7 @@ def validate(args: AksClusterArgs) -> None:
     nothing."""
     check_region(args.location)
     validate_extras(args)
-    check_azure_storage(args.storage)
+    check_azure_storage(args.storage, args.subnet_id, args.vnet_cidr)
     for i, zone in enumerate(args.zones):
         if zone not in ("1", "2", "3"):
             raise InputPropertyError(f"zones[{i}]", f"{zone!r} is not an Azure zone; use "
@@ -561,6 +562,7 @@ class AksCluster(pulumi.ComponentResource):
             subnet_id=self.subnet_id, kubernetes_version=a.kubernetes_version,
             os_disk_gib=a.gpu_os_disk_gib, gpu_driver=a.gpu_driver, tags=self._tags(),
             capacity_reservation_group_id=request.capacity_reservation_id,
+            kubelet_disk_type=aks_kubelet_disk(pool.machine_type, a.storage),
             # One pool operation at a time on a new cluster: after the system pool's.
             depends_on=(*self.grants, self.system_pool)),
             opts=pulumi.ResourceOptions(parent=self))
@@ -595,6 +597,7 @@ class AksGpuPoolArgs:
     tags: Mapping[str, str]
     capacity_reservation_group_id: str | None = None
     depends_on: tuple[pulumi.Resource, ...] = ()
+    kubelet_disk_type: str | None = None  # "Temporary": local NVMe (aks_kubelet_disk)
 
 
 class AksGpuPool(pulumi.ComponentResource):
@@ -623,6 +626,7 @@ class AksGpuPool(pulumi.ComponentResource):
             mode="User", vm_size=pool.machine_type, os_type="Linux", os_sku="Ubuntu",
             type="VirtualMachineScaleSets", vnet_subnet_id=args.subnet_id,
             orchestrator_version=args.kubernetes_version, os_disk_size_gb=args.os_disk_gib,
+            kubelet_disk_type=args.kubelet_disk_type,
             enable_auto_scaling=True, min_count=pool.min_nodes, max_count=pool.max_nodes,
             count=pool.min_nodes,
             node_labels=dict(pool.labels),
@@ -712,11 +716,104 @@ BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 TOKEN_AUDIENCE = "api://AzureADTokenExchange"
 
 
-def check_azure_storage(storage: StorageArgs) -> None:
-    """What aicp's AKS storage cannot do yet: refused before anything is declared."""
-    if storage.parallel_fs:
-        raise InputPropertyError("storage.parallel_fs", "Azure Managed Lustre is not set up "
-                                 "by aicp yet: set it to false on azure")
+# Parallel FS: Azure Managed Lustre (Microsoft.StorageCache/amlFilesystems, azure-native
+# storagecache.AmlFilesystem) in a subnet of its own in the cluster's VNet: "Azure Managed
+# Lustre file systems exist in a virtual network subnet" and AKS nodes must not share it
+# (learn.microsoft.com/azure/azure-managed-lustre/amlfs-prerequisites, "Network
+# prerequisites"; learn.microsoft.com/azure/aks/azure-managed-lustre-install: "Use separate
+# subnets for AKS and Lustre"). Subnet size by capacity, same page: 4-16 TiB /27, 20-40 /26,
+# 44-92 /25, 96-196 /24, 200-400 /23; the API asks for "at least a /24" (azure-native
+# AmlFilesystemArgs.filesystem_subnet), so /24 is the smallest aicp carves. SKU
+# AMLFS-Durable-Premium-500 sells the smallest file system, 4 TiB in 4 TiB steps
+# (learn.microsoft.com/azure/azure-managed-lustre/create-file-system-portal#throughput-
+# configurations: Premium-500, 4 TiB minimum, 4 TiB increment); the requested GiB are rounded up to that step and the size
+# really bought is exported. Encrypted at rest with Microsoft-managed keys unless a key is
+# given (same page, "Encryption"). A weekly 30-minute maintenance window is required.
+AMLFS_SKU = "AMLFS-Durable-Premium-500"
+AMLFS_STEP_TIB = 4
+AMLFS_MAX_TIB = 400  # the largest row of the subnet-size table above
+AMLFS_MAINTENANCE = (azure_native.storagecache.MaintenanceDayOfWeekType.SATURDAY, "22:00")
+# The CSI driver (kubernetes-sigs/azurelustre-csi-driver, installed by
+# aicp.addons.azurelustre_csi) mounts an existing AMLFS through a StorageClass naming its MGS
+# address and file system name, "lustrefs" for AMLFS (docs/examples/
+# storageclass_existing_lustre.yaml: provisioner azurelustre.csi.azure.com, parameters
+# fs-name and mgs-ip-address, reclaimPolicy Retain, volumeBindingMode Immediate).
+AZURE_LUSTRE_DRIVER = "azurelustre.csi.azure.com"
+AMLFS_FS_NAME = "lustrefs"
+AMLFS_CLASS = "azurelustre-rwx"
+# Local NVMe: AKS's agent-pool property kubeletDiskType "Temporary" puts "emptyDir volumes,
+# container runtime data root, and Kubelet ephemeral storage" on the VM's temporary disk
+# instead of the OS disk (AKS API ManagedClusterAgentPoolProfileProperties.kubeletDiskType;
+# azure-native containerservice AgentPool kubelet_disk_type); AKS's guidance for the local
+# NVMe of GPU/storage sizes is learn.microsoft.com/azure/aks/best-practices-storage-nvme. The
+# GPU sizes in aicp's catalog whose temporary storage is local NVMe (learn.microsoft.com/
+# azure/virtual-machines/sizes/gpu-accelerated: nd-h100-v5-series and nd-h200-v5-series
+# 8 NVMe disks, nc-h100-v5-series, nc-a100-v4-series and nd-a100-v4-series NVMe temp
+# storage). Other sizes (NCasT4_v3: a small SCSI temp disk) keep the OS disk, unchanged.
+# Not verified here: kubeletDiskType Temporary was refused as a preview feature in 2022
+# (Azure/AKS#930; XenitAB/terraform-modules#561) and is set without one since (sassoftware/
+# viya4-iac-azure#385); and whether AKS formats the raw NVMe temp disks of v5 ND sizes
+# (learn.microsoft.com/azure/virtual-machines/enable-nvme-temp-faqs) for it. A subscription
+# that refuses it: set aicp:storage.localNvme false.
+LOCAL_NVME_SIZES = ("Standard_ND96isr_H100_v5", "Standard_ND96isr_H200_v5",
+                    "Standard_NC40ads_H100_v5", "Standard_NC24ads_A100_v4",
+                    "Standard_NC48ads_A100_v4", "Standard_NC96ads_A100_v4",
+                    "Standard_ND96asr_v4")
+
+
+def check_azure_storage(storage: StorageArgs, subnet_id: str | None = None,
+                        vnet_cidr: str = "10.0.0.0/16") -> None:
+    """What aicp's AKS storage cannot do: refused before anything is declared."""
+    if not storage.parallel_fs:
+        return
+    try:
+        ipaddress.ip_network(vnet_cidr)
+    except ValueError:
+        return  # validate() names vnet_cidr itself
+    if subnet_id is not None:
+        raise InputPropertyError("storage.parallel_fs", "Azure Managed Lustre on an existing "
+                                 "subnet is not set up by aicp (it needs a subnet of its own "
+                                 "in the VNet): set it to false, or let aicp create the VNet")
+    if amlfs_tib(storage.parallel_fs_capacity_gib) > AMLFS_MAX_TIB:
+        raise InputPropertyError("storage.parallel_fs_capacity_gib",
+                                 f"{storage.parallel_fs_capacity_gib} GiB is above "
+                                 f"{AMLFS_MAX_TIB} TiB, the largest Azure Managed Lustre aicp "
+                                 "sizes a subnet for; ask for less")
+    try:
+        lustre_subnet_cidr(vnet_cidr, amlfs_tib(storage.parallel_fs_capacity_gib))
+    except ValueError:
+        raise InputPropertyError("vnet_cidr", f"{vnet_cidr!r} leaves no room for the Azure "
+                                 "Managed Lustre subnet beside the nodes; use a /22 or larger "
+                                 "VNet") from None
+
+
+def amlfs_tib(capacity_gib: int) -> int:
+    """The AMLFS size bought for a request: GiB rounded up to the SKU's 4 TiB step."""
+    return max(1, math.ceil(capacity_gib / (1024 * AMLFS_STEP_TIB))) * AMLFS_STEP_TIB
+
+
+def lustre_subnet_cidr(vnet_cidr: str, tib: int) -> str:
+    """The first /24 (/23 above 196 TiB) of the VNet's second half, which the node subnet
+    leaves free (node_subnet_cidr); ``ValueError`` where the VNet is too small."""
+    prefix = 24 if tib <= 196 else 23
+    free = list(ipaddress.ip_network(vnet_cidr).subnets(prefixlen_diff=1))[1]
+    if free.prefixlen > prefix:
+        raise ValueError(f"{vnet_cidr} has no /{prefix} beside the node subnet")
+    return str(next(free.subnets(new_prefix=prefix)))
+
+
+def aks_local_nvme_note(pools: tuple[GpuPool, ...], storage: StorageArgs) -> str:
+    """The ``localNvme`` output: which GPU pools keep kubelet and images on local NVMe."""
+    on = [p.name for p in pools if aks_kubelet_disk(p.machine_type, storage)]
+    if not storage.local_nvme or not on:
+        return ""
+    return (f"kubelet and container data on the local NVMe temp disk (kubeletDiskType "
+            f"Temporary) of GPU pools {', '.join(on)}")
+
+
+def aks_kubelet_disk(vm_size: str, storage: StorageArgs) -> str | None:
+    """``Temporary`` for a GPU size whose temp disk is local NVMe, else None (the OS disk)."""
+    return "Temporary" if storage.local_nvme and vm_size in LOCAL_NVME_SIZES else None
 
 
 def aks_storage_profile(storage: StorageArgs) -> cs.ManagedClusterStorageProfileArgs:
@@ -754,7 +851,10 @@ def azure_storage(c: AksCluster, args: StorageArgs) -> StorageOutputs:
     n, a = c._name, c._args
     out = StorageOutputs(namespace=args.workload_namespace,
                          service_account=args.service_account,
-                         default_class=AKS_DEFAULT_CLASS if args.block else None)
+                         default_class=AKS_DEFAULT_CLASS if args.block else None,
+                         local_nvme=aks_local_nvme_note(c.pools, args))
+    if args.parallel_fs:
+        out.parallel_fs = _managed_lustre(c, args)
     if not args.bucket:
         return out
     group = pulumi.Output.from_input(c.resource_group_name)
@@ -800,6 +900,38 @@ def azure_storage(c: AksCluster, args: StorageArgs) -> StorageOutputs:
                                    group).apply(lambda v: blob_recipe(*v))
     out.resources += [account, container, identity]
     return out
+
+
+def _managed_lustre(c: AksCluster, args: StorageArgs) -> dict[str, Any]:
+    """An AMLFS in its own subnet of the cluster's VNet and the StorageClass that mounts it
+    (the rules above); the CSI driver itself is aicp.addons.azurelustre_csi."""
+    n, a = c._name, c._args
+    tib = amlfs_tib(args.parallel_fs_capacity_gib)
+    subnet = azure_native.network.Subnet(
+        f"{n}-lustre", resource_group_name=c.resource_group_name,
+        virtual_network_name=c.vnet.name, subnet_name="lustre",
+        address_prefix=lustre_subnet_cidr(a.vnet_cidr, tib), opts=c._opts(parent=c.vnet))
+    fs = azure_native.storagecache.AmlFilesystem(
+        f"{n}-lustre", resource_group_name=c.resource_group_name,
+        aml_filesystem_name=f"{a.cluster_name}-lustre", location=a.location,
+        sku=azure_native.storagecache.SkuNameArgs(name=AMLFS_SKU),
+        storage_capacity_ti_b=tib, filesystem_subnet=subnet.id,
+        # One zone ("This field should only contain a single element"): the cluster's first.
+        zones=list(a.zones[:1]) or None,
+        maintenance_window=azure_native.storagecache.AmlFilesystemMaintenanceWindowArgs(
+            day_of_week=AMLFS_MAINTENANCE[0], time_of_day_utc=AMLFS_MAINTENANCE[1]),
+        tags=c._tags(), opts=c._opts())
+    mgs = fs.client_info.apply(lambda i: (i.mgs_address if i else "") or "")
+    klass = k8s.storage.v1.StorageClass(
+        f"{n}-lustre", metadata={"name": AMLFS_CLASS}, provisioner=AZURE_LUSTRE_DRIVER,
+        parameters={"fs-name": AMLFS_FS_NAME, "mgs-ip-address": mgs},
+        reclaim_policy="Retain", volume_binding_mode="Immediate",
+        mount_options=["noatime", "flock"],
+        opts=pulumi.ResourceOptions(parent=c, provider=c.provider))
+    return {"driver": AZURE_LUSTRE_DRIVER, "fileSystem": fs.name,
+            "storageClass": klass.metadata.name, "sku": AMLFS_SKU,
+            "capacityGib": args.parallel_fs_capacity_gib, "capacityTib": tib,
+            "subnet": subnet.address_prefix, "mgsAddress": mgs}
 
 
 def infiniband_outputs(pool: GpuPool) -> dict[str, Any]:

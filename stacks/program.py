@@ -233,6 +233,7 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
     # The workload ServiceAccount and bucket recipe, in Kueue's workload namespace (#20).
     WorkloadStorage("storage", cluster, WorkloadStorageArgs(
         after=(kueue,) if kueue else (), create_namespace=kueue is None))
+    azure_lustre_csi(cluster, add)  # Azure Managed Lustre's CSI driver, when on (#20)
 
     if want.disaggregated_inference.enabled:
         add("leaderworkerset", LeaderWorkerSet("leaderworkerset", cluster),
@@ -304,6 +305,14 @@ def fabric_addons(cluster: ClusterOutputs, add: Any,
         add("network-operator", NetworkOperator("network-operator", cluster,
                                                 NetworkOperatorArgs(after=after)),
             CHARTS["network-operator"].version)
+
+
+def azure_lustre_csi(cluster: ClusterOutputs, add: Any) -> None:
+    """The Azure Lustre CSI driver where the cluster has an Azure Managed Lustre (#20)."""
+    from ..addons.azurelustre_csi import AzureLustreCsi, wanted
+    if wanted(cluster):
+        add("azurelustre-csi", AzureLustreCsi("azurelustre-csi", cluster),
+            CHARTS["azurelustre-csi"].version)
 
 
 def export(p: Platform) -> None:

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aicp.cli.main import app
-from tests.stacks.test_config_errors import Case, at, write_project
+from tests.stacks.test_config_errors import Case, at, both, write_project
 
 BUCKET_RULE = ("is not a bucket name every cloud accepts: 3-63 lowercase letters, digits "
                "and single hyphens, starting and ending with a letter or digit")
@@ -32,10 +32,20 @@ CASES = [
     Case("localNvme not a boolean", "gcp",
          "error: aicp:storage.localNvme: 'yes' is not true or false",
          config=at("storage", {"localNvme": "yes"})),
-    Case("Azure Managed Lustre", "azure",
-         "error: aicp:storage.parallelFs.enabled: Azure Managed Lustre is not set up by aicp "
-         "yet: set it to false on azure",
-         config=at("storage", {"parallelFs": {"enabled": True}})),
+    # Azure Managed Lustre needs a subnet of its own in the VNet aicp creates
+    # (learn.microsoft.com/azure/azure-managed-lustre/amlfs-prerequisites).
+    Case("Azure Managed Lustre on an existing subnet", "azure",
+         "error: aicp:storage.parallelFs.enabled: Azure Managed Lustre on an existing subnet "
+         "is not set up by aicp (it needs a subnet of its own in the VNet): set it to false, "
+         "or let aicp create the VNet",
+         config=lambda c: both(c, at("storage", {"parallelFs": {"enabled": True}}),
+                               at("network.subnetIds", [
+                                   "/subscriptions/s/resourceGroups/g/providers/"
+                                   "Microsoft.Network/virtualNetworks/v/subnets/nodes"]))),
+    Case("Azure Managed Lustre above the subnet table", "azure",
+         "error: aicp:storage.parallelFs.capacityGib: 410624 GiB is above 400 TiB, the "
+         "largest Azure Managed Lustre aicp sizes a subnet for; ask for less",
+         config=at("storage", {"parallelFs": {"enabled": True, "capacityGib": 410624}})),
     Case("S3 keys on a cloud", "aws",
          "error: aicp:storage.s3: only for target onprem; on a cloud the stack's bucket is "
          "reached with workload identity, no keys: remove it",
@@ -87,6 +97,17 @@ def test_each_cloud_example_plans_a_default_class_the_bucket_and_its_recipe(
     assert recipe["inputs"]["metadata"] == {"labels": {"aicp.dev/storage": "model-bucket"},
                                             "name": "aicp-storage", "namespace": "ai-workloads"}
     assert json.loads(recipe["inputs"]["data"]["recipe.json"])
+
+
+def test_the_azure_example_with_parallel_fs_plans_amlfs_and_its_csi_driver(tmp_path):
+    doc = plan(tmp_path, Case("lustre", "azure", "",
+                              config=at("storage", {"parallelFs": {"enabled": True}})))
+    lustre = doc["outputs"]["storage"]["parallelFileSystem"]
+    assert (lustre["driver"], lustre["storageClass"], lustre["capacityTib"]) == (
+        "azurelustre.csi.azure.com", "azurelustre-rwx", 4)
+    types = {r["type"] for r in doc["resources"]}
+    assert {"azure-native:storagecache:AmlFilesystem", "aicp:addons:AzureLustreCsi"} <= types
+    assert doc["outputs"]["addons"]["azurelustre-csi"] == "0.6.0"
 
 
 def test_the_plan_table_lists_the_storage(tmp_path):
