@@ -121,7 +121,7 @@ from .contract import (
     validate_pools,
 )
 from .fabric import fabric
-from .storage import StorageArgs, StorageOutputs
+from .storage import StorageArgs, StorageOutputs, team_subjects
 
 cs = azure_native.containerservice
 
@@ -714,6 +714,7 @@ TOKEN_AUDIENCE = "api://AzureADTokenExchange"
 
 def check_azure_storage(storage: StorageArgs) -> None:
     """What aicp's AKS storage cannot do yet: refused before anything is declared."""
+    check_federated_credentials(storage)
     if storage.parallel_fs:
         raise InputPropertyError("storage.parallel_fs", "Azure Managed Lustre is not set up "
                                  "by aicp yet: set it to false on azure")
@@ -781,7 +782,7 @@ def azure_storage(c: AksCluster, args: StorageArgs) -> StorageOutputs:
         resource_name_=f"{a.cluster_name}-models", location=a.location, tags=c._tags(),
         opts=c._opts())
     issuer = c.cluster.oidc_issuer_profile.apply(lambda p: (p.issuer_url if p else "") or "")
-    azure_native.managedidentity.FederatedIdentityCredential(
+    credential = azure_native.managedidentity.FederatedIdentityCredential(
         f"{n}-models", resource_group_name=c.resource_group_name, resource_name_=identity.name,
         federated_identity_credential_resource_name=f"{args.workload_namespace}-"
                                                     f"{args.service_account}",
@@ -795,11 +796,48 @@ def azure_storage(c: AksCluster, args: StorageArgs) -> StorageOutputs:
             "/providers/Microsoft.Authorization/roleDefinitions/", BLOB_DATA_CONTRIBUTOR),
         scope=container.id, opts=c._opts(parent=identity))
     out.bucket, out.bucket_driver, out.identity = container.name, BLOB_DRIVER, identity.client_id
+    out.team_namespaces = aks_team_credentials(c, args, identity, issuer, credential)
     out.service_account_annotations = {"azure.workload.identity/client-id": identity.client_id}
     out.recipe = pulumi.Output.all(account.name, container.name, identity.client_id,
                                    group).apply(lambda v: blob_recipe(*v))
     out.resources += [account, container, identity]
     return out
+
+
+# The teams' namespaces (#24): one federated identity credential per team namespace on the
+# same identity, each with exactly that namespace's subject (the rule above). Entra ID allows
+# "a maximum of 20 federated identity credentials" per user-assigned managed identity, and
+# creating several under one identity concurrently fails with 409 Conflict: "creates federated
+# identity credentials under the same parent identity sequentially" (learn.microsoft.com/
+# entra/workload-id/workload-identity-federation-considerations). So at most 19 teams beside
+# the workload namespace, each credential waiting for the one before.
+FEDERATED_CREDENTIALS_MAX = 20
+
+
+def check_federated_credentials(storage: StorageArgs) -> None:
+    """``InputPropertyError`` when the teams need more credentials than one identity holds."""
+    subjects = team_subjects(storage)
+    if storage.bucket and len(subjects) > FEDERATED_CREDENTIALS_MAX:
+        raise InputPropertyError(
+            "storage.team_namespaces", f"{len(storage.team_namespaces)} teams need "
+            f"{len(subjects)} federated identity credentials on the model bucket's identity; "
+            f"Entra ID allows {FEDERATED_CREDENTIALS_MAX} per identity: declare at most "
+            f"{FEDERATED_CREDENTIALS_MAX - 1} teams")
+
+
+def aks_team_credentials(c: AksCluster, args: StorageArgs,
+                         identity: azure_native.managedidentity.UserAssignedIdentity,
+                         issuer: pulumi.Input[str], after: pulumi.Resource) -> tuple[str, ...]:
+    """One credential per team namespace on the bucket's identity, one after another."""
+    for ns, sa in team_subjects(args)[1:]:
+        after = azure_native.managedidentity.FederatedIdentityCredential(
+            f"{c._name}-models-team-{ns}", resource_group_name=c.resource_group_name,
+            resource_name_=identity.name,
+            federated_identity_credential_resource_name=f"{ns}-{sa}",
+            issuer=issuer, audiences=[TOKEN_AUDIENCE],
+            subject=f"system:serviceaccount:{ns}:{sa}",
+            opts=c._opts(parent=identity, depends_on=[after]))
+    return args.team_namespaces
 
 
 def infiniband_outputs(pool: GpuPool) -> dict[str, Any]:
