@@ -93,7 +93,7 @@ class WorkloadStorage(Addon):
                 f"{name}-team-{ns}-recipe",
                 metadata={"name": RECIPE_CONFIGMAP, "namespace": ns,
                           "labels": {RECIPE_LABEL[0]: RECIPE_LABEL[1]}},
-                data={"bucket": storage.bucket, "driver": storage.bucket_driver or "",
+                data={"bucket": storage.bucket or "", "driver": storage.bucket_driver or "",
                       "serviceAccount": storage.service_account, "recipe.json": recipe},
                 opts=self.child_opts(depends_on=list(after)))
             made[ns] = (account, config)
