@@ -103,7 +103,7 @@ from .contract import (
     validate_pools,
 )
 from .fabric import EFA_RESOURCE, Fabric, fabric
-from .storage import StorageArgs, StorageOutputs, check_storage
+from .storage import StorageArgs, StorageOutputs, check_storage, team_subjects
 
 SYSTEM_POOL_LABEL = "aicp.dev/pool"
 SYSTEM_INSTANCE_TYPE = "m7i.xlarge"
@@ -236,6 +236,7 @@ def validate(args: AwsClusterArgs) -> None:
     declares nothing."""
     check_region(args.region)
     validate_extras(args)
+    check_trust_length(args.region, team_subjects(args.storage))
     # EKS: "subnets in at least two different Availability Zones"
     # (https://docs.aws.amazon.com/eks/latest/userguide/network-reqs.html).
     if not args.subnet_ids and len(args.zones) < 2:
@@ -1028,6 +1029,54 @@ def s3_recipe(bucket: str, region: str) -> dict[str, Any]:
                 "volumeAttributes": {"bucketName": bucket, "authenticationSource": "pod"}}}}
 
 
+# The teams' namespaces (#24): one IRSA role whose trust lists the workload namespace's and
+# every team namespace's ServiceAccount as the values of one ``:sub`` condition; a condition
+# key with several values matches any of them (docs.aws.amazon.com/IAM/latest/UserGuide/
+# reference_policies_condition-logic-multiple-context-keys-or-values.html), so each listed
+# ServiceAccount, and no other, assumes the role that reaches the bucket. IAM caps a role's
+# trust policy at 2,048 characters, white space not counted (docs.aws.amazon.com/IAM/latest/
+# UserGuide/reference_iam-quotas.html, "Role trust policy length"; the limit aws/
+# containers-roadmap#1408 names for IRSA): too many teams are refused before anything is
+# declared, measured with the longest issuer EKS gives (oidc.eks.REGION.amazonaws.com/id/
+# + 32 characters, docs.aws.amazon.com/eks/latest/userguide/enable-iam-roles-for-service-
+# accounts.html) in the longest partition and a 12-digit account.
+TRUST_POLICY_MAX = 2048
+
+
+def irsa_trust_subjects(oidc_arn: str, issuer: str,
+                        subjects: Sequence[tuple[str, str]]) -> str:
+    """Trust policy letting exactly the ``(namespace, ServiceAccount)`` pairs assume the
+    role (one pair: the same document as ``irsa_trust``)."""
+    if len(subjects) == 1:
+        return irsa_trust(oidc_arn, issuer, *subjects[0])
+    host = issuer.removeprefix("https://")
+    policy = json.loads(irsa_trust(oidc_arn, issuer, *subjects[0]))
+    policy["Statement"][0]["Condition"]["StringEquals"][f"{host}:sub"] = [
+        f"system:serviceaccount:{ns}:{sa}" for ns, sa in subjects]
+    return json.dumps(policy)
+
+
+def check_trust_length(region: str, subjects: Sequence[tuple[str, str]]) -> None:
+    """``InputPropertyError`` when the workload role's trust would pass IAM's limit."""
+    host = f"oidc.eks.{region}.amazonaws.com/id/{'X' * 32}"
+    arn = f"arn:aws-us-gov:iam::{'0' * 12}:oidc-provider/{host}"
+    size = len(json.dumps(json.loads(irsa_trust_subjects(arn, f"https://{host}", subjects)),
+                          separators=(",", ":")))
+    if size > TRUST_POLICY_MAX:
+        raise InputPropertyError(
+            "storage.team_namespaces", f"{len(subjects) - 1} teams make the model bucket "
+            f"role's trust policy about {size} characters, more than the {TRUST_POLICY_MAX} "
+            "IAM allows a role's trust policy: declare fewer teams or shorter team names")
+
+
+def aws_workload_role(c: AwsCluster, args: StorageArgs) -> aws.iam.Role:
+    """The IRSA role of the model bucket: the workload and every team ServiceAccount."""
+    subjects = team_subjects(args)  # their length: check_trust_length, in validate
+    trust = pulumi.Output.all(c.oidc_provider.arn, c.oidc_issuer).apply(
+        lambda a: irsa_trust_subjects(a[0], a[1], subjects))
+    return c._role(f"{c._name}-models", trust, ())
+
+
 def aws_storage(c: AwsCluster, args: StorageArgs) -> StorageOutputs:
     """Block, object and parallel-file storage of an EKS cluster (the rules above)."""
     check_storage(args)
@@ -1089,7 +1138,7 @@ def aws_storage(c: AwsCluster, args: StorageArgs) -> StorageOutputs:
                     object_ownership="BucketOwnerEnforced"), opts=c._opts(parent=bucket))
             name, arn = bucket.bucket, bucket.arn
             out.resources.append(bucket)
-        workload = c._irsa_role(f"{n}-models", args.workload_namespace, args.service_account)
+        workload = aws_workload_role(c, args)
         aws.iam.RolePolicy(f"{n}-models", role=workload.id,
                            policy=pulumi.Output.from_input(arn).apply(s3_workload_policy),
                            opts=c._opts(parent=workload))
@@ -1099,6 +1148,7 @@ def aws_storage(c: AwsCluster, args: StorageArgs) -> StorageOutputs:
             resolve_conflicts_on_update="OVERWRITE",
             opts=c._opts(depends_on=[c.system_node_group]))
         out.bucket, out.identity = name, workload.arn
+        out.team_namespaces = args.team_namespaces
         out.service_account_annotations = {"eks.amazonaws.com/role-arn": workload.arn}
         out.recipe = pulumi.Output.from_input(name).apply(lambda b: s3_recipe(b, a.region))
         out.resources.append(addon)

@@ -122,7 +122,7 @@ from .contract import (
     validate_pools,
 )
 from .fabric import fabric
-from .storage import StorageArgs, StorageOutputs
+from .storage import StorageArgs, StorageOutputs, team_subjects
 
 cs = azure_native.containerservice
 
@@ -726,8 +726,8 @@ TOKEN_AUDIENCE = "api://AzureADTokenExchange"
 # AmlFilesystemArgs.filesystem_subnet), so /24 is the smallest aicp carves. SKU
 # AMLFS-Durable-Premium-500 sells the smallest file system, 4 TiB in 4 TiB steps
 # (learn.microsoft.com/azure/azure-managed-lustre/create-file-system-portal#throughput-
-# configurations: Premium-500, 4 TiB minimum, 4 TiB increment); the requested GiB are rounded up to that step and the size
-# really bought is exported. Encrypted at rest with Microsoft-managed keys unless a key is
+# configurations: Premium-500, 4 TiB minimum, 4 TiB increment); the requested GiB are
+# rounded up to that step and the size really bought is exported. Encrypted at rest with Microsoft-managed keys unless a key is
 # given (same page, "Encryption"). A weekly 30-minute maintenance window is required.
 AMLFS_SKU = "AMLFS-Durable-Premium-500"
 AMLFS_STEP_TIB = 4
@@ -764,6 +764,7 @@ LOCAL_NVME_SIZES = ("Standard_ND96isr_H100_v5", "Standard_ND96isr_H200_v5",
 def check_azure_storage(storage: StorageArgs, subnet_id: str | None = None,
                         vnet_cidr: str = "10.0.0.0/16") -> None:
     """What aicp's AKS storage cannot do: refused before anything is declared."""
+    check_federated_credentials(storage)
     if not storage.parallel_fs:
         return
     try:
@@ -881,7 +882,7 @@ def azure_storage(c: AksCluster, args: StorageArgs) -> StorageOutputs:
         resource_name_=f"{a.cluster_name}-models", location=a.location, tags=c._tags(),
         opts=c._opts())
     issuer = c.cluster.oidc_issuer_profile.apply(lambda p: (p.issuer_url if p else "") or "")
-    azure_native.managedidentity.FederatedIdentityCredential(
+    credential = azure_native.managedidentity.FederatedIdentityCredential(
         f"{n}-models", resource_group_name=c.resource_group_name, resource_name_=identity.name,
         federated_identity_credential_resource_name=f"{args.workload_namespace}-"
                                                     f"{args.service_account}",
@@ -895,6 +896,7 @@ def azure_storage(c: AksCluster, args: StorageArgs) -> StorageOutputs:
             "/providers/Microsoft.Authorization/roleDefinitions/", BLOB_DATA_CONTRIBUTOR),
         scope=container.id, opts=c._opts(parent=identity))
     out.bucket, out.bucket_driver, out.identity = container.name, BLOB_DRIVER, identity.client_id
+    out.team_namespaces = aks_team_credentials(c, args, identity, issuer, credential)
     out.service_account_annotations = {"azure.workload.identity/client-id": identity.client_id}
     out.recipe = pulumi.Output.all(account.name, container.name, identity.client_id,
                                    group).apply(lambda v: blob_recipe(*v))
@@ -932,6 +934,42 @@ def _managed_lustre(c: AksCluster, args: StorageArgs) -> dict[str, Any]:
             "storageClass": klass.metadata.name, "sku": AMLFS_SKU,
             "capacityGib": args.parallel_fs_capacity_gib, "capacityTib": tib,
             "subnet": subnet.address_prefix, "mgsAddress": mgs}
+
+
+# The teams' namespaces (#24): one federated identity credential per team namespace on the
+# same identity, each with exactly that namespace's subject (the rule above). Entra ID allows
+# "a maximum of 20 federated identity credentials" per user-assigned managed identity, and
+# creating several under one identity concurrently fails with 409 Conflict: "creates federated
+# identity credentials under the same parent identity sequentially" (learn.microsoft.com/
+# entra/workload-id/workload-identity-federation-considerations). So at most 19 teams beside
+# the workload namespace, each credential waiting for the one before.
+FEDERATED_CREDENTIALS_MAX = 20
+
+
+def check_federated_credentials(storage: StorageArgs) -> None:
+    """``InputPropertyError`` when the teams need more credentials than one identity holds."""
+    subjects = team_subjects(storage)
+    if storage.bucket and len(subjects) > FEDERATED_CREDENTIALS_MAX:
+        raise InputPropertyError(
+            "storage.team_namespaces", f"{len(storage.team_namespaces)} teams need "
+            f"{len(subjects)} federated identity credentials on the model bucket's identity; "
+            f"Entra ID allows {FEDERATED_CREDENTIALS_MAX} per identity: declare at most "
+            f"{FEDERATED_CREDENTIALS_MAX - 1} teams")
+
+
+def aks_team_credentials(c: AksCluster, args: StorageArgs,
+                         identity: azure_native.managedidentity.UserAssignedIdentity,
+                         issuer: pulumi.Input[str], after: pulumi.Resource) -> tuple[str, ...]:
+    """One credential per team namespace on the bucket's identity, one after another."""
+    for ns, sa in team_subjects(args)[1:]:
+        after = azure_native.managedidentity.FederatedIdentityCredential(
+            f"{c._name}-models-team-{ns}", resource_group_name=c.resource_group_name,
+            resource_name_=identity.name,
+            federated_identity_credential_resource_name=f"{ns}-{sa}",
+            issuer=issuer, audiences=[TOKEN_AUDIENCE],
+            subject=f"system:serviceaccount:{ns}:{sa}",
+            opts=c._opts(parent=identity, depends_on=[after]))
+    return args.team_namespaces
 
 
 def infiniband_outputs(pool: GpuPool) -> dict[str, Any]:

@@ -130,7 +130,7 @@ from .contract import (
     validate_pools,
 )
 from .fabric import Fabric, fabric, gke_network_names
-from .storage import StorageArgs, StorageOutputs, bucket_name
+from .storage import StorageArgs, StorageOutputs, bucket_name, team_subjects
 
 SYSTEM_POOL_LABEL = "aicp.dev/pool"
 # What GKE sells a GPU pool: on-demand, Spot VMs (node_config.spot), DWS flex-start and
@@ -927,6 +927,22 @@ def gke_principal(number: str, project: str, namespace: str, service_account: st
             f"{service_account}")
 
 
+# The teams' namespaces (#24): one more IAM member on the bucket per team namespace, each the
+# principal of exactly that namespace's ServiceAccount (the identifier above, ns/NS/sa/SA;
+# cloud.google.com/kubernetes-engine/docs/concepts/workload-identity, its principal table,
+# names one Kubernetes ServiceAccount, where principalSet .../namespace/NS would name them
+# all). Granted on the bucket alone, as the workload namespace's is.
+def gke_team_members(c: GkeCluster, args: StorageArgs, bucket: pulumi.Input[str],
+                     number: pulumi.Output[str | None]) -> tuple[str, ...]:
+    """One ``roles/storage.objectUser`` member on the bucket per team namespace."""
+    for ns, sa in team_subjects(args)[1:]:
+        member = number.apply(lambda num, ns=ns, sa=sa: gke_principal(
+            num or "", c._args.project, ns, sa))
+        gcp.storage.BucketIAMMember(f"{c._name}-models-team-{ns}", bucket=bucket,
+                                    role=GCS_ROLE, member=member, opts=c._opts())
+    return args.team_namespaces
+
+
 def gcp_storage(c: GkeCluster, args: StorageArgs) -> StorageOutputs:
     """Block, object and parallel-file storage of a GKE cluster (the rules above)."""
     n, a = c._name, c._args
@@ -964,6 +980,7 @@ def gcp_storage(c: GkeCluster, args: StorageArgs) -> StorageOutputs:
         gcp.storage.BucketIAMMember(f"{n}-models-workload", bucket=name, role=GCS_ROLE,
                                     member=member, opts=c._opts())
         out.bucket, out.identity = name, member
+        out.team_namespaces = gke_team_members(c, args, name, number)
         out.recipe = pulumi.Output.from_input(name).apply(gcs_recipe)
     if args.parallel_fs:
         out.parallel_fs = _managed_lustre(c, args)

@@ -46,6 +46,9 @@ class StorageArgs:
     bucket_name: str | None = None
     workload_namespace: str = "ai-workloads"
     service_account: str = SERVICE_ACCOUNT
+    # The teams' namespaces (``aicp:teams``, #24): each gets the same ServiceAccount bound to
+    # the same bucket, and nothing else (``team_subjects``).
+    team_namespaces: tuple[str, ...] = ()
     # Parallel file system (FSx for Lustre, GKE Managed Lustre, Azure Managed Lustre).
     parallel_fs: bool = False
     parallel_fs_capacity_gib: int = 1200  # FSx PERSISTENT_2's smallest (docs below)
@@ -62,6 +65,7 @@ class StorageArgs:
 
 def check_storage(args: StorageArgs) -> None:
     """``InputPropertyError`` for a storage argument no target accepts."""
+    check_team_namespaces(args)
     if args.bucket_name is not None and not BUCKET_NAME.match(args.bucket_name):
         raise InputPropertyError(
             "storage.bucket_name", f"{args.bucket_name!r} is not a bucket name every cloud "
@@ -102,6 +106,8 @@ class StorageOutputs:
     s3_endpoint: str | None = None
     s3_secret: str | None = None
     s3_bucket: str | None = None
+    # The teams' namespaces whose ServiceAccount the target bound to the bucket too (#24).
+    team_namespaces: tuple[str, ...] = ()
     resources: list[pulumi.Resource] = field(default_factory=list)
 
     def export(self) -> dict[str, Any]:
@@ -114,6 +120,7 @@ class StorageOutputs:
                 "identity": self.identity, "mountRecipe": self.example(),
                 "parallelFileSystem": dict(self.parallel_fs) or None,
                 "localNvme": self.local_nvme or None,
+                **team_export(self),
                 **({"s3": {"endpoint": self.s3_endpoint, "bucket": self.s3_bucket,
                            "secret": f"{self.namespace}/{self.s3_secret}"}}
                    if self.s3_endpoint else {})}
@@ -164,3 +171,35 @@ def bucket_name(args: StorageArgs, cluster_name: str, unique: str) -> str:
     if args.bucket_name:
         return args.bucket_name
     return f"{cluster_name}-models-{unique}"[:63].rstrip("-")
+
+
+# --- the teams' namespaces (#24 item 5) ------------------------------------------------------
+# Every team namespace gets the workload ServiceAccount, bound to the same bucket through the
+# same cloud identity as the workload namespace's: EKS lists each namespace's subject in the
+# IRSA role's trust, GKE adds one bucket IAM member per namespace principal, AKS one
+# federated identity credential per namespace on the identity (each target's storage block
+# cites its cloud's rule). A namespace not listed gets nothing.
+
+
+def team_subjects(args: StorageArgs) -> tuple[tuple[str, str], ...]:
+    """(namespace, ServiceAccount) of every namespace bound to the bucket: the workload
+    namespace first, then each team's, each once."""
+    namespaces = dict.fromkeys((args.workload_namespace, *args.team_namespaces))
+    return tuple((ns, args.service_account) for ns in namespaces)
+
+
+def check_team_namespaces(args: StorageArgs) -> None:
+    """Each team namespace is a DNS label (RFC 1123, what a Kubernetes namespace takes)."""
+    for i, ns in enumerate(args.team_namespaces):
+        if not re.match(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", ns):
+            raise InputPropertyError(f"storage.team_namespaces[{i}]",
+                                     f"{ns!r} is not a namespace name: a lowercase DNS label")
+
+
+def team_export(out: StorageOutputs) -> dict[str, Any]:
+    """The stack output's ``teamServiceAccounts``: ``ns/sa`` of each team bound to the bucket
+    (absent without teams, so a stack without teams exports what it did before)."""
+    if not (out.bucket and out.team_namespaces):
+        return {}
+    return {"teamServiceAccounts": [f"{ns}/{out.service_account}"
+                                    for ns in out.team_namespaces]}

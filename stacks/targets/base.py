@@ -241,6 +241,8 @@ STORAGE_KEYS: Mapping[str, str] = {
     "storage.parallel_fs_capacity_gib": "aicp:storage.parallelFs.capacityGib",
     "storage.default_class": "aicp:storage.block.defaultClass",
     "storage.s3_endpoint": "aicp:storage.s3.endpoint",
+    "storage.team_namespaces": "aicp:teams",
+    "storage.team_namespaces[*]": "aicp:teams[{}].name",
 }
 
 
@@ -254,6 +256,7 @@ def storage_args(cfg: PlatformConfig) -> StorageArgs:
         block=s.block.enabled, default_class=s.block.default_class,
         bucket=s.bucket.enabled, bucket_name=s.bucket.name,
         workload_namespace=cfg.addons.kueue.namespace,
+        team_namespaces=tuple(t.name for t in cfg.teams),  # each team's namespace (#24)
         parallel_fs=s.parallel_fs.enabled, parallel_fs_capacity_gib=s.parallel_fs.capacity_gib,
         local_nvme=s.local_nvme, s3_endpoint=s.s3.endpoint if s.s3 else None,
         s3_secret=s.s3.secret if s.s3 else None)
