@@ -343,3 +343,20 @@ def test_an_amd_container_seeing_its_pods_gpu_fails(kubeapi_factory, tmp_path):
     failed = sorted(c.name for c in result.evidence.checks if not c.passed)
     assert failed == ["the holding pod's second container, without a request (AMD GPU), "
                       "sees no GPU"]
+
+
+def test_pods_mounting_amd_device_nodes_from_the_host_are_reported(kubeapi_factory, tmp_path):
+    kube, kubeconfig = world(kubeapi_factory, tmp_path, "amd-beside-nvidia")
+    try:
+        for name, path in (("kfd", "/dev/kfd"), ("dri", "/dev/dri")):
+            body = o.pod(name, "default", command=["sleep", "3600"])
+            body["spec"].update(nodeName="gpu-amd-0", tolerations=[{"operator": "Exists"}],
+                                volumes=[{"name": "dev", "hostPath": {"path": path}}])
+            kube.create(body)
+        _, result = run(kubeconfig)
+    finally:
+        kube.stop()
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["hostPathGpuDevices"] == [
+        "default/dri: /dev/dri", "default/kfd: /dev/kfd"]
+    assert "2 pod(s) mount accelerator device nodes from the host" in result.reason

@@ -127,7 +127,7 @@ class SecureAcceleratorAccess(Probe):
         slices, gpu_nodes = _gpus.gpu_nodes_to_exercise(ctx, must=True)
         dra_nodes, plugin, vendors = _how_each_gpu_node_hands_out_gpus(ctx, slices,
                                                                        gpu_nodes)
-        mounts = _pods_mounting_host_gpu_devices(ctx, gpu_nodes)
+        mounts = _pods_mounting_host_gpu_devices(ctx, gpu_nodes, vendors)
         dc = _a_gpu_can_be_given(ctx, slices, dra_nodes, plugin)
         with ctx.step("create namespace"):
             ns = ctx.namespace()
@@ -142,7 +142,9 @@ class SecureAcceleratorAccess(Probe):
                 summary.append(_only_containers_given_a_request_reach_a_gpu(
                     ctx, ns, gpu_nodes, {n: r for n, r in plugin.items()
                                          if vendors[n] is vendor}, vendor))
-        note = (f"; {len(mounts)} pod(s) mount /dev/nvidia* from the host and reach every GPU "
+        what = ("/dev/nvidia*" if all(": /dev/nvidia" in m or m.endswith(": /dev")
+                                      for m in mounts) else "accelerator device nodes")
+        note = (f"; {len(mounts)} pod(s) mount {what} from the host and reach every GPU "
                 f"of their node: {', '.join(mounts[:5])}") if mounts else ""
         if all(c.passed for c in ctx.evidence.checks):
             return ("only containers given a GPU reach one: " + "; ".join(summary) + note
@@ -184,14 +186,15 @@ def _how_each_gpu_node_hands_out_gpus(ctx: Context, slices: list[dict] | None,
     return dra_nodes, plugin, vendors
 
 
-def _pods_mounting_host_gpu_devices(ctx: Context, gpu_nodes: dict[str, dict]) -> list[str]:
+def _pods_mounting_host_gpu_devices(ctx: Context, gpu_nodes: dict[str, dict],
+                                    vendors: dict[str, _vendors.Vendor]) -> list[str]:
     """Recorded, never judged: such a pod reaches every GPU of its node (module doc)."""
     with ctx.step("look for pods mounting /dev/nvidia* from the host"):
         scanned = sorted(gpu_nodes)[:MOUNT_SCAN_NODES]
         if len(gpu_nodes) > len(scanned):
             ctx.observe("hostPathNotRead", f"{len(gpu_nodes) - len(scanned)} GPU nodes "
                                            f"beyond the first {MOUNT_SCAN_NODES}")
-        mounts = _host_device_mounts(ctx, scanned)
+        mounts = _host_device_mounts(ctx, scanned, vendors)
         ctx.observe("hostPathGpuDevices", mounts)
     return mounts
 
@@ -395,16 +398,28 @@ def _scheduled(ctx: Context, ns: str, name: str) -> dict | None:
     return pod if (pod.get("spec") or {}).get("nodeName") else None
 
 
-def _host_device_mounts(ctx: Context, nodes: list[str]) -> list[str]:
-    """``ns/pod: path`` for each pod on a GPU node mounting ``/dev/nvidia*`` (or all of
-    ``/dev``) from the host. Pods are read per GPU node (a field selector), never all."""
+def _device_stems(vendor: _vendors.Vendor | None) -> tuple[str, ...]:
+    """Path prefixes of a vendor's device nodes (``/dev/nvidia``; AMD ``/dev/dri/renderD``,
+    ``/dev/kfd``): NVIDIA's always, as before the table."""
+    iso = vendor.isolation if vendor else None
+    globs = (iso.devices, *iso.access) if iso else ()
+    return ("/dev/nvidia", *(g.split("*", 1)[0].split("[", 1)[0] for g in globs))
+
+
+def _host_device_mounts(ctx: Context, nodes: list[str],
+                        vendors: dict[str, _vendors.Vendor] | None = None) -> list[str]:
+    """``ns/pod: path`` for each pod on a GPU node mounting its vendor's device nodes, a
+    folder holding them (``/dev/dri``) or all of ``/dev`` from the host. Pods are read per
+    GPU node (a field selector), never all."""
     found = []
     for node in nodes:
+        stems = _device_stems((vendors or {}).get(node))
         for pod in ctx.kube.items("/api/v1/pods",
                                   query={"fieldSelector": f"spec.nodeName={node}"}):
             for volume in (pod.get("spec") or {}).get("volumes") or []:
                 path = ((volume.get("hostPath") or {}).get("path") or "").rstrip("/")
-                if path == "/dev" or path.startswith("/dev/nvidia"):
+                if path == "/dev" or any(path.startswith(s) or (
+                        path and s.startswith(path + "/")) for s in stems):
                     meta = pod["metadata"]
                     found.append(f"{meta.get('namespace')}/{meta['name']}: {path}")
     return sorted(found)
