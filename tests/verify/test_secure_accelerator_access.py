@@ -360,3 +360,26 @@ def test_pods_mounting_amd_device_nodes_from_the_host_are_reported(kubeapi_facto
     assert result.evidence.observations["hostPathGpuDevices"] == [
         "default/dri: /dev/dri", "default/kfd: /dev/kfd"]
     assert "2 pod(s) mount accelerator device nodes from the host" in result.reason
+
+
+# An Intel GPU pool (intel/intel-device-plugins-for-kubernetes GPU plugin: gpu.intel.com/i915,
+# its NFD label intel.feature.node.kubernetes.io/gpu=true): judged by /dev/dri/renderD* alone,
+# the plugin injecting no tool.
+def test_intel_gpu_nodes_are_judged_by_their_render_nodes(kubeapi_factory, tmp_path):
+    require_shared("fixtures")
+    kube = w.build([w.GpuNode("gpu-intel-0", gpus=2, vendor="intel", exporter=None,
+                              plugin={"gpu.intel.com/i915": 2},
+                              labels={"intel.feature.node.kubernetes.io/gpu": "true"})],
+                   classes=False).start()
+    try:
+        _, result = run(kube.write_kubeconfig(tmp_path / "kubeconfig.yaml"))
+    finally:
+        kube.stop()
+    assert result.verdict is Verdict.PASS, result.reason
+    assert "device plugin (gpu.intel.com/i915): /dev/dri/renderD128" in result.reason
+    assert {c.name: c.observed for c in result.evidence.checks}[
+        "a pod without a request (Intel GPU) on the same node (gpu-intel-0) sees no GPU"
+    ] == "0 /dev/dri/renderD* device node(s)"
+    assert result.evidence.observations["dp-intelUuids"] == {
+        "first": ["/dev/dri/renderD128"], "second": ["/dev/dri/renderD129"],
+        "concurrent": True}
