@@ -10,9 +10,9 @@ import pytest
 from aicp.verify.probes import _vendors
 from aicp.verify.probes.accelerator_metrics import AcceleratorMetrics
 from aicp.verify.probes.secure_accelerator_access import SecureAcceleratorAccess
-from tests.kubeapi.controllers import kubelet
 from aicp.verify.result import Verdict
 from tests.kubeapi import worlds_accelerators as w
+from tests.kubeapi.controllers import kubelet
 from tests.verify.test_accelerator_worlds import started, verdicts
 
 # A made-up NPU with its own device plugin resource and exporter: nothing in the probes

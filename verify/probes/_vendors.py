@@ -7,8 +7,8 @@ tools a container given one gets, and the metrics exporter that serves per-devic
 utilisation and memory (its image, pod labels, port, metric names and the label that
 names the device). Each row cites the upstream it was read from. A probe judges each
 accelerator type by its own row; where a row lacks the facts a probe needs (an exporter
-for ``accelerator_metrics``, a device-listing tool the isolation check can read for
-``secure_accelerator_access``) that type is left out of the verdict with the reason in the
+for ``accelerator_metrics``, the device nodes (``Isolation``) the isolation check reads
+for ``secure_accelerator_access``) that type is left out of the verdict with the reason in the
 evidence, never failed. A new accelerator is a new row: nothing else changes
 (tests/verify/test_vendor_table.py proves it).
 

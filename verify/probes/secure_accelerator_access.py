@@ -73,6 +73,8 @@ def probe_script(iso: _vendors.Isolation) -> str:
     if iso.devices == _pods.DEVICE_GLOB:
         return _pods.PROBE_SCRIPT
     return _pods.isolation_script(iso.devices, iso.access, iso.command)
+
+
 # GPU nodes whose pods are read for hostPath mounts (one list call each, by field
 # selector, never every pod of the cluster); how many more were not read is recorded.
 MOUNT_SCAN_NODES = 32
@@ -134,8 +136,12 @@ class SecureAcceleratorAccess(Probe):
         summary = []
         with _pods.failed_checks_win(ctx):
             if dc is not None:
+                # The class's vendor: the one whose DRA driver it is named after (the
+                # drivers' charts name their GPU class so), else the first DRA node's.
+                vendor = _vendors.by_driver(dc) or vendors[dra_nodes[0]]
                 summary.append(_only_containers_given_a_claim_reach_a_gpu(
-                    ctx, ns, dc, dra_nodes, vendors[dra_nodes[0]]))
+                    ctx, ns, dc, [n for n in dra_nodes if vendors[n] is vendor] or dra_nodes,
+                    vendor))
             # One run per vendor of the device-plugin nodes, NVIDIA's first (kind "dp").
             for vendor in sorted({vendors[n] for n in plugin}, key=lambda v: (
                     v.name != "NVIDIA", v.name)):
