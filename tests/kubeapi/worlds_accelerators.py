@@ -23,7 +23,7 @@ from . import objects as o
 from . import upstream
 from .controllers import dcgm
 from .controllers.base import Controller
-from .controllers.kubelet import GpuRuntime, gpu_uuid
+from .controllers.kubelet import GpuRuntime, allocated_gpus, gpu_uuid
 from .emulator import KubeAPI
 from .scenarios import standard_controllers
 
@@ -335,6 +335,19 @@ def amd_beside_nvidia() -> list[GpuNode]:
     return [GpuNode("gpu-dp-0", plugin={"nvidia.com/gpu": 4}, labels=_plugin_labels(4)),
             GpuNode("gpu-amd-0", gpus=8, vendor="amd", plugin={"amd.com/gpu": 8},
                     labels=dict(AMD_LABELS))]
+
+
+def _amd_pod_wide(kube, pod: dict, container: str) -> list[dict]:
+    node = pod["spec"].get("nodeName", "")
+    return allocated_gpus(kube, pod, None if node.startswith("gpu-amd-") else container)
+
+
+# The negative of amd-beside-nvidia: on the AMD nodes a runtime hands a pod's GPUs (their
+# /dev/dri/renderD* and /dev/kfd) to every container of the pod, e.g. a privileged sidecar
+# or a runtime honouring a pod-wide visible-devices setting: the leak the WG suite's
+# MultiContainerIsolationTest exists for (kubernetes-sigs/ai-conformance
+# test/ai_conformance_test.go ``TestSecureAcceleratorAccess``). The NVIDIA node is sound.
+AMD_POD_WIDE = GpuRuntime(devices=_amd_pod_wide)
 
 
 GKE_DRA_POOL = {"cloud.google.com/gke-nodepool": "h100-dra",

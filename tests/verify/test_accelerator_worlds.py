@@ -94,9 +94,11 @@ TABLE: dict[str, tuple[tuple[Verdict, str], ...]] = {
         (F, "DeviceClasses vfio.gpu.nvidia.com exist"), NO_HPN),
     # Issue #22. 9: each vendor is judged by its own row of the vendor table: AMD's nodes
     # by AMD's Device Metrics Exporter (gpu_gfx_activity/gpu_*_vram per gpu_id), never by
-    # DCGM or /dev/nvidia*; types without isolation or driver facts are left out, named.
+    # DCGM or /dev/nvidia*; its isolation by its /dev/dri/renderD* and /dev/kfd nodes
+    # (ROCm/k8s-device-plugin Allocate), as the WG suite judges by device path; types
+    # without driver facts are left out, named.
     "amd-beside-nvidia": (
-        NO_DRA, (P, "gpu-amd-0: AMD GPU: the vendor table gives no device listing"),
+        NO_DRA, (P, "; device plugin (amd.com/gpu): /dev/dri/renderD128"),
         (P, "the vendors' exporters (AMD Device Metrics Exporter, DCGM exporter) on each "
             "of 2 accelerator node(s)"), NOT_SHARED,
         (P, "gpu-amd-0: AMD GPU: the vendor table names no driver version source"),

@@ -297,3 +297,89 @@ def test_a_cluster_with_dra_and_device_plugin_nodes_is_checked_on_both(kubeapi, 
     assert result.verdict is Verdict.PASS, result.reason
     assert len(result.evidence.checks) == 10
     assert result.evidence.observations["dpNode"] == "gpu-h100-1"
+
+
+# Issue #22: AMD nodes are judged by AMD's row (/dev/dri/renderD* named, /dev/kfd counted),
+# beside the NVIDIA node judged by /dev/nvidia* and nvidia-smi, each with its own pods.
+AMD_CHECKS = {
+    "a container with a request (AMD GPU) sees exactly one GPU": True,
+    "the holding pod's second container, without a request (AMD GPU), sees no GPU": True,
+    "a pod without a request (AMD GPU) on the same node (gpu-amd-0) sees no GPU": True,
+    "a second pod with a request (AMD GPU) sees exactly one GPU": True,
+    "two pods holding a GPU at the same time see different GPUs (AMD GPU)": True}
+
+
+def test_amd_nodes_are_judged_by_their_own_device_nodes(kubeapi_factory, tmp_path):
+    kube, kubeconfig = world(kubeapi_factory, tmp_path, "amd-beside-nvidia")
+    try:
+        _, result = run(kubeconfig)
+    finally:
+        kube.stop()
+    assert result.verdict is Verdict.PASS, result.reason
+    assert "acceleratorsLeftOut" not in result.evidence.observations
+    amd = {c.name: c for c in result.evidence.checks if "(AMD GPU)" in c.name}
+    assert {n: c.passed for n, c in amd.items()} == AMD_CHECKS
+    assert amd["a container with a request (AMD GPU) sees exactly one GPU"].observed == (
+        "1 /dev/dri/renderD* device node(s), 1 of /dev/kfd; amd-smi: no GPU "
+        "(recorded, not judged)")
+    assert result.evidence.observations["dp-amdNode"] == "gpu-amd-0"
+    assert result.evidence.observations["dp-amdUuids"] == {
+        "first": ["/dev/dri/renderD128"], "second": ["/dev/dri/renderD129"],
+        "concurrent": True}
+    assert result.evidence.observations["dpNode"] == "gpu-dp-0"  # NVIDIA's, as before
+
+
+def test_an_amd_container_seeing_its_pods_gpu_fails(kubeapi_factory, tmp_path):
+    kube, kubeconfig = world(kubeapi_factory, tmp_path, "amd-beside-nvidia",
+                             runtime=w.AMD_POD_WIDE)
+    try:
+        _, result = run(kubeconfig)
+    finally:
+        kube.stop()
+    assert result.verdict is Verdict.FAIL
+    assert ("expected that the holding pod's second container, without a request (AMD GPU), "
+            "sees no GPU, observed 1 /dev/dri/renderD* device node(s), 1 of /dev/kfd"
+            ) in result.reason
+    failed = sorted(c.name for c in result.evidence.checks if not c.passed)
+    assert failed == ["the holding pod's second container, without a request (AMD GPU), "
+                      "sees no GPU"]
+
+
+def test_pods_mounting_amd_device_nodes_from_the_host_are_reported(kubeapi_factory, tmp_path):
+    kube, kubeconfig = world(kubeapi_factory, tmp_path, "amd-beside-nvidia")
+    try:
+        for name, path in (("kfd", "/dev/kfd"), ("dri", "/dev/dri")):
+            body = o.pod(name, "default", command=["sleep", "3600"])
+            body["spec"].update(nodeName="gpu-amd-0", tolerations=[{"operator": "Exists"}],
+                                volumes=[{"name": "dev", "hostPath": {"path": path}}])
+            kube.create(body)
+        _, result = run(kubeconfig)
+    finally:
+        kube.stop()
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["hostPathGpuDevices"] == [
+        "default/dri: /dev/dri", "default/kfd: /dev/kfd"]
+    assert "2 pod(s) mount accelerator device nodes from the host" in result.reason
+
+
+# An Intel GPU pool (intel/intel-device-plugins-for-kubernetes GPU plugin: gpu.intel.com/i915,
+# its NFD label intel.feature.node.kubernetes.io/gpu=true): judged by /dev/dri/renderD* alone,
+# the plugin injecting no tool.
+def test_intel_gpu_nodes_are_judged_by_their_render_nodes(kubeapi_factory, tmp_path):
+    require_shared("fixtures")
+    kube = w.build([w.GpuNode("gpu-intel-0", gpus=2, vendor="intel", exporter=None,
+                              plugin={"gpu.intel.com/i915": 2},
+                              labels={"intel.feature.node.kubernetes.io/gpu": "true"})],
+                   classes=False).start()
+    try:
+        _, result = run(kube.write_kubeconfig(tmp_path / "kubeconfig.yaml"))
+    finally:
+        kube.stop()
+    assert result.verdict is Verdict.PASS, result.reason
+    assert "device plugin (gpu.intel.com/i915): /dev/dri/renderD128" in result.reason
+    assert {c.name: c.observed for c in result.evidence.checks}[
+        "a pod without a request (Intel GPU) on the same node (gpu-intel-0) sees no GPU"
+    ] == "0 /dev/dri/renderD* device node(s)"
+    assert result.evidence.observations["dp-intelUuids"] == {
+        "first": ["/dev/dri/renderD128"], "second": ["/dev/dri/renderD129"],
+        "concurrent": True}

@@ -9,8 +9,10 @@ import pytest
 
 from aicp.verify.probes import _vendors
 from aicp.verify.probes.accelerator_metrics import AcceleratorMetrics
+from aicp.verify.probes.secure_accelerator_access import SecureAcceleratorAccess
 from aicp.verify.result import Verdict
 from tests.kubeapi import worlds_accelerators as w
+from tests.kubeapi.controllers import kubelet
 from tests.verify.test_accelerator_worlds import started, verdicts
 
 # A made-up NPU with its own device plugin resource and exporter: nothing in the probes
@@ -91,3 +93,24 @@ def test_a_row_judges_its_exporter_missing_a_metric(tmp_path, monkeypatch):
         kube.stop()
     assert verdict is Verdict.FAIL
     assert "npu-0 exports memory npu_hbm_used_bytes per device for all 4 GPUs" in reason
+
+
+def test_a_new_rows_device_nodes_are_all_the_isolation_check_needs(tmp_path, monkeypatch):
+    """With device nodes in its row, the NPU's pods are exercised like any GPU's: left out
+    without them, judged (and isolated) with them."""
+    import tests.verify.test_accelerator_worlds as table
+    monkeypatch.setattr(kubelet, "DEVICE_NODE_RESOURCES", ["example.com/npu"])
+    kube, rows = _npu_world(tmp_path, SERIES), _vendors.VENDORS
+    try:
+        monkeypatch.setattr(table, "PROBES", (SecureAcceleratorAccess,))
+        monkeypatch.setattr(_vendors, "VENDORS", (*rows, NPU))
+        before = verdicts(kube)[0]
+        row = dataclasses.replace(NPU, isolation=_vendors.Isolation("/dev/npu[0-9]*"))
+        monkeypatch.setattr(_vendors, "VENDORS", (*rows, row))
+        after = verdicts(kube)[0]
+    finally:
+        kube.stop()
+    assert before[0] is Verdict.ERROR
+    assert "npu-0: Example NPU: the vendor table gives no device listing" in before[1]
+    assert after[0] is Verdict.PASS, after[1]
+    assert "device plugin (example.com/npu): /dev/npu0" in after[1]

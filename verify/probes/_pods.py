@@ -27,6 +27,36 @@ PROBE_SCRIPT = (f'count=0; for device in {DEVICE_GLOB}; do [ -e "$device" ] || c
                 f'count=$((count + 1)); done; echo "{COUNT_PREFIX}$count"; '
                 "nvidia-smi -L 2>&1 || true")
 _COUNT = re.compile(rf"^{re.escape(COUNT_PREFIX)}(\d+)$", re.M)
+DEVICE_PREFIX = "RESULT: DEVICE="
+ACCESS_PREFIX = "RESULT: ACCESS_COUNT="
+_ACCESS = re.compile(rf"^{re.escape(ACCESS_PREFIX)}(\d+)$", re.M)
+
+
+def isolation_script(devices: str, access: tuple[str, ...] = (), command: str = "") -> str:
+    """``PROBE_SCRIPT`` for any vendor's row (``_vendors.Isolation``): the device nodes
+    counted and named (a device plugin mounts them at their host paths, so the path is the
+    device), the shared access nodes counted, then the vendor's listing tool."""
+    parts = [f'count=0; for device in {devices}; do [ -e "$device" ] || continue; '
+             f'count=$((count + 1)); echo "{DEVICE_PREFIX}$device"; done; '
+             f'echo "{COUNT_PREFIX}$count"']
+    if access:
+        parts.append(f'access=0; for path in {" ".join(access)}; do [ -e "$path" ] && '
+                     f'access=$((access + 1)); done; echo "{ACCESS_PREFIX}$access"')
+    if command:
+        parts.append(f"{command} 2>&1 || true")
+    return "; ".join(parts)
+
+
+def device_paths(text: str) -> list[str]:
+    """The device nodes ``isolation_script`` named."""
+    return [line[len(DEVICE_PREFIX):].strip() for line in text.splitlines()
+            if line.startswith(DEVICE_PREFIX)]
+
+
+def access_nodes(text: str) -> int | None:
+    """How many shared access nodes (AMD's /dev/kfd) ``isolation_script`` counted."""
+    m = _ACCESS.search(text)
+    return int(m.group(1)) if m else None
 
 
 def create(ctx: Context, path: str, body: dict, namespace: str | None = None) -> dict:

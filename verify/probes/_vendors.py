@@ -7,8 +7,8 @@ tools a container given one gets, and the metrics exporter that serves per-devic
 utilisation and memory (its image, pod labels, port, metric names and the label that
 names the device). Each row cites the upstream it was read from. A probe judges each
 accelerator type by its own row; where a row lacks the facts a probe needs (an exporter
-for ``accelerator_metrics``, a device-listing tool the isolation check can read for
-``secure_accelerator_access``) that type is left out of the verdict with the reason in the
+for ``accelerator_metrics``, the device nodes (``Isolation``) the isolation check reads
+for ``secure_accelerator_access``) that type is left out of the verdict with the reason in the
 evidence, never failed. A new accelerator is a new row: nothing else changes
 (tests/verify/test_vendor_table.py proves it).
 
@@ -48,6 +48,24 @@ class Exporter:
 
 
 @dataclass(frozen=True)
+class Isolation:
+    """What secure_accelerator_access reads in a container: ``devices`` a glob matching one
+    device node per accelerator, mounted at its host path (so the path names the device);
+    ``access`` nodes any container given one gets and one without must not see; ``command``
+    lists the devices, its device lines starting with ``prefix``. ``tool_judged``: the
+    runtime puts the tool only into containers given a device (NVIDIA's toolkit), so its
+    listing is judged too; elsewhere the tool comes with the image and is only recorded.
+    The WG suite judges device paths alone (kubernetes-sigs/ai-conformance
+    test/util_test.go ``acceleratorProbingContainer``: ``ls <DevicePath>``)."""
+
+    devices: str
+    command: str = ""
+    prefix: str = ""
+    access: tuple[str, ...] = ()
+    tool_judged: bool = False
+
+
+@dataclass(frozen=True)
 class Vendor:
     """One accelerator vendor's facts (module doc)."""
 
@@ -60,9 +78,8 @@ class Vendor:
     device_paths: tuple[str, ...] = ()        # shell globs of the device nodes
     tools: tuple[str, ...] = ()               # utilities the runtime gives a container
     exporter: Exporter | None = None
-    # What the isolation check needs: a glob counting one node per device and a command
-    # listing the devices a container sees, its device lines starting with a prefix.
-    isolation: tuple[str, str, str] | None = None  # (device glob, command, line prefix)
+    # What the isolation check reads (``Isolation``); None: the type is left out of it.
+    isolation: Isolation | None = None
     # Node labels that carry the driver version (driver_runtime_management's source).
     driver_version_labels: tuple[str, ...] = ()
     sources: tuple[str, ...] = field(default=())
@@ -88,7 +105,7 @@ VENDORS: tuple[Vendor, ...] = (
                      ("cloud.google.com/gke-accelerator", "nvidia-")),
         device_paths=("/dev/nvidia[0-9]*",),
         tools=("nvidia-smi",),
-        isolation=("/dev/nvidia[0-9]*", "nvidia-smi -L", "GPU "),
+        isolation=Isolation("/dev/nvidia[0-9]*", "nvidia-smi -L", "GPU ", tool_judged=True),
         # GFD: NVIDIA/k8s-device-plugin v0.20 internal/lm/nvml.go newVersionLabeler.
         driver_version_labels=("nvidia.com/cuda.driver-version.full",
                                "nvidia.com/cuda.driver.major"),
@@ -123,6 +140,15 @@ VENDORS: tuple[Vendor, ...] = (
         # ROCm/device-metrics-exporter docs/index.md: the exporter needs /dev/dri and /dev/kfd.
         device_paths=("/dev/kfd", "/dev/dri/renderD*"),
         tools=("amd-smi", "rocm-smi"),
+        # The ROCm device plugin's Allocate gives a container /dev/kfd (shared by all GPUs)
+        # and each allocated GPU's /dev/dri/card<N> and /dev/dri/renderD<N>, each at its host
+        # path (ROCm/k8s-device-plugin internal/pkg/plugin/plugin.go ``Allocate``; ROCm docs
+        # "Running ROCm Docker containers": --device=/dev/kfd --device=/dev/dri/renderD<N>).
+        # It injects no tool: amd-smi (ROCm >= 6.0, replacing rocm-smi: ROCm/amdsmi docs
+        # "AMD SMI CLI tool usage") comes with a ROCm image, so ``amd-smi list`` ("GPU: N"
+        # blocks) is recorded, not judged.
+        isolation=Isolation("/dev/dri/renderD*", "amd-smi list", "GPU: ",
+                            access=("/dev/kfd",)),
         exporter=Exporter(
             # Found by its image (rocm/device-metrics-exporter) through its DaemonSet: the
             # pod labels differ between the operator and the chart.
@@ -151,6 +177,10 @@ VENDORS: tuple[Vendor, ...] = (
         node_labels=(("intel.feature.node.kubernetes.io/gpu", "true"),),
         device_paths=("/dev/dri/renderD*", "/dev/dri/card*"),
         tools=("xpu-smi",),
+        # The GPU plugin mounts each allocated GPU's /dev/dri/card<N> and renderD<N> at their
+        # host paths and injects no tool (intel/intel-device-plugins-for-kubernetes
+        # cmd/gpu_plugin/gpu_plugin.go ``Allocate`` / README "Modes and Configuration").
+        isolation=Isolation("/dev/dri/renderD*"),
         # Intel XPU Manager's DaemonSet (intel/xpumanager deployment/kubernetes/daemonset/
         # base/daemonset-intel-xpum.yaml: app=intel-xpumanager, image intel/xpumanager, the
         # exporter on 29999 "metrics"); it labels devices dev_id (the WG test's comment), its

@@ -32,12 +32,16 @@ it requested.
 
 No GPU node: ERROR (a MUST that could not be exercised is not "not applicable").
 
-Each node is judged by its vendor's row of the vendor table (``_vendors``): the containers'
-script counts the row's device nodes and lists devices with the row's tool. Nodes of a
-type whose row gives no isolation facts the script reads (today only NVIDIA's
-``/dev/nvidia[0-9]*`` and ``nvidia-smi -L`` are), or of no row, are left out of the
-verdict and named with the reason (``acceleratorsLeftOut``), never judged by another
-vendor's devices; with none left the MUST is an ERROR.
+Each node is judged by its vendor's row of the vendor table (``_vendors.Isolation``): the
+containers' script counts and names the row's device nodes (NVIDIA ``/dev/nvidia[0-9]*``,
+AMD and Intel ``/dev/dri/renderD*``), counts its shared access nodes (AMD ``/dev/kfd``:
+none without a GPU) and runs the row's tool (``nvidia-smi -L``, ``amd-smi list``). The
+tool's listing is judged only where the runtime injects the tool with the device (NVIDIA);
+elsewhere the device nodes are the judgement, as in the WG suite (``ls <DevicePath>``), and
+the device paths tell two GPUs apart. Device-plugin nodes are exercised per vendor. Nodes
+of a type whose row has no isolation facts, or of no row, are left out of the verdict and
+named with the reason (``acceleratorsLeftOut``), never judged by another vendor's devices;
+with none left the MUST is an ERROR.
 """
 
 from __future__ import annotations
@@ -54,8 +58,23 @@ HOLDING = "RESULT: HOLDING"  # a GPU pod has printed what it saw and now holds i
 # unless it traps it (the kernel sends PID 1 only signals it handles), hence the trap: a
 # deleted pod ends at once instead of after its grace period.
 HOLD_LIMIT = 600
-HOLD_SCRIPT = (f"trap 'exit 0' TERM; {_pods.PROBE_SCRIPT}; echo \"{HOLDING}\"; "
-               f"sleep {HOLD_LIMIT} & wait $!")
+
+
+def hold_script(script: str) -> str:
+    return (f"trap 'exit 0' TERM; {script}; echo \"{HOLDING}\"; "
+            f"sleep {HOLD_LIMIT} & wait $!")
+
+
+HOLD_SCRIPT = hold_script(_pods.PROBE_SCRIPT)
+
+
+def probe_script(iso: _vendors.Isolation) -> str:
+    """NVIDIA keeps ``_pods.PROBE_SCRIPT`` (what every GPU probe runs); others their row's."""
+    if iso.devices == _pods.DEVICE_GLOB:
+        return _pods.PROBE_SCRIPT
+    return _pods.isolation_script(iso.devices, iso.access, iso.command)
+
+
 # GPU nodes whose pods are read for hostPath mounts (one list call each, by field
 # selector, never every pod of the cluster); how many more were not read is recorded.
 MOUNT_SCAN_NODES = 32
@@ -108,20 +127,30 @@ class SecureAcceleratorAccess(Probe):
 
     def cases(self, ctx: Context) -> str:
         slices, gpu_nodes = _gpus.gpu_nodes_to_exercise(ctx, must=True)
-        dra_nodes, plugin = _how_each_gpu_node_hands_out_gpus(ctx, slices, gpu_nodes)
-        mounts = _pods_mounting_host_gpu_devices(ctx, gpu_nodes)
+        dra_nodes, plugin, vendors = _how_each_gpu_node_hands_out_gpus(ctx, slices,
+                                                                       gpu_nodes)
+        mounts = _pods_mounting_host_gpu_devices(ctx, gpu_nodes, vendors)
         dc = _a_gpu_can_be_given(ctx, slices, dra_nodes, plugin)
         with ctx.step("create namespace"):
             ns = ctx.namespace()
         summary = []
         with _pods.failed_checks_win(ctx):
             if dc is not None:
-                summary.append(_only_containers_given_a_claim_reach_a_gpu(ctx, ns, dc,
-                                                                          dra_nodes))
-            if plugin:
+                # The class's vendor: the one whose DRA driver it is named after (the
+                # drivers' charts name their GPU class so), else the first DRA node's.
+                vendor = _vendors.by_driver(dc) or vendors[dra_nodes[0]]
+                summary.append(_only_containers_given_a_claim_reach_a_gpu(
+                    ctx, ns, dc, [n for n in dra_nodes if vendors[n] is vendor] or dra_nodes,
+                    vendor))
+            # One run per vendor of the device-plugin nodes, NVIDIA's first (kind "dp").
+            for vendor in sorted({vendors[n] for n in plugin}, key=lambda v: (
+                    v.name != "NVIDIA", v.name)):
                 summary.append(_only_containers_given_a_request_reach_a_gpu(
-                    ctx, ns, gpu_nodes, plugin))
-        note = (f"; {len(mounts)} pod(s) mount /dev/nvidia* from the host and reach every GPU "
+                    ctx, ns, gpu_nodes, {n: r for n, r in plugin.items()
+                                         if vendors[n] is vendor}, vendor))
+        what = ("/dev/nvidia*" if all(": /dev/nvidia" in m or m.endswith(": /dev")
+                                      for m in mounts) else "accelerator device nodes")
+        note = (f"; {len(mounts)} pod(s) mount {what} from the host and reach every GPU "
                 f"of their node: {', '.join(mounts[:5])}") if mounts else ""
         if all(c.passed for c in ctx.evidence.checks):
             return ("only containers given a GPU reach one: " + "; ".join(summary) + note
@@ -133,17 +162,21 @@ class SecureAcceleratorAccess(Probe):
 
 def _how_each_gpu_node_hands_out_gpus(ctx: Context, slices: list[dict] | None,
                                       gpu_nodes: dict[str, dict]
-                                      ) -> tuple[list[str], dict[str, str]]:
-    """The nodes publishing DRA devices, and the others' device-plugin GPU resource."""
+                                      ) -> tuple[list[str], dict[str, str],
+                                                 dict[str, _vendors.Vendor]]:
+    """The nodes publishing DRA devices, the others' device-plugin GPU resource, and each
+    judged node's vendor."""
     published = _gpus.devices_by_node(slices)
-    left = {}
+    left, vendors = {}, {}
     for n, node in sorted(gpu_nodes.items()):
         vendor = _vendors.of_node(node, {d for d, _ in published.get(n, [])})
         if vendor is None:
             left[n] = "no row of the vendor table matches its resources, DRA drivers or labels"
-        elif vendor.isolation is None or vendor.isolation[0] != _pods.DEVICE_GLOB:
+        elif vendor.isolation is None:
             left[n] = (f"{vendor.name} {vendor.kind}: the vendor table gives no device "
                        "listing the isolation check can read for it")
+        else:
+            vendors[n] = vendor
     if left:
         ctx.observe("acceleratorsLeftOut", left)
         gpu_nodes = {n: node for n, node in gpu_nodes.items() if n not in left}
@@ -156,17 +189,18 @@ def _how_each_gpu_node_hands_out_gpus(ctx: Context, slices: list[dict] | None,
               if n not in published and (r := _resource(node))}
     ctx.observe("draGpuNodes", dra_nodes)
     ctx.observe("devicePluginNodes", dict(sorted(plugin.items())))
-    return dra_nodes, plugin
+    return dra_nodes, plugin, vendors
 
 
-def _pods_mounting_host_gpu_devices(ctx: Context, gpu_nodes: dict[str, dict]) -> list[str]:
+def _pods_mounting_host_gpu_devices(ctx: Context, gpu_nodes: dict[str, dict],
+                                    vendors: dict[str, _vendors.Vendor]) -> list[str]:
     """Recorded, never judged: such a pod reaches every GPU of its node (module doc)."""
     with ctx.step("look for pods mounting /dev/nvidia* from the host"):
         scanned = sorted(gpu_nodes)[:MOUNT_SCAN_NODES]
         if len(gpu_nodes) > len(scanned):
             ctx.observe("hostPathNotRead", f"{len(gpu_nodes) - len(scanned)} GPU nodes "
                                            f"beyond the first {MOUNT_SCAN_NODES}")
-        mounts = _host_device_mounts(ctx, scanned)
+        mounts = _host_device_mounts(ctx, scanned, vendors)
         ctx.observe("hostPathGpuDevices", mounts)
     return mounts
 
@@ -185,44 +219,53 @@ def _a_gpu_can_be_given(ctx: Context, slices: list[dict] | None, dra_nodes: list
 
 
 def _only_containers_given_a_claim_reach_a_gpu(ctx: Context, ns: str, device_class: str,
-                                               nodes: list[str]) -> str:
+                                               nodes: list[str], vendor: _vendors.Vendor
+                                               ) -> str:
     """The four cases with a DRA claim on ``device_class``; the evidence for the reason."""
     _pods.claim_template(ctx, ns, "one-gpu", device_class)
     seen = _only_containers_given_a_gpu_reach_one(
         ctx, ns, "dra", nodes, {"resources": {"claims": [{"name": "gpu"}]}},
-        [{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}], exclusive=True)
+        [{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}], exclusive=True,
+        vendor=vendor)
     return f"DRA (DeviceClass {device_class}): {seen}"
 
 
 def _only_containers_given_a_request_reach_a_gpu(ctx: Context, ns: str,
                                                  gpu_nodes: dict[str, dict],
-                                                 plugin: dict[str, str]) -> str:
-    """The four cases with a request for the device-plugin resource most nodes offer."""
+                                                 plugin: dict[str, str],
+                                                 vendor: _vendors.Vendor) -> str:
+    """The four cases with a request for the device-plugin resource most of ``vendor``'s
+    nodes offer."""
     resource = sorted(set(plugin.values()), key=list(plugin.values()).count)[-1]
     nodes = sorted(n for n, r in plugin.items() if r == resource)
     # Time-sliced/MPS replicas share a GPU by design (GFD <resource>.replicas > 1, or the
     # renamed nvidia.com/gpu.shared): two pods seeing one UUID is the sharing.
     shared = resource == _gpus.SHARED_GPU or any(
         _int(_gpus.labels(gpu_nodes[n]).get(f"{resource}.replicas")) > 1 for n in nodes)
+    kind = "dp" if vendor.name == "NVIDIA" else "dp-" + "-".join(vendor.name.lower().split())
     seen = _only_containers_given_a_gpu_reach_one(
-        ctx, ns, "dp", nodes, {"resources": {"limits": {resource: 1}}}, None,
-        exclusive=not shared)
+        ctx, ns, kind, nodes, {"resources": {"limits": {resource: 1}}}, None,
+        exclusive=not shared, vendor=vendor)
     return f"device plugin ({resource}): {seen}"
 
 
 def _only_containers_given_a_gpu_reach_one(ctx: Context, ns: str, kind: str, nodes: list[str],
                                            holder: dict, claims: list[dict] | None, *,
-                                           exclusive: bool) -> str:
+                                           exclusive: bool, vendor: _vendors.Vendor) -> str:
     """The four cases for one mechanism; ``holder`` is what a GPU container adds; the
     different-GPU case only where a unit is a whole device (``exclusive``). Returns the
     GPU the holder saw."""
     label = "a claim" if kind == "dra" else "a request"
-    seen = _run_the_pods(ctx, ns, kind, nodes, holder, claims)
+    if vendor.name != "NVIDIA":  # NVIDIA's names stay as they were; others name the type
+        label += f" ({vendor.name} {vendor.kind})"
+    assert vendor.isolation is not None  # nodes without are left out first
+    seen = _run_the_pods(ctx, ns, kind, nodes, holder, claims, vendor.isolation)
     _a_container_given_a_gpu_sees_exactly_one(ctx, label, seen)
     _its_second_container_sees_no_gpu(ctx, label, seen)
     _a_pod_without_a_gpu_on_that_node_sees_none(ctx, label, seen)
     _a_second_gpu_pod_sees_a_different_gpu(ctx, label, seen, kind, exclusive=exclusive)
-    ctx.observe(f"{kind}Gpu", "; ".join(seen.gpus("holder")))
+    ctx.observe(f"{kind}Gpu", "; ".join(seen.gpus("holder") if seen.iso.tool_judged
+                                        else seen.ids("holder")))
     return ctx.evidence.observations[f"{kind}Gpu"]
 
 
@@ -234,26 +277,50 @@ class _Seen:
     node: str
     logs: dict[str, str]  # "holder", "second container", "second pod", "bare pod"
     together: bool | None
+    iso: _vendors.Isolation = _vendors.Isolation(_pods.DEVICE_GLOB, "nvidia-smi -L", "GPU ",
+                                                 tool_judged=True)
 
     def gpus(self, key: str) -> list[str]:
-        return _pods.gpus_seen(self.logs[key])
+        """The tool's device lines (``nvidia-smi -L``'s "GPU N:", ``amd-smi list``'s
+        "GPU: N")."""
+        if self.iso.devices == _pods.DEVICE_GLOB:
+            return _pods.gpus_seen(self.logs[key])
+        return [line.strip() for line in self.logs[key].splitlines()
+                if self.iso.prefix and line.startswith(self.iso.prefix)]
 
     def devices(self, key: str) -> int | None:
         return _pods.device_nodes(self.logs[key])
 
+    def access(self, key: str) -> int:
+        """Shared access nodes seen (0 where the row has none)."""
+        return (_pods.access_nodes(self.logs[key]) or 0) if self.iso.access else 0
+
+    def ids(self, key: str) -> list[str]:
+        """What tells two devices apart: NVIDIA's UUIDs, else the device paths (mounted at
+        their host paths by the device plugin)."""
+        if self.iso.devices == _pods.DEVICE_GLOB:
+            return _pods.device_uuids(self.logs[key])
+        return _pods.device_paths(self.logs[key])
+
     def none(self, key: str) -> bool:
-        return not self.gpus(key) and self.devices(key) == 0
+        return ((not self.iso.tool_judged or not self.gpus(key)) and self.devices(key) == 0
+                and self.access(key) == 0)
 
     def one(self, key: str) -> bool:
-        return len(self.gpus(key)) == 1 and self.devices(key) == 1
+        return ((not self.iso.tool_judged or len(self.gpus(key)) == 1)
+                and self.devices(key) == 1)
 
     def observed(self, key: str) -> str:
-        return (f"{self.devices(key)} {_pods.DEVICE_GLOB} device node(s); nvidia-smi: "
-                + ("; ".join(self.gpus(key)) or "no GPU"))
+        tool = self.iso.command.split()[0] if self.iso.command else ""
+        access = (f", {self.access(key)} of {' '.join(self.iso.access)}"
+                  if self.iso.access else "")
+        listed = (f"; {tool}: " + ("; ".join(self.gpus(key)) or "no GPU")
+                  + ("" if self.iso.tool_judged else " (recorded, not judged)")) if tool else ""
+        return f"{self.devices(key)} {self.iso.devices} device node(s){access}{listed}"
 
 
 def _run_the_pods(ctx: Context, ns: str, kind: str, nodes: list[str], holder: dict,
-                  claims: list[dict] | None) -> _Seen:
+                  claims: list[dict] | None, iso: _vendors.Isolation) -> _Seen:
     """A GPU pod with a second container without, then on its node a second GPU pod and a
     pod without a GPU; each runs its script, the GPU pods holding their GPUs (``_Holders``)."""
     first, second, bare = f"{kind}-holding", f"{kind}-second", f"{kind}-without"
@@ -261,7 +328,7 @@ def _run_the_pods(ctx: Context, ns: str, kind: str, nodes: list[str], holder: di
     with ctx.step(f"start a pod holding one GPU ({kind})"):
         _pods.gpu_pod(ctx, ns, first, [{"name": "with-gpu", **holder},
                                        {"name": "without-gpu"}],
-                      claims=claims, nodes=nodes, script=HOLD_SCRIPT)
+                      claims=claims, nodes=nodes, script=hold_script(probe_script(iso)))
         pod = ctx.wait_for(f"pod {first} to be scheduled",
                            lambda: _scheduled(ctx, ns, first), timeout=timeout, interval=poll)
         if pod is None:
@@ -271,8 +338,9 @@ def _run_the_pods(ctx: Context, ns: str, kind: str, nodes: list[str], holder: di
         ctx.observe(f"{kind}Node", node)
     with ctx.step(f"start a second GPU pod and a pod without a GPU on {node}"):
         _pods.gpu_pod(ctx, ns, second, [{"name": "with-gpu", **holder}],
-                      claims=claims, nodes=[node], script=HOLD_SCRIPT)
-        _pods.gpu_pod(ctx, ns, bare, [{"name": "main"}], nodes=[node])
+                      claims=claims, nodes=[node], script=hold_script(probe_script(iso)))
+        _pods.gpu_pod(ctx, ns, bare, [{"name": "main"}], nodes=[node],
+                      script=probe_script(iso))
     with ctx.step("wait until every container has run its script"):
         watch = _Holders(ctx, ns, {first: ("with-gpu", "without-gpu"),
                                    second: ("with-gpu",), bare: ("main",)})
@@ -290,7 +358,7 @@ def _run_the_pods(ctx: Context, ns: str, kind: str, nodes: list[str], holder: di
         "second pod": (second, "with-gpu"), "bare pod": (bare, "main")}.items()}
     together = watch.together or _overlap(watch.pods.get(first) or {},
                                           watch.pods.get(second) or {})
-    return _Seen(node, logs, together)
+    return _Seen(node, logs, together, iso)
 
 
 def _a_container_given_a_gpu_sees_exactly_one(ctx: Context, label: str, seen: _Seen) -> None:
@@ -316,11 +384,11 @@ def _a_second_gpu_pod_sees_a_different_gpu(ctx: Context, label: str, seen: _Seen
     are the sharing."""
     ctx.check(f"a second pod with {label} sees exactly one GPU", seen.one("second pod"),
               seen.observed("second pod"))
-    mine, theirs = (_pods.device_uuids(seen.logs["holder"]),
-                    _pods.device_uuids(seen.logs["second pod"]))
+    mine, theirs = seen.ids("holder"), seen.ids("second pod")
     ctx.observe(f"{kind}Uuids", {"first": mine, "second": theirs, "concurrent": seen.together})
     if seen.together and exclusive:
-        ctx.check("two pods holding a GPU at the same time see different GPUs",
+        vendor = label[label.index(" ("):] if " (" in label else ""  # " (AMD GPU)"
+        ctx.check(f"two pods holding a GPU at the same time see different GPUs{vendor}",
                   bool(mine) and bool(theirs) and not set(mine) & set(theirs),
                   f"{', '.join(mine) or 'none'} vs {', '.join(theirs) or 'none'}")
     elif not exclusive:
@@ -336,16 +404,28 @@ def _scheduled(ctx: Context, ns: str, name: str) -> dict | None:
     return pod if (pod.get("spec") or {}).get("nodeName") else None
 
 
-def _host_device_mounts(ctx: Context, nodes: list[str]) -> list[str]:
-    """``ns/pod: path`` for each pod on a GPU node mounting ``/dev/nvidia*`` (or all of
-    ``/dev``) from the host. Pods are read per GPU node (a field selector), never all."""
+def _device_stems(vendor: _vendors.Vendor | None) -> tuple[str, ...]:
+    """Path prefixes of a vendor's device nodes (``/dev/nvidia``; AMD ``/dev/dri/renderD``,
+    ``/dev/kfd``): NVIDIA's always, as before the table."""
+    iso = vendor.isolation if vendor else None
+    globs = (iso.devices, *iso.access) if iso else ()
+    return ("/dev/nvidia", *(g.split("*", 1)[0].split("[", 1)[0] for g in globs))
+
+
+def _host_device_mounts(ctx: Context, nodes: list[str],
+                        vendors: dict[str, _vendors.Vendor] | None = None) -> list[str]:
+    """``ns/pod: path`` for each pod on a GPU node mounting its vendor's device nodes, a
+    folder holding them (``/dev/dri``) or all of ``/dev`` from the host. Pods are read per
+    GPU node (a field selector), never all."""
     found = []
     for node in nodes:
+        stems = _device_stems((vendors or {}).get(node))
         for pod in ctx.kube.items("/api/v1/pods",
                                   query={"fieldSelector": f"spec.nodeName={node}"}):
             for volume in (pod.get("spec") or {}).get("volumes") or []:
                 path = ((volume.get("hostPath") or {}).get("path") or "").rstrip("/")
-                if path == "/dev" or path.startswith("/dev/nvidia"):
+                if path == "/dev" or any(path.startswith(s) or (
+                        path and s.startswith(path + "/")) for s in stems):
                     meta = pod["metadata"]
                     found.append(f"{meta.get('namespace')}/{meta['name']}: {path}")
     return sorted(found)

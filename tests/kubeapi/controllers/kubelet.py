@@ -37,6 +37,13 @@ WaitingFn = Callable[[dict, str], "dict | None"]
 GPU_RESOURCE = "nvidia.com/gpu"
 SHARED_GPU = "nvidia.com/gpu.shared"
 MIG_PREFIX = "nvidia.com/mig-"
+# GPUs whose devices are /dev/dri nodes: ROCm/k8s-device-plugin's amd.com/gpu, Intel's GPU
+# plugin's gpu.intel.com/i915 and xe (intel/intel-device-plugins-for-kubernetes cmd/gpu_plugin).
+DRI_RESOURCES = ("amd.com/gpu", "gpu.intel.com/i915", "gpu.intel.com/xe")
+# Further device-plugin resources whose devices are device nodes at their host paths (a
+# test adds a made-up accelerator's here).
+DEVICE_NODE_RESOURCES: list[str] = []
+_DEVICE_LOOP = re.compile(r"for device in (\S+); do")
 ACTIVE = ("Pending", "Running", "Unknown")
 COMMAND_LOGS: list[tuple[Callable[[list[str]], bool], LogFn]] = []
 
@@ -70,7 +77,8 @@ def _wanted(container: dict) -> dict[str, int]:
     res = container.get("resources") or {}
     merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
     return {k: int(v) for k, v in merged.items()
-            if k in (GPU_RESOURCE, SHARED_GPU) or k.startswith(MIG_PREFIX)}
+            if k in (GPU_RESOURCE, SHARED_GPU, *DRI_RESOURCES, *DEVICE_NODE_RESOURCES)
+            or k.startswith(MIG_PREFIX)}
 
 
 def _node_slots(node: dict, resource: str) -> int:
@@ -229,6 +237,9 @@ class GpuRuntime:
             if matches(words):
                 return fn(pod, container, kube)
         text = " ".join(words)
+        loop = _DEVICE_LOOP.search(text)
+        if loop and loop.group(1) != "/dev/nvidia[0-9]*":
+            return self.dri(kube, pod, container, text, loop.group(1))
         if "nvidia" not in text:
             return ""
         out: list[str] = []
@@ -250,6 +261,42 @@ class GpuRuntime:
         # Literal ``echo "..."`` run unconditionally after the checks (secure_accelerator_
         # access's HOLDING line); one inside an if/else branch is not emulated.
         tail = text.rsplit("nvidia-smi", 1)[-1]
+        if not re.search(r"\b(if|else|fi)\b", tail):
+            out += _LITERAL_ECHO.findall(tail)
+        return "".join(line + "\n" for line in out)
+
+
+    def dri(self, kube, pod: dict, container: str, text: str, glob: str) -> str:
+        """A /dev/dri GPU's runtime (AMD's ROCm device plugin, Intel's GPU plugin): each
+        device given mounted at its host path /dev/dri/renderD<128 + index> (the DRM render
+        minors start at 128: linux include/drm/drm_file.h / drivers/gpu/drm/drm_drv.c
+        ``DRM_MINOR_RENDER``), AMD's /dev/kfd with any GPU (ROCm/k8s-device-plugin
+        ``Allocate``). No tool is injected: ``amd-smi list`` runs only in a ROCm image
+        (ROCm/amdsmi docs "AMD SMI CLI tool usage": "GPU: N" blocks with BDF and UUID).
+        Any other device glob ``/dev/x*`` names device N ``/dev/xN``."""
+        seen = sorted({int(_attr(d, "index") or 0) for d in self.devices(kube, pod, container)})
+        first = 128 if glob == "/dev/dri/renderD*" else 0
+        stem = glob.split("*", 1)[0].split("[", 1)[0]
+        out = [f"RESULT: DEVICE={stem}{first + i}" for i in seen]
+        out.append(f"RESULT: ACCELERATOR_COUNT={len(seen)}")
+        if "/dev/kfd" in text:
+            out.append(f"RESULT: ACCESS_COUNT={1 if seen else 0}")
+        tail = text
+        if "amd-smi list" in text:
+            tail = text.rsplit("amd-smi list", 1)[-1]
+            image = next((c.get("image", "") for c in pod["spec"]["containers"]
+                          if c["name"] == container), "")
+            given = sorted({int(_attr(d, "index") or 0)
+                            for d in self.tools(kube, pod, container)})
+            if "rocm" not in image:
+                out.append("sh: 1: amd-smi: not found")
+            elif not given:
+                out.append("ERROR:root:Unable to detect any GPU devices, check amdgpu version "
+                           "and module status (sudo modprobe amdgpu)")
+            for n, i in enumerate(given if "rocm" in image else []):
+                node = pod["spec"].get("nodeName", "")
+                out += [f"GPU: {n}", f"    BDF: 0000:{i + 12:02x}:00.0",
+                        f"    UUID: {gpu_uuid(node, i)[4:]}"]
         if not re.search(r"\b(if|else|fi)\b", tail):
             out += _LITERAL_ECHO.findall(tail)
         return "".join(line + "\n" for line in out)
