@@ -727,8 +727,9 @@ TOKEN_AUDIENCE = "api://AzureADTokenExchange"
 # AMLFS-Durable-Premium-500 sells the smallest file system, 4 TiB in 4 TiB steps
 # (learn.microsoft.com/azure/azure-managed-lustre/create-file-system-portal#throughput-
 # configurations: Premium-500, 4 TiB minimum, 4 TiB increment); the requested GiB are
-# rounded up to that step and the size really bought is exported. Encrypted at rest with Microsoft-managed keys unless a key is
-# given (same page, "Encryption"). A weekly 30-minute maintenance window is required.
+# rounded up to that step and the size really bought is exported. Encrypted at rest with
+# Microsoft-managed keys unless a key is given (same page, "Encryption"). A weekly 30-minute
+# maintenance window is required.
 AMLFS_SKU = "AMLFS-Durable-Premium-500"
 AMLFS_STEP_TIB = 4
 AMLFS_MAX_TIB = 400  # the largest row of the subnet-size table above
