@@ -243,6 +243,31 @@ def unavailable(node: dict) -> str | None:
     return None
 
 
+def judged_vendors(ctx: Context, nodes: dict[str, dict],
+                   published: dict[str, list], needs: str, lacking: str,
+                   by_hand: str) -> dict[str, _vendors.Vendor]:
+    """Node name → its vendor row, for the nodes whose row carries the fact a probe needs
+    (``needs``: the row's field, ``exporter`` or ``isolation``). The others are observed as
+    ``acceleratorsLeftOut`` with why (``lacking``: what the row lacks), never judged; when every node was
+    left out the probe cannot decide (ProbeError naming each; ``by_hand``: what to verify)."""
+    vendors: dict[str, _vendors.Vendor] = {}
+    left: dict[str, str] = {}
+    for n, node in sorted(nodes.items()):
+        vendor = _vendors.of_node(node, {d for d, _ in published.get(n, [])})
+        if vendor is None:
+            left[n] = "no row of the vendor table matches its resources, DRA drivers or labels"
+        elif getattr(vendor, needs) is None:
+            left[n] = f"{vendor.name} {vendor.kind}: the vendor table {lacking}"
+        else:
+            vendors[n] = vendor
+    if left:
+        ctx.observe("acceleratorsLeftOut", left)
+    if left and not vendors:
+        raise ProbeError("no accelerator node can be judged: " + "; ".join(
+            f"{n}: {why}" for n, why in left.items()) + f": verify {by_hand} by hand")
+    return vendors
+
+
 def left_out(ctx: Context) -> str:
     """"; left out: ..." naming the VM GPU hosts and the cordoned or NotReady nodes a
     survey skipped, for a verdict's reason."""

@@ -82,21 +82,9 @@ def _gpu_nodes_and_their_physical_gpus(ctx: Context) -> tuple[dict[str, int | No
     each judged node's vendor; nodes of a type without exporter facts are left out."""
     slices, nodes = _gpus.gpu_nodes_to_exercise(ctx, must=True)
     published = _gpus.devices_by_node(slices)
-    vendors, left = {}, {}
-    for n, node in sorted(nodes.items()):
-        vendor = _vendors.of_node(node, {d for d, _ in published.get(n, [])})
-        if vendor is None:
-            left[n] = "no row of the vendor table matches its resources, DRA drivers or labels"
-        elif vendor.exporter is None:
-            left[n] = (f"{vendor.name} {vendor.kind}: the vendor table knows no per-device "
-                       "metrics exporter for it")
-        else:
-            vendors[n] = vendor
-    if left:
-        ctx.observe("acceleratorsLeftOut", left)
-    if not vendors:
-        raise ProbeError("no accelerator node can be judged: " + "; ".join(
-            f"{n}: {why}" for n, why in left.items()) + ": verify its metrics by hand")
+    vendors = _gpus.judged_vendors(
+        ctx, nodes, published, "exporter",
+        "knows no per-device metrics exporter for it", "its metrics")
     gpus = {n: (physical_gpus(nodes[n], published.get(n, [])) if v.name == "NVIDIA"
                 else _vendor_devices(nodes[n], v)) for n, v in vendors.items()}
     ctx.observe("physicalGpus", gpus)

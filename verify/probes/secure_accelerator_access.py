@@ -167,22 +167,10 @@ def _how_each_gpu_node_hands_out_gpus(ctx: Context, slices: list[dict] | None,
     """The nodes publishing DRA devices, the others' device-plugin GPU resource, and each
     judged node's vendor."""
     published = _gpus.devices_by_node(slices)
-    left, vendors = {}, {}
-    for n, node in sorted(gpu_nodes.items()):
-        vendor = _vendors.of_node(node, {d for d, _ in published.get(n, [])})
-        if vendor is None:
-            left[n] = "no row of the vendor table matches its resources, DRA drivers or labels"
-        elif vendor.isolation is None:
-            left[n] = (f"{vendor.name} {vendor.kind}: the vendor table gives no device "
-                       "listing the isolation check can read for it")
-        else:
-            vendors[n] = vendor
-    if left:
-        ctx.observe("acceleratorsLeftOut", left)
-        gpu_nodes = {n: node for n, node in gpu_nodes.items() if n not in left}
-        if not gpu_nodes:
-            raise ProbeError("no accelerator node can be judged: " + "; ".join(
-                f"{n}: {why}" for n, why in left.items()) + ": verify isolation by hand")
+    vendors = _gpus.judged_vendors(
+        ctx, gpu_nodes, published, "isolation",
+        "gives no device listing the isolation check can read for it", "isolation")
+    gpu_nodes = {n: node for n, node in gpu_nodes.items() if n in vendors}
     published = {n: d for n, d in published.items() if n in gpu_nodes}
     dra_nodes = sorted(n for n in gpu_nodes if published.get(n))
     plugin = {n: r for n, node in gpu_nodes.items()
