@@ -248,8 +248,9 @@ def judged_vendors(ctx: Context, nodes: dict[str, dict],
                    by_hand: str) -> dict[str, _vendors.Vendor]:
     """Node name → its vendor row, for the nodes whose row carries the fact a probe needs
     (``needs``: the row's field, ``exporter`` or ``isolation``). The others are observed as
-    ``acceleratorsLeftOut`` with why (``lacking``: what the row lacks), never judged; when every node was
-    left out the probe cannot decide (ProbeError naming each; ``by_hand``: what to verify)."""
+    ``acceleratorsLeftOut`` with why (``lacking``: what the row lacks), never judged; when
+    every node was left out the probe cannot decide (ProbeError naming each; ``by_hand``:
+    what to verify)."""
     vendors: dict[str, _vendors.Vendor] = {}
     left: dict[str, str] = {}
     for n, node in sorted(nodes.items()):
