@@ -17,7 +17,7 @@ from typing import Any
 
 import pulumi
 
-from ..components.contract import ClusterOutputs, GpuPool
+from ..components.contract import ClusterOutputs, GpuPool, taint_tolerations
 from .base import Addon
 from .catalog import CHARTS
 
@@ -32,12 +32,7 @@ def wanted(cluster: ClusterOutputs) -> bool:
 
 
 def values(pools: tuple[GpuPool, ...]) -> dict[str, Any]:
-    tolerations: list[dict[str, Any]] = []
-    for pool in pools:
-        for t in pool.taints:
-            entry = {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
-            if entry not in tolerations:
-                tolerations.append(entry)
+    tolerations = taint_tolerations(pools)
     return {"node": {"tolerations": tolerations}}
 
 

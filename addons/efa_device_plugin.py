@@ -25,7 +25,7 @@ from typing import Any
 
 import pulumi
 
-from ..components.contract import LABEL_ALLOCATOR, ClusterOutputs, GpuPool
+from ..components.contract import LABEL_ALLOCATOR, ClusterOutputs, GpuPool, taint_tolerations
 from ..components.fabric import LABEL_FABRIC
 from .base import Addon
 from .catalog import CHARTS
@@ -41,12 +41,7 @@ def efa_pools(pools: tuple[GpuPool, ...]) -> list[GpuPool]:
 
 
 def values(pools: list[GpuPool]) -> dict[str, Any]:
-    tolerations: list[dict[str, Any]] = []
-    for pool in pools:
-        for t in pool.taints:
-            entry = {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
-            if entry not in tolerations:
-                tolerations.append(entry)
+    tolerations = taint_tolerations(pools)
     # Never beside the EFA DRA driver on a node (EKS user guide: the two "cannot coexist").
     return {"tolerations": tolerations,
             "nodeSelector": {LABEL_FABRIC: "efa", LABEL_ALLOCATOR: "device-plugin"}}

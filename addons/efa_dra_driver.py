@@ -21,7 +21,7 @@ from typing import Any
 
 import pulumi
 
-from ..components.contract import LABEL_ALLOCATOR, ClusterOutputs, GpuPool
+from ..components.contract import LABEL_ALLOCATOR, ClusterOutputs, GpuPool, taint_tolerations
 from ..components.fabric import EFA_DEVICE_CLASS, LABEL_FABRIC
 from .base import Addon
 from .catalog import CHARTS
@@ -35,12 +35,7 @@ def efa_dra_pools(pools: tuple[GpuPool, ...]) -> list[GpuPool]:
 
 
 def values(pools: list[GpuPool]) -> dict[str, Any]:
-    tolerations: list[dict[str, Any]] = []
-    for pool in pools:
-        for t in pool.taints:
-            entry = {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
-            if entry not in tolerations:
-                tolerations.append(entry)
+    tolerations = taint_tolerations(pools)
     return {"tolerations": tolerations,
             "nodeSelector": {LABEL_FABRIC: "efa", LABEL_ALLOCATOR: "dra"},
             "deviceClass": {"create": True, "name": EFA_DEVICE_CLASS}}

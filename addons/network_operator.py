@@ -33,7 +33,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from ..components.contract import ClusterOutputs, GpuPool
+from ..components.contract import ClusterOutputs, GpuPool, taint_tolerations
 from ..components.fabric import LABEL_FABRIC, RDMA_RESOURCES
 from .base import Addon
 from .catalog import CHARTS, IMAGES
@@ -51,19 +51,9 @@ def rdma_pools(pools: Sequence[GpuPool]) -> list[GpuPool]:
     return [p for p in pools if (p.fabric or {}).get("kind") in RDMA_KINDS]
 
 
-def tolerations(pools: Sequence[GpuPool]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for pool in pools:
-        for t in pool.taints:
-            entry = {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
-            if entry not in out:
-                out.append(entry)
-    return out
-
-
 def chart_values(pools: Sequence[GpuPool]) -> dict[str, Any]:
     return {"nfd": {"enabled": False, "deployNodeFeatureRules": False},
-            "operator": {"tolerations": tolerations(pools)}}
+            "operator": {"tolerations": taint_tolerations(pools)}}
 
 
 def nic_cluster_policy(pools: Sequence[GpuPool], link_type: str) -> dict[str, Any]:
@@ -81,7 +71,7 @@ def nic_cluster_policy(pools: Sequence[GpuPool], link_type: str) -> dict[str, An
             "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
                 "nodeSelectorTerms": [{"matchExpressions": [
                     {"key": LABEL_FABRIC, "operator": "In", "values": kinds}]}]}},
-            "tolerations": tolerations(pools),
+            "tolerations": taint_tolerations(pools),
             "ofedDriver": {"repository": "nvcr.io/nvidia/mellanox", "image": "doca-driver",
                            "version": IMAGES["doca-driver"],
                            "upgradePolicy": {"autoUpgrade": True, "maxParallelUpgrades": 1,

@@ -214,6 +214,18 @@ def validate_pools(target: str, pools: Sequence[GpuPoolRequest]) -> None:
                 (f"gpu_pools[{i}].capacity_type",))
 
 
+def taint_tolerations(pools: Sequence[GpuPool]) -> list[dict[str, str]]:
+    """Each distinct taint of the pools, tolerated exactly as the pool sets it (``Equal``,
+    key, value and effect), in pool order: for a DaemonSet kept to some pools' nodes."""
+    out: list[dict[str, str]] = []
+    for pool in pools:
+        for t in pool.taints:
+            entry = {"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
+            if entry not in out:
+                out.append(entry)
+    return out
+
+
 def gpu_node_tolerations(pools: Sequence[GpuPool]) -> list[dict[str, str]]:
     """Tolerations a DaemonSet needs to run on every GPU node: each distinct taint key and
     effect of the pools, the GPU taint first. On AKS a Spot pool's nodes also carry
