@@ -98,6 +98,7 @@ from .contract import (
     Taint,
     capacity_types,
     node_range,
+    of_form,
     region_code,
     resolve_pool,
     validate_pools,
@@ -210,10 +211,8 @@ INSTANCE_TYPE = re.compile(r"^(?:[a-z]+\d+[a-z0-9-]*|u-\d+tb\d+)\.[a-z0-9]+$")
 
 def validate_extras(args: AwsClusterArgs) -> None:
     """The limits EKS, EC2 and tagging put on the cluster's other arguments."""
-    if args.system_instance_type and not INSTANCE_TYPE.match(args.system_instance_type):
-        raise InputPropertyError(
-            "system_instance_type", f"{args.system_instance_type!r} is not an EC2 instance "
-            "type (like m7i.xlarge)")
+    of_form("system_instance_type", args.system_instance_type or None, INSTANCE_TYPE,
+            "an EC2 instance type (like m7i.xlarge)")
     groups = len(args.gpu_pools) + 1
     if groups > MAX_NODE_GROUPS:
         raise InputPropertyError(

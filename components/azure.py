@@ -117,6 +117,7 @@ from .contract import (
     capacity_types,
     ipv4_network,
     node_range,
+    of_form,
     region_code,
     resolve_pool,
     validate_pools,
@@ -253,14 +254,10 @@ VM_SIZE = re.compile(r"^(Standard|Basic)_[A-Za-z0-9_-]+$", re.IGNORECASE)
 
 def validate_extras(args: AksClusterArgs) -> None:
     """The forms Azure gives resource group names and VM sizes."""
-    if args.resource_group is not None and not RESOURCE_GROUP.match(args.resource_group):
-        raise InputPropertyError(
-            "resource_group", f"{args.resource_group!r} is not a resource group name (1 to "
-            "90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.')")
-    if args.system_vm_size and not VM_SIZE.match(args.system_vm_size):
-        raise InputPropertyError(
-            "system_vm_size", f"{args.system_vm_size!r} is not an Azure VM size (like "
-            "Standard_D4s_v5)")
+    of_form("resource_group", args.resource_group, RESOURCE_GROUP, "a resource group name "
+            "(1 to 90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.')")
+    of_form("system_vm_size", args.system_vm_size or None, VM_SIZE,
+            "an Azure VM size (like Standard_D4s_v5)")
 
 
 def validate(args: AksClusterArgs) -> None:

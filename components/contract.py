@@ -170,6 +170,14 @@ def region_code(property_path: str, region: str, code: re.Pattern[str], example:
             property_path, f"{region!r} is not {a_cloud} region code (like {example})")
 
 
+def of_form(property_path: str, value: str | None, form: re.Pattern[str], what: str) -> None:
+    """``value``, unless None, has the cloud's ``form`` (from its component, with the
+    source); else ``InputPropertyError``: "<value> is not <what>" (``what`` names it and
+    gives an example)."""
+    if value is not None and not form.match(value):
+        raise InputPropertyError(property_path, f"{value!r} is not {what}")
+
+
 def validate_pools(target: str, pools: Sequence[GpuPoolRequest]) -> None:
     """What every target refuses in its ``gpu_pools``, as ``InputPropertyError``.
 

@@ -125,6 +125,7 @@ from .contract import (
     capacity_types,
     ipv4_network,
     node_range,
+    of_form,
     region_code,
     resolve_pool,
     validate_pools,
@@ -286,14 +287,10 @@ MACHINE_TYPE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$")
 
 def validate_extras(args: GkeClusterArgs) -> None:
     """The forms GCP gives project ids and machine types."""
-    if not PROJECT_ID.match(args.project):
-        raise InputPropertyError(
-            "project", f"{args.project!r} is not a GCP project id (6 to 30 lowercase letters, "
-            "digits or '-', starting with a letter, like my-ml-project)")
-    if args.system_machine_type and not MACHINE_TYPE.match(args.system_machine_type):
-        raise InputPropertyError(
-            "system_machine_type", f"{args.system_machine_type!r} is not a GCE machine type "
-            "(like e2-standard-4)")
+    of_form("project", args.project, PROJECT_ID, "a GCP project id (6 to 30 lowercase "
+            "letters, digits or '-', starting with a letter, like my-ml-project)")
+    of_form("system_machine_type", args.system_machine_type or None, MACHINE_TYPE,
+            "a GCE machine type (like e2-standard-4)")
 
 
 def validate(args: GkeClusterArgs) -> None:
