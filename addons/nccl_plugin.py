@@ -16,8 +16,8 @@ with two changes: they select the fabric pools' nodes by ``aicp.dev/fabric`` ins
 and no GPUDirect NICs), and the images are pinned in ``addons/catalog.py`` IMAGES.
 
 The networking.gke.io objects are a ``yaml/v2`` ConfigGroup: GKE serves their CRDs on
-multi-network clusters, and no copy is pinned under ``../shared/crds`` for aicp's schema
-checks. What this does not install: TCPXO's NRI device injector for unprivileged workloads
+multi-network clusters, and aicp's tests pin no copy of those CRDs to check the objects
+against. What this does not install: TCPXO's NRI device injector for unprivileged workloads
 (cluster-toolkit examples/gke-a3-megagpu/nri-device-injector.yaml); the NCCL proof runs its
 pods as the upstream nccl-test manifests do.
 """

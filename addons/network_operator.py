@@ -19,8 +19,8 @@ Decisions, with the upstream behind them:
   ``aicp.dev/fabric`` (``infiniband`` or ``rdma``), not every Mellanox NIC; its
   ``tolerations`` and the operator's (``operator.tolerations``) take the pools' taints.
 - **The NicClusterPolicy is a ``yaml/v2`` ConfigGroup after the release**: its CRD ships in
-  the chart (``crds/mellanox.com_nicclusterpolicies.yaml``), and no copy of it is pinned
-  under ``../shared/crds`` for aicp's schema checks.
+  the chart (``crds/mellanox.com_nicclusterpolicies.yaml``), and aicp's tests pin no copy
+  of it to check the policy against.
 """
 
 from __future__ import annotations

@@ -164,6 +164,6 @@ def test_outputs_of_the_wrong_shape_are_one_line_naming_the_output(world, key, v
     with pytest.raises(stack.ConfigError) as err:
         stack.read("lab")
     assert str(err.value) == line
-    code = session.run(session.Options(stack="lab"), Console(file=open(tmp_path / "out",
-                                                                        "w")))
+    with open(tmp_path / "out", "w") as out:
+        code = session.run(session.Options(stack="lab"), Console(file=out))
     assert code == 2
