@@ -452,6 +452,8 @@ def storage_lines(storage: Any) -> list[str]:
         s3 = storage["s3"]
         lines.append(f"  S3 endpoint: {s3.get('endpoint')} bucket {s3.get('bucket')}, keys in "
                      f"Secret {s3.get('secret')}")
+    for ns, why in (storage.get("teamsWithoutIdentity") or {}).items():  # on-prem teams, #24
+        lines.append(f"  team namespace {ns}: {why}")
     if storage.get("parallelFileSystem"):
         lines.append(f"  parallel file system: {storage['parallelFileSystem'].get('driver')}")
     if storage.get("localNvme"):
