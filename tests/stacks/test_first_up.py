@@ -163,7 +163,8 @@ def test_plan_prints_the_cost_lines_with_the_price_source_and_date():
     # The table read from AWS's Price List API by Karpenter, at the commit the catalog cites.
     assert ("Prices from https://github.com/aws/karpenter-provider-aws/blob/"
             "6fc13b5236fd04fd16ff3f9dc7490d0813994099/pkg/providers/pricing/"
-            "zz_generated.pricing_aws.go (us-east-1, as of 2026-07-20)") in lines
+            "zz_generated.pricing_aws.go (us-east-1, as of 2026-07-20; this stack builds in "
+            "us-west-2, whose price may differ)") in lines
 
 
 def test_plan_names_the_machine_types_it_has_no_price_for(tmp_path):
