@@ -309,13 +309,15 @@ def describe(cfg: Any, result: Any, stack: str) -> dict[str, Any]:
         "unservedMust": unserved,
         "shoulds": should_status(version, served, not_applicable),
         "outputs": result.outputs, "secretOutputs": result.secret_outputs,
-        "cost": cost(cfg.target, result.outputs.get("gpuPools") or []),
+        "cost": cost(cfg.target, result.outputs.get("gpuPools") or [], cfg.region),
     }
 
 
-def cost(target: str, pools: list[dict[str, Any]]) -> dict[str, Any]:
+def cost(target: str, pools: list[dict[str, Any]], region: str | None = None
+         ) -> dict[str, Any]:
     """GPU machines' USD per hour per pool and in total, at min and at max nodes, from the
-    price catalog (components/prices.py), and the machine types it has no price for."""
+    price catalog (components/prices.py), and the machine types it has no price for. A price
+    read in another region than the stack's ``region`` says so: list prices differ by region."""
     from ..components.accelerators import racked
     from ..components.prices import VARIABLE, price
 
@@ -329,7 +331,9 @@ def cost(target: str, pools: list[dict[str, Any]]) -> dict[str, Any]:
         if found is not None:
             row.update(usdPerHour=found.usd_per_hour, atMin=p["minNodes"] * found.usd_per_hour,
                        atMax=p["maxNodes"] * found.usd_per_hour)
-            sources[found.source] = f"{found.region}, as of {found.as_of}"
+            elsewhere = f"; this stack builds in {region}, whose price may differ" \
+                if region and region != found.region else ""
+            sources[found.source] = f"{found.region}, as of {found.as_of}{elsewhere}"
         elif not racked(target):
             unpriced.append(p["machineType"])
         rows.append(row)
@@ -452,6 +456,8 @@ def storage_lines(storage: Any) -> list[str]:
         s3 = storage["s3"]
         lines.append(f"  S3 endpoint: {s3.get('endpoint')} bucket {s3.get('bucket')}, keys in "
                      f"Secret {s3.get('secret')}")
+    for ns, why in (storage.get("teamsWithoutIdentity") or {}).items():  # on-prem teams, #24
+        lines.append(f"  team namespace {ns}: {why}")
     if storage.get("parallelFileSystem"):
         lines.append(f"  parallel file system: {storage['parallelFileSystem'].get('driver')}")
     if storage.get("localNvme"):

@@ -73,7 +73,7 @@ from .onprem_k3s import (
     valid_host,
     valid_user,
 )
-from .storage import StorageArgs, StorageOutputs
+from .storage import StorageArgs, StorageOutputs, unbound_teams
 
 FIELD_MANAGER = "aicp-onprem"
 KUBECONFIG_SECRET_KEY = "aicp:kubeconfig"
@@ -482,4 +482,5 @@ def onprem_storage(args: OnPremClusterArgs, storage: StorageArgs) -> StorageOutp
         default_class=default if storage.block else None, namespace=storage.workload_namespace,
         service_account=storage.service_account,
         s3_endpoint=storage.s3_endpoint, s3_secret=storage.s3_secret,
-        s3_bucket=storage.bucket_name if storage.bucket and storage.s3_endpoint else None)
+        s3_bucket=storage.bucket_name if storage.bucket and storage.s3_endpoint else None,
+        unbound_teams=unbound_teams(storage))  # #24: teams get no identity on-prem

@@ -108,6 +108,8 @@ class StorageOutputs:
     s3_bucket: str | None = None
     # The teams' namespaces whose ServiceAccount the target bound to the bucket too (#24).
     team_namespaces: tuple[str, ...] = ()
+    # Teams' namespaces no identity binds (on-prem: none exists) → what their pods need instead.
+    unbound_teams: Mapping[str, str] = field(default_factory=dict)
     resources: list[pulumi.Resource] = field(default_factory=list)
 
     def export(self) -> dict[str, Any]:
@@ -197,9 +199,32 @@ def check_team_namespaces(args: StorageArgs) -> None:
 
 
 def team_export(out: StorageOutputs) -> dict[str, Any]:
-    """The stack output's ``teamServiceAccounts``: ``ns/sa`` of each team bound to the bucket
-    (absent without teams, so a stack without teams exports what it did before)."""
+    """The stack output's ``teamServiceAccounts``: ``ns/sa`` of each team bound to the bucket,
+    and ``teamsWithoutIdentity`` (on-prem): each team namespace with what its pods need instead
+    (both absent without teams, so a stack without teams exports what it did before)."""
+    unbound = {"teamsWithoutIdentity": dict(out.unbound_teams)} if out.unbound_teams else {}
     if not (out.bucket and out.team_namespaces):
-        return {}
+        return unbound
     return {"teamServiceAccounts": [f"{ns}/{out.service_account}"
-                                    for ns in out.team_namespaces]}
+                                    for ns in out.team_namespaces], **unbound}
+
+
+# --- on-prem teams (#24 item 5 on the data issue's on-prem design) ---------------------------
+# The data issue (#20) gives on-prem no workload identity: its object storage is the user's
+# S3-compatible endpoint, its keys in a Secret the user creates in the workload namespace
+# (components/onprem.py). There is no identity to bind a team's namespace to, and aicp holds
+# no keys to copy; a pod reads only Secrets of its own namespace (k8s.io/api core/v1
+# SecretVolumeSource: "secretName is the name of the secret in the pod's namespace to use";
+# EnvVarSource.secretKeyRef: "Selects a key of a secret in the pod's namespace"). So each team
+# namespace is named with what its pods need, one line each in ``aicp plan``.
+
+
+def unbound_teams(args: StorageArgs) -> dict[str, str]:
+    """Team namespace → why it has no workload identity on-prem and what its pods need."""
+    why = "no workload identity on-prem (the data design has none to bind)"
+    if args.bucket and args.s3_endpoint:
+        need = (f"create Secret {args.s3_secret} with the keys of {args.s3_endpoint} in this "
+                f"namespace for its pods to reach bucket {args.bucket_name}")
+    else:
+        need = "no object store is configured either (aicp:storage.s3)"
+    return {ns: f"{why}; {need}" for ns in args.team_namespaces}

@@ -160,8 +160,11 @@ def test_plan_prints_the_cost_lines_with_the_price_source_and_date():
     assert ("GPU cost l4-spot (1..3 x g6.xlarge at $0.80/h): $0.80/h at min, $2.41/h at max "
             "(spot/blocks/flex-start: variable, counted at on-demand)") in lines
     assert "GPU cost total: $1.61/h at min, $4.83/h at max (on-demand list prices)" in lines
-    assert ("Prices from https://aws.amazon.com/ec2/pricing/on-demand/ (us-west-2, as of "
-            "2026-12-05)") in lines
+    # The table read from AWS's Price List API by Karpenter, at the commit the catalog cites.
+    assert ("Prices from https://github.com/aws/karpenter-provider-aws/blob/"
+            "6fc13b5236fd04fd16ff3f9dc7490d0813994099/pkg/providers/pricing/"
+            "zz_generated.pricing_aws.go (us-east-1, as of 2026-07-20; this stack builds in "
+            "us-west-2, whose price may differ)") in lines
 
 
 def test_plan_names_the_machine_types_it_has_no_price_for(tmp_path):
@@ -188,3 +191,17 @@ def test_the_capacity_block_pool_the_aws_example_shows_in_a_comment_plans(tmp_pa
     run = plan_exit(tmp_path, "aws", uncomment)
     assert run.returncode == 0, run.stderr
     assert "GPU cost h100-block (1..2 x p5.48xlarge at $55.04/h): $55.04/h at min" in run.stdout
+
+
+def test_a_type_its_source_does_not_price_in_the_region_is_named_not_guessed(tmp_path):
+    # Karpenter Azure's table (the catalog's Azure source) lists Standard_ND96asr_v4 in eastus
+    # but not in eastus2, the example's region: the catalog keeps no figure for it.
+    def nd96asr(config: dict) -> None:
+        config["aicp:gpuPools"][0].update(accelerator="a100", instanceType="Standard_ND96asr_v4")
+
+    run = plan_exit(tmp_path, "azure", nd96asr)
+    assert run.returncode == 0, run.stderr
+    assert "GPU cost t4 (Standard_ND96asr_v4): no price in the catalog" in run.stdout
+    assert "No price for: Standard_ND96asr_v4 (not counted in the total)" in run.stdout
+    assert "GPU cost total: $0.53/h at min, $1.58/h at max (on-demand list prices)" \
+        in run.stdout

@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from aicp.cli.main import app
-from tests.stacks.test_config_errors import REPO, Case, at, write_project
+from tests.stacks.test_config_errors import DROP, REPO, Case, at, write_project
 from tests.stacks.test_storage_config import plan
 
 SA = "aicp-data"
@@ -175,3 +175,54 @@ def test_eks_refuses_teams_whose_subjects_overflow_the_trust_policy(tmp_path):
         r"error: aicp:teams: 20 teams make the model bucket role's trust policy about \d+ "
         r"characters, more than the 2048 IAM allows a role's trust policy: declare fewer "
         r"teams or shorter team names\n", _refused(tmp_path, "aws", many))
+
+
+# --- on-prem: the data issue's design has no workload identity to bind a team to ------------
+# (#20: "On-prem: an S3-compatible endpoint and a Secret given by the user"; a pod reads only
+# Secrets of its own namespace, k8s.io/api core/v1 SecretVolumeSource.secretName.)
+NO_IDENTITY = "no workload identity on-prem (the data design has none to bind)"
+KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n"
+
+
+def _onprem(tmp_path: Path, storage: dict | None = None) -> tuple[dict, list[str]]:
+    """The on-prem example (an existing cluster) planned as JSON and as the table."""
+    case = Case("on-prem teams", "onprem", "", kubeconfig=KUBECONFIG,
+                config=at("storage", storage) if storage else None)
+    doc = plan(tmp_path, case)
+    result = CliRunner().invoke(app, ["plan", "--stack", "onprem", "--project-dir",
+                                      str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    return doc, result.stdout.splitlines()
+
+
+def test_onprem_teams_get_no_identity_and_the_plan_says_so_once_per_team(tmp_path):
+    doc, lines = _onprem(tmp_path)
+    why = f"{NO_IDENTITY}; no object store is configured either (aicp:storage.s3)"
+    assert doc["outputs"]["storage"]["teamsWithoutIdentity"] == {
+        t: why for t in teams("onprem")}
+    assert "teamServiceAccounts" not in doc["outputs"]["storage"]
+    # Nothing pretends to be an identity: no workload ServiceAccount, in any namespace.
+    assert not [r for r in of_type(doc, "kubernetes:core/v1:ServiceAccount")
+                if r["inputs"]["metadata"]["name"] == SA]
+    said = [line for line in lines if line.startswith("  team namespace ")]
+    assert said == [f"  team namespace {t}: {why}" for t in teams("onprem")]
+
+
+def test_onprem_teams_are_told_which_secret_to_create_in_their_namespace(tmp_path):
+    doc, lines = _onprem(tmp_path, {
+        "bucket": {"name": "models"},
+        "s3": {"endpoint": "https://minio.lab:9000", "secret": "minio-keys"}})
+    said = [line for line in lines if line.startswith("  team namespace ")]
+    assert said == [
+        f"  team namespace {t}: {NO_IDENTITY}; create Secret minio-keys with the keys of "
+        f"https://minio.lab:9000 in this namespace for its pods to reach bucket models"
+        for t in teams("onprem")]
+    # aicp writes no keys: no Secret is declared in a team's namespace.
+    assert not [r for r in of_type(doc, "kubernetes:core/v1:Secret")
+                if r["inputs"]["metadata"].get("namespace") in teams("onprem")]
+
+
+def test_a_stack_without_teams_exports_no_team_entry(tmp_path):
+    doc = plan(tmp_path, Case("no teams", "onprem", "", kubeconfig=KUBECONFIG,
+                              config=at("teams", DROP)))
+    assert "teamsWithoutIdentity" not in doc["outputs"]["storage"]
