@@ -87,11 +87,13 @@ def _node(spec: GpuNode, minor: str, index: int) -> dict:
     labels = {**present, **spec.labels}
     # Each platform's accelerator taint (the GPU Operator's/aicp's, AMD's and GKE's
     # google.com/tpu=present:NoSchedule, EKS's aws.amazon.com/neuron for Neuron pools).
+    # Gaudi pools get none: no Gaudi install documents a default taint.
     taint = dict(o.GPU_TAINT) if spec.vendor == "nvidia" else {
         "key": {"amd": "amd.com/gpu", "google": "google.com/tpu"}.get(
             spec.vendor, "aws.amazon.com/neuron"), "value": "present", "effect": "NoSchedule"}
     node = o.node(spec.name, cpu="96", memory="1024Gi", labels=labels, minor=minor,
-                  extended=extended or None, taints=[taint], ip=f"10.0.2.{index + 10}")
+                  extended=extended or None, taints=[] if spec.vendor == "gaudi" else [taint],
+                  ip=f"10.0.2.{index + 10}")
     if spec.unschedulable:
         # kubectl cordon sets spec.unschedulable; the node controller adds the taint
         # node.kubernetes.io/unschedulable:NoSchedule (kubernetes pkg/controller/
@@ -414,6 +416,58 @@ def tpu_and_neuron() -> list[GpuNode]:
                     plugin={"aws.amazon.com/neuron": 1, "aws.amazon.com/neuroncore": 2})]
 
 
+# Issue #22: the non-GPU accelerators' pools the isolation check judges by their rows.
+# Gaudi: an HLS-Gaudi2 server's 8 Gaudis through the Habana device plugin (habana.ai/gaudi;
+# HabanaAI/habanalabs-k8s-device-plugin v1.16.0 server.go ``Allocate``: /dev/accel/accel<N>
+# and accel_controlD<N> per allocated Gaudi, at their host paths).
+def gaudi_pool() -> list[GpuNode]:
+    return [GpuNode("gaudi-0", gpus=8, vendor="gaudi", exporter=None,
+                    plugin={"habana.ai/gaudi": 8})]
+
+
+def neuron_pool() -> list[GpuNode]:
+    """A trn1.32xlarge through the Neuron device plugin: 16 devices of 2 NeuronCores, both
+    resources advertised (aws-neuron-sdk deploy/includes/k8s-neuron-device-plugin.rst: the
+    plugin registers aws.amazon.com/neuron and aws.amazon.com/neuroncore; trn1.32xlarge's
+    16 devices /dev/neuron0..15: deploy/tutorials/oci-hook.rst)."""
+    return [GpuNode("trn1-0", gpus=16, vendor="aws", exporter=None,
+                    plugin={"aws.amazon.com/neuron": 16, "aws.amazon.com/neuroncore": 32})]
+
+
+def tpu_pool() -> list[GpuNode]:
+    """A GKE TPU v5e pool alone (ct5lp-hightpu-4t: google.com/tpu 4, GKE "TPUs in GKE"
+    node labels): the table has no isolation facts for it (its row says why)."""
+    return [GpuNode("tpu-v5e-0", vendor="google", exporter=None, plugin={"google.com/tpu": 4},
+                    labels={"cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice",
+                            "cloud.google.com/gke-tpu-topology": "2x2"})]
+
+
+def _node_devices(kube, pod: dict, container: str) -> list[dict]:
+    """Every device of the container's node, of each accelerator resource it advertises
+    (index 0 upward, as the kubelet's device plugin names them)."""
+    node = kube.find("nodes", pod["spec"].get("nodeName", "")) or {}
+    alloc = (node.get("status") or {}).get("allocatable") or {}
+    count = max((int(str(alloc.get(r, 0))) for r in ("habana.ai/gaudi",
+                                                    "aws.amazon.com/neuron")), default=0)
+    return [{"name": f"dev-{i}", "attributes": {"index": {"int": i}}} for i in range(count)]
+
+
+def _visible_all(kube, pod: dict, container: str) -> list[dict]:
+    """What a container whose environment asks the vendor's runtime hook for every device
+    sees: its own devices when it was given some, else all of its node's."""
+    return allocated_gpus(kube, pod, container) or _node_devices(kube, pod, container)
+
+
+# The negatives: a runtime hook that honours a "all devices" variable in a container that
+# requested none, so it opens devices it was not allocated (the leak the WG suite's
+# isolation tests exist for: kubernetes-sigs/ai-conformance test/ai_conformance_test.go
+# ``TestSecureAcceleratorAccess``). Gaudi: habana-container-runtime configures device
+# access for any container with HABANA_VISIBLE_DEVICES set (HabanaAI/habana-container-
+# runtime README), e.g. =all baked into an image; Neuron: the OCI hook exposes every device
+# for AWS_NEURON_VISIBLE_DEVICES=ALL (aws-neuron-sdk deploy/tutorials/oci-hook.rst).
+VISIBLE_ALL = GpuRuntime(devices=_visible_all)
+
+
 # Objects a world adds beside its nodes (namespaced things a platform team creates).
 MPS_TEMPLATE = {
     # kubernetes-sigs/dra-driver-nvidia-gpu demo/specs/quickstart (gpu-test-mps): a claim
@@ -447,6 +501,22 @@ WORLDS: dict[str, Callable[[], list[GpuNode]]] = {
     "two-driver-pools": two_driver_pools, "cordoned-and-not-ready": cordoned_and_not_ready,
     "dra-mps": dra_mps, "dra-shared-claim-only": dra_shared_claim_only,
     "tpu-and-neuron": tpu_and_neuron}
+
+
+# The isolation check's worlds of issue #22's non-GPU accelerators: name -> (nodes, the
+# runtime their containers get: None for the vendor's own). Their verdicts are in
+# tests/verify/test_accelerator_isolation_worlds.py.
+ISOLATION_WORLDS: dict[str, tuple[Callable[[], list[GpuNode]], GpuRuntime | None]] = {
+    "gaudi-pool": (gaudi_pool, None), "gaudi-visible-all": (gaudi_pool, VISIBLE_ALL),
+    "neuron-pool": (neuron_pool, None), "neuron-visible-all": (neuron_pool, VISIBLE_ALL),
+    "tpu-pool": (tpu_pool, None),
+    "gaudi-neuron-tpu": (lambda: [*gaudi_pool(), *neuron_pool(), *tpu_pool()], None)}
+
+
+def isolation_world(name: str) -> KubeAPI:
+    """An ``ISOLATION_WORLDS`` world's emulator, not yet started (no DRA driver)."""
+    nodes, runtime = ISOLATION_WORLDS[name]
+    return build(copy.deepcopy(nodes()), classes=False, runtime=runtime)
 
 
 def world(name: str, *, minor: str = "1.35", runtime: GpuRuntime | None = None,

@@ -34,11 +34,13 @@ No GPU node: ERROR (a MUST that could not be exercised is not "not applicable").
 
 Each node is judged by its vendor's row of the vendor table (``_vendors.Isolation``): the
 containers' script counts and names the row's device nodes (NVIDIA ``/dev/nvidia[0-9]*``,
-AMD and Intel ``/dev/dri/renderD*``), counts its shared access nodes (AMD ``/dev/kfd``:
+AMD and Intel ``/dev/dri/renderD*``, Gaudi ``/dev/accel/accel[0-9]*``, Neuron
+``/dev/neuron[0-9]*``), counts its shared access nodes (AMD ``/dev/kfd``:
 none without a GPU) and runs the row's tool (``nvidia-smi -L``, ``amd-smi list``). The
 tool's listing is judged only where the runtime injects the tool with the device (NVIDIA);
 elsewhere the device nodes are the judgement, as in the WG suite (``ls <DevicePath>``), and
-the device paths tell two GPUs apart. Device-plugin nodes are exercised per vendor. Nodes
+the device paths tell two GPUs apart; a row's partial resources (a NeuronCore) are not
+asked for different devices. Device-plugin nodes are exercised per vendor. Nodes
 of a type whose row has no isolation facts, or of no row, are left out of the verdict and
 named with the reason (``acceleratorsLeftOut``), never judged by another vendor's devices;
 with none left the MUST is an ERROR.
@@ -130,7 +132,12 @@ class SecureAcceleratorAccess(Probe):
         dra_nodes, plugin, vendors = _how_each_gpu_node_hands_out_gpus(ctx, slices,
                                                                        gpu_nodes)
         mounts = _pods_mounting_host_gpu_devices(ctx, gpu_nodes, vendors)
-        dc = _a_gpu_can_be_given(ctx, slices, dra_nodes, plugin)
+        # Without the slices of nodes left out: a class of a type the table has no
+        # isolation facts for (a TPU) is never the one claimed.
+        away = set(gpu_nodes) - set(vendors)
+        dc = _a_gpu_can_be_given(ctx, None if slices is None else [
+            s for s in slices if (s.get("spec") or {}).get("nodeName") not in away],
+            dra_nodes, plugin)
         with ctx.step("create namespace"):
             ns = ctx.namespace()
         summary = []
@@ -228,7 +235,7 @@ def _only_containers_given_a_request_reach_a_gpu(ctx: Context, ns: str,
     nodes = sorted(n for n, r in plugin.items() if r == resource)
     # Time-sliced/MPS replicas share a GPU by design (GFD <resource>.replicas > 1, or the
     # renamed nvidia.com/gpu.shared): two pods seeing one UUID is the sharing.
-    shared = resource == _gpus.SHARED_GPU or any(
+    shared = resource == _gpus.SHARED_GPU or resource in vendor.partial_resources or any(
         _int(_gpus.labels(gpu_nodes[n]).get(f"{resource}.replicas")) > 1 for n in nodes)
     kind = "dp" if vendor.name == "NVIDIA" else "dp-" + "-".join(vendor.name.lower().split())
     seen = _only_containers_given_a_gpu_reach_one(
@@ -380,8 +387,9 @@ def _a_second_gpu_pod_sees_a_different_gpu(ctx: Context, label: str, seen: _Seen
                   bool(mine) and bool(theirs) and not set(mine) & set(theirs),
                   f"{', '.join(mine) or 'none'} vs {', '.join(theirs) or 'none'}")
     elif not exclusive:
-        ctx.log("the resource is a shared GPU replica (time-slicing/MPS): two pods on one "
-                "GPU is the sharing, so the different-GPU case is not judged")
+        ctx.log("the resource is a shared GPU replica (time-slicing/MPS) or a part of one "
+                "device (a NeuronCore): two pods on one device is the sharing, so the "
+                "different-GPU case is not judged")
     else:
         ctx.log("the two GPU pods did not run at the same time: the same GPU handed on "
                 "later is no leak, so the different-GPU case is not judged")
@@ -396,7 +404,7 @@ def _device_stems(vendor: _vendors.Vendor | None) -> tuple[str, ...]:
     """Path prefixes of a vendor's device nodes (``/dev/nvidia``; AMD ``/dev/dri/renderD``,
     ``/dev/kfd``): NVIDIA's always, as before the table."""
     iso = vendor.isolation if vendor else None
-    globs = (iso.devices, *iso.access) if iso else ()
+    globs = (*iso.devices.split(), *iso.access) if iso else ()
     return ("/dev/nvidia", *(g.split("*", 1)[0].split("[", 1)[0] for g in globs))
 
 
