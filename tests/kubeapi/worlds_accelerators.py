@@ -145,7 +145,9 @@ def build(nodes: list[GpuNode], *, minor: str = "1.35", classes: bool = True,
     world.append(o.node("system-0", minor=minor, ip="10.0.0.10"))
     for i, spec in enumerate(nodes):
         world.append(_node(spec, minor, i))
-        if spec.dra:
+        if spec.dra and spec.vendor == "google":
+            world.append(tpu_slice(spec.name, spec.gpus))
+        elif spec.dra:
             world.append(upstream.gpu_slice(spec.name, spec.gpus, migs_per_gpu=spec.migs_per_gpu,
                                             attributes=spec.dra_attributes))
         if spec.dra and spec.exporter == "dra":
@@ -442,10 +444,52 @@ def tpu_pool() -> list[GpuNode]:
                             "cloud.google.com/gke-tpu-topology": "2x2"})]
 
 
+def tpu_pool_dra() -> list[GpuNode]:
+    """A TPU v6e node (ct6e-standard-4t: 4 chips, topology 2x2) whose chips the TPU DRA
+    driver publishes (kubernetes-sigs/dra-driver-google-tpu v0.2.0; the node pool label
+    cloud.google.com/gke-tpu-dra-driver=true of its demo/clusters/gke/
+    create-tpu-cluster-for-dra.sh), no google.com/tpu device plugin resource."""
+    return [GpuNode("tpu-v6e-0", gpus=4, vendor="google", dra=True, exporter=None,
+                    labels={"cloud.google.com/gke-tpu-accelerator": "tpu-v6e-slice",
+                            "cloud.google.com/gke-tpu-topology": "2x2",
+                            "cloud.google.com/gke-tpu-dra-driver": "true"})]
+
+
+def tpu_slice(node: str, chips: int) -> dict:
+    """The TPU DRA driver's ResourceSlice for a single-host v6e node: one device per chip,
+    named by its index, with the attributes its README's ``kubectl get resourceslice``
+    shows (accelerator, brand, chipCount, index, topology, tpuGen, uuid)."""
+    topology = {1: "1x1", 4: "2x2", 8: "2x4"}.get(chips, f"1x{chips}")
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+            "metadata": {"name": f"{node}-tpu.google.com"},
+            "spec": {"driver": "tpu.google.com", "nodeName": node,
+                     "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
+                     "devices": [{"name": str(i), "attributes": {
+                         "accelerator": {"string": "tpu-v6e-slice"},
+                         "brand": {"string": "Google"}, "chipCount": {"int": chips},
+                         "index": {"int": i}, "topology": {"string": topology},
+                         "tpuGen": {"string": "v6e"},
+                         "uuid": {"string": "tpu-" + gpu_uuid(node, i)[4:]}}}
+                         for i in range(chips)]}}
+
+
+# The TPU DRA chart's class (dra-driver-google-tpu v0.2.0 deployments/helm/
+# dra-driver-google-tpu/templates/deviceclass.yaml).
+TPU_DEVICE_CLASS = {"apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass",
+                    "metadata": {"name": "tpu.google.com"},
+                    "spec": {"selectors": [{"cel": {
+                        "expression": 'device.driver == "tpu.google.com"'}}]}}
+
+
 def _node_devices(kube, pod: dict, container: str) -> list[dict]:
-    """Every device of the container's node, of each accelerator resource it advertises
-    (index 0 upward, as the kubelet's device plugin names them)."""
+    """Every device of the container's node: its DRA devices, else those of each
+    accelerator resource it advertises (index 0 upward, as the device plugin names them)."""
     node = kube.find("nodes", pod["spec"].get("nodeName", "")) or {}
+    published = [d for s in kube.list("resourceslices.resource.k8s.io", fields=(
+        f"spec.nodeName={(node.get('metadata') or {}).get('name', '')}"))
+        for d in s["spec"].get("devices") or []]
+    if published:
+        return published
     alloc = (node.get("status") or {}).get("allocatable") or {}
     count = max((int(str(alloc.get(r, 0))) for r in ("habana.ai/gaudi",
                                                     "aws.amazon.com/neuron")), default=0)
@@ -464,7 +508,9 @@ def _visible_all(kube, pod: dict, container: str) -> list[dict]:
 # ``TestSecureAcceleratorAccess``). Gaudi: habana-container-runtime configures device
 # access for any container with HABANA_VISIBLE_DEVICES set (HabanaAI/habana-container-
 # runtime README), e.g. =all baked into an image; Neuron: the OCI hook exposes every device
-# for AWS_NEURON_VISIBLE_DEVICES=ALL (aws-neuron-sdk deploy/tutorials/oci-hook.rst).
+# for AWS_NEURON_VISIBLE_DEVICES=ALL (aws-neuron-sdk deploy/tutorials/oci-hook.rst). For
+# TPUs no such variable is published: the same leak is modelled as a runtime that exposes
+# every chip node of the node to a container that claimed none.
 VISIBLE_ALL = GpuRuntime(devices=_visible_all)
 
 
@@ -510,13 +556,18 @@ ISOLATION_WORLDS: dict[str, tuple[Callable[[], list[GpuNode]], GpuRuntime | None
     "gaudi-pool": (gaudi_pool, None), "gaudi-visible-all": (gaudi_pool, VISIBLE_ALL),
     "neuron-pool": (neuron_pool, None), "neuron-visible-all": (neuron_pool, VISIBLE_ALL),
     "tpu-pool": (tpu_pool, None),
+    "tpu-dra-pool": (tpu_pool_dra, None), "tpu-dra-visible-all": (tpu_pool_dra, VISIBLE_ALL),
     "gaudi-neuron-tpu": (lambda: [*gaudi_pool(), *neuron_pool(), *tpu_pool()], None)}
 
 
 def isolation_world(name: str) -> KubeAPI:
-    """An ``ISOLATION_WORLDS`` world's emulator, not yet started (no DRA driver)."""
-    nodes, runtime = ISOLATION_WORLDS[name]
-    return build(copy.deepcopy(nodes()), classes=False, runtime=runtime)
+    """An ``ISOLATION_WORLDS`` world's emulator, not yet started: no NVIDIA DRA driver, the
+    TPU DRA driver's DeviceClass where a TPU node publishes DRA devices."""
+    make, runtime = ISOLATION_WORLDS[name]
+    nodes = copy.deepcopy(make())
+    tpu_dra = any(n.dra and n.vendor == "google" for n in nodes)
+    return build(nodes, classes=False, runtime=runtime,
+                 extra=[copy.deepcopy(TPU_DEVICE_CLASS)] if tpu_dra else None)
 
 
 def world(name: str, *, minor: str = "1.35", runtime: GpuRuntime | None = None,

@@ -63,6 +63,13 @@ class Isolation:
     prefix: str = ""
     access: tuple[str, ...] = ()
     tool_judged: bool = False
+    # The DRA driver prepares only a claim for every device of a node (Google's TPU
+    # driver): the holder claims them all (allocationMode All) and must see them, no
+    # second holder can run beside it, so "a different device" is never judged.
+    whole_node: bool = False
+    # False where these facts were published for the DRA driver only: the vendor's
+    # device-plugin nodes are left out of the check with the reason.
+    device_plugin: bool = True
 
 
 @dataclass(frozen=True)
@@ -229,13 +236,15 @@ VENDORS: tuple[Vendor, ...] = (
         # VFIO container node /dev/vfio/vfio) from v5 on (dra-driver-google-tpu v0.2.0
         # README "TPU discovery" and its claimed pod's ``ls -l /dev/vfio/``).
         device_paths=("/dev/accel[0-9]*", "/dev/vfio/[0-9]*"),
-        # No isolation facts the check can use, so TPU nodes are left out of it:
-        # - GKE's TPU device plugin (google.com/tpu) is not published: which device nodes
-        #   and paths a container given k of a node's chips gets is documented nowhere;
-        # - the DRA driver prepares only claims for every chip of the node ("only requests
-        #   for all tpu devices ... on the node are supported", dra-driver-google-tpu v0.2.0
-        #   cmd/tpu-dra-kubeletplugin/state.go; its demo claims use allocationMode All), so
-        #   the check's one-device claim cannot start on a multi-chip TPU node.
+        # Isolation through the DRA driver: a claim's container gets its chips' nodes and
+        # /dev/vfio/vfio (README, ``ls -l /dev/vfio/`` in the claimed pod). The driver
+        # prepares only claims for every chip of the node ("only requests for all tpu
+        # devices ... on the node are supported", cmd/tpu-dra-kubeletplugin/state.go; its
+        # demo claims use allocationMode All), hence ``whole_node``. GKE's TPU device plugin
+        # (google.com/tpu) is not published: which device nodes a container given k of a
+        # node's chips gets is documented nowhere, so device-plugin TPU nodes are left out.
+        isolation=Isolation("/dev/vfio/[0-9]* /dev/accel[0-9]*", access=("/dev/vfio/vfio",),
+                            whole_node=True, device_plugin=False),
         sources=("cloud.google.com/kubernetes-engine/docs/concepts/tpus",
                  "kubernetes-sigs/dra-driver-google-tpu v0.2.0")),
     Vendor(

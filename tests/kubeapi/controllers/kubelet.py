@@ -48,7 +48,7 @@ ACCEL_RESOURCES = ("habana.ai/gaudi", "aws.amazon.com/neuron")
 # Further device-plugin resources whose devices are device nodes at their host paths (a
 # test adds a made-up accelerator's here).
 DEVICE_NODE_RESOURCES: list[str] = []
-_DEVICE_LOOP = re.compile(r"for device in (\S+); do")
+_DEVICE_LOOP = re.compile(r"for device in (\S+)[^;]*; do")  # the first glob names them
 ACTIVE = ("Pending", "Running", "Unknown")
 COMMAND_LOGS: list[tuple[Callable[[list[str]], bool], LogFn]] = []
 
