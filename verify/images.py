@@ -76,20 +76,36 @@ def catalog(mirror: str | None = None) -> dict[str, str]:
 
 
 # Images of ``aicp verify --performance`` only (``verify/performance``): kept apart from
-# CATALOG so a run without the flag prints and pulls exactly what it did before. Pinned by
-# tag: their digests were not resolved when this was written (no registry access from the
-# build); the run's evidence records the image ID each kubelet reports, and a release pins
-# each tag's index digest here (``crane digest <ref>``) as CATALOG does.
+# CATALOG so a run without the flag prints and pulls exactly what it did before. Pinned as
+# CATALOG is, by the tag's multi-arch index digest with two independent public sources
+# for it, where two could be found; the others are pinned by tag only, saying which
+# sources are missing (no digest is ever guessed). For those the run's evidence records the
+# image ID each kubelet reports; pin them (``crane digest <ref>``) once two sources agree.
 PERFORMANCE: dict[str, str] = {
     # dcgmi and nv-hostengine: the standalone DCGM image NVIDIA/gpu-operator v26.7.0 pins
     # (deployments/gpu-operator/values.yaml ``dcgm.repository``/``image``/``version``).
+    # Tag only: no public file pins this tag's digest (the operator's values and NVIDIA/
+    # aicr name the tag alone; the public files naming ``dcgm:4.6.0-1-ubuntu24.04@sha256``
+    # carry a placeholder digest), so there is not one source, let alone two.
     "dcgm": "nvcr.io/nvidia/cloud-native/dcgm:4.6.0-1-ubuntu24.04",
     # PyTorch for the matmul and copy bench; it ships nccl-tests' ``all_reduce_perf_mpi``,
     # OpenMPI and sshd, which NVIDIA/aicr's GKE NCCL runtime relies on
-    # (validators/performance/testdata/h100/gke/runtime.yaml).
-    "pytorch": "nvcr.io/nvidia/pytorch:25.06-py3",
+    # (validators/performance/testdata/h100/gke/runtime.yaml). The tag's index digest, two
+    # independent public sources: a runtime contract pinning ``CONTAINER_IMAGE =
+    # nvcr.io/nvidia/pytorch:25.06-py3`` with ``CONTAINER_INDEX_DIGEST = sha256:025d...``
+    # beside the amd64 manifest's own digest (sha256:3cb18e2c...), and an acceptance
+    # runbook pinning ``nvcr.io/nvidia/pytorch:25.06-py3@sha256:025d...`` (public GitHub
+    # files; Dockerfiles elsewhere pin the same digest bare). NGC publishes the 25.06
+    # release for amd64 and arm64 (sbsa), whose arm64 manifest another public build pins
+    # as sha256:6d46eb..., so the index carries both.
+    "pytorch": "nvcr.io/nvidia/pytorch:25.06-py3"
+               "@sha256:025d9b102b5436d4af8af58f12c6a46b7e5d16f19543b1d2cc4446bf2650b4f1",
     # nccl-tests with the EFA installer and aws-ofi-nccl for EFA pools: the image aicr's EKS
-    # runtime runs (validators/performance/testdata/h100/eks/runtime.yaml).
+    # runtime runs (validators/performance/testdata/h100/eks/runtime.yaml). Tag only: no
+    # public file pins this tag's digest (aicr, awslabs/ai-on-eks-style runbooks and
+    # Dockerfiles name the tag alone). The only published digest of this repository
+    # (sha256:a5390d3f..., tag cuda13.0.2-efa1.48.0-...-testsv2.18.3, from one project's
+    # files) is not equally right: CUDA 13 needs a newer driver than aicr's CUDA 12.8 run.
     "nccl-efa": "public.ecr.aws/hpc-cloud/nccl-tests:"
                 "cuda12.8.1-efa1.43.2-ofiv1.16.3-ncclv2.27.7-1-testsv2.16.9",
 }

@@ -87,11 +87,13 @@ def _node(spec: GpuNode, minor: str, index: int) -> dict:
     labels = {**present, **spec.labels}
     # Each platform's accelerator taint (the GPU Operator's/aicp's, AMD's and GKE's
     # google.com/tpu=present:NoSchedule, EKS's aws.amazon.com/neuron for Neuron pools).
+    # Gaudi pools get none: no Gaudi install documents a default taint.
     taint = dict(o.GPU_TAINT) if spec.vendor == "nvidia" else {
         "key": {"amd": "amd.com/gpu", "google": "google.com/tpu"}.get(
             spec.vendor, "aws.amazon.com/neuron"), "value": "present", "effect": "NoSchedule"}
     node = o.node(spec.name, cpu="96", memory="1024Gi", labels=labels, minor=minor,
-                  extended=extended or None, taints=[taint], ip=f"10.0.2.{index + 10}")
+                  extended=extended or None, taints=[] if spec.vendor == "gaudi" else [taint],
+                  ip=f"10.0.2.{index + 10}")
     if spec.unschedulable:
         # kubectl cordon sets spec.unschedulable; the node controller adds the taint
         # node.kubernetes.io/unschedulable:NoSchedule (kubernetes pkg/controller/
@@ -143,7 +145,9 @@ def build(nodes: list[GpuNode], *, minor: str = "1.35", classes: bool = True,
     world.append(o.node("system-0", minor=minor, ip="10.0.0.10"))
     for i, spec in enumerate(nodes):
         world.append(_node(spec, minor, i))
-        if spec.dra:
+        if spec.dra and spec.vendor == "google":
+            world.append(tpu_slice(spec.name, spec.gpus))
+        elif spec.dra:
             world.append(upstream.gpu_slice(spec.name, spec.gpus, migs_per_gpu=spec.migs_per_gpu,
                                             attributes=spec.dra_attributes))
         if spec.dra and spec.exporter == "dra":
@@ -414,6 +418,102 @@ def tpu_and_neuron() -> list[GpuNode]:
                     plugin={"aws.amazon.com/neuron": 1, "aws.amazon.com/neuroncore": 2})]
 
 
+# Issue #22: the non-GPU accelerators' pools the isolation check judges by their rows.
+# Gaudi: an HLS-Gaudi2 server's 8 Gaudis through the Habana device plugin (habana.ai/gaudi;
+# HabanaAI/habanalabs-k8s-device-plugin v1.16.0 server.go ``Allocate``: /dev/accel/accel<N>
+# and accel_controlD<N> per allocated Gaudi, at their host paths).
+def gaudi_pool() -> list[GpuNode]:
+    return [GpuNode("gaudi-0", gpus=8, vendor="gaudi", exporter=None,
+                    plugin={"habana.ai/gaudi": 8})]
+
+
+def neuron_pool() -> list[GpuNode]:
+    """A trn1.32xlarge through the Neuron device plugin: 16 devices of 2 NeuronCores, both
+    resources advertised (aws-neuron-sdk deploy/includes/k8s-neuron-device-plugin.rst: the
+    plugin registers aws.amazon.com/neuron and aws.amazon.com/neuroncore; trn1.32xlarge's
+    16 devices /dev/neuron0..15: deploy/tutorials/oci-hook.rst)."""
+    return [GpuNode("trn1-0", gpus=16, vendor="aws", exporter=None,
+                    plugin={"aws.amazon.com/neuron": 16, "aws.amazon.com/neuroncore": 32})]
+
+
+def tpu_pool() -> list[GpuNode]:
+    """A GKE TPU v5e pool alone (ct5lp-hightpu-4t: google.com/tpu 4, GKE "TPUs in GKE"
+    node labels): the table has no isolation facts for it (its row says why)."""
+    return [GpuNode("tpu-v5e-0", vendor="google", exporter=None, plugin={"google.com/tpu": 4},
+                    labels={"cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice",
+                            "cloud.google.com/gke-tpu-topology": "2x2"})]
+
+
+def tpu_pool_dra() -> list[GpuNode]:
+    """A TPU v6e node (ct6e-standard-4t: 4 chips, topology 2x2) whose chips the TPU DRA
+    driver publishes (kubernetes-sigs/dra-driver-google-tpu v0.2.0; the node pool label
+    cloud.google.com/gke-tpu-dra-driver=true of its demo/clusters/gke/
+    create-tpu-cluster-for-dra.sh), no google.com/tpu device plugin resource."""
+    return [GpuNode("tpu-v6e-0", gpus=4, vendor="google", dra=True, exporter=None,
+                    labels={"cloud.google.com/gke-tpu-accelerator": "tpu-v6e-slice",
+                            "cloud.google.com/gke-tpu-topology": "2x2",
+                            "cloud.google.com/gke-tpu-dra-driver": "true"})]
+
+
+def tpu_slice(node: str, chips: int) -> dict:
+    """The TPU DRA driver's ResourceSlice for a single-host v6e node: one device per chip,
+    named by its index, with the attributes its README's ``kubectl get resourceslice``
+    shows (accelerator, brand, chipCount, index, topology, tpuGen, uuid)."""
+    topology = {1: "1x1", 4: "2x2", 8: "2x4"}.get(chips, f"1x{chips}")
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+            "metadata": {"name": f"{node}-tpu.google.com"},
+            "spec": {"driver": "tpu.google.com", "nodeName": node,
+                     "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
+                     "devices": [{"name": str(i), "attributes": {
+                         "accelerator": {"string": "tpu-v6e-slice"},
+                         "brand": {"string": "Google"}, "chipCount": {"int": chips},
+                         "index": {"int": i}, "topology": {"string": topology},
+                         "tpuGen": {"string": "v6e"},
+                         "uuid": {"string": "tpu-" + gpu_uuid(node, i)[4:]}}}
+                         for i in range(chips)]}}
+
+
+# The TPU DRA chart's class (dra-driver-google-tpu v0.2.0 deployments/helm/
+# dra-driver-google-tpu/templates/deviceclass.yaml).
+TPU_DEVICE_CLASS = {"apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass",
+                    "metadata": {"name": "tpu.google.com"},
+                    "spec": {"selectors": [{"cel": {
+                        "expression": 'device.driver == "tpu.google.com"'}}]}}
+
+
+def _node_devices(kube, pod: dict, container: str) -> list[dict]:
+    """Every device of the container's node: its DRA devices, else those of each
+    accelerator resource it advertises (index 0 upward, as the device plugin names them)."""
+    node = kube.find("nodes", pod["spec"].get("nodeName", "")) or {}
+    published = [d for s in kube.list("resourceslices.resource.k8s.io", fields=(
+        f"spec.nodeName={(node.get('metadata') or {}).get('name', '')}"))
+        for d in s["spec"].get("devices") or []]
+    if published:
+        return published
+    alloc = (node.get("status") or {}).get("allocatable") or {}
+    count = max((int(str(alloc.get(r, 0))) for r in ("habana.ai/gaudi",
+                                                    "aws.amazon.com/neuron")), default=0)
+    return [{"name": f"dev-{i}", "attributes": {"index": {"int": i}}} for i in range(count)]
+
+
+def _visible_all(kube, pod: dict, container: str) -> list[dict]:
+    """What a container whose environment asks the vendor's runtime hook for every device
+    sees: its own devices when it was given some, else all of its node's."""
+    return allocated_gpus(kube, pod, container) or _node_devices(kube, pod, container)
+
+
+# The negatives: a runtime hook that honours a "all devices" variable in a container that
+# requested none, so it opens devices it was not allocated (the leak the WG suite's
+# isolation tests exist for: kubernetes-sigs/ai-conformance test/ai_conformance_test.go
+# ``TestSecureAcceleratorAccess``). Gaudi: habana-container-runtime configures device
+# access for any container with HABANA_VISIBLE_DEVICES set (HabanaAI/habana-container-
+# runtime README), e.g. =all baked into an image; Neuron: the OCI hook exposes every device
+# for AWS_NEURON_VISIBLE_DEVICES=ALL (aws-neuron-sdk deploy/tutorials/oci-hook.rst). For
+# TPUs no such variable is published: the same leak is modelled as a runtime that exposes
+# every chip node of the node to a container that claimed none.
+VISIBLE_ALL = GpuRuntime(devices=_visible_all)
+
+
 # Objects a world adds beside its nodes (namespaced things a platform team creates).
 MPS_TEMPLATE = {
     # kubernetes-sigs/dra-driver-nvidia-gpu demo/specs/quickstart (gpu-test-mps): a claim
@@ -447,6 +547,27 @@ WORLDS: dict[str, Callable[[], list[GpuNode]]] = {
     "two-driver-pools": two_driver_pools, "cordoned-and-not-ready": cordoned_and_not_ready,
     "dra-mps": dra_mps, "dra-shared-claim-only": dra_shared_claim_only,
     "tpu-and-neuron": tpu_and_neuron}
+
+
+# The isolation check's worlds of issue #22's non-GPU accelerators: name -> (nodes, the
+# runtime their containers get: None for the vendor's own). Their verdicts are in
+# tests/verify/test_accelerator_isolation_worlds.py.
+ISOLATION_WORLDS: dict[str, tuple[Callable[[], list[GpuNode]], GpuRuntime | None]] = {
+    "gaudi-pool": (gaudi_pool, None), "gaudi-visible-all": (gaudi_pool, VISIBLE_ALL),
+    "neuron-pool": (neuron_pool, None), "neuron-visible-all": (neuron_pool, VISIBLE_ALL),
+    "tpu-pool": (tpu_pool, None),
+    "tpu-dra-pool": (tpu_pool_dra, None), "tpu-dra-visible-all": (tpu_pool_dra, VISIBLE_ALL),
+    "gaudi-neuron-tpu": (lambda: [*gaudi_pool(), *neuron_pool(), *tpu_pool()], None)}
+
+
+def isolation_world(name: str) -> KubeAPI:
+    """An ``ISOLATION_WORLDS`` world's emulator, not yet started: no NVIDIA DRA driver, the
+    TPU DRA driver's DeviceClass where a TPU node publishes DRA devices."""
+    make, runtime = ISOLATION_WORLDS[name]
+    nodes = copy.deepcopy(make())
+    tpu_dra = any(n.dra and n.vendor == "google" for n in nodes)
+    return build(nodes, classes=False, runtime=runtime,
+                 extra=[copy.deepcopy(TPU_DEVICE_CLASS)] if tpu_dra else None)
 
 
 def world(name: str, *, minor: str = "1.35", runtime: GpuRuntime | None = None,

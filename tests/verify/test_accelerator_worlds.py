@@ -146,9 +146,14 @@ TABLE: dict[str, tuple[tuple[Verdict, str], ...]] = {
         (P, "on each of 2 GPU node(s)"), NOT_SHARED, (P, "all 2 GPU nodes run driver"),
         (F, "no virtualized accelerator"), (F, "not implemented: no network DRA driver")),
     # 14: TPU and Neuron nodes the table has no exporter/isolation facts for are left out
-    # with the reason, the NVIDIA node judged.
+    # with the reason, the NVIDIA node judged. 15: the Neuron row's device nodes
+    # (/dev/neuron<N>, aws-neuron-sdk) judge the Neuron node beside it; the TPU node, whose
+    # device plugin's container paths are unpublished (only its DRA driver's are), stays
+    # left out.
     "tpu-and-neuron": (
-        NO_DRA, (P, "inf2-0: AWS Neuron: the vendor table gives no device listing"),
+        NO_DRA, (P, "device plugin (aws.amazon.com/neuron): /dev/neuron0; left out 1 node(s) "
+                    "the vendor table has no facts for here (tpu-v5e-0: Google TPU: the "
+                    "vendor table has isolation facts for its DRA driver only"),
         (P, "tpu-v5e-0: Google TPU: the vendor table knows no per-device metrics exporter"),
         NOT_SHARED, (P, "all 1 GPU nodes run driver 580.65.06"), NO_VM, NO_HPN),
 }

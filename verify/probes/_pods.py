@@ -189,12 +189,17 @@ def device_class(ctx: Context, slices: list[dict] | None = None) -> str | None:
     return None
 
 
-def claim_template(ctx: Context, ns: str, name: str, device_class_name: str) -> dict:
+def claim_template(ctx: Context, ns: str, name: str, device_class_name: str, *,
+                   all_devices: bool = False) -> dict:
+    """One device of the class; ``all_devices``: every matching device of a node
+    (``allocationMode: All``), for drivers that prepare nothing less."""
+    mode = {"allocationMode": "All"} if all_devices else {"allocationMode": "ExactCount",
+                                                          "count": 1}
     return create(ctx, f"/apis/{DRA}/namespaces/{ns}/resourceclaimtemplates", {
         "apiVersion": DRA, "kind": "ResourceClaimTemplate", "metadata": {"name": name},
         "spec": {"spec": {"devices": {"requests": [{
-            "name": "gpu", "exactly": {"deviceClassName": device_class_name,
-                                       "allocationMode": "ExactCount", "count": 1}}]}}}}, ns)
+            "name": "gpu", "exactly": {"deviceClassName": device_class_name, **mode}}]}}}},
+        ns)
 
 
 def device_uuids(text: str) -> list[str]:

@@ -63,6 +63,13 @@ class Isolation:
     prefix: str = ""
     access: tuple[str, ...] = ()
     tool_judged: bool = False
+    # The DRA driver prepares only a claim for every device of a node (Google's TPU
+    # driver): the holder claims them all (allocationMode All) and must see them, no
+    # second holder can run beside it, so "a different device" is never judged.
+    whole_node: bool = False
+    # False where these facts were published for the DRA driver only: the vendor's
+    # device-plugin nodes are left out of the check with the reason.
+    device_plugin: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,10 @@ class Vendor:
     isolation: Isolation | None = None
     # Node labels that carry the driver version (driver_runtime_management's source).
     driver_version_labels: tuple[str, ...] = ()
+    # Device-plugin resources whose unit is part of one device (a NeuronCore of a Neuron
+    # device): two pods holding one each may share a device node, so the isolation check
+    # does not ask them to see different devices, as for time-sliced GPU replicas.
+    partial_resources: tuple[str, ...] = ()
     sources: tuple[str, ...] = field(default=())
 
     def offers(self, resource: str) -> bool:
@@ -197,26 +208,67 @@ VENDORS: tuple[Vendor, ...] = (
         # intel/intel-resource-drivers-for-kubernetes (Gaudi DRA driver gaudi.intel.com).
         resources=("habana.ai/gaudi",),
         dra_drivers=("gaudi.intel.com",),
+        # The device plugin's Allocate gives a container, per allocated Gaudi, its
+        # /dev/accel/accel<minor> and /dev/accel/accel_controlD<minor>, each at its host
+        # path, and HABANA_VISIBLE_DEVICES (HabanaAI/habanalabs-k8s-device-plugin v1.16.0
+        # server.go ``Allocate``); the Gaudi DRA driver's CDI spec injects the same two nodes
+        # per device (intel/intel-resource-drivers-for-kubernetes pkg/gaudi/cdihelpers).
         device_paths=("/dev/accel/accel*",),
+        # hl-smi comes with the Gaudi images, not from the plugin (the plugin's own
+        # examples/hl-smi-test.yml runs it from vault.habana.ai/gaudi-docker/.../
+        # pytorch-installer), so it is no evidence of isolation and is not run.
         tools=("hl-smi",),
-        sources=("HabanaAI/habanalabs-k8s-device-plugin",
+        # accel[0-9]* names one node per Gaudi (accel_controlD<N> is the same device's
+        # control node and does not match); the device paths tell two Gaudis apart.
+        isolation=Isolation("/dev/accel/accel[0-9]*"),
+        sources=("HabanaAI/habanalabs-k8s-device-plugin v1.16.0",
                  "intel/intel-resource-drivers-for-kubernetes")),
     Vendor(
         "Google", "TPU",
         # GKE "TPUs in GKE": resource google.com/tpu, node labels
         # cloud.google.com/gke-tpu-accelerator and gke-tpu-topology.
         resources=("google.com/tpu",),
+        # kubernetes-sigs/dra-driver-google-tpu v0.2.0 (DriverName tpu.google.com,
+        # cmd/tpu-dra-kubeletplugin/main.go; its chart's DeviceClass tpu.google.com).
+        dra_drivers=("tpu.google.com",),
         node_labels=(("cloud.google.com/gke-tpu-accelerator", ""),),
-        device_paths=("/dev/accel*", "/dev/vfio/[0-9]*"),
-        sources=("cloud.google.com/kubernetes-engine/docs/concepts/tpus",)),
+        # One node per chip: /dev/accel<n> up to v4, /dev/vfio/<iommu group> (plus the
+        # VFIO container node /dev/vfio/vfio) from v5 on (dra-driver-google-tpu v0.2.0
+        # README "TPU discovery" and its claimed pod's ``ls -l /dev/vfio/``).
+        device_paths=("/dev/accel[0-9]*", "/dev/vfio/[0-9]*"),
+        # Isolation through the DRA driver: a claim's container gets its chips' nodes and
+        # /dev/vfio/vfio (README, ``ls -l /dev/vfio/`` in the claimed pod). The driver
+        # prepares only claims for every chip of the node ("only requests for all tpu
+        # devices ... on the node are supported", cmd/tpu-dra-kubeletplugin/state.go; its
+        # demo claims use allocationMode All), hence ``whole_node``. GKE's TPU device plugin
+        # (google.com/tpu) is not published: which device nodes a container given k of a
+        # node's chips gets is documented nowhere, so device-plugin TPU nodes are left out.
+        isolation=Isolation("/dev/vfio/[0-9]* /dev/accel[0-9]*", access=("/dev/vfio/vfio",),
+                            whole_node=True, device_plugin=False),
+        sources=("cloud.google.com/kubernetes-engine/docs/concepts/tpus",
+                 "kubernetes-sigs/dra-driver-google-tpu v0.2.0")),
     Vendor(
         "AWS", "Neuron",
         # aws-neuron/aws-neuron-sdk containers/kubernetes (Neuron device plugin:
         # aws.amazon.com/neuron, neuroncore, neurondevice).
         resources=("aws.amazon.com/neuron", "aws.amazon.com/neuroncore",
                    "aws.amazon.com/neurondevice"),
+        # The device plugin hands a container each allocated device as --device=/dev/neuron<N>
+        # (aws-neuron-sdk deploy/infrastructure/scheduler-flow.rst, step 11), at its host
+        # path as Docker's and ECS's --device do (deploy/environments/docker-setup.rst,
+        # deploy/tutorials/oci-hook.rst: containerPath = hostPath = /dev/neuron<N>), and
+        # "ensures exclusive access to the assigned devices" (deploy/includes/
+        # k8s-neuron-device-plugin.rst).
         device_paths=("/dev/neuron*",),
+        # neuron-ls (aws-neuronx-tools) comes with the image; inside a container it lists
+        # only the exposed devices (docker-setup.rst), so it is evidence only where the image
+        # has it: not run, the device nodes are the judgement.
         tools=("neuron-ls",),
+        isolation=Isolation("/dev/neuron[0-9]*"),
+        # aws.amazon.com/neuroncore allocates single cores; two cores of one device are two
+        # containers on one /dev/neuron<N> (scheduler-flow.rst: --device=/dev/neuron1 with
+        # NEURON_RT_VISIBLE_CORES=2,3).
+        partial_resources=("aws.amazon.com/neuroncore",),
         sources=("aws-neuron/aws-neuron-sdk",)),
 )
 

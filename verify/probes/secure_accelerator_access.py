@@ -34,11 +34,18 @@ No GPU node: ERROR (a MUST that could not be exercised is not "not applicable").
 
 Each node is judged by its vendor's row of the vendor table (``_vendors.Isolation``): the
 containers' script counts and names the row's device nodes (NVIDIA ``/dev/nvidia[0-9]*``,
-AMD and Intel ``/dev/dri/renderD*``), counts its shared access nodes (AMD ``/dev/kfd``:
+AMD and Intel ``/dev/dri/renderD*``, Gaudi ``/dev/accel/accel[0-9]*``, Neuron
+``/dev/neuron[0-9]*``), counts its shared access nodes (AMD ``/dev/kfd``:
 none without a GPU) and runs the row's tool (``nvidia-smi -L``, ``amd-smi list``). The
 tool's listing is judged only where the runtime injects the tool with the device (NVIDIA);
 elsewhere the device nodes are the judgement, as in the WG suite (``ls <DevicePath>``), and
-the device paths tell two GPUs apart. Device-plugin nodes are exercised per vendor. Nodes
+the device paths tell two GPUs apart; a row's partial resources (a NeuronCore) are not
+asked for different devices. Where the DRA driver prepares only whole nodes (Google's TPU
+driver: ``Isolation.whole_node``) the holder claims every device of its node
+(``allocationMode: All``) and must see them; no second holder fits beside it, so the
+different-device case is not judged there. A row whose facts cover its DRA driver only
+(``Isolation.device_plugin`` false: GKE's TPU device plugin is unpublished) leaves its
+device-plugin nodes out, named. Device-plugin nodes are exercised per vendor. Nodes
 of a type whose row has no isolation facts, or of no row, are left out of the verdict and
 named with the reason (``acceleratorsLeftOut``), never judged by another vendor's devices;
 with none left the MUST is an ERROR.
@@ -130,7 +137,12 @@ class SecureAcceleratorAccess(Probe):
         dra_nodes, plugin, vendors = _how_each_gpu_node_hands_out_gpus(ctx, slices,
                                                                        gpu_nodes)
         mounts = _pods_mounting_host_gpu_devices(ctx, gpu_nodes, vendors)
-        dc = _a_gpu_can_be_given(ctx, slices, dra_nodes, plugin)
+        # Without the slices of nodes left out: a class of a type the table has no
+        # isolation facts for (a TPU) is never the one claimed.
+        away = set(gpu_nodes) - set(vendors)
+        dc = _a_gpu_can_be_given(ctx, None if slices is None else [
+            s for s in slices if (s.get("spec") or {}).get("nodeName") not in away],
+            dra_nodes, plugin)
         with ctx.step("create namespace"):
             ns = ctx.namespace()
         summary = []
@@ -175,9 +187,25 @@ def _how_each_gpu_node_hands_out_gpus(ctx: Context, slices: list[dict] | None,
     dra_nodes = sorted(n for n in gpu_nodes if published.get(n))
     plugin = {n: r for n, node in gpu_nodes.items()
               if n not in published and (r := _resource(node))}
+    unpublished = {n: f"{vendors[n].name} {vendors[n].kind}: the vendor table has isolation "
+                      "facts for its DRA driver only (its device plugin's container device "
+                      "paths are not published)"
+                   for n in sorted(plugin) if not _isolation(vendors[n]).device_plugin}
+    if unpublished:
+        plugin = {n: r for n, r in plugin.items() if n not in unpublished}
+        left = {**(ctx.evidence.observations.get("acceleratorsLeftOut") or {}), **unpublished}
+        ctx.observe("acceleratorsLeftOut", dict(sorted(left.items())))
+        if not dra_nodes and not plugin:
+            raise ProbeError("no accelerator node can be judged: " + "; ".join(
+                f"{n}: {why}" for n, why in left.items()) + ": verify isolation by hand")
     ctx.observe("draGpuNodes", dra_nodes)
     ctx.observe("devicePluginNodes", dict(sorted(plugin.items())))
     return dra_nodes, plugin, vendors
+
+
+def _isolation(vendor: _vendors.Vendor) -> _vendors.Isolation:
+    assert vendor.isolation is not None  # judged_vendors keeps only rows with one
+    return vendor.isolation
 
 
 def _pods_mounting_host_gpu_devices(ctx: Context, gpu_nodes: dict[str, dict],
@@ -210,7 +238,8 @@ def _only_containers_given_a_claim_reach_a_gpu(ctx: Context, ns: str, device_cla
                                                nodes: list[str], vendor: _vendors.Vendor
                                                ) -> str:
     """The four cases with a DRA claim on ``device_class``; the evidence for the reason."""
-    _pods.claim_template(ctx, ns, "one-gpu", device_class)
+    _pods.claim_template(ctx, ns, "one-gpu", device_class,
+                         all_devices=_isolation(vendor).whole_node)
     seen = _only_containers_given_a_gpu_reach_one(
         ctx, ns, "dra", nodes, {"resources": {"claims": [{"name": "gpu"}]}},
         [{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}], exclusive=True,
@@ -228,7 +257,7 @@ def _only_containers_given_a_request_reach_a_gpu(ctx: Context, ns: str,
     nodes = sorted(n for n, r in plugin.items() if r == resource)
     # Time-sliced/MPS replicas share a GPU by design (GFD <resource>.replicas > 1, or the
     # renamed nvidia.com/gpu.shared): two pods seeing one UUID is the sharing.
-    shared = resource == _gpus.SHARED_GPU or any(
+    shared = resource == _gpus.SHARED_GPU or resource in vendor.partial_resources or any(
         _int(_gpus.labels(gpu_nodes[n]).get(f"{resource}.replicas")) > 1 for n in nodes)
     kind = "dp" if vendor.name == "NVIDIA" else "dp-" + "-".join(vendor.name.lower().split())
     seen = _only_containers_given_a_gpu_reach_one(
@@ -295,6 +324,10 @@ class _Seen:
                 and self.access(key) == 0)
 
     def one(self, key: str) -> bool:
+        """Exactly one device; all its claim's (at least one) where the driver hands out
+        whole nodes only (``Isolation.whole_node``)."""
+        if self.iso.whole_node:
+            return (self.devices(key) or 0) >= 1
         return ((not self.iso.tool_judged or len(self.gpus(key)) == 1)
                 and self.devices(key) == 1)
 
@@ -350,7 +383,8 @@ def _run_the_pods(ctx: Context, ns: str, kind: str, nodes: list[str], holder: di
 
 
 def _a_container_given_a_gpu_sees_exactly_one(ctx: Context, label: str, seen: _Seen) -> None:
-    ctx.check(f"a container with {label} sees exactly one GPU", seen.one("holder"),
+    what = "its node's devices" if seen.iso.whole_node else "exactly one GPU"
+    ctx.check(f"a container with {label} sees {what}", seen.one("holder"),
               seen.observed("holder"))
 
 
@@ -370,7 +404,8 @@ def _a_second_gpu_pod_sees_a_different_gpu(ctx: Context, label: str, seen: _Seen
     """Different only where both held their GPU at once and a GPU is no shared replica: a
     GPU handed on after the first pod ended is no leak, two pods on one time-sliced GPU
     are the sharing."""
-    ctx.check(f"a second pod with {label} sees exactly one GPU", seen.one("second pod"),
+    what = "its node's devices" if seen.iso.whole_node else "exactly one GPU"
+    ctx.check(f"a second pod with {label} sees {what}", seen.one("second pod"),
               seen.observed("second pod"))
     mine, theirs = seen.ids("holder"), seen.ids("second pod")
     ctx.observe(f"{kind}Uuids", {"first": mine, "second": theirs, "concurrent": seen.together})
@@ -380,8 +415,9 @@ def _a_second_gpu_pod_sees_a_different_gpu(ctx: Context, label: str, seen: _Seen
                   bool(mine) and bool(theirs) and not set(mine) & set(theirs),
                   f"{', '.join(mine) or 'none'} vs {', '.join(theirs) or 'none'}")
     elif not exclusive:
-        ctx.log("the resource is a shared GPU replica (time-slicing/MPS): two pods on one "
-                "GPU is the sharing, so the different-GPU case is not judged")
+        ctx.log("the resource is a shared GPU replica (time-slicing/MPS) or a part of one "
+                "device (a NeuronCore): two pods on one device is the sharing, so the "
+                "different-GPU case is not judged")
     else:
         ctx.log("the two GPU pods did not run at the same time: the same GPU handed on "
                 "later is no leak, so the different-GPU case is not judged")
@@ -396,7 +432,7 @@ def _device_stems(vendor: _vendors.Vendor | None) -> tuple[str, ...]:
     """Path prefixes of a vendor's device nodes (``/dev/nvidia``; AMD ``/dev/dri/renderD``,
     ``/dev/kfd``): NVIDIA's always, as before the table."""
     iso = vendor.isolation if vendor else None
-    globs = (iso.devices, *iso.access) if iso else ()
+    globs = (*iso.devices.split(), *iso.access) if iso else ()
     return ("/dev/nvidia", *(g.split("*", 1)[0].split("[", 1)[0] for g in globs))
 
 

@@ -40,10 +40,15 @@ MIG_PREFIX = "nvidia.com/mig-"
 # GPUs whose devices are /dev/dri nodes: ROCm/k8s-device-plugin's amd.com/gpu, Intel's GPU
 # plugin's gpu.intel.com/i915 and xe (intel/intel-device-plugins-for-kubernetes cmd/gpu_plugin).
 DRI_RESOURCES = ("amd.com/gpu", "gpu.intel.com/i915", "gpu.intel.com/xe")
+# Accelerators whose device plugin mounts one device node per device at its host path:
+# Gaudi's /dev/accel/accel<N> (HabanaAI/habanalabs-k8s-device-plugin v1.16.0 server.go
+# ``Allocate``), Neuron's /dev/neuron<N> (aws-neuron/aws-neuron-sdk deploy/infrastructure/
+# scheduler-flow.rst: --device=/dev/neuron<N>).
+ACCEL_RESOURCES = ("habana.ai/gaudi", "aws.amazon.com/neuron")
 # Further device-plugin resources whose devices are device nodes at their host paths (a
 # test adds a made-up accelerator's here).
 DEVICE_NODE_RESOURCES: list[str] = []
-_DEVICE_LOOP = re.compile(r"for device in (\S+); do")
+_DEVICE_LOOP = re.compile(r"for device in (\S+)[^;]*; do")  # the first glob names them
 ACTIVE = ("Pending", "Running", "Unknown")
 COMMAND_LOGS: list[tuple[Callable[[list[str]], bool], LogFn]] = []
 
@@ -77,7 +82,8 @@ def _wanted(container: dict) -> dict[str, int]:
     res = container.get("resources") or {}
     merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
     return {k: int(v) for k, v in merged.items()
-            if k in (GPU_RESOURCE, SHARED_GPU, *DRI_RESOURCES, *DEVICE_NODE_RESOURCES)
+            if k in (GPU_RESOURCE, SHARED_GPU, *DRI_RESOURCES, *ACCEL_RESOURCES,
+                     *DEVICE_NODE_RESOURCES)
             or k.startswith(MIG_PREFIX)}
 
 
@@ -279,7 +285,7 @@ class GpuRuntime:
         stem = glob.split("*", 1)[0].split("[", 1)[0]
         out = [f"RESULT: DEVICE={stem}{first + i}" for i in seen]
         out.append(f"RESULT: ACCELERATOR_COUNT={len(seen)}")
-        if "/dev/kfd" in text:
+        if "for path in" in text:  # the row's shared access nodes (AMD's /dev/kfd)
             out.append(f"RESULT: ACCESS_COUNT={1 if seen else 0}")
         tail = text
         if "amd-smi list" in text:

@@ -70,6 +70,8 @@ def test_the_performance_images_follow_the_registry_mirror():
     from aicp.verify.performance import session
 
     plan = session.check(1, None, None, "mirror.local:5000/hub")
-    assert plan.images["pytorch"] == "mirror.local:5000/hub/nvidia/pytorch:25.06-py3"
+    assert plan.images["pytorch"] == (  # the digest kept: the mirror serves the same bytes
+        "mirror.local:5000/hub/nvidia/pytorch:25.06-py3"
+        "@sha256:025d9b102b5436d4af8af58f12c6a46b7e5d16f19543b1d2cc4446bf2650b4f1")
     assert plan.images["dcgm"].startswith("mirror.local:5000/hub/nvidia/cloud-native/dcgm:")
     assert set(plan.images) == {"dcgm", "pytorch", "nccl-efa"}
