@@ -72,4 +72,6 @@ def test_the_performance_images_follow_the_registry_mirror():
     plan = session.check(1, None, None, "mirror.local:5000/hub")
     assert plan.images["pytorch"] == "mirror.local:5000/hub/nvidia/pytorch:25.06-py3"
     assert plan.images["dcgm"].startswith("mirror.local:5000/hub/nvidia/cloud-native/dcgm:")
-    assert set(plan.images) == {"dcgm", "pytorch", "nccl-efa"}
+    assert set(plan.images) == {"dcgm", "pytorch", "nccl-efa", "tcpxo-daemon", "tcpx-daemon"}
+    assert plan.images["tcpxo-daemon"] == (
+        "mirror.local:5000/hub/gce-ai-infra/gpudirect-tcpxo/tcpgpudmarxd-dev:v1.0.21")
