@@ -14,9 +14,10 @@ fixtures``, sources in its README) wherever one exists:
 - on a GKE GPUDirect world (``Hardware.gpudirect``, the nodes' fabric kind) NCCL loads the
   GPUDirect plugin only when every worker carries what upstream's workload manifests give a
   pod (``GPUDIRECT_NEEDS``); then the launcher prints that plugin's captured INFO lines
-  (TCPXO: a two-node A3 Mega run's "Using network FasTrak"; RDMA: Google's "Using network
-  gIB") and a table at ``Hardware.fabric_busbw``; otherwise the sockets fallback, as NCCL
-  does when its net plugin cannot start.
+  (TCPX: a two-node A3 High run's "Using network GPUDirectTCPX_v7"; TCPXO: a two-node A3
+  Mega run's "Using network FasTrak"; RDMA: Google's "Using network gIB") and a table at
+  ``Hardware.fabric_busbw``; otherwise the sockets fallback, as NCCL does when its net
+  plugin cannot start.
 
 aicp's bench prints its own ``AICP-BENCH`` lines (no upstream tool prints them), and a
 node's all-reduce table is nccl-tests' layout (the captures' columns) filled with
@@ -175,7 +176,30 @@ def _rdma_missing(pod: dict, launcher: str) -> list[str]:
     return [what for what, ok in checks.items() if not ok]
 
 
-GPUDIRECT_NEEDS = {"gpudirect-tcpxo": (_tcpxo_missing, "nccl-tcpxo-fastrak-2node-info.txt"),
+def _tcpx_missing(pod: dict, launcher: str) -> list[str]:
+    """What a TCPX worker lacks (container-engine-accelerators gpudirect-tcpx/
+    nccl-test-latest.yaml: the tcpx-daemon serves NCCL through the Unix sockets under the
+    host's /run/tcpx, mounted in both containers; nccl-config.yaml run-nccl.sh: the plugin's
+    NICs and control device passed by mpirun, no profile script)."""
+    notes = pod["metadata"].get("annotations") or {}
+    daemon, main = _container(pod, "tcpx-daemon"), _container(pod, "main")
+    checks = {
+        "the GPU NIC networks": "networking.gke.io/interfaces" in notes,
+        "the tcpx-daemon sidecar": "tcpgpudmarxd" in daemon.get("image", ""),
+        "the sidecar's devices": "/dev/nvidiactl" in notes.get(
+            "devices.gke.io/container.tcpx-daemon", ""),
+        "the sidecar's NET_ADMIN": "NET_ADMIN" in str(daemon.get("securityContext")),
+        "the shared /run/tcpx": "/run/tcpx" in _hostpaths(pod, daemon) & _hostpaths(pod, main),
+        "the plugin's libraries": any(p.startswith("/home/kubernetes/bin/nvidia")
+                                      for p in _hostpaths(pod, main)),
+        "the plugin's NICs": "NCCL_GPUDIRECTTCPX_SOCKET_IFNAME=eth1,eth2,eth3,eth4" in launcher,
+        "the control device": "NCCL_GPUDIRECTTCPX_CTRL_DEV=eth0" in launcher,
+    }
+    return [what for what, ok in checks.items() if not ok]
+
+
+GPUDIRECT_NEEDS = {"gpudirect-tcpx": (_tcpx_missing, "nccl-tcpx-2node-info.txt"),
+                   "gpudirect-tcpxo": (_tcpxo_missing, "nccl-tcpxo-fastrak-2node-info.txt"),
                    "gpudirect-rdma": (_rdma_missing, "nccl-gib-info.txt")}
 
 

@@ -150,15 +150,21 @@ def test_an_a3_ultra_pool_runs_nccl_on_gib_with_the_plugins_environment(kubeapi_
     assert "ultra-rdma-7" in interfaces
 
 
-def test_an_a3_high_pool_gets_the_tcpx_daemon_and_run_nccl_sh_variables(kubeapi_factory,
-                                                                        tmp_path):
-    """A3 High: no public capture of a TCPX run's NCCL lines was found, so the world plays
-    a sockets fallback back; what is checked is the workers and the launcher upstream's
-    gpudirect-tcpx/nccl-test-latest.yaml and nccl-config.yaml describe."""
+def test_an_a3_high_pool_runs_nccl_on_gpudirect_tcpx_beside_its_tcpx_daemon(kubeapi_factory,
+                                                                            tmp_path):
+    """A3 High: the workers and the launcher upstream's gpudirect-tcpx/nccl-test-latest.yaml
+    and nccl-config.yaml describe; the plugin reports itself as GPUDirectTCPX_v7. The
+    world's bus bandwidth is the 2 GB row of the same A3 High run's capture
+    (elideng-sg/hypercomputer-internode-deepdive assets/lab-18/after_tcpx_allreduce.txt)."""
     kube = world(kubeapi_factory, "gpudirect-tcpx",
-                 tools.Hardware(gpudirect="", socket=True))
+                 tools.Hardware(gpudirect="gpudirect-tcpx", fabric_busbw=83.27))
     pods = created_pods(kube)
-    measure(kube, tmp_path, {"gpuPools": [stack_pool("gpudirect-tcpx")]})
+    outcome = measure(kube, tmp_path, {"gpuPools": [stack_pool("gpudirect-tcpx")]})
+    found = transport(outcome)
+    assert (found.verdict, found.measured) == (Verdict.PASS, "GPUDirectTCPX_v7"), found.reason
+    (busbw,) = [f for f in outcome.findings if f.metric == "fabric_busbw"]
+    assert (busbw.verdict, busbw.measured, busbw.expected) == (
+        Verdict.PASS, 83.27, catalog.FABRICS["a3-highgpu-8g"].gbps)
     worker = pods["fabric-high-n0"]
     main, daemon = worker["spec"]["containers"]
     assert daemon["name"] == "tcpx-daemon" and daemon["image"] == IMAGES["tcpx-daemon"]
