@@ -19,7 +19,10 @@ probes' are (``verify.probe.CleanupStack``: reverse order, namespaces waited for
    public half; the run puts it in a ConfigMap; one worker per node (all its GPUs and the
    pool's fabric resources, ``sshd``) mounts it; the launcher runs ``mpirun`` over SSH
    across the workers (as aicr's and the MPI Operator's launchers do) and prints
-   nccl-tests' table and NCCL's transport lines.
+   nccl-tests' table and NCCL's transport lines. Workers of a GKE GPUDirect pool also get
+   what upstream's workload manifests give a pod (``gpudirect``: the TCPX/TCPXO RxDM
+   sidecar, the plugin's mounts and NCCL environment); without the pool's NIC networks
+   (the stack's ``fabric.podAnnotations``) the step is ERROR, not a sockets verdict.
 5. Verdicts (``judge``) and stragglers against each pool's median.
 
 GPUs are requested through the node's allocator: ``nvidia.com/gpu`` limits on device-plugin
