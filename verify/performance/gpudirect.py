@@ -87,12 +87,16 @@ def _host(name: str, path: str) -> dict[str, Any]:
 
 
 _SHM = {"name": "dshm", "emptyDir": {"medium": "Memory"}}
-# The variables of a sourced profile that mpirun's SSH sessions must carry to the ranks:
-# aicr's worker runs ``env | grep -E '^NCCL_|^CUDA_' > /root/.ssh/environment`` with
-# ``PermitUserEnvironment yes``. NCCL_DEBUG is left to the launcher's ``-x NCCL_DEBUG=INFO``,
-# which prints the transport lines the run judges.
-_TO_SSH = ("env | grep -E '^(NCCL|CUDA)_' | grep -v '^NCCL_DEBUG' >> /root/.ssh/environment && "
-           "echo 'PermitUserEnvironment yes' >> /etc/ssh/sshd_config && ")
+def _to_ssh(env_after_profile: str) -> str:
+    """The variables a plugin's profile sets, for the SSH sessions mpirun starts the ranks in:
+    aicr's worker runs ``env | grep -E '^NCCL_|^CUDA_' > /root/.ssh/environment`` with
+    ``PermitUserEnvironment yes``. NCCL_DEBUG is left to the launcher's ``-x
+    NCCL_DEBUG=INFO``, which prints the transport lines the run judges. A profile that is
+    not there (no installer on the node) does not stop sshd: NCCL then runs without the
+    plugin and the run reports the fallback it sees."""
+    return (f"{env_after_profile} | grep -E '^(NCCL|CUDA)_' | grep -v '^NCCL_DEBUG' "
+            ">> /root/.ssh/environment; "
+            "echo 'PermitUserEnvironment yes' >> /etc/ssh/sshd_config; ")
 # MPI's own traffic stays on the pod network (eth0); the GPU NICs are NCCL's (aicr runtime).
 _MPI_ON_ETH0 = "--mca oob_tcp_if_include eth0 --mca btl_tcp_if_include eth0 "
 
@@ -123,7 +127,7 @@ def tcpxo(gpus: int, image: str) -> WorkerParts:
                 {"name": "dshm", "mountPath": "/dev/shm"}],
         env={"NCCL_LIB_DIR": NVIDIA_LIB,
              "NCCL_FASTRAK_LLCM_DEVICE_DIRECTORY": "/dev/aperture_devices"},
-        prelude=f". {NVIDIA_LIB}/nccl-env-profile.sh && {_TO_SSH}",
+        prelude=_to_ssh(f"(. {NVIDIA_LIB}/nccl-env-profile.sh && env)"),
         mpirun=(_MPI_ON_ETH0 + "-x NCCL_FASTRAK_LLCM_DEVICE_DIRECTORY=/dev/aperture_devices "
                 "-x NCCL_DYNAMIC_CHUNK_SIZE=524288 -x CUDA_DEVICE_MAX_CONNECTIONS=1 "),
         # The image's NCCL core first, then the plugin (aicr's runtime: "LD_LIBRARY_PATH=
@@ -186,7 +190,8 @@ def rdma() -> WorkerParts:
         mounts=[{"name": "nvidia", "mountPath": NVIDIA},
                 {"name": "gib", "mountPath": "/usr/local/gib"},
                 {"name": "dshm", "mountPath": "/dev/shm"}],
-        prelude=f". /usr/local/gib/scripts/set_nccl_env.sh && {_TO_SSH}",
+        # upstream sources it from bash (``/bin/bash -c``), so the run does too
+        prelude=_to_ssh("bash -c 'source /usr/local/gib/scripts/set_nccl_env.sh && env'"),
         mpirun=_MPI_ON_ETH0,
         # "The /usr/local/gib/lib64 directory is in your LD_LIBRARY_PATH" (Google Cloud docs,
         # https://docs.cloud.google.com/ai-hypercomputer/docs/nccl/test-vms, "Enable

@@ -144,8 +144,9 @@ def test_an_a3_ultra_pool_runs_nccl_on_gib_with_the_plugins_environment(kubeapi_
     assert [c["name"] for c in worker["spec"]["containers"]] == ["main"]  # no sidecar
     paths = {v["hostPath"]["path"] for v in worker["spec"]["volumes"] if "hostPath" in v}
     assert paths == {"/home/kubernetes/bin/nvidia", "/home/kubernetes/bin/gib"}
-    assert ". /usr/local/gib/scripts/set_nccl_env.sh" in worker["spec"]["containers"][0][
-        "command"][-1]
+    script = worker["spec"]["containers"][0]["command"][-1]
+    assert script.index("source /usr/local/gib/scripts/set_nccl_env.sh") < script.index(
+        "/root/.ssh/environment") < script.index("exec /usr/sbin/sshd -De")
     interfaces = worker["metadata"]["annotations"]["networking.gke.io/interfaces"]
     assert "ultra-rdma-7" in interfaces
 
