@@ -187,24 +187,17 @@ def test_the_gib_installer_stops_martian_logging_on_each_rdma_nic_first(gke_plan
                 c["name"] for c in d.inputs["spec"]["template"]["spec"]["initContainers"]]
 
 
-# The RxDM (tcpgpudmarxd) release each NCCL plugin installer release pairs with, as upstream
-# publishes the pairs: TCPXO, GoogleCloudPlatform/container-engine-accelerators
-# gpudirect-tcpxo/README.md ("Jan 9, 2026": installer v1.0.15, TCPXO-daemon v1.0.21;
-# "Nov 19, 2025": v1.0.14, v1.0.20); TCPX, GoogleCloudPlatform/cluster-toolkit
-# modules/compute/gke-node-pool/gpu_direct.tf (rxdm v2.0.12 "matching nccl-tcpx-installer
-# version v3.1.9").
-RXDM_FOR_INSTALLER = {"v1.0.15": "v1.0.21", "v1.0.14": "v1.0.20", "v3.1.9": "v2.0.12"}
-
-
-@pytest.mark.parametrize(("installer", "daemon"), [("nccl-tcpxo", "tcpxo-daemon"),
-                                                   ("nccl-tcpx", "tcpx-daemon")])
-def test_the_performance_runs_rxdm_sidecar_matches_the_installer_aicp_pins(installer, daemon):
+@pytest.mark.parametrize(("installer", "kind"), [("nccl-tcpxo", "gpudirect-tcpxo"),
+                                                 ("nccl-tcpx", "gpudirect-tcpx")])
+def test_the_performance_runs_rxdm_sidecar_matches_the_installer_aicp_pins(installer, kind):
     """``aicp verify --performance`` runs the RxDM sidecar on GPUDirect pools; upstream
     couples its version to the NCCL plugin installer's ("The tcpxo-daemon version is coupled
-    with the NCCL plugin installer version")."""
+    with the NCCL plugin installer version", container-engine-accelerators
+    gpudirect-tcpxo/README.md). The pinned sidecar is the pair of the installer aicp pins."""
     from aicp.verify.images import PERFORMANCE
+    from aicp.verify.performance.gpudirect import DAEMONS, RXDM_FOR_PLUGIN
     plugin = IMAGES[installer].rsplit(":", 1)[1]
-    assert PERFORMANCE[daemon].rsplit(":", 1)[1] == RXDM_FOR_INSTALLER[plugin]
+    assert PERFORMANCE[DAEMONS[kind]].rsplit(":", 1)[1] == RXDM_FOR_PLUGIN[kind][plugin]
 
 
 def test_every_gpudirect_network_gets_its_param_set_and_device_network(gke_plan):

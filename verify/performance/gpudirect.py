@@ -41,6 +41,46 @@ KIND_OF_MACHINE = {"a3-highgpu-8g": TCPX, "a3-megagpu-8g": TCPXO, "a3-ultragpu-8
 # The sidecar's image key (verify/images.py PERFORMANCE) and container name per kind.
 DAEMONS = {TCPX: "tcpx-daemon", TCPXO: "tcpxo-daemon"}
 
+# The NCCL plugin installer DaemonSet of each kind (kube-system; container-engine-accelerators
+# gpudirect-tcpx(o)/nccl-tcpx(o)-installer.yaml, the names aicp's addon keeps), the plugin
+# image's name, and the RxDM release each plugin release pairs with: "The tcpxo-daemon
+# version is coupled with the NCCL plugin installer version" (gpudirect-tcpxo/README.md).
+# Pairs: TCPXO v1.0.14/v1.0.20 and v1.0.15/v1.0.21 (that README's Nov 19, 2025 and Jan 9,
+# 2026 releases), v1.0.17/v1.0.22 (a working 2 x A3 Mega run, elideng-sg/
+# hypercomputer-internode-deepdive assets/lab-22/tcpxo_allreduce_16gpu.txt); TCPX
+# v3.1.9/v2.0.12 (cluster-toolkit@1047080 modules/compute/gke-node-pool/gpu_direct.tf),
+# v3.1.12/v2.0.15 (a working 2 x A3 High run, the same repository's
+# assets/lab-18/after_tcpx_allreduce.txt).
+INSTALLERS = {TCPX: "nccl-tcpx-installer", TCPXO: "nccl-tcpxo-installer"}
+PLUGIN_IMAGE = "nccl-plugin-gpudirecttcpx-dev"
+RXDM_FOR_PLUGIN = {
+    TCPXO: {"v1.0.14": "v1.0.20", "v1.0.15": "v1.0.21", "v1.0.17": "v1.0.22"},
+    TCPX: {"v3.1.9": "v2.0.12", "v3.1.12": "v2.0.15"},
+}
+
+
+def installed_plugin(daemonset: dict | None) -> str | None:
+    """The plugin release an installer DaemonSet installs (its image's tag), or None."""
+    spec = (((daemonset or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        ref = str(container.get("image") or "").split("@", 1)[0]
+        name, _, tag = ref.rpartition(":")
+        if name.rsplit("/", 1)[-1] == PLUGIN_IMAGE and tag:
+            return tag
+    return None
+
+
+def rxdm_image(kind: str, pinned: str, plugin: str | None) -> str | None:
+    """The RxDM image for the plugin the nodes run: the pinned one (``pinned``, mirror
+    rewriting kept) with the paired tag; ``pinned`` itself when the plugin is unknown to the
+    run (no installer found: not aicp's, or not readable); None for a plugin release whose
+    pair the run does not know."""
+    if plugin is None:
+        return pinned
+    paired = RXDM_FOR_PLUGIN[kind].get(plugin)
+    return None if paired is None else f"{pinned.rsplit(':', 1)[0]}:{paired}"
+
+
 # Where the installers put the driver and the NCCL plugin on the host, and where upstream's
 # workloads mount them.
 HOST_NVIDIA = "/home/kubernetes/bin/nvidia"

@@ -651,7 +651,19 @@ def fabric(ctx: Context, ns: str, pool: Pool, plan: Plan, counts: dict[str, int]
             "gpuPools[].fabric.podAnnotations; run with --stack, or NCCL would fall back "
             "to sockets for want of the NICs")))
         return
-    parts = gpudirect.worker_parts(kind, gpus, ctx.settings.images)
+    images = dict(ctx.settings.images)
+    if kind in gpudirect.INSTALLERS:
+        plugin = _plugin(ctx, kind)
+        rxdm = gpudirect.rxdm_image(kind, ctx.image(gpudirect.DAEMONS[kind]), plugin)
+        if rxdm is None:
+            findings.append(Finding(**base, verdict=Verdict.ERROR, reason=(
+                f"kube-system/{gpudirect.INSTALLERS[kind]} installs NCCL plugin {plugin}, "
+                "whose RxDM (tcpgpudmarxd) release the run does not know; upstream couples "
+                "the two, so a sidecar of another release would fail NCCL over to sockets "
+                f"(known plugin releases: {', '.join(gpudirect.RXDM_FOR_PLUGIN[kind])})")))
+            return
+        images[gpudirect.DAEMONS[kind]] = rxdm
+    parts = gpudirect.worker_parts(kind, gpus, images)
     launcher = f"{svc}-launcher"
     _pods.create(ctx, f"/api/v1/namespaces/{ns}/pods", {
         "apiVersion": "v1", "kind": "Pod",
@@ -687,6 +699,17 @@ def fabric(ctx: Context, ns: str, pool: Pool, plan: Plan, counts: dict[str, int]
     text = pod_log(ctx, ns, pod)
     judge_fabric(pool, figure, text, judge.thresholds(plan.defaults, plan.overrides,
                                                       pool.name), findings)
+
+
+def _plugin(ctx: Context, kind: str) -> str | None:
+    """The plugin release the pool's installer DaemonSet installs (None: not found or not
+    readable)."""
+    try:
+        return gpudirect.installed_plugin(ctx.kube.request(
+            "GET", f"/apis/apps/v1/namespaces/kube-system/daemonsets/"
+                   f"{gpudirect.INSTALLERS[kind]}"))
+    except Exception:  # noqa: BLE001 - absent or forbidden: the pinned sidecar is used
+        return None
 
 
 def _pubkey(ctx: Context, ns: str, pod: str) -> str | None:

@@ -180,3 +180,45 @@ def test_an_a3_high_pool_runs_nccl_on_gpudirect_tcpx_beside_its_tcpx_daemon(kube
     launcher = pods["fabric-high-launcher"]["spec"]["containers"][0]["command"][-1]
     assert "-x NCCL_GPUDIRECTTCPX_SOCKET_IFNAME=eth1,eth2,eth3,eth4 " in launcher
     assert "-x NCCL_GPUDIRECTTCPX_CTRL_DEV=eth0 " in launcher
+
+
+def installer(name: str, image: str) -> dict:
+    """The installer DaemonSet as upstream ships it (container-engine-accelerators
+    gpudirect-tcpxo/nccl-tcpxo-installer.yaml: the plugin image in an init container)."""
+    return {"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": name, "namespace": "kube-system"},
+            "spec": {"selector": {"matchLabels": {"k8s-app": name}},
+                     "template": {"metadata": {"labels": {"k8s-app": name}}, "spec": {
+                         "initContainers": [{"name": name, "image": image}],
+                         "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}]
+                     }}}}
+
+
+def test_the_rxdm_sidecar_follows_the_plugin_release_the_cluster_installed(kubeapi_factory,
+                                                                          tmp_path):
+    """A cluster whose installer runs plugin v1.0.17 (a working A3 Mega run paired it with
+    RxDM v1.0.22) gets that sidecar, not the pinned v1.0.21."""
+    kube = world(kubeapi_factory, "gpudirect-tcpxo")
+    kube.seed([installer("nccl-tcpxo-installer", "us-docker.pkg.dev/gce-ai-infra/"
+                         "gpudirect-tcpxo/nccl-plugin-gpudirecttcpx-dev:v1.0.17")])
+    pods = created_pods(kube)
+    outcome = measure(kube, tmp_path, {"gpuPools": [stack_pool("gpudirect-tcpxo")]})
+    assert transport(outcome).verdict is Verdict.PASS
+    daemon = pods["fabric-mega-n0"]["spec"]["containers"][1]
+    assert daemon["image"] == IMAGES["tcpxo-daemon"].rsplit(":", 1)[0] + ":v1.0.22"
+
+
+def test_a_plugin_release_without_a_known_rxdm_pair_is_an_error_before_any_worker(
+        kubeapi_factory, tmp_path):
+    kube = world(kubeapi_factory, "gpudirect-tcpxo")
+    kube.seed([installer("nccl-tcpxo-installer", "us-docker.pkg.dev/gce-ai-infra/"
+                         "gpudirect-tcpxo/nccl-plugin-gpudirecttcpx-dev:v9.9.9")])
+    pods = created_pods(kube)
+    outcome = measure(kube, tmp_path, {"gpuPools": [stack_pool("gpudirect-tcpxo")]})
+    (busbw,) = [f for f in outcome.findings if f.metric == "fabric_busbw"]
+    assert busbw.verdict is Verdict.ERROR
+    assert busbw.reason.startswith("kube-system/nccl-tcpxo-installer installs NCCL plugin "
+                                   "v9.9.9, whose RxDM (tcpgpudmarxd) release the run does "
+                                   "not know")
+    assert not [n for n in pods if n.startswith("fabric-")]
+
