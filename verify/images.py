@@ -98,7 +98,9 @@ PERFORMANCE: dict[str, str] = {
     # container-engine-accelerators@992db81 gpudirect-tcpxo/README.md, Jan 9, 2026 release;
     # gpudirect-tcpxo/nccl-test-latest.yaml), v2.0.12 with nccl-tcpx v3.1.9
     # (gpudirect-tcpx/nccl-test-latest.yaml; cluster-toolkit@1047080 modules/compute/
-    # gke-node-pool/gpu_direct.tf), the installers aicp pins.
+    # gke-node-pool/gpu_direct.tf), the installers aicp pins. On a cluster whose installer
+    # runs another plugin release the run swaps in that release's pair
+    # (verify/performance/gpudirect.py RXDM_FOR_PLUGIN).
     "tcpxo-daemon": "us-docker.pkg.dev/gce-ai-infra/gpudirect-tcpxo/tcpgpudmarxd-dev:v1.0.21",
     "tcpx-daemon": "us-docker.pkg.dev/gce-ai-infra/gpudirect-tcpx/tcpgpudmarxd-dev:v2.0.12",
 }
