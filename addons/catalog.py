@@ -127,13 +127,29 @@ IMAGES: dict[str, str] = {
     # GKE GPUDirect NCCL plugin installers (GoogleCloudPlatform/container-engine-accelerators
     # gpudirect-tcpx/nccl-tcpx-installer.yaml, gpudirect-tcpxo/nccl-tcpxo-installer.yaml,
     # gpudirect-rdma/nccl-rdma-installer.yaml: the installer init container's image).
+    # TCPX and TCPXO as pinned @992db81, each paired with the RxDM sidecar image that
+    # `aicp verify --performance` runs (verify/images.py): TCPX v3.1.9 with tcpgpudmarxd
+    # v2.0.12 (cluster-toolkit@1047080 modules/compute/gke-node-pool/gpu_direct.tf
+    # "matching nccl-tcpx-installer version v3.1.9"); TCPXO v1.0.15 with v1.0.21
+    # (gpudirect-tcpxo/README.md, release of Jan 9, 2026). Bump each pair together.
     "nccl-tcpx":
-        "us-docker.pkg.dev/gce-ai-infra/gpudirect-tcpx/nccl-plugin-gpudirecttcpx-dev:v3.1.8",
+        "us-docker.pkg.dev/gce-ai-infra/gpudirect-tcpx/nccl-plugin-gpudirecttcpx-dev:v3.1.9",
     "nccl-tcpxo":
-        "us-docker.pkg.dev/gce-ai-infra/gpudirect-tcpxo/nccl-plugin-gpudirecttcpx-dev:v1.0.16",
+        "us-docker.pkg.dev/gce-ai-infra/gpudirect-tcpxo/nccl-plugin-gpudirecttcpx-dev:v1.0.15",
     "nccl-rdma": "us-docker.pkg.dev/gce-ai-infra/gpudirect-gib/nccl-plugin-gib:v1.0.3",
     # TCPXO's pre-installation step runs on the host through nsenter (same file).
     "nccl-tcpxo-pre": "ubuntu:24.04",
+    # GKE's NRI device injector for GPUDirect-TCPX/TCPXO sidecars, by the digest upstream
+    # pins (GoogleCloudPlatform/container-engine-accelerators@992db81
+    # nri_device_injector/nri-device-injector.yaml; cluster-toolkit@1047080
+    # examples/gke-a3-megagpu/nri-device-injector.yaml pins the same).
+    "nri-device-injector":
+        "gcr.io/gke-release/nri-device-injector"
+        "@sha256:6e79483d52abdc28454bf186320b10a56b0f117a10e8d65d5c74dbb821a76970",
+    # The gIB installer's log_martians sysctl step (cluster-toolkit@1047080
+    # examples/gke-a3-ultragpu/nccl-installer.yaml.tftpl runs it in ``alpine:latest``;
+    # pinned here to a release tag so the installer cannot change under a cluster).
+    "nccl-rdma-sysctl": "alpine:3.22",
     # NVIDIA Network Operator's NicClusterPolicy on AKS InfiniBand (Azure/aks-rdma-infiniband
     # configs/nicclusterpolicy/base/nic.yaml and rdma-shared-device-plugin/rdma.yaml).
     "doca-driver": "doca3.2.0-25.10-1.2.8.0-2",

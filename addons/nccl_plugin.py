@@ -17,9 +17,14 @@ and no GPUDirect NICs), and the images are pinned in ``addons/catalog.py`` IMAGE
 
 The networking.gke.io objects are a ``yaml/v2`` ConfigGroup: GKE serves their CRDs on
 multi-network clusters, and aicp's tests pin no copy of those CRDs to check the objects
-against. What this does not install: TCPXO's NRI device injector for unprivileged workloads
-(cluster-toolkit examples/gke-a3-megagpu/nri-device-injector.yaml); the NCCL proof runs its
-pods as the upstream nccl-test manifests do.
+against.
+
+On clusters with TCPX or TCPXO pools it also runs upstream's NRI device injector
+(``nri_device_injector/nri-device-injector.yaml``), which hands unprivileged workload
+containers the GPU and dmabuf devices their ``devices.gke.io/container.<name>`` annotation
+lists: how the ``tcpx-daemon`` / ``tcpxo-daemon`` sidecar of a GPUDirect pod gets them without
+``privileged`` (GKE docs gpu-bandwidth-gpudirect-tcpx; cluster-toolkit
+modules/compute/gke-node-pool/gpu_direct.tf installs it with the installers of both kinds).
 """
 
 from __future__ import annotations
@@ -71,6 +76,55 @@ TCPXO_PRE = (
     "chmod -R a+r /dev/aperture_devices/ && chmod a+rw /dev/aperture_devices/*/resource* || true\n")
 
 
+# A3 Ultra's gIB installer first stops the kernel logging the RDMA NICs' packets as martians
+# (GoogleCloudPlatform/cluster-toolkit@1047080 examples/gke-a3-ultragpu/
+# nccl-installer.yaml.tftpl, init container ``disable-log-martian``: ``sysctl -w
+# net.ipv4.conf.gpu${i}rdma0.log_martians=0`` for each of the machine's ``accelerator_count``
+# NICs, 8 in the blueprint). The pod runs on the host's network, so the sysctl is the host's.
+def log_martians_script(nics: int) -> str:
+    return "".join(f"sysctl -w net.ipv4.conf.gpu{i}rdma0.log_martians=0\n" for i in range(nics))
+
+
+# Pools whose GPUDirect sidecar gets its devices from the NRI device injector: upstream's
+# DaemonSet selects the A3 High and A3 Mega accelerators (nvidia-h100-80gb,
+# nvidia-h100-mega-80gb) and its nccl-test manifests of both kinds annotate the daemon
+# container (GoogleCloudPlatform/container-engine-accelerators@992db81
+# nri_device_injector/nri-device-injector.yaml, gpudirect-tcpx/nccl-test-latest.yaml,
+# gpudirect-tcpxo/nccl-test-latest.yaml). A3 Ultra's RDMA needs no sidecar.
+NRI_KINDS = ("gpudirect-tcpx", "gpudirect-tcpxo")
+NRI_INJECTOR = "device-injector"
+
+
+def nri_injector_spec(kinds: Sequence[str]) -> Any:  # a manifest dict: any Input accepts one
+    """Upstream's device-injector DaemonSet (same file as NRI_KINDS), on the fabric pools of
+    ``kinds`` (by ``aicp.dev/fabric``, as the installers) and through every taint, as
+    upstream's ``operator: Exists`` toleration. Upstream also declares a hostPath volume of
+    ``/`` that no container mounts; it is left out."""
+    return {
+        "selector": {"matchLabels": {"k8s-app": NRI_INJECTOR}},
+        "updateStrategy": {"type": "RollingUpdate"},
+        "template": {
+            "metadata": {"labels": {"name": NRI_INJECTOR, "k8s-app": NRI_INJECTOR}},
+            "spec": {
+                "priorityClassName": "system-node-critical",
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [
+                        {"key": LABEL_FABRIC, "operator": "In", "values": list(kinds)}]}]}}},
+                "tolerations": [{"operator": "Exists"}],
+                "hostNetwork": True, "hostPID": True,
+                "containers": [{
+                    "name": NRI_INJECTOR, "image": IMAGES["nri-device-injector"],
+                    "resources": {"requests": {"cpu": "150m"}},
+                    "securityContext": {"privileged": True},
+                    "volumeMounts": [{"name": "dev", "mountPath": "/dev"},
+                                     {"name": "nri", "mountPath": "/var/run/nri"}]}],
+                "volumes": [{"name": "nri", "hostPath": {"path": "/var/run/nri"}},
+                            {"name": "dev", "hostPath": {"path": "/dev"}}],
+            },
+        },
+    }
+
+
 def gke_pools(pools: Sequence[GpuPool]) -> list[GpuPool]:
     return [p for p in pools if str((p.fabric or {}).get("kind", "")).startswith("gpudirect")]
 
@@ -91,9 +145,14 @@ def network_objects(pool: GpuPool) -> list[dict[str, Any]]:
     return objs
 
 
-def installer_spec(kind: str) -> Any:  # a manifest dict: any Input accepts one
+def installer_spec(kind: str, nics: int = 0) -> Any:  # a manifest dict: any Input accepts one
+    """The installer DaemonSet of a kind; ``nics``: the RDMA NICs per node (gIB only)."""
     name, image, host_dir, script = INSTALLERS[kind]
     init: list[dict[str, Any]] = []
+    if kind == "gpudirect-rdma":
+        init.append({"name": "disable-log-martian", "image": IMAGES["nccl-rdma-sysctl"],
+                     "securityContext": {"privileged": True},
+                     "command": ["/bin/sh"], "args": ["-c", log_martians_script(nics)]})
     if kind == "gpudirect-tcpxo":
         init.append({"name": "pre-installation", "image": IMAGES["nccl-tcpxo-pre"],
                      "securityContext": {"privileged": True},
@@ -141,11 +200,20 @@ class NcclPlugin(Addon):
             f"{name}-networks", objs=[o for p in pools for o in network_objects(p)],
             opts=self.child_opts())
         kinds = sorted({str((p.fabric or {})["kind"]) for p in pools})
+        nics = {k: max(int((p.fabric or {}).get("interfaces") or 0) for p in pools
+                       if (p.fabric or {})["kind"] == k) for k in kinds}
         self.installers = [k8s.apps.v1.DaemonSet(
             f"{name}-{INSTALLERS[kind][0]}",
             metadata={"name": INSTALLERS[kind][0], "namespace": NAMESPACE,
                       "labels": {"k8s-app": INSTALLERS[kind][0]}},
-            spec=installer_spec(kind), opts=self.child_opts()) for kind in kinds]
+            spec=installer_spec(kind, nics[kind]), opts=self.child_opts()) for kind in kinds]
+        injected = [k for k in kinds if k in NRI_KINDS]
+        self.device_injector = k8s.apps.v1.DaemonSet(
+            f"{name}-{NRI_INJECTOR}",
+            metadata={"name": NRI_INJECTOR, "namespace": NAMESPACE,
+                      "labels": {"k8s-app": NRI_INJECTOR}},
+            spec=nri_injector_spec(injected), opts=self.child_opts()) if injected else None
         self.finish(networks=[o["metadata"]["name"] for p in pools
                               for o in network_objects(p) if o["kind"] == "Network"],
-                    installers=[INSTALLERS[k][0] for k in kinds])
+                    installers=[INSTALLERS[k][0] for k in kinds],
+                    deviceInjector=NRI_INJECTOR if injected else None)

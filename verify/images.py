@@ -108,6 +108,17 @@ PERFORMANCE: dict[str, str] = {
     # files) is not equally right: CUDA 13 needs a newer driver than aicr's CUDA 12.8 run.
     "nccl-efa": "public.ecr.aws/hpc-cloud/nccl-tests:"
                 "cuda12.8.1-efa1.43.2-ofiv1.16.3-ncclv2.27.7-1-testsv2.16.9",
+    # GKE GPUDirect receive-datapath daemons (RxDM), the sidecar of a fabric worker on an A3
+    # Mega / A3 High pool (verify/performance/gpudirect.py). Each must match the NCCL plugin
+    # installer on the nodes: v1.0.21 pairs with nccl-tcpxo v1.0.15 (GoogleCloudPlatform/
+    # container-engine-accelerators@992db81 gpudirect-tcpxo/README.md, Jan 9, 2026 release;
+    # gpudirect-tcpxo/nccl-test-latest.yaml), v2.0.12 with nccl-tcpx v3.1.9
+    # (gpudirect-tcpx/nccl-test-latest.yaml; cluster-toolkit@1047080 modules/compute/
+    # gke-node-pool/gpu_direct.tf), the installers aicp pins. On a cluster whose installer
+    # runs another plugin release the run swaps in that release's pair
+    # (verify/performance/gpudirect.py RXDM_FOR_PLUGIN).
+    "tcpxo-daemon": "us-docker.pkg.dev/gce-ai-infra/gpudirect-tcpxo/tcpgpudmarxd-dev:v1.0.21",
+    "tcpx-daemon": "us-docker.pkg.dev/gce-ai-infra/gpudirect-tcpx/tcpgpudmarxd-dev:v2.0.12",
 }
 
 

@@ -110,10 +110,11 @@ def gke_plan() -> offline.Plan:
 
 
 def test_each_gpudirect_kind_gets_its_upstream_installer(gke_plan):
-    installers = {d.inputs["metadata"]["name"]: d.inputs["spec"]
+    daemonsets = {d.inputs["metadata"]["name"]: d.inputs["spec"]
                   for d in gke_plan.of_type(DAEMONSET)}
-    assert set(installers) == {"nccl-tcpx-installer", "nccl-tcpxo-installer",
-                               "nccl-rdma-installer"}
+    assert set(daemonsets) == {"nccl-tcpx-installer", "nccl-tcpxo-installer",
+                               "nccl-rdma-installer", "device-injector"}
+    installers = {n: d for n, d in daemonsets.items() if n != "device-injector"}
     for name, kind, image in (("nccl-tcpx-installer", "gpudirect-tcpx", "nccl-tcpx"),
                               ("nccl-tcpxo-installer", "gpudirect-tcpxo", "nccl-tcpxo"),
                               ("nccl-rdma-installer", "gpudirect-rdma", "nccl-rdma")):
@@ -127,6 +128,76 @@ def test_each_gpudirect_kind_gets_its_upstream_installer(gke_plan):
     tcpxo = installers["nccl-tcpxo-installer"]["template"]["spec"]["initContainers"]
     assert [c["name"] for c in tcpxo] == ["pre-installation", "nccl-tcpxo-installer"]
     assert "modprobe import-helper" in tcpxo[0]["command"][-1]
+
+
+def test_the_nri_device_injector_serves_the_tcpx_and_tcpxo_pools_through_their_taints(
+        gke_plan):
+    """Upstream's device-injector DaemonSet (container-engine-accelerators
+    nri_device_injector/nri-device-injector.yaml): what hands the unprivileged tcpx(o)-daemon
+    sidecar the devices its ``devices.gke.io/container.*`` annotation lists."""
+    (injector,) = [d for d in gke_plan.of_type(DAEMONSET)
+                   if d.inputs["metadata"]["name"] == "device-injector"]
+    assert injector.inputs["metadata"]["namespace"] == "kube-system"
+    pod = injector.inputs["spec"]["template"]["spec"]
+    (term,) = pod["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    # A3 High and A3 Mega pools; A3 Ultra (RDMA, no sidecar) and the L4 pool are left alone.
+    assert term == {"matchExpressions": [{"key": LABEL_FABRIC, "operator": "In",
+                                          "values": ["gpudirect-tcpx", "gpudirect-tcpxo"]}]}
+    assert pod["tolerations"] == [{"operator": "Exists"}]  # the GPU pools' taints too
+    (container,) = pod["containers"]
+    assert container["image"] == IMAGES["nri-device-injector"]
+    assert container["image"].endswith(
+        "@sha256:6e79483d52abdc28454bf186320b10a56b0f117a10e8d65d5c74dbb821a76970")
+    assert container["securityContext"] == {"privileged": True}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    paths = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"]}
+    assert {p: paths[n] for p, n in mounts.items()} == {"/dev": "/dev",
+                                                        "/var/run/nri": "/var/run/nri"}
+
+
+def test_a_cluster_without_tcpx_or_tcpxo_pools_runs_no_device_injector():
+    ultra = pools(("ultra", "h200", "a3-ultragpu-8g"))
+
+    def with_networks(c):
+        return replace(c, gpu_pools=tuple(with_gke_networks("aicp", p, ("us-central1-b",))
+                                          for p in c.gpu_pools))
+    names = [d.inputs["metadata"]["name"] for d in plan(
+        lambda c: NcclPlugin("nccl", with_networks(c)), "gcp", ultra).of_type(DAEMONSET)]
+    assert names == ["nccl-rdma-installer"]
+
+
+def test_the_gib_installer_stops_martian_logging_on_each_rdma_nic_first(gke_plan):
+    """cluster-toolkit's A3 Ultra installer (examples/gke-a3-ultragpu/
+    nccl-installer.yaml.tftpl): a privileged init container on the host network sets
+    ``log_martians=0`` on gpu<i>rdma0 for each of the machine's eight RDMA NICs."""
+    (rdma,) = [d.inputs["spec"]["template"]["spec"] for d in gke_plan.of_type(DAEMONSET)
+               if d.inputs["metadata"]["name"] == "nccl-rdma-installer"]
+    first, installer = rdma["initContainers"]
+    assert (first["name"], installer["name"]) == ("disable-log-martian", "nccl-rdma-installer")
+    assert first["image"] == IMAGES["nccl-rdma-sysctl"] and ":" in first["image"]
+    assert first["securityContext"] == {"privileged": True} and rdma["hostNetwork"] is True
+    assert first["command"] == ["/bin/sh"] and first["args"][0] == "-c"
+    assert first["args"][1].splitlines() == [
+        f"sysctl -w net.ipv4.conf.gpu{i}rdma0.log_martians=0" for i in range(8)]
+    # TCPX / TCPXO installers have no such step.
+    for d in gke_plan.of_type(DAEMONSET):
+        if d.inputs["metadata"]["name"] in ("nccl-tcpx-installer", "nccl-tcpxo-installer"):
+            assert "disable-log-martian" not in [
+                c["name"] for c in d.inputs["spec"]["template"]["spec"]["initContainers"]]
+
+
+@pytest.mark.parametrize(("installer", "kind"), [("nccl-tcpxo", "gpudirect-tcpxo"),
+                                                 ("nccl-tcpx", "gpudirect-tcpx")])
+def test_the_performance_runs_rxdm_sidecar_matches_the_installer_aicp_pins(installer, kind):
+    """``aicp verify --performance`` runs the RxDM sidecar on GPUDirect pools; upstream
+    couples its version to the NCCL plugin installer's ("The tcpxo-daemon version is coupled
+    with the NCCL plugin installer version", container-engine-accelerators
+    gpudirect-tcpxo/README.md). The pinned sidecar is the pair of the installer aicp pins."""
+    from aicp.verify.images import PERFORMANCE
+    from aicp.verify.performance.gpudirect import DAEMONS, RXDM_FOR_PLUGIN
+    plugin = IMAGES[installer].rsplit(":", 1)[1]
+    assert PERFORMANCE[DAEMONS[kind]].rsplit(":", 1)[1] == RXDM_FOR_PLUGIN[kind][plugin]
 
 
 def test_every_gpudirect_network_gets_its_param_set_and_device_network(gke_plan):

@@ -161,7 +161,11 @@ _ND = "https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/
 # as "IB"/"gIB" (NVIDIA/nccl src/transport/net_ib.cc ncclNetIb name "IB").
 _OFI = ("AWS Libfabric", "OFI")
 _TCPXO = ("FasTrak", "GPUDirectTCPXO")
-_TCPX = ("GPUDirectTCPX",)
+# The TCPX plugin names its network with its API version: "Using network GPUDirectTCPX_v7"
+# (a 2 x a3-highgpu-8g run, plugin v3.1.12: elideng-sg/hypercomputer-internode-deepdive
+# assets/lab-18/after_tcpx_transport.txt); TCPXO's is "FasTrak" (the same repository's
+# assets/lab-22/tcpxo_transport_fastrak.txt, plugin v1.0.17).
+_TCPX = ("GPUDirectTCPX", "GPUDirectTCPX_v7")
 _IB = ("IB", "gIB")
 
 FABRICS: dict[str, Fabric] = {f.machine: f for f in (

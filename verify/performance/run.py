@@ -19,7 +19,10 @@ probes' are (``verify.probe.CleanupStack``: reverse order, namespaces waited for
    public half; the run puts it in a ConfigMap; one worker per node (all its GPUs and the
    pool's fabric resources, ``sshd``) mounts it; the launcher runs ``mpirun`` over SSH
    across the workers (as aicr's and the MPI Operator's launchers do) and prints
-   nccl-tests' table and NCCL's transport lines.
+   nccl-tests' table and NCCL's transport lines. Workers of a GKE GPUDirect pool also get
+   what upstream's workload manifests give a pod (``gpudirect``: the TCPX/TCPXO RxDM
+   sidecar, the plugin's mounts and NCCL environment); without the pool's NIC networks
+   (the stack's ``fabric.podAnnotations``) the step is ERROR, not a sockets verdict.
 5. Verdicts (``judge``) and stragglers against each pool's median.
 
 GPUs are requested through the node's allocator: ``nvidia.com/gpu`` limits on device-plugin
@@ -44,7 +47,7 @@ from ..kube import Kube
 from ..probe import Cancelled, CleanupStack, Context, ProbeError, Settings, one_line
 from ..probes import _gpus, _pods
 from ..result import Verdict
-from . import catalog, judge, parse
+from . import catalog, gpudirect, judge, parse
 from .judge import Finding
 
 PROBE_ID = "performance"
@@ -53,6 +56,9 @@ POOL_LABEL = "aicp.dev/gpu-pool"
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"
 PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU = "nvidia.com/gpu"
+# aicp's fabric pools carry their fabric kind (components/fabric.py LABEL_FABRIC): how the run
+# knows a pool's GPUDirect kind without the stack's gpuPools.
+FABRIC_LABEL = "aicp.dev/fabric"
 
 # Seconds each step may take (the dcgmi diag step's come from catalog.DIAG_SECONDS).
 TIMEOUTS = {
@@ -128,6 +134,7 @@ class Pool:
     allocator: str = "device-plugin"
     fabric_resources: dict[str, str] = field(default_factory=dict)
     fabric_annotations: dict[str, str] = field(default_factory=dict)
+    fabric_kind: str = ""  # gpuPools[].fabric.kind or the aicp.dev/fabric node label
 
 
 @dataclass
@@ -182,6 +189,8 @@ def discover(ctx: Context, wanted: tuple[str, ...]) -> list[Pool]:
         annotations = fabric.get("podAnnotations") if isinstance(fabric, dict) else None
         if isinstance(annotations, dict):
             pool.fabric_annotations = {str(k): str(v) for k, v in annotations.items()}
+        kind = fabric.get("kind") if isinstance(fabric, dict) else None
+        pool.fabric_kind = pool.fabric_kind or str(kind or labels.get(FABRIC_LABEL) or "")
     chosen = [p for name, p in sorted(pools.items()) if not wanted or name in wanted]
     missing = [w for w in wanted if w not in pools]
     if missing:
@@ -201,9 +210,11 @@ def gpu_count(node: dict, slices: dict[str, list]) -> int:
 # Pods -------------------------------------------------------------------------------------
 def gpu_pod(ctx: Context, ns: str, name: str, node: str, gpus: int, pool: Pool, image: str,
             script: str, role: str, device_class: str | None, *, fabric: bool = False,
-            extra: dict | None = None, env: dict[str, str] | None = None) -> dict:
+            extra: dict | None = None, env: dict[str, str] | None = None,
+            parts: gpudirect.WorkerParts | None = None) -> dict:
     """A pod on ``node`` holding ``gpus`` GPUs through the pool's allocator (and, with
-    ``fabric``, the pool's fabric resources)."""
+    ``fabric``, the pool's fabric resources; with ``parts``, a GPUDirect pool's sidecar,
+    volumes, mounts, environment and device annotations)."""
     container: dict[str, Any] = {"name": "main", "image": ctx.image(image),
                                  "command": ["sh", "-c", script],
                                  "env": [{"name": "GPUS", "value": str(gpus)}] + [
@@ -235,6 +246,12 @@ def gpu_pod(ctx: Context, ns: str, name: str, node: str, gpus: int, pool: Pool, 
     metadata: dict[str, Any] = {"name": name, "labels": {ROLE: role}}
     if fabric and pool.fabric_annotations:
         metadata["annotations"] = dict(pool.fabric_annotations)
+    if parts:
+        metadata["annotations"] = {**metadata.get("annotations", {}), **parts.annotations}
+        container["env"] += [{"name": k, "value": v} for k, v in parts.env.items()]
+        container["volumeMounts"] = [*container.get("volumeMounts", []), *parts.mounts]
+        spec["volumes"] = [*spec.get("volumes", []), *parts.volumes]
+        spec["containers"] += parts.sidecars
     body = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
     return _pods.create(ctx, f"/api/v1/namespaces/{ns}/pods", body, ns)
 
@@ -335,9 +352,15 @@ TOOLBOX = {
 }
 
 
-def launcher_script(hosts: list[str], gpus: int, image: str = "pytorch") -> str:
-    """Key, then wait (bounded) for every worker's sshd, then mpirun across them."""
+def launcher_script(hosts: list[str], gpus: int, image: str = "pytorch",
+                    parts: gpudirect.WorkerParts | None = None) -> str:
+    """Key, then wait (bounded) for every worker's sshd, then mpirun across them (with a
+    GPUDirect pool's mpirun options and library path, ``parts``)."""
     mpirun, binary, profile, env = TOOLBOX[image]
+    ld_path = "-x LD_LIBRARY_PATH"
+    if parts:
+        env += parts.mpirun
+        ld_path += f"={parts.ld_library_path}" if parts.ld_library_path else ""
     hostlist = ",".join(f"{h}:{gpus}" for h in hosts)
     return (
         "mkdir -p /root/.ssh && ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519 && "
@@ -347,7 +370,7 @@ def launcher_script(hosts: list[str], gpus: int, image: str = "pytorch") -> str:
         "[ $n -ge 300 ] && echo \"AICP-ERROR worker $h unreachable\" && exit 3; sleep 2; "
         f"done; done; {profile}echo '=== AICP nccl ==='; "
         f"{mpirun} --allow-run-as-root -np {len(hosts) * gpus} -H {hostlist} "
-        f"--mca plm_rsh_args '-o StrictHostKeyChecking=no' -x PATH -x LD_LIBRARY_PATH "
+        f"--mca plm_rsh_args '-o StrictHostKeyChecking=no' -x PATH {ld_path} "
         f"{env}-x NCCL_DEBUG=INFO "
         f"-x NCCL_DEBUG_SUBSYS=INIT,NET {binary} -b 1G -e 8G -f 2 -g 1")
 
@@ -356,6 +379,14 @@ WORKER_SCRIPT = ("mkdir -p /run/sshd /root/.ssh && (ssh-keygen -A >/dev/null 2>&
                  "cp /etc/aicp-ssh/authorized_keys "
                  "/root/.ssh/ && chmod 600 /root/.ssh/authorized_keys && "
                  "exec /usr/sbin/sshd -De")
+
+
+def worker_script(parts: gpudirect.WorkerParts | None) -> str:
+    """The worker's script; a GPUDirect pool's prelude (its NCCL environment into the SSH
+    sessions mpirun opens) runs just before sshd."""
+    if not parts or not parts.prelude:
+        return WORKER_SCRIPT
+    return WORKER_SCRIPT.replace("exec /usr/sbin/sshd", parts.prelude + "exec /usr/sbin/sshd")
 
 
 # The run ----------------------------------------------------------------------------------
@@ -393,7 +424,9 @@ def execute(kube: Kube, settings: Settings, plan: Plan,
     return Outcome(verdict, reason, findings,
                    [{"name": p.name, "nodes": sorted(p.nodes), "machineType": p.machine,
                      "product": p.product, "allocator": p.allocator,
-                     "fabricResources": p.fabric_resources} for p in pools],
+                     "fabricResources": p.fabric_resources,
+                     **({"fabricKind": p.fabric_kind} if p.fabric_kind else {})}
+                    for p in pools],
                    dict(ctx.evidence.artifacts), {}, {"leftovers": left, "errors": errors},
                    dict(ctx.evidence.observations.get("imageIDs") or {}))
 
@@ -610,13 +643,35 @@ def fabric(ctx: Context, ns: str, pool: Pool, plan: Plan, counts: dict[str, int]
         findings.append(Finding(**base, verdict=Verdict.ERROR,
                                 reason="a node of the pool advertises no GPU: no fabric run"))
         return
+    kind = gpudirect.kind_of(pool.fabric_kind, pool.machine)
+    if kind and not pool.fabric_annotations:
+        findings.append(Finding(**base, verdict=Verdict.ERROR, reason=(
+            f"pool {pool.name} is {kind}: its workers must attach the pool's GPU NIC "
+            "networks (networking.gke.io/interfaces), which the stack exports as "
+            "gpuPools[].fabric.podAnnotations; run with --stack, or NCCL would fall back "
+            "to sockets for want of the NICs")))
+        return
+    images = dict(ctx.settings.images)
+    if kind in gpudirect.INSTALLERS:
+        plugin = _plugin(ctx, kind)
+        rxdm = gpudirect.rxdm_image(kind, ctx.image(gpudirect.DAEMONS[kind]), plugin)
+        if rxdm is None:
+            findings.append(Finding(**base, verdict=Verdict.ERROR, reason=(
+                f"kube-system/{gpudirect.INSTALLERS[kind]} installs NCCL plugin {plugin}, "
+                "whose RxDM (tcpgpudmarxd) release the run does not know; upstream couples "
+                "the two, so a sidecar of another release would fail NCCL over to sockets "
+                f"(known plugin releases: {', '.join(gpudirect.RXDM_FOR_PLUGIN[kind])})")))
+            return
+        images[gpudirect.DAEMONS[kind]] = rxdm
+    parts = gpudirect.worker_parts(kind, gpus, images)
     launcher = f"{svc}-launcher"
     _pods.create(ctx, f"/api/v1/namespaces/{ns}/pods", {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": launcher, "labels": {ROLE: "launcher"}},
         "spec": {"restartPolicy": "Never", "tolerations": [{"operator": "Exists"}],
                  "containers": [{"name": "main", "image": ctx.image(image),
-                                 "command": ["sh", "-c", launcher_script(hosts, gpus, image)]}]}},
+                                 "command": ["sh", "-c", launcher_script(hosts, gpus, image,
+                                                                         parts)]}]}},
         ns)
     key = ctx.wait_for("the launcher's public key", lambda: _pubkey(ctx, ns, launcher),
                        timeout=timeout(ctx.settings, "start_timeout")
@@ -630,8 +685,8 @@ def fabric(ctx: Context, ns: str, pool: Pool, plan: Plan, counts: dict[str, int]
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{svc}-ssh"},
         "data": {"authorized_keys": key + "\n"}}, ns)
     for node, worker in workers.items():
-        gpu_pod(ctx, ns, worker, node, gpus, pool, image, WORKER_SCRIPT, svc, device_class,
-                fabric=True, extra={
+        gpu_pod(ctx, ns, worker, node, gpus, pool, image, worker_script(parts), svc,
+                device_class, fabric=True, parts=parts, extra={
                     "hostname": worker, "subdomain": svc,
                     "volumes": [{"name": "ssh", "configMap": {"name": f"{svc}-ssh"}}],
                     "volumeMounts": [{"name": "ssh", "mountPath": "/etc/aicp-ssh"}]})
@@ -644,6 +699,17 @@ def fabric(ctx: Context, ns: str, pool: Pool, plan: Plan, counts: dict[str, int]
     text = pod_log(ctx, ns, pod)
     judge_fabric(pool, figure, text, judge.thresholds(plan.defaults, plan.overrides,
                                                       pool.name), findings)
+
+
+def _plugin(ctx: Context, kind: str) -> str | None:
+    """The plugin release the pool's installer DaemonSet installs (None: not found or not
+    readable)."""
+    try:
+        return gpudirect.installed_plugin(ctx.kube.request(
+            "GET", f"/apis/apps/v1/namespaces/kube-system/daemonsets/"
+                   f"{gpudirect.INSTALLERS[kind]}"))
+    except Exception:  # noqa: BLE001 - absent or forbidden: the pinned sidecar is used
+        return None
 
 
 def _pubkey(ctx: Context, ns: str, pod: str) -> str | None:

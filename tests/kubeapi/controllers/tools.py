@@ -11,6 +11,13 @@ fixtures``, sources in its README) wherever one exists:
   (aws-ofi-nccl's "Using network AWS Libfabric" lines and the table); with
   ``Hardware.socket`` NCCL's "Using network Socket" lines of a run without a fabric plugin
   and a RoCE run's table instead.
+- on a GKE GPUDirect world (``Hardware.gpudirect``, the nodes' fabric kind) NCCL loads the
+  GPUDirect plugin only when every worker carries what upstream's workload manifests give a
+  pod (``GPUDIRECT_NEEDS``); then the launcher prints that plugin's captured INFO lines
+  (TCPX: a two-node A3 High run's "Using network GPUDirectTCPX_v7"; TCPXO: a two-node A3
+  Mega run's "Using network FasTrak"; RDMA: Google's "Using network gIB") and a table at
+  ``Hardware.fabric_busbw``; otherwise the sockets fallback, as NCCL does when its net
+  plugin cannot start.
 
 aicp's bench prints its own ``AICP-BENCH`` lines (no upstream tool prints them), and a
 node's all-reduce table is nccl-tests' layout (the captures' columns) filled with
@@ -55,6 +62,10 @@ class Hardware:
     failed_diag: set[str] = field(default_factory=set)
     throttled: set[str] = field(default_factory=set)
     socket: bool = False
+    gpudirect: str = ""  # the nodes' GKE GPUDirect kind, e.g. "gpudirect-tcpxo"
+    # A GPUDirect world's two-node bus bandwidth: the 2 GB row of the TCPXO capture's table
+    # (elideng-sg/hypercomputer-internode-deepdive assets/lab-22/tcpxo_allreduce_16gpu.txt).
+    fabric_busbw: float = 317.84
 
 
 def fixture(name: str) -> str:
@@ -118,10 +129,95 @@ def launcher_output(pod: dict, container: str, kube) -> str:
     return f"AICP-PUBKEY {PUBKEY}\n"
 
 
-def fabric_output(kube) -> str:
-    if hardware(kube).socket:
-        return ("=== AICP nccl ===\n" + fixture("nccl-socket-fallback-info.txt")
-                + fixture("nccl-tests-allreduce-h100-2node-rows.txt"))
+def _hostpaths(pod: dict, container: dict) -> set[str]:
+    paths = {v["name"]: v["hostPath"]["path"] for v in pod["spec"].get("volumes") or []
+             if "hostPath" in v}
+    return {paths[m["name"]] for m in container.get("volumeMounts") or []
+            if m["name"] in paths}
+
+
+def _container(pod: dict, name: str) -> dict:
+    return next((c for c in pod["spec"]["containers"] if c["name"] == name), {})
+
+
+def _tcpxo_missing(pod: dict, launcher: str) -> list[str]:
+    """What a TCPXO worker lacks (container-engine-accelerators gpudirect-tcpxo/
+    nccl-test-latest.yaml and README "NCCL configs"; aicr docs/integrator/
+    gke-tcpxo-networking.md: RxDM reports 0 GPUs without /sys as /hostsysfs)."""
+    notes = pod["metadata"].get("annotations") or {}
+    daemon, main = _container(pod, "tcpxo-daemon"), _container(pod, "main")
+    checks = {
+        "the GPU NIC networks": "networking.gke.io/interfaces" in notes,
+        "the tcpxo-daemon sidecar": "tcpgpudmarxd" in daemon.get("image", ""),
+        "the sidecar's devices": "/dev/dmabuf_import_helper" in notes.get(
+            "devices.gke.io/container.tcpxo-daemon", ""),
+        "the sidecar's NET_ADMIN": "NET_ADMIN" in str(daemon.get("securityContext")),
+        "the sidecar's host /sys": "/sys" in _hostpaths(pod, daemon),
+        "the plugin's libraries": "/home/kubernetes/bin/nvidia" in _hostpaths(pod, main),
+        "the aperture devices": "/dev/aperture_devices" in _hostpaths(pod, main),
+        "the plugin's profile": "nccl-env-profile.sh" in _script(argv(pod, "main")),
+        "the LLCM directory": "NCCL_FASTRAK_LLCM_DEVICE_DIRECTORY" in launcher,
+    }
+    return [what for what, ok in checks.items() if not ok]
+
+
+def _rdma_missing(pod: dict, launcher: str) -> list[str]:
+    """What a gIB worker lacks (container-engine-accelerators gpudirect-rdma/nccl-test.yaml;
+    Google's "Enable NCCL/gIB": set_nccl_env.sh sourced, /usr/local/gib/lib64 on the
+    library path)."""
+    notes = pod["metadata"].get("annotations") or {}
+    main = _container(pod, "main")
+    checks = {
+        "the RDMA NIC networks": "networking.gke.io/interfaces" in notes,
+        "the gIB plugin": "/home/kubernetes/bin/gib" in _hostpaths(pod, main),
+        "the gIB environment": "set_nccl_env.sh" in _script(argv(pod, "main")),
+        "the gIB library path": "/usr/local/gib/lib64" in launcher,
+    }
+    return [what for what, ok in checks.items() if not ok]
+
+
+def _tcpx_missing(pod: dict, launcher: str) -> list[str]:
+    """What a TCPX worker lacks (container-engine-accelerators gpudirect-tcpx/
+    nccl-test-latest.yaml: the tcpx-daemon serves NCCL through the Unix sockets under the
+    host's /run/tcpx, mounted in both containers; nccl-config.yaml run-nccl.sh: the plugin's
+    NICs and control device passed by mpirun, no profile script)."""
+    notes = pod["metadata"].get("annotations") or {}
+    daemon, main = _container(pod, "tcpx-daemon"), _container(pod, "main")
+    checks = {
+        "the GPU NIC networks": "networking.gke.io/interfaces" in notes,
+        "the tcpx-daemon sidecar": "tcpgpudmarxd" in daemon.get("image", ""),
+        "the sidecar's devices": "/dev/nvidiactl" in notes.get(
+            "devices.gke.io/container.tcpx-daemon", ""),
+        "the sidecar's NET_ADMIN": "NET_ADMIN" in str(daemon.get("securityContext")),
+        "the shared /run/tcpx": "/run/tcpx" in _hostpaths(pod, daemon) & _hostpaths(pod, main),
+        "the plugin's libraries": any(p.startswith("/home/kubernetes/bin/nvidia")
+                                      for p in _hostpaths(pod, main)),
+        "the plugin's NICs": "NCCL_GPUDIRECTTCPX_SOCKET_IFNAME=eth1,eth2,eth3,eth4" in launcher,
+        "the control device": "NCCL_GPUDIRECTTCPX_CTRL_DEV=eth0" in launcher,
+    }
+    return [what for what, ok in checks.items() if not ok]
+
+
+GPUDIRECT_NEEDS = {"gpudirect-tcpx": (_tcpx_missing, "nccl-tcpx-2node-info.txt"),
+                   "gpudirect-tcpxo": (_tcpxo_missing, "nccl-tcpxo-fastrak-2node-info.txt"),
+                   "gpudirect-rdma": (_rdma_missing, "nccl-gib-info.txt")}
+
+
+def _socket_fallback() -> str:
+    return ("=== AICP nccl ===\n" + fixture("nccl-socket-fallback-info.txt")
+            + fixture("nccl-tests-allreduce-h100-2node-rows.txt"))
+
+
+def fabric_output(kube, launcher: dict | None = None, workers: list[dict] = ()) -> str:
+    hw = hardware(kube)
+    if hw.socket:
+        return _socket_fallback()
+    if hw.gpudirect:
+        missing, info = GPUDIRECT_NEEDS[hw.gpudirect]
+        script = _script(argv(launcher, "main")) if launcher else ""
+        if not workers or any(missing(w, script) for w in workers):
+            return _socket_fallback()
+        return "=== AICP nccl ===\n" + fixture(info) + _table(hw.fabric_busbw)
     return "=== AICP nccl ===\n" + fixture("nccl-tests-allreduce-p4d-2node-efa.txt")
 
 
@@ -159,11 +255,12 @@ class FabricRuns(Controller):
             script = _script(argv(pod, pod["spec"]["containers"][0]["name"]))
             m = re.search(r"for h in ([^;]+); do", script)
             hosts = m.group(1).split() if m else []
-            running = {p["metadata"]["name"] for p in kube.view("pods", meta["namespace"])
+            running = {p["metadata"]["name"]: p for p in kube.view("pods", meta["namespace"])
                        if (p.get("status") or {}).get("phase") == "Running"}
             if hosts and all(h.split(".", 1)[0] in running for h in hosts):
                 key = (meta["namespace"], meta["name"], "main")
-                kube.logs[key] = kube.logs.get(key, "") + fabric_output(kube)
+                workers = [running[h.split(".", 1)[0]] for h in hosts]
+                kube.logs[key] = kube.logs.get(key, "") + fabric_output(kube, pod, workers)
                 kubelet(kube).finish(kube, meta["namespace"], meta["name"], 0)
 
 

@@ -74,4 +74,6 @@ def test_the_performance_images_follow_the_registry_mirror():
         "mirror.local:5000/hub/nvidia/pytorch:25.06-py3"
         "@sha256:025d9b102b5436d4af8af58f12c6a46b7e5d16f19543b1d2cc4446bf2650b4f1")
     assert plan.images["dcgm"].startswith("mirror.local:5000/hub/nvidia/cloud-native/dcgm:")
-    assert set(plan.images) == {"dcgm", "pytorch", "nccl-efa"}
+    assert set(plan.images) == {"dcgm", "pytorch", "nccl-efa", "tcpxo-daemon", "tcpx-daemon"}
+    assert plan.images["tcpxo-daemon"] == (
+        "mirror.local:5000/hub/gce-ai-infra/gpudirect-tcpxo/tcpgpudmarxd-dev:v1.0.21")
