@@ -24,7 +24,8 @@ def planned(stack: str, **changes) -> dict:
 
 
 @pytest.mark.parametrize("stack,kind,asks", [
-    ("aws-training", "efa", "pods ask for a claim of 32 efa.networking.k8s.aws"),
+    ("aws-training", "efa",
+     "pods ask for a claim of 32 efa.networking.k8s.aws, hugepages-2Mi: 5120Mi;"),
     ("gcp-training", "gpudirect-tcpxo", "pods ask for networks train-nic-0, "),
     ("azure-training", "infiniband", "pods ask for rdma/shared_ib: 1"),
 ])
