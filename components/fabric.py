@@ -8,7 +8,7 @@ pool of any other type is unchanged: ``fabric(target, machine_type)`` is None fo
 ``pool_fabric`` is what a pool exports in the stack's ``gpuPools`` output (``fabric``) for
 ``aicp verify`` and the NCCL proof: the kind, interfaces, bandwidth class and placement,
 and what a pod asks for to get the fabric's devices on that target (extended resources,
-or GKE's network annotations).
+or GKE's network annotations; EFA's huge pages, the RDMA fabrics' IPC_LOCK capability).
 """
 
 from __future__ import annotations
@@ -152,6 +152,11 @@ def gke_interfaces_annotation(pool: str, f: Fabric) -> str:
 # Azure/aks-rdma-infiniband names it for InfiniBand; "rdma_shared_device_a", the name of the
 # Mellanox/k8s-rdma-shared-dev-plugin README's example config, for RoCE (Ethernet).
 RDMA_RESOURCES = {"infiniband": IB_RESOURCE, "ethernet": "rdma/rdma_shared_device_a"}
+# An RDMA container registers (pins) its buffers: "A pod without this will have a low locked
+# memory value `ulimit -l` value of "64", this changes the value to "unlimited""
+# (Azure/aks-rdma-infiniband@700dabb website/docs/configurations/02-gpu-drivers.md, both
+# GPUDirect RDMA pod examples add IPC_LOCK).
+RDMA_CAPABILITIES = ["IPC_LOCK"]
 
 
 def onprem_rdma_fabric(pool: Any, link_type: str | None) -> Any:
@@ -163,7 +168,8 @@ def onprem_rdma_fabric(pool: Any, link_type: str | None) -> Any:
     from dataclasses import replace
     fabric = {"kind": "rdma", "linkType": link_type, "interfaces": "every ConnectX HCA",
               "bandwidthClass": f"as racked ({link_type})", "placement": "as racked",
-              "resources": {RDMA_RESOURCES[link_type]: 1}}
+              "resources": {RDMA_RESOURCES[link_type]: 1},
+              "capabilities": list(RDMA_CAPABILITIES)}
     return replace(pool, fabric=fabric, labels={**pool.labels, LABEL_FABRIC: "rdma"})
 
 
@@ -198,6 +204,7 @@ def pool_fabric(target: str, machine_type: str, pool: str,
         out["hugePages"] = dict(EFA_HUGEPAGES_POD)
     elif f.kind == "infiniband":
         out["resources"] = {IB_RESOURCE: 1}
+        out["capabilities"] = list(RDMA_CAPABILITIES)
     else:
         out["networks"] = gke_network_names(pool, f)
         out["podAnnotations"] = {"networking.gke.io/default-interface": "eth0",

@@ -116,6 +116,8 @@ def test_the_pool_exports_its_fabric_and_is_labelled_for_it(fabric_plan):
         assert fabric["hugePages"] == {"hugepages-2Mi": "5120Mi"}
     elif f.kind == "infiniband":
         assert fabric["resources"] == {IB_RESOURCE: 1}
+        # Azure/aks-rdma-infiniband's GPUDirect RDMA pods add IPC_LOCK (locked memory).
+        assert fabric["capabilities"] == ["IPC_LOCK"]
     else:
         # What a pod names to get the NICs: eth0 on the default network, then one per NIC.
         names = [n["network"] for n in fabric["gkeNetworks"]]
@@ -125,6 +127,8 @@ def test_the_pool_exports_its_fabric_and_is_labelled_for_it(fabric_plan):
             "default", *names]
     if f.kind != "efa":
         assert "hugePages" not in fabric
+    if f.kind != "infiniband":
+        assert "capabilities" not in fabric
 
 
 def test_the_pool_component_serves_high_performance_networking(fabric_plan):
