@@ -91,9 +91,11 @@ CHARTS: dict[str, Chart] = {
             "ValidatingWebhookConfiguration (aicp.addons.kuberay)"),
     # GPU fabrics (aicp.addons.efa_device_plugin, aicp.addons.network_operator).
     "efa-device-plugin": Chart(
-        "aws-efa-k8s-device-plugin", "https://aws.github.io/eks-charts", "v0.5.8",
-        "aws/eks-charts stable/aws-efa-k8s-device-plugin (README: image tag v0.5.8); EKS user "
-        "guide device-management-efa.adoc: helm install efa eks/aws-efa-k8s-device-plugin"),
+        "aws-efa-k8s-device-plugin", "https://aws.github.io/eks-charts", "v0.5.30",
+        "aws/eks-charts@bfe91c4 stable/aws-efa-k8s-device-plugin/Chart.yaml (version v0.5.30, "
+        "appVersion v0.5.20, the image tag values.yaml defaults to), the newest entry of the "
+        "repo's index (gh-pages index.yaml @c7f9ea5); EKS user guide "
+        "device-management-efa.adoc: helm install efa eks/aws-efa-k8s-device-plugin"),
     "efa-dra-driver": Chart(
         "aws-dranet", "https://aws.github.io/eks-charts", "1.0.0",
         "aws/eks-charts stable/aws-dranet Chart.yaml 1.0.0 (appVersion v1.2.0-eksbuild.2); EKS "

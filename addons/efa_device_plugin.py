@@ -13,10 +13,10 @@ by default: the plugin would never run on tainted GPU nodes) gets each fabric po
 (``aicp.dev/fabric=efa``, ``aicp.dev/gpu-allocator=device-plugin``; DRA pools get the EFA
 DRA driver, aicp.addons.efa_dra_driver), besides the chart's own instance-type affinity.
 
-On the same nodes the NVIDIA device plugin must not mount ``/dev/infiniband`` (its
-``--mofed-enabled`` defaults to true from k8s-device-plugin v0.19.0; same EKS page,
-"IMPORTANT"). Telling the GPU Operator's device plugin so (``MOFED_ENABLED=false``) belongs
-to ``aicp.addons.gpu_operator`` and is not done yet.
+On the same nodes the NVIDIA device plugin must not mount ``/dev/infiniband`` (its MOFED
+mode hands a GPU container every uverbs device, EFA's included; NVIDIA/k8s-device-plugin
+#1692): ``aicp.addons.gpu_operator`` sets its ``MOFED_ENABLED=false`` where EFA
+device-plugin pools exist (DEVICE_PLUGIN_NO_MOFED_ENV).
 """
 
 from __future__ import annotations

@@ -56,6 +56,15 @@ DRIVER_MANAGER_DRA_ENV = {"name": "NODE_LABEL_FOR_GPU_POD_EVICTION",
 # controllers/object_controls.go transformDevicePluginCtrForCDI), so nothing else needs it.
 TOOLKIT_HARDENING_ENV = {"name": "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED",
                          "value": "false"}
+# EFA nodes: the device plugin's MOFED mode hands every GPU container all of the node's
+# /dev/infiniband/uverbs<N>, EFA's included, beside what the EFA device plugin allocated
+# ("this conflicts with other device plugins and DRA driver (DRANET)", NVIDIA/k8s-device-
+# plugin#1692). It was on by default in v0.19.0 (#1550) and is off again from v0.19.3
+# (#1837; the operator's v0.20.0 leaves it off), but the GPU Operator switches it on with
+# GDS (v26.7.0 controllers/object_controls.go TransformDevicePlugin: MOFED_ENABLED "true"
+# when gds.enabled) and applies devicePlugin.env after that: stated off, it stays off.
+DEVICE_PLUGIN_NO_MOFED_ENV = {"name": "MOFED_ENABLED", "value": "false"}
+RDMA_FABRICS = ("infiniband", "rdma")  # fabric kinds the Network Operator serves
 
 
 @dataclass(frozen=True)
@@ -157,10 +166,35 @@ def operator_values(cluster: ClusterOutputs, args: GpuOperatorArgs) -> dict[str,
             with_env(values, ("driver", "manager", "env"), DRIVER_MANAGER_DRA_ENV)
     if values["toolkit"].get("enabled"):
         with_env(values, ("toolkit", "env"), TOOLKIT_HARDENING_ENV)
+    fabric_values(values, cluster)
     # The standalone DRA driver serves DRA pools; the operator's experimental GPUCluster
     # (bundled DRA driver) would be a second advertiser and excludes ClusterPolicy.
     values["gpuCluster"] = {"deployCR": False}
     return values
+
+
+def fabric_values(values: dict[str, Any], cluster: ClusterOutputs) -> None:
+    """What the pools' fabrics (components/fabric.py) ask of the operator.
+
+    - EFA device-plugin pools: the device plugin's MOFED mode off (DEVICE_PLUGIN_NO_MOFED_ENV).
+    - InfiniBand/RDMA pools, driver installed by the operator: GPUDirect RDMA through
+      ``nvidia-peermem`` (``driver.rdma.enabled``), built against the MOFED the Network
+      Operator's DOCA driver container loads (``useHostMofed: false``), as Azure's AKS
+      reference sets it (Azure/aks-rdma-infiniband configs/values/gpu-operator/values.yaml,
+      "Enables RDMA for GPUDirect support") and NVIDIA documents it (NVIDIA/cloud-native-docs
+      gpu-operator/gpu-operator-rdma.rst: "add --set driver.rdma.enabled=true"; the driver
+      pods then wait for the network drivers). That page recommends DMA-BUF over the legacy
+      module: it needs the open kernel module, which the pinned driver (595.91.07) gets by
+      the chart's ``driver.kernelModuleType: auto`` (R570 and later), and no value of ours.
+      A host-installed driver (AKS ``gpu_driver="host"``) is not the operator's to change:
+      Azure's guide loads ``nvidia-peermem`` there with a DaemonSet of its own
+      (configs/nvidia-peermem-reloader), which aicp does not run.
+    """
+    kinds = {(str((p.fabric or {}).get("kind")), p.allocator) for p in cluster.gpu_pools}
+    if ("efa", "device-plugin") in kinds:
+        with_env(values, ("devicePlugin", "env"), DEVICE_PLUGIN_NO_MOFED_ENV)
+    if cluster.gpu_driver.owner == "operator" and any(k in RDMA_FABRICS for k, _ in kinds):
+        values["driver"]["rdma"] = {"enabled": True, "useHostMofed": False}
 
 
 class GpuOperator(Addon):

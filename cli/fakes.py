@@ -304,6 +304,21 @@ INVOKES.update({
         "subscriptionId": AZURE_SUBSCRIPTION, "tenantId": AZURE_TENANT},
     "azure-native:containerservice:listManagedClusterUserCredentials": _aks_user_credentials,
 })
+# Preflight (stacks/targets/azure.py infiniband_feature): a subscription that never
+# registered the AKS InfiniBand preview feature.
+AZURE_PREFLIGHT = {
+    "azure-native:features:getSubscriptionFeatureRegistration": lambda args: {
+        "id": f"/subscriptions/{AZURE_SUBSCRIPTION}/providers/Microsoft.Features/"
+              f"featureProviders/{args.get('providerNamespace')}/"
+              f"subscriptionFeatureRegistrations/{args.get('featureName')}",
+        "name": args.get("featureName"), "type": "Microsoft.Features/featureProviders/"
+        "subscriptionFeatureRegistrations",
+        "properties": {"featureName": args.get("featureName"),
+                       "providerNamespace": args.get("providerNamespace"),
+                       "state": "NotRegistered"}},
+}
+INVOKES.update(AZURE_PREFLIGHT)
+PREFLIGHT_TOKENS.update(AZURE_PREFLIGHT)
 
 
 # --- on-prem (pulumi-command: k3s over SSH) --------------------------------

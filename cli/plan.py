@@ -478,6 +478,8 @@ def fabric_lines(result: dict[str, Any]) -> list[str]:
         asks = ", ".join(f"{k}: {v}" for k, v in (f.get("resources") or {}).items()) or (
             f"a claim of {claims['count']} {claims['deviceClassName']}" if claims else
             f"networks {', '.join(f.get('networks') or [])}")
+        asks += "".join(f", {k}: {v}" for k, v in (f.get("hugePages") or {}).items())
+        asks += "".join(f", capability {c}" for c in f.get("capabilities") or [])
         topology = " > ".join(f.get("topologyLevels") or []) or "none published"
         lines.append(
             f"Fabric of GPU pool {pool['name']} ({pool['machineType']}): {f['bandwidthClass']}, "

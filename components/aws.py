@@ -103,7 +103,7 @@ from .contract import (
     resolve_pool,
     validate_pools,
 )
-from .fabric import EFA_RESOURCE, Fabric, fabric
+from .fabric import EFA_HUGEPAGES_NODE, EFA_RESOURCE, Fabric, fabric
 from .storage import StorageArgs, StorageOutputs, check_storage, team_subjects
 
 SYSTEM_POOL_LABEL = "aicp.dev/pool"
@@ -747,9 +747,13 @@ def efa_fabric(name: str, pool: GpuPool, on: NodeGroupCluster, parent: pulumi.Re
         interfaces=efa_interfaces(f, groups),
         placement=aws.ec2.LaunchTemplatePlacementArgs(group_name=group.name),
         placement_group=group, security_group=security,
-        # DRA pools get their EFA devices as ResourceSlices, not an extended resource.
-        resources={EFA_RESOURCE: str(f.interfaces)} if pool.allocator == "device-plugin"
-        else {})
+        # DRA pools get their EFA devices as ResourceSlices, not an extended resource. Every
+        # EFA node has the EFA installer's huge pages (fabric.EFA_HUGEPAGES_NODE): without
+        # them in the template a pod asking for huge pages never wakes a pool at zero
+        # (cluster-autoscaler cloudprovider/aws/aws_manager.go
+        # extractAllocatableResourcesFromAsg parses any node-template/resources/<name>).
+        resources={**({EFA_RESOURCE: str(f.interfaces)} if pool.allocator == "device-plugin"
+                      else {}), "hugepages-2Mi": EFA_HUGEPAGES_NODE})
 
 
 def _moved_from(opts: pulumi.ResourceOptions | None) -> list[pulumi.Alias]:

@@ -227,6 +227,9 @@ class AksClusterArgs:
     # An AKS Pod Sandboxing (Kata) pool beside the system pool (workload_sandboxing).
     sandbox: bool = True
     storage: StorageArgs = StorageArgs()  # block and the model container (#20)
+    # Register the subscription's AKSInfinibandSupport feature from this stack
+    # (INFINIBAND_FEATURE); off by default, opt-in where the stack may.
+    register_infiniband_feature: bool = False
 
     def __post_init__(self) -> None:
         validate(self)
@@ -301,6 +304,7 @@ def validate(args: AksClusterArgs) -> None:
     validate_pools("azure", args.gpu_pools)
     capacity_types("azure", args.gpu_pools, CAPACITY_TYPES)
     _validate_pool_names(args.gpu_pools)
+    validate_infiniband_feature(args)
     for i, p in enumerate(args.gpu_pools):
         if p.allocator == "dra" and p.min_nodes < 1:
             raise PropertyError(
@@ -372,6 +376,7 @@ class AksCluster(pulumi.ComponentResource):
         self.system_pool = self._system_pool()
 
         self.gpu_driver = GPU_DRIVERS[args.gpu_driver]
+        self.infiniband_feature = infiniband_feature(self, args)
         self.pools: tuple[GpuPool, ...] = tuple(
             _with_spot_taint(resolve_pool("azure", p)) for p in args.gpu_pools)
         self.agent_pools: dict[str, AksGpuPool] = {
@@ -561,7 +566,7 @@ class AksCluster(pulumi.ComponentResource):
             capacity_reservation_group_id=request.capacity_reservation_id,
             kubelet_disk_type=aks_kubelet_disk(pool.machine_type, a.storage),
             # One pool operation at a time on a new cluster: after the system pool's.
-            depends_on=(*self.grants, self.system_pool)),
+            depends_on=(*self.grants, self.system_pool, *self.infiniband_feature)),
             opts=pulumi.ResourceOptions(parent=self))
 
     # --- kubeconfig --------------------------------------------------------------------
@@ -985,3 +990,43 @@ def infiniband_outputs(pool: GpuPool) -> dict[str, Any]:
     if f is None:
         return {}
     return {"fabric": f.bandwidth_class, CONFORMANCE_OUTPUT: ["high_performance_networking"]}
+
+
+# AKS InfiniBand: "To ensure that the machines in the nodepool land on the same physical
+# Infiniband network, you need to register the AKS Infiniband Support feature"
+# (Azure/aks-rdma-infiniband@700dabb website/docs/getting-started/02-prerequisites.md, `az
+# feature register --name AKSInfinibandSupport --namespace Microsoft.ContainerService`; its
+# tests/setup-infra/deploy-aks.sh waits for "Registered" before adding an ND pool). The
+# registration belongs to the subscription, not the cluster: it changes every AKS cluster
+# there, a preview feature may wait for approval, and deleting the registration unregisters
+# it for all of them (Microsoft.Features subscriptionFeatureRegistrations, API 2021-07-01,
+# which pulumi-azure-native 3.29 features.SubscriptionFeatureRegistration wraps). So aicp
+# declares it only when the stack opts in (register_infiniband_feature), keeps it on
+# `pulumi destroy`, and otherwise the stack's preflight says where it stands.
+INFINIBAND_FEATURE = ("Microsoft.ContainerService", "AKSInfinibandSupport")
+
+
+def infiniband_pools(pools: tuple[GpuPoolRequest, ...]) -> list[str]:
+    """The pools of an InfiniBand (ND-series) size (components/fabric.py)."""
+    return [p.name for p in pools
+            if (f := fabric("azure", resolve_pool("azure", p).machine_type)) is not None
+            and f.kind == "infiniband"]
+
+
+def validate_infiniband_feature(args: AksClusterArgs) -> None:
+    if args.register_infiniband_feature and not infiniband_pools(args.gpu_pools):
+        raise InputPropertyError(
+            "register_infiniband_feature", "no GPU pool is an InfiniBand (ND-series) size, so "
+            "there is nothing to register AKSInfinibandSupport for; remove it")
+
+
+def infiniband_feature(c: AksCluster, args: AksClusterArgs) -> list[pulumi.Resource]:
+    """The subscription's AKSInfinibandSupport registration, where the stack opted in; the
+    GPU pools wait for it."""
+    if not args.register_infiniband_feature:
+        return []
+    namespace, feature = INFINIBAND_FEATURE
+    return [azure_native.features.SubscriptionFeatureRegistration(
+        f"{c._name}-infiniband-feature", provider_namespace=namespace, feature_name=feature,
+        properties=azure_native.features.SubscriptionFeatureRegistrationPropertiesArgs(),
+        opts=c._opts(retain_on_delete=True))]

@@ -8,7 +8,7 @@ pool of any other type is unchanged: ``fabric(target, machine_type)`` is None fo
 ``pool_fabric`` is what a pool exports in the stack's ``gpuPools`` output (``fabric``) for
 ``aicp verify`` and the NCCL proof: the kind, interfaces, bandwidth class and placement,
 and what a pod asks for to get the fabric's devices on that target (extended resources,
-or GKE's network annotations).
+or GKE's network annotations; EFA's huge pages, the RDMA fabrics' IPC_LOCK capability).
 """
 
 from __future__ import annotations
@@ -31,6 +31,18 @@ EFA_RESOURCE = "vpc.amazonaws.com/efa"
 # configs/nicclusterpolicy/rdma-shared-device-plugin/rdma.yaml; Mellanox/
 # k8s-rdma-shared-dev-plugin README: resources are advertised as rdma/<resourceName>).
 IB_RESOURCE = "rdma/shared_ib"
+# EFA huge pages. "Amazon EC2 instances with the EFA driver installed pre-allocate 5128 2MiB
+# Huge Pages, which you can request as resources to consume in your job specifications"
+# (awsdocs/amazon-eks-user-guide@4d52b4d latest/ug/ml/node-efa.adoc, "IMPORTANT"); the EKS
+# AL2023 accelerated AMI is built with the EFA installer (awslabs/amazon-eks-ami@81fec2e
+# templates/al2023/provisioners/install-efa.sh, enable_efa "true" in
+# templates/al2023/variables-default.json), so its nodes come with them: aicp writes no user
+# data for it. libfabric's EFA provider takes its buffers from that pool by default
+# (ofiwg/libfabric#9739), so a container using EFA asks for huge pages as the guide's NCCL
+# test does (hugepages-2Mi: 5120Mi beside vpc.amazonaws.com/efa); without the request its
+# cgroup allows none.
+EFA_HUGEPAGES_NODE = f"{5128 * 2}Mi"  # what the kubelet reports allocatable
+EFA_HUGEPAGES_POD = {"hugepages-2Mi": "5120Mi"}
 # The EFA DRA driver's DeviceClass (EKS user guide device-management-efa.adoc, "Install the
 # EFA DRA driver (DRANET)": driver dra.net, DeviceClass efa.networking.k8s.aws).
 EFA_DEVICE_CLASS = "efa.networking.k8s.aws"
@@ -140,6 +152,11 @@ def gke_interfaces_annotation(pool: str, f: Fabric) -> str:
 # Azure/aks-rdma-infiniband names it for InfiniBand; "rdma_shared_device_a", the name of the
 # Mellanox/k8s-rdma-shared-dev-plugin README's example config, for RoCE (Ethernet).
 RDMA_RESOURCES = {"infiniband": IB_RESOURCE, "ethernet": "rdma/rdma_shared_device_a"}
+# An RDMA container registers (pins) its buffers: "A pod without this will have a low locked
+# memory value `ulimit -l` value of "64", this changes the value to "unlimited""
+# (Azure/aks-rdma-infiniband@700dabb website/docs/configurations/02-gpu-drivers.md, both
+# GPUDirect RDMA pod examples add IPC_LOCK).
+RDMA_CAPABILITIES = ["IPC_LOCK"]
 
 
 def onprem_rdma_fabric(pool: Any, link_type: str | None) -> Any:
@@ -151,7 +168,8 @@ def onprem_rdma_fabric(pool: Any, link_type: str | None) -> Any:
     from dataclasses import replace
     fabric = {"kind": "rdma", "linkType": link_type, "interfaces": "every ConnectX HCA",
               "bandwidthClass": f"as racked ({link_type})", "placement": "as racked",
-              "resources": {RDMA_RESOURCES[link_type]: 1}}
+              "resources": {RDMA_RESOURCES[link_type]: 1},
+              "capabilities": list(RDMA_CAPABILITIES)}
     return replace(pool, fabric=fabric, labels={**pool.labels, LABEL_FABRIC: "rdma"})
 
 
@@ -163,7 +181,11 @@ def pool_fabric(target: str, machine_type: str, pool: str,
     (a claim on ``efa.networking.k8s.aws``, which EKS recommends from Kubernetes 1.34 with
     managed node groups, and which pairs EFA devices with their GPUs by PCIe root), a
     device-plugin pool's as ``vpc.amazonaws.com/efa``. The two never run on one node (EKS
-    user guide: "cannot coexist on the same node").
+    user guide: "cannot coexist on the same node"). Either way a container using EFA also
+    requests ``hugePages`` (EFA_HUGEPAGES_POD), with a cpu or memory request beside it: the
+    API server refuses huge pages alone (kubernetes pkg/apis/core/validation
+    ValidateResourceRequirements, "HugePages require cpu or memory"). They are a key of
+    their own, not in ``resources``, which lists the fabric's devices by count.
     """
     f = fabric(target, machine_type)
     if f is None:
@@ -174,12 +196,15 @@ def pool_fabric(target: str, machine_type: str, pool: str,
     }
     if f.topology:
         out["topologyLevels"] = list(f.topology)
-    if f.kind == "efa" and allocator == "dra":
-        out["claims"] = {"deviceClassName": EFA_DEVICE_CLASS, "count": f.interfaces}
-    elif f.kind == "efa":
-        out["resources"] = {EFA_RESOURCE: f.interfaces}
+    if f.kind == "efa":
+        if allocator == "dra":
+            out["claims"] = {"deviceClassName": EFA_DEVICE_CLASS, "count": f.interfaces}
+        else:
+            out["resources"] = {EFA_RESOURCE: f.interfaces}
+        out["hugePages"] = dict(EFA_HUGEPAGES_POD)
     elif f.kind == "infiniband":
         out["resources"] = {IB_RESOURCE: 1}
+        out["capabilities"] = list(RDMA_CAPABILITIES)
     else:
         out["networks"] = gke_network_names(pool, f)
         out["podAnnotations"] = {"networking.gke.io/default-interface": "eth0",

@@ -133,6 +133,9 @@ class Gcp(_Model):
 
 class Azure(_Model):
     resource_group: StrictStr | None = None  # created as <clusterName>-rg when not given
+    # Register the subscription-wide AKSInfinibandSupport feature from the stack (opt-in;
+    # components/azure.py INFINIBAND_FEATURE).
+    register_infiniband_feature: StrictBool = False
 
 
 class SshHost(_Model):

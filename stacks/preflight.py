@@ -13,9 +13,10 @@ built; the same facts are a lookup away at the start. Checked per GPU pool:
 
 A problem is one line naming the pool, the zone or region and what is offered. A lookup the
 caller may not make (permissions) is a warning, never a failure: the check is a courtesy,
-the cloud still decides. Azure is not checked: pulumi-azure-native 3.29 has no read-only
-lookup of resource SKUs or compute usage. Under ``aicp plan`` the lookups are answered from
-canned data (``aicp.cli.fakes``), and the plan says so.
+the cloud still decides. Azure VM sizes and quota are not checked: pulumi-azure-native 3.29
+has no read-only lookup of resource SKUs or compute usage (an InfiniBand pool's
+AKSInfinibandSupport feature is: stacks/targets/azure.py). Under ``aicp plan`` the lookups
+are answered from canned data (``aicp.cli.fakes``), and the plan says so.
 
 Each target's lookups are its module's ``preflight`` (``stacks/targets/<target>.py``); this
 module holds what they share: the report, the error, and a lookup that may be denied.

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from ...components.azure import (
     EXPANDERS,
+    INFINIBAND_FEATURE,
     AksCluster,
     AksClusterArgs,
     check_region,
+    infiniband_pools,
     validate,
 )
 from ...components.contract import ClusterOutputs
@@ -44,6 +46,7 @@ KEYS: Mapping[str, str] = {
     "autoscaler_expander": "aicp:addons.autoscaler.expander",
     "tags[*]": "aicp:tags.{}",
     "resource_group": "aicp:azure.resourceGroup",
+    "register_infiniband_feature": "aicp:azure.registerInfinibandFeature",
     "system_vm_size": "aicp:systemPool.instanceType",
 }
 
@@ -83,6 +86,7 @@ def args(cfg: PlatformConfig) -> AksClusterArgs:
         tags=dict(cfg.tags),
         sandbox=cfg.addons.sandbox.enabled,
         storage=storage_args(cfg),
+        register_infiniband_feature=bool(cfg.azure and cfg.azure.register_infiniband_feature),
     )
 
 
@@ -121,7 +125,36 @@ def cluster(cfg: PlatformConfig) -> ClusterOutputs:
 
 
 def preflight(cfg: PlatformConfig, report: Report) -> None:
-    """Nothing to ask: pulumi-azure-native 3.29 has no read-only lookup of resource SKUs or
-    compute usage."""
+    """VM sizes and quota cannot be asked: pulumi-azure-native 3.29 has no read-only lookup
+    of resource SKUs or compute usage. InfiniBand pools: the subscription's
+    AKSInfinibandSupport feature (``infiniband_feature``)."""
     report.warn("GPU VM sizes and quota are not checked on azure (pulumi-azure-native has "
                 "no read-only SKU or usage lookup); see the quota note in the example")
+    infiniband_feature(cfg, report)
+
+
+def infiniband_feature(cfg: PlatformConfig, report: Report) -> None:
+    """Whether the subscription has AKSInfinibandSupport for the InfiniBand pools
+    (components/azure.py INFINIBAND_FEATURE): asked, not registered, unless the stack opted
+    in to registering it; one line where it is not Registered or cannot be asked."""
+    pools = infiniband_pools(pool_requests(cfg))
+    if not pools:
+        return
+    namespace, feature = INFINIBAND_FEATURE
+    if cfg.azure and cfg.azure.register_infiniband_feature:
+        report.checked.append(f"{namespace}/{feature}: registered by this stack")
+        return
+    from pulumi_azure_native import features
+    try:
+        state = features.get_subscription_feature_registration(
+            provider_namespace=namespace, feature_name=feature).properties.state
+    except Exception as exc:  # a denied or missing lookup: the cloud still decides
+        state = f"not known ({str(exc).splitlines()[0][:240]})"
+    if state == "Registered":
+        report.checked.append(f"{namespace}/{feature}: Registered")
+        return
+    report.warn(f"GPU pools {', '.join(pools)}: {namespace}/{feature} is {state} on this "
+                "subscription, so AKS may place their VMs on separate InfiniBand networks; aicp "
+                "does not register subscription-wide features unless asked: run `az feature "
+                f"register --namespace {namespace} --name {feature}` or set "
+                "aicp:azure.registerInfinibandFeature: true")

@@ -291,3 +291,47 @@ def test_without_nfd_no_worker_values_are_set():
     assert "node-feature-discovery" not in values
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in \
         values["daemonsets"]["tolerations"]
+
+
+# --- what the pools' fabrics ask of the operator (issue #19) ------------------------------
+
+EFA_POOL = GpuPoolRequest(name="train", accelerator="h100", instance_type="p5.48xlarge",
+                          max_nodes=2, allocator="device-plugin")
+IB_POOL = GpuPoolRequest(name="train", accelerator="h100",
+                         instance_type="Standard_ND96isr_H100_v5", max_nodes=2,
+                         allocator="device-plugin")
+NO_MOFED = {"name": "MOFED_ENABLED", "value": "false"}
+
+
+def test_beside_the_efa_device_plugin_the_gpu_device_plugin_mounts_no_infiniband_devices():
+    # k8s-device-plugin's MOFED mode hands a GPU container every /dev/infiniband/uverbs<N>,
+    # EFA's too (NVIDIA/k8s-device-plugin#1692); the operator applies devicePlugin.env last.
+    values = values_of(plan_for(pools=(EFA_POOL,)))
+    assert NO_MOFED in values["devicePlugin"]["env"]
+    assert unknown_value_paths(values, upstream_values("gpu-operator-v26.7.0")) == []
+
+
+def test_without_efa_device_plugin_pools_the_device_plugin_env_is_upstreams():
+    l4 = GpuPoolRequest(name="l4", accelerator="l4", max_nodes=2, allocator="device-plugin")
+    assert "env" not in values_of(plan_for(pools=(l4,)))["devicePlugin"]
+    dra = replace(EFA_POOL, allocator="dra", min_nodes=1)
+    # A DRA EFA pool runs no GPU device plugin (and gets the EFA DRA driver).
+    assert "env" not in values_of(plan_for(pools=(dra,)))["devicePlugin"]
+
+
+def test_infiniband_pools_get_gpudirect_rdma_with_the_network_operators_mofed():
+    # Azure/aks-rdma-infiniband configs/values/gpu-operator/values.yaml: driver.rdma.enabled.
+    values = values_of(plan_for(target="azure", pools=(IB_POOL,), driver_owner="operator",
+                                driver_root="/run/nvidia/driver"))
+    assert values["driver"]["rdma"] == {"enabled": True, "useHostMofed": False}
+    assert unknown_value_paths(values, upstream_values("gpu-operator-v26.7.0")) == []
+
+
+def test_gpudirect_rdma_is_left_alone_where_the_host_owns_the_driver_or_there_is_no_ib():
+    host = values_of(plan_for(target="azure", pools=(IB_POOL,), driver_owner="host"))
+    assert "rdma" not in host["driver"]
+    nc = replace(IB_POOL, instance_type="Standard_NC40ads_H100_v5")
+    plain = values_of(plan_for(target="azure", pools=(nc,), driver_owner="operator",
+                               driver_root="/run/nvidia/driver"))
+    assert "rdma" not in plain["driver"]
+    assert "env" not in plain["devicePlugin"]

@@ -11,6 +11,7 @@ networks, compact placement) and GKE multi-networking; AKS ND-series pools marke
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 from dataclasses import replace
@@ -110,8 +111,13 @@ def test_the_pool_exports_its_fabric_and_is_labelled_for_it(fabric_plan):
         f.kind, f.interfaces, f.gbps)
     if f.kind == "efa":
         assert fabric["resources"] == {EFA_RESOURCE: f.interfaces}
+        # A container using EFA asks for huge pages too, as the EKS guide's NCCL test does
+        # (awsdocs/amazon-eks-user-guide node-efa.adoc: hugepages-2Mi: 5120Mi).
+        assert fabric["hugePages"] == {"hugepages-2Mi": "5120Mi"}
     elif f.kind == "infiniband":
         assert fabric["resources"] == {IB_RESOURCE: 1}
+        # Azure/aks-rdma-infiniband's GPUDirect RDMA pods add IPC_LOCK (locked memory).
+        assert fabric["capabilities"] == ["IPC_LOCK"]
     else:
         # What a pod names to get the NICs: eth0 on the default network, then one per NIC.
         names = [n["network"] for n in fabric["gkeNetworks"]]
@@ -119,6 +125,10 @@ def test_the_pool_exports_its_fabric_and_is_labelled_for_it(fabric_plan):
         annotation = fabric["podAnnotations"]["networking.gke.io/interfaces"]
         assert [i["network"] for i in json.loads(annotation)] == [
             "default", *names]
+    if f.kind != "efa":
+        assert "hugePages" not in fabric
+    if f.kind != "infiniband":
+        assert "capabilities" not in fabric
 
 
 def test_the_pool_component_serves_high_performance_networking(fabric_plan):
@@ -150,9 +160,14 @@ def test_efa_pools_get_every_network_card_a_placement_group_and_one_zone(f):
     assert plan.one(NODE_GROUP, "c-gpu-train").inputs["subnetIds"] == ["c-private-us-west-2a-id"]
     tags = {t.inputs["tag"]["key"]: t.inputs["tag"]["value"]
             for t in plan.of_type(ASG_TAG) if "c-gpu-train" in t.name}
-    # A node from zero has the EFA devices too (cluster-autoscaler's node template).
+    # A node from zero has the EFA devices too (cluster-autoscaler's node template), and the
+    # 5128 2 MiB huge pages the EFA installer reserves (EKS user guide node-efa.adoc).
     assert tags[f"k8s.io/cluster-autoscaler/node-template/resources/{EFA_RESOURCE}"] == \
         str(f.interfaces)
+    assert tags["k8s.io/cluster-autoscaler/node-template/resources/hugepages-2Mi"] == "10256Mi"
+    # The AMI reserves them; aicp's user data (nodeadm's local NVMe RAID0) leaves them be.
+    user_data = plan.one(LAUNCH_TEMPLATE, "c-gpu-train").inputs.get("userData") or ""
+    assert "hugepages" not in base64.b64decode(user_data).decode().lower()
 
 
 @pytest.mark.parametrize("f", rows("gpudirect-tcpx", "gpudirect-tcpxo", "gpudirect-rdma"))
@@ -205,11 +220,13 @@ def test_an_efa_pool_on_dra_gets_its_efa_devices_through_a_claim(f):
     assert pool["fabric"]["claims"] == {"deviceClassName": EFA_DEVICE_CLASS,
                                         "count": f.interfaces}
     assert "resources" not in pool["fabric"]
+    assert pool["fabric"]["hugePages"] == {"hugepages-2Mi": "5120Mi"}
     # The interfaces are the same; only the device plugin's extended resource is not there.
     assert len(plan.one(LAUNCH_TEMPLATE, "c-gpu-train").inputs["networkInterfaces"]) == \
         f.interfaces + 1
     tags = [t.inputs["tag"]["key"] for t in plan.of_type(ASG_TAG) if "c-gpu-train" in t.name]
     assert not [k for k in tags if k.endswith(EFA_RESOURCE)]
+    assert "k8s.io/cluster-autoscaler/node-template/resources/hugepages-2Mi" in tags
 
 
 # --- everything else is unchanged ---------------------------------------------------------

@@ -24,9 +24,10 @@ def planned(stack: str, **changes) -> dict:
 
 
 @pytest.mark.parametrize("stack,kind,asks", [
-    ("aws-training", "efa", "pods ask for a claim of 32 efa.networking.k8s.aws"),
+    ("aws-training", "efa",
+     "pods ask for a claim of 32 efa.networking.k8s.aws, hugepages-2Mi: 5120Mi;"),
     ("gcp-training", "gpudirect-tcpxo", "pods ask for networks train-nic-0, "),
-    ("azure-training", "infiniband", "pods ask for rdma/shared_ib: 1"),
+    ("azure-training", "infiniband", "pods ask for rdma/shared_ib: 1, capability IPC_LOCK;"),
 ])
 def test_a_training_example_plans_its_fabric_and_serves_high_performance_networking(
         stack, kind, asks):
@@ -67,6 +68,7 @@ def test_the_on_prem_example_has_no_fabric_unless_asked(tmp_path):
                            for p in patches)
     [pool] = rdma["outputs"]["gpuPools"]
     assert pool["fabric"]["resources"] == {"rdma/rdma_shared_device_a": 1}
+    assert pool["fabric"]["capabilities"] == ["IPC_LOCK"]
 
 
 def test_an_unknown_rdma_link_type_is_one_line_naming_the_key(tmp_path):

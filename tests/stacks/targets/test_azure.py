@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from aicp.cli import fakes
 from aicp.components import azure
 from aicp.stacks.targets import azure as target
 from tests.stacks.test_config import _set
 
-from .cases import accepted, planned, refused, stack
+from .cases import accepted, created, planned, refused, stack
 
 BAD = [
     ("zone not 1-3", _set("zones", ["eastus2-a"]),
@@ -81,3 +82,74 @@ def test_preflight_says_azure_is_not_asked():
     assert p.outputs["preflight"] == {"checked": [], "warnings": [
         "GPU VM sizes and quota are not checked on azure (pulumi-azure-native has no "
         "read-only SKU or usage lookup); see the quota note in the example"]}
+
+
+# --- AKSInfinibandSupport: asked, registered only where the stack opts in (issue #19) --------
+
+FEATURE_LOOKUP = "azure-native:features:getSubscriptionFeatureRegistration"
+FEATURE = "azure-native:features:SubscriptionFeatureRegistration"
+AGENT_POOL = "azure-native:containerservice:AgentPool"
+
+
+def opt_in(raw: dict) -> None:
+    raw["aicp:azure"] = {**raw.get("aicp:azure", {}), "registerInfinibandFeature": True}
+
+
+def test_an_infiniband_pool_is_told_where_the_subscription_feature_stands():
+    # Azure/aks-rdma-infiniband prerequisites: AKSInfinibandSupport keeps the pool's VMs on
+    # one physical InfiniBand network; the canned subscription never registered it.
+    p = planned("azure-training")
+    assert FEATURE_LOOKUP in {token for token, _ in p.invokes}
+    [warning] = [w for w in p.outputs["preflight"]["warnings"] if "AKSInfinibandSupport" in w]
+    assert warning.startswith("GPU pools train: Microsoft.ContainerService/"
+                              "AKSInfinibandSupport is NotRegistered on this subscription")
+    assert "az feature register --namespace Microsoft.ContainerService --name " \
+        "AKSInfinibandSupport" in warning and "aicp:azure.registerInfinibandFeature" in warning
+    # Subscription-wide: never declared by the stack unless it opts in.
+    assert not [r for r in p.resources if r.type == FEATURE]
+
+
+def test_a_registered_feature_is_checked_and_not_warned(monkeypatch):
+    canned = fakes.INVOKES[FEATURE_LOOKUP]
+
+    def registered(args):
+        out = canned(args)
+        return {**out, "properties": {**out["properties"], "state": "Registered"}}
+
+    monkeypatch.setitem(fakes.INVOKES, FEATURE_LOOKUP, registered)
+    report = planned("azure-training").outputs["preflight"]
+    assert "Microsoft.ContainerService/AKSInfinibandSupport: Registered" in report["checked"]
+    assert not [w for w in report["warnings"] if "AKSInfinibandSupport" in w]
+
+
+def test_a_lookup_that_fails_is_a_warning_and_the_plan_goes_on(monkeypatch):
+    def missing(args):
+        raise Exception("SubscriptionFeatureRegistrationNotFound: not found\nmore")
+
+    monkeypatch.setitem(fakes.INVOKES, FEATURE_LOOKUP, missing)
+    p = planned("azure-training")
+    [warning] = [w for w in p.outputs["preflight"]["warnings"] if "AKSInfinibandSupport" in w]
+    assert " is not known (" in warning and "SubscriptionFeatureRegistrationNotFound" in warning
+    assert AGENT_POOL in created(p)
+
+
+def test_opted_in_the_stack_registers_it_keeps_it_and_the_pools_wait_for_it():
+    p = planned("azure-training", opt_in)
+    [feature] = [r for r in p.resources if r.type == FEATURE]
+    assert (feature.inputs["providerNamespace"], feature.inputs["featureName"]) == (
+        "Microsoft.ContainerService", "AKSInfinibandSupport")
+    # Deleting the registration would unregister it for the whole subscription.
+    assert feature.retain_on_delete
+    pools = [r for r in p.resources if r.type == AGENT_POOL and "-gpu-" in r.name]
+    assert pools and all(feature.urn in r.dependencies for r in pools)
+    report = p.outputs["preflight"]
+    assert FEATURE_LOOKUP not in {token for token, _ in p.invokes}
+    assert "Microsoft.ContainerService/AKSInfinibandSupport: registered by this stack" in \
+        report["checked"]
+
+
+def test_opting_in_without_an_infiniband_pool_is_one_line_naming_the_key():
+    # The cheap azure example has no ND-series pool: the key would do nothing.
+    message = refused("azure", _set("azure", {"registerInfinibandFeature": True}))
+    assert message.startswith("aicp:azure.registerInfinibandFeature: no GPU pool is an "
+                              "InfiniBand (ND-series) size"), message
