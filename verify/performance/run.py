@@ -135,6 +135,12 @@ class Pool:
     fabric_resources: dict[str, str] = field(default_factory=dict)
     fabric_annotations: dict[str, str] = field(default_factory=dict)
     fabric_kind: str = ""  # gpuPools[].fabric.kind or the aicp.dev/fabric node label
+    # What else a pod needs to use the fabric (components/fabric.py pool_fabric): a DRA
+    # claim on the fabric's DeviceClass (EFA through its DRA driver), huge pages (EFA) and
+    # capabilities (RDMA's IPC_LOCK).
+    fabric_claims: dict[str, Any] = field(default_factory=dict)
+    fabric_hugepages: dict[str, str] = field(default_factory=dict)
+    fabric_capabilities: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -189,6 +195,8 @@ def discover(ctx: Context, wanted: tuple[str, ...]) -> list[Pool]:
         annotations = fabric.get("podAnnotations") if isinstance(fabric, dict) else None
         if isinstance(annotations, dict):
             pool.fabric_annotations = {str(k): str(v) for k, v in annotations.items()}
+        if isinstance(fabric, dict):
+            read_fabric_needs(pool, fabric)
         kind = fabric.get("kind") if isinstance(fabric, dict) else None
         pool.fabric_kind = pool.fabric_kind or str(kind or labels.get(FABRIC_LABEL) or "")
     chosen = [p for name, p in sorted(pools.items()) if not wanted or name in wanted]
@@ -197,6 +205,20 @@ def discover(ctx: Context, wanted: tuple[str, ...]) -> list[Pool]:
         raise ProbeError(f"--performance-pool {', '.join(missing)}: no such GPU pool; the "
                          f"cluster has {', '.join(sorted(pools)) or 'none'}")
     return chosen
+
+
+def read_fabric_needs(pool: Pool, fabric: dict) -> None:
+    """The fabric's claim, huge pages and capabilities as the stack exports them."""
+    claims = fabric.get("claims")
+    if isinstance(claims, dict) and claims.get("deviceClassName"):
+        pool.fabric_claims = {"deviceClassName": str(claims["deviceClassName"]),
+                              "count": int(claims.get("count") or 1)}
+    hugepages = fabric.get("hugePages")
+    if isinstance(hugepages, dict):
+        pool.fabric_hugepages = {str(k): str(v) for k, v in hugepages.items()}
+    caps = fabric.get("capabilities")
+    if isinstance(caps, list):
+        pool.fabric_capabilities = [str(c) for c in caps]
 
 
 def gpu_count(node: dict, slices: dict[str, list]) -> int:
@@ -240,6 +262,8 @@ def gpu_pod(ctx: Context, ns: str, name: str, node: str, gpus: int, pool: Pool, 
         container["resources"] = resources
     else:
         container["resources"] = {"limits": {GPU: str(gpus), **limits}}
+    if fabric:
+        fabric_needs(ctx, ns, name, pool, spec, container)
     if extra:
         for key, value in extra.items():
             (container if key in ("volumeMounts",) else spec)[key] = value
@@ -254,6 +278,36 @@ def gpu_pod(ctx: Context, ns: str, name: str, node: str, gpus: int, pool: Pool, 
         spec["containers"] += parts.sidecars
     body = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
     return _pods.create(ctx, f"/api/v1/namespaces/{ns}/pods", body, ns)
+
+
+def fabric_needs(ctx: Context, ns: str, name: str, pool: Pool, spec: dict,
+                 container: dict) -> None:
+    """Give a fabric worker what its fabric needs beside the device resources (already in
+    its limits): the fabric's DRA claim, for every device the node has of it (EFA through
+    the EFA DRA driver: EKS user guide device-management-efa.adoc); huge pages, with the
+    cpu request the API server demands beside them (kubernetes pkg/apis/core/validation
+    ValidateResourceRequirements: "HugePages require cpu or memory"; a cpu request rather
+    than a memory limit, which NCCL's buffers could outgrow); and capabilities (IPC_LOCK for
+    RDMA: Azure/aks-rdma-infiniband's test pods add it to pin memory for the HCA)."""
+    resources = container.setdefault("resources", {})
+    if pool.fabric_claims:
+        template = f"{name}-fabric"
+        _pods.create(ctx, f"/apis/{_pods.DRA}/namespaces/{ns}/resourceclaimtemplates", {
+            "apiVersion": _pods.DRA, "kind": "ResourceClaimTemplate",
+            "metadata": {"name": template},
+            "spec": {"spec": {"devices": {"requests": [{"name": "fabric", "exactly": {
+                "deviceClassName": pool.fabric_claims["deviceClassName"],
+                "allocationMode": "ExactCount",
+                "count": pool.fabric_claims["count"]}}]}}}}, ns)
+        spec["resourceClaims"] = [*spec.get("resourceClaims", []),
+                                  {"name": "fabric", "resourceClaimTemplateName": template}]
+        resources["claims"] = [*resources.get("claims", []), {"name": "fabric"}]
+    if pool.fabric_hugepages:
+        resources["limits"] = {**resources.get("limits", {}), **pool.fabric_hugepages}
+        resources["requests"] = {"cpu": "1", **resources.get("requests", {})}
+    if pool.fabric_capabilities:
+        container["securityContext"] = {"capabilities": {"add": list(
+            pool.fabric_capabilities)}}
 
 
 def wait_all(ctx: Context, ns: str, names: list[str], wait: float,
@@ -425,6 +479,7 @@ def execute(kube: Kube, settings: Settings, plan: Plan,
                    [{"name": p.name, "nodes": sorted(p.nodes), "machineType": p.machine,
                      "product": p.product, "allocator": p.allocator,
                      "fabricResources": p.fabric_resources,
+                     **({"fabricClaims": p.fabric_claims} if p.fabric_claims else {}),
                      **({"fabricKind": p.fabric_kind} if p.fabric_kind else {})}
                     for p in pools],
                    dict(ctx.evidence.artifacts), {}, {"leftovers": left, "errors": errors},

@@ -29,9 +29,11 @@ EFA = "vpc.amazonaws.com/efa"
 FAST = Timing(timeout=20.0, poll=0.05)
 
 
-def world(kubeapi_factory, hw: tools.Hardware | None = None, efa: int = 0):
+def world(kubeapi_factory, hw: tools.Hardware | None = None, efa: int = 0,
+          extended: dict[str, str] | None = None):
     """Three p4d.24xlarge nodes (8 A100-SXM4-40GB each; ``efa`` EFA devices advertised as
-    the EFA device plugin does, ``vpc.amazonaws.com/efa``) and a CPU node."""
+    the EFA device plugin does, ``vpc.amazonaws.com/efa``; ``extended`` other fabric
+    resources) and a CPU node."""
     kube = kubeapi_factory("empty")
     standard_controllers(kube, dra=False, kueue=False)
     nodes = [o.gpu_node(n, product="NVIDIA-A100-SXM4-40GB", instance_type="p4d.24xlarge",
@@ -40,6 +42,9 @@ def world(kubeapi_factory, hw: tools.Hardware | None = None, efa: int = 0):
     for node in nodes if efa else ():
         for key in ("allocatable", "capacity"):
             node["status"][key][EFA] = str(efa)
+    for node in nodes:
+        for key in ("allocatable", "capacity"):
+            node["status"][key].update(extended or {})
     kube.seed(nodes + [o.node("system-0", labels={})])
     tools.install(kube, hw)
     return kube
@@ -265,3 +270,70 @@ def test_a_run_that_may_not_create_pods_is_error_naming_the_permission_and_clean
     assert "create pods" in outcome.reason and "aicp-verify-perf-performance" in outcome.reason
     assert outcome.cleanup == {"leftovers": [], "errors": []}
     assert kube.list("namespaces", labels=RUN_LABEL) == []
+
+
+def test_efa_workers_claim_the_fabric_and_its_huge_pages_as_the_stack_exports_them(
+        kubeapi_factory, tmp_path):
+    """An EKS DRA pool on EFA (components/fabric.py pool_fabric with allocator dra): each
+    fabric worker claims every EFA device of its node through the EFA DRA driver's
+    DeviceClass, beside its GPU claim, and asks for the huge pages EFA needs with the cpu
+    request the API server demands beside them; an InfiniBand pool's workers add IPC_LOCK.
+    Before, the run read only ``fabric.resources``, so EFA-through-DRA workers got no EFA."""
+    from aicp.components.fabric import pool_fabric
+    from tests.kubeapi.worlds_fabric import eks_efa_dra
+    kube = kubeapi_factory("empty")
+    standard_controllers(kube, dra=True, kueue=False)
+    nodes = [o.gpu_node(n, product="NVIDIA-A100-SXM4-40GB", instance_type="p4d.24xlarge",
+                        accelerator="a100", pool="a100", device_plugin=False,
+                        ip=f"10.0.1.{i + 10}") for i, n in enumerate(NODES[:2])]
+    fabric = pool_fabric("aws", "p4d.24xlarge", "a100", allocator="dra")
+    assert fabric is not None and fabric["claims"]["count"] == 4
+    # The EFA DRA driver's slices and DeviceClass on these two nodes, as the fabric world
+    # publishes them (tests/kubeapi/worlds_fabric.py, from the EKS user guide).
+    efa = [obj for obj in eks_efa_dra({
+        "name": "a100", "labels": {"aicp.dev/gpu-allocator": "dra"}, "taints": [],
+        "machineType": "p4d.24xlarge", "fabric": {"interfaces": 4}}).objects
+        if obj.get("kind") in ("ResourceSlice", "DeviceClass")]
+    kube.seed(nodes + [o.resource_slice(n, product="NVIDIA A100-SXM4-40GB")
+                       for n in NODES[:2]] + [o.device_class()] + efa)
+    tools.install(kube)
+    created = {}
+    kube.on("pods", lambda event: created.setdefault(event.obj["metadata"]["name"], event.obj))
+    templates: dict[str, dict] = {}
+    kube.on("resourceclaimtemplates.resource.k8s.io",
+            lambda event: templates.setdefault(event.obj["metadata"]["name"], event.obj))
+    pool = {"name": "a100", "labels": {"aicp.dev/gpu-pool": "a100"}, "allocator": "dra",
+            "machineType": "p4d.24xlarge", "fabric": fabric}
+    outcome = measure(kube, tmp_path, expectations={"gpuPools": [pool]})
+    worker = created["fabric-a100-n1"]
+    assert [c["name"] for c in worker["spec"]["resourceClaims"]] == ["gpus", "fabric"]
+    main = worker["spec"]["containers"][0]
+    assert main["resources"]["claims"] == [{"name": "gpus"}, {"name": "fabric"}]
+    assert main["resources"]["limits"] == {"hugepages-2Mi": "5120Mi"}
+    assert main["resources"]["requests"] == {"cpu": "1"}
+    assert templates["fabric-a100-n1-fabric"]["spec"]["spec"]["devices"]["requests"] == [
+        {"name": "fabric", "exactly": {"deviceClassName": "efa.networking.k8s.aws",
+                                       "allocationMode": "ExactCount", "count": 4}}]
+    assert "resourceClaims" not in created["bench-n1"]["spec"] or [
+        c["name"] for c in created["bench-n1"]["spec"]["resourceClaims"]] == ["gpus"]
+    assert outcome.pools[0]["fabricClaims"] == {"deviceClassName": "efa.networking.k8s.aws",
+                                                "count": 4}
+    assert by(outcome, "fabric_busbw"), outcome.reason
+
+
+def test_infiniband_workers_get_ipc_lock_beside_the_hca(kubeapi_factory, tmp_path):
+    """An AKS InfiniBand pool (components/fabric.py pool_fabric): the fabric workers ask for
+    the RDMA shared device plugin's resource and add IPC_LOCK, as the stack exports."""
+    from aicp.components.fabric import IB_RESOURCE, pool_fabric
+    kube = world(kubeapi_factory, extended={IB_RESOURCE: "1"})
+    created = {}
+    kube.on("pods", lambda event: created.setdefault(event.obj["metadata"]["name"], event.obj))
+    fabric = pool_fabric("azure", "Standard_ND96isr_H100_v5", "a100")
+    assert fabric is not None and fabric["capabilities"] == ["IPC_LOCK"]
+    pool = {"name": "a100", "labels": {"aicp.dev/gpu-pool": "a100"},
+            "allocator": "device-plugin", "machineType": "p4d.24xlarge", "fabric": fabric}
+    measure(kube, tmp_path, expectations={"gpuPools": [pool]})
+    main = created["fabric-a100-n0"]["spec"]["containers"][0]
+    assert main["resources"]["limits"] == {"nvidia.com/gpu": "8", IB_RESOURCE: "1"}
+    assert main["securityContext"] == {"capabilities": {"add": ["IPC_LOCK"]}}
+    assert "securityContext" not in created["bench-n0"]["spec"]["containers"][0]
