@@ -84,6 +84,11 @@ def verify(
     wg_suite_source: Path = typer.Option(None, "--wg-suite-source", metavar="DIR",
                                          help="A checkout of that suite at aicp's pinned "
                                               "commit (for --wg-suite)."),
+    wg_suite_mode: str = typer.Option(
+        "local", "--wg-suite-mode", metavar="local|job",
+        help="Where --wg-suite runs the suite: local (go test with your Go toolchain, "
+             "needs --wg-suite-source) or job (in the cluster as a Job on the pinned Go "
+             "image, --registry-mirror honoured)."),
     sign_key: Path = typer.Option(None, "--sign-key", metavar="PEM",
                                   help="Ed25519 or ECDSA private key signing the evidence "
                                        "manifest (password: $AICP_SIGN_KEY_PASSWORD)."),
@@ -142,7 +147,8 @@ def verify(
         read_only=read_only, long=long, concurrency=concurrency, timeout=timeout,
         probe_timeout=probe_timeout, output=output or [], output_dir=output_dir,
         metadata=metadata, registry_mirror=registry_mirror, run_id=run_id,
-        wg_suite=wg_suite, wg_suite_source=wg_suite_source, sign_key=sign_key,
+        wg_suite=wg_suite, wg_suite_source=wg_suite_source, wg_suite_mode=wg_suite_mode,
+        sign_key=sign_key,
         strict_platform=strict_platform)
     code = session.run(opts)
     # Not after a usage error or an interrupt: only once the probes ran.

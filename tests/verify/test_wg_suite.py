@@ -284,3 +284,183 @@ def test_a_skipped_suite_test_is_reported_with_the_suites_reason_and_not_linked(
                 if "wg-suite" in e]
     assert (folder / "wg-suite" / "results.json").read_bytes().count(b'"Action": "skip"') \
         == 1
+
+
+# In the cluster as a Job (--wg-suite-mode job) ---------------------------------------------
+# The emulated kubelet runs the Job's own script with sh, as the container would: a stand-in
+# ``git`` (it records what it was asked to fetch) and the stand-in ``go`` above, which replays
+# GKE's results.json. The pod's log is what the script printed; its exit code the script's.
+GIT = '''#!/bin/sh
+echo "$@" >> "{record}"
+case "$1" in
+  init) mkdir -p "$3" ;;
+  fetch) [ "{fetch}" = ok ] || {{ echo "fatal: unable to access the repository" >&2; exit 128; }} ;;
+  rev-parse) echo {commit} ;;
+esac
+'''
+
+
+def job_world(kubeapi_factory, tmp_path, monkeypatch, replay="pass", fetch="ok"):
+    from tests.kubeapi.controllers.kubelet import kubelet
+
+    bin_dir = stand_ins(tmp_path, monkeypatch, replay=replay, gotestsum=False)
+    git = bin_dir / "git"
+    git.write_text(GIT.format(record=tmp_path / "git.args", fetch=fetch, commit=COMMIT))
+    git.chmod(0o755)
+    kube = kubeapi_factory("conformant-platform", minor="1.37")
+    kube.settle()
+    played: dict[str, dict] = {}
+    hooks = kubelet(kube)
+    before, before_code = hooks.logs, hooks.exit_code
+
+    def logs(pod, container, world):
+        if container != "suite":
+            return before(pod, container, world)
+        import subprocess
+
+        # One stream, as the container runtime keeps stdout and stderr in one log.
+        done = subprocess.run(pod["spec"]["containers"][0]["command"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=120, cwd=tmp_path,
+                              env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)})
+        played[pod["metadata"]["uid"]] = {"pod": pod, "code": done.returncode}
+        return done.stdout
+
+    hooks.logs = logs
+    hooks.exit_code = lambda pod: played.get(pod["metadata"]["uid"], {}).get(
+        "code", before_code(pod))
+    return kube, bin_dir, played
+
+
+def run_job_verify(kube, folder, tmp_path, **options):
+    log = tmp_path / f"{folder.name}.log"
+    opts = session.Options(
+        kubeconfig=kube.write_kubeconfig(tmp_path / "kc.yaml"),
+        output=options.pop("output", ["checklist"]), output_dir=folder,
+        checklist_template=require_shared("conformance", "AIConformance-1.37.yaml"),
+        run_id="wg", wg_suite=True, wg_suite_mode="job", probe_timeout=30.0, timing=FAST,
+        **options)
+    with log.open("w") as out:
+        code = session.run(opts, Console(file=out, width=300))
+    return code, log.read_text()
+
+
+def leftovers(kube) -> list[str]:
+    from aicp.verify.probe import RUN_LABEL
+
+    return [f"{ref}/{x['metadata']['name']}" for ref in (
+        "namespaces", "clusterroles.rbac.authorization.k8s.io",
+        "clusterrolebindings.rbac.authorization.k8s.io", "jobs.batch", "serviceaccounts")
+        for x in kube.list(ref, labels=RUN_LABEL)]
+
+
+def test_the_suite_runs_in_the_cluster_as_a_job_and_its_files_come_back_untouched(
+        kubeapi_factory, tmp_path, monkeypatch):
+    kube, bin_dir, played = job_world(kubeapi_factory, tmp_path, monkeypatch)
+    folder = tmp_path / "out"
+    code, log = run_job_verify(kube, folder, tmp_path, only=["gang_scheduling"],
+                               registry_mirror="registry.local:5000/hub")
+    assert "wg-suite: exit 0: 136 passed, 0 failed, 0 skipped" in log, log
+    # What ran: the pinned commit fetched from the suite's repository, the mirrored Go image,
+    # the derived flags and no -kubeconfig (the pod's ServiceAccount), under a run label.
+    assert f"fetch -q --depth 1 https://github.com/kubernetes-sigs/ai-conformance {COMMIT}" \
+        in (tmp_path / "git.args").read_text()
+    (pod,) = [p["pod"] for p in played.values()]
+    assert pod["spec"]["containers"][0]["image"] == \
+        "registry.local:5000/hub/library/golang:1.25.9-bookworm"
+    assert pod["spec"]["serviceAccountName"] == "aicp-wg-suite"
+    assert pod["metadata"]["namespace"] == "aicp-verify-wg-wg-suite"
+    args = json.loads((bin_dir / "args.json").read_text())
+    assert args[:6] == ["test", "-v", "-timeout", "75m", "./test", "-json"]
+    assert "-gang-job-labels=kueue.x-k8s.io/queue-name=aicp" in args
+    assert "-sandbox-image=registry.local:5000/hub/library/busybox" in args
+    assert not [a for a in args if a.startswith("-kubeconfig")]
+    # results.json byte for byte as go printed it, through the log's gzip+base64 leg.
+    assert (folder / "wg-suite" / "results.json").read_bytes() == \
+        require_shared(*FIXTURE, "results.json").read_bytes()
+    assert (folder / "wg-suite" / "e2e.log").read_bytes() == \
+        require_shared(*FIXTURE, "e2e.log").read_bytes()
+    page = (folder / "evidence" / "wg-suite" / "README.md").read_text()
+    assert "- Ran: in the cluster as a Job (`--wg-suite-mode job`) from image " \
+           "`registry.local:5000/hub/library/golang:1.25.9-bookworm`" in page
+    assert "| -kubeconfig | (unset) | unset: in the cluster the suite uses the Job's " \
+           "ServiceAccount aicp-wg-suite (in-cluster config) |" in page
+    manifest = json.loads((folder / "results" / "aicp-manifest.json").read_text())
+    assert manifest["suite"]["mode"] == "job" and manifest["suite"]["passed"] is True
+    assert leftovers(kube) == []
+
+
+def test_a_failing_suite_job_is_quarantined_and_a_skipped_test_keeps_its_reason(
+        kubeapi_factory, tmp_path, monkeypatch):
+    kube, _, _ = job_world(kubeapi_factory, tmp_path, monkeypatch, replay="fail")
+    folder = tmp_path / "out"
+    code, log = run_job_verify(kube, folder, tmp_path, only=["gang_scheduling"])
+    quarantine = tmp_path / "out.wg-suite-failed-wg"
+    assert "wg-suite: exit 1: " in log and f"quarantined in {quarantine}" in log, log
+    assert not (folder / "wg-suite").exists()
+    assert any(e.get("Action") == "fail" and e.get("Test") == "TestGangScheduling"
+               for e in events_of((quarantine / "results.json").read_bytes()))
+    assert leftovers(kube) == []
+
+    (tmp_path / "skip").mkdir()
+    kube, _, _ = job_world(kubeapi_factory, tmp_path / "skip", monkeypatch, replay="skip")
+    folder = tmp_path / "skip" / "out"
+    code, log = run_job_verify(kube, folder, tmp_path / "skip", only=["cluster_autoscaling"])
+    assert "wg-suite: exit 0: 135 passed, 0 failed, 1 skipped" in log, log
+    suite_page = (folder / "evidence" / "wg-suite" / "README.md").read_text()
+    assert "| cluster_autoscaling | skipped | -autoscaler-node-pool-label is unset |" in \
+        suite_page
+
+
+def test_a_job_that_cannot_fetch_the_suite_is_a_failed_run_saying_why(
+        kubeapi_factory, tmp_path, monkeypatch):
+    kube, _, _ = job_world(kubeapi_factory, tmp_path, monkeypatch, fetch="refused")
+    folder = tmp_path / "out"
+    code, log = run_job_verify(kube, folder, tmp_path, only=["gang_scheduling"])
+    assert "wg-suite: exit 3: 0 passed, 0 failed, 0 skipped" in log, log
+    page = (tmp_path / "out.wg-suite-failed-wg" / "README.md").read_text()
+    assert "the Job printed no results.json: aicp: fetching the suite failed" in page
+    assert not (folder / "wg-suite").exists() and leftovers(kube) == []
+
+
+def test_ctrl_c_while_the_suite_job_runs_deletes_everything_it_created(
+        kubeapi_factory, tmp_path, monkeypatch):
+    from aicp.verify.kube import connect
+    from aicp.verify.probe import Settings
+    from aicp.verify.wgsuite.job import run_job
+    from tests.kubeapi.controllers.kubelet import sleeps_forever
+
+    kube, _, played = job_world(kubeapi_factory, tmp_path, monkeypatch)
+    sleeps_forever(kube)  # the Job's pod never ends on its own
+    client = connect(kube.write_kubeconfig(tmp_path / "kc.yaml"))
+    polls = []
+
+    def interrupted():  # Ctrl-C arrives once the Job exists and was polled once
+        polls.append(1)
+        return "SIGINT" if len(polls) > 1 else None
+
+    run = run_job(client, Settings("int1", "", timing=FAST), [], None, interrupted)
+    assert run.returncode == 130 and not run.passed
+    assert any(n.startswith("the suite's Job was stopped (SIGINT") for n in run.notes), \
+        run.notes
+    assert leftovers(kube) == []
+
+
+def test_job_mode_options_are_checked_before_any_probe(tmp_path, capsys, kubeapi_factory):
+    kube = kubeapi_factory("empty", minor="1.37")
+    for extra, message in [
+        ({"wg_suite_source": tmp_path}, "--wg-suite-source is not read by --wg-suite-mode "
+                                        "job"),
+        ({"wg_suite_mode": "pod"}, "--wg-suite-mode 'pod': use local"),
+    ]:
+        code, _ = run_job_verify(kube, tmp_path / "out", tmp_path, **extra) if \
+            "wg_suite_mode" not in extra else _bad_mode(kube, tmp_path, extra)
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def _bad_mode(kube, tmp_path, extra):
+    opts = session.Options(kubeconfig=kube.write_kubeconfig(tmp_path / "kc.yaml"),
+                           output=["checklist"], output_dir=tmp_path / "out", wg_suite=True,
+                           **extra)
+    return session.run(opts, Console(file=open(tmp_path / "bad.log", "w"))), ""

@@ -96,7 +96,8 @@ def write(report: RunReport, template: Template, formats: list[str], output_dir:
         contents, signer, aicp_version=report.aicp_version, run_id=s.run_id,
         checklist_version=s.checklist_version, cluster=cluster or {},
         suite=None if suite is None else {"repository": REPOSITORY, "commit": suite.commit,
-                                          "passed": suite.passed,
+                                          "passed": suite.passed, "mode": suite.mode,
+                                          "image": suite.image or None,
                                           "flags": {f.name: f.shown for f in suite.flags}},
         submission_check=found))
     return bundle.save(output_dir, contents)
