@@ -59,7 +59,9 @@ def verify(
                                      help="Reports to write (repeatable)."),
     # A str, not a Path: Path("") is ".", and an empty value must be refused, not guessed.
     output_dir: str = typer.Option("aicp-verify-results", "--output-dir",
-                                    metavar="PATH", help="Where reports and evidence go."),
+                                    metavar="PATH",
+                                    help="Where reports and evidence go; with --output "
+                                         "checklist, as v<version>/<product>/ in it."),
     metadata: Path = typer.Option(None, "--metadata", metavar="FILE",
                                   help="YAML with the checklist's metadata (vendor, product)."),
     registry_mirror: str = typer.Option(None, "--registry-mirror", metavar="HOST[/PATH]",
@@ -202,6 +204,8 @@ def evidence_check(
 ) -> None:
     """Verify every file's SHA-256 against results/aicp-manifest.json and its DSSE signature.
 
+    DIR is the --output-dir of a run, or the submission folder (v<version>/<product>/) in it.
+
     Exit codes: 0 every digest and the signature verify; 1 a file or the signature does
     not (the first one is named); 2 usage error.
 
@@ -210,7 +214,7 @@ def evidence_check(
       aicp verify evidence check aicp-verify-results
       aicp verify evidence check v1.37/aicp --key key.pub.pem
     """
-    from .evidence.sign import check
+    from .evidence.sign import bundle_root, check
 
     if not folder.is_dir():
         typer.echo(f"error: {folder} is not a folder: pass the --output-dir of a run", err=True)
@@ -218,9 +222,11 @@ def evidence_check(
     if key is not None and not key.is_file():
         typer.echo(f"error: --key {key} not found: pass the signer's public key PEM", err=True)
         raise typer.Exit(2)
-    found = check(folder, key)
+    root = bundle_root(folder)
+    found = check(root, key)
+    where = f" (in {root})" if root != folder else ""
     if found.ok:
-        typer.echo(f"evidence ok: {found.message}")
+        typer.echo(f"evidence ok{where}: {found.message}")
         raise typer.Exit(0)
-    typer.echo(f"evidence NOT ok: {found.message}", err=True)
+    typer.echo(f"evidence NOT ok{where}: {found.message}", err=True)
     raise typer.Exit(1)

@@ -21,7 +21,7 @@ from aicp.components.contract import GpuPoolRequest, resolve_pool
 from aicp.verify import session
 from aicp.verify.wgsuite import COMMIT, flags
 from aicp.verify.wgsuite.run import SuiteError, checkout_commit, events_of, preflight
-from tests.verify.conftest import require_shared
+from tests.verify.conftest import require_shared, submission
 from tests.verify.test_conformant_platform import FAST
 
 FIXTURE = ("fixtures", "wg-suite-gke-v1.37")
@@ -241,20 +241,22 @@ def test_a_failing_suite_run_is_quarantined_beside_the_folder_never_in_it(
     stand_ins(tmp_path, monkeypatch, replay="fail", gotestsum=False)
     kube = kubeapi_factory("conformant-platform", minor="1.37")
     kube.settle()
-    folder = tmp_path / "v1.37" / "aicp"
-    code, log = run_verify(kube.write_kubeconfig(tmp_path / "kc.yaml"), folder, tmp_path,
+    out = tmp_path / "out"
+    code, log = run_verify(kube.write_kubeconfig(tmp_path / "kc.yaml"), out, tmp_path,
                            only=["gang_scheduling"], probe_timeout=30.0, timing=FAST)
-    quarantine = tmp_path / "v1.37" / "aicp.wg-suite-failed-wg"
+    folder = submission(out)
+    quarantine = tmp_path / "out.wg-suite-failed-wg"  # beside --output-dir, never in it
     assert "wg-suite: exit 1: " in log and f"quarantined in {quarantine}" in log, log
     assert not (folder / "wg-suite").exists()
-    assert not [p for p in folder.rglob("*") if p.name in ("junit.xml", "results.json",
-                                                           "e2e.log")]
+    assert not [p for p in out.rglob("*") if p.name in ("junit.xml", "results.json",
+                                                        "e2e.log")]
     kept = events_of((quarantine / "results.json").read_bytes())
     assert any(e.get("Action") == "fail" and e.get("Test") == "TestGangScheduling"
                for e in kept)
     page = (folder / "evidence" / "gang_scheduling" / "README.md").read_text()
     assert ("The suite's run failed (3 failing tests); its files are kept out of this "
-            "submission in `aicp.wg-suite-failed-wg` beside this folder.") in page
+            "submission in `out.wg-suite-failed-wg` beside the reports folder "
+            "(--output-dir).") in page
     product = yaml.safe_load((folder / "PRODUCT.yaml").read_text())
     entries = [e for items in product["spec"].values() for i in items
                for e in i.get("evidence") or []]
@@ -267,9 +269,10 @@ def test_a_skipped_suite_test_is_reported_with_the_suites_reason_and_not_linked(
     stand_ins(tmp_path, monkeypatch, replay="skip", gotestsum=False)
     kube = kubeapi_factory("conformant-platform", minor="1.37")
     kube.settle()
-    folder = tmp_path / "v1.37" / "aicp"
-    code, log = run_verify(kube.write_kubeconfig(tmp_path / "kc.yaml"), folder, tmp_path,
+    out = tmp_path / "out"
+    code, log = run_verify(kube.write_kubeconfig(tmp_path / "kc.yaml"), out, tmp_path,
                            only=["cluster_autoscaling"], probe_timeout=30.0, timing=FAST)
+    folder = submission(out)
     assert "wg-suite: exit 0: 135 passed, 0 failed, 1 skipped" in log, log
     page = (folder / "evidence" / "cluster_autoscaling" / "README.md").read_text()
     assert ("The suite skipped this requirement's test: -autoscaler-node-pool-label is "
@@ -356,9 +359,10 @@ def leftovers(kube) -> list[str]:
 def test_the_suite_runs_in_the_cluster_as_a_job_and_its_files_come_back_untouched(
         kubeapi_factory, tmp_path, monkeypatch):
     kube, bin_dir, played = job_world(kubeapi_factory, tmp_path, monkeypatch)
-    folder = tmp_path / "out"
-    code, log = run_job_verify(kube, folder, tmp_path, only=["gang_scheduling"],
+    out = tmp_path / "out"
+    code, log = run_job_verify(kube, out, tmp_path, only=["gang_scheduling"],
                                registry_mirror="registry.local:5000/hub")
+    folder = submission(out)
     assert "wg-suite: exit 0: 136 passed, 0 failed, 0 skipped" in log, log
     # What ran: the pinned commit fetched from the suite's repository, the mirrored Go image,
     # the derived flags and no -kubeconfig (the pod's ServiceAccount), under a run label.
@@ -392,19 +396,20 @@ def test_the_suite_runs_in_the_cluster_as_a_job_and_its_files_come_back_untouche
 def test_a_failing_suite_job_is_quarantined_and_a_skipped_test_keeps_its_reason(
         kubeapi_factory, tmp_path, monkeypatch):
     kube, _, _ = job_world(kubeapi_factory, tmp_path, monkeypatch, replay="fail")
-    folder = tmp_path / "out"
-    code, log = run_job_verify(kube, folder, tmp_path, only=["gang_scheduling"])
+    out = tmp_path / "out"
+    code, log = run_job_verify(kube, out, tmp_path, only=["gang_scheduling"])
     quarantine = tmp_path / "out.wg-suite-failed-wg"
     assert "wg-suite: exit 1: " in log and f"quarantined in {quarantine}" in log, log
-    assert not (folder / "wg-suite").exists()
+    assert not (submission(out) / "wg-suite").exists()
     assert any(e.get("Action") == "fail" and e.get("Test") == "TestGangScheduling"
                for e in events_of((quarantine / "results.json").read_bytes()))
     assert leftovers(kube) == []
 
     (tmp_path / "skip").mkdir()
     kube, _, _ = job_world(kubeapi_factory, tmp_path / "skip", monkeypatch, replay="skip")
-    folder = tmp_path / "skip" / "out"
-    code, log = run_job_verify(kube, folder, tmp_path / "skip", only=["cluster_autoscaling"])
+    out = tmp_path / "skip" / "out"
+    code, log = run_job_verify(kube, out, tmp_path / "skip", only=["cluster_autoscaling"])
+    folder = submission(out)
     assert "wg-suite: exit 0: 135 passed, 0 failed, 1 skipped" in log, log
     suite_page = (folder / "evidence" / "wg-suite" / "README.md").read_text()
     assert "| cluster_autoscaling | skipped | -autoscaler-node-pool-label is unset |" in \
@@ -414,12 +419,12 @@ def test_a_failing_suite_job_is_quarantined_and_a_skipped_test_keeps_its_reason(
 def test_a_job_that_cannot_fetch_the_suite_is_a_failed_run_saying_why(
         kubeapi_factory, tmp_path, monkeypatch):
     kube, _, _ = job_world(kubeapi_factory, tmp_path, monkeypatch, fetch="refused")
-    folder = tmp_path / "out"
-    code, log = run_job_verify(kube, folder, tmp_path, only=["gang_scheduling"])
+    out = tmp_path / "out"
+    code, log = run_job_verify(kube, out, tmp_path, only=["gang_scheduling"])
     assert "wg-suite: exit 3: 0 passed, 0 failed, 0 skipped" in log, log
     page = (tmp_path / "out.wg-suite-failed-wg" / "README.md").read_text()
     assert "the Job printed no results.json: aicp: fetching the suite failed" in page
-    assert not (folder / "wg-suite").exists() and leftovers(kube) == []
+    assert not (submission(out) / "wg-suite").exists() and leftovers(kube) == []
 
 
 def test_ctrl_c_while_the_suite_job_runs_deletes_everything_it_created(

@@ -195,6 +195,16 @@ def _files_in(folder: Path) -> list[str]:
                   if p.is_file() or p.is_symlink())
 
 
+def bundle_root(folder: Path) -> Path:
+    """The folder the manifest covers: ``folder`` itself, or the one submission folder
+    (``v<version>/<product>/``) a run with ``--output checklist`` wrote in it."""
+    folder = Path(folder)
+    if (folder / MANIFEST).exists():
+        return folder
+    found = sorted(folder.glob(f"v*.*/*/{MANIFEST}"))
+    return found[0].parents[1] if len(found) == 1 else folder
+
+
 def check(folder: Path, key: Path | None = None) -> Checked:
     """Every file's digest against the manifest, no file unlisted, and the signature."""
     folder = Path(folder)

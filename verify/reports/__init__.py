@@ -2,6 +2,9 @@
 
 Every written report lives under ``--output-dir``::
 
+    v<version>/<product>/     with ``--output checklist``: the submission, laid out as a
+                              cncf/k8s-ai-conformance pull request adds it; everything below
+                              then lives in it (PRODUCT.yaml, results/, evidence/, wg-suite/)
     PRODUCT.yaml              the checklist (``--output checklist``)
     results/aicp-results.json ``--output json``
     results/aicp-junit.xml    ``--output junit`` (and always with the checklist: its evidence)
@@ -74,6 +77,10 @@ def write(report: RunReport, template: Template, formats: list[str], output_dir:
     from . import bundle, checklist, json, junit
 
     output_dir = Path(output_dir)
+    # A submission is written as a cncf/k8s-ai-conformance pull request lays it out:
+    # ``v<version>/<product>/PRODUCT.yaml`` and the files it links, relative to it.
+    prefix = (submission_folder(template.version, cncf.product_name(metadata))
+              if "checklist" in formats else "")
     moved = bundle.move_aside(output_dir)
     if moved and note:
         note(f"reports: the previous run's reports in {output_dir} were moved to {moved}")
@@ -100,13 +107,20 @@ def write(report: RunReport, template: Template, formats: list[str], output_dir:
                                           "image": suite.image or None,
                                           "flags": {f.name: f.shown for f in suite.flags}},
         submission_check=found))
-    return bundle.save(output_dir, contents)
+    return bundle.save(output_dir, {prefix + name: data for name, data in contents.items()})
+
+
+def submission_folder(version: str, product: str) -> str:
+    """Where a submission goes under ``--output-dir``: ``v<version>/<product>/``, the
+    folder a cncf/k8s-ai-conformance pull request adds (its README, "How to submit")."""
+    return f"v{version}/{product}/"
 
 
 def submission_line(found: dict[str, list[str]], version: str, product: str) -> str:
     """One line on what both CNCF validator generations say of the submission."""
     bad = {gen: errors for gen, errors in found.items() if errors}
-    where = f"as v{version}/{product}/ in a cncf/k8s-ai-conformance pull request"
+    where = (f"written as {submission_folder(version, product)} (the folder a "
+             "cncf/k8s-ai-conformance pull request adds)")
     if not bad:
         return (f"submission: passes both CNCF validator generations offline, {where} "
                 "(vendorName membership and URLs are not checked offline)")

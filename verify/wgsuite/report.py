@@ -39,7 +39,8 @@ def requirement_line(run: SuiteRun | None, requirement_id: str,
         return None
     found = run.mapped(requirement_id)
     if not run.passed:
-        where = f" in `{quarantined}` beside this folder" if quarantined else ""
+        where = (f" in `{quarantined}` beside the reports folder (--output-dir)"
+                 if quarantined else "")
         return (f"The suite's run failed ({len(run.failed)} failing tests); its files are "
                 f"kept out of this submission{where}.")
     if found is None:
