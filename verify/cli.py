@@ -94,6 +94,10 @@ def verify(
     sign_key: Path = typer.Option(None, "--sign-key", metavar="PEM",
                                   help="Ed25519 or ECDSA private key signing the evidence "
                                        "manifest (password: $AICP_SIGN_KEY_PASSWORD)."),
+    sign_keyless: bool = typer.Option(
+        False, "--sign-keyless",
+        help="Also sign the evidence manifest with Sigstore, as the ambient OIDC identity "
+             "(CI; needs: pip install 'aicp[sigstore]')."),
     strict_platform: bool = typer.Option(
         False, "--strict-platform",
         help="A failed or undecided aicp platform check (verify/checks/, e.g. data_access) "
@@ -150,7 +154,7 @@ def verify(
         probe_timeout=probe_timeout, output=output or [], output_dir=output_dir,
         metadata=metadata, registry_mirror=registry_mirror, run_id=run_id,
         wg_suite=wg_suite, wg_suite_source=wg_suite_source, wg_suite_mode=wg_suite_mode,
-        sign_key=sign_key,
+        sign_key=sign_key, sign_keyless=sign_keyless,
         strict_platform=strict_platform)
     code = session.run(opts)
     # Not after a usage error or an interrupt: only once the probes ran.
@@ -201,8 +205,17 @@ def evidence_check(
     key: Path = typer.Option(None, "--key", metavar="PEM",
                              help="The signer's public key (default: the one in the bundle, "
                                   "which proves integrity, not who signed)."),
+    cert_identity: str = typer.Option(None, "--cert-identity", metavar="IDENTITY",
+                                      help="Who must have signed the Sigstore bundle (an "
+                                           "email or a CI workflow URI)."),
+    cert_oidc_issuer: str = typer.Option(None, "--cert-oidc-issuer", metavar="URL",
+                                         help="The OIDC issuer of that identity, e.g. "
+                                              "https://token.actions.githubusercontent.com."),
 ) -> None:
-    """Verify every file's SHA-256 against results/aicp-manifest.json and its DSSE signature.
+    """Verify every file's SHA-256 against results/aicp-manifest.json and its signatures.
+
+    A key's DSSE signature is checked with --key (or the key in the bundle); a Sigstore
+    bundle (--sign-keyless) only against --cert-identity and --cert-oidc-issuer.
 
     DIR is the --output-dir of a run, or the submission folder (v<version>/<product>/) in it.
 
@@ -223,7 +236,7 @@ def evidence_check(
         typer.echo(f"error: --key {key} not found: pass the signer's public key PEM", err=True)
         raise typer.Exit(2)
     root = bundle_root(folder)
-    found = check(root, key)
+    found = check(root, key, identity=cert_identity, issuer=cert_oidc_issuer)
     where = f" (in {root})" if root != folder else ""
     if found.ok:
         typer.echo(f"evidence ok{where}: {found.message}")

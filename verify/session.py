@@ -70,6 +70,7 @@ class Options:
     wg_suite_source: Path | None = None  # a checkout of it at the pinned commit
     wg_suite_mode: str = "local"  # local (the user's go) or job (in the cluster)
     sign_key: Path | None = None  # PEM private key signing the evidence manifest
+    sign_keyless: bool = False  # also sign it with Sigstore (an ambient OIDC identity)
 
 
 def split(values: list[str] | None) -> list[str]:
@@ -466,6 +467,7 @@ class Evidence:
     source: Path | None = None
     go: str | None = None
     signer: object | None = None  # evidence.sign.Signer
+    keyless: object | None = None  # a sigstore IdentityToken (--sign-keyless)
     suite: object | None = None  # wgsuite.run.SuiteRun
     quarantined: str | None = None
     cluster: dict[str, str] = field(default_factory=dict)
@@ -521,7 +523,7 @@ class Evidence:
 
     def reports(self) -> dict:
         return {"suite": self.suite, "quarantined": self.quarantined, "signer": self.signer,
-                "cluster": self.cluster}
+                "cluster": self.cluster, "keyless": self.keyless}
 
 
 def prepare_evidence(opts: Options) -> Evidence:
@@ -559,6 +561,16 @@ def prepare_evidence(opts: Options) -> Evidence:
         try:
             found.signer = load_signer(opts.sign_key)
         except SignKeyError as exc:
+            raise UsageError(str(exc)) from None
+    if opts.sign_keyless:
+        from .evidence.keyless import KeylessError, identity_token
+
+        if not opts.output:
+            raise UsageError("--sign-keyless signs the reports: add --output checklist (or "
+                             "json, junit)")
+        try:  # before any probe: no library or no identity is one line, exit 2
+            found.keyless = identity_token()
+        except KeylessError as exc:
             raise UsageError(str(exc)) from None
     return found
 

@@ -59,7 +59,8 @@ def write(report: RunReport, template: Template, formats: list[str], output_dir:
           metadata: dict[str, str] | None = None,
           note: Callable[[str], None] | None = None, *,
           suite: SuiteRun | None = None, quarantined: str | None = None,
-          signer: Signer | None = None, cluster: dict[str, str] | None = None) -> list[Path]:
+          signer: Signer | None = None, cluster: dict[str, str] | None = None,
+          keyless: object | None = None) -> list[Path]:
     """Write the chosen formats plus the evidence bundle; returns the files written.
 
     A previous run's reports in ``output_dir`` (the files its manifest lists, nothing else)
@@ -70,7 +71,9 @@ def write(report: RunReport, template: Template, formats: list[str], output_dir:
     ``suite``: a run of the working group's suite; its files join the bundle only when it
     passed (a failed run's were ``quarantined`` beside the folder: its name). A checklist is
     checked with both CNCF validator generations before anything is written (``note`` is
-    told the outcome), and every bundle gets the digest manifest, signed with ``signer``.
+    told the outcome), and every bundle gets the digest manifest, signed with ``signer``
+    and, with ``keyless`` (an OIDC identity token, ``evidence.keyless``), with Sigstore; a
+    keyless signature that fails is one ``note`` line and the rest is written.
     """
     from ..evidence import cncf, sign
     from ..wgsuite import report as suite_report
@@ -107,6 +110,17 @@ def write(report: RunReport, template: Template, formats: list[str], output_dir:
                                           "image": suite.image or None,
                                           "flags": {f.name: f.shown for f in suite.flags}},
         submission_check=found))
+    if keyless is not None:
+        from ..evidence import keyless as sigstore
+
+        try:
+            contents[sign.SIGSTORE_BUNDLE] = sigstore.sign(
+                sign.statement(str(contents[sign.MANIFEST])), keyless)
+            if note:
+                note(f"signing: Sigstore bundle {sign.SIGSTORE_BUNDLE} written")
+        except sigstore.KeylessError as exc:
+            if note:
+                note(f"signing: {exc}; no Sigstore bundle written")
     return bundle.save(output_dir, {prefix + name: data for name, data in contents.items()})
 
 
