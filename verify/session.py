@@ -511,6 +511,8 @@ class Evidence:
             run = suite_run.run_local(self.source, self.go, found, data, target.kube.context,
                                       given)
         self.suite = run
+        for note in run.notes if run.mode == "job" else ():
+            console.print(f"wg-suite: {note}", soft_wrap=True)
         results = [t.result for t in run.tests.values()]
         line = (f"wg-suite: exit {run.returncode}: {results.count('passed')} passed, "
                 f"{results.count('failed')} failed, {results.count('skipped')} skipped")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from aicp.verify import checklist
-from aicp.verify.reports import write
+from aicp.verify.reports import bundle, write
 from aicp.verify.reports.bundle import evidence_page
 from aicp.verify.result import CreatedObject, Evidence, Result, Verdict
 from aicp.verify.verdicts import Outcome, RunReport
@@ -502,3 +502,17 @@ def test_a_submission_is_written_as_a_cncf_pull_request_lays_it_out(tmp_path):
     write(report_for(tmpl), tmpl, ["json"], tmp_path / "json")
     assert (tmp_path / "json" / "results" / "aicp-results.json").is_file()
     assert not list((tmp_path / "json").glob("v*"))
+
+
+def test_a_file_aicp_did_not_write_in_the_submission_folder_stops_the_next_write(tmp_path):
+    # Everything in v<version>/<product>/ goes into the pull request: a file there that no
+    # run wrote would be submitted, so the next run refuses rather than move or mix it.
+    tmpl = template("1.35")
+    out = tmp_path / "out"
+    write(report_for(tmpl), tmpl, ["checklist"], out)
+    (submission(out) / "notes.md").write_text("mine")
+    with pytest.raises(bundle.ForeignFiles, match=r"holds files aicp did not write: "
+                       r"v1\.35/aicp/notes\.md: move them out"):
+        write(report_for(tmpl), tmpl, ["checklist"], out)
+    assert (submission(out) / "notes.md").read_text() == "mine"
+    assert not [p for p in tmp_path.iterdir() if ".previous-" in p.name]  # nothing moved

@@ -36,6 +36,7 @@ from ..images import WG_SUITE, mirrored
 from ..kube import Kube
 from ..probe import Cancelled, CleanupStack, Context, ProbeError, Settings, one_line
 from ..probes import _pods
+from ..runner import HEARTBEAT_SECONDS
 from . import COMMIT, PACKAGE, REPOSITORY
 from .flags import Flag
 from .run import GO_TIMEOUT_MINUTES, SuiteRun, collect
@@ -206,12 +207,17 @@ def run_job(kube: Kube, settings: Settings, flags: list[Flag], mirror: str | Non
 
 def _wait(ctx: Context, ns: str, interrupted: Callable[[], str | None]) -> dict:
     """The Job's pod once it has finished; raises ``Cancelled`` on a signal or timeout."""
-    seen: dict = {}
+    seen: dict = {"beat": 0.0}
 
     def done() -> bool:
         if interrupted():
             ctx.cancelled.set()
             return False
+        if time.monotonic() - seen["beat"] >= HEARTBEAT_SECONDS:
+            # The run is alive: ``aicp verify cleanup`` elsewhere leaves its namespace be
+            # (a heartbeat under a minute old), as the runner beats for the probes'.
+            ctx.kube.heartbeat([ns])
+            seen["beat"] = time.monotonic()
         # The namespace is the run's own and holds this Job alone (backoffLimit 0: one pod).
         pods = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods").get("items") or []
         if pods:
