@@ -432,10 +432,10 @@ def test_ctrl_c_while_the_suite_job_runs_deletes_everything_it_created(
     from aicp.verify.kube import connect
     from aicp.verify.probe import Settings
     from aicp.verify.wgsuite.job import run_job
-    from tests.kubeapi.controllers.kubelet import sleeps_forever
+    from tests.kubeapi.controllers.kubelet import kubelet
 
     kube, _, played = job_world(kubeapi_factory, tmp_path, monkeypatch)
-    sleeps_forever(kube)  # the Job's pod never ends on its own
+    kubelet(kube).completes = lambda pod: False  # the Job's pod never ends on its own
     client = connect(kube.write_kubeconfig(tmp_path / "kc.yaml"))
     polls = []
 
@@ -447,6 +447,53 @@ def test_ctrl_c_while_the_suite_job_runs_deletes_everything_it_created(
     assert run.returncode == 130 and not run.passed
     assert any(n.startswith("the suite's Job was stopped (SIGINT") for n in run.notes), \
         run.notes
+    assert leftovers(kube) == []
+
+
+def test_a_suite_job_out_of_time_is_stopped_and_deleted(kubeapi_factory, tmp_path,
+                                                         monkeypatch):
+    from aicp.verify.kube import connect
+    from aicp.verify.probe import Settings, Timing
+    from aicp.verify.wgsuite.job import run_job
+    from tests.kubeapi.controllers.kubelet import kubelet
+
+    kube, _, _ = job_world(kubeapi_factory, tmp_path, monkeypatch)
+    kubelet(kube).completes = lambda pod: False  # the suite never ends
+    client = connect(kube.write_kubeconfig(tmp_path / "kc.yaml"))
+    short = Timing(timeout=20.0, poll=0.05, overrides={"wg_suite.start_timeout": 0.2,
+                                                       "wg_suite.suite_timeout": 0.2})
+    run = run_job(client, Settings("late1", "", timing=short), [], None)
+    assert run.returncode == 124 and not run.passed
+    assert any("out of time" in n and "the Job did not finish within 0.4 s" in n
+               for n in run.notes), run.notes
+    assert leftovers(kube) == []
+
+
+def test_a_lost_cluster_names_the_cleanup_and_the_job_stops_itself(
+        kubeapi_factory, tmp_path, monkeypatch):
+    from aicp.verify.kube import connect, sweep
+    from aicp.verify.probe import Settings
+    from aicp.verify.wgsuite.job import TIMEOUTS, run_job
+    from tests.kubeapi.controllers.kubelet import kubelet
+
+    kube, _, _ = job_world(kubeapi_factory, tmp_path, monkeypatch)
+    kubelet(kube).completes = lambda pod: False
+    client = connect(kube.write_kubeconfig(tmp_path / "kc.yaml"))
+
+    def network_drops():  # once the Job exists, the cluster stops answering
+        kube.faults.drop()
+        return None
+
+    run = run_job(client, Settings("lost1", "", timing=FAST), [], None, network_drops)
+    assert not run.passed
+    assert any(n.startswith("not deleted yet: ") and n.endswith(
+        "run: aicp verify cleanup --run-id lost1") for n in run.notes), run.notes
+    # What the cluster keeps meanwhile stops on its own: the Job's deadline.
+    (job,) = kube.list("jobs.batch", labels="aicp.dev/verify-run=lost1")
+    assert job["spec"]["activeDeadlineSeconds"] == int(TIMEOUTS["suite_timeout"]) == 5400
+    kube.faults.clear()
+    sweep.cleanup(connect(kube.write_kubeconfig(tmp_path / "kc.yaml")), "lost1",
+                  timeout=20.0)
     assert leftovers(kube) == []
 
 
