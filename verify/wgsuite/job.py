@@ -55,12 +55,13 @@ TIMEOUTS = {
     "cleanup_timeout": 300.0,
     "poll": 10.0,
 }
-# What the suite's tests call, read from them at the pinned commit (test/util_test.go:
-# namespaces, pods, pods/log, nodes, ResourceClaimTemplates, ResourceSlices, DeviceClasses;
-# gang_scheduling_test.go: batch Jobs, pods by label; autoscaling_test.go: pods in every
-# namespace, PodDisruptionBudgets, ResourceClaims; workload_sandboxing_test.go:
-# RuntimeClasses). Nothing else: a test calling more fails with the API server's 403 in its
-# own output, which says what to add.
+# What the suite's tests call (kubernetes-sigs/ai-conformance test/): util_test.go (read at
+# 3d8edfa0: namespaces, pods, pods/log, nodes, ResourceClaimTemplates, ResourceSlices,
+# DeviceClasses), the gang test (batch Jobs, pods by label), the autoscaling test (pods in
+# every namespace, PodDisruptionBudgets, ResourceClaims) and workload_sandboxing_test.go (at
+# the pinned 6c1b76b8: RuntimeClasses; agent-sandbox ``sandboxes.agents.x-k8s.io`` where
+# served). Discovery needs no rule (system:discovery). Nothing more is granted: a test that
+# calls more fails with the API server's 403 in its own output, naming what is missing.
 RULES = [
     {"apiGroups": [""], "resources": ["namespaces"],
      "verbs": ["get", "list", "create", "delete"]},
@@ -79,6 +80,8 @@ RULES = [
     {"apiGroups": ["resource.k8s.io"], "resources": ["resourceslices", "deviceclasses"],
      "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["node.k8s.io"], "resources": ["runtimeclasses"], "verbs": ["get", "list"]},
+    {"apiGroups": ["agents.x-k8s.io"], "resources": ["sandboxes"],
+     "verbs": ["get", "list", "create", "delete"]},
 ]
 
 
