@@ -211,6 +211,10 @@ def evidence_check(
     cert_oidc_issuer: str = typer.Option(None, "--cert-oidc-issuer", metavar="URL",
                                          help="The OIDC issuer of that identity, e.g. "
                                               "https://token.actions.githubusercontent.com."),
+    offline: bool = typer.Option(False, "--offline",
+                                 help="Check a Sigstore bundle against the trusted root the "
+                                      "sigstore package holds (cached or shipped), without "
+                                      "refreshing it from Sigstore's TUF repository."),
 ) -> None:
     """Verify every file's SHA-256 against results/aicp-manifest.json and its signatures.
 
@@ -236,7 +240,8 @@ def evidence_check(
         typer.echo(f"error: --key {key} not found: pass the signer's public key PEM", err=True)
         raise typer.Exit(2)
     root = bundle_root(folder)
-    found = check(root, key, identity=cert_identity, issuer=cert_oidc_issuer)
+    found = check(root, key, identity=cert_identity, issuer=cert_oidc_issuer,
+                  offline=offline)
     where = f" (in {root})" if root != folder else ""
     if found.ok:
         typer.echo(f"evidence ok{where}: {found.message}")

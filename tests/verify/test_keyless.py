@@ -331,3 +331,15 @@ def test_a_failed_keyless_signature_is_a_line_and_the_reports_are_still_written(
     assert (tmp_path / "out" / sign.MANIFEST).is_file()
     assert not (tmp_path / "out" / sign.SIGSTORE_BUNDLE).exists()
     assert not Path(tmp_path / "out" / sign.ENVELOPE).exists()
+
+
+def test_offline_the_check_uses_sigstores_own_trusted_root_and_rejects_a_foreign_ca(signed):
+    # The production trusted root the sigstore package holds knows nothing of this test's
+    # CA: read without the network, it is used, and the bundle is rejected, not verified.
+    result = CliRunner().invoke(app, ["verify", "evidence", "check", str(signed),
+                                      "--cert-identity", IDENTITY, "--cert-oidc-issuer",
+                                      ISSUER, "--offline"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"evidence NOT ok: {sign.SIGSTORE_BUNDLE}: NOT verified "
+                                    f"for {IDENTITY} ({ISSUER}): failed to build timestamp "
+                                    "certificate chain"), result.output

@@ -213,7 +213,8 @@ def bundle_root(folder: Path) -> Path:
 
 
 def check(folder: Path, key: Path | None = None, *, identity: str | None = None,
-          issuer: str | None = None, sigstore_verifier: Any = None) -> Checked:
+          issuer: str | None = None, sigstore_verifier: Any = None,
+          offline: bool = False) -> Checked:
     """Every file's digest against the manifest, no file unlisted, and each signature there:
     the key's DSSE envelope and, for ``identity`` and ``issuer``, the Sigstore bundle."""
     folder = Path(folder)
@@ -249,7 +250,7 @@ def check(folder: Path, key: Path | None = None, *, identity: str | None = None,
         return Checked(True, f"{found.message}; the Sigstore bundle {SIGSTORE_BUNDLE} was "
                        "not checked (pass --cert-identity and --cert-oidc-issuer)")
     signed = sigstore.check((folder / SIGSTORE_BUNDLE).read_bytes(), text, identity, issuer,
-                            sigstore_verifier)
+                            sigstore_verifier, offline)
     if not signed.ok:
         return signed
     head = found.message if found else f"{len(listed)} files match the manifest"
