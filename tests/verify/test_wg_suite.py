@@ -464,7 +464,29 @@ def test_a_suite_job_out_of_time_is_stopped_and_deleted(kubeapi_factory, tmp_pat
                                                        "wg_suite.suite_timeout": 0.2})
     run = run_job(client, Settings("late1", "", timing=short), [], None)
     assert run.returncode == 124 and not run.passed
-    assert any("out of time" in n and "the Job did not finish within 0.4 s" in n
+    assert any("out of time" in n and "the Job did not finish within 0.2 s" in n
+               for n in run.notes), run.notes
+    assert leftovers(kube) == []
+
+
+def test_a_suite_job_whose_image_cannot_be_pulled_says_so_within_its_start_time(
+        kubeapi_factory, tmp_path, monkeypatch):
+    from aicp.verify.kube import connect
+    from aicp.verify.probe import Settings, Timing
+    from aicp.verify.wgsuite.job import run_job
+    from tests.kubeapi.controllers.kubelet import kubelet
+
+    kube, _, played = job_world(kubeapi_factory, tmp_path, monkeypatch)
+    # What a kubelet reports for an image the mirror does not hold.
+    kubelet(kube).waiting = lambda pod, container: {"state": {"waiting": {
+        "reason": "ImagePullBackOff", "message": "Back-off pulling image "
+        f"\"{pod['spec']['containers'][0]['image']}\""}}} if container == "suite" else None
+    client = connect(kube.write_kubeconfig(tmp_path / "kc.yaml"))
+    short = Timing(timeout=20.0, poll=0.05, overrides={"wg_suite.start_timeout": 0.2})
+    run = run_job(client, Settings("pull1", "", timing=short), [], "mirror.local/hub")
+    assert run.returncode == 124 and not played  # the script never ran
+    assert any("the Job's pod did not start within 0.2 s (ImagePullBackOff: Back-off "
+               'pulling image "mirror.local/hub/library/golang:1.25.9-bookworm")' in n
                for n in run.notes), run.notes
     assert leftovers(kube) == []
 

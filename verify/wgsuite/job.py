@@ -209,13 +209,17 @@ def run_job(kube: Kube, settings: Settings, flags: list[Flag], mirror: str | Non
 
 
 def _wait(ctx: Context, ns: str, interrupted: Callable[[], str | None]) -> dict:
-    """The Job's pod once it has finished; raises ``Cancelled`` on a signal or timeout."""
-    seen: dict = {"beat": 0.0}
+    """The Job's pod once it has finished: started within ``start_timeout`` (else the
+    reason it waits, an image pull or the scheduler, is said), then finished within
+    ``suite_timeout``; raises ``Cancelled`` on a signal, on either timeout, or when the Job
+    failed without a pod (its condition's reason)."""
+    seen: dict = {"beat": 0.0, "pod": {}}
 
-    def done() -> bool:
+    def look() -> str:
+        """The pod's phase, or Gone when the Job failed and left no pod."""
         if interrupted():
             ctx.cancelled.set()
-            return False
+            return ""
         if time.monotonic() - seen["beat"] >= HEARTBEAT_SECONDS:
             # The run is alive: ``aicp verify cleanup`` elsewhere leaves its namespace be
             # (a heartbeat under a minute old), as the runner beats for the probes'.
@@ -225,15 +229,46 @@ def _wait(ctx: Context, ns: str, interrupted: Callable[[], str | None]) -> dict:
         pods = ctx.kube.request("GET", f"/api/v1/namespaces/{ns}/pods").get("items") or []
         if pods:
             seen["pod"] = pods[0]
-        phase = ((seen.get("pod") or {}).get("status") or {}).get("phase")
-        return phase in ("Succeeded", "Failed")
+            return str((pods[0].get("status") or {}).get("phase") or "Pending")
+        job = ctx.kube.request("GET", f"/apis/batch/v1/namespaces/{ns}/jobs/{NAME}")
+        failed = [c for c in (job.get("status") or {}).get("conditions") or []
+                  if c.get("type") == "Failed" and c.get("status") == "True"]
+        if failed:
+            seen["failed"] = f"{failed[0].get('reason')}: {failed[0].get('message')}"
+            return "Gone"
+        return "Pending"
 
-    limit = timeout(ctx.settings, "start_timeout") + timeout(ctx.settings, "suite_timeout")
-    if not ctx.wait_for(f"the suite's Job {ns}/{NAME} to finish", done, timeout=limit,
-                        interval=timeout(ctx.settings, "poll"), first=0.05):
+    poll = timeout(ctx.settings, "poll")
+    start = timeout(ctx.settings, "start_timeout")
+    if not ctx.wait_for(f"the suite's Job {ns}/{NAME} to start", lambda: look() in (
+            "Running", "Succeeded", "Failed", "Gone"), timeout=start, interval=poll,
+            first=0.05):
         ctx.checkpoint()  # a signal: Cancelled
+        raise Cancelled(f"the Job's pod did not start within {start:g} s "
+                        f"({_waiting(seen['pod'])})")
+    limit = timeout(ctx.settings, "suite_timeout")
+    if not ctx.wait_for(f"the suite's Job {ns}/{NAME} to finish", lambda: look() in (
+            "Succeeded", "Failed", "Gone"), timeout=limit, interval=poll, first=0.05):
+        ctx.checkpoint()
         raise Cancelled(f"the Job did not finish within {limit:g} s")
+    if "failed" in seen and not seen["pod"]:
+        raise Cancelled(f"the Job failed with no pod left ({seen['failed']})")
     return seen["pod"]
+
+
+def _waiting(pod: dict) -> str:
+    """Why a pod has not started: its containers' waiting reasons, else its phase and the
+    scheduler's condition message."""
+    status = pod.get("status") or {}
+    waits = [f"{w.get('reason')}: {w.get('message') or ''}".rstrip(": ")
+             for cs in status.get("containerStatuses") or []
+             if (w := (cs.get("state") or {}).get("waiting"))]
+    if waits:
+        return "; ".join(waits)
+    unscheduled = [c.get("message") for c in status.get("conditions") or []
+                   if c.get("type") == "PodScheduled" and c.get("status") == "False"]
+    return f"{status.get('phase') or 'no pod yet'}" + (
+        f": {unscheduled[0]}" if unscheduled and unscheduled[0] else "")
 
 
 def _log(ctx: Context, ns: str, pod: dict) -> str:
