@@ -467,7 +467,7 @@ class Evidence:
     source: Path | None = None
     go: str | None = None
     signer: object | None = None  # evidence.sign.Signer
-    keyless: object | None = None  # a sigstore IdentityToken (--sign-keyless)
+    keyless: object | None = None  # reads an OIDC identity token (--sign-keyless)
     suite: object | None = None  # wgsuite.run.SuiteRun
     quarantined: str | None = None
     cluster: dict[str, str] = field(default_factory=dict)
@@ -571,9 +571,12 @@ def prepare_evidence(opts: Options) -> Evidence:
             raise UsageError("--sign-keyless signs the reports: add --output checklist (or "
                              "json, junit)")
         try:  # before any probe: no library or no identity is one line, exit 2
-            found.keyless = identity_token()
+            identity_token()
         except KeylessError as exc:
             raise UsageError(str(exc)) from None
+        # Ambient tokens live minutes and the probes may take an hour: signing reads a
+        # fresh one.
+        found.keyless = identity_token
     return found
 
 

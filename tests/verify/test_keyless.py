@@ -328,6 +328,18 @@ def test_a_failed_keyless_signature_is_a_line_and_the_reports_are_still_written(
           keyless=object())
     assert notes == ["signing: Sigstore signing failed: ConnectionError: no network; no "
                      "Sigstore bundle written"]
+    # The identity is read again when signing (an ambient token lives minutes): gone by
+    # then, that is the line, and still nothing claims a signature.
+    for name in AMBIENT:
+        monkeypatch.delenv(name, raising=False)
+    notes.clear()
+    write(report_for(tmpl), tmpl, ["json"], tmp_path / "again", note=notes.append,
+          keyless=keyless.identity_token)
+    assert notes == ["signing: --sign-keyless: no ambient OIDC identity token here (CI "
+                     "offers one, e.g. GitHub Actions with `permissions: id-token: write`; "
+                     "or set $SIGSTORE_IDENTITY_TOKEN); sign with --sign-key instead; no "
+                     "Sigstore bundle written"]
+    assert not (tmp_path / "again" / sign.SIGSTORE_BUNDLE).exists()
     assert (tmp_path / "out" / sign.MANIFEST).is_file()
     assert not (tmp_path / "out" / sign.SIGSTORE_BUNDLE).exists()
     assert not Path(tmp_path / "out" / sign.ENVELOPE).exists()

@@ -72,7 +72,8 @@ def write(report: RunReport, template: Template, formats: list[str], output_dir:
     passed (a failed run's were ``quarantined`` beside the folder: its name). A checklist is
     checked with both CNCF validator generations before anything is written (``note`` is
     told the outcome), and every bundle gets the digest manifest, signed with ``signer``
-    and, with ``keyless`` (an OIDC identity token, ``evidence.keyless``), with Sigstore; a
+    and, with ``keyless`` (an OIDC identity token, or what reads a fresh one:
+    ``evidence.keyless.identity_token``), with Sigstore; a
     keyless signature that fails is one ``note`` line and the rest is written.
     """
     from ..evidence import cncf, sign
@@ -114,8 +115,9 @@ def write(report: RunReport, template: Template, formats: list[str], output_dir:
         from ..evidence import keyless as sigstore
 
         try:
+            token = keyless() if callable(keyless) else keyless
             contents[sign.SIGSTORE_BUNDLE] = sigstore.sign(
-                sign.statement(str(contents[sign.MANIFEST])), keyless)
+                sign.statement(str(contents[sign.MANIFEST])), token)
             if note:
                 note(f"signing: Sigstore bundle {sign.SIGSTORE_BUNDLE} written")
         except sigstore.KeylessError as exc:
