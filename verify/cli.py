@@ -59,7 +59,9 @@ def verify(
                                      help="Reports to write (repeatable)."),
     # A str, not a Path: Path("") is ".", and an empty value must be refused, not guessed.
     output_dir: str = typer.Option("aicp-verify-results", "--output-dir",
-                                    metavar="PATH", help="Where reports and evidence go."),
+                                    metavar="PATH",
+                                    help="Where reports and evidence go; with --output "
+                                         "checklist, as v<version>/<product>/ in it."),
     metadata: Path = typer.Option(None, "--metadata", metavar="FILE",
                                   help="YAML with the checklist's metadata (vendor, product)."),
     registry_mirror: str = typer.Option(None, "--registry-mirror", metavar="HOST[/PATH]",
@@ -84,9 +86,18 @@ def verify(
     wg_suite_source: Path = typer.Option(None, "--wg-suite-source", metavar="DIR",
                                          help="A checkout of that suite at aicp's pinned "
                                               "commit (for --wg-suite)."),
+    wg_suite_mode: str = typer.Option(
+        "local", "--wg-suite-mode", metavar="local|job",
+        help="Where --wg-suite runs the suite: local (go test with your Go toolchain, "
+             "needs --wg-suite-source) or job (in the cluster as a Job on the pinned Go "
+             "image, --registry-mirror honoured)."),
     sign_key: Path = typer.Option(None, "--sign-key", metavar="PEM",
                                   help="Ed25519 or ECDSA private key signing the evidence "
                                        "manifest (password: $AICP_SIGN_KEY_PASSWORD)."),
+    sign_keyless: bool = typer.Option(
+        False, "--sign-keyless",
+        help="Also sign the evidence manifest with Sigstore, as the ambient OIDC identity "
+             "(CI; needs: pip install 'aicp[sigstore]')."),
     strict_platform: bool = typer.Option(
         False, "--strict-platform",
         help="A failed or undecided aicp platform check (verify/checks/, e.g. data_access) "
@@ -142,7 +153,8 @@ def verify(
         read_only=read_only, long=long, concurrency=concurrency, timeout=timeout,
         probe_timeout=probe_timeout, output=output or [], output_dir=output_dir,
         metadata=metadata, registry_mirror=registry_mirror, run_id=run_id,
-        wg_suite=wg_suite, wg_suite_source=wg_suite_source, sign_key=sign_key,
+        wg_suite=wg_suite, wg_suite_source=wg_suite_source, wg_suite_mode=wg_suite_mode,
+        sign_key=sign_key, sign_keyless=sign_keyless,
         strict_platform=strict_platform)
     code = session.run(opts)
     # Not after a usage error or an interrupt: only once the probes ran.
@@ -193,8 +205,23 @@ def evidence_check(
     key: Path = typer.Option(None, "--key", metavar="PEM",
                              help="The signer's public key (default: the one in the bundle, "
                                   "which proves integrity, not who signed)."),
+    cert_identity: str = typer.Option(None, "--cert-identity", metavar="IDENTITY",
+                                      help="Who must have signed the Sigstore bundle (an "
+                                           "email or a CI workflow URI)."),
+    cert_oidc_issuer: str = typer.Option(None, "--cert-oidc-issuer", metavar="URL",
+                                         help="The OIDC issuer of that identity, e.g. "
+                                              "https://token.actions.githubusercontent.com."),
+    offline: bool = typer.Option(False, "--offline",
+                                 help="Check a Sigstore bundle against the trusted root the "
+                                      "sigstore package holds (cached or shipped), without "
+                                      "refreshing it from Sigstore's TUF repository."),
 ) -> None:
-    """Verify every file's SHA-256 against results/aicp-manifest.json and its DSSE signature.
+    """Verify every file's SHA-256 against results/aicp-manifest.json and its signatures.
+
+    A key's DSSE signature is checked with --key (or the key in the bundle); a Sigstore
+    bundle (--sign-keyless) only against --cert-identity and --cert-oidc-issuer.
+
+    DIR is the --output-dir of a run, or the submission folder (v<version>/<product>/) in it.
 
     Exit codes: 0 every digest and the signature verify; 1 a file or the signature does
     not (the first one is named); 2 usage error.
@@ -204,7 +231,7 @@ def evidence_check(
       aicp verify evidence check aicp-verify-results
       aicp verify evidence check v1.37/aicp --key key.pub.pem
     """
-    from .evidence.sign import check
+    from .evidence.sign import bundle_root, check
 
     if not folder.is_dir():
         typer.echo(f"error: {folder} is not a folder: pass the --output-dir of a run", err=True)
@@ -212,9 +239,12 @@ def evidence_check(
     if key is not None and not key.is_file():
         typer.echo(f"error: --key {key} not found: pass the signer's public key PEM", err=True)
         raise typer.Exit(2)
-    found = check(folder, key)
+    root = bundle_root(folder)
+    found = check(root, key, identity=cert_identity, issuer=cert_oidc_issuer,
+                  offline=offline)
+    where = f" (in {root})" if root != folder else ""
     if found.ok:
-        typer.echo(f"evidence ok: {found.message}")
+        typer.echo(f"evidence ok{where}: {found.message}")
         raise typer.Exit(0)
-    typer.echo(f"evidence NOT ok: {found.message}", err=True)
+    typer.echo(f"evidence NOT ok{where}: {found.message}", err=True)
     raise typer.Exit(1)

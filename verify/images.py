@@ -136,4 +136,11 @@ WG_SUITE = {
     "repository": "https://github.com/kubernetes-sigs/ai-conformance",
     "commit": "6c1b76b89251efef18a4d18cb438fa6fdca9e77a",
     "package": "./test",
+    # The image ``--wg-suite-mode job`` runs the suite in: the official Go image. Go 1.25.9
+    # on Debian bookworm (docker-library/golang 1.25/bookworm/Dockerfile at 005ca412:
+    # GOLANG_VERSION 1.25.9, FROM buildpack-deps:bookworm-scm, so git is in it;
+    # GOTOOLCHAIN=local); the suite's go.mod asks for go 1.25.0. Pinned by tag only: no
+    # digest of it was confirmed from two public sources (see CATALOG's rule); the run's
+    # page names the image and the kubelet reports what it pulled.
+    "image": "docker.io/library/golang:1.25.9-bookworm",
 }

@@ -68,7 +68,9 @@ class Options:
     timing: Timing = field(default_factory=Timing)  # the probes' waits as declared, or replaced
     wg_suite: bool = False  # also run the working group's suite (verify/wgsuite)
     wg_suite_source: Path | None = None  # a checkout of it at the pinned commit
+    wg_suite_mode: str = "local"  # local (the user's go) or job (in the cluster)
     sign_key: Path | None = None  # PEM private key signing the evidence manifest
+    sign_keyless: bool = False  # also sign it with Sigstore (an ambient OIDC identity)
 
 
 def split(values: list[str] | None) -> list[str]:
@@ -218,7 +220,7 @@ def _run(opts: Options, console: Console, guard: signals.Guard) -> int:
     report.info = {k: v for k, v in shown.items()
                    if k not in ("probes", "platform checks")} | stack_notes
     view.summary(report)
-    evidence.run(opts, target, report, console)
+    evidence.run(opts, target, report, console, interrupted=lambda: guard.received)
     # Reports first: whatever happened to the cluster, the results are kept.
     code, reports, unsaved = write_reports(opts, report, template, metadata, console,
                                            **evidence.reports())
@@ -465,15 +467,19 @@ class Evidence:
     source: Path | None = None
     go: str | None = None
     signer: object | None = None  # evidence.sign.Signer
+    keyless: object | None = None  # reads an OIDC identity token (--sign-keyless)
     suite: object | None = None  # wgsuite.run.SuiteRun
     quarantined: str | None = None
     cluster: dict[str, str] = field(default_factory=dict)
 
-    def run(self, opts: Options, target: Target, report: RunReport, console: Console) -> None:
+    def run(self, opts: Options, target: Target, report: RunReport, console: Console,
+            interrupted=lambda: None) -> None:
         """After the probes: the cluster's identity, then the suite when asked for."""
         if not report.interrupted and not target.kube.lost:  # reports first, never a wait
             self.cluster = cluster_identity(target)
-        if not opts.wg_suite or report.interrupted or self.source is None or not self.go:
+        local = self.source is not None and bool(self.go)
+        if not opts.wg_suite or report.interrupted or not (local or opts.wg_suite_mode
+                                                            == "job"):
             return
         # A signal now is deferred (the reports are being written): Ctrl-C reaches go test
         # itself, which stops with a failure, and the run is quarantined like any failure.
@@ -488,13 +494,25 @@ class Evidence:
         for flag in found:
             console.print(f"wg-suite: -{flag.name}={flag.shown} ({flag.source})",
                           soft_wrap=True)
+        where = "in the cluster as a Job" if opts.wg_suite_mode == "job" else "with go test"
         console.print(f"wg-suite: running {suite_run.PACKAGE} at {suite_run.COMMIT[:12]} "
-                      f"(go test, up to {suite_run.GO_TIMEOUT_MINUTES} min)", soft_wrap=True)
-        given = None if outputs else Path(target.kube.source)
-        data = outputs.kubeconfig if outputs else yaml_file(Path(target.kube.source))
-        run = suite_run.run_local(self.source, self.go, found, data, target.kube.context,
-                                  given)
+                      f"{where}, up to {suite_run.GO_TIMEOUT_MINUTES} min", soft_wrap=True)
+        if opts.wg_suite_mode == "job":
+            from .wgsuite import job as suite_job
+
+            run = suite_job.run_job(
+                target.kube, Settings(report.settings.run_id, "", timing=opts.timing),
+                found, opts.registry_mirror, interrupted,
+                lambda line: console.print(line, soft_wrap=True))
+        else:
+            assert self.source is not None and self.go is not None
+            given = None if outputs else Path(target.kube.source)
+            data = outputs.kubeconfig if outputs else yaml_file(Path(target.kube.source))
+            run = suite_run.run_local(self.source, self.go, found, data, target.kube.context,
+                                      given)
         self.suite = run
+        for note in run.notes if run.mode == "job" else ():
+            console.print(f"wg-suite: {note}", soft_wrap=True)
         results = [t.result for t in run.tests.values()]
         line = (f"wg-suite: exit {run.returncode}: {results.count('passed')} passed, "
                 f"{results.count('failed')} failed, {results.count('skipped')} skipped")
@@ -507,7 +525,7 @@ class Evidence:
 
     def reports(self) -> dict:
         return {"suite": self.suite, "quarantined": self.quarantined, "signer": self.signer,
-                "cluster": self.cluster}
+                "cluster": self.cluster, "keyless": self.keyless}
 
 
 def prepare_evidence(opts: Options) -> Evidence:
@@ -516,7 +534,19 @@ def prepare_evidence(opts: Options) -> Evidence:
     from .wgsuite.run import SuiteError, preflight
 
     found = Evidence()
-    if opts.wg_suite:
+    if opts.wg_suite_mode not in ("local", "job"):
+        raise UsageError(f"--wg-suite-mode {opts.wg_suite_mode!r}: use local (the suite "
+                         "run with your Go toolchain) or job (in the cluster as a Job)")
+    if opts.wg_suite_mode == "job" and not opts.wg_suite:
+        raise UsageError("--wg-suite-mode is only read with --wg-suite: add --wg-suite")
+    if opts.wg_suite and opts.wg_suite_mode == "job":
+        if not opts.output:
+            raise UsageError("--wg-suite puts the suite's files into the reports: add "
+                             "--output checklist (or json, junit)")
+        if opts.wg_suite_source:
+            raise UsageError("--wg-suite-source is not read by --wg-suite-mode job (the Job "
+                             "fetches the pinned commit itself): leave it out")
+    elif opts.wg_suite:
         if not opts.output:
             raise UsageError("--wg-suite puts the suite's files into the reports: add "
                              "--output checklist (or json, junit)")
@@ -534,6 +564,19 @@ def prepare_evidence(opts: Options) -> Evidence:
             found.signer = load_signer(opts.sign_key)
         except SignKeyError as exc:
             raise UsageError(str(exc)) from None
+    if opts.sign_keyless:
+        from .evidence.keyless import KeylessError, identity_token
+
+        if not opts.output:
+            raise UsageError("--sign-keyless signs the reports: add --output checklist (or "
+                             "json, junit)")
+        try:  # before any probe: no library or no identity is one line, exit 2
+            identity_token()
+        except KeylessError as exc:
+            raise UsageError(str(exc)) from None
+        # Ambient tokens live minutes and the probes may take an hour: signing reads a
+        # fresh one.
+        found.keyless = identity_token
     return found
 
 

@@ -96,3 +96,11 @@ def passing_probe(pid: str, **options) -> type[Probe]:
         ctx.check("looked", True)
         return ctx.passed("ok")
     return probe(pid, body, **options)
+
+
+def submission(folder: Path) -> Path:
+    """The one ``v<version>/<product>/`` folder a run with ``--output checklist`` wrote in
+    ``folder`` (its --output-dir), as a cncf/k8s-ai-conformance pull request adds it."""
+    found = [p for p in Path(folder).glob("v*.*/*") if p.is_dir()]
+    assert len(found) == 1, f"expected one submission folder in {folder}, found {found}"
+    return found[0]

@@ -22,7 +22,7 @@ from aicp.cli.main import app
 from aicp.verify import cli
 from aicp.verify.version import VERSION
 from tests.shared import SHARED
-from tests.verify.conftest import require_shared
+from tests.verify.conftest import require_shared, submission
 
 runner = CliRunner()
 
@@ -118,10 +118,11 @@ def test_settings_are_printed_before_the_first_probe_and_reports_written(world):
                  "image cuda: mirror.local/hub/nvidia/cuda:12.4.1-base-ubuntu22.04@sha256:"):
         assert line in out
     assert out.index("image busybox") < out.index("Kubernetes AI Conformance 1.35")
+    product = submission(world / "aicp-verify-results")  # v1.35/<product>/
     for path in ("PRODUCT.yaml", "results/aicp-junit.xml", "results/aicp-results.json",
                  "results/aicp-verify.log"):
-        assert (world / "aicp-verify-results" / path).is_file()
-    data = yaml.safe_load((world / "aicp-verify-results" / "PRODUCT.yaml").read_text())
+        assert (product / path).is_file()
+    data = yaml.safe_load((product / "PRODUCT.yaml").read_text())
     assert data["metadata"]["vendorName"] == "Example vendorName"
 
 

@@ -19,7 +19,7 @@ from aicp.verify import cli
 from aicp.verify.evidence import sign
 from aicp.verify.reports import write
 from aicp.verify.result import Verdict
-from tests.verify.conftest import template
+from tests.verify.conftest import submission, template
 from tests.verify.test_reports import report_for
 from tests.verify.test_submission import ed25519_key
 
@@ -32,11 +32,10 @@ def check(*args: str):
 def bundle(tmp_path):
     private, public = ed25519_key(tmp_path)
     tmpl = template("1.37")
-    folder = tmp_path / "v1.37" / "aicp"
     write(report_for(tmpl, [Verdict.PASS] * len(tmpl.ids)), tmpl, ["json", "checklist"],
-          folder, signer=sign.load_signer(private),
+          tmp_path / "out", signer=sign.load_signer(private),
           cluster={"kubeSystemUid": "u-1", "kubernetesVersion": "v1.37.0"})
-    return folder, public
+    return submission(tmp_path / "out"), public
 
 
 def test_a_signed_bundle_verifies_with_the_signers_key(bundle):
@@ -114,9 +113,11 @@ def test_an_ecdsa_key_signs_too_and_a_bad_key_file_is_exit_2(tmp_path, kubeapi_f
 
 def test_each_evidence_check_example_runs(bundle, tmp_path, monkeypatch):
     folder, public = bundle
-    monkeypatch.chdir(tmp_path)  # holds v1.37/aicp and key.pub.pem
+    monkeypatch.chdir(tmp_path)  # holds out/v1.37/aicp and key.pub.pem
     assert public == tmp_path / "key.pub.pem"
-    Path("aicp-verify-results").symlink_to(folder)
+    assert folder == tmp_path / "out" / "v1.37" / "aicp"
+    Path("aicp-verify-results").symlink_to(tmp_path / "out")  # the --output-dir itself
+    Path("v1.37").symlink_to(tmp_path / "out" / "v1.37")
     lines = cli.evidence_check.__doc__.split("Examples:", 1)[1].splitlines()
     examples = [shlex.split(line.strip())[1:] for line in lines if "aicp " in line]
     assert len(examples) == 2

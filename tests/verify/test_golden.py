@@ -4,8 +4,9 @@ The run (``golden_report``) has fixed times, ids and versions and one requiremen
 kind of outcome a reviewer meets: a MUST that passed with full evidence, a MUST that
 partly failed, a MUST not applicable, a MUST undecided with a traceback, a MUST checked by
 hand, a MUST left out of the run, a SHOULD not implemented, a SHOULD undecided. It is
-rendered by the real writers into ``tests/verify/golden/out/`` (PRODUCT.yaml, results/,
-evidence/) and by the terminal view into ``tests/verify/golden/terminal/summary.txt``.
+rendered by the real writers into ``tests/verify/golden/out/v1.37/<product>/``
+(PRODUCT.yaml, results/, evidence/) and by the terminal view into
+``tests/verify/golden/terminal/summary.txt``.
 
 A change to a report shows as a diff of these files. After an intended change, regenerate
 them and read the diff as a CNCF reviewer would:

@@ -37,7 +37,7 @@ from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
 from tests.kubeapi import objects as o
 from tests.kubeapi.controllers.sandbox import probe_logs
-from tests.verify.conftest import planned, require_shared
+from tests.verify.conftest import planned, require_shared, submission
 from tests.verify.test_conformant_platform import FAST
 from tests.verify.test_submission import metadata_file, spec, submit
 
@@ -148,9 +148,9 @@ def _verdicts(folder: Path) -> dict[str, dict]:
 
 
 def test_every_must_and_every_applicable_should_passes_at_1_37(platform, tmp_path):
-    folder = tmp_path / "v1.37" / "aicp"
-    code, log = submit(None, folder, VERSION, metadata_file(tmp_path, VERSION),
+    code, log = submit(None, tmp_path / "out", VERSION, metadata_file(tmp_path, VERSION),
                        stack="gcp", probe_timeout=30.0, timing=FAST)
+    folder = submission(tmp_path / "out")  # v1.37/<product>/
     found = _verdicts(folder)
     levels = LEVELS[VERSION]
     assert code == 0, log

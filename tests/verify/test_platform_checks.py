@@ -12,7 +12,7 @@ from rich.console import Console
 
 from aicp.verify import registry, session
 from aicp.verify.checks.data_access import DEFAULT_CLASS
-from tests.verify.conftest import require_shared, template
+from tests.verify.conftest import require_shared, submission, template
 
 VERSION = "1.35"
 
@@ -27,6 +27,7 @@ def verify(kube, tmp_path, name: str, **options) -> tuple[int, dict, str]:
         **options)
     with open(log, "w") as stream:
         code = session.run(opts, Console(file=stream, width=300))
+    out = submission(out)  # --output checklist: v1.35/<product>/
     return code, json.loads((out / "results" / "aicp-results.json").read_text()), log.read_text()
 
 
@@ -57,7 +58,7 @@ def test_a_passing_check_has_its_own_section_and_no_place_in_the_checklist(platf
                                                                    "storage")
     assert doc["platformChecks"]["strict"] is False
     assert "data_access" not in {r["id"] for r in doc["requirements"]}
-    out = tmp_path / "pass"
+    out = submission(tmp_path / "pass")
     for artifact in ("PRODUCT.yaml", "results/aicp-junit.xml", "results/aicp-verify.log"):
         assert "data_access" not in (out / artifact).read_text(), artifact
     page = (out / "evidence/platform/data_access/README.md").read_text()
@@ -87,7 +88,7 @@ def test_a_failed_check_changes_the_exit_code_only_with_strict_platform(platform
         in log
     assert ("aicp platform checks: 0/1 passed, 1 failed (data_access), 1 not run — a failed "
             "or undecided check fails the run (--strict-platform)") in strict_log
-    junit = (tmp_path / "strict" / "results" / "aicp-junit.xml").read_text()
+    junit = (submission(tmp_path / "strict") / "results" / "aicp-junit.xml").read_text()
     assert "data_access" not in junit and 'failures="0"' in junit
 
 

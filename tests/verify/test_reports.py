@@ -10,13 +10,13 @@ import pytest
 import yaml
 
 from aicp.verify import checklist
-from aicp.verify.reports import write
+from aicp.verify.reports import bundle, write
 from aicp.verify.reports.bundle import evidence_page
 from aicp.verify.result import CreatedObject, Evidence, Result, Verdict
 from aicp.verify.verdicts import Outcome, RunReport
 from aicp.verify.verdicts import testcase_name as junit_name
 from aicp.verify.version import VERSION
-from tests.verify.conftest import VERSIONS, require_shared, settings, template
+from tests.verify.conftest import VERSIONS, require_shared, settings, submission, template
 
 STATUSES = {"Implemented", "Not Implemented", "Partially Implemented", "N/A"}
 VERDICTS = [Verdict.PASS, Verdict.FAIL, Verdict.SKIP, Verdict.ERROR, Verdict.MANUAL,
@@ -47,7 +47,8 @@ def tmpl(request):
 
 def test_checklist_keeps_every_id_description_level_and_category_of_the_template(tmpl, tmp_path):
     write(report_for(tmpl), tmpl, ["checklist"], tmp_path)
-    text = (tmp_path / "PRODUCT.yaml").read_text()
+    sub = submission(tmp_path)
+    text = (sub / "PRODUCT.yaml").read_text()
     data = yaml.safe_load(text)
     assert list(data["spec"]) == list(tmpl.data["spec"])
     for category, items in tmpl.data["spec"].items():
@@ -60,7 +61,8 @@ def test_checklist_keeps_every_id_description_level_and_category_of_the_template
 def test_checklist_uses_only_the_four_statuses_and_never_claims_without_a_pass(tmpl, tmp_path):
     report = report_for(tmpl)
     write(report, tmpl, ["checklist"], tmp_path)
-    data = yaml.safe_load((tmp_path / "PRODUCT.yaml").read_text())
+    sub = submission(tmp_path)
+    data = yaml.safe_load((sub / "PRODUCT.yaml").read_text())
     verdict = {o.requirement.id: o.result.verdict for o in report.outcomes}
     for items in data["spec"].values():
         for item in items:
@@ -76,8 +78,9 @@ def test_checklist_uses_only_the_four_statuses_and_never_claims_without_a_pass(t
 def test_mapping_of_each_verdict_to_a_checklist_status(tmp_path):
     tmpl = template("1.35")
     write(report_for(tmpl), tmpl, ["checklist"], tmp_path)
+    sub = submission(tmp_path)
     got = {i["id"]: i["status"] for items in yaml.safe_load(
-        (tmp_path / "PRODUCT.yaml").read_text())["spec"].values() for i in items}
+        (sub / "PRODUCT.yaml").read_text())["spec"].values() for i in items}
     # template order 1.35: dra(PASS) driver(FAIL) gpu_sharing(SKIP) virtualized(ERROR)
     # ai_inference(MANUAL) gang(NOT_RUN) cluster_autoscaling(PASS) pod_autoscaling(FAIL)
     assert got["dra_support"] == "Implemented"
@@ -92,7 +95,8 @@ def test_a_partial_failure_is_partially_implemented(tmp_path):
     verdicts = [Verdict.FAIL if r.id == "gang_scheduling" else Verdict.PASS
                 for r in tmpl.requirements]
     write(report_for(tmpl, verdicts), tmpl, ["checklist"], tmp_path)
-    data = yaml.safe_load((tmp_path / "PRODUCT.yaml").read_text())
+    sub = submission(tmp_path)
+    data = yaml.safe_load((sub / "PRODUCT.yaml").read_text())
     assert data["spec"]["schedulingOrchestration"][0]["status"] == "Partially Implemented"
 
 
@@ -101,13 +105,14 @@ def test_every_evidence_entry_is_a_plain_relative_path_to_a_file_that_exists(tmp
     # each entry as a literal path (cncf/k8s-ai-conformance scripts/validate.go), so those
     # were missing files.
     write(report_for(tmpl), tmpl, ["checklist"], tmp_path)
-    data = yaml.safe_load((tmp_path / "PRODUCT.yaml").read_text())
+    sub = submission(tmp_path)
+    data = yaml.safe_load((sub / "PRODUCT.yaml").read_text())
     items = [i for items in data["spec"].values() for i in items]
     assert any(i["evidence"] for i in items)
     for item in items:
         for entry in item["evidence"]:
             assert "://" not in entry and "#" not in entry and not entry.startswith("/")
-            assert (tmp_path / entry).is_file(), entry
+            assert (sub / entry).is_file(), entry
         if item["evidence"]:
             assert item["evidence"][:3] == [f"evidence/{item['id']}/README.md",
                                              "results/aicp-junit.xml", "results/aicp-verify.log"]
@@ -125,7 +130,8 @@ def test_metadata_file_fills_the_header_and_unknown_keys_are_refused(tmp_path):
     meta.write_text(yaml.safe_dump(given))
     metadata = checklist.load_metadata(meta, tmpl)
     write(report_for(tmpl), tmpl, ["checklist"], tmp_path, metadata)
-    data = yaml.safe_load((tmp_path / "PRODUCT.yaml").read_text())
+    sub = submission(tmp_path)
+    data = yaml.safe_load((sub / "PRODUCT.yaml").read_text())
     assert data["metadata"]["vendorName"] == "value of vendorName"
     assert data["metadata"]["kubernetesVersion"] == "v1.35"
     assert checklist.placeholders(data["metadata"]) == []
@@ -218,7 +224,8 @@ def test_only_failed_or_undecided_musts_fail_tests_and_every_skip_says_why(tmp_p
            shoulds[1]: Verdict.ERROR, shoulds[2]: Verdict.SKIP, musts[2]: Verdict.MANUAL}
     report = report_for(tmpl, [bad.get(r.id, Verdict.PASS) for r in tmpl.requirements])
     write(report, tmpl, ["checklist"], tmp_path)
-    suite = ET.parse(tmp_path / "results" / "aicp-junit.xml").getroot()
+    sub = submission(tmp_path)
+    suite = ET.parse(sub / "results" / "aicp-junit.xml").getroot()
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     failing = {name for name, c in cases.items()
                if c.find("failure") is not None or c.find("error") is not None}
@@ -232,9 +239,9 @@ def test_only_failed_or_undecided_musts_fail_tests_and_every_skip_says_why(tmp_p
     assert left_out is not None and left_out.get("message") == (
         f"Not Implemented (SHOULD): {shoulds[0]} said why")
     status = {i["id"]: i["status"] for items in yaml.safe_load(
-        (tmp_path / "PRODUCT.yaml").read_text())["spec"].values() for i in items}
+        (sub / "PRODUCT.yaml").read_text())["spec"].values() for i in items}
     assert status[shoulds[0]] == "Not Implemented"
-    log = (tmp_path / "results" / "aicp-verify.log").read_text()
+    log = (sub / "results" / "aicp-verify.log").read_text()
     assert f"--- SKIP: {junit_name(shoulds[0])} (" in log
     assert f"--- SKIP: {junit_name(shoulds[1])} (" in log
     assert f"--- FAIL: {junit_name(musts[1])} (" in log
@@ -270,6 +277,7 @@ def test_aicp_never_writes_a_file_or_testcase_under_the_suites_names(version, tm
     tmpl = template(version)
     report = report_for(tmpl)
     write(report, tmpl, ["json", "junit", "checklist"], tmp_path)
+    sub = submission(tmp_path)
     names = upstream_test_names()
     assert {"TestSecureAcceleratorAccess", "TestGangScheduling",
             "TestAcceleratorClusterAutoscaling"} <= names
@@ -281,7 +289,7 @@ def test_aicp_never_writes_a_file_or_testcase_under_the_suites_names(version, tm
                          if path.name != "PRODUCT.yaml" or line not in template_lines)
         assert not [n for n in names if n in text], path
     cases = [c.get("name") for c in
-             ET.parse(tmp_path / "results" / "aicp-junit.xml").getroot().iter("testcase")]
+             ET.parse(sub / "results" / "aicp-junit.xml").getroot().iter("testcase")]
     assert cases == [r.id for r in tmpl.requirements]
 
 
@@ -325,7 +333,8 @@ def test_k8s_conformance_url_is_accepted_and_written_where_the_template_lacks_it
     meta.write_text(yaml.safe_dump({**given, "k8s_conformance_url": url}))
     metadata = checklist.load_metadata(meta, tmpl)
     write(report_for(tmpl), tmpl, ["checklist"], tmp_path / "out", metadata)
-    text = (tmp_path / "out" / "PRODUCT.yaml").read_text()
+    sub = submission(tmp_path / "out")
+    text = (sub / "PRODUCT.yaml").read_text()
     data = yaml.safe_load(text)
     assert data["metadata"]["k8sConformanceUrl"] == url
     # repoUrl is optional: left out, it is empty, never the template's "[placeholder]".
@@ -338,16 +347,18 @@ def test_a_previous_runs_reports_are_moved_aside_never_mixed(tmp_path):
     tmpl = template("1.35")
     out = tmp_path / "submission"
     write(report_for(tmpl, [Verdict.PASS] * len(tmpl.ids)), tmpl, ["checklist"], out)
-    assert (out / "evidence" / "dra_support" / "nvidia-smi.log").is_file()
+    sub = submission(out)
+    assert (sub / "evidence" / "dra_support" / "nvidia-smi.log").is_file()
     (out / "logo.svg").write_text("<svg/>")  # the user's own file stays
     notes = []
     write(report_for(tmpl, [Verdict.MANUAL] * len(tmpl.ids)), tmpl, ["checklist"], out,
           note=notes.append)
-    assert not (out / "evidence").exists()  # this run ran nothing: no evidence at all
+    assert not (sub / "evidence").exists()  # this run ran nothing: no evidence at all
     assert (out / "logo.svg").is_file()
     [aside] = [p for p in tmp_path.iterdir() if p.name.startswith("submission.previous-")]
-    assert (aside / "evidence" / "dra_support" / "nvidia-smi.log").is_file()
-    assert (aside / "PRODUCT.yaml").is_file()
+    assert (aside / "v1.35" / "aicp" / "evidence" / "dra_support" / "nvidia-smi.log").is_file()
+    assert (aside / "v1.35" / "aicp" / "PRODUCT.yaml").is_file()
+    assert sorted(p.name for p in out.iterdir()) == [".aicp-files", "logo.svg", "v1.35"]
     # Then the offline check of the submission: every MUST is manual here, and the
     # template's placeholders are left, so both validator generations reject it.
     assert notes == [f"reports: the previous run's reports in {out} were moved to {aside}",
@@ -383,7 +394,8 @@ def test_evidence_page_names_objects_images_timings_checks_and_verdict(tmp_path)
     ev.checks.append(Check("all 2 pods start together", True, "2 Running within 1.2s"))
     ev.observations["admitted"] = {"workload": "job-gang", "after_s": 0.4}
     write(report, tmpl, ["checklist"], tmp_path)
-    page = (tmp_path / "evidence" / "dra_support" / "README.md").read_text()
+    sub = submission(tmp_path)
+    page = (sub / "evidence" / "dra_support" / "README.md").read_text()
     assert page.startswith("# dra_support: PASS\n")
     for text in ("| Job | batch/v1 | ns | gang |", f"`{image}`", "| wait for the gang | "
                  "2023-11-14 22:13:20 UTC | 2.50 s | done |",
@@ -457,3 +469,50 @@ def test_only_what_the_manifest_lists_is_moved_and_a_foreign_file_stops_the_writ
         write(report_for(tmpl), tmpl, ["json"], out)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing moved
     assert (out / "results" / "aicp-results.json").is_file()
+
+
+def test_a_submission_is_written_as_a_cncf_pull_request_lays_it_out(tmp_path):
+    tmpl = template("1.37")
+    meta = tmp_path / "product.yaml"
+    given = {k: f"value of {k}" for k in tmpl.metadata if k != "kubernetesVersion"}
+    given.update({k: f"https://example.org/{k}" for k in checklist.URL_KEYS},
+                 productLogoUrl="https://example.org/logo.svg",
+                 contactEmailAddress="ai@example.org", platformName="Acme AI Platform",
+                 k8sConformanceUrl="https://github.com/cncf/k8s-conformance/tree/master/"
+                                   "v1.37/acme")
+    meta.write_text(yaml.safe_dump(given))
+    notes = []
+    out = tmp_path / "out"
+    write(report_for(tmpl), tmpl, ["checklist", "json"], out,
+          checklist.load_metadata(meta, tmpl), note=notes.append)
+    # v<version>/<product>/ with PRODUCT.yaml and every file it links, relative to it; the
+    # run's own list of files stays at the top, outside what a pull request copies.
+    assert sorted(p.relative_to(out).as_posix() for p in out.iterdir()) == [
+        ".aicp-files", "v1.37"]
+    product = out / "v1.37" / "acme-ai-platform"
+    assert [p.name for p in (out / "v1.37").iterdir()] == ["acme-ai-platform"]
+    data = yaml.safe_load((product / "PRODUCT.yaml").read_text())
+    entries = [e for items in data["spec"].values() for i in items for e in i["evidence"]]
+    assert entries and all((product / e).is_file() for e in entries)
+    assert (product / "results" / "aicp-results.json").is_file()
+    assert (product / "results" / "aicp-manifest.json").is_file()
+    assert any("written as v1.37/acme-ai-platform/" in n or "NOT accepted" in n
+               for n in notes), notes
+    # Without a checklist there is no submission: the reports stay at the top.
+    write(report_for(tmpl), tmpl, ["json"], tmp_path / "json")
+    assert (tmp_path / "json" / "results" / "aicp-results.json").is_file()
+    assert not list((tmp_path / "json").glob("v*"))
+
+
+def test_a_file_aicp_did_not_write_in_the_submission_folder_stops_the_next_write(tmp_path):
+    # Everything in v<version>/<product>/ goes into the pull request: a file there that no
+    # run wrote would be submitted, so the next run refuses rather than move or mix it.
+    tmpl = template("1.35")
+    out = tmp_path / "out"
+    write(report_for(tmpl), tmpl, ["checklist"], out)
+    (submission(out) / "notes.md").write_text("mine")
+    with pytest.raises(bundle.ForeignFiles, match=r"holds files aicp did not write: "
+                       r"v1\.35/aicp/notes\.md: move them out"):
+        write(report_for(tmpl), tmpl, ["checklist"], out)
+    assert (submission(out) / "notes.md").read_text() == "mine"
+    assert not [p for p in tmp_path.iterdir() if ".previous-" in p.name]  # nothing moved

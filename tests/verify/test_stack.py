@@ -14,7 +14,7 @@ from rich.console import Console
 from aicp.components.contract import GpuPoolRequest, resolve_pool
 from aicp.verify import session, stack
 from aicp.verify.kube import connect
-from tests.verify.conftest import require_shared
+from tests.verify.conftest import require_shared, submission
 
 ALLOCATOR = "aicp.dev/gpu-allocator"
 
@@ -130,13 +130,13 @@ def test_verify_stack_prints_the_checks_and_reports_not_applicable_as_na(world):
     assert "stack lab: problem: addon jobset 0.11.1: jobset.x-k8s.io/v1alpha2 not served" \
         in text
     assert "stack lab: note: GPU pool h200 (h200, dra allocator, minNodes 0)" in text
-    doc = json.loads((out / "results" / "aicp-results.json").read_text())
+    doc = json.loads((submission(out) / "results" / "aicp-results.json").read_text())
     autoscaling = next(r for r in doc["requirements"] if r["id"] == "cluster_autoscaling")
     assert autoscaling["verdict"] == "SKIP"
     assert autoscaling["reason"] == ("not applicable (stack lab): the onprem target has no "
                                      "node autoscaler")
     assert doc["cluster"]["stack"].startswith("lab: 1 problems; problem: addon jobset")
-    product = (out / "PRODUCT.yaml").read_text()
+    product = (submission(out) / "PRODUCT.yaml").read_text()
     assert "the onprem target has no node autoscaler" in product
 
 

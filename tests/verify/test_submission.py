@@ -22,6 +22,7 @@ from rich.console import Console
 from aicp.verify import session
 from aicp.verify.evidence import cncf as cncf_validator
 from tests.verify.conftest import require_shared, template
+from tests.verify.conftest import submission as product_folder
 from tests.verify.test_conformant_platform import FAST, NOT_IMPLEMENTED
 from tests.verify.test_reports import report_for
 
@@ -84,9 +85,12 @@ def test_conformant_platform_submission_passes_both_validators_with_a_page_per_r
         version, kubeapi_factory, tmp_path, capsys):
     kube = kubeapi_factory("conformant-platform", minor=version)
     kube.settle()
-    folder = tmp_path / f"v{version}" / "aicp"
-    code, log = submit(kube.write_kubeconfig(tmp_path / "kubeconfig.yaml"), folder, version,
+    out = tmp_path / "out"
+    code, log = submit(kube.write_kubeconfig(tmp_path / "kubeconfig.yaml"), out, version,
                        metadata_file(tmp_path, version), probe_timeout=30.0, timing=FAST)
+    # Written as the pull request adds it: v<version>/<platformName, as a folder name>/.
+    folder = product_folder(out)
+    assert folder == out / f"v{version}" / "aicp-emulated-platform"
     doc = json.loads((folder / "results" / "aicp-results.json").read_text())
     reasons = {r["id"]: f"{r['verdict']}: {r['reason']}" for r in doc["requirements"]}
     assert code == 0, reasons
@@ -159,7 +163,7 @@ def test_metadata_the_validator_would_reject_is_one_line_and_exit_2(
                      "1.37", metadata_file(tmp_path, "1.37", **changes))
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and message in err, err
-    assert not (tmp_path / "v1.37" / "x" / "PRODUCT.yaml").exists()
+    assert not (tmp_path / "v1.37" / "x").exists()
 
 
 def test_a_checklist_newer_than_the_cluster_is_refused_for_a_submission_only(
@@ -210,11 +214,10 @@ def submission(tmp_path):
     from aicp.verify.result import Verdict
 
     tmpl = template("1.37")
-    folder = tmp_path / "v1.37" / "aicp"
     metadata = checklist.load_metadata(metadata_file(tmp_path, "1.37"), tmpl)
     write(report_for(tmpl, [Verdict.PASS] * len(tmpl.ids)), tmpl, ["junit", "checklist"],
-          folder, metadata)
-    return folder
+          tmp_path / "out", metadata)
+    return product_folder(tmp_path / "out")
 
 
 def test_the_emulated_validators_accept_a_clean_submission(submission):
@@ -328,16 +331,19 @@ def test_conformant_platform_with_the_replayed_suite_is_a_signed_submission_both
     private, public = ed25519_key(tmp_path)
     kube = kubeapi_factory("conformant-platform", minor="1.37")
     kube.settle()
-    folder = tmp_path / "v1.37" / "aicp"
-    code, log = submit(kube.write_kubeconfig(tmp_path / "kubeconfig.yaml"), folder, "1.37",
+    out = tmp_path / "out"
+    code, log = submit(kube.write_kubeconfig(tmp_path / "kubeconfig.yaml"), out, "1.37",
                        metadata_file(tmp_path, "1.37"), output=["checklist"],
                        probe_timeout=30.0, timing=FAST, wg_suite=True,
                        wg_suite_source=suite_source(tmp_path), sign_key=private)
     assert code == 0, log
+    folder = product_folder(out)
+    assert folder == out / "v1.37" / "aicp-emulated-platform"
     assert validate(folder / "PRODUCT.yaml") == {"legacy": [], "hybrid": []}
     # Checked before writing, laid out as the pull request would hold it (platformName):
-    assert ("submission: passes both CNCF validator generations offline, as "
-            "v1.37/aicp-emulated-platform/ in a cncf/k8s-ai-conformance pull request") in log
+    assert ("submission: passes both CNCF validator generations offline, written as "
+            "v1.37/aicp-emulated-platform/ (the folder a cncf/k8s-ai-conformance pull "
+            "request adds)") in log
 
     # The suite's files, byte for byte, linked only from the three ids the validator maps.
     for name in ("results.json", "e2e.log", "junit.xml"):
@@ -383,3 +389,8 @@ def test_conformant_platform_with_the_replayed_suite_is_a_signed_submission_both
                                       "--key", str(public)])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("evidence ok: ") and "signature by key" in result.output
+    # Given the --output-dir, the check finds the submission folder in it and says so.
+    result = CliRunner().invoke(app, ["verify", "evidence", "check", str(out),
+                                      "--key", str(public)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"evidence ok (in {folder}): ")

@@ -10,10 +10,11 @@ envelope, signed with a key the user gives.
   ``subject`` name + digest, ``predicateType``, ``predicate``) with the manifest as subject.
 - ``results/aicp-signer.pub.pem``: the public half of the signing key, for convenience; a
   check trusts it only when no ``--key`` is given, and then says so.
+- ``results/aicp-manifest.sigstore.json``: the same statement signed keylessly with Sigstore
+  (``--sign-keyless``, ``keyless.py``), beside or instead of the key signature.
 
 Keys: Ed25519 or ECDSA (P-256 with SHA-256, P-384 with SHA-384) PEM private keys, read with
-``cryptography``. Sigstore keyless signing is not offered: the sigstore library is not a
-dependency of aicp.
+``cryptography``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from typing import Any
 MANIFEST = "results/aicp-manifest.json"
 ENVELOPE = "results/aicp-manifest.dsse.json"
 PUBLIC_KEY = "results/aicp-signer.pub.pem"
-SIGNED = (MANIFEST, ENVELOPE, PUBLIC_KEY)
+SIGSTORE_BUNDLE = "results/aicp-manifest.sigstore.json"
+SIGNED = (MANIFEST, ENVELOPE, PUBLIC_KEY, SIGSTORE_BUNDLE)
 # aicp's own bookkeeping in the folder (the list of files it wrote), not evidence.
 UNSIGNED = (".aicp-files",)
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -138,16 +140,21 @@ def load_signer(path: Path) -> Signer:
     return Signer(key, _public_pem(public), keyid(public))
 
 
+def statement(manifest_text: str) -> bytes:
+    """The in-toto Statement v1 whose subject is the manifest: what every signature signs."""
+    doc = json.loads(manifest_text)
+    found = {"_type": STATEMENT_TYPE,
+             "subject": [{"name": MANIFEST,
+                          "digest": {"sha256": sha256(manifest_text.encode())}}],
+             "predicateType": PREDICATE_TYPE,
+             "predicate": {k: doc[k] for k in ("aicpVersion", "runId", "checklistVersion",
+                                               "cluster", "suite")}}
+    return json.dumps(found, sort_keys=True).encode()
+
+
 def envelope(manifest_text: str, signer: Signer) -> str:
     """The DSSE envelope of an in-toto Statement whose subject is the manifest."""
-    doc = json.loads(manifest_text)
-    statement = {"_type": STATEMENT_TYPE,
-                 "subject": [{"name": MANIFEST,
-                              "digest": {"sha256": sha256(manifest_text.encode())}}],
-                 "predicateType": PREDICATE_TYPE,
-                 "predicate": {k: doc[k] for k in ("aicpVersion", "runId", "checklistVersion",
-                                                   "cluster", "suite")}}
-    payload = json.dumps(statement, sort_keys=True).encode()
+    payload = statement(manifest_text)
     sig = signer.sign(pae(PAYLOAD_TYPE, payload))
     return json.dumps({"payloadType": PAYLOAD_TYPE,
                        "payload": base64.b64encode(payload).decode(),
@@ -195,8 +202,21 @@ def _files_in(folder: Path) -> list[str]:
                   if p.is_file() or p.is_symlink())
 
 
-def check(folder: Path, key: Path | None = None) -> Checked:
-    """Every file's digest against the manifest, no file unlisted, and the signature."""
+def bundle_root(folder: Path) -> Path:
+    """The folder the manifest covers: ``folder`` itself, or the one submission folder
+    (``v<version>/<product>/``) a run with ``--output checklist`` wrote in it."""
+    folder = Path(folder)
+    if (folder / MANIFEST).exists():
+        return folder
+    found = sorted(folder.glob(f"v*.*/*/{MANIFEST}"))
+    return found[0].parents[1] if len(found) == 1 else folder
+
+
+def check(folder: Path, key: Path | None = None, *, identity: str | None = None,
+          issuer: str | None = None, sigstore_verifier: Any = None,
+          offline: bool = False) -> Checked:
+    """Every file's digest against the manifest, no file unlisted, and each signature there:
+    the key's DSSE envelope and, for ``identity`` and ``issuer``, the Sigstore bundle."""
     folder = Path(folder)
     try:
         text = (folder / MANIFEST).read_bytes()
@@ -215,10 +235,26 @@ def check(folder: Path, key: Path | None = None) -> Checked:
     extra = [n for n in present if n not in listed and n not in SIGNED and n not in UNSIGNED]
     if extra:
         return Checked(False, f"{extra[0]}: not in the manifest")
-    if not (folder / ENVELOPE).is_file():
+    keyed, keyless = (folder / ENVELOPE).is_file(), (folder / SIGSTORE_BUNDLE).is_file()
+    if not keyed and not keyless:
         return Checked(False, f"{ENVELOPE}: missing: the bundle is not signed "
                        f"({len(listed)} digests match)")
-    return _check_envelope(folder, text, key, len(listed))
+    found = _check_envelope(folder, text, key, len(listed)) if keyed else None
+    if found is not None and not found.ok:
+        return found
+    if not keyless:
+        return found or Checked(False, "unreachable")
+    from . import keyless as sigstore
+
+    if found is not None and not (identity and issuer):  # the key's signature stands alone
+        return Checked(True, f"{found.message}; the Sigstore bundle {SIGSTORE_BUNDLE} was "
+                       "not checked (pass --cert-identity and --cert-oidc-issuer)")
+    signed = sigstore.check((folder / SIGSTORE_BUNDLE).read_bytes(), text, identity, issuer,
+                            sigstore_verifier, offline)
+    if not signed.ok:
+        return signed
+    head = found.message if found else f"{len(listed)} files match the manifest"
+    return Checked(True, f"{head}; {signed.message}")
 
 
 def _check_envelope(folder: Path, manifest_bytes: bytes, key: Path | None,

@@ -2,6 +2,9 @@
 
 Every written report lives under ``--output-dir``::
 
+    v<version>/<product>/     with ``--output checklist``: the submission, laid out as a
+                              cncf/k8s-ai-conformance pull request adds it; everything below
+                              then lives in it (PRODUCT.yaml, results/, evidence/, wg-suite/)
     PRODUCT.yaml              the checklist (``--output checklist``)
     results/aicp-results.json ``--output json``
     results/aicp-junit.xml    ``--output junit`` (and always with the checklist: its evidence)
@@ -56,7 +59,8 @@ def write(report: RunReport, template: Template, formats: list[str], output_dir:
           metadata: dict[str, str] | None = None,
           note: Callable[[str], None] | None = None, *,
           suite: SuiteRun | None = None, quarantined: str | None = None,
-          signer: Signer | None = None, cluster: dict[str, str] | None = None) -> list[Path]:
+          signer: Signer | None = None, cluster: dict[str, str] | None = None,
+          keyless: object | None = None) -> list[Path]:
     """Write the chosen formats plus the evidence bundle; returns the files written.
 
     A previous run's reports in ``output_dir`` (the files its manifest lists, nothing else)
@@ -67,13 +71,20 @@ def write(report: RunReport, template: Template, formats: list[str], output_dir:
     ``suite``: a run of the working group's suite; its files join the bundle only when it
     passed (a failed run's were ``quarantined`` beside the folder: its name). A checklist is
     checked with both CNCF validator generations before anything is written (``note`` is
-    told the outcome), and every bundle gets the digest manifest, signed with ``signer``.
+    told the outcome), and every bundle gets the digest manifest, signed with ``signer``
+    and, with ``keyless`` (an OIDC identity token, or what reads a fresh one:
+    ``evidence.keyless.identity_token``), with Sigstore; a
+    keyless signature that fails is one ``note`` line and the rest is written.
     """
     from ..evidence import cncf, sign
     from ..wgsuite import report as suite_report
     from . import bundle, checklist, json, junit
 
     output_dir = Path(output_dir)
+    # A submission is written as a cncf/k8s-ai-conformance pull request lays it out:
+    # ``v<version>/<product>/PRODUCT.yaml`` and the files it links, relative to it.
+    prefix = (submission_folder(template.version, cncf.product_name(metadata))
+              if "checklist" in formats else "")
     moved = bundle.move_aside(output_dir)
     if moved and note:
         note(f"reports: the previous run's reports in {output_dir} were moved to {moved}")
@@ -96,16 +107,36 @@ def write(report: RunReport, template: Template, formats: list[str], output_dir:
         contents, signer, aicp_version=report.aicp_version, run_id=s.run_id,
         checklist_version=s.checklist_version, cluster=cluster or {},
         suite=None if suite is None else {"repository": REPOSITORY, "commit": suite.commit,
-                                          "passed": suite.passed,
+                                          "passed": suite.passed, "mode": suite.mode,
+                                          "image": suite.image or None,
                                           "flags": {f.name: f.shown for f in suite.flags}},
         submission_check=found))
-    return bundle.save(output_dir, contents)
+    if keyless is not None:
+        from ..evidence import keyless as sigstore
+
+        try:
+            token = keyless() if callable(keyless) else keyless
+            contents[sign.SIGSTORE_BUNDLE] = sigstore.sign(
+                sign.statement(str(contents[sign.MANIFEST])), token)
+            if note:
+                note(f"signing: Sigstore bundle {sign.SIGSTORE_BUNDLE} written")
+        except sigstore.KeylessError as exc:
+            if note:
+                note(f"signing: {exc}; no Sigstore bundle written")
+    return bundle.save(output_dir, {prefix + name: data for name, data in contents.items()})
+
+
+def submission_folder(version: str, product: str) -> str:
+    """Where a submission goes under ``--output-dir``: ``v<version>/<product>/``, the
+    folder a cncf/k8s-ai-conformance pull request adds (its README, "How to submit")."""
+    return f"v{version}/{product}/"
 
 
 def submission_line(found: dict[str, list[str]], version: str, product: str) -> str:
     """One line on what both CNCF validator generations say of the submission."""
     bad = {gen: errors for gen, errors in found.items() if errors}
-    where = f"as v{version}/{product}/ in a cncf/k8s-ai-conformance pull request"
+    where = (f"written as {submission_folder(version, product)} (the folder a "
+             "cncf/k8s-ai-conformance pull request adds)")
     if not bad:
         return (f"submission: passes both CNCF validator generations offline, {where} "
                 "(vendorName membership and URLs are not checked offline)")

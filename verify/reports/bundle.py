@@ -37,6 +37,25 @@ OWN = ("PRODUCT.yaml", "results", "evidence", "wg-suite")
 # to --output-dir. Only what it lists is ever moved aside; anything else where aicp writes is
 # the user's, and aicp refuses to write there.
 MANIFEST = ".aicp-files"
+# A submission's folder (``--output checklist``): v<version>/<product>/, everything in it
+# aicp's (reports.submission_folder).
+SUBMISSION = re.compile(r"^v\d+\.\d+$")
+
+
+def _own(name: str) -> bool:
+    """A path where aicp writes: under ``OWN``, or anywhere in a submission folder."""
+    parts = name.split("/")
+    if SUBMISSION.match(parts[0]):
+        return len(parts) > 2
+    return parts[0] in OWN
+
+
+def _submissions(output_dir: Path) -> list[Path]:
+    """The ``v<version>/<product>/`` folders in ``output_dir``."""
+    return [product for version in sorted(output_dir.iterdir())
+            if version.is_dir() and not version.is_symlink() and SUBMISSION.match(version.name)
+            for product in sorted(version.iterdir())
+            if product.is_dir() and not product.is_symlink()]
 
 
 class ForeignFiles(Exception):
@@ -175,7 +194,7 @@ def _manifest(output_dir: Path) -> list[str]:
         return []
     return [line for line in lines
             if line and not line.startswith("/") and ".." not in line.split("/")
-            and line.split("/")[0] in OWN]
+            and _own(line)]
 
 
 def foreign_files(output_dir: Path) -> list[str]:
@@ -198,6 +217,9 @@ def _under_own(output_dir: Path) -> list[str]:
                       if p.is_symlink() or not p.is_dir()]
         elif path.exists() or path.is_symlink():
             found.append(name)
+    for product in _submissions(output_dir):  # all of a submission folder is aicp's
+        found += [p.relative_to(output_dir).as_posix() for p in sorted(product.rglob("*"))
+                  if p.is_symlink() or not p.is_dir()]
     return found
 
 
@@ -278,7 +300,9 @@ def move_aside(output_dir: Path) -> Path | None:
     for name in [*listed, MANIFEST]:
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(output_dir / name), str(target / name))
-    for name in OWN:  # the folders those files leave empty
+    folders = [*OWN, *sorted({p.parent.relative_to(output_dir).as_posix()
+                              for p in _submissions(output_dir)})]
+    for name in folders:  # the folders those files leave empty
         folder = output_dir / name
         if folder.is_dir() and not folder.is_symlink():
             for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):

@@ -39,7 +39,8 @@ def requirement_line(run: SuiteRun | None, requirement_id: str,
         return None
     found = run.mapped(requirement_id)
     if not run.passed:
-        where = f" in `{quarantined}` beside this folder" if quarantined else ""
+        where = (f" in `{quarantined}` beside the reports folder (--output-dir)"
+                 if quarantined else "")
         return (f"The suite's run failed ({len(run.failed)} failing tests); its files are "
                 f"kept out of this submission{where}.")
     if found is None:
@@ -58,6 +59,10 @@ def page(run: SuiteRun, quarantined: bool = False) -> str:
              f"- Suite: {REPOSITORY} `test/` at commit `{run.commit}` (pinned by aicp: "
              f"{COMMIT})",
              f"- Command: `{run.command}`",
+             ("- Ran: in the cluster as a Job (`--wg-suite-mode job`) from image "
+              f"`{run.image}`, as its own ServiceAccount" if run.mode == "job" else
+              "- Ran: locally, with the Go toolchain of the machine that ran aicp "
+              "(`--wg-suite-mode local`)"),
              f"- go test exit code {run.returncode}, took {run.duration:.1f} s",
              f"- Tests: {results.count('passed')} passed, {results.count('failed')} failed, "
              f"{results.count('skipped')} skipped",

@@ -52,6 +52,8 @@ class SuiteRun:
     artifacts: dict[str, bytes] = field(default_factory=dict)
     stderr: str = ""
     notes: list[str] = field(default_factory=list)
+    mode: str = "local"  # local (the user's go) or job (in the cluster, ``job.run_job``)
+    image: str = ""  # the image a job ran
 
     @property
     def failed(self) -> list[str]:
