@@ -333,6 +333,10 @@ CRITICAL_PODS_NEED_QUOTA = "criticalPodsNeedQuota"
 # SANDBOX: the kernel-isolating runtime the target runs (``SandboxRuntime.export()``), read
 # by aicp.addons.sandbox; absent where the target has none.
 SANDBOX = "sandbox"
+# VIRTUALIZATION: a virtualization layer the GPU nodes of some pools serve VMs through
+# (on-prem ``VirtualizationLayer.export()``), read by aicp.addons.gpu_operator; absent where
+# the GPUs run containers only.
+VIRTUALIZATION = "virtualization"
 
 
 @dataclass(frozen=True)

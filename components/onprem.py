@@ -48,6 +48,7 @@ from . import gvisor
 from .contract import (
     CONFORMANCE_OUTPUT,
     SANDBOX,
+    VIRTUALIZATION,
     ClusterOutputs,
     GpuDriver,
     GpuPool,
@@ -95,8 +96,86 @@ NOT_APPLICABLE = {
     # metal (issue #25).
     "virtualized_accelerator": "no virtualization layer is configured: the GPU nodes run "
                                "containers on bare metal, with whole GPUs (fractional GPUs "
-                               "are served by gpu_sharing instead)",
+                               "are served by gpu_sharing instead; where KubeVirt serves "
+                               "GPUs to VMs, set aicp:onprem.virtualization)",
 }
+
+# --- virtualized_accelerator on-prem (issue #25) -----------------------------------------
+# A virtualization layer you run (KubeVirt) serves GPUs to VMs on the nodes of the pools you
+# name; the GPU Operator deploys its sandbox operands there. NVIDIA GPU Operator docs "GPU
+# Operator with KubeVirt": install with ``sandboxWorkloads.enabled=true``; a node runs
+# containers, VMs with passthrough GPUs or VMs with vGPUs, never a mix, chosen by its label
+# ``nvidia.com/gpu.workload.config`` = ``container`` | ``vm-passthrough`` | ``vm-vgpu``
+# (``sandboxWorkloads.defaultWorkload`` for unlabelled nodes: ``container``, gpu-operator
+# v26.7.0 values.yaml); vm-passthrough nodes get the VFIO manager and the KubeVirt GPU device
+# plugin (``vfioManager``, ``sandboxDevicePlugin``, on by default there); vm-vgpu nodes need
+# the NVIDIA vGPU Manager, an image you build from NVIDIA's licensed vGPU software and push
+# to your registry (``vgpuManager.repository``/``image``/``version``, no public image). KubeVirt
+# itself must permit the GPU resources (its CR ``permittedHostDevices`` with
+# ``externalResourceProvider: true``): that is the layer's own configuration, not aicp's.
+WORKLOAD_LABEL = "nvidia.com/gpu.workload.config"
+_IMAGE_REF = re.compile(r"^(?P<repository>[a-z0-9.:-]+(?:/[a-z0-9._-]+)*)/"
+                        r"(?P<image>[a-z0-9._-]+):(?P<version>[A-Za-z0-9._-]+)$")
+
+
+@dataclass(frozen=True)
+class VirtualizationLayer:
+    """``aicp:onprem.virtualization``: the layer and the GPU pools whose nodes serve VMs."""
+
+    layer: Literal["kubevirt"]
+    pools: tuple[str, ...]
+    workload: Literal["vm-passthrough", "vm-vgpu"] = "vm-passthrough"
+    # vm-vgpu: your vGPU Manager image, <registry>/<path>/<image>:<version>.
+    vgpu_manager_image: str | None = None
+
+    def export(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"layer": self.layer, "workload": self.workload,
+                               "pools": list(self.pools), "label": WORKLOAD_LABEL}
+        match = _IMAGE_REF.match(self.vgpu_manager_image or "")
+        if match:
+            out["vgpuManager"] = match.groupdict()
+        return out
+
+
+def check_virtualization(v: VirtualizationLayer, pools: Mapping[str, GpuPoolRequest]) -> None:
+    """What the layer cannot be: refused before anything is declared."""
+    if not v.pools:
+        raise InputPropertyError("virtualization.pools", "name the GPU pools whose nodes "
+                                 "serve VMs")
+    for i, name in enumerate(v.pools):
+        if name not in pools:
+            raise InputPropertyError(f"virtualization.pools[{i}]", f"{name!r} is not a GPU "
+                                     f"pool; pools: {', '.join(pools) or '(none)'}")
+        if pools[name].allocator == "dra":
+            # A VM node's GPUs are bound to vfio-pci (or the vGPU manager) and handed out by
+            # the KubeVirt device plugin; the DRA driver would find no GPU to publish.
+            raise InputPropertyError(
+                f"virtualization.pools[{i}]", f"pool {name!r} uses allocator dra; a pool "
+                "whose nodes serve VMs uses allocator: device-plugin (the GPU Operator's "
+                "KubeVirt device plugin hands its GPUs to VMs)")
+    if v.workload == "vm-vgpu" and not _IMAGE_REF.match(v.vgpu_manager_image or ""):
+        raise InputPropertyError(
+            "virtualization.vgpu_manager_image", f"{v.vgpu_manager_image!r}: vm-vgpu needs "
+            "the NVIDIA vGPU Manager image you built and pushed, as "
+            "<registry>/<path>/<image>:<version> (NVIDIA publishes none)")
+    if v.workload == "vm-passthrough" and v.vgpu_manager_image is not None:
+        raise InputPropertyError("virtualization.vgpu_manager_image", "only read with "
+                                 "workload vm-vgpu; drop it for vm-passthrough")
+
+
+def virtualized_pool(pool: GpuPool, v: VirtualizationLayer | None) -> GpuPool:
+    """The pool with the GPU Operator's workload label when its nodes serve VMs."""
+    if v is None or pool.name not in v.pools:
+        return pool
+    from dataclasses import replace
+    return replace(pool, labels={**pool.labels, WORKLOAD_LABEL: v.workload})
+
+
+def not_applicable(v: VirtualizationLayer | None) -> dict[str, str]:
+    """NOT_APPLICABLE, less virtualized_accelerator where a layer serves it."""
+    return {k: why for k, why in NOT_APPLICABLE.items()
+            if v is None or k != "virtualized_accelerator"}
+
 
 GPU_DRIVERS: dict[str, GpuDriver] = {
     # The GPU Operator builds and loads the driver and installs the container toolkit.
@@ -166,6 +245,8 @@ class OnPremClusterArgs:
     storage: StorageArgs = StorageArgs()  # default class, the user's S3 endpoint (#20)
     # A racked RDMA fabric's link type on every GPU node, or None (components/fabric.py).
     rdma: Literal["infiniband", "ethernet"] | None = None
+    # A virtualization layer serving GPUs to VMs on some pools (virtualized_accelerator).
+    virtualization: VirtualizationLayer | None = None
 
 
 def validate(args: OnPremClusterArgs) -> None:
@@ -173,6 +254,8 @@ def validate(args: OnPremClusterArgs) -> None:
     validate_pools("onprem", args.gpu_pools)
     check_onprem_storage(args.storage)
     pools = {p.name: i for i, p in enumerate(args.gpu_pools)}
+    if args.virtualization is not None:
+        check_virtualization(args.virtualization, {p.name: p for p in args.gpu_pools})
     if args.gpu_driver not in GPU_DRIVERS:
         raise InputPropertyError("gpu_driver", f"{args.gpu_driver!r} is not one of "
                                  f"{', '.join(GPU_DRIVERS)}")
@@ -271,6 +354,7 @@ class OnPremCluster(pulumi.ComponentResource):
         self.pools: tuple[GpuPool, ...] = tuple(
             resolve_pool("onprem", p) for p in args.gpu_pools)
         self.pools = tuple(onprem_rdma_fabric(p, args.rdma) for p in self.pools)
+        self.pools = tuple(virtualized_pool(p, args.virtualization) for p in self.pools)
         self.node_patches: list[k8s.core.v1.NodePatch] = []
         self.commands: dict[str, Any] = {}
 
@@ -297,15 +381,17 @@ class OnPremCluster(pulumi.ComponentResource):
             provider=self.provider, gpu_pools=self.pools,
             gpu_driver=gpu_driver(args.mode, args.gpu_driver), autoscaler="none",
             ready=ready,
-            features={"mode": args.mode, "notApplicable": dict(NOT_APPLICABLE),
-                      **({SANDBOX: K3S_SANDBOX.export()} if self.sandbox_commands else {})},
+            features={"mode": args.mode, "notApplicable": not_applicable(args.virtualization),
+                      **({SANDBOX: K3S_SANDBOX.export()} if self.sandbox_commands else {}),
+                      **({VIRTUALIZATION: args.virtualization.export()}
+                         if args.virtualization else {})},
             storage=onprem_storage(args, args.storage))
         self.register_outputs({
             "mode": args.mode,
             "kubeconfig": self.kubeconfig,
             "gpuNodes": {p: list(n) for p, n in args.gpu_nodes.items()}
             if args.mode == "existing" else {},
-            "notApplicable": dict(NOT_APPLICABLE),
+            "notApplicable": not_applicable(args.virtualization),
             CONFORMANCE_OUTPUT: [],
         })
 
