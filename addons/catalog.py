@@ -203,6 +203,12 @@ GKE_CHANNELS: dict[str, tuple[str, ...]] = {"1.37": ("RAPID",)}
 # install/). 20260928.0 (published 2026-09-30) is the newest release at least two weeks
 # old that other projects pinned and ran on containerd 2 before this one.
 GVISOR_RELEASE = "20260928.0"
+# The gVisor installer DaemonSet on existing on-prem clusters (aicp.addons.sandbox) runs its
+# script in the host's namespaces through nsenter, which Ubuntu's base image carries
+# (util-linux, an essential package); the same image the GKE TCPXO installer enters the
+# host with (IMAGES["nccl-tcpxo-pre"]). A tag, not a digest: no second public source for
+# one was found. Its pause container is IMAGES["pause"].
+IMAGES["gvisor-installer"] = "ubuntu:24.04"
 
 # disaggregated_inference: LeaderWorkerSet for the prefill and decode model servers
 # (llm-d's guides deploy each phase as a LeaderWorkerSet). Published chart

@@ -87,6 +87,16 @@ K3S_SANDBOX = SandboxRuntime(
     runtime="gvisor", runtime_class=gvisor.RUNTIME_CLASS, handler=gvisor.HANDLER,
     created_by="aicp", node_selector={"node-role.kubernetes.io/control-plane": "true"},
     pool="k3s servers", note="gVisor systrap on the k3s servers (no KVM needed)")
+# Existing clusters: gVisor on the nodes you name in aicp:onprem.sandbox.nodes. aicp labels
+# them; aicp.addons.sandbox runs the installer DaemonSet there (components/gvisor.py
+# existing_script) and makes the RuntimeClass, whose scheduling selects the same label.
+EXISTING_SANDBOX = SandboxRuntime(
+    runtime="gvisor", runtime_class=gvisor.RUNTIME_CLASS, handler=gvisor.HANDLER,
+    created_by="aicp", node_selector={gvisor.EXISTING_LABEL: gvisor.RUNTIME_CLASS},
+    pool="aicp:onprem.sandbox.nodes",
+    note="gVisor systrap on the nodes you named (no KVM needed), installed by a DaemonSet")
+# What aicp.addons.sandbox reads to run that installer.
+EXISTING_INSTALLER = "gvisor-daemonset"
 NOT_APPLICABLE = {
     "cluster_autoscaling": "on-prem nodes are fixed machines: no cluster autoscaler can add "
                            "or remove them, so node autoscaling is not applicable",
@@ -247,6 +257,9 @@ class OnPremClusterArgs:
     rdma: Literal["infiniband", "ethernet"] | None = None
     # A virtualization layer serving GPUs to VMs on some pools (virtualized_accelerator).
     virtualization: VirtualizationLayer | None = None
+    # existing: nodes (not GPU nodes) that get gVisor for workload_sandboxing; needs
+    # sandbox_gvisor_release.
+    sandbox_nodes: tuple[str, ...] = ()
 
 
 def validate(args: OnPremClusterArgs) -> None:
@@ -259,6 +272,7 @@ def validate(args: OnPremClusterArgs) -> None:
     if args.gpu_driver not in GPU_DRIVERS:
         raise InputPropertyError("gpu_driver", f"{args.gpu_driver!r} is not one of "
                                  f"{', '.join(GPU_DRIVERS)}")
+    check_sandbox_nodes(args)
     if args.mode == "existing":
         members = {name: tuple(args.gpu_nodes.get(name, ())) for name in pools}
         for name in args.gpu_nodes:
@@ -328,6 +342,29 @@ def validate(args: OnPremClusterArgs) -> None:
                 f"({p.min_nodes}..{p.max_nodes}); on-prem a pool is exactly its nodes")
 
 
+def check_sandbox_nodes(args: OnPremClusterArgs) -> None:
+    """Where gVisor may go on an existing cluster: named CPU nodes, with the sandbox on."""
+    if not args.sandbox_nodes:
+        return
+    if args.mode != "existing":
+        raise InputPropertyError("sandbox_nodes", "only read on an existing cluster; k3s "
+                                 "gets gVisor on its servers by itself")
+    if args.sandbox_gvisor_release is None:
+        raise InputPropertyError("sandbox_nodes", "the sandbox is off "
+                                 "(aicp:addons.sandbox.enabled: false); drop one of the two")
+    gpu = {n: pool for pool, nodes in args.gpu_nodes.items() for n in nodes}
+    for i, node in enumerate(args.sandbox_nodes):
+        at = f"sandbox_nodes[{i}]"
+        if not _dns_subdomain(node):
+            raise InputPropertyError(at, f"{node!r} is not a Kubernetes node name")
+        if node in args.sandbox_nodes[:i]:
+            raise InputPropertyError(at, f"node {node!r} is listed twice")
+        if node in gpu:
+            # The GPU Operator's toolkit rewrites containerd's config on GPU nodes.
+            raise InputPropertyError(at, f"node {node!r} is in GPU pool {gpu[node]!r}; "
+                                     "name CPU nodes for the sandbox")
+
+
 _NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -374,6 +411,7 @@ class OnPremCluster(pulumi.ComponentResource):
         # per-node device-plugin switch select on them.
         ready: list[pulumi.Resource] = [*ready_on, *self.node_patches]
         ready += self._k3s_sandbox()
+        ready += self._existing_sandbox()
 
         self.outputs = ClusterOutputs(
             target="onprem", name=args.cluster_name,
@@ -383,6 +421,10 @@ class OnPremCluster(pulumi.ComponentResource):
             ready=ready,
             features={"mode": args.mode, "notApplicable": not_applicable(args.virtualization),
                       **({SANDBOX: K3S_SANDBOX.export()} if self.sandbox_commands else {}),
+                      **({SANDBOX: {**EXISTING_SANDBOX.export(),
+                                    "installer": EXISTING_INSTALLER,
+                                    "nodes": list(args.sandbox_nodes)}}
+                         if self.sandbox_labels else {}),
                       **({VIRTUALIZATION: args.virtualization.export()}
                          if args.virtualization else {})},
             storage=onprem_storage(args, args.storage))
@@ -422,6 +464,20 @@ class OnPremCluster(pulumi.ComponentResource):
                     parent=self, depends_on=[install],
                     ignore_changes=["connection.user", "connection.privateKey"])))
         return self.sandbox_commands
+
+    def _existing_sandbox(self) -> list[pulumi.Resource]:
+        """The label that brings the gVisor installer and sandboxed pods to each node named
+        in ``sandbox_nodes`` (existing clusters; merged key by key, nothing else touched)."""
+        a = self._args
+        self.sandbox_labels: list[pulumi.Resource] = [
+            k8s.core.v1.NodePatch(
+                f"{self._name}-sandbox-node-{node}",
+                metadata=k8s.meta.v1.ObjectMetaPatchArgs(
+                    name=node, labels=dict(EXISTING_SANDBOX.node_selector),
+                    annotations={"pulumi.com/patchFieldManager": f"{FIELD_MANAGER}-sandbox"}),
+                opts=pulumi.ResourceOptions(parent=self, provider=self.provider))
+            for node in (a.sandbox_nodes if a.mode == "existing" else ())]
+        return self.sandbox_labels
 
     # --- existing ------------------------------------------------------------------------
 

@@ -156,6 +156,12 @@ class Virtualization(_Model):
     vgpu_manager_image: StrictStr | None = None
 
 
+class OnPremSandbox(_Model):
+    # existing clusters: the CPU nodes that get gVisor (components/onprem.py EXISTING_SANDBOX).
+    runtime: Literal["gvisor"] = "gvisor"
+    nodes: tuple[StrictStr, ...] = Field(min_length=1)
+
+
 class OnPrem(_Model):
     mode: Literal["existing", "k3s"]
     # existing: a kubeconfig path; the secret config key aicp:kubeconfig works too.
@@ -169,6 +175,8 @@ class OnPrem(_Model):
     rdma: Literal["infiniband", "ethernet"] | None = None
     # KubeVirt serving the GPUs of these pools to VMs (virtualized_accelerator). Off unless set.
     virtualization: Virtualization | None = None
+    # existing: gVisor installed on these nodes for workload_sandboxing.
+    sandbox: OnPremSandbox | None = None
 
 
 class BlockStorage(_Model):

@@ -43,6 +43,8 @@ KEYS: Mapping[str, str] = {
     "agents": "aicp:onprem.k3s.agents",
     **{f"{kind}[*].{field}": f"aicp:onprem.k3s.{kind}[{{}}].{field}"
        for kind in ("servers", "agents") for field in ("host", "user", "pool")},
+    "sandbox_nodes": "aicp:onprem.sandbox.nodes",
+    "sandbox_nodes[*]": "aicp:onprem.sandbox.nodes[{}]",
     "virtualization.pools": "aicp:onprem.virtualization.pools",
     "virtualization.pools[*]": "aicp:onprem.virtualization.pools[{}]",
     "virtualization.vgpu_manager_image": "aicp:onprem.virtualization.vgpuManagerImage",
@@ -156,6 +158,7 @@ def args(cfg: PlatformConfig) -> OnPremClusterArgs:
             on.virtualization.layer, tuple(on.virtualization.pools),
             on.virtualization.workload, on.virtualization.vgpu_manager_image)
         if on.virtualization else None,
+        sandbox_nodes=tuple(on.sandbox.nodes) if on.sandbox else (),
     )
 
 
