@@ -209,6 +209,15 @@ GVISOR_RELEASE = "20260928.0"
 # host with (IMAGES["nccl-tcpxo-pre"]). A tag, not a digest: no second public source for
 # one was found. Its pause container is IMAGES["pause"].
 IMAGES["gvisor-installer"] = "ubuntu:24.04"
+# Kata Containers on existing on-prem clusters whose sandbox nodes have KVM (aicp:onprem.
+# sandbox.runtime kata): kata-deploy's Helm chart, published as OCI (NVIDIA Confidential
+# Containers docs, quickstart: helm install kata-deploy oci://ghcr.io/kata-containers/
+# kata-deploy-charts/kata-deploy). 4.1.0 is the newest release (kata-containers/
+# kata-containers tag 4.1.0, 2026-08-21; its Chart.yaml version "4.1.0").
+CHARTS["kata-deploy"] = Chart(
+    "kata-deploy", "oci://ghcr.io/kata-containers/kata-deploy-charts", "4.1.0",
+    "kata-containers/kata-containers@4.1.0 tools/packaging/kata-deploy/helm-chart/kata-deploy",
+    why="workload_sandboxing with Kata on existing on-prem clusters (issue #25)")
 
 # disaggregated_inference: LeaderWorkerSet for the prefill and decode model servers
 # (llm-d's guides deploy each phase as a LeaderWorkerSet). Published chart

@@ -23,7 +23,7 @@ import pulumi_kubernetes as k8s
 from ..components import gvisor
 from ..components.contract import SANDBOX, ClusterOutputs
 from .base import Addon
-from .catalog import GVISOR_RELEASE, IMAGES
+from .catalog import CHARTS, GVISOR_RELEASE, IMAGES
 
 # Existing on-prem clusters: the DaemonSet that installs gVisor on the labelled nodes.
 INSTALLER_NAMESPACE = "aicp-sandbox"
@@ -35,6 +35,8 @@ def version(cluster: ClusterOutputs) -> str:
     info = cluster.features.get(SANDBOX) or {}
     if info.get("createdBy") == "aicp":
         return f"gvisor {GVISOR_RELEASE}"
+    if info.get("installer") == "kata-deploy":
+        return f"kata-deploy {CHARTS['kata-deploy'].version}"
     return {"gcp": "GKE Sandbox", "azure": "AKS Pod Sandboxing"}.get(cluster.target,
                                                                     "cloud")
 
@@ -55,9 +57,11 @@ class Sandbox(Addon):
             self.finish(installed=False, reason=f"the {cluster.target} target builds no "
                         "sandbox pool")
             return
-        self.installer: k8s.apps.v1.DaemonSet | None = None
+        self.installer: pulumi.Resource | None = None
         if info.get("installer") == "gvisor-daemonset":
             self.installer = self._gvisor_installer(name, info)
+        elif info.get("installer") == "kata-deploy":
+            self.installer = self._kata_deploy(name, info)
         if info["createdBy"] == "aicp":
             scheduling = k8s.node.v1.SchedulingArgs(
                 node_selector=dict(info["nodeSelector"]) or None,
@@ -94,7 +98,7 @@ class Sandbox(Addon):
                 "metadata": {"labels": labels},
                 "spec": {
                     "hostPID": True,
-                    "nodeSelector": dict(info["nodeSelector"]),
+                    "nodeSelector": dict(info["nodeLabel"]),
                     # The named nodes are yours: whatever taints they carry.
                     "tolerations": [{"operator": "Exists"}],
                     "initContainers": [{
@@ -117,3 +121,28 @@ class Sandbox(Addon):
             metadata={"name": INSTALLER_NAME, "namespace": INSTALLER_NAMESPACE,
                       "labels": labels},
             spec=spec, opts=self.child_opts(depends_on=[ns]))
+
+    def _kata_deploy(self, name: str, info: dict[str, Any]) -> k8s.helm.v3.Release:
+        """Kata Containers on the labelled nodes of an existing cluster, by kata-deploy.
+
+        Values of kata-containers 4.1.0's chart (helm-chart/kata-deploy/values.yaml): its
+        DaemonSet goes where ``nodeSelector`` says, tolerating what ``tolerations`` lists;
+        ``shims.disableAll`` with ``shims.qemu.enabled`` installs the QEMU shim alone, so
+        one RuntimeClass, kata-qemu, is made (``runtimeClasses.enabled``, no default
+        ``kata`` class: ``createDefault: false``); ``snapshotter.setup: []`` leaves
+        containerd's snapshotters as they are (the default sets up nydus, which the QEMU
+        shim does not need); ``k8sDistribution: k8s`` is containerd at /etc/containerd.
+        The DaemonSet runs at system-node-critical (``priorityClassName``).
+        """
+        ns = self.create_namespace(f"{name}-kata-ns", "kata-system", "privileged",
+                                   critical_pods=True)
+        return self.helm_release(
+            f"{name}-kata-deploy", CHARTS["kata-deploy"], name="kata-deploy",
+            namespace="kata-system", values={
+                "k8sDistribution": "k8s",
+                "nodeSelector": dict(info["nodeLabel"]),
+                "tolerations": [{"operator": "Exists"}],
+                "shims": {"disableAll": True, "qemu": {"enabled": True}},
+                "runtimeClasses": {"enabled": True, "createDefault": False},
+                "snapshotter": {"setup": []},
+            }, depends_on=self.namespace_ready(ns))

@@ -353,7 +353,7 @@ class SandboxRuntime:
     runtime: str  # "gvisor" or "kata"
     runtime_class: str
     handler: str
-    created_by: Literal["cloud", "aicp"]
+    created_by: Literal["cloud", "aicp", "kata-deploy"]  # kata-deploy: its chart makes it
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, str], ...] = ()
     pool: str = ""  # the node pool it runs on

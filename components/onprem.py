@@ -95,8 +95,20 @@ EXISTING_SANDBOX = SandboxRuntime(
     created_by="aicp", node_selector={gvisor.EXISTING_LABEL: gvisor.RUNTIME_CLASS},
     pool="aicp:onprem.sandbox.nodes",
     note="gVisor systrap on the nodes you named (no KVM needed), installed by a DaemonSet")
-# What aicp.addons.sandbox reads to run that installer.
-EXISTING_INSTALLER = "gvisor-daemonset"
+# Kata instead, where the named nodes have KVM: aicp.addons.sandbox installs kata-deploy's
+# chart there with only its QEMU shim; the chart makes RuntimeClass kata-qemu (handler
+# kata-qemu), whose scheduling selects katacontainers.io/kata-runtime=true, the label
+# kata-deploy sets on each node once Kata is installed (kata-containers 4.1.0 kata-deploy
+# helm-chart templates/runtimeclasses.yaml: name and handler kata-<shim>, that nodeSelector).
+EXISTING_KATA = SandboxRuntime(
+    runtime="kata", runtime_class="kata-qemu", handler="kata-qemu", created_by="kata-deploy",
+    node_selector={"katacontainers.io/kata-runtime": "true"},
+    pool="aicp:onprem.sandbox.nodes",
+    note="Kata Containers (QEMU VMs) on the nodes you named, which need KVM; "
+         "installed by kata-deploy")
+# What aicp.addons.sandbox reads to run each installer, and the label value per runtime.
+EXISTING_INSTALLER = {"gvisor": "gvisor-daemonset", "kata": "kata-deploy"}
+EXISTING_RUNTIMES = {"gvisor": EXISTING_SANDBOX, "kata": EXISTING_KATA}
 NOT_APPLICABLE = {
     "cluster_autoscaling": "on-prem nodes are fixed machines: no cluster autoscaler can add "
                            "or remove them, so node autoscaling is not applicable",
@@ -260,6 +272,7 @@ class OnPremClusterArgs:
     # existing: nodes (not GPU nodes) that get gVisor for workload_sandboxing; needs
     # sandbox_gvisor_release.
     sandbox_nodes: tuple[str, ...] = ()
+    sandbox_runtime: Literal["gvisor", "kata"] = "gvisor"
 
 
 def validate(args: OnPremClusterArgs) -> None:
@@ -421,8 +434,9 @@ class OnPremCluster(pulumi.ComponentResource):
             ready=ready,
             features={"mode": args.mode, "notApplicable": not_applicable(args.virtualization),
                       **({SANDBOX: K3S_SANDBOX.export()} if self.sandbox_commands else {}),
-                      **({SANDBOX: {**EXISTING_SANDBOX.export(),
-                                    "installer": EXISTING_INSTALLER,
+                      **({SANDBOX: {**EXISTING_RUNTIMES[args.sandbox_runtime].export(),
+                                    "installer": EXISTING_INSTALLER[args.sandbox_runtime],
+                                    "nodeLabel": {gvisor.EXISTING_LABEL: args.sandbox_runtime},
                                     "nodes": list(args.sandbox_nodes)}}
                          if self.sandbox_labels else {}),
                       **({VIRTUALIZATION: args.virtualization.export()}
@@ -473,7 +487,7 @@ class OnPremCluster(pulumi.ComponentResource):
             k8s.core.v1.NodePatch(
                 f"{self._name}-sandbox-node-{node}",
                 metadata=k8s.meta.v1.ObjectMetaPatchArgs(
-                    name=node, labels=dict(EXISTING_SANDBOX.node_selector),
+                    name=node, labels={gvisor.EXISTING_LABEL: a.sandbox_runtime},
                     annotations={"pulumi.com/patchFieldManager": f"{FIELD_MANAGER}-sandbox"}),
                 opts=pulumi.ResourceOptions(parent=self, provider=self.provider))
             for node in (a.sandbox_nodes if a.mode == "existing" else ())]

@@ -158,7 +158,7 @@ class Virtualization(_Model):
 
 class OnPremSandbox(_Model):
     # existing clusters: the CPU nodes that get gVisor (components/onprem.py EXISTING_SANDBOX).
-    runtime: Literal["gvisor"] = "gvisor"
+    runtime: Literal["gvisor", "kata"] = "gvisor"  # kata: the nodes need KVM
     nodes: tuple[StrictStr, ...] = Field(min_length=1)
 
 

@@ -159,6 +159,7 @@ def args(cfg: PlatformConfig) -> OnPremClusterArgs:
             on.virtualization.workload, on.virtualization.vgpu_manager_image)
         if on.virtualization else None,
         sandbox_nodes=tuple(on.sandbox.nodes) if on.sandbox else (),
+        sandbox_runtime=on.sandbox.runtime if on.sandbox else "gvisor",
     )
 
 

@@ -186,3 +186,34 @@ def test_a_config_it_cannot_take_stops_with_one_line(host, before, says):
     assert result.stderr.strip().count("\n") == 0
     assert says.format(conf=f"{tmp}/config.toml") in result.stderr
     assert not (tmp / "conf.d").exists() and _restarts(tmp) == 0
+
+
+# --- Kata through kata-deploy, where the nodes have KVM ------------------------------------
+
+@pytest.fixture(scope="module")
+def kata(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("kata")
+    return plan("onprem", tmp, onprem=_onprem(
+        tmp, sandbox={"runtime": "kata", "nodes": ["kvm-0"]}))
+
+
+def test_kata_deploy_installs_the_qemu_shim_on_the_named_nodes(kata):
+    from aicp.addons.catalog import CHARTS
+
+    run, doc = kata
+    patch = next(r for r in run.resources if r.type == NODE_PATCH
+                 and r.inputs["metadata"]["name"] == "kvm-0")
+    assert patch.inputs["metadata"]["labels"] == {"aicp.dev/sandbox": "kata"}
+    chart = CHARTS["kata-deploy"]
+    release = next(r for r in run.resources if r.type == "kubernetes:helm.sh/v3:Release"
+                   and r.inputs["chart"] == chart.ref)
+    assert release.inputs["version"] == "4.1.0" and release.inputs["namespace"] == "kata-system"
+    values = release.inputs["values"]
+    assert values["nodeSelector"] == {"aicp.dev/sandbox": "kata"}
+    assert values["shims"] == {"disableAll": True, "qemu": {"enabled": True}}
+    assert values["runtimeClasses"] == {"enabled": True, "createDefault": False}
+    # The chart makes the RuntimeClass (kata-qemu); aicp makes none, and no gVisor installer.
+    assert not [r for r in run.resources if r.type in (RUNTIME_CLASS, DAEMON_SET)]
+    assert doc["shoulds"]["workload_sandboxing"] == "served"
+    sandbox = run.outputs["addons"]["sandbox"]
+    assert sandbox == "kata-deploy 4.1.0"
