@@ -269,8 +269,8 @@ class OnPremClusterArgs:
     rdma: Literal["infiniband", "ethernet"] | None = None
     # A virtualization layer serving GPUs to VMs on some pools (virtualized_accelerator).
     virtualization: VirtualizationLayer | None = None
-    # existing: nodes (not GPU nodes) that get gVisor for workload_sandboxing; needs
-    # sandbox_gvisor_release.
+    # existing: nodes (not GPU nodes) that get the sandbox runtime (gVisor, or Kata where
+    # they have KVM) for workload_sandboxing; only with sandbox_gvisor_release (sandbox on).
     sandbox_nodes: tuple[str, ...] = ()
     sandbox_runtime: Literal["gvisor", "kata"] = "gvisor"
 
