@@ -200,6 +200,12 @@ NOT_OFFERED: dict[str, dict[str, str]] = {
     # amazon-eks-user-guide latest/ug/versioning/kubernetes-versions-standard, "Kubernetes
     # 1.36 is now available in Amazon EKS"; nothing for 1.37). EKS Distro has 1.37
     # (aws/eks-distro v1-37-eks-2, 2026-09-02), but that is not the managed service.
+    # Searched again 2026-12 (issue #25): the newest EKS version page is still "Kubernetes
+    # 1.36 is now available in Amazon EKS" (kubernetes-versions-standard.html#kubernetes-1-36,
+    # 2026-06-02); aws/containers-roadmap#2864 "[EKS] [request]: Support for Kubernetes 1.37"
+    # (opened 2026-08-28) is open with no release; eksctl, the EKS AMI (no
+    # amazon-eks-node-al2023-*-1.37 image) and the AWS SDKs name no 1.37 either. So no
+    # cluster-autoscaler v1.37.x pin is needed yet, and the aws example stays at 1.35.
     "aws": {"1.37": "Amazon EKS does not offer Kubernetes 1.37 yet (its Kubernetes versions "
                     "page lists 1.36 as the newest); use \"1.36\""},
 }
@@ -215,6 +221,21 @@ GKE_CHANNELS: dict[str, tuple[str, ...]] = {"1.37": ("RAPID",)}
 # install/). 20260928.0 (published 2026-09-30) is the newest release at least two weeks
 # old that other projects pinned and ran on containerd 2 before this one.
 GVISOR_RELEASE = "20260928.0"
+# The gVisor installer DaemonSet on existing on-prem clusters (aicp.addons.sandbox) runs its
+# script in the host's namespaces through nsenter, which Ubuntu's base image carries
+# (util-linux, an essential package); the same image the GKE TCPXO installer enters the
+# host with (IMAGES["nccl-tcpxo-pre"]). A tag, not a digest: no second public source for
+# one was found. Its pause container is IMAGES["pause"].
+IMAGES["gvisor-installer"] = "ubuntu:24.04"
+# Kata Containers on existing on-prem clusters whose sandbox nodes have KVM (aicp:onprem.
+# sandbox.runtime kata): kata-deploy's Helm chart, published as OCI (NVIDIA Confidential
+# Containers docs, quickstart: helm install kata-deploy oci://ghcr.io/kata-containers/
+# kata-deploy-charts/kata-deploy). 4.1.0 is the newest release (kata-containers/
+# kata-containers tag 4.1.0, 2026-08-21; its Chart.yaml version "4.1.0").
+CHARTS["kata-deploy"] = Chart(
+    "kata-deploy", "oci://ghcr.io/kata-containers/kata-deploy-charts", "4.1.0",
+    "kata-containers/kata-containers@4.1.0 tools/packaging/kata-deploy/helm-chart/kata-deploy",
+    why="workload_sandboxing with Kata on existing on-prem clusters (issue #25)")
 
 # disaggregated_inference: LeaderWorkerSet for the prefill and decode model servers
 # (llm-d's guides deploy each phase as a LeaderWorkerSet). Published chart
@@ -234,3 +255,33 @@ CHARTS["azurelustre-csi"] = Chart(
     "azurelustre-csi-driver", "oci://mcr.microsoft.com/microsoft.azuremanagedlustre", "0.6.0",
     "kubernetes-sigs/azurelustre-csi-driver charts/README.md (released chart 0.6.0)",
     why="Azure Managed Lustre behind aicp:storage.parallelFs on AKS (issue #20)")
+
+# Istio for Kubernetes 1.37 (issue #25). Istio 1.30 supports Kubernetes 1.32 to 1.36 only
+# (istio/istio.io news/releases/1.30.x/announcing-1.30: "Istio 1.30.0 is officially supported
+# on Kubernetes versions 1.32 to 1.36"; istio/istio.io#17347 added the 1.30 row of
+# data/compatibility/supportStatus.yml with that range), so a 1.37 cluster gets 1.31: its row
+# of supportStatus.yml lists k8sVersions 1.32-1.37 since istio/istio.io#17638 ("update
+# support k8s versions", 2026-09-30; its announcement, dated before, says 1.32 to 1.36).
+# 1.31.1 is the newest 1.31 patch (istio/istio.io news/releases/1.31.x/announcing-1.31.1,
+# 2026-09-21). Istio 1.31 publishes no charts to istio-release.storage.googleapis.com: they
+# are at oci://ghcr.io/istio/release/charts (istio.io blog 2026 "ACTION REQUIRED FOR GOOGLE
+# CONTAINER REGISTRY USERS...": "Istio 1.31 will not have Helm charts ... published to ...
+# https://istio-release.storage.googleapis.com/charts"). The values aicp sets exist there:
+# base ``defaultRevision`` and istiod ``pilot.env`` (istio/istio@1.31.0-rc.0
+# manifests/charts/base/values.yaml, manifests/charts/istio-control/istio-discovery/
+# values.yaml; ENABLE_GATEWAY_API_INFERENCE_EXTENSION in pilot/pkg/features/experimental.go).
+ISTIO_FOR_MINOR: dict[str, tuple[str, str]] = {"1.37": ("istio-base-1.31", "istiod-1.31")}
+CHARTS["istio-base-1.31"] = Chart(
+    "base", "oci://ghcr.io/istio/release/charts", "1.31.1",
+    "istio/istio 1.31.1 (istio.io announcing-1.31.1); supportStatus.yml 1.31: Kubernetes "
+    "1.32-1.37", why="Istio 1.30 is not supported on Kubernetes 1.37 (issue #25)")
+CHARTS["istiod-1.31"] = Chart(
+    "istiod", "oci://ghcr.io/istio/release/charts", "1.31.1",
+    "istio/istio 1.31.1 (istio.io announcing-1.31.1)",
+    why="Istio 1.30 is not supported on Kubernetes 1.37 (issue #25)")
+
+
+def istio_charts(minor: str) -> tuple[Chart, Chart]:
+    """Istio's base and istiod charts for a cluster of Kubernetes ``minor``."""
+    base, istiod = ISTIO_FOR_MINOR.get(minor, ("istio-base", "istiod"))
+    return CHARTS[base], CHARTS[istiod]

@@ -27,7 +27,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from ..components.contract import LABEL_DRA_KUBELET_PLUGIN, ClusterOutputs, gpu_node_tolerations
+from ..components.contract import (
+    LABEL_DRA_KUBELET_PLUGIN,
+    VIRTUALIZATION,
+    ClusterOutputs,
+    gpu_node_tolerations,
+)
 from .base import Addon
 from .catalog import CHARTS
 
@@ -170,6 +175,26 @@ def operator_values(cluster: ClusterOutputs, args: GpuOperatorArgs) -> dict[str,
     # The standalone DRA driver serves DRA pools; the operator's experimental GPUCluster
     # (bundled DRA driver) would be a second advertiser and excludes ClusterPolicy.
     values["gpuCluster"] = {"deployCR": False}
+    return deep_merge(values, sandbox_workload_values(cluster))
+
+
+def sandbox_workload_values(cluster: ClusterOutputs) -> dict[str, Any]:
+    """GPUs for VMs where the target declares a virtualization layer (virtualized_accelerator).
+
+    NVIDIA GPU Operator docs "GPU Operator with KubeVirt": ``sandboxWorkloads.enabled``
+    deploys the VFIO manager and KubeVirt GPU device plugin (vm-passthrough) or the vGPU
+    manager and vGPU device manager (vm-vgpu) on nodes labelled
+    ``nvidia.com/gpu.workload.config``; unlabelled nodes keep ``defaultWorkload: container``
+    (gpu-operator v26.7.0 values.yaml ``sandboxWorkloads``: enabled, defaultWorkload, mode
+    ``kubevirt``; ``vgpuManager``: enabled, repository, image, version).
+    """
+    layer = cluster.features.get(VIRTUALIZATION)
+    if not layer:
+        return {}
+    values: dict[str, Any] = {"sandboxWorkloads": {
+        "enabled": True, "defaultWorkload": "container", "mode": layer["layer"]}}
+    if layer.get("vgpuManager"):
+        values["vgpuManager"] = {"enabled": True, **layer["vgpuManager"]}
     return values
 
 
@@ -210,6 +235,8 @@ class GpuOperator(Addon):
         if any(p.allocator == "device-plugin" for p in cluster.gpu_pools):
             # The device plugin hands a container only the GPUs it was allocated.
             self.serves = (*type(self).serves, "secure_accelerator_access")
+        if sandbox_workload_values(cluster):
+            self.serves = (*self.serves, "virtualized_accelerator")
         # Driver, toolkit and device plugin pods mount host paths and run privileged; the
         # operator and its operands run at system-node-critical (chart values.yaml).
         namespace = self.create_namespace(f"{name}-namespace", args.namespace, "privileged",

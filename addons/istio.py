@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 
 from ..components.contract import ClusterOutputs
 from .base import Addon
-from .catalog import CHARTS
+from .catalog import istio_charts
 
 # Namespaces carrying this label may attach routes to the inference Gateway.
 ROUTES_LABEL = "aicp.dev/inference-gateway"
@@ -52,7 +52,7 @@ class Istio(Addon):
         args = args or IstioArgs()
         # istiod runs unprivileged; baseline leaves room for the gateway proxies too.
         ns = self.create_namespace(f"{name}-ns", args.namespace, "baseline")
-        base_chart, istiod_chart = CHARTS["istio-base"], CHARTS["istiod"]
+        base_chart, istiod_chart = istio_charts(cluster.kubernetes_version)
         # Istio's charts ship only istio.io CRDs; the Gateway API CRDs come from the
         # GatewayApi addon, since v1.6's safe-upgrades policy rejects a second source.
         self.base = self.helm_release(

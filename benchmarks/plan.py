@@ -68,9 +68,15 @@ HELM = "kubernetes:helm.sh/v3:Release"
 CRD_ONLY_CHARTS = {"base": 0.3, "prometheus-operator-crds": 0.3}
 
 
+def chart_name(resource: dict[str, Any]) -> str:
+    """The chart's name, also for an OCI reference (``oci://ghcr.io/istio/release/charts/base``
+    is Istio's ``base``, as a 1.37 stack installs it)."""
+    return str(resource["inputs"].get("chart", "")).rsplit("/", 1)[-1]
+
+
 def minutes(resource: dict[str, Any]) -> float:
     if resource["type"] == HELM:
-        chart = str(resource["inputs"].get("chart", ""))
+        chart = chart_name(resource)
         if chart in CRD_ONLY_CHARTS:
             return CRD_ONLY_CHARTS[chart]
     return MINUTES.get(resource["type"], 0.0)
@@ -78,8 +84,7 @@ def minutes(resource: dict[str, Any]) -> float:
 
 def is_helm_wait(resource: dict[str, Any]) -> bool:
     """A release Pulumi waits on for workloads (not one that only applies CRDs)."""
-    return resource["type"] == HELM and \
-        str(resource["inputs"].get("chart", "")) not in CRD_ONLY_CHARTS
+    return resource["type"] == HELM and chart_name(resource) not in CRD_ONLY_CHARTS
 NODE_POOLS = ("aws:eks/nodeGroup:NodeGroup", "gcp:container/nodePool:NodePool",
               "azure-native:containerservice:AgentPool",
               "azure-native:containerservice:ManagedCluster", "command:remote:Command")

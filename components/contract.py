@@ -333,6 +333,10 @@ CRITICAL_PODS_NEED_QUOTA = "criticalPodsNeedQuota"
 # SANDBOX: the kernel-isolating runtime the target runs (``SandboxRuntime.export()``), read
 # by aicp.addons.sandbox; absent where the target has none.
 SANDBOX = "sandbox"
+# VIRTUALIZATION: a virtualization layer the GPU nodes of some pools serve VMs through
+# (on-prem ``VirtualizationLayer.export()``), read by aicp.addons.gpu_operator; absent where
+# the GPUs run containers only.
+VIRTUALIZATION = "virtualization"
 
 
 @dataclass(frozen=True)
@@ -349,7 +353,7 @@ class SandboxRuntime:
     runtime: str  # "gvisor" or "kata"
     runtime_class: str
     handler: str
-    created_by: Literal["cloud", "aicp"]
+    created_by: Literal["cloud", "aicp", "kata-deploy"]  # kata-deploy: its chart makes it
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[Mapping[str, str], ...] = ()
     pool: str = ""  # the node pool it runs on

@@ -113,3 +113,71 @@ def k3s_script(sudo: str, release: str) -> str:
         f"{sudo}systemctl restart k3s",
         "",
     ])
+
+
+# --- existing on-prem clusters (issue #25) -------------------------------------------------
+# On a cluster aicp did not build, gVisor reaches the nodes you label through a DaemonSet:
+# its privileged init container enters the host's namespaces (``nsenter -t 1``, hostPID)
+# and runs ``existing_script`` there, then a pause container keeps the pod (and so the
+# DaemonSet's readiness) as the sign the node is done. The script follows gVisor's
+# "containerd quick start" (https://gvisor.dev/docs/user_guide/containerd/quick_start/):
+# install runsc and its shim, add the ``runsc`` runtime to containerd's config, restart
+# containerd. containerd reads extra files named in the top-level ``imports`` of
+# /etc/containerd/config.toml and merges their plugin tables (containerd docs/man/
+# containerd-config.toml.5.md, "imports"), so the runtime goes into a drop-in of aicp's own
+# and the only edit to your file is adding that drop-in to ``imports``. The plugin path
+# follows the file's ``version``: 3 (containerd 2, as CONTAINERD_RUNTIME above) or 2
+# (containerd 1.7: ``plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc``,
+# gvisor.dev containerd configuration guide). Restarting containerd leaves running
+# containers running: each lives under its own shim (containerd docs/ops.md, "Shim").
+EXISTING_CONFIG = "/etc/containerd/config.toml"
+EXISTING_DROP_IN = "/etc/containerd/conf.d/aicp-gvisor.toml"
+# The node label the DaemonSet and the RuntimeClass select (you name the nodes).
+EXISTING_LABEL = "aicp.dev/sandbox"
+_PLUGIN_BY_VERSION = {"3": "'io.containerd.cri.v1.runtime'", "2": '"io.containerd.grpc.v1.cri"'}
+
+
+def existing_script(release: str) -> str:
+    """Bash for a node of an existing cluster (run in the host's namespaces): gVisor
+    ``release`` installed, the ``runsc`` runtime in an aicp drop-in imported by containerd,
+    containerd restarted; nothing is touched when both are already in place. It stops with
+    one line naming the file when containerd's config is missing or of another version."""
+    cases = "\n".join(
+        f"  {v}) plugin={shlex.quote(p)} ;;" for v, p in _PLUGIN_BY_VERSION.items())
+    runtime = ('version = %s\\n[plugins.%s.containerd.runtimes.' + HANDLER + ']\\n'
+               '  runtime_type = \\"io.containerd.runsc.v1\\"\\n')
+    return "\n".join([
+        "set -euo pipefail",
+        f"conf={EXISTING_CONFIG}",
+        f"drop={EXISTING_DROP_IN}",
+        'if [ ! -f "$conf" ]; then echo "aicp gVisor installer: no $conf on this node; '
+        'containerd must run with that config file" >&2; exit 1; fi',
+        "v=$(sed -n 's/^version *= *\\([0-9][0-9]*\\).*/\\1/p' \"$conf\" | head -n 1)",
+        'case "$v" in',
+        cases,
+        '  *) echo "aicp gVisor installer: $conf has version \'$v\'; only containerd config '
+        'versions 2 and 3 are supported" >&2; exit 1 ;;',
+        "esac",
+        f'want=$(printf "{runtime}" "$v" "$plugin")',
+        f"installed=$({INSTALL_DIR}/runsc --version 2>/dev/null | "
+        f"grep -cF {shlex.quote(release)} || true)",
+        'if [ "$installed" != 0 ] && [ "$(cat "$drop" 2>/dev/null)" = "$want" ] && '
+        'grep -qF "$drop" "$conf"; then',
+        f"  echo {shlex.quote(f'gVisor {release} already configured')}; exit 0",
+        "fi",
+        f'if [ "$installed" = 0 ]; then bash -c {shlex.quote(install_script(release))}; fi',
+        'mkdir -p "$(dirname "$drop")"',
+        'printf \'%s\\n\' "$want" > "$drop"',
+        'if ! grep -qF "$drop" "$conf"; then',
+        "  if grep -q '^imports *= *\\[ *\\]' \"$conf\"; then",
+        "    sed -i \"s|^imports *= *\\[ *\\]|imports = [\\\"$drop\\\"]|\" \"$conf\"",
+        "  elif grep -q '^imports *= *\\[' \"$conf\"; then",
+        "    sed -i \"s|^imports *= *\\[|imports = [\\\"$drop\\\", |\" \"$conf\"",
+        "  else",
+        "    sed -i \"0,/^version *=.*/s||&\\nimports = [\\\"$drop\\\"]|\" \"$conf\"",
+        "  fi",
+        "fi",
+        "systemctl restart containerd",
+        f"echo {shlex.quote(f'gVisor {release} configured')}",
+        "",
+    ])

@@ -48,6 +48,7 @@ from . import gvisor
 from .contract import (
     CONFORMANCE_OUTPUT,
     SANDBOX,
+    VIRTUALIZATION,
     ClusterOutputs,
     GpuDriver,
     GpuPool,
@@ -86,6 +87,28 @@ K3S_SANDBOX = SandboxRuntime(
     runtime="gvisor", runtime_class=gvisor.RUNTIME_CLASS, handler=gvisor.HANDLER,
     created_by="aicp", node_selector={"node-role.kubernetes.io/control-plane": "true"},
     pool="k3s servers", note="gVisor systrap on the k3s servers (no KVM needed)")
+# Existing clusters: gVisor on the nodes you name in aicp:onprem.sandbox.nodes. aicp labels
+# them; aicp.addons.sandbox runs the installer DaemonSet there (components/gvisor.py
+# existing_script) and makes the RuntimeClass, whose scheduling selects the same label.
+EXISTING_SANDBOX = SandboxRuntime(
+    runtime="gvisor", runtime_class=gvisor.RUNTIME_CLASS, handler=gvisor.HANDLER,
+    created_by="aicp", node_selector={gvisor.EXISTING_LABEL: gvisor.RUNTIME_CLASS},
+    pool="aicp:onprem.sandbox.nodes",
+    note="gVisor systrap on the nodes you named (no KVM needed), installed by a DaemonSet")
+# Kata instead, where the named nodes have KVM: aicp.addons.sandbox installs kata-deploy's
+# chart there with only its QEMU shim; the chart makes RuntimeClass kata-qemu (handler
+# kata-qemu), whose scheduling selects katacontainers.io/kata-runtime=true, the label
+# kata-deploy sets on each node once Kata is installed (kata-containers 4.1.0 kata-deploy
+# helm-chart templates/runtimeclasses.yaml: name and handler kata-<shim>, that nodeSelector).
+EXISTING_KATA = SandboxRuntime(
+    runtime="kata", runtime_class="kata-qemu", handler="kata-qemu", created_by="kata-deploy",
+    node_selector={"katacontainers.io/kata-runtime": "true"},
+    pool="aicp:onprem.sandbox.nodes",
+    note="Kata Containers (QEMU VMs) on the nodes you named, which need KVM; "
+         "installed by kata-deploy")
+# What aicp.addons.sandbox reads to run each installer, and the label value per runtime.
+EXISTING_INSTALLER = {"gvisor": "gvisor-daemonset", "kata": "kata-deploy"}
+EXISTING_RUNTIMES = {"gvisor": EXISTING_SANDBOX, "kata": EXISTING_KATA}
 NOT_APPLICABLE = {
     "cluster_autoscaling": "on-prem nodes are fixed machines: no cluster autoscaler can add "
                            "or remove them, so node autoscaling is not applicable",
@@ -95,8 +118,86 @@ NOT_APPLICABLE = {
     # metal (issue #25).
     "virtualized_accelerator": "no virtualization layer is configured: the GPU nodes run "
                                "containers on bare metal, with whole GPUs (fractional GPUs "
-                               "are served by gpu_sharing instead)",
+                               "are served by gpu_sharing instead; where KubeVirt serves "
+                               "GPUs to VMs, set aicp:onprem.virtualization)",
 }
+
+# --- virtualized_accelerator on-prem (issue #25) -----------------------------------------
+# A virtualization layer you run (KubeVirt) serves GPUs to VMs on the nodes of the pools you
+# name; the GPU Operator deploys its sandbox operands there. NVIDIA GPU Operator docs "GPU
+# Operator with KubeVirt": install with ``sandboxWorkloads.enabled=true``; a node runs
+# containers, VMs with passthrough GPUs or VMs with vGPUs, never a mix, chosen by its label
+# ``nvidia.com/gpu.workload.config`` = ``container`` | ``vm-passthrough`` | ``vm-vgpu``
+# (``sandboxWorkloads.defaultWorkload`` for unlabelled nodes: ``container``, gpu-operator
+# v26.7.0 values.yaml); vm-passthrough nodes get the VFIO manager and the KubeVirt GPU device
+# plugin (``vfioManager``, ``sandboxDevicePlugin``, on by default there); vm-vgpu nodes need
+# the NVIDIA vGPU Manager, an image you build from NVIDIA's licensed vGPU software and push
+# to your registry (``vgpuManager.repository``/``image``/``version``, no public image). KubeVirt
+# itself must permit the GPU resources (its CR ``permittedHostDevices`` with
+# ``externalResourceProvider: true``): that is the layer's own configuration, not aicp's.
+WORKLOAD_LABEL = "nvidia.com/gpu.workload.config"
+_IMAGE_REF = re.compile(r"^(?P<repository>[a-z0-9.:-]+(?:/[a-z0-9._-]+)*)/"
+                        r"(?P<image>[a-z0-9._-]+):(?P<version>[A-Za-z0-9._-]+)$")
+
+
+@dataclass(frozen=True)
+class VirtualizationLayer:
+    """``aicp:onprem.virtualization``: the layer and the GPU pools whose nodes serve VMs."""
+
+    layer: Literal["kubevirt"]
+    pools: tuple[str, ...]
+    workload: Literal["vm-passthrough", "vm-vgpu"] = "vm-passthrough"
+    # vm-vgpu: your vGPU Manager image, <registry>/<path>/<image>:<version>.
+    vgpu_manager_image: str | None = None
+
+    def export(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"layer": self.layer, "workload": self.workload,
+                               "pools": list(self.pools), "label": WORKLOAD_LABEL}
+        match = _IMAGE_REF.match(self.vgpu_manager_image or "")
+        if match:
+            out["vgpuManager"] = match.groupdict()
+        return out
+
+
+def check_virtualization(v: VirtualizationLayer, pools: Mapping[str, GpuPoolRequest]) -> None:
+    """What the layer cannot be: refused before anything is declared."""
+    if not v.pools:
+        raise InputPropertyError("virtualization.pools", "name the GPU pools whose nodes "
+                                 "serve VMs")
+    for i, name in enumerate(v.pools):
+        if name not in pools:
+            raise InputPropertyError(f"virtualization.pools[{i}]", f"{name!r} is not a GPU "
+                                     f"pool; pools: {', '.join(pools) or '(none)'}")
+        if pools[name].allocator == "dra":
+            # A VM node's GPUs are bound to vfio-pci (or the vGPU manager) and handed out by
+            # the KubeVirt device plugin; the DRA driver would find no GPU to publish.
+            raise InputPropertyError(
+                f"virtualization.pools[{i}]", f"pool {name!r} uses allocator dra; a pool "
+                "whose nodes serve VMs uses allocator: device-plugin (the GPU Operator's "
+                "KubeVirt device plugin hands its GPUs to VMs)")
+    if v.workload == "vm-vgpu" and not _IMAGE_REF.match(v.vgpu_manager_image or ""):
+        raise InputPropertyError(
+            "virtualization.vgpu_manager_image", f"{v.vgpu_manager_image!r}: vm-vgpu needs "
+            "the NVIDIA vGPU Manager image you built and pushed, as "
+            "<registry>/<path>/<image>:<version> (NVIDIA publishes none)")
+    if v.workload == "vm-passthrough" and v.vgpu_manager_image is not None:
+        raise InputPropertyError("virtualization.vgpu_manager_image", "only read with "
+                                 "workload vm-vgpu; drop it for vm-passthrough")
+
+
+def virtualized_pool(pool: GpuPool, v: VirtualizationLayer | None) -> GpuPool:
+    """The pool with the GPU Operator's workload label when its nodes serve VMs."""
+    if v is None or pool.name not in v.pools:
+        return pool
+    from dataclasses import replace
+    return replace(pool, labels={**pool.labels, WORKLOAD_LABEL: v.workload})
+
+
+def not_applicable(v: VirtualizationLayer | None) -> dict[str, str]:
+    """NOT_APPLICABLE, less virtualized_accelerator where a layer serves it."""
+    return {k: why for k, why in NOT_APPLICABLE.items()
+            if v is None or k != "virtualized_accelerator"}
+
 
 GPU_DRIVERS: dict[str, GpuDriver] = {
     # The GPU Operator builds and loads the driver and installs the container toolkit.
@@ -166,6 +267,12 @@ class OnPremClusterArgs:
     storage: StorageArgs = StorageArgs()  # default class, the user's S3 endpoint (#20)
     # A racked RDMA fabric's link type on every GPU node, or None (components/fabric.py).
     rdma: Literal["infiniband", "ethernet"] | None = None
+    # A virtualization layer serving GPUs to VMs on some pools (virtualized_accelerator).
+    virtualization: VirtualizationLayer | None = None
+    # existing: nodes (not GPU nodes) that get the sandbox runtime (gVisor, or Kata where
+    # they have KVM) for workload_sandboxing; only with sandbox_gvisor_release (sandbox on).
+    sandbox_nodes: tuple[str, ...] = ()
+    sandbox_runtime: Literal["gvisor", "kata"] = "gvisor"
 
 
 def validate(args: OnPremClusterArgs) -> None:
@@ -173,9 +280,12 @@ def validate(args: OnPremClusterArgs) -> None:
     validate_pools("onprem", args.gpu_pools)
     check_onprem_storage(args.storage)
     pools = {p.name: i for i, p in enumerate(args.gpu_pools)}
+    if args.virtualization is not None:
+        check_virtualization(args.virtualization, {p.name: p for p in args.gpu_pools})
     if args.gpu_driver not in GPU_DRIVERS:
         raise InputPropertyError("gpu_driver", f"{args.gpu_driver!r} is not one of "
                                  f"{', '.join(GPU_DRIVERS)}")
+    check_sandbox_nodes(args)
     if args.mode == "existing":
         members = {name: tuple(args.gpu_nodes.get(name, ())) for name in pools}
         for name in args.gpu_nodes:
@@ -245,6 +355,29 @@ def validate(args: OnPremClusterArgs) -> None:
                 f"({p.min_nodes}..{p.max_nodes}); on-prem a pool is exactly its nodes")
 
 
+def check_sandbox_nodes(args: OnPremClusterArgs) -> None:
+    """Where gVisor may go on an existing cluster: named CPU nodes, with the sandbox on."""
+    if not args.sandbox_nodes:
+        return
+    if args.mode != "existing":
+        raise InputPropertyError("sandbox_nodes", "only read on an existing cluster; k3s "
+                                 "gets gVisor on its servers by itself")
+    if args.sandbox_gvisor_release is None:
+        raise InputPropertyError("sandbox_nodes", "the sandbox is off "
+                                 "(aicp:addons.sandbox.enabled: false); drop one of the two")
+    gpu = {n: pool for pool, nodes in args.gpu_nodes.items() for n in nodes}
+    for i, node in enumerate(args.sandbox_nodes):
+        at = f"sandbox_nodes[{i}]"
+        if not _dns_subdomain(node):
+            raise InputPropertyError(at, f"{node!r} is not a Kubernetes node name")
+        if node in args.sandbox_nodes[:i]:
+            raise InputPropertyError(at, f"node {node!r} is listed twice")
+        if node in gpu:
+            # The GPU Operator's toolkit rewrites containerd's config on GPU nodes.
+            raise InputPropertyError(at, f"node {node!r} is in GPU pool {gpu[node]!r}; "
+                                     "name CPU nodes for the sandbox")
+
+
 _NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -271,6 +404,7 @@ class OnPremCluster(pulumi.ComponentResource):
         self.pools: tuple[GpuPool, ...] = tuple(
             resolve_pool("onprem", p) for p in args.gpu_pools)
         self.pools = tuple(onprem_rdma_fabric(p, args.rdma) for p in self.pools)
+        self.pools = tuple(virtualized_pool(p, args.virtualization) for p in self.pools)
         self.node_patches: list[k8s.core.v1.NodePatch] = []
         self.commands: dict[str, Any] = {}
 
@@ -290,6 +424,7 @@ class OnPremCluster(pulumi.ComponentResource):
         # per-node device-plugin switch select on them.
         ready: list[pulumi.Resource] = [*ready_on, *self.node_patches]
         ready += self._k3s_sandbox()
+        ready += self._existing_sandbox()
 
         self.outputs = ClusterOutputs(
             target="onprem", name=args.cluster_name,
@@ -297,15 +432,22 @@ class OnPremCluster(pulumi.ComponentResource):
             provider=self.provider, gpu_pools=self.pools,
             gpu_driver=gpu_driver(args.mode, args.gpu_driver), autoscaler="none",
             ready=ready,
-            features={"mode": args.mode, "notApplicable": dict(NOT_APPLICABLE),
-                      **({SANDBOX: K3S_SANDBOX.export()} if self.sandbox_commands else {})},
+            features={"mode": args.mode, "notApplicable": not_applicable(args.virtualization),
+                      **({SANDBOX: K3S_SANDBOX.export()} if self.sandbox_commands else {}),
+                      **({SANDBOX: {**EXISTING_RUNTIMES[args.sandbox_runtime].export(),
+                                    "installer": EXISTING_INSTALLER[args.sandbox_runtime],
+                                    "nodeLabel": {gvisor.EXISTING_LABEL: args.sandbox_runtime},
+                                    "nodes": list(args.sandbox_nodes)}}
+                         if self.sandbox_labels else {}),
+                      **({VIRTUALIZATION: args.virtualization.export()}
+                         if args.virtualization else {})},
             storage=onprem_storage(args, args.storage))
         self.register_outputs({
             "mode": args.mode,
             "kubeconfig": self.kubeconfig,
             "gpuNodes": {p: list(n) for p, n in args.gpu_nodes.items()}
             if args.mode == "existing" else {},
-            "notApplicable": dict(NOT_APPLICABLE),
+            "notApplicable": not_applicable(args.virtualization),
             CONFORMANCE_OUTPUT: [],
         })
 
@@ -336,6 +478,20 @@ class OnPremCluster(pulumi.ComponentResource):
                     parent=self, depends_on=[install],
                     ignore_changes=["connection.user", "connection.privateKey"])))
         return self.sandbox_commands
+
+    def _existing_sandbox(self) -> list[pulumi.Resource]:
+        """The label that brings the gVisor installer and sandboxed pods to each node named
+        in ``sandbox_nodes`` (existing clusters; merged key by key, nothing else touched)."""
+        a = self._args
+        self.sandbox_labels: list[pulumi.Resource] = [
+            k8s.core.v1.NodePatch(
+                f"{self._name}-sandbox-node-{node}",
+                metadata=k8s.meta.v1.ObjectMetaPatchArgs(
+                    name=node, labels={gvisor.EXISTING_LABEL: a.sandbox_runtime},
+                    annotations={"pulumi.com/patchFieldManager": f"{FIELD_MANAGER}-sandbox"}),
+                opts=pulumi.ResourceOptions(parent=self, provider=self.provider))
+            for node in (a.sandbox_nodes if a.mode == "existing" else ())]
+        return self.sandbox_labels
 
     # --- existing ------------------------------------------------------------------------
 

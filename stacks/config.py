@@ -151,6 +151,20 @@ class K3s(_Model):
     ssh_private_key_key: StrictStr = "aicp:sshPrivateKey"
 
 
+class Virtualization(_Model):
+    # The layer that serves GPUs to VMs (components/onprem.py VirtualizationLayer).
+    layer: Literal["kubevirt"]
+    pools: tuple[StrictStr, ...]
+    workload: Literal["vm-passthrough", "vm-vgpu"] = "vm-passthrough"
+    vgpu_manager_image: StrictStr | None = None
+
+
+class OnPremSandbox(_Model):
+    # existing clusters: the CPU nodes that get gVisor (components/onprem.py EXISTING_SANDBOX).
+    runtime: Literal["gvisor", "kata"] = "gvisor"  # kata: the nodes need KVM
+    nodes: tuple[StrictStr, ...] = Field(min_length=1)
+
+
 class OnPrem(_Model):
     mode: Literal["existing", "k3s"]
     # existing: a kubeconfig path; the secret config key aicp:kubeconfig works too.
@@ -162,6 +176,10 @@ class OnPrem(_Model):
     # A racked RDMA fabric on the GPU nodes (components/fabric.py onprem_rdma_fabric): the
     # NVIDIA Network Operator publishes its HCAs. Off unless set.
     rdma: Literal["infiniband", "ethernet"] | None = None
+    # KubeVirt serving the GPUs of these pools to VMs (virtualized_accelerator). Off unless set.
+    virtualization: Virtualization | None = None
+    # existing: gVisor installed on these nodes for workload_sandboxing.
+    sandbox: OnPremSandbox | None = None
 
 
 class BlockStorage(_Model):

@@ -24,7 +24,7 @@ import pulumi
 from pulumi.errors import InputPropertyError
 
 from ..addons.base import Addon
-from ..addons.catalog import CHARTS, MANIFESTS
+from ..addons.catalog import CHARTS, MANIFESTS, istio_charts
 from ..components.contract import ClusterOutputs, node_range
 from .config import ConfigError, PlatformConfig, decode, from_pulumi, parse
 from .config import check_teams as config_check_teams
@@ -243,7 +243,7 @@ def build(cfg: PlatformConfig, chosen: Target | None = None) -> Platform:
                           MANIFESTS["gateway-api"].version)
         istio = add("istio", Istio("istio", cluster, IstioArgs(
             gateway_api=(gateway_api,), service_type=gateway_service_type(cfg, chosen))),
-                    CHARTS["istiod"].version)
+                    istio_charts(cluster.kubernetes_version)[1].version)
         if want.inference_extension.enabled:
             add("inference-extension", InferenceExtension(
                 "inference-extension", cluster, InferenceExtensionArgs(

@@ -144,3 +144,21 @@ WG_SUITE = {
     # page names the image and the kubelet reports what it pulled.
     "image": "docker.io/library/golang:1.25.9-bookworm",
 }
+
+
+# The model servers of a ``--long`` disaggregated_inference run (issue #25): llm-d's vLLM
+# simulator for the prefill and decode phases, and llm-d's routing sidecar in front of the
+# decode server, as llm-d-router's own prefill/decode deployments run them (llm-d/llm-d-router
+# v0.10.0, the endpoint picker aicp installs: deploy/components/vllm-prefill and vllm-decode,
+# config/manifests/vllm/sim-deployment.yaml ``ghcr.io/llm-d/llm-d-inference-sim:v0.10.2``;
+# the sidecar is published per release as ``llm-d-router-disagg-sidecar:${VERSION}``,
+# .github/ISSUE_TEMPLATE/new-release.md). The simulator's digest has two independent public
+# sources (a lab README's ``docker run ...:v0.10.2@sha256:7f3a...`` and a benchmark script's
+# SIM_DIGEST); whether it is the multi-arch index was not checked. The sidecar is pinned by
+# tag: the one digest seen for it comes from a single project. No probe deploys them yet:
+# the --long deploy-and-request path is not built (see disaggregated_inference).
+DISAGGREGATED: dict[str, str] = {
+    "inference-sim": "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2"
+                     "@sha256:7f3a1f72875c5dd5d00299ad358dc1f6e17041a5124609a43aa17ad318bbed32",
+    "disagg-sidecar": "ghcr.io/llm-d/llm-d-router-disagg-sidecar:v0.10.0",
+}

@@ -19,6 +19,7 @@ from ...components.onprem import (
     KUBECONFIG_SECRET_KEY,
     OnPremCluster,
     OnPremClusterArgs,
+    VirtualizationLayer,
     validate,
 )
 from ...components.onprem_k3s import K3sHost, K3sRelease
@@ -42,6 +43,11 @@ KEYS: Mapping[str, str] = {
     "agents": "aicp:onprem.k3s.agents",
     **{f"{kind}[*].{field}": f"aicp:onprem.k3s.{kind}[{{}}].{field}"
        for kind in ("servers", "agents") for field in ("host", "user", "pool")},
+    "sandbox_nodes": "aicp:onprem.sandbox.nodes",
+    "sandbox_nodes[*]": "aicp:onprem.sandbox.nodes[{}]",
+    "virtualization.pools": "aicp:onprem.virtualization.pools",
+    "virtualization.pools[*]": "aicp:onprem.virtualization.pools[{}]",
+    "virtualization.vgpu_manager_image": "aicp:onprem.virtualization.vgpuManagerImage",
 }
 
 # On-prem decides no place through a provider: its nodes are the user's machines.
@@ -148,6 +154,12 @@ def args(cfg: PlatformConfig) -> OnPremClusterArgs:
         sandbox_gvisor_release=GVISOR_RELEASE if cfg.addons.sandbox.enabled else None,
         storage=storage_args(cfg),
         rdma=on.rdma,
+        virtualization=VirtualizationLayer(
+            on.virtualization.layer, tuple(on.virtualization.pools),
+            on.virtualization.workload, on.virtualization.vgpu_manager_image)
+        if on.virtualization else None,
+        sandbox_nodes=tuple(on.sandbox.nodes) if on.sandbox else (),
+        sandbox_runtime=on.sandbox.runtime if on.sandbox else "gvisor",
     )
 
 

@@ -65,7 +65,11 @@ def test_the_on_prem_example_has_no_fabric_unless_asked(tmp_path):
     assert config["configList"][0]["resourceName"] == "rdma_shared_device_a"
     assert config["configList"][0]["selectors"]["linkTypes"] == ["ether"]
     # The racked GPU nodes are labelled for the policy's node affinity.
-    patches = [r for r in rdma["resources"] if r["type"] == NODE_PATCH]
+    # (the example's sandbox node gets a patch of its own, without the fabric label).
+    gpu_nodes = {n for nodes in onprem["gpuNodes"].values() for n in nodes}
+    patches = [r for r in rdma["resources"] if r["type"] == NODE_PATCH
+               and r["inputs"]["metadata"]["name"] in gpu_nodes]
+    assert {p["inputs"]["metadata"]["name"] for p in patches} == gpu_nodes
     assert patches and all(p["inputs"]["metadata"]["labels"]["aicp.dev/fabric"] == "rdma"
                            for p in patches)
     [pool] = rdma["outputs"]["gpuPools"]
