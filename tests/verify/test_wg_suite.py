@@ -460,7 +460,9 @@ def test_a_suite_job_out_of_time_is_stopped_and_deleted(kubeapi_factory, tmp_pat
     kube, _, _ = job_world(kubeapi_factory, tmp_path, monkeypatch)
     kubelet(kube).completes = lambda pod: False  # the suite never ends
     client = connect(kube.write_kubeconfig(tmp_path / "kc.yaml"))
-    short = Timing(timeout=20.0, poll=0.05, overrides={"wg_suite.start_timeout": 0.2,
+    # The start phase gets room (the pod starts in the emulator at once, but a loaded
+    # machine may take a while), so only the suite phase can run out of time here.
+    short = Timing(timeout=20.0, poll=0.05, overrides={"wg_suite.start_timeout": 20.0,
                                                        "wg_suite.suite_timeout": 0.2})
     run = run_job(client, Settings("late1", "", timing=short), [], None)
     assert run.returncode == 124 and not run.passed
@@ -482,10 +484,12 @@ def test_a_suite_job_whose_image_cannot_be_pulled_says_so_within_its_start_time(
         "reason": "ImagePullBackOff", "message": "Back-off pulling image "
         f"\"{pod['spec']['containers'][0]['image']}\""}}} if container == "suite" else None
     client = connect(kube.write_kubeconfig(tmp_path / "kc.yaml"))
-    short = Timing(timeout=20.0, poll=0.05, overrides={"wg_suite.start_timeout": 0.2})
+    # The pod never starts; 3 s leaves the emulated kubelet time to report why even on a
+    # loaded machine (the wait ends only at this limit either way).
+    short = Timing(timeout=20.0, poll=0.05, overrides={"wg_suite.start_timeout": 3.0})
     run = run_job(client, Settings("pull1", "", timing=short), [], "mirror.local/hub")
     assert run.returncode == 124 and not played  # the script never ran
-    assert any("the Job's pod did not start within 0.2 s (ImagePullBackOff: Back-off "
+    assert any("the Job's pod did not start within 3 s (ImagePullBackOff: Back-off "
                'pulling image "mirror.local/hub/library/golang:1.25.9-bookworm")' in n
                for n in run.notes), run.notes
     assert leftovers(kube) == []
