@@ -66,11 +66,11 @@ def spend(target: str, machines: dict[str, int]) -> float:
     ("aws", {"g6.xlarge": 2}, 1.6096),
     ("gcp", {"a3-highgpu-8g": 0, "g2-standard-8": 0}, 0.0),
     ("azure", {"Standard_NC4as_T4_v3": 2}, 1.052),
-    # The EKS and GKE training examples' fabric pools start at zero (the brief's "no
-    # expensive machines on a first up"): a job scales them. (The AKS one keeps a node: its
-    # header says why, and its cost is checked below.)
+    # The training examples' fabric pools start at zero (the brief's "no expensive machines
+    # on a first up"): a job (EKS, GKE) or the user (AKS, its header says why) scales them.
     ("aws-training", {"p5.48xlarge": 0}, 0.0),
     ("gcp-training", {"a3-megagpu-8g": 0}, 0.0),
+    ("azure-training", {"Standard_ND96isr_H100_v5": 0}, 0.0),
 ])
 def test_a_first_up_of_the_example_starts_at_most_two_dollars_an_hour(name, machines, usd):
     found = started(name)
