@@ -485,15 +485,17 @@ def _node_devices(kube, pod: dict, container: str) -> list[dict]:
     """Every device of the container's node: its DRA devices, else those of each
     accelerator resource it advertises (index 0 upward, as the device plugin names them)."""
     node = kube.find("nodes", pod["spec"].get("nodeName", "")) or {}
-    published = [d for s in kube.list("resourceslices.resource.k8s.io", fields=(
-        f"spec.nodeName={(node.get('metadata') or {}).get('name', '')}"))
-        for d in s["spec"].get("devices") or []]
+    published = [{**d, "driver": s["spec"]["driver"]}
+                 for s in kube.list("resourceslices.resource.k8s.io", fields=(
+                     f"spec.nodeName={(node.get('metadata') or {}).get('name', '')}"))
+                 for d in s["spec"].get("devices") or []]
     if published:
         return published
     alloc = (node.get("status") or {}).get("allocatable") or {}
-    count = max((int(str(alloc.get(r, 0))) for r in ("habana.ai/gaudi",
-                                                    "aws.amazon.com/neuron")), default=0)
-    return [{"name": f"dev-{i}", "attributes": {"index": {"int": i}}} for i in range(count)]
+    count, resource = max((int(str(alloc.get(r, 0))), r) for r in ("habana.ai/gaudi",
+                                                                   "aws.amazon.com/neuron"))
+    return [{"name": f"dev-{i}", "resource": resource, "attributes": {"index": {"int": i}}}
+            for i in range(count)]
 
 
 def _visible_all(kube, pod: dict, container: str) -> list[dict]:
