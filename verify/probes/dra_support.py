@@ -86,7 +86,8 @@ class DraSupport(Probe):
                     f"({sum(counts[n] for n in required)} in all); a claim on "
                     f"DeviceClass {device_class} got {', '.join(named)} and the pod "
                     f"saw {saw} (class chosen: "
-                    f"{ctx.evidence.observations['deviceClassWhy']})" + _pools_left_out(ctx)
+                    f"{ctx.evidence.observations['deviceClassWhy']})"
+                    + _other_vendors(vendors, vendor) + _pools_left_out(ctx)
                     + _gpus.left_out(ctx))
         failed = next(c for c in ctx.evidence.checks if not c.passed)
         raise Fail(f"DRA allocation did not work end to end: expected that "
@@ -146,6 +147,13 @@ def _every_dra_gpu_node_publishes_devices(ctx: Context, slices: list[dict] | Non
                 "the DRA driver's kubelet plugin running there?)",
                 partial=len(missing) < len(required))
     return required, counts
+
+
+def _other_vendors(vendors: dict[str, _vendors.Vendor], exercised: _vendors.Vendor) -> str:
+    """"; ..." naming the DRA nodes of the vendors not exercised (counted, not claimed)."""
+    others = {n: v for n, v in vendors.items() if v is not exercised}
+    return ("; DRA nodes of other vendors publish devices, not claimed: " + ", ".join(
+        f"{n} ({v.name} {v.kind})" for n, v in others.items())) if others else ""
 
 
 def _pools_left_out(ctx: Context) -> str:
