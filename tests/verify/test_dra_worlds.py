@@ -14,11 +14,14 @@ a driver nothing is known of cannot be judged (ERROR, never PASS or FAIL).
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from aicp.verify import images
 from aicp.verify.kube import connect
-from aicp.verify.probe import Settings
+from aicp.verify.probe import Settings, Timing
+from aicp.verify.probes import _vendors
 from aicp.verify.probes.dra_support import DraSupport
 from aicp.verify.result import Verdict
 from aicp.verify.runner import Runner
@@ -93,9 +96,32 @@ def test_a_whole_node_driver_is_claimed_whole_and_judged_without_nvidia_tools(tm
     assert templates == []  # cleaned up; the claim shape is asserted through the allocation
 
 
-def _result(kube):
+def test_the_claim_shape_is_the_vendor_rows_a_one_chip_tpu_claim_is_never_prepared(
+        tmp_path, monkeypatch):
+    # Without the row's whole_node the probe claims one chip, as it did for every vendor
+    # before: the TPU driver refuses to prepare it and the pod never starts.
+    google = next(v for v in _vendors.VENDORS if v.name == "Google")
+    assert google.isolation is not None and google.isolation.whole_node
+    partial = dataclasses.replace(google, isolation=dataclasses.replace(
+        google.isolation, whole_node=False))
+    monkeypatch.setattr(_vendors, "VENDORS", tuple(
+        partial if v is google else v for v in _vendors.VENDORS))
+    kube = started(w.dra_world("tpu-dra-pool"), tmp_path)
+    try:
+        result = _result(kube, Timing(timeout=10.0, poll=0.05,
+                                      overrides={"pod_timeout": 1.5}))
+    finally:
+        kube.stop()
+    assert result.verdict is E, result.reason
+    assert ("kubelet: Failed to prepare dynamic resources: NodePrepareResources failed for "
+            "ResourceClaim dra-gpu-") in result.reason
+    assert "claim requests partial tpu devices (1), only requests for all tpu devices (4)" \
+        in result.reason
+
+
+def _result(kube, timing: Timing = FAST):
     client = connect(kube.write_kubeconfig(kube.__dict__["kubeconfig_path"]))
-    report = Runner(client, Settings("w1", "1.35", images.catalog(), timing=FAST),
+    report = Runner(client, Settings("w1", "1.35", images.catalog(), timing=timing),
                     cleanup_timeout=10).run(planned(DraSupport))
     assert report.leftovers == []
     return report.outcomes[0].result

@@ -45,14 +45,20 @@ exercised is not "not applicable"); VM GPU hosts are left out, named in the evid
 An API that is not served, no DeviceClass, or GPU nodes
 without slices → FAIL: serving the API while the GPUs are only device-plugin extended
 resources does not implement DRA for the accelerators. A claim never allocated while
-free devices are published → FAIL; every published device already allocated → ERROR
-(busy cluster); a pod that never finishes → ERROR (image pull, node trouble).
+free devices are published → FAIL; every published device already allocated, or for a
+whole-node claim no node with all its devices free → ERROR (busy cluster); a pod that
+never finishes → ERROR (image pull, node trouble; the kubelet's
+FailedPrepareDynamicResources message when the driver refused to prepare the claim); a pod
+that sees more or fewer devices than its claim was allocated → FAIL. DRA nodes of a
+driver the vendor table has no device facts for are left out, named; none left → ERROR.
 """
 
 from __future__ import annotations
 
 import json
 from typing import NoReturn
+
+from kubernetes.client.exceptions import ApiException
 
 from ..probe import Context, Fail, Probe, ProbeError
 from . import _gpus, _pods, _vendors
@@ -293,7 +299,10 @@ def _the_pod_sees_exactly_its_allocated_devices(ctx: Context, ns: str, allocated
 def _prepare_failure(ctx: Context, ns: str) -> str:
     """"; kubelet: ..." with the kubelet's FailedPrepareDynamicResources event for the pod
     (its DRA driver refused to prepare the claim), or ""."""
-    events = _gpus.list_or_none(ctx, f"/api/v1/namespaces/{ns}/events") or []
+    try:
+        events = _gpus.list_or_none(ctx, f"/api/v1/namespaces/{ns}/events") or []
+    except (ProbeError, ApiException):  # not allowed to read events: the error says enough
+        return ""
     why = next((e.get("message", "") for e in events
                 if e.get("reason") == "FailedPrepareDynamicResources"), "")
     return f"; kubelet: {why}" if why else ""
