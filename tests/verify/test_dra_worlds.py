@@ -129,3 +129,40 @@ def _result(kube, timing: Timing = FAST):
 
 def test_every_dra_world_has_a_verdict():
     assert set(TABLE) == set(w.DRA_WORLDS)
+
+
+# A made-up NPU published by its own DRA driver: nothing in the probe knows it, only the
+# row added below (as tests/verify/test_vendor_table.py proves for the other probes).
+NPU = _vendors.Vendor("Example", "NPU", dra_drivers=("npu.example.com",),
+                      sources=("example",))
+NPU_SLICE = {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+             "metadata": {"name": "npu-0-npu.example.com"},
+             "spec": {"driver": "npu.example.com", "nodeName": "npu-0",
+                      "pool": {"name": "npu-0", "generation": 1, "resourceSliceCount": 1},
+                      "devices": [{"name": f"npu-{i}", "attributes": {"index": {"int": i}}}
+                                  for i in range(4)]}}
+NPU_CLASS = {"apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass",
+             "metadata": {"name": "npu.example.com"},
+             "spec": {"selectors": [{"cel": {
+                 "expression": "device.driver == 'npu.example.com'"}}]}}
+
+
+def test_a_new_rows_dra_driver_and_device_nodes_are_all_dra_support_needs(tmp_path,
+                                                                          monkeypatch):
+    rows = _vendors.VENDORS
+    kube = started(w.build([w.GpuNode("npu-0", vendor="example", exporter=None)],
+                           classes=False, extra=[NPU_SLICE, NPU_CLASS]), tmp_path)
+    try:
+        monkeypatch.setattr(_vendors, "VENDORS", (*rows, NPU))
+        before = _result(kube)
+        row = dataclasses.replace(NPU, isolation=_vendors.Isolation("/dev/npu[0-9]*"))
+        monkeypatch.setattr(_vendors, "VENDORS", (*rows, row))
+        after = _result(kube)
+    finally:
+        kube.stop()
+    assert before.verdict is E, before.reason
+    assert ("npu-0: Example NPU: the vendor table says nothing of the device nodes its DRA "
+            "driver gives a container") in before.reason
+    assert after.verdict is P, after.reason
+    assert ("a claim on DeviceClass npu.example.com got npu.example.com/npu-0/npu-0 and the "
+            "pod saw /dev/npu0") in after.reason
