@@ -119,6 +119,29 @@ def test_the_claim_shape_is_the_vendor_rows_a_one_chip_tpu_claim_is_never_prepar
         in result.reason
 
 
+def test_a_whole_node_claim_with_no_whole_node_free_is_an_environment_problem(tmp_path):
+    # One chip of the only TPU node is held by another claim: allocationMode All cannot be
+    # met anywhere, which says the cluster is busy, not that DRA is broken.
+    held = {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+            "metadata": {"name": "training-chip", "namespace": "default"},
+            "spec": {"devices": {"requests": [{"name": "tpu", "exactly": {
+                "deviceClassName": "tpu.google.com", "allocationMode": "ExactCount",
+                "count": 1}}]}},
+            "status": {"allocation": {"devices": {"results": [
+                {"request": "tpu", "driver": "tpu.google.com", "pool": "tpu-v6e-0",
+                 "device": "2"}]}}}}
+    kube = w.dra_world("tpu-dra-pool")
+    kube.seed([held])
+    started(kube, tmp_path)
+    try:
+        result = _result(kube, Timing(timeout=10.0, poll=0.05,
+                                      overrides={"claim_timeout": 1.5}))
+    finally:
+        kube.stop()
+    assert result.verdict is E, result.reason
+    assert result.reason.startswith("no node has all its Google TPU devices free")
+
+
 def _result(kube, timing: Timing = FAST):
     client = connect(kube.write_kubeconfig(kube.__dict__["kubeconfig_path"]))
     report = Runner(client, Settings("w1", "1.35", images.catalog(), timing=timing),

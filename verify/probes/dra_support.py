@@ -19,8 +19,9 @@ Its cases, in order:
    no device facts (``Isolation``), is left out of the verdict, named with the reason
    (``acceleratorsLeftOut``); with none left the MUST is an ERROR;
 4. ``_a_device_class_selects_the_published_gpus`` (``_pods.device_class``): over the
-   judged vendors' devices, NVIDIA's first (the WG suite's and NVIDIA/aicr's one vendor),
-   then by name; the class's vendor is the one exercised;
+   judged vendors' devices, NVIDIA's first (the only vendor of the WG suite's
+   ``acceleratorConfigs`` and of NVIDIA/aicr), then by name; the class's vendor is the one
+   exercised;
 5. ``_a_claim_is_allocated_published_devices``: a pod with a ResourceClaimTemplate in the
    shape the vendor's driver prepares: one device, or every device of a node
    (``allocationMode: All``) where the driver prepares nothing less (``whole_node``:
@@ -38,7 +39,9 @@ and fine-grained resource requests beyond simple counts", cncf/k8s-ai-conformanc
 docs/AIConformance-1.35.yaml; dropped from 1.36 on) is met by one accelerator type whose
 claims work; the strictest peer, NVIDIA/aicr validators/conformance/dra_support_check.go,
 claims one GPU of ``gpu.nvidia.com`` and asks the pod to succeed with ``ls /dev/nvidia*``.
-So one vendor is exercised, the other DRA nodes' devices are counted, not claimed.
+So one vendor is exercised, the other DRA nodes' devices are counted, not claimed. The pod
+must see exactly its claim's devices, not merely some: a claim for one device that reaches
+all of its node's is no fine-grained request.
 
 Verdicts: no GPU node → ERROR ("no GPU node to exercise": a MUST that could not be
 exercised is not "not applicable"); VM GPU hosts are left out, named in the evidence.
