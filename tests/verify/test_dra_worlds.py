@@ -113,8 +113,8 @@ def test_the_claim_shape_is_the_vendor_rows_a_one_chip_tpu_claim_is_never_prepar
     finally:
         kube.stop()
     assert result.verdict is E, result.reason
-    assert ("kubelet: Failed to prepare dynamic resources: NodePrepareResources failed for "
-            "ResourceClaim dra-gpu-") in result.reason
+    assert ("kubelet: Failed to prepare dynamic resources: prepare dynamic resources: "
+            "NodePrepareResources failed for ResourceClaim dra-gpu-") in result.reason
     assert "claim requests partial tpu devices (1), only requests for all tpu devices (4)" \
         in result.reason
 

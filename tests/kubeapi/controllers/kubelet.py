@@ -491,8 +491,11 @@ class Kubelet(Controller):
         return False
 
     def _failed_prepare(self, kube, pod: dict, error: str) -> None:
-        """The kubelet's Warning event for a claim its DRA driver would not prepare (reason
-        FailedPrepareDynamicResources: kubernetes pkg/kubelet/events/event.go), once."""
+        """The kubelet's Warning event for a claim its DRA driver would not prepare, once,
+        worded as a real one reads in ``kubectl describe pod`` (a captured event of
+        NVIDIA's DRA driver: reason FailedPrepareDynamicResources, "Failed to prepare
+        dynamic resources: prepare dynamic resources: NodePrepareResources failed for
+        ResourceClaim <name>: <the driver's error>")."""
         meta = pod["metadata"]
         if any(e.get("reason") == "FailedPrepareDynamicResources"
                and (e.get("involvedObject") or {}).get("uid") == meta["uid"]
@@ -504,7 +507,8 @@ class Kubelet(Controller):
                      "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"],
                                         "namespace": meta["namespace"], "uid": meta["uid"]},
                      "reason": "FailedPrepareDynamicResources", "type": "Warning",
-                     "message": f"Failed to prepare dynamic resources: {error}",
+                     "message": "Failed to prepare dynamic resources: prepare dynamic "
+                                f"resources: {error}",
                      "source": {"component": "kubelet", "host": pod["spec"]["nodeName"]},
                      "reportingComponent": "kubelet", "count": 1,
                      "firstTimestamp": now(), "lastTimestamp": now()})
