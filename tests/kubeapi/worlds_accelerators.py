@@ -87,12 +87,14 @@ def _node(spec: GpuNode, minor: str, index: int) -> dict:
     labels = {**present, **spec.labels}
     # Each platform's accelerator taint (the GPU Operator's/aicp's, AMD's and GKE's
     # google.com/tpu=present:NoSchedule, EKS's aws.amazon.com/neuron for Neuron pools).
-    # Gaudi pools get none: no Gaudi install documents a default taint.
+    # Gaudi pools get none: no Gaudi install documents a default taint; nor does the DRA
+    # example driver's kind cluster.
     taint = dict(o.GPU_TAINT) if spec.vendor == "nvidia" else {
         "key": {"amd": "amd.com/gpu", "google": "google.com/tpu"}.get(
             spec.vendor, "aws.amazon.com/neuron"), "value": "present", "effect": "NoSchedule"}
     node = o.node(spec.name, cpu="96", memory="1024Gi", labels=labels, minor=minor,
-                  extended=extended or None, taints=[] if spec.vendor == "gaudi" else [taint],
+                  extended=extended or None,
+                  taints=[] if spec.vendor in ("gaudi", "example") else [taint],
                   ip=f"10.0.2.{index + 10}")
     if spec.unschedulable:
         # kubectl cordon sets spec.unschedulable; the node controller adds the taint
@@ -135,7 +137,7 @@ def build(nodes: list[GpuNode], *, minor: str = "1.35", classes: bool = True,
     (fixture) are installed."""
     kube = KubeAPI(minor)
     world = [o.namespace(n) for n in ("gpu-operator", "nvidia-dra-driver-gpu")]
-    amd = [s for s in nodes if s.vendor == "amd"]
+    amd = [s for s in nodes if s.vendor == "amd" and s.exporter]
     if amd:
         world += [o.namespace(AMD_NAMESPACE), o.ready_daemonset(
             "amd-gpu-metrics-exporter", AMD_NAMESPACE, AMD_IMAGE, len(amd),
@@ -147,6 +149,10 @@ def build(nodes: list[GpuNode], *, minor: str = "1.35", classes: bool = True,
         world.append(_node(spec, minor, i))
         if spec.dra and spec.vendor == "google":
             world.append(tpu_slice(spec.name, spec.gpus))
+        elif spec.dra and spec.vendor == "amd":
+            world.append(amd_dra_slice(spec.name, spec.gpus))
+        elif spec.dra and spec.vendor == "example":
+            world.append(example_slice(spec.name, spec.gpus))
         elif spec.dra:
             world.append(upstream.gpu_slice(spec.name, spec.gpus, migs_per_gpu=spec.migs_per_gpu,
                                             attributes=spec.dra_attributes))
@@ -485,15 +491,17 @@ def _node_devices(kube, pod: dict, container: str) -> list[dict]:
     """Every device of the container's node: its DRA devices, else those of each
     accelerator resource it advertises (index 0 upward, as the device plugin names them)."""
     node = kube.find("nodes", pod["spec"].get("nodeName", "")) or {}
-    published = [d for s in kube.list("resourceslices.resource.k8s.io", fields=(
-        f"spec.nodeName={(node.get('metadata') or {}).get('name', '')}"))
-        for d in s["spec"].get("devices") or []]
+    published = [{**d, "driver": s["spec"]["driver"]}
+                 for s in kube.list("resourceslices.resource.k8s.io", fields=(
+                     f"spec.nodeName={(node.get('metadata') or {}).get('name', '')}"))
+                 for d in s["spec"].get("devices") or []]
     if published:
         return published
     alloc = (node.get("status") or {}).get("allocatable") or {}
-    count = max((int(str(alloc.get(r, 0))) for r in ("habana.ai/gaudi",
-                                                    "aws.amazon.com/neuron")), default=0)
-    return [{"name": f"dev-{i}", "attributes": {"index": {"int": i}}} for i in range(count)]
+    count, resource = max((int(str(alloc.get(r, 0))), r) for r in ("habana.ai/gaudi",
+                                                                   "aws.amazon.com/neuron"))
+    return [{"name": f"dev-{i}", "resource": resource, "attributes": {"index": {"int": i}}}
+            for i in range(count)]
 
 
 def _visible_all(kube, pod: dict, container: str) -> list[dict]:
@@ -512,6 +520,100 @@ def _visible_all(kube, pod: dict, container: str) -> list[dict]:
 # TPUs no such variable is published: the same leak is modelled as a runtime that exposes
 # every chip node of the node to a container that claimed none.
 VISIBLE_ALL = GpuRuntime(devices=_visible_all)
+
+
+# Issue #22: dra_support's worlds of other vendors' DRA drivers (``DRA_WORLDS`` below).
+def amd_dra_slice(node: str, gpus: int) -> dict:
+    """The AMD GPU DRA driver's ResourceSlice for an MI300X node, shaped as the capture in
+    ROCm/k8s-gpu-dra-driver docs/demo.md ("Verify driver installation": devices
+    ``gpu-<card>-<render>`` such as gpu-0-128 and gpu-48-176, so 8 apart on an 8-GPU node;
+    attributes type amdgpu, cardIndex, renderIndex, productName AMD_Instinct_MI300X_OAM,
+    family AI, partitionProfile spx_nps1, driverVersion 6.12.12; capacity computeUnits 304,
+    memory 196592Mi, simdUnits 1216; pool named after the node)."""
+    devices = []
+    for i in range(gpus):
+        card, render = 8 * i, 128 + 8 * i
+        devices.append({"name": f"gpu-{card}-{render}", "attributes": {
+            "type": {"string": "amdgpu"}, "cardIndex": {"int": card},
+            "renderIndex": {"int": render}, "pciAddr": {"string": f"0003:{i:02x}:02.0"},
+            "deviceID": {"string": str(994913940318892495 + i)},
+            "family": {"string": "AI"}, "productName": {"string": "AMD_Instinct_MI300X_OAM"},
+            "partitionProfile": {"string": "spx_nps1"},
+            "driverVersion": {"version": "6.12.12"},
+            "driverSrcVersion": {"string": "7AA72EC2C8F513519BE86FD"},
+            "resource.kubernetes.io/pcieRoot": {"string": f"pci0003:{i:02x}"}},
+            "capacity": {"computeUnits": {"value": "304"}, "memory": {"value": "196592Mi"},
+                         "simdUnits": {"value": "1216"}}})
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+            "metadata": {"name": f"{node}-gpu.amd.com"},
+            "spec": {"driver": "gpu.amd.com", "nodeName": node,
+                     "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
+                     "devices": devices}}
+
+
+# The AMD DRA chart's class (ROCm/k8s-gpu-dra-driver helm-charts-k8s/templates/
+# deviceclass.yaml, written there as resource.k8s.io/v1beta1; the same object in v1).
+AMD_DEVICE_CLASS = {"apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass",
+                    "metadata": {"name": "gpu.amd.com"},
+                    "spec": {"selectors": [{"cel": {
+                        "expression": "device.driver == 'gpu.amd.com'"}}]}}
+
+
+def example_slice(node: str, gpus: int) -> dict:
+    """kubernetes-sigs/dra-example-driver's ResourceSlice (its README's ``kubectl get
+    resourceslice -o yaml``; cmd/dra-example-kubeletplugin discovery.go): gpu-<i> with
+    index, uuid, model LATEST-GPU-MODEL, driverVersion 1.0.0, memory 80Gi."""
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+            "metadata": {"name": f"{node}-gpu.example.com"},
+            "spec": {"driver": "gpu.example.com", "nodeName": node,
+                     "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
+                     "devices": [{"name": f"gpu-{i}", "attributes": {
+                         "index": {"int": i}, "model": {"string": "LATEST-GPU-MODEL"},
+                         "driverVersion": {"version": "1.0.0"},
+                         "uuid": {"string": "gpu-" + gpu_uuid(node, i)[4:]}},
+                         "capacity": {"memory": {"value": "80Gi"}}} for i in range(gpus)]}}
+
+
+# The example driver's chart's class (dra-example-driver deployments/helm/
+# dra-example-driver/templates/deviceclass.yaml).
+EXAMPLE_DEVICE_CLASS = {"apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass",
+                        "metadata": {"name": "gpu.example.com"},
+                        "spec": {"selectors": [{"cel": {
+                            "expression": "device.driver == 'gpu.example.com'"}}]}}
+
+
+def amd_dra_pool() -> list[GpuNode]:
+    """An MI300X node whose 8 GPUs the AMD GPU DRA driver publishes (no amd.com/gpu device
+    plugin; AMD's node labeller labels as AMD_LABELS)."""
+    return [GpuNode("gpu-amd-dra-0", gpus=8, vendor="amd", dra=True, exporter=None,
+                    labels=dict(AMD_LABELS))]
+
+
+def nvidia_and_tpu_dra() -> list[GpuNode]:
+    """A GKE cluster with an NVIDIA DRA pool (GKE_DRA_POOL labels) and a TPU v6e pool on the
+    TPU DRA driver (tpu_pool_dra)."""
+    return [GpuNode("gke-h100-dra-0", dra=True, exporter=None, labels=dict(GKE_DRA_POOL)),
+            *tpu_pool_dra()]
+
+
+def example_driver_pool() -> list[GpuNode]:
+    """A kind node running only kubernetes-sigs/dra-example-driver (8 emulated GPUs)."""
+    return [GpuNode("example-0", gpus=8, vendor="example", dra=True, exporter=None)]
+
+
+def _amd_claim_sees_node(kube, pod: dict, container: str) -> list[dict]:
+    """A claimed container that gets every AMD GPU of its node, not only its claim's: the
+    devices it was not allocated are the leak (its own device list, else nothing)."""
+    given = allocated_gpus(kube, pod, container)
+    return _node_devices(kube, pod, container) if given else []
+
+
+# The negative: the claimed container opens every /dev/dri/renderD* of its node. No
+# published AMD setting does this to a DRA-claimed container (the driver's CDI spec names
+# the claim's devices only: ROCm/k8s-gpu-dra-driver state.go ``applyConfig``), so it is
+# modelled as a runtime that hands the node's GPUs to any container given one, the leak a
+# claim "for one device" must not have.
+AMD_CLAIM_SEES_NODE = GpuRuntime(devices=_amd_claim_sees_node)
 
 
 # Objects a world adds beside its nodes (namespaced things a platform team creates).
@@ -558,6 +660,27 @@ ISOLATION_WORLDS: dict[str, tuple[Callable[[], list[GpuNode]], GpuRuntime | None
     "tpu-pool": (tpu_pool, None),
     "tpu-dra-pool": (tpu_pool_dra, None), "tpu-dra-visible-all": (tpu_pool_dra, VISIBLE_ALL),
     "gaudi-neuron-tpu": (lambda: [*gaudi_pool(), *neuron_pool(), *tpu_pool()], None)}
+
+
+# dra_support's worlds of issue #22: name -> (nodes, the runtime their containers get: None
+# for the vendors' own, the DRA drivers' DeviceClasses beside the NVIDIA chart's when
+# ``nvidia`` is True). Verdicts: tests/verify/test_dra_worlds.py.
+DRA_WORLDS: dict[str, tuple[Callable[[], list[GpuNode]], GpuRuntime | None, list[dict],
+                            bool]] = {
+    "tpu-dra-pool": (tpu_pool_dra, None, [TPU_DEVICE_CLASS], False),
+    "amd-dra-pool": (amd_dra_pool, None, [AMD_DEVICE_CLASS], False),
+    "amd-dra-claim-sees-node": (amd_dra_pool, AMD_CLAIM_SEES_NODE, [AMD_DEVICE_CLASS], False),
+    "nvidia-and-tpu-dra": (nvidia_and_tpu_dra, None, [TPU_DEVICE_CLASS], True),
+    "dra-example-driver": (example_driver_pool, None, [EXAMPLE_DEVICE_CLASS], False),
+    "nvidia-and-example-driver": (lambda: [*stock_dra()[:1], *example_driver_pool()], None,
+                                  [EXAMPLE_DEVICE_CLASS], True)}
+
+
+def dra_world(name: str) -> KubeAPI:
+    """A ``DRA_WORLDS`` world's emulator, not yet started."""
+    make, runtime, classes, nvidia = DRA_WORLDS[name]
+    return build(copy.deepcopy(make()), classes=nvidia, runtime=runtime,
+                 extra=copy.deepcopy(classes))
 
 
 def isolation_world(name: str) -> KubeAPI:

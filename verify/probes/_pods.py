@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..probe import Context, Fail, ProbeError
-from . import _gpus
+from . import _gpus, _vendors
 
 DRA = "resource.k8s.io/v1"
 DEVICE_GLOB = "/dev/nvidia[0-9]*"
@@ -45,6 +45,14 @@ def isolation_script(devices: str, access: tuple[str, ...] = (), command: str = 
     if command:
         parts.append(f"{command} 2>&1 || true")
     return "; ".join(parts)
+
+
+def script_for(iso: _vendors.Isolation) -> str:
+    """What a container given a vendor's devices runs: NVIDIA keeps ``PROBE_SCRIPT`` (what
+    every GPU probe runs), the others their row's ``isolation_script``."""
+    if iso.devices == DEVICE_GLOB:
+        return PROBE_SCRIPT
+    return isolation_script(iso.devices, iso.access, iso.command)
 
 
 def device_paths(text: str) -> list[str]:
@@ -141,7 +149,10 @@ def device_nodes(text: str) -> int | None:
 
 
 def _whole(device: dict) -> bool:
-    return _gpus.attribute(device, "type") in (None, "gpu")
+    """No ``type`` attribute, or one a vendor row calls a whole device (NVIDIA's ``gpu``,
+    AMD's ``amdgpu``)."""
+    kind = _gpus.attribute(device, "type")
+    return kind is None or _vendors.is_whole_device_type(str(kind))
 
 
 def device_class(ctx: Context, slices: list[dict] | None = None) -> str | None:

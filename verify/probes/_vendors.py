@@ -93,6 +93,10 @@ class Vendor:
     # device): two pods holding one each may share a device node, so the isolation check
     # does not ask them to see different devices, as for time-sliced GPU replicas.
     partial_resources: tuple[str, ...] = ()
+    # Values of its DRA driver's ``type`` device attribute that name a whole device (the
+    # others are partitions: NVIDIA's mig, AMD's amdgpu-partition); a driver publishing no
+    # ``type`` publishes whole devices only.
+    dra_whole_types: tuple[str, ...] = ()
     sources: tuple[str, ...] = field(default=())
 
     def offers(self, resource: str) -> bool:
@@ -108,8 +112,9 @@ VENDORS: tuple[Vendor, ...] = (
         # renameByDefault; internal/rm MIG strategies).
         resources=("nvidia.com/gpu", "nvidia.com/gpu.shared"),
         resource_prefixes=("nvidia.com/mig-",),
-        # kubernetes-sigs/dra-driver-nvidia-gpu v0.4.1 deployments/helm templates.
-        dra_drivers=("gpu.nvidia.com",),
+        # kubernetes-sigs/dra-driver-nvidia-gpu v0.4.1 deployments/helm templates; its
+        # device types gpu, mig, vfio (cmd/gpu-kubelet-plugin/deviceinfo.go).
+        dra_drivers=("gpu.nvidia.com",), dra_whole_types=("gpu",),
         # GPU Feature Discovery / GPU Operator: NVIDIA/k8s-device-plugin internal/lm;
         # GKE's node label: cloud.google.com/gke-accelerator (GKE "About GPUs").
         node_labels=(("nvidia.com/gpu.present", "true"),
@@ -142,8 +147,14 @@ VENDORS: tuple[Vendor, ...] = (
         "AMD", "GPU",
         # ROCm/k8s-device-plugin README (resource amd.com/gpu; node labeller amd.com/gpu.*).
         resources=("amd.com/gpu",),
-        # ROCm/k8s-gpu-dra-driver (driver gpu.amd.com).
-        dra_drivers=("gpu.amd.com",),
+        # ROCm/k8s-gpu-dra-driver (driver gpu.amd.com: pkg/consts/consts.go; DeviceClass
+        # gpu.amd.com selecting ``device.driver == 'gpu.amd.com'``: helm-charts-k8s/
+        # templates/deviceclass.yaml). Its devices ``gpu-<card>-<render>`` are typed
+        # ``amdgpu`` (whole GPU) or ``amdgpu-partition`` (docs/driver-attributes.md), and a
+        # claimed container gets /dev/kfd and each device's /dev/dri/card<N> and
+        # renderD<N> at their host paths (cmd/gpu-kubeletplugin/state.go ``applyConfig``),
+        # as from the device plugin: the isolation facts below hold for both.
+        dra_drivers=("gpu.amd.com",), dra_whole_types=("amdgpu",),
         # The AMD GPU Operator's NFD rule: feature.node.kubernetes.io/amd-gpu=true
         # (ROCm/gpu-operator docs "Installation", node labelling).
         node_labels=(("feature.node.kubernetes.io/amd-gpu", "true"),
@@ -279,6 +290,11 @@ def by_resource(resource: str, vendors: tuple[Vendor, ...] | None = None) -> Ven
 
 def by_driver(driver: str, vendors: tuple[Vendor, ...] | None = None) -> Vendor | None:
     return next((v for v in vendors or VENDORS if driver in v.dra_drivers), None)
+
+
+def is_whole_device_type(value: str) -> bool:
+    """A DRA ``type`` attribute value that names a whole device (``dra_whole_types``)."""
+    return any(value in v.dra_whole_types for v in VENDORS)
 
 
 def is_accelerator_resource(resource: str) -> bool:

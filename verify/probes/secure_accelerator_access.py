@@ -77,9 +77,7 @@ HOLD_SCRIPT = hold_script(_pods.PROBE_SCRIPT)
 
 def probe_script(iso: _vendors.Isolation) -> str:
     """NVIDIA keeps ``_pods.PROBE_SCRIPT`` (what every GPU probe runs); others their row's."""
-    if iso.devices == _pods.DEVICE_GLOB:
-        return _pods.PROBE_SCRIPT
-    return _pods.isolation_script(iso.devices, iso.access, iso.command)
+    return _pods.script_for(iso)
 
 
 # GPU nodes whose pods are read for hostPath mounts (one list call each, by field

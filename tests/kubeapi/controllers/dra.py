@@ -62,6 +62,26 @@ def _selectors_match(selectors: list[dict], driver: str, device: dict) -> bool:
                for s in selectors or [] if "cel" in s)
 
 
+def _all_devices(slices: list[dict], cls: dict, exactly: dict, in_use: set, taken: set,
+                 admin: bool) -> list[tuple]:
+    """``allocationMode: All`` on one node: every device of the node's slices that the
+    class and the request select, each of which must be free; none selected, or one of them
+    in use by another claim (unless the request is adminAccess), leaves the node no
+    solution, so the claim stays unallocated (kubernetes/kubernetes staging/src/k8s.io/
+    dynamic-resource-allocation/structured/internal/stable/allocator_stable.go:
+    ``validateDeviceRequest`` collects ``allDevices`` from every pool targeting the node,
+    ``allocateOne`` returns no solution when ``allDevices`` is empty ("At least one
+    device is required for 'All' allocation mode") or when ``allocateDevice`` finds one of
+    them in use ("If we couldn't get all of them, then there is no solution")."""
+    wanted = [(s["spec"]["driver"], s["spec"]["pool"]["name"], d["name"])
+              for s in slices for d in s["spec"].get("devices") or []
+              if _selectors_match(cls["spec"].get("selectors"), s["spec"]["driver"], d)
+              and _selectors_match(exactly.get("selectors"), s["spec"]["driver"], d)]
+    if any(key in taken or (key in in_use and not admin) for key in wanted):
+        return []
+    return wanted
+
+
 class DraAllocator(Controller):
     name = "dra-allocator"
     watches = ("pods", "resourceclaims.resource.k8s.io", "resourceslices.resource.k8s.io")
@@ -128,7 +148,10 @@ class DraAllocator(Controller):
                     "allocationMode", "ExactCount") == "ExactCount" else None
                 admin = bool(exactly.get("adminAccess"))
                 picked = []
-                for s in by_node[node]:
+                if want is None:
+                    picked = _all_devices(by_node[node], cls, exactly, in_use, taken, admin)
+                    taken.update(picked)
+                for s in by_node[node] if want is not None else ():
                     driver, pool = s["spec"]["driver"], s["spec"]["pool"]["name"]
                     for device in s["spec"].get("devices") or []:
                         key = (driver, pool, device["name"])
@@ -175,3 +198,39 @@ class DraAllocator(Controller):
                                 lambda c, r=ref: c["status"].setdefault(
                                     "reservedFor", []).append(r),
                                 meta["namespace"], status=True)
+
+
+def _tpu_prepares_whole_nodes(kube, node: str, results: list[dict]) -> str | None:
+    """Google's TPU DRA driver prepares a claim only when it holds every chip of the node
+    (kubernetes-sigs/dra-driver-google-tpu v0.2.0 cmd/tpu-dra-kubeletplugin/state.go, its
+    error text)."""
+    chips = sum(len(s["spec"].get("devices") or []) for s in kube.list(
+        "resourceslices.resource.k8s.io", fields=f"spec.nodeName={node}")
+        if s["spec"]["driver"] == "tpu.google.com")
+    if len(results) != chips:
+        return (f"invalid tpu resourceClaim, claim requests partial tpu devices "
+                f"({len(results)}), only requests for all tpu devices ({chips}) on the node "
+                "are supported")
+    return None
+
+
+# Drivers whose kubelet plugin refuses to prepare some allocations: driver -> fn(kube,
+# node, that driver's results of one claim) -> the plugin's error, or None.
+PREPARE_RULES = {"tpu.google.com": _tpu_prepares_whole_nodes}
+
+
+def prepare_error(kube, pod: dict) -> str | None:
+    """Why a DRA driver's kubelet plugin fails NodePrepareResources for one of the pod's
+    allocated claims, as the kubelet reports it (kubernetes pkg/kubelet/cm/dra/manager.go:
+    "NodePrepareResources failed for ResourceClaim <name>: <error>"), or None."""
+    node = pod["spec"].get("nodeName") or ""
+    for status in (pod.get("status") or {}).get("resourceClaimStatuses") or []:
+        name = status.get("resourceClaimName") or ""
+        claim = kube.find("resourceclaims.resource.k8s.io", name, pod["metadata"]["namespace"])
+        results = ((((claim or {}).get("status") or {}).get("allocation") or {}).get(
+            "devices") or {}).get("results") or []
+        for driver, rule in PREPARE_RULES.items():
+            mine = [r for r in results if r.get("driver") == driver]
+            if mine and (error := rule(kube, node, mine)):
+                return f"NodePrepareResources failed for ResourceClaim {name}: {error}"
+    return None

@@ -24,11 +24,13 @@ failed start, ``lastState``) fields, or None once it can start (default: always 
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
 from collections.abc import Callable
 
 from ..store import now
+from . import dra
 from .base import Controller
 from .scheduler import node_selector_matches
 
@@ -48,7 +50,25 @@ ACCEL_RESOURCES = ("habana.ai/gaudi", "aws.amazon.com/neuron")
 # Further device-plugin resources whose devices are device nodes at their host paths (a
 # test adds a made-up accelerator's here).
 DEVICE_NODE_RESOURCES: list[str] = []
-_DEVICE_LOOP = re.compile(r"for device in (\S+)[^;]*; do")  # the first glob names them
+_DEVICE_LOOP = re.compile(r"for device in ([^;]+); do")  # the globs naming the devices
+_ACCESS_LOOP = re.compile(r"for path in ([^;]+); do")  # a row's shared access nodes
+# Which vendor's device a DRA driver or device-plugin resource hands out, so each vendor's
+# runtime shows only its own devices: no ``nvidia-smi`` line or /dev/nvidia node for a TPU
+# chip or an AMD GPU. Drivers: kubernetes-sigs/dra-driver-nvidia-gpu (gpu.nvidia.com),
+# ROCm/k8s-gpu-dra-driver pkg/consts (gpu.amd.com), intel/intel-resource-drivers-for-
+# kubernetes (gpu.intel.com, gaudi.intel.com), kubernetes-sigs/dra-driver-google-tpu
+# (tpu.google.com); resources: each device plugin's (see DRI_RESOURCES, ACCEL_RESOURCES).
+DEVICE_VENDORS = {
+    "gpu.nvidia.com": "nvidia", GPU_RESOURCE: "nvidia", SHARED_GPU: "nvidia",
+    "gpu.amd.com": "amd", "amd.com/gpu": "amd",
+    "gpu.intel.com": "intel", "gpu.intel.com/i915": "intel", "gpu.intel.com/xe": "intel",
+    "gaudi.intel.com": "gaudi", "habana.ai/gaudi": "gaudi",
+    "aws.amazon.com/neuron": "neuron", "tpu.google.com": "tpu"}
+# The node every container given a device of the vendor gets beside the device's own:
+# AMD's /dev/kfd (ROCm/k8s-device-plugin ``Allocate``; the AMD DRA driver's CDI edits,
+# ROCm/k8s-gpu-dra-driver cmd/gpu-kubeletplugin/state.go ``applyConfig``), the TPU DRA
+# driver's VFIO container node /dev/vfio/vfio (dra-driver-google-tpu v0.2.0 README).
+ACCESS_NODES = {"amd": ("/dev/kfd",), "tpu": ("/dev/vfio/vfio",)}
 ACTIVE = ("Pending", "Running", "Unknown")
 COMMAND_LOGS: list[tuple[Callable[[list[str]], bool], LogFn]] = []
 
@@ -138,14 +158,15 @@ def _plugin_device(node: dict, resource: str, slot: int) -> dict:
     if resource.startswith(MIG_PREFIX):
         profile = resource.removeprefix(MIG_PREFIX)
         parent = slot // 2
-        return {"name": f"gpu-{parent}-mig-{profile}-{slot}", "attributes": {
+        return {"name": f"gpu-{parent}-mig-{profile}-{slot}", "resource": resource,
+                "attributes": {
             "type": {"string": "mig"}, "profile": {"string": profile},
             "parentUUID": {"string": gpu_uuid(name, parent)}, "index": {"int": parent},
             "uuid": {"string": f"MIG-{gpu_uuid(name, 1000 + slot)[4:]}"},
             "productName": {"string": product}, "driverVersion": {"version": driver}}}
     replicas = max(1, int(labels.get(f"{resource}.replicas", "1") or 1))
     index = slot // replicas
-    return {"name": f"gpu-{index}", "attributes": {
+    return {"name": f"gpu-{index}", "resource": resource, "attributes": {
         "type": {"string": "gpu"}, "productName": {"string": product}, "index": {"int": index},
         "uuid": {"string": gpu_uuid(name, index)}, "driverVersion": {"version": driver}}}
 
@@ -174,12 +195,47 @@ def allocated_gpus(kube, pod: dict, container: str | None = None) -> list[dict]:
             for s in slices:
                 for d in s["spec"].get("devices") or []:
                     if d["name"] == r["device"] and s["spec"]["driver"] == r["driver"]:
-                        devices.append(d)
+                        devices.append({**d, "driver": r["driver"]})
     if devices:
         return devices
     node = kube.find("nodes", pod["spec"].get("nodeName", "")) or {"metadata": {"name": ""}}
     return [_plugin_device(node, resource, slot)
             for resource, slot in device_plugin_gpus(kube, pod, container)]
+
+
+def device_vendor(device: dict) -> str | None:
+    """The vendor of a device a container was given (``DEVICE_VENDORS``), "" for a driver
+    or resource the emulator knows no vendor of, None for an untagged device (a test's own
+    runtime), which every vendor's runtime shows as before the tags."""
+    if "driver" not in device and "resource" not in device:
+        return None
+    key = device.get("driver") or device.get("resource") or ""
+    return "nvidia" if key.startswith(MIG_PREFIX) else DEVICE_VENDORS.get(key, "")
+
+
+def _index(device: dict) -> int:
+    return int(_attr(device, "index") or 0)
+
+
+def device_path(device: dict) -> str | None:
+    """The device node a container given the device opens, at its host path (None: the
+    vendor's node is not known here). AMD's render node is the one its DRA driver
+    publishes (``renderIndex``: ROCm/k8s-gpu-dra-driver docs/driver-attributes.md), else
+    the DRM render minor 128 + index (linux drivers/gpu/drm/drm_drv.c
+    ``DRM_MINOR_RENDER``), as for Intel's GPU plugin; Gaudi /dev/accel/accel<N>, Neuron
+    /dev/neuron<N>, TPU (v5 on) /dev/vfio/<N> (module doc of ``GpuRuntime.dri``)."""
+    vendor, i = device_vendor(device), _index(device)
+    if vendor == "amd":
+        render = _attr(device, "renderIndex")
+        return f"/dev/dri/renderD{render if render is not None else 128 + i}"
+    return {"nvidia": f"/dev/nvidia{i}", "intel": f"/dev/dri/renderD{128 + i}",
+            "gaudi": f"/dev/accel/accel{i}", "neuron": f"/dev/neuron{i}",
+            "tpu": f"/dev/vfio/{i}"}.get(vendor or "")
+
+
+def of_vendor(devices: list[dict], vendor: str) -> list[dict]:
+    """The devices of ``vendor`` (untagged devices count for every vendor)."""
+    return [d for d in devices if device_vendor(d) in (None, vendor)]
 
 
 def _attr(device: dict, key: str):
@@ -213,8 +269,8 @@ def all_node_gpus(kube, pod: dict, container: str) -> list[dict]:
     node = kube.find("nodes", pod["spec"].get("nodeName", "")) or {"metadata": {"name": ""}}
     slices = kube.list("resourceslices.resource.k8s.io",
                        fields=f"spec.nodeName={node['metadata']['name']}")
-    devices = [d for s in slices for d in s["spec"].get("devices") or []
-               if s["spec"]["driver"] == "gpu.nvidia.com"]
+    devices = [{**d, "driver": "gpu.nvidia.com"} for s in slices
+               for d in s["spec"].get("devices") or [] if s["spec"]["driver"] == "gpu.nvidia.com"]
     if devices:
         return devices
     count = max(_node_slots(node, GPU_RESOURCE), 0)
@@ -244,17 +300,19 @@ class GpuRuntime:
                 return fn(pod, container, kube)
         text = " ".join(words)
         loop = _DEVICE_LOOP.search(text)
-        if loop and loop.group(1) != "/dev/nvidia[0-9]*":
-            return self.dri(kube, pod, container, text, loop.group(1))
+        if loop and loop.group(1).strip() != "/dev/nvidia[0-9]*":
+            return self.dri(kube, pod, container, text, loop.group(1).split())
         if "nvidia" not in text:
             return ""
         out: list[str] = []
         if "/dev/nvidia[0-9]*" in text:
-            # One device node per physical GPU (a MIG instance opens its parent's).
+            # One device node per physical NVIDIA GPU (a MIG instance opens its parent's);
+            # another vendor's device has none.
             nodes = {_attr(d, "parentUUID") or _attr(d, "uuid")
-                     for d in self.devices(kube, pod, container)}
+                     for d in of_vendor(self.devices(kube, pod, container), "nvidia")}
             out.append(f"RESULT: ACCELERATOR_COUNT={len(nodes)}")
-        given = self.tools(kube, pod, container)
+        # nvidia-smi comes with NVIDIA's toolkit and lists NVIDIA GPUs only.
+        given = of_vendor(self.tools(kube, pod, container), "nvidia")
         if "command -v nvidia-smi" in text:
             if given:
                 driver = _attr(given[0], "driverVersion") or "580.65.06"
@@ -272,34 +330,52 @@ class GpuRuntime:
         return "".join(line + "\n" for line in out)
 
 
-    def dri(self, kube, pod: dict, container: str, text: str, glob: str) -> str:
-        """A /dev/dri GPU's runtime (AMD's ROCm device plugin, Intel's GPU plugin): each
-        device given mounted at its host path /dev/dri/renderD<128 + index> (the DRM render
-        minors start at 128: linux include/drm/drm_file.h / drivers/gpu/drm/drm_drv.c
-        ``DRM_MINOR_RENDER``), AMD's /dev/kfd with any GPU (ROCm/k8s-device-plugin
-        ``Allocate``). No tool is injected: ``amd-smi list`` runs only in a ROCm image
-        (ROCm/amdsmi docs "AMD SMI CLI tool usage": "GPU: N" blocks with BDF and UUID).
-        Any other device glob ``/dev/x*`` names device N ``/dev/xN``."""
-        seen = sorted({int(_attr(d, "index") or 0) for d in self.devices(kube, pod, container)})
-        first = 128 if glob == "/dev/dri/renderD*" else 0
-        stem = glob.split("*", 1)[0].split("[", 1)[0]
-        out = [f"RESULT: DEVICE={stem}{first + i}" for i in seen]
+    def dri(self, kube, pod: dict, container: str, text: str, globs: list[str]) -> str:
+        """Another vendor's runtime: each device the container was given is its device node
+        at its host path (``device_path``; AMD's ROCm device plugin and DRA driver, Intel's
+        GPU plugin, Gaudi's and Neuron's plugins, the TPU DRA driver), shown where it
+        matches one of the script's ``globs``; the vendor's access nodes (AMD's /dev/kfd,
+        TPU's /dev/vfio/vfio) with any of its devices. No tool is injected: ``amd-smi
+        list`` runs only in a ROCm image (ROCm/amdsmi docs "AMD SMI CLI tool usage": "GPU:
+        N" blocks with BDF and UUID) and lists AMD GPUs only. An untagged device (a test's
+        own runtime) or one of a vendor not known here is ``/dev/xN`` of the first glob
+        ``/dev/x*`` (DRM render nodes from 128)."""
+        given = self.devices(kube, pod, container)
+        first = globs[0]
+        stem = first.split("*", 1)[0].split("[", 1)[0]
+        base = 128 if first == "/dev/dri/renderD*" else 0
+        paths = set()
+        for d in given:
+            path = device_path(d)
+            if path is None:
+                paths.add(f"{stem}{base + _index(d)}")
+            elif any(fnmatch.fnmatchcase(path, g) for g in globs):
+                paths.add(path)
+        seen = sorted(paths, key=lambda p: (p.rstrip("0123456789"),
+                                            int(p[len(p.rstrip("0123456789")):] or 0)))
+        out = [f"RESULT: DEVICE={p}" for p in seen]
         out.append(f"RESULT: ACCELERATOR_COUNT={len(seen)}")
-        if "for path in" in text:  # the row's shared access nodes (AMD's /dev/kfd)
-            out.append(f"RESULT: ACCESS_COUNT={1 if seen else 0}")
+        access = _ACCESS_LOOP.search(text)
+        if access:  # the row's shared access nodes
+            listed = set(access.group(1).split())
+            present: set[str] = set()
+            for d in given:
+                vendor = device_vendor(d)
+                present |= listed if not vendor else set(ACCESS_NODES.get(vendor, ()))
+            out.append(f"RESULT: ACCESS_COUNT={len(present & listed)}")
         tail = text
         if "amd-smi list" in text:
             tail = text.rsplit("amd-smi list", 1)[-1]
             image = next((c.get("image", "") for c in pod["spec"]["containers"]
                           if c["name"] == container), "")
-            given = sorted({int(_attr(d, "index") or 0)
-                            for d in self.tools(kube, pod, container)})
+            given_amd = sorted({int(_attr(d, "index") or 0)
+                                for d in of_vendor(self.tools(kube, pod, container), "amd")})
             if "rocm" not in image:
                 out.append("sh: 1: amd-smi: not found")
-            elif not given:
+            elif not given_amd:
                 out.append("ERROR:root:Unable to detect any GPU devices, check amdgpu version "
                            "and module status (sudo modprobe amdgpu)")
-            for n, i in enumerate(given if "rocm" in image else []):
+            for n, i in enumerate(given_amd if "rocm" in image else []):
                 node = pod["spec"].get("nodeName", "")
                 out += [f"GPU: {n}", f"    BDF: 0000:{i + 12:02x}:00.0",
                         f"    UUID: {gpu_uuid(node, i)[4:]}"]
@@ -376,6 +452,11 @@ class Kubelet(Controller):
                     continue
                 held = {c["name"]: w for c in spec["containers"]
                         if (w := self.waiting(pod, c["name"])) is not None}
+                if not held and (error := dra.prepare_error(kube, pod)):
+                    # A DRA driver refused to prepare a claim: no container starts.
+                    held = {c["name"]: {"state": {"waiting": {"reason": "ContainerCreating"}}}
+                            for c in spec["containers"]}
+                    self._failed_prepare(kube, pod, error)
                 if held:
                     self._hold(kube, pod, held)
                     continue
@@ -408,6 +489,29 @@ class Kubelet(Controller):
         kube.mutate("pods", pod["metadata"]["name"], reject, pod["metadata"]["namespace"],
                     status=True)
         return False
+
+    def _failed_prepare(self, kube, pod: dict, error: str) -> None:
+        """The kubelet's Warning event for a claim its DRA driver would not prepare, once,
+        worded as a real one reads in ``kubectl describe pod`` (a captured event of
+        NVIDIA's DRA driver: reason FailedPrepareDynamicResources, "Failed to prepare
+        dynamic resources: prepare dynamic resources: NodePrepareResources failed for
+        ResourceClaim <name>: <the driver's error>")."""
+        meta = pod["metadata"]
+        if any(e.get("reason") == "FailedPrepareDynamicResources"
+               and (e.get("involvedObject") or {}).get("uid") == meta["uid"]
+               for e in kube.view("events", namespace=meta["namespace"])):
+            return
+        kube.create({"apiVersion": "v1", "kind": "Event",
+                     "metadata": {"generateName": meta["name"] + ".",
+                                  "namespace": meta["namespace"]},
+                     "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"],
+                                        "namespace": meta["namespace"], "uid": meta["uid"]},
+                     "reason": "FailedPrepareDynamicResources", "type": "Warning",
+                     "message": "Failed to prepare dynamic resources: prepare dynamic "
+                                f"resources: {error}",
+                     "source": {"component": "kubelet", "host": pod["spec"]["nodeName"]},
+                     "reportingComponent": "kubelet", "count": 1,
+                     "firstTimestamp": now(), "lastTimestamp": now()})
 
     def _hold(self, kube, pod: dict, held: dict[str, dict]) -> None:
         """Write the status of a pod whose ``held`` containers cannot run (none of its
