@@ -111,6 +111,8 @@ class Settings:
     checklist_version: str
     images: dict[str, str] = field(default_factory=dict)
     long: bool = False
+    # --read-only: a probe whose --long path creates objects leaves that path out.
+    read_only: bool = False
     # From a Pulumi stack: gpuPools, addons, autoscaler, target (empty without --stack).
     expectations: dict[str, Any] = field(default_factory=dict)
     # The probes' waits as declared, or replaced (tests): see ``Timing``.
