@@ -111,12 +111,12 @@ class Settings:
     checklist_version: str
     images: dict[str, str] = field(default_factory=dict)
     long: bool = False
-    # --read-only: a probe whose --long path creates objects leaves that path out.
-    read_only: bool = False
     # From a Pulumi stack: gpuPools, addons, autoscaler, target (empty without --stack).
     expectations: dict[str, Any] = field(default_factory=dict)
     # The probes' waits as declared, or replaced (tests): see ``Timing``.
     timing: Timing = field(default_factory=Timing)
+    # --read-only: a probe whose --long path creates objects leaves that path out.
+    read_only: bool = False
 
 
 class Probe:
