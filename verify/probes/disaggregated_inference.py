@@ -314,12 +314,20 @@ def _a_completion_through_the_gateway_is_disaggregated(ctx: Context, pool: dict,
         text = _pods.logs(ctx, ns, "client", "request")
         ctx.artifact("completion.txt", text)
     code, headers, answer = _http_answer(text)
-    if code != "200":
-        raise ProbeError(f"POST {url} through InferencePool {pns}/{pname} answered HTTP "
-                         f"{code or 'none'} ({answer[:200] or text.strip()[:200]}): the "
-                         "request could not be served, so the split cannot be judged")
-    after = _requests_served(ctx, prefill)
     served_by = headers.get(POD_HEADER, "")
+    ours = decode | {p["metadata"]["name"] for p in pair["prefill"]}
+    others = _other_servers(ctx, pool, ours)
+    if code != "200" or served_by not in ours:
+        # llm-d's decode-filter also admits pool members without a role label
+        # (filter/bylabel/roles.go: NewByLabel(..., allowsNoLabel=true, ...)), so with other
+        # model servers in the pool the request may not reach the probe's pair at all.
+        crowd = (f"; the pool also selects {', '.join(others)}, which the endpoint picker "
+                 "may choose" if others else "")
+        raise ProbeError(f"POST {url} through InferencePool {pns}/{pname} answered HTTP "
+                         f"{code or 'none'} from {served_by or 'a pod that names no pod'} "
+                         f"({answer[:160] or text.strip()[:160]}){crowd}: the request did "
+                         "not reach the simulated pair, so the split cannot be judged")
+    after = _requests_served(ctx, prefill)
     to_decode = served_by in decode
     prefilled = after > before
     ctx.check(f"the {POD_HEADER} response header names a decode pod", to_decode,
@@ -334,6 +342,15 @@ def _a_completion_through_the_gateway_is_disaggregated(ctx: Context, pool: dict,
     return (f"a completion through InferencePool {pns}/{pname} was prefilled by "
             f"{prefill['metadata']['name']} ({before:g} -> {after:g} requests) and decoded "
             f"by {served_by}")
+
+
+def _other_servers(ctx: Context, pool: dict, ours: set[str]) -> list[str]:
+    """Ready pods the pool selects besides the probe's pair."""
+    selector = ",".join(f"{k}={v}" for k, v in
+                        (pool["spec"]["selector"].get("matchLabels") or {}).items())
+    return sorted(p["metadata"]["name"] for p in _items(
+        ctx, f"/api/v1/namespaces/{pool['metadata']['namespace']}/pods",
+        {"labelSelector": selector}) if _ready(p) and p["metadata"]["name"] not in ours)
 
 
 def _requests_served(ctx: Context, pod: dict) -> float:
