@@ -36,8 +36,9 @@ looking for someone else's deployment (cases 3-5 replace case 3 above):
    (``endpointPickerRef`` is a local reference), which is not the installed stack. Both
    carry the run's labels and are tracked, so the run deletes them, and
    ``aicp verify cleanup`` finds them by label (``kube/sweep.py``).
-5. ``_a_completion_through_the_gateway_is_disaggregated``: one ``POST /v1/completions``
-   from a curl pod through the Gateway, judged as llm-d-router v0.10.0's e2e tests judge
+5. ``_a_completion_through_the_gateway_is_disaggregated``: a ``POST /v1/completions``
+   from a curl pod through the Gateway (up to ``ATTEMPTS``, each with a new prompt, until
+   one is answered by the pair: the picker may choose other servers of the pool), judged as llm-d-router v0.10.0's e2e tests judge
    a P/D request (``test/e2e/e2e_test.go`` "Running a PD configuration"): the
    ``x-inference-pod`` response header names a decode pod, and the prefill pod's
    ``vllm:e2e_request_latency_seconds_count`` went up (``test/e2e/utils_test.go``
@@ -197,6 +198,9 @@ PROMPT = ("Hello my name is Andrew, I have a doctorate in Rocket Science, and I 
 # (llm-d-inference-sim pkg/llm-d-inference-sim/metrics.go E2EReqLatencyMetricName).
 REQUESTS_METRIC = "vllm:e2e_request_latency_seconds_count"
 POD_HEADER = "x-inference-pod"
+# The endpoint picker may send a request to other model servers of the pool (see
+# _a_completion_through_the_gateway_is_disaggregated): a few tries, each judged alone.
+ATTEMPTS = 5
 
 
 def _the_installed_pool_routes_through_a_gateway(ctx: Context) -> tuple[dict, str]:
@@ -301,32 +305,27 @@ def _a_completion_through_the_gateway_is_disaggregated(ctx: Context, pool: dict,
     pns, pname = pool["metadata"]["namespace"], pool["metadata"]["name"]
     prefill = pair["prefill"][0]
     decode = {p["metadata"]["name"] for p in pair["decode"]}
-    before = _requests_served(ctx, prefill)
-    with ctx.step("send a completion through the Gateway"):
-        body = json.dumps({"model": SIM_MODEL, "prompt": PROMPT, "max_tokens": 16})
-        _net.curl_pod(ctx, ns, "client", {"request": [
-            "-sS", "-i", "--max-time", "60", "-X", "POST",
-            "-H", "Content-Type: application/json", "-d", body,
-            "-w", "\\n%{http_code}\\n", url]})
-        timeout = ctx.timeout("pod_timeout")
-        if _net.wait_pod_finished(ctx, ns, "client", timeout, ctx.timeout("interval")) is None:
-            raise ProbeError(f"the curl pod did not finish within {timeout:g}s")
-        text = _pods.logs(ctx, ns, "client", "request")
-        ctx.artifact("completion.txt", text)
-    code, headers, answer = _http_answer(text)
-    served_by = headers.get(POD_HEADER, "")
     ours = decode | {p["metadata"]["name"] for p in pair["prefill"]}
-    others = _other_servers(ctx, pool, ours)
-    if code != "200" or served_by not in ours:
+    tried: list[str] = []
+    for attempt in range(1, ATTEMPTS + 1):
+        before = _requests_served(ctx, prefill)
+        code, headers, answer = _one_completion(ctx, ns, url, attempt)
+        served_by = headers.get(POD_HEADER, "")
+        tried.append(f"HTTP {code or 'none'} from {served_by or 'a pod that names no pod'}"
+                     + (f" ({answer[:120]})" if code != "200" else ""))
+        if code == "200" and served_by in ours:
+            break
+    else:
         # llm-d's decode-filter also admits pool members without a role label
         # (filter/bylabel/roles.go: NewByLabel(..., allowsNoLabel=true, ...)), so with other
-        # model servers in the pool the request may not reach the probe's pair at all.
+        # model servers in the pool a request may never reach the probe's pair.
+        others = _other_servers(ctx, pool, ours)
         crowd = (f"; the pool also selects {', '.join(others)}, which the endpoint picker "
                  "may choose" if others else "")
-        raise ProbeError(f"POST {url} through InferencePool {pns}/{pname} answered HTTP "
-                         f"{code or 'none'} from {served_by or 'a pod that names no pod'} "
-                         f"({answer[:160] or text.strip()[:160]}){crowd}: the request did "
-                         "not reach the simulated pair, so the split cannot be judged")
+        raise ProbeError(f"{ATTEMPTS} completions through InferencePool {pns}/{pname} "
+                         f"({url}) were answered {'; '.join(tried)}{crowd}: none reached "
+                         "the simulated pair, so the split cannot be judged")
+    ctx.observe("completions", tried)
     after = _requests_served(ctx, prefill)
     to_decode = served_by in decode
     prefilled = after > before
@@ -342,6 +341,26 @@ def _a_completion_through_the_gateway_is_disaggregated(ctx: Context, pool: dict,
     return (f"a completion through InferencePool {pns}/{pname} was prefilled by "
             f"{prefill['metadata']['name']} ({before:g} -> {after:g} requests) and decoded "
             f"by {served_by}")
+
+
+def _one_completion(ctx: Context, ns: str, url: str,
+                    attempt: int) -> tuple[str, dict[str, str], str]:
+    name = f"client-{attempt}"
+    with ctx.step(f"send completion {attempt} through the Gateway"):
+        # A new prompt each time: a prefix the picker saw is cached on the pod it chose,
+        # and its prefix-cache scorer would send the same prompt there again.
+        body = json.dumps({"model": SIM_MODEL, "prompt": f"Request {attempt}. {PROMPT}",
+                           "max_tokens": 16})
+        _net.curl_pod(ctx, ns, name, {"request": [
+            "-sS", "-i", "--max-time", "60", "-X", "POST",
+            "-H", "Content-Type: application/json", "-d", body,
+            "-w", "\\n%{http_code}\\n", url]})
+        timeout = ctx.timeout("pod_timeout")
+        if _net.wait_pod_finished(ctx, ns, name, timeout, ctx.timeout("interval")) is None:
+            raise ProbeError(f"the curl pod {name} did not finish within {timeout:g}s")
+        text = _pods.logs(ctx, ns, name, "request")
+        ctx.artifact(f"completion-{attempt}.txt", text)
+    return _http_answer(text)
 
 
 def _other_servers(ctx: Context, pool: dict, ours: set[str]) -> list[str]:

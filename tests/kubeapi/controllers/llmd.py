@@ -5,7 +5,8 @@ routing sidecar and the endpoint picker's prefill/decode decision.
 llm-d-inference-sim (v0.10.2) or llm-d-router's routing sidecar (v0.10.0) on ``port``; None
 when neither listens there (the caller falls back to ``httpd``):
 
-- the simulator (an image ``…/llm-d-inference-sim``, ``--port``): ``GET /health``;
+- the simulator (an image ``…/llm-d-inference-sim``, ``--port``): ``GET /health`` and
+  ``GET /v1/models`` (docs/api.md);
   ``POST /v1/completions`` answers an OpenAI completion (``--mode echo``: the prompt back,
   README "Modes of Operation") with the ``x-inference-pod``/``-port``/``-namespace`` headers
   when ``POD_NAME``/``POD_NAMESPACE`` are set (pkg/communication/http.go
@@ -114,6 +115,9 @@ def _simulate(kube, pod: dict, container: dict, port: int, method: str, path: st
     route = path.split("?")[0]
     if method == "GET" and route == "/health":
         return 200, {}, ""
+    if method == "GET" and route == "/v1/models":
+        return 200, {"Content-Type": "application/json"}, json.dumps({
+            "object": "list", "data": [{"id": model, "object": "model", "owned_by": "vllm"}]})
     if method == "GET" and route == "/metrics":
         text = (f"# HELP {REQUESTS[:-6]} Histogram of end to end request latency in seconds\n"
                 f"# TYPE {REQUESTS[:-6]} histogram\n"
