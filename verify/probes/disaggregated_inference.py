@@ -54,7 +54,7 @@ import json
 
 from kubernetes.client.exceptions import ApiException
 
-from ..probe import Context, Fail, Probe, ProbeError, one_line
+from ..probe import Context, Fail, Probe, ProbeError, Settings, one_line
 from . import _net, _pods, _prom
 from .advanced_inference_ingress import POOLS, _path_prefix, _route_to
 
@@ -69,7 +69,17 @@ class DisaggregatedInference(Probe):
     title = "Separate prefill and decode workloads are Ready"
     # Only the --long path waits: the simulator pods (an image pull, no model to load;
     # upstream's startupProbe allows 10 min for a real model) and one curl pod.
-    timeouts = {"ready_timeout": 300.0, "pod_timeout": 180.0, "interval": 2.0}
+    timeouts = {"ready_timeout": 300.0, "pod_timeout": 180.0, "interval": 2.0,
+                "margin": 60.0}  # the requests between the waits, and cleanup
+
+    @classmethod
+    def budget(cls, settings: Settings) -> float | None:
+        """With ``--long``: both Deployments' waits and every completion's curl pod."""
+        if not settings.long or settings.read_only:
+            return None
+        return (2 * cls.timeout(settings, "ready_timeout")
+                + ATTEMPTS * cls.timeout(settings, "pod_timeout")
+                + cls.timeout(settings, "margin"))
 
     def cases(self, ctx: Context) -> str:
         apis = _serving_workloads(ctx)
