@@ -1,7 +1,7 @@
 """disaggregated_inference: separate prefill and decode workloads run and are Ready.
 
-Read-only: it looks for a disaggregated serving deployment already on the platform (aicp
-does not install a model server). Role labels identify the phases:
+Without ``--long`` it only reads: it looks for a disaggregated serving deployment already on
+the platform (aicp does not install a model server). Role labels identify the phases:
 
 - llm-d: ``llm-d.ai/role`` = ``prefill`` | ``decode`` (the EPP's prefill/decode filters);
 - NVIDIA Dynamo: ``nvidia.com/dynamo-sub-component-type`` = ``prefill`` | ``decode``, set by
