@@ -44,8 +44,11 @@ looking for someone else's deployment (cases 3-5 replace case 3 above):
    ``vllm:e2e_request_latency_seconds_count`` went up (``test/e2e/utils_test.go``
    ``getPodRequestCount``, read through the API server's pod proxy). Answered but not
    disaggregated is FAIL. The endpoint picker's ``llm_d_epp_pd_decision_total`` (also
-   checked there) is not read: its metrics port sits behind the EPP's own authn, which
-   the pod proxy cannot pass.
+   checked there, through a port-forward) is not read: the chart serves the EPP's metrics
+   with ``--metrics-endpoint-auth`` on unless ``router.monitoring.prometheus.auth.enabled``
+   is false (llm-d-router v0.10.0 config/charts/routerlib/values.yaml, templates/
+   _deployment.yaml; pkg/epp/server/options.go default true), and the API server's proxy
+   sends no bearer token; reading it from Prometheus would wait for a scrape.
 """
 
 from __future__ import annotations
