@@ -40,7 +40,8 @@ looking for someone else's deployment (cases 3-5 replace case 3 above):
    from a curl pod through the Gateway (up to ``ATTEMPTS``, each with a new prompt, until
    one is answered by the pair: the picker may choose other servers of the pool), judged
    as llm-d-router v0.10.0's e2e tests judge a P/D request (``test/e2e/e2e_test.go``
-   "Running a PD configuration"): the ``x-inference-pod`` response header names a decode pod, and the prefill pod's
+   "Running a PD configuration"): the ``x-inference-pod`` response header names a decode
+   pod, and the prefill pod's
    ``vllm:e2e_request_latency_seconds_count`` went up (``test/e2e/utils_test.go``
    ``getPodRequestCount``, read through the API server's pod proxy). Answered but not
    disaggregated is FAIL. The endpoint picker's ``llm_d_epp_pd_decision_total`` (also
