@@ -140,8 +140,13 @@ def test_long_an_endpoint_picker_without_prefill_decode_profiles_fails(kubeapi, 
     assert result.verdict is Verdict.FAIL, result.reason
     assert result.reason.startswith("a completion through InferencePool inference/vllm was "
                                     "not disaggregated")
-    assert "prefill pod requests 0 -> 0" in result.reason or (
-        "answered by aicp-verify-di2-prefill-" in result.reason)
+    # Decode-only: the decode pod answered without a remote prefill.
+    assert "answered by aicp-verify-di2-decode-" in result.reason
+    assert "prefill pod requests 0 -> 0" in result.reason
+    checks = {c.name: c.passed for c in result.evidence.checks}
+    assert checks == {"the x-inference-pod response header names a decode pod": True,
+                      "the prefill pod's vllm:e2e_request_latency_seconds_count went up":
+                      False}
     assert "prefill-decode" not in pd_decisions(kubeapi)
 
 
@@ -173,3 +178,10 @@ def test_cleanup_deletes_a_dead_runs_model_servers_in_the_pools_namespace(kubeap
     swept = sweep.cleanup(connect(kubeconfig), "dead")
     assert swept.deleted == ["Deployment inference/aicp-verify-dead-decode"]
     assert kubeapi.find("deployments.apps", "aicp-verify-dead-decode", "inference") is None
+
+
+def test_without_long_the_probe_claims_no_extra_time_and_prints_no_extra_images():
+    assert DisaggregatedInference.budget(Settings("x", "1.37")) is None
+    assert DisaggregatedInference.budget(Settings("x", "1.37", long=True)) == (
+        2 * 300.0 + 5 * 180.0 + 60.0)
+    assert not set(images.long_images()) & set(images.catalog())
