@@ -155,10 +155,15 @@ WG_SUITE = {
 # .github/ISSUE_TEMPLATE/new-release.md). The simulator's digest has two independent public
 # sources (a lab README's ``docker run ...:v0.10.2@sha256:7f3a...`` and a benchmark script's
 # SIM_DIGEST); whether it is the multi-arch index was not checked. The sidecar is pinned by
-# tag: the one digest seen for it comes from a single project. No probe deploys them yet:
-# the --long deploy-and-request path is not built (see disaggregated_inference).
+# tag: the one digest seen for it comes from a single project. Only ``--long`` runs deploy
+# them (disaggregated_inference), so only ``--long`` prints and pulls them.
 DISAGGREGATED: dict[str, str] = {
     "inference-sim": "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2"
                      "@sha256:7f3a1f72875c5dd5d00299ad358dc1f6e17041a5124609a43aa17ad318bbed32",
     "disagg-sidecar": "ghcr.io/llm-d/llm-d-router-disagg-sidecar:v0.10.0",
 }
+
+
+def long_images(mirror: str | None = None) -> dict[str, str]:
+    """The images only ``--long`` runs use (``DISAGGREGATED``), rewritten to ``mirror``."""
+    return {name: mirrored(image, mirror) for name, image in DISAGGREGATED.items()}

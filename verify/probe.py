@@ -115,6 +115,8 @@ class Settings:
     expectations: dict[str, Any] = field(default_factory=dict)
     # The probes' waits as declared, or replaced (tests): see ``Timing``.
     timing: Timing = field(default_factory=Timing)
+    # --read-only: a probe whose --long path creates objects leaves that path out.
+    read_only: bool = False
 
 
 class Probe:

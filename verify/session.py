@@ -204,13 +204,14 @@ def _run(opts: Options, console: Console, guard: signals.Guard) -> int:
         check_output_dir(Path(opts.output_dir))
     evidence = prepare_evidence(opts)
     image_refs = images.catalog(opts.registry_mirror)
+    image_refs.update(images.long_images(opts.registry_mirror) if opts.long else {})
     view = TerminalView(console)
     target = connect(opts, on_retry=view.retry)
     template, metadata = choose_checklist(opts, target)
     planned = plan(opts, template, target)
     settings = Settings(opts.run_id or secrets.token_hex(3), template.version, image_refs,
                         opts.long, target.outputs.expectations if target.outputs else {},
-                        timing=opts.timing)
+                        timing=opts.timing, read_only=opts.read_only)
     shown = effective_settings(target, template, settings, planned, opts.long_implied)
     view.settings(shown)
     stack_notes = check_stack(target, console)

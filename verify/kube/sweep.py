@@ -259,6 +259,7 @@ def cleanup(kube: Kube, run_id: str | None = None, *, force: bool = False,
                     continue
             deleted.append(what)
             log(f"deleted {what}")
+    _outside_run_namespaces(kube, selector, found, alive, deleted, left, log)
     namespaces = []
     for name in [n["metadata"]["name"] for n in found if _run_of(n) not in alive]:
         try:
@@ -275,6 +276,46 @@ def cleanup(kube: Kube, run_id: str | None = None, *, force: bool = False,
     still = kube.wait_namespaces_gone(namespaces, timeout) if namespaces else []
     left += [f"Namespace {n} (still terminating after {timeout:g}s)" for n in still]
     return Sweep(deleted, left, alive)
+
+
+# Namespaced objects a run creates outside its own namespaces: disaggregated_inference's
+# --long model servers must stand in the InferencePool's namespace to be selected by it.
+OUTSIDE = (("/apis/apps/v1", "deployments", "Deployment"),)
+
+
+def _outside_run_namespaces(kube: Kube, selector: str, found: list[dict],
+                            alive: dict[str, str], deleted: list[str], left: list[str],
+                            log: Callable[[str], None]) -> None:
+    """Delete the run's objects of ``OUTSIDE`` kinds that stand in other namespaces."""
+    ours = {n["metadata"]["name"] for n in found}
+    for base, plural, kind in OUTSIDE:
+        try:
+            items = kube.request("GET", f"{base}/{plural}",
+                                 query={"labelSelector": selector}).get("items", [])
+        except (ApiException, ProbeError) as exc:
+            if _lost(exc):
+                raise
+            left.append(f"any {kind} of the run outside its namespaces (could not list "
+                        f"{plural}: {_why(exc)})")
+            continue
+        for item in items:
+            meta = item["metadata"]
+            if meta["namespace"] in ours or _run_of(item) in alive:
+                continue
+            what = f"{kind} {meta['namespace']}/{meta['name']}"
+            try:
+                kube.request("DELETE", f"{base}/namespaces/{meta['namespace']}/{plural}/"
+                                       f"{meta['name']}",
+                             query={"propagationPolicy": "Background"})
+            except (ApiException, ProbeError) as exc:
+                if getattr(exc, "status", None) != 404:
+                    if _lost(exc):
+                        raise
+                    left.append(f"{what} ({_why(exc)})")
+                    log(f"could not delete {what}: {_why(exc)}")
+                    continue
+            deleted.append(what)
+            log(f"deleted {what}")
 
 
 def _lost(exc: BaseException) -> bool:

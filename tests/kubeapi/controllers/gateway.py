@@ -23,7 +23,7 @@ import re
 from urllib.parse import urlsplit
 
 from ..selectors import matches_label_selector
-from . import httpd
+from . import httpd, llmd
 from .base import Controller
 from .kubelet import nvidia_smi_logs
 
@@ -180,24 +180,32 @@ class Gateways(Controller):
     def request(self, kube, host: str, port: int, path: str,
                 headers: dict[str, str]) -> tuple[int, str]:
         """(status, body) for ``GET http://host:port/path``, as the cluster would answer."""
+        code, _, body = self.exchange(kube, host, port, path, headers)
+        return code, body
+
+    def exchange(self, kube, host: str, port: int, path: str, headers: dict[str, str],
+                 method: str = "GET", body: str = "") -> tuple[int, dict[str, str], str]:
+        """(status, response headers, body) for ``method http://host:port/path``."""
         parts = host.split(".")
         if len(parts) < 2:
-            return httpd.REFUSED
+            return httpd.REFUSED[0], {}, httpd.REFUSED[1]
         svc = kube.find("services", parts[0], parts[1])
         if svc is None:
-            return 0, f"Could not resolve host: {host}"
+            return 0, {}, f"Could not resolve host: {host}"
         gateway = (svc["metadata"].get("labels") or {}).get(NAME_LABEL)
         if gateway is None:
             return _answer(kube, self.rng, httpd.service_endpoints(kube, parts[1], parts[0],
-                                                                    port), path)
+                                                                    port), path,
+                           method=method, headers=headers, body=body)
         return self._route_request(kube, parts[1], gateway, port, path,
-                                   {k.lower(): v for k, v in headers.items()})
+                                   {k.lower(): v for k, v in headers.items()}, method, body)
 
     def _route_request(self, kube, ns: str, gateway: str, port: int, path: str,
-                       headers: dict[str, str]) -> tuple[int, str]:
+                       headers: dict[str, str], method: str = "GET",
+                       body: str = "") -> tuple[int, dict[str, str], str]:
         gw = kube.find(f"gateways.{GW}", gateway, ns)
         if gw is None or not any(lis["port"] == port for lis in gw["spec"]["listeners"]):
-            return httpd.REFUSED
+            return httpd.REFUSED[0], {}, httpd.REFUSED[1]
         url_path = urlsplit(path).path or "/"
         best, best_key = None, None
         for route in kube.list(f"httproutes.{GW}"):
@@ -209,15 +217,21 @@ class Gateways(Controller):
                     if key is not None and (best_key is None or key > best_key):
                         best, best_key = (route, rule), key
         if best is None:
-            return 404, ""
+            return 404, {}, ""
         route, rule = best
         refs = [b for b in rule.get("backendRefs") or [] if b.get("weight", 1) > 0]
         if not refs:
-            return 500, ""
+            return 500, {}, ""
         weights = [b.get("weight", 1) if self.weights else 1 for b in refs]
         ref = self.rng.choices(refs, weights=weights)[0]
-        return _answer(kube, self.rng, _backend(kube, ref, route["metadata"]["namespace"]) or [],
-                       path)
+        endpoints = _backend(kube, ref, route["metadata"]["namespace"]) or []
+        pool = (kube.find(POOLS, ref["name"], ref.get("namespace", route["metadata"][
+            "namespace"])) if ref.get("kind") == "InferencePool" else None)
+        if pool is not None:  # the endpoint picker's choice (llmd.schedule)
+            endpoints, added = llmd.schedule(kube, self.rng, pool, endpoints, body)
+            headers = {**headers, **added}
+        return _answer(kube, self.rng, endpoints, path, method=method, headers=headers,
+                       body=body)
 
     def _match(self, match: dict, path: str, headers: dict[str, str]) -> tuple | None:
         spec = match.get("path") or {"type": "PathPrefix", "value": "/"}
@@ -257,18 +271,22 @@ def _backend(kube, ref: dict, ns: str) -> list[tuple[dict, int]] | None:
     return httpd.service_endpoints(kube, ns, ref["name"], ref.get("port", 80))
 
 
-def _answer(kube, rng: random.Random, endpoints: list[tuple[dict, int]],
-            path: str) -> tuple[int, str]:
+def _answer(kube, rng: random.Random, endpoints: list[tuple[dict, int]], path: str, *,
+            method: str = "GET", headers: dict[str, str] | None = None,
+            body: str = "") -> tuple[int, dict[str, str], str]:
     if not endpoints:
-        return 503, "no healthy upstream"
+        return 503, {}, "no healthy upstream"
     pod, port = rng.choice(endpoints)
-    return httpd.serve(kube, pod, port, path)
+    served = llmd.respond(kube, pod, port, method, path, headers or {}, body)
+    return served if served is not None else httpd.respond(kube, pod, port, path, method)
 
 
 # curl pods -------------------------------------------------------------------------------
 _GLOB = re.compile(r"\[(\d+)-(\d+)\]")
 _VALUED = {"-H", "--header", "-w", "--write-out", "-m", "--max-time", "-o", "--output",
-           "--connect-timeout", "--retry", "-X", "--request"}
+           "--connect-timeout", "--retry", "-X", "--request", "-d", "--data"}
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error",
+            502: "Bad Gateway", 503: "Service Unavailable"}
 
 
 def curl_logs(pod: dict, container: str, kube) -> str:
@@ -280,6 +298,7 @@ def curl_logs(pod: dict, container: str, kube) -> str:
     controller = next((c for c in kube.controllers.controllers if isinstance(c, Gateways)),
                       None) or Gateways()
     headers, fmt, urls, i = {}, "", [], 1
+    method, data, include = "", None, False
     while i < len(argv):
         arg = argv[i]
         if arg in _VALUED and i + 1 < len(argv):
@@ -288,20 +307,31 @@ def curl_logs(pod: dict, container: str, kube) -> str:
                 headers[name.strip()] = value.strip()
             elif arg in ("-w", "--write-out"):
                 fmt = argv[i + 1]
+            elif arg in ("-X", "--request"):
+                method = argv[i + 1]
+            elif arg in ("-d", "--data"):
+                data = argv[i + 1]
             i += 2
             continue
-        if not arg.startswith("-"):
+        if arg in ("-i", "--include"):
+            include = True
+        elif not arg.startswith("-"):
             urls.append(arg)
         i += 1
+    # curl: -d makes a POST unless -X names the method.
+    method = method or ("POST" if data is not None else "GET")
     out = []
     for url in (u for pattern in urls for u in _expand(pattern)):
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        code, body = controller.request(kube, parts.hostname or "", parts.port or 80,
-                                        path or "/", headers)
+        code, got, body = controller.exchange(kube, parts.hostname or "", parts.port or 80,
+                                              path or "/", headers, method, data or "")
         if code == 0:
             out.append(f"curl: (7) Failed to connect to {parts.hostname}: {body}\n")
             body = ""
+        elif include:
+            body = (f"HTTP/1.1 {code} {_REASONS.get(code, '')}\r\n"
+                    + "".join(f"{k}: {v}\r\n" for k, v in got.items()) + "\r\n" + body)
         out.append(body + fmt.replace("%{http_code}", f"{code:03d}").replace("\\n", "\n"))
     return "".join(out)
 

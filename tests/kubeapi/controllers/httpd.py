@@ -27,6 +27,7 @@ import tempfile
 from urllib.parse import urlsplit
 
 from ..selectors import matches_label_selector
+from . import llmd
 
 REFUSED = (0, "connection refused")
 _SCRATCH: dict[str, str] = {}  # pod uid/volume -> host directory backing that emptyDir
@@ -51,6 +52,9 @@ def respond(kube, pod: dict, port: int, path: str,
     """(status, headers, body) of ``method path`` on the pod's ``port``."""
     if not running(pod):
         return REFUSED[0], {}, REFUSED[1]
+    served = llmd.respond(kube, pod, port, method, path, {}, "")  # llm-d's model servers
+    if served is not None:
+        return served
     for container in pod["spec"].get("containers") or []:
         argv = list(container.get("command") or []) + list(container.get("args") or [])
         if not any(a == "httpd" or a.endswith("/httpd") for a in argv):
