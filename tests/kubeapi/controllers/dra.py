@@ -62,12 +62,18 @@ def _selectors_match(selectors: list[dict], driver: str, device: dict) -> bool:
                for s in selectors or [] if "cel" in s)
 
 
+def _uses_claims(pod: dict) -> bool:
+    """The pods this allocator reads (``KubeAPI.view``'s ``where``): those with claims."""
+    return bool(pod["spec"].get("resourceClaims") or (pod.get("status") or {}).get(
+        "resourceClaimStatuses"))
+
+
 class DraAllocator(Controller):
     name = "dra-allocator"
     watches = ("pods", "resourceclaims.resource.k8s.io", "resourceslices.resource.k8s.io")
 
     def sync(self, kube) -> None:
-        pods = kube.view("pods")
+        pods = kube.view("pods", where=_uses_claims)
         for pod in pods:
             if pod["spec"].get("resourceClaims") and not pod["metadata"].get("deletionTimestamp"):
                 self._claims_for(kube, pod)

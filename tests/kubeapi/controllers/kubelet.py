@@ -337,6 +337,17 @@ def _ends_unless_sleeping(pod: dict) -> bool:
         pod["spec"]["containers"][0].get("command") or [])
 
 
+def _has_work(pod: dict) -> bool:
+    """A bound pod the kubelet may start or end: Pending, or Running under a restartPolicy
+    that lets it end (under Always a stopped container is restarted and the pod stays
+    Running: getPhase, kubernetes pkg/kubelet/kubelet_pods.go). The rest of 100,000 pods
+    are not read on each pass (``KubeAPI.view``'s ``where``)."""
+    phase = (pod.get("status") or {}).get("phase", "Pending")
+    return bool(pod["spec"].get("nodeName")) and not pod["metadata"].get(
+        "deletionTimestamp") and (phase == "Pending" or (
+            phase == "Running" and _restartable_ends(pod)))
+
+
 def kubelet(kube) -> Kubelet:
     """The scenario's kubelet (each scenario adds one), for a test to set its hooks."""
     return next(c for c in kube.controllers.controllers if isinstance(c, Kubelet))
@@ -360,7 +371,7 @@ class Kubelet(Controller):
         self._running_since: dict[str, float] = {}
 
     def sync(self, kube) -> None:
-        for pod in kube.view("pods"):
+        for pod in kube.view("pods", where=_has_work):
             spec, meta = pod["spec"], pod["metadata"]
             phase = (pod.get("status") or {}).get("phase", "Pending")
             if not spec.get("nodeName") or meta.get("deletionTimestamp"):
