@@ -94,7 +94,8 @@ class NodeGroupAutoscaler(Controller):
         if not self.added:
             return  # nothing of its own to remove: no pass over every pod
         now = kube.clock.now()
-        busy = {pod["spec"].get("nodeName") for pod in kube.view("pods")
+        busy = {pod["spec"].get("nodeName") for name in self.added
+                for pod in kube.view("pods", fields=f"spec.nodeName={name}")
                 if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
                 and not any(o.get("kind") == "DaemonSet"
                             for o in pod["metadata"].get("ownerReferences") or [])}
