@@ -15,7 +15,8 @@ match wins), so a controller or test adds a command without touching the dispatc
 Device-plugin GPUs are assigned per node, lowest free index first, and held while the pod
 runs (``device_plugin_gpus``): the DCGM emulation reads the same assignment.
 ``completes(pod)`` decides whether the pod's command ends (default: pods with restartPolicy
-Never/OnFailure; ``sleeps_forever`` keeps ``sleep`` running); ``exit_code(pod)`` its exit
+Never/OnFailure; ``sleeps_forever`` keeps ``sleep`` running; never asked of a restartPolicy
+Always pod, which stays Running); ``exit_code(pod)`` its exit
 code. ``finish(ns, name, exit_code)`` ends a pod on demand. ``waiting(pod, container)``
 keeps a container from running: it returns the container's ``state.waiting`` (and, after a
 failed start, ``lastState``) fields, or None once it can start (default: always None); see
