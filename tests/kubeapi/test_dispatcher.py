@@ -10,6 +10,8 @@ from __future__ import annotations
 from tests.kubeapi import objects as o
 from tests.kubeapi.clock import Clock
 from tests.kubeapi.controllers.base import REST, Controller
+from tests.kubeapi.controllers.kubelet import Kubelet
+from tests.kubeapi.controllers.scheduler import Scheduler
 from tests.kubeapi.emulator import KubeAPI
 
 
@@ -121,3 +123,41 @@ def test_the_stores_kept_sets_follow_every_write_as_a_full_list_does():
     kube.delete("namespaces", "team")
     same()
     assert pods_on(kube, "n2") == ["a"] and kube.view("pods", where=is_pending) == []
+
+
+def test_the_schedulers_index_frees_what_ends_and_counts_what_was_placed_by_name():
+    """The scheduler's usage comes from its index, not a list of every pod: a pod placed
+    with ``nodeName`` takes its GPUs, a pod that ends or is deleted gives them back, and
+    the waiting pod is bound then (frozen clock: only writes move the controllers)."""
+    kube = KubeAPI("1.35", clock=Clock(scale=0))
+    kube.seed([o.gpu_node("gpu-0", gpus=8, taint=False)])
+    kube.add(Scheduler(), Kubelet(completes=lambda pod: False))
+    kube.start()
+    try:
+        placed = o.pod("placed", limits={"nvidia.com/gpu": "4"})
+        placed["spec"]["nodeName"] = "gpu-0"
+        kube.create(placed)
+        kube.create(o.pod("half", limits={"nvidia.com/gpu": "4"}))
+        kube.create(o.pod("wait", limits={"nvidia.com/gpu": "4"}))
+        kube.settle(timeout=30)
+
+        def node_of(name: str) -> str | None:
+            return kube.get("pods", name, "default")["spec"].get("nodeName")
+        assert node_of("half") == "gpu-0" and node_of("wait") is None
+        [cond] = [c for c in kube.get("pods", "wait", "default")["status"]["conditions"]
+                  if c["type"] == "PodScheduled"]
+        assert "Insufficient nvidia.com/gpu" in cond["message"]
+
+        kube.patch("pods", "half", {"status": {"phase": "Succeeded"}}, "default", status=True)
+        kube.settle(timeout=30)
+        assert node_of("wait") == "gpu-0"  # the ended pod's GPUs went to it
+
+        kube.create(o.pod("next", limits={"nvidia.com/gpu": "4"}))
+        kube.settle(timeout=30)
+        assert node_of("next") is None  # placed + wait hold all 8
+        kube.delete("pods", "placed", "default")
+        kube.settle(timeout=30)
+        assert node_of("next") == "gpu-0"
+        assert kube.controllers.errors == []
+    finally:
+        kube.stop()
