@@ -163,9 +163,11 @@ class Scheduler(Controller):
 
     def sync(self, kube) -> None:
         # A pass reads the pods it may place and the nodes' usage from an index the store
-        # keeps current on every write (as kube-scheduler works from its informers' cache
-        # and queue), not from all pods: at 100,000 pods a full scan outlasted the resync
-        # period and kept the controllers from ever going idle.
+        # keeps current on every write, as kube-scheduler's pod informer feeds assigned
+        # pods to its cache and unassigned ones to its scheduling queue (kubernetes
+        # pkg/scheduler/eventhandlers.go, addAllEventHandlers), not from all pods: at
+        # 100,000 pods a full scan outlasted the resync period and kept the controllers
+        # from ever going idle.
         if self._index is None:
             self._index = _PodIndex(kube.store, kube.resolve("pods"), self.scheduler_name)
         pending, used = self._index.snapshot()
