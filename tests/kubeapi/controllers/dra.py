@@ -29,6 +29,12 @@ class UnsupportedExpression(ValueError):
     pass
 
 
+def _uses_claims(pod: dict) -> bool:
+    """The pods this allocator reads (``KubeAPI.view``'s ``where``): those with claims."""
+    return bool(pod["spec"].get("resourceClaims") or (pod.get("status") or {}).get(
+        "resourceClaimStatuses"))
+
+
 def _literal(text: str):
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
@@ -60,12 +66,6 @@ def cel_matches(expression: str, driver: str, device: dict) -> bool:
 def _selectors_match(selectors: list[dict], driver: str, device: dict) -> bool:
     return all(cel_matches(s["cel"]["expression"], driver, device)
                for s in selectors or [] if "cel" in s)
-
-
-def _uses_claims(pod: dict) -> bool:
-    """The pods this allocator reads (``KubeAPI.view``'s ``where``): those with claims."""
-    return bool(pod["spec"].get("resourceClaims") or (pod.get("status") or {}).get(
-        "resourceClaimStatuses"))
 
 
 class DraAllocator(Controller):
