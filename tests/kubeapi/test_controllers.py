@@ -192,8 +192,10 @@ def test_every_gpu_node_of_the_conformant_platform_serves_dcgm_metrics_added_one
     away = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [{"matchExpressions": [{
             "key": "kubernetes.io/hostname", "operator": "NotIn", "values": ["gpu-h100-0"]}]}]}}}
+    # It keeps running (this kubelet keeps `sleep` running): a pod that ended would leave
+    # the added node empty, and the autoscaler removes it after 2 s of the real clock.
     kube.create({**(pod := o.pod("grow", limits={"nvidia.com/gpu": "1"},
-                                 tolerations=GPU_TOLERATION)),
+                                 command=["sleep", "3600"], tolerations=GPU_TOLERATION)),
                  "spec": {**pod["spec"], "affinity": away}})
     with kube.client() as api:
         core = client.CoreV1Api(api)

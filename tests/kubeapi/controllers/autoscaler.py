@@ -64,6 +64,11 @@ def helm_deployment(namespace: str, args: list[str] | None = None) -> dict:
     return dep
 
 
+def _unbound(pod: dict) -> bool:
+    """The pods a scale-up may be for (``KubeAPI.view``'s ``where``)."""
+    return not pod["spec"].get("nodeName")
+
+
 class NodeGroupAutoscaler(Controller):
     name = "node-group-autoscaler"
     watches = ("pods",)
@@ -89,7 +94,8 @@ class NodeGroupAutoscaler(Controller):
         if not self.added:
             return  # nothing of its own to remove: no pass over every pod
         now = kube.clock.now()
-        busy = {pod["spec"].get("nodeName") for pod in kube.view("pods")
+        busy = {pod["spec"].get("nodeName") for name in self.added
+                for pod in kube.view("pods", fields=f"spec.nodeName={name}")
                 if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
                 and not any(o.get("kind") == "DaemonSet"
                             for o in pod["metadata"].get("ownerReferences") or [])}
@@ -113,7 +119,7 @@ class NodeGroupAutoscaler(Controller):
         full = len(self.added) >= self.max_nodes
         template = self.make(len(self.added) if not full else 0)
         node = next(o for o in template if o["kind"] == "Node")
-        for pod in kube.view("pods"):
+        for pod in kube.view("pods", where=_unbound):
             conds = (pod.get("status") or {}).get("conditions") or []
             stuck = any(c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable"
                         for c in conds) and not pod["spec"].get("nodeName")

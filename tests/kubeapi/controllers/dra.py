@@ -29,6 +29,12 @@ class UnsupportedExpression(ValueError):
     pass
 
 
+def _uses_claims(pod: dict) -> bool:
+    """The pods this allocator reads (``KubeAPI.view``'s ``where``): those with claims."""
+    return bool(pod["spec"].get("resourceClaims") or (pod.get("status") or {}).get(
+        "resourceClaimStatuses"))
+
+
 def _literal(text: str):
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
@@ -87,7 +93,7 @@ class DraAllocator(Controller):
     watches = ("pods", "resourceclaims.resource.k8s.io", "resourceslices.resource.k8s.io")
 
     def sync(self, kube) -> None:
-        pods = kube.view("pods")
+        pods = kube.view("pods", where=_uses_claims)
         for pod in pods:
             if pod["spec"].get("resourceClaims") and not pod["metadata"].get("deletionTimestamp"):
                 self._claims_for(kube, pod)

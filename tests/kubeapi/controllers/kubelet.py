@@ -15,7 +15,8 @@ match wins), so a controller or test adds a command without touching the dispatc
 Device-plugin GPUs are assigned per node, lowest free index first, and held while the pod
 runs (``device_plugin_gpus``): the DCGM emulation reads the same assignment.
 ``completes(pod)`` decides whether the pod's command ends (default: pods with restartPolicy
-Never/OnFailure; ``sleeps_forever`` keeps ``sleep`` running); ``exit_code(pod)`` its exit
+Never/OnFailure; ``sleeps_forever`` keeps ``sleep`` running; never asked of a restartPolicy
+Always pod, which stays Running); ``exit_code(pod)`` its exit
 code. ``finish(ns, name, exit_code)`` ends a pod on demand. ``waiting(pod, container)``
 keeps a container from running: it returns the container's ``state.waiting`` (and, after a
 failed start, ``lastState``) fields, or None once it can start (default: always None); see
@@ -419,6 +420,17 @@ def _ends_unless_sleeping(pod: dict) -> bool:
         pod["spec"]["containers"][0].get("command") or [])
 
 
+def _has_work(pod: dict) -> bool:
+    """A bound pod the kubelet may start or end: Pending, or Running under a restartPolicy
+    that lets it end (under Always a stopped container is restarted and the pod stays
+    Running: getPhase, kubernetes pkg/kubelet/kubelet_pods.go). The rest of 100,000 pods
+    are not read on each pass (``KubeAPI.view``'s ``where``)."""
+    phase = (pod.get("status") or {}).get("phase", "Pending")
+    return bool(pod["spec"].get("nodeName")) and not pod["metadata"].get(
+        "deletionTimestamp") and (phase == "Pending" or (
+            phase == "Running" and _restartable_ends(pod)))
+
+
 def kubelet(kube) -> Kubelet:
     """The scenario's kubelet (each scenario adds one), for a test to set its hooks."""
     return next(c for c in kube.controllers.controllers if isinstance(c, Kubelet))
@@ -442,7 +454,7 @@ class Kubelet(Controller):
         self._running_since: dict[str, float] = {}
 
     def sync(self, kube) -> None:
-        for pod in kube.view("pods"):
+        for pod in kube.view("pods", where=_has_work):
             spec, meta = pod["spec"], pod["metadata"]
             phase = (pod.get("status") or {}).get("phase", "Pending")
             if not spec.get("nodeName") or meta.get("deletionTimestamp"):

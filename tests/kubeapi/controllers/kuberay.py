@@ -216,6 +216,11 @@ def _ready(pod: dict) -> bool:
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
+def _ray_head(pod: dict) -> bool:
+    """Ray head pods, from a set the store keeps (``KubeAPI.view``'s ``where``)."""
+    return (pod["metadata"].get("labels") or {}).get("ray.io/node-type") == "head"
+
+
 class KubeRay(Controller):
     """``KubeRay().install(kube)``; ``webhook=False`` leaves the webhook out entirely,
     ``admit_all=True`` registers it but admits everything (a broken webhook)."""
@@ -254,7 +259,7 @@ class KubeRay(Controller):
                 {"name": name, "group": "ray.io", "kind": "RayCluster"})
 
     def sync(self, kube) -> None:
-        pods = kube.list("pods", labels="ray.io/node-type=head")
+        pods = kube.list("pods", labels="ray.io/node-type=head", where=_ray_head)
         for rc in kube.list("rayclusters.ray.io"):
             meta = rc["metadata"]
             if meta.get("deletionTimestamp"):

@@ -19,10 +19,15 @@ real scheduler retries a pod on cluster events and may bind it a moment after re
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from ..store import now
 from .base import Controller
 from .resources import allocatable, pod_requests
+
+if TYPE_CHECKING:
+    from ..discovery import Resource
+    from ..store import Event, Store
 
 ACTIVE = ("Pending", "Running", "Unknown")
 
@@ -86,8 +91,11 @@ def node_selector_matches(selector: dict | None, node: dict) -> bool:
     return not terms or any(_term_matches(t, node) for t in terms)
 
 
-def why_not(pod: dict, node: dict, used: Counter, claim_nodes: list[dict] | None) -> str | None:
-    """None when the pod fits the node, else a short reason as the scheduler words it."""
+def why_not(pod: dict, node: dict, used: Counter, claim_nodes: list[dict] | None,
+            parsed: dict[str, dict] | None = None) -> str | None:
+    """None when the pod fits the node, else a short reason as the scheduler words it
+    (``parsed``: nodes' allocatable by name, filled on first use, for a pass over many
+    pods)."""
     spec = pod["spec"]
     if node.get("spec", {}).get("unschedulable") and not tolerates(
             spec.get("tolerations"), {"key": UNSCHEDULABLE, "effect": "NoSchedule"}):
@@ -105,7 +113,12 @@ def why_not(pod: dict, node: dict, used: Counter, claim_nodes: list[dict] | None
             return f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"
     if claim_nodes is not None and not all(node_selector_matches(s, node) for s in claim_nodes):
         return "node(s) cannot allocate all claims"
-    free = allocatable(node)
+    node_name = node["metadata"]["name"]
+    free = None if parsed is None else parsed.get(node_name)
+    if free is None:
+        free = allocatable(node)
+        if parsed is not None:
+            parsed[node_name] = free
     for name, qty in pod_requests(spec).items():
         if qty and used.get(name, 0) + qty > free.get(name, 0):
             return f"Insufficient {name}"
@@ -146,17 +159,24 @@ class Scheduler(Controller):
     def __init__(self, scheduler_name: str = "default-scheduler"):
         self.scheduler_name = scheduler_name
         self._reported: dict[str, str] = {}
+        self._index: _PodIndex | None = None
 
     def sync(self, kube) -> None:
-        pods = kube.view("pods")
-        nodes = kube.view("nodes")
-        used = usage_by_node(pods)
-        for pod in pods:
+        # A pass reads the pods it may place and the nodes' usage from an index the store
+        # keeps current on every write, as kube-scheduler's pod informer feeds assigned
+        # pods to its cache and unassigned ones to its scheduling queue (kubernetes
+        # pkg/scheduler/eventhandlers.go, addAllEventHandlers), not from all pods: at
+        # 100,000 pods a full scan outlasted the resync period and kept the controllers
+        # from ever going idle.
+        if self._index is None:
+            self._index = _PodIndex(kube.store, kube.resolve("pods"), self.scheduler_name)
+        pending, used = self._index.snapshot()
+        if not pending:
+            return
+        nodes = kube.view("nodes")  # in name order: the store lists by key
+        parsed: dict[str, dict] = {}  # each node's allocatable, parsed once per pass
+        for pod in pending:
             spec, meta = pod["spec"], pod["metadata"]
-            if spec.get("nodeName") or meta.get("deletionTimestamp") or \
-                    spec.get("schedulerName", "default-scheduler") != self.scheduler_name or \
-                    (pod.get("status") or {}).get("phase", "Pending") != "Pending":
-                continue
             claim_nodes = None
             if spec.get("resourceClaims"):
                 claim_nodes = claim_node_selectors(kube, pod)
@@ -164,13 +184,12 @@ class Scheduler(Controller):
                     self._unschedulable(kube, pod, "waiting for resource claim allocation")
                     continue
             reasons: Counter = Counter()
-            for node in sorted(nodes, key=lambda n: n["metadata"]["name"]):
-                reason = why_not(pod, node, used.get(node["metadata"]["name"], Counter()),
-                                 claim_nodes)
+            for node in nodes:
+                name = node["metadata"]["name"]
+                reason = why_not(pod, node, used.get(name, Counter()), claim_nodes, parsed)
                 if reason is None:
-                    kube.bind(meta["namespace"], meta["name"], node["metadata"]["name"])
-                    used.setdefault(node["metadata"]["name"], Counter()).update(
-                        pod_requests(spec))
+                    kube.bind(meta["namespace"], meta["name"], name)
+                    used.setdefault(name, Counter()).update(pod_requests(spec))
                     break
                 reasons[reason] += 1
             else:
@@ -200,3 +219,63 @@ class Scheduler(Controller):
                      "source": {"component": "default-scheduler"},
                      "reportingComponent": "default-scheduler", "count": 1,
                      "firstTimestamp": now(), "lastTimestamp": now()})
+
+
+class _PodIndex:
+    """What the scheduler reads of the pods, kept current by the store on every write:
+    the pods waiting for this scheduler and the requests of the active pods on each node.
+
+    Built from the store once and then fed by its events, under the store's lock (the
+    store calls its listeners inside the write), so a snapshot is never torn by a write.
+    """
+
+    def __init__(self, store: Store, pods: Resource, scheduler_name: str):
+        self.store, self.pods, self.scheduler_name = store, pods, scheduler_name
+        self.pending: set[tuple[str, str]] = set()
+        self.used: dict[str, Counter] = {}
+        self.placed: dict[tuple[str, str], tuple[str, Counter]] = {}  # pod -> node, requests
+        with store.lock:
+            for stored in store.list(pods)[0]:
+                self._add(stored.obj)
+            store.listeners.append(self._on_event)
+
+    def snapshot(self) -> tuple[list[dict], dict[str, Counter]]:
+        """The pending pods in key order (as a list of all pods gives them) and a copy of
+        each node's usage."""
+        with self.store.lock:
+            pods = [stored.obj for ns, name in sorted(self.pending)
+                    if (stored := self.store.lookup(self.pods, ns, name)) is not None]
+            used = {n: Counter(c) for n, c in self.used.items()} if pods else {}
+        return pods, used
+
+    def _on_event(self, event: Event) -> None:
+        if event.resource.key != self.pods.key:
+            return
+        self._remove(event.old or event.obj)
+        if event.type != "DELETED":
+            self._add(event.obj)
+
+    def _key(self, pod: dict) -> tuple[str, str]:
+        return pod["metadata"].get("namespace", ""), pod["metadata"]["name"]
+
+    def _add(self, pod: dict) -> None:
+        spec, meta, key = pod["spec"], pod["metadata"], self._key(pod)
+        phase = (pod.get("status") or {}).get("phase", "Pending")
+        node = spec.get("nodeName")
+        if node and phase in ACTIVE:
+            requests = pod_requests(spec)
+            self.placed[key] = (node, requests)
+            used = self.used.get(node)
+            if used is None:
+                used = self.used[node] = Counter()
+            used.update(requests)
+        elif not node and not meta.get("deletionTimestamp") and phase == "Pending" and \
+                spec.get("schedulerName", "default-scheduler") == self.scheduler_name:
+            self.pending.add(key)
+
+    def _remove(self, pod: dict) -> None:
+        key = self._key(pod)
+        self.pending.discard(key)
+        node, requests = self.placed.pop(key, (None, None))
+        if node is not None:
+            self.used[node].subtract(requests)

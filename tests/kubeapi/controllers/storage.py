@@ -95,7 +95,7 @@ class CsiStorage(Controller):
     # The provisioner and the PV controller ----------------------------------------------
     def sync(self, kube) -> None:
         classes = {c["metadata"]["name"]: c for c in kube.view("storageclasses.storage.k8s.io")}
-        pods = kube.view("pods")
+        pods = kube.view("pods", where=_has_volumes)
         bound = False
         for claim in kube.view("persistentvolumeclaims"):
             if (claim.get("status") or {}).get("phase") == "Bound" or claim["metadata"].get(
@@ -297,6 +297,11 @@ class CsiStorage(Controller):
                                                     "ExternalProvisioning") else "Warning",
                      "source": {"component": component}, "reportingComponent": component,
                      "count": 1, "firstTimestamp": now(), "lastTimestamp": now()})
+
+
+def _has_volumes(pod: dict) -> bool:
+    """The pods this controller reads (``KubeAPI.view``'s ``where``): those with volumes."""
+    return bool(pod["spec"].get("volumes"))
 
 
 def _claims(pod: dict) -> set[str]:

@@ -32,6 +32,11 @@ def by_owner(objs: list[dict]) -> dict[str, list[dict]]:
     return found
 
 
+def has_owner(obj: dict) -> bool:
+    """The pods ``by_owner`` can group (``KubeAPI.view``'s ``where``)."""
+    return bool(obj["metadata"].get("ownerReferences"))
+
+
 def owned_by(obj: dict, owner: dict) -> bool:
     return any(r.get("uid") == owner["metadata"]["uid"]
                for r in obj["metadata"].get("ownerReferences") or [])
@@ -63,7 +68,7 @@ class ReplicaSets(Controller):
     watches = ("replicasets.apps", "pods")
 
     def sync(self, kube) -> None:
-        pods = by_owner(kube.view("pods"))
+        pods = by_owner(kube.view("pods", where=has_owner))
         for rs in kube.list("replicasets.apps"):
             ns = rs["metadata"]["namespace"]
             mine = [p for p in pods.get(rs["metadata"]["uid"], [])
@@ -148,7 +153,7 @@ class Jobs(Controller):
     watches = ("jobs.batch", "pods")
 
     def sync(self, kube) -> None:
-        pods = by_owner(kube.view("pods"))
+        pods = by_owner(kube.view("pods", where=has_owner))
         for job in kube.list("jobs.batch"):
             ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
             spec = job["spec"]
