@@ -45,8 +45,19 @@ def test_a_claim_is_allocated_a_published_device_and_the_pod_sees_exactly_it(kub
     assert "DeviceClass gpu.nvidia.com got gpu.nvidia.com/gpu-h100-" in result.reason
 
 
+def dra_only(kubeapi, node: str) -> None:
+    """The node as aicp's DRA pools run it: the GPU Operator's device plugin off
+    (``nvidia.com/gpu.deploy.device-plugin=false``), so no ``nvidia.com/gpu`` is advertised."""
+    def drop(obj: dict) -> None:
+        for key in ("allocatable", "capacity"):
+            obj["status"][key].pop("nvidia.com/gpu", None)
+    kubeapi.mutate("nodes", node, drop, status=True)
+
+
 @pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
 def test_a_gpu_node_without_resource_slices_fails(kubeapi, kubeconfig):
+    """A DRA node (no device-plugin resources) whose driver publishes nothing."""
+    dra_only(kubeapi, "gpu-h100-1")
     kubeapi.delete("resourceslices.resource.k8s.io", "gpu-h100-1-gpu.nvidia.com")
     result = run(kubeconfig)
     assert result.verdict is Verdict.FAIL
@@ -143,3 +154,18 @@ def test_without_gpu_nodes_the_must_is_an_error_not_not_applicable(kubeconfig):
     assert result.verdict is Verdict.ERROR
     assert result.reason.startswith("no GPU node to exercise: scale a pool up (or run with --long)")
     assert "no GPU node among 0 nodes" in result.reason
+
+
+@pytest.mark.kubeapi("reference-platform", gpu_nodes=2)
+def test_a_device_plugin_node_beside_working_dra_is_recorded_not_failed(kubeapi, kubeconfig):
+    """Issue #22 section 3, "a pool that cannot be DRA on its platform does not fail
+    dra_support when DRA works elsewhere": a node that advertises its GPUs as the device
+    plugin's ``nvidia.com/gpu`` and publishes no slices, installed by anything (no aicp or
+    GKE label), is a device-plugin node by what it publishes; the DRA node is exercised."""
+    dra_only(kubeapi, "gpu-h100-0")
+    kubeapi.delete("resourceslices.resource.k8s.io", "gpu-h100-1-gpu.nvidia.com")
+    result = run(kubeconfig)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.evidence.observations["devicePluginPoolWhy"] == {
+        "gpu-h100-1": "its accelerators are a device plugin's resources (nvidia.com/gpu)"}
+    assert result.evidence.observations["allocation"][0].startswith("gpu.nvidia.com/gpu-h100-0")

@@ -5,8 +5,10 @@ Its cases, in order:
 1. ``_gpu_nodes_are_offered_the_dra_api``: ``resource.k8s.io/v1`` is served on a cluster
    with GPU nodes (see ``_gpus``);
 2. ``_every_dra_gpu_node_publishes_devices``: a DeviceClass exists, and every GPU node
-   publishes a ResourceSlice with devices, except nodes whose pool the platform marks as a
-   device-plugin pool (recorded, not required, as long as DRA works elsewhere): aicp's
+   publishes a ResourceSlice with devices, except nodes of device-plugin pools (recorded,
+   not required, as long as DRA works elsewhere): a node that advertises its accelerators
+   as a device plugin's extended resources (the vendor table's ``resources``: found by what
+   the node publishes, whatever installed it), aicp's
    ``aicp.dev/gpu-allocator=device-plugin``, and a GKE GPU node
    (``cloud.google.com/gke-accelerator``) without the opt-out label
    ``gke-no-default-nvidia-gpu-device-plugin=true``: GKE runs its own NVIDIA device plugin
@@ -129,7 +131,8 @@ def _every_dra_gpu_node_publishes_devices(ctx: Context, slices: list[dict] | Non
         published = _gpus.devices_by_node(slices)
         counts = {n: len(published.get(n, [])) for n in sorted(gpu_nodes)}
         ctx.observe("devicesPerNode", counts)
-        why = {n: w for n, node in sorted(gpu_nodes.items()) if (w := device_plugin_pool(node))}
+        why = {n: w for n, node in sorted(gpu_nodes.items())
+               if (w := device_plugin_pool(node, counts[n]))}
         exempt = sorted(why)
         if exempt:
             ctx.observe("devicePluginPoolNodes", exempt)
@@ -175,14 +178,24 @@ GKE_ACCELERATOR = "cloud.google.com/gke-accelerator"
 GKE_NO_DEVICE_PLUGIN = "gke-no-default-nvidia-gpu-device-plugin"
 
 
-def device_plugin_pool(node: dict) -> str | None:
+def device_plugin_pool(node: dict, devices: int = 0) -> str | None:
     """Why the platform hands this node's GPUs out through a device plugin by design
-    (module doc, case 2), or None."""
+    (module doc, case 2), or None. ``devices``: how many DRA devices the node publishes."""
     labels = _gpus.labels(node)
     if labels.get(_gpus.ALLOCATOR_LABEL) == "device-plugin":
         return f"{_gpus.ALLOCATOR_LABEL}=device-plugin"
     if labels.get(GKE_ACCELERATOR) and labels.get(GKE_NO_DEVICE_PLUGIN) != "true":
         return f"GKE's device plugin ({GKE_ACCELERATOR} without {GKE_NO_DEVICE_PLUGIN}=true)"
+    # By wiring, whatever installed it: the node advertises its accelerators as a device
+    # plugin's extended resources (the vendor table's ``resources``). Such a pool is handed
+    # out by count on purpose (a vendor or platform with no DRA driver for it, e.g. Neuron or
+    # Gaudi beside NVIDIA DRA pools); a node with neither slices nor such resources is a DRA
+    # node whose driver is not running, and still fails.
+    # A node that publishes DRA devices is a DRA node, whatever else it advertises.
+    advertised = sorted(r for r, q in _gpus.allocatable(node).items()
+                        if q > 0 and _vendors.is_accelerator_resource(r))
+    if advertised and not devices:
+        return f"its accelerators are a device plugin's resources ({', '.join(advertised)})"
     return None
 
 
