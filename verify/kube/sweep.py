@@ -246,19 +246,8 @@ def cleanup(kube: Kube, run_id: str | None = None, *, force: bool = False,
             name = item["metadata"]["name"]
             if _run_of(item) in alive:
                 continue
-            what = f"{resource['kind']} {name}"
-            try:
-                kube.request("DELETE", f"{base}/{resource['name']}/{name}",
-                             query={"propagationPolicy": "Background"})
-            except (ApiException, ProbeError) as exc:
-                if getattr(exc, "status", None) != 404:
-                    if _lost(exc):
-                        raise
-                    left.append(f"{what} ({_why(exc)})")
-                    log(f"could not delete {what}: {_why(exc)}")
-                    continue
-            deleted.append(what)
-            log(f"deleted {what}")
+            _delete(kube, f"{base}/{resource['name']}/{name}", f"{resource['kind']} {name}",
+                    deleted, left, log)
     _outside_run_namespaces(kube, selector, found, alive, deleted, left, log)
     namespaces = []
     for name in [n["metadata"]["name"] for n in found if _run_of(n) not in alive]:
@@ -302,20 +291,25 @@ def _outside_run_namespaces(kube: Kube, selector: str, found: list[dict],
             meta = item["metadata"]
             if meta["namespace"] in ours or _run_of(item) in alive:
                 continue
-            what = f"{kind} {meta['namespace']}/{meta['name']}"
-            try:
-                kube.request("DELETE", f"{base}/namespaces/{meta['namespace']}/{plural}/"
-                                       f"{meta['name']}",
-                             query={"propagationPolicy": "Background"})
-            except (ApiException, ProbeError) as exc:
-                if getattr(exc, "status", None) != 404:
-                    if _lost(exc):
-                        raise
-                    left.append(f"{what} ({_why(exc)})")
-                    log(f"could not delete {what}: {_why(exc)}")
-                    continue
-            deleted.append(what)
-            log(f"deleted {what}")
+            _delete(kube, f"{base}/namespaces/{meta['namespace']}/{plural}/{meta['name']}",
+                    f"{kind} {meta['namespace']}/{meta['name']}", deleted, left, log)
+
+
+def _delete(kube: Kube, path: str, what: str, deleted: list[str], left: list[str],
+            log: Callable[[str], None]) -> None:
+    """Delete one object of a dead run (gone already counts as deleted); a refusal is
+    left over with its reason, a lost connection is raised."""
+    try:
+        kube.request("DELETE", path, query={"propagationPolicy": "Background"})
+    except (ApiException, ProbeError) as exc:
+        if getattr(exc, "status", None) != 404:
+            if _lost(exc):
+                raise
+            left.append(f"{what} ({_why(exc)})")
+            log(f"could not delete {what}: {_why(exc)}")
+            return
+    deleted.append(what)
+    log(f"deleted {what}")
 
 
 def _lost(exc: BaseException) -> bool:
