@@ -408,6 +408,19 @@ class CleanupStack:
             except Exception as exc:  # noqa: BLE001 - keep deleting the rest
                 self.errors.append(f"could not delete {obj}: {one_line(exc)}")
 
+    def finish(self, timeout: float) -> list[str]:
+        """Delete every tracked object (reverse order), then the namespaces, and wait up to
+        ``timeout`` for them to go; returns the namespaces still there. Never raises: a
+        failure is recorded in ``errors`` (a run on its own, outside the runner, ends so)."""
+        self.unwind()
+        for ns in list(self.namespaces):
+            self.delete_namespace(ns)
+        try:
+            return self.kube.wait_namespaces_gone(list(self.namespaces), timeout)
+        except Exception as exc:  # noqa: BLE001 - cleanup never raises; it names what is left
+            self.errors.append(f"could not wait for the namespaces: {one_line(exc)}")
+            return list(self.namespaces)
+
 
 def one_line(exc: BaseException) -> str:
     """An exception as one line for a person: kubernetes ApiExceptions carry status+body."""

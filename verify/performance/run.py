@@ -488,15 +488,7 @@ def execute(kube: Kube, settings: Settings, plan: Plan,
 
 def finish(ctx: Context, cleanup: CleanupStack) -> tuple[list[str], list[str]]:
     """Delete what the run created (reverse order), then its namespaces, and wait."""
-    cleanup.unwind()
-    for ns in list(cleanup.namespaces):
-        cleanup.delete_namespace(ns)
-    try:
-        left = ctx.kube.wait_namespaces_gone(list(cleanup.namespaces),
-                                             timeout(ctx.settings, "cleanup_timeout"))
-    except Exception as exc:  # noqa: BLE001 - cleanup never raises; it names what is left
-        cleanup.errors.append(f"could not wait for the namespaces: {one_line(exc)}")
-        left = list(cleanup.namespaces)
+    left = cleanup.finish(timeout(ctx.settings, "cleanup_timeout"))
     return left, list(cleanup.errors)
 
 
