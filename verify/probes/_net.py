@@ -10,6 +10,8 @@ from ..probe import Context
 from . import _pods
 
 GW = "gateway.networking.k8s.io/v1"
+# The Gateway API Inference Extension's InferencePool (its v1 API, GAIE v1.0 and later).
+POOLS = "inference.networking.k8s.io/v1"
 WEB_PORT = 8080
 # Restricted Pod Security: our pods must run in any namespace policy.
 SECURITY = {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": 65534,
@@ -139,3 +141,35 @@ def gateway_address(ctx: Context, gw: dict, port: int) -> str:
     if addresses:
         return f"http://{addresses[0]['value']}:{port}"
     return ""
+
+
+# Gateway API Inference Extension routes (advanced_inference_ingress, disaggregated_inference)
+def route_to(ctx: Context, ns: str, pool: str) -> dict | None:
+    """The HTTPRoute in ``ns`` with InferencePool ``pool`` as a backendRef and a parent."""
+    routes = ctx.kube.request("GET", f"/apis/{GW}/namespaces/{ns}/httproutes").get(
+        "items", [])
+    return next((r for r in routes for rule in r["spec"].get("rules") or []
+                 for b in rule.get("backendRefs") or []
+                 if b.get("kind") == "InferencePool" and b.get("name") == pool
+                 and r["spec"].get("parentRefs")), None)
+
+
+def path_prefix(route: dict, pool: str) -> str:
+    """The path prefix under which ``route`` sends requests to InferencePool ``pool``."""
+    for rule in route["spec"].get("rules") or []:
+        if any(b.get("kind") == "InferencePool" and b.get("name") == pool
+               for b in rule.get("backendRefs") or []):
+            for match in rule.get("matches") or []:
+                path = match.get("path") or {}
+                if path.get("type", "PathPrefix") == "PathPrefix" and not match.get("headers"):
+                    return path.get("value", "/")
+    return "/"
+
+
+def route_gateway(ctx: Context, route: dict, ns: str) -> tuple[dict, dict]:
+    """The route's first parentRef and the Gateway it names (the route's namespace,
+    ``ns``, unless the ref names another)."""
+    ref = route["spec"]["parentRefs"][0]
+    gw = ctx.kube.request("GET", f"/apis/{GW}/namespaces/{ref.get('namespace', ns)}/"
+                                 f"gateways/{ref['name']}")
+    return ref, gw

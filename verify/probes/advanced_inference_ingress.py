@@ -29,7 +29,6 @@ from kubernetes.client.exceptions import ApiException
 from ..probe import Context, Fail, Probe, ProbeError
 from . import _net, _pods
 
-POOLS = "inference.networking.k8s.io/v1"
 REQUEST_PATH = "v1/models"
 
 
@@ -56,10 +55,10 @@ class AdvancedInferenceIngress(Probe):
 
 def _the_inference_pool_api_serves_a_pool(ctx: Context) -> dict:
     with ctx.step("find InferencePools"):
-        if not ctx.kube.resources(POOLS):
-            raise Fail(f"not implemented: the InferencePool API ({POOLS}) is not "
+        if not ctx.kube.resources(_net.POOLS):
+            raise Fail(f"not implemented: the InferencePool API ({_net.POOLS}) is not "
                        "served (Gateway API Inference Extension not installed)")
-        pools = ctx.kube.request("GET", f"/apis/{POOLS}/inferencepools").get("items", [])
+        pools = ctx.kube.request("GET", f"/apis/{_net.POOLS}/inferencepools").get("items", [])
         ctx.observe("inferencePools", [f"{p['metadata']['namespace']}/"
                                        f"{p['metadata']['name']}" for p in pools])
         if not pools:
@@ -93,13 +92,11 @@ def _a_route_and_ready_model_servers_stand_behind_the_pool(ctx: Context, pool: d
     """The URL of the pool's models list through the Gateway of its HTTPRoute."""
     pns, pname = pool["metadata"]["namespace"], pool["metadata"]["name"]
     with ctx.step("find the route and model servers"):
-        route = _route_to(ctx, pns, pname)
+        route = _net.route_to(ctx, pns, pname)
         if route is None:
             raise ProbeError(f"no HTTPRoute in {pns} has InferencePool {pname} as "
                              "backendRef: routing cannot be exercised")
-        ref = route["spec"]["parentRefs"][0]
-        gw = ctx.kube.request("GET", f"/apis/{_net.GW}/namespaces/"
-                                     f"{ref.get('namespace', pns)}/gateways/{ref['name']}")
+        ref, gw = _net.route_gateway(ctx, route, pns)
         selector = ",".join(f"{k}={v}" for k, v in
                             (pool["spec"]["selector"].get("matchLabels") or {}).items())
         servers = [p["metadata"]["name"] for p in ctx.kube.request(
@@ -115,7 +112,7 @@ def _a_route_and_ready_model_servers_stand_behind_the_pool(ctx: Context, pool: d
         base = _net.gateway_address(ctx, gw, port)
         if not base:
             raise ProbeError(f"Gateway {ref['name']} has neither a Service nor an address")
-        prefix = _path_prefix(route, pname)
+        prefix = _net.path_prefix(route, pname)
         url = f"{base}{prefix.rstrip('/')}/{REQUEST_PATH}"
         ctx.observe("url", url)
         return url
@@ -155,26 +152,6 @@ def _exists(ctx: Context, path: str) -> bool:
         if exc.status == 404:
             return False
         raise
-
-
-def _route_to(ctx: Context, ns: str, pool: str) -> dict | None:
-    routes = ctx.kube.request("GET", f"/apis/{_net.GW}/namespaces/{ns}/httproutes").get(
-        "items", [])
-    return next((r for r in routes for rule in r["spec"].get("rules") or []
-                 for b in rule.get("backendRefs") or []
-                 if b.get("kind") == "InferencePool" and b.get("name") == pool
-                 and r["spec"].get("parentRefs")), None)
-
-
-def _path_prefix(route: dict, pool: str) -> str:
-    for rule in route["spec"].get("rules") or []:
-        if any(b.get("kind") == "InferencePool" and b.get("name") == pool
-               for b in rule.get("backendRefs") or []):
-            for match in rule.get("matches") or []:
-                path = match.get("path") or {}
-                if path.get("type", "PathPrefix") == "PathPrefix" and not match.get("headers"):
-                    return path.get("value", "/")
-    return "/"
 
 
 def _model_list(body: str) -> bool:

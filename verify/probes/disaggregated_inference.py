@@ -60,7 +60,6 @@ from kubernetes.client.exceptions import ApiException
 
 from ..probe import Context, Fail, Probe, ProbeError, Settings, one_line
 from . import _net, _pods, _prom
-from .advanced_inference_ingress import POOLS, _path_prefix, _route_to
 
 ROLE_LABELS = ("llm-d.ai/role", "nvidia.com/dynamo-sub-component-type")
 PHASES = ("prefill", "decode")
@@ -219,23 +218,21 @@ ATTEMPTS = 5
 
 def _the_installed_pool_routes_through_a_gateway(ctx: Context) -> tuple[dict, str]:
     with ctx.step("find the installed InferencePool and its Gateway"):
-        if not ctx.kube.resources(POOLS):
-            raise ProbeError(f"--long: the InferencePool API ({POOLS}) is not served: "
+        if not ctx.kube.resources(_net.POOLS):
+            raise ProbeError(f"--long: the InferencePool API ({_net.POOLS}) is not served: "
                              "install the Inference Extension and its endpoint picker")
-        pools = _items(ctx, f"/apis/{POOLS}/inferencepools")
+        pools = _items(ctx, f"/apis/{_net.POOLS}/inferencepools")
         if not pools:
             raise ProbeError("--long: no InferencePool is deployed: the endpoint picker "
                              "that schedules prefill and decode is missing")
         pool = sorted(pools, key=lambda p: (p["metadata"]["namespace"],
                                             p["metadata"]["name"]))[0]
         pns, pname = pool["metadata"]["namespace"], pool["metadata"]["name"]
-        route = _route_to(ctx, pns, pname)
+        route = _net.route_to(ctx, pns, pname)
         if route is None:
             raise ProbeError(f"--long: no HTTPRoute in {pns} has InferencePool {pname} as "
                              "backendRef: requests cannot reach its endpoint picker")
-        ref = route["spec"]["parentRefs"][0]
-        gw = ctx.kube.request("GET", f"/apis/{_net.GW}/namespaces/"
-                                     f"{ref.get('namespace', pns)}/gateways/{ref['name']}")
+        ref, gw = _net.route_gateway(ctx, route, pns)
         port = next((lis["port"] for lis in gw["spec"].get("listeners") or []
                      if not ref.get("sectionName") or lis["name"] == ref["sectionName"]),
                     80)
@@ -243,7 +240,7 @@ def _the_installed_pool_routes_through_a_gateway(ctx: Context) -> tuple[dict, st
         if not base:
             raise ProbeError(f"--long: Gateway {ref['name']} has neither a Service nor an "
                              "address")
-        url = f"{base}{_path_prefix(route, pname).rstrip('/')}/v1/completions"
+        url = f"{base}{_net.path_prefix(route, pname).rstrip('/')}/v1/completions"
         ctx.observe("inferencePool", f"{pns}/{pname}")
         ctx.observe("url", url)
         return pool, url
