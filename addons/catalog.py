@@ -57,11 +57,15 @@ CHARTS: dict[str, Chart] = {
     "jobset": Chart(
         "jobset", "oci://registry.k8s.io/jobset/charts", "0.12.0",
         "kubernetes-sigs/jobset@v0.12.0", why="Kueue's JobSet integration needs the JobSet API"),
+    # From blob.istio.io: Istio removes its charts from istio-release.storage.googleapis.com
+    # in December 2026 and keeps publishing every chart at blob.istio.io/istio-release/
+    # charts (istio/istio#61467 "[ACTION REQUIRED] Deprecation of gcr.io/istio-release,
+    # istio-release.storage.googleapis.com ..."; istio.io blog 2026 retirement-of-gcp).
     "istio-base": Chart(
-        "base", "https://istio-release.storage.googleapis.com/charts", "1.30.1",
+        "base", "https://blob.istio.io/istio-release/charts", "1.30.1",
         "istio/istio@1.30.1; GAIE v1.5.0 conformance report: istio 1.30.1 passes 13/13"),
     "istiod": Chart(
-        "istiod", "https://istio-release.storage.googleapis.com/charts", "1.30.1",
+        "istiod", "https://blob.istio.io/istio-release/charts", "1.30.1",
         "istio/istio@1.30.1"),
     "endpoint-picker": Chart(
         "llm-d-router-gateway", "oci://ghcr.io/llm-d/charts", "v0.10.0",
@@ -271,6 +275,10 @@ CHARTS["azurelustre-csi"] = Chart(
 # manifests/charts/base/values.yaml, manifests/charts/istio-control/istio-discovery/
 # values.yaml; ENABLE_GATEWAY_API_INFERENCE_EXTENSION in pilot/pkg/features/experimental.go).
 ISTIO_FOR_MINOR: dict[str, tuple[str, str]] = {"1.37": ("istio-base-1.31", "istiod-1.31")}
+# Where istiod and the proxies it injects pull their images (the istiod chart's
+# ``global.hub``): Docker Hub, where Istio publishes releases and keeps them after its
+# GCP-hosted registries go in December 2026 (istio/istio#61467).
+ISTIO_HUB = "docker.io/istio"
 CHARTS["istio-base-1.31"] = Chart(
     "base", "oci://ghcr.io/istio/release/charts", "1.31.1",
     "istio/istio 1.31.1 (istio.io announcing-1.31.1); supportStatus.yml 1.31: Kubernetes "

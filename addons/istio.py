@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 
 from ..components.contract import ClusterOutputs
 from .base import Addon
-from .catalog import istio_charts
+from .catalog import ISTIO_HUB, istio_charts
 
 # Namespaces carrying this label may attach routes to the inference Gateway.
 ROUTES_LABEL = "aicp.dev/inference-gateway"
@@ -65,7 +65,13 @@ class Istio(Addon):
                 "ENABLE_GATEWAY_API_INFERENCE_EXTENSION": "true",
                 # Set by GAIE's conformance setup for Istio (conformance/scripts/istio).
                 "SUPPORT_GATEWAY_API_INFERENCE_EXTENSION": "true",
-            }}},
+            }},
+                # istiod's and the injected proxies' images from Docker Hub, where Istio
+                # keeps its releases ("Releases are published to docker hub under 'istio'
+                # project", the chart's values.yaml ``global.hub``); the GCP-hosted
+                # registries go in December 2026 (istio/istio#61467: "Docker images will
+                # still be available on DockerHub").
+                "global": {"hub": ISTIO_HUB}},
             # istiod must see the Gateway API CRDs at start to run its Gateway controller.
             depends_on=[self.base, *args.gateway_api])
 

@@ -63,3 +63,31 @@ def test_the_stack_reports_the_istio_it_installs():
              and r.inputs["chart"].endswith("/istiod")]
     assert [r.inputs["version"] for r in istio] == ["1.31.1"]
     assert run.outputs["addons"]["istio"] == "1.31.1"
+
+
+@pytest.mark.parametrize("minor", ["1.35", "1.37"])
+def test_istio_comes_from_where_it_stays_after_the_gcp_retirement(minor):
+    """Istio removes its charts from istio-release.storage.googleapis.com and its images
+    from gcr.io/istio-release and registry.istio.io/release in December 2026
+    (istio/istio#61467): charts come from blob.istio.io or ghcr.io, and istiod's and the
+    proxies' images from Docker Hub, through the chart's ``global.hub``."""
+    plan = _plan(minor)
+    for release in plan.of_type(RELEASE):
+        where = (release.inputs.get("repositoryOpts") or {}).get("repo") \
+            or release.inputs["chart"]
+        assert "googleapis.com" not in where and "gcr.io" not in where, where
+        assert where.startswith(("https://blob.istio.io/istio-release/charts",
+                                 "oci://ghcr.io/istio/release/charts/")), where
+    istiod = [r for r in plan.of_type(RELEASE) if r.inputs["chart"].endswith("istiod")]
+    assert istiod[0].inputs["values"]["global"] == {"hub": "docker.io/istio"}
+
+
+def test_the_hub_istiod_is_given_is_a_value_its_chart_reads():
+    """``global.hub`` is read by the pinned istiod chart's deployment template (istio/istio
+    1.30.1 manifests/charts/istio-control/istio-discovery templates/deployment.yaml)."""
+    import json
+
+    from tests.shared import require_shared
+    reads = json.loads((require_shared("chartdata/istiod-1.30.1") / "template-reads.json")
+                       .read_text())["reads"]
+    assert any(r["path"] == ["global", "hub"] for r in reads)
