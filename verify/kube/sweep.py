@@ -233,15 +233,8 @@ def cleanup(kube: Kube, run_id: str | None = None, *, force: bool = False,
     deleted: list[str] = []
     left: list[str] = []
     for base, resource in _cluster_scoped(kube):
-        try:
-            items = kube.request("GET", f"{base}/{resource['name']}",
-                                 query={"labelSelector": selector}).get("items", [])
-        except (ApiException, ProbeError) as exc:
-            if _lost(exc):
-                raise
-            left.append(f"any {resource['kind']} of the run (could not list "
-                        f"{resource['name']}: {_why(exc)})")
-            continue
+        items = _listed(kube, base, resource["name"], selector,
+                        f"any {resource['kind']} of the run", left)
         for item in items:
             name = item["metadata"]["name"]
             if _run_of(item) in alive:
@@ -278,21 +271,28 @@ def _outside_run_namespaces(kube: Kube, selector: str, found: list[dict],
     """Delete the run's objects of ``OUTSIDE`` kinds that stand in other namespaces."""
     ours = {n["metadata"]["name"] for n in found}
     for base, plural, kind in OUTSIDE:
-        try:
-            items = kube.request("GET", f"{base}/{plural}",
-                                 query={"labelSelector": selector}).get("items", [])
-        except (ApiException, ProbeError) as exc:
-            if _lost(exc):
-                raise
-            left.append(f"any {kind} of the run outside its namespaces (could not list "
-                        f"{plural}: {_why(exc)})")
-            continue
+        items = _listed(kube, base, plural, selector,
+                        f"any {kind} of the run outside its namespaces", left)
         for item in items:
             meta = item["metadata"]
             if meta["namespace"] in ours or _run_of(item) in alive:
                 continue
             _delete(kube, f"{base}/namespaces/{meta['namespace']}/{plural}/{meta['name']}",
                     f"{kind} {meta['namespace']}/{meta['name']}", deleted, left, log)
+
+
+def _listed(kube: Kube, base: str, plural: str, selector: str, what: str,
+            left: list[str]) -> list[dict]:
+    """The run's objects of one kind (none when the list is refused: ``what`` is then left
+    over with the reason); a lost connection is raised."""
+    try:
+        return kube.request("GET", f"{base}/{plural}",
+                            query={"labelSelector": selector}).get("items", [])
+    except (ApiException, ProbeError) as exc:
+        if _lost(exc):
+            raise
+        left.append(f"{what} (could not list {plural}: {_why(exc)})")
+        return []
 
 
 def _delete(kube: Kube, path: str, what: str, deleted: list[str], left: list[str],
