@@ -178,7 +178,7 @@ GKE_ACCELERATOR = "cloud.google.com/gke-accelerator"
 GKE_NO_DEVICE_PLUGIN = "gke-no-default-nvidia-gpu-device-plugin"
 
 
-def device_plugin_pool(node: dict, devices: int = 0) -> str | None:
+def device_plugin_pool(node: dict, devices: int) -> str | None:
     """Why the platform hands this node's GPUs out through a device plugin by design
     (module doc, case 2), or None. ``devices``: how many DRA devices the node publishes."""
     labels = _gpus.labels(node)
